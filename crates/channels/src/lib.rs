@@ -1,0 +1,5 @@
+//! Channel connectors. Each module verifies and parses one provider's inbound traffic into the
+//! core's terms, and builds its outbound requests. This crate does no I/O of its own.
+
+pub mod livechat;
+pub mod signing;

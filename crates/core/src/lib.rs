@@ -1,0 +1,17 @@
+//! Switchboard's domain, pure and synchronous.
+//!
+//! Everything here is a value or a function of values: no I/O, no async, no clock. Functions that
+//! depend on time take `now: Timestamp`; functions that create things take the new ids as
+//! arguments. The server loads state, asks the core for a decision, and persists the decision.
+
+pub mod conversation;
+pub mod event;
+pub mod ids;
+pub mod model;
+pub mod time;
+pub mod validate;
+
+pub use conversation::{Action, ActionKind, ConversationError, Transition};
+pub use ids::*;
+pub use model::*;
+pub use time::Timestamp;
