@@ -1,0 +1,180 @@
+//! Values the store takes and returns beyond the core's own.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use serde::Serialize;
+use switchboard_core::event::EventDraft;
+use switchboard_core::*;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// SHA-256 of the bearer token; the token itself is never stored.
+    pub token_hash: String,
+    pub agent_id: AgentId,
+    pub csrf_token: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A conversation as the list shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConversationSummary {
+    #[serde(flatten)]
+    pub conversation: Conversation,
+    pub contact_name: Option<String>,
+    pub channel: ChannelKind,
+    pub inbox_name: String,
+    pub last_message_preview: Option<String>,
+    pub unread_count: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssigneeFilter {
+    Unassigned,
+    Agent(AgentId),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationQuery {
+    pub workspace_id: WorkspaceId,
+    /// The inboxes the asking agent may see; `None` for admins (all).
+    pub visible_inboxes: Option<Vec<InboxId>>,
+    pub status: Option<ConversationStatus>,
+    pub inbox_id: Option<InboxId>,
+    pub assignee: Option<AssigneeFilter>,
+    pub tag: Option<String>,
+    pub q: Option<String>,
+    pub contact_id: Option<ContactId>,
+    pub cursor: Option<ListCursor>,
+    pub limit: u32,
+}
+
+/// Position in the conversation list: (last activity, id), newest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListCursor {
+    pub last_activity_at: Timestamp,
+    pub id: ConversationId,
+}
+
+/// Position in a thread: (created at, id), paging backwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageCursor {
+    pub created_at: Timestamp,
+    pub id: MessageId,
+}
+
+fn encode_pair(ms: i64, id: uuid::Uuid) -> String {
+    B64.encode(format!("{ms}:{id}"))
+}
+
+fn decode_pair(s: &str) -> Option<(i64, uuid::Uuid)> {
+    let raw = String::from_utf8(B64.decode(s).ok()?).ok()?;
+    let (ms, id) = raw.split_once(':')?;
+    Some((ms.parse().ok()?, id.parse().ok()?))
+}
+
+impl ListCursor {
+    pub fn encode(&self) -> String {
+        encode_pair(self.last_activity_at.0, self.id.0)
+    }
+    pub fn decode(s: &str) -> Option<Self> {
+        decode_pair(s).map(|(ms, id)| Self { last_activity_at: Timestamp(ms), id: ConversationId(id) })
+    }
+}
+
+impl MessageCursor {
+    pub fn encode(&self) -> String {
+        encode_pair(self.created_at.0, self.id.0)
+    }
+    pub fn decode(s: &str) -> Option<Self> {
+        decode_pair(s).map(|(ms, id)| Self { created_at: Timestamp(ms), id: MessageId(id) })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ActionLogEntry {
+    pub id: uuid::Uuid,
+    pub conversation_id: ConversationId,
+    pub kind: String,
+    pub actor_id: Option<AgentId>,
+    pub detail: serde_json::Value,
+    pub created_at: Timestamp,
+}
+
+/// One agent command's effect, applied atomically by [`crate::Store::apply`].
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// The conversation's new state (its `version` is one more than the stored one), or `None` when
+    /// only a message or events are written (e.g. an internal note).
+    pub conversation: Option<Conversation>,
+    /// The version the decision was made on, checked against the stored row.
+    pub expected_version: i64,
+    pub conversation_id: ConversationId,
+    pub workspace_id: WorkspaceId,
+    pub actions: Vec<Action>,
+    pub message: Option<Message>,
+    pub events: Vec<EventDraft>,
+    pub now: Timestamp,
+}
+
+/// Who sent an inbound message: a contact already known (live chat), or a channel identity the
+/// store resolves (and creates) inside the ingest transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InboundSender {
+    Contact(ContactId),
+    Identity { external_id: String, name: Option<String> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inbound {
+    pub workspace_id: WorkspaceId,
+    pub inbox_id: InboxId,
+    pub sender: InboundSender,
+    /// Unique per inbox: a redelivery with the same id is a duplicate.
+    pub provider_message_id: String,
+    pub kind: MessageKind,
+    pub text: String,
+    /// The provider's time of the message (drives the messaging window).
+    pub sent_at: Timestamp,
+    /// Pre-generated ids, used only if the row is new.
+    pub message_id: MessageId,
+    pub new_conversation_id: ConversationId,
+    pub new_contact_id: ContactId,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Ingested {
+    pub message_id: MessageId,
+    pub conversation_id: ConversationId,
+    pub contact_id: ContactId,
+    /// The same provider message id was stored before; nothing new was written.
+    pub duplicate: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IngestError {
+    #[error("unknown contact")]
+    UnknownContact,
+    #[error("unknown inbox")]
+    UnknownInbox,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let c = ListCursor { last_activity_at: Timestamp(1_700_000_000_123), id: ConversationId(uuid::Uuid::from_u128(77)) };
+        assert_eq!(ListCursor::decode(&c.encode()), Some(c));
+        assert_eq!(ListCursor::decode("not-a-cursor"), None);
+        assert_eq!(MessageCursor::decode(&B64.encode("12:nope")), None);
+    }
+}
