@@ -1,1 +1,105 @@
-fn main() {}
+//! `switchboard`: the command line. `serve` runs the service; `demo` runs it with a ready-made
+//! workspace; `migrate` prepares the database; `user add` creates an agent.
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use std::io::Read;
+use std::sync::Arc;
+use switchboard_server::clock::{Clock, SystemClock};
+use switchboard_server::config::Config;
+use switchboard_server::{Application, demo, init_tracing, open_store, shutdown_signal};
+
+#[derive(Parser)]
+#[command(name = "switchboard", version, about = "Self-hosted omnichannel customer-conversation hub")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default). Configure with switchboard.toml and SWITCHBOARD_* variables.
+    Serve,
+    /// Run the server with a ready workspace: an admin, two agents and a live-chat inbox.
+    Demo {
+        /// Start over: delete the demo's data directory first.
+        #[arg(long)]
+        reset: bool,
+    },
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// Manage agents.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an agent; the password is read from standard input.
+    Add {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        /// admin, supervisor or agent
+        #[arg(long, default_value = "agent")]
+        role: String,
+        /// Read the password from standard input (required: passwords never go on the command line).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let mut config = Config::load().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    init_tracing(&config.log);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let app = Application::build(config, clock).await?;
+            app.run_until_stopped(shutdown_signal()).await
+        }
+        Command::Demo { reset } => {
+            if std::env::var_os("SWITCHBOARD_DATA_DIR").is_none() && config.database_url.is_none() {
+                config.data_dir = config.data_dir.join("demo");
+            }
+            if reset && config.data_dir.exists() {
+                std::fs::remove_dir_all(&config.data_dir).with_context(|| format!("removing {}", config.data_dir.display()))?;
+            }
+            let app = Application::build(config, clock).await?;
+            let url = format!("http://{}", app.local_addr());
+            let summary = demo::prepare(&app.state(), &url).await?;
+            println!("{summary}");
+            app.run_until_stopped(shutdown_signal()).await
+        }
+        Command::Migrate => {
+            open_store(&config).await?;
+            println!("database is up to date: {}", redacted(&config.database_url()));
+            Ok(())
+        }
+        Command::User { command: UserCommand::Add { email, name, role, password_stdin } } => {
+            if !password_stdin {
+                bail!("pass --password-stdin and type the password on standard input");
+            }
+            let mut password = String::new();
+            std::io::stdin().read_to_string(&mut password).context("reading the password from standard input")?;
+            let password = password.trim_end_matches(['\r', '\n']).to_owned();
+            let agent = switchboard_server::demo::add_user(&config, clock, &email, &name, &role, password).await?;
+            println!("created {} <{}> as {} (id {})", agent.name, agent.email, agent.role, agent.id);
+            Ok(())
+        }
+    }
+}
+
+fn redacted(url: &str) -> String {
+    format!("{:?}", Config { database_url: Some(url.to_owned()), ..Config::default() })
+        .split("database_url: Some(\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap_or(url)
+        .to_owned()
+}

@@ -1,1 +1,114 @@
+//! The Switchboard service: HTTP API, realtime, the widget API, the ingest writer and config.
+//! `Application::build` binds (port 0 in tests) and wires everything; `run_until_stopped` serves.
 
+pub mod access;
+pub mod auth;
+pub mod bus;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod ingest;
+pub mod presence;
+pub mod ratelimit;
+pub mod routes;
+pub mod state;
+
+use anyhow::Context;
+use clock::Clock;
+use config::Config;
+use ratelimit::RateLimiter;
+use state::{AppState, Inner, Limiters};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use switchboard_store::Store;
+use tokio::net::TcpListener;
+
+/// Opens the configured store (applying migrations).
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    switchboard_store::open(&config.database_url()).await.context("opening the database")
+}
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let store = open_store(&config).await?;
+        let bus = bus::Bus::new(4096);
+        let hook_bus = bus.clone();
+        store.set_commit_hook(Arc::new(move |events| hook_bus.publish_committed(events)));
+        let workspace_id = store.ensure_workspace("Switchboard", clock.now()).await?;
+        let key = store.setting_init("visitor_token_key", &auth::random_token(32)).await?;
+        let access = access::Access::default();
+        access.reload(store.as_ref()).await?;
+        let ingest = ingest::Ingest::start(store.clone(), clock.clone(), config.limits.ingest_batch_max);
+        let l = &config.limits;
+        let limits = Limiters {
+            login_ip: RateLimiter::per_minute(clock.clone(), l.login_per_minute),
+            login_email: RateLimiter::per_minute(clock.clone(), l.login_per_minute),
+            widget_ip: RateLimiter::per_minute(clock.clone(), l.widget_per_ip_per_minute),
+            widget_visitor: RateLimiter::per_minute(clock.clone(), l.widget_messages_per_minute),
+        };
+        let listener = TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
+        let state = AppState::new(Inner {
+            config,
+            store,
+            clock,
+            bus,
+            access,
+            ingest,
+            presence: presence::Presence::default(),
+            workspace_id,
+            visitor_key: key.into_bytes(),
+            limits,
+        });
+        Ok(Self { listener, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or_else(|_| self.state.config.bind)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let app = routes::router(self.state.clone());
+        tracing::info!(addr = %self.local_addr(), "serving");
+        axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("server error")
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+pub fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+}

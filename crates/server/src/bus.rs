@@ -1,0 +1,88 @@
+//! The in-process event bus: committed events (numbered) and ephemeral ones (typing, presence),
+//! serialised once and shared by every subscriber.
+
+use axum::extract::ws::Utf8Bytes;
+use std::sync::Arc;
+use switchboard_core::event::{Event, EventKind};
+use switchboard_core::{ConversationId, InboxId};
+use tokio::sync::broadcast;
+
+/// One event on the bus with its wire JSON, serialised once for all sockets.
+#[derive(Debug)]
+pub struct BusEvent {
+    /// 0 for ephemeral events, which are not stored and not replayed.
+    pub seq: i64,
+    pub kind: EventKind,
+    pub inbox_id: Option<InboxId>,
+    pub conversation_id: Option<ConversationId>,
+    /// Present on `message.created`/`message.updated` when the message is public: what a widget may see.
+    pub public_message: Option<serde_json::Value>,
+    /// Who is typing (`agent`/`customer`), for typing events.
+    pub typing_actor: Option<&'static str>,
+    pub json: Utf8Bytes,
+}
+
+impl BusEvent {
+    pub fn from_event(e: &Event) -> Self {
+        Self {
+            seq: e.seq,
+            kind: e.kind,
+            inbox_id: e.inbox_id,
+            conversation_id: e.conversation_id,
+            public_message: e.public_message().cloned(),
+            typing_actor: None,
+            json: Utf8Bytes::from(e.to_wire().to_string()),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Bus {
+    tx: broadcast::Sender<Arc<BusEvent>>,
+}
+
+impl Bus {
+    pub fn new(capacity: usize) -> Self {
+        Self { tx: broadcast::channel(capacity).0 }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<BusEvent>> {
+        self.tx.subscribe()
+    }
+
+    pub fn publish_committed(&self, events: &[Event]) {
+        for e in events {
+            // No subscribers is fine: the event is in the store for catch-up.
+            let _ = self.tx.send(Arc::new(BusEvent::from_event(e)));
+        }
+    }
+
+    /// Typing and presence: pushed to whoever is connected now, never stored.
+    pub fn publish_ephemeral(
+        &self,
+        kind: EventKind,
+        inbox_id: Option<InboxId>,
+        conversation_id: Option<ConversationId>,
+        typing_actor: Option<&'static str>,
+        payload: serde_json::Value,
+    ) {
+        let mut wire = serde_json::json!({
+            "type": kind.as_str(),
+            "cursor": null,
+            "inbox_id": inbox_id,
+            "conversation_id": conversation_id,
+        });
+        if let (Some(obj), serde_json::Value::Object(extra)) = (wire.as_object_mut(), payload) {
+            obj.extend(extra);
+        }
+        let _ = self.tx.send(Arc::new(BusEvent {
+            seq: 0,
+            kind,
+            inbox_id,
+            conversation_id,
+            public_message: None,
+            typing_actor,
+            json: Utf8Bytes::from(wire.to_string()),
+        }));
+    }
+}

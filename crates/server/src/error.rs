@@ -1,0 +1,149 @@
+//! The one API error: a status and a stable JSON body `{"error": {"code", "message", ...}}`.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use switchboard_core::ConversationError;
+use switchboard_core::validate::ValidationError;
+use switchboard_store::StoreError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// Extra fields for the error object (e.g. `holder` for `conversation_claimed`).
+    pub extra: Option<serde_json::Value>,
+    pub retry_after_secs: Option<u64>,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), extra: None, retry_after_secs: None }
+    }
+    pub fn with_extra(mut self, extra: serde_json::Value) -> Self {
+        self.extra = Some(extra);
+        self
+    }
+    /// The same answer for "does not exist" and "you may not see it", so nobody learns what exists.
+    pub fn not_found(what: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+    }
+    pub fn unauthorized(message: &str) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+    pub fn forbidden(message: &str) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", message)
+    }
+    pub fn rate_limited(retry_after_secs: u64) -> Self {
+        Self { retry_after_secs: Some(retry_after_secs.max(1)), ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; slow down") }
+    }
+    pub fn internal() -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "something went wrong on our side")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut err = serde_json::json!({ "code": self.code, "message": self.message });
+        if let (Some(serde_json::Value::Object(extra)), Some(obj)) = (self.extra, err.as_object_mut()) {
+            obj.extend(extra);
+        }
+        let mut resp = (self.status, Json(serde_json::json!({ "error": err }))).into_response();
+        if let Some(secs) = self.retry_after_secs
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        resp
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => Self::not_found("resource"),
+            StoreError::Conflict(what) => Self::new(StatusCode::CONFLICT, "already_exists", format!("{what} already exists")),
+            StoreError::VersionConflict => Self::new(StatusCode::CONFLICT, "concurrent_change", "changed by someone else; try again"),
+            other => {
+                tracing::error!(error = %other, "store error");
+                Self::internal()
+            }
+        }
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(e: ValidationError) -> Self {
+        Self::invalid(e.to_string()).with_extra(serde_json::json!({ "field": e.field }))
+    }
+}
+
+impl From<ConversationError> for ApiError {
+    fn from(e: ConversationError) -> Self {
+        let status = match e {
+            ConversationError::SupervisorRequired | ConversationError::NotHolder => StatusCode::FORBIDDEN,
+            _ => StatusCode::CONFLICT,
+        };
+        let mut err = Self::new(status, e.code(), e.to_string());
+        if let ConversationError::Claimed { holder } = e {
+            err = err.with_extra(serde_json::json!({ "holder_id": holder }));
+        }
+        err
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        let (status, code) = match r.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            StatusCode::UNPROCESSABLE_ENTITY => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
+            _ => (StatusCode::BAD_REQUEST, "bad_json"),
+        };
+        Self::new(status, code, r.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        Self::bad_request("bad_query", r.body_text())
+    }
+}
+
+/// `Json` that answers with our error shape.
+#[derive(Debug, Clone, Copy, Default, axum::extract::FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+impl<T: serde::Serialize> IntoResponse for ApiJson<T> {
+    fn into_response(self) -> Response {
+        Json(self.0).into_response()
+    }
+}
+
+/// `Query` that answers with our error shape.
+#[derive(Debug, Clone, Copy, Default, axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
+
+impl From<axum::extract::rejection::PathRejection> for ApiError {
+    fn from(_: axum::extract::rejection::PathRejection) -> Self {
+        // A malformed id names nothing that exists.
+        Self::not_found("resource")
+    }
+}
+
+/// `Path` that answers a malformed id with our 404.
+#[derive(Debug, Clone, Copy, Default, axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);

@@ -1,0 +1,62 @@
+//! The ingest writer: every inbound message, from any channel, goes through one task that commits
+//! whatever is queued in one transaction (group commit) and answers each caller after the commit.
+//! A caller that gets `Ok` may acknowledge its webhook: the message is on disk.
+
+use crate::clock::Clock;
+use std::sync::Arc;
+use switchboard_store::{IngestError, Inbound, Ingested, Store};
+use tokio::sync::{mpsc, oneshot};
+
+type Reply = oneshot::Sender<Result<Ingested, IngestFailure>>;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum IngestFailure {
+    #[error(transparent)]
+    Rejected(#[from] IngestError),
+    #[error("could not store the message")]
+    Store,
+    #[error("the ingest writer has stopped")]
+    Stopped,
+}
+
+#[derive(Clone)]
+pub struct Ingest {
+    tx: mpsc::Sender<(Inbound, Reply)>,
+}
+
+impl Ingest {
+    /// Starts the writer task. `batch_max` bounds one transaction.
+    pub fn start(store: Arc<dyn Store>, clock: Arc<dyn Clock>, batch_max: usize) -> Self {
+        let (tx, rx) = mpsc::channel(batch_max.max(1) * 8);
+        tokio::spawn(run(store, clock, rx, batch_max.max(1)));
+        Self { tx }
+    }
+
+    /// Queues one message and waits until it is durably stored (or refused).
+    pub async fn submit(&self, item: Inbound) -> Result<Ingested, IngestFailure> {
+        let (reply, wait) = oneshot::channel();
+        self.tx.send((item, reply)).await.map_err(|_| IngestFailure::Stopped)?;
+        wait.await.map_err(|_| IngestFailure::Stopped)?
+    }
+}
+
+async fn run(store: Arc<dyn Store>, clock: Arc<dyn Clock>, mut rx: mpsc::Receiver<(Inbound, Reply)>, batch_max: usize) {
+    let mut queued = Vec::with_capacity(batch_max);
+    while rx.recv_many(&mut queued, batch_max).await > 0 {
+        let (items, replies): (Vec<Inbound>, Vec<Reply>) = queued.drain(..).unzip();
+        match store.ingest(&items, clock.now()).await {
+            Ok(outcomes) => {
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    let _ = reply.send(outcome.map_err(IngestFailure::from));
+                }
+            }
+            Err(e) => {
+                // Nothing of this batch was committed: every caller hears so and its provider retries.
+                tracing::error!(error = %e, batch = items.len(), "ingest batch failed");
+                for reply in replies {
+                    let _ = reply.send(Err(IngestFailure::Store));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,347 @@
+//! Conversation routes: list, read, thread, and every transition (claim, assign, transfer,
+//! participants, reply/note, resolve, reopen, tags). Each transition is: load what the agent may
+//! see → ask the core → compare-and-set in the store → the store publishes the events.
+
+use crate::auth::CurrentAgent;
+use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
+use crate::routes::{created, new_uuid};
+use crate::state::AppState;
+use axum::extract::State;
+use crate::error::ApiPath as Path;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+use switchboard_core::conversation::{self as conv, Transition};
+use switchboard_core::event::{self, EventDraft, EventKind};
+use switchboard_core::validate::{MessageText, TagName};
+use switchboard_core::*;
+use switchboard_store::{AssigneeFilter, Change, ConversationQuery, ListCursor, MessageCursor, StoreError};
+
+/// A conversation the agent may see, or 404 (whether it exists or not).
+pub async fn visible(st: &AppState, me: &CurrentAgent, id: ConversationId) -> ApiResult<Conversation> {
+    st.store.conversation(id).await?.filter(|c| st.access.can_see(&me.agent, c.inbox_id)).ok_or_else(|| ApiError::not_found("conversation"))
+}
+
+/// What a command decided: a transition, a message to store, or both.
+#[derive(Default)]
+struct Plan {
+    transition: Option<Transition>,
+    message: Option<Message>,
+}
+
+/// Runs `decide` on the current state and applies it with compare-and-set, deciding again if
+/// someone changed the conversation in between. Returns the conversation as the list shows it.
+async fn transact(
+    st: &AppState,
+    me: &CurrentAgent,
+    id: ConversationId,
+    decide: impl Fn(&Conversation) -> ApiResult<Plan>,
+) -> ApiResult<(switchboard_store::ConversationSummary, Option<Message>)> {
+    for _ in 0..5 {
+        let current = visible(st, me, id).await?;
+        let plan = decide(&current)?;
+        let transition = plan.transition.filter(|t| t.changed);
+        if transition.is_none() && plan.message.is_none() {
+            return Ok((summary(st, id).await?, None));
+        }
+        let mut events: Vec<EventDraft> = Vec::new();
+        if let Some(t) = &transition {
+            // A reply only moves activity; `message.created` already tells clients that.
+            if !t.actions.is_empty() || plan.message.is_none() {
+                events.extend(event::for_transition(Some(&current), t));
+            }
+        }
+        if let Some(m) = &plan.message {
+            events.push(event::message_created(m));
+        }
+        let change = Change {
+            expected_version: current.version,
+            conversation_id: id,
+            workspace_id: current.workspace_id,
+            actions: transition.as_ref().map(|t| t.actions.clone()).unwrap_or_default(),
+            conversation: transition.map(|t| t.conversation),
+            message: plan.message.clone(),
+            events,
+            now: st.clock.now(),
+        };
+        match st.store.apply(change).await {
+            Ok(_) => return Ok((summary(st, id).await?, plan.message)),
+            Err(StoreError::VersionConflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(StoreError::VersionConflict.into())
+}
+
+async fn summary(st: &AppState, id: ConversationId) -> ApiResult<switchboard_store::ConversationSummary> {
+    st.store.conversation_summary(id).await?.ok_or_else(|| ApiError::not_found("conversation"))
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> ApiResult<serde_json::Value> {
+    serde_json::to_value(v).map_err(|_| ApiError::internal())
+}
+
+fn outbound_message(c: &Conversation, me: &CurrentAgent, kind: MessageKind, text: String, now: Timestamp) -> Message {
+    Message {
+        id: MessageId(new_uuid()),
+        conversation_id: c.id,
+        inbox_id: c.inbox_id,
+        direction: Direction::Outbound,
+        sender_kind: SenderKind::Agent,
+        sender_agent_id: Some(me.agent.id),
+        kind,
+        text,
+        provider_message_id: None,
+        // Live chat delivers over the visitor's socket as the row commits; private messages stay here.
+        delivery_status: DeliveryStatus::Sent,
+        failure_reason: None,
+        created_at: now,
+    }
+}
+
+/// An agent that may take part in conversations of `inbox`: exists, active, and a member (or admin).
+async fn eligible_agent(st: &AppState, inbox: InboxId, id: AgentId) -> ApiResult<Agent> {
+    st.store
+        .agent(id)
+        .await?
+        .filter(|a| a.active && st.access.can_see(a, inbox))
+        .ok_or_else(|| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "agent_not_eligible", "that agent is not an active member of this inbox"))
+}
+
+// ------------------------------------------------------------------ reads
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    status: Option<String>,
+    inbox_id: Option<String>,
+    assignee: Option<String>,
+    tag: Option<String>,
+    q: Option<String>,
+    contact_id: Option<String>,
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+fn bad_param(name: &str) -> ApiError {
+    ApiError::bad_request("bad_query", format!("`{name}` has an invalid value"))
+}
+
+pub async fn list(State(st): State<AppState>, me: CurrentAgent, ApiQuery(p): ApiQuery<ListParams>) -> ApiResult<ApiJson<serde_json::Value>> {
+    let nonempty = |o: Option<String>| o.filter(|s| !s.trim().is_empty());
+    let status = nonempty(p.status).map(|s| ConversationStatus::parse(&s).ok_or_else(|| bad_param("status"))).transpose()?;
+    let inbox_id = nonempty(p.inbox_id).map(|s| s.parse::<InboxId>().map_err(|_| bad_param("inbox_id"))).transpose()?;
+    if let Some(i) = inbox_id
+        && !st.access.can_see(&me.agent, i)
+    {
+        return Err(ApiError::not_found("inbox"));
+    }
+    let assignee = match nonempty(p.assignee).as_deref() {
+        None => None,
+        Some("me") => Some(AssigneeFilter::Agent(me.agent.id)),
+        Some("unassigned") => Some(AssigneeFilter::Unassigned),
+        Some(other) => Some(AssigneeFilter::Agent(other.parse().map_err(|_| bad_param("assignee"))?)),
+    };
+    let contact_id = nonempty(p.contact_id).map(|s| s.parse::<ContactId>().map_err(|_| bad_param("contact_id"))).transpose()?;
+    let cursor = nonempty(p.cursor).map(|s| ListCursor::decode(&s).ok_or_else(|| bad_param("cursor"))).transpose()?;
+    let tag = nonempty(p.tag).map(|t| TagName::parse(&t).map(TagName::into_inner)).transpose()?;
+    let page = st
+        .store
+        .list_conversations(&ConversationQuery {
+            workspace_id: st.workspace_id,
+            visible_inboxes: st.access.visible(&me.agent),
+            status,
+            inbox_id,
+            assignee,
+            tag,
+            q: nonempty(p.q),
+            contact_id,
+            cursor,
+            limit: p.limit.unwrap_or(50),
+        })
+        .await?;
+    Ok(ApiJson(to_json(&page)?))
+}
+
+pub async fn get(State(st): State<AppState>, me: CurrentAgent, Path(id): Path<ConversationId>) -> ApiResult<ApiJson<serde_json::Value>> {
+    visible(&st, &me, id).await?;
+    Ok(ApiJson(to_json(&summary(&st, id).await?)?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThreadParams {
+    before: Option<String>,
+    limit: Option<u32>,
+}
+
+pub async fn messages(State(st): State<AppState>, me: CurrentAgent, Path(id): Path<ConversationId>, ApiQuery(p): ApiQuery<ThreadParams>) -> ApiResult<ApiJson<serde_json::Value>> {
+    visible(&st, &me, id).await?;
+    let before = p.before.filter(|s| !s.is_empty()).map(|s| MessageCursor::decode(&s).ok_or_else(|| bad_param("before"))).transpose()?;
+    let page = st.store.messages(id, before, p.limit.unwrap_or(50), false).await?;
+    let items: Vec<_> = page.items.iter().map(event::message_json).collect();
+    Ok(ApiJson(serde_json::json!({ "items": items, "next_cursor": page.next_cursor })))
+}
+
+pub async fn history(State(st): State<AppState>, me: CurrentAgent, Path(id): Path<ConversationId>) -> ApiResult<ApiJson<serde_json::Value>> {
+    visible(&st, &me, id).await?;
+    let items = st.store.history(id).await?;
+    Ok(ApiJson(serde_json::json!({ "items": items, "next_cursor": null })))
+}
+
+pub async fn mark_read(State(st): State<AppState>, me: CurrentAgent, Path(id): Path<ConversationId>) -> ApiResult<ApiJson<serde_json::Value>> {
+    visible(&st, &me, id).await?;
+    st.store.mark_read(id).await?;
+    Ok(ApiJson(serde_json::json!({ "ok": true })))
+}
+
+pub async fn typing(State(st): State<AppState>, me: CurrentAgent, Path(id): Path<ConversationId>) -> ApiResult<ApiJson<serde_json::Value>> {
+    let c = visible(&st, &me, id).await?;
+    publish_agent_typing(&st, &me.agent, &c);
+    Ok(ApiJson(serde_json::json!({ "ok": true })))
+}
+
+pub fn publish_agent_typing(st: &AppState, agent: &Agent, c: &Conversation) {
+    st.bus.publish_ephemeral(
+        EventKind::Typing,
+        Some(c.inbox_id),
+        Some(c.id),
+        Some("agent"),
+        serde_json::json!({ "actor": "agent", "agent_id": agent.id, "agent_name": agent.name }),
+    );
+}
+
+// ------------------------------------------------------------------ writes
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewMessage {
+    text: String,
+    #[serde(default)]
+    kind: Option<String>,
+}
+
+pub async fn post_message(State(st): State<AppState>, me: CurrentAgent, Path(id): Path<ConversationId>, ApiJson(b): ApiJson<NewMessage>) -> ApiResult<Response> {
+    let text = MessageText::parse(&b.text)?.into_inner();
+    let kind = match b.kind.as_deref().unwrap_or("reply") {
+        "reply" => MessageKind::Text,
+        "note" => MessageKind::Note,
+        "agent_to_agent" => MessageKind::AgentToAgent,
+        _ => return Err(ApiError::invalid("kind: must be reply, note or agent_to_agent").with_extra(serde_json::json!({"field": "kind"}))),
+    };
+    let now = st.clock.now();
+    let actor = me.actor();
+    let result = transact(&st, &me, id, |c| {
+        let transition = if kind.is_private() { None } else { Some(conv::reply(c, actor, now)?) };
+        Ok(Plan { transition, message: Some(outbound_message(c, &me, kind, text.clone(), now)) })
+    })
+    .await;
+    let (_, message) = match result {
+        Ok(r) => r,
+        Err(e) => return Err(name_holder(&st, e).await),
+    };
+    let message = message.ok_or_else(ApiError::internal)?;
+    Ok(created(event::message_json(&message)))
+}
+
+async fn respond(st: &AppState, me: &CurrentAgent, id: ConversationId, decide: impl Fn(&Conversation) -> ApiResult<Plan>) -> ApiResult<ApiJson<serde_json::Value>> {
+    match transact(st, me, id, decide).await {
+        Ok((summary, _)) => Ok(ApiJson(to_json(&summary)?)),
+        Err(e) => Err(name_holder(st, e).await),
+    }
+}
+
+pub async fn claim(State(st): State<AppState>, me: CurrentAgent, Path(id): Path<ConversationId>) -> ApiResult<ApiJson<serde_json::Value>> {
+    let actor = me.actor();
+    respond(&st, &me, id, |c| Ok(Plan { transition: Some(conv::claim(c, actor)?), message: None })).await
+}
+
+/// Names the holder in a `conversation_claimed` error so the UI can say who has it.
+async fn name_holder(st: &AppState, mut err: ApiError) -> ApiError {
+    let holder = err.extra.as_ref().and_then(|e| e.get("holder_id")).and_then(|h| h.as_str()).and_then(|h| h.parse::<AgentId>().ok());
+    if let Some(h) = holder
+        && let Ok(Some(agent)) = st.store.agent(h).await
+        && let Some(serde_json::Value::Object(extra)) = err.extra.as_mut()
+    {
+        extra.insert("holder_name".into(), serde_json::json!(agent.name));
+    }
+    err
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentRef {
+    agent_id: AgentId,
+}
+
+pub async fn assign(State(st): State<AppState>, me: CurrentAgent, Path(id): Path<ConversationId>, ApiJson(b): ApiJson<AgentRef>) -> ApiResult<ApiJson<serde_json::Value>> {
+    let c = visible(&st, &me, id).await?;
+    eligible_agent(&st, c.inbox_id, b.agent_id).await?;
+    let actor = me.actor();
+    respond(&st, &me, id, |c| Ok(Plan { transition: Some(conv::assign(c, actor, b.agent_id)?), message: None })).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferBody {
+    agent_id: AgentId,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+pub async fn transfer(State(st): State<AppState>, me: CurrentAgent, Path(id): Path<ConversationId>, ApiJson(b): ApiJson<TransferBody>) -> ApiResult<ApiJson<serde_json::Value>> {
+    let c = visible(&st, &me, id).await?;
+    eligible_agent(&st, c.inbox_id, b.agent_id).await?;
+    let note = b.message.as_deref().map(str::trim).filter(|m| !m.is_empty()).map(|m| MessageText::parse(m).map(MessageText::into_inner)).transpose()?;
+    let actor = me.actor();
+    let now = st.clock.now();
+    respond(&st, &me, id, |c| {
+        let t = conv::transfer(c, actor, b.agent_id, note.as_deref().unwrap_or(""))?;
+        // The hand-over message goes into the thread as an agent-to-agent message.
+        let message = note.clone().map(|text| outbound_message(c, &me, MessageKind::AgentToAgent, text, now));
+        Ok(Plan { transition: Some(t), message })
+    })
+    .await
+}
+
+pub async fn add_participant(State(st): State<AppState>, me: CurrentAgent, Path(id): Path<ConversationId>, ApiJson(b): ApiJson<AgentRef>) -> ApiResult<ApiJson<serde_json::Value>> {
+    let c = visible(&st, &me, id).await?;
+    eligible_agent(&st, c.inbox_id, b.agent_id).await?;
+    let actor = me.actor();
+    respond(&st, &me, id, |c| Ok(Plan { transition: Some(conv::add_participant(c, actor, b.agent_id)?), message: None })).await
+}
+
+pub async fn leave(State(st): State<AppState>, me: CurrentAgent, Path(id): Path<ConversationId>) -> ApiResult<ApiJson<serde_json::Value>> {
+    let actor = me.actor();
+    respond(&st, &me, id, |c| Ok(Plan { transition: Some(conv::leave(c, actor)?), message: None })).await
+}
+
+pub async fn resolve(State(st): State<AppState>, me: CurrentAgent, Path(id): Path<ConversationId>) -> ApiResult<ApiJson<serde_json::Value>> {
+    let actor = me.actor();
+    let now = st.clock.now();
+    respond(&st, &me, id, |c| Ok(Plan { transition: Some(conv::resolve(c, actor, now)?), message: None })).await
+}
+
+pub async fn reopen(State(st): State<AppState>, me: CurrentAgent, Path(id): Path<ConversationId>) -> ApiResult<ApiJson<serde_json::Value>> {
+    let actor = me.actor();
+    let now = st.clock.now();
+    respond(&st, &me, id, |c| Ok(Plan { transition: Some(conv::reopen(c, actor, now)?), message: None })).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TagBody {
+    name: String,
+}
+
+pub async fn add_tag(State(st): State<AppState>, me: CurrentAgent, Path(id): Path<ConversationId>, ApiJson(b): ApiJson<TagBody>) -> ApiResult<ApiJson<serde_json::Value>> {
+    let name = TagName::parse(&b.name)?.into_inner();
+    let actor = me.actor();
+    respond(&st, &me, id, |c| Ok(Plan { transition: Some(conv::tag(c, actor, &name)), message: None })).await
+}
+
+pub async fn remove_tag(State(st): State<AppState>, me: CurrentAgent, Path(id): Path<ConversationId>, ApiJson(b): ApiJson<TagBody>) -> ApiResult<ApiJson<serde_json::Value>> {
+    let name = TagName::parse(&b.name)?.into_inner();
+    let actor = me.actor();
+    respond(&st, &me, id, |c| Ok(Plan { transition: Some(conv::untag(c, actor, &name)), message: None })).await
+}

@@ -1,0 +1,158 @@
+//! `GET/POST /inboxes`, `GET/PATCH /inboxes/{id}`, `GET/PUT /inboxes/{id}/members`.
+
+use crate::auth::{self, CurrentAgent};
+use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::routes::{created, new_uuid};
+use crate::state::AppState;
+use axum::extract::State;
+use crate::error::ApiPath as Path;
+use axum::response::Response;
+use serde::Deserialize;
+use switchboard_core::validate::PersonName;
+use switchboard_core::{AgentId, ChannelKind, Inbox, InboxId};
+
+/// Settings keys that hold secrets: shown to admins only, never logged.
+const SECRET_KEYS: &[&str] = &["identity_secret", "page_access_token", "app_secret", "access_token", "secret_token", "oa_secret_key"];
+
+pub fn inbox_json(st: &AppState, i: &Inbox, reveal_secrets: bool) -> serde_json::Value {
+    let mut settings = i.settings.clone();
+    if !reveal_secrets && let Some(o) = settings.as_object_mut() {
+        o.retain(|k, _| !SECRET_KEYS.contains(&k.as_str()));
+    }
+    let mut v = serde_json::json!({
+        "id": i.id,
+        "name": i.name,
+        "channel": i.channel,
+        "settings": settings,
+        "created_at": i.created_at,
+    });
+    if i.channel == ChannelKind::Livechat
+        && let Some(o) = v.as_object_mut()
+    {
+        let snippet = format!("<script src=\"{}/widget.js\" data-inbox=\"{}\" async></script>", st.config.public_url(), i.id);
+        o.insert("widget_snippet".into(), serde_json::json!(snippet));
+    }
+    v
+}
+
+/// Checks and completes a live-chat inbox's settings: a generated identity secret, booleans typed.
+fn livechat_settings(raw: Option<serde_json::Value>, previous: Option<&serde_json::Value>) -> ApiResult<serde_json::Value> {
+    let mut s = previous.cloned().unwrap_or_else(|| serde_json::json!({}));
+    let (Some(obj), incoming) = (s.as_object_mut(), raw.unwrap_or_else(|| serde_json::json!({}))) else {
+        return Err(ApiError::internal());
+    };
+    let serde_json::Value::Object(incoming) = incoming else {
+        return Err(ApiError::invalid("settings: must be an object"));
+    };
+    for (k, v) in incoming {
+        let ok = match k.as_str() {
+            "require_identity" => v.is_boolean(),
+            "greeting" => v.is_string() || v.is_null(),
+            "identity_secret" => v.as_str().is_some_and(|s| s.len() >= 16),
+            "prechat_fields" => v.as_array().is_some_and(|a| a.iter().all(|f| matches!(f.as_str(), Some("name" | "email" | "phone")))),
+            _ => return Err(ApiError::invalid(format!("settings: unknown key `{k}` for a live-chat inbox"))),
+        };
+        if !ok {
+            return Err(ApiError::invalid(format!("settings: `{k}` has the wrong type or value")));
+        }
+        obj.insert(k, v);
+    }
+    obj.entry("identity_secret").or_insert_with(|| serde_json::json!(auth::random_token(24)));
+    obj.entry("require_identity").or_insert(serde_json::json!(false));
+    obj.entry("prechat_fields").or_insert(serde_json::json!([]));
+    Ok(s)
+}
+
+pub async fn list(State(st): State<AppState>, me: CurrentAgent) -> ApiResult<ApiJson<serde_json::Value>> {
+    let admin = me.require_admin().is_ok();
+    let items: Vec<_> = st
+        .store
+        .list_inboxes(st.workspace_id)
+        .await?
+        .iter()
+        .filter(|i| st.access.can_see(&me.agent, i.id))
+        .map(|i| inbox_json(&st, i, admin))
+        .collect();
+    Ok(ApiJson(serde_json::json!({ "items": items, "next_cursor": null })))
+}
+
+pub async fn get(State(st): State<AppState>, me: CurrentAgent, Path(id): Path<InboxId>) -> ApiResult<ApiJson<serde_json::Value>> {
+    let inbox = visible_inbox(&st, &me, id).await?;
+    Ok(ApiJson(inbox_json(&st, &inbox, me.require_admin().is_ok())))
+}
+
+pub async fn visible_inbox(st: &AppState, me: &CurrentAgent, id: InboxId) -> ApiResult<Inbox> {
+    st.store.inbox(id).await?.filter(|i| st.access.can_see(&me.agent, i.id)).ok_or_else(|| ApiError::not_found("inbox"))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewInbox {
+    name: String,
+    channel: String,
+    settings: Option<serde_json::Value>,
+}
+
+pub async fn create(State(st): State<AppState>, me: CurrentAgent, ApiJson(b): ApiJson<NewInbox>) -> ApiResult<Response> {
+    me.require_admin()?;
+    let name = PersonName::parse(&b.name)?.into_inner();
+    let channel = ChannelKind::parse(&b.channel).ok_or_else(|| ApiError::invalid("channel: unknown channel kind"))?;
+    let settings = match channel {
+        ChannelKind::Livechat => livechat_settings(b.settings, None)?,
+        other => {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "channel_not_supported",
+                format!("{other} inboxes are not available in this version yet"),
+            ));
+        }
+    };
+    let inbox = Inbox { id: InboxId(new_uuid()), workspace_id: st.workspace_id, name, channel, settings, created_at: st.clock.now() };
+    st.store.create_inbox(&inbox).await?;
+    Ok(created(inbox_json(&st, &inbox, true)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboxPatch {
+    name: Option<String>,
+    settings: Option<serde_json::Value>,
+}
+
+pub async fn update(State(st): State<AppState>, me: CurrentAgent, Path(id): Path<InboxId>, ApiJson(b): ApiJson<InboxPatch>) -> ApiResult<ApiJson<serde_json::Value>> {
+    me.require_admin()?;
+    let mut inbox = st.store.inbox(id).await?.ok_or_else(|| ApiError::not_found("inbox"))?;
+    if let Some(n) = b.name {
+        inbox.name = PersonName::parse(&n)?.into_inner();
+    }
+    if b.settings.is_some() && inbox.channel == ChannelKind::Livechat {
+        inbox.settings = livechat_settings(b.settings, Some(&inbox.settings))?;
+    }
+    st.store.update_inbox(&inbox).await?;
+    Ok(ApiJson(inbox_json(&st, &inbox, true)))
+}
+
+pub async fn members(State(st): State<AppState>, me: CurrentAgent, Path(id): Path<InboxId>) -> ApiResult<ApiJson<serde_json::Value>> {
+    visible_inbox(&st, &me, id).await?;
+    let ids = st.store.inbox_members(id).await?;
+    Ok(ApiJson(serde_json::json!({ "agent_ids": ids })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Members {
+    agent_ids: Vec<AgentId>,
+}
+
+pub async fn set_members(State(st): State<AppState>, me: CurrentAgent, Path(id): Path<InboxId>, ApiJson(b): ApiJson<Members>) -> ApiResult<ApiJson<serde_json::Value>> {
+    me.require_admin()?;
+    st.store.inbox(id).await?.ok_or_else(|| ApiError::not_found("inbox"))?;
+    for a in &b.agent_ids {
+        if st.store.agent(*a).await?.is_none() {
+            return Err(ApiError::invalid(format!("agent_ids: no agent {a}")));
+        }
+    }
+    st.store.set_inbox_members(id, &b.agent_ids).await?;
+    st.access.reload(st.store.as_ref()).await?;
+    Ok(ApiJson(serde_json::json!({ "agent_ids": st.store.inbox_members(id).await? })))
+}

@@ -1,0 +1,50 @@
+//! What every handler shares.
+
+use crate::access::Access;
+use crate::bus::Bus;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::ingest::Ingest;
+use crate::presence::Presence;
+use crate::ratelimit::RateLimiter;
+use std::ops::Deref;
+use std::sync::Arc;
+use switchboard_core::WorkspaceId;
+use switchboard_store::Store;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub bus: Bus,
+    pub access: Access,
+    pub ingest: Ingest,
+    pub presence: Presence,
+    pub workspace_id: WorkspaceId,
+    /// Signs widget visitor tokens; generated once and kept in the store.
+    pub visitor_key: Vec<u8>,
+    pub limits: Limiters,
+}
+
+pub struct Limiters {
+    pub login_ip: RateLimiter,
+    pub login_email: RateLimiter,
+    pub widget_ip: RateLimiter,
+    pub widget_visitor: RateLimiter,
+}
+
+impl AppState {
+    pub fn new(inner: Inner) -> Self {
+        Self(Arc::new(inner))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
