@@ -10,7 +10,11 @@ use switchboard_server::config::Config;
 use switchboard_server::{Application, demo, init_tracing, open_store, shutdown_signal};
 
 #[derive(Parser)]
-#[command(name = "switchboard", version, about = "Self-hosted omnichannel customer-conversation hub")]
+#[command(
+    name = "switchboard",
+    version,
+    about = "Self-hosted omnichannel customer-conversation hub"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -68,7 +72,8 @@ async fn main() -> anyhow::Result<()> {
                 config.data_dir = config.data_dir.join("demo");
             }
             if reset && config.data_dir.exists() {
-                std::fs::remove_dir_all(&config.data_dir).with_context(|| format!("removing {}", config.data_dir.display()))?;
+                std::fs::remove_dir_all(&config.data_dir)
+                    .with_context(|| format!("removing {}", config.data_dir.display()))?;
             }
             let app = Application::build(config, clock).await?;
             let url = format!("http://{}", app.local_addr());
@@ -78,28 +83,52 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Migrate => {
             open_store(&config).await?;
-            println!("database is up to date: {}", redacted(&config.database_url()));
+            println!(
+                "database is up to date: {}",
+                redacted(&config.database_url())
+            );
             Ok(())
         }
-        Command::User { command: UserCommand::Add { email, name, role, password_stdin } } => {
+        Command::User {
+            command:
+                UserCommand::Add {
+                    email,
+                    name,
+                    role,
+                    password_stdin,
+                },
+        } => {
             if !password_stdin {
                 bail!("pass --password-stdin and type the password on standard input");
             }
             let mut password = String::new();
-            std::io::stdin().read_to_string(&mut password).context("reading the password from standard input")?;
+            std::io::stdin()
+                .read_to_string(&mut password)
+                .context("reading the password from standard input")?;
             let password = password.trim_end_matches(['\r', '\n']).to_owned();
-            let agent = switchboard_server::demo::add_user(&config, clock, &email, &name, &role, password).await?;
-            println!("created {} <{}> as {} (id {})", agent.name, agent.email, agent.role, agent.id);
+            let agent =
+                switchboard_server::demo::add_user(&config, clock, &email, &name, &role, password)
+                    .await?;
+            println!(
+                "created {} <{}> as {} (id {})",
+                agent.name, agent.email, agent.role, agent.id
+            );
             Ok(())
         }
     }
 }
 
 fn redacted(url: &str) -> String {
-    format!("{:?}", Config { database_url: Some(url.to_owned()), ..Config::default() })
-        .split("database_url: Some(\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap_or(url)
-        .to_owned()
+    format!(
+        "{:?}",
+        Config {
+            database_url: Some(url.to_owned()),
+            ..Config::default()
+        }
+    )
+    .split("database_url: Some(\"")
+    .nth(1)
+    .and_then(|s| s.split('"').next())
+    .unwrap_or(url)
+    .to_owned()
 }

@@ -1,1 +1,8 @@
+//! End-to-end tests: the real server on port 0 with a temporary SQLite directory, driven over real
+//! HTTP and WebSocket. One test binary (every extra one is another full link).
 
+mod support;
+
+mod api;
+mod realtime;
+mod widget;

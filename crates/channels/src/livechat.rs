@@ -48,7 +48,11 @@ pub fn verify_visitor_token(key: &[u8], token: &str) -> Result<VisitorClaims, To
 
 /// Checks the site's identity hash for `identifier` in constant time.
 pub fn verify_identity(identity_secret: &str, identifier: &str, identifier_hash: &str) -> bool {
-    signing::verify_hex(identity_secret.as_bytes(), identifier.as_bytes(), identifier_hash)
+    signing::verify_hex(
+        identity_secret.as_bytes(),
+        identifier.as_bytes(),
+        identifier_hash,
+    )
 }
 
 /// The external id a visitor is known by in the identity table.
@@ -73,11 +77,30 @@ mod tests {
         };
         let tok = sign_visitor_token(b"key", &claims);
         assert_eq!(verify_visitor_token(b"key", &tok), Ok(claims.clone()));
-        assert_eq!(verify_visitor_token(b"other", &tok), Err(TokenError::BadSignature));
-        let other = VisitorClaims { contact_id: ContactId(Uuid::from_u128(3)), ..claims };
-        let forged = format!("{}.{}", sign_visitor_token(b"x", &other).split('.').next().unwrap_or(""), tok.split('.').nth(1).unwrap_or(""));
-        assert_eq!(verify_visitor_token(b"key", &forged), Err(TokenError::BadSignature));
-        assert_eq!(verify_visitor_token(b"key", "garbage"), Err(TokenError::Malformed));
+        assert_eq!(
+            verify_visitor_token(b"other", &tok),
+            Err(TokenError::BadSignature)
+        );
+        let other = VisitorClaims {
+            contact_id: ContactId(Uuid::from_u128(3)),
+            ..claims
+        };
+        let forged = format!(
+            "{}.{}",
+            sign_visitor_token(b"x", &other)
+                .split('.')
+                .next()
+                .unwrap_or(""),
+            tok.split('.').nth(1).unwrap_or("")
+        );
+        assert_eq!(
+            verify_visitor_token(b"key", &forged),
+            Err(TokenError::BadSignature)
+        );
+        assert_eq!(
+            verify_visitor_token(b"key", "garbage"),
+            Err(TokenError::Malformed)
+        );
     }
 
     #[test]

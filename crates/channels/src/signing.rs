@@ -28,7 +28,9 @@ pub fn hmac_sha256_hex(key: &[u8], data: &[u8]) -> String {
 
 /// Checks a hex signature in constant time. Upper- or lower-case hex is accepted.
 pub fn verify_hex(key: &[u8], data: &[u8], signature_hex: &str) -> bool {
-    let Some(sig) = unhex(signature_hex) else { return false };
+    let Some(sig) = unhex(signature_hex) else {
+        return false;
+    };
     mac(key, data).verify_slice(&sig).is_ok()
 }
 
@@ -57,7 +59,10 @@ pub fn unhex(s: &str) -> Option<Vec<u8>> {
         b'A'..=b'F' => Some(c - b'A' + 10),
         _ => None,
     };
-    s.as_bytes().chunks(2).map(|p| Some(nib(p[0])? << 4 | nib(p[1])?)).collect()
+    s.as_bytes()
+        .chunks(2)
+        .map(|p| Some(nib(p[0])? << 4 | nib(p[1])?))
+        .collect()
 }
 
 #[cfg(test)]

@@ -107,26 +107,47 @@ pub struct Transition {
 
 impl Transition {
     fn unchanged(c: &Conversation) -> Self {
-        Self { conversation: c.clone(), actions: Vec::new(), changed: false }
+        Self {
+            conversation: c.clone(),
+            actions: Vec::new(),
+            changed: false,
+        }
     }
     fn changed(mut c: Conversation, actions: Vec<Action>) -> Self {
         c.version += 1;
-        Self { conversation: c, actions, changed: true }
+        Self {
+            conversation: c,
+            actions,
+            changed: true,
+        }
     }
 }
 
 fn action(kind: ActionKind, actor: Option<AgentId>, detail: serde_json::Value) -> Action {
-    Action { kind, actor, detail }
+    Action {
+        kind,
+        actor,
+        detail,
+    }
 }
 
 fn ensure_not_resolved(c: &Conversation) -> Result<(), ConversationError> {
-    if c.status == S::Resolved { Err(ConversationError::Resolved) } else { Ok(()) }
+    if c.status == S::Resolved {
+        Err(ConversationError::Resolved)
+    } else {
+        Ok(())
+    }
 }
 
 /// A customer wrote at `at` (the provider's time). Creates (when `existing` is `None`), reopens a
 /// resolved conversation into the pool, or moves the window and activity forward. Out-of-order
 /// deliveries never move times backwards; a future provider time is clamped to `now`.
-pub fn customer_message(existing: Option<&Conversation>, fresh: Conversation, at: Timestamp, now: Timestamp) -> Transition {
+pub fn customer_message(
+    existing: Option<&Conversation>,
+    fresh: Conversation,
+    at: Timestamp,
+    now: Timestamp,
+) -> Transition {
     let at = at.clamp_to(now);
     let bump = |c: &mut Conversation| {
         c.last_customer_message_at = Some(c.last_customer_message_at.map_or(at, |t| t.max(at)));
@@ -136,7 +157,10 @@ pub fn customer_message(existing: Option<&Conversation>, fresh: Conversation, at
         None => {
             let mut c = fresh;
             bump(&mut c);
-            Transition::changed(c, vec![action(ActionKind::Created, None, serde_json::Value::Null)])
+            Transition::changed(
+                c,
+                vec![action(ActionKind::Created, None, serde_json::Value::Null)],
+            )
         }
         Some(c) if c.status == S::Resolved => {
             let mut c = c.clone();
@@ -144,7 +168,14 @@ pub fn customer_message(existing: Option<&Conversation>, fresh: Conversation, at
             c.assignee_id = None;
             c.participants.clear();
             bump(&mut c);
-            Transition::changed(c, vec![action(ActionKind::Reopened, None, serde_json::json!({"by": "customer"}))])
+            Transition::changed(
+                c,
+                vec![action(
+                    ActionKind::Reopened,
+                    None,
+                    serde_json::json!({"by": "customer"}),
+                )],
+            )
         }
         Some(c) => {
             let mut c = c.clone();
@@ -167,13 +198,24 @@ pub fn claim(c: &Conversation, actor: Actor) -> Result<Transition, ConversationE
             n.assignee_id = Some(actor.agent_id);
             n.last_assignee_id = Some(actor.agent_id);
             n.participants.retain(|p| *p != actor.agent_id);
-            Ok(Transition::changed(n, vec![action(ActionKind::Claimed, Some(actor.agent_id), serde_json::Value::Null)]))
+            Ok(Transition::changed(
+                n,
+                vec![action(
+                    ActionKind::Claimed,
+                    Some(actor.agent_id),
+                    serde_json::Value::Null,
+                )],
+            ))
         }
     }
 }
 
 /// A supervisor or admin gives the conversation to `target` directly.
-pub fn assign(c: &Conversation, actor: Actor, target: AgentId) -> Result<Transition, ConversationError> {
+pub fn assign(
+    c: &Conversation,
+    actor: Actor,
+    target: AgentId,
+) -> Result<Transition, ConversationError> {
     if !actor.role.supervises() {
         return Err(ConversationError::SupervisorRequired);
     }
@@ -187,13 +229,23 @@ pub fn assign(c: &Conversation, actor: Actor, target: AgentId) -> Result<Transit
     n.last_assignee_id = Some(target);
     n.participants.retain(|p| *p != target);
     let detail = serde_json::json!({"from": c.assignee_id, "to": target});
-    Ok(Transition::changed(n, vec![action(ActionKind::Assigned, Some(actor.agent_id), detail)]))
+    Ok(Transition::changed(
+        n,
+        vec![action(ActionKind::Assigned, Some(actor.agent_id), detail)],
+    ))
 }
 
 /// The holder (or a supervisor) hands the conversation to `target`, with a message for them.
-pub fn transfer(c: &Conversation, actor: Actor, target: AgentId, message: &str) -> Result<Transition, ConversationError> {
+pub fn transfer(
+    c: &Conversation,
+    actor: Actor,
+    target: AgentId,
+    message: &str,
+) -> Result<Transition, ConversationError> {
     ensure_not_resolved(c)?;
-    let Some(holder) = c.assignee_id else { return Err(ConversationError::ClaimRequired) };
+    let Some(holder) = c.assignee_id else {
+        return Err(ConversationError::ClaimRequired);
+    };
     if holder != actor.agent_id && !actor.role.supervises() {
         return Err(ConversationError::NotHolder);
     }
@@ -205,13 +257,26 @@ pub fn transfer(c: &Conversation, actor: Actor, target: AgentId, message: &str) 
     n.last_assignee_id = Some(target);
     n.participants.retain(|p| *p != target);
     let detail = serde_json::json!({"from": holder, "to": target, "message": message});
-    Ok(Transition::changed(n, vec![action(ActionKind::Transferred, Some(actor.agent_id), detail)]))
+    Ok(Transition::changed(
+        n,
+        vec![action(
+            ActionKind::Transferred,
+            Some(actor.agent_id),
+            detail,
+        )],
+    ))
 }
 
 /// Invite another agent to help on an open conversation.
-pub fn add_participant(c: &Conversation, actor: Actor, target: AgentId) -> Result<Transition, ConversationError> {
+pub fn add_participant(
+    c: &Conversation,
+    actor: Actor,
+    target: AgentId,
+) -> Result<Transition, ConversationError> {
     ensure_not_resolved(c)?;
-    let Some(holder) = c.assignee_id else { return Err(ConversationError::ClaimRequired) };
+    let Some(holder) = c.assignee_id else {
+        return Err(ConversationError::ClaimRequired);
+    };
     if holder != actor.agent_id && !c.is_participant(actor.agent_id) && !actor.role.supervises() {
         return Err(ConversationError::NotHolder);
     }
@@ -221,7 +286,14 @@ pub fn add_participant(c: &Conversation, actor: Actor, target: AgentId) -> Resul
     let mut n = c.clone();
     n.participants.push(target);
     let detail = serde_json::json!({"agent_id": target});
-    Ok(Transition::changed(n, vec![action(ActionKind::ParticipantAdded, Some(actor.agent_id), detail)]))
+    Ok(Transition::changed(
+        n,
+        vec![action(
+            ActionKind::ParticipantAdded,
+            Some(actor.agent_id),
+            detail,
+        )],
+    ))
 }
 
 /// A participant steps out. The holder cannot leave; they transfer or resolve instead.
@@ -231,12 +303,23 @@ pub fn leave(c: &Conversation, actor: Actor) -> Result<Transition, ConversationE
     }
     let mut n = c.clone();
     n.participants.retain(|p| *p != actor.agent_id);
-    Ok(Transition::changed(n, vec![action(ActionKind::ParticipantLeft, Some(actor.agent_id), serde_json::Value::Null)]))
+    Ok(Transition::changed(
+        n,
+        vec![action(
+            ActionKind::ParticipantLeft,
+            Some(actor.agent_id),
+            serde_json::Value::Null,
+        )],
+    ))
 }
 
 /// An agent replies to the customer. Only the holder and participants may; a pending conversation
 /// must be claimed first. Agent messages never move the customer's messaging window.
-pub fn reply(c: &Conversation, actor: Actor, now: Timestamp) -> Result<Transition, ConversationError> {
+pub fn reply(
+    c: &Conversation,
+    actor: Actor,
+    now: Timestamp,
+) -> Result<Transition, ConversationError> {
     match c.status {
         S::Resolved => return Err(ConversationError::Resolved),
         S::Bot => return Err(ConversationError::BotActive),
@@ -258,7 +341,11 @@ pub fn reply(c: &Conversation, actor: Actor, now: Timestamp) -> Result<Transitio
 
 /// End the consultation. The holder, a participant or a supervisor may resolve an open conversation;
 /// anyone who can see a pending one may resolve it (spam, "thanks!" messages).
-pub fn resolve(c: &Conversation, actor: Actor, now: Timestamp) -> Result<Transition, ConversationError> {
+pub fn resolve(
+    c: &Conversation,
+    actor: Actor,
+    now: Timestamp,
+) -> Result<Transition, ConversationError> {
     ensure_not_resolved(c)?;
     if let Some(holder) = c.assignee_id
         && holder != actor.agent_id
@@ -273,11 +360,18 @@ pub fn resolve(c: &Conversation, actor: Actor, now: Timestamp) -> Result<Transit
     n.participants.clear();
     n.last_activity_at = n.last_activity_at.max(now);
     let detail = serde_json::json!({"previous_assignee": c.assignee_id});
-    Ok(Transition::changed(n, vec![action(ActionKind::Resolved, Some(actor.agent_id), detail)]))
+    Ok(Transition::changed(
+        n,
+        vec![action(ActionKind::Resolved, Some(actor.agent_id), detail)],
+    ))
 }
 
 /// Reopen a resolved conversation; the agent who reopens it holds it.
-pub fn reopen(c: &Conversation, actor: Actor, now: Timestamp) -> Result<Transition, ConversationError> {
+pub fn reopen(
+    c: &Conversation,
+    actor: Actor,
+    now: Timestamp,
+) -> Result<Transition, ConversationError> {
     if c.status != S::Resolved {
         return Err(ConversationError::NotResolved);
     }
@@ -286,7 +380,14 @@ pub fn reopen(c: &Conversation, actor: Actor, now: Timestamp) -> Result<Transiti
     n.assignee_id = Some(actor.agent_id);
     n.last_assignee_id = Some(actor.agent_id);
     n.last_activity_at = n.last_activity_at.max(now);
-    Ok(Transition::changed(n, vec![action(ActionKind::Reopened, Some(actor.agent_id), serde_json::json!({"by": "agent"}))]))
+    Ok(Transition::changed(
+        n,
+        vec![action(
+            ActionKind::Reopened,
+            Some(actor.agent_id),
+            serde_json::json!({"by": "agent"}),
+        )],
+    ))
 }
 
 /// Add a tag (already normalised). Adding a tag that is there already changes nothing.
@@ -297,7 +398,14 @@ pub fn tag(c: &Conversation, actor: Actor, name: &str) -> Transition {
     let mut n = c.clone();
     n.tags.push(name.to_owned());
     n.tags.sort();
-    Transition::changed(n, vec![action(ActionKind::Tagged, Some(actor.agent_id), serde_json::json!({"tag": name}))])
+    Transition::changed(
+        n,
+        vec![action(
+            ActionKind::Tagged,
+            Some(actor.agent_id),
+            serde_json::json!({"tag": name}),
+        )],
+    )
 }
 
 /// Remove a tag. Removing a tag that is not there changes nothing.
@@ -307,7 +415,14 @@ pub fn untag(c: &Conversation, actor: Actor, name: &str) -> Transition {
     }
     let mut n = c.clone();
     n.tags.retain(|t| t != name);
-    Transition::changed(n, vec![action(ActionKind::Untagged, Some(actor.agent_id), serde_json::json!({"tag": name}))])
+    Transition::changed(
+        n,
+        vec![action(
+            ActionKind::Untagged,
+            Some(actor.agent_id),
+            serde_json::json!({"tag": name}),
+        )],
+    )
 }
 
 #[cfg(test)]
@@ -325,7 +440,14 @@ mod tests {
     const SUP: u128 = 9;
 
     fn actor(n: u128) -> Actor {
-        Actor { agent_id: agent(n), role: if n == SUP { Role::Supervisor } else { Role::Agent } }
+        Actor {
+            agent_id: agent(n),
+            role: if n == SUP {
+                Role::Supervisor
+            } else {
+                Role::Agent
+            },
+        }
     }
 
     fn t(ms: i64) -> Timestamp {
@@ -352,7 +474,10 @@ mod tests {
         let created = customer_message(None, fresh.clone(), t(5_000), t(6_000));
         assert!(created.changed);
         assert_eq!(created.actions[0].kind, ActionKind::Created);
-        assert_eq!(created.conversation.last_customer_message_at, Some(t(5_000)));
+        assert_eq!(
+            created.conversation.last_customer_message_at,
+            Some(t(5_000))
+        );
         assert_eq!(created.conversation.version, 1);
 
         // Future provider time is clamped to now.
@@ -360,7 +485,12 @@ mod tests {
         assert_eq!(future.conversation.last_customer_message_at, Some(t(6_000)));
 
         // A late, older delivery does not move the window back.
-        let late = customer_message(Some(&created.conversation), fresh.clone(), t(4_000), t(7_000));
+        let late = customer_message(
+            Some(&created.conversation),
+            fresh.clone(),
+            t(4_000),
+            t(7_000),
+        );
         assert_eq!(late.conversation.last_customer_message_at, Some(t(5_000)));
         assert!(late.actions.is_empty());
 
@@ -375,9 +505,19 @@ mod tests {
     }
 
     /// (case, status, assignee, participants, actor, expected outcome)
-    type Case = (&'static str, S, Option<u128>, &'static [u128], u128, Result<bool, ConversationError>);
+    type Case = (
+        &'static str,
+        S,
+        Option<u128>,
+        &'static [u128],
+        u128,
+        Result<bool, ConversationError>,
+    );
 
-    fn run(cases: &[Case], f: impl Fn(&Conversation, Actor) -> Result<Transition, ConversationError>) {
+    fn run(
+        cases: &[Case],
+        f: impl Fn(&Conversation, Actor) -> Result<Transition, ConversationError>,
+    ) {
         for (name, status, assignee, parts, who, want) in cases {
             let c = conv(*status, *assignee, parts);
             let got = f(&c, actor(*who)).map(|tr| tr.changed);
@@ -390,15 +530,48 @@ mod tests {
         run(
             &[
                 ("pending claims", S::Pending, None, &[], A, Ok(true)),
-                ("claim own again is a no-op", S::Open, Some(A), &[], A, Ok(false)),
-                ("held by another", S::Open, Some(A), &[], B, Err(ConversationError::Claimed { holder: agent(A) })),
-                ("supervisor cannot claim a held one", S::Open, Some(A), &[], SUP, Err(ConversationError::Claimed { holder: agent(A) })),
-                ("resolved", S::Resolved, None, &[], A, Err(ConversationError::Resolved)),
+                (
+                    "claim own again is a no-op",
+                    S::Open,
+                    Some(A),
+                    &[],
+                    A,
+                    Ok(false),
+                ),
+                (
+                    "held by another",
+                    S::Open,
+                    Some(A),
+                    &[],
+                    B,
+                    Err(ConversationError::Claimed { holder: agent(A) }),
+                ),
+                (
+                    "supervisor cannot claim a held one",
+                    S::Open,
+                    Some(A),
+                    &[],
+                    SUP,
+                    Err(ConversationError::Claimed { holder: agent(A) }),
+                ),
+                (
+                    "resolved",
+                    S::Resolved,
+                    None,
+                    &[],
+                    A,
+                    Err(ConversationError::Resolved),
+                ),
             ],
             claim,
         );
-        let c = claim(&conv(S::Pending, None, &[]), actor(A)).ok().map(|t| t.conversation);
-        assert_eq!(c.as_ref().map(|c| (c.status, c.assignee_id)), Some((S::Open, Some(agent(A)))));
+        let c = claim(&conv(S::Pending, None, &[]), actor(A))
+            .ok()
+            .map(|t| t.conversation);
+        assert_eq!(
+            c.as_ref().map(|c| (c.status, c.assignee_id)),
+            Some((S::Open, Some(agent(A))))
+        );
     }
 
     #[test]
@@ -406,11 +579,32 @@ mod tests {
         let to_b = |c: &Conversation, a: Actor| assign(c, a, agent(B));
         run(
             &[
-                ("supervisor assigns pending", S::Pending, None, &[], SUP, Ok(true)),
+                (
+                    "supervisor assigns pending",
+                    S::Pending,
+                    None,
+                    &[],
+                    SUP,
+                    Ok(true),
+                ),
                 ("supervisor reassigns", S::Open, Some(A), &[], SUP, Ok(true)),
                 ("already with target", S::Open, Some(B), &[], SUP, Ok(false)),
-                ("agent may not assign", S::Pending, None, &[], A, Err(ConversationError::SupervisorRequired)),
-                ("resolved", S::Resolved, None, &[], SUP, Err(ConversationError::Resolved)),
+                (
+                    "agent may not assign",
+                    S::Pending,
+                    None,
+                    &[],
+                    A,
+                    Err(ConversationError::SupervisorRequired),
+                ),
+                (
+                    "resolved",
+                    S::Resolved,
+                    None,
+                    &[],
+                    SUP,
+                    Err(ConversationError::Resolved),
+                ),
             ],
             to_b,
         );
@@ -423,18 +617,59 @@ mod tests {
             &[
                 ("holder transfers", S::Open, Some(A), &[], A, Ok(true)),
                 ("supervisor transfers", S::Open, Some(A), &[], SUP, Ok(true)),
-                ("non-holder may not", S::Open, Some(A), &[], C, Err(ConversationError::NotHolder)),
-                ("participant may not", S::Open, Some(A), &[C], C, Err(ConversationError::NotHolder)),
-                ("to the holder", S::Open, Some(B), &[], B, Err(ConversationError::SameAgent)),
-                ("unclaimed", S::Pending, None, &[], A, Err(ConversationError::ClaimRequired)),
-                ("resolved", S::Resolved, None, &[], A, Err(ConversationError::Resolved)),
+                (
+                    "non-holder may not",
+                    S::Open,
+                    Some(A),
+                    &[],
+                    C,
+                    Err(ConversationError::NotHolder),
+                ),
+                (
+                    "participant may not",
+                    S::Open,
+                    Some(A),
+                    &[C],
+                    C,
+                    Err(ConversationError::NotHolder),
+                ),
+                (
+                    "to the holder",
+                    S::Open,
+                    Some(B),
+                    &[],
+                    B,
+                    Err(ConversationError::SameAgent),
+                ),
+                (
+                    "unclaimed",
+                    S::Pending,
+                    None,
+                    &[],
+                    A,
+                    Err(ConversationError::ClaimRequired),
+                ),
+                (
+                    "resolved",
+                    S::Resolved,
+                    None,
+                    &[],
+                    A,
+                    Err(ConversationError::Resolved),
+                ),
             ],
             to_b,
         );
         let tr = transfer(&conv(S::Open, Some(A), &[B]), actor(A), agent(B), "vip").ok();
         let c = tr.as_ref().map(|t| &t.conversation);
-        assert_eq!(c.map(|c| (c.assignee_id, c.participants.is_empty())), Some((Some(agent(B)), true)));
-        assert_eq!(tr.map(|t| t.actions[0].detail["message"].clone()), Some(serde_json::json!("vip")));
+        assert_eq!(
+            c.map(|c| (c.assignee_id, c.participants.is_empty())),
+            Some((Some(agent(B)), true))
+        );
+        assert_eq!(
+            tr.map(|t| t.actions[0].detail["message"].clone()),
+            Some(serde_json::json!("vip"))
+        );
     }
 
     #[test]
@@ -445,19 +680,68 @@ mod tests {
                 ("holder invites", S::Open, Some(A), &[], A, Ok(true)),
                 ("participant invites", S::Open, Some(A), &[B], B, Ok(true)),
                 ("supervisor invites", S::Open, Some(A), &[], SUP, Ok(true)),
-                ("outsider may not", S::Open, Some(A), &[], B, Err(ConversationError::NotHolder)),
-                ("already in", S::Open, Some(A), &[C], A, Err(ConversationError::AlreadyParticipant)),
-                ("the holder", S::Open, Some(C), &[], C, Err(ConversationError::AlreadyParticipant)),
-                ("unclaimed", S::Pending, None, &[], A, Err(ConversationError::ClaimRequired)),
-                ("resolved", S::Resolved, None, &[], A, Err(ConversationError::Resolved)),
+                (
+                    "outsider may not",
+                    S::Open,
+                    Some(A),
+                    &[],
+                    B,
+                    Err(ConversationError::NotHolder),
+                ),
+                (
+                    "already in",
+                    S::Open,
+                    Some(A),
+                    &[C],
+                    A,
+                    Err(ConversationError::AlreadyParticipant),
+                ),
+                (
+                    "the holder",
+                    S::Open,
+                    Some(C),
+                    &[],
+                    C,
+                    Err(ConversationError::AlreadyParticipant),
+                ),
+                (
+                    "unclaimed",
+                    S::Pending,
+                    None,
+                    &[],
+                    A,
+                    Err(ConversationError::ClaimRequired),
+                ),
+                (
+                    "resolved",
+                    S::Resolved,
+                    None,
+                    &[],
+                    A,
+                    Err(ConversationError::Resolved),
+                ),
             ],
             add_c,
         );
         run(
             &[
                 ("participant leaves", S::Open, Some(A), &[B], B, Ok(true)),
-                ("holder cannot leave", S::Open, Some(A), &[], A, Err(ConversationError::NotParticipant)),
-                ("outsider", S::Open, Some(A), &[], C, Err(ConversationError::NotParticipant)),
+                (
+                    "holder cannot leave",
+                    S::Open,
+                    Some(A),
+                    &[],
+                    A,
+                    Err(ConversationError::NotParticipant),
+                ),
+                (
+                    "outsider",
+                    S::Open,
+                    Some(A),
+                    &[],
+                    C,
+                    Err(ConversationError::NotParticipant),
+                ),
             ],
             leave,
         );
@@ -470,19 +754,61 @@ mod tests {
             &[
                 ("holder replies", S::Open, Some(A), &[], A, Ok(true)),
                 ("participant replies", S::Open, Some(A), &[B], B, Ok(true)),
-                ("someone else's", S::Open, Some(A), &[], B, Err(ConversationError::Claimed { holder: agent(A) })),
-                ("supervisor is no exception", S::Open, Some(A), &[], SUP, Err(ConversationError::Claimed { holder: agent(A) })),
-                ("pending must be claimed", S::Pending, None, &[], A, Err(ConversationError::ClaimRequired)),
-                ("bot active", S::Bot, None, &[], A, Err(ConversationError::BotActive)),
-                ("resolved", S::Resolved, None, &[], A, Err(ConversationError::Resolved)),
+                (
+                    "someone else's",
+                    S::Open,
+                    Some(A),
+                    &[],
+                    B,
+                    Err(ConversationError::Claimed { holder: agent(A) }),
+                ),
+                (
+                    "supervisor is no exception",
+                    S::Open,
+                    Some(A),
+                    &[],
+                    SUP,
+                    Err(ConversationError::Claimed { holder: agent(A) }),
+                ),
+                (
+                    "pending must be claimed",
+                    S::Pending,
+                    None,
+                    &[],
+                    A,
+                    Err(ConversationError::ClaimRequired),
+                ),
+                (
+                    "bot active",
+                    S::Bot,
+                    None,
+                    &[],
+                    A,
+                    Err(ConversationError::BotActive),
+                ),
+                (
+                    "resolved",
+                    S::Resolved,
+                    None,
+                    &[],
+                    A,
+                    Err(ConversationError::Resolved),
+                ),
             ],
             r,
         );
         let mut c = conv(S::Open, Some(A), &[]);
         c.last_customer_message_at = Some(t(10_000));
         let n = reply(&c, actor(A), t(50_000)).ok().map(|t| t.conversation);
-        assert_eq!(n.as_ref().and_then(|c| c.last_agent_reply_at), Some(t(50_000)));
-        assert_eq!(n.and_then(|c| c.last_customer_message_at), Some(t(10_000)), "agent replies never move the window");
+        assert_eq!(
+            n.as_ref().and_then(|c| c.last_agent_reply_at),
+            Some(t(50_000))
+        );
+        assert_eq!(
+            n.and_then(|c| c.last_customer_message_at),
+            Some(t(10_000)),
+            "agent replies never move the window"
+        );
     }
 
     #[test]
@@ -494,8 +820,22 @@ mod tests {
                 ("participant resolves", S::Open, Some(A), &[B], B, Ok(true)),
                 ("supervisor resolves", S::Open, Some(A), &[], SUP, Ok(true)),
                 ("pending by anyone", S::Pending, None, &[], B, Ok(true)),
-                ("someone else's", S::Open, Some(A), &[], B, Err(ConversationError::Claimed { holder: agent(A) })),
-                ("twice", S::Resolved, None, &[], A, Err(ConversationError::Resolved)),
+                (
+                    "someone else's",
+                    S::Open,
+                    Some(A),
+                    &[],
+                    B,
+                    Err(ConversationError::Claimed { holder: agent(A) }),
+                ),
+                (
+                    "twice",
+                    S::Resolved,
+                    None,
+                    &[],
+                    A,
+                    Err(ConversationError::Resolved),
+                ),
             ],
             r,
         );
@@ -503,13 +843,32 @@ mod tests {
         run(
             &[
                 ("reopen resolved", S::Resolved, None, &[], B, Ok(true)),
-                ("reopen open", S::Open, Some(A), &[], A, Err(ConversationError::NotResolved)),
-                ("reopen pending", S::Pending, None, &[], A, Err(ConversationError::NotResolved)),
+                (
+                    "reopen open",
+                    S::Open,
+                    Some(A),
+                    &[],
+                    A,
+                    Err(ConversationError::NotResolved),
+                ),
+                (
+                    "reopen pending",
+                    S::Pending,
+                    None,
+                    &[],
+                    A,
+                    Err(ConversationError::NotResolved),
+                ),
             ],
             o,
         );
-        let n = reopen(&conv(S::Resolved, None, &[]), actor(B), t(70_000)).ok().map(|t| t.conversation);
-        assert_eq!(n.map(|c| (c.status, c.assignee_id)), Some((S::Open, Some(agent(B)))));
+        let n = reopen(&conv(S::Resolved, None, &[]), actor(B), t(70_000))
+            .ok()
+            .map(|t| t.conversation);
+        assert_eq!(
+            n.map(|c| (c.status, c.assignee_id)),
+            Some((S::Open, Some(agent(B))))
+        );
     }
 
     #[test]
@@ -517,7 +876,10 @@ mod tests {
         let c = conv(S::Open, Some(A), &[]);
         let t1 = tag(&c, actor(A), "vip");
         let t2 = tag(&t1.conversation, actor(A), "order");
-        assert_eq!(t2.conversation.tags, vec!["order".to_owned(), "vip".to_owned()]);
+        assert_eq!(
+            t2.conversation.tags,
+            vec!["order".to_owned(), "vip".to_owned()]
+        );
         assert!(!tag(&t2.conversation, actor(B), "vip").changed);
         let t3 = untag(&t2.conversation, actor(A), "vip");
         assert_eq!(t3.conversation.tags, vec!["order".to_owned()]);
@@ -527,7 +889,10 @@ mod tests {
 
     #[test]
     fn error_codes_are_stable() {
-        assert_eq!(ConversationError::Claimed { holder: agent(A) }.code(), "conversation_claimed");
+        assert_eq!(
+            ConversationError::Claimed { holder: agent(A) }.code(),
+            "conversation_claimed"
+        );
         assert_eq!(ConversationError::ClaimRequired.code(), "claim_required");
     }
 }

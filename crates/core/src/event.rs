@@ -62,11 +62,17 @@ impl Event {
     /// The message carried by a `message.created`/`message.updated` event, if it is public
     /// (what a widget visitor may see).
     pub fn public_message(&self) -> Option<&serde_json::Value> {
-        if !matches!(self.kind, EventKind::MessageCreated | EventKind::MessageUpdated) {
+        if !matches!(
+            self.kind,
+            EventKind::MessageCreated | EventKind::MessageUpdated
+        ) {
             return None;
         }
         let m = self.payload.get("message")?;
-        let private = m.get("private").and_then(serde_json::Value::as_bool).unwrap_or(true);
+        let private = m
+            .get("private")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(true);
         (!private).then_some(m)
     }
 }
@@ -118,8 +124,13 @@ pub fn for_transition(before: Option<&Conversation>, tr: &Transition) -> Option<
     let after = &tr.conversation;
     let kind = match before {
         None => EventKind::ConversationCreated,
-        Some(b) if b.assignee_id != after.assignee_id && after.assignee_id.is_some() => EventKind::ConversationAssigned,
-        Some(b) if b.status != ConversationStatus::Resolved && after.status == ConversationStatus::Resolved => {
+        Some(b) if b.assignee_id != after.assignee_id && after.assignee_id.is_some() => {
+            EventKind::ConversationAssigned
+        }
+        Some(b)
+            if b.status != ConversationStatus::Resolved
+                && after.status == ConversationStatus::Resolved =>
+        {
             EventKind::ConversationResolved
         }
         Some(_) => EventKind::ConversationUpdated,
@@ -128,9 +139,17 @@ pub fn for_transition(before: Option<&Conversation>, tr: &Transition) -> Option<
     if let (Some(b), Some(obj)) = (before, payload.as_object_mut())
         && b.assignee_id != after.assignee_id
     {
-        obj.insert("previous_assignee_id".into(), serde_json::json!(b.assignee_id));
+        obj.insert(
+            "previous_assignee_id".into(),
+            serde_json::json!(b.assignee_id),
+        );
     }
-    Some(EventDraft { inbox_id: Some(after.inbox_id), conversation_id: Some(after.id), kind, payload })
+    Some(EventDraft {
+        inbox_id: Some(after.inbox_id),
+        conversation_id: Some(after.id),
+        kind,
+        payload,
+    })
 }
 
 #[cfg(test)]
@@ -152,19 +171,40 @@ mod tests {
 
     #[test]
     fn transition_events() {
-        let a = Actor { agent_id: AgentId(Uuid::from_u128(9)), role: Role::Agent };
+        let a = Actor {
+            agent_id: AgentId(Uuid::from_u128(9)),
+            role: Role::Agent,
+        };
         let created = conversation::customer_message(None, conv(), Timestamp(1), Timestamp(1));
-        assert_eq!(for_transition(None, &created).map(|e| e.kind), Some(EventKind::ConversationCreated));
+        assert_eq!(
+            for_transition(None, &created).map(|e| e.kind),
+            Some(EventKind::ConversationCreated)
+        );
         let c = created.conversation;
         let claimed = conversation::claim(&c, a).ok();
         let ev = claimed.as_ref().and_then(|t| for_transition(Some(&c), t));
-        assert_eq!(ev.as_ref().map(|e| e.kind), Some(EventKind::ConversationAssigned));
-        assert_eq!(ev.map(|e| e.payload["previous_assignee_id"].clone()), Some(serde_json::Value::Null));
+        assert_eq!(
+            ev.as_ref().map(|e| e.kind),
+            Some(EventKind::ConversationAssigned)
+        );
+        assert_eq!(
+            ev.map(|e| e.payload["previous_assignee_id"].clone()),
+            Some(serde_json::Value::Null)
+        );
         let c2 = claimed.map(|t| t.conversation).unwrap_or_else(conv);
         let resolved = conversation::resolve(&c2, a, Timestamp(5)).ok();
-        assert_eq!(resolved.and_then(|t| for_transition(Some(&c2), &t)).map(|e| e.kind), Some(EventKind::ConversationResolved));
+        assert_eq!(
+            resolved
+                .and_then(|t| for_transition(Some(&c2), &t))
+                .map(|e| e.kind),
+            Some(EventKind::ConversationResolved)
+        );
         let again = conversation::claim(&c2, a).ok();
-        assert_eq!(again.and_then(|t| for_transition(Some(&c2), &t)), None, "no-op transitions publish nothing");
+        assert_eq!(
+            again.and_then(|t| for_transition(Some(&c2), &t)),
+            None,
+            "no-op transitions publish nothing"
+        );
     }
 
     #[test]
@@ -185,7 +225,15 @@ mod tests {
         };
         let ev = |m: &Message| {
             let d = message_created(m);
-            Event { seq: 1, workspace_id: WorkspaceId(Uuid::from_u128(2)), inbox_id: d.inbox_id, conversation_id: d.conversation_id, kind: d.kind, payload: d.payload, created_at: Timestamp(1) }
+            Event {
+                seq: 1,
+                workspace_id: WorkspaceId(Uuid::from_u128(2)),
+                inbox_id: d.inbox_id,
+                conversation_id: d.conversation_id,
+                kind: d.kind,
+                payload: d.payload,
+                created_at: Timestamp(1),
+            }
         };
         assert!(ev(&m).public_message().is_none());
         m.kind = MessageKind::AgentToAgent;

@@ -45,7 +45,9 @@ impl Email {
         if s.len() > 254 || s.chars().any(char::is_whitespace) {
             return Err(bad);
         }
-        let Some((local, domain)) = s.split_once('@') else { return Err(bad) };
+        let Some((local, domain)) = s.split_once('@') else {
+            return Err(bad);
+        };
         let domain_ok = domain.contains('.')
             && !domain.starts_with('.')
             && !domain.ends_with('.')
@@ -75,7 +77,12 @@ impl Phone {
             match c {
                 '0'..='9' => digits.push(c),
                 ' ' | '.' | '-' | '(' | ')' => {}
-                _ => return Err(ValidationError::new("phone", "may contain only digits, spaces, dashes and a leading +")),
+                _ => {
+                    return Err(ValidationError::new(
+                        "phone",
+                        "may contain only digits, spaces, dashes and a leading +",
+                    ));
+                }
             }
         }
         if !(8..=15).contains(&digits.len()) {
@@ -96,10 +103,16 @@ impl TagName {
             return Err(ValidationError::new("name", "must not be empty"));
         }
         if s.chars().count() > 50 {
-            return Err(ValidationError::new("name", "must be at most 50 characters"));
+            return Err(ValidationError::new(
+                "name",
+                "must be at most 50 characters",
+            ));
         }
         if s.contains(',') || s.chars().any(char::is_control) {
-            return Err(ValidationError::new("name", "must not contain commas or control characters"));
+            return Err(ValidationError::new(
+                "name",
+                "must not contain commas or control characters",
+            ));
         }
         Ok(Self(s))
     }
@@ -115,8 +128,14 @@ impl QuickReplyCode {
         if s.is_empty() || s.len() > 32 {
             return Err(ValidationError::new("code", "must be 1 to 32 characters"));
         }
-        if !s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-') {
-            return Err(ValidationError::new("code", "may contain only letters a-z, digits, '_' and '-'"));
+        if !s
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+        {
+            return Err(ValidationError::new(
+                "code",
+                "may contain only letters a-z, digits, '_' and '-'",
+            ));
         }
         Ok(Self(s))
     }
@@ -134,7 +153,10 @@ impl MessageText {
             return Err(ValidationError::new("text", "must not be empty"));
         }
         if s.chars().count() > MAX_TEXT_CHARS {
-            return Err(ValidationError::new("text", "must be at most 4096 characters"));
+            return Err(ValidationError::new(
+                "text",
+                "must be at most 4096 characters",
+            ));
         }
         Ok(Self(s.to_owned()))
     }
@@ -151,7 +173,10 @@ impl PersonName {
             return Err(ValidationError::new("name", "must not be empty"));
         }
         if s.chars().count() > 100 || s.chars().any(char::is_control) {
-            return Err(ValidationError::new("name", "must be at most 100 printable characters"));
+            return Err(ValidationError::new(
+                "name",
+                "must be at most 100 printable characters",
+            ));
         }
         Ok(Self(s.to_owned()))
     }
@@ -174,7 +199,11 @@ mod tests {
             ("a b@c.d", None),
             ("a@b@c.d", None),
         ] {
-            assert_eq!(Email::parse(raw).ok().map(Email::into_inner).as_deref(), want, "{raw}");
+            assert_eq!(
+                Email::parse(raw).ok().map(Email::into_inner).as_deref(),
+                want,
+                "{raw}"
+            );
         }
     }
 
@@ -188,23 +217,36 @@ mod tests {
             ("09123abc78", None),
             ("++84912345678", None),
         ] {
-            assert_eq!(Phone::parse(raw).ok().map(Phone::into_inner).as_deref(), want, "{raw}");
+            assert_eq!(
+                Phone::parse(raw).ok().map(Phone::into_inner).as_deref(),
+                want,
+                "{raw}"
+            );
         }
     }
 
     #[test]
     fn tags_codes_texts_names() {
-        assert_eq!(TagName::parse(" VIP ").map(TagName::into_inner), Ok("vip".into()));
+        assert_eq!(
+            TagName::parse(" VIP ").map(TagName::into_inner),
+            Ok("vip".into())
+        );
         assert!(TagName::parse("  ").is_err());
         assert!(TagName::parse("a,b").is_err());
         assert!(TagName::parse(&"x".repeat(51)).is_err());
         assert!(TagName::parse(&"đ".repeat(50)).is_ok());
 
-        assert_eq!(QuickReplyCode::parse("/Hello_1").map(QuickReplyCode::into_inner), Ok("hello_1".into()));
+        assert_eq!(
+            QuickReplyCode::parse("/Hello_1").map(QuickReplyCode::into_inner),
+            Ok("hello_1".into())
+        );
         assert!(QuickReplyCode::parse("xin chào").is_err());
         assert!(QuickReplyCode::parse("").is_err());
 
-        assert_eq!(MessageText::parse("line 1\nline 2\n").map(MessageText::into_inner), Ok("line 1\nline 2".into()));
+        assert_eq!(
+            MessageText::parse("line 1\nline 2\n").map(MessageText::into_inner),
+            Ok("line 1\nline 2".into())
+        );
         assert!(MessageText::parse(" \n ").is_err());
         assert!(MessageText::parse(&"ă".repeat(4096)).is_ok());
         assert!(MessageText::parse(&"ă".repeat(4097)).is_err());

@@ -24,7 +24,12 @@ impl Access {
     }
 
     pub fn can_see(&self, agent: &Agent, inbox: InboxId) -> bool {
-        agent.role.sees_all_inboxes() || self.members.read().map(|m| m.get(&agent.id).is_some_and(|s| s.contains(&inbox))).unwrap_or(false)
+        agent.role.sees_all_inboxes()
+            || self
+                .members
+                .read()
+                .map(|m| m.get(&agent.id).is_some_and(|s| s.contains(&inbox)))
+                .unwrap_or(false)
     }
 
     /// The inboxes an agent may see; `None` means all (admins).
@@ -32,7 +37,15 @@ impl Access {
         if agent.role.sees_all_inboxes() {
             return None;
         }
-        let mut v: Vec<InboxId> = self.members.read().map(|m| m.get(&agent.id).map(|s| s.iter().copied().collect()).unwrap_or_default()).unwrap_or_default();
+        let mut v: Vec<InboxId> = self
+            .members
+            .read()
+            .map(|m| {
+                m.get(&agent.id)
+                    .map(|s| s.iter().copied().collect())
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default();
         v.sort();
         Some(v)
     }

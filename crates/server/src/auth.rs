@@ -3,8 +3,8 @@
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
@@ -36,7 +36,9 @@ pub fn token_hash(token: &str) -> String {
 pub async fn hash_password(password: String) -> Result<String, ApiError> {
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
-        Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string())
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
     })
     .await
     .map_err(|_| ApiError::internal())?
@@ -49,7 +51,13 @@ pub async fn verify_password(password: String, stored: Option<String>) -> bool {
     tokio::task::spawn_blocking(move || {
         let dummy = dummy_hash();
         let hash = stored.as_deref().unwrap_or(dummy);
-        let ok = PasswordHash::new(hash).map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok()).unwrap_or(false);
+        let ok = PasswordHash::new(hash)
+            .map(|h| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &h)
+                    .is_ok()
+            })
+            .unwrap_or(false);
         ok && stored.is_some()
     })
     .await
@@ -60,16 +68,21 @@ fn dummy_hash() -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();
     DUMMY.get_or_init(|| {
         let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
-        Argon2::default().hash_password(random_token(16).as_bytes(), &salt).map(|h| h.to_string()).unwrap_or_default()
+        Argon2::default()
+            .hash_password(random_token(16).as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .unwrap_or_default()
     })
 }
 
 pub fn validate_password(p: &str) -> Result<(), ApiError> {
     if p.chars().count() < 8 {
-        return Err(ApiError::invalid("password: must be at least 8 characters").with_extra(serde_json::json!({"field": "password"})));
+        return Err(ApiError::invalid("password: must be at least 8 characters")
+            .with_extra(serde_json::json!({"field": "password"})));
     }
     if p.len() > 1024 {
-        return Err(ApiError::invalid("password: too long").with_extra(serde_json::json!({"field": "password"})));
+        return Err(ApiError::invalid("password: too long")
+            .with_extra(serde_json::json!({"field": "password"})));
     }
     Ok(())
 }
@@ -86,7 +99,12 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
 }
 
 /// The signed-in agent of this request.
@@ -97,36 +115,62 @@ pub struct CurrentAgent {
 
 impl CurrentAgent {
     pub fn actor(&self) -> Actor {
-        Actor { agent_id: self.agent.id, role: self.agent.role }
+        Actor {
+            agent_id: self.agent.id,
+            role: self.agent.role,
+        }
     }
     pub fn require_admin(&self) -> Result<(), ApiError> {
-        if self.agent.role == switchboard_core::Role::Admin { Ok(()) } else { Err(ApiError::forbidden("only an admin may do this")) }
+        if self.agent.role == switchboard_core::Role::Admin {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden("only an admin may do this"))
+        }
     }
 }
 
 /// Looks a session token up and returns the agent, if the session is live.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<CurrentAgent, ApiError> {
     let now = state.clock.now();
-    let session = state.store.session(&token_hash(token)).await?.ok_or_else(|| ApiError::unauthorized("not signed in"))?;
+    let session = state
+        .store
+        .session(&token_hash(token))
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("not signed in"))?;
     if session.revoked_at.is_some() || session.expires_at <= now {
-        return Err(ApiError::unauthorized("the session has ended; sign in again"));
+        return Err(ApiError::unauthorized(
+            "the session has ended; sign in again",
+        ));
     }
-    let agent = state.store.agent(session.agent_id).await?.filter(|a| a.active).ok_or_else(|| ApiError::unauthorized("not signed in"))?;
+    let agent = state
+        .store
+        .agent(session.agent_id)
+        .await?
+        .filter(|a| a.active)
+        .ok_or_else(|| ApiError::unauthorized("not signed in"))?;
     Ok(CurrentAgent { agent, session })
 }
 
 impl FromRequestParts<AppState> for CurrentAgent {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         if let Some(token) = bearer(&parts.headers) {
             return authenticate(state, token).await;
         }
-        let token = cookie(&parts.headers, SESSION_COOKIE).ok_or_else(|| ApiError::unauthorized("not signed in"))?;
+        let token = cookie(&parts.headers, SESSION_COOKIE)
+            .ok_or_else(|| ApiError::unauthorized("not signed in"))?;
         let current = authenticate(state, token).await?;
         // A cookie rides along on cross-site requests; unsafe methods must prove they came from our page.
         if !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
-            let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let sent = parts
+                .headers
+                .get(CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
             if !bool::from(sent.as_bytes().ct_eq(current.session.csrf_token.as_bytes())) {
                 return Err(ApiError::new(
                     axum::http::StatusCode::FORBIDDEN,

@@ -76,7 +76,10 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("bind", &self.bind)
             .field("data_dir", &self.data_dir)
-            .field("database_url", &self.database_url.as_deref().map(redact_url))
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(redact_url),
+            )
             .field("public_url", &self.public_url)
             .field("cookie_secure", &self.cookie_secure)
             .field("session_ttl_hours", &self.session_ttl_hours)
@@ -99,8 +102,13 @@ const NOT_CONFIG: &[&str] = &["config", "skip_web_build"];
 impl Config {
     /// Loads defaults → TOML file (if present) → environment.
     pub fn load() -> Result<Self, Box<figment::Error>> {
-        let file = std::env::var("SWITCHBOARD_CONFIG").unwrap_or_else(|_| "switchboard.toml".into());
-        Self::figment(Figment::from(Serialized::defaults(Config::default())).merge(Toml::file(file))).extract().map_err(Box::new)
+        let file =
+            std::env::var("SWITCHBOARD_CONFIG").unwrap_or_else(|_| "switchboard.toml".into());
+        Self::figment(
+            Figment::from(Serialized::defaults(Config::default())).merge(Toml::file(file)),
+        )
+        .extract()
+        .map_err(Box::new)
     }
 
     fn figment(f: Figment) -> Figment {
@@ -112,11 +120,20 @@ impl Config {
     }
 
     pub fn database_url(&self) -> String {
-        self.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("switchboard.db").display()))
+        self.database_url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}",
+                self.data_dir.join("switchboard.db").display()
+            )
+        })
     }
 
     pub fn public_url(&self) -> String {
-        self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.bind)).trim_end_matches('/').to_owned()
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.bind))
+            .trim_end_matches('/')
+            .to_owned()
     }
 }
 
@@ -126,17 +143,29 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_rejected_and_known_ones_read() {
-        let ok: Result<Config, _> =
-            Figment::from(Serialized::defaults(Config::default())).merge(Toml::string("bind = \"0.0.0.0:9000\"\n[limits]\nlogin_per_minute = 3")).extract();
+        let ok: Result<Config, _> = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(
+                "bind = \"0.0.0.0:9000\"\n[limits]\nlogin_per_minute = 3",
+            ))
+            .extract();
         let ok = ok.map_err(|e| e.to_string());
-        assert_eq!(ok.as_ref().map(|c| (c.bind.port(), c.limits.login_per_minute)), Ok((9000, 3)));
-        let bad: Result<Config, _> = Figment::from(Serialized::defaults(Config::default())).merge(Toml::string("bnd = \"x\"")).extract();
+        assert_eq!(
+            ok.as_ref()
+                .map(|c| (c.bind.port(), c.limits.login_per_minute)),
+            Ok((9000, 3))
+        );
+        let bad: Result<Config, _> = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string("bnd = \"x\""))
+            .extract();
         assert!(bad.is_err());
     }
 
     #[test]
     fn debug_redacts_database_password() {
-        let c = Config { database_url: Some("postgres://sb:hunter2@db/sb".into()), ..Config::default() };
+        let c = Config {
+            database_url: Some("postgres://sb:hunter2@db/sb".into()),
+            ..Config::default()
+        };
         let s = format!("{c:?}");
         assert!(!s.contains("hunter2"), "{s}");
         assert!(s.contains("postgres://***@db/sb"));

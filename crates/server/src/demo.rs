@@ -13,10 +13,28 @@ use std::sync::Arc;
 use switchboard_core::*;
 use switchboard_store::{Inbound, InboundSender};
 
-pub async fn add_user(config: &Config, clock: Arc<dyn Clock>, email: &str, name: &str, role: &str, password: String) -> anyhow::Result<Agent> {
+pub async fn add_user(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+    email: &str,
+    name: &str,
+    role: &str,
+    password: String,
+) -> anyhow::Result<Agent> {
     let store = crate::open_store(config).await?;
     let ws = store.ensure_workspace("Switchboard", clock.now()).await?;
-    create_agent(store.as_ref(), ws, clock.now(), email, name, role, None, password).await.map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))
+    create_agent(
+        store.as_ref(),
+        ws,
+        clock.now(),
+        email,
+        name,
+        role,
+        None,
+        password,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))
 }
 
 /// Seeds the demo workspace on first start and returns what to print.
@@ -25,7 +43,10 @@ pub async fn prepare(st: &AppState, url: &str) -> anyhow::Result<String> {
     let data = st.config.data_dir.display();
     if !st.store.list_agents(st.workspace_id).await?.is_empty() {
         let _ = writeln!(out, "Switchboard demo at {url}  (data: {data})");
-        let _ = writeln!(out, "The demo workspace exists already; its passwords were printed when it was created.");
+        let _ = writeln!(
+            out,
+            "The demo workspace exists already; its passwords were printed when it was created."
+        );
         let _ = writeln!(out, "Start over with: cargo run --release -- demo --reset");
         return Ok(out);
     }
@@ -38,9 +59,18 @@ pub async fn prepare(st: &AppState, url: &str) -> anyhow::Result<String> {
         ("minh@demo.switchboard.local", "Minh Trần", "agent"),
     ] {
         let password = auth::random_token(9);
-        let agent = create_agent(st.store.as_ref(), st.workspace_id, now, email, name, role, Some(20), password.clone())
-            .await
-            .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?;
+        let agent = create_agent(
+            st.store.as_ref(),
+            st.workspace_id,
+            now,
+            email,
+            name,
+            role,
+            Some(20),
+            password.clone(),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?;
         creds.push((email, role, password));
         agents.push(agent);
     }
@@ -50,22 +80,56 @@ pub async fn prepare(st: &AppState, url: &str) -> anyhow::Result<String> {
         "greeting": "Xin chào! Shop có thể giúp gì cho bạn? / Hi! How can we help?",
         "prechat_fields": ["name"],
     });
-    let inbox = Inbox { id: InboxId(new_uuid()), workspace_id: st.workspace_id, name: "Website chat".into(), channel: ChannelKind::Livechat, settings, created_at: now };
+    let inbox = Inbox {
+        id: InboxId(new_uuid()),
+        workspace_id: st.workspace_id,
+        name: "Website chat".into(),
+        channel: ChannelKind::Livechat,
+        settings,
+        created_at: now,
+    };
     st.store.create_inbox(&inbox).await?;
-    let members: Vec<AgentId> = agents.iter().filter(|a| a.role == Role::Agent).map(|a| a.id).collect();
+    let members: Vec<AgentId> = agents
+        .iter()
+        .filter(|a| a.role == Role::Agent)
+        .map(|a| a.id)
+        .collect();
     st.store.set_inbox_members(inbox.id, &members).await?;
     st.access.reload(st.store.as_ref()).await?;
     for (code, text) in [
         ("hello", "Xin chào anh/chị! Em có thể giúp gì ạ?"),
-        ("ship", "Shop giao hàng toàn quốc trong 2–4 ngày, miễn phí cho đơn từ 300.000đ."),
-        ("thanks", "Cảm ơn anh/chị đã liên hệ. Chúc anh/chị một ngày vui vẻ!"),
+        (
+            "ship",
+            "Shop giao hàng toàn quốc trong 2–4 ngày, miễn phí cho đơn từ 300.000đ.",
+        ),
+        (
+            "thanks",
+            "Cảm ơn anh/chị đã liên hệ. Chúc anh/chị một ngày vui vẻ!",
+        ),
     ] {
-        let qr = QuickReply { id: QuickReplyId(new_uuid()), workspace_id: st.workspace_id, code: code.into(), text: text.into() };
+        let qr = QuickReply {
+            id: QuickReplyId(new_uuid()),
+            workspace_id: st.workspace_id,
+            code: code.into(),
+            text: text.into(),
+        };
         st.store.save_quick_reply(&qr, now, true).await?;
     }
     // A first visitor, so the Unassigned list is not empty.
-    let contact = Contact { id: ContactId(new_uuid()), workspace_id: st.workspace_id, name: Some("Khách Hà".into()), phone: None, email: None, notes: None, created_at: now, updated_at: now };
-    let contact = st.store.upsert_contact_identity(&contact, inbox.id, "visitor:demo-1").await?;
+    let contact = Contact {
+        id: ContactId(new_uuid()),
+        workspace_id: st.workspace_id,
+        name: Some("Khách Hà".into()),
+        phone: None,
+        email: None,
+        notes: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let contact = st
+        .store
+        .upsert_contact_identity(&contact, inbox.id, "visitor:demo-1")
+        .await?;
     st.ingest
         .submit(Inbound {
             workspace_id: st.workspace_id,
@@ -82,16 +146,40 @@ pub async fn prepare(st: &AppState, url: &str) -> anyhow::Result<String> {
         .await
         .context("seeding the first conversation")?;
 
-    let _ = writeln!(out, "Switchboard demo is running at {url}  (data: {data})\n");
-    let _ = writeln!(out, "Sign in with (shown only now; start over with `demo --reset`):");
+    let _ = writeln!(
+        out,
+        "Switchboard demo is running at {url}  (data: {data})\n"
+    );
+    let _ = writeln!(
+        out,
+        "Sign in with (shown only now; start over with `demo --reset`):"
+    );
     for (email, role, password) in &creds {
         let _ = writeln!(out, "  {role:<6} {email:<32} {password}");
     }
-    let _ = writeln!(out, "\nLive-chat inbox \"{}\" (id {}). Put this on a page:", inbox.name, inbox.id);
-    let _ = writeln!(out, "  <script src=\"{url}/widget.js\" data-inbox=\"{}\" async></script>", inbox.id);
+    let _ = writeln!(
+        out,
+        "\nLive-chat inbox \"{}\" (id {}). Put this on a page:",
+        inbox.name, inbox.id
+    );
+    let _ = writeln!(
+        out,
+        "  <script src=\"{url}/widget.js\" data-inbox=\"{}\" async></script>",
+        inbox.id
+    );
     let _ = writeln!(out, "\nTry the API:");
-    let _ = writeln!(out, "  curl -s {url}/api/v1/auth/login -H 'content-type: application/json' \\");
-    let _ = writeln!(out, "       -d '{{\"email\":\"{}\",\"password\":\"{}\"}}'", creds[1].0, creds[1].2);
-    let _ = writeln!(out, "  curl -s {url}/api/v1/conversations -H 'authorization: Bearer TOKEN'");
+    let _ = writeln!(
+        out,
+        "  curl -s {url}/api/v1/auth/login -H 'content-type: application/json' \\"
+    );
+    let _ = writeln!(
+        out,
+        "       -d '{{\"email\":\"{}\",\"password\":\"{}\"}}'",
+        creds[1].0, creds[1].2
+    );
+    let _ = writeln!(
+        out,
+        "  curl -s {url}/api/v1/conversations -H 'authorization: Bearer TOKEN'"
+    );
     Ok(out)
 }

@@ -22,7 +22,13 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), extra: None, retry_after_secs: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            extra: None,
+            retry_after_secs: None,
+        }
     }
     pub fn with_extra(mut self, extra: serde_json::Value) -> Self {
         self.extra = Some(extra);
@@ -30,7 +36,11 @@ impl ApiError {
     }
     /// The same answer for "does not exist" and "you may not see it", so nobody learns what exists.
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
     }
     pub fn unauthorized(message: &str) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
@@ -45,17 +55,30 @@ impl ApiError {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", message)
     }
     pub fn rate_limited(retry_after_secs: u64) -> Self {
-        Self { retry_after_secs: Some(retry_after_secs.max(1)), ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; slow down") }
+        Self {
+            retry_after_secs: Some(retry_after_secs.max(1)),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many requests; slow down",
+            )
+        }
     }
     pub fn internal() -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "something went wrong on our side")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "something went wrong on our side",
+        )
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut err = serde_json::json!({ "code": self.code, "message": self.message });
-        if let (Some(serde_json::Value::Object(extra)), Some(obj)) = (self.extra, err.as_object_mut()) {
+        if let (Some(serde_json::Value::Object(extra)), Some(obj)) =
+            (self.extra, err.as_object_mut())
+        {
             obj.extend(extra);
         }
         let mut resp = (self.status, Json(serde_json::json!({ "error": err }))).into_response();
@@ -72,8 +95,16 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => Self::not_found("resource"),
-            StoreError::Conflict(what) => Self::new(StatusCode::CONFLICT, "already_exists", format!("{what} already exists")),
-            StoreError::VersionConflict => Self::new(StatusCode::CONFLICT, "concurrent_change", "changed by someone else; try again"),
+            StoreError::Conflict(what) => Self::new(
+                StatusCode::CONFLICT,
+                "already_exists",
+                format!("{what} already exists"),
+            ),
+            StoreError::VersionConflict => Self::new(
+                StatusCode::CONFLICT,
+                "concurrent_change",
+                "changed by someone else; try again",
+            ),
             other => {
                 tracing::error!(error = %other, "store error");
                 Self::internal()
@@ -91,7 +122,9 @@ impl From<ValidationError> for ApiError {
 impl From<ConversationError> for ApiError {
     fn from(e: ConversationError) -> Self {
         let status = match e {
-            ConversationError::SupervisorRequired | ConversationError::NotHolder => StatusCode::FORBIDDEN,
+            ConversationError::SupervisorRequired | ConversationError::NotHolder => {
+                StatusCode::FORBIDDEN
+            }
             _ => StatusCode::CONFLICT,
         };
         let mut err = Self::new(status, e.code(), e.to_string());
@@ -106,7 +139,9 @@ impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         let (status, code) = match r.status() {
             StatusCode::PAYLOAD_TOO_LARGE => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
             StatusCode::UNPROCESSABLE_ENTITY => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
             _ => (StatusCode::BAD_REQUEST, "bad_json"),
         };

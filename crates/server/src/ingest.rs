@@ -4,7 +4,7 @@
 
 use crate::clock::Clock;
 use std::sync::Arc;
-use switchboard_store::{IngestError, Inbound, Ingested, Store};
+use switchboard_store::{Inbound, IngestError, Ingested, Store};
 use tokio::sync::{mpsc, oneshot};
 
 type Reply = oneshot::Sender<Result<Ingested, IngestFailure>>;
@@ -35,12 +35,20 @@ impl Ingest {
     /// Queues one message and waits until it is durably stored (or refused).
     pub async fn submit(&self, item: Inbound) -> Result<Ingested, IngestFailure> {
         let (reply, wait) = oneshot::channel();
-        self.tx.send((item, reply)).await.map_err(|_| IngestFailure::Stopped)?;
+        self.tx
+            .send((item, reply))
+            .await
+            .map_err(|_| IngestFailure::Stopped)?;
         wait.await.map_err(|_| IngestFailure::Stopped)?
     }
 }
 
-async fn run(store: Arc<dyn Store>, clock: Arc<dyn Clock>, mut rx: mpsc::Receiver<(Inbound, Reply)>, batch_max: usize) {
+async fn run(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    mut rx: mpsc::Receiver<(Inbound, Reply)>,
+    batch_max: usize,
+) {
     let mut queued = Vec::with_capacity(batch_max);
     while rx.recv_many(&mut queued, batch_max).await > 0 {
         let (items, replies): (Vec<Inbound>, Vec<Reply>) = queued.drain(..).unzip();

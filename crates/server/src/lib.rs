@@ -27,7 +27,9 @@ use tokio::net::TcpListener;
 
 /// Opens the configured store (applying migrations).
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    switchboard_store::open(&config.database_url()).await.context("opening the database")
+    switchboard_store::open(&config.database_url())
+        .await
+        .context("opening the database")
 }
 
 pub struct Application {
@@ -42,10 +44,13 @@ impl Application {
         let hook_bus = bus.clone();
         store.set_commit_hook(Arc::new(move |events| hook_bus.publish_committed(events)));
         let workspace_id = store.ensure_workspace("Switchboard", clock.now()).await?;
-        let key = store.setting_init("visitor_token_key", &auth::random_token(32)).await?;
+        let key = store
+            .setting_init("visitor_token_key", &auth::random_token(32))
+            .await?;
         let access = access::Access::default();
         access.reload(store.as_ref()).await?;
-        let ingest = ingest::Ingest::start(store.clone(), clock.clone(), config.limits.ingest_batch_max);
+        let ingest =
+            ingest::Ingest::start(store.clone(), clock.clone(), config.limits.ingest_batch_max);
         let l = &config.limits;
         let limits = Limiters {
             login_ip: RateLimiter::per_minute(clock.clone(), l.login_per_minute),
@@ -53,7 +58,9 @@ impl Application {
             widget_ip: RateLimiter::per_minute(clock.clone(), l.widget_per_ip_per_minute),
             widget_visitor: RateLimiter::per_minute(clock.clone(), l.widget_messages_per_minute),
         };
-        let listener = TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
+        let listener = TcpListener::bind(config.bind)
+            .await
+            .with_context(|| format!("binding {}", config.bind))?;
         let state = AppState::new(Inner {
             config,
             store,
@@ -70,7 +77,9 @@ impl Application {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().unwrap_or_else(|_| self.state.config.bind)
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| self.state.config.bind)
     }
 
     pub fn port(&self) -> u16 {
@@ -82,13 +91,19 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then lets in-flight requests finish.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let app = routes::router(self.state.clone());
         tracing::info!(addr = %self.local_addr(), "serving");
-        axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("server error")
+        axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("server error")
     }
 }
 
@@ -99,7 +114,8 @@ pub async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };
@@ -109,6 +125,10 @@ pub async fn shutdown_signal() {
 }
 
 pub fn init_tracing(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
 }

@@ -12,7 +12,9 @@ pub struct Presence {
 impl Presence {
     /// Counts a new socket; true if the agent just came online.
     pub fn connect(&self, agent: AgentId) -> bool {
-        let Ok(mut m) = self.sockets.lock() else { return false };
+        let Ok(mut m) = self.sockets.lock() else {
+            return false;
+        };
         let n = m.entry(agent).or_insert(0);
         *n += 1;
         *n == 1
@@ -20,7 +22,9 @@ impl Presence {
 
     /// Forgets a socket; true if the agent just went offline.
     pub fn disconnect(&self, agent: AgentId) -> bool {
-        let Ok(mut m) = self.sockets.lock() else { return false };
+        let Ok(mut m) = self.sockets.lock() else {
+            return false;
+        };
         match m.get_mut(&agent) {
             Some(n) if *n > 1 => {
                 *n -= 1;
@@ -35,6 +39,9 @@ impl Presence {
     }
 
     pub fn is_online(&self, agent: AgentId) -> bool {
-        self.sockets.lock().map(|m| m.contains_key(&agent)).unwrap_or(false)
+        self.sockets
+            .lock()
+            .map(|m| m.contains_key(&agent))
+            .unwrap_or(false)
     }
 }

@@ -17,13 +17,20 @@ impl RateLimiter {
     /// `per_minute` requests per minute, in bursts of up to `per_minute`.
     pub fn per_minute(clock: Arc<dyn Clock>, per_minute: u32) -> Self {
         let n = f64::from(per_minute.max(1));
-        Self { clock, burst: n, refill_per_ms: n / 60_000.0, buckets: Mutex::new(HashMap::new()) }
+        Self {
+            clock,
+            burst: n,
+            refill_per_ms: n / 60_000.0,
+            buckets: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Takes one token for `key`; `Err(seconds)` says how long until one is available.
     pub fn check(&self, key: &str) -> Result<(), u64> {
         let now = self.clock.now().millis();
-        let Ok(mut map) = self.buckets.lock() else { return Ok(()) };
+        let Ok(mut map) = self.buckets.lock() else {
+            return Ok(());
+        };
         if map.len() > 100_000 {
             // Forget buckets that have filled up again: they hold no information.
             let (burst, rate) = (self.burst, self.refill_per_ms);

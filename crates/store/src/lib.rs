@@ -73,33 +73,62 @@ pub trait Store: Send + Sync + 'static {
     async fn contact(&self, id: ContactId) -> Result<Option<Contact>>;
     async fn update_contact(&self, c: &Contact) -> Result<()>;
     /// Returns the contact known by `identity`, creating `fresh` with that identity if there is none.
-    async fn upsert_contact_identity(&self, fresh: &Contact, inbox: InboxId, external_id: &str) -> Result<Contact>;
+    async fn upsert_contact_identity(
+        &self,
+        fresh: &Contact,
+        inbox: InboxId,
+        external_id: &str,
+    ) -> Result<Contact>;
     async fn contact_identities(&self, id: ContactId) -> Result<Vec<Identity>>;
 
     // --- conversations and messages
     async fn conversation(&self, id: ConversationId) -> Result<Option<Conversation>>;
-    async fn conversation_summary(&self, id: ConversationId) -> Result<Option<ConversationSummary>>;
-    async fn conversation_of(&self, contact: ContactId, inbox: InboxId) -> Result<Option<Conversation>>;
+    async fn conversation_summary(&self, id: ConversationId)
+    -> Result<Option<ConversationSummary>>;
+    async fn conversation_of(
+        &self,
+        contact: ContactId,
+        inbox: InboxId,
+    ) -> Result<Option<Conversation>>;
     async fn list_conversations(&self, q: &ConversationQuery) -> Result<Page<ConversationSummary>>;
-    async fn messages(&self, conv: ConversationId, before: Option<MessageCursor>, limit: u32, public_only: bool) -> Result<Page<Message>>;
+    async fn messages(
+        &self,
+        conv: ConversationId,
+        before: Option<MessageCursor>,
+        limit: u32,
+        public_only: bool,
+    ) -> Result<Page<Message>>;
     async fn history(&self, conv: ConversationId) -> Result<Vec<ActionLogEntry>>;
     /// Applies one agent command atomically: compare-and-set on the conversation version, then the
     /// action log, the message and the events. `VersionConflict` means: reload and decide again.
     async fn apply(&self, change: Change) -> Result<Vec<Event>>;
     async fn mark_read(&self, conv: ConversationId) -> Result<()>;
     /// Customer messages, many in one transaction (group commit). Each item gets its own outcome.
-    async fn ingest(&self, batch: &[Inbound], now: Timestamp) -> Result<Vec<Result<Ingested, IngestError>>>;
+    async fn ingest(
+        &self,
+        batch: &[Inbound],
+        now: Timestamp,
+    ) -> Result<Vec<Result<Ingested, IngestError>>>;
 
     // --- tags and quick replies
     async fn list_tags(&self, ws: WorkspaceId) -> Result<Vec<Tag>>;
-    async fn list_quick_replies(&self, ws: WorkspaceId, prefix: Option<&str>) -> Result<Vec<QuickReply>>;
+    async fn list_quick_replies(
+        &self,
+        ws: WorkspaceId,
+        prefix: Option<&str>,
+    ) -> Result<Vec<QuickReply>>;
     async fn quick_reply(&self, id: QuickReplyId) -> Result<Option<QuickReply>>;
     async fn save_quick_reply(&self, qr: &QuickReply, now: Timestamp, create: bool) -> Result<()>;
     async fn delete_quick_reply(&self, id: QuickReplyId) -> Result<bool>;
 
     // --- realtime log
     /// Events after `since` in the given inboxes (`None` = all), oldest first.
-    async fn events_since(&self, since: i64, inboxes: Option<&[InboxId]>, limit: u32) -> Result<Vec<Event>>;
+    async fn events_since(
+        &self,
+        since: i64,
+        inboxes: Option<&[InboxId]>,
+        limit: u32,
+    ) -> Result<Vec<Event>>;
     async fn last_event_seq(&self) -> Result<i64>;
 }
 
@@ -107,7 +136,11 @@ pub trait Store: Send + Sync + 'static {
 pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
     let path = url.strip_prefix("sqlite://").unwrap_or(url);
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Err(StoreError::Unsupported("the PostgreSQL store is not available yet; use sqlite://PATH".into()));
+        return Err(StoreError::Unsupported(
+            "the PostgreSQL store is not available yet; use sqlite://PATH".into(),
+        ));
     }
-    Ok(Arc::new(sqlite::SqliteStore::open(std::path::Path::new(path)).await?))
+    Ok(Arc::new(
+        sqlite::SqliteStore::open(std::path::Path::new(path)).await?,
+    ))
 }

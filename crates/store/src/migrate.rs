@@ -17,15 +17,31 @@ pub(crate) const SQLITE: &[Migration] = &[Migration {
 /// Splits a migration file into statements: whole-line `--` comments are dropped first, then the
 /// text is cut at `;`. Our migrations keep `;` out of strings and triggers.
 pub(crate) fn statements(sql: &str) -> Vec<String> {
-    let code: Vec<&str> = sql.lines().filter(|l| !l.trim_start().starts_with("--")).collect();
-    code.join("\n").split(';').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+    let code: Vec<&str> = sql
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect();
+    code.join("\n")
+        .split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn comments_with_semicolons_do_not_split_statements() {
-        let s = super::statements("-- a; b\nCREATE TABLE t (x INT);\n-- c;\nCREATE INDEX i ON t (x);\n");
-        assert_eq!(s, vec!["CREATE TABLE t (x INT)".to_owned(), "CREATE INDEX i ON t (x)".to_owned()]);
+        let s = super::statements(
+            "-- a; b\nCREATE TABLE t (x INT);\n-- c;\nCREATE INDEX i ON t (x);\n",
+        );
+        assert_eq!(
+            s,
+            vec![
+                "CREATE TABLE t (x INT)".to_owned(),
+                "CREATE INDEX i ON t (x)".to_owned()
+            ]
+        );
     }
 }

@@ -3,8 +3,10 @@
 
 use crate::migrate;
 use crate::*;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::{AssertSqlSafe, Connection, Row, SqlitePool, SqliteConnection};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, Connection, Row, SqliteConnection, SqlitePool};
 use std::path::Path;
 use std::sync::RwLock;
 use std::time::Duration;
@@ -24,7 +26,9 @@ impl SqliteStore {
     /// Opens (creating if needed) the database file and applies pending migrations.
     pub async fn open(path: &Path) -> Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Corrupt(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Corrupt(format!("cannot create {}: {e}", dir.display()))
+            })?;
         }
         let base = SqliteConnectOptions::new()
             .filename(path)
@@ -41,8 +45,15 @@ impl SqliteStore {
             .min_connections(1)
             .connect_with(base.clone().pragma("wal_autocheckpoint", "10000"))
             .await?;
-        let read = SqlitePoolOptions::new().max_connections(4).connect_with(base.read_only(false)).await?;
-        let store = Self { write, read, hook: RwLock::new(None) };
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(base.read_only(false))
+            .await?;
+        let store = Self {
+            write,
+            read,
+            hook: RwLock::new(None),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -58,16 +69,21 @@ impl SqliteStore {
             .iter()
             .map(|r| r.try_get::<i64, _>(0))
             .collect::<Result<_, _>>()?;
-        for m in migrate::SQLITE.iter().filter(|m| !done.contains(&m.version)) {
+        for m in migrate::SQLITE
+            .iter()
+            .filter(|m| !done.contains(&m.version))
+        {
             let mut tx = conn.begin().await?;
             for stmt in migrate::statements(m.sql) {
                 sqlx::query(AssertSqlSafe(stmt)).execute(&mut *tx).await?;
             }
-            sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, 0)")
-                .bind(m.version)
-                .bind(m.name)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, 0)",
+            )
+            .bind(m.version)
+            .bind(m.name)
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
             tracing::info!(version = m.version, name = m.name, "applied migration");
         }
@@ -98,7 +114,8 @@ fn uuid_of(row: &SqliteRow, col: &str) -> Result<Uuid> {
 
 fn opt_uuid_of(row: &SqliteRow, col: &str) -> Result<Option<Uuid>> {
     let s: Option<String> = row.try_get(col)?;
-    s.map(|s| Uuid::parse_str(&s).map_err(|_| corrupt(col))).transpose()
+    s.map(|s| Uuid::parse_str(&s).map_err(|_| corrupt(col)))
+        .transpose()
 }
 
 fn ts(row: &SqliteRow, col: &str) -> Result<Timestamp> {
@@ -126,7 +143,9 @@ fn agent_row(r: &SqliteRow) -> Result<Agent> {
         email: r.try_get("email")?,
         name: r.try_get("name")?,
         role: enum_of(r, "role", Role::parse)?,
-        capacity: r.try_get::<Option<i64>, _>("capacity")?.map(|c| c.clamp(0, i64::from(u32::MAX)) as u32),
+        capacity: r
+            .try_get::<Option<i64>, _>("capacity")?
+            .map(|c| c.clamp(0, i64::from(u32::MAX)) as u32),
         active: r.try_get::<i64, _>("active")? != 0,
         created_at: ts(r, "created_at")?,
     })
@@ -237,7 +256,10 @@ const CONVERSATION_COLUMNS: &str = "c.id, c.workspace_id, c.inbox_id, c.contact_
      c.last_assignee_id, c.participants, c.tags, c.last_customer_message_at, c.last_agent_reply_at, \
      c.last_activity_at, c.created_at, c.version, c.last_message_preview, c.unread_count";
 
-async fn load_conversation(conn: &mut SqliteConnection, id: ConversationId) -> Result<Option<Conversation>> {
+async fn load_conversation(
+    conn: &mut SqliteConnection,
+    id: ConversationId,
+) -> Result<Option<Conversation>> {
     sqlx::query("SELECT * FROM conversations c WHERE id = ?")
         .bind(id.to_string())
         .fetch_optional(conn)
@@ -272,7 +294,11 @@ async fn insert_conversation(conn: &mut SqliteConnection, c: &Conversation) -> R
 }
 
 /// Compare-and-set: writes `c` only if the stored version is still `expected`.
-async fn update_conversation(conn: &mut SqliteConnection, c: &Conversation, expected: i64) -> Result<()> {
+async fn update_conversation(
+    conn: &mut SqliteConnection,
+    c: &Conversation,
+    expected: i64,
+) -> Result<()> {
     let done = sqlx::query(
         "UPDATE conversations SET status = ?, assignee_id = ?, last_assignee_id = ?, participants = ?, tags = ?, \
          last_customer_message_at = ?, last_agent_reply_at = ?, last_activity_at = ?, version = ? \
@@ -291,13 +317,20 @@ async fn update_conversation(conn: &mut SqliteConnection, c: &Conversation, expe
     .bind(expected)
     .execute(conn)
     .await?;
-    if done.rows_affected() == 0 { Err(StoreError::VersionConflict) } else { Ok(()) }
+    if done.rows_affected() == 0 {
+        Err(StoreError::VersionConflict)
+    } else {
+        Ok(())
+    }
 }
 
 /// Keeps the tag index (used by the tag filter) in step with the conversation's tag list,
 /// creating tags that do not exist yet.
 async fn sync_tags(conn: &mut SqliteConnection, c: &Conversation, now: Timestamp) -> Result<()> {
-    sqlx::query("DELETE FROM conversation_tags WHERE conversation_id = ?").bind(c.id.to_string()).execute(&mut *conn).await?;
+    sqlx::query("DELETE FROM conversation_tags WHERE conversation_id = ?")
+        .bind(c.id.to_string())
+        .execute(&mut *conn)
+        .await?;
     for name in &c.tags {
         sqlx::query("INSERT INTO tags (id, workspace_id, name, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (workspace_id, name) DO NOTHING")
             .bind(Uuid::now_v7().to_string())
@@ -342,7 +375,12 @@ async fn insert_message(conn: &mut SqliteConnection, m: &Message) -> Result<bool
     Ok(done.rows_affected() == 1)
 }
 
-async fn insert_actions(conn: &mut SqliteConnection, conv: ConversationId, actions: &[Action], now: Timestamp) -> Result<()> {
+async fn insert_actions(
+    conn: &mut SqliteConnection,
+    conv: ConversationId,
+    actions: &[Action],
+    now: Timestamp,
+) -> Result<()> {
     for a in actions {
         sqlx::query("INSERT INTO action_log (id, conversation_id, kind, actor_id, detail, created_at) VALUES (?, ?, ?, ?, ?, ?)")
             .bind(Uuid::now_v7().to_string())
@@ -357,7 +395,13 @@ async fn insert_actions(conn: &mut SqliteConnection, conv: ConversationId, actio
     Ok(())
 }
 
-async fn insert_events(conn: &mut SqliteConnection, ws: WorkspaceId, drafts: Vec<EventDraft>, now: Timestamp, out: &mut Vec<Event>) -> Result<()> {
+async fn insert_events(
+    conn: &mut SqliteConnection,
+    ws: WorkspaceId,
+    drafts: Vec<EventDraft>,
+    now: Timestamp,
+    out: &mut Vec<Event>,
+) -> Result<()> {
     for d in drafts {
         let row = sqlx::query(
             "INSERT INTO events (workspace_id, inbox_id, conversation_id, kind, payload, created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
@@ -384,25 +428,38 @@ async fn insert_events(conn: &mut SqliteConnection, ws: WorkspaceId, drafts: Vec
 }
 
 /// Ingests one inbound message inside the batch transaction.
-async fn ingest_one(conn: &mut SqliteConnection, item: &Inbound, now: Timestamp, events: &mut Vec<Event>) -> Result<Result<Ingested, IngestError>> {
-    let inbox = sqlx::query("SELECT workspace_id FROM inboxes WHERE id = ?").bind(item.inbox_id.to_string()).fetch_optional(&mut *conn).await?;
+async fn ingest_one(
+    conn: &mut SqliteConnection,
+    item: &Inbound,
+    now: Timestamp,
+    events: &mut Vec<Event>,
+) -> Result<Result<Ingested, IngestError>> {
+    let inbox = sqlx::query("SELECT workspace_id FROM inboxes WHERE id = ?")
+        .bind(item.inbox_id.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
     if inbox.is_none() {
         return Ok(Err(IngestError::UnknownInbox));
     }
     let contact_id = match &item.sender {
         InboundSender::Contact(id) => {
-            let found = sqlx::query("SELECT 1 FROM contacts WHERE id = ?").bind(id.to_string()).fetch_optional(&mut *conn).await?;
+            let found = sqlx::query("SELECT 1 FROM contacts WHERE id = ?")
+                .bind(id.to_string())
+                .fetch_optional(&mut *conn)
+                .await?;
             if found.is_none() {
                 return Ok(Err(IngestError::UnknownContact));
             }
             *id
         }
         InboundSender::Identity { external_id, name } => {
-            let known = sqlx::query("SELECT contact_id FROM contact_identities WHERE inbox_id = ? AND external_id = ?")
-                .bind(item.inbox_id.to_string())
-                .bind(external_id)
-                .fetch_optional(&mut *conn)
-                .await?;
+            let known = sqlx::query(
+                "SELECT contact_id FROM contact_identities WHERE inbox_id = ? AND external_id = ?",
+            )
+            .bind(item.inbox_id.to_string())
+            .bind(external_id)
+            .fetch_optional(&mut *conn)
+            .await?;
             match known {
                 Some(r) => ContactId(uuid_of(&r, "contact_id")?),
                 None => {
@@ -424,11 +481,13 @@ async fn ingest_one(conn: &mut SqliteConnection, item: &Inbound, now: Timestamp,
         }
     };
 
-    let dup = sqlx::query("SELECT id, conversation_id FROM messages WHERE inbox_id = ? AND provider_message_id = ?")
-        .bind(item.inbox_id.to_string())
-        .bind(&item.provider_message_id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let dup = sqlx::query(
+        "SELECT id, conversation_id FROM messages WHERE inbox_id = ? AND provider_message_id = ?",
+    )
+    .bind(item.inbox_id.to_string())
+    .bind(&item.provider_message_id)
+    .fetch_optional(&mut *conn)
+    .await?;
     if let Some(r) = dup {
         return Ok(Ok(Ingested {
             message_id: MessageId(uuid_of(&r, "id")?),
@@ -445,8 +504,19 @@ async fn ingest_one(conn: &mut SqliteConnection, item: &Inbound, now: Timestamp,
         .await?
         .map(|r| conversation_row(&r))
         .transpose()?;
-    let fresh = Conversation::new_from_customer(item.new_conversation_id, item.workspace_id, item.inbox_id, contact_id, now);
-    let tr = switchboard_core::conversation::customer_message(existing.as_ref(), fresh, item.sent_at, now);
+    let fresh = Conversation::new_from_customer(
+        item.new_conversation_id,
+        item.workspace_id,
+        item.inbox_id,
+        contact_id,
+        now,
+    );
+    let tr = switchboard_core::conversation::customer_message(
+        existing.as_ref(),
+        fresh,
+        item.sent_at,
+        now,
+    );
     let conv = &tr.conversation;
     match &existing {
         None => insert_conversation(conn, conv).await?,
@@ -480,7 +550,12 @@ async fn ingest_one(conn: &mut SqliteConnection, item: &Inbound, now: Timestamp,
     }
     drafts.push(event::message_created(&message));
     insert_events(conn, item.workspace_id, drafts, now, events).await?;
-    Ok(Ok(Ingested { message_id: message.id, conversation_id: conv.id, contact_id, duplicate: false }))
+    Ok(Ok(Ingested {
+        message_id: message.id,
+        conversation_id: conv.id,
+        contact_id,
+        duplicate: false,
+    }))
 }
 
 async fn insert_contact(conn: &mut SqliteConnection, c: &Contact) -> Result<()> {
@@ -498,7 +573,13 @@ async fn insert_contact(conn: &mut SqliteConnection, c: &Contact) -> Result<()> 
     Ok(())
 }
 
-async fn insert_identity(conn: &mut SqliteConnection, inbox: InboxId, external_id: &str, contact: ContactId, now: Timestamp) -> Result<()> {
+async fn insert_identity(
+    conn: &mut SqliteConnection,
+    inbox: InboxId,
+    external_id: &str,
+    contact: ContactId,
+    now: Timestamp,
+) -> Result<()> {
     sqlx::query("INSERT INTO contact_identities (inbox_id, external_id, contact_id, created_at) VALUES (?, ?, ?, ?)")
         .bind(inbox.to_string())
         .bind(external_id)
@@ -515,7 +596,10 @@ enum Bind {
 }
 
 fn like_pattern(q: &str) -> String {
-    let escaped = q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    let escaped = q
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
     format!("%{escaped}%")
 }
 
@@ -530,7 +614,10 @@ impl Store for SqliteStore {
     #[instrument(skip_all)]
     async fn ensure_workspace(&self, name: &str, now: Timestamp) -> Result<WorkspaceId> {
         let mut conn = self.write.acquire().await?;
-        if let Some(r) = sqlx::query("SELECT id FROM workspaces ORDER BY created_at LIMIT 1").fetch_optional(&mut *conn).await? {
+        if let Some(r) = sqlx::query("SELECT id FROM workspaces ORDER BY created_at LIMIT 1")
+            .fetch_optional(&mut *conn)
+            .await?
+        {
             return Ok(WorkspaceId(uuid_of(&r, "id")?));
         }
         let id = WorkspaceId(Uuid::now_v7());
@@ -545,23 +632,33 @@ impl Store for SqliteStore {
 
     #[instrument(skip_all)]
     async fn setting(&self, key: &str) -> Result<Option<String>> {
-        Ok(sqlx::query("SELECT value FROM server_settings WHERE key = ?")
-            .bind(key)
-            .fetch_optional(&self.read)
-            .await?
-            .map(|r| r.try_get::<String, _>(0))
-            .transpose()?)
+        Ok(
+            sqlx::query("SELECT value FROM server_settings WHERE key = ?")
+                .bind(key)
+                .fetch_optional(&self.read)
+                .await?
+                .map(|r| r.try_get::<String, _>(0))
+                .transpose()?,
+        )
     }
 
     #[instrument(skip_all)]
     async fn setting_init(&self, key: &str, value: &str) -> Result<String> {
         let mut conn = self.write.acquire().await?;
-        sqlx::query("INSERT INTO server_settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING")
-            .bind(key)
-            .bind(value)
-            .execute(&mut *conn)
-            .await?;
-        Ok(sqlx::query("SELECT value FROM server_settings WHERE key = ?").bind(key).fetch_one(&mut *conn).await?.try_get(0)?)
+        sqlx::query(
+            "INSERT INTO server_settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&mut *conn)
+        .await?;
+        Ok(
+            sqlx::query("SELECT value FROM server_settings WHERE key = ?")
+                .bind(key)
+                .fetch_one(&mut *conn)
+                .await?
+                .try_get(0)?,
+        )
     }
 
     #[instrument(skip_all)]
@@ -601,17 +698,30 @@ impl Store for SqliteStore {
         .execute(&mut *conn)
         .await
         .map_err(|e| if unique_violation(&e) { StoreError::Conflict("email") } else { e.into() })?;
-        if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+        if done.rows_affected() == 0 {
+            Err(StoreError::NotFound)
+        } else {
+            Ok(())
+        }
     }
 
     #[instrument(skip_all)]
     async fn agent(&self, id: AgentId) -> Result<Option<Agent>> {
-        sqlx::query("SELECT * FROM agents WHERE id = ?").bind(id.to_string()).fetch_optional(&self.read).await?.map(|r| agent_row(&r)).transpose()
+        sqlx::query("SELECT * FROM agents WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.read)
+            .await?
+            .map(|r| agent_row(&r))
+            .transpose()
     }
 
     #[instrument(skip_all)]
     async fn agent_credentials(&self, email: &str) -> Result<Option<(Agent, String)>> {
-        let Some(r) = sqlx::query("SELECT * FROM agents WHERE email = ?").bind(email).fetch_optional(&self.read).await? else {
+        let Some(r) = sqlx::query("SELECT * FROM agents WHERE email = ?")
+            .bind(email)
+            .fetch_optional(&self.read)
+            .await?
+        else {
             return Ok(None);
         };
         Ok(Some((agent_row(&r)?, r.try_get("password_hash")?)))
@@ -644,7 +754,11 @@ impl Store for SqliteStore {
 
     #[instrument(skip_all)]
     async fn session(&self, token_hash: &str) -> Result<Option<Session>> {
-        let Some(r) = sqlx::query("SELECT * FROM sessions WHERE token_hash = ?").bind(token_hash).fetch_optional(&self.read).await? else {
+        let Some(r) = sqlx::query("SELECT * FROM sessions WHERE token_hash = ?")
+            .bind(token_hash)
+            .fetch_optional(&self.read)
+            .await?
+        else {
             return Ok(None);
         };
         Ok(Some(Session {
@@ -660,11 +774,13 @@ impl Store for SqliteStore {
     #[instrument(skip_all)]
     async fn revoke_session(&self, token_hash: &str, now: Timestamp) -> Result<()> {
         let mut conn = self.write.acquire().await?;
-        sqlx::query("UPDATE sessions SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL")
-            .bind(now.millis())
-            .bind(token_hash)
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(
+            "UPDATE sessions SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL",
+        )
+        .bind(now.millis())
+        .bind(token_hash)
+        .execute(&mut *conn)
+        .await?;
         Ok(())
     }
 
@@ -703,12 +819,21 @@ impl Store for SqliteStore {
             .bind(i.id.to_string())
             .execute(&mut *conn)
             .await?;
-        if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+        if done.rows_affected() == 0 {
+            Err(StoreError::NotFound)
+        } else {
+            Ok(())
+        }
     }
 
     #[instrument(skip_all)]
     async fn inbox(&self, id: InboxId) -> Result<Option<Inbox>> {
-        sqlx::query("SELECT * FROM inboxes WHERE id = ?").bind(id.to_string()).fetch_optional(&self.read).await?.map(|r| inbox_row(&r)).transpose()
+        sqlx::query("SELECT * FROM inboxes WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.read)
+            .await?
+            .map(|r| inbox_row(&r))
+            .transpose()
     }
 
     #[instrument(skip_all)]
@@ -726,7 +851,10 @@ impl Store for SqliteStore {
     async fn set_inbox_members(&self, inbox: InboxId, agents: &[AgentId]) -> Result<()> {
         let mut conn = self.write.acquire().await?;
         let mut tx = conn.begin().await?;
-        sqlx::query("DELETE FROM inbox_members WHERE inbox_id = ?").bind(inbox.to_string()).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM inbox_members WHERE inbox_id = ?")
+            .bind(inbox.to_string())
+            .execute(&mut *tx)
+            .await?;
         for a in agents {
             sqlx::query("INSERT INTO inbox_members (inbox_id, agent_id) VALUES (?, ?) ON CONFLICT DO NOTHING")
                 .bind(inbox.to_string())
@@ -755,31 +883,52 @@ impl Store for SqliteStore {
             .fetch_all(&self.read)
             .await?
             .iter()
-            .map(|r| Ok((AgentId(uuid_of(r, "agent_id")?), InboxId(uuid_of(r, "inbox_id")?))))
+            .map(|r| {
+                Ok((
+                    AgentId(uuid_of(r, "agent_id")?),
+                    InboxId(uuid_of(r, "inbox_id")?),
+                ))
+            })
             .collect()
     }
 
     #[instrument(skip_all)]
     async fn contact(&self, id: ContactId) -> Result<Option<Contact>> {
-        sqlx::query("SELECT * FROM contacts WHERE id = ?").bind(id.to_string()).fetch_optional(&self.read).await?.map(|r| contact_row(&r)).transpose()
+        sqlx::query("SELECT * FROM contacts WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.read)
+            .await?
+            .map(|r| contact_row(&r))
+            .transpose()
     }
 
     #[instrument(skip_all)]
     async fn update_contact(&self, c: &Contact) -> Result<()> {
         let mut conn = self.write.acquire().await?;
-        let done = sqlx::query("UPDATE contacts SET phone = ?, email = ?, notes = ?, updated_at = ? WHERE id = ?")
-            .bind(c.phone.as_deref())
-            .bind(c.email.as_deref())
-            .bind(c.notes.as_deref())
-            .bind(c.updated_at.millis())
-            .bind(c.id.to_string())
-            .execute(&mut *conn)
-            .await?;
-        if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+        let done = sqlx::query(
+            "UPDATE contacts SET phone = ?, email = ?, notes = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(c.phone.as_deref())
+        .bind(c.email.as_deref())
+        .bind(c.notes.as_deref())
+        .bind(c.updated_at.millis())
+        .bind(c.id.to_string())
+        .execute(&mut *conn)
+        .await?;
+        if done.rows_affected() == 0 {
+            Err(StoreError::NotFound)
+        } else {
+            Ok(())
+        }
     }
 
     #[instrument(skip_all)]
-    async fn upsert_contact_identity(&self, fresh: &Contact, inbox: InboxId, external_id: &str) -> Result<Contact> {
+    async fn upsert_contact_identity(
+        &self,
+        fresh: &Contact,
+        inbox: InboxId,
+        external_id: &str,
+    ) -> Result<Contact> {
         let mut conn = self.write.acquire().await?;
         let mut tx = conn.begin().await?;
         let known = sqlx::query("SELECT c.* FROM contact_identities i JOIN contacts c ON c.id = i.contact_id WHERE i.inbox_id = ? AND i.external_id = ?")
@@ -820,16 +969,28 @@ impl Store for SqliteStore {
     }
 
     #[instrument(skip_all)]
-    async fn conversation_summary(&self, id: ConversationId) -> Result<Option<ConversationSummary>> {
+    async fn conversation_summary(
+        &self,
+        id: ConversationId,
+    ) -> Result<Option<ConversationSummary>> {
         let sql = format!(
             "SELECT {CONVERSATION_COLUMNS}, ct.name AS contact_name, i.channel AS channel, i.name AS inbox_name \
              FROM conversations c JOIN contacts ct ON ct.id = c.contact_id JOIN inboxes i ON i.id = c.inbox_id WHERE c.id = ?"
         );
-        sqlx::query(AssertSqlSafe(sql)).bind(id.to_string()).fetch_optional(&self.read).await?.map(|r| summary_row(&r)).transpose()
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(id.to_string())
+            .fetch_optional(&self.read)
+            .await?
+            .map(|r| summary_row(&r))
+            .transpose()
     }
 
     #[instrument(skip_all)]
-    async fn conversation_of(&self, contact: ContactId, inbox: InboxId) -> Result<Option<Conversation>> {
+    async fn conversation_of(
+        &self,
+        contact: ContactId,
+        inbox: InboxId,
+    ) -> Result<Option<Conversation>> {
         sqlx::query("SELECT * FROM conversations WHERE contact_id = ? AND inbox_id = ?")
             .bind(contact.to_string())
             .bind(inbox.to_string())
@@ -909,7 +1070,13 @@ impl Store for SqliteStore {
         let mut items = rows.iter().map(summary_row).collect::<Result<Vec<_>>>()?;
         let next_cursor = if items.len() > limit as usize {
             items.truncate(limit as usize);
-            items.last().map(|s| ListCursor { last_activity_at: s.conversation.last_activity_at, id: s.conversation.id }.encode())
+            items.last().map(|s| {
+                ListCursor {
+                    last_activity_at: s.conversation.last_activity_at,
+                    id: s.conversation.id,
+                }
+                .encode()
+            })
         } else {
             None
         };
@@ -917,7 +1084,13 @@ impl Store for SqliteStore {
     }
 
     #[instrument(skip_all)]
-    async fn messages(&self, conv: ConversationId, before: Option<MessageCursor>, limit: u32, public_only: bool) -> Result<Page<Message>> {
+    async fn messages(
+        &self,
+        conv: ConversationId,
+        before: Option<MessageCursor>,
+        limit: u32,
+        public_only: bool,
+    ) -> Result<Page<Message>> {
         let limit = limit.clamp(1, 200);
         let mut sql = String::from("SELECT * FROM messages WHERE conversation_id = ?");
         if public_only {
@@ -929,13 +1102,25 @@ impl Store for SqliteStore {
         sql.push_str(" ORDER BY created_at DESC, id DESC LIMIT ?");
         let mut query = sqlx::query(AssertSqlSafe(sql)).bind(conv.to_string());
         if let Some(b) = before {
-            query = query.bind(b.created_at.millis()).bind(b.created_at.millis()).bind(b.id.to_string());
+            query = query
+                .bind(b.created_at.millis())
+                .bind(b.created_at.millis())
+                .bind(b.id.to_string());
         }
-        let rows = query.bind(i64::from(limit) + 1).fetch_all(&self.read).await?;
+        let rows = query
+            .bind(i64::from(limit) + 1)
+            .fetch_all(&self.read)
+            .await?;
         let mut items = rows.iter().map(message_row).collect::<Result<Vec<_>>>()?;
         let next_cursor = if items.len() > limit as usize {
             items.truncate(limit as usize);
-            items.last().map(|m| MessageCursor { created_at: m.created_at, id: m.id }.encode())
+            items.last().map(|m| {
+                MessageCursor {
+                    created_at: m.created_at,
+                    id: m.id,
+                }
+                .encode()
+            })
         } else {
             None
         };
@@ -969,13 +1154,18 @@ impl Store for SqliteStore {
         let mut tx = conn.begin().await?;
         if let Some(c) = &change.conversation {
             update_conversation(&mut tx, c, change.expected_version).await?;
-            let retagged = change.actions.iter().any(|a| matches!(a.kind, ActionKind::Tagged | ActionKind::Untagged));
+            let retagged = change
+                .actions
+                .iter()
+                .any(|a| matches!(a.kind, ActionKind::Tagged | ActionKind::Untagged));
             if retagged {
                 sync_tags(&mut tx, c, change.now).await?;
             }
         } else {
             // Message-only change: still refuse if the conversation moved on (e.g. it was resolved).
-            let current = load_conversation(&mut tx, change.conversation_id).await?.ok_or(StoreError::NotFound)?;
+            let current = load_conversation(&mut tx, change.conversation_id)
+                .await?
+                .ok_or(StoreError::NotFound)?;
             if current.version != change.expected_version {
                 return Err(StoreError::VersionConflict);
             }
@@ -994,7 +1184,14 @@ impl Store for SqliteStore {
         }
         insert_actions(&mut tx, change.conversation_id, &change.actions, change.now).await?;
         let mut events = Vec::with_capacity(change.events.len());
-        insert_events(&mut tx, change.workspace_id, change.events, change.now, &mut events).await?;
+        insert_events(
+            &mut tx,
+            change.workspace_id,
+            change.events,
+            change.now,
+            &mut events,
+        )
+        .await?;
         tx.commit().await?;
         self.publish(&events);
         Ok(events)
@@ -1003,12 +1200,19 @@ impl Store for SqliteStore {
     #[instrument(skip_all)]
     async fn mark_read(&self, conv: ConversationId) -> Result<()> {
         let mut conn = self.write.acquire().await?;
-        sqlx::query("UPDATE conversations SET unread_count = 0 WHERE id = ?").bind(conv.to_string()).execute(&mut *conn).await?;
+        sqlx::query("UPDATE conversations SET unread_count = 0 WHERE id = ?")
+            .bind(conv.to_string())
+            .execute(&mut *conn)
+            .await?;
         Ok(())
     }
 
     #[instrument(skip_all, fields(batch = batch.len()))]
-    async fn ingest(&self, batch: &[Inbound], now: Timestamp) -> Result<Vec<Result<Ingested, IngestError>>> {
+    async fn ingest(
+        &self,
+        batch: &[Inbound],
+        now: Timestamp,
+    ) -> Result<Vec<Result<Ingested, IngestError>>> {
         let mut conn = self.write.acquire().await?;
         let mut tx = conn.begin().await?;
         let mut events = Vec::with_capacity(batch.len() * 2);
@@ -1028,13 +1232,29 @@ impl Store for SqliteStore {
             .fetch_all(&self.read)
             .await?
             .iter()
-            .map(|r| Ok(Tag { id: TagId(uuid_of(r, "id")?), name: r.try_get("name")? }))
+            .map(|r| {
+                Ok(Tag {
+                    id: TagId(uuid_of(r, "id")?),
+                    name: r.try_get("name")?,
+                })
+            })
             .collect()
     }
 
     #[instrument(skip_all)]
-    async fn list_quick_replies(&self, ws: WorkspaceId, prefix: Option<&str>) -> Result<Vec<QuickReply>> {
-        let pattern = format!("{}%", prefix.unwrap_or("").replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+    async fn list_quick_replies(
+        &self,
+        ws: WorkspaceId,
+        prefix: Option<&str>,
+    ) -> Result<Vec<QuickReply>> {
+        let pattern = format!(
+            "{}%",
+            prefix
+                .unwrap_or("")
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
         sqlx::query("SELECT * FROM quick_replies WHERE workspace_id = ? AND code LIKE ? ESCAPE '\\' ORDER BY code")
             .bind(ws.to_string())
             .bind(pattern)
@@ -1047,7 +1267,12 @@ impl Store for SqliteStore {
 
     #[instrument(skip_all)]
     async fn quick_reply(&self, id: QuickReplyId) -> Result<Option<QuickReply>> {
-        sqlx::query("SELECT * FROM quick_replies WHERE id = ?").bind(id.to_string()).fetch_optional(&self.read).await?.map(|r| quick_reply_row(&r)).transpose()
+        sqlx::query("SELECT * FROM quick_replies WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.read)
+            .await?
+            .map(|r| quick_reply_row(&r))
+            .transpose()
     }
 
     #[instrument(skip_all)]
@@ -1070,18 +1295,38 @@ impl Store for SqliteStore {
                 .execute(&mut *conn)
                 .await
         };
-        let done = res.map_err(|e| if unique_violation(&e) { StoreError::Conflict("code") } else { e.into() })?;
-        if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+        let done = res.map_err(|e| {
+            if unique_violation(&e) {
+                StoreError::Conflict("code")
+            } else {
+                e.into()
+            }
+        })?;
+        if done.rows_affected() == 0 {
+            Err(StoreError::NotFound)
+        } else {
+            Ok(())
+        }
     }
 
     #[instrument(skip_all)]
     async fn delete_quick_reply(&self, id: QuickReplyId) -> Result<bool> {
         let mut conn = self.write.acquire().await?;
-        Ok(sqlx::query("DELETE FROM quick_replies WHERE id = ?").bind(id.to_string()).execute(&mut *conn).await?.rows_affected() > 0)
+        Ok(sqlx::query("DELETE FROM quick_replies WHERE id = ?")
+            .bind(id.to_string())
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+            > 0)
     }
 
     #[instrument(skip_all)]
-    async fn events_since(&self, since: i64, inboxes: Option<&[InboxId]>, limit: u32) -> Result<Vec<Event>> {
+    async fn events_since(
+        &self,
+        since: i64,
+        inboxes: Option<&[InboxId]>,
+        limit: u32,
+    ) -> Result<Vec<Event>> {
         let rows = match inboxes {
             None => {
                 sqlx::query("SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?")
@@ -1104,7 +1349,10 @@ impl Store for SqliteStore {
 
     #[instrument(skip_all)]
     async fn last_event_seq(&self) -> Result<i64> {
-        Ok(sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM events").fetch_one(&self.read).await?.try_get(0)?)
+        Ok(sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM events")
+            .fetch_one(&self.read)
+            .await?
+            .try_get(0)?)
     }
 }
 

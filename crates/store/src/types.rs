@@ -79,7 +79,10 @@ impl ListCursor {
         encode_pair(self.last_activity_at.0, self.id.0)
     }
     pub fn decode(s: &str) -> Option<Self> {
-        decode_pair(s).map(|(ms, id)| Self { last_activity_at: Timestamp(ms), id: ConversationId(id) })
+        decode_pair(s).map(|(ms, id)| Self {
+            last_activity_at: Timestamp(ms),
+            id: ConversationId(id),
+        })
     }
 }
 
@@ -88,7 +91,10 @@ impl MessageCursor {
         encode_pair(self.created_at.0, self.id.0)
     }
     pub fn decode(s: &str) -> Option<Self> {
-        decode_pair(s).map(|(ms, id)| Self { created_at: Timestamp(ms), id: MessageId(id) })
+        decode_pair(s).map(|(ms, id)| Self {
+            created_at: Timestamp(ms),
+            id: MessageId(id),
+        })
     }
 }
 
@@ -129,7 +135,10 @@ pub struct Change {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InboundSender {
     Contact(ContactId),
-    Identity { external_id: String, name: Option<String> },
+    Identity {
+        external_id: String,
+        name: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,7 +181,10 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_reject_garbage() {
-        let c = ListCursor { last_activity_at: Timestamp(1_700_000_000_123), id: ConversationId(uuid::Uuid::from_u128(77)) };
+        let c = ListCursor {
+            last_activity_at: Timestamp(1_700_000_000_123),
+            id: ConversationId(uuid::Uuid::from_u128(77)),
+        };
         assert_eq!(ListCursor::decode(&c.encode()), Some(c));
         assert_eq!(ListCursor::decode("not-a-cursor"), None);
         assert_eq!(MessageCursor::decode(&B64.encode("12:nope")), None);

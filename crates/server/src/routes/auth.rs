@@ -16,10 +16,20 @@ pub struct Login {
     password: String,
 }
 
-pub async fn login(State(st): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, ApiJson(body): ApiJson<Login>) -> ApiResult<Response> {
+pub async fn login(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ApiJson(body): ApiJson<Login>,
+) -> ApiResult<Response> {
     let email = body.email.trim().to_lowercase();
-    st.limits.login_ip.check(&peer.ip().to_string()).map_err(ApiError::rate_limited)?;
-    st.limits.login_email.check(&email).map_err(ApiError::rate_limited)?;
+    st.limits
+        .login_ip
+        .check(&peer.ip().to_string())
+        .map_err(ApiError::rate_limited)?;
+    st.limits
+        .login_email
+        .check(&email)
+        .map_err(ApiError::rate_limited)?;
     let found = st.store.agent_credentials(&email).await?;
     let (agent, hash) = match found {
         Some((a, h)) if a.active => (Some(a), Some(h)),
@@ -45,11 +55,19 @@ pub async fn login(State(st): State<AppState>, ConnectInfo(peer): ConnectInfo<So
         })
         .await?;
     tracing::info!(agent_id = %agent.id, "signed in");
-    let secure = if st.config.cookie_secure { "; Secure" } else { "" };
+    let secure = if st.config.cookie_secure {
+        "; Secure"
+    } else {
+        ""
+    };
     let max_age = ttl_hours * 3600;
-    let mut resp = ApiJson(serde_json::json!({ "token": token, "csrf_token": csrf, "agent": agent })).into_response();
+    let mut resp =
+        ApiJson(serde_json::json!({ "token": token, "csrf_token": csrf, "agent": agent }))
+            .into_response();
     for c in [
-        format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"),
+        format!(
+            "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
+        ),
         format!("{CSRF_COOKIE}={csrf}; Path=/; SameSite=Lax; Max-Age={max_age}{secure}"),
     ] {
         if let Ok(v) = HeaderValue::from_str(&c) {
@@ -60,7 +78,9 @@ pub async fn login(State(st): State<AppState>, ConnectInfo(peer): ConnectInfo<So
 }
 
 pub async fn logout(State(st): State<AppState>, me: CurrentAgent) -> ApiResult<Response> {
-    st.store.revoke_session(&me.session.token_hash, st.clock.now()).await?;
+    st.store
+        .revoke_session(&me.session.token_hash, st.clock.now())
+        .await?;
     let mut resp = ApiJson(serde_json::json!({ "ok": true })).into_response();
     for name in [SESSION_COOKIE, CSRF_COOKIE] {
         if let Ok(v) = HeaderValue::from_str(&format!("{name}=; Path=/; Max-Age=0")) {
@@ -70,15 +90,27 @@ pub async fn logout(State(st): State<AppState>, me: CurrentAgent) -> ApiResult<R
     Ok(resp)
 }
 
-pub async fn me(State(st): State<AppState>, me: CurrentAgent) -> ApiResult<ApiJson<serde_json::Value>> {
+pub async fn me(
+    State(st): State<AppState>,
+    me: CurrentAgent,
+) -> ApiResult<ApiJson<serde_json::Value>> {
     let inboxes = match st.access.visible(&me.agent) {
         Some(v) => v,
-        None => st.store.list_inboxes(st.workspace_id).await?.into_iter().map(|i| i.id).collect(),
+        None => st
+            .store
+            .list_inboxes(st.workspace_id)
+            .await?
+            .into_iter()
+            .map(|i| i.id)
+            .collect(),
     };
     let mut v = serde_json::to_value(&me.agent).map_err(|_| ApiError::internal())?;
     if let Some(o) = v.as_object_mut() {
         o.insert("inbox_ids".into(), serde_json::json!(inboxes));
-        o.insert("csrf_token".into(), serde_json::json!(me.session.csrf_token));
+        o.insert(
+            "csrf_token".into(),
+            serde_json::json!(me.session.csrf_token),
+        );
     }
     Ok(ApiJson(v))
 }

@@ -3,11 +3,11 @@
 //! see → ask the core → compare-and-set in the store → the store publishes the events.
 
 use crate::auth::CurrentAgent;
+use crate::error::ApiPath as Path;
 use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
 use crate::routes::{created, new_uuid};
 use crate::state::AppState;
 use axum::extract::State;
-use crate::error::ApiPath as Path;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
@@ -15,11 +15,21 @@ use switchboard_core::conversation::{self as conv, Transition};
 use switchboard_core::event::{self, EventDraft, EventKind};
 use switchboard_core::validate::{MessageText, TagName};
 use switchboard_core::*;
-use switchboard_store::{AssigneeFilter, Change, ConversationQuery, ListCursor, MessageCursor, StoreError};
+use switchboard_store::{
+    AssigneeFilter, Change, ConversationQuery, ListCursor, MessageCursor, StoreError,
+};
 
 /// A conversation the agent may see, or 404 (whether it exists or not).
-pub async fn visible(st: &AppState, me: &CurrentAgent, id: ConversationId) -> ApiResult<Conversation> {
-    st.store.conversation(id).await?.filter(|c| st.access.can_see(&me.agent, c.inbox_id)).ok_or_else(|| ApiError::not_found("conversation"))
+pub async fn visible(
+    st: &AppState,
+    me: &CurrentAgent,
+    id: ConversationId,
+) -> ApiResult<Conversation> {
+    st.store
+        .conversation(id)
+        .await?
+        .filter(|c| st.access.can_see(&me.agent, c.inbox_id))
+        .ok_or_else(|| ApiError::not_found("conversation"))
 }
 
 /// What a command decided: a transition, a message to store, or both.
@@ -58,7 +68,10 @@ async fn transact(
             expected_version: current.version,
             conversation_id: id,
             workspace_id: current.workspace_id,
-            actions: transition.as_ref().map(|t| t.actions.clone()).unwrap_or_default(),
+            actions: transition
+                .as_ref()
+                .map(|t| t.actions.clone())
+                .unwrap_or_default(),
             conversation: transition.map(|t| t.conversation),
             message: plan.message.clone(),
             events,
@@ -73,15 +86,27 @@ async fn transact(
     Err(StoreError::VersionConflict.into())
 }
 
-async fn summary(st: &AppState, id: ConversationId) -> ApiResult<switchboard_store::ConversationSummary> {
-    st.store.conversation_summary(id).await?.ok_or_else(|| ApiError::not_found("conversation"))
+async fn summary(
+    st: &AppState,
+    id: ConversationId,
+) -> ApiResult<switchboard_store::ConversationSummary> {
+    st.store
+        .conversation_summary(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("conversation"))
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> ApiResult<serde_json::Value> {
     serde_json::to_value(v).map_err(|_| ApiError::internal())
 }
 
-fn outbound_message(c: &Conversation, me: &CurrentAgent, kind: MessageKind, text: String, now: Timestamp) -> Message {
+fn outbound_message(
+    c: &Conversation,
+    me: &CurrentAgent,
+    kind: MessageKind,
+    text: String,
+    now: Timestamp,
+) -> Message {
     Message {
         id: MessageId(new_uuid()),
         conversation_id: c.id,
@@ -105,7 +130,13 @@ async fn eligible_agent(st: &AppState, inbox: InboxId, id: AgentId) -> ApiResult
         .agent(id)
         .await?
         .filter(|a| a.active && st.access.can_see(a, inbox))
-        .ok_or_else(|| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "agent_not_eligible", "that agent is not an active member of this inbox"))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "agent_not_eligible",
+                "that agent is not an active member of this inbox",
+            )
+        })
 }
 
 // ------------------------------------------------------------------ reads
@@ -127,10 +158,18 @@ fn bad_param(name: &str) -> ApiError {
     ApiError::bad_request("bad_query", format!("`{name}` has an invalid value"))
 }
 
-pub async fn list(State(st): State<AppState>, me: CurrentAgent, ApiQuery(p): ApiQuery<ListParams>) -> ApiResult<ApiJson<serde_json::Value>> {
+pub async fn list(
+    State(st): State<AppState>,
+    me: CurrentAgent,
+    ApiQuery(p): ApiQuery<ListParams>,
+) -> ApiResult<ApiJson<serde_json::Value>> {
     let nonempty = |o: Option<String>| o.filter(|s| !s.trim().is_empty());
-    let status = nonempty(p.status).map(|s| ConversationStatus::parse(&s).ok_or_else(|| bad_param("status"))).transpose()?;
-    let inbox_id = nonempty(p.inbox_id).map(|s| s.parse::<InboxId>().map_err(|_| bad_param("inbox_id"))).transpose()?;
+    let status = nonempty(p.status)
+        .map(|s| ConversationStatus::parse(&s).ok_or_else(|| bad_param("status")))
+        .transpose()?;
+    let inbox_id = nonempty(p.inbox_id)
+        .map(|s| s.parse::<InboxId>().map_err(|_| bad_param("inbox_id")))
+        .transpose()?;
     if let Some(i) = inbox_id
         && !st.access.can_see(&me.agent, i)
     {
@@ -140,11 +179,19 @@ pub async fn list(State(st): State<AppState>, me: CurrentAgent, ApiQuery(p): Api
         None => None,
         Some("me") => Some(AssigneeFilter::Agent(me.agent.id)),
         Some("unassigned") => Some(AssigneeFilter::Unassigned),
-        Some(other) => Some(AssigneeFilter::Agent(other.parse().map_err(|_| bad_param("assignee"))?)),
+        Some(other) => Some(AssigneeFilter::Agent(
+            other.parse().map_err(|_| bad_param("assignee"))?,
+        )),
     };
-    let contact_id = nonempty(p.contact_id).map(|s| s.parse::<ContactId>().map_err(|_| bad_param("contact_id"))).transpose()?;
-    let cursor = nonempty(p.cursor).map(|s| ListCursor::decode(&s).ok_or_else(|| bad_param("cursor"))).transpose()?;
-    let tag = nonempty(p.tag).map(|t| TagName::parse(&t).map(TagName::into_inner)).transpose()?;
+    let contact_id = nonempty(p.contact_id)
+        .map(|s| s.parse::<ContactId>().map_err(|_| bad_param("contact_id")))
+        .transpose()?;
+    let cursor = nonempty(p.cursor)
+        .map(|s| ListCursor::decode(&s).ok_or_else(|| bad_param("cursor")))
+        .transpose()?;
+    let tag = nonempty(p.tag)
+        .map(|t| TagName::parse(&t).map(TagName::into_inner))
+        .transpose()?;
     let page = st
         .store
         .list_conversations(&ConversationQuery {
@@ -163,7 +210,11 @@ pub async fn list(State(st): State<AppState>, me: CurrentAgent, ApiQuery(p): Api
     Ok(ApiJson(to_json(&page)?))
 }
 
-pub async fn get(State(st): State<AppState>, me: CurrentAgent, Path(id): Path<ConversationId>) -> ApiResult<ApiJson<serde_json::Value>> {
+pub async fn get(
+    State(st): State<AppState>,
+    me: CurrentAgent,
+    Path(id): Path<ConversationId>,
+) -> ApiResult<ApiJson<serde_json::Value>> {
     visible(&st, &me, id).await?;
     Ok(ApiJson(to_json(&summary(&st, id).await?)?))
 }
@@ -175,27 +226,55 @@ pub struct ThreadParams {
     limit: Option<u32>,
 }
 
-pub async fn messages(State(st): State<AppState>, me: CurrentAgent, Path(id): Path<ConversationId>, ApiQuery(p): ApiQuery<ThreadParams>) -> ApiResult<ApiJson<serde_json::Value>> {
+pub async fn messages(
+    State(st): State<AppState>,
+    me: CurrentAgent,
+    Path(id): Path<ConversationId>,
+    ApiQuery(p): ApiQuery<ThreadParams>,
+) -> ApiResult<ApiJson<serde_json::Value>> {
     visible(&st, &me, id).await?;
-    let before = p.before.filter(|s| !s.is_empty()).map(|s| MessageCursor::decode(&s).ok_or_else(|| bad_param("before"))).transpose()?;
-    let page = st.store.messages(id, before, p.limit.unwrap_or(50), false).await?;
+    let before = p
+        .before
+        .filter(|s| !s.is_empty())
+        .map(|s| MessageCursor::decode(&s).ok_or_else(|| bad_param("before")))
+        .transpose()?;
+    let page = st
+        .store
+        .messages(id, before, p.limit.unwrap_or(50), false)
+        .await?;
     let items: Vec<_> = page.items.iter().map(event::message_json).collect();
-    Ok(ApiJson(serde_json::json!({ "items": items, "next_cursor": page.next_cursor })))
+    Ok(ApiJson(
+        serde_json::json!({ "items": items, "next_cursor": page.next_cursor }),
+    ))
 }
 
-pub async fn history(State(st): State<AppState>, me: CurrentAgent, Path(id): Path<ConversationId>) -> ApiResult<ApiJson<serde_json::Value>> {
+pub async fn history(
+    State(st): State<AppState>,
+    me: CurrentAgent,
+    Path(id): Path<ConversationId>,
+) -> ApiResult<ApiJson<serde_json::Value>> {
     visible(&st, &me, id).await?;
     let items = st.store.history(id).await?;
-    Ok(ApiJson(serde_json::json!({ "items": items, "next_cursor": null })))
+    Ok(ApiJson(
+        serde_json::json!({ "items": items, "next_cursor": null }),
+    ))
 }
 
-pub async fn mark_read(State(st): State<AppState>, me: CurrentAgent, Path(id): Path<ConversationId>) -> ApiResult<ApiJson<serde_json::Value>> {
+pub async fn mark_read(
+    State(st): State<AppState>,
+    me: CurrentAgent,
+    Path(id): Path<ConversationId>,
+) -> ApiResult<ApiJson<serde_json::Value>> {
     visible(&st, &me, id).await?;
     st.store.mark_read(id).await?;
     Ok(ApiJson(serde_json::json!({ "ok": true })))
 }
 
-pub async fn typing(State(st): State<AppState>, me: CurrentAgent, Path(id): Path<ConversationId>) -> ApiResult<ApiJson<serde_json::Value>> {
+pub async fn typing(
+    State(st): State<AppState>,
+    me: CurrentAgent,
+    Path(id): Path<ConversationId>,
+) -> ApiResult<ApiJson<serde_json::Value>> {
     let c = visible(&st, &me, id).await?;
     publish_agent_typing(&st, &me.agent, &c);
     Ok(ApiJson(serde_json::json!({ "ok": true })))
@@ -221,19 +300,36 @@ pub struct NewMessage {
     kind: Option<String>,
 }
 
-pub async fn post_message(State(st): State<AppState>, me: CurrentAgent, Path(id): Path<ConversationId>, ApiJson(b): ApiJson<NewMessage>) -> ApiResult<Response> {
+pub async fn post_message(
+    State(st): State<AppState>,
+    me: CurrentAgent,
+    Path(id): Path<ConversationId>,
+    ApiJson(b): ApiJson<NewMessage>,
+) -> ApiResult<Response> {
     let text = MessageText::parse(&b.text)?.into_inner();
     let kind = match b.kind.as_deref().unwrap_or("reply") {
         "reply" => MessageKind::Text,
         "note" => MessageKind::Note,
         "agent_to_agent" => MessageKind::AgentToAgent,
-        _ => return Err(ApiError::invalid("kind: must be reply, note or agent_to_agent").with_extra(serde_json::json!({"field": "kind"}))),
+        _ => {
+            return Err(
+                ApiError::invalid("kind: must be reply, note or agent_to_agent")
+                    .with_extra(serde_json::json!({"field": "kind"})),
+            );
+        }
     };
     let now = st.clock.now();
     let actor = me.actor();
     let result = transact(&st, &me, id, |c| {
-        let transition = if kind.is_private() { None } else { Some(conv::reply(c, actor, now)?) };
-        Ok(Plan { transition, message: Some(outbound_message(c, &me, kind, text.clone(), now)) })
+        let transition = if kind.is_private() {
+            None
+        } else {
+            Some(conv::reply(c, actor, now)?)
+        };
+        Ok(Plan {
+            transition,
+            message: Some(outbound_message(c, &me, kind, text.clone(), now)),
+        })
     })
     .await;
     let (_, message) = match result {
@@ -244,21 +340,41 @@ pub async fn post_message(State(st): State<AppState>, me: CurrentAgent, Path(id)
     Ok(created(event::message_json(&message)))
 }
 
-async fn respond(st: &AppState, me: &CurrentAgent, id: ConversationId, decide: impl Fn(&Conversation) -> ApiResult<Plan>) -> ApiResult<ApiJson<serde_json::Value>> {
+async fn respond(
+    st: &AppState,
+    me: &CurrentAgent,
+    id: ConversationId,
+    decide: impl Fn(&Conversation) -> ApiResult<Plan>,
+) -> ApiResult<ApiJson<serde_json::Value>> {
     match transact(st, me, id, decide).await {
         Ok((summary, _)) => Ok(ApiJson(to_json(&summary)?)),
         Err(e) => Err(name_holder(st, e).await),
     }
 }
 
-pub async fn claim(State(st): State<AppState>, me: CurrentAgent, Path(id): Path<ConversationId>) -> ApiResult<ApiJson<serde_json::Value>> {
+pub async fn claim(
+    State(st): State<AppState>,
+    me: CurrentAgent,
+    Path(id): Path<ConversationId>,
+) -> ApiResult<ApiJson<serde_json::Value>> {
     let actor = me.actor();
-    respond(&st, &me, id, |c| Ok(Plan { transition: Some(conv::claim(c, actor)?), message: None })).await
+    respond(&st, &me, id, |c| {
+        Ok(Plan {
+            transition: Some(conv::claim(c, actor)?),
+            message: None,
+        })
+    })
+    .await
 }
 
 /// Names the holder in a `conversation_claimed` error so the UI can say who has it.
 async fn name_holder(st: &AppState, mut err: ApiError) -> ApiError {
-    let holder = err.extra.as_ref().and_then(|e| e.get("holder_id")).and_then(|h| h.as_str()).and_then(|h| h.parse::<AgentId>().ok());
+    let holder = err
+        .extra
+        .as_ref()
+        .and_then(|e| e.get("holder_id"))
+        .and_then(|h| h.as_str())
+        .and_then(|h| h.parse::<AgentId>().ok());
     if let Some(h) = holder
         && let Ok(Some(agent)) = st.store.agent(h).await
         && let Some(serde_json::Value::Object(extra)) = err.extra.as_mut()
@@ -274,11 +390,22 @@ pub struct AgentRef {
     agent_id: AgentId,
 }
 
-pub async fn assign(State(st): State<AppState>, me: CurrentAgent, Path(id): Path<ConversationId>, ApiJson(b): ApiJson<AgentRef>) -> ApiResult<ApiJson<serde_json::Value>> {
+pub async fn assign(
+    State(st): State<AppState>,
+    me: CurrentAgent,
+    Path(id): Path<ConversationId>,
+    ApiJson(b): ApiJson<AgentRef>,
+) -> ApiResult<ApiJson<serde_json::Value>> {
     let c = visible(&st, &me, id).await?;
     eligible_agent(&st, c.inbox_id, b.agent_id).await?;
     let actor = me.actor();
-    respond(&st, &me, id, |c| Ok(Plan { transition: Some(conv::assign(c, actor, b.agent_id)?), message: None })).await
+    respond(&st, &me, id, |c| {
+        Ok(Plan {
+            transition: Some(conv::assign(c, actor, b.agent_id)?),
+            message: None,
+        })
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -289,43 +416,100 @@ pub struct TransferBody {
     message: Option<String>,
 }
 
-pub async fn transfer(State(st): State<AppState>, me: CurrentAgent, Path(id): Path<ConversationId>, ApiJson(b): ApiJson<TransferBody>) -> ApiResult<ApiJson<serde_json::Value>> {
+pub async fn transfer(
+    State(st): State<AppState>,
+    me: CurrentAgent,
+    Path(id): Path<ConversationId>,
+    ApiJson(b): ApiJson<TransferBody>,
+) -> ApiResult<ApiJson<serde_json::Value>> {
     let c = visible(&st, &me, id).await?;
     eligible_agent(&st, c.inbox_id, b.agent_id).await?;
-    let note = b.message.as_deref().map(str::trim).filter(|m| !m.is_empty()).map(|m| MessageText::parse(m).map(MessageText::into_inner)).transpose()?;
+    let note = b
+        .message
+        .as_deref()
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .map(|m| MessageText::parse(m).map(MessageText::into_inner))
+        .transpose()?;
     let actor = me.actor();
     let now = st.clock.now();
     respond(&st, &me, id, |c| {
         let t = conv::transfer(c, actor, b.agent_id, note.as_deref().unwrap_or(""))?;
         // The hand-over message goes into the thread as an agent-to-agent message.
-        let message = note.clone().map(|text| outbound_message(c, &me, MessageKind::AgentToAgent, text, now));
-        Ok(Plan { transition: Some(t), message })
+        let message = note
+            .clone()
+            .map(|text| outbound_message(c, &me, MessageKind::AgentToAgent, text, now));
+        Ok(Plan {
+            transition: Some(t),
+            message,
+        })
     })
     .await
 }
 
-pub async fn add_participant(State(st): State<AppState>, me: CurrentAgent, Path(id): Path<ConversationId>, ApiJson(b): ApiJson<AgentRef>) -> ApiResult<ApiJson<serde_json::Value>> {
+pub async fn add_participant(
+    State(st): State<AppState>,
+    me: CurrentAgent,
+    Path(id): Path<ConversationId>,
+    ApiJson(b): ApiJson<AgentRef>,
+) -> ApiResult<ApiJson<serde_json::Value>> {
     let c = visible(&st, &me, id).await?;
     eligible_agent(&st, c.inbox_id, b.agent_id).await?;
     let actor = me.actor();
-    respond(&st, &me, id, |c| Ok(Plan { transition: Some(conv::add_participant(c, actor, b.agent_id)?), message: None })).await
+    respond(&st, &me, id, |c| {
+        Ok(Plan {
+            transition: Some(conv::add_participant(c, actor, b.agent_id)?),
+            message: None,
+        })
+    })
+    .await
 }
 
-pub async fn leave(State(st): State<AppState>, me: CurrentAgent, Path(id): Path<ConversationId>) -> ApiResult<ApiJson<serde_json::Value>> {
+pub async fn leave(
+    State(st): State<AppState>,
+    me: CurrentAgent,
+    Path(id): Path<ConversationId>,
+) -> ApiResult<ApiJson<serde_json::Value>> {
     let actor = me.actor();
-    respond(&st, &me, id, |c| Ok(Plan { transition: Some(conv::leave(c, actor)?), message: None })).await
+    respond(&st, &me, id, |c| {
+        Ok(Plan {
+            transition: Some(conv::leave(c, actor)?),
+            message: None,
+        })
+    })
+    .await
 }
 
-pub async fn resolve(State(st): State<AppState>, me: CurrentAgent, Path(id): Path<ConversationId>) -> ApiResult<ApiJson<serde_json::Value>> {
+pub async fn resolve(
+    State(st): State<AppState>,
+    me: CurrentAgent,
+    Path(id): Path<ConversationId>,
+) -> ApiResult<ApiJson<serde_json::Value>> {
     let actor = me.actor();
     let now = st.clock.now();
-    respond(&st, &me, id, |c| Ok(Plan { transition: Some(conv::resolve(c, actor, now)?), message: None })).await
+    respond(&st, &me, id, |c| {
+        Ok(Plan {
+            transition: Some(conv::resolve(c, actor, now)?),
+            message: None,
+        })
+    })
+    .await
 }
 
-pub async fn reopen(State(st): State<AppState>, me: CurrentAgent, Path(id): Path<ConversationId>) -> ApiResult<ApiJson<serde_json::Value>> {
+pub async fn reopen(
+    State(st): State<AppState>,
+    me: CurrentAgent,
+    Path(id): Path<ConversationId>,
+) -> ApiResult<ApiJson<serde_json::Value>> {
     let actor = me.actor();
     let now = st.clock.now();
-    respond(&st, &me, id, |c| Ok(Plan { transition: Some(conv::reopen(c, actor, now)?), message: None })).await
+    respond(&st, &me, id, |c| {
+        Ok(Plan {
+            transition: Some(conv::reopen(c, actor, now)?),
+            message: None,
+        })
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -334,14 +518,36 @@ pub struct TagBody {
     name: String,
 }
 
-pub async fn add_tag(State(st): State<AppState>, me: CurrentAgent, Path(id): Path<ConversationId>, ApiJson(b): ApiJson<TagBody>) -> ApiResult<ApiJson<serde_json::Value>> {
+pub async fn add_tag(
+    State(st): State<AppState>,
+    me: CurrentAgent,
+    Path(id): Path<ConversationId>,
+    ApiJson(b): ApiJson<TagBody>,
+) -> ApiResult<ApiJson<serde_json::Value>> {
     let name = TagName::parse(&b.name)?.into_inner();
     let actor = me.actor();
-    respond(&st, &me, id, |c| Ok(Plan { transition: Some(conv::tag(c, actor, &name)), message: None })).await
+    respond(&st, &me, id, |c| {
+        Ok(Plan {
+            transition: Some(conv::tag(c, actor, &name)),
+            message: None,
+        })
+    })
+    .await
 }
 
-pub async fn remove_tag(State(st): State<AppState>, me: CurrentAgent, Path(id): Path<ConversationId>, ApiJson(b): ApiJson<TagBody>) -> ApiResult<ApiJson<serde_json::Value>> {
+pub async fn remove_tag(
+    State(st): State<AppState>,
+    me: CurrentAgent,
+    Path(id): Path<ConversationId>,
+    ApiJson(b): ApiJson<TagBody>,
+) -> ApiResult<ApiJson<serde_json::Value>> {
     let name = TagName::parse(&b.name)?.into_inner();
     let actor = me.actor();
-    respond(&st, &me, id, |c| Ok(Plan { transition: Some(conv::untag(c, actor, &name)), message: None })).await
+    respond(&st, &me, id, |c| {
+        Ok(Plan {
+            transition: Some(conv::untag(c, actor, &name)),
+            message: None,
+        })
+    })
+    .await
 }

@@ -1,18 +1,25 @@
 //! `GET/POST /inboxes`, `GET/PATCH /inboxes/{id}`, `GET/PUT /inboxes/{id}/members`.
 
 use crate::auth::{self, CurrentAgent};
+use crate::error::ApiPath as Path;
 use crate::error::{ApiError, ApiJson, ApiResult};
 use crate::routes::{created, new_uuid};
 use crate::state::AppState;
 use axum::extract::State;
-use crate::error::ApiPath as Path;
 use axum::response::Response;
 use serde::Deserialize;
 use switchboard_core::validate::PersonName;
 use switchboard_core::{AgentId, ChannelKind, Inbox, InboxId};
 
 /// Settings keys that hold secrets: shown to admins only, never logged.
-const SECRET_KEYS: &[&str] = &["identity_secret", "page_access_token", "app_secret", "access_token", "secret_token", "oa_secret_key"];
+const SECRET_KEYS: &[&str] = &[
+    "identity_secret",
+    "page_access_token",
+    "app_secret",
+    "access_token",
+    "secret_token",
+    "oa_secret_key",
+];
 
 pub fn inbox_json(st: &AppState, i: &Inbox, reveal_secrets: bool) -> serde_json::Value {
     let mut settings = i.settings.clone();
@@ -29,16 +36,26 @@ pub fn inbox_json(st: &AppState, i: &Inbox, reveal_secrets: bool) -> serde_json:
     if i.channel == ChannelKind::Livechat
         && let Some(o) = v.as_object_mut()
     {
-        let snippet = format!("<script src=\"{}/widget.js\" data-inbox=\"{}\" async></script>", st.config.public_url(), i.id);
+        let snippet = format!(
+            "<script src=\"{}/widget.js\" data-inbox=\"{}\" async></script>",
+            st.config.public_url(),
+            i.id
+        );
         o.insert("widget_snippet".into(), serde_json::json!(snippet));
     }
     v
 }
 
 /// Checks and completes a live-chat inbox's settings: a generated identity secret, booleans typed.
-fn livechat_settings(raw: Option<serde_json::Value>, previous: Option<&serde_json::Value>) -> ApiResult<serde_json::Value> {
+fn livechat_settings(
+    raw: Option<serde_json::Value>,
+    previous: Option<&serde_json::Value>,
+) -> ApiResult<serde_json::Value> {
     let mut s = previous.cloned().unwrap_or_else(|| serde_json::json!({}));
-    let (Some(obj), incoming) = (s.as_object_mut(), raw.unwrap_or_else(|| serde_json::json!({}))) else {
+    let (Some(obj), incoming) = (
+        s.as_object_mut(),
+        raw.unwrap_or_else(|| serde_json::json!({})),
+    ) else {
         return Err(ApiError::internal());
     };
     let serde_json::Value::Object(incoming) = incoming else {
@@ -49,21 +66,35 @@ fn livechat_settings(raw: Option<serde_json::Value>, previous: Option<&serde_jso
             "require_identity" => v.is_boolean(),
             "greeting" => v.is_string() || v.is_null(),
             "identity_secret" => v.as_str().is_some_and(|s| s.len() >= 16),
-            "prechat_fields" => v.as_array().is_some_and(|a| a.iter().all(|f| matches!(f.as_str(), Some("name" | "email" | "phone")))),
-            _ => return Err(ApiError::invalid(format!("settings: unknown key `{k}` for a live-chat inbox"))),
+            "prechat_fields" => v.as_array().is_some_and(|a| {
+                a.iter()
+                    .all(|f| matches!(f.as_str(), Some("name" | "email" | "phone")))
+            }),
+            _ => {
+                return Err(ApiError::invalid(format!(
+                    "settings: unknown key `{k}` for a live-chat inbox"
+                )));
+            }
         };
         if !ok {
-            return Err(ApiError::invalid(format!("settings: `{k}` has the wrong type or value")));
+            return Err(ApiError::invalid(format!(
+                "settings: `{k}` has the wrong type or value"
+            )));
         }
         obj.insert(k, v);
     }
-    obj.entry("identity_secret").or_insert_with(|| serde_json::json!(auth::random_token(24)));
-    obj.entry("require_identity").or_insert(serde_json::json!(false));
+    obj.entry("identity_secret")
+        .or_insert_with(|| serde_json::json!(auth::random_token(24)));
+    obj.entry("require_identity")
+        .or_insert(serde_json::json!(false));
     obj.entry("prechat_fields").or_insert(serde_json::json!([]));
     Ok(s)
 }
 
-pub async fn list(State(st): State<AppState>, me: CurrentAgent) -> ApiResult<ApiJson<serde_json::Value>> {
+pub async fn list(
+    State(st): State<AppState>,
+    me: CurrentAgent,
+) -> ApiResult<ApiJson<serde_json::Value>> {
     let admin = me.require_admin().is_ok();
     let items: Vec<_> = st
         .store
@@ -73,16 +104,26 @@ pub async fn list(State(st): State<AppState>, me: CurrentAgent) -> ApiResult<Api
         .filter(|i| st.access.can_see(&me.agent, i.id))
         .map(|i| inbox_json(&st, i, admin))
         .collect();
-    Ok(ApiJson(serde_json::json!({ "items": items, "next_cursor": null })))
+    Ok(ApiJson(
+        serde_json::json!({ "items": items, "next_cursor": null }),
+    ))
 }
 
-pub async fn get(State(st): State<AppState>, me: CurrentAgent, Path(id): Path<InboxId>) -> ApiResult<ApiJson<serde_json::Value>> {
+pub async fn get(
+    State(st): State<AppState>,
+    me: CurrentAgent,
+    Path(id): Path<InboxId>,
+) -> ApiResult<ApiJson<serde_json::Value>> {
     let inbox = visible_inbox(&st, &me, id).await?;
     Ok(ApiJson(inbox_json(&st, &inbox, me.require_admin().is_ok())))
 }
 
 pub async fn visible_inbox(st: &AppState, me: &CurrentAgent, id: InboxId) -> ApiResult<Inbox> {
-    st.store.inbox(id).await?.filter(|i| st.access.can_see(&me.agent, i.id)).ok_or_else(|| ApiError::not_found("inbox"))
+    st.store
+        .inbox(id)
+        .await?
+        .filter(|i| st.access.can_see(&me.agent, i.id))
+        .ok_or_else(|| ApiError::not_found("inbox"))
 }
 
 #[derive(Deserialize)]
@@ -93,10 +134,15 @@ pub struct NewInbox {
     settings: Option<serde_json::Value>,
 }
 
-pub async fn create(State(st): State<AppState>, me: CurrentAgent, ApiJson(b): ApiJson<NewInbox>) -> ApiResult<Response> {
+pub async fn create(
+    State(st): State<AppState>,
+    me: CurrentAgent,
+    ApiJson(b): ApiJson<NewInbox>,
+) -> ApiResult<Response> {
     me.require_admin()?;
     let name = PersonName::parse(&b.name)?.into_inner();
-    let channel = ChannelKind::parse(&b.channel).ok_or_else(|| ApiError::invalid("channel: unknown channel kind"))?;
+    let channel = ChannelKind::parse(&b.channel)
+        .ok_or_else(|| ApiError::invalid("channel: unknown channel kind"))?;
     let settings = match channel {
         ChannelKind::Livechat => livechat_settings(b.settings, None)?,
         other => {
@@ -107,7 +153,14 @@ pub async fn create(State(st): State<AppState>, me: CurrentAgent, ApiJson(b): Ap
             ));
         }
     };
-    let inbox = Inbox { id: InboxId(new_uuid()), workspace_id: st.workspace_id, name, channel, settings, created_at: st.clock.now() };
+    let inbox = Inbox {
+        id: InboxId(new_uuid()),
+        workspace_id: st.workspace_id,
+        name,
+        channel,
+        settings,
+        created_at: st.clock.now(),
+    };
     st.store.create_inbox(&inbox).await?;
     Ok(created(inbox_json(&st, &inbox, true)))
 }
@@ -119,9 +172,18 @@ pub struct InboxPatch {
     settings: Option<serde_json::Value>,
 }
 
-pub async fn update(State(st): State<AppState>, me: CurrentAgent, Path(id): Path<InboxId>, ApiJson(b): ApiJson<InboxPatch>) -> ApiResult<ApiJson<serde_json::Value>> {
+pub async fn update(
+    State(st): State<AppState>,
+    me: CurrentAgent,
+    Path(id): Path<InboxId>,
+    ApiJson(b): ApiJson<InboxPatch>,
+) -> ApiResult<ApiJson<serde_json::Value>> {
     me.require_admin()?;
-    let mut inbox = st.store.inbox(id).await?.ok_or_else(|| ApiError::not_found("inbox"))?;
+    let mut inbox = st
+        .store
+        .inbox(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("inbox"))?;
     if let Some(n) = b.name {
         inbox.name = PersonName::parse(&n)?.into_inner();
     }
@@ -132,7 +194,11 @@ pub async fn update(State(st): State<AppState>, me: CurrentAgent, Path(id): Path
     Ok(ApiJson(inbox_json(&st, &inbox, true)))
 }
 
-pub async fn members(State(st): State<AppState>, me: CurrentAgent, Path(id): Path<InboxId>) -> ApiResult<ApiJson<serde_json::Value>> {
+pub async fn members(
+    State(st): State<AppState>,
+    me: CurrentAgent,
+    Path(id): Path<InboxId>,
+) -> ApiResult<ApiJson<serde_json::Value>> {
     visible_inbox(&st, &me, id).await?;
     let ids = st.store.inbox_members(id).await?;
     Ok(ApiJson(serde_json::json!({ "agent_ids": ids })))
@@ -144,9 +210,17 @@ pub struct Members {
     agent_ids: Vec<AgentId>,
 }
 
-pub async fn set_members(State(st): State<AppState>, me: CurrentAgent, Path(id): Path<InboxId>, ApiJson(b): ApiJson<Members>) -> ApiResult<ApiJson<serde_json::Value>> {
+pub async fn set_members(
+    State(st): State<AppState>,
+    me: CurrentAgent,
+    Path(id): Path<InboxId>,
+    ApiJson(b): ApiJson<Members>,
+) -> ApiResult<ApiJson<serde_json::Value>> {
     me.require_admin()?;
-    st.store.inbox(id).await?.ok_or_else(|| ApiError::not_found("inbox"))?;
+    st.store
+        .inbox(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("inbox"))?;
     for a in &b.agent_ids {
         if st.store.agent(*a).await?.is_none() {
             return Err(ApiError::invalid(format!("agent_ids: no agent {a}")));
@@ -154,5 +228,7 @@ pub async fn set_members(State(st): State<AppState>, me: CurrentAgent, Path(id):
     }
     st.store.set_inbox_members(id, &b.agent_ids).await?;
     st.access.reload(st.store.as_ref()).await?;
-    Ok(ApiJson(serde_json::json!({ "agent_ids": st.store.inbox_members(id).await? })))
+    Ok(ApiJson(
+        serde_json::json!({ "agent_ids": st.store.inbox_members(id).await? }),
+    ))
 }

@@ -30,9 +30,17 @@ pub fn created(v: serde_json::Value) -> Response {
 /// Every route: (method, path, summary). The OpenAPI document is generated from this table and a
 /// test checks that the router serves each entry.
 pub const ROUTES: &[(&str, &str, &str)] = &[
-    ("post", "/api/v1/auth/login", "Sign in with email and password; returns a bearer token and sets a session cookie"),
+    (
+        "post",
+        "/api/v1/auth/login",
+        "Sign in with email and password; returns a bearer token and sets a session cookie",
+    ),
     ("post", "/api/v1/auth/logout", "End this session"),
-    ("get", "/api/v1/me", "The signed-in agent, with the inboxes they can see"),
+    (
+        "get",
+        "/api/v1/me",
+        "The signed-in agent, with the inboxes they can see",
+    ),
     ("get", "/api/v1/agents", "List agents"),
     ("post", "/api/v1/agents", "Create an agent (admin)"),
     ("patch", "/api/v1/agents/{id}", "Change an agent (admin)"),
@@ -41,36 +49,128 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("get", "/api/v1/inboxes/{id}", "One inbox"),
     ("patch", "/api/v1/inboxes/{id}", "Change an inbox (admin)"),
     ("get", "/api/v1/inboxes/{id}/members", "An inbox's members"),
-    ("put", "/api/v1/inboxes/{id}/members", "Set an inbox's members (admin)"),
-    ("get", "/api/v1/conversations", "List conversations: status, inbox_id, assignee (me|unassigned|id), tag, q, contact_id, cursor, limit"),
+    (
+        "put",
+        "/api/v1/inboxes/{id}/members",
+        "Set an inbox's members (admin)",
+    ),
+    (
+        "get",
+        "/api/v1/conversations",
+        "List conversations: status, inbox_id, assignee (me|unassigned|id), tag, q, contact_id, cursor, limit",
+    ),
     ("get", "/api/v1/conversations/{id}", "One conversation"),
-    ("get", "/api/v1/conversations/{id}/messages", "The thread, newest page first (before=cursor)"),
-    ("post", "/api/v1/conversations/{id}/messages", "Send a reply, an internal note or an agent-to-agent message"),
-    ("post", "/api/v1/conversations/{id}/claim", "Take a conversation from the pool"),
-    ("post", "/api/v1/conversations/{id}/assign", "Assign to an agent (supervisor/admin)"),
-    ("post", "/api/v1/conversations/{id}/transfer", "Hand over to another agent with a message"),
-    ("post", "/api/v1/conversations/{id}/participants", "Invite another agent"),
-    ("delete", "/api/v1/conversations/{id}/participants/me", "Leave a conversation you were invited to"),
-    ("post", "/api/v1/conversations/{id}/resolve", "End the consultation"),
-    ("post", "/api/v1/conversations/{id}/reopen", "Reopen a resolved conversation"),
-    ("post", "/api/v1/conversations/{id}/tags", "Add a tag (created if new)"),
+    (
+        "get",
+        "/api/v1/conversations/{id}/messages",
+        "The thread, newest page first (before=cursor)",
+    ),
+    (
+        "post",
+        "/api/v1/conversations/{id}/messages",
+        "Send a reply, an internal note or an agent-to-agent message",
+    ),
+    (
+        "post",
+        "/api/v1/conversations/{id}/claim",
+        "Take a conversation from the pool",
+    ),
+    (
+        "post",
+        "/api/v1/conversations/{id}/assign",
+        "Assign to an agent (supervisor/admin)",
+    ),
+    (
+        "post",
+        "/api/v1/conversations/{id}/transfer",
+        "Hand over to another agent with a message",
+    ),
+    (
+        "post",
+        "/api/v1/conversations/{id}/participants",
+        "Invite another agent",
+    ),
+    (
+        "delete",
+        "/api/v1/conversations/{id}/participants/me",
+        "Leave a conversation you were invited to",
+    ),
+    (
+        "post",
+        "/api/v1/conversations/{id}/resolve",
+        "End the consultation",
+    ),
+    (
+        "post",
+        "/api/v1/conversations/{id}/reopen",
+        "Reopen a resolved conversation",
+    ),
+    (
+        "post",
+        "/api/v1/conversations/{id}/tags",
+        "Add a tag (created if new)",
+    ),
     ("delete", "/api/v1/conversations/{id}/tags", "Remove a tag"),
-    ("get", "/api/v1/conversations/{id}/history", "The action log"),
+    (
+        "get",
+        "/api/v1/conversations/{id}/history",
+        "The action log",
+    ),
     ("post", "/api/v1/conversations/{id}/read", "Mark as read"),
-    ("post", "/api/v1/conversations/{id}/typing", "Tell the customer and colleagues you are typing"),
-    ("get", "/api/v1/contacts/{id}", "A contact with its channel identities"),
+    (
+        "post",
+        "/api/v1/conversations/{id}/typing",
+        "Tell the customer and colleagues you are typing",
+    ),
+    (
+        "get",
+        "/api/v1/contacts/{id}",
+        "A contact with its channel identities",
+    ),
     ("patch", "/api/v1/contacts/{id}", "Edit phone, email, notes"),
     ("get", "/api/v1/tags", "All tags"),
-    ("get", "/api/v1/quick-replies", "Quick replies (prefix= filters by code)"),
-    ("post", "/api/v1/quick-replies", "Create a quick reply (supervisor/admin)"),
-    ("patch", "/api/v1/quick-replies/{id}", "Change a quick reply (supervisor/admin)"),
-    ("delete", "/api/v1/quick-replies/{id}", "Delete a quick reply (supervisor/admin)"),
-    ("get", "/api/v1/ws", "WebSocket of realtime events (token= or cookie; since= to catch up)"),
+    (
+        "get",
+        "/api/v1/quick-replies",
+        "Quick replies (prefix= filters by code)",
+    ),
+    (
+        "post",
+        "/api/v1/quick-replies",
+        "Create a quick reply (supervisor/admin)",
+    ),
+    (
+        "patch",
+        "/api/v1/quick-replies/{id}",
+        "Change a quick reply (supervisor/admin)",
+    ),
+    (
+        "delete",
+        "/api/v1/quick-replies/{id}",
+        "Delete a quick reply (supervisor/admin)",
+    ),
+    (
+        "get",
+        "/api/v1/ws",
+        "WebSocket of realtime events (token= or cookie; since= to catch up)",
+    ),
     ("get", "/api/v1/openapi.json", "This document"),
-    ("post", "/widget/v1/sessions", "Start a visitor session; returns a visitor token"),
-    ("get", "/widget/v1/messages", "The visitor's thread (public messages only)"),
+    (
+        "post",
+        "/widget/v1/sessions",
+        "Start a visitor session; returns a visitor token",
+    ),
+    (
+        "get",
+        "/widget/v1/messages",
+        "The visitor's thread (public messages only)",
+    ),
     ("post", "/widget/v1/messages", "The visitor writes"),
-    ("get", "/widget/v1/ws", "WebSocket of replies and typing for the visitor (token=)"),
+    (
+        "get",
+        "/widget/v1/ws",
+        "WebSocket of replies and typing for the visitor (token=)",
+    ),
     ("get", "/healthz", "Liveness"),
 ];
 
@@ -84,10 +184,16 @@ pub fn router(st: AppState) -> Router {
         .route("/agents/{id}", patch(agents::update))
         .route("/inboxes", get(inboxes::list).post(inboxes::create))
         .route("/inboxes/{id}", get(inboxes::get).patch(inboxes::update))
-        .route("/inboxes/{id}/members", get(inboxes::members).put(inboxes::set_members))
+        .route(
+            "/inboxes/{id}/members",
+            get(inboxes::members).put(inboxes::set_members),
+        )
         .route("/conversations", get(c::list))
         .route("/conversations/{id}", get(c::get))
-        .route("/conversations/{id}/messages", get(c::messages).post(c::post_message))
+        .route(
+            "/conversations/{id}/messages",
+            get(c::messages).post(c::post_message),
+        )
         .route("/conversations/{id}/claim", post(c::claim))
         .route("/conversations/{id}/assign", post(c::assign))
         .route("/conversations/{id}/transfer", post(c::transfer))
@@ -95,21 +201,33 @@ pub fn router(st: AppState) -> Router {
         .route("/conversations/{id}/participants/me", delete(c::leave))
         .route("/conversations/{id}/resolve", post(c::resolve))
         .route("/conversations/{id}/reopen", post(c::reopen))
-        .route("/conversations/{id}/tags", post(c::add_tag).delete(c::remove_tag))
+        .route(
+            "/conversations/{id}/tags",
+            post(c::add_tag).delete(c::remove_tag),
+        )
         .route("/conversations/{id}/history", get(c::history))
         .route("/conversations/{id}/read", post(c::mark_read))
         .route("/conversations/{id}/typing", post(c::typing))
         .route("/contacts/{id}", get(contacts::get).patch(contacts::update))
         .route("/tags", get(quick_replies::tags))
-        .route("/quick-replies", get(quick_replies::list).post(quick_replies::create))
-        .route("/quick-replies/{id}", patch(quick_replies::update).delete(quick_replies::delete))
+        .route(
+            "/quick-replies",
+            get(quick_replies::list).post(quick_replies::create),
+        )
+        .route(
+            "/quick-replies/{id}",
+            patch(quick_replies::update).delete(quick_replies::delete),
+        )
         .route("/ws", get(ws::agent_ws))
         .route("/openapi.json", get(openapi))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method);
     let widget = Router::new()
         .route("/sessions", post(widget::create_session))
-        .route("/messages", get(widget::list_messages).post(widget::post_message))
+        .route(
+            "/messages",
+            get(widget::list_messages).post(widget::post_message),
+        )
         .route("/ws", get(widget::visitor_ws))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
@@ -117,7 +235,10 @@ pub fn router(st: AppState) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .nest("/widget/v1", widget)
-        .route("/healthz", get(|| async { ApiJson(serde_json::json!({"status": "ok"})) }))
+        .route(
+            "/healthz",
+            get(|| async { ApiJson(serde_json::json!({"status": "ok"})) }),
+        )
         .route("/", get(index))
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(st.config.limits.max_body_bytes))
@@ -129,7 +250,11 @@ async fn no_route() -> ApiError {
 }
 
 async fn wrong_method() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this endpoint does not take that method")
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that method",
+    )
 }
 
 async fn index() -> impl IntoResponse {
@@ -143,13 +268,29 @@ async fn index() -> impl IntoResponse {
 /// The widget runs on customers' own sites: allow any origin, without cookies (it uses a bearer token).
 async fn widget_cors(req: Request, next: Next) -> Response {
     let preflight = req.method() == Method::OPTIONS;
-    let mut resp = if preflight { StatusCode::NO_CONTENT.into_response() } else { next.run(req).await };
+    let mut resp = if preflight {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        next.run(req).await
+    };
     let h = resp.headers_mut();
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
     if preflight {
-        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, OPTIONS"));
-        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("authorization, content-type"));
-        h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, OPTIONS"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("authorization, content-type"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("86400"),
+        );
     }
     resp
 }
@@ -165,7 +306,9 @@ pub fn openapi_document() -> serde_json::Value {
         if path.contains("{id}") {
             op["parameters"] = serde_json::json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}}]);
         }
-        let entry = paths.entry(path.to_string()).or_insert_with(|| serde_json::json!({}));
+        let entry = paths
+            .entry(path.to_string())
+            .or_insert_with(|| serde_json::json!({}));
         entry[*method] = op;
     }
     serde_json::json!({

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use switchboard_channels::livechat::{self, VisitorClaims};
 use switchboard_core::event::EventKind;
-use switchboard_core::validate::{Email, MessageText, Phone, PersonName};
+use switchboard_core::validate::{Email, MessageText, PersonName, Phone};
 use switchboard_core::*;
 use switchboard_store::{Inbound, InboundSender, MessageCursor};
 use tokio::sync::broadcast::error::RecvError;
@@ -26,19 +26,25 @@ use tokio::sync::broadcast::error::RecvError;
 pub struct Visitor(pub VisitorClaims);
 
 fn visitor_from_token(st: &AppState, token: &str) -> ApiResult<VisitorClaims> {
-    livechat::verify_visitor_token(&st.visitor_key, token).map_err(|_| ApiError::unauthorized("invalid visitor token"))
+    livechat::verify_visitor_token(&st.visitor_key, token)
+        .map_err(|_| ApiError::unauthorized("invalid visitor token"))
 }
 
 impl FromRequestParts<AppState> for Visitor {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, ApiError> {
-        let token = auth::bearer(&parts.headers).ok_or_else(|| ApiError::unauthorized("missing visitor token"))?;
+        let token = auth::bearer(&parts.headers)
+            .ok_or_else(|| ApiError::unauthorized("missing visitor token"))?;
         visitor_from_token(st, token).map(Visitor)
     }
 }
 
 async fn livechat_inbox(st: &AppState, id: InboxId) -> ApiResult<Inbox> {
-    st.store.inbox(id).await?.filter(|i| i.channel == ChannelKind::Livechat).ok_or_else(|| ApiError::not_found("inbox"))
+    st.store
+        .inbox(id)
+        .await?
+        .filter(|i| i.channel == ChannelKind::Livechat)
+        .ok_or_else(|| ApiError::not_found("inbox"))
 }
 
 #[derive(Deserialize)]
@@ -53,21 +59,51 @@ pub struct NewSession {
     phone: Option<String>,
 }
 
-pub async fn create_session(State(st): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, ApiJson(b): ApiJson<NewSession>) -> ApiResult<Response> {
-    st.limits.widget_ip.check(&peer.ip().to_string()).map_err(ApiError::rate_limited)?;
+pub async fn create_session(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ApiJson(b): ApiJson<NewSession>,
+) -> ApiResult<Response> {
+    st.limits
+        .widget_ip
+        .check(&peer.ip().to_string())
+        .map_err(ApiError::rate_limited)?;
     let inbox = livechat_inbox(&st, b.inbox_id).await?;
     let settings = &inbox.settings;
-    let external_id = match b.identifier.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+    let external_id = match b
+        .identifier
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         Some(user) => {
-            let secret = settings.get("identity_secret").and_then(|s| s.as_str()).unwrap_or("");
+            let secret = settings
+                .get("identity_secret")
+                .and_then(|s| s.as_str())
+                .unwrap_or("");
             let hash = b.identifier_hash.as_deref().unwrap_or("");
-            if user.len() > 200 || secret.is_empty() || !livechat::verify_identity(secret, user, hash) {
-                return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_identity", "the identifier hash does not match"));
+            if user.len() > 200
+                || secret.is_empty()
+                || !livechat::verify_identity(secret, user, hash)
+            {
+                return Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_identity",
+                    "the identifier hash does not match",
+                ));
             }
             livechat::external_id_for(Some(user), "")
         }
-        None if settings.get("require_identity").and_then(|v| v.as_bool()).unwrap_or(false) => {
-            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "identity_required", "this chat requires a signed-in user"));
+        None if settings
+            .get("require_identity")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false) =>
+        {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "identity_required",
+                "this chat requires a signed-in user",
+            ));
         }
         None => livechat::external_id_for(None, &new_uuid().to_string()),
     };
@@ -75,15 +111,42 @@ pub async fn create_session(State(st): State<AppState>, ConnectInfo(peer): Conne
     let fresh = Contact {
         id: ContactId(new_uuid()),
         workspace_id: st.workspace_id,
-        name: b.name.as_deref().map(PersonName::parse).transpose()?.map(PersonName::into_inner),
-        phone: b.phone.as_deref().filter(|p| !p.trim().is_empty()).map(Phone::parse).transpose()?.map(Phone::into_inner),
-        email: b.email.as_deref().filter(|e| !e.trim().is_empty()).map(Email::parse).transpose()?.map(Email::into_inner),
+        name: b
+            .name
+            .as_deref()
+            .map(PersonName::parse)
+            .transpose()?
+            .map(PersonName::into_inner),
+        phone: b
+            .phone
+            .as_deref()
+            .filter(|p| !p.trim().is_empty())
+            .map(Phone::parse)
+            .transpose()?
+            .map(Phone::into_inner),
+        email: b
+            .email
+            .as_deref()
+            .filter(|e| !e.trim().is_empty())
+            .map(Email::parse)
+            .transpose()?
+            .map(Email::into_inner),
         notes: None,
         created_at: now,
         updated_at: now,
     };
-    let contact = st.store.upsert_contact_identity(&fresh, inbox.id, &external_id).await?;
-    let token = livechat::sign_visitor_token(&st.visitor_key, &VisitorClaims { inbox_id: inbox.id, contact_id: contact.id, issued_at: now.millis() });
+    let contact = st
+        .store
+        .upsert_contact_identity(&fresh, inbox.id, &external_id)
+        .await?;
+    let token = livechat::sign_visitor_token(
+        &st.visitor_key,
+        &VisitorClaims {
+            inbox_id: inbox.id,
+            contact_id: contact.id,
+            issued_at: now.millis(),
+        },
+    );
     Ok(created(serde_json::json!({
         "token": token,
         "inbox": { "id": inbox.id, "name": inbox.name, "greeting": settings.get("greeting"), "prechat_fields": settings.get("prechat_fields") },
@@ -104,12 +167,27 @@ pub async fn post_message(
     Visitor(v): Visitor,
     ApiJson(b): ApiJson<NewWidgetMessage>,
 ) -> ApiResult<Response> {
-    st.limits.widget_ip.check(&peer.ip().to_string()).map_err(ApiError::rate_limited)?;
-    st.limits.widget_visitor.check(&v.contact_id.to_string()).map_err(ApiError::rate_limited)?;
+    st.limits
+        .widget_ip
+        .check(&peer.ip().to_string())
+        .map_err(ApiError::rate_limited)?;
+    st.limits
+        .widget_visitor
+        .check(&v.contact_id.to_string())
+        .map_err(ApiError::rate_limited)?;
     let text = MessageText::parse(&b.text)?.into_inner();
-    let provider_id = match b.client_message_id.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+    let provider_id = match b
+        .client_message_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         Some(id) if id.len() <= 100 => format!("client:{}:{id}", v.contact_id),
-        Some(_) => return Err(ApiError::invalid("client_message_id: at most 100 characters")),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "client_message_id: at most 100 characters",
+            ));
+        }
         None => format!("server:{}", new_uuid()),
     };
     let now = st.clock.now();
@@ -127,7 +205,11 @@ pub async fn post_message(
     };
     let done = st.ingest.submit(item).await.map_err(|e| match e {
         IngestFailure::Rejected(_) => ApiError::unauthorized("this visitor no longer exists"),
-        _ => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "could not store the message; retry"),
+        _ => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "could not store the message; retry",
+        ),
     })?;
     Ok(created(serde_json::json!({
         "message": { "id": done.message_id, "conversation_id": done.conversation_id, "text": text, "sender_kind": "customer", "created_at": now },
@@ -142,14 +224,37 @@ pub struct ThreadParams {
     limit: Option<u32>,
 }
 
-pub async fn list_messages(State(st): State<AppState>, Visitor(v): Visitor, ApiQuery(p): ApiQuery<ThreadParams>) -> ApiResult<ApiJson<serde_json::Value>> {
+pub async fn list_messages(
+    State(st): State<AppState>,
+    Visitor(v): Visitor,
+    ApiQuery(p): ApiQuery<ThreadParams>,
+) -> ApiResult<ApiJson<serde_json::Value>> {
     let Some(c) = st.store.conversation_of(v.contact_id, v.inbox_id).await? else {
-        return Ok(ApiJson(serde_json::json!({ "items": [], "next_cursor": null })));
+        return Ok(ApiJson(
+            serde_json::json!({ "items": [], "next_cursor": null }),
+        ));
     };
-    let before = p.before.filter(|s| !s.is_empty()).map(|s| MessageCursor::decode(&s).ok_or_else(|| ApiError::bad_request("bad_query", "`before` is invalid"))).transpose()?;
-    let page = st.store.messages(c.id, before, p.limit.unwrap_or(50), true).await?;
-    let items: Vec<_> = page.items.iter().filter(|m| !m.is_private()).map(visitor_message_json).collect();
-    Ok(ApiJson(serde_json::json!({ "items": items, "next_cursor": page.next_cursor })))
+    let before = p
+        .before
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            MessageCursor::decode(&s)
+                .ok_or_else(|| ApiError::bad_request("bad_query", "`before` is invalid"))
+        })
+        .transpose()?;
+    let page = st
+        .store
+        .messages(c.id, before, p.limit.unwrap_or(50), true)
+        .await?;
+    let items: Vec<_> = page
+        .items
+        .iter()
+        .filter(|m| !m.is_private())
+        .map(visitor_message_json)
+        .collect();
+    Ok(ApiJson(
+        serde_json::json!({ "items": items, "next_cursor": page.next_cursor }),
+    ))
 }
 
 /// What a visitor sees of a message: no agent ids, no internal fields.
@@ -169,7 +274,11 @@ pub struct WsParams {
     token: String,
 }
 
-pub async fn visitor_ws(State(st): State<AppState>, ApiQuery(p): ApiQuery<WsParams>, ws: WebSocketUpgrade) -> ApiResult<Response> {
+pub async fn visitor_ws(
+    State(st): State<AppState>,
+    ApiQuery(p): ApiQuery<WsParams>,
+    ws: WebSocketUpgrade,
+) -> ApiResult<Response> {
     let claims = visitor_from_token(&st, &p.token)?;
     Ok(ws.on_upgrade(move |socket| run(st, claims, socket)))
 }
@@ -177,7 +286,13 @@ pub async fn visitor_ws(State(st): State<AppState>, ApiQuery(p): ApiQuery<WsPara
 async fn run(st: AppState, v: VisitorClaims, socket: WebSocket) {
     let mut rx = st.bus.subscribe();
     let (mut sink, mut stream) = socket.split();
-    let mut conversation = st.store.conversation_of(v.contact_id, v.inbox_id).await.ok().flatten().map(|c| c.id);
+    let mut conversation = st
+        .store
+        .conversation_of(v.contact_id, v.inbox_id)
+        .await
+        .ok()
+        .flatten()
+        .map(|c| c.id);
     let mut ping = tokio::time::interval(crate::routes::ws::PING_EVERY);
     let mut alive = true;
     while alive {

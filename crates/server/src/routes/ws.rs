@@ -29,14 +29,22 @@ pub struct WsParams {
     since: Option<i64>,
 }
 
-pub async fn agent_ws(State(st): State<AppState>, headers: HeaderMap, ApiQuery(p): ApiQuery<WsParams>, ws: WebSocketUpgrade) -> ApiResult<Response> {
+pub async fn agent_ws(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(p): ApiQuery<WsParams>,
+    ws: WebSocketUpgrade,
+) -> ApiResult<Response> {
     let current = match p.token.as_deref().or_else(|| auth::bearer(&headers)) {
         Some(t) => auth::authenticate(&st, t).await?,
         None => {
-            let token = auth::cookie(&headers, auth::SESSION_COOKIE).ok_or_else(|| ApiError::unauthorized("not signed in"))?;
+            let token = auth::cookie(&headers, auth::SESSION_COOKIE)
+                .ok_or_else(|| ApiError::unauthorized("not signed in"))?;
             // Browsers send cookies on cross-site WebSocket handshakes: only our own pages may use them.
             if !same_origin(&headers) {
-                return Err(ApiError::forbidden("cross-origin WebSocket with a cookie session"));
+                return Err(ApiError::forbidden(
+                    "cross-origin WebSocket with a cookie session",
+                ));
             }
             auth::authenticate(&st, token).await?
         }
@@ -47,9 +55,14 @@ pub async fn agent_ws(State(st): State<AppState>, headers: HeaderMap, ApiQuery(p
 
 fn same_origin(headers: &HeaderMap) -> bool {
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    match (headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()), host) {
+    match (
+        headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()),
+        host,
+    ) {
         (None, _) => true, // not a browser
-        (Some(origin), Some(host)) => origin.split_once("://").is_some_and(|(_, rest)| rest == host),
+        (Some(origin), Some(host)) => origin
+            .split_once("://")
+            .is_some_and(|(_, rest)| rest == host),
         _ => false,
     }
 }
@@ -59,14 +72,29 @@ fn visible(st: &AppState, agent: &Agent, ev: &BusEvent) -> bool {
 }
 
 /// Sends stored events after `*cursor` that the agent may see, advancing the cursor.
-async fn catch_up(st: &AppState, agent: &Agent, cursor: &mut i64, sink: &mut futures_util::stream::SplitSink<WebSocket, WsMessage>) -> bool {
+async fn catch_up(
+    st: &AppState,
+    agent: &Agent,
+    cursor: &mut i64,
+    sink: &mut futures_util::stream::SplitSink<WebSocket, WsMessage>,
+) -> bool {
     let visible = st.access.visible(agent);
     loop {
-        let Ok(events) = st.store.events_since(*cursor, visible.as_deref(), CATCH_UP_PAGE).await else { return false };
+        let Ok(events) = st
+            .store
+            .events_since(*cursor, visible.as_deref(), CATCH_UP_PAGE)
+            .await
+        else {
+            return false;
+        };
         let n = events.len();
         for e in events {
             *cursor = e.seq;
-            if sink.feed(WsMessage::Text(e.to_wire().to_string().into())).await.is_err() {
+            if sink
+                .feed(WsMessage::Text(e.to_wire().to_string().into()))
+                .await
+                .is_err()
+            {
                 return false;
             }
         }
@@ -100,7 +128,10 @@ async fn run(st: AppState, agent: Agent, since: Option<i64>, socket: WebSocket) 
     let mut alive = since.is_none() || catch_up(&st, &agent, &mut cursor, &mut sink).await;
     if alive {
         let hello = serde_json::json!({"type": "hello", "cursor": cursor, "agent_id": agent.id});
-        alive = sink.send(WsMessage::Text(hello.to_string().into())).await.is_ok();
+        alive = sink
+            .send(WsMessage::Text(hello.to_string().into()))
+            .await
+            .is_ok();
     }
     let mut ping = tokio::time::interval(PING_EVERY);
     while alive {
@@ -123,7 +154,13 @@ async fn run(st: AppState, agent: Agent, since: Option<i64>, socket: WebSocket) 
     }
 }
 
-async fn forward(st: &AppState, agent: &Agent, cursor: &mut i64, ev: &Arc<BusEvent>, sink: &mut futures_util::stream::SplitSink<WebSocket, WsMessage>) -> bool {
+async fn forward(
+    st: &AppState,
+    agent: &Agent,
+    cursor: &mut i64,
+    ev: &Arc<BusEvent>,
+    sink: &mut futures_util::stream::SplitSink<WebSocket, WsMessage>,
+) -> bool {
     if ev.seq > 0 {
         if ev.seq <= *cursor {
             return true; // already sent during catch-up
@@ -137,7 +174,9 @@ async fn forward(st: &AppState, agent: &Agent, cursor: &mut i64, ev: &Arc<BusEve
 }
 
 async fn handle_frame(st: &AppState, agent: &Agent, text: &str) {
-    let Ok(frame) = serde_json::from_str::<ClientFrame>(text) else { return };
+    let Ok(frame) = serde_json::from_str::<ClientFrame>(text) else {
+        return;
+    };
     if frame.kind == "typing"
         && let Some(id) = frame.conversation_id
         && let Ok(Some(c)) = st.store.conversation(id).await
@@ -148,5 +187,11 @@ async fn handle_frame(st: &AppState, agent: &Agent, text: &str) {
 }
 
 fn publish_presence(st: &AppState, agent: &Agent, status: &str) {
-    st.bus.publish_ephemeral(EventKind::Presence, None, None, None, serde_json::json!({"agent_id": agent.id, "status": status}));
+    st.bus.publish_ephemeral(
+        EventKind::Presence,
+        None,
+        None,
+        None,
+        serde_json::json!({"agent_id": agent.id, "status": status}),
+    );
 }

@@ -1,0 +1,320 @@
+//! Boots a real server and talks to it like a client would.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use futures_util::{SinkExt, StreamExt};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard_core::Timestamp;
+use switchboard_server::clock::ManualClock;
+use switchboard_server::config::Config;
+use switchboard_server::{Application, state::AppState};
+use tokio::net::TcpStream;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message as WsMessage};
+
+pub const T0: Timestamp = Timestamp(1_790_000_000_000); // 2026-09-21
+pub const PASSWORD: &str = "correct horse battery";
+
+pub struct TestApp {
+    pub base: String,
+    pub clock: ManualClock,
+    pub state: AppState,
+    pub http: reqwest::Client,
+    pub admin: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub fn config_for(dir: &Path) -> Config {
+    let mut c = Config {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.to_path_buf(),
+        ..Config::default()
+    };
+    c.log = "warn".into();
+    c
+}
+
+impl TestApp {
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config_for(dir.path());
+        let mut app = Self::start_with(cfg, ManualClock::new(T0)).await;
+        app.admin = app.seed_admin().await;
+        app._dir = Some(dir);
+        app
+    }
+
+    /// Starts a server on `cfg` (reusing whatever data is there).
+    pub async fn start_with(cfg: Config, clock: ManualClock) -> Self {
+        let app = Application::build(cfg, Arc::new(clock.clone()))
+            .await
+            .unwrap();
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let state = app.state();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            app.run_until_stopped(async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        Self {
+            base,
+            clock,
+            state,
+            http: reqwest::Client::new(),
+            admin: String::new(),
+            stop: Some(tx),
+            task: Some(task),
+            _dir: None,
+        }
+    }
+
+    pub async fn stop(mut self) -> Option<tempfile::TempDir> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+        }
+        self._dir.take()
+    }
+
+    async fn seed_admin(&self) -> String {
+        let st = &self.state;
+        switchboard_server::routes::agents::create_agent(
+            st.store.as_ref(),
+            st.workspace_id,
+            T0,
+            "admin@shop.vn",
+            "Admin",
+            "admin",
+            None,
+            PASSWORD.into(),
+        )
+        .await
+        .unwrap();
+        self.login("admin@shop.vn").await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A request with a bearer token (or none) and a JSON body (or none).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    pub async fn ok(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> Value {
+        let (s, v) = self.call(method.clone(), path, Some(token), body).await;
+        assert!(s.is_success(), "{method} {path} → {s}: {v}");
+        v
+    }
+
+    pub async fn login(&self, email: &str) -> String {
+        let (s, v) = self
+            .call(
+                Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"email": email, "password": PASSWORD})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates an agent and returns (id, token).
+    pub async fn agent(&self, email: &str, name: &str, role: &str) -> (String, String) {
+        let v = self
+            .ok(
+                Method::POST,
+                "/api/v1/agents",
+                &self.admin,
+                Some(json!({"email": email, "name": name, "role": role, "password": PASSWORD})),
+            )
+            .await;
+        (
+            v["id"].as_str().unwrap().to_owned(),
+            self.login(email).await,
+        )
+    }
+
+    /// Creates a live-chat inbox with these members; returns its id.
+    pub async fn inbox(&self, name: &str, members: &[&str]) -> String {
+        let v = self
+            .ok(
+                Method::POST,
+                "/api/v1/inboxes",
+                &self.admin,
+                Some(json!({"name": name, "channel": "livechat"})),
+            )
+            .await;
+        let id = v["id"].as_str().unwrap().to_owned();
+        self.ok(
+            Method::PUT,
+            &format!("/api/v1/inboxes/{id}/members"),
+            &self.admin,
+            Some(json!({"agent_ids": members})),
+        )
+        .await;
+        id
+    }
+
+    /// A new anonymous widget visitor of `inbox`; returns the visitor token.
+    pub async fn visitor(&self, inbox: &str) -> String {
+        let (s, v) = self
+            .call(
+                Method::POST,
+                "/widget/v1/sessions",
+                None,
+                Some(json!({"inbox_id": inbox, "name": "Khách"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v["token"].as_str().unwrap().to_owned()
+    }
+
+    /// The visitor writes; returns the response body.
+    pub async fn visitor_says(&self, token: &str, text: &str) -> Value {
+        let (s, v) = self
+            .call(
+                Method::POST,
+                "/widget/v1/messages",
+                Some(token),
+                Some(json!({"text": text})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v
+    }
+
+    pub async fn conversations(&self, token: &str, query: &str) -> Vec<Value> {
+        let v = self
+            .ok(
+                Method::GET,
+                &format!("/api/v1/conversations{query}"),
+                token,
+                None,
+            )
+            .await;
+        v["items"].as_array().unwrap().clone()
+    }
+
+    pub async fn ws(&self, path_and_query: &str) -> Ws {
+        let url = format!(
+            "{}{}",
+            self.base.replace("http://", "ws://"),
+            path_and_query
+        );
+        let (stream, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        Ws { stream }
+    }
+
+    /// Rows in a table, straight from the database file (to prove nothing was stored).
+    pub async fn count_messages(&self) -> usize {
+        let v = self.conversations(&self.admin, "?limit=200").await;
+        let mut n = 0;
+        for c in v {
+            let id = c["id"].as_str().unwrap();
+            let m = self
+                .ok(
+                    Method::GET,
+                    &format!("/api/v1/conversations/{id}/messages?limit=200"),
+                    &self.admin,
+                    None,
+                )
+                .await;
+            n += m["items"].as_array().unwrap().len();
+        }
+        n
+    }
+}
+
+pub struct Ws {
+    pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Ws {
+    /// The next JSON frame (pings skipped), or panics after 10 s: a missing event is a failure.
+    pub async fn next(&mut self) -> Value {
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(10), self.stream.next())
+                .await
+                .expect("timed out waiting for an event");
+            match frame.expect("socket closed").expect("socket error") {
+                WsMessage::Text(t) => return serde_json::from_str(t.as_str()).unwrap(),
+                WsMessage::Close(_) => panic!("socket closed"),
+                _ => {}
+            }
+        }
+    }
+
+    /// The next frame of this type, skipping others (presence, typing, ...).
+    pub async fn next_of(&mut self, kind: &str) -> Value {
+        loop {
+            let v = self.next().await;
+            if v["type"] == kind {
+                return v;
+            }
+        }
+    }
+
+    pub async fn send(&mut self, v: Value) {
+        self.stream
+            .send(WsMessage::Text(v.to_string().into()))
+            .await
+            .unwrap();
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.stream.close(None).await;
+    }
+
+    /// Asserts no frame of `kind` arrives before a marker event that the caller triggers after.
+    pub async fn collect_until(&mut self, stop: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let mut seen = Vec::new();
+        loop {
+            let v = self.next().await;
+            let done = stop(&v);
+            seen.push(v);
+            if done {
+                return seen;
+            }
+        }
+    }
+}

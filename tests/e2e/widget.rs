@@ -1,0 +1,272 @@
+//! The live-chat widget API: private messages stay private, dedupe, identity, limits.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::support::*;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use switchboard_channels::signing::hmac_sha256_hex;
+
+#[tokio::test]
+async fn notes_and_agent_to_agent_never_reach_the_visitor() {
+    let app = TestApp::start().await;
+    let (lan, lan_t) = app.agent("lan@shop.vn", "Lan", "agent").await;
+    let inbox = app.inbox("Web", &[&lan]).await;
+    let v = app.visitor(&inbox).await;
+    let conv = app.visitor_says(&v, "Tôi muốn trả hàng").await["message"]["conversation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut visitor_ws = app.ws(&format!("/widget/v1/ws?token={v}")).await;
+    app.ok(
+        Method::POST,
+        &format!("/api/v1/conversations/{conv}/claim"),
+        &lan_t,
+        None,
+    )
+    .await;
+    let post = |text: &'static str, kind: &'static str| {
+        let (app, lan_t, conv) = (&app, &lan_t, &conv);
+        async move {
+            app.ok(
+                Method::POST,
+                &format!("/api/v1/conversations/{conv}/messages"),
+                lan_t,
+                Some(json!({"text": text, "kind": kind})),
+            )
+            .await
+        }
+    };
+    post("khách này hay đổi trả", "note").await;
+    post("nhờ Minh kiểm tra kho", "agent_to_agent").await;
+    post("Dạ chị gửi giúp em mã đơn ạ", "reply").await;
+
+    // Over the socket, the reply is the first thing the visitor gets.
+    let first = visitor_ws.next().await;
+    assert_eq!(first["type"], "message.created");
+    assert_eq!(first["message"]["text"], "Dạ chị gửi giúp em mã đơn ạ");
+    assert!(first["message"].get("sender_agent_id").is_none());
+
+    let (s, thread) = app
+        .call(Method::GET, "/widget/v1/messages", Some(&v), None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let texts: Vec<&str> = thread["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["Tôi muốn trả hàng", "Dạ chị gửi giúp em mã đơn ạ"]);
+    // The agent sees all four.
+    let agent_view = app
+        .ok(
+            Method::GET,
+            &format!("/api/v1/conversations/{conv}/messages"),
+            &lan_t,
+            None,
+        )
+        .await;
+    assert_eq!(agent_view["items"].as_array().unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn the_same_client_message_id_twice_is_one_message() {
+    let app = TestApp::start().await;
+    let (lan, lan_t) = app.agent("lan@shop.vn", "Lan", "agent").await;
+    let inbox = app.inbox("Web", &[&lan]).await;
+    let v = app.visitor(&inbox).await;
+    let body = json!({"text": "gửi lại do mạng chập chờn", "client_message_id": "m-1"});
+    let (s1, a) = app
+        .call(
+            Method::POST,
+            "/widget/v1/messages",
+            Some(&v),
+            Some(body.clone()),
+        )
+        .await;
+    let (s2, b) = app
+        .call(Method::POST, "/widget/v1/messages", Some(&v), Some(body))
+        .await;
+    assert_eq!((s1, s2), (StatusCode::CREATED, StatusCode::CREATED));
+    assert_eq!(
+        (a["duplicate"].as_bool(), b["duplicate"].as_bool()),
+        (Some(false), Some(true))
+    );
+    assert_eq!(a["message"]["id"], b["message"]["id"]);
+    let conv = a["message"]["conversation_id"].as_str().unwrap();
+    let thread = app
+        .ok(
+            Method::GET,
+            &format!("/api/v1/conversations/{conv}/messages"),
+            &lan_t,
+            None,
+        )
+        .await;
+    assert_eq!(thread["items"].as_array().unwrap().len(), 1);
+    assert_eq!(app.conversations(&lan_t, "").await[0]["unread_count"], 1);
+
+    // Another visitor may use the same client id: ids are per visitor.
+    let v2 = app.visitor(&inbox).await;
+    let (_, c) = app
+        .call(
+            Method::POST,
+            "/widget/v1/messages",
+            Some(&v2),
+            Some(json!({"text": "x", "client_message_id": "m-1"})),
+        )
+        .await;
+    assert_eq!(c["duplicate"], false);
+}
+
+#[tokio::test]
+async fn a_visitor_reaches_only_their_own_conversation() {
+    let app = TestApp::start().await;
+    let (lan, _) = app.agent("lan@shop.vn", "Lan", "agent").await;
+    let inbox = app.inbox("Web", &[&lan]).await;
+    let a = app.visitor(&inbox).await;
+    let b = app.visitor(&inbox).await;
+    app.visitor_says(&a, "A's secret").await;
+    app.visitor_says(&b, "B's question").await;
+    let (_, thread) = app
+        .call(Method::GET, "/widget/v1/messages", Some(&b), None)
+        .await;
+    let texts: Vec<&str> = thread["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["B's question"]);
+}
+
+#[tokio::test]
+async fn identity_hash_links_sessions_and_bad_hashes_are_refused() {
+    let app = TestApp::start().await;
+    let (lan, lan_t) = app.agent("lan@shop.vn", "Lan", "agent").await;
+    let inbox = app.inbox("Web", &[&lan]).await;
+    let secret = app
+        .ok(
+            Method::GET,
+            &format!("/api/v1/inboxes/{inbox}"),
+            &app.admin,
+            None,
+        )
+        .await["settings"]["identity_secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let hash = hmac_sha256_hex(secret.as_bytes(), b"user-42");
+    let session = |id: &'static str, h: String| {
+        let app = &app;
+        let inbox = inbox.clone();
+        async move {
+            app.call(
+                Method::POST,
+                "/widget/v1/sessions",
+                None,
+                Some(json!({"inbox_id": inbox, "identifier": id, "identifier_hash": h})),
+            )
+            .await
+        }
+    };
+    let (s, one) = session("user-42", hash.clone()).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (_, two) = session("user-42", hash.clone()).await;
+    app.visitor_says(one["token"].as_str().unwrap(), "from the laptop")
+        .await;
+    app.visitor_says(two["token"].as_str().unwrap(), "from the phone")
+        .await;
+    let list = app.conversations(&lan_t, "").await;
+    assert_eq!(list.len(), 1, "one customer, one conversation");
+
+    let (s, b) = session("user-43", hash).await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_identity"))
+    );
+
+    app.ok(
+        Method::PATCH,
+        &format!("/api/v1/inboxes/{inbox}"),
+        &app.admin,
+        Some(json!({"settings": {"require_identity": true}})),
+    )
+    .await;
+    let (s, b) = app
+        .call(
+            Method::POST,
+            "/widget/v1/sessions",
+            None,
+            Some(json!({"inbox_id": inbox})),
+        )
+        .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("identity_required"))
+    );
+    let (s, _) = app
+        .call(
+            Method::POST,
+            "/widget/v1/sessions",
+            None,
+            Some(json!({"inbox_id": "01000000-0000-7000-8000-000000000000"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_chatty_visitor_is_rate_limited_until_the_clock_moves() {
+    let app = TestApp::start().await;
+    let (lan, _) = app.agent("lan@shop.vn", "Lan", "agent").await;
+    let inbox = app.inbox("Web", &[&lan]).await;
+    let v = app.visitor(&inbox).await;
+    for i in 0..30 {
+        app.visitor_says(&v, &format!("spam {i}")).await;
+    }
+    let (s, b) = app
+        .call(
+            Method::POST,
+            "/widget/v1/messages",
+            Some(&v),
+            Some(json!({"text": "one too many"})),
+        )
+        .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited"))
+    );
+    app.clock.advance_millis(2_000);
+    app.visitor_says(&v, "later").await;
+}
+
+#[tokio::test]
+async fn widget_answers_cors_preflight_from_any_site() {
+    let app = TestApp::start().await;
+    let r = app
+        .http
+        .request(Method::OPTIONS, app.url("/widget/v1/messages"))
+        .header("origin", "https://shop.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    assert!(
+        r.headers()["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .contains("authorization")
+    );
+    // The agent API does not.
+    let r = app
+        .http
+        .get(app.url("/api/v1/me"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+}
