@@ -161,6 +161,21 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_is_valid_and_matches_the_defaults() {
+        let example: Result<Config, _> = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(include_str!(
+                "../../../switchboard.example.toml"
+            )))
+            .extract();
+        let example = example.map_err(|e| e.to_string());
+        let (got, want) = (
+            example.map(|c| format!("{c:?}")),
+            format!("{:?}", Config::default()),
+        );
+        assert_eq!(got, Ok(want));
+    }
+
+    #[test]
     fn debug_redacts_database_password() {
         let c = Config {
             database_url: Some("postgres://sb:hunter2@db/sb".into()),
