@@ -39,6 +39,8 @@ pub struct Limits {
     pub widget_per_ip_per_minute: u32,
     /// Largest accepted request body in bytes (API and widget).
     pub max_body_bytes: usize,
+    /// Largest file an agent may attach, in bytes.
+    pub max_upload_bytes: usize,
     /// How many inbound messages the ingest writer commits in one transaction at most.
     pub ingest_batch_max: usize,
 }
@@ -50,6 +52,7 @@ impl Default for Limits {
             widget_messages_per_minute: 30,
             widget_per_ip_per_minute: 120,
             max_body_bytes: 64 * 1024,
+            max_upload_bytes: 20 * 1024 * 1024,
             ingest_batch_max: 500,
         }
     }

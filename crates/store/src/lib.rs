@@ -2,10 +2,13 @@
 //! implements the same trait (scale-out). Stores persist decisions the core made; they decide nothing
 //! themselves beyond what a single transaction must check (uniqueness, compare-and-set on versions).
 
+pub mod media;
 mod migrate;
 pub mod sqlite;
+mod sqlite_media;
 mod types;
 
+pub use media::{Attachment, MediaStore};
 pub use types::*;
 
 use async_trait::async_trait;
@@ -38,7 +41,7 @@ pub enum StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: MediaStore + Send + Sync + 'static {
     /// Sets the hook that receives committed events. Set once at start-up.
     fn set_commit_hook(&self, hook: CommitHook);
 

@@ -90,6 +90,15 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// The single writer connection: every write goes through it, so writes never contend.
+    pub(crate) async fn writer(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>> {
+        Ok(self.write.acquire().await?)
+    }
+
+    pub(crate) fn reader(&self) -> &SqlitePool {
+        &self.read
+    }
+
     fn publish(&self, events: &[Event]) {
         if events.is_empty() {
             return;

@@ -111,6 +111,10 @@ pub async fn me(
             "csrf_token".into(),
             serde_json::json!(me.session.csrf_token),
         );
+        o.insert(
+            "limits".into(),
+            serde_json::json!({ "max_upload_bytes": st.config.limits.max_upload_bytes }),
+        );
     }
     Ok(ApiJson(v))
 }

@@ -34,9 +34,9 @@ pub async fn visible(
 
 /// What a command decided: a transition, a message to store, or both.
 #[derive(Default)]
-struct Plan {
-    transition: Option<Transition>,
-    message: Option<Message>,
+pub(crate) struct Plan {
+    pub transition: Option<Transition>,
+    pub message: Option<Message>,
 }
 
 /// Runs `decide` on the current state and applies it with compare-and-set, deciding again if
@@ -100,7 +100,7 @@ fn to_json<T: serde::Serialize>(v: &T) -> ApiResult<serde_json::Value> {
     serde_json::to_value(v).map_err(|_| ApiError::internal())
 }
 
-fn outbound_message(
+pub(crate) fn outbound_message(
     c: &Conversation,
     me: &CurrentAgent,
     kind: MessageKind,
@@ -242,7 +242,8 @@ pub async fn messages(
         .store
         .messages(id, before, p.limit.unwrap_or(50), false)
         .await?;
-    let items: Vec<_> = page.items.iter().map(event::message_json).collect();
+    let json = page.items.iter().map(event::message_json).collect();
+    let items = crate::routes::media::with_attachments(&st, &page.items, false, json).await?;
     Ok(ApiJson(
         serde_json::json!({ "items": items, "next_cursor": page.next_cursor }),
     ))
@@ -320,7 +321,7 @@ pub async fn post_message(
     };
     let now = st.clock.now();
     let actor = me.actor();
-    let result = transact(&st, &me, id, |c| {
+    let message = transact_message(&st, &me, id, |c| {
         let transition = if kind.is_private() {
             None
         } else {
@@ -331,13 +332,22 @@ pub async fn post_message(
             message: Some(outbound_message(c, &me, kind, text.clone(), now)),
         })
     })
-    .await;
-    let (_, message) = match result {
-        Ok(r) => r,
-        Err(e) => return Err(name_holder(&st, e).await),
-    };
-    let message = message.ok_or_else(ApiError::internal)?;
+    .await?;
     Ok(created(event::message_json(&message)))
+}
+
+/// Runs a command that writes a message; returns the stored message.
+pub(crate) async fn transact_message(
+    st: &AppState,
+    me: &CurrentAgent,
+    id: ConversationId,
+    decide: impl Fn(&Conversation) -> ApiResult<Plan>,
+) -> ApiResult<Message> {
+    match transact(st, me, id, decide).await {
+        Ok((_, Some(m))) => Ok(m),
+        Ok((_, None)) => Err(ApiError::internal()),
+        Err(e) => Err(name_holder(st, e).await),
+    }
 }
 
 async fn respond(

@@ -5,7 +5,9 @@ pub mod auth;
 pub mod contacts;
 pub mod conversations;
 pub mod inboxes;
+pub mod media;
 pub mod quick_replies;
+pub mod static_files;
 pub mod widget;
 pub mod ws;
 
@@ -129,6 +131,23 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ),
     ("patch", "/api/v1/contacts/{id}", "Edit phone, email, notes"),
     ("get", "/api/v1/tags", "All tags"),
+    ("post", "/api/v1/tags", "Create a tag (supervisor/admin)"),
+    (
+        "delete",
+        "/api/v1/tags/{id}",
+        "Delete a tag everywhere (supervisor/admin)",
+    ),
+    (
+        "post",
+        "/api/v1/conversations/{id}/attachments",
+        "Send a file (raw body; filename= and caption= in the query)",
+    ),
+    (
+        "get",
+        "/api/v1/conversations/{id}/attachments",
+        "The conversation's files, newest first",
+    ),
+    ("get", "/api/v1/media/{id}", "Download a file"),
     (
         "get",
         "/api/v1/quick-replies",
@@ -209,7 +228,18 @@ pub fn router(st: AppState) -> Router {
         .route("/conversations/{id}/read", post(c::mark_read))
         .route("/conversations/{id}/typing", post(c::typing))
         .route("/contacts/{id}", get(contacts::get).patch(contacts::update))
-        .route("/tags", get(quick_replies::tags))
+        .route(
+            "/tags",
+            get(quick_replies::tags).post(quick_replies::create_tag),
+        )
+        .route("/tags/{id}", delete(quick_replies::delete_tag))
+        .route(
+            "/conversations/{id}/attachments",
+            post(media::upload)
+                .layer(DefaultBodyLimit::max(st.config.limits.max_upload_bytes))
+                .get(media::gallery),
+        )
+        .route("/media/{id}", get(media::download))
         .route(
             "/quick-replies",
             get(quick_replies::list).post(quick_replies::create),
@@ -229,6 +259,8 @@ pub fn router(st: AppState) -> Router {
             get(widget::list_messages).post(widget::post_message),
         )
         .route("/ws", get(widget::visitor_ws))
+        .route("/inboxes/{id}", get(widget::inbox_config))
+        .route("/media/{id}", get(media::visitor_download))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(middleware::from_fn(widget_cors));
@@ -239,8 +271,8 @@ pub fn router(st: AppState) -> Router {
             "/healthz",
             get(|| async { ApiJson(serde_json::json!({"status": "ok"})) }),
         )
-        .route("/", get(index))
-        .fallback(no_route)
+        .route("/widget.js", get(static_files::widget_js))
+        .fallback(static_files::app)
         .layer(DefaultBodyLimit::max(st.config.limits.max_body_bytes))
         .with_state(st)
 }
@@ -254,14 +286,6 @@ async fn wrong_method() -> ApiError {
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
         "this endpoint does not take that method",
-    )
-}
-
-async fn index() -> impl IntoResponse {
-    // The agent workspace UI is served here once built; until then, point people at the API.
-    (
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        "<!doctype html><meta charset=utf-8><title>Switchboard</title><p>Switchboard is running. API: <a href=/api/v1/openapi.json>/api/v1/openapi.json</a>",
     )
 }
 

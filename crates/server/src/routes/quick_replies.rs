@@ -113,3 +113,35 @@ pub async fn tags(
         serde_json::json!({ "items": items, "next_cursor": null }),
     ))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTag {
+    name: String,
+}
+
+pub async fn create_tag(
+    State(st): State<AppState>,
+    me: CurrentAgent,
+    ApiJson(b): ApiJson<NewTag>,
+) -> ApiResult<Response> {
+    require_supervisor(&me)?;
+    let name = switchboard_core::validate::TagName::parse(&b.name)?.into_inner();
+    let tag = st
+        .store
+        .create_tag(st.workspace_id, &name, st.clock.now())
+        .await?;
+    Ok(created(serde_json::to_value(&tag).unwrap_or_default()))
+}
+
+pub async fn delete_tag(
+    State(st): State<AppState>,
+    me: CurrentAgent,
+    Path(id): Path<switchboard_core::TagId>,
+) -> ApiResult<ApiJson<serde_json::Value>> {
+    require_supervisor(&me)?;
+    if !st.store.delete_tag(st.workspace_id, id).await? {
+        return Err(ApiError::not_found("tag"));
+    }
+    Ok(ApiJson(serde_json::json!({ "ok": true })))
+}

@@ -246,12 +246,9 @@ pub async fn list_messages(
         .store
         .messages(c.id, before, p.limit.unwrap_or(50), true)
         .await?;
-    let items: Vec<_> = page
-        .items
-        .iter()
-        .filter(|m| !m.is_private())
-        .map(visitor_message_json)
-        .collect();
+    let public: Vec<Message> = page.items.into_iter().filter(|m| !m.is_private()).collect();
+    let json = public.iter().map(visitor_message_json).collect();
+    let items = crate::routes::media::with_attachments(&st, &public, true, json).await?;
     Ok(ApiJson(
         serde_json::json!({ "items": items, "next_cursor": page.next_cursor }),
     ))
@@ -266,6 +263,22 @@ fn visitor_message_json(m: &Message) -> serde_json::Value {
         "text": m.text,
         "created_at": m.created_at,
     })
+}
+
+/// What the widget shows before a visitor has a session: name, greeting, pre-chat fields.
+pub async fn inbox_config(
+    State(st): State<AppState>,
+    crate::error::ApiPath(id): crate::error::ApiPath<InboxId>,
+) -> ApiResult<ApiJson<serde_json::Value>> {
+    let inbox = livechat_inbox(&st, id).await?;
+    let s = &inbox.settings;
+    Ok(ApiJson(serde_json::json!({
+        "id": inbox.id,
+        "name": inbox.name,
+        "greeting": s.get("greeting"),
+        "prechat_fields": s.get("prechat_fields").cloned().unwrap_or_else(|| serde_json::json!([])),
+        "require_identity": s.get("require_identity").and_then(|v| v.as_bool()).unwrap_or(false),
+    })))
 }
 
 #[derive(Deserialize)]

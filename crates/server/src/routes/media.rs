@@ -1,0 +1,247 @@
+//! Files on messages: agents upload (`POST /conversations/{id}/attachments`, raw body), agents and
+//! the conversation's own visitor download. Files live under `<data_dir>/media/<id>`.
+
+use crate::auth::CurrentAgent;
+use crate::error::ApiPath as Path;
+use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
+use crate::routes::conversations::{Plan, transact_message, visible};
+use crate::routes::widget::Visitor;
+use crate::routes::{created, new_uuid};
+use crate::state::AppState;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use switchboard_core::conversation as conv;
+use switchboard_core::event;
+use switchboard_core::*;
+use switchboard_store::Attachment;
+
+fn media_path(st: &AppState, id: uuid::Uuid) -> std::path::PathBuf {
+    st.config.data_dir.join("media").join(id.to_string())
+}
+
+/// JSON for an attachment, with the URL the given audience downloads it from.
+pub fn attachment_json(a: &Attachment, for_visitor: bool) -> serde_json::Value {
+    let url = if for_visitor {
+        format!("/widget/v1/media/{}", a.id)
+    } else {
+        format!("/api/v1/media/{}", a.id)
+    };
+    serde_json::json!({ "id": a.id, "filename": a.filename, "content_type": a.content_type, "size_bytes": a.size_bytes, "url": url })
+}
+
+/// Adds each message's attachments to its JSON.
+pub async fn with_attachments(
+    st: &AppState,
+    messages: &[Message],
+    for_visitor: bool,
+    mut json: Vec<serde_json::Value>,
+) -> ApiResult<Vec<serde_json::Value>> {
+    let ids: Vec<MessageId> = messages
+        .iter()
+        .filter(|m| m.kind == MessageKind::Media)
+        .map(|m| m.id)
+        .collect();
+    let all = st.store.attachments_for_messages(&ids).await?;
+    for (m, j) in messages.iter().zip(json.iter_mut()) {
+        let mine: Vec<_> = all
+            .iter()
+            .filter(|a| a.message_id == m.id)
+            .map(|a| attachment_json(a, for_visitor))
+            .collect();
+        if let Some(o) = j.as_object_mut() {
+            o.insert("attachments".into(), serde_json::json!(mine));
+        }
+    }
+    Ok(json)
+}
+
+fn clean_filename(raw: &str) -> String {
+    let name: String = raw
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or("")
+        .chars()
+        .filter(|c| !c.is_control() && *c != '"')
+        .take(120)
+        .collect();
+    if name.trim().is_empty() {
+        "file".into()
+    } else {
+        name.trim().to_owned()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadParams {
+    filename: String,
+    caption: Option<String>,
+}
+
+pub async fn upload(
+    State(st): State<AppState>,
+    me: CurrentAgent,
+    Path(id): Path<ConversationId>,
+    ApiQuery(p): ApiQuery<UploadParams>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let c = visible(&st, &me, id).await?;
+    if body.is_empty() {
+        return Err(ApiError::invalid("the file is empty"));
+    }
+    // Decide before writing anything: only the holder (or a participant) may send to the customer.
+    conv::reply(&c, me.actor(), st.clock.now())?;
+    let filename = clean_filename(&p.filename);
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|t| t.len() < 100)
+        .unwrap_or("application/octet-stream")
+        .to_owned();
+    let caption = p
+        .caption
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(|c| validate::MessageText::parse(c).map(validate::MessageText::into_inner))
+        .transpose()?;
+    let now = st.clock.now();
+    let att = Attachment {
+        id: new_uuid(),
+        conversation_id: id,
+        message_id: MessageId(new_uuid()),
+        filename: filename.clone(),
+        content_type,
+        size_bytes: i64::try_from(body.len()).unwrap_or(i64::MAX),
+        created_at: now,
+    };
+    let path = media_path(&st, att.id);
+    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut f = std::fs::File::create(&path)?;
+        std::io::Write::write_all(&mut f, &body)?;
+        f.sync_all()
+    })
+    .await
+    .map_err(|_| ApiError::internal())?
+    .map_err(|e| {
+        tracing::error!(error = %e, "could not store an attachment");
+        ApiError::internal()
+    })?;
+    st.store.create_attachment(&att).await?;
+    let text = caption.unwrap_or(filename);
+    let message_id = att.message_id;
+    let message = transact_message(&st, &me, id, |c| {
+        let mut m = crate::routes::conversations::outbound_message(
+            c,
+            &me,
+            MessageKind::Media,
+            text.clone(),
+            now,
+        );
+        m.id = message_id;
+        Ok(Plan {
+            transition: Some(conv::reply(c, me.actor(), now)?),
+            message: Some(m),
+        })
+    })
+    .await?;
+    let json = with_attachments(
+        &st,
+        std::slice::from_ref(&message),
+        false,
+        vec![event::message_json(&message)],
+    )
+    .await?;
+    Ok(created(json.into_iter().next().unwrap_or_default()))
+}
+
+pub async fn gallery(
+    State(st): State<AppState>,
+    me: CurrentAgent,
+    Path(id): Path<ConversationId>,
+) -> ApiResult<ApiJson<serde_json::Value>> {
+    visible(&st, &me, id).await?;
+    let items: Vec<_> = st
+        .store
+        .conversation_attachments(id, 200)
+        .await?
+        .iter()
+        .map(|a| attachment_json(a, false))
+        .collect();
+    Ok(ApiJson(
+        serde_json::json!({ "items": items, "next_cursor": null }),
+    ))
+}
+
+pub async fn download(
+    State(st): State<AppState>,
+    me: CurrentAgent,
+    Path(id): Path<uuid::Uuid>,
+) -> ApiResult<Response> {
+    let a = st
+        .store
+        .attachment(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("file"))?;
+    visible(&st, &me, a.conversation_id)
+        .await
+        .map_err(|_| ApiError::not_found("file"))?;
+    serve(&st, &a).await
+}
+
+pub async fn visitor_download(
+    State(st): State<AppState>,
+    Visitor(v): Visitor,
+    Path(id): Path<uuid::Uuid>,
+) -> ApiResult<Response> {
+    let a = st
+        .store
+        .attachment(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("file"))?;
+    let mine = st
+        .store
+        .conversation_of(v.contact_id, v.inbox_id)
+        .await?
+        .is_some_and(|c| c.id == a.conversation_id);
+    if !mine {
+        return Err(ApiError::not_found("file"));
+    }
+    serve(&st, &a).await
+}
+
+/// Images, video and audio show inline; everything else downloads. SVG downloads (it can carry script).
+async fn serve(st: &AppState, a: &Attachment) -> ApiResult<Response> {
+    let bytes = tokio::fs::read(media_path(st, a.id))
+        .await
+        .map_err(|_| ApiError::not_found("file"))?;
+    let inline = ["image/", "video/", "audio/"]
+        .iter()
+        .any(|p| a.content_type.starts_with(p))
+        && !a.content_type.contains("svg");
+    let disposition = format!(
+        "{}; filename=\"{}\"",
+        if inline { "inline" } else { "attachment" },
+        a.filename.replace(['"', '\\'], "_")
+    );
+    let mut resp = (StatusCode::OK, bytes).into_response();
+    let h = resp.headers_mut();
+    for (k, v) in [
+        (header::CONTENT_TYPE, a.content_type.as_str()),
+        (header::CONTENT_DISPOSITION, disposition.as_str()),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::CACHE_CONTROL, "private, max-age=86400"),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(v) {
+            h.insert(k, v);
+        }
+    }
+    Ok(resp)
+}

@@ -1,0 +1,87 @@
+//! The web UI, embedded in the binary: the agent app (a single-page app served for every path
+//! that is not an API) and `/widget.js` for customers' sites.
+
+use crate::error::ApiError;
+use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use rust_embed::RustEmbed;
+
+#[derive(RustEmbed)]
+#[folder = "../../web/dist/"]
+struct Assets;
+
+/// The agent app's pages may load only our own scripts and talk only to us.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; \
+                   media-src 'self' blob:; connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+fn content_type(path: &str) -> &'static str {
+    match path.rsplit('.').next().unwrap_or("") {
+        "html" => "text/html; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "ico" => "image/x-icon",
+        "json" | "map" => "application/json",
+        "woff2" => "font/woff2",
+        "txt" => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+fn asset(path: &str, cache: &'static str) -> Option<Response> {
+    let file = Assets::get(path)?;
+    let mut resp = (StatusCode::OK, file.data.into_owned()).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type(path)),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if path.ends_with(".html") {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        );
+        h.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        );
+    }
+    Some(resp)
+}
+
+/// `/widget.js`: cached briefly so sites pick up new versions within the hour.
+pub async fn widget_js() -> Response {
+    asset("widget.js", "public, max-age=3600")
+        .unwrap_or_else(|| ApiError::not_found("widget.js").into_response())
+}
+
+/// Hashed build assets are immutable; every other path that looks like a page gets the app.
+pub async fn app(uri: Uri) -> Response {
+    let path = uri.path().trim_start_matches('/');
+    if let Some(resp) = path
+        .strip_prefix("assets/")
+        .and_then(|_| asset(path, "public, max-age=31536000, immutable"))
+    {
+        return resp;
+    }
+    if !path.is_empty()
+        && let Some(resp) = asset(path, "public, max-age=3600")
+    {
+        return resp;
+    }
+    let looks_like_file = path
+        .rsplit('/')
+        .next()
+        .is_some_and(|last| last.contains('.'));
+    if looks_like_file || path.starts_with("api/") || path.starts_with("widget/") {
+        return ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such endpoint")
+            .into_response();
+    }
+    asset("index.html", "no-cache").unwrap_or_else(|| ApiError::not_found("page").into_response())
+}

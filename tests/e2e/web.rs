@@ -1,0 +1,337 @@
+//! The embedded web UI, files on messages, tags management and the widget's public settings.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::support::*;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+#[tokio::test]
+async fn the_app_and_the_widget_script_are_served() {
+    let app = TestApp::start().await;
+    for path in ["/", "/conversations/some/deep/link"] {
+        let r = app.http.get(app.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        let csp = r.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(csp.contains("script-src 'self'"), "{csp}");
+        assert!(r.text().await.unwrap().contains("<html"));
+    }
+    let js = app.http.get(app.url("/widget.js")).send().await.unwrap();
+    assert_eq!(js.status(), StatusCode::OK);
+    assert!(
+        js.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    let body = js.text().await.unwrap();
+    assert!(!body.is_empty());
+    // Unknown files and API paths are JSON 404s, not the app.
+    for path in ["/assets/nope.js", "/api/v1/nope", "/widget/v1/nope"] {
+        let (s, b) = app.call(Method::GET, path, None, None).await;
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("no_route")),
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn files_go_to_the_customer_and_stay_out_of_reach_of_others() {
+    let app = TestApp::start().await;
+    let (lan, lan_t) = app.agent("lan@shop.vn", "Lan", "agent").await;
+    let (other, other_t) = app.agent("other@shop.vn", "Other", "agent").await;
+    let inbox = app.inbox("Web", &[&lan]).await;
+    app.inbox("Other", &[&other]).await;
+    let v = app.visitor(&inbox).await;
+    let conv = app.visitor_says(&v, "gửi ảnh giúp mình").await["message"]["conversation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let png: &[u8] = b"\x89PNG\r\n\x1a\nfake image bytes";
+    let upload = |token: &str| {
+        app.http
+            .post(app.url(&format!("/api/v1/conversations/{conv}/attachments?filename=%C3%A1o.png&caption=M%E1%BA%ABu%20m%E1%BB%9Bi")))
+            .bearer_auth(token)
+            .header("content-type", "image/png")
+            .body(png.to_vec())
+    };
+    // Unclaimed: refused before anything is written.
+    let r = upload(&lan_t).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    app.ok(
+        Method::POST,
+        &format!("/api/v1/conversations/{conv}/claim"),
+        &lan_t,
+        None,
+    )
+    .await;
+    let r = upload(&lan_t).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let m: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        (m["kind"].as_str(), m["text"].as_str()),
+        (Some("media"), Some("Mẫu mới"))
+    );
+    let att = m["attachments"][0].clone();
+    assert_eq!(
+        (att["filename"].as_str(), att["size_bytes"].as_i64()),
+        (Some("áo.png"), Some(png.len() as i64))
+    );
+
+    let url = att["url"].as_str().unwrap().to_owned();
+    let got = app
+        .http
+        .get(app.url(&url))
+        .bearer_auth(&lan_t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), StatusCode::OK);
+    assert_eq!(got.headers()["content-type"], "image/png");
+    assert_eq!(got.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(got.bytes().await.unwrap().as_ref(), png);
+    let denied = app
+        .http
+        .get(app.url(&url))
+        .bearer_auth(&other_t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), StatusCode::NOT_FOUND);
+
+    // The visitor sees it in their thread and can fetch it with their token; another visitor cannot.
+    let (_, thread) = app
+        .call(Method::GET, "/widget/v1/messages", Some(&v), None)
+        .await;
+    let vatt = thread["items"][1]["attachments"][0].clone();
+    assert_eq!(vatt["filename"], "áo.png");
+    let vurl = vatt["url"].as_str().unwrap();
+    let r = app
+        .http
+        .get(app.url(vurl))
+        .bearer_auth(&v)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let stranger = app.visitor(&inbox).await;
+    let r = app
+        .http
+        .get(app.url(vurl))
+        .bearer_auth(&stranger)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    let gallery = app
+        .ok(
+            Method::GET,
+            &format!("/api/v1/conversations/{conv}/attachments"),
+            &lan_t,
+            None,
+        )
+        .await;
+    assert_eq!(gallery["items"].as_array().unwrap().len(), 1);
+
+    // An HTML file is served as a download, never rendered.
+    let r = app
+        .http
+        .post(app.url(&format!(
+            "/api/v1/conversations/{conv}/attachments?filename=x.html"
+        )))
+        .bearer_auth(&lan_t)
+        .header("content-type", "text/html")
+        .body("<script>alert(1)</script>")
+        .send()
+        .await
+        .unwrap();
+    let html_url = r.json::<serde_json::Value>().await.unwrap()["attachments"][0]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .http
+        .get(app.url(&html_url))
+        .bearer_auth(&lan_t)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
+}
+
+#[tokio::test]
+async fn uploads_over_the_limit_are_refused_and_store_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config_for(dir.path());
+    cfg.limits.max_upload_bytes = 1024;
+    let app = TestApp::start_with(cfg, switchboard_server::clock::ManualClock::new(T0)).await;
+    let st = app.state.clone();
+    switchboard_server::routes::agents::create_agent(
+        st.store.as_ref(),
+        st.workspace_id,
+        T0,
+        "a@shop.vn",
+        "A",
+        "admin",
+        None,
+        PASSWORD.into(),
+    )
+    .await
+    .unwrap();
+    let token = app.login("a@shop.vn").await;
+    let inbox = app
+        .ok(
+            Method::POST,
+            "/api/v1/inboxes",
+            &token,
+            Some(json!({"name": "W", "channel": "livechat"})),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let v = app.visitor(&inbox).await;
+    let conv = app.visitor_says(&v, "hi").await["message"]["conversation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.ok(
+        Method::POST,
+        &format!("/api/v1/conversations/{conv}/claim"),
+        &token,
+        None,
+    )
+    .await;
+    let r = app
+        .http
+        .post(app.url(&format!(
+            "/api/v1/conversations/{conv}/attachments?filename=big.bin"
+        )))
+        .bearer_auth(&token)
+        .body(vec![0u8; 4096])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let gallery = app
+        .ok(
+            Method::GET,
+            &format!("/api/v1/conversations/{conv}/attachments"),
+            &token,
+            None,
+        )
+        .await;
+    assert!(gallery["items"].as_array().unwrap().is_empty());
+    assert!(
+        !dir.path().join("media").exists()
+            || std::fs::read_dir(dir.path().join("media"))
+                .unwrap()
+                .next()
+                .is_none()
+    );
+    let me = app.ok(Method::GET, "/api/v1/me", &token, None).await;
+    assert_eq!(me["limits"]["max_upload_bytes"], 1024);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn tags_can_be_managed_and_deleting_one_untags_everywhere() {
+    let app = TestApp::start().await;
+    let (lan, lan_t) = app.agent("lan@shop.vn", "Lan", "agent").await;
+    let inbox = app.inbox("Web", &[&lan]).await;
+    let v = app.visitor(&inbox).await;
+    let conv = app.visitor_says(&v, "hi").await["message"]["conversation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, _) = app
+        .post("/api/v1/tags", &lan_t, json!({"name": "vip"}))
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::FORBIDDEN,
+        "agents tag conversations; supervisors manage the list"
+    );
+    let tag = app
+        .ok(
+            Method::POST,
+            "/api/v1/tags",
+            &app.admin,
+            Some(json!({"name": "VIP"})),
+        )
+        .await;
+    assert_eq!(tag["name"], "vip");
+    app.ok(
+        Method::POST,
+        &format!("/api/v1/conversations/{conv}/tags"),
+        &lan_t,
+        Some(json!({"name": "vip"})),
+    )
+    .await;
+    assert_eq!(app.conversations(&lan_t, "?tag=vip").await.len(), 1);
+    app.ok(
+        Method::DELETE,
+        &format!("/api/v1/tags/{}", tag["id"].as_str().unwrap()),
+        &app.admin,
+        None,
+    )
+    .await;
+    assert!(app.conversations(&lan_t, "?tag=vip").await.is_empty());
+    let c = app
+        .ok(
+            Method::GET,
+            &format!("/api/v1/conversations/{conv}"),
+            &lan_t,
+            None,
+        )
+        .await;
+    assert_eq!(c["tags"], json!([]));
+}
+
+#[tokio::test]
+async fn the_widget_reads_its_public_settings_without_a_session() {
+    let app = TestApp::start().await;
+    let inbox = app
+        .ok(Method::POST, "/api/v1/inboxes", &app.admin, Some(json!({"name": "Shop", "channel": "livechat", "settings": {"greeting": "Xin chào!", "prechat_fields": ["name", "phone"]}})))
+        .await;
+    let id = inbox["id"].as_str().unwrap();
+    let (s, cfg) = app
+        .call(Method::GET, &format!("/widget/v1/inboxes/{id}"), None, None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(cfg["greeting"], "Xin chào!");
+    assert_eq!(cfg["prechat_fields"], json!(["name", "phone"]));
+    assert!(
+        cfg.get("settings").is_none() && !cfg.to_string().contains("identity_secret"),
+        "no secrets: {cfg}"
+    );
+    let (s, b) = app
+        .call(
+            Method::POST,
+            "/widget/v1/sessions",
+            None,
+            Some(json!({"inbox_id": id, "name": "Hà", "phone": "12"})),
+        )
+        .await;
+    assert_eq!(
+        (s, b["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("phone"))
+    );
+}

@@ -1,0 +1,165 @@
+// The agent API over fetch: cookie session + CSRF header, one error shape.
+
+export type Role = 'admin' | 'supervisor' | 'agent';
+export type Status = 'bot' | 'pending' | 'open' | 'resolved';
+
+export interface Agent {
+  id: string;
+  email: string;
+  name: string;
+  role: Role;
+  capacity: number | null;
+  active: boolean;
+  online?: boolean;
+}
+
+export interface Me extends Agent {
+  inbox_ids: string[];
+  csrf_token: string;
+  limits?: { max_upload_bytes: number };
+}
+
+export interface Inbox {
+  id: string;
+  name: string;
+  channel: string;
+  settings: Record<string, unknown>;
+  widget_snippet?: string;
+}
+
+export interface Conversation {
+  id: string;
+  inbox_id: string;
+  contact_id: string;
+  status: Status;
+  assignee_id: string | null;
+  last_assignee_id: string | null;
+  participants: string[];
+  tags: string[];
+  last_activity_at: number;
+  last_customer_message_at: number | null;
+  contact_name: string | null;
+  channel: string;
+  inbox_name: string;
+  last_message_preview: string | null;
+  unread_count: number;
+  version: number;
+}
+
+export interface Attachment {
+  id: string;
+  filename: string;
+  content_type: string;
+  size_bytes: number;
+  url: string;
+}
+
+export interface Message {
+  id: string;
+  conversation_id: string;
+  direction: 'inbound' | 'outbound';
+  sender_kind: 'customer' | 'agent' | 'bot' | 'system';
+  sender_agent_id: string | null;
+  kind: 'text' | 'media' | 'note' | 'agent_to_agent' | 'system';
+  text: string;
+  private: boolean;
+  delivery_status: string;
+  failure_reason: string | null;
+  created_at: number;
+  attachments?: Attachment[];
+}
+
+export interface Contact {
+  id: string;
+  name: string | null;
+  phone: string | null;
+  email: string | null;
+  notes: string | null;
+}
+
+export interface QuickReply {
+  id: string;
+  code: string;
+  text: string;
+}
+
+export interface Tag {
+  id: string;
+  name: string;
+}
+
+export interface HistoryEntry {
+  id: string;
+  kind: string;
+  actor_id: string | null;
+  detail: Record<string, unknown> | null;
+  created_at: number;
+}
+
+export interface Page<T> {
+  items: T[];
+  next_cursor: string | null;
+}
+
+export class ApiError extends Error {
+  constructor(
+    public status: number,
+    public code: string,
+    message: string,
+    public field?: string,
+    public extra: Record<string, unknown> = {},
+  ) {
+    super(message);
+  }
+}
+
+function csrf(): string {
+  const m = document.cookie.match(/(?:^|;\s*)sb_csrf=([^;]+)/);
+  return m ? decodeURIComponent(m[1]) : '';
+}
+
+async function parse<T>(resp: Response): Promise<T> {
+  const text = await resp.text();
+  const body = text ? JSON.parse(text) : null;
+  if (!resp.ok) {
+    const e = body?.error ?? {};
+    throw new ApiError(resp.status, e.code ?? 'http_' + resp.status, e.message ?? resp.statusText, e.field, e);
+  }
+  return body as T;
+}
+
+export async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = { 'x-csrf-token': csrf() };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  let resp: Response;
+  try {
+    resp = await fetch('/api/v1' + path, {
+      method,
+      credentials: 'same-origin',
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(0, 'network', 'network error');
+  }
+  return parse<T>(resp);
+}
+
+export async function upload(conversationId: string, file: File, caption?: string): Promise<Message> {
+  const q = new URLSearchParams({ filename: file.name });
+  if (caption) q.set('caption', caption);
+  const resp = await fetch(`/api/v1/conversations/${conversationId}/attachments?${q}`, {
+    method: 'POST',
+    credentials: 'same-origin',
+    headers: { 'x-csrf-token': csrf(), 'content-type': file.type || 'application/octet-stream' },
+    body: file,
+  });
+  return parse<Message>(resp);
+}
+
+export function query(params: Record<string, string | undefined | null>): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v) q.set(k, v);
+  const s = q.toString();
+  return s ? '?' + s : '';
+}

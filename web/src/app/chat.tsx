@@ -1,0 +1,347 @@
+// The chat pane: header with the conversation's actions, the thread (infinite scroll upwards,
+// cached), and the composer. Agents drop a conversation here to open it.
+
+import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
+import { api, ApiError, Conversation, Message, Page, query } from './api';
+import { errorText, formatBytes, formatTime, t } from './i18n';
+import { realtime } from './realtime';
+import { agentName, canSupervise, displayName, selfActions, shared, threadCache, useShared } from './store';
+import { Composer } from './composer';
+import { DRAG_TYPE } from './conversations';
+
+type Dialog = null | 'transfer' | 'assign' | 'participant';
+
+export function ChatPane(props: { conversation: Conversation | null; onOpen: (id: string) => void; onChanged: (c: Conversation) => void }) {
+  const [dragOver, setDragOver] = useState(false);
+  const drop = {
+    onDragOver: (e: DragEvent) => {
+      if (e.dataTransfer?.types.includes(DRAG_TYPE)) {
+        e.preventDefault();
+        setDragOver(true);
+      }
+    },
+    onDragLeave: () => setDragOver(false),
+    onDrop: (e: DragEvent) => {
+      const id = e.dataTransfer?.getData(DRAG_TYPE);
+      setDragOver(false);
+      if (id) {
+        e.preventDefault();
+        props.onOpen(id);
+      }
+    },
+  };
+  const c = props.conversation;
+  return (
+    <section class={dragOver ? 'chat drag-over' : 'chat'} {...drop} data-testid="chat-pane">
+      {c ? <Chat c={c} onChanged={props.onChanged} /> : <p class="empty center">{t('chat.pick')}</p>}
+      {dragOver && <div class="drop-hint">{t('list.drag_hint')}</div>}
+    </section>
+  );
+}
+
+function Chat({ c, onChanged }: { c: Conversation; onChanged: (c: Conversation) => void }) {
+  const s = useShared();
+  const me = s.me!;
+  const [error, setError] = useState('');
+  const [dialog, setDialog] = useState<Dialog>(null);
+  const holder = c.assignee_id;
+  const mine = holder === me.id;
+  const participant = c.participants.includes(me.id);
+  const canReply = c.status === 'open' && (mine || participant);
+
+  const act = async (path: string, body?: unknown) => {
+    setError('');
+    try {
+      if (path === '/claim' || path === '/reopen') selfActions.add(c.id);
+      onChanged(await api<Conversation>(path.startsWith('DELETE ') ? 'DELETE' : 'POST', `/conversations/${c.id}${path.replace('DELETE ', '')}`, body));
+      setDialog(null);
+    } catch (e) {
+      selfActions.delete(c.id);
+      if (e instanceof ApiError) {
+        const who = typeof e.extra.holder_name === 'string' ? ` (${e.extra.holder_name})` : '';
+        setError(errorText(e.code, e.message) + who);
+      }
+    }
+  };
+
+  let hint = '';
+  if (c.status === 'pending') hint = t('chat.pending_hint');
+  else if (c.status === 'resolved') hint = t('chat.resolved_hint');
+  else if (!canReply && holder) hint = t('chat.other_hint', { name: agentName(holder) });
+
+  return (
+    <div class="chat-inner">
+      <header class="chat-head">
+        <div>
+          <div class="title">{displayName(c)}</div>
+          <div class="sub">
+            {c.inbox_name} · <span class={`status ${c.status}`}>{t(`conv.${c.status}`)}</span>
+            {holder && (
+              <span class="holder" data-testid="holder">
+                {' · '}
+                {mine ? t('chat.claimed_by_you') : t('chat.claimed_by', { name: agentName(holder) })}
+              </span>
+            )}
+          </div>
+        </div>
+        <div class="actions">
+          {c.status === 'pending' && (
+            <button class="primary" data-testid="claim" onClick={() => act('/claim')}>
+              {t('chat.claim')}
+            </button>
+          )}
+          {c.status === 'open' && (mine || canSupervise()) && (
+            <button onClick={() => setDialog('transfer')} data-testid="transfer">
+              {t('chat.transfer')}
+            </button>
+          )}
+          {c.status !== 'resolved' && canSupervise() && (
+            <button onClick={() => setDialog('assign')} data-testid="assign">
+              {t('chat.assign')}
+            </button>
+          )}
+          {c.status === 'open' && (mine || participant || canSupervise()) && (
+            <button onClick={() => setDialog('participant')} data-testid="add-participant">
+              {t('chat.add_participant')}
+            </button>
+          )}
+          {participant && <button onClick={() => act('DELETE /participants/me')}>{t('chat.leave')}</button>}
+          {c.status !== 'resolved' && (c.status === 'pending' || mine || participant || canSupervise()) && (
+            <button onClick={() => act('/resolve')} data-testid="resolve">
+              {t('chat.resolve')}
+            </button>
+          )}
+          {c.status === 'resolved' && (
+            <button onClick={() => act('/reopen')} data-testid="reopen">
+              {t('chat.reopen')}
+            </button>
+          )}
+        </div>
+      </header>
+      {error && <div class="banner error" role="alert">{error}</div>}
+      {dialog && (
+        <AgentDialog
+          kind={dialog}
+          c={c}
+          onCancel={() => setDialog(null)}
+          onConfirm={(agent_id, message) =>
+            act(dialog === 'transfer' ? '/transfer' : dialog === 'assign' ? '/assign' : '/participants', dialog === 'transfer' ? { agent_id, message } : { agent_id })
+          }
+        />
+      )}
+      <Thread c={c} />
+      {hint && (
+        <div class="banner" data-testid="composer-hint">
+          {hint}
+          {c.status === 'pending' && (
+            <button class="primary small" onClick={() => act('/claim')}>
+              {t('chat.claim')}
+            </button>
+          )}
+        </div>
+      )}
+      <Composer c={c} enabled={canReply} />
+    </div>
+  );
+}
+
+function AgentDialog(props: { kind: Exclude<Dialog, null>; c: Conversation; onCancel: () => void; onConfirm: (agentId: string, message: string) => void }) {
+  const s = useShared();
+  const [agent, setAgent] = useState('');
+  const [message, setMessage] = useState('');
+  const candidates = s.agents.filter((a) => a.active && a.id !== props.c.assignee_id && !props.c.participants.includes(a.id));
+  const label = props.kind === 'transfer' ? t('chat.transfer_to') : props.kind === 'assign' ? t('chat.assign_to') : t('chat.add_participant');
+  return (
+    <div class="dialog" role="dialog" data-testid="agent-dialog">
+      <label>
+        {label}
+        <select value={agent} onChange={(e) => setAgent(e.currentTarget.value)} data-testid="dialog-agent">
+          <option value="">{t('chat.choose_agent')}</option>
+          {candidates.map((a) => (
+            <option value={a.id} key={a.id}>
+              {a.name} {a.online ? '●' : ''}
+            </option>
+          ))}
+        </select>
+      </label>
+      {props.kind === 'transfer' && (
+        <label>
+          {t('chat.transfer_message')}
+          <textarea value={message} onInput={(e) => setMessage(e.currentTarget.value)} data-testid="dialog-message" rows={2} />
+        </label>
+      )}
+      <div class="row end">
+        <button onClick={props.onCancel}>{t('chat.cancel')}</button>
+        <button class="primary" disabled={!agent} onClick={() => props.onConfirm(agent, message)} data-testid="dialog-confirm">
+          {t('chat.confirm')}
+        </button>
+      </div>
+    </div>
+  );
+}
+
+function Thread({ c }: { c: Conversation }) {
+  const cached = threadCache.get(c.id);
+  const [items, setItems] = useState<Message[]>(cached?.items ?? []);
+  const [cursor, setCursor] = useState<string | null>(cached?.next_cursor ?? null);
+  const [loadingOlder, setLoadingOlder] = useState(false);
+  const [typing, setTyping] = useState('');
+  const ref = useRef<HTMLDivElement>(null);
+  const stick = useRef(true);
+  const keepFrom = useRef<number | null>(null);
+
+  const save = (next: Message[], nextCursor: string | null) => {
+    threadCache.set(c.id, { items: next, next_cursor: nextCursor });
+  };
+
+  useEffect(() => {
+    let alive = true;
+    api<Page<Message>>('GET', `/conversations/${c.id}/messages`).then((p) => {
+      if (!alive) return;
+      setItems(p.items);
+      setCursor(p.next_cursor);
+      save(p.items, p.next_cursor);
+    });
+    api('POST', `/conversations/${c.id}/read`).catch(() => undefined);
+    let typingTimer: number | undefined;
+    const off = realtime.on((e) => {
+      if (e.conversation_id !== c.id) return;
+      if ((e.type === 'message.created' || e.type === 'message.updated') && e.message) {
+        const m = e.message as Message;
+        const add = async () => {
+          let full = m;
+          if (m.kind === 'media') {
+            const page = await api<Page<Message>>('GET', `/conversations/${c.id}/messages?limit=20`);
+            full = page.items.find((x) => x.id === m.id) ?? m;
+          }
+          setItems((old) => {
+            const i = old.findIndex((x) => x.id === m.id);
+            const next = i >= 0 ? old.map((x) => (x.id === m.id ? { ...x, ...full } : x)) : [...old, full];
+            save(next, cursorRef.current);
+            return next;
+          });
+        };
+        add();
+        if (m.sender_kind === 'customer') {
+          setTyping('');
+          api('POST', `/conversations/${c.id}/read`).catch(() => undefined);
+        }
+      }
+      if (e.type === 'typing') {
+        const who = e.actor === 'customer' ? t('chat.typing_customer') : e.agent_id === shared().me?.id ? '' : t('chat.typing_agent', { name: String(e.agent_name ?? '') });
+        if (!who) return;
+        setTyping(who);
+        window.clearTimeout(typingTimer);
+        typingTimer = window.setTimeout(() => setTyping(''), 4000);
+      }
+    });
+    return () => {
+      alive = false;
+      off();
+      window.clearTimeout(typingTimer);
+    };
+  }, [c.id]);
+
+  const cursorRef = useRef(cursor);
+  cursorRef.current = cursor;
+
+  // Keep the view at the bottom for new messages, and steady when older ones are prepended.
+  useLayoutEffect(() => {
+    const el = ref.current;
+    if (!el) return;
+    if (keepFrom.current !== null) {
+      el.scrollTop = el.scrollHeight - keepFrom.current;
+      keepFrom.current = null;
+    } else if (stick.current) {
+      el.scrollTop = el.scrollHeight;
+    }
+  }, [items, typing]);
+
+  const onScroll = async () => {
+    const el = ref.current;
+    if (!el) return;
+    stick.current = el.scrollTop + el.clientHeight >= el.scrollHeight - 40;
+    if (el.scrollTop < 60 && cursor && !loadingOlder) {
+      setLoadingOlder(true);
+      try {
+        const p = await api<Page<Message>>('GET', `/conversations/${c.id}/messages${query({ before: cursor })}`);
+        keepFrom.current = el.scrollHeight - el.scrollTop;
+        setItems((old) => {
+          const next = [...p.items, ...old];
+          save(next, p.next_cursor);
+          return next;
+        });
+        setCursor(p.next_cursor);
+      } finally {
+        setLoadingOlder(false);
+      }
+    }
+  };
+
+  return (
+    <div class="thread" ref={ref} onScroll={onScroll} data-testid="thread">
+      {loadingOlder && <p class="older">{t('chat.load_older')}</p>}
+      {items.map((m) => (
+        <Bubble key={m.id} m={m} />
+      ))}
+      {typing && (
+        <p class="typing" data-testid="typing">
+          {typing}
+        </p>
+      )}
+    </div>
+  );
+}
+
+function Bubble({ m }: { m: Message }) {
+  const me = shared().me?.id;
+  const cls =
+    m.kind === 'note'
+      ? 'note'
+      : m.kind === 'agent_to_agent'
+        ? 'a2a'
+        : m.kind === 'system'
+          ? 'system'
+          : m.sender_kind === 'customer'
+            ? 'customer'
+            : m.sender_kind === 'bot'
+              ? 'bot'
+              : 'agent';
+  const who =
+    m.sender_kind === 'customer' ? '' : m.sender_kind === 'bot' ? t('chat.bot') : m.sender_agent_id === me ? t('chat.you') : agentName(m.sender_agent_id);
+  return (
+    <div class={`bubble ${cls}`} data-testid="message" data-kind={m.kind}>
+      {(m.kind === 'note' || m.kind === 'agent_to_agent') && <div class="label">{m.kind === 'note' ? t('chat.private_note') : t('chat.to_colleague')}</div>}
+      {who && <div class="who">{who}</div>}
+      {m.attachments && m.attachments.length > 0 ? (
+        <div class="attachments">
+          {m.attachments.map((a) =>
+            a.content_type.startsWith('image/') && !a.content_type.includes('svg') ? (
+              <a href={a.url} target="_blank" rel="noopener" key={a.id}>
+                <img src={a.url} alt={a.filename} loading="lazy" />
+              </a>
+            ) : a.content_type.startsWith('video/') ? (
+              <video src={a.url} controls key={a.id} />
+            ) : (
+              <a class="file" href={a.url} key={a.id}>
+                📎 {a.filename} ({formatBytes(a.size_bytes)})
+              </a>
+            ),
+          )}
+          {m.text !== m.attachments[0]?.filename && <div class="text">{m.text}</div>}
+        </div>
+      ) : (
+        <div class="text">{m.text}</div>
+      )}
+      <div class="foot">
+        {formatTime(m.created_at)}
+        {m.direction === 'outbound' && !m.private && (
+          <span class={`delivery ${m.delivery_status}`} title={m.failure_reason ?? ''}>
+            {' · '}
+            {t(`status.${m.delivery_status}` as 'status.sent')}
+          </span>
+        )}
+      </div>
+    </div>
+  );
+}

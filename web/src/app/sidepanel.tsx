@@ -1,0 +1,248 @@
+// The customer side panel: profile (name read-only; phone, email, notes editable with the
+// server's validation shown inline), tags, participants, history, files, the customer's other
+// conversations.
+
+import { useEffect, useState } from 'preact/hooks';
+import { api, ApiError, Attachment, Contact, Conversation, HistoryEntry, Page, query } from './api';
+import { formatBytes, formatTime, t } from './i18n';
+import { realtime } from './realtime';
+import { agentName, refreshTags, useShared } from './store';
+
+type Tab = 'contact' | 'history' | 'media' | 'conversations';
+
+export function SidePanel(props: { conversation: Conversation; onChanged: (c: Conversation) => void; onFilterContact: (contactId: string) => void; onOpen: (id: string) => void }) {
+  const [tab, setTab] = useState<Tab>('contact');
+  const c = props.conversation;
+  return (
+    <aside class="side" data-testid="side-panel">
+      <div class="tabs small">
+        {(['contact', 'history', 'media', 'conversations'] as Tab[]).map((x) => (
+          <button key={x} class={tab === x ? 'tab active' : 'tab'} onClick={() => setTab(x)} data-testid={`side-${x}`}>
+            {x === 'contact' ? t('side.contact') : x === 'history' ? t('side.history') : x === 'media' ? t('side.media') : t('side.conversations')}
+          </button>
+        ))}
+      </div>
+      {tab === 'contact' && (
+        <>
+          <ContactForm contactId={c.contact_id} />
+          <Tags c={c} onChanged={props.onChanged} />
+          <People c={c} />
+        </>
+      )}
+      {tab === 'history' && <History c={c} />}
+      {tab === 'media' && <Media c={c} />}
+      {tab === 'conversations' && <CustomerConversations c={c} onOpen={props.onOpen} onFilter={() => props.onFilterContact(c.contact_id)} />}
+    </aside>
+  );
+}
+
+function ContactForm({ contactId }: { contactId: string }) {
+  const [contact, setContact] = useState<Contact | null>(null);
+  const [form, setForm] = useState({ phone: '', email: '', notes: '' });
+  const [errors, setErrors] = useState<Record<string, string>>({});
+  const [saved, setSaved] = useState(false);
+  useEffect(() => {
+    api<Contact>('GET', `/contacts/${contactId}`).then((k) => {
+      setContact(k);
+      setForm({ phone: k.phone ?? '', email: k.email ?? '', notes: k.notes ?? '' });
+    });
+  }, [contactId]);
+  if (!contact) return null;
+  const save = async (e: Event) => {
+    e.preventDefault();
+    setErrors({});
+    setSaved(false);
+    try {
+      const k = await api<Contact>('PATCH', `/contacts/${contactId}`, form);
+      setContact(k);
+      setForm({ phone: k.phone ?? '', email: k.email ?? '', notes: k.notes ?? '' });
+      setSaved(true);
+    } catch (err) {
+      if (err instanceof ApiError) setErrors({ [err.field ?? '_']: err.message });
+    }
+  };
+  const field = (name: 'phone' | 'email' | 'notes', label: string, multiline = false) => (
+    <label>
+      {label}
+      {multiline ? (
+        <textarea rows={3} value={form[name]} onInput={(e) => setForm({ ...form, [name]: e.currentTarget.value })} data-testid={`contact-${name}`} />
+      ) : (
+        <input value={form[name]} onInput={(e) => setForm({ ...form, [name]: e.currentTarget.value })} data-testid={`contact-${name}`} aria-invalid={!!errors[name]} />
+      )}
+      {errors[name] && (
+        <span class="field-error" data-testid={`contact-${name}-error`}>
+          {errors[name]}
+        </span>
+      )}
+    </label>
+  );
+  return (
+    <form class="contact" onSubmit={save}>
+      <label>
+        {t('side.name')}
+        <input value={contact.name ?? ''} readOnly disabled />
+      </label>
+      {field('phone', t('side.phone'))}
+      {field('email', t('side.email'))}
+      {field('notes', t('side.notes'), true)}
+      {errors._ && <span class="field-error">{errors._}</span>}
+      <div class="row">
+        <button type="submit" class="primary small" data-testid="contact-save">
+          {t('side.save')}
+        </button>
+        {saved && <span class="ok">{t('side.saved')}</span>}
+      </div>
+    </form>
+  );
+}
+
+function Tags({ c, onChanged }: { c: Conversation; onChanged: (c: Conversation) => void }) {
+  const s = useShared();
+  const [name, setName] = useState('');
+  const [error, setError] = useState('');
+  const change = async (method: 'POST' | 'DELETE', tag: string) => {
+    setError('');
+    try {
+      onChanged(await api<Conversation>(method, `/conversations/${c.id}/tags`, { name: tag }));
+      if (method === 'POST' && !s.tags.some((x) => x.name === tag.trim().toLowerCase())) await refreshTags();
+      setName('');
+    } catch (e) {
+      if (e instanceof ApiError) setError(e.message);
+    }
+  };
+  return (
+    <div class="tags-box">
+      <h4>{t('side.tags')}</h4>
+      <div class="chips">
+        {c.tags.map((tag) => (
+          <span class="chip" key={tag} data-testid="tag-chip">
+            {tag}
+            <button class="link" aria-label="×" onClick={() => change('DELETE', tag)}>
+              ×
+            </button>
+          </span>
+        ))}
+      </div>
+      <form
+        onSubmit={(e) => {
+          e.preventDefault();
+          if (name.trim()) change('POST', name);
+        }}
+      >
+        <input list="tag-options" placeholder={t('side.add_tag')} value={name} onInput={(e) => setName(e.currentTarget.value)} data-testid="tag-input" />
+        <datalist id="tag-options">
+          {s.tags.map((tg) => (
+            <option value={tg.name} key={tg.id} />
+          ))}
+        </datalist>
+      </form>
+      {error && <span class="field-error">{error}</span>}
+    </div>
+  );
+}
+
+function People({ c }: { c: Conversation }) {
+  return (
+    <div class="people">
+      <h4>{t('side.participants')}</h4>
+      <p>{c.participants.length ? c.participants.map(agentName).join(', ') : t('side.nobody')}</p>
+      <h4>{t('side.last_agent')}</h4>
+      <p data-testid="last-agent">{c.last_assignee_id ? agentName(c.last_assignee_id) : t('side.nobody')}</p>
+    </div>
+  );
+}
+
+function historyLine(h: HistoryEntry): string {
+  const d = (h.detail ?? {}) as Record<string, string>;
+  const actor = h.actor_id ? agentName(h.actor_id) : h.kind === 'reopened' ? t('history.customer') : t('history.system');
+  switch (h.kind) {
+    case 'created':
+      return t('history.created');
+    case 'reopened':
+      return `${t('history.reopened')} (${actor})`;
+    case 'claimed':
+      return t('history.claimed', { actor });
+    case 'assigned':
+      return t('history.assigned', { actor, to: agentName(d.to) });
+    case 'transferred':
+      return t('history.transferred', { actor, to: agentName(d.to), message: d.message ?? '' });
+    case 'participant_added':
+      return t('history.participant_added', { actor, agent: agentName(d.agent_id) });
+    case 'participant_left':
+      return t('history.participant_left', { actor });
+    case 'resolved':
+      return t('history.resolved', { actor });
+    case 'tagged':
+      return t('history.tagged', { actor, tag: d.tag ?? '' });
+    case 'untagged':
+      return t('history.untagged', { actor, tag: d.tag ?? '' });
+    default:
+      return `${h.kind} (${actor})`;
+  }
+}
+
+function History({ c }: { c: Conversation }) {
+  const [items, setItems] = useState<HistoryEntry[]>([]);
+  useEffect(() => {
+    const load = () => api<Page<HistoryEntry>>('GET', `/conversations/${c.id}/history`).then((p) => setItems(p.items));
+    load();
+    return realtime.on((e) => {
+      if (e.conversation_id === c.id && e.type.startsWith('conversation.')) load();
+    });
+  }, [c.id]);
+  return (
+    <ol class="history" data-testid="history">
+      {items.map((h) => (
+        <li key={h.id}>
+          <span class="time">{formatTime(h.created_at)}</span> {historyLine(h)}
+        </li>
+      ))}
+    </ol>
+  );
+}
+
+function Media({ c }: { c: Conversation }) {
+  const [items, setItems] = useState<Attachment[]>([]);
+  useEffect(() => {
+    api<Page<Attachment>>('GET', `/conversations/${c.id}/attachments`).then((p) => setItems(p.items));
+  }, [c.id]);
+  if (items.length === 0) return <p class="empty">{t('side.no_media')}</p>;
+  return (
+    <div class="gallery">
+      {items.map((a) =>
+        a.content_type.startsWith('image/') && !a.content_type.includes('svg') ? (
+          <a href={a.url} target="_blank" rel="noopener" key={a.id}>
+            <img src={a.url} alt={a.filename} loading="lazy" />
+          </a>
+        ) : (
+          <a class="file" href={a.url} key={a.id}>
+            📎 {a.filename} ({formatBytes(a.size_bytes)})
+          </a>
+        ),
+      )}
+    </div>
+  );
+}
+
+function CustomerConversations({ c, onOpen, onFilter }: { c: Conversation; onOpen: (id: string) => void; onFilter: () => void }) {
+  const [items, setItems] = useState<Conversation[]>([]);
+  useEffect(() => {
+    api<Page<Conversation>>('GET', `/conversations${query({ contact_id: c.contact_id })}`).then((p) => setItems(p.items));
+  }, [c.contact_id]);
+  return (
+    <div class="customer-convs">
+      <button class="link" onClick={onFilter} data-testid="filter-customer">
+        {t('side.show_all_of_customer')}
+      </button>
+      <ul>
+        {items.map((x) => (
+          <li key={x.id}>
+            <button class="link" onClick={() => onOpen(x.id)}>
+              {x.inbox_name} · {t(`conv.${x.status}`)} · {formatTime(x.last_activity_at)}
+            </button>
+          </li>
+        ))}
+      </ul>
+    </div>
+  );
+}

@@ -1,0 +1,245 @@
+// Browser tests: the real `switchboard` binary, a customer's page on another origin with the
+// widget, and agents in Chromium (Debian's /usr/bin/chromium driven by playwright-core).
+// Screenshots go to test-artifacts/screenshots/ (git-ignored) for reviewers.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+const root = path.resolve(import.meta.dirname, '../..');
+const bin = process.env.SWITCHBOARD_BIN ?? path.join(root, 'target/debug/switchboard');
+const shots = path.join(root, 'test-artifacts/screenshots');
+const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const PASSWORD = 'correct horse battery';
+const SHIP = 'Shop giao hàng toàn quốc trong 2–4 ngày.';
+const SHIPFREE = 'Miễn phí giao hàng cho đơn từ 300.000đ.';
+
+let server, hostPage, browser, dataDir, base, pageUrl;
+const ids = {};
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+async function call(method, url, token, body) {
+  const r = await fetch(base + url, {
+    method,
+    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const j = await r.json().catch(() => null);
+  assert.ok(r.ok, `${method} ${url} → ${r.status} ${JSON.stringify(j)}`);
+  return j;
+}
+
+async function waitForServer() {
+  for (let i = 0; i < 200; i++) {
+    try {
+      const r = await fetch(base + '/healthz');
+      if (r.ok) return;
+    } catch {
+      /* not up yet */
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('the server did not start');
+}
+
+before(async () => {
+  mkdirSync(shots, { recursive: true });
+  dataDir = mkdtempSync(path.join(os.tmpdir(), 'sb-browser-'));
+  const env = { ...process.env, SWITCHBOARD_DATA_DIR: dataDir, SWITCHBOARD_LOG: 'warn' };
+  const add = spawnSync(bin, ['user', 'add', '--email', 'admin@shop.vn', '--name', 'Admin', '--role', 'admin', '--password-stdin'], { input: PASSWORD, env });
+  assert.equal(add.status, 0, `user add failed: ${add.stderr}`);
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  server = spawn(bin, ['serve'], { env: { ...env, SWITCHBOARD_BIND: `127.0.0.1:${port}` }, stdio: ['ignore', 'inherit', 'inherit'] });
+  await waitForServer();
+
+  const admin = (await call('POST', '/api/v1/auth/login', null, { email: 'admin@shop.vn', password: PASSWORD })).token;
+  for (const [key, email, name] of [
+    ['lan', 'lan@shop.vn', 'Lan'],
+    ['minh', 'minh@shop.vn', 'Minh'],
+  ]) {
+    ids[key] = (await call('POST', '/api/v1/agents', admin, { email, name, role: 'agent', password: PASSWORD })).id;
+  }
+  ids.inbox = (await call('POST', '/api/v1/inboxes', admin, { name: 'Website', channel: 'livechat' })).id;
+  await call('PUT', `/api/v1/inboxes/${ids.inbox}/members`, admin, { agent_ids: [ids.lan, ids.minh] });
+  for (const [code, text] of [
+    ['ship', SHIP],
+    ['shipfree', SHIPFREE],
+    ['hello', 'Xin chào! Shop có thể giúp gì ạ?'],
+  ]) {
+    await call('POST', '/api/v1/quick-replies', admin, { code, text });
+  }
+
+  // The customer's own site, on another origin, with the snippet.
+  const html = `<!doctype html><html><head><meta charset="utf-8"><title>Shop</title>
+    <style>body{font-family:serif} button{background:red!important}</style></head>
+    <body><h1>Áo sơ mi</h1><p>A shop page.</p>
+    <script src="${base}/widget.js" data-inbox="${ids.inbox}" data-lang="en" async></script></body></html>`;
+  const hostPort = await freePort();
+  hostPage = http.createServer((_, res) => {
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    res.end(html);
+  });
+  await new Promise((r) => hostPage.listen(hostPort, '127.0.0.1', r));
+  pageUrl = `http://127.0.0.1:${hostPort}/`;
+
+  browser = await chromium.launch({
+    executablePath: chromiumPath,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.kill('SIGTERM');
+  hostPage?.close();
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+});
+
+async function agentPage(email, locale = 'en-US') {
+  const ctx = await browser.newContext({ locale, viewport: { width: 1400, height: 860 } });
+  const page = await ctx.newPage();
+  await page.goto(base + '/');
+  await page.locator('input[name=email]').fill(email);
+  await page.locator('input[name=password]').fill(PASSWORD);
+  await page.locator('button[type=submit]').click();
+  await page.getByTestId('conversation-list').waitFor();
+  await page.getByTestId('connection').filter({ hasText: 'Online' }).waitFor();
+  return page;
+}
+
+test('a visitor and two agents, end to end in the browser', async () => {
+  const lan = await agentPage('lan@shop.vn');
+  await lan.screenshot({ path: path.join(shots, '01-agent-empty-pool.png') });
+
+  // The visitor opens the widget on the shop's page and writes.
+  const vctx = await browser.newContext({ locale: 'en-US', viewport: { width: 1000, height: 760 } });
+  const visitor = await vctx.newPage();
+  await visitor.goto(pageUrl);
+  await visitor.locator('.bubble').click();
+  const vinput = visitor.locator('.compose textarea');
+  await vinput.fill('Hello, do you have this shirt in size M?');
+  await vinput.press('Enter');
+  await visitor.locator('.m.customer', { hasText: 'size M' }).waitFor();
+  await visitor.screenshot({ path: path.join(shots, '02-widget-first-message.png') });
+
+  // It shows up in Lan's Unassigned list without a reload.
+  const row = lan.getByTestId('conversation-row').filter({ hasText: 'size M' });
+  await row.waitFor();
+  await row.click();
+  assert.equal(await lan.getByTestId('composer-input').isDisabled(), true, 'composer is locked until the conversation is claimed');
+  await lan.getByTestId('claim').click();
+  await lan.getByTestId('holder').filter({ hasText: 'You are handling' }).waitFor();
+  const input = lan.getByTestId('composer-input');
+  assert.equal(await input.isDisabled(), false);
+
+  // "/" + part of a code, arrows, Enter picks; Enter sends.
+  await input.click();
+  await input.pressSequentially('/sh');
+  const options = lan.getByTestId('quick-reply');
+  await options.first().waitFor();
+  assert.equal(await options.count(), 2, 'only codes starting with "sh"');
+  await input.press('ArrowDown');
+  await input.press('ArrowUp');
+  await input.press('ArrowDown');
+  await input.press('Enter');
+  assert.equal(await input.inputValue(), SHIPFREE);
+  await lan.screenshot({ path: path.join(shots, '03-agent-quick-reply-picked.png') });
+  await input.press('Enter');
+  await lan.getByTestId('message').filter({ hasText: SHIPFREE }).waitFor();
+  assert.equal(await input.inputValue(), '', 'the composer clears after sending');
+
+  // The visitor sees the reply.
+  await visitor.locator('.m.agent', { hasText: SHIPFREE }).waitFor();
+
+  // Shift+Enter makes a multi-line message.
+  await input.pressSequentially('Line one');
+  await input.press('Shift+Enter');
+  await input.pressSequentially('Line two');
+  await input.press('Enter');
+  const multi = visitor.locator('.m.agent', { hasText: 'Line two' });
+  await multi.waitFor();
+  assert.equal(await multi.innerText(), 'Line one\nLine two');
+
+  // A private note stays with the agents.
+  await lan.getByTestId('mode-note').click();
+  await input.pressSequentially('VIP customer, be extra nice');
+  await input.press('Enter');
+  await lan.locator('[data-testid=message][data-kind=note]', { hasText: 'VIP customer' }).waitFor();
+  await lan.getByTestId('mode-reply').click();
+  await input.pressSequentially('Anything else I can help with?');
+  await input.press('Enter');
+  await visitor.locator('.m.agent', { hasText: 'Anything else' }).waitFor();
+  assert.equal(await visitor.locator('.m', { hasText: 'VIP customer' }).count(), 0, 'the note never reaches the visitor');
+  await lan.screenshot({ path: path.join(shots, '04-agent-thread.png') });
+  await visitor.screenshot({ path: path.join(shots, '05-widget-thread.png') });
+
+  // Minh sees who has it and cannot send.
+  const minh = await agentPage('minh@shop.vn');
+  await minh.getByTestId('tab-all').click();
+  await minh.getByTestId('conversation-row').filter({ hasText: 'Anything else' }).click();
+  await minh.getByTestId('holder').filter({ hasText: 'Claimed by Lan' }).waitFor();
+  assert.equal(await minh.getByTestId('composer-input').isDisabled(), true);
+  assert.equal(await minh.getByTestId('send').isDisabled(), true);
+  await minh.screenshot({ path: path.join(shots, '06-second-agent-sees-claimed.png') });
+
+  // Lan transfers it to Minh with a message; it moves to Minh's "Mine".
+  await lan.getByTestId('transfer').click();
+  await lan.getByTestId('dialog-agent').selectOption(ids.minh);
+  await lan.getByTestId('dialog-message').fill('Please handle the size exchange');
+  await lan.getByTestId('dialog-confirm').click();
+  await lan.getByTestId('holder').filter({ hasText: 'Claimed by Minh' }).waitFor();
+  await minh.getByTestId('tab-mine').click();
+  await minh.getByTestId('conversation-row').filter({ hasText: 'Please handle' }).or(minh.getByTestId('conversation-row').filter({ hasText: 'Anything else' })).first().waitFor();
+  await minh.getByTestId('toast').first().waitFor();
+  await minh.getByTestId('conversation-row').first().click();
+  await minh.locator('[data-testid=message][data-kind=agent_to_agent]', { hasText: 'Please handle the size exchange' }).waitFor();
+  assert.equal(await minh.getByTestId('composer-input').isDisabled(), false, 'the new holder may reply');
+  await minh.getByTestId('side-history').click();
+  await minh.getByTestId('history').filter({ hasText: 'transferred it to Minh' }).waitFor();
+  await minh.screenshot({ path: path.join(shots, '07-transferred-to-second-agent.png') });
+  assert.equal(await visitor.locator('.m', { hasText: 'size exchange' }).count(), 0, 'the hand-over message is private');
+
+  // Switching to Vietnamese changes the interface text.
+  await lan.getByTestId('lang-switch').first().click();
+  await lan.getByTestId('nav-conversations').filter({ hasText: 'Hội thoại' }).waitFor();
+  await lan.getByTestId('tab-mine').filter({ hasText: 'Của tôi' }).waitFor();
+  assert.equal(await lan.getByTestId('tab-unassigned').innerText(), 'Chưa phân công');
+  await lan.screenshot({ path: path.join(shots, '08-agent-vietnamese.png') });
+});
+
+test('the widget keeps the visitor across reloads and its styles stay apart from the page', async () => {
+  const ctx = await browser.newContext({ locale: 'vi-VN' });
+  const page = await ctx.newPage();
+  await page.goto(pageUrl);
+  await page.locator('.bubble').click();
+  await page.locator('.compose textarea').fill('Tin nhắn đầu tiên');
+  await page.locator('.compose textarea').press('Enter');
+  await page.locator('.m.customer', { hasText: 'Tin nhắn đầu tiên' }).waitFor();
+  await page.waitForFunction(() => Object.keys(localStorage).some((k) => k.startsWith('sb_widget_')));
+  await page.reload();
+  await page.locator('.bubble').click();
+  await page.locator('.m.customer', { hasText: 'Tin nhắn đầu tiên' }).waitFor();
+  // The host page paints every <button> red; the widget's send button keeps its own colour.
+  const color = await page.locator('button.send').evaluate((b) => getComputedStyle(b).backgroundColor);
+  assert.notEqual(color, 'rgb(255, 0, 0)');
+  // data-lang="en" on the snippet wins over the browser's Vietnamese.
+  assert.equal(await page.locator('button.send').innerText(), 'Send');
+});

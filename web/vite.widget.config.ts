@@ -1,0 +1,12 @@
+// The live-chat widget: one small self-contained script, dist/widget.js, served at /widget.js.
+import { defineConfig } from 'vite';
+
+export default defineConfig({
+  build: {
+    outDir: 'dist',
+    emptyOutDir: false,
+    target: 'es2019',
+    sourcemap: false,
+    lib: { entry: 'src/widget/widget.ts', name: 'SwitchboardWidget', formats: ['iife'], fileName: () => 'widget.js' },
+  },
+});
