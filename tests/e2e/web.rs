@@ -35,6 +35,32 @@ async fn the_app_and_the_widget_script_are_served() {
     );
     let body = js.text().await.unwrap();
     assert!(!body.is_empty());
+    let id = "01000000-0000-7000-8000-000000000000";
+    let preview = app
+        .http
+        .get(app.url(&format!("/widget-preview?inbox={id}&lang=vi")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preview.status(), StatusCode::OK);
+    let html = preview.text().await.unwrap();
+    assert!(
+        html.contains(&format!("data-inbox=\"{id}\"")) && html.contains("data-lang=\"vi\""),
+        "{html}"
+    );
+    let (s, _) = app
+        .call(
+            Method::GET,
+            "/widget-preview?inbox=%22%3E%3Cscript%3E",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::BAD_REQUEST,
+        "only a real id is echoed into the page"
+    );
     // Unknown files and API paths are JSON 404s, not the app.
     for path in ["/assets/nope.js", "/api/v1/nope", "/widget/v1/nope"] {
         let (s, b) = app.call(Method::GET, path, None, None).await;

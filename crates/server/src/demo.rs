@@ -159,8 +159,8 @@ pub async fn prepare(st: &AppState, url: &str) -> anyhow::Result<String> {
     }
     let _ = writeln!(
         out,
-        "\nLive-chat inbox \"{}\" (id {}). Put this on a page:",
-        inbox.name, inbox.id
+        "\nTry the chat as a customer: {url}/widget-preview?inbox={}\nLive-chat inbox \"{}\" (id {}). Put this on your site:",
+        inbox.id, inbox.name, inbox.id
     );
     let _ = writeln!(
         out,

@@ -178,6 +178,9 @@ function InboxCard({ inbox }: { inbox: Inbox }) {
           >
             {copied ? t('admin.copied') : t('admin.copy')}
           </button>
+          <a href={`/widget-preview?inbox=${inbox.id}`} target="_blank" rel="noopener">
+            {t('admin.preview')}
+          </a>
         </div>
       )}
       <h4>{t('admin.members')}</h4>

@@ -191,6 +191,12 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
         "WebSocket of replies and typing for the visitor (token=)",
     ),
     ("get", "/healthz", "Liveness"),
+    ("get", "/widget.js", "The live-chat widget script"),
+    (
+        "get",
+        "/widget-preview",
+        "A page with the widget of ?inbox=ID, to try it",
+    ),
 ];
 
 pub fn router(st: AppState) -> Router {
@@ -272,6 +278,7 @@ pub fn router(st: AppState) -> Router {
             get(|| async { ApiJson(serde_json::json!({"status": "ok"})) }),
         )
         .route("/widget.js", get(static_files::widget_js))
+        .route("/widget-preview", get(static_files::widget_preview))
         .fallback(static_files::app)
         .layer(DefaultBodyLimit::max(st.config.limits.max_body_bytes))
         .with_state(st)

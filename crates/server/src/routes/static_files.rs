@@ -55,6 +55,37 @@ fn asset(path: &str, cache: &'static str) -> Option<Response> {
     Some(resp)
 }
 
+/// `/widget-preview?inbox=ID`: a plain page with the widget on it, to try an inbox's chat.
+pub async fn widget_preview(
+    crate::error::ApiQuery(q): crate::error::ApiQuery<std::collections::HashMap<String, String>>,
+) -> Response {
+    let Some(inbox) = q.get("inbox").and_then(|i| uuid::Uuid::parse_str(i).ok()) else {
+        return ApiError::bad_request("bad_query", "pass ?inbox=<live-chat inbox id>")
+            .into_response();
+    };
+    let lang = match q.get("lang").map(String::as_str) {
+        Some("vi") => "vi",
+        Some("en") => "en",
+        _ => "",
+    };
+    let page = format!(
+        "<!doctype html><html><head><meta charset=utf-8><meta name=viewport content=\"width=device-width, initial-scale=1\">\
+         <title>Switchboard widget preview</title></head><body style=\"font-family:system-ui;margin:40px\">\
+         <h1>Widget preview</h1><p>This page stands in for your website. Click the bubble at the bottom right.</p>\
+         <script src=\"/widget.js\" data-inbox=\"{inbox}\" data-lang=\"{lang}\" async></script></body></html>"
+    );
+    let mut resp = (StatusCode::OK, page).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    resp.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    resp
+}
+
 /// `/widget.js`: cached briefly so sites pick up new versions within the hour.
 pub async fn widget_js() -> Response {
     asset("widget.js", "public, max-age=3600")
