@@ -1132,22 +1132,10 @@ async fn data_survives_a_restart() {
         config_for(dir.path()),
         switchboard_server::clock::ManualClock::new(T0),
     )
-    .await;
-    let st = app.state.clone();
-    switchboard_server::routes::agents::create_agent(
-        st.store.as_ref(),
-        st.workspace_id,
-        T0,
-        "admin@shop.vn",
-        "Admin",
-        "admin",
-        None,
-        PASSWORD.into(),
-    )
     .await
-    .unwrap();
-    drop(st);
-    let token = app.login("admin@shop.vn").await;
+    .with_admin()
+    .await;
+    let token = app.admin.clone();
     let inbox = app
         .ok(
             Method::POST,

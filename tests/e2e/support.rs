@@ -86,6 +86,12 @@ impl TestApp {
         self._dir.take()
     }
 
+    /// Creates the admin (`admin@shop.vn`) and signs them in; `self.admin` is their token.
+    pub async fn with_admin(mut self) -> Self {
+        self.admin = self.seed_admin().await;
+        self
+    }
+
     async fn seed_admin(&self) -> String {
         let st = &self.state;
         switchboard_server::routes::agents::create_agent(

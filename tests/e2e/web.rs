@@ -207,21 +207,11 @@ async fn uploads_over_the_limit_are_refused_and_store_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config_for(dir.path());
     cfg.limits.max_upload_bytes = 1024;
-    let app = TestApp::start_with(cfg, switchboard_server::clock::ManualClock::new(T0)).await;
-    let st = app.state.clone();
-    switchboard_server::routes::agents::create_agent(
-        st.store.as_ref(),
-        st.workspace_id,
-        T0,
-        "a@shop.vn",
-        "A",
-        "admin",
-        None,
-        PASSWORD.into(),
-    )
-    .await
-    .unwrap();
-    let token = app.login("a@shop.vn").await;
+    let app = TestApp::start_with(cfg, switchboard_server::clock::ManualClock::new(T0))
+        .await
+        .with_admin()
+        .await;
+    let token = app.admin.clone();
     let inbox = app
         .ok(
             Method::POST,

@@ -208,7 +208,7 @@ test('a visitor and two agents, end to end in the browser', async () => {
   await lan.getByTestId('holder').filter({ hasText: 'Claimed by Minh' }).waitFor();
   await minh.getByTestId('tab-mine').click();
   await minh.getByTestId('conversation-row').filter({ hasText: 'Please handle' }).or(minh.getByTestId('conversation-row').filter({ hasText: 'Anything else' })).first().waitFor();
-  await minh.getByTestId('toast').first().waitFor();
+  await minh.getByTestId('toast').filter({ hasText: /Conversation with Visitor \w+ is now yours/ }).waitFor();
   await minh.getByTestId('conversation-row').first().click();
   await minh.locator('[data-testid=message][data-kind=agent_to_agent]', { hasText: 'Please handle the size exchange' }).waitFor();
   assert.equal(await minh.getByTestId('composer-input').isDisabled(), false, 'the new holder may reply');

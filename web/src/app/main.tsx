@@ -4,7 +4,7 @@ import './app.css';
 import { api, ApiError, Conversation, Me } from './api';
 import { lang, setLang, t } from './i18n';
 import { realtime } from './realtime';
-import { loadWorkspace, useShared, update, canSupervise, agentName, selfActions } from './store';
+import { loadWorkspace, useShared, update, canSupervise, agentName, displayName, selfActions } from './store';
 import { ConversationsPage } from './conversations';
 import { AgentsPage, InboxesPage, QuickRepliesPage, TagsPage } from './admin';
 
@@ -90,7 +90,7 @@ function Shell({ onLogout }: { onLogout: () => void }) {
         if ((mine || lost) && !byMe) {
           api<Conversation>('GET', `/conversations/${e.conversation_id}`)
             .then((c) => {
-              const name = c.contact_name ?? '';
+              const name = displayName(c);
               push(mine ? t('notify.assigned', { name }) : t('notify.taken', { name, to: agentName(conv.assignee_id) }));
             })
             .catch(() => undefined);
