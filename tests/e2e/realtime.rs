@@ -161,3 +161,42 @@ async fn websocket_refuses_bad_tokens() {
         }
     }
 }
+
+#[tokio::test]
+async fn signing_out_or_deactivation_closes_open_sockets() {
+    let app = TestApp::start().await;
+    let (lan, lan_t) = app.agent("lan@shop.vn", "Lan", "agent").await;
+    let (_minh, minh_t) = app.agent("minh@shop.vn", "Minh", "agent").await;
+    let second_lan_t = app.login("lan@shop.vn").await;
+    let mut ws = app.ws(&format!("/api/v1/ws?token={lan_t}")).await;
+    ws.next_of("hello").await;
+    let mut other_session = app.ws(&format!("/api/v1/ws?token={second_lan_t}")).await;
+    other_session.next_of("hello").await;
+    let mut minh_ws = app.ws(&format!("/api/v1/ws?token={minh_t}")).await;
+    minh_ws.next_of("hello").await;
+
+    app.ok(Method::POST, "/api/v1/auth/logout", &lan_t, None)
+        .await;
+    assert_eq!(ws.next_of("session.ended").await["type"], "session.ended");
+    // Only that session ended; the same agent's other sign-in keeps its socket.
+    app.visitor(&app.inbox("Web", &[&lan]).await).await;
+    app.ok(
+        Method::PATCH,
+        &format!("/api/v1/agents/{lan}"),
+        &app.admin,
+        Some(json!({"active": false})),
+    )
+    .await;
+    assert_eq!(
+        other_session.next_of("session.ended").await["type"],
+        "session.ended"
+    );
+    // Minh is untouched: his socket still delivers events.
+    let inbox = app.inbox("Minh's", &[&_minh]).await;
+    let v = app.visitor(&inbox).await;
+    app.visitor_says(&v, "still here?").await;
+    assert_eq!(
+        minh_ws.next_of("message.created").await["message"]["text"],
+        "still here?"
+    );
+}

@@ -131,10 +131,15 @@ impl CurrentAgent {
 
 /// Looks a session token up and returns the agent, if the session is live.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<CurrentAgent, ApiError> {
+    authenticate_hash(state, &token_hash(token)).await
+}
+
+/// The same check by the token's hash (long-lived sockets re-check their session with it).
+pub async fn authenticate_hash(state: &AppState, hash: &str) -> Result<CurrentAgent, ApiError> {
     let now = state.clock.now();
     let session = state
         .store
-        .session(&token_hash(token))
+        .session(hash)
         .await?
         .ok_or_else(|| ApiError::unauthorized("not signed in"))?;
     if session.revoked_at.is_some() || session.expires_at <= now {

@@ -36,16 +36,35 @@ impl BusEvent {
     }
 }
 
+/// Signals for open sockets (not for clients): re-check your session now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    /// A session was ended (sign-out); carries the token hash.
+    SessionEnded(String),
+    /// An agent was changed (role, deactivated, password): their sockets re-check.
+    AgentChanged(switchboard_core::AgentId),
+}
+
 #[derive(Clone)]
 pub struct Bus {
     tx: broadcast::Sender<Arc<BusEvent>>,
+    control: broadcast::Sender<Control>,
 }
 
 impl Bus {
     pub fn new(capacity: usize) -> Self {
         Self {
             tx: broadcast::channel(capacity).0,
+            control: broadcast::channel(256).0,
         }
+    }
+
+    pub fn subscribe_control(&self) -> broadcast::Receiver<Control> {
+        self.control.subscribe()
+    }
+
+    pub fn control(&self, c: Control) {
+        let _ = self.control.send(c);
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<BusEvent>> {

@@ -156,5 +156,6 @@ pub async fn update(
             .revoke_agent_sessions(agent.id, st.clock.now())
             .await?;
     }
+    st.bus.control(crate::bus::Control::AgentChanged(agent.id));
     Ok(ApiJson(agent_json(&st, &agent)))
 }

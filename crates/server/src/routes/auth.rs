@@ -81,6 +81,9 @@ pub async fn logout(State(st): State<AppState>, me: CurrentAgent) -> ApiResult<R
     st.store
         .revoke_session(&me.session.token_hash, st.clock.now())
         .await?;
+    st.bus.control(crate::bus::Control::SessionEnded(
+        me.session.token_hash.clone(),
+    ));
     let mut resp = ApiJson(serde_json::json!({ "ok": true })).into_response();
     for name in [SESSION_COOKIE, CSRF_COOKIE] {
         if let Ok(v) = HeaderValue::from_str(&format!("{name}=; Path=/; Max-Age=0")) {

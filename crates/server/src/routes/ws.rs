@@ -3,7 +3,7 @@
 //! missed from the store before going live (it also recovers from a slow socket falling behind).
 
 use crate::auth::{self, CurrentAgent};
-use crate::bus::BusEvent;
+use crate::bus::{BusEvent, Control};
 use crate::error::{ApiError, ApiQuery, ApiResult};
 use crate::routes::conversations::publish_agent_typing;
 use crate::state::AppState;
@@ -49,8 +49,8 @@ pub async fn agent_ws(
             auth::authenticate(&st, token).await?
         }
     };
-    let CurrentAgent { agent, .. } = current;
-    Ok(ws.on_upgrade(move |socket| run(st, agent, p.since, socket)))
+    let CurrentAgent { agent, session } = current;
+    Ok(ws.on_upgrade(move |socket| run(st, agent, session.token_hash, p.since, socket)))
 }
 
 fn same_origin(headers: &HeaderMap) -> bool {
@@ -115,8 +115,15 @@ struct ClientFrame {
     conversation_id: Option<ConversationId>,
 }
 
-async fn run(st: AppState, agent: Agent, since: Option<i64>, socket: WebSocket) {
+async fn run(
+    st: AppState,
+    mut agent: Agent,
+    session: String,
+    since: Option<i64>,
+    socket: WebSocket,
+) {
     let mut rx = st.bus.subscribe();
+    let mut control = st.bus.subscribe_control();
     let (mut sink, mut stream) = socket.split();
     if st.presence.connect(agent.id) {
         publish_presence(&st, &agent, "online");
@@ -146,7 +153,20 @@ async fn run(st: AppState, agent: Agent, since: Option<i64>, socket: WebSocket) 
                 Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => alive = false,
                 Some(Ok(_)) => {}
             },
-            _ = ping.tick() => alive = sink.send(WsMessage::Ping(Vec::new().into())).await.is_ok(),
+            c = control.recv() => {
+                let mine = match &c {
+                    Ok(Control::SessionEnded(h)) => *h == session,
+                    Ok(Control::AgentChanged(a)) => *a == agent.id,
+                    Err(_) => true, // missed signals: check anyway
+                };
+                if mine {
+                    alive = recheck(&st, &mut agent, &session, &mut sink).await;
+                }
+            }
+            _ = ping.tick() => {
+                alive = recheck(&st, &mut agent, &session, &mut sink).await
+                    && sink.send(WsMessage::Ping(Vec::new().into())).await.is_ok();
+            }
         }
     }
     if st.presence.disconnect(agent.id) {
@@ -183,6 +203,29 @@ async fn handle_frame(st: &AppState, agent: &Agent, text: &str) {
         && st.access.can_see(agent, c.inbox_id)
     {
         publish_agent_typing(st, agent, &c);
+    }
+}
+
+/// A socket outlives the request that opened it: sign-out, deactivation or a role change must
+/// reach it too. Returns false (after telling the client why) when the session is over.
+async fn recheck(
+    st: &AppState,
+    agent: &mut Agent,
+    session: &str,
+    sink: &mut futures_util::stream::SplitSink<WebSocket, WsMessage>,
+) -> bool {
+    match auth::authenticate_hash(st, session).await {
+        Ok(current) => {
+            *agent = current.agent;
+            true
+        }
+        Err(e) if e.status == axum::http::StatusCode::UNAUTHORIZED => {
+            let bye = serde_json::json!({"type": "session.ended"});
+            let _ = sink.send(WsMessage::Text(bye.to_string().into())).await;
+            let _ = sink.send(WsMessage::Close(None)).await;
+            false
+        }
+        Err(_) => true, // the store hiccupped; keep the socket and check again later
     }
 }
 
