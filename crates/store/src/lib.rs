@@ -3,9 +3,11 @@
 //! themselves beyond what a single transaction must check (uniqueness, compare-and-set on versions).
 
 mod migrate;
+mod routing;
 pub mod sqlite;
 mod types;
 
+pub use routing::*;
 pub use types::*;
 
 use async_trait::async_trait;
@@ -38,7 +40,7 @@ pub enum StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: RoutingStore + Send + Sync + 'static {
     /// Sets the hook that receives committed events. Set once at start-up.
     fn set_commit_hook(&self, hook: CommitHook);
 
