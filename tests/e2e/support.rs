@@ -36,6 +36,8 @@ pub fn config_for(dir: &Path) -> Config {
         ..Config::default()
     };
     c.log = "warn".into();
+    // Tests drive the timer runner by hand (`TestApp::tick`) on the manual clock.
+    c.routing.timer_poll_ms = 0;
     c
 }
 
