@@ -330,16 +330,10 @@ impl Routing {
 
     // ------------------------------------------------------------------ presence
 
-    /// Publishes a presence change and lets routing react: online → drain the backlog and cancel
-    /// pending releases; offline → schedule releases where the inbox asks for them.
+    /// Lets routing react to a presence change, then publishes it: online → cancel pending
+    /// releases and drain the backlog; offline → schedule releases where the inbox asks for them.
+    /// (Publishing last means a client that sees the event sees the consequences too.)
     pub async fn presence_changed(&self, agent: AgentId, status: PresenceStatus) {
-        self.bus.publish_ephemeral(
-            EventKind::Presence,
-            None,
-            None,
-            None,
-            serde_json::json!({"agent_id": agent, "status": status}),
-        );
         let now = self.clock.now();
         let result = match status {
             PresenceStatus::Online => match self.store.cancel_offline_release(agent).await {
@@ -356,6 +350,13 @@ impl Routing {
         if let Err(e) = result {
             tracing::warn!(error = %e, %status, "presence change: routing follow-up failed");
         }
+        self.bus.publish_ephemeral(
+            EventKind::Presence,
+            None,
+            None,
+            None,
+            serde_json::json!({"agent_id": agent, "status": status}),
+        );
     }
 
     pub async fn agent_connected(&self, agent: AgentId) {
