@@ -42,6 +42,6 @@ CREATE TABLE timers (
 );
 CREATE UNIQUE INDEX timers_conversation_kind ON timers (conversation_id, kind);
 -- the runner's claim: due timers, earliest first
-CREATE INDEX timers_due ON timers (due_at);
+CREATE INDEX timers_due ON timers (due_at, id);
 -- an agent's offline-release timers (cancelled when they come back)
 CREATE INDEX timers_agent ON timers (agent_id, kind);
