@@ -101,7 +101,7 @@ async fn routing_rules_are_read_by_members_written_by_admins_and_validated() {
         (json!({"strategy": "random"}), "strategy"),
         (json!({"reply_sla_minutes": 0}), "reply_sla_minutes"),
         (json!({"sticky": "yes"}), "sticky"),
-        (json!({"agent_ids": [out_t.len().to_string()]}), "agent_ids"),
+        (json!({"agent_ids": ["not-an-id"]}), "agent_ids"),
         (
             json!({"business_hours": {"days": {"mon": [{"start": "12:00", "end": "08:00"}]}}}),
             "business_hours.days.mon",
@@ -869,11 +869,11 @@ async fn an_agent_offline_past_the_grace_period_releases_unanswered_conversation
     let a_ws = app.online(&a.1).await;
     let mut b_ws = app.online(&b.1).await;
     let (_, waiting) = app.new_customer(&inbox, "chờ").await;
-    let (_, answered) = app.new_customer(&inbox, "đã trả lời").await;
+    let (_, b_first) = app.new_customer(&inbox, "hai").await;
     let (_, answered_a) = app.new_customer(&inbox, "ba").await;
     assert_eq!(assignee(&app, &waiting).await, a.0.as_str());
     assert_eq!(assignee(&app, &answered_a).await, a.0.as_str());
-    assert_eq!(assignee(&app, &answered).await, b.0.as_str());
+    assert_eq!(assignee(&app, &b_first).await, b.0.as_str());
     app.write(&a.1, &answered_a, "reply", "Dạ em nghe").await;
 
     a_ws.close().await;
@@ -905,12 +905,30 @@ async fn an_agent_offline_past_the_grace_period_releases_unanswered_conversation
     let mut admin_ws = app.online(&app.admin).await;
     b_ws.close().await;
     wait_presence(&mut admin_ws, &b.0, "offline").await;
+    let timers = app
+        .ok(
+            Method::GET,
+            &format!("/api/v1/conversations/{b_first}/timers"),
+            &app.admin,
+            None,
+        )
+        .await;
+    assert_eq!(timers["items"][0]["kind"], "offline_release", "scheduled");
     app.advance_minutes(5);
     let _b_ws = app.online(&b.1).await;
     app.advance_minutes(30);
     assert_eq!(app.tick().await.fired, 0);
     assert_eq!(assignee(&app, &waiting).await, b.0.as_str());
-    assert_eq!(assignee(&app, &answered).await, b.0.as_str());
+    assert_eq!(assignee(&app, &b_first).await, b.0.as_str());
+    let timers = app
+        .ok(
+            Method::GET,
+            &format!("/api/v1/conversations/{b_first}/timers"),
+            &app.admin,
+            None,
+        )
+        .await;
+    assert_eq!(timers["items"], json!([]), "cancelled on return");
 }
 
 #[tokio::test]

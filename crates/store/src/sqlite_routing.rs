@@ -14,15 +14,18 @@ fn rules_of(json: &str) -> Result<RoutingRules> {
     RoutingRules::from_json(&v).map_err(|e| StoreError::Corrupt(format!("routing_rules: {e}")))
 }
 
-async fn load_rules(conn: &mut SqliteConnection, inbox: InboxId) -> Result<RoutingRules> {
-    match sqlx::query("SELECT rules FROM routing_rules WHERE inbox_id = ?")
+/// The inbox's saved rules; `None` if it never had any (then it has no timers either).
+async fn saved_rules(conn: &mut SqliteConnection, inbox: InboxId) -> Result<Option<RoutingRules>> {
+    sqlx::query("SELECT rules FROM routing_rules WHERE inbox_id = ?")
         .bind(inbox.to_string())
         .fetch_optional(conn)
         .await?
-    {
-        Some(r) => rules_of(&r.try_get::<String, _>("rules")?),
-        None => Ok(RoutingRules::default()),
-    }
+        .map(|r| rules_of(&r.try_get::<String, _>("rules")?))
+        .transpose()
+}
+
+async fn load_rules(conn: &mut SqliteConnection, inbox: InboxId) -> Result<RoutingRules> {
+    Ok(saved_rules(conn, inbox).await?.unwrap_or_default())
 }
 
 fn timer_row(r: &SqliteRow) -> Result<Timer> {
@@ -109,9 +112,12 @@ pub(super) async fn after_write(
     after: &Conversation,
     now: Timestamp,
 ) -> Result<()> {
-    let rules = load_rules(conn, after.inbox_id).await?;
-    let ops = timers::plan(before, after, &rules, now);
-    apply_timer_ops(conn, after.id, &ops, now).await?;
+    // Timers exist only under saved rules: inboxes that never had any skip the plan (the hot path
+    // of a plain self-claim inbox stays one indexed lookup).
+    if let Some(rules) = saved_rules(conn, after.inbox_id).await? {
+        let ops = timers::plan(before, after, &rules, now);
+        apply_timer_ops(conn, after.id, &ops, now).await?;
+    }
     if !in_pool(after) {
         sqlx::query("DELETE FROM routing_pool WHERE conversation_id = ?")
             .bind(after.id.to_string())
