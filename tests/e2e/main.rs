@@ -5,5 +5,6 @@ mod support;
 
 mod api;
 mod realtime;
+mod routing;
 mod web;
 mod widget;

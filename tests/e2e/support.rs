@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_core::Timestamp;
-use switchboard_server::clock::ManualClock;
+use switchboard_server::clock::{Clock, ManualClock};
 use switchboard_server::config::Config;
 use switchboard_server::{Application, state::AppState};
 use tokio::net::TcpStream;
@@ -36,6 +36,10 @@ pub fn config_for(dir: &Path) -> Config {
         ..Config::default()
     };
     c.log = "warn".into();
+    // Tests drive the timer runner by hand (`TestApp::tick`) on the manual clock, and jump the clock
+    // by hours: agents do not turn idle unless a test asks for it (`start_configured`).
+    c.routing.timer_poll_ms = 0;
+    c.routing.idle_away_minutes = 0;
     c
 }
 
@@ -43,6 +47,17 @@ impl TestApp {
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let cfg = config_for(dir.path());
+        let mut app = Self::start_with(cfg, ManualClock::new(T0)).await;
+        app.admin = app.seed_admin().await;
+        app._dir = Some(dir);
+        app
+    }
+
+    /// Like [`TestApp::start`], with the configuration adjusted first.
+    pub async fn start_configured(adjust: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config_for(dir.path());
+        adjust(&mut cfg);
         let mut app = Self::start_with(cfg, ManualClock::new(T0)).await;
         app.admin = app.seed_admin().await;
         app._dir = Some(dir);
@@ -90,6 +105,105 @@ impl TestApp {
     pub async fn with_admin(mut self) -> Self {
         self.admin = self.seed_admin().await;
         self
+    }
+
+    /// Starts a server on `dir` (kept by the caller, so a second start sees the same data) with an
+    /// admin: created when `fresh`, otherwise signed in again.
+    pub async fn start_in(dir: &Path, clock: ManualClock, fresh: bool) -> Self {
+        let mut app = Self::start_with(config_for(dir), clock).await;
+        app.admin = if fresh {
+            app.seed_admin().await
+        } else {
+            app.login("admin@shop.vn").await
+        };
+        app
+    }
+
+    /// One tick of the timer runner at the manual clock's time.
+    pub async fn tick(&self) -> switchboard_server::timers::TickReport {
+        self.state
+            .routing
+            .run_due_timers(self.clock.now())
+            .await
+            .unwrap()
+    }
+
+    pub fn advance_minutes(&self, m: i64) {
+        self.clock.advance_millis(m * 60_000);
+    }
+
+    /// Replaces an inbox's routing rules as the admin; returns the stored rules.
+    pub async fn set_routing(&self, inbox: &str, rules: Value) -> Value {
+        self.ok(
+            Method::PUT,
+            &format!("/api/v1/inboxes/{inbox}/routing"),
+            &self.admin,
+            Some(rules),
+        )
+        .await
+    }
+
+    /// Connects the agent's socket and waits for `hello`: from then on they are online (and any
+    /// backlog their arrival drained is already assigned).
+    pub async fn online(&self, token: &str) -> Ws {
+        let mut ws = self.ws(&format!("/api/v1/ws?token={token}")).await;
+        ws.next_of("hello").await;
+        ws
+    }
+
+    /// A conversation as the admin sees it.
+    pub async fn conversation(&self, id: &str) -> Value {
+        self.ok(
+            Method::GET,
+            &format!("/api/v1/conversations/{id}"),
+            &self.admin,
+            None,
+        )
+        .await
+    }
+
+    /// The action log of a conversation.
+    pub async fn history(&self, id: &str) -> Vec<Value> {
+        self.ok(
+            Method::GET,
+            &format!("/api/v1/conversations/{id}/history"),
+            &self.admin,
+            None,
+        )
+        .await["items"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// How many action-log entries of `kind` a conversation has.
+    pub async fn count_actions(&self, id: &str, kind: &str) -> usize {
+        self.history(id)
+            .await
+            .iter()
+            .filter(|h| h["kind"] == kind)
+            .count()
+    }
+
+    /// An agent writes in a conversation (`reply` or `note`).
+    pub async fn write(&self, token: &str, conv: &str, kind: &str, text: &str) -> Value {
+        self.ok(
+            Method::POST,
+            &format!("/api/v1/conversations/{conv}/messages"),
+            token,
+            Some(json!({"text": text, "kind": kind})),
+        )
+        .await
+    }
+
+    /// A visitor of `inbox` writes; returns (visitor token, conversation id).
+    pub async fn new_customer(&self, inbox: &str, text: &str) -> (String, String) {
+        let v = self.visitor(inbox).await;
+        let conv = self.visitor_says(&v, text).await["message"]["conversation_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        (v, conv)
     }
 
     async fn seed_admin(&self) -> String {

@@ -69,6 +69,14 @@ pub enum ActionKind {
     Resolved,
     Tagged,
     Untagged,
+    /// Routing gave a pool conversation to an agent (round-robin, least-busy, sticky, backlog).
+    AutoAssigned,
+    /// The holder lost it: missed reply SLA or offline too long.
+    ReturnedToPool,
+    /// Resolved for customer or agent silence.
+    AutoResolved,
+    /// An automatic reply was sent (outside business hours).
+    AutoReplied,
 }
 
 impl ActionKind {
@@ -84,6 +92,10 @@ impl ActionKind {
             Self::Resolved => "resolved",
             Self::Tagged => "tagged",
             Self::Untagged => "untagged",
+            Self::AutoAssigned => "auto_assigned",
+            Self::ReturnedToPool => "returned_to_pool",
+            Self::AutoResolved => "auto_resolved",
+            Self::AutoReplied => "auto_replied",
         }
     }
 }

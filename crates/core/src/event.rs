@@ -15,6 +15,8 @@ str_enum!(
         ConversationUpdated = "conversation.updated",
         ConversationAssigned = "conversation.assigned",
         ConversationResolved = "conversation.resolved",
+        // A holder lost a conversation (missed reply SLA, offline too long): notify them.
+        ConversationReturned = "conversation.returned",
         Typing = "typing",
         Presence = "presence",
     }
@@ -152,6 +154,42 @@ pub fn for_transition(before: Option<&Conversation>, tr: &Transition) -> Option<
     })
 }
 
+/// The events for a change routing made on its own (auto-assign, take-back, auto-resolve), each
+/// carrying `reason`. A holder who lost the conversation gets `conversation.returned` (with
+/// `previous_assignee_id`, so their client can tell them); a new holder gets `conversation.assigned`.
+pub fn for_routing(before: &Conversation, tr: &Transition, reason: &str) -> Vec<EventDraft> {
+    let mut out = Vec::with_capacity(2);
+    if !tr.changed {
+        return out;
+    }
+    let after = &tr.conversation;
+    let lost = before.assignee_id.is_some()
+        && before.assignee_id != after.assignee_id
+        && after.status != ConversationStatus::Resolved;
+    if lost {
+        out.push(EventDraft {
+            inbox_id: Some(after.inbox_id),
+            conversation_id: Some(after.id),
+            kind: EventKind::ConversationReturned,
+            payload: serde_json::json!({
+                "conversation": conversation_json(after),
+                "previous_assignee_id": before.assignee_id,
+                "reason": reason,
+            }),
+        });
+    }
+    if let Some(mut d) = for_transition(Some(before), tr) {
+        // Back to the pool: `conversation.returned` already says everything.
+        if !(lost && d.kind == EventKind::ConversationUpdated) {
+            if let Some(obj) = d.payload.as_object_mut() {
+                obj.insert("reason".into(), serde_json::json!(reason));
+            }
+            out.push(d);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,6 +243,50 @@ mod tests {
             None,
             "no-op transitions publish nothing"
         );
+    }
+
+    #[test]
+    fn routing_events_tell_who_lost_and_who_got_it() {
+        use crate::routing::{self, CloseReason, Trigger};
+        let mut held = conv();
+        held.status = ConversationStatus::Open;
+        held.assignee_id = Some(AgentId(Uuid::from_u128(1)));
+        let b = AgentId(Uuid::from_u128(2));
+        let kinds = |evs: &[EventDraft]| evs.iter().map(|e| e.kind).collect::<Vec<_>>();
+
+        let pooled = routing::take_back(&held, None, Trigger::ReplySla, Timestamp(9)).ok();
+        let evs = pooled
+            .map(|t| for_routing(&held, &t, "reply_sla"))
+            .unwrap_or_default();
+        assert_eq!(kinds(&evs), vec![EventKind::ConversationReturned]);
+        assert_eq!(
+            evs[0].payload["previous_assignee_id"],
+            serde_json::json!(held.assignee_id)
+        );
+        assert_eq!(evs[0].payload["reason"], "reply_sla");
+
+        let moved = routing::take_back(&held, Some(b), Trigger::ReplySla, Timestamp(9)).ok();
+        let evs = moved
+            .map(|t| for_routing(&held, &t, "reply_sla"))
+            .unwrap_or_default();
+        assert_eq!(
+            kinds(&evs),
+            vec![
+                EventKind::ConversationReturned,
+                EventKind::ConversationAssigned
+            ]
+        );
+        assert_eq!(
+            evs[1].payload["conversation"]["assignee_id"],
+            serde_json::json!(b)
+        );
+
+        let closed = routing::auto_resolve(&held, CloseReason::AgentSilence, Timestamp(9)).ok();
+        let evs = closed
+            .map(|t| for_routing(&held, &t, "agent_silence"))
+            .unwrap_or_default();
+        assert_eq!(kinds(&evs), vec![EventKind::ConversationResolved]);
+        assert_eq!(evs[0].payload["reason"], "agent_silence");
     }
 
     #[test]

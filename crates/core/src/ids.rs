@@ -40,4 +40,6 @@ id_type!(
     MessageId,
     TagId,
     QuickReplyId,
+    /// A durable timer row (reply SLA, auto-close, offline release).
+    TimerId,
 );

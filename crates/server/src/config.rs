@@ -24,8 +24,32 @@ pub struct Config {
     /// How long a login session lasts.
     pub session_ttl_hours: u32,
     pub limits: Limits,
+    /// Routing, timers and presence.
+    pub routing: RoutingConfig,
     /// `tracing` filter, e.g. `info` or `switchboard=debug`.
     pub log: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutingConfig {
+    /// How often (milliseconds) this node's timer runner looks for due timers, presence changes and
+    /// the backlog; 0 turns the background runner off (tests drive it by hand).
+    pub timer_poll_ms: u64,
+    /// How long a runner holds a claimed timer (seconds); if it dies, another runner retries after.
+    pub timer_lease_secs: u32,
+    /// An agent whose client shows no activity for this many minutes is `away`; 0 = never.
+    pub idle_away_minutes: u32,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        Self {
+            timer_poll_ms: 1000,
+            timer_lease_secs: 60,
+            idle_away_minutes: 15,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -68,6 +92,7 @@ impl Default for Config {
             cookie_secure: false,
             session_ttl_hours: 24 * 30,
             limits: Limits::default(),
+            routing: RoutingConfig::default(),
             log: "info".into(),
         }
     }
@@ -87,6 +112,7 @@ impl std::fmt::Debug for Config {
             .field("cookie_secure", &self.cookie_secure)
             .field("session_ttl_hours", &self.session_ttl_hours)
             .field("limits", &self.limits)
+            .field("routing", &self.routing)
             .field("log", &self.log)
             .finish()
     }

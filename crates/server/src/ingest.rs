@@ -3,6 +3,7 @@
 //! A caller that gets `Ok` may acknowledge its webhook: the message is on disk.
 
 use crate::clock::Clock;
+use crate::routing::Routing;
 use std::sync::Arc;
 use switchboard_store::{Inbound, IngestError, Ingested, Store};
 use tokio::sync::{mpsc, oneshot};
@@ -22,24 +23,39 @@ pub enum IngestFailure {
 #[derive(Clone)]
 pub struct Ingest {
     tx: mpsc::Sender<(Inbound, Reply)>,
+    routing: Routing,
 }
 
 impl Ingest {
     /// Starts the writer task. `batch_max` bounds one transaction.
-    pub fn start(store: Arc<dyn Store>, clock: Arc<dyn Clock>, batch_max: usize) -> Self {
+    pub fn start(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        batch_max: usize,
+        routing: Routing,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(batch_max.max(1) * 8);
         tokio::spawn(run(store, clock, rx, batch_max.max(1)));
-        Self { tx }
+        Self { tx, routing }
     }
 
-    /// Queues one message and waits until it is durably stored (or refused).
+    /// Queues one message and waits until it is durably stored (or refused). A conversation the
+    /// message created or reopened is routed before this returns (in the caller's task, so the
+    /// writer keeps batching); a routing failure is logged, the message stays stored, and the
+    /// runner's backlog sweep routes it later.
     pub async fn submit(&self, item: Inbound) -> Result<Ingested, IngestFailure> {
         let (reply, wait) = oneshot::channel();
         self.tx
             .send((item, reply))
             .await
             .map_err(|_| IngestFailure::Stopped)?;
-        wait.await.map_err(|_| IngestFailure::Stopped)?
+        let done = wait.await.map_err(|_| IngestFailure::Stopped)??;
+        if done.entered_pool
+            && let Err(e) = self.routing.on_entered_pool(done.conversation_id).await
+        {
+            tracing::warn!(error = %e, "routing a new conversation failed");
+        }
+        Ok(done)
     }
 }
 

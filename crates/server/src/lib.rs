@@ -12,7 +12,9 @@ pub mod ingest;
 pub mod presence;
 pub mod ratelimit;
 pub mod routes;
+pub mod routing;
 pub mod state;
+pub mod timers;
 
 use anyhow::Context;
 use clock::Clock;
@@ -49,8 +51,21 @@ impl Application {
             .await?;
         let access = access::Access::default();
         access.reload(store.as_ref()).await?;
-        let ingest =
-            ingest::Ingest::start(store.clone(), clock.clone(), config.limits.ingest_batch_max);
+        let idle = Some(config.routing.idle_away_minutes).filter(|m| *m > 0);
+        let presence = Arc::new(presence::Presence::new(idle));
+        let routing = routing::Routing::new(
+            store.clone(),
+            clock.clone(),
+            bus.clone(),
+            presence.clone(),
+            config.routing.clone(),
+        );
+        let ingest = ingest::Ingest::start(
+            store.clone(),
+            clock.clone(),
+            config.limits.ingest_batch_max,
+            routing.clone(),
+        );
         let l = &config.limits;
         let limits = Limiters {
             login_ip: RateLimiter::per_minute(clock.clone(), l.login_per_minute),
@@ -68,7 +83,8 @@ impl Application {
             bus,
             access,
             ingest,
-            presence: presence::Presence::default(),
+            presence,
+            routing,
             workspace_id,
             visitor_key: key.into_bytes(),
             limits,
@@ -97,13 +113,19 @@ impl Application {
     ) -> anyhow::Result<()> {
         let app = routes::router(self.state.clone());
         tracing::info!(addr = %self.local_addr(), "serving");
-        axum::serve(
+        let runner = timers::spawn_runner(self.state.routing.clone(), self.state.clock.clone());
+        let served = axum::serve(
             self.listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
         .await
-        .context("server error")
+        .context("server error");
+        // A stopped server fires no more timers; another node (or the next start) will.
+        if let Some(r) = runner {
+            r.abort();
+        }
+        served
     }
 }
 

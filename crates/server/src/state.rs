@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::ingest::Ingest;
 use crate::presence::Presence;
 use crate::ratelimit::RateLimiter;
+use crate::routing::Routing;
 use std::ops::Deref;
 use std::sync::Arc;
 use switchboard_core::WorkspaceId;
@@ -22,7 +23,9 @@ pub struct Inner {
     pub bus: Bus,
     pub access: Access,
     pub ingest: Ingest,
-    pub presence: Presence,
+    pub presence: Arc<Presence>,
+    /// Routing, presence changes and the timer runner.
+    pub routing: Routing,
     pub workspace_id: WorkspaceId,
     /// Signs widget visitor tokens; generated once and kept in the store.
     pub visitor_key: Vec<u8>,

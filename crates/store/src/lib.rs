@@ -4,11 +4,13 @@
 
 pub mod media;
 mod migrate;
+mod routing;
 pub mod sqlite;
 mod sqlite_media;
 mod types;
 
 pub use media::{Attachment, MediaStore};
+pub use routing::*;
 pub use types::*;
 
 use async_trait::async_trait;
@@ -41,7 +43,7 @@ pub enum StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 #[async_trait]
-pub trait Store: MediaStore + Send + Sync + 'static {
+pub trait Store: MediaStore + RoutingStore + Send + Sync + 'static {
     /// Sets the hook that receives committed events. Set once at start-up.
     fn set_commit_hook(&self, hook: CommitHook);
 

@@ -15,6 +15,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         sql: include_str!("../migrations/sqlite/0001_init.sql"),
     },
     Migration {
+        version: 2,
+        name: "routing",
+        sql: include_str!("../migrations/sqlite/0002_routing.sql"),
+    },
+    Migration {
         version: 4,
         name: "media",
         sql: include_str!("../migrations/sqlite/0004_media.sql"),

@@ -14,6 +14,10 @@ use switchboard_core::event::{self, Event, EventDraft, EventKind};
 use tracing::instrument;
 use uuid::Uuid;
 
+// Routing and timers: a child module so it shares this file's private row helpers.
+#[path = "sqlite_routing.rs"]
+mod routing;
+
 pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
@@ -503,6 +507,7 @@ async fn ingest_one(
             conversation_id: ConversationId(uuid_of(&r, "conversation_id")?),
             contact_id,
             duplicate: true,
+            entered_pool: false,
         }));
     }
 
@@ -531,6 +536,10 @@ async fn ingest_one(
         None => insert_conversation(conn, conv).await?,
         Some(before) => update_conversation(conn, conv, before.version).await?,
     }
+    routing::after_write(conn, existing.as_ref(), conv, now).await?;
+    let entered_pool = existing
+        .as_ref()
+        .is_none_or(|e| e.status == ConversationStatus::Resolved);
     sqlx::query("UPDATE conversations SET last_message_preview = ?, unread_count = unread_count + 1 WHERE id = ?")
         .bind(preview(&item.text))
         .bind(conv.id.to_string())
@@ -564,6 +573,7 @@ async fn ingest_one(
         conversation_id: conv.id,
         contact_id,
         duplicate: false,
+        entered_pool,
     }))
 }
 
@@ -597,6 +607,54 @@ async fn insert_identity(
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// Writes one decided change inside the caller's transaction: compare-and-set on the conversation,
+/// its timers and pool entry (routing), the message, the action log and the events.
+async fn write_change(conn: &mut SqliteConnection, change: Change) -> Result<Vec<Event>> {
+    if let Some(c) = &change.conversation {
+        let before = load_conversation(conn, c.id).await?;
+        update_conversation(conn, c, change.expected_version).await?;
+        routing::after_write(conn, before.as_ref(), c, change.now).await?;
+        let retagged = change
+            .actions
+            .iter()
+            .any(|a| matches!(a.kind, ActionKind::Tagged | ActionKind::Untagged));
+        if retagged {
+            sync_tags(conn, c, change.now).await?;
+        }
+    } else {
+        // Message-only change: still refuse if the conversation moved on (e.g. it was resolved).
+        let current = load_conversation(conn, change.conversation_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if current.version != change.expected_version {
+            return Err(StoreError::VersionConflict);
+        }
+    }
+    if let Some(m) = &change.message {
+        insert_message(conn, m).await?;
+        if !m.is_private() {
+            let unread_reset = m.direction == Direction::Outbound;
+            sqlx::query("UPDATE conversations SET last_message_preview = ?, unread_count = CASE WHEN ? THEN 0 ELSE unread_count END WHERE id = ?")
+                .bind(preview(&m.text))
+                .bind(unread_reset)
+                .bind(m.conversation_id.to_string())
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    insert_actions(conn, change.conversation_id, &change.actions, change.now).await?;
+    let mut events = Vec::with_capacity(change.events.len());
+    insert_events(
+        conn,
+        change.workspace_id,
+        change.events,
+        change.now,
+        &mut events,
+    )
+    .await?;
+    Ok(events)
 }
 
 enum Bind {
@@ -1161,46 +1219,7 @@ impl Store for SqliteStore {
     async fn apply(&self, change: Change) -> Result<Vec<Event>> {
         let mut conn = self.write.acquire().await?;
         let mut tx = conn.begin().await?;
-        if let Some(c) = &change.conversation {
-            update_conversation(&mut tx, c, change.expected_version).await?;
-            let retagged = change
-                .actions
-                .iter()
-                .any(|a| matches!(a.kind, ActionKind::Tagged | ActionKind::Untagged));
-            if retagged {
-                sync_tags(&mut tx, c, change.now).await?;
-            }
-        } else {
-            // Message-only change: still refuse if the conversation moved on (e.g. it was resolved).
-            let current = load_conversation(&mut tx, change.conversation_id)
-                .await?
-                .ok_or(StoreError::NotFound)?;
-            if current.version != change.expected_version {
-                return Err(StoreError::VersionConflict);
-            }
-        }
-        if let Some(m) = &change.message {
-            insert_message(&mut tx, m).await?;
-            if !m.is_private() {
-                let unread_reset = m.direction == Direction::Outbound;
-                sqlx::query("UPDATE conversations SET last_message_preview = ?, unread_count = CASE WHEN ? THEN 0 ELSE unread_count END WHERE id = ?")
-                    .bind(preview(&m.text))
-                    .bind(unread_reset)
-                    .bind(m.conversation_id.to_string())
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-        insert_actions(&mut tx, change.conversation_id, &change.actions, change.now).await?;
-        let mut events = Vec::with_capacity(change.events.len());
-        insert_events(
-            &mut tx,
-            change.workspace_id,
-            change.events,
-            change.now,
-            &mut events,
-        )
-        .await?;
+        let events = write_change(&mut tx, change).await?;
         tx.commit().await?;
         self.publish(&events);
         Ok(events)

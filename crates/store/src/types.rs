@@ -165,6 +165,8 @@ pub struct Ingested {
     pub contact_id: ContactId,
     /// The same provider message id was stored before; nothing new was written.
     pub duplicate: bool,
+    /// The message created the conversation or reopened it: it is in the pool, waiting for routing.
+    pub entered_pool: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -19,6 +19,10 @@ fn agent_json(st: &AppState, a: &Agent) -> serde_json::Value {
             "online".into(),
             serde_json::json!(st.presence.is_online(a.id)),
         );
+        o.insert(
+            "presence".into(),
+            serde_json::json!(st.presence.status(a.id, st.clock.now())),
+        );
     }
     v
 }

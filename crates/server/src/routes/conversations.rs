@@ -497,13 +497,19 @@ pub async fn resolve(
 ) -> ApiResult<ApiJson<serde_json::Value>> {
     let actor = me.actor();
     let now = st.clock.now();
-    respond(&st, &me, id, |c| {
+    let holder = visible(&st, &me, id).await?.assignee_id;
+    let resolved = respond(&st, &me, id, |c| {
         Ok(Plan {
             transition: Some(conv::resolve(c, actor, now)?),
             message: None,
         })
     })
-    .await
+    .await?;
+    // The holder has room again: the backlog of their inboxes moves to them (capacity permitting).
+    if let Some(agent) = holder {
+        st.routing.agent_freed(agent).await;
+    }
+    Ok(resolved)
 }
 
 pub async fn reopen(

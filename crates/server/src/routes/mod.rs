@@ -7,6 +7,7 @@ pub mod conversations;
 pub mod inboxes;
 pub mod media;
 pub mod quick_replies;
+pub mod routing;
 pub mod static_files;
 pub mod widget;
 pub mod ws;
@@ -56,6 +57,22 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
         "/api/v1/inboxes/{id}/members",
         "Set an inbox's members (admin)",
     ),
+    (
+        "get",
+        "/api/v1/inboxes/{id}/routing",
+        "An inbox's routing rules: strategy, eligible agents, reply SLA, auto-close, business hours",
+    ),
+    (
+        "put",
+        "/api/v1/inboxes/{id}/routing",
+        "Replace an inbox's routing rules (admin)",
+    ),
+    (
+        "get",
+        "/api/v1/me/presence",
+        "Your presence: online, away or offline",
+    ),
+    ("put", "/api/v1/me/presence", "Choose away or online"),
     (
         "get",
         "/api/v1/conversations",
@@ -117,6 +134,11 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
         "get",
         "/api/v1/conversations/{id}/history",
         "The action log",
+    ),
+    (
+        "get",
+        "/api/v1/conversations/{id}/timers",
+        "Pending timers (reply SLA, auto-close, offline release) with their due times",
     ),
     ("post", "/api/v1/conversations/{id}/read", "Mark as read"),
     (
@@ -213,6 +235,11 @@ pub fn router(st: AppState) -> Router {
             "/inboxes/{id}/members",
             get(inboxes::members).put(inboxes::set_members),
         )
+        .route("/inboxes/{id}/routing", get(routing::get).put(routing::put))
+        .route(
+            "/me/presence",
+            get(routing::my_presence).put(routing::set_presence),
+        )
         .route("/conversations", get(c::list))
         .route("/conversations/{id}", get(c::get))
         .route(
@@ -231,6 +258,7 @@ pub fn router(st: AppState) -> Router {
             post(c::add_tag).delete(c::remove_tag),
         )
         .route("/conversations/{id}/history", get(c::history))
+        .route("/conversations/{id}/timers", get(routing::timers))
         .route("/conversations/{id}/read", post(c::mark_read))
         .route("/conversations/{id}/typing", post(c::typing))
         .route("/contacts/{id}", get(contacts::get).patch(contacts::update))

@@ -15,7 +15,6 @@ use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_core::event::EventKind;
 use switchboard_core::{Agent, ConversationId};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -125,9 +124,7 @@ async fn run(
     let mut rx = st.bus.subscribe();
     let mut control = st.bus.subscribe_control();
     let (mut sink, mut stream) = socket.split();
-    if st.presence.connect(agent.id) {
-        publish_presence(&st, &agent, "online");
-    }
+    st.routing.agent_connected(agent.id).await;
     let mut cursor = match since {
         Some(s) => s,
         None => st.store.last_event_seq().await.unwrap_or(0),
@@ -169,9 +166,7 @@ async fn run(
             }
         }
     }
-    if st.presence.disconnect(agent.id) {
-        publish_presence(&st, &agent, "offline");
-    }
+    st.routing.agent_disconnected(agent.id).await;
 }
 
 async fn forward(
@@ -193,7 +188,10 @@ async fn forward(
     sink.send(WsMessage::Text(ev.json.clone())).await.is_ok()
 }
 
+/// Every frame the agent's app sends counts as activity (apps send `{"type":"activity"}` on user
+/// input, so an open but unattended tab turns `away` after `idle_away_minutes`).
 async fn handle_frame(st: &AppState, agent: &Agent, text: &str) {
+    st.routing.agent_active(agent.id).await;
     let Ok(frame) = serde_json::from_str::<ClientFrame>(text) else {
         return;
     };
@@ -227,14 +225,4 @@ async fn recheck(
         }
         Err(_) => true, // the store hiccupped; keep the socket and check again later
     }
-}
-
-fn publish_presence(st: &AppState, agent: &Agent, status: &str) {
-    st.bus.publish_ephemeral(
-        EventKind::Presence,
-        None,
-        None,
-        None,
-        serde_json::json!({"agent_id": agent.id, "status": status}),
-    );
 }
