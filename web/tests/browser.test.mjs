@@ -87,14 +87,15 @@ before(async () => {
   }
 
   // The customer's own site, on another origin, with the snippet.
-  const html = `<!doctype html><html><head><meta charset="utf-8"><title>Shop</title>
+  const html = (inbox) => `<!doctype html><html><head><meta charset="utf-8"><title>Shop</title>
     <style>body{font-family:serif} button{background:red!important}</style></head>
     <body><h1>Áo sơ mi</h1><p>A shop page.</p>
-    <script src="${base}/widget.js" data-inbox="${ids.inbox}" data-lang="en" async></script></body></html>`;
+    <script src="${base}/widget.js" data-inbox="${inbox}" data-lang="en" async></script></body></html>`;
   const hostPort = await freePort();
-  hostPage = http.createServer((_, res) => {
+  hostPage = http.createServer((req, res) => {
+    const inbox = new URL(req.url, 'http://x').searchParams.get('inbox') ?? ids.inbox;
     res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-    res.end(html);
+    res.end(html(inbox));
   });
   await new Promise((r) => hostPage.listen(hostPort, '127.0.0.1', r));
   pageUrl = `http://127.0.0.1:${hostPort}/`;
@@ -242,4 +243,42 @@ test('the widget keeps the visitor across reloads and its styles stay apart from
   assert.notEqual(color, 'rgb(255, 0, 0)');
   // data-lang="en" on the snippet wins over the browser's Vietnamese.
   assert.equal(await page.locator('button.send').innerText(), 'Send');
+});
+
+test('an admin sets even-split routing in the UI and the next customer lands with an online agent', async () => {
+  const admin = (await call('POST', '/api/v1/auth/login', null, { email: 'admin@shop.vn', password: PASSWORD })).token;
+  const inbox = (await call('POST', '/api/v1/inboxes', admin, { name: 'Fanpage chat', channel: 'livechat' })).id;
+  await call('PUT', `/api/v1/inboxes/${inbox}/members`, admin, { agent_ids: [ids.lan] });
+
+  const ui = await agentPage('admin@shop.vn');
+  await ui.getByTestId('nav-inboxes').click();
+  const form = ui.locator('.card', { hasText: 'Fanpage chat' }).getByTestId('routing-form');
+  await form.getByTestId('routing-strategy').selectOption('round_robin');
+  await form.getByTestId('routing-sla').fill('5');
+  await form.getByTestId('routing-save').click();
+  await form.getByText('Routing saved').waitFor();
+  const rules = await call('GET', `/api/v1/inboxes/${inbox}/routing`, admin);
+  assert.equal(rules.strategy, 'round_robin');
+  assert.equal(rules.reply_sla_minutes, 5);
+  await ui.screenshot({ path: path.join(shots, '09-routing-settings.png') });
+
+  // Lan is online (her app is open); a new customer is hers at once, with the reply countdown.
+  const lan = await agentPage('lan@shop.vn');
+  await lan.getByTestId('tab-mine').click();
+  const visitor = await (await browser.newContext({ locale: 'en-US' })).newPage();
+  await visitor.goto(`${pageUrl}?inbox=${inbox}`);
+  await visitor.locator('.bubble').click();
+  await visitor.locator('.compose textarea').fill('Is this on sale?');
+  await visitor.locator('.compose textarea').press('Enter');
+  const row = lan.getByTestId('conversation-row').filter({ hasText: 'on sale' });
+  await row.waitFor();
+  await lan.getByTestId('toast').filter({ hasText: 'is now yours' }).waitFor();
+  await row.click();
+  await lan.getByTestId('holder').filter({ hasText: 'You are handling' }).waitFor();
+  await lan.getByTestId('sla').filter({ hasText: /Reply within [45]:\d\d/ }).waitFor();
+  await lan.screenshot({ path: path.join(shots, '10-auto-assigned-with-sla.png') });
+
+  // Lan steps away: the admin's team list shows it.
+  await lan.getByTestId('presence').selectOption('away');
+  await ui.getByTestId('team').locator('[title=Away]', { hasText: 'Lan' }).waitFor();
 });

@@ -1,7 +1,7 @@
 // Admin pages: agents, inboxes (live chat + widget snippet + members), quick replies, tags.
 
 import { useEffect, useState } from 'preact/hooks';
-import { api, ApiError, Agent, Inbox, Role } from './api';
+import { api, ApiError, Agent, Inbox, Role, RoutingRules } from './api';
 import { errorText, t } from './i18n';
 import { refreshAgents, refreshInboxes, refreshQuickReplies, refreshTags, useShared } from './store';
 
@@ -193,7 +193,168 @@ function InboxCard({ inbox }: { inbox: Inbox }) {
         ))}
       </div>
       {error && <p class="error">{error}</p>}
+      <RoutingEditor inbox={inbox} members={members} />
     </div>
+  );
+}
+
+const DAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const;
+
+/** Minutes as text for an input ('' = off), and back. */
+const minutesText = (n: number | null | undefined) => (n == null ? '' : String(n));
+const minutesValue = (s: string) => (s.trim() === '' ? null : Number(s));
+
+function RoutingEditor({ inbox, members }: { inbox: Inbox; members: string[] }) {
+  const s = useShared();
+  const [rules, setRules] = useState<RoutingRules | null>(null);
+  const [days, setDays] = useState<Record<string, string>>({});
+  const [holidays, setHolidays] = useState('');
+  const [saved, setSaved] = useState(false);
+  const [error, fail, clear] = useError();
+  useEffect(() => {
+    api<RoutingRules>('GET', `/inboxes/${inbox.id}/routing`).then((r) => {
+      setRules(r);
+      const d: Record<string, string> = {};
+      for (const day of DAYS) d[day] = (r.business_hours?.days[day] ?? []).map((x) => `${x.start}-${x.end}`).join(', ');
+      setDays(d);
+      setHolidays((r.business_hours?.holidays ?? []).join(', '));
+    });
+  }, [inbox.id]);
+  if (!rules) return null;
+  const set = (patch: Partial<RoutingRules>) => {
+    setSaved(false);
+    setRules({ ...rules, ...patch });
+  };
+  const autoClose = rules.auto_close ?? { customer_silence_minutes: null, agent_silence_minutes: null, closing_message: null };
+  const hours = rules.business_hours ?? { utc_offset_minutes: 420, days: {}, holidays: [], pause_routing: true, auto_reply: null };
+  const save = async (e: Event) => {
+    e.preventDefault();
+    clear();
+    const body: RoutingRules = { ...rules };
+    if (rules.business_hours) {
+      const parsed: Record<string, { start: string; end: string }[]> = {};
+      for (const day of DAYS) {
+        const ranges = (days[day] ?? '')
+          .split(',')
+          .map((x) => x.trim())
+          .filter(Boolean)
+          .map((x) => {
+            const [start, end] = x.split('-').map((y) => y.trim());
+            return { start: start ?? '', end: end ?? '' };
+          });
+        if (ranges.length) parsed[day] = ranges;
+      }
+      body.business_hours = { ...hours, days: parsed, holidays: holidays.split(',').map((x) => x.trim()).filter(Boolean) };
+    }
+    const ac = body.auto_close;
+    if (ac && ac.customer_silence_minutes == null && ac.agent_silence_minutes == null) body.auto_close = null;
+    try {
+      const stored = await api<RoutingRules>('PUT', `/inboxes/${inbox.id}/routing`, body);
+      setRules(stored);
+      setSaved(true);
+    } catch (err) {
+      fail(err);
+    }
+  };
+  const memberAgents = s.agents.filter((a) => members.includes(a.id));
+  return (
+    <form class="routing" onSubmit={save} data-testid="routing-form">
+      <h4>{t('routing.title')}</h4>
+      <label>
+        {t('routing.strategy')}
+        <select value={rules.strategy} onChange={(e) => set({ strategy: e.currentTarget.value as RoutingRules['strategy'] })} data-testid="routing-strategy">
+          <option value="self_claim">{t('routing.self_claim')}</option>
+          <option value="round_robin">{t('routing.round_robin')}</option>
+          <option value="least_busy">{t('routing.least_busy')}</option>
+        </select>
+      </label>
+      <label class="check">
+        <input type="checkbox" checked={rules.include_offline} onChange={(e) => set({ include_offline: e.currentTarget.checked })} />
+        {t('routing.include_offline')}
+      </label>
+      <label class="check">
+        <input type="checkbox" checked={rules.sticky} onChange={(e) => set({ sticky: e.currentTarget.checked })} />
+        {t('routing.sticky')}
+      </label>
+      <div>
+        <span class="label">{t('routing.agents')}</span>
+        <div class="members">
+          {memberAgents.map((a) => (
+            <label key={a.id} class="check">
+              <input
+                type="checkbox"
+                checked={rules.agent_ids.includes(a.id)}
+                onChange={(e) => set({ agent_ids: e.currentTarget.checked ? [...rules.agent_ids, a.id] : rules.agent_ids.filter((x) => x !== a.id) })}
+              />
+              {a.name}
+            </label>
+          ))}
+        </div>
+      </div>
+      <div class="grid2">
+        <label>
+          {t('routing.default_capacity')}
+          <input type="number" min={1} value={minutesText(rules.default_capacity)} onInput={(e) => set({ default_capacity: minutesValue(e.currentTarget.value) })} />
+        </label>
+        <label>
+          {t('routing.reply_sla')}
+          <input type="number" min={1} value={minutesText(rules.reply_sla_minutes)} onInput={(e) => set({ reply_sla_minutes: minutesValue(e.currentTarget.value) })} data-testid="routing-sla" />
+        </label>
+        <label>
+          {t('routing.customer_silence')}
+          <input type="number" min={1} value={minutesText(autoClose.customer_silence_minutes)} onInput={(e) => set({ auto_close: { ...autoClose, customer_silence_minutes: minutesValue(e.currentTarget.value) } })} />
+        </label>
+        <label>
+          {t('routing.agent_silence')}
+          <input type="number" min={1} value={minutesText(autoClose.agent_silence_minutes)} onInput={(e) => set({ auto_close: { ...autoClose, agent_silence_minutes: minutesValue(e.currentTarget.value) } })} />
+        </label>
+        <label>
+          {t('routing.closing_message')}
+          <input value={autoClose.closing_message ?? ''} onInput={(e) => set({ auto_close: { ...autoClose, closing_message: e.currentTarget.value || null } })} />
+        </label>
+        <label>
+          {t('routing.offline_release')}
+          <input type="number" min={1} value={minutesText(rules.offline_release_minutes)} onInput={(e) => set({ offline_release_minutes: minutesValue(e.currentTarget.value) })} />
+        </label>
+      </div>
+      <label class="check">
+        <input type="checkbox" checked={!!rules.business_hours} onChange={(e) => set({ business_hours: e.currentTarget.checked ? hours : null })} data-testid="routing-hours" />
+        {t('routing.hours_on')}
+      </label>
+      {rules.business_hours && (
+        <div class="hours">
+          <label>
+            {t('routing.utc_offset')}
+            <input type="number" step="0.5" value={hours.utc_offset_minutes / 60} onInput={(e) => set({ business_hours: { ...hours, utc_offset_minutes: Math.round(Number(e.currentTarget.value) * 60) } })} />
+          </label>
+          {DAYS.map((day) => (
+            <label key={day} class="day">
+              <span>{t(`day.${day}`)}</span>
+              <input placeholder={t('routing.day_ranges')} value={days[day] ?? ''} onInput={(e) => setDays({ ...days, [day]: e.currentTarget.value })} />
+            </label>
+          ))}
+          <label>
+            {t('routing.holidays')}
+            <input value={holidays} onInput={(e) => setHolidays(e.currentTarget.value)} />
+          </label>
+          <label class="check">
+            <input type="checkbox" checked={hours.pause_routing} onChange={(e) => set({ business_hours: { ...hours, pause_routing: e.currentTarget.checked } })} />
+            {t('routing.pause')}
+          </label>
+          <label>
+            {t('routing.auto_reply')}
+            <input value={hours.auto_reply ?? ''} onInput={(e) => set({ business_hours: { ...hours, auto_reply: e.currentTarget.value || null } })} />
+          </label>
+        </div>
+      )}
+      <div class="row">
+        <button class="primary" type="submit" data-testid="routing-save">
+          {t('admin.save')}
+        </button>
+        {saved && <span class="ok">{t('routing.saved')}</span>}
+      </div>
+      {error && <p class="error">{error}</p>}
+    </form>
   );
 }
 

@@ -11,6 +11,38 @@ export interface Agent {
   capacity: number | null;
   active: boolean;
   online?: boolean;
+  presence?: Presence;
+}
+
+export type Presence = 'online' | 'away' | 'offline';
+
+export interface TimeRange {
+  start: string;
+  end: string;
+}
+
+export interface RoutingRules {
+  strategy: 'round_robin' | 'least_busy' | 'self_claim';
+  include_offline: boolean;
+  sticky: boolean;
+  agent_ids: string[];
+  default_capacity: number | null;
+  reply_sla_minutes: number | null;
+  auto_close: { customer_silence_minutes: number | null; agent_silence_minutes: number | null; closing_message: string | null } | null;
+  offline_release_minutes: number | null;
+  business_hours: {
+    utc_offset_minutes: number;
+    days: Record<string, TimeRange[]>;
+    holidays: string[];
+    pause_routing: boolean;
+    auto_reply: string | null;
+  } | null;
+}
+
+export interface Timer {
+  kind: 'reply_sla' | 'customer_silence' | 'agent_silence' | 'offline_release';
+  due_at: number;
+  agent_id: string | null;
 }
 
 export interface Me extends Agent {

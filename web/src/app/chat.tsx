@@ -2,7 +2,7 @@
 // cached), and the composer. Agents drop a conversation here to open it.
 
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
-import { api, ApiError, Conversation, Message, Page, query } from './api';
+import { api, ApiError, Conversation, Message, Page, query, Timer } from './api';
 import { errorText, formatBytes, formatTime, t } from './i18n';
 import { realtime } from './realtime';
 import { agentName, canSupervise, displayName, selfActions, shared, threadCache, useShared } from './store';
@@ -82,6 +82,7 @@ function Chat({ c, onChanged }: { c: Conversation; onChanged: (c: Conversation) 
                 {mine ? t('chat.claimed_by_you') : t('chat.claimed_by', { name: agentName(holder) })}
               </span>
             )}
+            {mine && <SlaCountdown c={c} />}
           </div>
         </div>
         <div class="actions">
@@ -142,6 +143,35 @@ function Chat({ c, onChanged }: { c: Conversation; onChanged: (c: Conversation) 
       )}
       <Composer c={c} enabled={canReply} />
     </div>
+  );
+}
+
+/** "Reply within 4:59": the reply-SLA deadline of the conversation you hold, if the inbox has one. */
+function SlaCountdown({ c }: { c: Conversation }) {
+  const [due, setDue] = useState<number | null>(null);
+  const [now, setNow] = useState(Date.now());
+  useEffect(() => {
+    let alive = true;
+    api<Page<Timer>>('GET', `/conversations/${c.id}/timers`)
+      .then((p) => alive && setDue(p.items.find((x) => x.kind === 'reply_sla')?.due_at ?? null))
+      .catch(() => undefined);
+    return () => {
+      alive = false;
+    };
+  }, [c.id, c.version, c.last_activity_at]);
+  useEffect(() => {
+    if (due === null) return;
+    const h = window.setInterval(() => setNow(Date.now()), 1000);
+    return () => window.clearInterval(h);
+  }, [due]);
+  if (due === null) return null;
+  const left = Math.max(0, Math.round((due - now) / 1000));
+  const text = left === 0 ? t('chat.sla_overdue') : t('chat.sla', { time: `${Math.floor(left / 60)}:${String(left % 60).padStart(2, '0')}` });
+  return (
+    <span class={left === 0 ? 'sla overdue' : 'sla'} data-testid="sla">
+      {' · '}
+      {text}
+    </span>
   );
 }
 

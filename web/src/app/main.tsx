@@ -1,10 +1,10 @@
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import './app.css';
-import { api, ApiError, Conversation, Me } from './api';
+import { api, ApiError, Conversation, Me, Presence } from './api';
 import { lang, setLang, t } from './i18n';
 import { realtime } from './realtime';
-import { loadWorkspace, useShared, update, canSupervise, agentName, displayName, selfActions } from './store';
+import { loadWorkspace, useShared, update, canSupervise, agentName, displayName, selfActions, shared } from './store';
 import { ConversationsPage } from './conversations';
 import { AgentsPage, InboxesPage, QuickRepliesPage, TagsPage } from './admin';
 
@@ -96,16 +96,47 @@ function Shell({ onLogout }: { onLogout: () => void }) {
             .catch(() => undefined);
         }
       }
+      if (e.type === 'conversation.returned' && me && e.previous_assignee_id === me && e.conversation_id) {
+        const key = e.reason === 'offline_release' ? 'notify.returned_offline' : 'notify.returned_sla';
+        api<Conversation>('GET', `/conversations/${e.conversation_id}`)
+          .then((c) => push(t(key, { name: displayName(c) })))
+          .catch(() => undefined);
+      }
       if (e.type === 'presence') {
-        update({ agents: s.agents.map((a) => (a.id === e.agent_id ? { ...a, online: e.status === 'online' } : a)) });
+        const status = e.status as Presence;
+        update({ agents: shared().agents.map((a) => (a.id === e.agent_id ? { ...a, presence: status, online: status === 'online' } : a)) });
+        if (e.agent_id === me) setPresence(status);
       }
     });
+    // Tell the server the agent is at the keyboard (it turns idle agents "away").
+    let lastActivity = 0;
+    const activity = () => {
+      const now = Date.now();
+      if (now - lastActivity > 30_000) {
+        lastActivity = now;
+        realtime.send({ type: 'activity' });
+      }
+    };
+    window.addEventListener('keydown', activity);
+    window.addEventListener('pointerdown', activity);
     return () => {
       offStatus();
       offEvents();
       realtime.stop();
+      window.removeEventListener('keydown', activity);
+      window.removeEventListener('pointerdown', activity);
     };
   }, []);
+
+  const [presence, setPresence] = useState<Presence>('online');
+  const choosePresence = async (status: Presence) => {
+    try {
+      const r = await api<{ status: Presence }>('PUT', '/me/presence', { status });
+      setPresence(r.status);
+    } catch {
+      /* the next presence event tells the truth */
+    }
+  };
 
   const push = (text: string) => {
     const id = Date.now() + Math.random();
@@ -143,7 +174,22 @@ function Shell({ onLogout }: { onLogout: () => void }) {
         <div class={connected ? 'conn ok' : 'conn down'} data-testid="connection">
           {connected ? t('status.online') : t('status.reconnecting')}
         </div>
+        <div class="team" data-testid="team">
+          <b>{t('presence.team')}</b>
+          {s.agents
+            .filter((a) => a.active && a.id !== s.me?.id)
+            .map((a) => (
+              <span key={a.id} title={t(`presence.${a.presence ?? 'offline'}`)}>
+                <span class={`dot ${a.presence ?? 'offline'}`} />
+                {a.name}
+              </span>
+            ))}
+        </div>
         <div class="me" data-testid="me-name">{s.me?.name}</div>
+        <select class="presence-pick" value={presence === 'offline' ? 'online' : presence} onChange={(e) => choosePresence(e.currentTarget.value as Presence)} data-testid="presence">
+          <option value="online">● {t('presence.online')}</option>
+          <option value="away">◐ {t('presence.away')}</option>
+        </select>
         <LangSwitch />
         <button class="link" onClick={logout}>{t('nav.logout')}</button>
       </nav>
