@@ -4,14 +4,18 @@
 pub mod access;
 pub mod auth;
 pub mod bus;
+pub mod channel_ingest;
 pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod error;
 pub mod ingest;
+pub mod meta;
+pub mod outbox;
 pub mod presence;
 pub mod ratelimit;
 pub mod routes;
+pub mod sandbox;
 pub mod state;
 
 use anyhow::Context;
@@ -51,6 +55,12 @@ impl Application {
         access.reload(store.as_ref()).await?;
         let ingest =
             ingest::Ingest::start(store.clone(), clock.clone(), config.limits.ingest_batch_max);
+        let channel_ingest = channel_ingest::ChannelIngest::start(
+            store.clone(),
+            clock.clone(),
+            config.limits.ingest_batch_max,
+        );
+        let outbox = outbox::Outbox::new(&config.outbox)?;
         let l = &config.limits;
         let limits = Limiters {
             login_ip: RateLimiter::per_minute(clock.clone(), l.login_per_minute),
@@ -68,11 +78,14 @@ impl Application {
             bus,
             access,
             ingest,
+            channel_ingest,
+            outbox,
             presence: presence::Presence::default(),
             workspace_id,
             visitor_key: key.into_bytes(),
             limits,
         });
+        outbox::Outbox::start(state.clone());
         Ok(Self { listener, state })
     }
 

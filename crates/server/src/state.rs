@@ -22,6 +22,10 @@ pub struct Inner {
     pub bus: Bus,
     pub access: Access,
     pub ingest: Ingest,
+    /// Provider events (Messenger, Instagram) through their own group-commit writer.
+    pub channel_ingest: crate::channel_ingest::ChannelIngest,
+    /// Outbound provider messages.
+    pub outbox: crate::outbox::Outbox,
     pub presence: Presence,
     pub workspace_id: WorkspaceId,
     /// Signs widget visitor tokens; generated once and kept in the store.

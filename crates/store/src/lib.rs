@@ -2,10 +2,12 @@
 //! implements the same trait (scale-out). Stores persist decisions the core made; they decide nothing
 //! themselves beyond what a single transaction must check (uniqueness, compare-and-set on versions).
 
+mod channel;
 mod migrate;
 pub mod sqlite;
 mod types;
 
+pub use channel::*;
 pub use types::*;
 
 use async_trait::async_trait;
@@ -38,7 +40,7 @@ pub enum StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: ChannelStore + OutboxStore + Send + Sync + 'static {
     /// Sets the hook that receives committed events. Set once at start-up.
     fn set_commit_hook(&self, hook: CommitHook);
 

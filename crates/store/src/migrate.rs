@@ -8,11 +8,18 @@ pub(crate) struct Migration {
     pub sql: &'static str,
 }
 
-pub(crate) const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("../migrations/sqlite/0001_init.sql"),
-}];
+pub(crate) const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../migrations/sqlite/0001_init.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "meta",
+        sql: include_str!("../migrations/sqlite/0003_meta.sql"),
+    },
+];
 
 /// Splits a migration file into statements: whole-line `--` comments are dropped first, then the
 /// text is cut at `;`. Our migrations keep `;` out of strings and triggers.

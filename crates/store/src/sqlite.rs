@@ -14,6 +14,8 @@ use switchboard_core::event::{self, Event, EventDraft, EventKind};
 use tracing::instrument;
 use uuid::Uuid;
 
+mod meta;
+
 pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
@@ -603,6 +605,57 @@ fn like_pattern(q: &str) -> String {
     format!("%{escaped}%")
 }
 
+/// One agent command's effect inside an open transaction (see [`Store::apply`]).
+async fn apply_in(tx: &mut SqliteConnection, change: Change) -> Result<Vec<Event>> {
+    if let Some(c) = &change.conversation {
+        update_conversation(&mut *tx, c, change.expected_version).await?;
+        let retagged = change
+            .actions
+            .iter()
+            .any(|a| matches!(a.kind, ActionKind::Tagged | ActionKind::Untagged));
+        if retagged {
+            sync_tags(&mut *tx, c, change.now).await?;
+        }
+    } else {
+        // Message-only change: still refuse if the conversation moved on (e.g. it was resolved).
+        let current = load_conversation(&mut *tx, change.conversation_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if current.version != change.expected_version {
+            return Err(StoreError::VersionConflict);
+        }
+    }
+    if let Some(m) = &change.message {
+        insert_message(&mut *tx, m).await?;
+        if !m.is_private() {
+            let unread_reset = m.direction == Direction::Outbound;
+            sqlx::query("UPDATE conversations SET last_message_preview = ?, unread_count = CASE WHEN ? THEN 0 ELSE unread_count END WHERE id = ?")
+                    .bind(preview(&m.text))
+                    .bind(unread_reset)
+                    .bind(m.conversation_id.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+        }
+    }
+    insert_actions(
+        &mut *tx,
+        change.conversation_id,
+        &change.actions,
+        change.now,
+    )
+    .await?;
+    let mut events = Vec::with_capacity(change.events.len());
+    insert_events(
+        &mut *tx,
+        change.workspace_id,
+        change.events,
+        change.now,
+        &mut events,
+    )
+    .await?;
+    Ok(events)
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     fn set_commit_hook(&self, hook: CommitHook) {
@@ -1152,46 +1205,7 @@ impl Store for SqliteStore {
     async fn apply(&self, change: Change) -> Result<Vec<Event>> {
         let mut conn = self.write.acquire().await?;
         let mut tx = conn.begin().await?;
-        if let Some(c) = &change.conversation {
-            update_conversation(&mut tx, c, change.expected_version).await?;
-            let retagged = change
-                .actions
-                .iter()
-                .any(|a| matches!(a.kind, ActionKind::Tagged | ActionKind::Untagged));
-            if retagged {
-                sync_tags(&mut tx, c, change.now).await?;
-            }
-        } else {
-            // Message-only change: still refuse if the conversation moved on (e.g. it was resolved).
-            let current = load_conversation(&mut tx, change.conversation_id)
-                .await?
-                .ok_or(StoreError::NotFound)?;
-            if current.version != change.expected_version {
-                return Err(StoreError::VersionConflict);
-            }
-        }
-        if let Some(m) = &change.message {
-            insert_message(&mut tx, m).await?;
-            if !m.is_private() {
-                let unread_reset = m.direction == Direction::Outbound;
-                sqlx::query("UPDATE conversations SET last_message_preview = ?, unread_count = CASE WHEN ? THEN 0 ELSE unread_count END WHERE id = ?")
-                    .bind(preview(&m.text))
-                    .bind(unread_reset)
-                    .bind(m.conversation_id.to_string())
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-        insert_actions(&mut tx, change.conversation_id, &change.actions, change.now).await?;
-        let mut events = Vec::with_capacity(change.events.len());
-        insert_events(
-            &mut tx,
-            change.workspace_id,
-            change.events,
-            change.now,
-            &mut events,
-        )
-        .await?;
+        let events = apply_in(&mut tx, change).await?;
         tx.commit().await?;
         self.publish(&events);
         Ok(events)
