@@ -4,5 +4,6 @@
 mod support;
 
 mod api;
+mod meta;
 mod realtime;
 mod widget;

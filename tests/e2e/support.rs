@@ -36,6 +36,9 @@ pub fn config_for(dir: &Path) -> Config {
         ..Config::default()
     };
     c.log = "warn".into();
+    // Tests drive the outbox themselves (`Outbox::run_due`) with the manual clock.
+    c.outbox.worker = false;
+    c.outbox.http_timeout_ms = 2_000;
     c
 }
 
@@ -43,6 +46,17 @@ impl TestApp {
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let cfg = config_for(dir.path());
+        let mut app = Self::start_with(cfg, ManualClock::new(T0)).await;
+        app.admin = app.seed_admin().await;
+        app._dir = Some(dir);
+        app
+    }
+
+    /// A fresh server with a changed configuration (and a seeded admin).
+    pub async fn start_configured(change: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config_for(dir.path());
+        change(&mut cfg);
         let mut app = Self::start_with(cfg, ManualClock::new(T0)).await;
         app.admin = app.seed_admin().await;
         app._dir = Some(dir);

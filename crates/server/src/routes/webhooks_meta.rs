@@ -231,6 +231,9 @@ fn to_item(
             standby,
             at,
         } => {
+            if from.is_empty() {
+                return None;
+            }
             let kind = if text.is_none() && !attachments.is_empty() {
                 MessageKind::Media
             } else {

@@ -539,6 +539,8 @@ async fn ingest_item(
                         "remove" => c.insert("removed".into(), serde_json::json!(true)),
                         "hide" => c.insert("hidden".into(), serde_json::json!(true)),
                         "unhide" => c.insert("hidden".into(), serde_json::json!(false)),
+                        "like" => c.insert("liked".into(), serde_json::json!(true)),
+                        "unlike" => c.insert("liked".into(), serde_json::json!(false)),
                         _ => None,
                     };
                 }
