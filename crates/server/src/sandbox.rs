@@ -754,7 +754,7 @@ async fn comment_reply(
         );
     };
     let mut w = shared.world();
-    if !w.comments.get(&id).is_some_and(|c| c.page_id == page.id) {
+    if w.comments.get(&id).is_none_or(|c| c.page_id != page.id) {
         return graph_error(
             StatusCode::BAD_REQUEST,
             100,
@@ -824,7 +824,7 @@ async fn moderate(
     }
     let b = body_json(&headers, &body);
     let mut w = shared.world();
-    if !w.comments.get(&id).is_some_and(|c| c.page_id == page.id) {
+    if w.comments.get(&id).is_none_or(|c| c.page_id != page.id) {
         return graph_error(
             StatusCode::BAD_REQUEST,
             100,

@@ -172,36 +172,37 @@ fn attachments_json(a: &[meta::Attachment]) -> serde_json::Value {
     )
 }
 
-fn customer(
-    st: &AppState,
-    inbox: &Inbox,
+/// A customer's message or comment, before it becomes an [`Inbound`].
+struct Said {
     from: String,
     name: Option<String>,
-    provider_id: String,
+    id: String,
     kind: MessageKind,
     text: String,
     at: Timestamp,
     meta: serde_json::Value,
     replying_to: Option<String>,
-) -> ChannelItem {
+}
+
+fn customer(st: &AppState, inbox: &Inbox, s: Said) -> ChannelItem {
     ChannelItem::Customer {
         inbound: Inbound {
             workspace_id: st.workspace_id,
             inbox_id: inbox.id,
             sender: InboundSender::Identity {
-                external_id: from,
-                name,
+                external_id: s.from,
+                name: s.name,
             },
-            provider_message_id: provider_id,
-            kind,
-            text,
-            sent_at: at,
+            provider_message_id: s.id,
+            kind: s.kind,
+            text: s.text,
+            sent_at: s.at,
             message_id: MessageId(new_uuid()),
             new_conversation_id: ConversationId(new_uuid()),
             new_contact_id: ContactId(new_uuid()),
         },
-        meta,
-        replying_to,
+        meta: s.meta,
+        replying_to: s.replying_to,
     }
 }
 
@@ -262,7 +263,7 @@ fn to_item(
             }
             let job = profile(&from);
             return Some((
-                customer(st, inbox, from, None, mid, kind, shown, at, m.into(), reply_to_mid),
+                customer(st, inbox, Said { from, name: None, id: mid, kind, text: shown, at, meta: m.into(), replying_to: reply_to_mid }),
                 Some(job),
             ));
         }
@@ -283,7 +284,7 @@ fn to_item(
             let m = serde_json::json!({"postback": {"title": title, "payload": payload, "referral": referral, "standby": standby}});
             let job = profile(&from);
             return Some((
-                customer(st, inbox, from, None, id, MessageKind::Text, text, at, m, None),
+                customer(st, inbox, Said { from, name: None, id, kind: MessageKind::Text, text, at, meta: m, replying_to: None }),
                 Some(job),
             ));
         }
@@ -297,7 +298,7 @@ fn to_item(
             let m = serde_json::json!({ "referral": referral });
             let job = profile(&from);
             return Some((
-                customer(st, inbox, from, None, id, MessageKind::System, text, at, m, None),
+                customer(st, inbox, Said { from, name: None, id, kind: MessageKind::System, text, at, meta: m, replying_to: None }),
                 Some(job),
             ));
         }
@@ -344,7 +345,7 @@ fn to_item(
             let job = (inbox.channel == ChannelKind::Instagram).then(|| profile(&external));
             let text = text.unwrap_or_default();
             return Some((
-                customer(st, inbox, external, from_name, provider_id, MessageKind::Comment, text, at, m, None),
+                customer(st, inbox, Said { from: external, name: from_name, id: provider_id, kind: MessageKind::Comment, text, at, meta: m, replying_to: None }),
                 job,
             ));
         }
