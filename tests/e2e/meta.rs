@@ -191,6 +191,7 @@ async fn create_page(
         webhook_url: app.url("/webhooks/meta"),
         echoes: true,
         private_reply_recipient_id: true,
+        auto_delivery: false,
     });
     id
 }
@@ -887,4 +888,24 @@ async fn the_production_worker_sends_on_its_own() {
     let upd = next_status(&mut ws, "sent").await;
     assert_eq!(upd["message"]["id"], v["id"]);
     assert_eq!(m.sb.sent().len(), 1);
+}
+
+#[tokio::test]
+async fn two_workers_never_send_a_row_twice() {
+    let m = Meta::start().await;
+    m.sb.customer_message(PAGE, PSID, "hi").await.unwrap();
+    let conv = m.claimed_conversation().await;
+    for i in 0..10 {
+        let (s, _) = m.reply(&conv, json!({"text": format!("reply {i}")})).await;
+        assert_eq!(s, StatusCode::CREATED);
+    }
+    let st = &m.app.state;
+    let now = switchboard_server::clock::Clock::now(&m.app.clock);
+    let (a, b) = tokio::join!(st.outbox.run_due(st, now), st.outbox.run_due(st, now));
+    assert_eq!(a.sent + b.sent, 10);
+    let mut texts: Vec<String> = m.sb.sent().into_iter().map(|s| s.text).collect();
+    texts.sort();
+    texts.dedup();
+    assert_eq!(texts.len(), 10, "each row exactly once");
+    assert_eq!(m.sb.sent().len(), 10);
 }

@@ -42,6 +42,8 @@ pub struct PageSpec {
     pub echoes: bool,
     /// Return `recipient_id` in private-reply answers (Meta does; turn off to test linking by echo).
     pub private_reply_recipient_id: bool,
+    /// Report every accepted message as delivered right away (the demo's customers' phones).
+    pub auto_delivery: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -707,6 +709,27 @@ async fn send_api(
         let handle = tokio::spawn(async move {
             if let Err(e) = deliver(&s2, &pid, meta_json(&echo)).await {
                 tracing::warn!(error = %e, "sandbox: echo delivery failed");
+            }
+        });
+        shared
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(handle);
+    }
+    if page.auto_delivery
+        && let Some(to) = recipient_id.clone()
+    {
+        let receipt = serde_json::json!({"object": object_name(page.object), "entry": [{"id": page.id, "time": now, "messaging": [{
+            "sender": {"id": to}, "recipient": {"id": page.id}, "timestamp": now,
+            "delivery": {"mids": [mid], "watermark": now}}]}]});
+        let s2 = shared.clone();
+        let pid = page.id.clone();
+        let handle = tokio::spawn(async move {
+            // After the echo, as a phone would.
+            tokio::task::yield_now().await;
+            if let Err(e) = deliver(&s2, &pid, meta_json(&receipt)).await {
+                tracing::warn!(error = %e, "sandbox: delivery receipt failed");
             }
         });
         shared
