@@ -325,7 +325,7 @@ pub fn may_send(
         };
         return Decision::Refused {
             reason,
-            options: reopen_options(rules, el, now, sender),
+            options: reopen_options(rules, el, now, sender, content),
         };
     }
 
@@ -344,20 +344,15 @@ pub fn may_send(
             _ => allowed(r.grant),
         },
         None => {
-            let human_could = sender == Sender::Automation
-                && rules.rules.iter().any(|r| {
-                    r.in_effect(now)
-                        && r.covers(el)
-                        && r.admits(Sender::Human)
-                        && r.contents.contains(&content)
-                });
+            let human_could =
+                sender == Sender::Automation && human_may_reply(rules, el, now, content);
             Decision::Refused {
                 reason: if human_could {
                     RefusalReason::HumanAgentOnly
                 } else {
                     RefusalReason::WindowClosed
                 },
-                options: reopen_options(rules, el, now, sender),
+                options: reopen_options(rules, el, now, sender, content),
             }
         }
     }
@@ -370,19 +365,26 @@ fn allowed(g: Grant) -> Decision {
     }
 }
 
+/// Would a human (without a tag by purpose) still be allowed to send this content now?
+fn human_may_reply(rules: &ChannelRules, el: i64, now: Timestamp, content: Content) -> bool {
+    rules.rules.iter().any(|r| {
+        (r.grant.tag.is_none() || r.grant.tag == Some(MessageTag::HumanAgent))
+            && r.in_effect(now)
+            && r.covers(el)
+            && r.admits(Sender::Human)
+            && r.contents.contains(&content)
+    })
+}
+
 fn reopen_options(
     rules: &ChannelRules,
     el: i64,
     now: Timestamp,
     sender: Sender,
+    content: Content,
 ) -> Vec<ReopenOption> {
     let mut o = vec![ReopenOption::WaitForCustomer];
-    if sender == Sender::Automation
-        && rules
-            .rules
-            .iter()
-            .any(|r| r.in_effect(now) && r.covers(el) && r.admits(Sender::Human))
-    {
+    if sender == Sender::Automation && human_may_reply(rules, el, now, content) {
         o.push(ReopenOption::HandOverToHuman);
     }
     o.push(ReopenOption::OpenInProviderApp);
