@@ -909,3 +909,59 @@ async fn two_workers_never_send_a_row_twice() {
     assert_eq!(texts.len(), 10, "each row exactly once");
     assert_eq!(m.sb.sent().len(), 10);
 }
+
+#[tokio::test]
+async fn a_message_that_waited_past_the_window_fails_with_metas_window_error() {
+    let m = Meta::start().await;
+    m.sb.customer_message(PAGE, PSID, "hi").await.unwrap();
+    let conv = m.claimed_conversation().await;
+    // Queued inside the window (23:59:59), but the provider is down until after it closes.
+    m.advance(DAY - SEC);
+    m.sb.push_fault(PAGE, Fault::ServerError);
+    let (s, _) = m.reply(&conv, json!({"text": "Dạ"})).await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(m.run().await.retried, 1);
+    m.advance(HOUR);
+    let r = m.run().await;
+    assert_eq!((r.sent, r.failed), (0, 1));
+    let msg = m.thread(&conv).await.pop().unwrap();
+    // The sandbox answered 10/2018278, as Meta does.
+    assert_eq!(
+        (
+            msg["delivery_status"].as_str(),
+            msg["failure_reason"].as_str()
+        ),
+        (Some("failed"), Some("window_closed"))
+    );
+    assert!(m.sb.sent().is_empty());
+}
+
+#[tokio::test]
+async fn the_outbox_gives_up_after_its_horizon() {
+    let m = Meta::start_with(|c| c.outbox.give_up_after_secs = 60).await;
+    m.sb.customer_message(PAGE, PSID, "hi").await.unwrap();
+    let conv = m.claimed_conversation().await;
+    for _ in 0..20 {
+        m.sb.push_fault(PAGE, Fault::ServerError);
+    }
+    m.reply(&conv, json!({"text": "Dạ"})).await;
+    let mut failed = 0;
+    for _ in 0..20 {
+        let r = m.run().await;
+        failed += r.failed;
+        if failed > 0 {
+            break;
+        }
+        m.advance(10 * SEC);
+    }
+    assert_eq!(failed, 1);
+    let msg = m.thread(&conv).await.pop().unwrap();
+    assert_eq!(
+        (
+            msg["delivery_status"].as_str(),
+            msg["failure_reason"].as_str()
+        ),
+        (Some("failed"), Some("provider_unavailable"))
+    );
+    assert!(switchboard_server::clock::Clock::now(&m.app.clock).millis() - T0.millis() <= 70 * SEC);
+}

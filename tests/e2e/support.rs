@@ -38,7 +38,6 @@ pub fn config_for(dir: &Path) -> Config {
     c.log = "warn".into();
     // Tests drive the outbox themselves (`Outbox::run_due`) with the manual clock.
     c.outbox.worker = false;
-    c.outbox.http_timeout_ms = 2_000;
     c
 }
 
