@@ -7,7 +7,7 @@ use std::io::Read;
 use std::sync::Arc;
 use switchboard_server::clock::{Clock, SystemClock};
 use switchboard_server::config::Config;
-use switchboard_server::{Application, demo, init_tracing, open_store, shutdown_signal};
+use switchboard_server::{Application, demo, demo_meta, init_tracing, open_store, shutdown_signal};
 
 #[derive(Parser)]
 #[command(
@@ -32,6 +32,22 @@ enum Command {
     },
     /// Create or upgrade the database schema, then exit.
     Migrate,
+    /// Run the Meta sandbox on its own: a local Graph API (Send API, comments, profiles) that posts
+    /// signed webhooks to a Switchboard. Play customers through its /_sandbox control API.
+    Sandbox {
+        /// Where the sandbox listens.
+        #[arg(long, default_value = "127.0.0.1:9999")]
+        bind: std::net::SocketAddr,
+        /// Switchboard's webhook URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080/webhooks/meta")]
+        webhook_url: String,
+        /// The sandbox Page (or Instagram account) id.
+        #[arg(long, default_value = "100000000000001")]
+        page_id: String,
+        /// Emulate an Instagram account instead of a Facebook Page.
+        #[arg(long)]
+        instagram: bool,
+    },
     /// Manage agents.
     User {
         #[command(subcommand)]
@@ -79,7 +95,72 @@ async fn main() -> anyhow::Result<()> {
             let url = format!("http://{}", app.local_addr());
             let summary = demo::prepare(&app.state(), &url).await?;
             println!("{summary}");
+            let (sandbox, page) = demo_meta::start(&app.state(), &url).await?;
+            println!("{page}");
+            demo_meta::simulate(Arc::new(sandbox));
             app.run_until_stopped(shutdown_signal()).await
+        }
+        Command::Sandbox {
+            bind,
+            webhook_url,
+            page_id,
+            instagram,
+        } => {
+            use switchboard_server::sandbox::{PageSpec, Sandbox};
+            let sb = Sandbox::start(clock, bind).await?;
+            let token = switchboard_server::auth::random_token(24);
+            let secret = switchboard_server::auth::random_token(24);
+            let verify = switchboard_server::auth::random_token(12);
+            sb.add_page(PageSpec {
+                id: page_id.clone(),
+                object: if instagram {
+                    switchboard_channels::meta::Object::Instagram
+                } else {
+                    switchboard_channels::meta::Object::Page
+                },
+                token: token.clone(),
+                app_secret: secret.clone(),
+                webhook_url,
+                echoes: true,
+                private_reply_recipient_id: true,
+                auto_delivery: true,
+            });
+            let (channel, key) = if instagram {
+                ("instagram", "ig_account_id")
+            } else {
+                ("messenger", "page_id")
+            };
+            let inbox = serde_json::json!({"name": "Sandbox page", "channel": channel, "settings": {
+                key: page_id, "page_access_token": token, "app_secret": secret,
+                "verify_token": verify, "api_base_url": sb.base_url()}});
+            println!(
+                "Meta sandbox at {} (Graph API base {})
+",
+                sb.addr(),
+                sb.base_url()
+            );
+            println!(
+                "Create the inbox (admin token):
+  curl -s http://127.0.0.1:8080/api/v1/inboxes -H 'authorization: Bearer TOKEN' \\
+    -H 'content-type: application/json' -d '{inbox}'
+"
+            );
+            println!(
+                "Play a customer:
+  curl -s http://{}/_sandbox/messages -H 'content-type: application/json' \\
+    -d '{{\"page_id\":\"{page_id}\",\"user_id\":\"5550001\",\"text\":\"hi\"}}'",
+                sb.addr()
+            );
+            println!(
+                "  curl -s http://{}/_sandbox/comments -H 'content-type: application/json' \\
+    -d '{{\"page_id\":\"{page_id}\",\"user_id\":\"5550001\",\"post_id\":\"{page_id}_1\",\"text\":\"price?\"}}'",
+                sb.addr()
+            );
+            println!(
+                "Make the next call fail: POST /_sandbox/faults {{page_id, fault: 429|500|timeout|token_expired|page_restricted}}; sent messages: GET /_sandbox/sent"
+            );
+            shutdown_signal().await;
+            Ok(())
         }
         Command::Migrate => {
             open_store(&config).await?;

@@ -4,6 +4,7 @@
 mod support;
 
 mod api;
+mod meta;
 mod realtime;
 mod routing;
 mod web;

@@ -40,6 +40,8 @@ pub fn config_for(dir: &Path) -> Config {
     // by hours: agents do not turn idle unless a test asks for it (`start_configured`).
     c.routing.timer_poll_ms = 0;
     c.routing.idle_away_minutes = 0;
+    // Tests drive the outbox themselves (`Outbox::run_due`) with the manual clock.
+    c.outbox.worker = false;
     c
 }
 

@@ -2,4 +2,5 @@
 //! core's terms, and builds its outbound requests. This crate does no I/O of its own.
 
 pub mod livechat;
+pub mod meta;
 pub mod signing;

@@ -4,12 +4,15 @@
 //! depend on time take `now: Timestamp`; functions that create things take the new ids as
 //! arguments. The server loads state, asks the core for a decision, and persists the decision.
 
+pub mod activity;
 pub mod business_hours;
 pub mod conversation;
 pub mod event;
 pub mod ids;
 pub mod model;
+pub mod policy;
 pub mod presence;
+pub mod retry;
 pub mod routing;
 pub mod time;
 pub mod timers;

@@ -71,6 +71,8 @@ str_enum!(
     MessageKind {
         Text = "text",
         Media = "media",
+        // A public comment on a post (Facebook Page feed, Instagram media).
+        Comment = "comment",
         Note = "note",
         AgentToAgent = "agent_to_agent",
         System = "system",

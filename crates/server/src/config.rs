@@ -26,6 +26,10 @@ pub struct Config {
     pub limits: Limits,
     /// Routing, timers and presence.
     pub routing: RoutingConfig,
+    /// Provider webhooks (Messenger, Instagram).
+    pub webhooks: Webhooks,
+    /// The outbound queue to providers.
+    pub outbox: OutboxConfig,
     /// `tracing` filter, e.g. `info` or `switchboard=debug`.
     pub log: String,
 }
@@ -82,6 +86,51 @@ impl Default for Limits {
     }
 }
 
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Webhooks {
+    /// Largest accepted webhook body in bytes (Meta batches up to 1000 updates); larger gets 413.
+    pub max_body_bytes: usize,
+    /// Fetch a new customer's name and picture from the provider.
+    pub profile_sync: bool,
+}
+
+impl Default for Webhooks {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 4 * 1024 * 1024,
+            profile_sync: true,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxConfig {
+    /// Run the background sender. (Tests switch it off and drive `Outbox::run_due` themselves.)
+    pub worker: bool,
+    /// How long one provider call may take before it counts as failed (and is retried).
+    pub http_timeout_ms: u64,
+    /// First retry after about this long; doubles each time (with jitter).
+    pub retry_base_ms: u64,
+    /// Longest wait between two tries (a provider's own Retry-After may be longer).
+    pub retry_max_ms: u64,
+    /// Give up (message `failed`) when a message could not be sent this long after it was queued.
+    pub give_up_after_secs: u64,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        Self {
+            worker: true,
+            http_timeout_ms: 10_000,
+            retry_base_ms: 2_000,
+            retry_max_ms: 600_000,
+            give_up_after_secs: 86_400,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -93,6 +142,8 @@ impl Default for Config {
             session_ttl_hours: 24 * 30,
             limits: Limits::default(),
             routing: RoutingConfig::default(),
+            webhooks: Webhooks::default(),
+            outbox: OutboxConfig::default(),
             log: "info".into(),
         }
     }
@@ -113,6 +164,8 @@ impl std::fmt::Debug for Config {
             .field("session_ttl_hours", &self.session_ttl_hours)
             .field("limits", &self.limits)
             .field("routing", &self.routing)
+            .field("webhooks", &self.webhooks)
+            .field("outbox", &self.outbox)
             .field("log", &self.log)
             .finish()
     }

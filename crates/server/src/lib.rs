@@ -4,15 +4,20 @@
 pub mod access;
 pub mod auth;
 pub mod bus;
+pub mod channel_ingest;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod demo_meta;
 pub mod error;
 pub mod ingest;
+pub mod meta;
+pub mod outbox;
 pub mod presence;
 pub mod ratelimit;
 pub mod routes;
 pub mod routing;
+pub mod sandbox;
 pub mod state;
 pub mod timers;
 
@@ -66,6 +71,13 @@ impl Application {
             config.limits.ingest_batch_max,
             routing.clone(),
         );
+        let channel_ingest = channel_ingest::ChannelIngest::start(
+            store.clone(),
+            clock.clone(),
+            config.limits.ingest_batch_max,
+            routing.clone(),
+        );
+        let outbox = outbox::Outbox::new(&config.outbox)?;
         let l = &config.limits;
         let limits = Limiters {
             login_ip: RateLimiter::per_minute(clock.clone(), l.login_per_minute),
@@ -85,10 +97,13 @@ impl Application {
             ingest,
             presence,
             routing,
+            channel_ingest,
+            outbox,
             workspace_id,
             visitor_key: key.into_bytes(),
             limits,
         });
+        outbox::Outbox::start(state.clone());
         Ok(Self { listener, state })
     }
 

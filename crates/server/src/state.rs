@@ -26,6 +26,10 @@ pub struct Inner {
     pub presence: Arc<Presence>,
     /// Routing, presence changes and the timer runner.
     pub routing: Routing,
+    /// Provider events (Messenger, Instagram) through their own group-commit writer.
+    pub channel_ingest: crate::channel_ingest::ChannelIngest,
+    /// Outbound provider messages.
+    pub outbox: crate::outbox::Outbox,
     pub workspace_id: WorkspaceId,
     /// Signs widget visitor tokens; generated once and kept in the store.
     pub visitor_key: Vec<u8>,

@@ -2,6 +2,7 @@
 //! implements the same trait (scale-out). Stores persist decisions the core made; they decide nothing
 //! themselves beyond what a single transaction must check (uniqueness, compare-and-set on versions).
 
+mod channel;
 pub mod media;
 mod migrate;
 mod routing;
@@ -9,6 +10,7 @@ pub mod sqlite;
 mod sqlite_media;
 mod types;
 
+pub use channel::*;
 pub use media::{Attachment, MediaStore};
 pub use routing::*;
 pub use types::*;
@@ -43,7 +45,9 @@ pub enum StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 #[async_trait]
-pub trait Store: MediaStore + RoutingStore + Send + Sync + 'static {
+pub trait Store:
+    MediaStore + RoutingStore + ChannelStore + OutboxStore + Send + Sync + 'static
+{
     /// Sets the hook that receives committed events. Set once at start-up.
     fn set_commit_hook(&self, hook: CommitHook);
 

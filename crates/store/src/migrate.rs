@@ -20,6 +20,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         sql: include_str!("../migrations/sqlite/0002_routing.sql"),
     },
     Migration {
+        version: 3,
+        name: "meta",
+        sql: include_str!("../migrations/sqlite/0003_meta.sql"),
+    },
+    Migration {
         version: 4,
         name: "media",
         sql: include_str!("../migrations/sqlite/0004_media.sql"),

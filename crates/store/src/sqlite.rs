@@ -17,6 +17,8 @@ use uuid::Uuid;
 // Routing and timers: a child module so it shares this file's private row helpers.
 #[path = "sqlite_routing.rs"]
 mod routing;
+// Provider channels (Messenger, Instagram) and the outbox: likewise.
+mod meta;
 
 pub struct SqliteStore {
     write: SqlitePool,

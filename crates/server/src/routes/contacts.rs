@@ -48,7 +48,15 @@ pub async fn get(
     Path(id): Path<ContactId>,
 ) -> ApiResult<ApiJson<serde_json::Value>> {
     let (c, ids) = visible_contact(&st, &me, id).await?;
-    Ok(ApiJson(contact_json(&c, &ids)))
+    let mut v = contact_json(&c, &ids);
+    if let Some(o) = v.as_object_mut() {
+        // From the channel's profile API (Messenger / Instagram), when synced.
+        o.insert(
+            "avatar_url".into(),
+            serde_json::json!(st.store.contact_avatar(id).await?),
+        );
+    }
+    Ok(ApiJson(v))
 }
 
 /// Absent keys stay as they are; `null` or `""` clears a field.

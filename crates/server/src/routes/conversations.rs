@@ -242,7 +242,13 @@ pub async fn messages(
         .store
         .messages(id, before, p.limit.unwrap_or(50), false)
         .await?;
-    let json = page.items.iter().map(event::message_json).collect();
+    let ids: Vec<MessageId> = page.items.iter().map(|m| m.id).collect();
+    let extras = st.store.message_meta(&ids).await?;
+    let json = page
+        .items
+        .iter()
+        .map(|m| switchboard_store::message_with_meta(m, extras.get(&m.id)))
+        .collect();
     let items = crate::routes::media::with_attachments(&st, &page.items, false, json).await?;
     Ok(ApiJson(
         serde_json::json!({ "items": items, "next_cursor": page.next_cursor }),
@@ -299,6 +305,12 @@ pub struct NewMessage {
     text: String,
     #[serde(default)]
     kind: Option<String>,
+    /// Provider channels: the messaging-window options (`human_agent_confirmed`, `tag`, `content`).
+    #[serde(default)]
+    policy: Option<crate::routes::channel_actions::PolicyRequest>,
+    /// Sent by automation (a bot or an integration), not typed by a person: the policy is stricter.
+    #[serde(default)]
+    automated: bool,
 }
 
 pub async fn post_message(
@@ -319,6 +331,19 @@ pub async fn post_message(
             );
         }
     };
+    if kind == MessageKind::Text
+        && let Some(resp) = crate::routes::channel_actions::channel_reply(
+            &st,
+            &me,
+            id,
+            &text,
+            b.policy.unwrap_or_default(),
+            b.automated,
+        )
+        .await?
+    {
+        return Ok(resp);
+    }
     let now = st.clock.now();
     let actor = me.actor();
     let message = transact_message(&st, &me, id, |c| {

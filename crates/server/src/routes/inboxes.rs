@@ -22,7 +22,11 @@ const SECRET_KEYS: &[&str] = &[
 ];
 
 pub fn inbox_json(st: &AppState, i: &Inbox, reveal_secrets: bool) -> serde_json::Value {
-    let mut settings = i.settings.clone();
+    let mut settings = if crate::meta::is_meta(i.channel) {
+        crate::meta::public_settings(&i.settings)
+    } else {
+        i.settings.clone()
+    };
     if !reveal_secrets && let Some(o) = settings.as_object_mut() {
         o.retain(|k, _| !SECRET_KEYS.contains(&k.as_str()));
     }
@@ -145,6 +149,11 @@ pub async fn create(
         .ok_or_else(|| ApiError::invalid("channel: unknown channel kind"))?;
     let settings = match channel {
         ChannelKind::Livechat => livechat_settings(b.settings, None)?,
+        ChannelKind::Messenger | ChannelKind::Instagram => {
+            let s = crate::meta::settings(channel, b.settings, None)?;
+            ensure_account_free(&st, channel, &s, None).await?;
+            s
+        }
         other => {
             return Err(ApiError::new(
                 axum::http::StatusCode::UNPROCESSABLE_ENTITY,
@@ -189,9 +198,32 @@ pub async fn update(
     }
     if b.settings.is_some() && inbox.channel == ChannelKind::Livechat {
         inbox.settings = livechat_settings(b.settings, Some(&inbox.settings))?;
+    } else if b.settings.is_some() && crate::meta::is_meta(inbox.channel) {
+        let s = crate::meta::settings(inbox.channel, b.settings, Some(&inbox.settings))?;
+        ensure_account_free(&st, inbox.channel, &s, Some(inbox.id)).await?;
+        inbox.settings = s;
     }
     st.store.update_inbox(&inbox).await?;
     Ok(ApiJson(inbox_json(&st, &inbox, true)))
+}
+
+/// One inbox per Page / Instagram account: webhooks are routed by that id.
+async fn ensure_account_free(
+    st: &AppState,
+    channel: ChannelKind,
+    settings: &serde_json::Value,
+    this: Option<InboxId>,
+) -> ApiResult<()> {
+    let key = crate::meta::account_key(channel).unwrap_or("page_id");
+    let account = settings.get(key).and_then(|v| v.as_str()).unwrap_or("");
+    match st.store.inbox_by_account(channel, account).await? {
+        Some(other) if Some(other.id) != this => Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "already_exists",
+            format!("another inbox is connected to this {key}"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 pub async fn members(

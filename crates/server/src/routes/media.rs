@@ -51,7 +51,10 @@ pub async fn with_attachments(
             .filter(|a| a.message_id == m.id)
             .map(|a| attachment_json(a, for_visitor))
             .collect();
-        if let Some(o) = j.as_object_mut() {
+        // Provider attachments (from `meta`) may already be there; ours are added when present.
+        if let Some(o) = j.as_object_mut()
+            && (!mine.is_empty() || !o.contains_key("attachments"))
+        {
             o.insert("attachments".into(), serde_json::json!(mine));
         }
     }

@@ -2,6 +2,7 @@
 
 pub mod agents;
 pub mod auth;
+pub mod channel_actions;
 pub mod contacts;
 pub mod conversations;
 pub mod inboxes;
@@ -9,6 +10,7 @@ pub mod media;
 pub mod quick_replies;
 pub mod routing;
 pub mod static_files;
+pub mod webhooks_meta;
 pub mod widget;
 pub mod ws;
 
@@ -148,6 +150,31 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ),
     (
         "get",
+        "/api/v1/conversations/{id}/policy",
+        "The messaging window now: mode, window_ends_at, human_agent_until, allowed, reason",
+    ),
+    (
+        "post",
+        "/api/v1/messages/{id}/comment-actions",
+        "Act on a customer's comment: reply, private_reply, like, unlike, hide, unhide, delete",
+    ),
+    (
+        "post",
+        "/api/v1/contacts/{id}/merge",
+        "Merge this contact into another (undoable)",
+    ),
+    (
+        "get",
+        "/api/v1/contacts/{id}/merges",
+        "Merges this contact took part in",
+    ),
+    (
+        "post",
+        "/api/v1/contact-merges/{id}/undo",
+        "Undo a contact merge",
+    ),
+    (
+        "get",
         "/api/v1/contacts/{id}",
         "A contact with its channel identities",
     ),
@@ -212,6 +239,16 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
         "/widget/v1/ws",
         "WebSocket of replies and typing for the visitor (token=)",
     ),
+    (
+        "get",
+        "/webhooks/meta",
+        "Meta webhook verification (hub.mode, hub.verify_token, hub.challenge)",
+    ),
+    (
+        "post",
+        "/webhooks/meta",
+        "Meta webhooks (Messenger, Page feed comments, Instagram), signed with X-Hub-Signature-256",
+    ),
     ("get", "/healthz", "Liveness"),
     ("get", "/widget.js", "The live-chat widget script"),
     (
@@ -261,6 +298,20 @@ pub fn router(st: AppState) -> Router {
         .route("/conversations/{id}/timers", get(routing::timers))
         .route("/conversations/{id}/read", post(c::mark_read))
         .route("/conversations/{id}/typing", post(c::typing))
+        .route(
+            "/conversations/{id}/policy",
+            get(channel_actions::get_policy),
+        )
+        .route(
+            "/messages/{id}/comment-actions",
+            post(channel_actions::comment_action),
+        )
+        .route("/contacts/{id}/merge", post(channel_actions::merge))
+        .route("/contacts/{id}/merges", get(channel_actions::merges))
+        .route(
+            "/contact-merges/{id}/undo",
+            post(channel_actions::undo_merge),
+        )
         .route("/contacts/{id}", get(contacts::get).patch(contacts::update))
         .route(
             "/tags",
@@ -298,8 +349,17 @@ pub fn router(st: AppState) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(middleware::from_fn(widget_cors));
+    let webhooks = Router::new()
+        .route(
+            "/meta",
+            get(webhooks_meta::verify).post(webhooks_meta::receive),
+        )
+        .layer(DefaultBodyLimit::max(st.config.webhooks.max_body_bytes))
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method);
     Router::new()
         .nest("/api/v1", api)
+        .nest("/webhooks", webhooks)
         .nest("/widget/v1", widget)
         .route(
             "/healthz",

@@ -1,0 +1,88 @@
+//! The group-commit writer for provider channel events (Messenger, Instagram...): like
+//! [`crate::ingest`], one task commits whatever is queued in one transaction and answers each
+//! caller after the commit, so a webhook is acknowledged only once its events are on disk.
+
+use crate::clock::Clock;
+use crate::ingest::IngestFailure;
+use crate::routing::Routing;
+use std::sync::Arc;
+use switchboard_store::{ChannelItem, ChannelOutcome, IngestError, Store};
+use tokio::sync::{mpsc, oneshot};
+
+type Reply = oneshot::Sender<Result<Result<ChannelOutcome, IngestError>, IngestFailure>>;
+
+#[derive(Clone)]
+pub struct ChannelIngest {
+    tx: mpsc::Sender<(ChannelItem, Reply)>,
+    routing: Routing,
+}
+
+impl ChannelIngest {
+    pub fn start(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        batch_max: usize,
+        routing: Routing,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel(batch_max.max(1) * 8);
+        tokio::spawn(run(store, clock, rx, batch_max.max(1)));
+        Self { tx, routing }
+    }
+
+    /// Queues the items (in order) and waits until all of them are durably stored. A store
+    /// failure of any item fails the whole call: the provider retries and duplicates collapse.
+    pub async fn submit_all(
+        &self,
+        items: Vec<ChannelItem>,
+    ) -> Result<Vec<Result<ChannelOutcome, IngestError>>, IngestFailure> {
+        let mut waits = Vec::with_capacity(items.len());
+        for item in items {
+            let (reply, wait) = oneshot::channel();
+            self.tx
+                .send((item, reply))
+                .await
+                .map_err(|_| IngestFailure::Stopped)?;
+            waits.push(wait);
+        }
+        let mut out = Vec::with_capacity(waits.len());
+        for w in waits {
+            out.push(w.await.map_err(|_| IngestFailure::Stopped)??);
+        }
+        // As for live chat: a conversation a customer message created or reopened is routed now;
+        // a failure is logged and the runner's backlog sweep routes it later.
+        for o in &out {
+            if let Ok(ChannelOutcome::Message(done)) = o
+                && done.entered_pool
+                && let Err(e) = self.routing.on_entered_pool(done.conversation_id).await
+            {
+                tracing::warn!(error = %e, "routing a new conversation failed");
+            }
+        }
+        Ok(out)
+    }
+}
+
+async fn run(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    mut rx: mpsc::Receiver<(ChannelItem, Reply)>,
+    batch_max: usize,
+) {
+    let mut queued = Vec::with_capacity(batch_max);
+    while rx.recv_many(&mut queued, batch_max).await > 0 {
+        let (items, replies): (Vec<ChannelItem>, Vec<Reply>) = queued.drain(..).unzip();
+        match store.ingest_channel(&items, clock.now()).await {
+            Ok(outcomes) => {
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, batch = items.len(), "channel ingest batch failed");
+                for reply in replies {
+                    let _ = reply.send(Err(IngestFailure::Store));
+                }
+            }
+        }
+    }
+}

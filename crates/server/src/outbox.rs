@@ -1,0 +1,363 @@
+//! The outbox worker: sends queued provider messages (Send API, comment replies) with retries,
+//! records the provider's id or a clear failure reason, and never sends one row twice.
+//!
+//! A row is *claimed* (state `sending`, with a lease) in one write before its request goes out,
+//! so two workers (or a worker and a test) never send the same row. `run_due(now)` is the
+//! deterministic entry point tests drive; `start` runs it in a loop for production. New customer
+//! profiles (name, picture) are fetched here too, off the webhook's hot path.
+
+use crate::config::OutboxConfig;
+use crate::state::AppState;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use switchboard_channels::meta::{self, Failure, Recipient};
+use switchboard_core::retry::{self, RetryPolicy};
+use switchboard_core::{ContactId, Inbox, InboxId, Timestamp};
+use switchboard_store::{OutboxJob, OutboxRow};
+use tokio::sync::Notify;
+
+/// How long a claimed row is reserved for the worker that claimed it.
+const LEASE_MS: i64 = 5 * 60 * 1000;
+const BATCH: u32 = 50;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileJob {
+    pub inbox_id: InboxId,
+    pub contact_id: ContactId,
+    pub external_id: String,
+}
+
+/// What one `run_due` did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RunReport {
+    pub sent: usize,
+    pub retried: usize,
+    pub failed: usize,
+    pub profiles: usize,
+}
+
+pub struct Outbox {
+    http: reqwest::Client,
+    notify: Arc<Notify>,
+    retry: RetryPolicy,
+    profiles: Mutex<Vec<ProfileJob>>,
+    worker: bool,
+}
+
+/// Installs rustls' ring provider once (reqwest is built without a default provider).
+fn tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// The HTTP client every provider call uses (with the configured timeout).
+pub fn http_client(timeout_ms: u64) -> anyhow::Result<reqwest::Client> {
+    tls_provider();
+    Ok(reqwest::Client::builder()
+        .timeout(Duration::from_millis(timeout_ms.max(1)))
+        .connect_timeout(Duration::from_millis(timeout_ms.clamp(1, 10_000)))
+        .build()?)
+}
+
+/// The outcome of one Graph API call.
+pub enum Answer {
+    Ok(serde_json::Value),
+    Failed(Failure),
+}
+
+impl Outbox {
+    pub fn new(cfg: &OutboxConfig) -> anyhow::Result<Self> {
+        let ms = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        Ok(Self {
+            http: http_client(cfg.http_timeout_ms)?,
+            notify: Arc::new(Notify::new()),
+            retry: RetryPolicy {
+                base_ms: ms(cfg.retry_base_ms),
+                max_ms: ms(cfg.retry_max_ms),
+                give_up_after_ms: ms(cfg.give_up_after_secs).saturating_mul(1000),
+            },
+            profiles: Mutex::new(Vec::new()),
+            worker: cfg.worker,
+        })
+    }
+
+    /// Something was queued: let the production loop look now.
+    pub fn wake(&self) {
+        self.notify.notify_one();
+    }
+
+    pub fn want_profile(&self, job: ProfileJob) {
+        if let Ok(mut p) = self.profiles.lock()
+            && !p.contains(&job)
+        {
+            p.push(job);
+        }
+        self.wake();
+    }
+
+    /// One Graph API call with the inbox's token (as a Bearer header, never in the URL).
+    pub async fn graph(
+        &self,
+        inbox: &Inbox,
+        method: &str,
+        url: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Answer {
+        let Some(token) = crate::meta::token(inbox) else {
+            return Answer::Failed(Failure {
+                retry: false,
+                reason: "token_expired",
+                retry_after_ms: None,
+                code: None,
+                subcode: None,
+            });
+        };
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::POST);
+        let mut req = self.http.request(m, url).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(_) => return Answer::Failed(meta::network_failure()),
+        };
+        let status = resp.status().as_u16();
+        let header = |n: &str| {
+            resp.headers()
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let (retry_after, buc) = (header("retry-after"), header("x-business-use-case-usage"));
+        let bytes = match resp.bytes().await {
+            Ok(b) => b,
+            Err(_) => return Answer::Failed(meta::network_failure()),
+        };
+        if (200..300).contains(&status) {
+            return Answer::Ok(serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null));
+        }
+        Answer::Failed(meta::classify_error(
+            status,
+            &bytes,
+            retry_after.as_deref(),
+            buc.as_deref(),
+        ))
+    }
+
+    /// Sends every row due at `now` (and fetches pending profiles). Deterministic: tests call it
+    /// with the manual clock's time.
+    pub async fn run_due(&self, st: &AppState, now: Timestamp) -> RunReport {
+        let mut report = RunReport::default();
+        loop {
+            let rows = match st
+                .store
+                .claim_due(now, now.plus_millis(LEASE_MS), BATCH)
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, "outbox: claiming rows failed");
+                    break;
+                }
+            };
+            if rows.is_empty() {
+                break;
+            }
+            for row in rows {
+                self.send_one(st, &row, now, &mut report).await;
+            }
+        }
+        let jobs: Vec<ProfileJob> = self
+            .profiles
+            .lock()
+            .map(|mut p| std::mem::take(&mut *p))
+            .unwrap_or_default();
+        for job in jobs {
+            if self.sync_profile(st, &job).await {
+                report.profiles += 1;
+            }
+        }
+        report
+    }
+
+    async fn send_one(
+        &self,
+        st: &AppState,
+        row: &OutboxRow,
+        now: Timestamp,
+        report: &mut RunReport,
+    ) {
+        let inbox = match st.store.inbox(row.inbox_id).await {
+            Ok(Some(i)) => i,
+            _ => {
+                self.fail(st, row, "inbox_missing", now, report).await;
+                return;
+            }
+        };
+        let base = crate::meta::api_base_url(&inbox);
+        let r = &row.request;
+        let text = r["text"].as_str().unwrap_or("");
+        let answer = match row.job {
+            OutboxJob::Send | OutboxJob::PrivateReply => {
+                let recipient = if row.job == OutboxJob::PrivateReply {
+                    Recipient::Comment(r["comment_id"].as_str().unwrap_or("").to_owned())
+                } else {
+                    Recipient::Id(r["recipient_id"].as_str().unwrap_or("").to_owned())
+                };
+                let marker = format!("{}{}", meta::METADATA_PREFIX, row.message_id);
+                let body = meta::send_body(
+                    &recipient,
+                    r["messaging_type"].as_str(),
+                    r["tag"].as_str(),
+                    text,
+                    Some(&marker),
+                );
+                let url = meta::messages_url(base, crate::meta::sender_id(&inbox).unwrap_or("me"));
+                self.graph(&inbox, "POST", &url, Some(&body)).await
+            }
+            OutboxJob::CommentReply => {
+                let comment = r["comment_id"].as_str().unwrap_or("");
+                match meta::comment_request(
+                    crate::meta::object(inbox.channel),
+                    base,
+                    comment,
+                    meta::CommentOp::Reply,
+                    Some(text),
+                ) {
+                    Some((method, url, body)) => {
+                        self.graph(&inbox, method, &url, body.as_ref()).await
+                    }
+                    None => Answer::Failed(Failure {
+                        retry: false,
+                        reason: "not_supported",
+                        retry_after_ms: None,
+                        code: None,
+                        subcode: None,
+                    }),
+                }
+            }
+        };
+        match answer {
+            Answer::Ok(v) => {
+                let (recipient, pid) = match row.job {
+                    OutboxJob::CommentReply => {
+                        (None, v["id"].as_str().map(|id| format!("comment:{id}")))
+                    }
+                    _ => (
+                        v["recipient_id"].as_str().map(str::to_owned),
+                        v["message_id"].as_str().map(str::to_owned),
+                    ),
+                };
+                let Some(pid) = pid else {
+                    self.fail(st, row, "provider_error", now, report).await;
+                    return;
+                };
+                match st
+                    .store
+                    .outbox_sent(row.message_id, &pid, recipient.as_deref(), now)
+                    .await
+                {
+                    Ok(_) => {
+                        report.sent += 1;
+                        tracing::info!(message_id = %row.message_id, job = row.job.as_str(), "outbox: sent");
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, message_id = %row.message_id, "outbox: recording a send failed")
+                    }
+                }
+            }
+            Answer::Failed(f) if f.retry => {
+                let jitter: f64 = rand::random();
+                match retry::next_attempt(
+                    &self.retry,
+                    row.attempts,
+                    row.queued_at,
+                    now,
+                    f.retry_after_ms,
+                    jitter,
+                ) {
+                    Some(at) => {
+                        tracing::warn!(message_id = %row.message_id, reason = f.reason, code = ?f.code, attempt = row.attempts, "outbox: will retry");
+                        if let Err(e) = st
+                            .store
+                            .outbox_retry(row.message_id, at, f.reason, now)
+                            .await
+                        {
+                            tracing::error!(error = %e, "outbox: rescheduling failed");
+                        }
+                        report.retried += 1;
+                    }
+                    None => self.fail(st, row, f.reason, now, report).await,
+                }
+            }
+            Answer::Failed(f) => {
+                tracing::warn!(message_id = %row.message_id, reason = f.reason, code = ?f.code, subcode = ?f.subcode, "outbox: failed");
+                self.fail(st, row, f.reason, now, report).await;
+            }
+        }
+    }
+
+    async fn fail(
+        &self,
+        st: &AppState,
+        row: &OutboxRow,
+        reason: &str,
+        now: Timestamp,
+        report: &mut RunReport,
+    ) {
+        match st.store.outbox_failed(row.message_id, reason, now).await {
+            Ok(_) => report.failed += 1,
+            Err(e) => tracing::error!(error = %e, "outbox: recording a failure failed"),
+        }
+    }
+
+    async fn sync_profile(&self, st: &AppState, job: &ProfileJob) -> bool {
+        let Ok(Some(inbox)) = st.store.inbox(job.inbox_id).await else {
+            return false;
+        };
+        let url = meta::profile_url(
+            crate::meta::object(inbox.channel),
+            crate::meta::api_base_url(&inbox),
+            &job.external_id,
+        );
+        match self.graph(&inbox, "GET", &url, None).await {
+            Answer::Ok(v) => {
+                let p = meta::parse_profile(&v);
+                st.store
+                    .set_contact_profile(
+                        job.contact_id,
+                        p.name.as_deref(),
+                        p.avatar_url.as_deref(),
+                        st.clock.now(),
+                    )
+                    .await
+                    .is_ok()
+            }
+            Answer::Failed(f) => {
+                tracing::warn!(reason = f.reason, "profile sync failed");
+                false
+            }
+        }
+    }
+
+    /// The production loop: run what is due, then wait for a wake-up or the next due row.
+    pub fn start(st: AppState) {
+        if !st.outbox.worker {
+            return;
+        }
+        tokio::spawn(async move {
+            loop {
+                let now = st.clock.now();
+                st.outbox.run_due(&st, now).await;
+                let wait_ms = match st.store.next_due().await {
+                    Ok(Some(t)) => (t.millis() - st.clock.now().millis()).clamp(10, 5_000),
+                    _ => 5_000,
+                };
+                let wait = Duration::from_millis(u64::try_from(wait_ms).unwrap_or(5_000));
+                tokio::select! {
+                    _ = st.outbox.notify.notified() => {}
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+        });
+    }
+}

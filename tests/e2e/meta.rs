@@ -1,0 +1,967 @@
+//! Messenger, page comments and Instagram against the in-process Meta sandbox: webhooks (handshake,
+//! signatures over raw bytes, batching, dedupe, echoes, order), the messaging-window policy at its
+//! boundaries, the outbox (429, token expiry, timeouts), comments and private replies, merges.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::support::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use switchboard_channels::meta::signature_header;
+use switchboard_core::Timestamp;
+use switchboard_server::outbox::RunReport;
+use switchboard_server::sandbox::{Fault, PageSpec, Sandbox, UserSpec, meta_json};
+
+const SECRET: &str = "app_secret_test";
+const PAGE: &str = "111";
+const PSID: &str = "222";
+const COMMENTER: &str = "9001";
+const SEC: i64 = 1_000;
+const HOUR: i64 = 3_600 * SEC;
+const DAY: i64 = 24 * HOUR;
+
+struct Meta {
+    app: TestApp,
+    sb: Sandbox,
+    agent: String,
+    agent_id: String,
+    inbox: String,
+}
+
+impl Meta {
+    async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    async fn start_with(change: impl FnOnce(&mut switchboard_server::config::Config)) -> Self {
+        let app = TestApp::start_configured(change).await;
+        let sb = Sandbox::start(Arc::new(app.clock.clone()), "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let (agent_id, agent) = app.agent("lan@shop.vn", "Lan", "agent").await;
+        let inbox = create_page(&app, &sb, PAGE, "messenger", &[&agent_id]).await;
+        sb.add_user(
+            PAGE,
+            UserSpec {
+                id: PSID.into(),
+                first_name: "Hà".into(),
+                last_name: "Nguyễn".into(),
+                profile_pic: Some("https://cdn.example/ha.jpg".into()),
+                commenter_id: Some(COMMENTER.into()),
+            },
+        );
+        Self {
+            app,
+            sb,
+            agent,
+            agent_id,
+            inbox,
+        }
+    }
+
+    async fn run(&self) -> RunReport {
+        let st = &self.app.state;
+        st.outbox.run_due(st, self.app.clock.now_ts()).await
+    }
+
+    fn advance(&self, ms: i64) {
+        self.app.clock.advance_millis(ms);
+    }
+
+    /// The single conversation of the test inbox, claimed by the agent.
+    async fn claimed_conversation(&self) -> String {
+        let list = self
+            .app
+            .conversations(&self.agent, &format!("?inbox_id={}", self.inbox))
+            .await;
+        assert_eq!(list.len(), 1, "{list:?}");
+        let id = list[0]["id"].as_str().unwrap().to_owned();
+        self.app
+            .ok(
+                Method::POST,
+                &format!("/api/v1/conversations/{id}/claim"),
+                &self.agent,
+                None,
+            )
+            .await;
+        id
+    }
+
+    async fn reply(&self, conv: &str, body: Value) -> (StatusCode, Value) {
+        self.app
+            .post(
+                &format!("/api/v1/conversations/{conv}/messages"),
+                &self.agent,
+                body,
+            )
+            .await
+    }
+
+    async fn thread(&self, conv: &str) -> Vec<Value> {
+        let v = self
+            .app
+            .ok(
+                Method::GET,
+                &format!("/api/v1/conversations/{conv}/messages?limit=200"),
+                &self.agent,
+                None,
+            )
+            .await;
+        v["items"].as_array().unwrap().clone()
+    }
+
+    async fn policy(&self, conv: &str) -> Value {
+        self.app
+            .ok(
+                Method::GET,
+                &format!("/api/v1/conversations/{conv}/policy"),
+                &self.agent,
+                None,
+            )
+            .await
+    }
+
+    async fn webhook(&self, body: &str, signature: Option<String>) -> (StatusCode, String) {
+        let mut req = self
+            .app
+            .http
+            .post(self.app.url("/webhooks/meta"))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        if let Some(s) = signature {
+            req = req.header("x-hub-signature-256", s);
+        }
+        let r = req.send().await.unwrap();
+        (r.status(), r.text().await.unwrap())
+    }
+}
+
+trait NowTs {
+    fn now_ts(&self) -> Timestamp;
+}
+impl NowTs for switchboard_server::clock::ManualClock {
+    fn now_ts(&self) -> Timestamp {
+        switchboard_server::clock::Clock::now(self)
+    }
+}
+
+async fn create_page(
+    app: &TestApp,
+    sb: &Sandbox,
+    page: &str,
+    channel: &str,
+    members: &[&str],
+) -> String {
+    let key = if channel == "instagram" {
+        "ig_account_id"
+    } else {
+        "page_id"
+    };
+    let v = app
+        .ok(
+            Method::POST,
+            "/api/v1/inboxes",
+            &app.admin,
+            Some(
+                json!({"name": format!("Page {page}"), "channel": channel, "settings": {
+                    key: page, "page_access_token": format!("token-{page}"), "app_secret": SECRET,
+                    "verify_token": "tok", "api_base_url": sb.base_url(),
+                }}),
+            ),
+        )
+        .await;
+    let id = v["id"].as_str().unwrap().to_owned();
+    app.ok(
+        Method::PUT,
+        &format!("/api/v1/inboxes/{id}/members"),
+        &app.admin,
+        Some(json!({"agent_ids": members})),
+    )
+    .await;
+    sb.add_page(PageSpec {
+        id: page.into(),
+        object: if channel == "instagram" {
+            switchboard_channels::meta::Object::Instagram
+        } else {
+            switchboard_channels::meta::Object::Page
+        },
+        token: format!("token-{page}"),
+        app_secret: SECRET.into(),
+        webhook_url: app.url("/webhooks/meta"),
+        echoes: true,
+        private_reply_recipient_id: true,
+        auto_delivery: false,
+    });
+    id
+}
+
+/// The next `message.updated` whose delivery status is `status` (skipping repeats of earlier ones).
+async fn next_status(ws: &mut Ws, status: &str) -> Value {
+    loop {
+        let v = ws.next_of("message.updated").await;
+        if v["message"]["delivery_status"] == status {
+            return v;
+        }
+    }
+}
+
+fn dm(page: &str, psid: &str, mid: &str, ts: i64, text: &str) -> Value {
+    json!({"sender": {"id": psid}, "recipient": {"id": page}, "timestamp": ts, "message": {"mid": mid, "text": text}})
+}
+
+#[tokio::test]
+async fn handshake_signature_and_size_limit() {
+    let m = Meta::start().await;
+    let app = &m.app;
+    let get = |q: &'static str| {
+        let url = app.url(&format!("/webhooks/meta?{q}"));
+        let http = app.http.clone();
+        async move {
+            let r = http.get(url).send().await.unwrap();
+            (r.status(), r.text().await.unwrap())
+        }
+    };
+    assert_eq!(
+        get("hub.mode=subscribe&hub.verify_token=tok&hub.challenge=1158201444").await,
+        (StatusCode::OK, "1158201444".to_owned())
+    );
+    assert_eq!(
+        get("hub.mode=subscribe&hub.verify_token=nope&hub.challenge=1")
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+
+    // channels.md's 186-byte vector with its published signature is accepted and stored.
+    let body = r#"{"object":"page","entry":[{"id":"111","time":1700000000000,"messaging":[{"sender":{"id":"222"},"recipient":{"id":"111"},"timestamp":1700000000000,"message":{"mid":"m_1","text":"hi"}}]}]}"#;
+    let sig = "sha256=c8689bb3bada46871eebcc7726065b6080f8766b86ea1c4cca1c718ccf7441e9";
+    assert_eq!(m.webhook(body, Some(sig.into())).await.0, StatusCode::OK);
+    assert_eq!(app.count_messages().await, 1);
+
+    // The non-ASCII vector (escapes are literal bytes) verifies over the raw bytes.
+    let escaped = r#"{"object":"page","entry":[{"id":"111","time":1,"messaging":[{"message":{"mid":"m_2","text":"\u00e4\u00f6\u00e5"}}]}]}"#;
+    let esig = "sha256=c3d8653b1194f2ea1e301ada9f5b88941d148c73decabd7ba30a5571e017b8e2";
+    assert_eq!(
+        m.webhook(escaped, Some(esig.into())).await.0,
+        StatusCode::OK
+    );
+    // A message with escapes from a real sender: stored with the decoded text.
+    let msg = json!({"object": "page", "entry": [{"id": PAGE, "time": 1, "messaging": [dm(PAGE, PSID, "m_3", T0.millis(), "Chào shop, áo còn không? äöå")]}]});
+    let raw = meta_json(&msg);
+    assert!(raw.contains("\\u00e4"), "{raw}");
+    let good = signature_header(SECRET, raw.as_bytes());
+    // The same JSON written without escapes has other bytes: the signature of the escaped body fails.
+    let reserialised = msg.to_string();
+    assert_eq!(
+        m.webhook(&reserialised, Some(good.clone())).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(m.webhook(&raw, None).await.0, StatusCode::UNAUTHORIZED);
+    let wrong = signature_header("another secret", raw.as_bytes());
+    assert_eq!(
+        m.webhook(&raw, Some(wrong)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.count_messages().await,
+        1,
+        "refused bodies store nothing"
+    );
+    assert_eq!(m.webhook(&raw, Some(good)).await.0, StatusCode::OK);
+    let conv = app.conversations(&m.agent, "").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let texts: Vec<String> = m
+        .thread(&conv)
+        .await
+        .iter()
+        .map(|x| x["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(texts, ["hi", "Chào shop, áo còn không? äöå"]);
+
+    // Too large: 413 with our error shape, nothing stored.
+    let app2 = Meta::start_with(|c| c.webhooks.max_body_bytes = 1024).await;
+    let big = json!({"object": "page", "entry": [{"id": PAGE, "time": 1, "messaging": [dm(PAGE, PSID, "m_big", T0.millis(), &"x".repeat(2000))]}]}).to_string();
+    let s = signature_header(SECRET, big.as_bytes());
+    let (status, body) = app2.webhook(&big, Some(s)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert!(body.contains("payload_too_large"), "{body}");
+    assert_eq!(app2.app.count_messages().await, 0);
+}
+
+#[tokio::test]
+async fn batched_pages_dedupe_echoes_and_order() {
+    let m = Meta::start().await;
+    let admin = m.app.admin.clone();
+    let inbox2 = create_page(&m.app, &m.sb, "333", "messenger", &[]).await;
+    let t = T0.millis() - 60 * SEC;
+    // Two entries (two pages) × two events; the second page's events arrive newest first.
+    let body = json!({"object": "page", "entry": [
+        {"id": PAGE, "time": t, "messaging": [dm(PAGE, PSID, "m_a1", t, "one"), dm(PAGE, PSID, "m_a2", t + SEC, "two")]},
+        {"id": "333", "time": t, "messaging": [dm("333", "444", "m_b2", t + 5 * SEC, "later"), dm("333", "444", "m_b1", t + 2 * SEC, "earlier")]},
+    ]});
+    let raw = meta_json(&body);
+    let sig = signature_header(SECRET, raw.as_bytes());
+    assert_eq!(m.webhook(&raw, Some(sig.clone())).await.0, StatusCode::OK);
+    assert_eq!(m.app.count_messages().await, 4);
+    // Meta redelivers the same body: nothing new.
+    assert_eq!(m.webhook(&raw, Some(sig)).await.0, StatusCode::OK);
+    assert_eq!(m.app.count_messages().await, 4);
+
+    let list = m
+        .app
+        .conversations(&admin, &format!("?inbox_id={inbox2}"))
+        .await;
+    let conv2 = list[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(list[0]["last_customer_message_at"], t + 5 * SEC);
+    let thread: Vec<Value> = m
+        .app
+        .ok(
+            Method::GET,
+            &format!("/api/v1/conversations/{conv2}/messages"),
+            &admin,
+            None,
+        )
+        .await["items"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let texts: Vec<&str> = thread.iter().map(|x| x["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["earlier", "later"], "sorted by the provider's time");
+
+    // An echo (the page answered from Meta Business Suite) is outbound, not duplicated, and does
+    // not move the window.
+    let conv1 = m.claimed_conversation().await;
+    let before = m.policy(&conv1).await["window_ends_at"].clone();
+    let echo = json!({"object": "page", "entry": [{"id": PAGE, "time": t, "messaging": [{
+        "sender": {"id": PAGE}, "recipient": {"id": PSID}, "timestamp": t + 30 * SEC,
+        "message": {"mid": "m_echo", "is_echo": true, "app_id": 263902037430900_u64, "text": "Dạ còn ạ"}}]}]});
+    let raw = meta_json(&echo);
+    let sig = signature_header(SECRET, raw.as_bytes());
+    m.webhook(&raw, Some(sig.clone())).await;
+    m.webhook(&raw, Some(sig)).await;
+    let thread = m.thread(&conv1).await;
+    assert_eq!(thread.len(), 3);
+    let e = &thread[2];
+    assert_eq!(
+        (e["direction"].as_str(), e["text"].as_str()),
+        (Some("outbound"), Some("Dạ còn ạ"))
+    );
+    assert_eq!(e["meta"]["echo"]["from_page_inbox"], true);
+    assert_eq!(
+        m.policy(&conv1).await["window_ends_at"],
+        before,
+        "echoes never move the window"
+    );
+}
+
+#[tokio::test]
+async fn window_boundaries_response_human_agent_and_closed() {
+    let m = Meta::start().await;
+    let (s, _) =
+        m.sb.customer_message(PAGE, PSID, "còn size M không?")
+            .await
+            .unwrap();
+    assert_eq!(s, 200);
+    let conv = m.claimed_conversation().await;
+    let p = m.policy(&conv).await;
+    assert_eq!(
+        (p["mode"].as_str(), p["can_message"].as_bool()),
+        (Some("open"), Some(true))
+    );
+    assert_eq!(p["window_ends_at"], T0.millis() + DAY);
+
+    // 23:59:59 after the customer's message: RESPONSE.
+    m.advance(DAY - SEC);
+    let (s, v) = m.reply(&conv, json!({"text": "Dạ còn ạ"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(
+        (v["delivery_status"].as_str(), v["messaging_type"].as_str()),
+        (Some("queued"), Some("RESPONSE"))
+    );
+    assert_eq!(m.run().await.sent, 1);
+    let sent = m.sb.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        (sent[0].messaging_type.as_deref(), sent[0].tag.as_deref()),
+        (Some("RESPONSE"), None)
+    );
+    m.sb.flush().await; // the echo comes back: recognised, not stored twice
+    let thread = m.thread(&conv).await;
+    assert_eq!(thread.len(), 2);
+    assert_eq!(thread[1]["delivery_status"], "sent");
+
+    // 24:00:01: refused without confirmation, nothing queued.
+    m.advance(2 * SEC);
+    let (s, v) = m
+        .reply(&conv, json!({"text": "Anh còn cần không ạ?"}))
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["error"]["code"], "human_agent_confirmation_required");
+    assert_eq!(m.policy(&conv).await["mode"], "human_agent");
+    assert_eq!(m.thread(&conv).await.len(), 2);
+    assert_eq!(m.run().await, RunReport::default());
+    // A bot after 24 h is refused even when it claims the confirmation.
+    let (s, v) = m
+        .reply(
+            &conv,
+            json!({"text": "auto", "automated": true, "policy": {"human_agent_confirmed": true}}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("window_closed"))
+    );
+    assert_eq!(v["error"]["reason"], "human_agent_only");
+    // With the confirmation: MESSAGE_TAG + HUMAN_AGENT, accepted by the sandbox.
+    let (s, v) = m
+        .reply(
+            &conv,
+            json!({"text": "Anh còn cần không ạ?", "policy": {"human_agent_confirmed": true}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(m.run().await.sent, 1);
+    let last = m.sb.sent().pop().unwrap();
+    assert_eq!(
+        (last.messaging_type.as_deref(), last.tag.as_deref()),
+        (Some("MESSAGE_TAG"), Some("HUMAN_AGENT"))
+    );
+    // A retired tag is refused by us before Meta would (code 100).
+    let (s, v) = m
+        .reply(&conv, json!({"text": "Đơn đã giao", "policy": {"tag": "POST_PURCHASE_UPDATE", "content": "order_status"}}))
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("tag_not_allowed"))
+    );
+
+    // 7 days + 1 s: closed for everyone, nothing sent.
+    m.advance(6 * DAY);
+    let (s, v) = m
+        .reply(
+            &conv,
+            json!({"text": "hello?", "policy": {"human_agent_confirmed": true}}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("window_closed"))
+    );
+    assert_eq!(
+        v["error"]["options"],
+        json!(["wait_for_customer", "open_in_provider_app"])
+    );
+    let p = m.policy(&conv).await;
+    assert_eq!(
+        (p["mode"].as_str(), p["reason"].as_str()),
+        (Some("closed"), Some("window_closed"))
+    );
+    assert_eq!(m.run().await, RunReport::default());
+    assert_eq!(m.sb.sent().len(), 2);
+    assert_eq!(m.thread(&conv).await.len(), 3);
+
+    // The customer writes again: the window is open again.
+    m.sb.customer_message(PAGE, PSID, "alo").await.unwrap();
+    assert_eq!(m.policy(&conv).await["mode"], "open");
+}
+
+#[tokio::test]
+async fn rate_limit_then_success_delivers_exactly_once_and_status_goes_live() {
+    let m = Meta::start().await;
+    m.sb.customer_message(PAGE, PSID, "hi").await.unwrap();
+    let conv = m.claimed_conversation().await;
+    let mut ws = m.app.ws(&format!("/api/v1/ws?token={}", m.agent)).await;
+    ws.next_of("hello").await;
+    m.sb.push_fault(
+        PAGE,
+        Fault::TooManyRequests {
+            retry_after_secs: 30,
+        },
+    );
+    let (s, v) = m.reply(&conv, json!({"text": "Dạ"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let id = v["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        ws.next_of("message.created").await["message"]["delivery_status"],
+        "queued"
+    );
+    let r = m.run().await;
+    assert_eq!((r.sent, r.retried), (0, 1));
+    assert!(m.sb.sent().is_empty());
+    // Retry-After is honoured: nothing happens before 30 s.
+    m.advance(29 * SEC);
+    assert_eq!(m.run().await, RunReport::default());
+    m.advance(SEC);
+    assert_eq!(m.run().await.sent, 1);
+    assert_eq!(m.run().await, RunReport::default());
+    m.advance(DAY);
+    assert_eq!(m.run().await, RunReport::default());
+    assert_eq!(m.sb.sent().len(), 1, "delivered exactly once");
+    let upd = next_status(&mut ws, "sent").await;
+    assert_eq!(upd["message"]["id"].as_str(), Some(id.as_str()));
+
+    // The customer's phone: delivered, then read — live.
+    let mid = m.sb.sent()[0].mid.clone();
+    m.sb.customer_receipt(PAGE, PSID, false, &[mid])
+        .await
+        .unwrap();
+    next_status(&mut ws, "delivered").await;
+    m.sb.customer_receipt(PAGE, PSID, true, &[]).await.unwrap();
+    next_status(&mut ws, "read").await;
+    m.sb.flush().await;
+    let thread = m.thread(&conv).await;
+    assert_eq!(thread.len(), 2);
+    assert_eq!(thread[1]["delivery_status"], "read");
+}
+
+#[tokio::test]
+async fn token_expired_fails_with_that_reason_and_5xx_retries() {
+    let m = Meta::start().await;
+    m.sb.customer_message(PAGE, PSID, "hi").await.unwrap();
+    let conv = m.claimed_conversation().await;
+    m.sb.push_fault(PAGE, Fault::token_expired());
+    let (_, v) = m.reply(&conv, json!({"text": "one"})).await;
+    let r = m.run().await;
+    assert_eq!((r.sent, r.failed), (0, 1));
+    let thread = m.thread(&conv).await;
+    let msg = thread.iter().find(|x| x["id"] == v["id"]).unwrap();
+    assert_eq!(
+        (
+            msg["delivery_status"].as_str(),
+            msg["failure_reason"].as_str()
+        ),
+        (Some("failed"), Some("token_expired"))
+    );
+    // Failed is final: never sent later.
+    m.advance(DAY / 2);
+    assert_eq!(m.run().await, RunReport::default());
+    assert!(m.sb.sent().is_empty());
+
+    // A 500 is retried with backoff and then goes through.
+    m.sb.push_fault(PAGE, Fault::ServerError);
+    m.reply(&conv, json!({"text": "two"})).await;
+    assert_eq!(m.run().await.retried, 1);
+    m.advance(10 * 60 * SEC);
+    assert_eq!(m.run().await.sent, 1);
+    assert_eq!(m.sb.sent().len(), 1);
+}
+
+#[tokio::test]
+async fn a_timeout_after_meta_accepted_is_not_sent_again() {
+    let m = Meta::start_with(|c| c.outbox.http_timeout_ms = 300).await;
+    m.sb.customer_message(PAGE, PSID, "hi").await.unwrap();
+    let conv = m.claimed_conversation().await;
+    m.sb.push_fault(PAGE, Fault::TimeoutAfterAccept);
+    m.reply(&conv, json!({"text": "Dạ"})).await;
+    assert_eq!(
+        m.run().await.retried,
+        1,
+        "no answer: counted as a retryable failure"
+    );
+    // Meta's echo carries our marker: the row is recorded as sent.
+    m.sb.flush().await;
+    m.advance(HOUR);
+    assert_eq!(m.run().await, RunReport::default());
+    assert_eq!(m.sb.sent().len(), 1);
+    assert_eq!(m.thread(&conv).await[1]["delivery_status"], "sent");
+}
+
+#[tokio::test]
+async fn comment_private_reply_and_dm_answer_land_in_one_contact() {
+    let m = Meta::start().await;
+    let (s, comment_id) =
+        m.sb.customer_comment(PAGE, PSID, "111_555", "giá bao nhiêu?")
+            .await
+            .unwrap();
+    assert_eq!(s, 200);
+    let conv = m.claimed_conversation().await;
+    let thread = m.thread(&conv).await;
+    assert_eq!(thread.len(), 1);
+    let comment = &thread[0];
+    assert_eq!(comment["kind"], "comment");
+    assert_eq!(
+        comment["meta"]["comment"]["post_link"],
+        "https://www.facebook.com/111_555"
+    );
+    let summary = m
+        .app
+        .ok(
+            Method::GET,
+            &format!("/api/v1/conversations/{conv}"),
+            &m.agent,
+            None,
+        )
+        .await;
+    assert_eq!(summary["contact_name"], "Hà Nguyễn");
+    // No messaging id yet: a normal DM is impossible, the private reply is the way.
+    assert_eq!(m.policy(&conv).await["can_message"], false);
+    let (s, v) = m.reply(&conv, json!({"text": "Dạ"})).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("no_messaging_id"))
+    );
+
+    let action = |body: Value| {
+        let path = format!(
+            "/api/v1/messages/{}/comment-actions",
+            comment["id"].as_str().unwrap()
+        );
+        let app = &m.app;
+        let token = m.agent.clone();
+        async move { app.post(&path, &token, body).await }
+    };
+    let (s, v) = action(json!({"action": "private_reply", "text": "Em inbox anh giá nhé"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(m.run().await.sent, 1);
+    let sent = m.sb.sent();
+    assert_eq!(
+        (
+            sent[0].comment_id.as_deref(),
+            sent[0].messaging_type.as_deref()
+        ),
+        (Some(comment_id.as_str()), None)
+    );
+    // Once per comment.
+    let (s, v) = action(json!({"action": "private_reply", "text": "again"})).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("private_reply_already_sent")
+        )
+    );
+
+    // The Send API answered with the PSID: the customer's DM joins the same contact and thread.
+    m.sb.flush().await;
+    m.sb.customer_message(PAGE, PSID, "ok em, size M")
+        .await
+        .unwrap();
+    let list = m.app.conversations(&m.agent, "").await;
+    assert_eq!(list.len(), 1, "one contact, one history: {list:?}");
+    let thread = m.thread(&conv).await;
+    let kinds: Vec<(&str, &str)> = thread
+        .iter()
+        .map(|x| {
+            (
+                x["direction"].as_str().unwrap(),
+                x["kind"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("inbound", "comment"),
+            ("outbound", "text"),
+            ("inbound", "text")
+        ]
+    );
+    let contact = list[0]["contact_id"].as_str().unwrap();
+    let c = m
+        .app
+        .ok(
+            Method::GET,
+            &format!("/api/v1/contacts/{contact}"),
+            &m.agent,
+            None,
+        )
+        .await;
+    let mut ids: Vec<&str> = c["identities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["external_id"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, [PSID, format!("commenter:{COMMENTER}").as_str()]);
+    assert_eq!(m.policy(&conv).await["can_message"], true);
+
+    // Public reply, like, hide: each reaches the Graph API and shows on the comment.
+    assert_eq!(
+        action(json!({"action": "reply", "text": "Đã inbox ạ"}))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    assert_eq!(m.run().await.sent, 1);
+    let (s, v) = action(json!({"action": "like"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["meta"]["comment"]["liked"], true);
+    let (_, v) = action(json!({"action": "hide"})).await;
+    assert_eq!(v["meta"]["comment"]["hidden"], true);
+    let ops: Vec<String> = m.sb.ops().iter().map(|o| o.what.clone()).collect();
+    assert_eq!(ops, ["reply:Đã inbox ạ", "like", "hide"]);
+
+    // A second comment, 7 days + 1 s later: too late for a private reply.
+    let (_, _) =
+        m.sb.customer_comment(PAGE, PSID, "111_556", "còn không?")
+            .await
+            .unwrap();
+    m.advance(7 * DAY + SEC);
+    let second = m
+        .thread(&conv)
+        .await
+        .into_iter()
+        .rev()
+        .find(|x| x["kind"] == "comment" && x["direction"] == "inbound")
+        .unwrap();
+    let (s, v) = m
+        .app
+        .post(
+            &format!(
+                "/api/v1/messages/{}/comment-actions",
+                second["id"].as_str().unwrap()
+            ),
+            &m.agent,
+            json!({"action": "private_reply", "text": "late"}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("private_reply_expired")
+        )
+    );
+    assert_eq!(m.run().await, RunReport::default());
+}
+
+#[tokio::test]
+async fn manual_merge_is_undoable() {
+    let m = Meta::start().await;
+    // Another person DMs; someone comments without ever being linked.
+    m.sb.customer_message(PAGE, PSID, "hello").await.unwrap();
+    m.sb.add_user(
+        PAGE,
+        UserSpec {
+            id: "777".into(),
+            first_name: "Lan".into(),
+            commenter_id: Some("8888".into()),
+            ..UserSpec::default()
+        },
+    );
+    m.sb.customer_comment(PAGE, "777", "111_1", "hi")
+        .await
+        .unwrap();
+    let list = m.app.conversations(&m.agent, "").await;
+    assert_eq!(list.len(), 2);
+    let (a, b) = (
+        list[0]["contact_id"].as_str().unwrap(),
+        list[1]["contact_id"].as_str().unwrap(),
+    );
+    let (s, merge) = m
+        .app
+        .post(
+            &format!("/api/v1/contacts/{a}/merge"),
+            &m.agent,
+            json!({"into_contact_id": b}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{merge}");
+    let list = m.app.conversations(&m.agent, "").await;
+    assert_eq!(list.len(), 1);
+    let conv = list[0]["id"].as_str().unwrap();
+    assert_eq!(m.thread(conv).await.len(), 2);
+    let undo = format!(
+        "/api/v1/contact-merges/{}/undo",
+        merge["id"].as_str().unwrap()
+    );
+    assert_eq!(
+        m.app.post(&undo, &m.agent, json!({})).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        m.app.post(&undo, &m.agent, json!({})).await.0,
+        StatusCode::CONFLICT
+    );
+    let list = m.app.conversations(&m.agent, "").await;
+    assert_eq!(list.len(), 2);
+    for c in &list {
+        assert_eq!(m.thread(c["id"].as_str().unwrap()).await.len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn profile_sync_and_instagram() {
+    let m = Meta::start().await;
+    m.sb.customer_message(PAGE, PSID, "hi").await.unwrap();
+    assert_eq!(m.run().await.profiles, 1);
+    let list = m.app.conversations(&m.agent, "").await;
+    assert_eq!(list[0]["contact_name"], "Hà Nguyễn");
+    let contact = list[0]["contact_id"].as_str().unwrap();
+    let c = m
+        .app
+        .ok(
+            Method::GET,
+            &format!("/api/v1/contacts/{contact}"),
+            &m.agent,
+            None,
+        )
+        .await;
+    assert_eq!(c["avatar_url"], "https://cdn.example/ha.jpg");
+    // Secrets never come back from the API, not even to admins.
+    let inbox = m
+        .app
+        .ok(
+            Method::GET,
+            &format!("/api/v1/inboxes/{}", m.inbox),
+            &m.app.admin,
+            None,
+        )
+        .await;
+    assert!(
+        inbox["settings"].get("page_access_token").is_none(),
+        "{inbox}"
+    );
+    assert_eq!(
+        inbox["settings"]["secrets_set"],
+        json!(["page_access_token", "app_secret", "verify_token"])
+    );
+
+    // Instagram: routed by the IG account id; HUMAN_AGENT after 24 h; comments by IGSID.
+    let ig = create_page(&m.app, &m.sb, "17841", "instagram", &[&m.agent_id]).await;
+    m.sb.add_user(
+        "17841",
+        UserSpec {
+            id: "IGSID1".into(),
+            first_name: "jo".into(),
+            ..UserSpec::default()
+        },
+    );
+    m.sb.customer_comment("17841", "IGSID1", "M1", "price?")
+        .await
+        .unwrap();
+    m.sb.customer_message("17841", "IGSID1", "hi")
+        .await
+        .unwrap();
+    let list = m
+        .app
+        .conversations(&m.agent, &format!("?inbox_id={ig}"))
+        .await;
+    assert_eq!(list.len(), 1, "an IG comment and DM share the IGSID");
+    let conv = list[0]["id"].as_str().unwrap().to_owned();
+    m.app
+        .ok(
+            Method::POST,
+            &format!("/api/v1/conversations/{conv}/claim"),
+            &m.agent,
+            None,
+        )
+        .await;
+    m.advance(DAY + SEC);
+    let (s, v) = m
+        .reply(
+            &conv,
+            json!({"text": "x", "policy": {"tag": "ACCOUNT_UPDATE", "content": "account_alert"}}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("tag_not_allowed"))
+    );
+    let (s, _) = m
+        .reply(
+            &conv,
+            json!({"text": "Dạ", "policy": {"human_agent_confirmed": true}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    m.run().await;
+    let last = m.sb.sent().pop().unwrap();
+    assert_eq!(
+        (last.page_id.as_str(), last.tag.as_deref()),
+        ("17841", Some("HUMAN_AGENT"))
+    );
+}
+
+#[tokio::test]
+async fn the_production_worker_sends_on_its_own() {
+    let m = Meta::start_with(|c| c.outbox.worker = true).await;
+    m.sb.customer_message(PAGE, PSID, "hi").await.unwrap();
+    let conv = m.claimed_conversation().await;
+    let mut ws = m.app.ws(&format!("/api/v1/ws?token={}", m.agent)).await;
+    ws.next_of("hello").await;
+    let (_, v) = m.reply(&conv, json!({"text": "Dạ"})).await;
+    let upd = next_status(&mut ws, "sent").await;
+    assert_eq!(upd["message"]["id"], v["id"]);
+    assert_eq!(m.sb.sent().len(), 1);
+}
+
+#[tokio::test]
+async fn two_workers_never_send_a_row_twice() {
+    let m = Meta::start().await;
+    m.sb.customer_message(PAGE, PSID, "hi").await.unwrap();
+    let conv = m.claimed_conversation().await;
+    for i in 0..10 {
+        let (s, _) = m.reply(&conv, json!({"text": format!("reply {i}")})).await;
+        assert_eq!(s, StatusCode::CREATED);
+    }
+    let st = &m.app.state;
+    let now = switchboard_server::clock::Clock::now(&m.app.clock);
+    let (a, b) = tokio::join!(st.outbox.run_due(st, now), st.outbox.run_due(st, now));
+    assert_eq!(a.sent + b.sent, 10);
+    let mut texts: Vec<String> = m.sb.sent().into_iter().map(|s| s.text).collect();
+    texts.sort();
+    texts.dedup();
+    assert_eq!(texts.len(), 10, "each row exactly once");
+    assert_eq!(m.sb.sent().len(), 10);
+}
+
+#[tokio::test]
+async fn a_message_that_waited_past_the_window_fails_with_metas_window_error() {
+    let m = Meta::start().await;
+    m.sb.customer_message(PAGE, PSID, "hi").await.unwrap();
+    let conv = m.claimed_conversation().await;
+    // Queued inside the window (23:59:59), but the provider is down until after it closes.
+    m.advance(DAY - SEC);
+    m.sb.push_fault(PAGE, Fault::ServerError);
+    let (s, _) = m.reply(&conv, json!({"text": "Dạ"})).await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(m.run().await.retried, 1);
+    m.advance(HOUR);
+    let r = m.run().await;
+    assert_eq!((r.sent, r.failed), (0, 1));
+    let msg = m.thread(&conv).await.pop().unwrap();
+    // The sandbox answered 10/2018278, as Meta does.
+    assert_eq!(
+        (
+            msg["delivery_status"].as_str(),
+            msg["failure_reason"].as_str()
+        ),
+        (Some("failed"), Some("window_closed"))
+    );
+    assert!(m.sb.sent().is_empty());
+}
+
+#[tokio::test]
+async fn the_outbox_gives_up_after_its_horizon() {
+    let m = Meta::start_with(|c| c.outbox.give_up_after_secs = 60).await;
+    m.sb.customer_message(PAGE, PSID, "hi").await.unwrap();
+    let conv = m.claimed_conversation().await;
+    for _ in 0..20 {
+        m.sb.push_fault(PAGE, Fault::ServerError);
+    }
+    m.reply(&conv, json!({"text": "Dạ"})).await;
+    let mut failed = 0;
+    for _ in 0..20 {
+        let r = m.run().await;
+        failed += r.failed;
+        if failed > 0 {
+            break;
+        }
+        m.advance(10 * SEC);
+    }
+    assert_eq!(failed, 1);
+    let msg = m.thread(&conv).await.pop().unwrap();
+    assert_eq!(
+        (
+            msg["delivery_status"].as_str(),
+            msg["failure_reason"].as_str()
+        ),
+        (Some("failed"), Some("provider_unavailable"))
+    );
+    assert!(switchboard_server::clock::Clock::now(&m.app.clock).millis() - T0.millis() <= 70 * SEC);
+}
