@@ -5,6 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -281,4 +282,56 @@ test('an admin sets even-split routing in the UI and the next customer lands wit
   // Lan steps away: the admin's team list shows it.
   await lan.getByTestId('presence').selectOption('away');
   await ui.getByTestId('team').locator('[title=Away]', { hasText: 'Lan' }).waitFor();
+});
+
+test('the composer follows the Messenger window: HUMAN_AGENT needs a confirmation, after 7 days it is closed', async () => {
+  const admin = (await call('POST', '/api/v1/auth/login', null, { email: 'admin@shop.vn', password: PASSWORD })).token;
+  const secret = 'app-secret-for-the-browser-test';
+  const pageId = '555000111';
+  // The provider is unreachable here: sends stay queued, which is all this test needs.
+  const inbox = (
+    await call('POST', '/api/v1/inboxes', admin, {
+      name: 'Facebook page',
+      channel: 'messenger',
+      settings: { page_id: pageId, page_access_token: 'token', app_secret: secret, verify_token: 'verify-me-please', api_base_url: 'http://127.0.0.1:9/v26.0' },
+    })
+  ).id;
+  await call('PUT', `/api/v1/inboxes/${inbox}/members`, admin, { agent_ids: [ids.lan] });
+  const hour = 3600_000;
+  const dm = async (psid, text, ageMs) => {
+    const body = JSON.stringify({
+      object: 'page',
+      entry: [{ id: pageId, time: Date.now(), messaging: [{ sender: { id: psid }, recipient: { id: pageId }, timestamp: Date.now() - ageMs, message: { mid: `m-${psid}`, text } }] }],
+    });
+    const sig = 'sha256=' + createHmac('sha256', secret).update(body).digest('hex');
+    const r = await fetch(base + '/webhooks/meta', { method: 'POST', headers: { 'content-type': 'application/json', 'x-hub-signature-256': sig }, body });
+    assert.equal(r.status, 200);
+  };
+  await dm('psid-25h', 'Hôm qua mình hỏi về đơn hàng', 25 * hour);
+  await dm('psid-8d', 'Tuần trước mình có nhắn', 8 * 24 * hour);
+
+  const lan = await agentPage('lan@shop.vn');
+  await lan.getByTestId('conversation-row').filter({ hasText: 'Hôm qua' }).click();
+  await lan.getByTestId('claim').click();
+  const bar = lan.getByTestId('policy');
+  await bar.filter({ hasText: 'You may not send promotional content' }).waitFor();
+  const input = lan.getByTestId('composer-input');
+  assert.equal(await input.isDisabled(), true, 'locked until the agent confirms');
+  await lan.getByTestId('policy-confirm').check();
+  await input.pressSequentially('Dạ đơn của anh đang được giao ạ');
+  await input.press('Enter');
+  await lan.getByTestId('message').filter({ hasText: 'đang được giao' }).getByTestId('delivery').filter({ hasText: 'Queued' }).waitFor();
+  await lan.screenshot({ path: path.join(shots, '11-messenger-human-agent.png') });
+  const conv = (await call('GET', `/api/v1/conversations?inbox_id=${inbox}&assignee=${ids.lan}`, admin)).items[0].id;
+  const sent = (await call('GET', `/api/v1/conversations/${conv}/messages`, admin)).items.find((m) => m.text.includes('đang được giao'));
+  assert.equal(sent.messaging_type, 'MESSAGE_TAG');
+  assert.equal(sent.tag, 'HUMAN_AGENT');
+
+  await lan.getByTestId('tab-unassigned').click();
+  await lan.getByTestId('conversation-row').filter({ hasText: 'Tuần trước' }).click();
+  await lan.getByTestId('claim').click();
+  await lan.getByTestId('policy').filter({ hasText: 'messaging window is closed' }).waitFor();
+  assert.equal(await lan.getByTestId('composer-input').isDisabled(), true);
+  await lan.getByTestId('policy').getByRole('link').waitFor();
+  await lan.screenshot({ path: path.join(shots, '12-messenger-window-closed.png') });
 });

@@ -168,6 +168,9 @@ pub fn customer_message(
     match existing {
         None => {
             let mut c = fresh;
+            // A new conversation's activity is its first message's time (a late delivery of an old
+            // message must not jump to the top of the list).
+            c.last_activity_at = at;
             bump(&mut c);
             Transition::changed(
                 c,

@@ -92,13 +92,45 @@ export interface Message {
   direction: 'inbound' | 'outbound';
   sender_kind: 'customer' | 'agent' | 'bot' | 'system';
   sender_agent_id: string | null;
-  kind: 'text' | 'media' | 'note' | 'agent_to_agent' | 'system';
+  kind: 'text' | 'media' | 'comment' | 'note' | 'agent_to_agent' | 'system';
   text: string;
   private: boolean;
   delivery_status: string;
   failure_reason: string | null;
   created_at: number;
   attachments?: Attachment[];
+  meta?: MessageMeta;
+  messaging_type?: string | null;
+  tag?: string | null;
+}
+
+/** What a provider told us about a message (Messenger, Instagram, …). */
+export interface MessageMeta {
+  attachments?: { kind: string; url: string | null }[];
+  comment?: {
+    id?: string;
+    post_id?: string | null;
+    post_link?: string | null;
+    liked?: boolean;
+    hidden?: boolean;
+    removed?: boolean;
+  };
+  reactions?: Record<string, string>;
+  edited?: boolean;
+  deleted?: boolean;
+  quick_reply?: { payload?: string };
+  postback?: { title?: string; payload?: string };
+}
+
+/** The messaging-window answer for a conversation (`GET /conversations/{id}/policy`). */
+export interface Policy {
+  mode: 'open' | 'human_agent' | 'closed' | 'no_window' | string;
+  window_ends_at: number | null;
+  human_agent_until: number | null;
+  reason: string | null;
+  can_message?: boolean;
+  open_in_provider_app_url?: string | null;
+  channel: string;
 }
 
 export interface Contact {

@@ -2,8 +2,8 @@
 // cached), and the composer. Agents drop a conversation here to open it.
 
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
-import { api, ApiError, Conversation, Message, Page, query, Timer } from './api';
-import { errorText, formatBytes, formatTime, t } from './i18n';
+import { api, ApiError, Conversation, Message, Page, Policy, query, Timer } from './api';
+import { errorText, formatBytes, formatCountdown, formatTime, reasonText, t } from './i18n';
 import { realtime } from './realtime';
 import { agentName, canSupervise, displayName, selfActions, shared, threadCache, useShared } from './store';
 import { Composer } from './composer';
@@ -48,6 +48,10 @@ function Chat({ c, onChanged }: { c: Conversation; onChanged: (c: Conversation) 
   const mine = holder === me.id;
   const participant = c.participants.includes(me.id);
   const canReply = c.status === 'open' && (mine || participant);
+  const [policy, reloadPolicy] = usePolicy(c);
+  const [confirmed, setConfirmed] = useState(false);
+  const policyAllows =
+    !policy || policy.mode === 'no_window' || policy.mode === 'open' || (policy.mode === 'human_agent' && confirmed && policy.can_message !== false);
 
   const act = async (path: string, body?: unknown) => {
     setError('');
@@ -141,7 +145,77 @@ function Chat({ c, onChanged }: { c: Conversation; onChanged: (c: Conversation) 
           )}
         </div>
       )}
-      <Composer c={c} enabled={canReply} />
+      {canReply && policy && <PolicyBar policy={policy} confirmed={confirmed} onConfirm={setConfirmed} />}
+      <Composer
+        c={c}
+        enabled={canReply && policyAllows}
+        extra={policy?.mode === 'human_agent' && confirmed ? { policy: { human_agent_confirmed: true } } : {}}
+        onRefused={reloadPolicy}
+      />
+    </div>
+  );
+}
+
+/** The messaging-window answer for this conversation, refreshed when it changes. */
+function usePolicy(c: Conversation): [Policy | null, () => void] {
+  const [policy, setPolicy] = useState<Policy | null>(null);
+  const [n, setN] = useState(0);
+  useEffect(() => {
+    let alive = true;
+    api<Policy>('GET', `/conversations/${c.id}/policy`)
+      .then((p) => alive && setPolicy(p))
+      .catch(() => alive && setPolicy(null));
+    return () => {
+      alive = false;
+    };
+  }, [c.id, c.version, c.last_customer_message_at, n]);
+  return [policy, () => setN((x) => x + 1)];
+}
+
+/** Countdown, the HUMAN_AGENT confirmation, or why the composer is closed (server decides; this shows it). */
+function PolicyBar({ policy, confirmed, onConfirm }: { policy: Policy; confirmed: boolean; onConfirm: (v: boolean) => void }) {
+  const [now, setNow] = useState(Date.now());
+  useEffect(() => {
+    const h = window.setInterval(() => setNow(Date.now()), 1000);
+    return () => window.clearInterval(h);
+  }, []);
+  if (policy.mode === 'no_window') return null;
+  if (policy.can_message === false) {
+    return (
+      <div class="banner" data-testid="policy">
+        {t('policy.comment_only')}
+      </div>
+    );
+  }
+  if (policy.mode === 'open' && policy.window_ends_at) {
+    return (
+      <div class="policy-line" data-testid="policy">
+        {t('policy.open', { time: formatCountdown(policy.window_ends_at - now) })}
+      </div>
+    );
+  }
+  if (policy.mode === 'human_agent') {
+    return (
+      <div class="banner warn" data-testid="policy">
+        <div>
+          <b>{t('policy.human_agent')}</b>
+          {policy.human_agent_until && <span> {t('policy.human_agent_until', { time: formatCountdown(policy.human_agent_until - now) })}</span>}
+        </div>
+        <label class="check">
+          <input type="checkbox" checked={confirmed} onChange={(e) => onConfirm(e.currentTarget.checked)} data-testid="policy-confirm" />
+          {t('policy.confirm')}
+        </label>
+      </div>
+    );
+  }
+  return (
+    <div class="banner error" data-testid="policy">
+      {policy.reason === 'window_closed' || policy.mode === 'closed' ? t('policy.closed') : t('policy.closed_generic', { reason: policy.reason ?? '' })}
+      {policy.open_in_provider_app_url && (
+        <a href={policy.open_in_provider_app_url} target="_blank" rel="noopener" class="open-app">
+          {t('policy.open_in_app')}
+        </a>
+      )}
     </div>
   );
 }
@@ -339,9 +413,26 @@ function Bubble({ m }: { m: Message }) {
               : 'agent';
   const who =
     m.sender_kind === 'customer' ? '' : m.sender_kind === 'bot' ? t('chat.bot') : m.sender_agent_id === me ? t('chat.you') : agentName(m.sender_agent_id);
+  const meta = m.meta ?? {};
+  const providerFiles = (meta.attachments ?? []).filter((a) => a.url);
   return (
-    <div class={`bubble ${cls}`} data-testid="message" data-kind={m.kind}>
+    <div class={`bubble ${cls}${m.kind === 'comment' ? ' comment' : ''}`} data-testid="message" data-kind={m.kind}>
       {(m.kind === 'note' || m.kind === 'agent_to_agent') && <div class="label">{m.kind === 'note' ? t('chat.private_note') : t('chat.to_colleague')}</div>}
+      {m.kind === 'comment' && (
+        <div class="label">
+          {t('comment.on_post')}
+          {meta.comment?.post_link && (
+            <>
+              {' · '}
+              <a href={meta.comment.post_link} target="_blank" rel="noopener">
+                {t('comment.view_post')}
+              </a>
+            </>
+          )}
+          {meta.comment?.hidden && <span class="tagline"> · {t('comment.hidden')}</span>}
+          {meta.comment?.removed && <span class="tagline"> · {t('comment.removed')}</span>}
+        </div>
+      )}
       {who && <div class="who">{who}</div>}
       {m.attachments && m.attachments.length > 0 ? (
         <div class="attachments">
@@ -354,24 +445,98 @@ function Bubble({ m }: { m: Message }) {
               <video src={a.url} controls key={a.id} />
             ) : (
               <a class="file" href={a.url} key={a.id}>
-                📎 {a.filename} ({formatBytes(a.size_bytes)})
+                {a.filename} ({formatBytes(a.size_bytes)})
               </a>
             ),
           )}
           {m.text !== m.attachments[0]?.filename && <div class="text">{m.text}</div>}
         </div>
       ) : (
-        <div class="text">{m.text}</div>
+        <div class={meta.deleted ? 'text deleted' : 'text'}>{m.text}</div>
       )}
+      {providerFiles.length > 0 && (
+        <div class="attachments">
+          {providerFiles.map((a, i) =>
+            a.kind === 'image' || a.kind === 'sticker' ? (
+              <a href={a.url ?? '#'} target="_blank" rel="noopener noreferrer" key={i}>
+                <img src={a.url ?? ''} alt={a.kind} loading="lazy" referrerpolicy="no-referrer" />
+              </a>
+            ) : a.kind === 'video' ? (
+              <video src={a.url ?? ''} controls key={i} />
+            ) : (
+              <a class="file" href={a.url ?? '#'} target="_blank" rel="noopener noreferrer" key={i}>
+                {a.kind}
+              </a>
+            ),
+          )}
+        </div>
+      )}
+      {meta.reactions && Object.keys(meta.reactions).length > 0 && <div class="reactions">{Object.values(meta.reactions).join(' ')}</div>}
+      {m.kind === 'comment' && m.sender_kind === 'customer' && !meta.comment?.removed && <CommentActions m={m} />}
       <div class="foot">
         {formatTime(m.created_at)}
+        {meta.edited && ` · ${t('message.edited')}`}
+        {meta.deleted && ` · ${t('message.deleted')}`}
         {m.direction === 'outbound' && !m.private && (
-          <span class={`delivery ${m.delivery_status}`} title={m.failure_reason ?? ''}>
+          <span class={`delivery ${m.delivery_status}`} data-testid="delivery">
             {' · '}
             {t(`status.${m.delivery_status}` as 'status.sent')}
+            {m.delivery_status === 'failed' && m.failure_reason && ` — ${reasonText(m.failure_reason)}`}
           </span>
         )}
       </div>
+    </div>
+  );
+}
+
+/** Like, reply publicly, reply privately (one DM), hide or delete a customer's comment. */
+function CommentActions({ m }: { m: Message }) {
+  const [writing, setWriting] = useState<null | 'reply' | 'private_reply'>(null);
+  const [text, setText] = useState('');
+  const [error, setError] = useState('');
+  const c = m.meta?.comment ?? {};
+  const act = async (action: string, body: Record<string, unknown> = {}) => {
+    setError('');
+    try {
+      await api('POST', `/messages/${m.id}/comment-actions`, { action, ...body });
+      setWriting(null);
+      setText('');
+    } catch (e) {
+      if (e instanceof ApiError) setError(errorText(e.code, e.message));
+    }
+  };
+  return (
+    <div class="comment-actions" data-testid="comment-actions">
+      <button class="link" onClick={() => act(c.liked ? 'unlike' : 'like')}>
+        {c.liked ? t('comment.unlike') : t('comment.like')}
+      </button>
+      <button class="link" onClick={() => setWriting('reply')}>
+        {t('comment.reply')}
+      </button>
+      <button class="link" onClick={() => setWriting('private_reply')} data-testid="private-reply">
+        {t('comment.private_reply')}
+      </button>
+      <button class="link" onClick={() => act(c.hidden ? 'unhide' : 'hide')}>
+        {c.hidden ? t('comment.unhide') : t('comment.hide')}
+      </button>
+      <button class="link" onClick={() => act('delete')}>
+        {t('comment.delete')}
+      </button>
+      {writing && (
+        <form
+          class="row"
+          onSubmit={(e) => {
+            e.preventDefault();
+            if (text.trim()) act(writing, { text });
+          }}
+        >
+          <input value={text} onInput={(e) => setText(e.currentTarget.value)} placeholder={writing === 'reply' ? t('comment.reply') : t('comment.private_reply')} />
+          <button class="primary small" type="submit">
+            {t('comment.send')}
+          </button>
+        </form>
+      )}
+      {error && <div class="error">{error}</div>}
     </div>
   );
 }

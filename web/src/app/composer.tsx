@@ -13,7 +13,7 @@ type Mode = 'reply' | 'note' | 'agent_to_agent';
 const EMOJI = ['😀', '😊', '😍', '🙏', '👍', '👌', '🎉', '❤️', '😢', '😅', '🤔', '👋', '✅', '📦', '🚚', '💰', '🎁', '⭐', '🔥', '😉'];
 const DEFAULT_LIMIT = 20 * 1024 * 1024;
 
-export function Composer({ c, enabled }: { c: Conversation; enabled: boolean }) {
+export function Composer({ c, enabled, extra = {}, onRefused }: { c: Conversation; enabled: boolean; extra?: Record<string, unknown>; onRefused?: () => void }) {
   const s = useShared();
   const [text, setText] = useState('');
   const [mode, setMode] = useState<Mode>('reply');
@@ -37,12 +37,18 @@ export function Composer({ c, enabled }: { c: Conversation; enabled: boolean }) 
     const body = text.trim();
     if (!body || !enabled) return;
     setError('');
+    // Clear at once (the message shows up over the socket); put the text back if the send fails.
+    const sent = text;
+    setText('');
+    setQrClosed(false);
     try {
-      await api('POST', `/conversations/${c.id}/messages`, { text, kind: mode });
-      setText('');
-      setQrClosed(false);
+      await api('POST', `/conversations/${c.id}/messages`, mode === 'reply' ? { text: sent, kind: mode, ...extra } : { text: sent, kind: mode });
     } catch (e) {
-      if (e instanceof ApiError) setError(e.field === 'text' ? e.message : errorText(e.code, e.message));
+      setText((now) => (now === '' ? sent : now));
+      if (e instanceof ApiError) {
+        setError(e.field === 'text' ? e.message : errorText(e.code, e.message));
+        if (e.code === 'window_closed' || e.code === 'human_agent_confirmation_required') onRefused?.();
+      }
     }
   };
 

@@ -29,6 +29,7 @@ const en = {
   'filter.clear': 'Clear',
   'list.empty': 'No conversations here.',
   'contact.anonymous': 'Visitor',
+  'contact.unnamed': 'Customer',
   'list.unassigned': 'Unassigned',
   'list.drag_hint': 'Drop a conversation here to open it',
   'chat.pick': 'Pick a conversation on the left, or drag it here.',
@@ -178,6 +179,34 @@ const en = {
   'day.fri': 'Fri',
   'day.sat': 'Sat',
   'day.sun': 'Sun',
+  'policy.open': 'Messaging window closes in {time}',
+  'policy.human_agent': 'You may not send promotional content to this customer.',
+  'policy.human_agent_until': 'Human-agent replies allowed for {time} more',
+  'policy.confirm': 'I am only replying to the customer',
+  'policy.closed': 'The messaging window is closed: the customer last wrote more than 7 days ago. Only the customer can reopen it by writing again.',
+  'policy.closed_generic': 'This channel does not allow a message now ({reason}).',
+  'policy.open_in_app': 'Open in the provider\'s app',
+  'policy.comment_only': 'This customer has only commented. Answer with a private reply on the comment first.',
+  'comment.on_post': 'commented on a post',
+  'comment.view_post': 'view post',
+  'comment.like': 'Like',
+  'comment.unlike': 'Unlike',
+  'comment.reply': 'Reply publicly',
+  'comment.private_reply': 'Private reply',
+  'comment.hide': 'Hide',
+  'comment.unhide': 'Unhide',
+  'comment.delete': 'Delete',
+  'comment.hidden': 'hidden',
+  'comment.removed': 'removed',
+  'comment.send': 'Send',
+  'message.edited': 'edited',
+  'message.deleted': 'deleted by the customer',
+  'reason.window_closed': 'outside the messaging window',
+  'reason.token_expired': 'the page token expired — reconnect the page',
+  'reason.page_restricted': 'the page is restricted by the provider',
+  'reason.user_unavailable': 'the customer cannot receive messages',
+  'reason.rate_limited': 'rate limited by the provider',
+  'reason.provider_unavailable': 'the provider did not answer',
 } as const;
 
 export type Key = keyof typeof en;
@@ -210,6 +239,7 @@ const vi: Record<Key, string> = {
   'filter.clear': 'Bỏ lọc',
   'list.empty': 'Không có hội thoại nào.',
   'contact.anonymous': 'Khách',
+  'contact.unnamed': 'Khách hàng',
   'list.unassigned': 'Chưa phân công',
   'list.drag_hint': 'Thả hội thoại vào đây để mở',
   'chat.pick': 'Chọn một hội thoại bên trái, hoặc kéo thả vào đây.',
@@ -359,6 +389,34 @@ const vi: Record<Key, string> = {
   'day.fri': 'T6',
   'day.sat': 'T7',
   'day.sun': 'CN',
+  'policy.open': 'Cửa sổ nhắn tin đóng sau {time}',
+  'policy.human_agent': 'Bạn không được gửi nội dung quảng cáo cho khách hàng này.',
+  'policy.human_agent_until': 'Còn {time} để nhân viên trả lời (HUMAN_AGENT)',
+  'policy.confirm': 'Tôi chỉ đang trả lời khách hàng',
+  'policy.closed': 'Cửa sổ nhắn tin đã đóng: khách nhắn lần cuối hơn 7 ngày trước. Chỉ khi khách nhắn lại thì mới mở lại được.',
+  'policy.closed_generic': 'Kênh này không cho phép gửi tin lúc này ({reason}).',
+  'policy.open_in_app': 'Mở trong ứng dụng của nền tảng',
+  'policy.comment_only': 'Khách mới chỉ bình luận. Hãy trả lời riêng (private reply) bình luận đó trước.',
+  'comment.on_post': 'đã bình luận một bài viết',
+  'comment.view_post': 'xem bài viết',
+  'comment.like': 'Thích',
+  'comment.unlike': 'Bỏ thích',
+  'comment.reply': 'Trả lời công khai',
+  'comment.private_reply': 'Nhắn riêng',
+  'comment.hide': 'Ẩn',
+  'comment.unhide': 'Bỏ ẩn',
+  'comment.delete': 'Xoá',
+  'comment.hidden': 'đã ẩn',
+  'comment.removed': 'đã xoá',
+  'comment.send': 'Gửi',
+  'message.edited': 'đã sửa',
+  'message.deleted': 'khách đã xoá',
+  'reason.window_closed': 'ngoài cửa sổ nhắn tin',
+  'reason.token_expired': 'token của trang đã hết hạn — hãy kết nối lại trang',
+  'reason.page_restricted': 'trang đang bị nền tảng hạn chế',
+  'reason.user_unavailable': 'khách không nhận được tin nhắn',
+  'reason.rate_limited': 'bị nền tảng giới hạn tốc độ',
+  'reason.provider_unavailable': 'nền tảng không phản hồi',
 };
 
 export type Lang = 'vi' | 'en';
@@ -399,6 +457,11 @@ const serverErrors: Record<Lang, Record<string, string>> = {
     not_holder: 'Only the agent handling this conversation can do this.',
     supervisor_required: 'Only a supervisor or admin can do this.',
     rate_limited: 'Too many requests; slow down.',
+    window_closed: 'The messaging window is closed for this customer.',
+    human_agent_confirmation_required: 'Confirm that you are only replying to the customer.',
+    private_reply_already_sent: 'This comment already has its private reply.',
+    private_reply_expired: 'Private replies are possible only within 7 days of the comment.',
+    attachments_not_supported: 'Files cannot be sent on this channel yet.',
   },
   vi: {
     conversation_claimed: 'Hội thoại này đã có người khác tiếp nhận.',
@@ -408,6 +471,11 @@ const serverErrors: Record<Lang, Record<string, string>> = {
     not_holder: 'Chỉ người đang phụ trách mới làm được việc này.',
     supervisor_required: 'Chỉ giám sát hoặc quản trị mới làm được việc này.',
     rate_limited: 'Quá nhiều yêu cầu; vui lòng chậm lại.',
+    window_closed: 'Cửa sổ nhắn tin với khách này đã đóng.',
+    human_agent_confirmation_required: 'Hãy xác nhận bạn chỉ đang trả lời khách hàng.',
+    private_reply_already_sent: 'Bình luận này đã được nhắn riêng.',
+    private_reply_expired: 'Chỉ nhắn riêng được trong 7 ngày kể từ khi bình luận.',
+    attachments_not_supported: 'Kênh này chưa hỗ trợ gửi tệp.',
   },
 };
 
@@ -427,4 +495,22 @@ export function formatTime(ms: number): string {
   const locale = current === 'vi' ? 'vi-VN' : 'en-GB';
   if (d.toDateString() === now.toDateString()) return d.toLocaleTimeString(locale, { hour: '2-digit', minute: '2-digit' });
   return d.toLocaleDateString(locale, { day: '2-digit', month: '2-digit' });
+}
+
+/** "2:03:59" or "5 d 2:03" for a countdown in ms. */
+export function formatCountdown(ms: number): string {
+  const total = Math.max(0, Math.floor(ms / 1000));
+  const d = Math.floor(total / 86400);
+  const h = Math.floor((total % 86400) / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const sec = total % 60;
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return d > 0 ? `${d} d ${h}:${pad(m)}` : `${h}:${pad(m)}:${pad(sec)}`;
+}
+
+/** A provider failure reason in words, if we know it. */
+export function reasonText(reason: string | null | undefined): string {
+  if (!reason) return '';
+  const key = `reason.${reason}` as Key;
+  return key in en ? t(key) : reason;
 }

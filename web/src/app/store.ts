@@ -79,7 +79,8 @@ export const threadCache = new Map<string, { items: Message[]; next_cursor: stri
 /** Conversations this agent just changed themselves (so no notification is shown for them). */
 export const selfActions = new Set<string>();
 
-/** The customer's name, or "Visitor 1a2b" for an anonymous website visitor. */
-export function displayName(c: Pick<Conversation, 'contact_name' | 'contact_id'>): string {
-  return c.contact_name ?? `${t('contact.anonymous')} ${c.contact_id.slice(-4)}`;
+/** The customer's name, or "Visitor 1a2b" (website) / "Customer 1a2b" (other channels) while unknown. */
+export function displayName(c: Pick<Conversation, 'contact_name' | 'contact_id'> & { channel?: string }): string {
+  const who = c.channel && c.channel !== 'livechat' ? t('contact.unnamed') : t('contact.anonymous');
+  return c.contact_name ?? `${who} ${c.contact_id.slice(-4)}`;
 }

@@ -96,6 +96,16 @@ pub async fn upload(
     if body.is_empty() {
         return Err(ApiError::invalid("the file is empty"));
     }
+    // Sending files through providers (Messenger, WhatsApp, ...) goes through their outbox and
+    // messaging-window policy, which do not carry attachments yet: refuse rather than pretend.
+    let channel = st.store.inbox(c.inbox_id).await?.map(|i| i.channel);
+    if channel != Some(ChannelKind::Livechat) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "attachments_not_supported",
+            "sending files on this channel is not supported yet; send a link instead",
+        ));
+    }
     // Decide before writing anything: only the holder (or a participant) may send to the customer.
     conv::reply(&c, me.actor(), st.clock.now())?;
     let filename = clean_filename(&p.filename);
