@@ -1,0 +1,333 @@
+//! `switchboard-bench`: the benchmark harness. Every scenario runs the real `switchboard` binary as
+//! its own process on this machine and reports ratios against a baseline measured in the same run.
+//! Results and the commands that reproduce them: BENCHMARKS.md.
+
+mod baseline;
+mod fanout;
+mod ingest;
+mod queries;
+mod server;
+mod stats;
+
+use anyhow::bail;
+use clap::{Parser, Subcommand};
+use server::Server;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "switchboard-bench",
+    about = "Benchmarks for Switchboard's hot paths"
+)]
+struct Cli {
+    /// The switchboard binary to measure (build it with `cargo build --release` first).
+    #[arg(long, global = true, default_value = "target/release/switchboard")]
+    bin: PathBuf,
+    /// Measure against this database instead of a fresh SQLite file (e.g. postgres://…).
+    #[arg(long, global = true, env = "SWITCHBOARD_BENCH_DATABASE_URL")]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Signed Messenger webhooks → stored, pushed to agents; with the bare-handler baseline.
+    Ingest {
+        #[arg(long, default_value_t = 10)]
+        pages: usize,
+        #[arg(long, default_value_t = 5000)]
+        customers: usize,
+        #[arg(long, default_value_t = 50_000)]
+        messages: usize,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Webhook requests per second (default: as fast as answered).
+        #[arg(long)]
+        rate: Option<u64>,
+        /// Agent sockets connected during the run.
+        #[arg(long, default_value_t = 10)]
+        agents: usize,
+    },
+    /// A few seconds of ingest asserting only correctness (nothing lost, nothing duplicated).
+    Smoke,
+    /// Many agent sockets, customer messages pushed to all of them.
+    Fanout {
+        #[arg(long, default_value_t = 1000)]
+        sockets: usize,
+        #[arg(long, default_value_t = 1000)]
+        events: usize,
+        #[arg(long, default_value_t = 200)]
+        rate: u64,
+    },
+    /// List views and opening a conversation on a generated dataset (generated once, reused).
+    Queries {
+        #[arg(long, default_value = "bench-data/queries")]
+        data_dir: PathBuf,
+        #[arg(long, default_value_t = 1_000_000)]
+        conversations: usize,
+        #[arg(long, default_value_t = 10)]
+        messages_per: usize,
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
+    },
+    /// Idle server memory.
+    Idle,
+    /// The bare-handler baseline server (started by `ingest`; not for direct use).
+    #[command(hide = true)]
+    BaselineServer {
+        #[arg(long)]
+        bind: std::net::SocketAddr,
+    },
+}
+
+fn temp_dir() -> anyhow::Result<tempfile::TempDir> {
+    Ok(tempfile::Builder::new().prefix("sb-bench-").tempdir()?)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // reqwest is built without a default TLS provider (the workspace uses rustls on ring).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    if !matches!(cli.command, Command::BaselineServer { .. }) && !cli.bin.exists() {
+        bail!(
+            "{} not found: build it first (cargo build --release), or pass --bin",
+            cli.bin.display()
+        );
+    }
+    println!(
+        "machine: {} cores, {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        kernel()
+    );
+    match cli.command {
+        Command::BaselineServer { bind } => baseline::serve(bind).await,
+        Command::Ingest {
+            pages,
+            customers,
+            messages,
+            concurrency,
+            rate,
+            agents,
+        } => {
+            let o = ingest::Opts {
+                pages,
+                customers,
+                messages,
+                concurrency,
+                rate,
+                agents,
+                dup_pct: 0.05,
+                batch_pct: 0.2,
+            };
+            run_ingest(&cli.bin, cli.database_url.as_deref(), &o, true).await
+        }
+        Command::Smoke => {
+            let o = ingest::Opts {
+                pages: 3,
+                customers: 200,
+                messages: 2000,
+                concurrency: 16,
+                rate: None,
+                agents: 2,
+                dup_pct: 0.05,
+                batch_pct: 0.2,
+            };
+            run_ingest(&cli.bin, cli.database_url.as_deref(), &o, false).await
+        }
+        Command::Fanout {
+            sockets,
+            events,
+            rate,
+        } => {
+            let dir = temp_dir()?;
+            let server =
+                Server::start(&cli.bin, dir.path(), cli.database_url.as_deref(), true).await?;
+            let r = fanout::run(
+                &server,
+                &fanout::Opts {
+                    sockets,
+                    events,
+                    rate,
+                },
+            )
+            .await?;
+            server.stop().await;
+            println!(
+                "\n| sockets | events | frames delivered | frames/s | lag p50 | lag p99 | RSS idle | RSS connected | RSS after |"
+            );
+            println!("|---|---|---|---|---|---|---|---|---|");
+            println!(
+                "| {} | {} | {}/{} | {:.0} | {:.1} ms | {:.1} ms | {:.1} MiB | {:.1} MiB | {:.1} MiB |",
+                r.sockets,
+                r.events,
+                r.frames,
+                r.expected_frames,
+                r.frames_per_sec,
+                r.lag.pct(50.0),
+                r.lag.pct(99.0),
+                r.rss_idle_mib,
+                r.rss_connected_mib,
+                r.rss_after_mib
+            );
+            if r.frames < r.expected_frames {
+                bail!("{} frames were not delivered", r.expected_frames - r.frames);
+            }
+            Ok(())
+        }
+        Command::Queries {
+            data_dir,
+            conversations,
+            messages_per,
+            samples,
+        } => {
+            let o = queries::Opts {
+                conversations,
+                messages_per,
+                samples,
+            };
+            queries::generate(&cli.bin, &data_dir, &o).await?;
+            let server = Server::start(&cli.bin, &data_dir, None, false).await?;
+            let views = queries::measure(&server, &o).await?;
+            server.stop().await;
+            println!(
+                "\ndataset: {conversations} conversations, {} messages",
+                conversations * messages_per
+            );
+            println!("| view | rows | p50 | p99 |");
+            println!("|---|---|---|---|");
+            for v in views {
+                println!(
+                    "| {} | {} | {:.2} ms | {:.2} ms |",
+                    v.name,
+                    v.rows,
+                    v.samples.pct(50.0),
+                    v.samples.pct(99.0)
+                );
+            }
+            Ok(())
+        }
+        Command::Idle => {
+            let dir = temp_dir()?;
+            let server =
+                Server::start(&cli.bin, dir.path(), cli.database_url.as_deref(), true).await?;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            println!("idle server RSS: {:.1} MiB", server.rss_mib());
+            server.stop().await;
+            Ok(())
+        }
+    }
+}
+
+fn kernel() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| format!("Linux {}", s.trim()))
+        .unwrap_or_default()
+}
+
+async fn run_ingest(
+    bin: &std::path::Path,
+    database_url: Option<&str>,
+    o: &ingest::Opts,
+    with_baseline: bool,
+) -> anyhow::Result<()> {
+    // 1. The baseline: the same requests to a bare verify+parse handler, in this run.
+    let baseline = if with_baseline {
+        let port = server::free_port()?;
+        let me = std::env::current_exe()?;
+        let mut child = tokio::process::Command::new(me)
+            .args(["baseline-server", "--bind", &format!("127.0.0.1:{port}")])
+            .kill_on_drop(true)
+            .spawn()?;
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(512)
+            .build()?;
+        server::wait_healthy(&http, &base).await?;
+        let (hooks, _) = ingest::build("baseline", o, 0);
+        let r = ingest::load(
+            &http,
+            &format!("{base}/webhooks/meta"),
+            hooks,
+            o,
+            "baseline",
+        )
+        .await?;
+        let _ = child.kill().await;
+        Some(r)
+    } else {
+        None
+    };
+    // 2. The real server.
+    let dir = temp_dir()?;
+    let server = Server::start(bin, dir.path(), database_url, true).await?;
+    let rss_before = server.rss_mib();
+    let r = ingest::run(&server, o).await?;
+    let rss_after = server.rss_mib();
+    server.stop().await;
+    let unique = r.load.messages as i64;
+    println!(
+        "\n| run | requests | messages | errors | msg/s | req/s | ack p50 | ack p99 | →socket p50 | →socket p99 |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    if let Some(b) = &baseline {
+        println!(
+            "| baseline (verify+parse) | {} | {} | {} | {:.0} | {:.0} | {:.2} ms | {:.2} ms | – | – |",
+            b.requests,
+            b.messages,
+            b.errors,
+            b.msgs_per_sec(),
+            b.reqs_per_sec(),
+            b.ack.pct(50.0),
+            b.ack.pct(99.0)
+        );
+    }
+    println!(
+        "| switchboard | {} | {} | {} | {:.0} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms |",
+        r.load.requests,
+        r.load.messages,
+        r.load.errors,
+        r.load.msgs_per_sec(),
+        r.load.reqs_per_sec(),
+        r.load.ack.pct(50.0),
+        r.load.ack.pct(99.0),
+        r.e2e.pct(50.0),
+        r.e2e.pct(99.0)
+    );
+    if let Some(b) = &baseline {
+        println!(
+            "\ningest / baseline = {:.2} (messages/s)",
+            r.load.msgs_per_sec() / b.msgs_per_sec()
+        );
+    }
+    println!("server RSS: {rss_before:.1} MiB before, {rss_after:.1} MiB after");
+    println!(
+        "stored: {} rows, {} distinct, {} acknowledged unique; pushed to the socket: {}",
+        r.stored, r.stored_distinct, unique, r.delivered
+    );
+    let mut failures = Vec::new();
+    if r.load.errors > 0 {
+        failures.push(format!("{} webhooks were not acknowledged", r.load.errors));
+    }
+    if r.stored != unique || r.stored_distinct != unique {
+        failures.push(format!(
+            "stored {} rows ({} distinct) for {unique} acknowledged messages",
+            r.stored, r.stored_distinct
+        ));
+    }
+    if r.delivered != r.load.messages {
+        failures.push(format!(
+            "{} of {} messages reached the agent socket",
+            r.delivered, r.load.messages
+        ));
+    }
+    if failures.is_empty() {
+        println!("ingest check: 1 passed, 0 failed");
+        Ok(())
+    } else {
+        println!("ingest check: 0 passed, 1 failed");
+        bail!(failures.join("; "))
+    }
+}
