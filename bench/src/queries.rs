@@ -249,7 +249,7 @@ pub async fn generate(bin: &Path, data_dir: &Path, o: &Opts) -> anyhow::Result<(
 fn member_agent(i: usize) -> usize {
     let b = i % INBOXES;
     // Agents j with j % 4 == b are members; pick one of the five by i.
-    b + INBOXES * ((i / INBOXES) % (AGENTS / INBOXES))
+    b + INBOXES * ((i / 10) % (AGENTS / INBOXES))
 }
 
 async fn insert_messages(

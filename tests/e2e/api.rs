@@ -1012,6 +1012,23 @@ async fn contacts_name_is_read_only_and_fields_are_validated() {
         .await;
     assert!(c["phone"].is_null());
     assert_eq!(c["email"], "ha@shop.vn");
+    // Search finds the customer by phone prefix and by name typed without diacritics.
+    app.ok(
+        Method::PATCH,
+        &path,
+        &lan_t,
+        Some(json!({"phone": "0912 345 678"})),
+    )
+    .await;
+    for q in ["0912", "khach", "KHÁCH"] {
+        let hits = app.conversations(&lan_t, &format!("?q={q}")).await;
+        assert_eq!(hits.len(), 1, "q={q}");
+    }
+    assert!(app.conversations(&lan_t, "?q=0913").await.is_empty());
+    assert!(
+        app.conversations(&lan_t, "?q=%23%21").await.is_empty(),
+        "punctuation alone matches nothing"
+    );
 }
 
 #[tokio::test]

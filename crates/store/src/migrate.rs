@@ -29,25 +29,63 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "media",
         sql: include_str!("../migrations/sqlite/0004_media.sql"),
     },
+    Migration {
+        version: 6,
+        name: "search",
+        sql: include_str!("../migrations/sqlite/0006_search.sql"),
+    },
 ];
 
 /// Splits a migration file into statements: whole-line `--` comments are dropped first, then the
-/// text is cut at `;`. Our migrations keep `;` out of strings and triggers.
+/// text is cut at `;` — except inside a `CREATE TRIGGER … BEGIN … END` body, which is one statement.
+/// Our migrations keep `;` out of string literals.
 pub(crate) fn statements(sql: &str) -> Vec<String> {
     let code: Vec<&str> = sql
         .lines()
         .filter(|l| !l.trim_start().starts_with("--"))
         .collect();
-    code.join("\n")
-        .split(';')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for piece in code.join("\n").split_inclusive(';') {
+        current.push_str(piece);
+        let upper = current.trim_start().to_uppercase();
+        let in_trigger = upper.starts_with("CREATE TRIGGER")
+            && !upper
+                .trim_end()
+                .trim_end_matches(';')
+                .trim_end()
+                .ends_with("END");
+        if !in_trigger {
+            let stmt = current.trim().trim_end_matches(';').trim().to_owned();
+            if !stmt.is_empty() {
+                out.push(stmt);
+            }
+            current.clear();
+        }
+    }
+    let rest = current.trim().to_owned();
+    if !rest.is_empty() {
+        out.push(rest);
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_trigger_body_is_one_statement() {
+        let s = super::statements(
+            "CREATE TABLE t (x INT);\nCREATE TRIGGER tr AFTER INSERT ON t BEGIN\n  INSERT INTO u VALUES (1);\n  INSERT INTO u VALUES (2);\nEND;\nCREATE INDEX i ON t (x);",
+        );
+        assert_eq!(s.len(), 3, "{s:?}");
+        assert!(
+            s[1].starts_with("CREATE TRIGGER") && s[1].ends_with("END"),
+            "{}",
+            s[1]
+        );
+        assert_eq!(s[2], "CREATE INDEX i ON t (x)");
+    }
+
     #[test]
     fn comments_with_semicolons_do_not_split_statements() {
         let s = super::statements(

@@ -659,17 +659,23 @@ async fn write_change(conn: &mut SqliteConnection, change: Change) -> Result<Vec
     Ok(events)
 }
 
+/// How many of the newest matching messages (and contacts) a search considers.
+const SEARCH_DEPTH: i64 = 2000;
+
+/// Turns what an agent typed into an FTS5 query: every word must match, as a prefix
+/// (`0912` finds `0912345678`, `khach` finds `Khách`). Words without letters or digits are dropped.
+fn fts_query(raw: &str) -> Option<String> {
+    let terms: Vec<String> = raw
+        .split_whitespace()
+        .filter(|w| w.chars().any(char::is_alphanumeric))
+        .map(|w| format!("\"{}\"*", w.replace('"', "\"\"")))
+        .collect();
+    (!terms.is_empty()).then(|| terms.join(" "))
+}
+
 enum Bind {
     Text(String),
     Int(i64),
-}
-
-fn like_pattern(q: &str) -> String {
-    let escaped = q
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
-    format!("%{escaped}%")
 }
 
 #[async_trait]
@@ -1107,16 +1113,22 @@ impl Store for SqliteStore {
             );
             binds.push(Bind::Text(tag.clone()));
         }
-        if let Some(text) = q.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        if let Some(m) = q.q.as_deref().and_then(fts_query) {
+            // Full-text search over contacts and messages. The newest SEARCH_DEPTH matching messages
+            // bound the work for common words (rowid order is arrival order).
             sql.push_str(
-                " AND (ct.name LIKE ?1x ESCAPE '\\' OR ct.phone LIKE ?1x ESCAPE '\\' OR ct.email LIKE ?1x ESCAPE '\\' \
-                 OR EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id AND m.body LIKE ?1x ESCAPE '\\'))",
+                " AND (c.contact_id IN (SELECT k.id FROM contacts k WHERE k.rowid IN \
+                   (SELECT rowid FROM contacts_fts WHERE contacts_fts MATCH ? ORDER BY rowid DESC LIMIT ?)) \
+                 OR c.id IN (SELECT m.conversation_id FROM messages m WHERE m.rowid IN \
+                   (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ? ORDER BY rowid DESC LIMIT ?)))",
             );
-            let pat = like_pattern(text);
-            sql = sql.replace("?1x", "?");
-            for _ in 0..4 {
-                binds.push(Bind::Text(pat.clone()));
+            for _ in 0..2 {
+                binds.push(Bind::Text(m.clone()));
+                binds.push(Bind::Int(SEARCH_DEPTH));
             }
+        } else if q.q.as_deref().is_some_and(|t| !t.trim().is_empty()) {
+            // Nothing searchable (only punctuation): nothing matches.
+            sql.push_str(" AND 0");
         }
         if let Some(cur) = q.cursor {
             sql.push_str(" AND (c.last_activity_at < ? OR (c.last_activity_at = ? AND c.id < ?))");
@@ -1393,4 +1405,21 @@ fn quick_reply_row(r: &SqliteRow) -> Result<QuickReply> {
         code: r.try_get("code")?,
         text: r.try_get("body")?,
     })
+}
+
+#[cfg(test)]
+mod search_tests {
+    #[test]
+    fn typed_words_become_prefix_terms() {
+        assert_eq!(
+            super::fts_query("  khach  0912 "),
+            Some("\"khach\"* \"0912\"*".to_owned())
+        );
+        assert_eq!(super::fts_query("#123"), Some("\"#123\"*".to_owned()));
+        assert_eq!(
+            super::fts_query("say \"hi\""),
+            Some("\"say\"* \"\"\"hi\"\"\"*".to_owned())
+        );
+        assert_eq!(super::fts_query(" # ! "), None);
+    }
 }
