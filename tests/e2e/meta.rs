@@ -965,3 +965,42 @@ async fn the_outbox_gives_up_after_its_horizon() {
     );
     assert!(switchboard_server::clock::Clock::now(&m.app.clock).millis() - T0.millis() <= 70 * SEC);
 }
+
+#[tokio::test]
+async fn a_phone_or_email_shared_by_quick_reply_fills_the_profile_once() {
+    let m = Meta::start().await;
+    let now = m.app.clock.now_ts().millis();
+    let shared = |mid: &str, payload: &str, ts: i64| {
+        json!({"object": "page", "entry": [{"id": PAGE, "time": ts, "messaging": [{
+            "sender": {"id": PSID}, "recipient": {"id": PAGE}, "timestamp": ts,
+            "message": {"mid": mid, "text": payload, "quick_reply": {"payload": payload}}}]}]})
+        .to_string()
+    };
+    for (mid, payload, dt) in [
+        ("m_p", "+84 912 345 678", 0),
+        ("m_e", "Ha@Shop.vn", 1),
+        ("m_p2", "0900000000", 2),
+    ] {
+        let body = shared(mid, payload, now + dt);
+        let (s, _) = m
+            .webhook(&body, Some(signature_header(SECRET, body.as_bytes())))
+            .await;
+        assert_eq!(s, StatusCode::OK);
+    }
+    let list = m.app.conversations(&m.agent, "").await;
+    let contact = list[0]["contact_id"].as_str().unwrap();
+    let c = m
+        .app
+        .ok(
+            Method::GET,
+            &format!("/api/v1/contacts/{contact}"),
+            &m.agent,
+            None,
+        )
+        .await;
+    // Normalised, and the first phone shared is kept: a later one does not overwrite it.
+    assert_eq!(
+        (c["phone"].as_str(), c["email"].as_str()),
+        (Some("+84912345678"), Some("ha@shop.vn"))
+    );
+}

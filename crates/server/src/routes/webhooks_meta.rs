@@ -108,6 +108,8 @@ pub async fn receive(
     };
     let now = st.clock.now();
     let mut items: Vec<(Timestamp, ChannelItem, Option<ProfileJob>)> = Vec::new();
+    // What a customer shared by tapping a phone/email quick reply, in step with `items`.
+    let mut shares: Vec<Option<String>> = Vec::new();
     for entry in hook.entries {
         let Some(inbox) = candidates.get(&format!("{}:{}", channel.as_str(), entry.id)) else {
             tracing::warn!("meta webhook entry for an account without an inbox; ignored");
@@ -122,13 +124,17 @@ pub async fn receive(
         }
         for ev in entry.events {
             let at = ev.at();
+            let shared = shared_contact_detail(&ev);
             if let Some((item, profile)) = to_item(&st, inbox, ev, now) {
                 items.push((at, item, profile));
+                shares.push(shared);
             }
         }
     }
     // Meta does not guarantee order (§1.3): apply in provider time order.
-    items.sort_by_key(|(at, _, _)| *at);
+    let mut items: Vec<_> = items.into_iter().zip(shares).collect();
+    items.sort_by_key(|((at, _, _), _)| *at);
+    let (items, shares): (Vec<_>, Vec<Option<String>>) = items.into_iter().unzip();
     let (items, profiles): (Vec<ChannelItem>, Vec<Option<ProfileJob>>) =
         items.into_iter().map(|(_, i, p)| (i, p)).unzip();
     let outcomes = st
@@ -144,6 +150,13 @@ pub async fn receive(
                 )
             }
         })?;
+    for (outcome, shared) in outcomes.iter().zip(&shares) {
+        if let (Ok(ChannelOutcome::Message(m)), Some(value)) = (outcome, shared)
+            && !m.duplicate
+        {
+            remember_shared_detail(&st, m.contact_id, value).await;
+        }
+    }
     if st.config.webhooks.profile_sync {
         for (outcome, job) in outcomes.iter().zip(profiles) {
             if let (Ok(ChannelOutcome::Message(m)), Some(mut job)) = (outcome, job)
@@ -427,4 +440,42 @@ fn to_item(
         MetaEvent::Ignored { .. } => return None,
     };
     Some((item, None))
+}
+
+/// A phone number or email the customer shared with Messenger's `user_phone_number` /
+/// `user_email` quick replies arrives as the quick reply's payload.
+fn shared_contact_detail(ev: &MetaEvent) -> Option<String> {
+    match ev {
+        MetaEvent::Message {
+            quick_reply_payload: Some(p),
+            ..
+        } if validate::Email::parse(p).is_ok() || validate::Phone::parse(p).is_ok() => {
+            Some(p.clone())
+        }
+        _ => None,
+    }
+}
+
+/// Fills the contact's email or phone from what they shared, unless an agent already set one.
+async fn remember_shared_detail(st: &AppState, contact: ContactId, value: &str) {
+    let Ok(Some(mut c)) = st.store.contact(contact).await else {
+        return;
+    };
+    if let Ok(e) = validate::Email::parse(value) {
+        if c.email.is_some() {
+            return;
+        }
+        c.email = Some(e.into_inner());
+    } else if let Ok(p) = validate::Phone::parse(value) {
+        if c.phone.is_some() {
+            return;
+        }
+        c.phone = Some(p.into_inner());
+    } else {
+        return;
+    }
+    c.updated_at = st.clock.now();
+    if let Err(e) = st.store.update_contact(&c).await {
+        tracing::warn!(error = %e, "could not save a shared contact detail");
+    }
 }
