@@ -65,18 +65,14 @@ impl Application {
             presence.clone(),
             config.routing.clone(),
         );
-        let ingest = ingest::Ingest::start(
-            store.clone(),
-            clock.clone(),
-            config.limits.ingest_batch_max,
-            routing.clone(),
-        );
+        // One group-commit writer for every channel's inbound traffic.
         let channel_ingest = channel_ingest::ChannelIngest::start(
             store.clone(),
             clock.clone(),
             config.limits.ingest_batch_max,
             routing.clone(),
         );
+        let ingest = ingest::Ingest::new(channel_ingest.clone());
         let outbox = outbox::Outbox::new(&config.outbox)?;
         let l = &config.limits;
         let limits = Limiters {
