@@ -274,7 +274,8 @@ test('an admin sets even-split routing in the UI and the next customer lands wit
   const row = lan.getByTestId('conversation-row').filter({ hasText: 'on sale' });
   await row.waitFor();
   await lan.getByTestId('toast').filter({ hasText: 'is now yours' }).waitFor();
-  await row.click();
+  // Opening by dragging the conversation into the chat pane.
+  await row.dragTo(lan.getByTestId('chat-pane'));
   await lan.getByTestId('holder').filter({ hasText: 'You are handling' }).waitFor();
   await lan.getByTestId('sla').filter({ hasText: /Reply within [45]:\d\d/ }).waitFor();
   await lan.screenshot({ path: path.join(shots, '10-auto-assigned-with-sla.png') });
