@@ -234,7 +234,8 @@ test('the widget keeps the visitor across reloads and its styles stay apart from
   await page.locator('.bubble').click();
   await page.locator('.compose textarea').fill('Tin nhắn đầu tiên');
   await page.locator('.compose textarea').press('Enter');
-  await page.locator('.m.customer', { hasText: 'Tin nhắn đầu tiên' }).waitFor();
+  // Stored (the widget marks a message with its id once the server has it), then reload.
+  await page.locator('.m.customer[data-id]', { hasText: 'Tin nhắn đầu tiên' }).waitFor();
   await page.waitForFunction(() => Object.keys(localStorage).some((k) => k.startsWith('sb_widget_')));
   await page.reload();
   await page.locator('.bubble').click();
@@ -335,4 +336,27 @@ test('the composer follows the Messenger window: HUMAN_AGENT needs a confirmatio
   assert.equal(await lan.getByTestId('composer-input').isDisabled(), true);
   await lan.getByTestId('policy').getByRole('link').waitFor();
   await lan.screenshot({ path: path.join(shots, '12-messenger-window-closed.png') });
+});
+
+test('pre-chat fields: the visitor gives a name and phone before chatting, and the agent sees them', async () => {
+  const admin = (await call('POST', '/api/v1/auth/login', null, { email: 'admin@shop.vn', password: PASSWORD })).token;
+  const inbox = (
+    await call('POST', '/api/v1/inboxes', admin, { name: 'Pre-chat shop', channel: 'livechat', settings: { greeting: 'Chào bạn!', prechat_fields: ['name', 'phone'] } })
+  ).id;
+  await call('PUT', `/api/v1/inboxes/${inbox}/members`, admin, { agent_ids: [ids.lan] });
+  const visitor = await (await browser.newContext({ locale: 'vi-VN' })).newPage();
+  await visitor.goto(`${pageUrl}?inbox=${inbox}`);
+  await visitor.locator('.bubble').click();
+  await visitor.locator('form.pre input[name=name]').fill('Chị Mai');
+  await visitor.locator('form.pre input[name=phone]').fill('0987 654 321');
+  await visitor.locator('form.pre button').click();
+  await visitor.locator('.m.agent', { hasText: 'Chào bạn!' }).waitFor();
+  await visitor.locator('.compose textarea').fill('Mình muốn hỏi về đơn hàng');
+  await visitor.locator('.compose textarea').press('Enter');
+  await visitor.locator('.m.customer', { hasText: 'đơn hàng' }).waitFor();
+  await visitor.screenshot({ path: path.join(shots, '13-widget-prechat.png') });
+  const list = await call('GET', `/api/v1/conversations?inbox_id=${inbox}`, admin);
+  assert.equal(list.items[0].contact_name, 'Chị Mai');
+  const contact = await call('GET', `/api/v1/contacts/${list.items[0].contact_id}`, admin);
+  assert.equal(contact.phone, '0987654321');
 });

@@ -139,7 +139,8 @@ function start(script: HTMLScriptElement) {
     const headers: Record<string, string> = {};
     if (token) headers.authorization = `Bearer ${token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
-    const r = await fetch(base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    // keepalive: a message sent just before the visitor navigates away still arrives.
+    const r = await fetch(base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), keepalive: method === 'POST' });
     const j = await r.json().catch(() => null);
     if (!r.ok) throw Object.assign(new Error(j?.error?.message ?? 'error'), { status: r.status, code: j?.error?.code });
     return j;
