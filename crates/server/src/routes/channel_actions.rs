@@ -247,6 +247,7 @@ pub async fn channel_reply(
         let Decision::Allowed {
             messaging_type,
             tag,
+            ..
         } = decision
         else {
             return Err(ApiError::internal());
