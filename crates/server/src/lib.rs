@@ -10,10 +10,12 @@ pub mod config;
 pub mod demo;
 pub mod demo_meta;
 pub mod error;
+pub mod inbox_settings;
 pub mod ingest;
 pub mod meta;
 pub mod outbox;
 pub mod presence;
+pub mod provider_api;
 pub mod ratelimit;
 pub mod routes;
 pub mod routing;
@@ -78,6 +80,11 @@ impl Application {
             routing.clone(),
         );
         let outbox = outbox::Outbox::new(&config.outbox)?;
+        let tariff = config
+            .billing
+            .tariff()
+            .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+        let providers = provider_api::Providers::new(tariff);
         let l = &config.limits;
         let limits = Limiters {
             login_ip: RateLimiter::per_minute(clock.clone(), l.login_per_minute),
@@ -88,6 +95,12 @@ impl Application {
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("binding {}", config.bind))?;
+        // Bound to "any port" without a public URL: the URL providers call back (Telegram's
+        // webhook, Shopee's push) is the port we actually got.
+        let mut config = config;
+        if config.public_url.is_none() && config.bind.port() == 0 {
+            config.public_url = Some(format!("http://{}", listener.local_addr()?));
+        }
         let state = AppState::new(Inner {
             config,
             store,
@@ -99,6 +112,7 @@ impl Application {
             routing,
             channel_ingest,
             outbox,
+            providers,
             workspace_id,
             visitor_key: key.into_bytes(),
             limits,

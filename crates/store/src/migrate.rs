@@ -29,6 +29,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "media",
         sql: include_str!("../migrations/sqlite/0004_media.sql"),
     },
+    Migration {
+        version: 5,
+        name: "channels",
+        sql: include_str!("../migrations/sqlite/0005_channels.sql"),
+    },
 ];
 
 /// Splits a migration file into statements: whole-line `--` comments are dropped first, then the
