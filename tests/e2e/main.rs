@@ -8,4 +8,5 @@ mod meta;
 mod realtime;
 mod routing;
 mod web;
+mod whatsapp;
 mod widget;

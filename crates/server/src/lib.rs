@@ -20,6 +20,7 @@ pub mod ratelimit;
 pub mod routes;
 pub mod routing;
 pub mod sandbox;
+pub mod sandbox_channels;
 pub mod state;
 pub mod timers;
 
