@@ -11,3 +11,4 @@ mod telegram;
 mod web;
 mod whatsapp;
 mod widget;
+mod zalo;

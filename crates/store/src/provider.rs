@@ -73,7 +73,7 @@ pub trait ProviderStore: Send + Sync {
         patch: serde_json::Value,
         now: Timestamp,
     ) -> Result<()>;
-    /// Public outbound messages of a conversation sent at or after `since` that did not fail,
+    /// Public outbound messages of a conversation sent after `since` that did not fail,
     /// other than templates (Zalo counts its free consultation replies with this).
     async fn replies_since(&self, conv: ConversationId, since: Timestamp) -> Result<u32>;
     /// A message of this conversation being sent right now with exactly this text (to recognise a

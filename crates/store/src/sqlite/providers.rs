@@ -404,7 +404,7 @@ impl ProviderStore for SqliteStore {
     async fn replies_since(&self, conv: ConversationId, since: Timestamp) -> Result<u32> {
         let n: i64 = sqlx::query(
             "SELECT COUNT(*) FROM messages m LEFT JOIN message_meta mm ON mm.message_id = m.id \
-             WHERE m.conversation_id = ? AND m.created_at >= ? AND m.direction = 'outbound' \
+             WHERE m.conversation_id = ? AND m.created_at > ? AND m.direction = 'outbound' \
              AND m.kind NOT IN ('note', 'agent_to_agent') AND m.delivery_status != 'failed' \
              AND (mm.messaging_type IS NULL OR mm.messaging_type IN ('cs', 'free_form', 'RESPONSE'))",
         )
