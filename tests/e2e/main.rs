@@ -7,6 +7,7 @@ mod api;
 mod meta;
 mod realtime;
 mod routing;
+mod shopee;
 mod telegram;
 mod web;
 mod whatsapp;
