@@ -8,6 +8,7 @@ pub mod channel_ingest;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod demo_channels;
 pub mod demo_meta;
 pub mod error;
 pub mod inbox_settings;
