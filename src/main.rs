@@ -7,7 +7,9 @@ use std::io::Read;
 use std::sync::Arc;
 use switchboard_server::clock::{Clock, SystemClock};
 use switchboard_server::config::Config;
-use switchboard_server::{Application, demo, demo_meta, init_tracing, open_store, shutdown_signal};
+use switchboard_server::{
+    Application, demo, demo_channels, demo_meta, init_tracing, open_store, shutdown_signal,
+};
 
 #[derive(Parser)]
 #[command(
@@ -47,6 +49,10 @@ enum Command {
         /// Emulate an Instagram account instead of a Facebook Page.
         #[arg(long)]
         instagram: bool,
+        /// Also emulate a WhatsApp number, a Zalo OA, a Telegram bot and a Shopee shop (on the
+        /// next port; webhooks go to the same host as --webhook-url).
+        #[arg(long)]
+        channels: bool,
     },
     /// Manage agents.
     User {
@@ -98,6 +104,9 @@ async fn main() -> anyhow::Result<()> {
             let (sandbox, page) = demo_meta::start(&app.state(), &url).await?;
             println!("{page}");
             demo_meta::simulate(Arc::new(sandbox));
+            let (channels, text) = demo_channels::start(&app.state(), &url).await?;
+            println!("{text}");
+            demo_channels::simulate(Arc::new(channels));
             app.run_until_stopped(shutdown_signal()).await
         }
         Command::Sandbox {
@@ -105,7 +114,14 @@ async fn main() -> anyhow::Result<()> {
             webhook_url,
             page_id,
             instagram,
+            channels,
         } => {
+            // Kept alive until shutdown.
+            let _channels = if channels {
+                Some(channel_sandbox(clock.clone(), bind, &webhook_url).await?)
+            } else {
+                None
+            };
             use switchboard_server::sandbox::{PageSpec, Sandbox};
             let sb = Sandbox::start(clock, bind).await?;
             let token = switchboard_server::auth::random_token(24);
@@ -197,6 +213,97 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `switchboard sandbox --channels`: the WhatsApp / Zalo / Telegram / Shopee sandbox next to the
+/// Meta one, with one account of each and the inbox settings to create.
+async fn channel_sandbox(
+    clock: Arc<dyn Clock>,
+    bind: std::net::SocketAddr,
+    meta_webhook_url: &str,
+) -> anyhow::Result<switchboard_server::sandbox_channels::ChannelSandbox> {
+    use switchboard_server::auth::random_token;
+    use switchboard_server::sandbox_channels::{
+        ChannelSandbox, ShopeeShopSpec, WaNumberSpec, ZaloOaSpec,
+    };
+    let next = std::net::SocketAddr::new(bind.ip(), bind.port().wrapping_add(1));
+    let sb = ChannelSandbox::start(clock, next).await?;
+    let host = meta_webhook_url
+        .split("/webhooks/")
+        .next()
+        .unwrap_or(meta_webhook_url)
+        .to_owned();
+    let (wa_token, wa_secret) = (random_token(24), random_token(24));
+    sb.add_whatsapp_number(WaNumberSpec {
+        phone_number_id: "100000000000101".into(),
+        waba_id: "100000000000100".into(),
+        display_phone_number: "84280000101".into(),
+        token: wa_token.clone(),
+        app_secret: wa_secret.clone(),
+        webhook_url: format!("{host}/webhooks/whatsapp"),
+        auto_delivery: true,
+        sync_window_errors: false,
+    });
+    sb.add_whatsapp_template(
+        "100000000000100",
+        serde_json::json!({"name": "order_update", "language": "vi", "status": "APPROVED", "category": "UTILITY",
+            "components": [{"type": "BODY", "text": "Chào {{1}}, đơn {{2}} đã được gửi."}]}),
+    );
+    let (z_secret, z_key, z_access, z_refresh) = (
+        random_token(24),
+        random_token(24),
+        random_token(24),
+        random_token(24),
+    );
+    sb.add_zalo_oa(ZaloOaSpec {
+        oa_id: "100000000000201".into(),
+        app_id: "100000000000200".into(),
+        app_secret: z_secret.clone(),
+        oa_secret_key: z_key.clone(),
+        access_token: z_access.clone(),
+        refresh_token: z_refresh.clone(),
+        webhook_url: format!("{host}/webhooks/zalo"),
+        echoes: true,
+    });
+    let bot = format!("100000001:{}", random_token(24));
+    sb.add_telegram_bot(&bot);
+    let (partner_key, shop_token) = (random_token(24), random_token(24));
+    sb.add_shopee_shop(ShopeeShopSpec {
+        shop_id: "789".into(),
+        partner_id: "1001".into(),
+        partner_key: partner_key.clone(),
+        access_token: shop_token.clone(),
+        push_url: format!("{host}/webhooks/shopee"),
+    });
+    let base = sb.base_url();
+    let inboxes = [
+        serde_json::json!({"name": "WhatsApp (sandbox)", "channel": "whatsapp", "settings": {"phone_number_id": "100000000000101",
+            "waba_id": "100000000000100", "access_token": wa_token, "app_secret": wa_secret, "verify_token": random_token(12),
+            "api_base_url": sb.whatsapp_base_url()}}),
+        serde_json::json!({"name": "Zalo OA (sandbox)", "channel": "zalo", "settings": {"oa_id": "100000000000201",
+            "app_id": "100000000000200", "app_secret": z_secret, "oa_secret_key": z_key, "access_token": z_access,
+            "refresh_token": z_refresh, "api_base_url": base, "oauth_base_url": base}}),
+        serde_json::json!({"name": "Telegram (sandbox)", "channel": "telegram", "settings": {"bot_token": bot, "api_base_url": base}}),
+        serde_json::json!({"name": "Shopee (sandbox)", "channel": "shopee", "settings": {"shop_id": "789", "partner_id": "1001",
+            "partner_key": partner_key, "access_token": shop_token, "api_base_url": base,
+            "push_callback_url": format!("{host}/webhooks/shopee")}}),
+    ];
+    println!(
+        "Channel sandbox (WhatsApp, Zalo, Telegram, Shopee) at {base}\nCreate the inboxes (admin token):"
+    );
+    for i in inboxes {
+        println!(
+            "  curl -s {host}/api/v1/inboxes -H 'authorization: Bearer TOKEN' -H 'content-type: application/json' -d '{i}'"
+        );
+    }
+    println!(
+        "Play a customer (channel whatsapp|zalo|telegram|shopee; account = phone_number_id, oa_id, bot token or shop id):
+  curl -s {base}/_sandbox/messages -H 'content-type: application/json' \\
+    -d '{{\"channel\":\"whatsapp\",\"account\":\"100000000000101\",\"customer\":\"84901000001\",\"name\":\"Thu\",\"text\":\"hi\"}}'
+Sent messages: GET {base}/_sandbox/sent
+"
+    );
+    Ok(sb)
 }
 
 fn redacted(url: &str) -> String {

@@ -882,11 +882,14 @@ async fn admin_only_routes_and_validation() {
             json!({"name": "Zalo", "channel": "zalo"}),
         )
         .await;
+    // Zalo inboxes exist now (issue 5): without their settings they are refused, naming the first
+    // missing one.
     assert_eq!(
-        (s, b["error"]["code"].as_str()),
+        (s, b["error"]["code"].as_str(), b["error"]["field"].as_str()),
         (
             StatusCode::UNPROCESSABLE_ENTITY,
-            Some("channel_not_supported")
+            Some("invalid_input"),
+            Some("oa_id")
         )
     );
 

@@ -3,4 +3,8 @@
 
 pub mod livechat;
 pub mod meta;
+pub mod shopee;
 pub mod signing;
+pub mod telegram;
+pub mod whatsapp;
+pub mod zalo;

@@ -1,4 +1,4 @@
-//! HMAC-SHA256 helpers shared by every connector. Verification is constant-time.
+//! HMAC-SHA256 (and SHA-256) helpers shared by every connector. Verification is constant-time.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -37,6 +37,12 @@ pub fn verify_hex(key: &[u8], data: &[u8], signature_hex: &str) -> bool {
 /// Checks a raw signature in constant time.
 pub fn verify_raw(key: &[u8], data: &[u8], signature: &[u8]) -> bool {
     mac(key, data).verify_slice(signature).is_ok()
+}
+
+/// Lower-case hex SHA-256 of `data` (Zalo's webhook mac is a plain hash, not an HMAC).
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex(&Sha256::digest(data))
 }
 
 pub fn hex(bytes: &[u8]) -> String {

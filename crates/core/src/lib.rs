@@ -5,6 +5,7 @@
 //! arguments. The server loads state, asks the core for a decision, and persists the decision.
 
 pub mod activity;
+pub mod billing;
 pub mod business_hours;
 pub mod conversation;
 pub mod event;

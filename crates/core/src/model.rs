@@ -53,6 +53,8 @@ str_enum!(
         Whatsapp = "whatsapp",
         Zalo = "zalo",
         Telegram = "telegram",
+        // Shopee seller chat (Shopee Open Platform).
+        Shopee = "shopee",
     }
 );
 

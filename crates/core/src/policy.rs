@@ -3,7 +3,10 @@
 //!
 //! Rules are data ([`Rule`] rows per channel, each with effective dates), so a rule Meta retires
 //! (the non-`HUMAN_AGENT` message tags stopped working on 2026-04-27) applies by date. Facts come
-//! from `shared/channels.md` §1.6 (Messenger), §1.9 (private replies) and §2 (Instagram).
+//! from `shared/channels.md` §1.6 (Messenger), §1.9 (private replies), §2 (Instagram), §3.3
+//! (WhatsApp: 24 h customer-service window, then templates only) and §4.3 (Zalo OA: 8 free
+//! consultation messages within 48 h, paid consultation to 7 days, then templates only). Telegram,
+//! Shopee and live chat have no window.
 //!
 //! Windows are measured from the provider's time of the customer's last qualifying action
 //! (clamped to `now`); agent and bot messages never move it. Boundaries are inclusive: a send
@@ -26,8 +29,19 @@ str_enum!(
 );
 
 str_enum!(
-    /// Meta's `messaging_type`.
-    MessagingType { Response = "RESPONSE", Update = "UPDATE", MessageTag = "MESSAGE_TAG" }
+    /// How the provider is asked to send: Meta's `messaging_type` (Messenger, Instagram), a
+    /// WhatsApp free-form (session) message or template, Zalo's `cs` / `transaction` /
+    /// `promotion` message endpoints.
+    MessagingType {
+        Response = "RESPONSE",
+        Update = "UPDATE",
+        MessageTag = "MESSAGE_TAG",
+        FreeForm = "free_form",
+        Template = "template",
+        Consultation = "cs",
+        Transaction = "transaction",
+        Promotion = "promotion",
+    }
 );
 
 str_enum!(
@@ -48,6 +62,9 @@ str_enum!(
         EventReminder = "event_reminder",
         OrderStatus = "order_status",
         AccountAlert = "account_alert",
+        // A provider-approved template (WhatsApp marketing/utility/authentication, Zalo
+        // transaction/promotion).
+        Template = "template",
     }
 );
 
@@ -70,6 +87,8 @@ str_enum!(
         TagRetired = "tag_retired",
         // The tag exists but not for this content or at this point of the window.
         TagNotApplicable = "tag_not_applicable",
+        // Outside the free-form window: only an approved template may be sent (WhatsApp, Zalo).
+        TemplateRequired = "template_required",
     }
 );
 
@@ -82,6 +101,8 @@ str_enum!(
         HandOverToHuman = "hand_over_to_human",
         // Answer from the provider's own inbox app (Meta Business Suite).
         OpenInProviderApp = "open_in_provider_app",
+        // Send an approved template instead (WhatsApp, Zalo).
+        SendTemplate = "send_template",
     }
 );
 
@@ -91,11 +112,15 @@ pub struct Grant {
     pub messaging_type: MessagingType,
     pub tag: Option<MessageTag>,
     pub needs: Option<Confirmation>,
+    /// The send uses the account's paid quota (Zalo: beyond the free replies). WhatsApp's costs
+    /// are metered separately by `core::billing`.
+    pub paid: bool,
 }
 
 /// One row of a channel's rule table. It applies when `from <= now < until`, when the time since
 /// the customer's last action is in `(after, up_to]` (`after: None` includes 0), when the sender
-/// is allowed and the content is listed.
+/// is allowed, the content is listed and — for a row with `free_sends` — fewer than that many
+/// messages were sent since the customer's last action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rule {
     pub from: Option<Timestamp>,
@@ -106,6 +131,8 @@ pub struct Rule {
     pub sender: Option<Sender>,
     pub contents: &'static [Content],
     pub grant: Grant,
+    /// A quota of sends per customer action (Zalo: 8 free replies); `None`: unlimited.
+    pub free_sends: Option<u32>,
 }
 
 impl Rule {
@@ -118,6 +145,9 @@ impl Rule {
     }
     fn admits(&self, sender: Sender) -> bool {
         self.sender.is_none_or(|s| s == sender)
+    }
+    fn has_room(&self, sent_since: u32) -> bool {
+        self.free_sends.is_none_or(|q| sent_since < q)
     }
 }
 
@@ -143,17 +173,28 @@ const RESPONSE: Grant = Grant {
     messaging_type: MessagingType::Response,
     tag: None,
     needs: None,
+    paid: false,
 };
 const HUMAN_AGENT: Grant = Grant {
     messaging_type: MessagingType::MessageTag,
     tag: Some(MessageTag::HumanAgent),
     needs: Some(Confirmation::HumanAgentNotPromotional),
+    paid: false,
 };
 const fn tag(t: MessageTag) -> Grant {
     Grant {
         messaging_type: MessagingType::MessageTag,
         tag: Some(t),
         needs: None,
+        paid: false,
+    }
+}
+const fn plain(messaging_type: MessagingType, paid: bool) -> Grant {
+    Grant {
+        messaging_type,
+        tag: None,
+        needs: None,
+        paid,
     }
 }
 const fn retired_tag(content: &'static [Content], t: MessageTag) -> Rule {
@@ -165,6 +206,7 @@ const fn retired_tag(content: &'static [Content], t: MessageTag) -> Rule {
         sender: None,
         contents: content,
         grant: tag(t),
+        free_sends: None,
     }
 }
 
@@ -180,6 +222,7 @@ pub const MESSENGER_RULES: &[Rule] = &[
         sender: None,
         contents: ALL_CONTENT,
         grant: RESPONSE,
+        free_sends: None,
     },
     Rule {
         from: None,
@@ -189,6 +232,7 @@ pub const MESSENGER_RULES: &[Rule] = &[
         sender: Some(Sender::Human),
         contents: REPLY,
         grant: HUMAN_AGENT,
+        free_sends: None,
     },
     retired_tag(&[Content::EventReminder], MessageTag::ConfirmedEventUpdate),
     retired_tag(&[Content::OrderStatus], MessageTag::PostPurchaseUpdate),
@@ -206,6 +250,7 @@ pub const INSTAGRAM_RULES: &[Rule] = &[
         sender: None,
         contents: ALL_CONTENT,
         grant: RESPONSE,
+        free_sends: None,
     },
     Rule {
         from: None,
@@ -215,26 +260,99 @@ pub const INSTAGRAM_RULES: &[Rule] = &[
         sender: Some(Sender::Human),
         contents: REPLY,
         grant: HUMAN_AGENT,
+        free_sends: None,
     },
 ];
 
-/// The rule table of a channel. Channels whose rules are not modelled yet have no window here
-/// (live chat has none by nature).
+const TEMPLATE: &[Content] = &[Content::Template];
+
+/// WhatsApp (channels.md §3.3): free-form messages of any type within 24 h of the customer's last
+/// message (the customer-service window, inclusive); approved templates at any time. Costs are
+/// `core::billing`'s business, not the policy's.
+pub const WHATSAPP_RULES: &[Rule] = &[
+    Rule {
+        from: None,
+        until: None,
+        after_ms: None,
+        up_to_ms: Some(DAY_MS),
+        sender: None,
+        contents: REPLY,
+        grant: plain(MessagingType::FreeForm, false),
+        free_sends: None,
+    },
+    Rule {
+        from: None,
+        until: None,
+        after_ms: None,
+        up_to_ms: None,
+        sender: None,
+        contents: TEMPLATE,
+        grant: plain(MessagingType::Template, false),
+        free_sends: None,
+    },
+];
+
+/// How many consultation messages are free after each customer message (Zalo, §4.3).
+pub const ZALO_FREE_REPLIES: u32 = 8;
+
+/// Zalo OA (channels.md §4.3, [R]): consultation (`cs`) messages are free for 8 sends within 48 h
+/// of the customer's last message (the count restarts with each customer message); further `cs`
+/// messages, or after 48 h, use paid quota up to 7 days; after that only transaction / promotion
+/// templates reach the customer (Zalo answers `-230`).
+pub const ZALO_RULES: &[Rule] = &[
+    Rule {
+        from: None,
+        until: None,
+        after_ms: None,
+        up_to_ms: Some(2 * DAY_MS),
+        sender: None,
+        contents: REPLY,
+        grant: plain(MessagingType::Consultation, false),
+        free_sends: Some(ZALO_FREE_REPLIES),
+    },
+    Rule {
+        from: None,
+        until: None,
+        after_ms: None,
+        up_to_ms: Some(7 * DAY_MS),
+        sender: None,
+        contents: REPLY,
+        grant: plain(MessagingType::Consultation, true),
+        free_sends: None,
+    },
+    Rule {
+        from: None,
+        until: None,
+        after_ms: None,
+        up_to_ms: None,
+        sender: None,
+        contents: TEMPLATE,
+        grant: plain(MessagingType::Transaction, true),
+        free_sends: None,
+    },
+];
+
+/// The rule table of a channel. Live chat, Telegram and Shopee have no messaging window
+/// (channels.md §5, §6).
 pub fn rules_for(channel: ChannelKind) -> ChannelRules {
+    let windowed = |rules| ChannelRules {
+        channel,
+        windowed: true,
+        rules,
+        private_reply_within_ms: None,
+    };
     match channel {
         ChannelKind::Messenger => ChannelRules {
-            channel,
-            windowed: true,
-            rules: MESSENGER_RULES,
             private_reply_within_ms: Some(7 * DAY_MS),
+            ..windowed(MESSENGER_RULES)
         },
         ChannelKind::Instagram => ChannelRules {
-            channel,
-            windowed: true,
-            rules: INSTAGRAM_RULES,
             private_reply_within_ms: Some(7 * DAY_MS),
+            ..windowed(INSTAGRAM_RULES)
         },
-        _ => ChannelRules {
+        ChannelKind::Whatsapp => windowed(WHATSAPP_RULES),
+        ChannelKind::Zalo => windowed(ZALO_RULES),
+        ChannelKind::Livechat | ChannelKind::Telegram | ChannelKind::Shopee => ChannelRules {
             channel,
             windowed: false,
             rules: &[],
@@ -256,9 +374,11 @@ pub struct Requested {
 #[serde(tag = "decision", rename_all = "snake_case")]
 pub enum Decision {
     /// Send with these provider parameters (`messaging_type: None`: the channel has no such notion).
+    /// `paid`: the send uses the account's paid quota (Zalo).
     Allowed {
         messaging_type: Option<MessagingType>,
         tag: Option<MessageTag>,
+        paid: bool,
     },
     /// Allowed once the sender confirms; `until` is when this possibility ends.
     NeedsConfirmation {
@@ -277,6 +397,24 @@ fn elapsed(last: Timestamp, now: Timestamp) -> i64 {
     now.millis() - last.clamp_to(now).millis()
 }
 
+/// What the policy needs to know about a conversation besides the clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Facts {
+    /// The provider's time of the customer's last qualifying action.
+    pub last_customer_action: Option<Timestamp>,
+    /// Messages sent to the customer since that action (Zalo counts its free replies).
+    pub sent_since: u32,
+}
+
+impl Facts {
+    pub const fn since(last_customer_action: Option<Timestamp>) -> Self {
+        Self {
+            last_customer_action,
+            sent_since: 0,
+        }
+    }
+}
+
 /// The policy decision. Pure: everything it needs is an argument.
 pub fn may_send(
     rules: &ChannelRules,
@@ -286,24 +424,62 @@ pub fn may_send(
     content: Content,
     requested: Requested,
 ) -> Decision {
+    decide(
+        rules,
+        Facts::since(last_customer_action),
+        now,
+        sender,
+        content,
+        requested,
+    )
+}
+
+/// [`may_send`] with everything the policy can use (the sends counted since the customer wrote).
+pub fn decide(
+    rules: &ChannelRules,
+    facts: Facts,
+    now: Timestamp,
+    sender: Sender,
+    content: Content,
+    requested: Requested,
+) -> Decision {
     if !rules.windowed {
         return Decision::Allowed {
             messaging_type: None,
             tag: None,
+            paid: false,
         };
     }
-    let Some(last) = last_customer_action else {
+    let Some(last) = facts.last_customer_action else {
+        // A template needs no customer message (WhatsApp business-initiated conversations).
+        if content == Content::Template
+            && let Some(r) = rules.rules.iter().find(|r| {
+                r.in_effect(now)
+                    && r.up_to_ms.is_none()
+                    && r.admits(sender)
+                    && r.contents.contains(&Content::Template)
+            })
+        {
+            return allowed(r.grant);
+        }
+        let mut options = vec![ReopenOption::WaitForCustomer];
+        if template_could(rules, None, now, sender) {
+            options.push(ReopenOption::SendTemplate);
+        }
+        options.push(ReopenOption::OpenInProviderApp);
         return Decision::Refused {
             reason: RefusalReason::NoCustomerMessage,
-            options: vec![
-                ReopenOption::WaitForCustomer,
-                ReopenOption::OpenInProviderApp,
-            ],
+            options,
         };
     };
     let el = elapsed(last, now);
+    let sent = facts.sent_since;
     let applicable = |r: &&Rule| {
-        r.in_effect(now) && r.covers(el) && r.admits(sender) && r.contents.contains(&content)
+        r.in_effect(now)
+            && r.covers(el)
+            && r.admits(sender)
+            && r.contents.contains(&content)
+            && r.has_room(sent)
     };
     let confirmed =
         requested.human_agent_confirmed || requested.tag == Some(MessageTag::HumanAgent);
@@ -346,12 +522,15 @@ pub fn may_send(
         None => {
             let human_could =
                 sender == Sender::Automation && human_may_reply(rules, el, now, content);
+            let reason = if human_could {
+                RefusalReason::HumanAgentOnly
+            } else if content != Content::Template && template_could(rules, Some(el), now, sender) {
+                RefusalReason::TemplateRequired
+            } else {
+                RefusalReason::WindowClosed
+            };
             Decision::Refused {
-                reason: if human_could {
-                    RefusalReason::HumanAgentOnly
-                } else {
-                    RefusalReason::WindowClosed
-                },
+                reason,
                 options: reopen_options(rules, el, now, sender, content),
             }
         }
@@ -362,6 +541,7 @@ fn allowed(g: Grant) -> Decision {
     Decision::Allowed {
         messaging_type: Some(g.messaging_type),
         tag: g.tag,
+        paid: g.paid,
     }
 }
 
@@ -376,6 +556,16 @@ fn human_may_reply(rules: &ChannelRules, el: i64, now: Timestamp, content: Conte
     })
 }
 
+/// Could this sender send a template now (`el: None`: the customer never wrote)?
+fn template_could(rules: &ChannelRules, el: Option<i64>, now: Timestamp, sender: Sender) -> bool {
+    rules.rules.iter().any(|r| {
+        r.in_effect(now)
+            && el.map_or(r.up_to_ms.is_none(), |e| r.covers(e))
+            && r.admits(sender)
+            && r.contents.contains(&Content::Template)
+    })
+}
+
 fn reopen_options(
     rules: &ChannelRules,
     el: i64,
@@ -387,6 +577,9 @@ fn reopen_options(
     if sender == Sender::Automation && human_may_reply(rules, el, now, content) {
         o.push(ReopenOption::HandOverToHuman);
     }
+    if content != Content::Template && template_could(rules, Some(el), now, sender) {
+        o.push(ReopenOption::SendTemplate);
+    }
     o.push(ReopenOption::OpenInProviderApp);
     o
 }
@@ -394,17 +587,24 @@ fn reopen_options(
 /// The window as the agent's composer shows it, for a human replying.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct WindowSummary {
-    /// `no_window` (live chat), `open` (free-form), `human_agent` (needs the confirmation) or `closed`.
+    /// `no_window` (live chat, Telegram, Shopee), `open` (free-form), `human_agent` (needs the
+    /// confirmation), `template_only` (WhatsApp / Zalo: only an approved template) or `closed`.
     pub mode: &'static str,
     /// End of the free-form window (inclusive).
     pub window_ends_at: Option<Timestamp>,
     /// End of the `HUMAN_AGENT` possibility (inclusive).
     pub human_agent_until: Option<Timestamp>,
-    /// What a human may use now: `RESPONSE`, `HUMAN_AGENT`, or a tag (with its content purpose).
+    /// What a human may use now: `RESPONSE`, `HUMAN_AGENT`, a tag (with its content purpose), a
+    /// free-form message or a template.
     pub allowed: Vec<AllowedMode>,
-    /// Why the composer is limited: `human_agent_confirmation_required`, `window_closed`, ...
+    /// Why the composer is limited: `human_agent_confirmation_required`, `template_required`,
+    /// `window_closed`, ...
     pub reason: Option<&'static str>,
     pub options: Vec<ReopenOption>,
+    /// A free-form message now would use paid quota (Zalo beyond its free replies).
+    pub paid: bool,
+    /// Channels with free replies per customer message (Zalo): how many are left and until when.
+    pub quota: Option<QuotaSummary>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -413,9 +613,28 @@ pub struct AllowedMode {
     pub tag: Option<MessageTag>,
     pub contents: Vec<Content>,
     pub needs_confirmation: Option<Confirmation>,
+    pub paid: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct QuotaSummary {
+    /// Free sends left now (0 once used up or once their time is over).
+    pub free_left: u32,
+    /// Of how many per customer message.
+    pub free_per_customer_message: u32,
+    /// When the free sends end (inclusive); paid ones may follow until `window_ends_at`.
+    pub free_until: Option<Timestamp>,
+    /// Free sends already used since the customer's last message.
+    pub sent_since_customer: u32,
 }
 
 pub fn summary(rules: &ChannelRules, last: Option<Timestamp>, now: Timestamp) -> WindowSummary {
+    summarize(rules, Facts::since(last), now)
+}
+
+/// [`summary`] with everything the policy can use.
+pub fn summarize(rules: &ChannelRules, facts: Facts, now: Timestamp) -> WindowSummary {
+    let last = facts.last_customer_action;
     if !rules.windowed {
         return WindowSummary {
             mode: "no_window",
@@ -424,6 +643,8 @@ pub fn summary(rules: &ChannelRules, last: Option<Timestamp>, now: Timestamp) ->
             allowed: Vec::new(),
             reason: None,
             options: Vec::new(),
+            paid: false,
+            quota: None,
         };
     }
     let end_of = |pick: &dyn Fn(&Rule) -> bool| {
@@ -436,42 +657,87 @@ pub fn summary(rules: &ChannelRules, last: Option<Timestamp>, now: Timestamp) ->
             .max()
             .map(|u| last.clamp_to(now).plus_millis(u))
     };
-    let window_ends_at = end_of(&|r| r.grant.tag.is_none() && r.grant.needs.is_none());
-    let human_agent_until = end_of(&|r| r.grant.tag == Some(MessageTag::HumanAgent));
-    let allowed = match last {
-        None => Vec::new(),
-        Some(l) => {
-            let el = elapsed(l, now);
-            rules
-                .rules
-                .iter()
-                .filter(|r| r.in_effect(now) && r.covers(el) && r.admits(Sender::Human))
-                .map(|r| AllowedMode {
-                    messaging_type: r.grant.messaging_type,
-                    tag: r.grant.tag,
-                    contents: r.contents.to_vec(),
-                    needs_confirmation: r.grant.needs,
-                })
-                .collect()
-        }
+    let free_form = |r: &Rule| {
+        r.grant.tag.is_none() && r.grant.needs.is_none() && r.contents.contains(&Content::Reply)
     };
-    let decision = may_send(
+    let window_ends_at = end_of(&free_form);
+    let human_agent_until = end_of(&|r| r.grant.tag == Some(MessageTag::HumanAgent));
+    let el = last.map(|l| elapsed(l, now));
+    let allowed = rules
+        .rules
+        .iter()
+        .filter(|r| {
+            r.in_effect(now)
+                && r.admits(Sender::Human)
+                && r.has_room(facts.sent_since)
+                && match el {
+                    Some(e) => r.covers(e),
+                    None => r.up_to_ms.is_none() && r.contents.contains(&Content::Template),
+                }
+        })
+        .map(|r| AllowedMode {
+            messaging_type: r.grant.messaging_type,
+            tag: r.grant.tag,
+            contents: r.contents.to_vec(),
+            needs_confirmation: r.grant.needs,
+            paid: r.grant.paid,
+        })
+        .fold(Vec::<AllowedMode>::new(), |mut acc, m| {
+            // One entry per way of sending: the first (cheapest) row wins.
+            if !acc
+                .iter()
+                .any(|a| a.messaging_type == m.messaging_type && a.tag == m.tag)
+            {
+                acc.push(m);
+            }
+            acc
+        });
+    let decision = decide(
         rules,
-        last,
+        facts,
         now,
         Sender::Human,
         Content::Reply,
         Requested::default(),
     );
-    let (mode, reason, options) = match decision {
-        Decision::Allowed { .. } => ("open", None, Vec::new()),
+    let (mode, reason, options, paid) = match decision {
+        Decision::Allowed { paid, .. } => ("open", None, Vec::new(), paid),
         Decision::NeedsConfirmation { .. } => (
             "human_agent",
             Some("human_agent_confirmation_required"),
             Vec::new(),
+            false,
         ),
-        Decision::Refused { reason, options } => ("closed", Some(reason.as_str()), options),
+        Decision::Refused { reason, options } => {
+            let mode = if reason == RefusalReason::TemplateRequired
+                || options.contains(&ReopenOption::SendTemplate)
+            {
+                "template_only"
+            } else {
+                "closed"
+            };
+            (mode, Some(reason.as_str()), options, false)
+        }
     };
+    let quota = rules
+        .rules
+        .iter()
+        .find(|r| r.in_effect(now) && r.free_sends.is_some())
+        .and_then(|r| {
+            let per = r.free_sends?;
+            let free_until = last.and_then(|l| r.up_to_ms.map(|u| l.clamp_to(now).plus_millis(u)));
+            let in_time = el.is_some_and(|e| r.covers(e));
+            Some(QuotaSummary {
+                free_left: if in_time {
+                    per.saturating_sub(facts.sent_since)
+                } else {
+                    0
+                },
+                free_per_customer_message: per,
+                free_until,
+                sent_since_customer: facts.sent_since,
+            })
+        });
     WindowSummary {
         mode,
         window_ends_at,
@@ -479,6 +745,8 @@ pub fn summary(rules: &ChannelRules, last: Option<Timestamp>, now: Timestamp) ->
         allowed,
         reason,
         options,
+        paid,
+        quota,
     }
 }
 
@@ -537,12 +805,14 @@ mod tests {
         D::Allowed {
             messaging_type: Some(MessagingType::Response),
             tag: None,
+            paid: false,
         }
     }
     fn tagged(t: MessageTag) -> Decision {
         D::Allowed {
             messaging_type: Some(MessagingType::MessageTag),
             tag: Some(t),
+            paid: false,
         }
     }
     fn needs(last: Timestamp) -> Decision {
@@ -855,17 +1125,223 @@ mod tests {
     }
 
     #[test]
-    fn live_chat_has_no_window() {
-        let l = rules_for(ChannelKind::Livechat);
-        let d = may_send(&l, None, AFTER, A, Content::Reply, NONE);
+    fn live_chat_telegram_and_shopee_have_no_window() {
+        for ch in [
+            ChannelKind::Livechat,
+            ChannelKind::Telegram,
+            ChannelKind::Shopee,
+        ] {
+            let l = rules_for(ch);
+            for last in [None, Some(AFTER.plus_days(-400))] {
+                for content in [Content::Reply, Content::Template] {
+                    let d = may_send(&l, last, AFTER, A, content, NONE);
+                    assert_eq!(
+                        d,
+                        D::Allowed {
+                            messaging_type: None,
+                            tag: None,
+                            paid: false,
+                        },
+                        "{ch}"
+                    );
+                }
+            }
+            let s = summary(&l, Some(AFTER.plus_days(-400)), AFTER);
+            assert_eq!((s.mode, s.quota), ("no_window", None), "{ch}");
+        }
+    }
+
+    fn wa(elapsed: i64, sender: Sender, content: Content) -> Decision {
+        let last = AFTER;
+        may_send(
+            &rules_for(ChannelKind::Whatsapp),
+            Some(last),
+            last.plus_millis(elapsed),
+            sender,
+            content,
+            NONE,
+        )
+    }
+    fn free_form() -> Decision {
+        D::Allowed {
+            messaging_type: Some(MessagingType::FreeForm),
+            tag: None,
+            paid: false,
+        }
+    }
+    fn template() -> Decision {
+        D::Allowed {
+            messaging_type: Some(MessagingType::Template),
+            tag: None,
+            paid: false,
+        }
+    }
+
+    #[test]
+    fn whatsapp_free_form_inside_24h_then_templates_only() {
+        for sender in [H, A] {
+            assert_eq!(wa(0, sender, Content::Reply), free_form());
+            assert_eq!(wa(DAY - 1000, sender, Content::Reply), free_form()); // 23:59:59
+            assert_eq!(wa(DAY, sender, Content::Reply), free_form()); // exactly 24 h
+            for el in [DAY + 1, DAY + 1000, WEEK, 400 * DAY] {
+                match wa(el, sender, Content::Reply) {
+                    D::Refused { reason, options } => {
+                        assert_eq!(reason, R::TemplateRequired);
+                        assert_eq!(
+                            options,
+                            vec![
+                                ReopenOption::WaitForCustomer,
+                                ReopenOption::SendTemplate,
+                                ReopenOption::OpenInProviderApp
+                            ]
+                        );
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
+            // Templates go at any time, inside the window too, and without any customer message.
+            for el in [0, DAY, DAY + 1, 30 * DAY] {
+                assert_eq!(wa(el, sender, Content::Template), template());
+            }
+            let wa_rules = rules_for(ChannelKind::Whatsapp);
+            assert_eq!(
+                may_send(&wa_rules, None, AFTER, sender, Content::Template, NONE),
+                template()
+            );
+            match may_send(&wa_rules, None, AFTER, sender, Content::Reply, NONE) {
+                D::Refused { reason, options } => {
+                    assert_eq!(reason, R::NoCustomerMessage);
+                    assert!(options.contains(&ReopenOption::SendTemplate));
+                }
+                other => panic!("{other:?}"),
+            }
+            // Meta's tags do not exist on WhatsApp.
+            let d = may_send(
+                &wa_rules,
+                Some(AFTER),
+                AFTER.plus_millis(DAY + 1),
+                sender,
+                Content::Reply,
+                with_tag(MessageTag::HumanAgent),
+            );
+            assert_eq!(refused(&d), Some(R::TemplateRequired));
+        }
+    }
+
+    #[test]
+    fn whatsapp_summary_shows_the_template_picker_once_the_window_shuts() {
+        let r = rules_for(ChannelKind::Whatsapp);
+        let last = AFTER;
+        let s = summary(&r, Some(last), last.plus_millis(DAY));
+        assert_eq!((s.mode, s.reason), ("open", None));
+        assert_eq!(s.window_ends_at, Some(last.plus_days(1)));
+        let kinds: Vec<_> = s.allowed.iter().map(|a| a.messaging_type).collect();
         assert_eq!(
-            d,
+            kinds,
+            vec![MessagingType::FreeForm, MessagingType::Template]
+        );
+        let s = summary(&r, Some(last), last.plus_millis(DAY + 1));
+        assert_eq!(
+            (s.mode, s.reason),
+            ("template_only", Some("template_required"))
+        );
+        let kinds: Vec<_> = s.allowed.iter().map(|a| a.messaging_type).collect();
+        assert_eq!(kinds, vec![MessagingType::Template]);
+        let s = summary(&r, None, last);
+        assert_eq!(
+            (s.mode, s.reason),
+            ("template_only", Some("no_customer_message"))
+        );
+        assert_eq!(s.allowed.len(), 1);
+        assert_eq!(s.quota, None);
+    }
+
+    fn zalo(elapsed: i64, sent: u32, content: Content) -> Decision {
+        let last = AFTER;
+        decide(
+            &rules_for(ChannelKind::Zalo),
+            Facts {
+                last_customer_action: Some(last),
+                sent_since: sent,
+            },
+            last.plus_millis(elapsed),
+            H,
+            content,
+            NONE,
+        )
+    }
+    fn cs(paid: bool) -> Decision {
+        D::Allowed {
+            messaging_type: Some(MessagingType::Consultation),
+            tag: None,
+            paid,
+        }
+    }
+
+    #[test]
+    fn zalo_eight_free_replies_in_48h_then_paid_to_7_days_then_templates() {
+        // The 1st..8th reply within 48 h are free; the 9th is paid.
+        for sent in 0..ZALO_FREE_REPLIES {
+            assert_eq!(zalo(HOUR_MS, sent, Content::Reply), cs(false), "{sent}");
+            assert_eq!(zalo(2 * DAY, sent, Content::Reply), cs(false), "{sent}");
+        }
+        assert_eq!(zalo(HOUR_MS, 8, Content::Reply), cs(true));
+        assert_eq!(zalo(HOUR_MS, 50, Content::Reply), cs(true));
+        // After 48 h every reply is paid, up to exactly 7 days.
+        assert_eq!(zalo(2 * DAY + 1, 0, Content::Reply), cs(true));
+        assert_eq!(zalo(WEEK, 0, Content::Reply), cs(true));
+        // 7 d + 1 ms: only templates.
+        assert_eq!(
+            refused(&zalo(WEEK + 1, 0, Content::Reply)),
+            Some(R::TemplateRequired)
+        );
+        assert_eq!(
+            zalo(WEEK + 1, 0, Content::Template),
             D::Allowed {
-                messaging_type: None,
-                tag: None
+                messaging_type: Some(MessagingType::Transaction),
+                tag: None,
+                paid: true
             }
         );
-        assert_eq!(summary(&l, None, AFTER).mode, "no_window");
+    }
+
+    #[test]
+    fn zalo_summary_counts_the_free_replies_left() {
+        let r = rules_for(ChannelKind::Zalo);
+        let last = AFTER;
+        let at = |el: i64, sent: u32| {
+            summarize(
+                &r,
+                Facts {
+                    last_customer_action: Some(last),
+                    sent_since: sent,
+                },
+                last.plus_millis(el),
+            )
+        };
+        let s = at(HOUR_MS, 3);
+        assert_eq!((s.mode, s.paid), ("open", false));
+        assert_eq!(
+            s.quota,
+            Some(QuotaSummary {
+                free_left: 5,
+                free_per_customer_message: 8,
+                free_until: Some(last.plus_days(2)),
+                sent_since_customer: 3
+            })
+        );
+        assert_eq!(s.window_ends_at, Some(last.plus_days(7)));
+        let s = at(HOUR_MS, 8);
+        assert_eq!((s.mode, s.paid), ("open", true));
+        assert_eq!(s.quota.map(|q| q.free_left), Some(0));
+        let s = at(3 * DAY, 0);
+        assert_eq!((s.mode, s.paid), ("open", true));
+        assert_eq!(s.quota.map(|q| q.free_left), Some(0));
+        let s = at(WEEK + 1000, 0);
+        assert_eq!(
+            (s.mode, s.reason, s.paid),
+            ("template_only", Some("template_required"), false)
+        );
     }
 
     #[test]

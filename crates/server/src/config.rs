@@ -30,6 +30,8 @@ pub struct Config {
     pub webhooks: Webhooks,
     /// The outbound queue to providers.
     pub outbox: OutboxConfig,
+    /// WhatsApp cost metering: currency and prices.
+    pub billing: BillingConfig,
     /// `tracing` filter, e.g. `info` or `switchboard=debug`.
     pub log: String,
 }
@@ -131,6 +133,102 @@ impl Default for OutboxConfig {
     }
 }
 
+/// Prices for WhatsApp cost metering (`core::billing`). Meta's prices change (on the first day of
+/// a quarter) and differ per market, so none are built in: configure yours.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BillingConfig {
+    /// The currency of the prices (reports only echo it).
+    pub currency: String,
+    /// [U] Free service messages per phone number per month from 2026-10-01 (reported by some
+    /// providers, absent from Meta's announcement). 0 = none.
+    pub free_service_messages_per_month_from_2026_10: u32,
+    pub rates: Vec<RateConfig>,
+}
+
+impl Default for BillingConfig {
+    fn default() -> Self {
+        Self {
+            currency: "USD".into(),
+            free_service_messages_per_month_from_2026_10: 0,
+            rates: Vec::new(),
+        }
+    }
+}
+
+/// One price: per conversation (conversation-based model) or per message (per-message model).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateConfig {
+    /// ISO country code (`VN`, `US`, ...) or `*` for every other market.
+    pub market: String,
+    /// `marketing`, `utility`, `authentication` or `service`.
+    pub category: String,
+    /// `conversation_based` or `per_message`; absent: both.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// `YYYY-MM-DD` (UTC) from which the price applies; absent: always.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// In the currency's units, e.g. `0.0114`.
+    pub price: f64,
+}
+
+impl BillingConfig {
+    /// The prices as `core::billing` takes them; an error names the bad entry.
+    pub fn tariff(&self) -> Result<switchboard_core::billing::Tariff, String> {
+        use switchboard_core::billing::{Category, PricingModel, Rate, Tariff};
+        let mut rates = Vec::with_capacity(self.rates.len());
+        for (i, r) in self.rates.iter().enumerate() {
+            let bad = |what: &str| format!("billing.rates[{i}]: {what}");
+            let market = r.market.trim().to_ascii_uppercase();
+            if market != "*"
+                && (market.len() != 2 || !market.chars().all(|c| c.is_ascii_alphabetic()))
+            {
+                return Err(bad("market must be an ISO country code or *"));
+            }
+            let category = Category::parse(&r.category).ok_or_else(|| {
+                bad("category must be marketing, utility, authentication or service")
+            })?;
+            let model = r
+                .model
+                .as_deref()
+                .map(|m| {
+                    PricingModel::parse(m)
+                        .ok_or_else(|| bad("model must be conversation_based or per_message"))
+                })
+                .transpose()?;
+            let from = r
+                .from
+                .as_deref()
+                .map(|d| {
+                    switchboard_core::business_hours::Date::parse(d)
+                        .map(|d| switchboard_core::Timestamp(d.days_since_epoch() * 86_400_000))
+                        .ok_or_else(|| bad("from must be YYYY-MM-DD"))
+                })
+                .transpose()?;
+            if !r.price.is_finite() || r.price < 0.0 || r.price > 1_000.0 {
+                return Err(bad("price must be between 0 and 1000"));
+            }
+            #[allow(clippy::cast_possible_truncation)]
+            let micros = (r.price * 1_000_000.0).round() as i64;
+            rates.push(Rate {
+                market,
+                category,
+                model,
+                from,
+                micros,
+            });
+        }
+        Ok(Tariff {
+            currency: self.currency.clone(),
+            rates,
+            free_service_messages_per_month_from_2026_10: self
+                .free_service_messages_per_month_from_2026_10,
+        })
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -144,6 +242,7 @@ impl Default for Config {
             routing: RoutingConfig::default(),
             webhooks: Webhooks::default(),
             outbox: OutboxConfig::default(),
+            billing: BillingConfig::default(),
             log: "info".into(),
         }
     }
@@ -166,6 +265,7 @@ impl std::fmt::Debug for Config {
             .field("routing", &self.routing)
             .field("webhooks", &self.webhooks)
             .field("outbox", &self.outbox)
+            .field("billing", &self.billing)
             .field("log", &self.log)
             .finish()
     }
@@ -255,6 +355,32 @@ mod tests {
             format!("{:?}", Config::default()),
         );
         assert_eq!(got, Ok(want));
+    }
+
+    #[test]
+    fn billing_rates_are_checked() {
+        let ok = BillingConfig {
+            rates: vec![RateConfig {
+                market: "vn".into(),
+                category: "marketing".into(),
+                model: Some("per_message".into()),
+                from: Some("2025-07-01".into()),
+                price: 0.0114,
+            }],
+            ..BillingConfig::default()
+        };
+        let t = ok.tariff().map_err(|e| e.to_string());
+        assert_eq!(
+            t.as_ref()
+                .map(|t| (t.rates[0].market.as_str(), t.rates[0].micros)),
+            Ok(("VN", 11_400))
+        );
+        let mut bad = ok.clone();
+        bad.rates[0].category = "promo".into();
+        assert!(bad.tariff().is_err());
+        let mut bad = ok;
+        bad.rates[0].from = Some("2025-13-01".into());
+        assert!(bad.tariff().is_err());
     }
 
     #[test]

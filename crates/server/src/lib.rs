@@ -8,16 +8,20 @@ pub mod channel_ingest;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod demo_channels;
 pub mod demo_meta;
 pub mod error;
+pub mod inbox_settings;
 pub mod ingest;
 pub mod meta;
 pub mod outbox;
 pub mod presence;
+pub mod provider_api;
 pub mod ratelimit;
 pub mod routes;
 pub mod routing;
 pub mod sandbox;
+pub mod sandbox_channels;
 pub mod state;
 pub mod timers;
 
@@ -74,6 +78,11 @@ impl Application {
         );
         let ingest = ingest::Ingest::new(channel_ingest.clone());
         let outbox = outbox::Outbox::new(&config.outbox)?;
+        let tariff = config
+            .billing
+            .tariff()
+            .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+        let providers = provider_api::Providers::new(tariff);
         let l = &config.limits;
         let limits = Limiters {
             login_ip: RateLimiter::per_minute(clock.clone(), l.login_per_minute),
@@ -84,6 +93,12 @@ impl Application {
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("binding {}", config.bind))?;
+        // Bound to "any port" without a public URL: the URL providers call back (Telegram's
+        // webhook, Shopee's push) is the port we actually got.
+        let mut config = config;
+        if config.public_url.is_none() && config.bind.port() == 0 {
+            config.public_url = Some(format!("http://{}", listener.local_addr()?));
+        }
         let state = AppState::new(Inner {
             config,
             store,
@@ -95,6 +110,7 @@ impl Application {
             routing,
             channel_ingest,
             outbox,
+            providers,
             workspace_id,
             visitor_key: key.into_bytes(),
             limits,

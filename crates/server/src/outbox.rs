@@ -80,6 +80,11 @@ impl Outbox {
         })
     }
 
+    /// The HTTP client provider calls use (configured timeout).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// Something was queued: let the production loop look now.
     pub fn wake(&self) {
         self.notify.notify_one();
@@ -193,46 +198,52 @@ impl Outbox {
                 return;
             }
         };
-        let base = crate::meta::api_base_url(&inbox);
-        let r = &row.request;
-        let text = r["text"].as_str().unwrap_or("");
-        let answer = match row.job {
-            OutboxJob::Send | OutboxJob::PrivateReply => {
-                let recipient = if row.job == OutboxJob::PrivateReply {
-                    Recipient::Comment(r["comment_id"].as_str().unwrap_or("").to_owned())
-                } else {
-                    Recipient::Id(r["recipient_id"].as_str().unwrap_or("").to_owned())
-                };
-                let marker = format!("{}{}", meta::METADATA_PREFIX, row.message_id);
-                let body = meta::send_body(
-                    &recipient,
-                    r["messaging_type"].as_str(),
-                    r["tag"].as_str(),
-                    text,
-                    Some(&marker),
-                );
-                let url = meta::messages_url(base, crate::meta::sender_id(&inbox).unwrap_or("me"));
-                self.graph(&inbox, "POST", &url, Some(&body)).await
-            }
-            OutboxJob::CommentReply => {
-                let comment = r["comment_id"].as_str().unwrap_or("");
-                match meta::comment_request(
-                    crate::meta::object(inbox.channel),
-                    base,
-                    comment,
-                    meta::CommentOp::Reply,
-                    Some(text),
-                ) {
-                    Some((method, url, body)) => {
-                        self.graph(&inbox, method, &url, body.as_ref()).await
+        // WhatsApp, Zalo, Telegram and Shopee have their own clients; Meta's are below.
+        let answer = if crate::inbox_settings::is_provider(inbox.channel) {
+            st.providers.send(st, &inbox, row, now).await
+        } else {
+            let base = crate::meta::api_base_url(&inbox);
+            let r = &row.request;
+            let text = r["text"].as_str().unwrap_or("");
+            match row.job {
+                OutboxJob::Send | OutboxJob::PrivateReply => {
+                    let recipient = if row.job == OutboxJob::PrivateReply {
+                        Recipient::Comment(r["comment_id"].as_str().unwrap_or("").to_owned())
+                    } else {
+                        Recipient::Id(r["recipient_id"].as_str().unwrap_or("").to_owned())
+                    };
+                    let marker = format!("{}{}", meta::METADATA_PREFIX, row.message_id);
+                    let body = meta::send_body(
+                        &recipient,
+                        r["messaging_type"].as_str(),
+                        r["tag"].as_str(),
+                        text,
+                        Some(&marker),
+                    );
+                    let url =
+                        meta::messages_url(base, crate::meta::sender_id(&inbox).unwrap_or("me"));
+                    self.graph(&inbox, "POST", &url, Some(&body)).await
+                }
+                OutboxJob::CommentReply => {
+                    let comment = r["comment_id"].as_str().unwrap_or("");
+                    match meta::comment_request(
+                        crate::meta::object(inbox.channel),
+                        base,
+                        comment,
+                        meta::CommentOp::Reply,
+                        Some(text),
+                    ) {
+                        Some((method, url, body)) => {
+                            self.graph(&inbox, method, &url, body.as_ref()).await
+                        }
+                        None => Answer::Failed(Failure {
+                            retry: false,
+                            reason: "not_supported",
+                            retry_after_ms: None,
+                            code: None,
+                            subcode: None,
+                        }),
                     }
-                    None => Answer::Failed(Failure {
-                        retry: false,
-                        reason: "not_supported",
-                        retry_after_ms: None,
-                        code: None,
-                        subcode: None,
-                    }),
                 }
             }
         };

@@ -30,6 +30,8 @@ pub struct Inner {
     pub channel_ingest: crate::channel_ingest::ChannelIngest,
     /// Outbound provider messages.
     pub outbox: crate::outbox::Outbox,
+    /// WhatsApp, Zalo, Telegram and Shopee clients (and the WhatsApp price list).
+    pub providers: crate::provider_api::Providers,
     pub workspace_id: WorkspaceId,
     /// Signs widget visitor tokens; generated once and kept in the store.
     pub visitor_key: Vec<u8>,

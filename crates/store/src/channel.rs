@@ -71,6 +71,18 @@ pub enum ChannelItem {
         inbox_id: InboxId,
         provider_message_id: String,
     },
+    /// A provider's delivery status for one of our messages (WhatsApp `statuses[]`), found by our
+    /// marker or by the provider id. Statuses only move forward (`read` before `delivered` stays
+    /// `read`); `failed` is recorded whatever came before. It also tells the outbox the provider
+    /// accepted the message (so it is never sent again).
+    Status {
+        inbox_id: InboxId,
+        provider_message_id: String,
+        ours: Option<MessageId>,
+        status: DeliveryStatus,
+        /// For `failed`: the stable reason and the provider's error (kept in `meta.provider_error`).
+        failure: Option<(String, serde_json::Value)>,
+    },
     /// A comment was edited, removed, hidden or unhidden on the platform.
     CommentChange {
         inbox_id: InboxId,

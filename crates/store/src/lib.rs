@@ -5,6 +5,7 @@
 mod channel;
 pub mod media;
 mod migrate;
+mod provider;
 mod routing;
 pub mod sqlite;
 mod sqlite_media;
@@ -12,6 +13,7 @@ mod types;
 
 pub use channel::*;
 pub use media::{Attachment, MediaStore};
+pub use provider::*;
 pub use routing::*;
 pub use types::*;
 
@@ -46,7 +48,15 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 #[async_trait]
 pub trait Store:
-    MediaStore + RoutingStore + ChannelStore + OutboxStore + Send + Sync + 'static
+    MediaStore
+    + RoutingStore
+    + ChannelStore
+    + OutboxStore
+    + ProviderStore
+    + BillingStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Sets the hook that receives committed events. Set once at start-up.
     fn set_commit_hook(&self, hook: CommitHook);

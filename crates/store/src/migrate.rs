@@ -30,6 +30,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         sql: include_str!("../migrations/sqlite/0004_media.sql"),
     },
     Migration {
+        version: 5,
+        name: "channels",
+        sql: include_str!("../migrations/sqlite/0005_channels.sql"),
+    },
+    Migration {
         version: 6,
         name: "search",
         sql: include_str!("../migrations/sqlite/0006_search.sql"),

@@ -19,6 +19,8 @@ use uuid::Uuid;
 mod routing;
 // Provider channels (Messenger, Instagram) and the outbox: likewise.
 mod meta;
+// WhatsApp, Zalo, Telegram, Shopee: templates, metering, statuses, reachability.
+mod providers;
 
 pub struct SqliteStore {
     write: SqlitePool,

@@ -198,7 +198,8 @@ pub async fn channel_reply(
     let c = visible(st, me, id).await?;
     let inbox = meta_inbox(st, &c).await?;
     if !crate::meta::is_meta(inbox.channel) {
-        return Ok(None);
+        // WhatsApp, Zalo, Telegram, Shopee (live chat: `None`, its direct path).
+        return crate::routes::provider_send::reply(st, me, &c, &inbox, text, automated).await;
     }
     check_length(inbox.channel, text)?;
     let content = match req.content.as_deref() {
@@ -247,6 +248,7 @@ pub async fn channel_reply(
         let Decision::Allowed {
             messaging_type,
             tag,
+            ..
         } = decision
         else {
             return Err(ApiError::internal());
@@ -291,10 +293,11 @@ pub async fn get_policy(
     let inbox = meta_inbox(&st, &c).await?;
     let rules = policy::rules_for(inbox.channel);
     let now = st.clock.now();
-    let s = policy::summary(&rules, c.last_customer_message_at, now);
-    let automation = policy::may_send(
+    let facts = crate::routes::provider_send::facts(&st, &inbox, &c).await?;
+    let s = policy::summarize(&rules, facts, now);
+    let automation = policy::decide(
         &rules,
-        c.last_customer_message_at,
+        facts,
         now,
         Sender::Automation,
         Content::Reply,
@@ -326,6 +329,7 @@ pub async fn get_policy(
                 ))),
             );
         }
+        crate::routes::provider_send::policy_extras(&st, &inbox, &c, o).await?;
     }
     Ok(ApiJson(v))
 }

@@ -24,6 +24,8 @@ const SECRET_KEYS: &[&str] = &[
 pub fn inbox_json(st: &AppState, i: &Inbox, reveal_secrets: bool) -> serde_json::Value {
     let mut settings = if crate::meta::is_meta(i.channel) {
         crate::meta::public_settings(&i.settings)
+    } else if crate::inbox_settings::is_provider(i.channel) {
+        crate::inbox_settings::public_settings(i.channel, &i.settings)
     } else {
         i.settings.clone()
     };
@@ -147,6 +149,7 @@ pub async fn create(
     let name = PersonName::parse(&b.name)?.into_inner();
     let channel = ChannelKind::parse(&b.channel)
         .ok_or_else(|| ApiError::invalid("channel: unknown channel kind"))?;
+    let id = InboxId(new_uuid());
     let settings = match channel {
         ChannelKind::Livechat => livechat_settings(b.settings, None)?,
         ChannelKind::Messenger | ChannelKind::Instagram => {
@@ -154,16 +157,13 @@ pub async fn create(
             ensure_account_free(&st, channel, &s, None).await?;
             s
         }
-        other => {
-            return Err(ApiError::new(
-                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-                "channel_not_supported",
-                format!("{other} inboxes are not available in this version yet"),
-            ));
+        ChannelKind::Whatsapp | ChannelKind::Zalo | ChannelKind::Telegram | ChannelKind::Shopee => {
+            crate::routes::provider_send::prepare_settings(&st, channel, b.settings, None, id)
+                .await?
         }
     };
     let inbox = Inbox {
-        id: InboxId(new_uuid()),
+        id,
         workspace_id: st.workspace_id,
         name,
         channel,
@@ -171,6 +171,7 @@ pub async fn create(
         created_at: st.clock.now(),
     };
     st.store.create_inbox(&inbox).await?;
+    crate::routes::provider_send::after_create(&st, &inbox).await;
     Ok(created(inbox_json(&st, &inbox, true)))
 }
 
@@ -202,6 +203,15 @@ pub async fn update(
         let s = crate::meta::settings(inbox.channel, b.settings, Some(&inbox.settings))?;
         ensure_account_free(&st, inbox.channel, &s, Some(inbox.id)).await?;
         inbox.settings = s;
+    } else if b.settings.is_some() && crate::inbox_settings::is_provider(inbox.channel) {
+        inbox.settings = crate::routes::provider_send::prepare_settings(
+            &st,
+            inbox.channel,
+            b.settings,
+            Some(&inbox.settings),
+            inbox.id,
+        )
+        .await?;
     }
     st.store.update_inbox(&inbox).await?;
     Ok(ApiJson(inbox_json(&st, &inbox, true)))

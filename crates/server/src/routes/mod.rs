@@ -7,10 +7,16 @@ pub mod contacts;
 pub mod conversations;
 pub mod inboxes;
 pub mod media;
+pub mod provider_send;
 pub mod quick_replies;
+pub mod reports;
 pub mod routing;
 pub mod static_files;
 pub mod webhooks_meta;
+pub mod webhooks_shopee;
+pub mod webhooks_telegram;
+pub mod webhooks_whatsapp;
+pub mod webhooks_zalo;
 pub mod widget;
 pub mod ws;
 
@@ -155,6 +161,26 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ),
     (
         "post",
+        "/api/v1/conversations/{id}/whatsapp-messages",
+        "WhatsApp: send a template (parameters checked first), an interactive message or media by link",
+    ),
+    (
+        "get",
+        "/api/v1/inboxes/{id}/templates",
+        "WhatsApp templates of an inbox: name, language, category, status, parameters to fill",
+    ),
+    (
+        "post",
+        "/api/v1/inboxes/{id}/templates/sync",
+        "Fetch an inbox's WhatsApp templates from the provider again (admin)",
+    ),
+    (
+        "get",
+        "/api/v1/reports/whatsapp-usage",
+        "WhatsApp conversations/messages and cost per category for month=YYYY-MM (inbox_id= optional)",
+    ),
+    (
+        "post",
         "/api/v1/messages/{id}/comment-actions",
         "Act on a customer's comment: reply, private_reply, like, unlike, hide, unhide, delete",
     ),
@@ -249,6 +275,31 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
         "/webhooks/meta",
         "Meta webhooks (Messenger, Page feed comments, Instagram), signed with X-Hub-Signature-256",
     ),
+    (
+        "get",
+        "/webhooks/whatsapp",
+        "WhatsApp webhook verification (hub.mode, hub.verify_token, hub.challenge)",
+    ),
+    (
+        "post",
+        "/webhooks/whatsapp",
+        "WhatsApp Cloud API webhooks (messages, statuses, templates), signed with X-Hub-Signature-256",
+    ),
+    (
+        "post",
+        "/webhooks/zalo",
+        "Zalo OA webhooks, signed with X-ZEvent-Signature",
+    ),
+    (
+        "post",
+        "/webhooks/telegram/{id}",
+        "Telegram bot updates of one inbox, with X-Telegram-Bot-Api-Secret-Token",
+    ),
+    (
+        "post",
+        "/webhooks/shopee",
+        "Shopee Open Platform pushes, signed with Authorization",
+    ),
     ("get", "/healthz", "Liveness"),
     ("get", "/widget.js", "The live-chat widget script"),
     (
@@ -306,6 +357,19 @@ pub fn router(st: AppState) -> Router {
             "/messages/{id}/comment-actions",
             post(channel_actions::comment_action),
         )
+        .route(
+            "/conversations/{id}/whatsapp-messages",
+            post(provider_send::whatsapp_message),
+        )
+        .route(
+            "/inboxes/{id}/templates",
+            get(provider_send::list_templates),
+        )
+        .route(
+            "/inboxes/{id}/templates/sync",
+            post(provider_send::sync_templates),
+        )
+        .route("/reports/whatsapp-usage", get(reports::whatsapp_usage))
         .route("/contacts/{id}/merge", post(channel_actions::merge))
         .route("/contacts/{id}/merges", get(channel_actions::merges))
         .route(
@@ -354,6 +418,13 @@ pub fn router(st: AppState) -> Router {
             "/meta",
             get(webhooks_meta::verify).post(webhooks_meta::receive),
         )
+        .route(
+            "/whatsapp",
+            get(webhooks_whatsapp::verify).post(webhooks_whatsapp::receive),
+        )
+        .route("/zalo", post(webhooks_zalo::receive))
+        .route("/telegram/{id}", post(webhooks_telegram::receive))
+        .route("/shopee", post(webhooks_shopee::receive))
         .layer(DefaultBodyLimit::max(st.config.webhooks.max_body_bytes))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method);

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use switchboard_core::activity;
 use switchboard_core::conversation::Transition;
 
-fn rank(s: DeliveryStatus) -> i32 {
+pub(super) fn rank(s: DeliveryStatus) -> i32 {
     match s {
         DeliveryStatus::Queued => 0,
         DeliveryStatus::Sent => 1,
@@ -30,7 +30,7 @@ fn meta_row(r: &SqliteRow) -> Result<MessageMeta> {
     })
 }
 
-fn updated_event(m: &Message, meta: Option<&MessageMeta>) -> EventDraft {
+pub(super) fn updated_event(m: &Message, meta: Option<&MessageMeta>) -> EventDraft {
     EventDraft {
         inbox_id: Some(m.inbox_id),
         conversation_id: Some(m.conversation_id),
@@ -39,7 +39,10 @@ fn updated_event(m: &Message, meta: Option<&MessageMeta>) -> EventDraft {
     }
 }
 
-async fn message_by_id(conn: &mut SqliteConnection, id: MessageId) -> Result<Option<Message>> {
+pub(super) async fn message_by_id(
+    conn: &mut SqliteConnection,
+    id: MessageId,
+) -> Result<Option<Message>> {
     sqlx::query("SELECT * FROM messages WHERE id = ?")
         .bind(id.to_string())
         .fetch_optional(conn)
@@ -48,7 +51,7 @@ async fn message_by_id(conn: &mut SqliteConnection, id: MessageId) -> Result<Opt
         .transpose()
 }
 
-async fn message_by_provider(
+pub(super) async fn message_by_provider(
     conn: &mut SqliteConnection,
     inbox: InboxId,
     provider_id: &str,
@@ -62,7 +65,10 @@ async fn message_by_provider(
         .transpose()
 }
 
-async fn load_meta(conn: &mut SqliteConnection, id: MessageId) -> Result<Option<MessageMeta>> {
+pub(super) async fn load_meta(
+    conn: &mut SqliteConnection,
+    id: MessageId,
+) -> Result<Option<MessageMeta>> {
     sqlx::query("SELECT * FROM message_meta WHERE message_id = ?")
         .bind(id.to_string())
         .fetch_optional(conn)
@@ -71,7 +77,7 @@ async fn load_meta(conn: &mut SqliteConnection, id: MessageId) -> Result<Option<
         .transpose()
 }
 
-async fn save_meta(
+pub(super) async fn save_meta(
     conn: &mut SqliteConnection,
     id: MessageId,
     meta: &MessageMeta,
@@ -93,7 +99,7 @@ async fn save_meta(
 }
 
 /// Changes a message's extras with `edit` and records the `message.updated` event.
-async fn edit_meta(
+pub(super) async fn edit_meta(
     conn: &mut SqliteConnection,
     m: &Message,
     now: Timestamp,
@@ -112,7 +118,7 @@ async fn edit_meta(
     Ok(())
 }
 
-async fn identity_contact(
+pub(super) async fn identity_contact(
     conn: &mut SqliteConnection,
     inbox: InboxId,
     external_id: &str,
@@ -126,7 +132,10 @@ async fn identity_contact(
         .transpose()
 }
 
-async fn workspace_of(conn: &mut SqliteConnection, conv: ConversationId) -> Result<WorkspaceId> {
+pub(super) async fn workspace_of(
+    conn: &mut SqliteConnection,
+    conv: ConversationId,
+) -> Result<WorkspaceId> {
     load_conversation(conn, conv)
         .await?
         .map(|c| c.workspace_id)
@@ -163,7 +172,7 @@ async fn link_messaging_id(
     }
 }
 
-async fn flush(
+pub(super) async fn flush(
     conn: &mut SqliteConnection,
     ws: WorkspaceId,
     drafts: Vec<EventDraft>,
@@ -201,6 +210,7 @@ async fn ingest_item(
         | ChannelItem::Reaction { inbox_id, .. }
         | ChannelItem::Edit { inbox_id, .. }
         | ChannelItem::Unsent { inbox_id, .. }
+        | ChannelItem::Status { inbox_id, .. }
         | ChannelItem::CommentChange { inbox_id, .. } => *inbox_id,
     };
     let Some(ws) = inbox_workspace(conn, inbox).await? else {
@@ -515,6 +525,28 @@ async fn ingest_item(
             .await?;
             ChannelOutcome::Updated(1)
         }
+        ChannelItem::Status {
+            inbox_id,
+            provider_message_id,
+            ours,
+            status,
+            failure,
+        } => {
+            super::providers::status(
+                conn,
+                super::providers::StatusItem {
+                    inbox: *inbox_id,
+                    provider_message_id,
+                    ours: *ours,
+                    status: *status,
+                    failure: failure.as_ref(),
+                },
+                now,
+                events,
+                &mut drafts,
+            )
+            .await?
+        }
         ChannelItem::CommentChange {
             inbox_id,
             provider_message_id,
@@ -602,7 +634,11 @@ async fn echo_of_known(
 
 /// Records the provider's id and moves a queued message to `sent`. A provider id already used by
 /// another row (an echo stored before the Send API answered, without our marker) is left there.
-async fn set_provider_id(conn: &mut SqliteConnection, id: MessageId, mid: &str) -> Result<()> {
+pub(super) async fn set_provider_id(
+    conn: &mut SqliteConnection,
+    id: MessageId,
+    mid: &str,
+) -> Result<()> {
     let set = sqlx::query(
         "UPDATE messages SET provider_message_id = COALESCE(provider_message_id, ?) WHERE id = ?",
     )

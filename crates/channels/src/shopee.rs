@@ -1,0 +1,364 @@
+//! Shopee Open Platform seller chat, as far as `shared/channels.md` §6 documents it: the push
+//! `Authorization` check (hex HMAC-SHA256 of `callback_url + "|" + raw body` under the partner
+//! key), chat pushes (code 10, `webchat_push`), and the v2 `sellerchat/send_message` call with the
+//! standard v2 request signature. No I/O here.
+//!
+//! What channels.md leaves open (Shopee's own docs are behind a partner login) is marked [U] and
+//! read defensively: the fields of a chat push beyond `conversation_id`, `from_id` and
+//! `from_user_name` (message id, type, text, time) and the shape of the send answer.
+
+use crate::meta::Failure;
+use crate::signing;
+use serde_json::{Value, json};
+use switchboard_core::Timestamp;
+
+pub const DEFAULT_API_BASE_URL: &str = "https://partner.shopeemobile.com";
+pub const SEND_MESSAGE_PATH: &str = "/api/v2/sellerchat/send_message";
+/// The push code of chat messages.
+pub const WEBCHAT_PUSH: i64 = 10;
+/// Seller chat text limit [U]: Shopee's chat box allows about 1000 characters.
+pub const MAX_TEXT_CHARS: usize = 1000;
+
+fn id_str(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn text(v: &Value) -> Option<String> {
+    v.as_str().filter(|s| !s.is_empty()).map(str::to_owned)
+}
+
+/// The push signature: hex HMAC-SHA256(partner_key, callback_url + "|" + raw_body).
+pub fn push_signature(partner_key: &str, callback_url: &str, raw_body: &[u8]) -> String {
+    let mut data = Vec::with_capacity(callback_url.len() + 1 + raw_body.len());
+    data.extend_from_slice(callback_url.as_bytes());
+    data.push(b'|');
+    data.extend_from_slice(raw_body);
+    signing::hmac_sha256_hex(partner_key.as_bytes(), &data)
+}
+
+/// Checks `Authorization` in constant time. The URL must be exactly the configured one.
+pub fn verify_push(
+    partner_key: &str,
+    callback_url: &str,
+    raw_body: &[u8],
+    header: Option<&str>,
+) -> bool {
+    let Some(h) = header.map(str::trim).filter(|h| h.len() == 64) else {
+        return false;
+    };
+    let mut data = Vec::with_capacity(callback_url.len() + 1 + raw_body.len());
+    data.extend_from_slice(callback_url.as_bytes());
+    data.push(b'|');
+    data.extend_from_slice(raw_body);
+    signing::verify_hex(partner_key.as_bytes(), &data, h)
+}
+
+/// The `shop_id` of an unverified push (to find the inbox whose partner key applies).
+pub fn shop_id(raw_body: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(raw_body).ok()?;
+    id_str(&v["shop_id"])
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ShopeeEvent {
+    /// A chat message (code 10, `data.type = "message"`).
+    Message {
+        conversation_id: String,
+        from_id: String,
+        from_name: Option<String>,
+        to_id: Option<String>,
+        /// Shopee's message id [U]; when absent, a key derived from the push.
+        message_id: String,
+        message_type: String,
+        text: String,
+        at: Timestamp,
+    },
+    /// Any other push (order status, tracking number, authorization expiry, chat notifications).
+    Other { code: i64, what: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Push {
+    pub shop_id: String,
+    pub event: ShopeeEvent,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("the body is not JSON")]
+    NotJson,
+    #[error("no shop_id")]
+    NoShop,
+}
+
+/// Parses a (verified) push.
+pub fn parse_push(raw_body: &[u8]) -> Result<Push, ParseError> {
+    let v: Value = serde_json::from_slice(raw_body).map_err(|_| ParseError::NotJson)?;
+    let shop_id = id_str(&v["shop_id"]).ok_or(ParseError::NoShop)?;
+    let code = v["code"].as_i64().unwrap_or(0);
+    let push_time = v["timestamp"]
+        .as_i64()
+        .map(|s| Timestamp(s.saturating_mul(1000)));
+    let data = &v["data"];
+    let kind = data["type"].as_str().unwrap_or("");
+    if code != WEBCHAT_PUSH || kind != "message" {
+        return Ok(Push {
+            shop_id,
+            event: ShopeeEvent::Other {
+                code,
+                what: format!("code {code} {kind}"),
+            },
+        });
+    }
+    // `content` may arrive as a JSON string (§6).
+    let content = match &data["content"] {
+        Value::String(s) => serde_json::from_str(s).unwrap_or(Value::Null),
+        other => other.clone(),
+    };
+    let (Some(conversation_id), Some(from_id)) = (
+        id_str(&content["conversation_id"]),
+        id_str(&content["from_id"]),
+    ) else {
+        return Ok(Push {
+            shop_id,
+            event: ShopeeEvent::Other {
+                code,
+                what: "chat push without conversation_id or from_id".into(),
+            },
+        });
+    };
+    let message_type = text(&content["message_type"]).unwrap_or_else(|| "text".into());
+    // [U] The text sits in `content.content.text` (as in send_message), sometimes as a string.
+    let inner = match &content["content"] {
+        Value::String(s) => serde_json::from_str(s).unwrap_or_else(|_| json!({"text": s})),
+        other => other.clone(),
+    };
+    let shown = match message_type.as_str() {
+        "text" => text(&inner["text"]).unwrap_or_else(|| "[message]".into()),
+        other => text(&inner["text"]).unwrap_or_else(|| format!("[{other}]")),
+    };
+    let at = content["created_timestamp"]
+        .as_i64()
+        .map(|s| Timestamp(s.saturating_mul(1000)))
+        .or(push_time)
+        .unwrap_or(Timestamp(0));
+    let message_id = id_str(&content["message_id"]).unwrap_or_else(|| {
+        format!(
+            "push:{conversation_id}:{}",
+            signing::sha256_hex(raw_body).get(..32).unwrap_or("")
+        )
+    });
+    Ok(Push {
+        shop_id,
+        event: ShopeeEvent::Message {
+            conversation_id,
+            from_id,
+            from_name: text(&content["from_user_name"]),
+            to_id: id_str(&content["to_id"]),
+            message_id,
+            message_type,
+            text: shown,
+            at,
+        },
+    })
+}
+
+/// The v2 shop-level signature: hex HMAC-SHA256(partner_key, partner_id + path + timestamp +
+/// access_token + shop_id).
+pub fn api_sign(
+    partner_key: &str,
+    partner_id: &str,
+    path: &str,
+    timestamp: i64,
+    access_token: &str,
+    shop_id: &str,
+) -> String {
+    let base = format!("{partner_id}{path}{timestamp}{access_token}{shop_id}");
+    signing::hmac_sha256_hex(partner_key.as_bytes(), base.as_bytes())
+}
+
+/// `(url, body)` of a text `send_message` (the access token travels in the query, as v2 wants).
+pub struct SendRequest<'a> {
+    pub base: &'a str,
+    pub partner_id: &'a str,
+    pub partner_key: &'a str,
+    pub shop_id: &'a str,
+    pub access_token: &'a str,
+    pub timestamp: i64,
+}
+
+pub fn send_text(r: &SendRequest<'_>, to_id: &str, text: &str) -> (String, Value) {
+    let sign = api_sign(
+        r.partner_key,
+        r.partner_id,
+        SEND_MESSAGE_PATH,
+        r.timestamp,
+        r.access_token,
+        r.shop_id,
+    );
+    let url = format!(
+        "{}{SEND_MESSAGE_PATH}?partner_id={}&timestamp={}&access_token={}&shop_id={}&sign={sign}",
+        r.base.trim_end_matches('/'),
+        r.partner_id,
+        r.timestamp,
+        r.access_token,
+        r.shop_id
+    );
+    let to: Value = to_id
+        .parse::<i64>()
+        .map_or_else(|_| json!(to_id), |n| json!(n));
+    (
+        url,
+        json!({"to_id": to, "message_type": "text", "content": {"text": text}}),
+    )
+}
+
+/// A v2 answer: `{"error": "", "message": "", "response": {...}}` [U for `response.message_id`].
+pub fn classify(status: u16, body: &[u8]) -> Result<String, Failure> {
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let error = v["error"].as_str().unwrap_or("");
+    let fail = |retry, reason| Failure {
+        retry,
+        reason,
+        retry_after_ms: None,
+        code: None,
+        subcode: None,
+    };
+    if (200..300).contains(&status) && error.is_empty() {
+        return id_str(&v["response"]["message_id"]).ok_or_else(|| fail(false, "provider_error"));
+    }
+    Err(match error {
+        e if e.contains("access_token") || e.contains("auth") || e.contains("sign") => {
+            fail(false, "token_expired")
+        }
+        e if e.contains("param") => fail(false, "invalid_request"),
+        e if e.contains("permission") => fail(false, "permission_denied"),
+        e if e.contains("rate") || e.contains("too_many") => fail(true, "rate_limited"),
+        _ if status == 429 => fail(true, "rate_limited"),
+        _ if status >= 500 => fail(true, "provider_unavailable"),
+        _ => fail(false, "provider_error"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BODY: &str = r#"{"data":{"type":"message","content":{"conversation_id":"123","from_id":456,"from_user_name":"buyer"}},"shop_id":789,"code":10,"timestamp":1700000000}"#;
+    const SIG: &str = "a902d0d6a24e4b4e86cea4b544afdbee6fc50066433d0dccc36bb583ec641800";
+    const URL: &str = "https://example.com/shopee/push";
+
+    #[test]
+    fn channels_md_push_vector() {
+        assert_eq!(
+            push_signature("partner_key_test", URL, BODY.as_bytes()),
+            SIG
+        );
+        assert!(verify_push(
+            "partner_key_test",
+            URL,
+            BODY.as_bytes(),
+            Some(SIG)
+        ));
+        assert!(!verify_push(
+            "partner_key_test",
+            &format!("{URL}/"),
+            BODY.as_bytes(),
+            Some(SIG)
+        ));
+        assert!(!verify_push("other", URL, BODY.as_bytes(), Some(SIG)));
+        assert!(!verify_push("partner_key_test", URL, BODY.as_bytes(), None));
+        assert!(!verify_push(
+            "partner_key_test",
+            URL,
+            BODY.as_bytes(),
+            Some(&SIG[1..])
+        ));
+        assert_eq!(shop_id(BODY.as_bytes()).as_deref(), Some("789"));
+        match parse_push(BODY.as_bytes()).map(|p| p.event) {
+            Ok(ShopeeEvent::Message {
+                conversation_id,
+                from_id,
+                from_name,
+                message_id,
+                text,
+                at,
+                ..
+            }) => {
+                assert_eq!((conversation_id.as_str(), from_id.as_str()), ("123", "456"));
+                assert_eq!(from_name.as_deref(), Some("buyer"));
+                assert!(message_id.starts_with("push:123:"));
+                assert_eq!(text, "[message]");
+                assert_eq!(at, Timestamp(1_700_000_000_000));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn content_as_a_string_and_other_pushes() {
+        let inner = json!({"conversation_id":"c1","from_id":456,"from_user_name":"buyer","message_id":"m9",
+            "message_type":"text","content":{"text":"còn hàng không?"},"created_timestamp":1700000100});
+        let body = json!({"shop_id":789,"code":10,"timestamp":1700000101,"data":{"type":"message","content":inner.to_string()}});
+        match parse_push(body.to_string().as_bytes()).map(|p| p.event) {
+            Ok(ShopeeEvent::Message {
+                message_id,
+                text,
+                at,
+                ..
+            }) => {
+                assert_eq!(
+                    (message_id.as_str(), text.as_str()),
+                    ("m9", "còn hàng không?")
+                );
+                assert_eq!(at, Timestamp(1_700_000_100_000));
+            }
+            other => panic!("{other:?}"),
+        }
+        let order = json!({"shop_id":789,"code":3,"timestamp":1,"data":{"ordersn":"X","status":"READY_TO_SHIP"}});
+        assert!(matches!(
+            parse_push(order.to_string().as_bytes()).map(|p| p.event),
+            Ok(ShopeeEvent::Other { code: 3, .. })
+        ));
+    }
+
+    #[test]
+    fn send_request_and_answers() {
+        let r = SendRequest {
+            base: "https://partner.shopeemobile.com",
+            partner_id: "1001",
+            partner_key: "k",
+            shop_id: "789",
+            access_token: "tok",
+            timestamp: 1_700_000_000,
+        };
+        let (url, body) = send_text(&r, "456", "Dạ còn ạ");
+        let sign =
+            signing::hmac_sha256_hex(b"k", b"1001/api/v2/sellerchat/send_message1700000000tok789");
+        assert_eq!(
+            url,
+            format!(
+                "https://partner.shopeemobile.com/api/v2/sellerchat/send_message?partner_id=1001&timestamp=1700000000&access_token=tok&shop_id=789&sign={sign}"
+            )
+        );
+        assert_eq!(
+            body,
+            json!({"to_id":456,"message_type":"text","content":{"text":"Dạ còn ạ"}})
+        );
+        assert_eq!(
+            classify(
+                200,
+                br#"{"request_id":"r","error":"","message":"","response":{"message_id":"m1"}}"#
+            ),
+            Ok("m1".into())
+        );
+        assert!(
+            matches!(classify(200, br#"{"error":"error_auth","message":"Invalid access_token."}"#), Err(f) if f.reason == "token_expired")
+        );
+        assert!(matches!(classify(500, b""), Err(f) if f.retry));
+    }
+}

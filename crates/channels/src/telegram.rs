@@ -1,0 +1,478 @@
+//! Telegram Bot API, as `shared/channels.md` §5 describes it: `setWebhook` with a
+//! `secret_token`, the `X-Telegram-Bot-Api-Secret-Token` check (constant time; there is no body
+//! signature), update parsing (messages, edits, media, button taps, the bot being blocked), the
+//! `sendMessage` body and the mapping of its errors (429 `retry_after`, 403 blocked). No I/O here.
+
+use crate::meta::Failure;
+use serde_json::{Value, json};
+use switchboard_core::Timestamp;
+
+pub const DEFAULT_API_BASE_URL: &str = "https://api.telegram.org";
+/// `sendMessage` text, after entity parsing (§5).
+pub const MAX_TEXT_CHARS: usize = 4096;
+/// The updates we ask Telegram for.
+pub const ALLOWED_UPDATES: &[&str] = &[
+    "message",
+    "edited_message",
+    "callback_query",
+    "my_chat_member",
+];
+
+fn id_str(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn text(v: &Value) -> Option<String> {
+    v.as_str().filter(|s| !s.is_empty()).map(str::to_owned)
+}
+
+fn secs(v: &Value) -> Option<Timestamp> {
+    v.as_i64().map(|s| Timestamp(s.saturating_mul(1000)))
+}
+
+/// `https://api.telegram.org/bot<token>/<method>`.
+pub fn method_url(base: &str, bot_token: &str, method: &str) -> String {
+    format!("{}/bot{bot_token}/{method}", base.trim_end_matches('/'))
+}
+
+/// A `secret_token` Telegram accepts: 1–256 characters of `A-Z a-z 0-9 _ -`.
+pub fn valid_secret_token(s: &str) -> bool {
+    (1..=256).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// A bot token looks like `<digits>:<35ish characters>`; this only keeps garbage out of URLs.
+pub fn valid_bot_token(s: &str) -> bool {
+    s.split_once(':').is_some_and(|(id, rest)| {
+        !id.is_empty()
+            && id.chars().all(|c| c.is_ascii_digit())
+            && !rest.is_empty()
+            && rest
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    }) && s.len() <= 128
+}
+
+pub fn set_webhook_body(url: &str, secret_token: &str) -> Value {
+    json!({"url": url, "secret_token": secret_token, "allowed_updates": ALLOWED_UPDATES, "max_connections": 40})
+}
+
+/// Compares the header with the inbox's secret in constant time.
+pub fn verify_secret(expected: &str, header: Option<&str>) -> bool {
+    let Some(h) = header else { return false };
+    !expected.is_empty()
+        && h.len() == expected.len()
+        && subtle::ConstantTimeEq::ct_eq(h.as_bytes(), expected.as_bytes()).into()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    pub kind: String,
+    pub file_id: String,
+    pub file_name: Option<String>,
+    pub mime_type: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TgEvent {
+    /// A message in a chat with the bot (private chat, group or channel post).
+    Message {
+        chat_id: String,
+        message_id: String,
+        /// The chat's (or sender's) display name.
+        name: Option<String>,
+        text: String,
+        attachments: Vec<Attachment>,
+        reply_to: Option<String>,
+        chat_type: String,
+        at: Timestamp,
+    },
+    /// `edited_message` / `edited_channel_post`.
+    Edited {
+        chat_id: String,
+        message_id: String,
+        text: String,
+        at: Timestamp,
+    },
+    /// A tap on an inline button.
+    Callback {
+        id: String,
+        chat_id: String,
+        name: Option<String>,
+        data: String,
+        at: Timestamp,
+    },
+    /// `my_chat_member`: the user blocked (`false`) or restarted (`true`) the bot.
+    Reachable {
+        chat_id: String,
+        reachable: bool,
+        at: Timestamp,
+    },
+    Ignored {
+        what: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Update {
+    pub update_id: i64,
+    pub event: TgEvent,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("the body is not JSON")]
+    NotJson,
+    #[error("no update_id")]
+    NoUpdateId,
+}
+
+fn name_of(chat: &Value, from: &Value) -> Option<String> {
+    text(&chat["title"]).or_else(|| {
+        let who = if chat["first_name"].is_string() {
+            chat
+        } else {
+            from
+        };
+        let n = [text(&who["first_name"]), text(&who["last_name"])]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        (!n.is_empty())
+            .then_some(n)
+            .or_else(|| text(&who["username"]))
+    })
+}
+
+fn attachments(m: &Value) -> Vec<Attachment> {
+    let mut out = Vec::new();
+    // `photo` is an array of sizes: keep the largest.
+    if let Some(p) = m["photo"].as_array().and_then(|a| a.last())
+        && let Some(file_id) = text(&p["file_id"])
+    {
+        out.push(Attachment {
+            kind: "photo".into(),
+            file_id,
+            file_name: None,
+            mime_type: None,
+        });
+    }
+    for kind in [
+        "document",
+        "voice",
+        "video",
+        "audio",
+        "sticker",
+        "animation",
+        "video_note",
+    ] {
+        if let Some(file_id) = text(&m[kind]["file_id"]) {
+            out.push(Attachment {
+                kind: kind.into(),
+                file_id,
+                file_name: text(&m[kind]["file_name"]),
+                mime_type: text(&m[kind]["mime_type"]),
+            });
+        }
+    }
+    out
+}
+
+/// A one-line text for the thread.
+pub fn describe(m: &Value, attachments: &[Attachment]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for a in attachments {
+        parts.push(match (&a.file_name, a.kind.as_str()) {
+            (Some(n), _) => format!("[{}] {n}", a.kind),
+            (None, "sticker") => {
+                format!("[sticker] {}", m["sticker"]["emoji"].as_str().unwrap_or(""))
+                    .trim()
+                    .to_owned()
+            }
+            _ => format!("[{}]", a.kind),
+        });
+    }
+    if let Some(l) = m.get("location").filter(|l| l.is_object()) {
+        parts.push(format!("[location] {}, {}", l["latitude"], l["longitude"]));
+    }
+    if let Some(c) = m.get("contact").filter(|c| c.is_object()) {
+        parts.push(format!(
+            "[contact] {} {}",
+            c["first_name"].as_str().unwrap_or(""),
+            c["phone_number"].as_str().unwrap_or("")
+        ));
+    }
+    if let Some(t) = text(&m["text"]).or_else(|| text(&m["caption"])) {
+        parts.push(t);
+    }
+    if parts.is_empty() {
+        "[message]".into()
+    } else {
+        parts.join(" ")
+    }
+}
+
+/// Parses one Update (Telegram posts one per request).
+pub fn parse(raw_body: &[u8]) -> Result<Update, ParseError> {
+    let v: Value = serde_json::from_slice(raw_body).map_err(|_| ParseError::NotJson)?;
+    let update_id = v["update_id"].as_i64().ok_or(ParseError::NoUpdateId)?;
+    let event = if let Some(m) = ["message", "channel_post"]
+        .iter()
+        .find_map(|k| v.get(*k).filter(|x| x.is_object()))
+    {
+        match (id_str(&m["chat"]["id"]), id_str(&m["message_id"])) {
+            (Some(chat_id), Some(message_id)) => {
+                let atts = attachments(m);
+                TgEvent::Message {
+                    chat_id,
+                    message_id,
+                    name: name_of(&m["chat"], &m["from"]),
+                    text: describe(m, &atts),
+                    attachments: atts,
+                    reply_to: id_str(&m["reply_to_message"]["message_id"]),
+                    chat_type: text(&m["chat"]["type"]).unwrap_or_else(|| "private".into()),
+                    at: secs(&m["date"]).unwrap_or(Timestamp(0)),
+                }
+            }
+            _ => TgEvent::Ignored {
+                what: "message without chat or id".into(),
+            },
+        }
+    } else if let Some(m) = ["edited_message", "edited_channel_post"]
+        .iter()
+        .find_map(|k| v.get(*k).filter(|x| x.is_object()))
+    {
+        match (id_str(&m["chat"]["id"]), id_str(&m["message_id"])) {
+            (Some(chat_id), Some(message_id)) => TgEvent::Edited {
+                chat_id,
+                message_id,
+                text: describe(m, &attachments(m)),
+                at: secs(&m["edit_date"])
+                    .or_else(|| secs(&m["date"]))
+                    .unwrap_or(Timestamp(0)),
+            },
+            _ => TgEvent::Ignored {
+                what: "edit without chat or id".into(),
+            },
+        }
+    } else if let Some(c) = v.get("callback_query").filter(|x| x.is_object()) {
+        let chat_id = id_str(&c["message"]["chat"]["id"]).or_else(|| id_str(&c["from"]["id"]));
+        match (id_str(&c["id"]), chat_id) {
+            (Some(id), Some(chat_id)) => TgEvent::Callback {
+                id,
+                chat_id,
+                name: name_of(&Value::Null, &c["from"]),
+                data: text(&c["data"]).unwrap_or_default(),
+                at: secs(&c["message"]["date"]).unwrap_or(Timestamp(0)),
+            },
+            _ => TgEvent::Ignored {
+                what: "callback without id".into(),
+            },
+        }
+    } else if let Some(c) = v.get("my_chat_member").filter(|x| x.is_object()) {
+        match id_str(&c["chat"]["id"]) {
+            Some(chat_id) => TgEvent::Reachable {
+                chat_id,
+                reachable: !matches!(
+                    c["new_chat_member"]["status"].as_str(),
+                    Some("kicked" | "left")
+                ),
+                at: secs(&c["date"]).unwrap_or(Timestamp(0)),
+            },
+            None => TgEvent::Ignored {
+                what: "my_chat_member without chat".into(),
+            },
+        }
+    } else {
+        TgEvent::Ignored {
+            what: "update kind".into(),
+        }
+    };
+    Ok(Update { update_id, event })
+}
+
+pub fn send_message_body(chat_id: &str, text: &str, reply_to: Option<&str>) -> Value {
+    let chat: Value = chat_id
+        .parse::<i64>()
+        .map_or_else(|_| json!(chat_id), |n| json!(n));
+    let mut b = json!({"chat_id": chat, "text": text});
+    if let Some(r) = reply_to.and_then(|r| r.parse::<i64>().ok()) {
+        b["reply_parameters"] = json!({"message_id": r, "allow_sending_without_reply": true});
+    }
+    b
+}
+
+/// A Bot API answer: the sent message's id, or how the failure should be handled.
+pub fn classify(status: u16, body: &[u8]) -> Result<String, Failure> {
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    if v["ok"].as_bool() == Some(true) {
+        return id_str(&v["result"]["message_id"]).ok_or(Failure {
+            retry: false,
+            reason: "provider_error",
+            retry_after_ms: None,
+            code: None,
+            subcode: None,
+        });
+    }
+    let code = v["error_code"].as_i64().or(Some(i64::from(status)));
+    let description = v["description"].as_str().unwrap_or("");
+    let retry_after = v["parameters"]["retry_after"]
+        .as_i64()
+        .map(|s| s.saturating_mul(1000));
+    let (retry, reason) = match code {
+        Some(429) => (true, "rate_limited"),
+        Some(403) => (false, "user_blocked"),
+        Some(401 | 404) => (false, "token_invalid"),
+        Some(400) if v["parameters"]["migrate_to_chat_id"].is_number() => (false, "chat_migrated"),
+        Some(400) if description.contains("too long") => (false, "message_too_long"),
+        Some(400) => (false, "invalid_request"),
+        Some(c) if c >= 500 => (true, "provider_unavailable"),
+        _ => (false, "provider_error"),
+    };
+    Err(Failure {
+        retry,
+        reason,
+        retry_after_ms: retry_after,
+        code,
+        subcode: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_tokens() {
+        assert!(verify_secret("s3cr3t", Some("s3cr3t")));
+        assert!(!verify_secret("s3cr3t", Some("s3cr3T")));
+        assert!(!verify_secret("s3cr3t", Some("s3cr3t ")));
+        assert!(!verify_secret("s3cr3t", None));
+        assert!(!verify_secret("", Some("")));
+        assert!(valid_secret_token("abc_DEF-123"));
+        assert!(!valid_secret_token("has space"));
+        assert!(!valid_secret_token(""));
+        assert!(!valid_secret_token(&"a".repeat(257)));
+        assert!(valid_bot_token("123456:ABC-DEF1234ghIkl-zyx57W2v1u123ew11"));
+        assert!(!valid_bot_token("123456/../x"));
+        assert_eq!(
+            method_url("https://api.telegram.org/", "1:A", "sendMessage"),
+            "https://api.telegram.org/bot1:A/sendMessage"
+        );
+    }
+
+    #[test]
+    fn parses_updates() {
+        let u = parse(br#"{"update_id":10000,"message":{"message_id":1365,"date":1700000000,
+            "from":{"id":1111111,"is_bot":false,"first_name":"An","username":"an","language_code":"vi"},
+            "chat":{"id":1111111,"type":"private","first_name":"An"},"text":"/start","entities":[{"type":"bot_command","offset":0,"length":6}]}}"#)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(u.update_id, 10_000);
+        assert_eq!(
+            u.event,
+            TgEvent::Message {
+                chat_id: "1111111".into(),
+                message_id: "1365".into(),
+                name: Some("An".into()),
+                text: "/start".into(),
+                attachments: vec![],
+                reply_to: None,
+                chat_type: "private".into(),
+                at: Timestamp(1_700_000_000_000),
+            }
+        );
+        let photo = parse(br#"{"update_id":2,"message":{"message_id":2,"date":1,"chat":{"id":5,"type":"private","first_name":"B"},
+            "photo":[{"file_id":"small","file_unique_id":"s","width":90,"height":90},{"file_id":"big","file_unique_id":"b","width":800,"height":800}],
+            "caption":"this one","reply_to_message":{"message_id":1}}}"#).unwrap_or_else(|e| panic!("{e}"));
+        match photo.event {
+            TgEvent::Message {
+                text,
+                attachments,
+                reply_to,
+                ..
+            } => {
+                assert_eq!(text, "[photo] this one");
+                assert_eq!(attachments[0].file_id, "big");
+                assert_eq!(reply_to.as_deref(), Some("1"));
+            }
+            other => panic!("{other:?}"),
+        }
+        for (k, want) in [
+            (
+                r#""document":{"file_id":"d","file_name":"a.pdf","mime_type":"application/pdf"}"#,
+                "[document] a.pdf",
+            ),
+            (r#""voice":{"file_id":"v","duration":3}"#, "[voice]"),
+            (r#""video":{"file_id":"v","duration":3}"#, "[video]"),
+            (r#""sticker":{"file_id":"s","emoji":"😀"}"#, "[sticker] 😀"),
+        ] {
+            let body = format!(
+                r#"{{"update_id":3,"message":{{"message_id":3,"date":1,"chat":{{"id":5,"type":"private"}},{k}}}}}"#
+            );
+            match parse(body.as_bytes()).map(|u| u.event) {
+                Ok(TgEvent::Message { text, .. }) => assert_eq!(text, want),
+                other => panic!("{other:?}"),
+            }
+        }
+        let edit = parse(br#"{"update_id":4,"edited_message":{"message_id":1365,"date":1,"edit_date":9,"chat":{"id":5,"type":"private"},"text":"fixed"}}"#)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            edit.event,
+            TgEvent::Edited {
+                chat_id: "5".into(),
+                message_id: "1365".into(),
+                text: "fixed".into(),
+                at: Timestamp(9_000)
+            }
+        );
+        let cb = parse(br#"{"update_id":5,"callback_query":{"id":"77","from":{"id":5,"first_name":"B"},"message":{"message_id":9,"date":3,"chat":{"id":5,"type":"private"}},"chat_instance":"x","data":"size_m"}}"#)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            matches!(cb.event, TgEvent::Callback { ref data, ref chat_id, .. } if data == "size_m" && chat_id == "5")
+        );
+        let blocked = parse(br#"{"update_id":6,"my_chat_member":{"chat":{"id":5,"type":"private"},"from":{"id":5},"date":4,
+            "old_chat_member":{"status":"member"},"new_chat_member":{"status":"kicked"}}}"#).unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(
+            blocked.event,
+            TgEvent::Reachable {
+                reachable: false,
+                ..
+            }
+        ));
+        assert!(parse(b"{}").is_err());
+    }
+
+    #[test]
+    fn answers() {
+        assert_eq!(
+            classify(
+                200,
+                br#"{"ok":true,"result":{"message_id":42,"date":1,"chat":{"id":5}}}"#
+            ),
+            Ok("42".into())
+        );
+        let e = classify(429, br#"{"ok":false,"error_code":429,"description":"Too Many Requests: retry after 3","parameters":{"retry_after":3}}"#);
+        assert!(
+            matches!(e, Err(ref f) if f.retry && f.retry_after_ms == Some(3_000) && f.reason == "rate_limited")
+        );
+        let e = classify(403, br#"{"ok":false,"error_code":403,"description":"Forbidden: bot was blocked by the user"}"#);
+        assert!(matches!(e, Err(ref f) if !f.retry && f.reason == "user_blocked"));
+        let e = classify(
+            400,
+            br#"{"ok":false,"error_code":400,"description":"Bad Request: message is too long"}"#,
+        );
+        assert!(matches!(e, Err(ref f) if f.reason == "message_too_long"));
+        let e = classify(400, br#"{"ok":false,"error_code":400,"description":"Bad Request: group chat was upgraded to a supergroup chat","parameters":{"migrate_to_chat_id":-100123}}"#);
+        assert!(matches!(e, Err(ref f) if f.reason == "chat_migrated"));
+        assert_eq!(
+            send_message_body("5", "hi", Some("9")),
+            json!({"chat_id":5,"text":"hi","reply_parameters":{"message_id":9,"allow_sending_without_reply":true}})
+        );
+    }
+}

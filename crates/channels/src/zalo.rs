@@ -1,0 +1,594 @@
+//! Zalo Official Account API, as `shared/channels.md` §4 describes it: the `X-ZEvent-Signature`
+//! check (a plain SHA-256 of `app_id + raw body + timestamp + OA secret key`, not an HMAC), event
+//! parsing (user messages of every kind, OA echoes, received / seen receipts, follow / unfollow,
+//! reactions), the consultation (`cs`) Send API, the access-token refresh and the mapping of Zalo
+//! error codes (which arrive with HTTP 200) to stable reasons. No I/O here.
+
+use crate::meta::Failure;
+use crate::signing;
+use serde_json::{Value, json};
+use switchboard_core::Timestamp;
+
+pub const DEFAULT_API_BASE_URL: &str = "https://openapi.zalo.me";
+pub const DEFAULT_OAUTH_BASE_URL: &str = "https://oauth.zaloapp.com";
+/// Consultation message text (Zalo documents no limit in channels.md; 2000 characters is the
+/// limit Zalo's OA manager enforces [U]).
+pub const MAX_TEXT_CHARS: usize = 2000;
+
+fn id_str(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn text(v: &Value) -> Option<String> {
+    v.as_str().filter(|s| !s.is_empty()).map(str::to_owned)
+}
+
+/// Zalo times are strings of milliseconds.
+fn ms(v: &Value) -> Option<Timestamp> {
+    v.as_i64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        .map(Timestamp)
+}
+
+/// The header value Zalo sends: `mac=<hex SHA-256(app_id + body + timestamp + OA secret key)>`.
+pub fn signature_header(
+    app_id: &str,
+    raw_body: &[u8],
+    timestamp: &str,
+    oa_secret_key: &str,
+) -> String {
+    let mut data =
+        Vec::with_capacity(app_id.len() + raw_body.len() + timestamp.len() + oa_secret_key.len());
+    data.extend_from_slice(app_id.as_bytes());
+    data.extend_from_slice(raw_body);
+    data.extend_from_slice(timestamp.as_bytes());
+    data.extend_from_slice(oa_secret_key.as_bytes());
+    format!("mac={}", signing::sha256_hex(&data))
+}
+
+/// The body's own `app_id` and `timestamp` (strings in the body; numbers accepted), which the
+/// signature covers.
+pub fn signed_fields(raw_body: &[u8]) -> Option<(String, String)> {
+    let v: Value = serde_json::from_slice(raw_body).ok()?;
+    Some((id_str(&v["app_id"])?, id_str(&v["timestamp"])?))
+}
+
+/// §4.1: checks `X-ZEvent-Signature` against the OA secret key, in constant time. A header
+/// without the `mac=` prefix is refused.
+pub fn verify_signature(raw_body: &[u8], header: Option<&str>, oa_secret_key: &str) -> bool {
+    let (Some(h), Some((app_id, ts))) = (header.map(str::trim), signed_fields(raw_body)) else {
+        return false;
+    };
+    let Some(given) = h.strip_prefix("mac=") else {
+        return false;
+    };
+    let want = signature_header(&app_id, raw_body, &ts, oa_secret_key);
+    let want = want.trim_start_matches("mac=");
+    given.len() == want.len()
+        && subtle::ConstantTimeEq::ct_eq(given.to_ascii_lowercase().as_bytes(), want.as_bytes())
+            .into()
+}
+
+// ------------------------------------------------------------------ events
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    pub kind: String,
+    pub url: Option<String>,
+    pub thumbnail: Option<String>,
+    pub name: Option<String>,
+    pub coordinates: Option<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ZaloEvent {
+    /// `user_send_*` (and `anonymous_send_*`, `user_submit_info`): the customer wrote.
+    UserMessage {
+        user_id: String,
+        msg_id: String,
+        kind: String,
+        text: String,
+        attachments: Vec<Attachment>,
+        quote_msg_id: Option<String>,
+        anonymous: bool,
+        at: Timestamp,
+    },
+    /// `oa_send_*`: the OA sent a message (from Zalo's own app, or our send coming back).
+    Echo {
+        user_id: String,
+        msg_id: String,
+        text: String,
+        attachments: Vec<Attachment>,
+        at: Timestamp,
+    },
+    /// `user_received_message`.
+    Received {
+        user_id: String,
+        msg_ids: Vec<String>,
+        at: Timestamp,
+    },
+    /// `user_seen_message`.
+    Seen {
+        user_id: String,
+        msg_ids: Vec<String>,
+        at: Timestamp,
+    },
+    Follow {
+        user_id: String,
+        follow: bool,
+        at: Timestamp,
+    },
+    /// `user_reacted_message` (`reaction: None` removes it).
+    Reaction {
+        user_id: String,
+        msg_id: String,
+        reaction: Option<String>,
+        at: Timestamp,
+    },
+    Ignored {
+        what: String,
+    },
+}
+
+/// A verified webhook: the event, the OA it is for and the app that sent it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Webhook {
+    pub app_id: String,
+    pub oa_id: String,
+    pub event_name: String,
+    pub event: ZaloEvent,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("the body is not JSON")]
+    NotJson,
+    #[error("no event_name")]
+    NoEvent,
+    #[error("cannot tell which Official Account this event is for")]
+    NoAccount,
+}
+
+/// Which OA an event is for (§4.1 test vectors): `recipient.id` for `user_*` messages, `sender.id`
+/// for `oa_*` echoes and for `user_received_message` / `user_seen_message`; `oa_id` for follows.
+pub fn oa_of(v: &Value) -> Option<String> {
+    let name = v["event_name"].as_str().unwrap_or("");
+    if name == "follow" || name == "unfollow" {
+        return id_str(&v["oa_id"]).or_else(|| id_str(&v["recipient"]["id"]));
+    }
+    if name.starts_with("oa_") || name == "user_received_message" || name == "user_seen_message" {
+        id_str(&v["sender"]["id"])
+    } else {
+        id_str(&v["recipient"]["id"])
+    }
+}
+
+fn attachments(v: &Value) -> Vec<Attachment> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| {
+            let p = &a["payload"];
+            Attachment {
+                kind: text(&a["type"]).unwrap_or_else(|| "file".into()),
+                url: text(&p["url"]),
+                thumbnail: text(&p["thumbnail"]),
+                name: text(&p["name"]),
+                coordinates: p.get("coordinates").filter(|c| c.is_object()).map(|c| {
+                    (
+                        c["latitude"].to_string().trim_matches('"').to_owned(),
+                        c["longitude"].to_string().trim_matches('"').to_owned(),
+                    )
+                }),
+            }
+        })
+        .collect()
+}
+
+/// A one-line text for the thread.
+pub fn describe(text: Option<&str>, attachments: &[Attachment]) -> String {
+    let mut parts: Vec<String> = text
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| vec![t.to_owned()])
+        .unwrap_or_default();
+    for a in attachments {
+        match (&a.kind[..], &a.coordinates, &a.name) {
+            ("location", Some((lat, lon)), _) => parts.push(format!("[location] {lat}, {lon}")),
+            (_, _, Some(n)) => parts.push(format!("[{}] {n}", a.kind)),
+            _ => parts.push(format!("[{}]", a.kind)),
+        }
+    }
+    if parts.is_empty() {
+        "[message]".into()
+    } else {
+        parts.join(" ")
+    }
+}
+
+/// Parses a (verified) webhook body.
+pub fn parse(raw_body: &[u8]) -> Result<Webhook, ParseError> {
+    let v: Value = serde_json::from_slice(raw_body).map_err(|_| ParseError::NotJson)?;
+    let name = text(&v["event_name"]).ok_or(ParseError::NoEvent)?;
+    let oa_id = oa_of(&v).ok_or(ParseError::NoAccount)?;
+    let at = ms(&v["timestamp"]).unwrap_or(Timestamp(0));
+    let msg = &v["message"];
+    let atts = attachments(&msg["attachments"]);
+    let sender = id_str(&v["sender"]["id"]).unwrap_or_default();
+    let recipient = id_str(&v["recipient"]["id"]).unwrap_or_default();
+    let event = if let Some(kind) = name
+        .strip_prefix("user_send_")
+        .or_else(|| name.strip_prefix("anonymous_send_"))
+        .or_else(|| (name == "user_submit_info").then_some("submit_info"))
+    {
+        let Some(msg_id) = id_str(&msg["msg_id"]) else {
+            return Ok(Webhook {
+                app_id: id_str(&v["app_id"]).unwrap_or_default(),
+                oa_id,
+                event_name: name,
+                event: ZaloEvent::Ignored {
+                    what: "message without msg_id".into(),
+                },
+            });
+        };
+        let shown = if kind == "submit_info" {
+            format!("[submitted info] {}", v["info"])
+        } else if kind == "business_card" {
+            describe(
+                text(&msg["text"]).as_deref().or(Some("[business card]")),
+                &atts,
+            )
+        } else {
+            describe(text(&msg["text"]).as_deref(), &atts)
+        };
+        ZaloEvent::UserMessage {
+            user_id: sender,
+            msg_id,
+            kind: kind.to_owned(),
+            text: shown,
+            attachments: atts,
+            quote_msg_id: id_str(&msg["quote_msg_id"]),
+            anonymous: name.starts_with("anonymous_"),
+            at,
+        }
+    } else if name.starts_with("oa_send_") {
+        match id_str(&msg["msg_id"]) {
+            Some(msg_id) => ZaloEvent::Echo {
+                user_id: recipient,
+                msg_id,
+                text: describe(text(&msg["text"]).as_deref(), &atts),
+                attachments: atts,
+                at,
+            },
+            None => ZaloEvent::Ignored {
+                what: "echo without msg_id".into(),
+            },
+        }
+    } else {
+        match name.as_str() {
+            "user_received_message" => ZaloEvent::Received {
+                user_id: recipient,
+                msg_ids: id_str(&msg["msg_id"]).into_iter().collect(),
+                at,
+            },
+            "user_seen_message" => ZaloEvent::Seen {
+                user_id: recipient,
+                msg_ids: msg["msg_ids"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(id_str)
+                    .chain(id_str(&msg["msg_id"]))
+                    .collect(),
+                at,
+            },
+            "follow" | "unfollow" => ZaloEvent::Follow {
+                user_id: id_str(&v["follower"]["id"]).unwrap_or(sender),
+                follow: name == "follow",
+                at,
+            },
+            "user_reacted_message" => ZaloEvent::Reaction {
+                user_id: sender,
+                msg_id: id_str(&msg["msg_id"]).unwrap_or_default(),
+                reaction: text(&msg["react_icon"]).filter(|r| r != "/-remove"),
+                at,
+            },
+            other => ZaloEvent::Ignored {
+                what: format!("event {other}"),
+            },
+        }
+    };
+    Ok(Webhook {
+        app_id: id_str(&v["app_id"]).unwrap_or_default(),
+        oa_id,
+        event_name: name,
+        event,
+    })
+}
+
+// ------------------------------------------------------------------ sending
+
+/// `https://openapi.zalo.me/v3.0/oa/message/{cs|transaction|promotion}` (§4.2).
+pub fn message_url(base: &str, kind: &str) -> String {
+    format!("{}/v3.0/oa/message/{kind}", base.trim_end_matches('/'))
+}
+
+/// A consultation text message, quoting the customer's message when given.
+pub fn text_body(user_id: &str, text: &str, quote_message_id: Option<&str>) -> Value {
+    let mut b = json!({"recipient": {"user_id": user_id}, "message": {"text": text}});
+    if let Some(q) = quote_message_id {
+        b["message"]["quote_message_id"] = json!(q);
+    }
+    b
+}
+
+/// An accepted send: the message id and the quota it used (`reply`, `sub_quota`,
+/// `purchase_quota`, `reward_quota`), when Zalo says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    pub message_id: String,
+    pub quota_type: Option<String>,
+}
+
+/// What a call's answer means. Zalo answers errors with HTTP 200 and `error` ≠ 0 (§4.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    Sent(Sent),
+    /// -216: the access token is invalid or expired: refresh once, then retry once.
+    TokenExpired,
+    Failed(Failure),
+}
+
+fn failure(retry: bool, reason: &'static str, code: Option<i64>) -> Failure {
+    Failure {
+        retry,
+        reason,
+        retry_after_ms: None,
+        code,
+        subcode: None,
+    }
+}
+
+pub fn classify(status: u16, body: &[u8]) -> Answer {
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let code = v["error"].as_i64();
+    match code {
+        Some(0) => match id_str(&v["data"]["message_id"]) {
+            Some(message_id) => Answer::Sent(Sent {
+                message_id,
+                quota_type: text(&v["data"]["quota"]["quota_type"]),
+            }),
+            None => Answer::Failed(failure(false, "provider_error", Some(0))),
+        },
+        Some(-216) => Answer::TokenExpired,
+        Some(c) => {
+            let (retry, reason) = match c {
+                -201 => (false, "invalid_request"),
+                -213 => (false, "user_unavailable"),
+                -230 | -232 => (false, "interaction_expired"),
+                -124 | -240 => (false, "wrong_api_version"),
+                _ if status >= 500 => (true, "provider_unavailable"),
+                _ => (false, "provider_error"),
+            };
+            Answer::Failed(failure(retry, reason, Some(c)))
+        }
+        None if status == 429 => Answer::Failed(failure(true, "rate_limited", None)),
+        None if status >= 500 => Answer::Failed(failure(true, "provider_unavailable", None)),
+        None => Answer::Failed(failure(false, "provider_error", None)),
+    }
+}
+
+/// The token refresh call: `POST <oauth>/v4/oa/access_token` with form fields and the app
+/// secret in the `secret_key` header (§4.2).
+pub fn refresh_url(oauth_base: &str) -> String {
+    format!("{}/v4/oa/access_token", oauth_base.trim_end_matches('/'))
+}
+
+pub fn refresh_form<'a>(app_id: &'a str, refresh_token: &'a str) -> [(&'static str, &'a str); 3] {
+    [
+        ("refresh_token", refresh_token),
+        ("app_id", app_id),
+        ("grant_type", "refresh_token"),
+    ]
+}
+
+/// New tokens: (access token, refresh token — single use, rotated —, seconds the access token lasts).
+pub fn parse_refresh(v: &Value) -> Option<(String, String, i64)> {
+    let expires = v["expires_in"]
+        .as_i64()
+        .or_else(|| v["expires_in"].as_str().and_then(|s| s.parse().ok()))
+        .unwrap_or(25 * 3600);
+    Some((
+        text(&v["access_token"])?,
+        text(&v["refresh_token"])?,
+        expires,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BODY: &str = r#"{"app_id":"360846524940903967","sender":{"id":"246845883529197922"},"recipient":{"id":"388613280878808645"},"event_name":"user_send_text","message":{"text":"hello","msg_id":"96d3cdf3af150460909"},"timestamp":"1700000000000"}"#;
+    const MAC: &str = "mac=8e70793cd61d4ddd84d71f35855161ef7aa089ee417150e17ed6d1a9ae91998d";
+
+    #[test]
+    fn channels_md_signature_vector() {
+        assert_eq!(
+            signature_header(
+                "360846524940903967",
+                BODY.as_bytes(),
+                "1700000000000",
+                "oa_secret_test"
+            ),
+            MAC
+        );
+        assert!(verify_signature(
+            BODY.as_bytes(),
+            Some(MAC),
+            "oa_secret_test"
+        ));
+        assert!(!verify_signature(
+            BODY.as_bytes(),
+            Some(&MAC[4..]),
+            "oa_secret_test"
+        ));
+        let mut flipped = MAC.to_owned();
+        flipped.replace_range(10..11, if &MAC[10..11] == "0" { "1" } else { "0" });
+        assert!(!verify_signature(
+            BODY.as_bytes(),
+            Some(&flipped),
+            "oa_secret_test"
+        ));
+        assert!(!verify_signature(
+            BODY.as_bytes(),
+            Some(MAC),
+            "app_secret_instead"
+        ));
+        assert!(!verify_signature(BODY.as_bytes(), None, "oa_secret_test"));
+        // An HMAC with the secret (a mistake some Zalo nodes make) is not it.
+        let hmac = format!(
+            "mac={}",
+            signing::hmac_sha256_hex(b"oa_secret_test", BODY.as_bytes())
+        );
+        assert!(!verify_signature(
+            BODY.as_bytes(),
+            Some(&hmac),
+            "oa_secret_test"
+        ));
+        // One changed body byte.
+        let other = BODY.replace("hello", "hellp");
+        assert!(!verify_signature(
+            other.as_bytes(),
+            Some(MAC),
+            "oa_secret_test"
+        ));
+    }
+
+    #[test]
+    fn parses_events_and_finds_the_oa() {
+        let w = parse(BODY.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(w.oa_id, "388613280878808645");
+        assert_eq!(
+            w.event,
+            ZaloEvent::UserMessage {
+                user_id: "246845883529197922".into(),
+                msg_id: "96d3cdf3af150460909".into(),
+                kind: "text".into(),
+                text: "hello".into(),
+                attachments: vec![],
+                quote_msg_id: None,
+                anonymous: false,
+                at: Timestamp(1_700_000_000_000),
+            }
+        );
+        let ev = |v: Value| parse(v.to_string().as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        let img = ev(
+            json!({"app_id":"A","event_name":"user_send_image","timestamp":"5","sender":{"id":"U"},"recipient":{"id":"OA"},
+            "message":{"msg_id":"m1","text":"","attachments":[{"type":"image","payload":{"url":"https://z/1.jpg","thumbnail":"https://z/t.jpg"}}]}}),
+        );
+        assert!(
+            matches!(img.event, ZaloEvent::UserMessage { ref text, ref attachments, .. } if text == "[image]" && attachments[0].url.as_deref() == Some("https://z/1.jpg"))
+        );
+        for (name, want) in [
+            ("user_send_sticker", "[sticker]"),
+            ("user_send_file", "[file] a.pdf"),
+            ("user_send_gif", "[gif]"),
+        ] {
+            let kind = name.trim_start_matches("user_send_");
+            let mut payload = json!({"url": "https://z/x"});
+            if kind == "file" {
+                payload["name"] = json!("a.pdf");
+            }
+            let w = ev(
+                json!({"app_id":"A","event_name":name,"timestamp":"5","sender":{"id":"U"},"recipient":{"id":"OA"},
+                "message":{"msg_id":"m","attachments":[{"type":kind,"payload":payload}]}}),
+            );
+            assert!(
+                matches!(w.event, ZaloEvent::UserMessage { ref text, .. } if text == want),
+                "{name}: {:?}",
+                w.event
+            );
+        }
+        let loc = ev(
+            json!({"app_id":"A","event_name":"user_send_location","timestamp":"5","sender":{"id":"U"},"recipient":{"id":"OA"},
+            "message":{"msg_id":"m2","attachments":[{"type":"location","payload":{"coordinates":{"latitude":"10.7","longitude":"106.6"}}}]}}),
+        );
+        assert!(
+            matches!(loc.event, ZaloEvent::UserMessage { ref text, .. } if text == "[location] 10.7, 106.6")
+        );
+        // Echoes, receipts: the OA is the sender.
+        let echo = ev(
+            json!({"app_id":"A","event_name":"oa_send_text","timestamp":"6","sender":{"id":"OA"},"recipient":{"id":"U"},"message":{"msg_id":"m3","text":"hi"}}),
+        );
+        assert_eq!(echo.oa_id, "OA");
+        assert!(matches!(echo.event, ZaloEvent::Echo { ref user_id, .. } if user_id == "U"));
+        let seen = ev(
+            json!({"app_id":"A","event_name":"user_seen_message","timestamp":"7","sender":{"id":"OA"},"recipient":{"id":"U"},"message":{"msg_ids":["m3","m4"]}}),
+        );
+        assert_eq!(seen.oa_id, "OA");
+        assert!(
+            matches!(seen.event, ZaloEvent::Seen { ref msg_ids, .. } if msg_ids == &["m3", "m4"])
+        );
+        let recv = ev(
+            json!({"app_id":"A","event_name":"user_received_message","timestamp":"7","sender":{"id":"OA"},"recipient":{"id":"U"},"message":{"msg_id":"m3"}}),
+        );
+        assert!(
+            matches!(recv.event, ZaloEvent::Received { ref msg_ids, .. } if msg_ids == &["m3"])
+        );
+        let f = ev(
+            json!({"app_id":"A","event_name":"unfollow","timestamp":"8","oa_id":"OA","follower":{"id":"U"},"source":"oa_profile"}),
+        );
+        assert_eq!(f.oa_id, "OA");
+        assert!(
+            matches!(f.event, ZaloEvent::Follow { follow: false, ref user_id, .. } if user_id == "U")
+        );
+        assert!(parse(b"{}").is_err());
+    }
+
+    #[test]
+    fn answers_and_refresh() {
+        let ok = json!({"error":0,"message":"Success","data":{"message_id":"abc","user_id":"U","quota":{"quota_type":"sub_quota"}}});
+        assert_eq!(
+            classify(200, ok.to_string().as_bytes()),
+            Answer::Sent(Sent {
+                message_id: "abc".into(),
+                quota_type: Some("sub_quota".into())
+            })
+        );
+        assert_eq!(
+            classify(
+                200,
+                br#"{"error":-216,"message":"Access token is invalid"}"#
+            ),
+            Answer::TokenExpired
+        );
+        match classify(
+            200,
+            br#"{"error":-230,"message":"User has not interacted with the OA in the past 7 days"}"#,
+        ) {
+            Answer::Failed(f) => assert_eq!(
+                (f.retry, f.reason, f.code),
+                (false, "interaction_expired", Some(-230))
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(classify(502, b"bad gateway"), Answer::Failed(f) if f.retry));
+        assert_eq!(
+            text_body("U", "Xin chào", Some("q1")),
+            json!({"recipient":{"user_id":"U"},"message":{"text":"Xin chào","quote_message_id":"q1"}})
+        );
+        assert_eq!(
+            message_url("https://openapi.zalo.me/", "cs"),
+            "https://openapi.zalo.me/v3.0/oa/message/cs"
+        );
+        assert_eq!(
+            parse_refresh(&json!({"access_token":"a2","refresh_token":"r2","expires_in":"90000"})),
+            Some(("a2".into(), "r2".into(), 90_000))
+        );
+        assert_eq!(parse_refresh(&json!({"error":-14003})), None);
+    }
+}

@@ -1,0 +1,1587 @@
+//! A local stand-in for the WhatsApp Cloud API, the Zalo OA API, the Telegram Bot API and Shopee's
+//! seller chat, built to `shared/channels.md` §3–§6, and for their webhook deliveries. Like the
+//! Meta sandbox (`crate::sandbox`) it is an independent implementation of each provider's
+//! behaviour — its own window and quota checks, error bodies and pricing labels — so the policy
+//! engine and the clients are tested against something else:
+//!
+//! - WhatsApp: signed webhooks (`X-Hub-Signature-256`, `\uXXXX` escapes), the 24 h customer-service
+//!   window (a free-form message outside it is accepted, then fails with a `131047` status — or a
+//!   synchronous 400 when configured), templates with their status and parameter count checks
+//!   (`132001`, `132015`, `132016`, `132000`), the template list with paging, `sent` / `delivered`
+//!   / `read` / `failed` statuses with `pricing` labels, 429 / 5xx / token errors on demand.
+//! - Zalo: `X-ZEvent-Signature` macs, `cs` messages with the 8-free-in-48-h quota labels and the
+//!   7-day limit (`-230`), `-216` for a stale access token, a single-use rotating refresh token,
+//!   OA echoes.
+//! - Telegram: `setWebhook` (secret token rules, HTTPS — plain HTTP only to this machine), the
+//!   secret-token header on every update, `sendMessage` (4096 characters, 403 before `/start` or
+//!   when blocked, 429 with `retry_after` on demand), `getUpdates` → 409 while a webhook is set.
+//! - Shopee: signed pushes (`Authorization`), `send_message` with the v2 signature and access token
+//!   checked.
+//!
+//! Used in-process by the tests and `switchboard demo`; the `/_sandbox/...` control API plays
+//! customers from outside.
+
+use crate::clock::Clock;
+use crate::sandbox::meta_json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use switchboard_channels::{shopee, whatsapp, zalo};
+use switchboard_core::Timestamp;
+use tokio::task::JoinHandle;
+
+/// The Graph API version path served for WhatsApp.
+pub const VERSION: &str = "v26.0";
+const DAY: i64 = 86_400_000;
+
+// Pricing dates as the provider applies them (channels.md §3.5), written out independently of
+// `core::billing`.
+const CBP_SERVICE_FREE_FROM: i64 = 1_730_419_200_000; // 2024-11-01
+const PMP_FROM: i64 = 1_751_328_000_000; // 2025-07-01
+const SERVICE_CHARGED_FROM: i64 = 1_790_812_800_000; // 2026-10-01
+
+/// A failure to answer the next call for one account (number, OA, bot token, shop) with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChannelFault {
+    /// This HTTP answer (and `Retry-After`, if given).
+    Http {
+        status: u16,
+        body: serde_json::Value,
+        retry_after: Option<u64>,
+    },
+    /// Never answers.
+    Timeout,
+}
+
+impl ChannelFault {
+    /// A WhatsApp / Graph error body.
+    pub fn whatsapp(status: u16, code: i64, message: &str) -> Self {
+        Self::Http {
+            status,
+            body: serde_json::json!({"error": {"message": format!("(#{code}) {message}"), "type": "OAuthException", "code": code,
+                "error_data": {"messaging_product": "whatsapp", "details": message}, "fbtrace_id": "SandboxTrace"}}),
+            retry_after: None,
+        }
+    }
+    /// Telegram's 429 with `parameters.retry_after`.
+    pub fn telegram_429(retry_after_secs: u64) -> Self {
+        Self::Http {
+            status: 429,
+            body: serde_json::json!({"ok": false, "error_code": 429,
+                "description": format!("Too Many Requests: retry after {retry_after_secs}"),
+                "parameters": {"retry_after": retry_after_secs}}),
+            retry_after: None,
+        }
+    }
+    /// A Zalo error (HTTP 200, `error` ≠ 0).
+    pub fn zalo(code: i64, message: &str) -> Self {
+        Self::Http {
+            status: 200,
+            body: serde_json::json!({"error": code, "message": message}),
+            retry_after: None,
+        }
+    }
+    pub fn server_error() -> Self {
+        Self::Http {
+            status: 500,
+            body: serde_json::json!({"error": {"message": "An unexpected error has occurred. Please retry your request later.", "type": "OAuthException", "code": 2}}),
+            retry_after: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct WaNumberSpec {
+    pub phone_number_id: String,
+    pub waba_id: String,
+    pub display_phone_number: String,
+    pub token: String,
+    pub app_secret: String,
+    /// `<switchboard>/webhooks/whatsapp`.
+    pub webhook_url: String,
+    /// Report every accepted message as delivered right away (the demo's phones).
+    pub auto_delivery: bool,
+    /// Refuse a free-form message outside the window with a synchronous 400 `131047` instead of
+    /// accepting it and sending a `failed` status.
+    pub sync_window_errors: bool,
+}
+
+/// A message the WhatsApp sandbox accepted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WaSent {
+    pub phone_number_id: String,
+    pub to: String,
+    pub kind: String,
+    pub body: serde_json::Value,
+    pub wamid: String,
+    pub at: Timestamp,
+    /// `false`: accepted, then failed (outside the window).
+    pub delivered: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+struct WaUser {
+    last_inbound: Option<Timestamp>,
+    ad_at: Option<Timestamp>,
+    fep_until: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ZaloOaSpec {
+    pub oa_id: String,
+    pub app_id: String,
+    pub app_secret: String,
+    pub oa_secret_key: String,
+    pub access_token: String,
+    pub refresh_token: String,
+    /// `<switchboard>/webhooks/zalo`.
+    pub webhook_url: String,
+    /// Post `oa_send_text` echoes of accepted messages.
+    pub echoes: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZaloSent {
+    pub oa_id: String,
+    pub user_id: String,
+    pub text: String,
+    pub msg_id: String,
+    /// `reply` (free) or `purchase_quota` (paid).
+    pub quota_type: String,
+    pub at: Timestamp,
+}
+
+#[derive(Debug, Clone, Default)]
+struct ZaloUser {
+    last_interaction: Option<Timestamp>,
+    sent_since: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TgSent {
+    pub token: String,
+    pub chat_id: String,
+    pub text: String,
+    pub message_id: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+struct TgBot {
+    webhook: Option<(String, String)>,
+    started: HashSet<String>,
+    blocked: HashSet<String>,
+    next_update: i64,
+    next_message: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ShopeeShopSpec {
+    pub shop_id: String,
+    pub partner_id: String,
+    pub partner_key: String,
+    pub access_token: String,
+    /// The callback URL configured at Shopee (pushes are signed with it).
+    pub push_url: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShopeeSent {
+    pub shop_id: String,
+    pub to_id: String,
+    pub text: String,
+    pub message_id: String,
+}
+
+#[derive(Default)]
+struct World {
+    wa: HashMap<String, WaNumberSpec>,
+    wa_templates: HashMap<String, Vec<serde_json::Value>>,
+    wa_users: HashMap<(String, String), WaUser>,
+    wa_sent: Vec<WaSent>,
+    zalo: HashMap<String, ZaloOaSpec>,
+    zalo_users: HashMap<(String, String), ZaloUser>,
+    zalo_sent: Vec<ZaloSent>,
+    zalo_refreshes: HashMap<String, u32>,
+    tg: HashMap<String, TgBot>,
+    tg_sent: Vec<TgSent>,
+    shopee: HashMap<String, ShopeeShopSpec>,
+    shopee_sent: Vec<ShopeeSent>,
+    faults: HashMap<String, VecDeque<ChannelFault>>,
+    seq: u64,
+}
+
+impl World {
+    fn next(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+}
+
+struct Shared {
+    world: Mutex<World>,
+    clock: Arc<dyn Clock>,
+    http: reqwest::Client,
+    pending: Mutex<Vec<JoinHandle<()>>>,
+    base: Mutex<String>,
+}
+
+impl Shared {
+    fn world(&self) -> MutexGuard<'_, World> {
+        self.world
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+    fn spawn(&self, f: impl std::future::Future<Output = ()> + Send + 'static) {
+        let h = tokio::spawn(f);
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(h);
+    }
+}
+
+pub struct ChannelSandbox {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+}
+
+fn json(status: StatusCode, v: serde_json::Value) -> Response {
+    (status, axum::Json(v)).into_response()
+}
+
+/// Posts a webhook; returns the receiver's status.
+async fn send_webhook(
+    http: &reqwest::Client,
+    url: &str,
+    headers: &[(&str, String)],
+    body: String,
+) -> anyhow::Result<u16> {
+    let mut req = http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body);
+    for (k, v) in headers {
+        req = req.header(*k, v);
+    }
+    Ok(req.send().await?.status().as_u16())
+}
+
+impl ChannelSandbox {
+    /// Starts the sandbox's HTTP server on `bind` (port 0 for any).
+    pub async fn start(clock: Arc<dyn Clock>, bind: SocketAddr) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(bind).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            world: Mutex::new(World::default()),
+            clock,
+            http: crate::outbox::http_client(30_000)?,
+            pending: Mutex::new(Vec::new()),
+            base: Mutex::new(format!("http://{addr}")),
+        });
+        let app = router(shared.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self { shared, addr })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The base URL for every channel's `api_base_url` (WhatsApp: with the version path).
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn whatsapp_base_url(&self) -> String {
+        format!("http://{}/{VERSION}", self.addr)
+    }
+
+    pub fn push_fault(&self, account: &str, fault: ChannelFault) {
+        self.shared
+            .world()
+            .faults
+            .entry(account.to_owned())
+            .or_default()
+            .push_back(fault);
+    }
+
+    /// Waits for every webhook the sandbox is still delivering (statuses, echoes).
+    pub async fn flush(&self) {
+        loop {
+            let handles: Vec<JoinHandle<()>> = std::mem::take(
+                &mut *self
+                    .shared
+                    .pending
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
+            if handles.is_empty() {
+                return;
+            }
+            for h in handles {
+                let _ = h.await;
+            }
+        }
+    }
+
+    // -------------------------------------------------------------- WhatsApp
+
+    pub fn add_whatsapp_number(&self, n: WaNumberSpec) {
+        self.shared.world().wa.insert(n.phone_number_id.clone(), n);
+    }
+
+    /// Adds a template (the Graph API's template object: name, language, status, category,
+    /// components) to a business account.
+    pub fn add_whatsapp_template(&self, waba_id: &str, template: serde_json::Value) {
+        let mut w = self.shared.world();
+        let id = w.next();
+        let mut t = template;
+        if t.get("id").is_none() {
+            t["id"] = serde_json::json!(format!("9{id:014}"));
+        }
+        w.wa_templates
+            .entry(waba_id.to_owned())
+            .or_default()
+            .push(t);
+    }
+
+    pub fn whatsapp_sent(&self) -> Vec<WaSent> {
+        self.shared.world().wa_sent.clone()
+    }
+
+    /// Signs and posts a WhatsApp webhook body for this number; returns Switchboard's status.
+    pub async fn whatsapp_post(&self, phone_number_id: &str, body: String) -> anyhow::Result<u16> {
+        wa_deliver(&self.shared, phone_number_id, body).await
+    }
+
+    /// A customer writes: `message` is the message object without `id`, `from` and `timestamp`
+    /// (e.g. `{"type": "text", "text": {"body": "hi"}}`; add `referral` for an ad). `wa_id` and/or
+    /// a business-scoped `user_id`. Returns (status, wamid).
+    pub async fn whatsapp_customer(
+        &self,
+        phone_number_id: &str,
+        wa_id: Option<&str>,
+        user_id: Option<&str>,
+        name: &str,
+        message: serde_json::Value,
+    ) -> anyhow::Result<(u16, String)> {
+        let now = self.shared.now();
+        let (waba, display, wamid) = {
+            let mut w = self.shared.world();
+            let n =
+                w.wa.get(phone_number_id)
+                    .cloned()
+                    .ok_or_else(|| anyhow::anyhow!("unknown sandbox number {phone_number_id}"))?;
+            let seq = w.next();
+            let opens = message["type"].as_str() != Some("system");
+            for key in [wa_id, user_id].into_iter().flatten() {
+                let u = w
+                    .wa_users
+                    .entry((phone_number_id.to_owned(), key.to_owned()))
+                    .or_default();
+                if opens {
+                    u.last_inbound = Some(now);
+                }
+                if message.get("referral").is_some() {
+                    u.ad_at = Some(now);
+                }
+            }
+            (n.waba_id, n.display_phone_number, format!("wamid.in{seq}"))
+        };
+        let mut m = message;
+        m["id"] = serde_json::json!(wamid);
+        m["timestamp"] = serde_json::json!((now.millis() / 1000).to_string());
+        let mut contact = serde_json::json!({"profile": {"name": name}});
+        if let Some(w) = wa_id {
+            m["from"] = serde_json::json!(w);
+            contact["wa_id"] = serde_json::json!(w);
+        }
+        if let Some(u) = user_id {
+            m["from_user_id"] = serde_json::json!(u);
+            contact["user_id"] = serde_json::json!(u);
+        }
+        let body = serde_json::json!({"object": "whatsapp_business_account", "entry": [{"id": waba, "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": display, "phone_number_id": phone_number_id},
+            "contacts": [contact], "messages": [m]}}]}]});
+        let status = wa_deliver(&self.shared, phone_number_id, meta_json(&body)).await?;
+        Ok((status, wamid))
+    }
+
+    /// The customer's phone reports a status for one of our messages (`delivered`, `read`, ...).
+    pub async fn whatsapp_status(
+        &self,
+        phone_number_id: &str,
+        wamid: &str,
+        status: &str,
+    ) -> anyhow::Result<u16> {
+        let sent = self
+            .shared
+            .world()
+            .wa_sent
+            .iter()
+            .find(|s| s.wamid == wamid)
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("unknown wamid {wamid}"))?;
+        let body = wa_status_body(&self.shared, &sent, status, None, self.shared.now());
+        wa_deliver(&self.shared, phone_number_id, meta_json(&body)).await
+    }
+
+    // -------------------------------------------------------------- Zalo
+
+    pub fn add_zalo_oa(&self, oa: ZaloOaSpec) {
+        self.shared.world().zalo.insert(oa.oa_id.clone(), oa);
+    }
+
+    pub fn zalo_sent(&self) -> Vec<ZaloSent> {
+        self.shared.world().zalo_sent.clone()
+    }
+
+    /// How many times the OA's tokens were refreshed.
+    pub fn zalo_refreshes(&self, oa_id: &str) -> u32 {
+        self.shared
+            .world()
+            .zalo_refreshes
+            .get(oa_id)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Zalo expires the OA's access token: the next send with it gets `-216`.
+    pub fn zalo_expire_token(&self, oa_id: &str) {
+        let mut w = self.shared.world();
+        let seq = w.next();
+        if let Some(oa) = w.zalo.get_mut(oa_id) {
+            oa.access_token = format!("zat_rotated_{seq}");
+        }
+    }
+
+    /// The OA's current tokens (access, refresh).
+    pub fn zalo_tokens(&self, oa_id: &str) -> Option<(String, String)> {
+        self.shared
+            .world()
+            .zalo
+            .get(oa_id)
+            .map(|o| (o.access_token.clone(), o.refresh_token.clone()))
+    }
+
+    /// Signs and posts a Zalo event (its `app_id` and `timestamp` are filled in if missing).
+    pub async fn zalo_event(&self, oa_id: &str, event: serde_json::Value) -> anyhow::Result<u16> {
+        zalo_deliver(&self.shared, oa_id, event).await
+    }
+
+    /// A follower writes text to the OA. Returns (status, msg_id).
+    pub async fn zalo_user_text(
+        &self,
+        oa_id: &str,
+        user_id: &str,
+        text: &str,
+    ) -> anyhow::Result<(u16, String)> {
+        let msg_id = {
+            let mut w = self.shared.world();
+            let seq = w.next();
+            let u = w
+                .zalo_users
+                .entry((oa_id.to_owned(), user_id.to_owned()))
+                .or_default();
+            u.last_interaction = Some(self.shared.now());
+            u.sent_since = 0;
+            format!("zin{seq:016x}")
+        };
+        let ev = serde_json::json!({"event_name": "user_send_text", "sender": {"id": user_id}, "recipient": {"id": oa_id},
+            "user_id_by_app": format!("app{user_id}"), "message": {"text": text, "msg_id": msg_id}});
+        Ok((zalo_deliver(&self.shared, oa_id, ev).await?, msg_id))
+    }
+
+    // -------------------------------------------------------------- Telegram
+
+    pub fn add_telegram_bot(&self, token: &str) {
+        self.shared
+            .world()
+            .tg
+            .insert(token.to_owned(), TgBot::default());
+    }
+
+    pub fn telegram_sent(&self) -> Vec<TgSent> {
+        self.shared.world().tg_sent.clone()
+    }
+
+    /// The webhook URL and secret token the bot was given with `setWebhook`.
+    pub fn telegram_webhook(&self, token: &str) -> Option<(String, String)> {
+        self.shared
+            .world()
+            .tg
+            .get(token)
+            .and_then(|b| b.webhook.clone())
+    }
+
+    /// Posts an update (its `update_id` is assigned if missing) with the bot's secret token.
+    /// Returns (status, update_id, response body).
+    pub async fn telegram_update(
+        &self,
+        token: &str,
+        mut update: serde_json::Value,
+    ) -> anyhow::Result<(u16, i64, String)> {
+        let (url, secret, id) = {
+            let mut w = self.shared.world();
+            let bot =
+                w.tg.get_mut(token)
+                    .ok_or_else(|| anyhow::anyhow!("unknown sandbox bot"))?;
+            let (url, secret) = bot
+                .webhook
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("the bot has no webhook"))?;
+            let id = match update["update_id"].as_i64() {
+                Some(id) => id,
+                None => {
+                    bot.next_update += 1;
+                    10_000 + bot.next_update
+                }
+            };
+            (url, secret, id)
+        };
+        update["update_id"] = serde_json::json!(id);
+        let resp = self
+            .shared
+            .http
+            .post(url)
+            .header("content-type", "application/json")
+            .header("x-telegram-bot-api-secret-token", secret)
+            .body(update.to_string())
+            .send()
+            .await?;
+        let status = resp.status().as_u16();
+        Ok((status, id, resp.text().await.unwrap_or_default()))
+    }
+
+    /// A user writes to the bot (and so has started it). Returns (status, update_id, message_id).
+    pub async fn telegram_user_text(
+        &self,
+        token: &str,
+        chat_id: i64,
+        first_name: &str,
+        text: &str,
+    ) -> anyhow::Result<(u16, i64, i64)> {
+        let message_id = {
+            let mut w = self.shared.world();
+            let bot =
+                w.tg.get_mut(token)
+                    .ok_or_else(|| anyhow::anyhow!("unknown sandbox bot"))?;
+            bot.started.insert(chat_id.to_string());
+            bot.blocked.remove(&chat_id.to_string());
+            bot.next_message += 1;
+            bot.next_message
+        };
+        let now = self.shared.now().millis() / 1000;
+        let update = serde_json::json!({"message": {"message_id": message_id, "date": now,
+            "from": {"id": chat_id, "is_bot": false, "first_name": first_name, "language_code": "vi"},
+            "chat": {"id": chat_id, "type": "private", "first_name": first_name}, "text": text}});
+        let (status, id, _) = self.telegram_update(token, update).await?;
+        Ok((status, id, message_id))
+    }
+
+    /// The user blocks the bot: sends fail with 403 and a `my_chat_member` update is posted.
+    pub async fn telegram_block(&self, token: &str, chat_id: i64) -> anyhow::Result<u16> {
+        if let Some(b) = self.shared.world().tg.get_mut(token) {
+            b.blocked.insert(chat_id.to_string());
+        }
+        let now = self.shared.now().millis() / 1000;
+        let update = serde_json::json!({"my_chat_member": {"chat": {"id": chat_id, "type": "private"}, "from": {"id": chat_id},
+            "date": now, "old_chat_member": {"status": "member"}, "new_chat_member": {"status": "kicked"}}});
+        Ok(self.telegram_update(token, update).await?.0)
+    }
+
+    // -------------------------------------------------------------- Shopee
+
+    pub fn add_shopee_shop(&self, s: ShopeeShopSpec) {
+        self.shared.world().shopee.insert(s.shop_id.clone(), s);
+    }
+
+    pub fn shopee_sent(&self) -> Vec<ShopeeSent> {
+        self.shared.world().shopee_sent.clone()
+    }
+
+    /// A buyer writes to the shop. Returns (status, message id).
+    pub async fn shopee_buyer_text(
+        &self,
+        shop_id: &str,
+        buyer_id: i64,
+        buyer_name: &str,
+        text: &str,
+    ) -> anyhow::Result<(u16, String)> {
+        let (_spec, seq) = {
+            let mut w = self.shared.world();
+            let spec = w
+                .shopee
+                .get(shop_id)
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("unknown sandbox shop"))?;
+            (spec, w.next())
+        };
+        let now = self.shared.now().millis() / 1000;
+        let message_id = format!("20{seq:016}");
+        let content = serde_json::json!({"conversation_id": format!("77{buyer_id}"), "from_id": buyer_id,
+            "from_user_name": buyer_name, "to_id": shop_id.parse::<i64>().unwrap_or(0), "message_id": message_id,
+            "message_type": "text", "content": {"text": text}, "created_timestamp": now});
+        let body = serde_json::json!({"shop_id": shop_id.parse::<i64>().unwrap_or(0), "code": 10, "timestamp": now,
+            "data": {"type": "message", "content": content}})
+        .to_string();
+        Ok((self.shopee_push(shop_id, body).await?, message_id))
+    }
+
+    /// Signs (with the shop's partner key and push URL) and posts a push body.
+    pub async fn shopee_push(&self, shop_id: &str, body: String) -> anyhow::Result<u16> {
+        let spec = self
+            .shared
+            .world()
+            .shopee
+            .get(shop_id)
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("unknown sandbox shop"))?;
+        let sig = shopee::push_signature(&spec.partner_key, &spec.push_url, body.as_bytes());
+        send_webhook(
+            &self.shared.http,
+            &spec.push_url,
+            &[("authorization", sig)],
+            body,
+        )
+        .await
+    }
+}
+
+// ------------------------------------------------------------------ WhatsApp
+
+async fn wa_deliver(shared: &Shared, phone_number_id: &str, body: String) -> anyhow::Result<u16> {
+    let (url, secret) = {
+        let w = shared.world();
+        let n =
+            w.wa.get(phone_number_id)
+                .ok_or_else(|| anyhow::anyhow!("unknown sandbox number {phone_number_id}"))?;
+        (n.webhook_url.clone(), n.app_secret.clone())
+    };
+    let sig = whatsapp::signature_header(&secret, body.as_bytes());
+    send_webhook(&shared.http, &url, &[("x-hub-signature-256", sig)], body).await
+}
+
+/// The `pricing` label the provider puts on a status (its own rules, §3.5).
+fn pricing(sent: &WaSent, user: &WaUser) -> serde_json::Value {
+    let at = sent.at.millis();
+    let category = if sent.kind == "template" {
+        sent.body["_category"]
+            .as_str()
+            .unwrap_or("utility")
+            .to_owned()
+    } else {
+        "service".to_owned()
+    };
+    let in_window = user
+        .last_inbound
+        .is_some_and(|l| at - l.millis() <= DAY && at >= l.millis());
+    let fep = user.fep_until.is_some_and(|u| at <= u.millis());
+    let model = if at < PMP_FROM { "CBP" } else { "PMP" };
+    let free_service =
+        category == "service" && (CBP_SERVICE_FREE_FROM..SERVICE_CHARGED_FROM).contains(&at);
+    let free_utility =
+        category == "utility" && in_window && (PMP_FROM..SERVICE_CHARGED_FROM).contains(&at);
+    let kind = if fep {
+        "free_entry_point"
+    } else if free_service || free_utility {
+        "free_customer_service"
+    } else {
+        "regular"
+    };
+    serde_json::json!({"billable": kind == "regular", "pricing_model": model, "type": kind, "category": category})
+}
+
+fn wa_status_body(
+    shared: &Shared,
+    sent: &WaSent,
+    status: &str,
+    error: Option<(i64, &str, &str)>,
+    now: Timestamp,
+) -> serde_json::Value {
+    let (waba, display, user) = {
+        let w = shared.world();
+        let n = w.wa.get(&sent.phone_number_id);
+        (
+            n.map(|n| n.waba_id.clone()).unwrap_or_default(),
+            n.map(|n| n.display_phone_number.clone())
+                .unwrap_or_default(),
+            w.wa_users
+                .get(&(sent.phone_number_id.clone(), sent.to.clone()))
+                .cloned()
+                .unwrap_or_default(),
+        )
+    };
+    let mut s = serde_json::json!({"id": sent.wamid, "status": status, "timestamp": (now.millis() / 1000).to_string()});
+    if sent.to.contains('.') {
+        s["recipient_user_id"] = serde_json::json!(sent.to);
+    } else {
+        s["recipient_id"] = serde_json::json!(sent.to);
+    }
+    if let Some(cb) = sent.body["biz_opaque_callback_data"].as_str() {
+        s["biz_opaque_callback_data"] = serde_json::json!(cb);
+    }
+    match error {
+        Some((code, title, details)) => {
+            s["errors"] = serde_json::json!([{"code": code, "title": title, "message": title,
+                "error_data": {"details": details}, "href": "https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/"}]);
+        }
+        None => {
+            let p = pricing(sent, &user);
+            if status == "sent" && p["pricing_model"] == "CBP" {
+                s["conversation"] = serde_json::json!({"id": format!("conv{}", sent.wamid),
+                    "expiration_timestamp": ((now.millis() + DAY) / 1000).to_string(),
+                    "origin": {"type": if p["type"] == "free_entry_point" { serde_json::json!("referral_conversion") } else { p["category"].clone() }}});
+            }
+            s["pricing"] = p;
+        }
+    }
+    serde_json::json!({"object": "whatsapp_business_account", "entry": [{"id": waba, "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": display, "phone_number_id": sent.phone_number_id},
+        "statuses": [s]}}]}]})
+}
+
+fn graph_error(status: StatusCode, code: i64, message: &str) -> Response {
+    json(
+        status,
+        serde_json::json!({"error": {"message": format!("(#{code}) {message}"), "type": "OAuthException", "code": code,
+            "error_data": {"messaging_product": "whatsapp", "details": message}, "fbtrace_id": "SandboxTrace"}}),
+    )
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned)
+}
+
+/// Applies a queued fault for `account`: `Some(response)` when the call fails.
+async fn take_fault(shared: &Shared, account: &str) -> Option<Response> {
+    let fault = shared
+        .world()
+        .faults
+        .get_mut(account)
+        .and_then(VecDeque::pop_front)?;
+    match fault {
+        ChannelFault::Timeout => {
+            std::future::pending::<()>().await;
+            None
+        }
+        ChannelFault::Http {
+            status,
+            body,
+            retry_after,
+        } => {
+            let mut r = json(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                body,
+            );
+            if let Some(v) = retry_after.and_then(|s| s.to_string().parse().ok()) {
+                r.headers_mut().insert("retry-after", v);
+            }
+            Some(r)
+        }
+    }
+}
+
+fn placeholder_count(text: &str) -> usize {
+    let mut n = 0;
+    let mut rest = text;
+    let mut seen: Vec<String> = Vec::new();
+    while let Some(i) = rest.find("{{") {
+        let after = &rest[i + 2..];
+        let Some(j) = after.find("}}") else { break };
+        let name = after[..j].trim().to_owned();
+        if !seen.contains(&name) {
+            seen.push(name);
+            n += 1;
+        }
+        rest = &after[j + 2..];
+    }
+    n
+}
+
+/// `POST /{version}/{phone-number-id}/messages` (§3.2, §3.3, §3.4).
+async fn wa_send(
+    State(shared): State<Arc<Shared>>,
+    Path((_v, pnid)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let number = {
+        let w = shared.world();
+        w.wa.get(&pnid).cloned()
+    };
+    let Some(number) = number.filter(|n| bearer(&headers).as_deref() == Some(n.token.as_str()))
+    else {
+        return graph_error(
+            StatusCode::UNAUTHORIZED,
+            190,
+            "Error validating access token: Session has expired",
+        );
+    };
+    if let Some(r) = take_fault(&shared, &pnid).await {
+        return r;
+    }
+    let b: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    if b["messaging_product"] != "whatsapp" {
+        return graph_error(
+            StatusCode::BAD_REQUEST,
+            100,
+            "Invalid parameter: messaging_product",
+        );
+    }
+    let Some(to) = b["to"]
+        .as_str()
+        .or_else(|| b["recipient"].as_str())
+        .map(str::to_owned)
+    else {
+        return graph_error(
+            StatusCode::BAD_REQUEST,
+            131_008,
+            "Required parameter is missing: to",
+        );
+    };
+    let kind = b["type"].as_str().unwrap_or("text").to_owned();
+    let now = shared.now();
+    let mut stored = b.clone();
+    if kind == "text" {
+        let n = b["text"]["body"].as_str().map_or(0, |t| t.chars().count());
+        if n == 0 || n > 4096 {
+            return graph_error(
+                StatusCode::BAD_REQUEST,
+                100,
+                "Invalid parameter: text.body must be 1 to 4096 characters",
+            );
+        }
+    }
+    if kind == "template" {
+        let name = b["template"]["name"].as_str().unwrap_or("");
+        let lang = b["template"]["language"]["code"].as_str().unwrap_or("");
+        let found = shared
+            .world()
+            .wa_templates
+            .get(&number.waba_id)
+            .and_then(|ts| {
+                ts.iter()
+                    .find(|t| t["name"] == name && t["language"] == lang)
+                    .cloned()
+            });
+        let Some(t) = found else {
+            return graph_error(
+                StatusCode::NOT_FOUND,
+                132_001,
+                "Template name does not exist in the translation",
+            );
+        };
+        match t["status"].as_str().unwrap_or("") {
+            "APPROVED" => {}
+            "PAUSED" => return graph_error(StatusCode::BAD_REQUEST, 132_015, "Template is paused"),
+            "DISABLED" => {
+                return graph_error(StatusCode::BAD_REQUEST, 132_016, "Template is disabled");
+            }
+            _ => {
+                return graph_error(
+                    StatusCode::NOT_FOUND,
+                    132_001,
+                    "Template name does not exist in the translation",
+                );
+            }
+        }
+        let components = t["components"].as_array().cloned().unwrap_or_default();
+        for part in ["BODY", "HEADER"] {
+            let expected = components
+                .iter()
+                .find(|c| c["type"] == part)
+                .filter(|c| part == "BODY" || c["format"].as_str().unwrap_or("TEXT") == "TEXT")
+                .map_or(0, |c| placeholder_count(c["text"].as_str().unwrap_or("")));
+            let given = b["template"]["components"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|c| {
+                    c["type"]
+                        .as_str()
+                        .is_some_and(|k| k.eq_ignore_ascii_case(part))
+                })
+                .map_or(0, |c| {
+                    c["parameters"]
+                        .as_array()
+                        .map_or(0, |p| p.iter().filter(|p| p["type"] == "text").count())
+                });
+            if expected != given {
+                return graph_error(
+                    StatusCode::BAD_REQUEST,
+                    132_000,
+                    "Number of parameters does not match the expected number of params",
+                );
+            }
+        }
+        stored["_category"] = serde_json::json!(
+            t["category"]
+                .as_str()
+                .unwrap_or("UTILITY")
+                .to_ascii_lowercase()
+        );
+    }
+    // The window (§3.3): only templates outside 24 h since the customer's last message.
+    let (user, wamid) = {
+        let mut w = shared.world();
+        let seq = w.next();
+        let user = w
+            .wa_users
+            .get(&(pnid.clone(), to.clone()))
+            .cloned()
+            .unwrap_or_default();
+        (user, format!("wamid.sb{seq}"))
+    };
+    let in_window = user
+        .last_inbound
+        .is_some_and(|l| now.millis() - l.millis() <= DAY);
+    let outside = kind != "template" && !in_window;
+    if outside && number.sync_window_errors {
+        return graph_error(StatusCode::BAD_REQUEST, 131_047, "Re-engagement message");
+    }
+    // The free entry point opens with the first answer within 24 h of an ad message.
+    {
+        let mut w = shared.world();
+        if let Some(u) = w.wa_users.get_mut(&(pnid.clone(), to.clone()))
+            && let Some(ad) = u.ad_at
+            && now.millis() - ad.millis() <= DAY
+            && u.fep_until.is_none_or(|f| f < ad)
+            && !outside
+        {
+            u.fep_until = Some(now.plus_millis(72 * 3_600_000));
+        }
+    }
+    let sent = WaSent {
+        phone_number_id: pnid.clone(),
+        to: to.clone(),
+        kind,
+        body: stored,
+        wamid: wamid.clone(),
+        at: now,
+        delivered: !outside,
+    };
+    shared.world().wa_sent.push(sent.clone());
+    let s2 = shared.clone();
+    let auto = number.auto_delivery;
+    shared.spawn(async move {
+        tokio::task::yield_now().await;
+        let bodies: Vec<serde_json::Value> = if outside {
+            vec![wa_status_body(
+                &s2,
+                &sent,
+                "failed",
+                Some((131_047, "Re-engagement message", "Message failed to send because more than 24 hours have passed since the customer last replied to this number.")),
+                now,
+            )]
+        } else {
+            let mut v = vec![wa_status_body(&s2, &sent, "sent", None, now)];
+            if auto {
+                v.push(wa_status_body(&s2, &sent, "delivered", None, now));
+            }
+            v
+        };
+        for body in bodies {
+            if let Err(e) = wa_deliver(&s2, &sent.phone_number_id, meta_json(&body)).await {
+                tracing::warn!(error = %e, "sandbox: whatsapp status delivery failed");
+            }
+        }
+    });
+    json(
+        StatusCode::OK,
+        serde_json::json!({"messaging_product": "whatsapp", "contacts": [{"input": to, "wa_id": to}],
+            "messages": [{"id": wamid, "message_status": "accepted"}]}),
+    )
+}
+
+#[derive(Deserialize)]
+struct Paging {
+    limit: Option<usize>,
+    after: Option<String>,
+}
+
+/// `GET /{version}/{waba-id}/message_templates` with cursor paging.
+async fn wa_templates(
+    State(shared): State<Arc<Shared>>,
+    Path((v, waba)): Path<(String, String)>,
+    Query(p): Query<Paging>,
+    headers: HeaderMap,
+) -> Response {
+    let token = bearer(&headers);
+    let (authorised, all) = {
+        let w = shared.world();
+        (
+            w.wa.values()
+                .any(|n| n.waba_id == waba && Some(&n.token) == token.as_ref()),
+            w.wa_templates.get(&waba).cloned().unwrap_or_default(),
+        )
+    };
+    if !authorised {
+        return graph_error(StatusCode::UNAUTHORIZED, 190, "Invalid OAuth access token");
+    }
+    // At most 3 per page whatever is asked (providers may return fewer than the limit), so
+    // clients must follow `paging.next`.
+    let limit = p.limit.unwrap_or(25).clamp(1, 3);
+    let start = p
+        .after
+        .as_deref()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(0usize);
+    let page: Vec<_> = all.iter().skip(start).take(limit).cloned().collect();
+    let end = start + page.len();
+    let base = shared
+        .base
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let mut paging =
+        serde_json::json!({"cursors": {"before": start.to_string(), "after": end.to_string()}});
+    if end < all.len() {
+        paging["next"] = serde_json::json!(format!(
+            "{base}/{v}/{waba}/message_templates?fields=id,name,language,status,category,components&limit={limit}&after={end}"
+        ));
+    }
+    json(
+        StatusCode::OK,
+        serde_json::json!({"data": page, "paging": paging}),
+    )
+}
+
+// ------------------------------------------------------------------ Zalo
+
+async fn zalo_deliver(
+    shared: &Shared,
+    oa_id: &str,
+    mut event: serde_json::Value,
+) -> anyhow::Result<u16> {
+    let (url, app_id, key) = {
+        let w = shared.world();
+        let oa = w
+            .zalo
+            .get(oa_id)
+            .ok_or_else(|| anyhow::anyhow!("unknown sandbox OA {oa_id}"))?;
+        (
+            oa.webhook_url.clone(),
+            oa.app_id.clone(),
+            oa.oa_secret_key.clone(),
+        )
+    };
+    if event.get("app_id").is_none() {
+        event["app_id"] = serde_json::json!(app_id);
+    }
+    if event.get("timestamp").is_none() {
+        event["timestamp"] = serde_json::json!(shared.now().millis().to_string());
+    }
+    let ts = event["timestamp"]
+        .as_str()
+        .map_or_else(|| event["timestamp"].to_string(), str::to_owned);
+    let app = event["app_id"].as_str().unwrap_or("").to_owned();
+    let body = event.to_string();
+    let mac = zalo::signature_header(&app, body.as_bytes(), &ts, &key);
+    send_webhook(&shared.http, &url, &[("x-zevent-signature", mac)], body).await
+}
+
+/// `POST /v3.0/oa/message/{cs|transaction|promotion}` (§4.2, §4.3).
+async fn zalo_send(
+    State(shared): State<Arc<Shared>>,
+    Path(kind): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let ok = |v| json(StatusCode::OK, v);
+    let token = headers
+        .get("access_token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let oa = shared
+        .world()
+        .zalo
+        .values()
+        .find(|o| o.access_token == token)
+        .cloned();
+    let Some(oa) = oa else {
+        return ok(serde_json::json!({"error": -216, "message": "Access token is invalid"}));
+    };
+    if let Some(r) = take_fault(&shared, &oa.oa_id).await {
+        return r;
+    }
+    if kind != "cs" {
+        return ok(
+            serde_json::json!({"error": -201, "message": "The sandbox emulates consultation (cs) messages only"}),
+        );
+    }
+    let b: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let (Some(user), Some(text)) = (
+        b["recipient"]["user_id"].as_str().map(str::to_owned),
+        b["message"]["text"].as_str().map(str::to_owned),
+    ) else {
+        return ok(serde_json::json!({"error": -201, "message": "Parameters are invalid"}));
+    };
+    if text.is_empty() || text.chars().count() > 2000 {
+        return ok(serde_json::json!({"error": -201, "message": "Text length is invalid"}));
+    }
+    let now = shared.now();
+    let (quota_type, msg_id) = {
+        let mut w = shared.world();
+        let seq = w.next();
+        let Some(u) = w.zalo_users.get_mut(&(oa.oa_id.clone(), user.clone())) else {
+            return ok(
+                serde_json::json!({"error": -213, "message": "User has not interacted with the OA"}),
+            );
+        };
+        let elapsed = u
+            .last_interaction
+            .map_or(i64::MAX, |l| now.millis() - l.millis());
+        if elapsed > 7 * DAY {
+            return ok(
+                serde_json::json!({"error": -230, "message": "User has not interacted with the OA in the past 7 days"}),
+            );
+        }
+        let free = elapsed <= 2 * DAY && u.sent_since < 8;
+        u.sent_since += 1;
+        let q = if free { "reply" } else { "purchase_quota" };
+        (q.to_owned(), format!("zout{seq:016x}"))
+    };
+    shared.world().zalo_sent.push(ZaloSent {
+        oa_id: oa.oa_id.clone(),
+        user_id: user.clone(),
+        text: text.clone(),
+        msg_id: msg_id.clone(),
+        quota_type: quota_type.clone(),
+        at: now,
+    });
+    if oa.echoes {
+        let s2 = shared.clone();
+        let echo = serde_json::json!({"event_name": "oa_send_text", "sender": {"id": oa.oa_id}, "recipient": {"id": user},
+            "message": {"text": text, "msg_id": msg_id}});
+        let oa_id = oa.oa_id.clone();
+        shared.spawn(async move {
+            tokio::task::yield_now().await;
+            if let Err(e) = zalo_deliver(&s2, &oa_id, echo).await {
+                tracing::warn!(error = %e, "sandbox: zalo echo failed");
+            }
+        });
+    }
+    ok(
+        serde_json::json!({"error": 0, "message": "Success", "data": {"message_id": msg_id, "user_id": user,
+        "quota": {"quota_type": quota_type}}}),
+    )
+}
+
+/// `POST /v4/oa/access_token` (§4.2): form fields, the app secret in `secret_key`, a single-use
+/// refresh token that rotates on every call.
+async fn zalo_refresh(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let ok = |v| json(StatusCode::OK, v);
+    let form: HashMap<String, String> = String::from_utf8_lossy(&body)
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), percent_decode(v)))
+        .collect();
+    let secret = headers
+        .get("secret_key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mut w = shared.world();
+    let seq = w.next();
+    let Some(oa) = w
+        .zalo
+        .values_mut()
+        .find(|o| Some(&o.app_id) == form.get("app_id") && o.app_secret == secret)
+    else {
+        return ok(
+            serde_json::json!({"error": -14002, "error_name": "Invalid app id or secret key"}),
+        );
+    };
+    if form.get("grant_type").map(String::as_str) != Some("refresh_token")
+        || form.get("refresh_token") != Some(&oa.refresh_token)
+    {
+        return ok(
+            serde_json::json!({"error": -14014, "error_name": "Invalid refresh token",
+            "error_description": "The refresh token is invalid or was used already"}),
+        );
+    }
+    oa.access_token = format!("zat_{seq}");
+    oa.refresh_token = format!("zrt_{seq}");
+    let (access, refresh, id) = (
+        oa.access_token.clone(),
+        oa.refresh_token.clone(),
+        oa.oa_id.clone(),
+    );
+    *w.zalo_refreshes.entry(id).or_default() += 1;
+    ok(serde_json::json!({"access_token": access, "refresh_token": refresh, "expires_in": "90000"}))
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(v) => {
+                        out.push(v);
+                        i += 3;
+                    }
+                    Err(_) => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+// ------------------------------------------------------------------ Telegram
+
+fn tg(status: StatusCode, description: &str) -> Response {
+    json(
+        status,
+        serde_json::json!({"ok": false, "error_code": status.as_u16(), "description": description}),
+    )
+}
+
+/// `POST /bot<token>/<method>` (§5).
+async fn tg_method(
+    State(shared): State<Arc<Shared>>,
+    Path((bot, method)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let Some(token) = bot.strip_prefix("bot").map(str::to_owned) else {
+        return tg(StatusCode::NOT_FOUND, "Not Found");
+    };
+    if !shared.world().tg.contains_key(&token) {
+        return tg(StatusCode::UNAUTHORIZED, "Unauthorized");
+    }
+    let b: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let ok = |v| json(StatusCode::OK, serde_json::json!({"ok": true, "result": v}));
+    match method.as_str() {
+        "setWebhook" => {
+            let url = b["url"].as_str().unwrap_or("");
+            let secret = b["secret_token"].as_str().unwrap_or("");
+            if !secret.is_empty() && !switchboard_channels::telegram::valid_secret_token(secret) {
+                return tg(
+                    StatusCode::BAD_REQUEST,
+                    "Bad Request: secret token contains unallowed characters",
+                );
+            }
+            let local = url.starts_with("http://127.0.0.1") || url.starts_with("http://localhost");
+            if !url.starts_with("https://") && !local {
+                return tg(
+                    StatusCode::BAD_REQUEST,
+                    "Bad Request: bad webhook: HTTPS url must be provided for webhook",
+                );
+            }
+            if let Some(b) = shared.world().tg.get_mut(&token) {
+                b.webhook = Some((url.to_owned(), secret.to_owned()));
+            }
+            json(
+                StatusCode::OK,
+                serde_json::json!({"ok": true, "result": true, "description": "Webhook was set"}),
+            )
+        }
+        "deleteWebhook" => {
+            if let Some(b) = shared.world().tg.get_mut(&token) {
+                b.webhook = None;
+            }
+            ok(serde_json::json!(true))
+        }
+        "getWebhookInfo" => {
+            let url = shared
+                .world()
+                .tg
+                .get(&token)
+                .and_then(|b| b.webhook.as_ref().map(|w| w.0.clone()))
+                .unwrap_or_default();
+            ok(
+                serde_json::json!({"url": url, "has_custom_certificate": false, "pending_update_count": 0}),
+            )
+        }
+        "getUpdates" => {
+            let hooked = shared
+                .world()
+                .tg
+                .get(&token)
+                .is_some_and(|b| b.webhook.is_some());
+            if hooked {
+                return tg(
+                    StatusCode::CONFLICT,
+                    "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first",
+                );
+            }
+            ok(serde_json::json!([]))
+        }
+        "answerCallbackQuery" => ok(serde_json::json!(true)),
+        "sendMessage" => {
+            if let Some(r) = take_fault(&shared, &token).await {
+                return r;
+            }
+            let chat = match &b["chat_id"] {
+                serde_json::Value::Number(n) => n.to_string(),
+                serde_json::Value::String(s) => s.clone(),
+                _ => return tg(StatusCode::BAD_REQUEST, "Bad Request: chat not found"),
+            };
+            let n = b["text"].as_str().map_or(0, |t| t.chars().count());
+            if n == 0 {
+                return tg(
+                    StatusCode::BAD_REQUEST,
+                    "Bad Request: message text is empty",
+                );
+            }
+            if n > 4096 {
+                return tg(StatusCode::BAD_REQUEST, "Bad Request: message is too long");
+            }
+            let mut w = shared.world();
+            let Some(bot) = w.tg.get_mut(&token) else {
+                return tg(StatusCode::UNAUTHORIZED, "Unauthorized");
+            };
+            if bot.blocked.contains(&chat) {
+                return tg(
+                    StatusCode::FORBIDDEN,
+                    "Forbidden: bot was blocked by the user",
+                );
+            }
+            if !bot.started.contains(&chat) {
+                return tg(
+                    StatusCode::FORBIDDEN,
+                    "Forbidden: bot can't initiate conversation with a user",
+                );
+            }
+            bot.next_message += 1;
+            let id = bot.next_message;
+            let text = b["text"].as_str().unwrap_or("").to_owned();
+            w.tg_sent.push(TgSent {
+                token: token.clone(),
+                chat_id: chat.clone(),
+                text: text.clone(),
+                message_id: id,
+            });
+            let date = shared.now().millis() / 1000;
+            ok(
+                serde_json::json!({"message_id": id, "date": date, "chat": {"id": chat.parse::<i64>().unwrap_or(0), "type": "private"}, "text": text}),
+            )
+        }
+        _ => tg(StatusCode::NOT_FOUND, "Not Found: method not found"),
+    }
+}
+
+// ------------------------------------------------------------------ Shopee
+
+#[derive(Deserialize)]
+struct ShopeeQuery {
+    partner_id: Option<String>,
+    timestamp: Option<i64>,
+    access_token: Option<String>,
+    shop_id: Option<String>,
+    sign: Option<String>,
+}
+
+/// `POST /api/v2/sellerchat/send_message` with the v2 signature (§6).
+async fn shopee_send(
+    State(shared): State<Arc<Shared>>,
+    Query(q): Query<ShopeeQuery>,
+    body: Bytes,
+) -> Response {
+    let err = |status, e: &str, m: &str| {
+        json(
+            status,
+            serde_json::json!({"request_id": "sbreq", "error": e, "message": m}),
+        )
+    };
+    let shop = q
+        .shop_id
+        .as_ref()
+        .and_then(|s| shared.world().shopee.get(s).cloned());
+    let Some(shop) = shop.filter(|s| q.partner_id.as_deref() == Some(s.partner_id.as_str())) else {
+        return err(
+            StatusCode::FORBIDDEN,
+            "error_param",
+            "Invalid partner_id or shop_id.",
+        );
+    };
+    let ts = q.timestamp.unwrap_or(0);
+    let want = shopee::api_sign(
+        &shop.partner_key,
+        &shop.partner_id,
+        shopee::SEND_MESSAGE_PATH,
+        ts,
+        q.access_token.as_deref().unwrap_or(""),
+        &shop.shop_id,
+    );
+    if q.sign.as_deref() != Some(want.as_str()) {
+        return err(StatusCode::FORBIDDEN, "error_sign", "Wrong sign.");
+    }
+    if q.access_token.as_deref() != Some(shop.access_token.as_str()) {
+        return err(
+            StatusCode::FORBIDDEN,
+            "invalid_access_token",
+            "Invalid access_token.",
+        );
+    }
+    if (shared.now().millis() / 1000 - ts).abs() > 300 {
+        return err(
+            StatusCode::FORBIDDEN,
+            "error_param",
+            "Timestamp is expired.",
+        );
+    }
+    if let Some(r) = take_fault(&shared, &shop.shop_id).await {
+        return r;
+    }
+    let b: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let to = b["to_id"].to_string().trim_matches('"').to_owned();
+    let text = b["content"]["text"].as_str().unwrap_or("").to_owned();
+    if b["message_type"] != "text" || text.is_empty() || to == "null" {
+        return err(StatusCode::BAD_REQUEST, "error_param", "Invalid message.");
+    }
+    let mut w = shared.world();
+    let seq = w.next();
+    let message_id = format!("21{seq:016}");
+    w.shopee_sent.push(ShopeeSent {
+        shop_id: shop.shop_id.clone(),
+        to_id: to.clone(),
+        text: text.clone(),
+        message_id: message_id.clone(),
+    });
+    json(
+        StatusCode::OK,
+        serde_json::json!({"request_id": format!("sbreq{seq}"), "error": "", "message": "",
+            "response": {"to_id": to.parse::<i64>().unwrap_or(0), "message_id": message_id, "message_type": "text",
+                "content": {"text": text}, "conversation_id": format!("77{to}"), "created_timestamp": shared.now().millis() / 1000}}),
+    )
+}
+
+// ------------------------------------------------------------------ control API (demo, standalone)
+
+#[derive(Deserialize)]
+struct ControlMessage {
+    channel: String,
+    /// The number (`phone_number_id`), OA (`oa_id`), bot token or shop id.
+    account: String,
+    /// The customer: `wa_id`, Zalo user id, Telegram chat id, Shopee buyer id.
+    customer: String,
+    #[serde(default)]
+    name: String,
+    text: String,
+}
+
+async fn control_message(
+    State(shared): State<Arc<Shared>>,
+    axum::Json(b): axum::Json<ControlMessage>,
+) -> Response {
+    let sb = ChannelSandbox {
+        shared,
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+    };
+    let r = match b.channel.as_str() {
+        "whatsapp" => sb
+            .whatsapp_customer(
+                &b.account,
+                Some(&b.customer),
+                None,
+                &b.name,
+                serde_json::json!({"type": "text", "text": {"body": b.text}}),
+            )
+            .await
+            .map(|(s, id)| serde_json::json!({"webhook_status": s, "id": id})),
+        "zalo" => sb
+            .zalo_user_text(&b.account, &b.customer, &b.text)
+            .await
+            .map(|(s, id)| serde_json::json!({"webhook_status": s, "id": id})),
+        "telegram" => sb
+            .telegram_user_text(
+                &b.account,
+                b.customer.parse().unwrap_or(0),
+                &b.name,
+                &b.text,
+            )
+            .await
+            .map(|(s, u, id)| serde_json::json!({"webhook_status": s, "update_id": u, "id": id})),
+        "shopee" => sb
+            .shopee_buyer_text(
+                &b.account,
+                b.customer.parse().unwrap_or(0),
+                &b.name,
+                &b.text,
+            )
+            .await
+            .map(|(s, id)| serde_json::json!({"webhook_status": s, "id": id})),
+        _ => Err(anyhow::anyhow!(
+            "channel: whatsapp, zalo, telegram or shopee"
+        )),
+    };
+    match r {
+        Ok(v) => json(StatusCode::OK, v),
+        Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    }
+}
+
+async fn control_sent(State(shared): State<Arc<Shared>>) -> Response {
+    let w = shared.world();
+    json(
+        StatusCode::OK,
+        serde_json::json!({
+            "whatsapp": w.wa_sent.iter().map(|s| serde_json::json!({"phone_number_id": s.phone_number_id, "to": s.to, "type": s.kind, "wamid": s.wamid, "at": s.at})).collect::<Vec<_>>(),
+            "zalo": w.zalo_sent.iter().map(|s| serde_json::json!({"oa_id": s.oa_id, "user_id": s.user_id, "text": s.text, "quota_type": s.quota_type})).collect::<Vec<_>>(),
+            "telegram": w.tg_sent.iter().map(|s| serde_json::json!({"chat_id": s.chat_id, "text": s.text})).collect::<Vec<_>>(),
+            "shopee": w.shopee_sent.iter().map(|s| serde_json::json!({"shop_id": s.shop_id, "to_id": s.to_id, "text": s.text})).collect::<Vec<_>>(),
+        }),
+    )
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/{version}/{id}/messages", post(wa_send))
+        .route("/{version}/{id}/message_templates", get(wa_templates))
+        .route("/v3.0/oa/message/{kind}", post(zalo_send))
+        .route("/v4/oa/access_token", post(zalo_refresh))
+        .route("/api/v2/sellerchat/send_message", post(shopee_send))
+        .route("/_sandbox/messages", post(control_message))
+        .route("/_sandbox/sent", get(control_sent))
+        .route("/{bot}/{method}", post(tg_method))
+        .with_state(shared)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn percent_decoding_and_placeholders() {
+        assert_eq!(super::percent_decode("a%20b%2Bc+d"), "a b+c d");
+        assert_eq!(super::percent_decode("100%"), "100%");
+        assert_eq!(super::placeholder_count("Hi {{1}}, order {{2}} {{1}}"), 2);
+    }
+}

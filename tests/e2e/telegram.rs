@@ -1,0 +1,420 @@
+//! Telegram against the in-process channel sandbox: `setWebhook` with a secret token on inbox
+//! creation, the secret-token header accepted and refused, messages / media / edits / button taps,
+//! dedupe by update, no messaging window, 429 `retry_after` then success delivering once, and a
+//! blocked bot.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::support::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use switchboard_server::clock::Clock;
+use switchboard_server::outbox::RunReport;
+use switchboard_server::sandbox_channels::{ChannelFault, ChannelSandbox};
+
+const BOT: &str = "123456789:AAE-sandbox_bot_token";
+const CHAT: i64 = 1_111_111;
+const SEC: i64 = 1_000;
+const DAY: i64 = 86_400 * SEC;
+
+struct Tg {
+    app: TestApp,
+    sb: ChannelSandbox,
+    agent: String,
+    inbox: String,
+}
+
+impl Tg {
+    async fn start() -> Self {
+        let app = TestApp::start().await;
+        let sb = ChannelSandbox::start(Arc::new(app.clock.clone()), "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        sb.add_telegram_bot(BOT);
+        let (agent_id, agent) = app.agent("lan@shop.vn", "Lan", "agent").await;
+        let v = app
+            .ok(
+                Method::POST,
+                "/api/v1/inboxes",
+                &app.admin,
+                Some(json!({"name": "Shop bot", "channel": "telegram",
+                    "settings": {"bot_token": BOT, "api_base_url": sb.base_url()}})),
+            )
+            .await;
+        let inbox = v["id"].as_str().unwrap().to_owned();
+        app.ok(
+            Method::PUT,
+            &format!("/api/v1/inboxes/{inbox}/members"),
+            &app.admin,
+            Some(json!({"agent_ids": [agent_id]})),
+        )
+        .await;
+        Self {
+            app,
+            sb,
+            agent,
+            inbox,
+        }
+    }
+
+    async fn run(&self) -> RunReport {
+        let st = &self.app.state;
+        st.outbox.run_due(st, self.app.clock.now()).await
+    }
+
+    async fn claimed(&self) -> String {
+        let list = self
+            .app
+            .conversations(&self.agent, &format!("?inbox_id={}", self.inbox))
+            .await;
+        assert_eq!(list.len(), 1, "{list:?}");
+        let id = list[0]["id"].as_str().unwrap().to_owned();
+        self.app
+            .ok(
+                Method::POST,
+                &format!("/api/v1/conversations/{id}/claim"),
+                &self.agent,
+                None,
+            )
+            .await;
+        id
+    }
+
+    async fn thread(&self, conv: &str) -> Vec<Value> {
+        self.app
+            .ok(
+                Method::GET,
+                &format!("/api/v1/conversations/{conv}/messages?limit=200"),
+                &self.agent,
+                None,
+            )
+            .await["items"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    async fn reply(&self, conv: &str, text: &str) -> (StatusCode, Value) {
+        self.app
+            .post(
+                &format!("/api/v1/conversations/{conv}/messages"),
+                &self.agent,
+                json!({"text": text}),
+            )
+            .await
+    }
+
+    /// Posts an update with this secret header (or none).
+    async fn raw(&self, inbox: &str, update: &Value, secret: Option<&str>) -> StatusCode {
+        let mut req = self
+            .app
+            .http
+            .post(self.app.url(&format!("/webhooks/telegram/{inbox}")))
+            .header("content-type", "application/json")
+            .body(update.to_string());
+        if let Some(s) = secret {
+            req = req.header("x-telegram-bot-api-secret-token", s);
+        }
+        req.send().await.unwrap().status()
+    }
+}
+
+#[tokio::test]
+async fn creating_the_inbox_sets_the_webhook_with_a_secret_token() {
+    let t = Tg::start().await;
+    let (url, secret) = t.sb.telegram_webhook(BOT).expect("setWebhook was called");
+    assert_eq!(url, t.app.url(&format!("/webhooks/telegram/{}", t.inbox)));
+    assert!(secret.len() >= 32, "a generated secret token");
+    assert!(
+        secret
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    );
+    // The token and the secret are never shown.
+    let inbox = t
+        .app
+        .ok(
+            Method::GET,
+            &format!("/api/v1/inboxes/{}", t.inbox),
+            &t.app.admin,
+            None,
+        )
+        .await;
+    assert!(inbox["settings"].get("bot_token").is_none());
+    assert!(inbox["settings"].get("secret_token").is_none());
+    assert_eq!(
+        inbox["settings"]["secrets_set"],
+        json!(["bot_token", "secret_token"])
+    );
+    // A bot Telegram does not know: 502, and no inbox.
+    let before = t
+        .app
+        .ok(Method::GET, "/api/v1/inboxes", &t.app.admin, None)
+        .await["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    let (s, v) = t
+        .app
+        .post(
+            "/api/v1/inboxes",
+            &t.app.admin,
+            json!({"name": "x", "channel": "telegram",
+            "settings": {"bot_token": "999:unknown", "api_base_url": t.sb.base_url()}}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::BAD_GATEWAY, Some("provider_error"))
+    );
+    let after = t
+        .app
+        .ok(Method::GET, "/api/v1/inboxes", &t.app.admin, None)
+        .await["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(before, after);
+    // A secret token with characters Telegram refuses: 422 before calling it.
+    let (s, v) = t
+        .app
+        .post("/api/v1/inboxes", &t.app.admin, json!({"name": "x", "channel": "telegram",
+            "settings": {"bot_token": BOT, "secret_token": "no spaces allowed", "api_base_url": t.sb.base_url()}}))
+        .await;
+    assert_eq!(
+        (s, v["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("secret_token"))
+    );
+    // Changing the secret sets the webhook again.
+    t.app
+        .ok(
+            Method::PATCH,
+            &format!("/api/v1/inboxes/{}", t.inbox),
+            &t.app.admin,
+            Some(json!({"settings": {"secret_token": "s3cr3t"}})),
+        )
+        .await;
+    assert_eq!(t.sb.telegram_webhook(BOT).unwrap().1, "s3cr3t");
+}
+
+#[tokio::test]
+async fn the_secret_token_header_is_checked() {
+    let t = Tg::start().await;
+    t.app
+        .ok(
+            Method::PATCH,
+            &format!("/api/v1/inboxes/{}", t.inbox),
+            &t.app.admin,
+            Some(json!({"settings": {"secret_token": "s3cr3t"}})),
+        )
+        .await;
+    let update = json!({"update_id": 10000, "message": {"message_id": 1365, "date": 1790000000,
+        "from": {"id": CHAT, "is_bot": false, "first_name": "An", "username": "an", "language_code": "vi"},
+        "chat": {"id": CHAT, "type": "private", "first_name": "An"}, "text": "/start",
+        "entities": [{"type": "bot_command", "offset": 0, "length": 6}]}});
+    assert_eq!(
+        t.raw(&t.inbox, &update, None).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        t.raw(&t.inbox, &update, Some("s3cr3T")).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        t.raw(&t.inbox, &update, Some("s3cr3tX")).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let other = "01000000-0000-7000-8000-000000000000";
+    assert_eq!(
+        t.raw(other, &update, Some("s3cr3t")).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(t.app.count_messages().await, 0, "nothing processed");
+    assert_eq!(
+        t.raw(&t.inbox, &update, Some("s3cr3t")).await,
+        StatusCode::OK
+    );
+    // The same update again (Telegram retries): processed once.
+    assert_eq!(
+        t.raw(&t.inbox, &update, Some("s3cr3t")).await,
+        StatusCode::OK
+    );
+    assert_eq!(t.app.count_messages().await, 1);
+    let list = t.app.conversations(&t.agent, "").await;
+    assert_eq!(
+        (
+            list[0]["contact_name"].as_str(),
+            list[0]["channel"].as_str()
+        ),
+        (Some("An"), Some("telegram"))
+    );
+}
+
+#[tokio::test]
+async fn messages_media_edits_and_button_taps() {
+    let t = Tg::start().await;
+    let (s, _, first) =
+        t.sb.telegram_user_text(BOT, CHAT, "An", "chào shop")
+            .await
+            .unwrap();
+    assert_eq!(s, 200);
+    t.app.clock.advance_millis(10 * SEC);
+    let msg = |id: i64, extra: Value| {
+        let mut m = json!({"message_id": id, "date": 1790000000 + id - 100, "from": {"id": CHAT, "first_name": "An"},
+            "chat": {"id": CHAT, "type": "private", "first_name": "An"}});
+        for (k, v) in extra.as_object().unwrap() {
+            m[k] = v.clone();
+        }
+        json!({"message": m})
+    };
+    let updates = [
+        msg(
+            101,
+            json!({"photo": [{"file_id": "p-small", "file_unique_id": "a", "width": 90, "height": 90},
+                                   {"file_id": "p-big", "file_unique_id": "b", "width": 1280, "height": 1280}], "caption": "mẫu này"}),
+        ),
+        msg(
+            102,
+            json!({"document": {"file_id": "d1", "file_unique_id": "d", "file_name": "don-hang.pdf", "mime_type": "application/pdf"}}),
+        ),
+        msg(
+            103,
+            json!({"voice": {"file_id": "v1", "file_unique_id": "v", "duration": 4}}),
+        ),
+        msg(
+            104,
+            json!({"sticker": {"file_id": "s1", "file_unique_id": "s", "emoji": "👍", "width": 512, "height": 512, "is_animated": false, "is_video": false, "type": "regular"}}),
+        ),
+        msg(
+            105,
+            json!({"text": "trả lời", "reply_to_message": {"message_id": first, "date": 1790000000, "chat": {"id": CHAT, "type": "private"}}}),
+        ),
+    ];
+    for u in updates {
+        assert_eq!(t.sb.telegram_update(BOT, u).await.unwrap().0, 200);
+    }
+    // An edit changes the stored text.
+    let edit = json!({"edited_message": {"message_id": first, "date": 1790000000, "edit_date": 1790000100,
+        "chat": {"id": CHAT, "type": "private"}, "from": {"id": CHAT, "first_name": "An"}, "text": "chào shop ơi"}});
+    assert_eq!(t.sb.telegram_update(BOT, edit).await.unwrap().0, 200);
+    // A button tap is stored and acknowledged in the webhook answer.
+    t.app.clock.advance_millis(60 * SEC);
+    let tap = json!({"callback_query": {"id": "4382", "from": {"id": CHAT, "first_name": "An"}, "chat_instance": "x", "data": "size_m",
+        "message": {"message_id": 999, "date": 1790000000, "chat": {"id": CHAT, "type": "private"}}}});
+    let (s, _, body) = t.sb.telegram_update(BOT, tap).await.unwrap();
+    assert_eq!(s, 200);
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        answer,
+        json!({"method": "answerCallbackQuery", "callback_query_id": "4382"})
+    );
+    let conv = t.claimed().await;
+    let thread = t.thread(&conv).await;
+    let texts: Vec<&str> = thread.iter().map(|m| m["text"].as_str().unwrap()).collect();
+    assert_eq!(
+        texts,
+        [
+            "chào shop ơi",
+            "[photo] mẫu này",
+            "[document] don-hang.pdf",
+            "[voice]",
+            "[sticker] 👍",
+            "trả lời",
+            "[button] size_m"
+        ]
+    );
+    assert_eq!(thread[0]["meta"]["edited"], 1);
+    assert_eq!(thread[1]["kind"], "media");
+    assert_eq!(thread[1]["meta"]["attachments"][0]["file_id"], "p-big");
+    assert_eq!(thread[5]["meta"]["reply_to"], format!("{CHAT}:{first}"));
+    assert_eq!(thread[6]["meta"]["callback_data"], "size_m");
+}
+
+#[tokio::test]
+async fn no_window_and_429_retry_after_then_success_delivers_once() {
+    let t = Tg::start().await;
+    t.sb.telegram_user_text(BOT, CHAT, "An", "/start")
+        .await
+        .unwrap();
+    let conv = t.claimed().await;
+    // Twenty days later: Telegram has no window.
+    t.app.clock.advance_millis(20 * DAY);
+    let p = t
+        .app
+        .ok(
+            Method::GET,
+            &format!("/api/v1/conversations/{conv}/policy"),
+            &t.agent,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (p["mode"].as_str(), p["window_ends_at"].as_i64()),
+        (Some("no_window"), None)
+    );
+    t.sb.push_fault(BOT, ChannelFault::telegram_429(3));
+    let (s, v) = t.reply(&conv, "Dạ shop đây").await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["delivery_status"], "queued");
+    let r = t.run().await;
+    assert_eq!((r.sent, r.retried), (0, 1));
+    assert!(t.sb.telegram_sent().is_empty());
+    // retry_after is honoured: not before 3 s.
+    t.app.clock.advance_millis(2 * SEC);
+    assert_eq!(t.run().await, RunReport::default());
+    t.app.clock.advance_millis(SEC);
+    assert_eq!(t.run().await.sent, 1);
+    t.app.clock.advance_millis(DAY);
+    assert_eq!(t.run().await, RunReport::default());
+    let sent = t.sb.telegram_sent();
+    assert_eq!(sent.len(), 1, "delivered exactly once");
+    assert_eq!(
+        (sent[0].chat_id.as_str(), sent[0].text.as_str()),
+        ("1111111", "Dạ shop đây")
+    );
+    let m = t.thread(&conv).await.pop().unwrap();
+    assert_eq!(m["delivery_status"], "sent");
+    // 4097 characters: refused before anything is queued.
+    let (s, v) = t.reply(&conv, &"x".repeat(4097)).await;
+    assert_eq!(
+        (s, v["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("text"))
+    );
+    assert_eq!(t.thread(&conv).await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_blocked_bot_marks_the_customer_unreachable_until_they_write_again() {
+    let t = Tg::start().await;
+    t.sb.telegram_user_text(BOT, CHAT, "An", "hi")
+        .await
+        .unwrap();
+    let conv = t.claimed().await;
+    let policy = || async {
+        t.app
+            .ok(
+                Method::GET,
+                &format!("/api/v1/conversations/{conv}/policy"),
+                &t.agent,
+                None,
+            )
+            .await
+    };
+    assert_eq!(policy().await["unreachable"], Value::Null);
+    assert_eq!(t.sb.telegram_block(BOT, CHAT).await.unwrap(), 200);
+    assert_eq!(policy().await["unreachable"], "user_blocked");
+    t.reply(&conv, "alo").await;
+    assert_eq!(t.run().await.failed, 1);
+    let m = t.thread(&conv).await.pop().unwrap();
+    assert_eq!(
+        (m["delivery_status"].as_str(), m["failure_reason"].as_str()),
+        (Some("failed"), Some("user_blocked"))
+    );
+    t.sb.telegram_user_text(BOT, CHAT, "An", "mình đây")
+        .await
+        .unwrap();
+    assert_eq!(policy().await["unreachable"], Value::Null);
+    t.reply(&conv, "Dạ").await;
+    assert_eq!(t.run().await.sent, 1);
+}
