@@ -62,7 +62,8 @@ async function waitForServer() {
 before(async () => {
   mkdirSync(shots, { recursive: true });
   dataDir = mkdtempSync(path.join(os.tmpdir(), 'sb-browser-'));
-  const env = { ...process.env, SWITCHBOARD_DATA_DIR: dataDir, SWITCHBOARD_LOG: 'warn' };
+  // Many sign-ins from one address in a few seconds: lift the per-minute login limit for the test.
+  const env = { ...process.env, SWITCHBOARD_DATA_DIR: dataDir, SWITCHBOARD_LOG: 'warn', SWITCHBOARD_LIMITS__LOGIN_PER_MINUTE: '1000' };
   const add = spawnSync(bin, ['user', 'add', '--email', 'admin@shop.vn', '--name', 'Admin', '--role', 'admin', '--password-stdin'], { input: PASSWORD, env });
   assert.equal(add.status, 0, `user add failed: ${add.stderr}`);
   const port = await freePort();
@@ -359,4 +360,63 @@ test('pre-chat fields: the visitor gives a name and phone before chatting, and t
   assert.equal(list.items[0].contact_name, 'Chị Mai');
   const contact = await call('GET', `/api/v1/contacts/${list.items[0].contact_id}`, admin);
   assert.equal(contact.phone, '0987654321');
+});
+
+test('WhatsApp after 24 hours: only a template, picked and filled in the composer; the usage report shows it', async () => {
+  const admin = (await call('POST', '/api/v1/auth/login', null, { email: 'admin@shop.vn', password: PASSWORD })).token;
+  // The channel sandbox stands in for WhatsApp's Cloud API (templates, sends, statuses).
+  const port = await freePort();
+  const sandbox = spawn(bin, ['sandbox', '--channels', '--bind', `127.0.0.1:${port}`, '--webhook-url', `${base}/webhooks/meta`], {
+    env: { ...process.env, SWITCHBOARD_LOG: 'warn' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  try {
+    let out = '';
+    const settings = await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no sandbox settings in: ${out}`)), 20000);
+      sandbox.stdout.on('data', (d) => {
+        out += d;
+        const m = out.match(/-d '(\{"channel":"whatsapp".*?\})'\n/);
+        if (m) {
+          clearTimeout(timer);
+          resolve(JSON.parse(m[1]).settings);
+        }
+      });
+    });
+    const inbox = (await call('POST', '/api/v1/inboxes', admin, { name: 'WhatsApp shop', channel: 'whatsapp', settings })).id;
+    await call('PUT', `/api/v1/inboxes/${inbox}/members`, admin, { agent_ids: [ids.lan] });
+    const secs = Math.floor(Date.now() / 1000) - 25 * 3600;
+    const body = JSON.stringify({
+      object: 'whatsapp_business_account',
+      entry: [{ id: settings.waba_id, changes: [{ field: 'messages', value: {
+        messaging_product: 'whatsapp',
+        metadata: { display_phone_number: '84280000101', phone_number_id: settings.phone_number_id },
+        contacts: [{ profile: { name: 'Anh Tuấn' }, wa_id: '84912000111' }],
+        messages: [{ from: '84912000111', id: 'wamid.browser.1', timestamp: String(secs), type: 'text', text: { body: 'Đơn của tôi đến đâu rồi?' } }],
+      } }] }],
+    });
+    const sig = 'sha256=' + createHmac('sha256', settings.app_secret).update(body).digest('hex');
+    const r = await fetch(base + '/webhooks/whatsapp', { method: 'POST', headers: { 'content-type': 'application/json', 'x-hub-signature-256': sig }, body });
+    assert.equal(r.status, 200);
+
+    const lan = await agentPage('lan@shop.vn');
+    await lan.getByTestId('conversation-row').filter({ hasText: 'Anh Tuấn' }).click();
+    await lan.getByTestId('claim').click();
+    await lan.getByTestId('policy').filter({ hasText: 'only an approved template' }).waitFor();
+    assert.equal(await lan.getByTestId('composer-input').isDisabled(), true, 'free-form text is locked');
+    await lan.getByTestId('template-select').selectOption('order_update|vi');
+    await lan.getByTestId('tpl-b0').fill('Tuấn');
+    await lan.getByTestId('tpl-b1').fill('#A123');
+    await lan.getByTestId('template-send').click();
+    const sent = lan.getByTestId('message').filter({ hasText: 'Chào Tuấn, đơn #A123 đã được gửi.' });
+    await sent.getByTestId('delivery').filter({ hasText: /Sent|Delivered|Read/ }).waitFor();
+    await lan.screenshot({ path: path.join(shots, '14-whatsapp-template.png') });
+
+    const ui = await agentPage('admin@shop.vn');
+    await ui.getByTestId('nav-reports').click();
+    await ui.getByTestId('reports').locator('td', { hasText: 'utility' }).first().waitFor();
+    await ui.screenshot({ path: path.join(shots, '15-whatsapp-usage-report.png') });
+  } finally {
+    sandbox.kill('SIGTERM');
+  }
 });

@@ -109,16 +109,32 @@ export function AgentsPage() {
   );
 }
 
+/** What each channel needs to connect (the providers' own names for them). */
+const CHANNEL_FIELDS: Record<string, string[]> = {
+  livechat: [],
+  messenger: ['page_id', 'page_access_token', 'app_secret', 'verify_token'],
+  instagram: ['ig_account_id', 'page_access_token', 'app_secret', 'verify_token'],
+  whatsapp: ['phone_number_id', 'waba_id', 'access_token', 'app_secret', 'verify_token'],
+  zalo: ['oa_id', 'app_id', 'app_secret', 'oa_secret_key', 'access_token', 'refresh_token'],
+  telegram: ['bot_token'],
+  shopee: ['shop_id', 'partner_id', 'partner_key', 'access_token'],
+};
+const SECRET_FIELDS = ['page_access_token', 'app_secret', 'verify_token', 'access_token', 'oa_secret_key', 'refresh_token', 'bot_token', 'partner_key'];
+
 export function InboxesPage() {
   const s = useShared();
   const [name, setName] = useState('');
+  const [channel, setChannel] = useState('livechat');
+  const [settings, setSettings] = useState<Record<string, string>>({});
   const [error, fail, clear] = useError();
   const create = async (e: Event) => {
     e.preventDefault();
     clear();
     try {
-      await api('POST', '/inboxes', { name, channel: 'livechat' });
+      const given = Object.fromEntries(Object.entries(settings).filter(([k, v]) => v.trim() && CHANNEL_FIELDS[channel].includes(k)));
+      await api('POST', '/inboxes', { name, channel, ...(channel === 'livechat' ? {} : { settings: given }) });
       setName('');
+      setSettings({});
       await refreshInboxes();
     } catch (err) {
       fail(err);
@@ -131,9 +147,38 @@ export function InboxesPage() {
       {s.inboxes.map((i) => (
         <InboxCard inbox={i} key={i.id} />
       ))}
-      <form class="card inline" onSubmit={create}>
+      <form class="card inline" onSubmit={create} data-testid="new-inbox">
         <h3>{t('admin.new_inbox')}</h3>
         <input placeholder={t('admin.name')} value={name} onInput={(e) => setName(e.currentTarget.value)} required />
+        <select value={channel} onChange={(e) => setChannel(e.currentTarget.value)} data-testid="new-inbox-channel">
+          {Object.keys(CHANNEL_FIELDS).map((c) => (
+            <option value={c} key={c}>
+              {t(`channel.${c}` as 'channel.livechat')}
+            </option>
+          ))}
+        </select>
+        {CHANNEL_FIELDS[channel].map((k) =>
+          SECRET_FIELDS.includes(k) ? (
+            <input
+              key={k}
+              placeholder={t(`field.${k}` as 'field.page_id')}
+              type="password"
+              autocomplete="off"
+              value={settings[k] ?? ''}
+              onInput={(e) => setSettings({ ...settings, [k]: e.currentTarget.value })}
+              required
+            />
+          ) : (
+            <input
+              key={k}
+              placeholder={t(`field.${k}` as 'field.page_id')}
+              autocomplete="off"
+              value={settings[k] ?? ''}
+              onInput={(e) => setSettings({ ...settings, [k]: e.currentTarget.value })}
+              required
+            />
+          ),
+        )}
         <button class="primary" type="submit">
           {t('admin.create')}
         </button>

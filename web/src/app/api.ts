@@ -131,6 +131,41 @@ export interface Policy {
   can_message?: boolean;
   open_in_provider_app_url?: string | null;
   channel: string;
+  /** Zalo: the next message uses paid quota. */
+  paid?: boolean;
+  quota?: { free_left?: number; free_per_customer_message?: number; free_until?: number | null; sent_since_customer?: number } | null;
+  unreachable?: string | null;
+}
+
+export interface Template {
+  name: string;
+  language: string;
+  category: string;
+  status: string;
+  header: string | null;
+  body: string | null;
+  footer: string | null;
+  parameters: { header_text: string[]; header_media: string | null; body: string[]; buttons: [number, string[]][]; format: string };
+}
+
+export interface UsageCategory {
+  category: string;
+  conversations: number;
+  messages: number;
+  billable: number;
+  free: number;
+  cost: string;
+  unpriced: number;
+}
+
+export interface Usage {
+  month: string;
+  currency: string;
+  models: string[];
+  windows_opened: number;
+  total_cost: string;
+  unpriced: number;
+  categories: UsageCategory[];
 }
 
 export interface Contact {

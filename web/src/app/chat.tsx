@@ -2,7 +2,7 @@
 // cached), and the composer. Agents drop a conversation here to open it.
 
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
-import { api, ApiError, Conversation, Message, Page, Policy, query, Timer } from './api';
+import { api, ApiError, Conversation, Message, Page, Policy, query, Template, Timer } from './api';
 import { errorText, formatBytes, formatCountdown, formatTime, reasonText, t } from './i18n';
 import { realtime } from './realtime';
 import { agentName, canSupervise, displayName, selfActions, shared, threadCache, useShared } from './store';
@@ -146,6 +146,7 @@ function Chat({ c, onChanged }: { c: Conversation; onChanged: (c: Conversation) 
         </div>
       )}
       {canReply && policy && <PolicyBar policy={policy} confirmed={confirmed} onConfirm={setConfirmed} />}
+      {canReply && policy?.mode === 'template_only' && policy.channel === 'whatsapp' && <TemplatePicker c={c} />}
       <Composer
         c={c}
         enabled={canReply && policyAllows}
@@ -179,6 +180,13 @@ function PolicyBar({ policy, confirmed, onConfirm }: { policy: Policy; confirmed
     const h = window.setInterval(() => setNow(Date.now()), 1000);
     return () => window.clearInterval(h);
   }, []);
+  if (policy.unreachable) {
+    return (
+      <div class="banner error" data-testid="policy">
+        {t('policy.unreachable', { reason: policy.unreachable })}
+      </div>
+    );
+  }
   if (policy.mode === 'no_window') return null;
   if (policy.can_message === false) {
     return (
@@ -187,10 +195,19 @@ function PolicyBar({ policy, confirmed, onConfirm }: { policy: Policy; confirmed
       </div>
     );
   }
-  if (policy.mode === 'open' && policy.window_ends_at) {
+  if (policy.mode === 'open') {
+    const free = policy.quota?.free_left;
     return (
       <div class="policy-line" data-testid="policy">
-        {t('policy.open', { time: formatCountdown(policy.window_ends_at - now) })}
+        {policy.window_ends_at && t('policy.open', { time: formatCountdown(policy.window_ends_at - now) })}
+        {policy.channel === 'zalo' && (policy.paid ? ` · ${t('policy.zalo_paid')}` : free != null ? ` · ${t('policy.zalo_free', { n: free })}` : '')}
+      </div>
+    );
+  }
+  if (policy.mode === 'template_only') {
+    return (
+      <div class="banner warn" data-testid="policy">
+        <b>{t('policy.template_only')}</b>
       </div>
     );
   }
@@ -217,6 +234,88 @@ function PolicyBar({ policy, confirmed, onConfirm }: { policy: Policy; confirmed
         </a>
       )}
     </div>
+  );
+}
+
+/** WhatsApp outside the window: pick an approved template, fill its placeholders, send. */
+function TemplatePicker({ c }: { c: Conversation }) {
+  const [templates, setTemplates] = useState<Template[]>([]);
+  const [chosen, setChosen] = useState<Template | null>(null);
+  const [values, setValues] = useState<Record<string, string>>({});
+  const [error, setError] = useState('');
+  const [sent, setSent] = useState(false);
+  useEffect(() => {
+    api<Page<Template>>('GET', `/inboxes/${c.inbox_id}/templates`)
+      .then((p) => setTemplates(p.items.filter((x) => x.status.toUpperCase() === 'APPROVED')))
+      .catch(() => setTemplates([]));
+  }, [c.inbox_id]);
+  if (templates.length === 0) return <div class="banner">{t('template.none')}</div>;
+  const p = chosen?.parameters;
+  const field = (key: string, label: string) => (
+    <label key={key}>
+      {label}
+      <input value={values[key] ?? ''} onInput={(e) => setValues({ ...values, [key]: e.currentTarget.value })} data-testid={`tpl-${key}`} />
+    </label>
+  );
+  const send = async (e: Event) => {
+    e.preventDefault();
+    if (!chosen || !p) return;
+    setError('');
+    setSent(false);
+    const parameters = {
+      header: p.header_text.map((_, i) => values[`h${i}`] ?? ''),
+      header_media_link: p.header_media ? values.media || null : null,
+      body: p.body.map((_, i) => values[`b${i}`] ?? ''),
+      buttons: p.buttons.map(([index, ph]) => ({ index, parameters: ph.map((_, i) => values[`k${index}_${i}`] ?? '') })),
+    };
+    try {
+      await api('POST', `/conversations/${c.id}/whatsapp-messages`, { type: 'template', template: { name: chosen.name, language: chosen.language, parameters } });
+      setSent(true);
+      setValues({});
+    } catch (err) {
+      if (err instanceof ApiError) setError(errorText(err.code, err.message) + (err.extra.expects ? ` (${JSON.stringify(err.extra.expects)})` : ''));
+    }
+  };
+  return (
+    <form class="template-picker" onSubmit={send} data-testid="template-picker">
+      <select
+        value={chosen ? `${chosen.name}|${chosen.language}` : ''}
+        onChange={(e) => {
+          setChosen(templates.find((x) => `${x.name}|${x.language}` === e.currentTarget.value) ?? null);
+          setValues({});
+        }}
+        data-testid="template-select"
+      >
+        <option value="">{t('template.choose')}</option>
+        {templates.map((x) => (
+          <option key={`${x.name}|${x.language}`} value={`${x.name}|${x.language}`}>
+            {x.name} ({x.language}, {x.category})
+          </option>
+        ))}
+      </select>
+      {chosen && p && (
+        <>
+          <div class="template-preview">
+            {chosen.header && <b>{chosen.header}</b>}
+            <div>{chosen.body}</div>
+            {chosen.footer && <small>{chosen.footer}</small>}
+          </div>
+          <div class="grid2">
+            {p.header_media && field('media', t('template.media_link', { kind: p.header_media }))}
+            {p.header_text.map((ph, i) => field(`h${i}`, `${t('template.header')} {{${ph}}}`))}
+            {p.body.map((ph, i) => field(`b${i}`, `${t('template.body')} {{${ph}}}`))}
+            {p.buttons.flatMap(([index, ph]) => ph.map((x, i) => field(`k${index}_${i}`, `${t('template.button', { n: index + 1 })} {{${x}}}`)))}
+          </div>
+          <div class="row">
+            <button class="primary" type="submit" data-testid="template-send">
+              {t('template.send')}
+            </button>
+            {sent && <span class="ok">✓</span>}
+          </div>
+        </>
+      )}
+      {error && <div class="error">{error}</div>}
+    </form>
   );
 }
 

@@ -7,8 +7,9 @@ import { realtime } from './realtime';
 import { loadWorkspace, useShared, update, canSupervise, agentName, displayName, selfActions, shared } from './store';
 import { ConversationsPage } from './conversations';
 import { AgentsPage, InboxesPage, QuickRepliesPage, TagsPage } from './admin';
+import { ReportsPage } from './reports';
 
-type PageName = 'conversations' | 'agents' | 'inboxes' | 'quick_replies' | 'tags';
+type PageName = 'conversations' | 'agents' | 'inboxes' | 'quick_replies' | 'tags' | 'reports';
 
 interface Toast {
   id: number;
@@ -158,6 +159,7 @@ function Shell({ onLogout }: { onLogout: () => void }) {
     ['inboxes', t('nav.inboxes'), s.me?.role === 'admin'],
     ['quick_replies', t('nav.quick_replies'), canSupervise()],
     ['tags', t('nav.tags'), canSupervise()],
+    ['reports', t('nav.reports'), canSupervise()],
   ];
   return (
     <div class="shell">
@@ -199,6 +201,7 @@ function Shell({ onLogout }: { onLogout: () => void }) {
         {page === 'inboxes' && <InboxesPage />}
         {page === 'quick_replies' && <QuickRepliesPage />}
         {page === 'tags' && <TagsPage />}
+        {page === 'reports' && <ReportsPage />}
       </main>
       <div class="toasts" aria-live="polite">
         {toasts.map((x) => (
