@@ -293,7 +293,7 @@ pub async fn visitor_ws(
     ws: WebSocketUpgrade,
 ) -> ApiResult<Response> {
     let claims = visitor_from_token(&st, &p.token)?;
-    Ok(ws.on_upgrade(move |socket| run(st, claims, socket)))
+    Ok(crate::routes::ws::small_buffers(ws).on_upgrade(move |socket| run(st, claims, socket)))
 }
 
 async fn run(st: AppState, v: VisitorClaims, socket: WebSocket) {

@@ -49,7 +49,17 @@ pub async fn agent_ws(
         }
     };
     let CurrentAgent { agent, session } = current;
-    Ok(ws.on_upgrade(move |socket| run(st, agent, session.token_hash, p.since, socket)))
+    Ok(small_buffers(ws)
+        .on_upgrade(move |socket| run(st, agent, session.token_hash, p.since, socket)))
+}
+
+/// Sockets are many and mostly idle: small buffers instead of the library's 128 KiB each way keep
+/// 10,000 connections in a few hundred MiB (see BENCHMARKS.md). Clients only send small frames.
+pub fn small_buffers(ws: WebSocketUpgrade) -> WebSocketUpgrade {
+    ws.read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
+        .max_message_size(64 * 1024)
+        .max_frame_size(64 * 1024)
 }
 
 fn same_origin(headers: &HeaderMap) -> bool {
