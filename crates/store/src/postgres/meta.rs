@@ -616,19 +616,20 @@ async fn echo_of_known(
 /// Records the provider's id and moves a queued message to `sent`. A provider id already used by
 /// another row (an echo stored before the Send API answered, without our marker) is left there.
 async fn set_provider_id(conn: &mut PgConnection, id: MessageId, mid: &str) -> Result<()> {
+    // A unique violation would abort the whole PostgreSQL transaction, so the clash is avoided in
+    // the statement instead of caught (a concurrent insert of the same id fails the transaction,
+    // which its caller runs again).
     let set = sqlx::query(
-        "UPDATE messages SET provider_message_id = COALESCE(provider_message_id, $1) WHERE id = $2",
+        "UPDATE messages SET provider_message_id = COALESCE(provider_message_id, $1) WHERE id = $2 \
+         AND NOT EXISTS (SELECT 1 FROM messages o WHERE o.inbox_id = messages.inbox_id \
+                         AND o.provider_message_id = $1 AND o.id <> messages.id)",
     )
     .bind(mid)
     .bind(id.to_string())
     .execute(&mut *conn)
-    .await;
-    match set {
-        Ok(_) => {}
-        Err(e) if unique_violation(&e) => {
-            tracing::warn!("provider id already stored for another message");
-        }
-        Err(e) => return Err(e.into()),
+    .await?;
+    if set.rows_affected() == 0 {
+        tracing::warn!("provider id already stored for another message");
     }
     sqlx::query(
         "UPDATE messages SET delivery_status = 'sent' WHERE id = $1 AND delivery_status = 'queued'",
@@ -1112,37 +1113,17 @@ impl OutboxStore for PgStore {
         recipient_id: Option<&str>,
         now: Timestamp,
     ) -> Result<Vec<Event>> {
-        let mut conn = self.write.acquire().await?;
-        let mut tx = conn.begin().await?;
-        let row = sqlx::query("SELECT * FROM outbox WHERE message_id = $1")
-            .bind(id.to_string())
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| outbox_row(&r))
-            .transpose()?
-            .ok_or(StoreError::NotFound)?;
-        sqlx::query("UPDATE outbox SET state = 'sent', provider_message_id = $1, lease_until = NULL, last_error = NULL, updated_at = $2 WHERE message_id = $3")
-            .bind(provider_message_id)
-            .bind(now.millis())
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        set_provider_id(&mut tx, id, provider_message_id).await?;
-        let mut events = Vec::new();
-        if let Some(rid) = recipient_id.filter(|r| !r.is_empty()) {
-            link_messaging_id(
-                &mut tx,
-                row.inbox_id,
-                rid,
-                row.conversation_id,
-                now,
-                &mut events,
-            )
-            .await?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self
+                .outbox_sent_tx(id, provider_message_id, recipient_id, now)
+                .await
+            {
+                Err(e) if attempt < 4 && retryable(&e) => continue,
+                other => return other,
+            }
         }
-        status_event(&mut tx, id, now, &mut events).await?;
-        self.commit(tx, &mut events).await?;
-        Ok(events)
     }
 
     #[instrument(skip_all)]
@@ -1423,5 +1404,62 @@ impl PgStore {
         }
         self.commit(tx, &mut events).await?;
         Ok(out)
+    }
+}
+
+impl PgStore {
+    async fn outbox_sent_tx(
+        &self,
+        id: MessageId,
+        provider_message_id: &str,
+        recipient_id: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Vec<Event>> {
+        let mut conn = self.write.acquire().await?;
+        let mut tx = conn.begin().await?;
+        let row = sqlx::query("SELECT * FROM outbox WHERE message_id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| outbox_row(&r))
+            .transpose()?
+            .ok_or(StoreError::NotFound)?;
+        // The echo of this very send may be ingested at the same moment, holding the customer's
+        // key and then the outbox row: take the key first too, so both go in one order.
+        if let Some(rid) = recipient_id.filter(|r| !r.is_empty()) {
+            lock_keys(
+                &mut tx,
+                vec![sender_key(
+                    row.inbox_id,
+                    &InboundSender::Identity {
+                        external_id: rid.to_owned(),
+                        name: None,
+                    },
+                )],
+            )
+            .await?;
+        }
+        sqlx::query("UPDATE outbox SET state = 'sent', provider_message_id = $1, lease_until = NULL, last_error = NULL, updated_at = $2 WHERE message_id = $3")
+            .bind(provider_message_id)
+            .bind(now.millis())
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        set_provider_id(&mut tx, id, provider_message_id).await?;
+        let mut events = Vec::new();
+        if let Some(rid) = recipient_id.filter(|r| !r.is_empty()) {
+            link_messaging_id(
+                &mut tx,
+                row.inbox_id,
+                rid,
+                row.conversation_id,
+                now,
+                &mut events,
+            )
+            .await?;
+        }
+        status_event(&mut tx, id, now, &mut events).await?;
+        self.commit(tx, &mut events).await?;
+        Ok(events)
     }
 }
