@@ -8,6 +8,8 @@
 //! without sleeping; the nodes' real timer runners (every 100 ms) fire it. Every wait is for a
 //! condition (an event, a status, a count) with a deadline, never a fixed sleep.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use crate::support::{PASSWORD, Ws, pg_schema_url};
 use futures_util::future::join_all;
 use reqwest::{Method, StatusCode};
@@ -96,7 +98,7 @@ impl Cluster {
         Node {
             base: format!("http://{addr}"),
             child,
-            http: reqwest::Client::new(),
+            http: switchboard_server::outbox::http_client(30_000).unwrap(),
         }
     }
 
@@ -306,8 +308,10 @@ async fn two_nodes_act_as_one_service() {
                 Method::POST,
                 "/api/v1/agents",
                 &admin_a,
-                Some(json!({"email": format!("a{i}@shop.vn"), "name": format!("Agent {i}"),
-                            "role": "agent", "password": PASSWORD})),
+                Some(
+                    json!({"email": format!("a{i}@shop.vn"), "name": format!("Agent {i}"),
+                            "role": "agent", "password": PASSWORD}),
+                ),
             )
             .await;
         agents.push(v["id"].as_str().unwrap().to_owned());
@@ -424,7 +428,8 @@ async fn two_nodes_act_as_one_service() {
 
     // ---- the reply SLA: 40 timers, one minute; both nodes' runners race; each fires once.
     cluster.advance_minutes(2);
-    let sla_fired = "SELECT COUNT(*) FROM action_log WHERE kind = 'returned_to_pool' AND detail LIKE $1";
+    let sla_fired =
+        "SELECT COUNT(*) FROM action_log WHERE kind = 'returned_to_pool' AND detail LIKE $1";
     eventually("every reply-SLA timer to fire", || async {
         let mut db = cluster.db().await;
         let timers: i64 = sqlx::query("SELECT COUNT(*) FROM timers")
@@ -484,7 +489,7 @@ async fn two_nodes_act_as_one_service() {
             let b_base = b.base.clone();
             let kill_rx = kill_rx.clone();
             tokio::spawn(async move {
-                let http = reqwest::Client::new();
+                let http = switchboard_server::outbox::http_client(30_000).unwrap();
                 let post = |target: String, text: String, id: String| {
                     let http = http.clone();
                     let visitor = visitor.clone();
@@ -499,13 +504,22 @@ async fn two_nodes_act_as_one_service() {
                     }
                 };
                 let mut acked = Vec::new();
+                let (mut on_a, mut retried) = (0, 0);
                 for n in 0..60 {
                     let text = format!("stream {i}-{n}");
                     let id = format!("c{i}-{n}");
                     // After the kill, A's visitors go to B (as a load balancer would send them).
-                    let target = if *kill_rx.borrow() { b_base.clone() } else { base.clone() };
+                    let target = if *kill_rx.borrow() {
+                        b_base.clone()
+                    } else {
+                        base.clone()
+                    };
                     let mut ok = post(target.clone(), text.clone(), id.clone()).await;
+                    if ok && target != b_base {
+                        on_a += 1;
+                    }
                     if !ok && target != b_base {
+                        retried += 1;
                         // A did not answer (it is being killed): the widget retries the same
                         // message (same client_message_id) on the surviving node.
                         let mut k = kill_rx.clone();
@@ -516,14 +530,19 @@ async fn two_nodes_act_as_one_service() {
                         acked.push(text);
                     }
                 }
-                acked
+                (acked, on_a, retried)
             })
         })
         .collect();
     // Kill A once the stream is well under way (some messages stored), not at a fixed time.
     eventually("the stream to be under way", || async {
         let mut db = cluster.db().await;
-        (count(&mut db, "SELECT COUNT(*) FROM messages WHERE body LIKE $1", "stream %").await
+        (count(
+            &mut db,
+            "SELECT COUNT(*) FROM messages WHERE body LIKE $1",
+            "stream %",
+        )
+        .await
             >= 40)
             .then_some(())
     })
@@ -531,20 +550,33 @@ async fn two_nodes_act_as_one_service() {
     a.child.start_kill().unwrap(); // SIGKILL
     a.child.wait().await.unwrap();
     kill_tx.send(true).unwrap();
-    let mut acked = Vec::new();
+    let (mut acked, mut on_a, mut retried) = (Vec::new(), 0, 0);
     for t in tasks {
-        acked.extend(t.await.unwrap());
+        let (a, n, r) = t.await.unwrap();
+        acked.extend(a);
+        on_a += n;
+        retried += r;
     }
-    let stored: HashSet<String> = sqlx::query("SELECT body FROM messages WHERE body LIKE 'stream %'")
-        .fetch_all(&mut db_conn)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.try_get::<String, _>(0).unwrap())
-        .collect();
+    eprintln!(
+        "stream: {} acknowledged, {on_a} of them by node A before it was killed, {retried} retried on B",
+        acked.len()
+    );
+    assert!(on_a > 0, "node A took part in the stream before it died");
+    let stored: HashSet<String> =
+        sqlx::query("SELECT body FROM messages WHERE body LIKE 'stream %'")
+            .fetch_all(&mut db_conn)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.try_get::<String, _>(0).unwrap())
+            .collect();
     let lost: Vec<&String> = acked.iter().filter(|t| !stored.contains(*t)).collect();
     assert!(lost.is_empty(), "acknowledged but not stored: {lost:?}");
-    assert!(acked.len() >= 40, "the stream ran: {} acknowledged", acked.len());
+    assert!(
+        acked.len() >= 40,
+        "the stream ran: {} acknowledged",
+        acked.len()
+    );
     let dupes: i64 = sqlx::query(
         "SELECT COUNT(*) - COUNT(DISTINCT body) FROM messages WHERE body LIKE 'stream %'",
     )

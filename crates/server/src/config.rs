@@ -198,11 +198,11 @@ impl Config {
     }
 
     fn figment(f: Figment) -> Figment {
-        f.merge(
-            Env::prefixed("SWITCHBOARD_")
-                .split("__")
-                .filter(|k| !NOT_CONFIG.contains(&k.as_str()) && !k.as_str().starts_with("test_")),
-        )
+        f.merge(Env::prefixed("SWITCHBOARD_").split("__").filter(|k| {
+            // Keys arrive as written in the environment (upper case).
+            let k = k.as_str().to_ascii_lowercase();
+            !NOT_CONFIG.contains(&k.as_str()) && !k.starts_with("test_")
+        }))
     }
 
     pub fn database_url(&self) -> String {

@@ -339,7 +339,11 @@ async fn ingest_lists_threads_claims_and_the_event_log() {
         let first = s.list_conversations(&q).await.unwrap();
         assert_eq!(first.items.len(), 1);
         assert_eq!(first.items[0].conversation.id, want[0].1, "{}", b.name);
-        let unread = if want[0].1 == ok[0].conversation_id { 2 } else { 1 };
+        let unread = if want[0].1 == ok[0].conversation_id {
+            2
+        } else {
+            1
+        };
         assert_eq!(first.items[0].unread_count, unread, "{}", b.name);
         let second = s
             .list_conversations(&ConversationQuery {

@@ -492,19 +492,22 @@ async fn insert_actions(
     rows.write(conn).await
 }
 
+/// An action-log row: id, conversation, kind, actor, detail (JSON), time.
+type ActionRow = (
+    Uuid,
+    ConversationId,
+    &'static str,
+    Option<AgentId>,
+    String,
+    Timestamp,
+);
+
 /// Messages and action-log rows of a batch, written with one multi-row statement each
 /// (`unnest()` arrays: per-row statements cost a round trip each, see `shared/perf-limits.md`).
 #[derive(Default)]
 pub(crate) struct PendingRows {
     messages: Vec<Message>,
-    actions: Vec<(
-        Uuid,
-        ConversationId,
-        &'static str,
-        Option<AgentId>,
-        String,
-        Timestamp,
-    )>,
+    actions: Vec<ActionRow>,
 }
 
 impl PendingRows {
