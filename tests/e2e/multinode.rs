@@ -212,6 +212,20 @@ impl Node {
     }
 }
 
+impl Node {
+    /// An agent's presence as this node sees it.
+    async fn presence_of(&self, admin: &str, agent: &str) -> String {
+        let v = self.ok(Method::GET, "/api/v1/agents", admin, None).await;
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["id"] == agent)
+            .map(|x| x["presence"].as_str().unwrap().to_owned())
+            .unwrap()
+    }
+}
+
 /// Polls `check` until it returns `Some`, or fails after [`DEADLINE`].
 async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
 where
@@ -359,14 +373,7 @@ async fn two_nodes_act_as_one_service() {
     let mut ws_b = b.online(&tokens[0]).await;
     // Presence crosses nodes too: node A sees agent 0 (connected to B) online.
     eventually("node A to see agent 0 online", || async {
-        let v = a.ok(Method::GET, "/api/v1/agents", &admin_a, None).await;
-        let online = v["items"]
-            .as_array()
-            .or_else(|| v.as_array())
-            .into_iter()
-            .flatten()
-            .any(|x| x["id"] == agents[0].as_str() && x["presence"] == "online");
-        online.then_some(())
+        (a.presence_of(&admin_a, &agents[0]).await == "online").then_some(())
     })
     .await;
     let visitor = a.visitor(&inbox).await;
@@ -379,6 +386,82 @@ async fn two_nodes_act_as_one_service() {
     };
     assert!(ev["cursor"].as_i64().unwrap() > 0);
 
+    // ---- round-robin across nodes: agents 1 and 3 are connected to A, agent 2 to B; 30 customers
+    // arrive at once, half through each node. The shared rotation pointer (compare-and-set) gives
+    // each agent 10, whichever node routed them.
+    let rr = a
+        .ok(
+            Method::POST,
+            "/api/v1/inboxes",
+            &admin_a,
+            Some(json!({"name": "Round robin", "channel": "livechat"})),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    a.ok(
+        Method::PUT,
+        &format!("/api/v1/inboxes/{rr}/members"),
+        &admin_a,
+        Some(json!({"agent_ids": [agents[1], agents[2], agents[3]]})),
+    )
+    .await;
+    a.ok(
+        Method::PUT,
+        &format!("/api/v1/inboxes/{rr}/routing"),
+        &admin_a,
+        Some(json!({"strategy": "round_robin"})),
+    )
+    .await;
+    let _ws1 = a.online(&tokens[1]).await;
+    let _ws2 = b.online(&tokens[2]).await;
+    let _ws3 = a.online(&tokens[3]).await;
+    for node in [&a, &b] {
+        let admin = if std::ptr::eq(node, &a) {
+            &admin_a
+        } else {
+            &admin_b
+        };
+        for agent in &agents[1..4] {
+            eventually("both nodes to see agents 1-3 online", || async {
+                (node.presence_of(admin, agent).await == "online").then_some(())
+            })
+            .await;
+        }
+    }
+    let arrivals = (0..30).map(|i| {
+        let (a, b, rr) = (&a, &b, &rr);
+        async move {
+            let node = if i % 2 == 0 { a } else { b };
+            let v = node.visitor(rr).await;
+            node.says(&v, &format!("rr {i}")).await;
+        }
+    });
+    join_all(arrivals).await;
+    let per_agent = "SELECT assignee_id, COUNT(*) FROM conversations WHERE inbox_id = $1 \
+                     AND assignee_id IS NOT NULL GROUP BY assignee_id ORDER BY assignee_id";
+    let split: Vec<i64> = eventually("all 30 to be assigned", || async {
+        let mut db = cluster.db().await;
+        let rows = sqlx::query(per_agent)
+            .bind(&rr)
+            .fetch_all(&mut db)
+            .await
+            .unwrap();
+        let counts: Vec<i64> = rows.iter().map(|r| r.try_get(1).unwrap()).collect();
+        (counts.iter().sum::<i64>() == 30).then_some(counts)
+    })
+    .await;
+    assert_eq!(split, vec![10, 10, 10], "an even split across nodes");
+
+    // ---- signing out on A ends the session's socket on B.
+    let mut ws4 = b.online(&tokens[4]).await;
+    let (s, _) = a
+        .call(Method::POST, "/api/v1/auth/logout", Some(&tokens[4]), None)
+        .await;
+    assert!(s.is_success());
+    ws4.next_of("session.ended").await;
+
     // ---- 200 concurrent claims, split over both nodes: exactly one winner per conversation.
     let mut convs = Vec::new();
     for i in 0..40 {
@@ -387,6 +470,7 @@ async fn two_nodes_act_as_one_service() {
         let m = node.says(&v, &format!("khách {i}")).await;
         convs.push(m["message"]["conversation_id"].as_str().unwrap().to_owned());
     }
+    tokens[4] = b.login("a4@shop.vn").await;
     let claims = convs.iter().enumerate().flat_map(|(ci, conv)| {
         let (a, b, tokens) = (&a, &b, &tokens);
         (0..5).map(move |ai| async move {
@@ -587,6 +671,15 @@ async fn two_nodes_act_as_one_service() {
     .unwrap();
     assert_eq!(dupes, 0, "a retried message is stored once");
 
+    // The agents whose sockets were on A are offline for B once A is silent; agent 2 (on B) is not.
+    for agent in [&agents[1], &agents[3]] {
+        eventually("node B to forget the agents of the dead node", || async {
+            (b.presence_of(&admin_b, agent).await == "offline").then_some(())
+        })
+        .await;
+    }
+    assert_eq!(b.presence_of(&admin_b, &agents[2]).await, "online");
+
     // B fires the timers A left behind.
     cluster.advance_minutes(2);
     eventually("node B to fire A's timers", || async {
@@ -621,6 +714,5 @@ async fn two_nodes_act_as_one_service() {
             break;
         }
     }
-    let _ = admin_b;
     drop(b);
 }
