@@ -604,12 +604,10 @@ mod tests {
     #[tokio::test]
     async fn the_sequencer_delivers_in_order_once_and_fills_gaps_from_the_store() {
         let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = switchboard_store::open(&format!(
-            "sqlite://{}",
-            dir.path().join("t.db").display()
-        ))
-        .await
-        .unwrap();
+        let store: Arc<dyn Store> =
+            switchboard_store::open(&format!("sqlite://{}", dir.path().join("t.db").display()))
+                .await
+                .unwrap();
         let ws = store.ensure_workspace("W", T0).await.unwrap();
         let inbox = Inbox {
             id: InboxId(uuid::Uuid::now_v7()),
@@ -646,7 +644,10 @@ mod tests {
         }
         // Nothing pushed at all: the periodic check of the store catches up.
         customer_writes(store.as_ref(), ws, inbox.id, 10).await;
-        let unheard = store.events_since(newer.last().unwrap().seq, None, 100).await.unwrap();
+        let unheard = store
+            .events_since(newer.last().unwrap().seq, None, 100)
+            .await
+            .unwrap();
         for e in &unheard {
             assert_eq!(next_seq(&mut rx).await, e.seq);
         }

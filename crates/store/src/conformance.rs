@@ -1037,3 +1037,41 @@ async fn event_numbers_never_appear_below_what_a_reader_has_seen() {
         assert_eq!(start + seen, last, "{}", b.name);
     }
 }
+
+/// Not a check (no thresholds): how fast the group-commit path stores customer messages, for the
+/// design notes. `cargo test -p switchboard-store --release ingest_throughput -- --ignored --nocapture`
+#[tokio::test]
+#[ignore = "a measurement, run by hand"]
+async fn ingest_throughput() {
+    for b in backends().await {
+        let f = fixture(b.store.clone()).await;
+        for (batch, batches, customers) in [
+            (1usize, 300usize, 100usize),
+            (100, 50, 1000),
+            (100, 50, 100),
+        ] {
+            let start = std::time::Instant::now();
+            for n in 0..batches {
+                let items: Vec<Inbound> = (0..batch)
+                    .map(|i| {
+                        let k = (n * batch + i) % customers;
+                        inbound(
+                            &f,
+                            &format!("{batch}-{customers}-c{k}"),
+                            &format!("{batch}-{customers}-{n}-{i}"),
+                            "xin chào shop, còn hàng không ạ?",
+                            T0,
+                        )
+                    })
+                    .collect();
+                f.store.ingest(&items, T0).await.unwrap();
+            }
+            let secs = start.elapsed().as_secs_f64();
+            eprintln!(
+                "{}: batch {batch}, {customers} customers: {:.0} msg/s",
+                b.name,
+                (batch * batches) as f64 / secs
+            );
+        }
+    }
+}

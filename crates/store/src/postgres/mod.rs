@@ -31,6 +31,8 @@ mod routing;
 mod meta;
 // Attachments and tag management.
 mod media;
+// The group-commit ingest of customer messages: a fixed number of statements per batch.
+mod ingest;
 
 pub(crate) const MIGRATIONS: &[migrate::Migration] = &[
     migrate::Migration {
@@ -1655,21 +1657,8 @@ impl PgStore {
     ) -> Result<Vec<Result<Ingested, IngestError>>> {
         let mut conn = self.write.acquire().await?;
         let mut tx = conn.begin().await?;
-        lock_keys(
-            &mut tx,
-            batch
-                .iter()
-                .map(|i| sender_key(i.inbox_id, &i.sender))
-                .collect(),
-        )
-        .await?;
         let mut events = Vec::with_capacity(batch.len() * 2);
-        let mut out = Vec::with_capacity(batch.len());
-        let mut pending = PendingRows::default();
-        for item in batch {
-            out.push(ingest_one(&mut tx, item, now, &mut events, &mut pending).await?);
-        }
-        pending.write(&mut tx).await?;
+        let out = ingest::ingest_batch(&mut tx, batch, now, &mut events).await?;
         self.commit(tx, &mut events).await?;
         Ok(out)
     }
