@@ -1073,5 +1073,28 @@ async fn ingest_throughput() {
                 (batch * batches) as f64 / secs
             );
         }
+        // One message per transaction from 8 writers at once (what 8 nodes' agents' commands
+        // look like): every one of them writes events, so they queue on the event counter.
+        let f = Arc::new(f);
+        let start = std::time::Instant::now();
+        let writers: Vec<_> = (0..8)
+            .map(|w| {
+                let f = f.clone();
+                tokio::spawn(async move {
+                    for i in 0..100 {
+                        let item = inbound(&f, &format!("w{w}-{i}"), &format!("w{w}-m{i}"), "x", T0);
+                        f.store.ingest(&[item], T0).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.await.unwrap();
+        }
+        eprintln!(
+            "{}: batch 1, 8 concurrent writers: {:.0} msg/s",
+            b.name,
+            800.0 / start.elapsed().as_secs_f64()
+        );
     }
 }
