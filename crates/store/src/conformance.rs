@@ -1082,7 +1082,8 @@ async fn ingest_throughput() {
                 let f = f.clone();
                 tokio::spawn(async move {
                     for i in 0..100 {
-                        let item = inbound(&f, &format!("w{w}-{i}"), &format!("w{w}-m{i}"), "x", T0);
+                        let item =
+                            inbound(&f, &format!("w{w}-{i}"), &format!("w{w}-m{i}"), "x", T0);
                         f.store.ingest(&[item], T0).await.unwrap();
                     }
                 })

@@ -93,9 +93,12 @@ impl PgStore {
         let mut conn = self.write.acquire().await?;
         let mut tx = conn.begin().await?;
         // Nodes starting together: one migrates, the others wait here and then find nothing to do.
-        sqlx::query("SELECT pg_advisory_xact_lock(7307202601)")
-            .execute(&mut *tx)
-            .await?;
+        // (Per schema: deployments, or tests, in other schemas of the same database do not wait.)
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock(hashtextextended('switchboard-migrate:' || current_schema(), 0))",
+        )
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)")
             .execute(&mut *tx)
             .await?;
