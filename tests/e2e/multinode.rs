@@ -1,5 +1,5 @@
 //! Two `switchboard serve` processes (the real binary) on different ports, one PostgreSQL database,
-//! one NATS server: they must act as one service. Runs when `SWITCHBOARD_TEST_DATABASE_URL` and
+//! one NATS server: they must act as one service — and keep serving when NATS goes away. Runs when `SWITCHBOARD_TEST_DATABASE_URL` and
 //! `SWITCHBOARD_TEST_NATS_URL` are set (CI sets both); otherwise it says so and passes.
 //!
 //! Time: the processes run with `--test-clock-file`, a test-only flag (hidden, never set by
@@ -16,7 +16,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::Row;
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -715,4 +715,175 @@ async fn two_nodes_act_as_one_service() {
         }
     }
     drop(b);
+}
+
+/// A NATS server of the test's own, so the test can take it away and bring it back.
+struct PrivateNats {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl PrivateNats {
+    fn binary() -> String {
+        std::env::var("SWITCHBOARD_TEST_NATS_SERVER").unwrap_or_else(|_| {
+            if Path::new("/usr/sbin/nats-server").exists() {
+                "/usr/sbin/nats-server".into()
+            } else {
+                "nats-server".into()
+            }
+        })
+    }
+
+    async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut n = Self { port, child: None };
+        n.restart().await;
+        n
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    async fn restart(&mut self) {
+        let child = Command::new(Self::binary())
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("nats-server (set SWITCHBOARD_TEST_NATS_SERVER to its path)");
+        self.child = Some(child);
+        let addr = format!("127.0.0.1:{}", self.port);
+        eventually("nats-server to listen", || async {
+            tokio::net::TcpStream::connect(&addr).await.ok().map(|_| ())
+        })
+        .await;
+    }
+
+    async fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.start_kill().unwrap();
+            c.wait().await.unwrap();
+        }
+    }
+}
+
+/// NATS goes away: both nodes keep serving, and a socket on B still receives what A commits (read
+/// from the store); when NATS is back, what travels only over NATS (membership changes, presence)
+/// works again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_that_loses_nats_keeps_serving_and_catches_up() {
+    let Some((db, _)) = settings() else {
+        eprintln!(
+            "NATS-loss test not run: set SWITCHBOARD_TEST_DATABASE_URL and SWITCHBOARD_TEST_NATS_URL"
+        );
+        return;
+    };
+    let mut nats = PrivateNats::start().await;
+    let cluster = Cluster::new(&db, &nats.url()).await;
+    seed_admin(&cluster).await;
+    let a = cluster.start("a").await;
+    let b = cluster.start("b").await;
+    let admin_a = a.login("admin@shop.vn").await;
+    let admin_b = b.login("admin@shop.vn").await;
+    let agent = a
+        .ok(
+            Method::POST,
+            "/api/v1/agents",
+            &admin_a,
+            Some(json!({"email": "lan@shop.vn", "name": "Lan", "role": "agent", "password": PASSWORD})),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let make_inbox = |name: &'static str| {
+        let (a, admin_a, agent) = (&a, &admin_a, &agent);
+        async move {
+            let id = a
+                .ok(
+                    Method::POST,
+                    "/api/v1/inboxes",
+                    admin_a,
+                    Some(json!({"name": name, "channel": "livechat"})),
+                )
+                .await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            a.ok(
+                Method::PUT,
+                &format!("/api/v1/inboxes/{id}/members"),
+                admin_a,
+                Some(json!({"agent_ids": [agent]})),
+            )
+            .await;
+            id
+        }
+    };
+    let inbox = make_inbox("Web").await;
+    let lan = b.login("lan@shop.vn").await;
+    let sees = |inbox: String| {
+        let (b, lan) = (&b, &lan);
+        async move {
+            b.call(
+                Method::GET,
+                &format!("/api/v1/conversations?inbox_id={inbox}"),
+                Some(lan),
+                None,
+            )
+            .await
+            .0 == StatusCode::OK
+        }
+    };
+    eventually("node B to see the membership", || {
+        let f = sees(inbox.clone());
+        async move { f.await.then_some(()) }
+    })
+    .await;
+    let mut ws = b.online(&lan).await;
+    eventually("node A to see Lan online", || async {
+        (a.presence_of(&admin_a, &agent).await == "online").then_some(())
+    })
+    .await;
+
+    nats.kill().await;
+    // Both nodes keep serving; B's socket gets A's message from the store.
+    let visitor = a.visitor(&inbox).await;
+    a.says(&visitor, "NATS đâu rồi?").await;
+    loop {
+        let ev = ws.next_of("message.created").await;
+        if ev["message"]["text"] == "NATS đâu rồi?" {
+            break;
+        }
+    }
+    let (s, _) = b
+        .call(Method::GET, "/api/v1/agents", Some(&admin_b), None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+
+    // A membership change while NATS is away is not lost: a node reloads what it may have missed
+    // when it reconnects.
+    let second = make_inbox("Zalo-like").await;
+    nats.restart().await;
+    eventually(
+        "node B to learn the change made while NATS was away",
+        || {
+            let f = sees(second.clone());
+            async move { f.await.then_some(()) }
+        },
+    )
+    .await;
+    a.says(&visitor, "đã có lại").await;
+    loop {
+        let ev = ws.next_of("message.created").await;
+        if ev["message"]["text"] == "đã có lại" {
+            break;
+        }
+    }
 }

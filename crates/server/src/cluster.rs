@@ -415,8 +415,9 @@ pub async fn join(url: &str, st: AppState, sequencer: Option<Sequencer>) -> anyh
         });
     }
 
-    // On every (re)connection: say hello (others answer with their snapshots), announce ours and
-    // read whatever was committed while we could not hear.
+    // On every (re)connection: say hello (others answer with their snapshots), announce ours, read
+    // whatever was committed while we could not hear, and reload the access cache. (Sign-outs and
+    // agent changes missed meanwhile are caught by every socket's periodic session check.)
     {
         let link = link.clone();
         let st = st.clone();
@@ -434,6 +435,10 @@ pub async fn join(url: &str, st: AppState, sequencer: Option<Sequencer>) -> anyh
                 link.snapshot(st.presence.local_snapshot());
                 if let Some(s) = &sequencer {
                     s.kick();
+                }
+                // Membership changes announced while we could not hear.
+                if let Err(e) = st.access.reload(st.store.as_ref()).await {
+                    tracing::warn!(error = %e, "cluster: reloading memberships failed");
                 }
             }
         });
