@@ -226,6 +226,17 @@ impl Node {
     }
 }
 
+/// Sends a signal (`STOP`, `CONT`) to a node's process.
+async fn signal(node: &Node, sig: &str) {
+    let pid = node.child.id().unwrap();
+    let sent = Command::new("kill")
+        .args([format!("-{sig}"), pid.to_string()])
+        .status()
+        .await
+        .unwrap();
+    assert!(sent.success(), "kill -{sig}");
+}
+
 /// Polls `check` until it returns `Some`, or fails after [`DEADLINE`].
 async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
 where
@@ -559,6 +570,33 @@ async fn two_nodes_act_as_one_service() {
         .unwrap();
     assert_eq!(pending, 10);
 
+    // Node A's runner leases them and dies before firing them. To make that happen on purpose,
+    // not by luck: B is paused (SIGSTOP) so A is the only runner when they fall due, and the test
+    // holds the ten conversations' rows, so A's firing waits on them after leasing.
+    let mut locker = cluster.db().await;
+    sqlx::query("BEGIN").execute(&mut locker).await.unwrap();
+    let ten: Vec<String> = convs[..10].to_vec();
+    sqlx::query("SELECT 1 FROM conversations WHERE id = ANY($1) FOR UPDATE")
+        .bind(&ten)
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    signal(&b, "STOP").await;
+    cluster.advance_minutes(2);
+    let leased_by: String = eventually("node A to lease the ten timers", || async {
+        let mut db = cluster.db().await;
+        let rows = sqlx::query(
+            "SELECT locked_by FROM timers WHERE kind = 'reply_sla' AND locked_by IS NOT NULL",
+        )
+        .fetch_all(&mut db)
+        .await
+        .unwrap();
+        let by: HashSet<String> = rows.iter().map(|r| r.try_get(0).unwrap()).collect();
+        (rows.len() == 10 && by.len() == 1).then(|| by.into_iter().next().unwrap())
+    })
+    .await;
+    signal(&b, "CONT").await;
+
     // A stream of customer messages to both nodes; A is killed (SIGKILL) in the middle of it.
     let mut streamers = Vec::new();
     for i in 0..8 {
@@ -634,6 +672,8 @@ async fn two_nodes_act_as_one_service() {
     a.child.start_kill().unwrap(); // SIGKILL
     a.child.wait().await.unwrap();
     kill_tx.send(true).unwrap();
+    // A died mid-fire: its transaction is gone with its connection; the leases stay.
+    sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
     let (mut acked, mut on_a, mut retried) = (Vec::new(), 0, 0);
     for t in tasks {
         let (a, n, r) = t.await.unwrap();
@@ -680,7 +720,17 @@ async fn two_nodes_act_as_one_service() {
     }
     assert_eq!(b.presence_of(&admin_b, &agents[2]).await, "online");
 
-    // B fires the timers A left behind.
+    // B respects A's leases while they last, then fires the timers A left behind, once each.
+    let still_leased = count(
+        &mut db_conn,
+        "SELECT COUNT(*) FROM timers WHERE kind = 'reply_sla' AND locked_by = $1",
+        &leased_by,
+    )
+    .await;
+    assert_eq!(
+        still_leased, 10,
+        "B does not touch timers leased by A before the lease ends"
+    );
     cluster.advance_minutes(2);
     eventually("node B to fire A's timers", || async {
         let mut db = cluster.db().await;
