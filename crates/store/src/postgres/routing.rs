@@ -237,6 +237,19 @@ impl RoutingStore for PgStore {
     ) -> Result<()> {
         let mut conn = self.write.acquire().await?;
         let mut tx = conn.begin().await?;
+        // Timers follow the rules: switching the reply SLA or auto-close on or off takes effect on
+        // the conversations already running, not only on the next message. Their rows are locked
+        // first (in id order, like every multi-row lock here, and before the rules row, which
+        // routing takes after a conversation): nothing is ingested into them meanwhile.
+        let active = sqlx::query(
+            "SELECT * FROM conversations WHERE inbox_id = $1 AND status IN ('bot', 'pending', 'open') ORDER BY id FOR UPDATE",
+        )
+        .bind(inbox.to_string())
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(conversation_row)
+        .collect::<Result<Vec<_>>>()?;
         sqlx::query(
             "INSERT INTO routing_rules (inbox_id, rules, strategy, updated_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (inbox_id) DO UPDATE SET rules = excluded.rules, strategy = excluded.strategy, updated_at = excluded.updated_at",
@@ -247,17 +260,6 @@ impl RoutingStore for PgStore {
         .bind(now.millis())
         .execute(&mut *tx)
         .await?;
-        // Timers follow the rules: switching the reply SLA or auto-close on or off takes effect on
-        // the conversations already running, not only on the next message.
-        let active = sqlx::query(
-            "SELECT * FROM conversations WHERE inbox_id = $1 AND status IN ('bot', 'pending', 'open')",
-        )
-        .bind(inbox.to_string())
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(conversation_row)
-        .collect::<Result<Vec<_>>>()?;
         for c in &active {
             let ops = timers::plan(Some(c), c, rules, now);
             apply_timer_ops(&mut tx, c.id, &ops, now).await?;
@@ -430,11 +432,22 @@ impl RoutingStore for PgStore {
     #[instrument(skip_all)]
     async fn cancel_offline_release(&self, agent: AgentId) -> Result<()> {
         let mut conn = self.write.acquire().await?;
+        let mut tx = conn.begin().await?;
+        // The conversations first, as every timer change does.
+        sqlx::query(
+            "SELECT 1 FROM conversations WHERE id IN \
+             (SELECT conversation_id FROM timers WHERE agent_id = $1 AND kind = $2) ORDER BY id FOR UPDATE",
+        )
+        .bind(agent.to_string())
+        .bind(TimerKind::OfflineRelease.as_str())
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("DELETE FROM timers WHERE agent_id = $1 AND kind = $2")
             .bind(agent.to_string())
             .bind(TimerKind::OfflineRelease.as_str())
-            .execute(&mut *conn)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 }
