@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use switchboard_core::activity;
 use switchboard_core::conversation::Transition;
 
-fn rank(s: DeliveryStatus) -> i32 {
+pub(super) fn rank(s: DeliveryStatus) -> i32 {
     match s {
         DeliveryStatus::Queued => 0,
         DeliveryStatus::Sent => 1,
@@ -30,7 +30,7 @@ fn meta_row(r: &PgRow) -> Result<MessageMeta> {
     })
 }
 
-fn updated_event(m: &Message, meta: Option<&MessageMeta>) -> EventDraft {
+pub(super) fn updated_event(m: &Message, meta: Option<&MessageMeta>) -> EventDraft {
     EventDraft {
         inbox_id: Some(m.inbox_id),
         conversation_id: Some(m.conversation_id),
@@ -39,7 +39,10 @@ fn updated_event(m: &Message, meta: Option<&MessageMeta>) -> EventDraft {
     }
 }
 
-async fn message_by_id(conn: &mut PgConnection, id: MessageId) -> Result<Option<Message>> {
+pub(super) async fn message_by_id(
+    conn: &mut PgConnection,
+    id: MessageId,
+) -> Result<Option<Message>> {
     sqlx::query("SELECT * FROM messages WHERE id = $1")
         .bind(id.to_string())
         .fetch_optional(conn)
@@ -48,7 +51,7 @@ async fn message_by_id(conn: &mut PgConnection, id: MessageId) -> Result<Option<
         .transpose()
 }
 
-async fn message_by_provider(
+pub(super) async fn message_by_provider(
     conn: &mut PgConnection,
     inbox: InboxId,
     provider_id: &str,
@@ -62,7 +65,10 @@ async fn message_by_provider(
         .transpose()
 }
 
-async fn load_meta(conn: &mut PgConnection, id: MessageId) -> Result<Option<MessageMeta>> {
+pub(super) async fn load_meta(
+    conn: &mut PgConnection,
+    id: MessageId,
+) -> Result<Option<MessageMeta>> {
     sqlx::query("SELECT * FROM message_meta WHERE message_id = $1")
         .bind(id.to_string())
         .fetch_optional(conn)
@@ -93,7 +99,7 @@ async fn save_meta(
 }
 
 /// Changes a message's extras with `edit` and records the `message.updated` event.
-async fn edit_meta(
+pub(super) async fn edit_meta(
     conn: &mut PgConnection,
     m: &Message,
     now: Timestamp,
@@ -112,7 +118,7 @@ async fn edit_meta(
     Ok(())
 }
 
-async fn identity_contact(
+pub(super) async fn identity_contact(
     conn: &mut PgConnection,
     inbox: InboxId,
     external_id: &str,
@@ -128,7 +134,10 @@ async fn identity_contact(
     .transpose()
 }
 
-async fn workspace_of(conn: &mut PgConnection, conv: ConversationId) -> Result<WorkspaceId> {
+pub(super) async fn workspace_of(
+    conn: &mut PgConnection,
+    conv: ConversationId,
+) -> Result<WorkspaceId> {
     load_conversation(conn, conv)
         .await?
         .map(|c| c.workspace_id)
@@ -176,7 +185,7 @@ async fn link_messaging_id(
     }
 }
 
-async fn flush(
+pub(super) async fn flush(
     conn: &mut PgConnection,
     ws: WorkspaceId,
     drafts: Vec<EventDraft>,
@@ -211,6 +220,7 @@ async fn ingest_item(
         | ChannelItem::Reaction { inbox_id, .. }
         | ChannelItem::Edit { inbox_id, .. }
         | ChannelItem::Unsent { inbox_id, .. }
+        | ChannelItem::Status { inbox_id, .. }
         | ChannelItem::CommentChange { inbox_id, .. } => *inbox_id,
     };
     let Some(ws) = inbox_workspace(conn, inbox).await? else {
@@ -528,6 +538,27 @@ async fn ingest_item(
             .await?;
             ChannelOutcome::Updated(1)
         }
+        ChannelItem::Status {
+            inbox_id,
+            provider_message_id,
+            ours,
+            status,
+            failure,
+        } => {
+            super::providers::status(
+                conn,
+                super::providers::StatusItem {
+                    inbox: *inbox_id,
+                    provider_message_id,
+                    ours: *ours,
+                    status: *status,
+                    failure: failure.as_ref(),
+                },
+                now,
+                &mut drafts,
+            )
+            .await?
+        }
         ChannelItem::CommentChange {
             inbox_id,
             provider_message_id,
@@ -615,7 +646,11 @@ async fn echo_of_known(
 
 /// Records the provider's id and moves a queued message to `sent`. A provider id already used by
 /// another row (an echo stored before the Send API answered, without our marker) is left there.
-async fn set_provider_id(conn: &mut PgConnection, id: MessageId, mid: &str) -> Result<()> {
+pub(super) async fn set_provider_id(
+    conn: &mut PgConnection,
+    id: MessageId,
+    mid: &str,
+) -> Result<()> {
     // A unique violation would abort the whole PostgreSQL transaction, so the clash is avoided in
     // the statement instead of caught (a concurrent insert of the same id fails the transaction,
     // which its caller runs again).

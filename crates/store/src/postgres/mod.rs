@@ -33,6 +33,8 @@ mod meta;
 mod media;
 // The group-commit ingest of customer messages: a fixed number of statements per batch.
 mod ingest;
+// WhatsApp, Zalo OA, Telegram and Shopee: statuses, lookups by account, templates, metering.
+mod providers;
 
 pub(crate) const MIGRATIONS: &[migrate::Migration] = &[
     migrate::Migration {
@@ -54,6 +56,11 @@ pub(crate) const MIGRATIONS: &[migrate::Migration] = &[
         version: 4,
         name: "media",
         sql: include_str!("../../migrations/postgres/0004_media.sql"),
+    },
+    migrate::Migration {
+        version: 5,
+        name: "channels",
+        sql: include_str!("../../migrations/postgres/0005_channels.sql"),
     },
 ];
 
