@@ -913,6 +913,32 @@ fn numbered(sql: &str) -> String {
     out
 }
 
+/// Latin letters with diacritics (both cases, Vietnamese included) and the lower-case ASCII
+/// letter each folds to, position by position: search ignores diacritics like SQLite's
+/// `unicode61 remove_diacritics` tokenizer. (Text columns are `COLLATE "C"`, whose `lower()` only
+/// folds ASCII, hence the upper-case letters here.)
+const FOLD_FROM: &str = "ÀÁÂÃÄÅÇÈÉÊËÌÍÎÏÑÒÓÔÕÖÙÚÛÜÝàáâãäåçèéêëìíîïñòóôõöùúûüýÿĀāĂăĄąĆćĈĉĊċČčĎďĒēĔĕĖėĘęĚěĜĝĞğĠġĢģĤĥĨĩĪīĬĭĮįİĴĵĶķĹĺĻļĽľŃńŅņŇňŌōŎŏŐőŔŕŖŗŘřŚśŜŝŞşŠšŢţŤťŨũŪūŬŭŮůŰűŲųŴŵŶŷŸŹźŻżŽžƠơƯưǍǎǏǐǑǒǓǔǕǖǗǘǙǚǛǜǞǟǠǡǦǧǨǩǪǫǬǭǰǴǵǸǹǺǻȀȁȂȃȄȅȆȇȈȉȊȋȌȍȎȏȐȑȒȓȔȕȖȗȘșȚțȞȟȦȧȨȩȪȫȬȭȮȯȰȱȲȳḀḁḂḃḄḅḆḇḈḉḊḋḌḍḎḏḐḑḒḓḔḕḖḗḘḙḚḛḜḝḞḟḠḡḢḣḤḥḦḧḨḩḪḫḬḭḮḯḰḱḲḳḴḵḶḷḸḹḺḻḼḽḾḿṀṁṂṃṄṅṆṇṈṉṊṋṌṍṎṏṐṑṒṓṔṕṖṗṘṙṚṛṜṝṞṟṠṡṢṣṤṥṦṧṨṩṪṫṬṭṮṯṰṱṲṳṴṵṶṷṸṹṺṻṼṽṾṿẀẁẂẃẄẅẆẇẈẉẊẋẌẍẎẏẐẑẒẓẔẕẖẗẘẙẠạẢảẤấẦầẨẩẪẫẬậẮắẰằẲẳẴẵẶặẸẹẺẻẼẽẾếỀềỂểỄễỆệỈỉỊịỌọỎỏỐốỒồỔổỖỗỘộỚớỜờỞởỠỡỢợỤụỦủỨứỪừỬửỮữỰựỲỳỴỵỶỷỸỹđĐ";
+const FOLD_TO: &str = "aaaaaaceeeeiiiinooooouuuuyaaaaaaceeeeiiiinooooouuuuyyaaaaaaccccccccddeeeeeeeeeegggggggghhiiiiiiiiijjkkllllllnnnnnnoooooorrrrrrssssssssttttuuuuuuuuuuuuwwyyyzzzzzzoouuaaiioouuuuuuuuuuaaaaggkkoooojggnnaaaaaaeeeeiiiioooorrrruuuusstthhaaeeooooooooyyaabbbbbbccddddddddddeeeeeeeeeeffgghhhhhhhhhhiiiikkkkkkllllllllmmmmmmnnnnnnnnoooooooopppprrrrrrrrssssssssssttttttttuuuuuuuuuuvvvvwwwwwwwwwwxxxxyyzzzzzzhtwyaaaaaaaaaaaaaaaaaaaaaaaaeeeeeeeeeeeeeeeeiiiioooooooooooooooooooooooouuuuuuuuuuuuuuyyyyyyyydd";
+
+/// `expr` lower-cased and without diacritics, in SQL (see [`fold`]).
+fn folded_sql(expr: &str) -> String {
+    format!("translate(lower({expr}), '{FOLD_FROM}', '{FOLD_TO}')")
+}
+
+/// What a searched word is compared as: lower case, diacritics removed.
+fn fold(s: &str) -> String {
+    s.chars()
+        .flat_map(char::to_lowercase)
+        .map(|c| {
+            FOLD_FROM
+                .chars()
+                .position(|f| f == c)
+                .and_then(|i| FOLD_TO.chars().nth(i))
+                .unwrap_or(c)
+        })
+        .collect()
+}
+
 fn like_pattern(q: &str) -> String {
     let escaped = q
         .replace('\\', "\\\\")
@@ -1374,14 +1400,35 @@ impl Store for PgStore {
             binds.push(Bind::Text(tag.clone()));
         }
         if let Some(text) = q.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-            sql.push_str(
-                " AND (ct.name ILIKE ?1x ESCAPE '\\' OR ct.phone ILIKE ?1x ESCAPE '\\' OR ct.email ILIKE ?1x ESCAPE '\\' \
-                 OR EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id AND m.body ILIKE ?1x ESCAPE '\\'))",
-            );
-            let pat = like_pattern(text);
-            sql = sql.replace("?1x", "?");
-            for _ in 0..4 {
-                binds.push(Bind::Text(pat.clone()));
+            // Like SQLite's full-text search: every typed word must match (the contact's name,
+            // phone or email, or one message), diacritics and case folded ("khach" finds
+            // "Khách"); words without letters or digits are dropped.
+            let words: Vec<String> = text
+                .split_whitespace()
+                .filter(|w| w.chars().any(char::is_alphanumeric))
+                .map(|w| like_pattern(&fold(w)))
+                .collect();
+            if words.is_empty() {
+                // Nothing searchable (only punctuation): nothing matches.
+                sql.push_str(" AND FALSE");
+            } else {
+                let contact = folded_sql(
+                    "COALESCE(ct.name, '') || ' ' || COALESCE(ct.phone, '') || ' ' || COALESCE(ct.email, '')",
+                );
+                let body = folded_sql("m.body");
+                let each = |expr: &str| {
+                    vec![format!("{expr} LIKE ? ESCAPE '\\'"); words.len()].join(" AND ")
+                };
+                sql.push_str(&format!(
+                    " AND (({}) OR EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id AND {}))",
+                    each(&contact),
+                    each(&body),
+                ));
+                for _ in 0..2 {
+                    for w in &words {
+                        binds.push(Bind::Text(w.clone()));
+                    }
+                }
             }
         }
         if let Some(cur) = q.cursor {
