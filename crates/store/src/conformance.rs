@@ -1099,3 +1099,54 @@ async fn ingest_throughput() {
         );
     }
 }
+
+#[tokio::test]
+async fn metering_counts_the_free_tier_exactly_under_concurrent_writers() {
+    use switchboard_core::billing::{self, FreeReason, Tariff, Traffic};
+    let tariff = Tariff {
+        currency: "USD".into(),
+        rates: Vec::new(),
+        free_service_messages_per_month_from_2026_10: 5,
+    };
+    // A day into the per-message era with free service messages per number and month.
+    let at = Timestamp(billing::SERVICE_CHARGED_FROM.millis() + 86_400_000);
+    for b in backends().await {
+        let f = fixture(b.store.clone()).await;
+        let event = |i: usize| MeterEvent {
+            inbox_id: f.inbox,
+            business_id: "waba-1".into(),
+            user_id: format!("8490000{i:04}"),
+            market: "VN".into(),
+            event_key: format!("status:wamid.{i}:delivered"),
+            message_id: None,
+            traffic: Traffic::Delivered { at, template: None },
+            provider_pricing: None,
+        };
+        let mut tasks = Vec::new();
+        // 20 events, each metered twice at once (a webhook redelivered to another node).
+        for i in 0..40 {
+            let store = f.store.clone();
+            let e = event(i % 20);
+            let tariff = tariff.clone();
+            tasks.push(tokio::spawn(async move {
+                store.meter_whatsapp(&e, &tariff).await.unwrap()
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let month = billing::month_of(at);
+        let rows = f
+            .store
+            .whatsapp_usage(&month, Some(&[f.inbox][..]))
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 20, "{}: one row per event", b.name);
+        let free = rows
+            .iter()
+            .filter(|c| c.free_reason == Some(FreeReason::FreeTier))
+            .count();
+        assert_eq!(free, 5, "{}: the free tier counted exactly", b.name);
+        assert_eq!(rows.iter().filter(|c| c.billable).count(), 15, "{}", b.name);
+    }
+}
