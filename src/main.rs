@@ -5,7 +5,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use std::io::Read;
 use std::sync::Arc;
-use switchboard_server::clock::{Clock, SystemClock};
+use switchboard_server::clock::{Clock, OffsetFileClock, SystemClock};
 use switchboard_server::config::Config;
 use switchboard_server::{
     Application, demo, demo_channels, demo_meta, init_tracing, open_store, shutdown_signal,
@@ -25,7 +25,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (the default). Configure with switchboard.toml and SWITCHBOARD_* variables.
-    Serve,
+    Serve {
+        /// Tests only: add the number of milliseconds written in this file to the clock (read on
+        /// every use), so a test can move time forward for several server processes at once.
+        #[arg(long, hide = true)]
+        test_clock_file: Option<std::path::PathBuf>,
+    },
     /// Run the server with a ready workspace: an admin, two agents and a live-chat inbox.
     Demo {
         /// Start over: delete the demo's data directory first.
@@ -84,8 +89,20 @@ async fn main() -> anyhow::Result<()> {
     let mut config = Config::load().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
     init_tracing(&config.log);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => {
+    match cli.command.unwrap_or(Command::Serve {
+        test_clock_file: None,
+    }) {
+        Command::Serve { test_clock_file } => {
+            let clock = match test_clock_file {
+                Some(path) => {
+                    eprintln!(
+                        "test clock: time is offset by the milliseconds in {}",
+                        path.display()
+                    );
+                    Arc::new(OffsetFileClock::new(path)) as Arc<dyn Clock>
+                }
+                None => clock,
+            };
             let app = Application::build(config, clock).await?;
             app.run_until_stopped(shutdown_signal()).await
         }

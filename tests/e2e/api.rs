@@ -1149,7 +1149,7 @@ async fn list_pages_with_a_cursor_newest_first_and_searches() {
 async fn data_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let app = TestApp::start_with(
-        config_for(dir.path()),
+        config_for(dir.path()).await,
         switchboard_server::clock::ManualClock::new(T0),
     )
     .await
@@ -1172,7 +1172,7 @@ async fn data_survives_a_restart() {
     app.stop().await;
 
     let app = TestApp::start_with(
-        config_for(dir.path()),
+        config_for(dir.path()).await,
         switchboard_server::clock::ManualClock::new(T0),
     )
     .await;

@@ -1,10 +1,12 @@
-//! End-to-end tests: the real server on port 0 with a temporary SQLite directory, driven over real
-//! HTTP and WebSocket. One test binary (every extra one is another full link).
+//! End-to-end tests: the real server on port 0 with a temporary SQLite directory (or, when
+//! `SWITCHBOARD_TEST_DATABASE_URL` is set, a PostgreSQL schema of its own), driven over real HTTP and
+//! WebSocket. One test binary (every extra one is another full link).
 
 mod support;
 
 mod api;
 mod meta;
+mod multinode;
 mod realtime;
 mod routing;
 mod shopee;

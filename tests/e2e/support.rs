@@ -29,12 +29,48 @@ pub struct TestApp {
     _dir: Option<tempfile::TempDir>,
 }
 
-pub fn config_for(dir: &Path) -> Config {
+/// The PostgreSQL server to test against, when `SWITCHBOARD_TEST_DATABASE_URL` names one (CI sets
+/// it); otherwise every test runs on SQLite in its own temporary directory.
+pub fn test_database_url() -> Option<String> {
+    std::env::var("SWITCHBOARD_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+/// On PostgreSQL each test directory gets a schema of its own (created on first use, found again
+/// by a restart in the same directory), so tests stay independent and run in parallel. The name
+/// lives in the directory; CI drops the whole test database before each run.
+pub async fn pg_schema_url(base: &str, dir: &Path) -> String {
+    use sqlx::Connection;
+    let file = dir.join("pg-schema");
+    let schema = match std::fs::read_to_string(&file) {
+        Ok(s) => s.trim().to_owned(),
+        Err(_) => {
+            let s = format!("t_{}", uuid::Uuid::now_v7().simple());
+            std::fs::write(&file, &s).unwrap();
+            s
+        }
+    };
+    let mut conn = sqlx::PgConnection::connect(base).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE SCHEMA IF NOT EXISTS {schema}"
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}options%5Bsearch_path%5D={schema}")
+}
+
+pub async fn config_for(dir: &Path) -> Config {
     let mut c = Config {
         bind: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.to_path_buf(),
         ..Config::default()
     };
+    if let Some(base) = test_database_url() {
+        c.database_url = Some(pg_schema_url(&base, dir).await);
+    }
     c.log = "warn".into();
     // Tests drive the timer runner by hand (`TestApp::tick`) on the manual clock, and jump the clock
     // by hours: agents do not turn idle unless a test asks for it (`start_configured`).
@@ -48,7 +84,7 @@ pub fn config_for(dir: &Path) -> Config {
 impl TestApp {
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = config_for(dir.path());
+        let cfg = config_for(dir.path()).await;
         let mut app = Self::start_with(cfg, ManualClock::new(T0)).await;
         app.admin = app.seed_admin().await;
         app._dir = Some(dir);
@@ -58,7 +94,7 @@ impl TestApp {
     /// Like [`TestApp::start`], with the configuration adjusted first.
     pub async fn start_configured(adjust: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut cfg = config_for(dir.path());
+        let mut cfg = config_for(dir.path()).await;
         adjust(&mut cfg);
         let mut app = Self::start_with(cfg, ManualClock::new(T0)).await;
         app.admin = app.seed_admin().await;
@@ -112,7 +148,7 @@ impl TestApp {
     /// Starts a server on `dir` (kept by the caller, so a second start sees the same data) with an
     /// admin: created when `fresh`, otherwise signed in again.
     pub async fn start_in(dir: &Path, clock: ManualClock, fresh: bool) -> Self {
-        let mut app = Self::start_with(config_for(dir), clock).await;
+        let mut app = Self::start_with(config_for(dir).await, clock).await;
         app.admin = if fresh {
             app.seed_admin().await
         } else {

@@ -205,7 +205,7 @@ async fn files_go_to_the_customer_and_stay_out_of_reach_of_others() {
 #[tokio::test]
 async fn uploads_over_the_limit_are_refused_and_store_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config_for(dir.path());
+    let mut cfg = config_for(dir.path()).await;
     cfg.limits.max_upload_bytes = 1024;
     let app = TestApp::start_with(cfg, switchboard_server::clock::ManualClock::new(T0))
         .await

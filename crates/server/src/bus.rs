@@ -1,5 +1,6 @@
 //! The in-process event bus: committed events (numbered) and ephemeral ones (typing, presence),
-//! serialised once and shared by every subscriber.
+//! serialised once and shared by every subscriber. With several nodes (`cluster.rs`), what is
+//! published here is also sent to the other nodes over NATS, and what they send arrives here.
 
 use axum::extract::ws::Utf8Bytes;
 use std::sync::Arc;
@@ -49,6 +50,8 @@ pub enum Control {
 pub struct Bus {
     tx: broadcast::Sender<Arc<BusEvent>>,
     control: broadcast::Sender<Control>,
+    /// The other nodes, once this node has joined a cluster.
+    cluster: Arc<std::sync::OnceLock<crate::cluster::Link>>,
 }
 
 impl Bus {
@@ -56,14 +59,31 @@ impl Bus {
         Self {
             tx: broadcast::channel(capacity).0,
             control: broadcast::channel(256).0,
+            cluster: Arc::default(),
         }
+    }
+
+    pub(crate) fn join(&self, link: crate::cluster::Link) {
+        let _ = self.cluster.set(link);
+    }
+
+    pub(crate) fn cluster(&self) -> Option<&crate::cluster::Link> {
+        self.cluster.get()
     }
 
     pub fn subscribe_control(&self) -> broadcast::Receiver<Control> {
         self.control.subscribe()
     }
 
+    /// Signals this node's sockets and every other node's.
     pub fn control(&self, c: Control) {
+        if let Some(link) = self.cluster() {
+            link.control(&c);
+        }
+        self.control_local(c);
+    }
+
+    pub(crate) fn control_local(&self, c: Control) {
         let _ = self.control.send(c);
     }
 
@@ -78,8 +98,25 @@ impl Bus {
         }
     }
 
-    /// Typing and presence: pushed to whoever is connected now, never stored.
+    /// Typing and presence: pushed to whoever is connected now, never stored. Typing goes to the
+    /// other nodes too; presence does not (every node works out presence changes itself).
     pub fn publish_ephemeral(
+        &self,
+        kind: EventKind,
+        inbox_id: Option<InboxId>,
+        conversation_id: Option<ConversationId>,
+        typing_actor: Option<&'static str>,
+        payload: serde_json::Value,
+    ) {
+        if kind != EventKind::Presence
+            && let Some(link) = self.cluster()
+        {
+            link.ephemeral(kind, inbox_id, conversation_id, typing_actor, &payload);
+        }
+        self.publish_ephemeral_local(kind, inbox_id, conversation_id, typing_actor, payload);
+    }
+
+    pub(crate) fn publish_ephemeral_local(
         &self,
         kind: EventKind,
         inbox_id: Option<InboxId>,

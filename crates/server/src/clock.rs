@@ -45,3 +45,28 @@ impl Clock for ManualClock {
         Timestamp(self.0.load(Ordering::SeqCst))
     }
 }
+
+/// For multi-process tests only: the real clock plus an offset (milliseconds) read from a file on
+/// every call, so a test can move time forward for several server processes at once by writing
+/// the file. Used only when `switchboard serve --test-clock-file PATH` is given explicitly; a
+/// missing or unreadable file means no offset.
+#[derive(Debug, Clone)]
+pub struct OffsetFileClock {
+    path: std::path::PathBuf,
+}
+
+impl OffsetFileClock {
+    pub fn new(path: std::path::PathBuf) -> Self {
+        Self { path }
+    }
+}
+
+impl Clock for OffsetFileClock {
+    fn now(&self) -> Timestamp {
+        let offset = std::fs::read_to_string(&self.path)
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+            .unwrap_or(0);
+        SystemClock.now().plus_millis(offset)
+    }
+}

@@ -15,8 +15,10 @@ pub struct Config {
     pub bind: SocketAddr,
     /// Where the embedded database and media live.
     pub data_dir: PathBuf,
-    /// `sqlite://PATH`; defaults to `sqlite://<data_dir>/switchboard.db`.
+    /// `sqlite://PATH` or `postgres://…`; defaults to `sqlite://<data_dir>/switchboard.db`.
     pub database_url: Option<String>,
+    /// `nats://HOST:PORT`: join the other nodes sharing this PostgreSQL database (scale-out).
+    pub nats_url: Option<String>,
     /// The URL browsers reach this server at (used in the widget snippet). Defaults to `http://<bind>`.
     pub public_url: Option<String>,
     /// Mark session cookies `Secure` (set this when serving over HTTPS).
@@ -235,6 +237,7 @@ impl Default for Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./switchboard-data"),
             database_url: None,
+            nats_url: None,
             public_url: None,
             cookie_secure: false,
             session_ttl_hours: 24 * 30,
@@ -258,6 +261,7 @@ impl std::fmt::Debug for Config {
                 "database_url",
                 &self.database_url.as_deref().map(redact_url),
             )
+            .field("nats_url", &self.nats_url.as_deref().map(redact_url))
             .field("public_url", &self.public_url)
             .field("cookie_secure", &self.cookie_secure)
             .field("session_ttl_hours", &self.session_ttl_hours)
@@ -294,11 +298,11 @@ impl Config {
     }
 
     fn figment(f: Figment) -> Figment {
-        f.merge(
-            Env::prefixed("SWITCHBOARD_")
-                .split("__")
-                .filter(|k| !NOT_CONFIG.contains(&k.as_str()) && !k.as_str().starts_with("test_")),
-        )
+        f.merge(Env::prefixed("SWITCHBOARD_").split("__").filter(|k| {
+            // Keys arrive as written in the environment (upper case).
+            let k = k.as_str().to_ascii_lowercase();
+            !NOT_CONFIG.contains(&k.as_str()) && !k.starts_with("test_")
+        }))
     }
 
     pub fn database_url(&self) -> String {

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod bus;
 pub mod channel_ingest;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod demo_channels;
@@ -53,7 +54,27 @@ impl Application {
         let store = open_store(&config).await?;
         let bus = bus::Bus::new(4096);
         let hook_bus = bus.clone();
-        store.set_commit_hook(Arc::new(move |events| hook_bus.publish_committed(events)));
+        // SQLite publishes in commit order under its single writer. PostgreSQL commits on many
+        // connections and nodes at once: its events go through the sequencer, which delivers them
+        // in `seq` order (see cluster.rs), and to the other nodes.
+        let sequencer = if switchboard_store::is_postgres(&config.database_url()) {
+            let seq = cluster::Sequencer::start(
+                store.clone(),
+                bus.clone(),
+                store.last_event_seq().await?,
+            );
+            let pushed = seq.clone();
+            store.set_commit_hook(Arc::new(move |events| {
+                pushed.push(events.to_vec());
+                if let Some(link) = hook_bus.cluster() {
+                    link.events(events);
+                }
+            }));
+            Some(seq)
+        } else {
+            store.set_commit_hook(Arc::new(move |events| hook_bus.publish_committed(events)));
+            None
+        };
         let workspace_id = store.ensure_workspace("Switchboard", clock.now()).await?;
         let key = store
             .setting_init("visitor_token_key", &auth::random_token(32))
@@ -116,6 +137,11 @@ impl Application {
             limits,
         });
         outbox::Outbox::start(state.clone());
+        if let Some(url) = state.config.nats_url.clone() {
+            cluster::join(&url, state.clone(), sequencer)
+                .await
+                .context("joining the cluster (NATS)")?;
+        }
         Ok(Self { listener, state })
     }
 

@@ -359,20 +359,33 @@ impl Routing {
         );
     }
 
+    /// Tells the other nodes (if any) what this node now holds for `agent`.
+    fn announce(&self, agent: AgentId) {
+        if let Some(link) = self.bus.cluster() {
+            link.presence(agent, self.presence.local_entry(agent));
+        }
+    }
+
     pub async fn agent_connected(&self, agent: AgentId) {
-        if let Some(s) = self.presence.connect(agent, self.clock.now()) {
+        let changed = self.presence.connect(agent, self.clock.now());
+        self.announce(agent);
+        if let Some(s) = changed {
             self.presence_changed(agent, s).await;
         }
     }
 
     pub async fn agent_disconnected(&self, agent: AgentId) {
-        if let Some(s) = self.presence.disconnect(agent, self.clock.now()) {
+        let changed = self.presence.disconnect(agent, self.clock.now());
+        self.announce(agent);
+        if let Some(s) = changed {
             self.presence_changed(agent, s).await;
         }
     }
 
     pub async fn agent_active(&self, agent: AgentId) {
+        // Activity alone travels with the periodic announcement; a status change goes at once.
         if let Some(s) = self.presence.activity(agent, self.clock.now()) {
+            self.announce(agent);
             self.presence_changed(agent, s).await;
         }
     }
@@ -380,7 +393,9 @@ impl Routing {
     /// The agent chose `away` or `online`. Returns their status now.
     pub async fn set_away(&self, agent: AgentId, away: bool) -> PresenceStatus {
         let now = self.clock.now();
-        if let Some(s) = self.presence.set_away(agent, away, now) {
+        let changed = self.presence.set_away(agent, away, now);
+        self.announce(agent);
+        if let Some(s) = changed {
             self.presence_changed(agent, s).await;
         }
         self.presence.status(agent, now)

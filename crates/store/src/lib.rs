@@ -3,8 +3,11 @@
 //! themselves beyond what a single transaction must check (uniqueness, compare-and-set on versions).
 
 mod channel;
+#[cfg(test)]
+mod conformance;
 pub mod media;
 mod migrate;
+pub mod postgres;
 mod provider;
 mod routing;
 pub mod sqlite;
@@ -151,15 +154,18 @@ pub trait Store:
     async fn last_event_seq(&self) -> Result<i64>;
 }
 
-/// Opens the store a URL names: `sqlite://PATH` (or a bare path).
+/// Opens the store a URL names: `postgres://…` (scale-out), else `sqlite://PATH` (or a bare path).
 pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
-    let path = url.strip_prefix("sqlite://").unwrap_or(url);
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Err(StoreError::Unsupported(
-            "the PostgreSQL store is not available yet; use sqlite://PATH".into(),
-        ));
+    if is_postgres(url) {
+        return Ok(Arc::new(postgres::PgStore::open(url).await?));
     }
+    let path = url.strip_prefix("sqlite://").unwrap_or(url);
     Ok(Arc::new(
         sqlite::SqliteStore::open(std::path::Path::new(path)).await?,
     ))
+}
+
+/// Whether a store URL names PostgreSQL.
+pub fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }

@@ -270,6 +270,9 @@ pub async fn set_members(
     }
     st.store.set_inbox_members(id, &b.agent_ids).await?;
     st.access.reload(st.store.as_ref()).await?;
+    if let Some(link) = st.bus.cluster() {
+        link.memberships_changed();
+    }
     Ok(ApiJson(
         serde_json::json!({ "agent_ids": st.store.inbox_members(id).await? }),
     ))

@@ -1,0 +1,1152 @@
+//! The store's conformance suite: stories — sequences of store calls with the results every backend
+//! must give. Each story runs on SQLite always and on PostgreSQL when `SWITCHBOARD_TEST_DATABASE_URL`
+//! names a server (CI sets it); on PostgreSQL each run gets a schema of its own.
+//!
+//! The concurrency stories matter most for PostgreSQL, where writes do not go through one writer:
+//! exactly one winner among concurrent claims, one contact and conversation for a customer whose
+//! first messages arrive together, timers and outbox rows handed to one runner, and event numbers
+//! that never appear below a number a reader has already seen.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::*;
+use std::collections::HashSet;
+use switchboard_core::conversation::{self, Actor};
+use switchboard_core::routing::{RoutingRules, Strategy};
+use switchboard_core::timers::TimerKind;
+use uuid::Uuid;
+
+const T0: Timestamp = Timestamp(1_790_000_000_000);
+
+/// A store under test and what keeps it alive (its directory or schema).
+struct Backend {
+    name: &'static str,
+    store: Arc<dyn Store>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn backends() -> Vec<Backend> {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = sqlite::SqliteStore::open(&dir.path().join("t.db"))
+        .await
+        .unwrap();
+    let mut v = vec![Backend {
+        name: "sqlite",
+        store: Arc::new(sqlite),
+        _dir: Some(dir),
+    }];
+    if let Some(base) = std::env::var("SWITCHBOARD_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
+        use sqlx::Connection;
+        let schema = format!("c_{}", Uuid::now_v7().simple());
+        let mut conn = sqlx::PgConnection::connect(&base).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}options%5Bsearch_path%5D={schema}");
+        v.push(Backend {
+            name: "postgres",
+            store: Arc::new(postgres::PgStore::open(&url).await.unwrap()),
+            _dir: None,
+        });
+    } else {
+        eprintln!("SWITCHBOARD_TEST_DATABASE_URL is not set: PostgreSQL not exercised");
+    }
+    v
+}
+
+struct Fixture {
+    store: Arc<dyn Store>,
+    ws: WorkspaceId,
+    inbox: InboxId,
+    agent: Agent,
+}
+
+fn agent(ws: WorkspaceId, email: &str, name: &str) -> Agent {
+    Agent {
+        id: AgentId(Uuid::now_v7()),
+        workspace_id: ws,
+        email: email.into(),
+        name: name.into(),
+        role: Role::Agent,
+        capacity: None,
+        active: true,
+        created_at: T0,
+    }
+}
+
+async fn fixture(store: Arc<dyn Store>) -> Fixture {
+    let ws = store.ensure_workspace("W", T0).await.unwrap();
+    assert_eq!(
+        store.ensure_workspace("again", T0).await.unwrap(),
+        ws,
+        "one workspace"
+    );
+    let inbox = Inbox {
+        id: InboxId(Uuid::now_v7()),
+        workspace_id: ws,
+        name: "Web".into(),
+        channel: ChannelKind::Livechat,
+        settings: serde_json::json!({}),
+        created_at: T0,
+    };
+    store.create_inbox(&inbox).await.unwrap();
+    let a = agent(ws, "a@shop.vn", "A");
+    store.create_agent(&a, "x").await.unwrap();
+    store.set_inbox_members(inbox.id, &[a.id]).await.unwrap();
+    Fixture {
+        store,
+        ws,
+        inbox: inbox.id,
+        agent: a,
+    }
+}
+
+fn inbound(
+    f: &Fixture,
+    external_id: &str,
+    provider_id: &str,
+    text: &str,
+    at: Timestamp,
+) -> Inbound {
+    Inbound {
+        workspace_id: f.ws,
+        inbox_id: f.inbox,
+        sender: InboundSender::Identity {
+            external_id: external_id.into(),
+            name: Some("Khách".into()),
+        },
+        provider_message_id: provider_id.into(),
+        kind: MessageKind::Text,
+        text: text.into(),
+        sent_at: at,
+        message_id: MessageId(Uuid::now_v7()),
+        new_conversation_id: ConversationId(Uuid::now_v7()),
+        new_contact_id: ContactId(Uuid::now_v7()),
+    }
+}
+
+async fn customer_writes(f: &Fixture, contact: ContactId, at: Timestamp) -> Ingested {
+    let mut item = inbound(
+        f,
+        &contact.to_string(),
+        &Uuid::now_v7().to_string(),
+        "alo",
+        at,
+    );
+    item.new_contact_id = contact;
+    f.store
+        .ingest(&[item], at)
+        .await
+        .unwrap()
+        .remove(0)
+        .unwrap()
+}
+
+fn claim_change(f: &Fixture, c: &Conversation, who: AgentId, now: Timestamp) -> Option<Change> {
+    let actor = Actor {
+        agent_id: who,
+        role: Role::Agent,
+    };
+    let t = conversation::claim(c, actor).ok()?;
+    Some(Change {
+        events: switchboard_core::event::for_transition(Some(c), &t)
+            .into_iter()
+            .collect(),
+        conversation: Some(t.conversation),
+        expected_version: c.version,
+        conversation_id: c.id,
+        workspace_id: f.ws,
+        actions: t.actions,
+        message: None,
+        now,
+    })
+}
+
+async fn claim(f: &Fixture, id: ConversationId, now: Timestamp) {
+    let c = f.store.conversation(id).await.unwrap().unwrap();
+    let change = claim_change(f, &c, f.agent.id, now).unwrap();
+    f.store.apply(change).await.unwrap();
+}
+
+// ------------------------------------------------------------------ stories
+
+#[tokio::test]
+async fn agents_inboxes_sessions_settings_and_quick_replies() {
+    for b in backends().await {
+        let f = fixture(b.store.clone()).await;
+        let s = &f.store;
+        let dup = agent(f.ws, "a@shop.vn", "Other");
+        assert!(
+            matches!(
+                s.create_agent(&dup, "y").await,
+                Err(StoreError::Conflict("email"))
+            ),
+            "{}",
+            b.name
+        );
+        let (got, hash) = s.agent_credentials("a@shop.vn").await.unwrap().unwrap();
+        assert_eq!((got, hash.as_str()), (f.agent.clone(), "x"));
+        let mut changed = f.agent.clone();
+        changed.capacity = Some(3);
+        changed.active = false;
+        s.update_agent(&changed, Some("z")).await.unwrap();
+        assert_eq!(s.agent(f.agent.id).await.unwrap(), Some(changed.clone()));
+        assert_eq!(
+            s.agent_credentials("a@shop.vn").await.unwrap().unwrap().1,
+            "z"
+        );
+        let b2 = agent(f.ws, "b@shop.vn", "B");
+        s.create_agent(&b2, "x").await.unwrap();
+        let names: Vec<String> = s
+            .list_agents(f.ws)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| a.name)
+            .collect();
+        assert_eq!(names, vec!["A", "B"], "{}", b.name);
+
+        let session = Session {
+            token_hash: "h1".into(),
+            agent_id: f.agent.id,
+            csrf_token: "c".into(),
+            created_at: T0,
+            expires_at: T0.plus_minutes(60),
+            revoked_at: None,
+        };
+        s.create_session(&session).await.unwrap();
+        assert_eq!(s.session("h1").await.unwrap(), Some(session.clone()));
+        s.revoke_agent_sessions(f.agent.id, T0.plus_minutes(1))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.session("h1").await.unwrap().unwrap().revoked_at,
+            Some(T0.plus_minutes(1))
+        );
+
+        assert_eq!(s.setting("k").await.unwrap(), None);
+        assert_eq!(s.setting_init("k", "v1").await.unwrap(), "v1");
+        assert_eq!(s.setting_init("k", "v2").await.unwrap(), "v1", "set once");
+
+        s.set_inbox_members(f.inbox, &[b2.id, f.agent.id])
+            .await
+            .unwrap();
+        let mut want = vec![f.agent.id, b2.id];
+        want.sort();
+        assert_eq!(s.inbox_members(f.inbox).await.unwrap(), want);
+        assert_eq!(s.memberships().await.unwrap().len(), 2);
+        assert_eq!(s.agent_inboxes(b2.id).await.unwrap(), vec![f.inbox]);
+
+        let qr = |code: &str| QuickReply {
+            id: QuickReplyId(Uuid::now_v7()),
+            workspace_id: f.ws,
+            code: code.into(),
+            text: format!("text of {code}"),
+        };
+        s.save_quick_reply(&qr("Gia"), T0, true).await.unwrap();
+        s.save_quick_reply(&qr("giao_hang"), T0, true)
+            .await
+            .unwrap();
+        s.save_quick_reply(&qr("chao"), T0, true).await.unwrap();
+        assert!(matches!(
+            s.save_quick_reply(&qr("chao"), T0, true).await,
+            Err(StoreError::Conflict("code"))
+        ));
+        let codes = |v: Vec<QuickReply>| v.into_iter().map(|q| q.code).collect::<Vec<_>>();
+        // Prefix search ignores ASCII case and treats `_` literally.
+        assert_eq!(
+            codes(s.list_quick_replies(f.ws, Some("gi")).await.unwrap()),
+            vec!["Gia", "giao_hang"],
+            "{}",
+            b.name
+        );
+        assert_eq!(
+            codes(s.list_quick_replies(f.ws, Some("giao_")).await.unwrap()),
+            vec!["giao_hang"]
+        );
+    }
+}
+
+#[tokio::test]
+async fn ingest_lists_threads_claims_and_the_event_log() {
+    for b in backends().await {
+        let f = fixture(b.store.clone()).await;
+        let s = &f.store;
+        let before = s.last_event_seq().await.unwrap();
+        // One batch: two customers, a duplicate inside the batch, an unknown inbox.
+        let mut unknown = inbound(&f, "x", "m0", "?", T0);
+        unknown.inbox_id = InboxId(Uuid::now_v7());
+        let batch = vec![
+            inbound(&f, "psid-1", "m1", "Chào shop", T0),
+            inbound(&f, "psid-2", "m2", "Còn hàng không?", T0.plus_millis(1)),
+            inbound(&f, "psid-1", "m1", "Chào shop", T0),
+            unknown,
+            inbound(&f, "psid-1", "m3", "alo", T0.plus_millis(2)),
+        ];
+        let out = s.ingest(&batch, T0.plus_millis(5)).await.unwrap();
+        let ok: Vec<&Ingested> = out.iter().filter_map(|o| o.as_ref().ok()).collect();
+        assert_eq!(out[3], Err(IngestError::UnknownInbox), "{}", b.name);
+        assert!(!ok[0].duplicate && ok[0].entered_pool);
+        assert!(ok[2].duplicate, "same provider id in one batch: {}", b.name);
+        assert_eq!(ok[2].message_id, ok[0].message_id);
+        assert_eq!(
+            ok[3].conversation_id, ok[0].conversation_id,
+            "one per customer"
+        );
+        assert!(!ok[3].entered_pool);
+        let again = s
+            .ingest(&[inbound(&f, "psid-2", "m2", "Còn hàng không?", T0)], T0)
+            .await
+            .unwrap();
+        assert!(again[0].as_ref().unwrap().duplicate, "redelivery");
+
+        let conv = ok[0].conversation_id;
+        let thread = s.messages(conv, None, 10, false).await.unwrap();
+        let texts: Vec<&str> = thread.items.iter().map(|m| m.text.as_str()).collect();
+        assert_eq!(texts, vec!["Chào shop", "alo"]);
+        let page = s.messages(conv, None, 1, false).await.unwrap();
+        assert_eq!(page.items[0].text, "alo");
+        let cursor = MessageCursor::decode(page.next_cursor.as_deref().unwrap()).unwrap();
+        let older = s.messages(conv, Some(cursor), 1, false).await.unwrap();
+        assert_eq!(older.items[0].text, "Chào shop");
+        assert!(older.next_cursor.is_none());
+
+        let q = ConversationQuery {
+            workspace_id: f.ws,
+            visible_inboxes: Some(vec![f.inbox]),
+            status: Some(ConversationStatus::Pending),
+            inbox_id: None,
+            assignee: Some(AssigneeFilter::Unassigned),
+            tag: None,
+            q: None,
+            contact_id: None,
+            cursor: None,
+            limit: 1,
+        };
+        // Newest activity first, ties by id (descending).
+        let mut want = Vec::new();
+        for id in [ok[0].conversation_id, ok[1].conversation_id] {
+            let c = s.conversation(id).await.unwrap().unwrap();
+            want.push((c.last_activity_at, c.id));
+        }
+        want.sort();
+        want.reverse();
+        let first = s.list_conversations(&q).await.unwrap();
+        assert_eq!(first.items.len(), 1);
+        assert_eq!(first.items[0].conversation.id, want[0].1, "{}", b.name);
+        let unread = if want[0].1 == ok[0].conversation_id {
+            2
+        } else {
+            1
+        };
+        assert_eq!(first.items[0].unread_count, unread, "{}", b.name);
+        let second = s
+            .list_conversations(&ConversationQuery {
+                cursor: ListCursor::decode(first.next_cursor.as_deref().unwrap()),
+                ..q.clone()
+            })
+            .await
+            .unwrap();
+        assert_eq!(second.items[0].conversation.id, want[1].1, "{}", b.name);
+        assert!(second.next_cursor.is_none());
+        let found = s
+            .list_conversations(&ConversationQuery {
+                q: Some("CÒN HÀNG".to_lowercase()),
+                limit: 10,
+                ..q.clone()
+            })
+            .await
+            .unwrap();
+        assert_eq!(found.items.len(), 1, "{}", b.name);
+        let hidden = s
+            .list_conversations(&ConversationQuery {
+                visible_inboxes: Some(vec![]),
+                limit: 10,
+                ..q.clone()
+            })
+            .await
+            .unwrap();
+        assert!(hidden.items.is_empty());
+
+        // A claim is compare-and-set: a decision on a stale version is refused.
+        let c = s.conversation(conv).await.unwrap().unwrap();
+        let first_claim = claim_change(&f, &c, f.agent.id, T0.plus_minutes(1)).unwrap();
+        let stale = first_claim.clone();
+        s.apply(first_claim).await.unwrap();
+        assert!(matches!(
+            s.apply(stale).await,
+            Err(StoreError::VersionConflict)
+        ));
+        let mine = s
+            .list_conversations(&ConversationQuery {
+                status: Some(ConversationStatus::Open),
+                assignee: Some(AssigneeFilter::Agent(f.agent.id)),
+                limit: 10,
+                ..q.clone()
+            })
+            .await
+            .unwrap();
+        assert_eq!(mine.items.len(), 1);
+        assert!(
+            s.history(conv)
+                .await
+                .unwrap()
+                .iter()
+                .any(|h| h.kind == "claimed"),
+            "{}",
+            b.name
+        );
+
+        // The event log: contiguous numbers after `before`, replayable per inbox.
+        let events = s.events_since(before, None, 100).await.unwrap();
+        let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
+        assert!(!seqs.is_empty());
+        assert_eq!(
+            seqs,
+            (before + 1..=before + seqs.len() as i64).collect::<Vec<_>>(),
+            "{}",
+            b.name
+        );
+        assert_eq!(s.last_event_seq().await.unwrap(), *seqs.last().unwrap());
+        assert_eq!(
+            s.events_since(before, Some(&[f.inbox]), 100)
+                .await
+                .unwrap()
+                .len(),
+            events.len()
+        );
+        assert!(
+            s.events_since(before, Some(&[]), 100)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+}
+
+#[tokio::test]
+async fn tags_and_attachments() {
+    for b in backends().await {
+        let f = fixture(b.store.clone()).await;
+        let s = &f.store;
+        let conv = customer_writes(&f, ContactId(Uuid::now_v7()), T0)
+            .await
+            .conversation_id;
+        let vip = s.create_tag(f.ws, "vip", T0).await.unwrap();
+        assert_eq!(
+            s.create_tag(f.ws, "vip", T0).await.unwrap(),
+            vip,
+            "idempotent"
+        );
+        let c = s.conversation(conv).await.unwrap().unwrap();
+        let mut tagged = c.clone();
+        tagged.tags = vec!["vip".into(), "sỉ".into()];
+        tagged.version += 1;
+        s.apply(Change {
+            conversation: Some(tagged),
+            expected_version: c.version,
+            conversation_id: conv,
+            workspace_id: f.ws,
+            actions: vec![conversation::Action {
+                kind: conversation::ActionKind::Tagged,
+                actor: None,
+                detail: serde_json::json!({"tag": "vip"}),
+            }],
+            message: None,
+            events: vec![],
+            now: T0,
+        })
+        .await
+        .unwrap();
+        let names: Vec<String> = s
+            .list_tags(f.ws)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        assert_eq!(names, vec!["sỉ", "vip"], "{}", b.name);
+        assert!(s.delete_tag(f.ws, vip.id).await.unwrap());
+        assert!(!s.delete_tag(f.ws, vip.id).await.unwrap());
+        let after = s.conversation(conv).await.unwrap().unwrap();
+        assert_eq!(after.tags, vec!["sỉ".to_owned()], "{}", b.name);
+        assert_eq!(after.version, c.version + 2);
+
+        let m = s.messages(conv, None, 1, false).await.unwrap().items[0].id;
+        let a = Attachment {
+            id: Uuid::now_v7(),
+            conversation_id: conv,
+            message_id: m,
+            filename: "a.png".into(),
+            content_type: "image/png".into(),
+            size_bytes: 42,
+            created_at: T0,
+        };
+        s.create_attachment(&a).await.unwrap();
+        assert_eq!(s.attachment(a.id).await.unwrap(), Some(a.clone()));
+        assert_eq!(
+            s.attachments_for_messages(&[m]).await.unwrap(),
+            vec![a.clone()]
+        );
+        assert_eq!(s.conversation_attachments(conv, 10).await.unwrap(), vec![a]);
+    }
+}
+
+#[tokio::test]
+async fn timers_follow_the_conversation_and_fire_once() {
+    for b in backends().await {
+        let f = fixture(b.store.clone()).await;
+        let rules = RoutingRules {
+            strategy: Strategy::SelfClaim,
+            reply_sla_minutes: Some(5),
+            ..RoutingRules::default()
+        };
+        f.store
+            .set_routing_rules(f.inbox, &rules, T0)
+            .await
+            .unwrap();
+        let contact = ContactId(Uuid::now_v7());
+        let ing = customer_writes(&f, contact, T0).await;
+        assert!(ing.entered_pool);
+        let conv = ing.conversation_id;
+        assert!(
+            f.store.conversation_timers(conv).await.unwrap().is_empty(),
+            "nobody holds it"
+        );
+        let waiting = f.store.waiting(f.inbox, 10).await.unwrap();
+        assert_eq!(waiting.len(), 1);
+        assert_eq!(waiting[0].waiting_since, T0);
+
+        claim(&f, conv, T0.plus_minutes(1)).await;
+        assert!(
+            f.store.waiting(f.inbox, 10).await.unwrap().is_empty(),
+            "left the pool"
+        );
+        let timers = f.store.conversation_timers(conv).await.unwrap();
+        assert_eq!(timers.len(), 1);
+        assert_eq!(timers[0].kind, TimerKind::ReplySla);
+        assert_eq!(timers[0].due_at, T0.plus_minutes(6));
+
+        // Not due one ms early; claimed exactly at due; a second runner gets nothing while leased,
+        // and gets it once the lease has run out (its holder died).
+        let due = T0.plus_minutes(6);
+        let lease = due.plus_minutes(1);
+        assert!(
+            f.store
+                .claim_due_timers(due.plus_millis(-1), lease, "n1", 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let claimed = f
+            .store
+            .claim_due_timers(due, lease, "n1", 10)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1, "{}", b.name);
+        assert!(
+            f.store
+                .claim_due_timers(due, lease, "n2", 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let retaken = f
+            .store
+            .claim_due_timers(lease, lease.plus_minutes(1), "n2", 10)
+            .await
+            .unwrap();
+        assert_eq!(retaken.len(), 1, "after the lease: {}", b.name);
+
+        // The customer writes again in the same turn: the first deadline stands, same generation.
+        customer_writes(&f, contact, T0.plus_minutes(2)).await;
+        let again = f.store.conversation_timers(conv).await.unwrap();
+        assert_eq!(
+            (again[0].due_at, again[0].generation),
+            (due, claimed[0].generation)
+        );
+
+        // Fired once: the second attempt with the same (id, generation) finds nothing.
+        let t = &claimed[0];
+        let c = f.store.conversation(conv).await.unwrap().unwrap();
+        let take = |c: &Conversation| {
+            let tr = switchboard_core::routing::take_back(
+                c,
+                None,
+                switchboard_core::routing::Trigger::ReplySla,
+                due,
+            )
+            .unwrap();
+            RoutingChange {
+                change: Change {
+                    conversation: Some(tr.conversation),
+                    expected_version: c.version,
+                    conversation_id: c.id,
+                    workspace_id: f.ws,
+                    actions: tr.actions,
+                    message: None,
+                    events: vec![],
+                    now: due,
+                },
+                pointer: None,
+                capacity: None,
+                timer: Some((t.id, t.generation)),
+            }
+        };
+        assert!(matches!(
+            f.store.apply_routing(take(&c)).await.unwrap(),
+            RoutingOutcome::Applied(_)
+        ));
+        assert_eq!(
+            f.store.apply_routing(take(&c)).await.unwrap(),
+            RoutingOutcome::TimerGone
+        );
+        let history = f.store.history(conv).await.unwrap();
+        assert_eq!(
+            history
+                .iter()
+                .filter(|h| h.kind == "returned_to_pool")
+                .count(),
+            1
+        );
+        let back = f.store.waiting(f.inbox, 10).await.unwrap();
+        assert_eq!(
+            back[0].excluded_agent_id,
+            Some(f.agent.id),
+            "not straight back to who missed it"
+        );
+        assert!(f.store.conversation_timers(conv).await.unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_rescheduled_timer_cannot_be_fired_from_an_old_copy() {
+    for b in backends().await {
+        let f = fixture(b.store.clone()).await;
+        let rules = RoutingRules {
+            reply_sla_minutes: Some(5),
+            ..RoutingRules::default()
+        };
+        f.store
+            .set_routing_rules(f.inbox, &rules, T0)
+            .await
+            .unwrap();
+        let contact = ContactId(Uuid::now_v7());
+        let conv = customer_writes(&f, contact, T0).await.conversation_id;
+        claim(&f, conv, T0).await;
+        let old = f.store.conversation_timers(conv).await.unwrap().remove(0);
+        // The agent replies (clears), the customer writes again (a new turn, a new row).
+        let c = f.store.conversation(conv).await.unwrap().unwrap();
+        let actor = Actor {
+            agent_id: f.agent.id,
+            role: Role::Agent,
+        };
+        let r = conversation::reply(&c, actor, T0.plus_minutes(1)).unwrap();
+        f.store
+            .apply(Change {
+                conversation: Some(r.conversation),
+                expected_version: c.version,
+                conversation_id: conv,
+                workspace_id: f.ws,
+                actions: vec![],
+                message: None,
+                events: vec![],
+                now: T0.plus_minutes(1),
+            })
+            .await
+            .unwrap();
+        assert!(
+            f.store.conversation_timers(conv).await.unwrap().is_empty(),
+            "a reply clears it: {}",
+            b.name
+        );
+        customer_writes(&f, contact, T0.plus_minutes(2)).await;
+        let new = f.store.conversation_timers(conv).await.unwrap().remove(0);
+        assert_eq!(new.due_at, T0.plus_minutes(7));
+        assert!(
+            !f.store.discard_timer(old.id, old.generation).await.unwrap(),
+            "old copy"
+        );
+        assert_eq!(f.store.conversation_timers(conv).await.unwrap().len(), 1);
+
+        // Switching the SLA off removes running timers at once.
+        f.store
+            .set_routing_rules(f.inbox, &RoutingRules::default(), T0.plus_minutes(3))
+            .await
+            .unwrap();
+        assert!(f.store.conversation_timers(conv).await.unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn pointer_and_capacity_are_compare_and_set() {
+    for b in backends().await {
+        let f = fixture(b.store.clone()).await;
+        let rules = RoutingRules {
+            strategy: Strategy::RoundRobin,
+            ..RoutingRules::default()
+        };
+        f.store
+            .set_routing_rules(f.inbox, &rules, T0)
+            .await
+            .unwrap();
+        let state = f.store.routing_state(f.inbox).await.unwrap();
+        assert_eq!((state.pointer, state.pointer_version), (None, 0));
+        let conv = customer_writes(&f, ContactId(Uuid::now_v7()), T0)
+            .await
+            .conversation_id;
+        assert_eq!(f.store.inboxes_with_backlog().await.unwrap(), vec![f.inbox]);
+        let c = f.store.conversation(conv).await.unwrap().unwrap();
+        let pick = switchboard_core::routing::Pick {
+            agent_id: f.agent.id,
+            reason: switchboard_core::routing::PickReason::RoundRobin,
+            moves_pointer: true,
+        };
+        let assign = |expected_version: i64, capacity: Option<u32>| {
+            let tr = switchboard_core::routing::auto_assign(
+                &c,
+                pick,
+                switchboard_core::routing::Trigger::Arrival,
+                T0,
+            )
+            .unwrap();
+            RoutingChange {
+                change: Change {
+                    conversation: Some(tr.conversation),
+                    expected_version: c.version,
+                    conversation_id: c.id,
+                    workspace_id: f.ws,
+                    actions: tr.actions,
+                    message: None,
+                    events: vec![],
+                    now: T0,
+                },
+                pointer: Some(PointerMove {
+                    inbox_id: f.inbox,
+                    expected_version,
+                    agent_id: f.agent.id,
+                }),
+                capacity: capacity.map(|n| (f.agent.id, n)),
+                timer: None,
+            }
+        };
+        assert!(
+            matches!(
+                f.store.apply_routing(assign(7, None)).await,
+                Err(StoreError::VersionConflict)
+            ),
+            "stale pointer: {}",
+            b.name
+        );
+        assert!(
+            matches!(
+                f.store.apply_routing(assign(0, Some(0))).await,
+                Err(StoreError::VersionConflict)
+            ),
+            "full"
+        );
+        assert!(matches!(
+            f.store.apply_routing(assign(0, Some(1))).await,
+            Ok(RoutingOutcome::Applied(_))
+        ));
+        let state = f.store.routing_state(f.inbox).await.unwrap();
+        assert_eq!(
+            (state.pointer, state.pointer_version),
+            (Some(f.agent.id), 1)
+        );
+        assert_eq!(
+            f.store
+                .open_counts(&[f.agent.id])
+                .await
+                .unwrap()
+                .get(&f.agent.id),
+            Some(&1)
+        );
+        assert_eq!(
+            f.store.inboxes_with_backlog().await.unwrap(),
+            Vec::<InboxId>::new()
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_outbox_hands_each_row_to_one_worker() {
+    for b in backends().await {
+        let f = fixture(b.store.clone()).await;
+        let s = &f.store;
+        let conv = customer_writes(&f, ContactId(Uuid::now_v7()), T0)
+            .await
+            .conversation_id;
+        claim(&f, conv, T0).await;
+        let mut ids = Vec::new();
+        for i in 0..20 {
+            let c = s.conversation(conv).await.unwrap().unwrap();
+            let m = Message {
+                id: MessageId(Uuid::now_v7()),
+                conversation_id: conv,
+                inbox_id: f.inbox,
+                direction: Direction::Outbound,
+                sender_kind: SenderKind::Agent,
+                sender_agent_id: Some(f.agent.id),
+                kind: MessageKind::Text,
+                text: format!("reply {i}"),
+                provider_message_id: None,
+                delivery_status: DeliveryStatus::Queued,
+                failure_reason: None,
+                created_at: T0,
+            };
+            ids.push(m.id);
+            let out = Outbound {
+                change: Change {
+                    events: vec![switchboard_core::event::message_created(&m)],
+                    conversation: None,
+                    expected_version: c.version,
+                    conversation_id: conv,
+                    workspace_id: f.ws,
+                    actions: vec![],
+                    message: Some(m),
+                    now: T0,
+                },
+                job: OutboxJob::Send,
+                request: serde_json::json!({"recipient": "psid", "text": "hi"}),
+                meta: MessageMeta::default(),
+                private_reply_to: if i == 0 {
+                    Some("comment-1".into())
+                } else {
+                    None
+                },
+            };
+            s.queue_outbound(out).await.unwrap().unwrap();
+        }
+        assert_eq!(s.next_due().await.unwrap(), Some(T0));
+        // Four workers claim at once: every row exactly once.
+        let lease = T0.plus_minutes(5);
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                let s = s.clone();
+                tokio::spawn(async move { s.claim_due(T0, lease, 7).await.unwrap() })
+            })
+            .collect();
+        let mut seen = HashSet::new();
+        let mut n = 0;
+        for w in workers {
+            for r in w.await.unwrap() {
+                n += 1;
+                assert!(seen.insert(r.message_id), "handed out twice: {}", b.name);
+            }
+        }
+        while n < ids.len() {
+            let more = s.claim_due(T0, lease, 7).await.unwrap();
+            assert!(!more.is_empty(), "{}", b.name);
+            for r in more {
+                n += 1;
+                assert!(seen.insert(r.message_id));
+            }
+        }
+        assert!(
+            s.claim_due(T0, lease, 100).await.unwrap().is_empty(),
+            "leased"
+        );
+        s.outbox_sent(ids[0], "mid.1", None, T0).await.unwrap();
+        s.outbox_retry(ids[1], T0.plus_minutes(10), "rate_limited", T0)
+            .await
+            .unwrap();
+        s.outbox_failed(ids[2], "window_closed", T0).await.unwrap();
+        assert_eq!(s.outbox_row(ids[0]).await.unwrap().unwrap().state, "sent");
+        assert_eq!(
+            s.message(ids[2]).await.unwrap().unwrap().delivery_status,
+            DeliveryStatus::Failed
+        );
+        assert_eq!(
+            s.private_reply_of(f.inbox, "comment-1").await.unwrap(),
+            Some(ids[0])
+        );
+        // Leases run out: the rows of a dead worker go to the next one.
+        let retaken = s
+            .claim_due(lease, lease.plus_minutes(5), 100)
+            .await
+            .unwrap();
+        assert_eq!(retaken.len(), ids.len() - 3, "{}", b.name);
+    }
+}
+
+#[tokio::test]
+async fn concurrent_claims_have_exactly_one_winner() {
+    for b in backends().await {
+        let f = fixture(b.store.clone()).await;
+        let mut agents = Vec::new();
+        for i in 0..8 {
+            let a = agent(f.ws, &format!("x{i}@shop.vn"), &format!("X{i}"));
+            f.store.create_agent(&a, "x").await.unwrap();
+            agents.push(a.id);
+        }
+        let mut convs = Vec::new();
+        for _ in 0..10 {
+            convs.push(
+                customer_writes(&f, ContactId(Uuid::now_v7()), T0)
+                    .await
+                    .conversation_id,
+            );
+        }
+        let mut tasks = Vec::new();
+        for &conv in &convs {
+            for &who in &agents {
+                let store = f.store.clone();
+                let ws = f.ws;
+                tasks.push(tokio::spawn(async move {
+                    // Decide and retry like the API does: a conflict means "reload".
+                    for _ in 0..5 {
+                        let c = store.conversation(conv).await.unwrap().unwrap();
+                        let Ok(t) = conversation::claim(
+                            &c,
+                            Actor {
+                                agent_id: who,
+                                role: Role::Agent,
+                            },
+                        ) else {
+                            return false; // someone else holds it
+                        };
+                        let change = Change {
+                            conversation: Some(t.conversation),
+                            expected_version: c.version,
+                            conversation_id: conv,
+                            workspace_id: ws,
+                            actions: t.actions,
+                            message: None,
+                            events: vec![],
+                            now: T0,
+                        };
+                        match store.apply(change).await {
+                            Ok(_) => return true,
+                            Err(StoreError::VersionConflict) => continue,
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                    false
+                }));
+            }
+        }
+        let mut wins = 0;
+        for t in tasks {
+            wins += usize::from(t.await.unwrap());
+        }
+        assert_eq!(wins, convs.len(), "one winner per conversation: {}", b.name);
+        for conv in convs {
+            let h = f.store.history(conv).await.unwrap();
+            assert_eq!(h.iter().filter(|e| e.kind == "claimed").count(), 1);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_customer_writing_from_many_places_at_once_is_one_contact_and_one_conversation() {
+    for b in backends().await {
+        let f = Arc::new(fixture(b.store.clone()).await);
+        let tasks: Vec<_> = (0..12)
+            .map(|i| {
+                let f = f.clone();
+                tokio::spawn(async move {
+                    let item = inbound(&f, "psid-same", &format!("m{i}"), "alo", T0);
+                    f.store
+                        .ingest(&[item], T0)
+                        .await
+                        .unwrap()
+                        .remove(0)
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut convs = HashSet::new();
+        let mut contacts = HashSet::new();
+        for t in tasks {
+            let ing = t.await.unwrap();
+            assert!(!ing.duplicate);
+            convs.insert(ing.conversation_id);
+            contacts.insert(ing.contact_id);
+        }
+        assert_eq!((convs.len(), contacts.len()), (1, 1), "{}", b.name);
+        let conv = convs.into_iter().next().unwrap();
+        assert_eq!(
+            f.store
+                .messages(conv, None, 100, false)
+                .await
+                .unwrap()
+                .items
+                .len(),
+            12
+        );
+        let summary = f.store.conversation_summary(conv).await.unwrap().unwrap();
+        assert_eq!(summary.unread_count, 12, "{}", b.name);
+    }
+}
+
+/// The cursor contract: once a reader has seen event N, no event numbered below N can appear
+/// later. Writers commit concurrently while a reader tails the log.
+#[tokio::test]
+async fn event_numbers_never_appear_below_what_a_reader_has_seen() {
+    for b in backends().await {
+        let f = Arc::new(fixture(b.store.clone()).await);
+        let start = f.store.last_event_seq().await.unwrap();
+        let writers: Vec<_> = (0..8)
+            .map(|w| {
+                let f = f.clone();
+                tokio::spawn(async move {
+                    for i in 0..15 {
+                        let item = inbound(&f, &format!("c{w}-{i}"), &format!("w{w}m{i}"), "x", T0);
+                        f.store.ingest(&[item], T0).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        let target = Arc::new(std::sync::atomic::AtomicI64::new(-1));
+        let reader = {
+            let f = f.clone();
+            let target = target.clone();
+            tokio::spawn(async move {
+                let mut cursor = start;
+                let mut seen = 0;
+                loop {
+                    for e in f.store.events_since(cursor, None, 1000).await.unwrap() {
+                        assert_eq!(e.seq, cursor + 1, "a gap that filled in later");
+                        cursor = e.seq;
+                        seen += 1;
+                    }
+                    let t = target.load(std::sync::atomic::Ordering::SeqCst);
+                    if t >= 0 && cursor >= t {
+                        return seen;
+                    }
+                    tokio::task::yield_now().await;
+                }
+            })
+        };
+        for w in writers {
+            w.await.unwrap();
+        }
+        let last = f.store.last_event_seq().await.unwrap();
+        target.store(last, std::sync::atomic::Ordering::SeqCst);
+        let seen = tokio::time::timeout(std::time::Duration::from_secs(60), reader)
+            .await
+            .expect("reader finished")
+            .unwrap();
+        assert!(seen >= 120, "{}", b.name);
+        assert_eq!(start + seen, last, "{}", b.name);
+    }
+}
+
+/// Not a check (no thresholds): how fast the group-commit path stores customer messages, for the
+/// design notes. `cargo test -p switchboard-store --release ingest_throughput -- --ignored --nocapture`
+#[tokio::test]
+#[ignore = "a measurement, run by hand"]
+async fn ingest_throughput() {
+    for b in backends().await {
+        let f = fixture(b.store.clone()).await;
+        for (batch, batches, customers) in [
+            (1usize, 300usize, 100usize),
+            (100, 50, 1000),
+            (100, 50, 100),
+        ] {
+            let start = std::time::Instant::now();
+            for n in 0..batches {
+                let items: Vec<Inbound> = (0..batch)
+                    .map(|i| {
+                        let k = (n * batch + i) % customers;
+                        inbound(
+                            &f,
+                            &format!("{batch}-{customers}-c{k}"),
+                            &format!("{batch}-{customers}-{n}-{i}"),
+                            "xin chào shop, còn hàng không ạ?",
+                            T0,
+                        )
+                    })
+                    .collect();
+                f.store.ingest(&items, T0).await.unwrap();
+            }
+            let secs = start.elapsed().as_secs_f64();
+            eprintln!(
+                "{}: batch {batch}, {customers} customers: {:.0} msg/s",
+                b.name,
+                (batch * batches) as f64 / secs
+            );
+        }
+        // One message per transaction from 8 writers at once (what 8 nodes' agents' commands
+        // look like): every one of them writes events, so they queue on the event counter.
+        let f = Arc::new(f);
+        let start = std::time::Instant::now();
+        let writers: Vec<_> = (0..8)
+            .map(|w| {
+                let f = f.clone();
+                tokio::spawn(async move {
+                    for i in 0..100 {
+                        let item =
+                            inbound(&f, &format!("w{w}-{i}"), &format!("w{w}-m{i}"), "x", T0);
+                        f.store.ingest(&[item], T0).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.await.unwrap();
+        }
+        eprintln!(
+            "{}: batch 1, 8 concurrent writers: {:.0} msg/s",
+            b.name,
+            800.0 / start.elapsed().as_secs_f64()
+        );
+    }
+}
+
+#[tokio::test]
+async fn metering_counts_the_free_tier_exactly_under_concurrent_writers() {
+    use switchboard_core::billing::{self, FreeReason, Tariff, Traffic};
+    let tariff = Tariff {
+        currency: "USD".into(),
+        rates: Vec::new(),
+        free_service_messages_per_month_from_2026_10: 5,
+    };
+    // A day into the per-message era with free service messages per number and month.
+    let at = Timestamp(billing::SERVICE_CHARGED_FROM.millis() + 86_400_000);
+    for b in backends().await {
+        let f = fixture(b.store.clone()).await;
+        let event = |i: usize| MeterEvent {
+            inbox_id: f.inbox,
+            business_id: "waba-1".into(),
+            user_id: format!("8490000{i:04}"),
+            market: "VN".into(),
+            event_key: format!("status:wamid.{i}:delivered"),
+            message_id: None,
+            traffic: Traffic::Delivered { at, template: None },
+            provider_pricing: None,
+        };
+        let mut tasks = Vec::new();
+        // 20 events, each metered twice at once (a webhook redelivered to another node).
+        for i in 0..40 {
+            let store = f.store.clone();
+            let e = event(i % 20);
+            let tariff = tariff.clone();
+            tasks.push(tokio::spawn(async move {
+                store.meter_whatsapp(&e, &tariff).await.unwrap()
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let month = billing::month_of(at);
+        let rows = f
+            .store
+            .whatsapp_usage(&month, Some(&[f.inbox][..]))
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 20, "{}: one row per event", b.name);
+        let free = rows
+            .iter()
+            .filter(|c| c.free_reason == Some(FreeReason::FreeTier))
+            .count();
+        assert_eq!(free, 5, "{}: the free tier counted exactly", b.name);
+        assert_eq!(rows.iter().filter(|c| c.billable).count(), 15, "{}", b.name);
+    }
+}

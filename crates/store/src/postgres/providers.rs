@@ -1,0 +1,657 @@
+//! The PostgreSQL side of WhatsApp, Zalo OA, Telegram and Shopee: delivery statuses inside the
+//! channel group commit, inbox lookups by account, identity links, reachability, WhatsApp
+//! templates and cost metering. Where SQLite relies on its single writer, this side serialises
+//! with locks: metering takes transaction-scoped advisory locks on the business and the inbox
+//! (the month's free tier is counted exactly when several nodes meter at once), a status locks
+//! its message row (statuses only move forward), settings are replaced by a compare-and-set
+//! `UPDATE … WHERE`.
+
+use super::meta::{
+    edit_meta, flush, load_meta, message_by_id, message_by_provider, rank, set_provider_id,
+    updated_event, workspace_of,
+};
+use super::*;
+use crate::channel::ChannelOutcome;
+use crate::provider::*;
+use switchboard_core::billing::{
+    self, Category, Charge, ChargeKind, FreeReason, MonthUsage, PricingModel, Tariff, Traffic,
+    UserState,
+};
+
+/// A `ChannelItem::Status`, borrowed.
+pub(super) struct StatusItem<'a> {
+    pub inbox: InboxId,
+    pub provider_message_id: &'a str,
+    pub ours: Option<MessageId>,
+    pub status: DeliveryStatus,
+    pub failure: Option<&'a (String, serde_json::Value)>,
+}
+
+/// Our message, its row locked until commit (two statuses of one message on two nodes apply one
+/// after the other, so a status never moves backwards).
+async fn lock_message(conn: &mut PgConnection, id: MessageId) -> Result<Option<Message>> {
+    sqlx::query("SELECT * FROM messages WHERE id = $1 FOR UPDATE")
+        .bind(id.to_string())
+        .fetch_optional(conn)
+        .await?
+        .map(|r| message_row(&r))
+        .transpose()
+}
+
+/// Applies a provider status to our message inside the ingest transaction.
+pub(super) async fn status(
+    conn: &mut PgConnection,
+    s: StatusItem<'_>,
+    now: Timestamp,
+    drafts: &mut Vec<EventDraft>,
+) -> Result<ChannelOutcome> {
+    let mine = match s.ours {
+        Some(id) => message_by_id(conn, id)
+            .await?
+            .filter(|m| m.inbox_id == s.inbox),
+        None => None,
+    };
+    let mine = match mine {
+        Some(m) => Some(m),
+        None => message_by_provider(conn, s.inbox, s.provider_message_id).await?,
+    };
+    let Some(m) = mine.filter(|m| m.direction == Direction::Outbound) else {
+        return Ok(ChannelOutcome::Nothing);
+    };
+    // A status means the provider accepted the message: the outbox must not send it again, even
+    // if its HTTP answer was lost. (The outbox row before the message row, like `outbox_sent`.)
+    sqlx::query("UPDATE outbox SET state = 'sent', provider_message_id = COALESCE(provider_message_id, $1), lease_until = NULL, updated_at = $2 WHERE message_id = $3 AND state IN ('queued', 'sending')")
+        .bind(s.provider_message_id)
+        .bind(now.millis())
+        .bind(m.id.to_string())
+        .execute(&mut *conn)
+        .await?;
+    let Some(m) = lock_message(conn, m.id).await? else {
+        return Ok(ChannelOutcome::Nothing);
+    };
+    let mut changed = false;
+    if m.provider_message_id.is_none() || m.delivery_status == DeliveryStatus::Queued {
+        set_provider_id(conn, m.id, s.provider_message_id).await?;
+        changed = true;
+    }
+    let Some(mut m) = message_by_id(conn, m.id).await? else {
+        return Ok(ChannelOutcome::Nothing);
+    };
+    if s.status == DeliveryStatus::Failed {
+        if m.delivery_status != DeliveryStatus::Failed {
+            let (reason, detail) = s
+                .failure
+                .cloned()
+                .unwrap_or_else(|| ("provider_error".into(), serde_json::Value::Null));
+            sqlx::query(
+                "UPDATE messages SET delivery_status = 'failed', failure_reason = $1 WHERE id = $2",
+            )
+            .bind(&reason)
+            .bind(m.id.to_string())
+            .execute(&mut *conn)
+            .await?;
+            m.delivery_status = DeliveryStatus::Failed;
+            m.failure_reason = Some(reason);
+            edit_meta(conn, &m, now, drafts, |o| {
+                o.insert("provider_error".into(), detail);
+            })
+            .await?;
+            return Ok(ChannelOutcome::Updated(1));
+        }
+    } else if m.delivery_status != DeliveryStatus::Failed
+        && rank(s.status) > rank(m.delivery_status)
+    {
+        sqlx::query("UPDATE messages SET delivery_status = $1 WHERE id = $2")
+            .bind(s.status.as_str())
+            .bind(m.id.to_string())
+            .execute(&mut *conn)
+            .await?;
+        m.delivery_status = s.status;
+        changed = true;
+    }
+    if changed {
+        let meta = load_meta(conn, m.id).await?;
+        drafts.push(updated_event(&m, meta.as_ref()));
+        return Ok(ChannelOutcome::Updated(1));
+    }
+    Ok(ChannelOutcome::Nothing)
+}
+
+fn template_row(r: &PgRow) -> Result<StoredTemplate> {
+    Ok(StoredTemplate {
+        name: r.try_get("name")?,
+        language: r.try_get("language")?,
+        template_id: r.try_get("template_id")?,
+        category: r.try_get("category")?,
+        status: r.try_get("status")?,
+        components: json_of(r, "components")?,
+        parameter_format: r.try_get("parameter_format")?,
+        synced_at: ts(r, "synced_at")?,
+    })
+}
+
+fn charge_row(r: &PgRow) -> Result<Charge> {
+    Ok(Charge {
+        at: ts(r, "at")?,
+        model: enum_of(r, "model", PricingModel::parse)?,
+        kind: enum_of(r, "kind", ChargeKind::parse)?,
+        category: enum_of(r, "category", Category::parse)?,
+        billable: r.try_get::<i64, _>("billable")? != 0,
+        free_reason: r
+            .try_get::<Option<String>, _>("free_reason")?
+            .map(|s| FreeReason::parse(&s).ok_or_else(|| corrupt("free_reason")))
+            .transpose()?,
+        until: opt_ts(r, "until")?,
+        market: r.try_get("market")?,
+        cost_micros: r.try_get("cost_micros")?,
+        unpriced: r.try_get::<i64, _>("unpriced")? != 0,
+        entry_point: r.try_get::<i64, _>("entry_point")? != 0,
+    })
+}
+
+/// How far back a customer's rows can still matter (the longest window is the 72 h entry point,
+/// opened up to 24 h after the ad message).
+const STATE_HORIZON_MS: i64 = 8 * 24 * 3_600_000;
+
+/// The customer's meter state as of `at`, from their recent charges.
+fn user_state(rows: &[Charge], at: Timestamp) -> UserState {
+    let mut s = UserState::default();
+    for c in rows.iter().filter(|c| c.at <= at) {
+        match c.kind {
+            ChargeKind::WindowOpened => {
+                s.last_inbound_at = Some(s.last_inbound_at.map_or(c.at, |l| l.max(c.at)));
+                if c.entry_point {
+                    s.entry_point_inbound_at =
+                        Some(s.entry_point_inbound_at.map_or(c.at, |l| l.max(c.at)));
+                }
+            }
+            ChargeKind::EntryPointOpened if s.entry_point_opened_at.is_none_or(|o| c.at >= o) => {
+                s.entry_point_opened_at = Some(c.at);
+                s.entry_point_until = c.until;
+            }
+            ChargeKind::ConversationOpened if c.until.is_some_and(|u| u >= at) => {
+                if let Some(u) = c.until {
+                    s.open.push((c.category, u));
+                }
+            }
+            _ => {}
+        }
+    }
+    s
+}
+
+fn traffic_at(t: &Traffic) -> Timestamp {
+    match t {
+        Traffic::Customer { at, .. } | Traffic::Delivered { at, .. } => *at,
+    }
+}
+
+impl PgStore {
+    /// One metering transaction. The advisory locks on the business (its conversations, its
+    /// customers' state) and the inbox (its messages, its event keys) are taken before anything is
+    /// read, so two nodes metering for one business count the free tier one after the other, and
+    /// an event metered twice at once is written once.
+    async fn meter_tx(&self, e: &MeterEvent, tariff: &Tariff) -> Result<Charge> {
+        let mut conn = self.writer().await?;
+        let mut tx = conn.begin().await?;
+        lock_keys(
+            &mut tx,
+            vec![
+                format!("meter:business:{}", e.business_id),
+                format!("meter:inbox:{}", e.inbox_id),
+            ],
+        )
+        .await?;
+        if let Some(r) =
+            sqlx::query("SELECT * FROM whatsapp_usage WHERE inbox_id = $1 AND event_key = $2")
+                .bind(e.inbox_id.to_string())
+                .bind(&e.event_key)
+                .fetch_optional(&mut *tx)
+                .await?
+        {
+            return charge_row(&r);
+        }
+        let at = traffic_at(&e.traffic);
+        let recent = sqlx::query(
+            "SELECT * FROM whatsapp_usage WHERE business_id = $1 AND user_id = $2 AND at >= $3 ORDER BY at",
+        )
+        .bind(&e.business_id)
+        .bind(&e.user_id)
+        .bind(at.millis() - STATE_HORIZON_MS)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(charge_row)
+        .collect::<Result<Vec<_>>>()?;
+        let state = user_state(&recent, at);
+        let month = billing::month_of(at);
+        let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
+        let conversations: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM whatsapp_usage WHERE business_id = $1 AND month = $2 AND kind = 'conversation_opened' \
+             AND category = 'service' AND (free_reason IS NULL OR free_reason = 'free_tier')",
+        )
+        .bind(&e.business_id)
+        .bind(&month)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        let messages: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM whatsapp_usage WHERE inbox_id = $1 AND month = $2 AND kind = 'message' \
+             AND category = 'service' AND (free_reason IS NULL OR free_reason = 'free_tier')",
+        )
+        .bind(e.inbox_id.to_string())
+        .bind(&month)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        let usage = MonthUsage {
+            service_conversations: count(conversations),
+            service_messages: count(messages),
+        };
+        let (charge, _) = billing::meter(tariff, &state, usage, &e.market, e.traffic);
+        sqlx::query(
+            "INSERT INTO whatsapp_usage (id, inbox_id, business_id, user_id, event_key, message_id, at, month, model, kind, \
+             category, billable, free_reason, until, market, cost_micros, unpriced, entry_point, provider_pricing) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+        )
+        .bind(Uuid::now_v7().to_string())
+        .bind(e.inbox_id.to_string())
+        .bind(&e.business_id)
+        .bind(&e.user_id)
+        .bind(&e.event_key)
+        .bind(e.message_id.map(|m| m.to_string()))
+        .bind(charge.at.millis())
+        .bind(&month)
+        .bind(charge.model.as_str())
+        .bind(charge.kind.as_str())
+        .bind(charge.category.as_str())
+        .bind(i64::from(charge.billable))
+        .bind(charge.free_reason.map(FreeReason::as_str))
+        .bind(charge.until.map(Timestamp::millis))
+        .bind(&charge.market)
+        .bind(charge.cost_micros)
+        .bind(i64::from(charge.unpriced))
+        .bind(i64::from(charge.entry_point))
+        .bind(e.provider_pricing.as_ref().map(json_text))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(charge)
+    }
+}
+
+#[async_trait]
+impl BillingStore for PgStore {
+    #[instrument(skip_all)]
+    async fn meter_whatsapp(&self, e: &MeterEvent, tariff: &Tariff) -> Result<Charge> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.meter_tx(e, tariff).await {
+                Err(err) if attempt < 4 && retryable(&err) => continue,
+                other => return other,
+            }
+        }
+    }
+
+    #[instrument(skip_all)]
+    async fn whatsapp_usage(
+        &self,
+        month: &str,
+        inboxes: Option<&[InboxId]>,
+    ) -> Result<Vec<Charge>> {
+        let rows = match inboxes {
+            None => {
+                sqlx::query("SELECT * FROM whatsapp_usage WHERE month = $1 ORDER BY at, id")
+                    .bind(month)
+                    .fetch_all(self.reader())
+                    .await?
+            }
+            Some(ids) => {
+                sqlx::query(
+                    "SELECT * FROM whatsapp_usage WHERE month = $1 AND inbox_id = ANY($2) ORDER BY at, id",
+                )
+                .bind(month)
+                .bind(id_strings(ids))
+                .fetch_all(self.reader())
+                .await?
+            }
+        };
+        rows.iter().map(charge_row).collect()
+    }
+}
+
+impl PgStore {
+    async fn merge_message_meta_tx(
+        &self,
+        id: MessageId,
+        patch: &serde_json::Value,
+        now: Timestamp,
+    ) -> Result<()> {
+        let mut conn = self.writer().await?;
+        let mut tx = conn.begin().await?;
+        // The message row is held until commit: two merges on two nodes do not lose each other's
+        // keys (read, merge, write of the extras happen one after the other).
+        let Some(m) = lock_message(&mut tx, id).await? else {
+            return Err(StoreError::NotFound);
+        };
+        let mut drafts = Vec::new();
+        edit_meta(&mut tx, &m, now, &mut drafts, |o| {
+            if let serde_json::Value::Object(p) = patch {
+                o.extend(p.clone());
+            }
+        })
+        .await?;
+        let ws = workspace_of(&mut tx, m.conversation_id).await?;
+        let mut events = Vec::new();
+        flush(&mut tx, ws, drafts, now, &mut events).await?;
+        self.commit(tx, &mut events).await
+    }
+}
+
+#[async_trait]
+impl ProviderStore for PgStore {
+    #[instrument(skip_all)]
+    async fn inbox_for_account(
+        &self,
+        channel: ChannelKind,
+        account: &str,
+    ) -> Result<Option<Inbox>> {
+        let sql = match channel {
+            ChannelKind::Whatsapp => {
+                "SELECT * FROM inboxes WHERE channel = 'whatsapp' AND (settings::json ->> 'phone_number_id') = $1"
+            }
+            ChannelKind::Zalo => {
+                "SELECT * FROM inboxes WHERE channel = 'zalo' AND (settings::json ->> 'oa_id') = $1"
+            }
+            ChannelKind::Shopee => {
+                "SELECT * FROM inboxes WHERE channel = 'shopee' AND (settings::json ->> 'shop_id') = $1"
+            }
+            _ => return Ok(None),
+        };
+        sqlx::query(sql)
+            .bind(account)
+            .fetch_optional(self.reader())
+            .await?
+            .map(|r| inbox_row(&r))
+            .transpose()
+    }
+
+    #[instrument(skip_all)]
+    async fn contact_by_identity(
+        &self,
+        inbox: InboxId,
+        external_id: &str,
+    ) -> Result<Option<ContactId>> {
+        let mut conn = self.reader().acquire().await?;
+        super::meta::identity_contact(&mut conn, inbox, external_id).await
+    }
+
+    #[instrument(skip_all)]
+    async fn inboxes_for_business(&self, waba_id: &str) -> Result<Vec<Inbox>> {
+        sqlx::query(
+            "SELECT * FROM inboxes WHERE channel = 'whatsapp' AND (settings::json ->> 'waba_id') = $1 ORDER BY created_at, id",
+        )
+        .bind(waba_id)
+        .fetch_all(self.reader())
+        .await?
+        .iter()
+        .map(inbox_row)
+        .collect()
+    }
+
+    #[instrument(skip_all)]
+    async fn identities_in(&self, contact: ContactId, inbox: InboxId) -> Result<Vec<String>> {
+        sqlx::query("SELECT external_id FROM contact_identities WHERE contact_id = $1 AND inbox_id = $2 ORDER BY created_at, external_id")
+            .bind(contact.to_string())
+            .bind(inbox.to_string())
+            .fetch_all(self.reader())
+            .await?
+            .iter()
+            .map(|r| Ok(r.try_get::<String, _>(0)?))
+            .collect()
+    }
+
+    #[instrument(skip_all)]
+    async fn link_identity(
+        &self,
+        inbox: InboxId,
+        external_id: &str,
+        contact: ContactId,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let mut conn = self.writer().await?;
+        let mut tx = conn.begin().await?;
+        // The key the ingest holds while it creates this identity: the two take turns.
+        lock_keys(
+            &mut tx,
+            vec![sender_key(
+                inbox,
+                &InboundSender::Identity {
+                    external_id: external_id.to_owned(),
+                    name: None,
+                },
+            )],
+        )
+        .await?;
+        let done = sqlx::query("INSERT INTO contact_identities (inbox_id, external_id, contact_id, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
+            .bind(inbox.to_string())
+            .bind(external_id)
+            .bind(contact.to_string())
+            .bind(now.millis())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    #[instrument(skip_all)]
+    async fn message_by_provider_id(
+        &self,
+        inbox: InboxId,
+        provider_id: &str,
+    ) -> Result<Option<Message>> {
+        let mut conn = self.reader().acquire().await?;
+        message_by_provider(&mut conn, inbox, provider_id).await
+    }
+
+    #[instrument(skip_all)]
+    async fn merge_message_meta(
+        &self,
+        id: MessageId,
+        patch: serde_json::Value,
+        now: Timestamp,
+    ) -> Result<()> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.merge_message_meta_tx(id, &patch, now).await {
+                Err(e) if attempt < 4 && retryable(&e) => continue,
+                other => return other,
+            }
+        }
+    }
+
+    #[instrument(skip_all)]
+    async fn replies_since(&self, conv: ConversationId, since: Timestamp) -> Result<u32> {
+        let n: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM messages m LEFT JOIN message_meta mm ON mm.message_id = m.id \
+             WHERE m.conversation_id = $1 AND m.created_at > $2 AND m.direction = 'outbound' \
+             AND m.kind NOT IN ('note', 'agent_to_agent') AND m.delivery_status <> 'failed' \
+             AND (mm.messaging_type IS NULL OR mm.messaging_type IN ('cs', 'free_form', 'RESPONSE'))",
+        )
+        .bind(conv.to_string())
+        .bind(since.millis())
+        .fetch_one(self.reader())
+        .await?
+        .try_get(0)?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    #[instrument(skip_all)]
+    async fn sending_message_like(
+        &self,
+        conv: ConversationId,
+        text: &str,
+    ) -> Result<Option<MessageId>> {
+        sqlx::query(
+            "SELECT o.message_id FROM outbox o JOIN messages m ON m.id = o.message_id \
+             WHERE o.conversation_id = $1 AND o.state = 'sending' AND m.body = $2 \
+             ORDER BY o.queued_at, o.message_id LIMIT 1",
+        )
+        .bind(conv.to_string())
+        .bind(text)
+        .fetch_optional(self.reader())
+        .await?
+        .map(|r| uuid_of(&r, "message_id").map(MessageId))
+        .transpose()
+    }
+
+    #[instrument(skip_all)]
+    async fn replace_settings_if(
+        &self,
+        inbox: InboxId,
+        key: &str,
+        expected: &str,
+        settings: &serde_json::Value,
+    ) -> Result<bool> {
+        // One statement: PostgreSQL re-checks the condition on the locked row, so of two nodes
+        // replacing the same value one wins and the other sees zero rows.
+        let done = sqlx::query(
+            "UPDATE inboxes SET settings = $1 WHERE id = $2 AND (settings::json ->> $3) = $4",
+        )
+        .bind(json_text(settings))
+        .bind(inbox.to_string())
+        .bind(key)
+        .bind(expected)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    #[instrument(skip_all)]
+    async fn set_reachability(
+        &self,
+        inbox: InboxId,
+        external_id: &str,
+        reason: Option<&str>,
+        now: Timestamp,
+    ) -> Result<()> {
+        match reason {
+            Some(r) => {
+                sqlx::query("INSERT INTO channel_reachability (inbox_id, external_id, reason, updated_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (inbox_id, external_id) DO UPDATE SET reason = excluded.reason, updated_at = excluded.updated_at")
+                    .bind(inbox.to_string())
+                    .bind(external_id)
+                    .bind(r)
+                    .bind(now.millis())
+                    .execute(&self.write)
+                    .await?;
+            }
+            None => {
+                sqlx::query(
+                    "DELETE FROM channel_reachability WHERE inbox_id = $1 AND external_id = $2",
+                )
+                .bind(inbox.to_string())
+                .bind(external_id)
+                .execute(&self.write)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    #[instrument(skip_all)]
+    async fn reachability(&self, inbox: InboxId, external_id: &str) -> Result<Option<String>> {
+        Ok(sqlx::query(
+            "SELECT reason FROM channel_reachability WHERE inbox_id = $1 AND external_id = $2",
+        )
+        .bind(inbox.to_string())
+        .bind(external_id)
+        .fetch_optional(self.reader())
+        .await?
+        .map(|r| r.try_get::<String, _>(0))
+        .transpose()?)
+    }
+
+    #[instrument(skip_all)]
+    async fn replace_templates(&self, inbox: InboxId, templates: &[StoredTemplate]) -> Result<()> {
+        let mut conn = self.writer().await?;
+        let mut tx = conn.begin().await?;
+        // Two syncs of one inbox at once: one replaces after the other (never a mix of both).
+        lock_keys(&mut tx, vec![format!("templates:{inbox}")]).await?;
+        sqlx::query("DELETE FROM whatsapp_templates WHERE inbox_id = $1")
+            .bind(inbox.to_string())
+            .execute(&mut *tx)
+            .await?;
+        for t in templates {
+            sqlx::query("INSERT INTO whatsapp_templates (inbox_id, name, language, template_id, category, status, components, parameter_format, synced_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (inbox_id, name, language) DO NOTHING")
+                .bind(inbox.to_string())
+                .bind(&t.name)
+                .bind(&t.language)
+                .bind(t.template_id.as_deref())
+                .bind(&t.category)
+                .bind(&t.status)
+                .bind(json_text(&t.components))
+                .bind(&t.parameter_format)
+                .bind(t.synced_at.millis())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    #[instrument(skip_all)]
+    async fn templates(&self, inbox: InboxId) -> Result<Vec<StoredTemplate>> {
+        sqlx::query("SELECT * FROM whatsapp_templates WHERE inbox_id = $1 ORDER BY name, language")
+            .bind(inbox.to_string())
+            .fetch_all(self.reader())
+            .await?
+            .iter()
+            .map(template_row)
+            .collect()
+    }
+
+    #[instrument(skip_all)]
+    async fn template(
+        &self,
+        inbox: InboxId,
+        name: &str,
+        language: &str,
+    ) -> Result<Option<StoredTemplate>> {
+        sqlx::query(
+            "SELECT * FROM whatsapp_templates WHERE inbox_id = $1 AND name = $2 AND language = $3",
+        )
+        .bind(inbox.to_string())
+        .bind(name)
+        .bind(language)
+        .fetch_optional(self.reader())
+        .await?
+        .map(|r| template_row(&r))
+        .transpose()
+    }
+
+    #[instrument(skip_all)]
+    async fn update_template(&self, inboxes: &[InboxId], u: &TemplateUpdate) -> Result<usize> {
+        let mut n = 0;
+        for inbox in inboxes {
+            let done = sqlx::query(
+                "UPDATE whatsapp_templates SET status = COALESCE($1, status), category = COALESCE($2, category) \
+                 WHERE inbox_id = $3 AND (($4::text IS NOT NULL AND template_id = $4::text) \
+                 OR (name = $5::text AND language = $6::text))",
+            )
+            .bind(u.status.as_deref())
+            .bind(u.category.as_deref().map(str::to_ascii_lowercase))
+            .bind(inbox.to_string())
+            .bind(u.template_id.as_deref())
+            .bind(u.name.as_deref())
+            .bind(u.language.as_deref())
+            .execute(&self.write)
+            .await?;
+            n += usize::try_from(done.rows_affected()).unwrap_or(0);
+        }
+        Ok(n)
+    }
+}
