@@ -1038,68 +1038,6 @@ async fn event_numbers_never_appear_below_what_a_reader_has_seen() {
     }
 }
 
-/// Not a check (no thresholds): how fast the group-commit path stores customer messages, for the
-/// design notes. `cargo test -p switchboard-store --release ingest_throughput -- --ignored --nocapture`
-#[tokio::test]
-#[ignore = "a measurement, run by hand"]
-async fn ingest_throughput() {
-    for b in backends().await {
-        let f = fixture(b.store.clone()).await;
-        for (batch, batches, customers) in [
-            (1usize, 300usize, 100usize),
-            (100, 50, 1000),
-            (100, 50, 100),
-        ] {
-            let start = std::time::Instant::now();
-            for n in 0..batches {
-                let items: Vec<Inbound> = (0..batch)
-                    .map(|i| {
-                        let k = (n * batch + i) % customers;
-                        inbound(
-                            &f,
-                            &format!("{batch}-{customers}-c{k}"),
-                            &format!("{batch}-{customers}-{n}-{i}"),
-                            "xin chào shop, còn hàng không ạ?",
-                            T0,
-                        )
-                    })
-                    .collect();
-                f.store.ingest(&items, T0).await.unwrap();
-            }
-            let secs = start.elapsed().as_secs_f64();
-            eprintln!(
-                "{}: batch {batch}, {customers} customers: {:.0} msg/s",
-                b.name,
-                (batch * batches) as f64 / secs
-            );
-        }
-        // One message per transaction from 8 writers at once (what 8 nodes' agents' commands
-        // look like): every one of them writes events, so they queue on the event counter.
-        let f = Arc::new(f);
-        let start = std::time::Instant::now();
-        let writers: Vec<_> = (0..8)
-            .map(|w| {
-                let f = f.clone();
-                tokio::spawn(async move {
-                    for i in 0..100 {
-                        let item =
-                            inbound(&f, &format!("w{w}-{i}"), &format!("w{w}-m{i}"), "x", T0);
-                        f.store.ingest(&[item], T0).await.unwrap();
-                    }
-                })
-            })
-            .collect();
-        for w in writers {
-            w.await.unwrap();
-        }
-        eprintln!(
-            "{}: batch 1, 8 concurrent writers: {:.0} msg/s",
-            b.name,
-            800.0 / start.elapsed().as_secs_f64()
-        );
-    }
-}
-
 #[tokio::test]
 async fn metering_counts_the_free_tier_exactly_under_concurrent_writers() {
     use switchboard_core::billing::{self, FreeReason, Tariff, Traffic};
