@@ -33,6 +33,8 @@ use switchboard_core::event::{Event, EventKind};
 use switchboard_core::*;
 use switchboard_store::Store;
 use tokio::sync::{Notify, mpsc};
+// Transport timing only (how long to wait for a missing event, when a silent node counts as gone):
+// tokio's monotonic clock, which tests can pause. Domain time always comes from the injected Clock.
 use tokio::time::Instant;
 
 /// How often a node announces all its agents' presence.
