@@ -92,6 +92,21 @@ pub enum ChannelItem {
     },
 }
 
+impl ChannelItem {
+    /// A customer's message that needs nothing but the batch ingest (not an answer to one of our
+    /// private replies, which first links the commenter): the message and its provider extras.
+    pub(crate) fn plain_customer(&self) -> Option<(&Inbound, &serde_json::Value)> {
+        match self {
+            ChannelItem::Customer {
+                inbound,
+                meta,
+                replying_to: None,
+            } => Some((inbound, meta)),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum ChannelOutcome {
     /// A message row (new or, with `duplicate`, seen before).
@@ -108,6 +123,19 @@ pub struct MessageMeta {
     pub meta: serde_json::Value,
     pub messaging_type: Option<String>,
     pub tag: Option<String>,
+}
+
+/// The `message.updated` event of a message whose extras changed.
+pub(crate) fn updated_event(
+    m: &Message,
+    meta: Option<&MessageMeta>,
+) -> switchboard_core::event::EventDraft {
+    switchboard_core::event::EventDraft {
+        inbox_id: Some(m.inbox_id),
+        conversation_id: Some(m.conversation_id),
+        kind: switchboard_core::event::EventKind::MessageUpdated,
+        payload: serde_json::json!({ "message": message_with_meta(m, meta) }),
+    }
 }
 
 /// The message as the API and events show it, with its extras (`meta`, `messaging_type`, `tag`).

@@ -80,6 +80,11 @@ fn agent(ws: WorkspaceId, email: &str, name: &str) -> Agent {
 }
 
 async fn fixture(store: Arc<dyn Store>) -> Fixture {
+    fixture_as(store, "a@shop.vn").await
+}
+
+/// A fixture with an inbox of its own, in the one workspace, whose agent has this email.
+async fn fixture_as(store: Arc<dyn Store>, email: &str) -> Fixture {
     let ws = store.ensure_workspace("W", T0).await.unwrap();
     assert_eq!(
         store.ensure_workspace("again", T0).await.unwrap(),
@@ -95,7 +100,7 @@ async fn fixture(store: Arc<dyn Store>) -> Fixture {
         created_at: T0,
     };
     store.create_inbox(&inbox).await.unwrap();
-    let a = agent(ws, "a@shop.vn", "A");
+    let a = agent(ws, email, "A");
     store.create_agent(&a, "x").await.unwrap();
     store.set_inbox_members(inbox.id, &[a.id]).await.unwrap();
     Fixture {
@@ -1086,5 +1091,253 @@ async fn metering_counts_the_free_tier_exactly_under_concurrent_writers() {
             .count();
         assert_eq!(free, 5, "{}: the free tier counted exactly", b.name);
         assert_eq!(rows.iter().filter(|c| c.billable).count(), 15, "{}", b.name);
+    }
+}
+
+/// What a customer's conversation looks like after a script, without the ids that differ
+/// between two runs of it.
+#[derive(Debug, PartialEq)]
+struct Seen {
+    status: ConversationStatus,
+    held: bool,
+    preview: Option<String>,
+    unread: i64,
+    texts: Vec<String>,
+    metas: Vec<serde_json::Value>,
+    timers: Vec<(TimerKind, Timestamp, i64)>,
+    waiting_since: Option<Timestamp>,
+}
+
+/// Runs the same script of customer messages on `f`'s inbox, either as one group commit or one
+/// item per commit, after the same history; returns the outcomes, each customer's conversation
+/// and the kinds of the events the script produced.
+async fn ingest_script(
+    f: &Fixture,
+    one_batch: bool,
+) -> (
+    Vec<String>,
+    Vec<(String, Seen)>,
+    Vec<switchboard_core::event::EventKind>,
+) {
+    let rules = RoutingRules {
+        reply_sla_minutes: Some(5),
+        auto_close: switchboard_core::routing::AutoClose {
+            agent_silence_minutes: Some(60),
+            ..Default::default()
+        },
+        ..RoutingRules::default()
+    };
+    f.store
+        .set_routing_rules(f.inbox, &rules, T0)
+        .await
+        .unwrap();
+    // History: one customer held by an agent, one resolved, one plain.
+    let before = |ext: &str| inbound(f, ext, &format!("{ext}-1"), "trước", T0);
+    let held = f.store.ingest(&[before("held")], T0).await.unwrap()[0]
+        .clone()
+        .unwrap();
+    claim(f, held.conversation_id, T0.plus_minutes(1)).await;
+    let done = f.store.ingest(&[before("done")], T0).await.unwrap()[0]
+        .clone()
+        .unwrap();
+    let c = f
+        .store
+        .conversation(done.conversation_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let actor = Actor {
+        agent_id: f.agent.id,
+        role: Role::Agent,
+    };
+    let t = conversation::resolve(&c, actor, T0.plus_minutes(2)).unwrap();
+    f.store
+        .apply(Change {
+            events: Vec::new(),
+            conversation: Some(t.conversation),
+            expected_version: c.version,
+            conversation_id: c.id,
+            workspace_id: f.ws,
+            actions: t.actions,
+            message: None,
+            now: T0.plus_minutes(2),
+        })
+        .await
+        .unwrap();
+    f.store.ingest(&[before("old")], T0).await.unwrap();
+    let from_seq = f.store.last_event_seq().await.unwrap();
+
+    let t1 = T0.plus_minutes(10);
+    let customer =
+        |ext: &str, pid: &str, text: &str, meta: serde_json::Value| ChannelItem::Customer {
+            inbound: inbound(f, ext, pid, text, t1),
+            meta,
+            replying_to: None,
+        };
+    let mut stranger = inbound(f, "?", "s-1", "ai đây", t1);
+    stranger.sender = InboundSender::Contact(ContactId(Uuid::now_v7()));
+    let script = vec![
+        customer("n1", "n1-1", "một", serde_json::Value::Null),
+        customer(
+            "n1",
+            "n1-2",
+            "hai",
+            serde_json::json!({"type": "text", "ad": {"ref": "tet"}}),
+        ),
+        customer("held", "held-2", "còn hàng không?", serde_json::json!({})),
+        customer("done", "done-2", "lại nữa", serde_json::Value::Null),
+        customer("n1", "n1-1", "một", serde_json::Value::Null),
+        customer("old", "old-1", "trước", serde_json::Value::Null),
+        ChannelItem::Customer {
+            inbound: stranger,
+            meta: serde_json::Value::Null,
+            replying_to: None,
+        },
+        customer("n2", "n2-1", "ba", serde_json::json!({"type": "image"})),
+    ];
+    let outcomes = if one_batch {
+        f.store.ingest_channel(&script, t1).await.unwrap()
+    } else {
+        let mut v = Vec::new();
+        for item in &script {
+            v.extend(
+                f.store
+                    .ingest_channel(std::slice::from_ref(item), t1)
+                    .await
+                    .unwrap(),
+            );
+        }
+        v
+    };
+    let shown: Vec<String> = outcomes
+        .iter()
+        .map(|o| match o {
+            Ok(ChannelOutcome::Message(i)) => {
+                format!("dup={} pool={}", i.duplicate, i.entered_pool)
+            }
+            other => format!("{other:?}"),
+        })
+        .collect();
+
+    let waiting = f.store.waiting(f.inbox, 100).await.unwrap();
+    let mut seen = Vec::new();
+    for ext in ["n1", "n2", "held", "done", "old"] {
+        let contact = f
+            .store
+            .contact_by_identity(f.inbox, ext)
+            .await
+            .unwrap()
+            .unwrap();
+        let c = f
+            .store
+            .conversation_of(contact, f.inbox)
+            .await
+            .unwrap()
+            .unwrap();
+        let sum = f.store.conversation_summary(c.id).await.unwrap().unwrap();
+        let msgs = f
+            .store
+            .messages(c.id, None, 100, false)
+            .await
+            .unwrap()
+            .items;
+        let metas = f
+            .store
+            .message_meta(&msgs.iter().map(|m| m.id).collect::<Vec<_>>())
+            .await
+            .unwrap();
+        let mut timers: Vec<_> = f
+            .store
+            .conversation_timers(c.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.kind, t.due_at, t.generation))
+            .collect();
+        timers.sort_by_key(|t| t.0.as_str());
+        seen.push((
+            ext.to_owned(),
+            Seen {
+                status: c.status,
+                held: c.assignee_id.is_some(),
+                preview: sum.last_message_preview,
+                unread: sum.unread_count,
+                texts: msgs.iter().map(|m| m.text.clone()).collect(),
+                metas: msgs
+                    .iter()
+                    .filter_map(|m| metas.get(&m.id).map(|x| x.meta.clone()))
+                    .collect(),
+                timers,
+                waiting_since: waiting
+                    .iter()
+                    .find(|w| w.conversation.id == c.id)
+                    .map(|w| w.waiting_since),
+            },
+        ));
+    }
+    let kinds = f
+        .store
+        .events_since(from_seq, Some(&[f.inbox]), 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    (shown, seen, kinds)
+}
+
+#[tokio::test]
+async fn one_group_commit_stores_what_one_message_at_a_time_stores() {
+    for b in backends().await {
+        let alone = fixture(b.store.clone()).await;
+        let together = fixture_as(b.store.clone(), "b@shop.vn").await;
+        let (out_a, seen_a, kinds_a) = ingest_script(&alone, false).await;
+        let (out_b, seen_b, kinds_b) = ingest_script(&together, true).await;
+        assert_eq!(out_a, out_b, "{}: outcomes", b.name);
+        assert_eq!(seen_a, seen_b, "{}: conversations", b.name);
+        assert_eq!(kinds_a, kinds_b, "{}: events", b.name);
+        // And what that is: new customers wait, a redelivery changes nothing, the resolved
+        // conversation reopened, the held one kept its agent and its reply deadline (counted
+        // from the first unanswered message), the stranger was refused, extras were kept.
+        assert_eq!(
+            out_b,
+            [
+                "dup=false pool=true",
+                "dup=false pool=false",
+                "dup=false pool=false",
+                "dup=false pool=true",
+                "dup=true pool=false",
+                "dup=true pool=false",
+                "Err(UnknownContact)",
+                "dup=false pool=true",
+            ],
+            "{}",
+            b.name
+        );
+        let by = |ext: &str| &seen_b.iter().find(|(e, _)| e == ext).unwrap().1;
+        assert_eq!(by("n1").texts, ["một", "hai"]);
+        assert_eq!(by("n1").unread, 2);
+        assert_eq!(by("n1").preview.as_deref(), Some("hai"));
+        assert_eq!(
+            by("n1").metas,
+            [serde_json::json!({"type": "text", "ad": {"ref": "tet"}})]
+        );
+        assert_eq!(by("n1").waiting_since, Some(T0.plus_minutes(10)));
+        assert!(by("held").held);
+        assert!(
+            by("held")
+                .timers
+                .iter()
+                .any(|t| t.0 == TimerKind::ReplySla && t.1 == T0.plus_minutes(6)),
+            "{:?}",
+            by("held").timers
+        );
+        assert_eq!(by("done").status, ConversationStatus::Pending);
+        assert_eq!(by("old").texts, ["trước"]);
+        assert_eq!(by("old").unread, 1);
+        assert!(
+            kinds_b.contains(&switchboard_core::event::EventKind::MessageUpdated),
+            "extras announced"
+        );
     }
 }

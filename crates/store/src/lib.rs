@@ -2,6 +2,7 @@
 //! implements the same trait (scale-out). Stores persist decisions the core made; they decide nothing
 //! themselves beyond what a single transaction must check (uniqueness, compare-and-set on versions).
 
+mod batch;
 mod channel;
 #[cfg(test)]
 mod conformance;

@@ -1,6 +1,7 @@
 //! The embedded SQLite store: one file, WAL, one writer connection (so writes never contend and
 //! events are published in commit order) and a small pool of readers.
 
+use crate::batch::preview;
 use crate::migrate;
 use crate::*;
 use sqlx::sqlite::{
@@ -21,14 +22,14 @@ mod routing;
 mod meta;
 // WhatsApp, Zalo, Telegram, Shopee: templates, metering, statuses, reachability.
 mod providers;
+// The group-commit ingest of customer messages: a fixed number of statements per batch.
+mod ingest;
 
 pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
     hook: RwLock<Option<CommitHook>>,
 }
-
-const PREVIEW_CHARS: usize = 140;
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file and applies pending migrations.
@@ -255,10 +256,6 @@ fn unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
-fn preview(text: &str) -> String {
-    text.chars().take(PREVIEW_CHARS).collect()
-}
-
 fn json_text<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }
@@ -442,143 +439,6 @@ async fn insert_events(
         });
     }
     Ok(())
-}
-
-/// Ingests one inbound message inside the batch transaction.
-async fn ingest_one(
-    conn: &mut SqliteConnection,
-    item: &Inbound,
-    now: Timestamp,
-    events: &mut Vec<Event>,
-) -> Result<Result<Ingested, IngestError>> {
-    let inbox = sqlx::query("SELECT workspace_id FROM inboxes WHERE id = ?")
-        .bind(item.inbox_id.to_string())
-        .fetch_optional(&mut *conn)
-        .await?;
-    if inbox.is_none() {
-        return Ok(Err(IngestError::UnknownInbox));
-    }
-    let contact_id = match &item.sender {
-        InboundSender::Contact(id) => {
-            let found = sqlx::query("SELECT 1 FROM contacts WHERE id = ?")
-                .bind(id.to_string())
-                .fetch_optional(&mut *conn)
-                .await?;
-            if found.is_none() {
-                return Ok(Err(IngestError::UnknownContact));
-            }
-            *id
-        }
-        InboundSender::Identity { external_id, name } => {
-            let known = sqlx::query(
-                "SELECT contact_id FROM contact_identities WHERE inbox_id = ? AND external_id = ?",
-            )
-            .bind(item.inbox_id.to_string())
-            .bind(external_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-            match known {
-                Some(r) => ContactId(uuid_of(&r, "contact_id")?),
-                None => {
-                    let fresh = Contact {
-                        id: item.new_contact_id,
-                        workspace_id: item.workspace_id,
-                        name: name.clone(),
-                        phone: None,
-                        email: None,
-                        notes: None,
-                        created_at: now,
-                        updated_at: now,
-                    };
-                    insert_contact(conn, &fresh).await?;
-                    insert_identity(conn, item.inbox_id, external_id, fresh.id, now).await?;
-                    fresh.id
-                }
-            }
-        }
-    };
-
-    let dup = sqlx::query(
-        "SELECT id, conversation_id FROM messages WHERE inbox_id = ? AND provider_message_id = ?",
-    )
-    .bind(item.inbox_id.to_string())
-    .bind(&item.provider_message_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if let Some(r) = dup {
-        return Ok(Ok(Ingested {
-            message_id: MessageId(uuid_of(&r, "id")?),
-            conversation_id: ConversationId(uuid_of(&r, "conversation_id")?),
-            contact_id,
-            duplicate: true,
-            entered_pool: false,
-        }));
-    }
-
-    let existing = sqlx::query("SELECT * FROM conversations WHERE contact_id = ? AND inbox_id = ?")
-        .bind(contact_id.to_string())
-        .bind(item.inbox_id.to_string())
-        .fetch_optional(&mut *conn)
-        .await?
-        .map(|r| conversation_row(&r))
-        .transpose()?;
-    let fresh = Conversation::new_from_customer(
-        item.new_conversation_id,
-        item.workspace_id,
-        item.inbox_id,
-        contact_id,
-        now,
-    );
-    let tr = switchboard_core::conversation::customer_message(
-        existing.as_ref(),
-        fresh,
-        item.sent_at,
-        now,
-    );
-    let conv = &tr.conversation;
-    match &existing {
-        None => insert_conversation(conn, conv).await?,
-        Some(before) => update_conversation(conn, conv, before.version).await?,
-    }
-    routing::after_write(conn, existing.as_ref(), conv, now).await?;
-    let entered_pool = existing
-        .as_ref()
-        .is_none_or(|e| e.status == ConversationStatus::Resolved);
-    sqlx::query("UPDATE conversations SET last_message_preview = ?, unread_count = unread_count + 1 WHERE id = ?")
-        .bind(preview(&item.text))
-        .bind(conv.id.to_string())
-        .execute(&mut *conn)
-        .await?;
-    let message = Message {
-        id: item.message_id,
-        conversation_id: conv.id,
-        inbox_id: item.inbox_id,
-        direction: Direction::Inbound,
-        sender_kind: SenderKind::Customer,
-        sender_agent_id: None,
-        kind: item.kind,
-        text: item.text.clone(),
-        provider_message_id: Some(item.provider_message_id.clone()),
-        delivery_status: DeliveryStatus::Received,
-        failure_reason: None,
-        created_at: item.sent_at.clamp_to(now),
-    };
-    insert_message(conn, &message).await?;
-    insert_actions(conn, conv.id, &tr.actions, now).await?;
-    let mut drafts = Vec::with_capacity(2);
-    // A plain customer message only moves activity: `message.created` says that already.
-    if !tr.actions.is_empty() {
-        drafts.extend(event::for_transition(existing.as_ref(), &tr));
-    }
-    drafts.push(event::message_created(&message));
-    insert_events(conn, item.workspace_id, drafts, now, events).await?;
-    Ok(Ok(Ingested {
-        message_id: message.id,
-        conversation_id: conv.id,
-        contact_id,
-        duplicate: false,
-        entered_pool,
-    }))
 }
 
 async fn insert_contact(conn: &mut SqliteConnection, c: &Contact) -> Result<()> {
@@ -1260,10 +1120,8 @@ impl Store for SqliteStore {
         let mut conn = self.write.acquire().await?;
         let mut tx = conn.begin().await?;
         let mut events = Vec::with_capacity(batch.len() * 2);
-        let mut out = Vec::with_capacity(batch.len());
-        for item in batch {
-            out.push(ingest_one(&mut tx, item, now, &mut events).await?);
-        }
+        let items: Vec<&Inbound> = batch.iter().collect();
+        let out = ingest::ingest_batch(&mut tx, &items, &[], now, &mut events).await?;
         tx.commit().await?;
         self.publish(&events);
         Ok(out)

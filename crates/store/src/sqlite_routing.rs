@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use switchboard_core::routing::RoutingRules;
 use switchboard_core::timers::{self, Timer, TimerKind, TimerOp};
 
-fn rules_of(json: &str) -> Result<RoutingRules> {
+pub(super) fn rules_of(json: &str) -> Result<RoutingRules> {
     let v: serde_json::Value =
         serde_json::from_str(json).map_err(|_| corrupt("routing_rules.rules"))?;
     RoutingRules::from_json(&v).map_err(|e| StoreError::Corrupt(format!("routing_rules: {e}")))

@@ -1,170 +1,20 @@
 //! The group-commit ingest of customer messages on PostgreSQL, with a fixed number of statements
 //! per batch whatever its size: every read is one query over the whole batch (`unnest()` arrays or
-//! `= ANY`), the decisions are made in memory item by item — exactly as the per-item path (and the
-//! SQLite store) makes them, in batch order — and every write is one multi-row statement.
-//! Per-row statements cost a round trip each and stall at ~10k rows/s (`shared/perf-limits.md`).
-//!
-//! What the per-item path does with `after_write` (timers from `core::timers::plan`, the waiting
-//! pool) is simulated here on the rows read at the start, then the final rows are written: the
-//! same SQL semantics (a `Set` bumps the generation and drops the lease only when the due time or
-//! agent changes; an `Ensure` keeps an existing timer; a conversation still waiting keeps its place).
+//! `= ANY`), the decisions are made in memory by [`crate::batch`] (shared with SQLite), and every
+//! write is one multi-row statement. Per-row statements cost a round trip each and stall at ~10k
+//! rows/s (`shared/perf-limits.md`).
 
 use super::*;
+use crate::batch::{self, Known, Touched};
 use std::collections::HashMap;
 use switchboard_core::routing::RoutingRules;
-use switchboard_core::timers::{self, TimerOp};
 
-/// A timer row as the batch leaves it.
-#[derive(Clone)]
-struct TimerRow {
-    id: String,
-    kind: &'static str,
-    conversation_id: String,
-    agent_id: Option<String>,
-    due_at: i64,
-    generation: i64,
-    locked_by: Option<String>,
-    locked_until: Option<i64>,
-    created_at: i64,
-    changed: bool,
-}
-
-/// A waiting-pool row as the batch leaves it.
-#[derive(Clone)]
-struct PoolRow {
-    inbox_id: String,
-    waiting_since: i64,
-    excluded_agent_id: Option<String>,
-    changed: bool,
-}
-
-/// One conversation touched by the batch.
-struct Touched {
-    conversation: Conversation,
-    /// The stored version (`None`: created by this batch).
-    stored_version: Option<i64>,
-    preview: Option<String>,
-    unread: i64,
-    timers: HashMap<&'static str, TimerRow>,
-    /// Timer ids the batch deleted.
-    timers_gone: Vec<String>,
-    pool: Option<PoolRow>,
-    pool_loaded: bool,
-}
-
-fn in_pool(c: &Conversation) -> bool {
-    c.status == ConversationStatus::Pending && c.assignee_id.is_none()
-}
-
-impl Touched {
-    fn apply_timer_ops(&mut self, ops: &[TimerOp], now: Timestamp) {
-        let conv = self.conversation.id.to_string();
-        for op in ops {
-            match op {
-                TimerOp::Set {
-                    kind,
-                    due_at,
-                    agent_id,
-                } => {
-                    let agent = agent_id.map(|a| a.to_string());
-                    match self.timers.get_mut(kind.as_str()) {
-                        Some(t) => {
-                            if t.due_at != due_at.millis() || t.agent_id != agent {
-                                t.due_at = due_at.millis();
-                                t.agent_id = agent;
-                                t.generation += 1;
-                                t.locked_by = None;
-                                t.locked_until = None;
-                                t.changed = true;
-                            }
-                        }
-                        None => {
-                            self.timers.insert(
-                                kind.as_str(),
-                                new_timer(&conv, *kind, *due_at, agent, now),
-                            );
-                        }
-                    }
-                }
-                TimerOp::Ensure {
-                    kind,
-                    due_at,
-                    agent_id,
-                } => {
-                    if !self.timers.contains_key(kind.as_str()) {
-                        let agent = agent_id.map(|a| a.to_string());
-                        self.timers
-                            .insert(kind.as_str(), new_timer(&conv, *kind, *due_at, agent, now));
-                    }
-                }
-                TimerOp::Clear(kind) => {
-                    if let Some(t) = self.timers.remove(kind.as_str())
-                        && !t.id.is_empty()
-                    {
-                        self.timers_gone.push(t.id);
-                    }
-                }
-            }
-        }
-    }
-
-    /// The pool rules of `after_write`.
-    fn apply_pool(&mut self, before: Option<&Conversation>, now: Timestamp) {
-        let after = &self.conversation;
-        if !in_pool(after) {
-            if let Some(p) = &mut self.pool {
-                p.changed = true;
-            }
-            self.pool = None;
-            // Remember that a stored row, if any, must go.
-            self.pool_loaded = true;
-        } else if before.is_some_and(in_pool) {
-            if self.pool.is_none() {
-                self.pool = Some(PoolRow {
-                    inbox_id: after.inbox_id.to_string(),
-                    waiting_since: now.millis(),
-                    excluded_agent_id: None,
-                    changed: true,
-                });
-            }
-        } else {
-            self.pool = Some(PoolRow {
-                inbox_id: after.inbox_id.to_string(),
-                waiting_since: now.millis(),
-                excluded_agent_id: before.and_then(|b| b.assignee_id).map(|a| a.to_string()),
-                changed: true,
-            });
-        }
-    }
-}
-
-fn new_timer(
-    conv: &str,
-    kind: switchboard_core::timers::TimerKind,
-    due_at: Timestamp,
-    agent_id: Option<String>,
-    now: Timestamp,
-) -> TimerRow {
-    TimerRow {
-        id: Uuid::now_v7().to_string(),
-        kind: kind.as_str(),
-        conversation_id: conv.to_owned(),
-        agent_id,
-        due_at: due_at.millis(),
-        generation: 1,
-        locked_by: None,
-        locked_until: None,
-        created_at: now.millis(),
-        changed: true,
-    }
-}
-
-type Key = (String, String);
-
-/// Ingests one batch inside `conn`'s transaction (the caller numbers the events and commits).
+/// Ingests one batch inside `conn`'s transaction (the caller numbers the events and commits);
+/// `metas`: the provider extras per item (see [`batch::decide`]).
 pub(super) async fn ingest_batch(
     conn: &mut PgConnection,
-    batch: &[Inbound],
+    batch: &[&Inbound],
+    metas: &[&serde_json::Value],
     now: Timestamp,
     events: &mut Vec<Event>,
 ) -> Result<Vec<Result<Ingested, IngestError>>> {
@@ -178,204 +28,119 @@ pub(super) async fn ingest_batch(
     .await?;
 
     // ---- reads, one statement each for the whole batch
-    let inbox_ids: Vec<String> = batch.iter().map(|i| i.inbox_id.to_string()).collect();
-    let inboxes: std::collections::HashSet<String> =
-        sqlx::query("SELECT id FROM inboxes WHERE id = ANY($1)")
-            .bind(&inbox_ids)
+    let look = batch::lookups(batch);
+    let mut known = Known::default();
+    for r in sqlx::query("SELECT id FROM inboxes WHERE id = ANY($1)")
+        .bind(id_strings(&look.inboxes))
+        .fetch_all(&mut *conn)
+        .await?
+    {
+        known.inboxes.insert(InboxId(uuid_of(&r, "id")?));
+    }
+    if !look.contacts.is_empty() {
+        for r in sqlx::query("SELECT id FROM contacts WHERE id = ANY($1)")
+            .bind(id_strings(&look.contacts))
             .fetch_all(&mut *conn)
             .await?
-            .iter()
-            .map(|r| r.try_get::<String, _>(0))
-            .collect::<Result<_, _>>()?;
-    let contact_ids: Vec<String> = batch
-        .iter()
-        .filter_map(|i| match &i.sender {
-            InboundSender::Contact(c) => Some(c.to_string()),
-            InboundSender::Identity { .. } => None,
-        })
-        .collect();
-    let contacts: std::collections::HashSet<String> = if contact_ids.is_empty() {
-        Default::default()
-    } else {
-        sqlx::query("SELECT id FROM contacts WHERE id = ANY($1)")
-            .bind(&contact_ids)
-            .fetch_all(&mut *conn)
-            .await?
-            .iter()
-            .map(|r| r.try_get::<String, _>(0))
-            .collect::<Result<_, _>>()?
-    };
-    let (id_inboxes, id_externals): (Vec<String>, Vec<String>) = batch
-        .iter()
-        .filter_map(|i| match &i.sender {
-            InboundSender::Identity { external_id, .. } => {
-                Some((i.inbox_id.to_string(), external_id.clone()))
-            }
-            InboundSender::Contact(_) => None,
-        })
-        .unzip();
-    let mut identities: HashMap<Key, ContactId> = HashMap::new();
-    if !id_inboxes.is_empty() {
+        {
+            known.contacts.insert(ContactId(uuid_of(&r, "id")?));
+        }
+    }
+    if !look.identities.is_empty() {
+        let (inboxes, externals) = pairs(&look.identities);
         for r in sqlx::query(
             "SELECT i.inbox_id, i.external_id, i.contact_id FROM contact_identities i \
              JOIN unnest($1::text[], $2::text[]) AS k(inbox_id, external_id) \
              ON i.inbox_id = k.inbox_id AND i.external_id = k.external_id",
         )
-        .bind(&id_inboxes)
-        .bind(&id_externals)
+        .bind(inboxes)
+        .bind(externals)
         .fetch_all(&mut *conn)
         .await?
         {
-            identities.insert(
-                (r.try_get("inbox_id")?, r.try_get("external_id")?),
+            known.identities.insert(
+                (InboxId(uuid_of(&r, "inbox_id")?), r.try_get("external_id")?),
                 ContactId(uuid_of(&r, "contact_id")?),
             );
         }
     }
-    let pids: Vec<String> = batch
-        .iter()
-        .map(|i| i.provider_message_id.clone())
-        .collect();
-    let mut stored: HashMap<Key, (MessageId, ConversationId)> = HashMap::new();
+    let (inboxes, pids) = pairs(&look.provider_ids);
     for r in sqlx::query(
         "SELECT m.inbox_id, m.provider_message_id, m.id, m.conversation_id FROM messages m \
          JOIN unnest($1::text[], $2::text[]) AS k(inbox_id, pid) \
          ON m.inbox_id = k.inbox_id AND m.provider_message_id = k.pid",
     )
-    .bind(&inbox_ids)
-    .bind(&pids)
+    .bind(inboxes)
+    .bind(pids)
     .fetch_all(&mut *conn)
     .await?
     {
-        stored.insert(
-            (r.try_get("inbox_id")?, r.try_get("provider_message_id")?),
+        known.stored.insert(
+            (
+                InboxId(uuid_of(&r, "inbox_id")?),
+                r.try_get("provider_message_id")?,
+            ),
             (
                 MessageId(uuid_of(&r, "id")?),
                 ConversationId(uuid_of(&r, "conversation_id")?),
             ),
         );
     }
-
-    // ---- who wrote each message (creating contacts and identities for new customers)
-    let mut new_contacts: Vec<Contact> = Vec::new();
-    let mut new_identities: Vec<(InboxId, String, ContactId)> = Vec::new();
-    let mut senders: Vec<Result<ContactId, IngestError>> = Vec::with_capacity(batch.len());
-    for item in batch {
-        if !inboxes.contains(&item.inbox_id.to_string()) {
-            senders.push(Err(IngestError::UnknownInbox));
-            continue;
-        }
-        senders.push(match &item.sender {
-            InboundSender::Contact(c) if contacts.contains(&c.to_string()) => Ok(*c),
-            InboundSender::Contact(_) => Err(IngestError::UnknownContact),
-            InboundSender::Identity { external_id, name } => {
-                let key = (item.inbox_id.to_string(), external_id.clone());
-                match identities.get(&key) {
-                    Some(c) => Ok(*c),
-                    None => {
-                        new_contacts.push(Contact {
-                            id: item.new_contact_id,
-                            workspace_id: item.workspace_id,
-                            name: name.clone(),
-                            phone: None,
-                            email: None,
-                            notes: None,
-                            created_at: now,
-                            updated_at: now,
-                        });
-                        new_identities.push((
-                            item.inbox_id,
-                            external_id.clone(),
-                            item.new_contact_id,
-                        ));
-                        identities.insert(key, item.new_contact_id);
-                        Ok(item.new_contact_id)
-                    }
-                }
-            }
-        });
-    }
+    let senders = batch::senders(batch, &mut known, now);
 
     // ---- the conversations the batch touches, locked, with their timers and pool rows
-    let (pair_contacts, pair_inboxes): (Vec<String>, Vec<String>) = batch
-        .iter()
-        .zip(&senders)
-        .filter_map(|(i, s)| {
-            s.as_ref()
-                .ok()
-                .map(|c| (c.to_string(), i.inbox_id.to_string()))
-        })
-        .unzip();
-    let mut convs: HashMap<Key, Touched> = HashMap::new();
-    if !pair_contacts.is_empty() {
+    let keys = senders.conversation_keys(batch);
+    let mut convs: Vec<Touched> = Vec::new();
+    if !keys.is_empty() {
+        let contacts: Vec<String> = keys.iter().map(|k| k.0.to_string()).collect();
+        let inboxes: Vec<String> = keys.iter().map(|k| k.1.to_string()).collect();
         for r in sqlx::query(
             "SELECT c.* FROM conversations c \
              WHERE (c.contact_id, c.inbox_id) IN (SELECT * FROM unnest($1::text[], $2::text[])) \
              ORDER BY c.id FOR UPDATE",
         )
-        .bind(&pair_contacts)
-        .bind(&pair_inboxes)
+        .bind(&contacts)
+        .bind(&inboxes)
         .fetch_all(&mut *conn)
         .await?
         {
-            let c = conversation_row(&r)?;
-            convs.insert(
-                (c.contact_id.to_string(), c.inbox_id.to_string()),
-                Touched {
-                    stored_version: Some(c.version),
-                    conversation: c,
-                    preview: None,
-                    unread: 0,
-                    timers: HashMap::new(),
-                    timers_gone: Vec::new(),
-                    pool: None,
-                    pool_loaded: false,
-                },
-            );
+            convs.push(Touched::stored(conversation_row(&r)?));
         }
     }
     let mut rules: HashMap<InboxId, RoutingRules> = HashMap::new();
+    for r in sqlx::query("SELECT inbox_id, rules FROM routing_rules WHERE inbox_id = ANY($1)")
+        .bind(id_strings(&look.inboxes))
+        .fetch_all(&mut *conn)
+        .await?
     {
-        let mut ids = inbox_ids.clone();
-        ids.sort();
-        ids.dedup();
-        for r in sqlx::query("SELECT inbox_id, rules FROM routing_rules WHERE inbox_id = ANY($1)")
+        rules.insert(
+            InboxId(uuid_of(&r, "inbox_id")?),
+            routing::rules_of(&r.try_get::<String, _>("rules")?)?,
+        );
+    }
+    if !convs.is_empty() {
+        let by_id: HashMap<String, usize> = convs
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.conversation.id.to_string(), i))
+            .collect();
+        let ids: Vec<String> = by_id.keys().cloned().collect();
+        for r in sqlx::query("SELECT * FROM routing_pool WHERE conversation_id = ANY($1)")
             .bind(&ids)
             .fetch_all(&mut *conn)
             .await?
         {
-            rules.insert(
-                InboxId(uuid_of(&r, "inbox_id")?),
-                routing::rules_of(&r.try_get::<String, _>("rules")?)?,
-            );
-        }
-    }
-    let stored_ids: Vec<String> = convs
-        .values()
-        .map(|t| t.conversation.id.to_string())
-        .collect();
-    if !stored_ids.is_empty() {
-        let by_id: HashMap<String, Key> = convs
-            .iter()
-            .map(|(k, t)| (t.conversation.id.to_string(), k.clone()))
-            .collect();
-        for r in sqlx::query("SELECT * FROM routing_pool WHERE conversation_id = ANY($1)")
-            .bind(&stored_ids)
-            .fetch_all(&mut *conn)
-            .await?
-        {
             let id: String = r.try_get("conversation_id")?;
-            if let Some(t) = by_id.get(&id).and_then(|k| convs.get_mut(k)) {
-                t.pool = Some(PoolRow {
-                    inbox_id: r.try_get("inbox_id")?,
-                    waiting_since: r.try_get("waiting_since")?,
-                    excluded_agent_id: r.try_get("excluded_agent_id")?,
-                    changed: false,
-                });
+            if let Some(&i) = by_id.get(&id) {
+                convs[i].set_pool(
+                    r.try_get("inbox_id")?,
+                    r.try_get("waiting_since")?,
+                    r.try_get("excluded_agent_id")?,
+                );
             }
         }
         let with_rules: Vec<String> = convs
-            .values()
+            .iter()
             .filter(|t| rules.contains_key(&t.conversation.inbox_id))
             .map(|t| t.conversation.id.to_string())
             .collect();
@@ -387,10 +152,10 @@ pub(super) async fn ingest_batch(
             {
                 let id: String = r.try_get("conversation_id")?;
                 let kind = enum_of(&r, "kind", switchboard_core::timers::TimerKind::parse)?;
-                if let Some(t) = by_id.get(&id).and_then(|k| convs.get_mut(k)) {
-                    t.timers.insert(
-                        kind.as_str(),
-                        TimerRow {
+                if let Some(&i) = by_id.get(&id) {
+                    convs[i].add_timer(
+                        kind,
+                        batch::TimerRow {
                             id: r.try_get("id")?,
                             kind: kind.as_str(),
                             conversation_id: id.clone(),
@@ -408,105 +173,56 @@ pub(super) async fn ingest_batch(
         }
     }
 
-    // ---- decide, item by item, in batch order
-    let mut out = Vec::with_capacity(batch.len());
-    let mut pending = PendingRows::default();
-    let mut seen: HashMap<Key, (MessageId, ConversationId)> = HashMap::new();
-    for (item, sender) in batch.iter().zip(senders) {
-        let contact_id = match sender {
-            Ok(c) => c,
-            Err(e) => {
-                out.push(Err(e));
-                continue;
-            }
-        };
-        let pkey = (item.inbox_id.to_string(), item.provider_message_id.clone());
-        if let Some((message_id, conversation_id)) = seen.get(&pkey).or_else(|| stored.get(&pkey)) {
-            out.push(Ok(Ingested {
-                message_id: *message_id,
-                conversation_id: *conversation_id,
-                contact_id,
-                duplicate: true,
-                entered_pool: false,
-            }));
-            continue;
-        }
-        let ckey = (contact_id.to_string(), item.inbox_id.to_string());
-        let existing = convs.get(&ckey).map(|t| t.conversation.clone());
-        let fresh = Conversation::new_from_customer(
-            item.new_conversation_id,
-            item.workspace_id,
-            item.inbox_id,
-            contact_id,
-            now,
-        );
-        let tr = switchboard_core::conversation::customer_message(
-            existing.as_ref(),
-            fresh,
-            item.sent_at,
-            now,
-        );
-        let t = convs.entry(ckey).or_insert_with(|| Touched {
-            conversation: tr.conversation.clone(),
-            stored_version: None,
-            preview: None,
-            unread: 0,
-            timers: HashMap::new(),
-            timers_gone: Vec::new(),
-            pool: None,
-            pool_loaded: true,
-        });
-        t.conversation = tr.conversation.clone();
-        if let Some(r) = rules.get(&item.inbox_id) {
-            let ops = timers::plan(existing.as_ref(), &t.conversation, r, now);
-            t.apply_timer_ops(&ops, now);
-        }
-        t.apply_pool(existing.as_ref(), now);
-        t.preview = Some(preview(&item.text));
-        t.unread += 1;
-        let conv = &t.conversation;
-        let entered_pool = existing
-            .as_ref()
-            .is_none_or(|e| e.status == ConversationStatus::Resolved);
-        let message = Message {
-            id: item.message_id,
-            conversation_id: conv.id,
-            inbox_id: item.inbox_id,
-            direction: Direction::Inbound,
-            sender_kind: SenderKind::Customer,
-            sender_agent_id: None,
-            kind: item.kind,
-            text: item.text.clone(),
-            provider_message_id: Some(item.provider_message_id.clone()),
-            delivery_status: DeliveryStatus::Received,
-            failure_reason: None,
-            created_at: item.sent_at.clamp_to(now),
-        };
-        pending.actions(conv.id, &tr.actions, now);
-        let mut drafts = Vec::with_capacity(2);
-        if !tr.actions.is_empty() {
-            drafts.extend(event::for_transition(existing.as_ref(), &tr));
-        }
-        drafts.push(event::message_created(&message));
-        insert_events(conn, item.workspace_id, drafts, now, events).await?;
-        seen.insert(pkey, (message.id, conv.id));
-        out.push(Ok(Ingested {
-            message_id: message.id,
-            conversation_id: conv.id,
-            contact_id,
-            duplicate: false,
-            entered_pool,
-        }));
-        pending.messages.push(message);
-    }
-
-    // ---- writes, one statement each
-    write_contacts(conn, &new_contacts, &new_identities).await?;
-    let touched: Vec<&Touched> = convs.values().filter(|t| t.preview.is_some()).collect();
+    // ---- decide in memory, then write, one statement per table
+    let plan = batch::decide(batch, metas, senders.senders, &known, convs, &rules, now);
+    write_contacts(conn, &senders.new_contacts, &senders.new_identities).await?;
+    let touched: Vec<&Touched> = plan.conversations.iter().filter(|t| t.written()).collect();
     write_conversations(conn, &touched).await?;
     write_timers_and_pool(conn, &touched).await?;
+    let mut pending = PendingRows {
+        messages: plan.messages,
+        actions: plan
+            .actions
+            .into_iter()
+            .map(|a| (a.id, a.conversation_id, a.kind, a.actor, a.detail, a.at))
+            .collect(),
+    };
     pending.write(conn).await?;
-    Ok(out)
+    write_metas(conn, &plan.metas, now).await?;
+    events.extend(plan.events);
+    Ok(plan.out)
+}
+
+async fn write_metas(
+    conn: &mut PgConnection,
+    metas: &[(MessageId, MessageMeta)],
+    now: Timestamp,
+) -> Result<()> {
+    if metas.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO message_meta (message_id, meta, messaging_type, tag, updated_at) \
+         SELECT u.id, u.meta, u.mt, u.tag, $5 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) \
+         AS u(id, meta, mt, tag)",
+    )
+    .bind(metas.iter().map(|(id, _)| id.to_string()).collect::<Vec<_>>())
+    .bind(metas.iter().map(|(_, m)| json_text(&m.meta)).collect::<Vec<_>>())
+    .bind(
+        metas
+            .iter()
+            .map(|(_, m)| m.messaging_type.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(metas.iter().map(|(_, m)| m.tag.clone()).collect::<Vec<_>>())
+    .bind(now.millis())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+fn pairs(keys: &[(InboxId, String)]) -> (Vec<String>, Vec<String>) {
+    keys.iter().map(|(i, s)| (i.to_string(), s.clone())).unzip()
 }
 
 async fn write_contacts(
@@ -657,7 +373,7 @@ async fn write_timers_and_pool(conn: &mut PgConnection, touched: &[&Touched]) ->
             .execute(&mut *conn)
             .await?;
     }
-    let set: Vec<&TimerRow> = touched
+    let set: Vec<&batch::TimerRow> = touched
         .iter()
         .flat_map(|t| t.timers.values())
         .filter(|r| r.changed)
@@ -684,7 +400,7 @@ async fn write_timers_and_pool(conn: &mut PgConnection, touched: &[&Touched]) ->
     }
     let leave: Vec<String> = touched
         .iter()
-        .filter(|t| t.pool.is_none() && t.pool_loaded && t.stored_version.is_some())
+        .filter(|t| t.leaves_pool())
         .map(|t| t.conversation.id.to_string())
         .collect();
     if !leave.is_empty() {
@@ -693,7 +409,7 @@ async fn write_timers_and_pool(conn: &mut PgConnection, touched: &[&Touched]) ->
             .execute(&mut *conn)
             .await?;
     }
-    let enter: Vec<(String, &PoolRow)> = touched
+    let enter: Vec<(String, &batch::PoolRow)> = touched
         .iter()
         .filter_map(|t| {
             t.pool

@@ -18,9 +18,7 @@ pub(super) fn rank(s: DeliveryStatus) -> i32 {
     }
 }
 
-fn is_empty_meta(v: &serde_json::Value) -> bool {
-    v.is_null() || v.as_object().is_some_and(serde_json::Map::is_empty)
-}
+use crate::batch::is_empty_meta;
 
 fn meta_row(r: &PgRow) -> Result<MessageMeta> {
     Ok(MessageMeta {
@@ -30,14 +28,7 @@ fn meta_row(r: &PgRow) -> Result<MessageMeta> {
     })
 }
 
-pub(super) fn updated_event(m: &Message, meta: Option<&MessageMeta>) -> EventDraft {
-    EventDraft {
-        inbox_id: Some(m.inbox_id),
-        conversation_id: Some(m.conversation_id),
-        kind: EventKind::MessageUpdated,
-        payload: serde_json::json!({ "message": message_with_meta(m, meta) }),
-    }
-}
+pub(super) use crate::channel::updated_event;
 
 pub(super) async fn message_by_id(
     conn: &mut PgConnection,
@@ -243,24 +234,14 @@ async fn ingest_item(
                 link_messaging_id(conn, inbox, external_id, ours.conversation_id, now, events)
                     .await?;
             }
-            let mut pending = PendingRows::default();
-            let done = match ingest_one(conn, inbound, now, events, &mut pending).await? {
-                Ok(d) => d,
-                Err(e) => return Ok(Err(e)),
-            };
-            // The message's extras refer to it: write it now, not at the end of the batch.
-            pending.write(conn).await?;
-            if !done.duplicate && !is_empty_meta(meta) {
-                let m = MessageMeta {
-                    meta: meta.clone(),
-                    ..MessageMeta::default()
-                };
-                save_meta(conn, done.message_id, &m, now).await?;
-                if let Some(msg) = message_by_id(conn, done.message_id).await? {
-                    drafts.push(updated_event(&msg, Some(&m)));
-                }
+            match super::ingest::ingest_batch(conn, &[inbound], &[meta], now, events)
+                .await?
+                .pop()
+            {
+                Some(Ok(done)) => ChannelOutcome::Message(done),
+                Some(Err(e)) => return Ok(Err(e)),
+                None => return Err(StoreError::Corrupt("empty ingest outcome".into())),
             }
-            ChannelOutcome::Message(done)
         }
         ChannelItem::Echo {
             workspace_id,
@@ -1434,8 +1415,24 @@ impl PgStore {
         lock_keys(&mut tx, keys).await?;
         let mut events = Vec::with_capacity(batch.len() * 2);
         let mut out = Vec::with_capacity(batch.len());
-        for item in batch {
-            out.push(ingest_item(&mut tx, item, now, &mut events).await?);
+        let mut rest = batch;
+        while let Some(first) = rest.first() {
+            // A run of plain customer messages (nearly every webhook) is stored with a fixed
+            // number of statements; anything else, item by item, in order.
+            let (inbounds, metas): (Vec<&Inbound>, Vec<&serde_json::Value>) =
+                rest.iter().map_while(ChannelItem::plain_customer).unzip();
+            if inbounds.is_empty() {
+                out.push(ingest_item(&mut tx, first, now, &mut events).await?);
+                rest = &rest[1..];
+            } else {
+                rest = &rest[inbounds.len()..];
+                out.extend(
+                    super::ingest::ingest_batch(&mut tx, &inbounds, &metas, now, &mut events)
+                        .await?
+                        .into_iter()
+                        .map(|r| r.map(ChannelOutcome::Message)),
+                );
+            }
         }
         self.commit(tx, &mut events).await?;
         Ok(out)

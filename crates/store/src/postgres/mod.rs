@@ -14,6 +14,7 @@
 //! visible too. Because the counter is always the last lock taken, it cannot deadlock with the row
 //! locks taken before it, and it is held only for the commit itself (group commit keeps that rare).
 
+use crate::batch::preview;
 use crate::migrate;
 use crate::*;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
@@ -75,8 +76,6 @@ pub struct PgStore {
     read: PgPool,
     hook: RwLock<Option<CommitHook>>,
 }
-
-const PREVIEW_CHARS: usize = 140;
 
 impl PgStore {
     /// Connects and applies pending migrations (several nodes starting at once take turns).
@@ -309,10 +308,6 @@ fn unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
-fn preview(text: &str) -> String {
-    text.chars().take(PREVIEW_CHARS).collect()
-}
-
 fn json_text<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }
@@ -536,13 +531,6 @@ impl PendingRows {
         }
     }
 
-    /// A message of this batch with this provider id (not written yet).
-    fn pending_duplicate(&self, inbox: InboxId, provider_id: &str) -> Option<&Message> {
-        self.messages
-            .iter()
-            .find(|m| m.inbox_id == inbox && m.provider_message_id.as_deref() == Some(provider_id))
-    }
-
     pub(crate) async fn write(&mut self, conn: &mut PgConnection) -> Result<()> {
         if !self.messages.is_empty() {
             let ms = std::mem::take(&mut self.messages);
@@ -658,156 +646,6 @@ async fn number_events(conn: &mut PgConnection, events: &mut [Event]) -> Result<
     .execute(&mut *conn)
     .await?;
     Ok(())
-}
-
-/// Ingests one inbound message inside the batch transaction.
-async fn ingest_one(
-    conn: &mut PgConnection,
-    item: &Inbound,
-    now: Timestamp,
-    events: &mut Vec<Event>,
-    pending: &mut PendingRows,
-) -> Result<Result<Ingested, IngestError>> {
-    let inbox = sqlx::query("SELECT workspace_id FROM inboxes WHERE id = $1")
-        .bind(item.inbox_id.to_string())
-        .fetch_optional(&mut *conn)
-        .await?;
-    if inbox.is_none() {
-        return Ok(Err(IngestError::UnknownInbox));
-    }
-    let contact_id = match &item.sender {
-        InboundSender::Contact(id) => {
-            let found = sqlx::query("SELECT 1 FROM contacts WHERE id = $1")
-                .bind(id.to_string())
-                .fetch_optional(&mut *conn)
-                .await?;
-            if found.is_none() {
-                return Ok(Err(IngestError::UnknownContact));
-            }
-            *id
-        }
-        InboundSender::Identity { external_id, name } => {
-            let known = sqlx::query(
-                "SELECT contact_id FROM contact_identities WHERE inbox_id = $1 AND external_id = $2",
-            )
-            .bind(item.inbox_id.to_string())
-            .bind(external_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-            match known {
-                Some(r) => ContactId(uuid_of(&r, "contact_id")?),
-                None => {
-                    let fresh = Contact {
-                        id: item.new_contact_id,
-                        workspace_id: item.workspace_id,
-                        name: name.clone(),
-                        phone: None,
-                        email: None,
-                        notes: None,
-                        created_at: now,
-                        updated_at: now,
-                    };
-                    insert_contact(conn, &fresh).await?;
-                    insert_identity(conn, item.inbox_id, external_id, fresh.id, now).await?;
-                    fresh.id
-                }
-            }
-        }
-    };
-
-    if let Some(m) = pending.pending_duplicate(item.inbox_id, &item.provider_message_id) {
-        return Ok(Ok(Ingested {
-            message_id: m.id,
-            conversation_id: m.conversation_id,
-            contact_id,
-            duplicate: true,
-            entered_pool: false,
-        }));
-    }
-    let dup = sqlx::query(
-        "SELECT id, conversation_id FROM messages WHERE inbox_id = $1 AND provider_message_id = $2",
-    )
-    .bind(item.inbox_id.to_string())
-    .bind(&item.provider_message_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if let Some(r) = dup {
-        return Ok(Ok(Ingested {
-            message_id: MessageId(uuid_of(&r, "id")?),
-            conversation_id: ConversationId(uuid_of(&r, "conversation_id")?),
-            contact_id,
-            duplicate: true,
-            entered_pool: false,
-        }));
-    }
-
-    // Locked: the decision below is made on the row as it is when we write it.
-    let existing = sqlx::query(
-        "SELECT * FROM conversations WHERE contact_id = $1 AND inbox_id = $2 FOR UPDATE",
-    )
-    .bind(contact_id.to_string())
-    .bind(item.inbox_id.to_string())
-    .fetch_optional(&mut *conn)
-    .await?
-    .map(|r| conversation_row(&r))
-    .transpose()?;
-    let fresh = Conversation::new_from_customer(
-        item.new_conversation_id,
-        item.workspace_id,
-        item.inbox_id,
-        contact_id,
-        now,
-    );
-    let tr = switchboard_core::conversation::customer_message(
-        existing.as_ref(),
-        fresh,
-        item.sent_at,
-        now,
-    );
-    let conv = &tr.conversation;
-    match &existing {
-        None => insert_conversation(conn, conv).await?,
-        Some(before) => update_conversation(conn, conv, before.version).await?,
-    }
-    routing::after_write(conn, existing.as_ref(), conv, now).await?;
-    let entered_pool = existing
-        .as_ref()
-        .is_none_or(|e| e.status == ConversationStatus::Resolved);
-    sqlx::query("UPDATE conversations SET last_message_preview = $1, unread_count = unread_count + 1 WHERE id = $2")
-        .bind(preview(&item.text))
-        .bind(conv.id.to_string())
-        .execute(&mut *conn)
-        .await?;
-    let message = Message {
-        id: item.message_id,
-        conversation_id: conv.id,
-        inbox_id: item.inbox_id,
-        direction: Direction::Inbound,
-        sender_kind: SenderKind::Customer,
-        sender_agent_id: None,
-        kind: item.kind,
-        text: item.text.clone(),
-        provider_message_id: Some(item.provider_message_id.clone()),
-        delivery_status: DeliveryStatus::Received,
-        failure_reason: None,
-        created_at: item.sent_at.clamp_to(now),
-    };
-    pending.actions(conv.id, &tr.actions, now);
-    pending.messages.push(message.clone());
-    let mut drafts = Vec::with_capacity(2);
-    // A plain customer message only moves activity: `message.created` says that already.
-    if !tr.actions.is_empty() {
-        drafts.extend(event::for_transition(existing.as_ref(), &tr));
-    }
-    drafts.push(event::message_created(&message));
-    insert_events(conn, item.workspace_id, drafts, now, events).await?;
-    Ok(Ok(Ingested {
-        message_id: message.id,
-        conversation_id: conv.id,
-        contact_id,
-        duplicate: false,
-        entered_pool,
-    }))
 }
 
 async fn insert_contact(conn: &mut PgConnection, c: &Contact) -> Result<()> {
@@ -1715,7 +1553,14 @@ impl PgStore {
         let mut conn = self.write.acquire().await?;
         let mut tx = conn.begin().await?;
         let mut events = Vec::with_capacity(batch.len() * 2);
-        let out = ingest::ingest_batch(&mut tx, batch, now, &mut events).await?;
+        let out = ingest::ingest_batch(
+            &mut tx,
+            &batch.iter().collect::<Vec<_>>(),
+            &[],
+            now,
+            &mut events,
+        )
+        .await?;
         self.commit(tx, &mut events).await?;
         Ok(out)
     }
