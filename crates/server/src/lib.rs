@@ -15,6 +15,7 @@ pub mod error;
 pub mod inbox_settings;
 pub mod ingest;
 pub mod meta;
+pub mod metering;
 pub mod outbox;
 pub mod presence;
 pub mod provider_api;
@@ -103,6 +104,11 @@ impl Application {
             .billing
             .tariff()
             .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+        let meter = metering::MeterWriter::start(
+            store.clone(),
+            tariff.clone(),
+            config.limits.ingest_batch_max,
+        );
         let providers = provider_api::Providers::new(tariff);
         let l = &config.limits;
         let limits = Limiters {
@@ -130,6 +136,7 @@ impl Application {
             presence,
             routing,
             channel_ingest,
+            meter,
             outbox,
             providers,
             workspace_id,

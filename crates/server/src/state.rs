@@ -28,6 +28,8 @@ pub struct Inner {
     pub routing: Routing,
     /// Provider events (Messenger, Instagram) through their own group-commit writer.
     pub channel_ingest: crate::channel_ingest::ChannelIngest,
+    /// WhatsApp cost metering, group-committed like ingest.
+    pub meter: crate::metering::MeterWriter,
     /// Outbound provider messages.
     pub outbox: crate::outbox::Outbox,
     /// WhatsApp, Zalo, Telegram and Shopee clients (and the WhatsApp price list).

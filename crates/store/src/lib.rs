@@ -3,6 +3,7 @@
 //! themselves beyond what a single transaction must check (uniqueness, compare-and-set on versions).
 
 mod batch;
+mod cache;
 mod channel;
 #[cfg(test)]
 mod conformance;

@@ -138,7 +138,20 @@ pub trait BillingStore: Send + Sync {
     /// Meters one event in one transaction: the customer's recent charges and the month's free
     /// tier use are read, `core::billing::meter` decides, the charge is written. An event metered
     /// before returns its stored charge.
-    async fn meter_whatsapp(&self, e: &MeterEvent, tariff: &Tariff) -> Result<Charge>;
+    async fn meter_whatsapp(&self, e: &MeterEvent, tariff: &Tariff) -> Result<Charge> {
+        self.meter_whatsapp_many(std::slice::from_ref(e), tariff)
+            .await?
+            .pop()
+            .ok_or(crate::StoreError::NotFound)
+    }
+    /// Meters several events in one transaction (group commit), each exactly as
+    /// [`ProviderStore::meter_whatsapp`] would, in order: later events see the charges of earlier
+    /// ones. One charge per event.
+    async fn meter_whatsapp_many(
+        &self,
+        events: &[MeterEvent],
+        tariff: &Tariff,
+    ) -> Result<Vec<Charge>>;
     /// A month's charges (`YYYY-MM`), of these inboxes (`None`: all), oldest first.
     async fn whatsapp_usage(&self, month: &str, inboxes: Option<&[InboxId]>)
     -> Result<Vec<Charge>>;

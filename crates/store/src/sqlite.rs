@@ -29,9 +29,32 @@ pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
     hook: RwLock<Option<CommitHook>>,
+    accounts: crate::cache::AccountCache,
 }
 
 impl SqliteStore {
+    /// The inbox connected to a provider account, remembered until an inbox is written.
+    async fn inbox_by_account_cached(
+        &self,
+        channel: ChannelKind,
+        account: &str,
+        sql: &'static str,
+    ) -> Result<Option<Inbox>> {
+        let generation = match self.accounts.get(channel, account) {
+            Ok(hit) => return Ok(hit),
+            Err(g) => g,
+        };
+        let inbox = sqlx::query(sql)
+            .bind(account)
+            .fetch_optional(&self.read)
+            .await?
+            .map(|r| inbox_row(&r))
+            .transpose()?;
+        self.accounts
+            .put(generation, channel, account, inbox.clone());
+        Ok(inbox)
+    }
+
     /// Opens (creating if needed) the database file and applies pending migrations.
     pub async fn open(path: &Path) -> Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -62,6 +85,7 @@ impl SqliteStore {
             write,
             read,
             hook: RwLock::new(None),
+            accounts: Default::default(),
         };
         store.migrate().await?;
         Ok(store)
@@ -744,6 +768,7 @@ impl Store for SqliteStore {
             .bind(i.created_at.millis())
             .execute(&mut *conn)
             .await?;
+        self.accounts.forget();
         Ok(())
     }
 
@@ -756,6 +781,7 @@ impl Store for SqliteStore {
             .bind(i.id.to_string())
             .execute(&mut *conn)
             .await?;
+        self.accounts.forget();
         if done.rows_affected() == 0 {
             Err(StoreError::NotFound)
         } else {

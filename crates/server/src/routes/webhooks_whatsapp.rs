@@ -169,11 +169,48 @@ pub async fn receive(
         .submit_all(batch)
         .await
         .map_err(unavailable)?;
+    // Customers' messages are metered together (one commit for every webhook queued); a status is
+    // metered after everything before it, in order, since a charge depends on the earlier ones.
+    let mut customers = Vec::new();
     for (outcome, (inbox, meter)) in outcomes.iter().zip(rest) {
-        if let Some(m) = meter {
-            after(&st, &inbox, outcome, m, now).await?;
+        match meter {
+            Some(Meter::Customer {
+                user,
+                wamid,
+                at,
+                from_ad,
+                also,
+            }) => {
+                if let (Ok(ChannelOutcome::Message(done)), Some(bsuid)) = (outcome, also) {
+                    st.store
+                        .link_identity(inbox.id, &bsuid, done.contact_id, now)
+                        .await?;
+                }
+                customers.push(MeterEvent {
+                    inbox_id: inbox.id,
+                    business_id: business(&inbox),
+                    market: billing::market_of(&user),
+                    user_id: user,
+                    event_key: format!("in:{wamid}"),
+                    message_id: match outcome {
+                        Ok(ChannelOutcome::Message(done)) => Some(done.message_id),
+                        _ => None,
+                    },
+                    traffic: Traffic::Customer {
+                        at: at.clamp_to(now),
+                        entry_point: from_ad,
+                    },
+                    provider_pricing: None,
+                });
+            }
+            Some(status) => {
+                meter_customers(&st, std::mem::take(&mut customers)).await?;
+                after(&st, &inbox, status, now).await?;
+            }
+            None => {}
         }
     }
+    meter_customers(&st, customers).await?;
     Ok((StatusCode::OK, "EVENT_RECEIVED").into_response())
 }
 
@@ -214,54 +251,27 @@ fn business(inbox: &Inbox) -> String {
 }
 
 /// Links the business-scoped id, and meters the event (idempotent: redeliveries record nothing new).
-async fn after(
-    st: &AppState,
-    inbox: &Inbox,
-    outcome: &Result<ChannelOutcome, switchboard_store::IngestError>,
-    m: Meter,
-    now: Timestamp,
-) -> ApiResult<()> {
-    let failed = || {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "could not meter the events; retry",
-        )
-    };
+fn metering_failed() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "could not meter the events; retry",
+    )
+}
+
+async fn meter_customers(st: &AppState, events: Vec<MeterEvent>) -> ApiResult<()> {
+    st.meter
+        .meter(events)
+        .await
+        .map(|_| ())
+        .map_err(|_| metering_failed())
+}
+
+/// Meters a delivery status of one of our messages and notes its charge on the message.
+async fn after(st: &AppState, inbox: &Inbox, m: Meter, now: Timestamp) -> ApiResult<()> {
     match m {
-        Meter::Customer {
-            user,
-            wamid,
-            at,
-            from_ad,
-            also,
-        } => {
-            if let (Ok(ChannelOutcome::Message(done)), Some(bsuid)) = (outcome, also) {
-                st.store
-                    .link_identity(inbox.id, &bsuid, done.contact_id, now)
-                    .await?;
-            }
-            let e = MeterEvent {
-                inbox_id: inbox.id,
-                business_id: business(inbox),
-                market: billing::market_of(&user),
-                user_id: user,
-                event_key: format!("in:{wamid}"),
-                message_id: match outcome {
-                    Ok(ChannelOutcome::Message(done)) => Some(done.message_id),
-                    _ => None,
-                },
-                traffic: Traffic::Customer {
-                    at: at.clamp_to(now),
-                    entry_point: from_ad,
-                },
-                provider_pricing: None,
-            };
-            st.store
-                .meter_whatsapp(&e, &st.providers.tariff)
-                .await
-                .map_err(|_| failed())?;
-        }
+        // Metered together by the caller.
+        Meter::Customer { .. } => {}
         Meter::Status(s) => {
             if !matches!(s.status.as_str(), "delivered" | "read" | "played") {
                 return Ok(());
@@ -314,7 +324,7 @@ async fn after(
                 .store
                 .meter_whatsapp(&e, &st.providers.tariff)
                 .await
-                .map_err(|_| failed())?;
+                .map_err(|_| metering_failed())?;
             let already = meta.is_some_and(|m| m.meta.get("billing").is_some());
             if !already {
                 let patch = serde_json::json!({ "billing": {

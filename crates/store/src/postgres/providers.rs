@@ -191,103 +191,43 @@ impl PgStore {
     /// customers' state) and the inbox (its messages, its event keys) are taken before anything is
     /// read, so two nodes metering for one business count the free tier one after the other, and
     /// an event metered twice at once is written once.
-    async fn meter_tx(&self, e: &MeterEvent, tariff: &Tariff) -> Result<Charge> {
+    async fn meter_tx(&self, events: &[MeterEvent], tariff: &Tariff) -> Result<Vec<Charge>> {
         let mut conn = self.writer().await?;
         let mut tx = conn.begin().await?;
         lock_keys(
             &mut tx,
-            vec![
-                format!("meter:business:{}", e.business_id),
-                format!("meter:inbox:{}", e.inbox_id),
-            ],
+            events
+                .iter()
+                .flat_map(|e| {
+                    [
+                        format!("meter:business:{}", e.business_id),
+                        format!("meter:inbox:{}", e.inbox_id),
+                    ]
+                })
+                .collect(),
         )
         .await?;
-        if let Some(r) =
-            sqlx::query("SELECT * FROM whatsapp_usage WHERE inbox_id = $1 AND event_key = $2")
-                .bind(e.inbox_id.to_string())
-                .bind(&e.event_key)
-                .fetch_optional(&mut *tx)
-                .await?
-        {
-            return charge_row(&r);
+        let mut out = Vec::with_capacity(events.len());
+        for e in events {
+            out.push(meter_in(&mut tx, e, tariff).await?);
         }
-        let at = traffic_at(&e.traffic);
-        let recent = sqlx::query(
-            "SELECT * FROM whatsapp_usage WHERE business_id = $1 AND user_id = $2 AND at >= $3 ORDER BY at",
-        )
-        .bind(&e.business_id)
-        .bind(&e.user_id)
-        .bind(at.millis() - STATE_HORIZON_MS)
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(charge_row)
-        .collect::<Result<Vec<_>>>()?;
-        let state = user_state(&recent, at);
-        let month = billing::month_of(at);
-        let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
-        let conversations: i64 = sqlx::query(
-            "SELECT COUNT(*) FROM whatsapp_usage WHERE business_id = $1 AND month = $2 AND kind = 'conversation_opened' \
-             AND category = 'service' AND (free_reason IS NULL OR free_reason = 'free_tier')",
-        )
-        .bind(&e.business_id)
-        .bind(&month)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get(0)?;
-        let messages: i64 = sqlx::query(
-            "SELECT COUNT(*) FROM whatsapp_usage WHERE inbox_id = $1 AND month = $2 AND kind = 'message' \
-             AND category = 'service' AND (free_reason IS NULL OR free_reason = 'free_tier')",
-        )
-        .bind(e.inbox_id.to_string())
-        .bind(&month)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get(0)?;
-        let usage = MonthUsage {
-            service_conversations: count(conversations),
-            service_messages: count(messages),
-        };
-        let (charge, _) = billing::meter(tariff, &state, usage, &e.market, e.traffic);
-        sqlx::query(
-            "INSERT INTO whatsapp_usage (id, inbox_id, business_id, user_id, event_key, message_id, at, month, model, kind, \
-             category, billable, free_reason, until, market, cost_micros, unpriced, entry_point, provider_pricing) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
-        )
-        .bind(Uuid::now_v7().to_string())
-        .bind(e.inbox_id.to_string())
-        .bind(&e.business_id)
-        .bind(&e.user_id)
-        .bind(&e.event_key)
-        .bind(e.message_id.map(|m| m.to_string()))
-        .bind(charge.at.millis())
-        .bind(&month)
-        .bind(charge.model.as_str())
-        .bind(charge.kind.as_str())
-        .bind(charge.category.as_str())
-        .bind(i64::from(charge.billable))
-        .bind(charge.free_reason.map(FreeReason::as_str))
-        .bind(charge.until.map(Timestamp::millis))
-        .bind(&charge.market)
-        .bind(charge.cost_micros)
-        .bind(i64::from(charge.unpriced))
-        .bind(i64::from(charge.entry_point))
-        .bind(e.provider_pricing.as_ref().map(json_text))
-        .execute(&mut *tx)
-        .await?;
         tx.commit().await?;
-        Ok(charge)
+        Ok(out)
     }
 }
 
 #[async_trait]
 impl BillingStore for PgStore {
     #[instrument(skip_all)]
-    async fn meter_whatsapp(&self, e: &MeterEvent, tariff: &Tariff) -> Result<Charge> {
+    async fn meter_whatsapp_many(
+        &self,
+        events: &[MeterEvent],
+        tariff: &Tariff,
+    ) -> Result<Vec<Charge>> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.meter_tx(e, tariff).await {
+            match self.meter_tx(events, tariff).await {
                 Err(err) if attempt < 4 && retryable(&err) => continue,
                 other => return other,
             }
@@ -654,4 +594,82 @@ impl ProviderStore for PgStore {
         }
         Ok(n)
     }
+}
+
+/// Meters one event inside the caller's transaction, which holds its advisory locks.
+async fn meter_in(tx: &mut PgConnection, e: &MeterEvent, tariff: &Tariff) -> Result<Charge> {
+    if let Some(r) =
+        sqlx::query("SELECT * FROM whatsapp_usage WHERE inbox_id = $1 AND event_key = $2")
+            .bind(e.inbox_id.to_string())
+            .bind(&e.event_key)
+            .fetch_optional(&mut *tx)
+            .await?
+    {
+        return charge_row(&r);
+    }
+    let at = traffic_at(&e.traffic);
+    let recent = sqlx::query(
+        "SELECT * FROM whatsapp_usage WHERE business_id = $1 AND user_id = $2 AND at >= $3 ORDER BY at",
+    )
+    .bind(&e.business_id)
+    .bind(&e.user_id)
+    .bind(at.millis() - STATE_HORIZON_MS)
+    .fetch_all(&mut *tx)
+    .await?
+    .iter()
+    .map(charge_row)
+    .collect::<Result<Vec<_>>>()?;
+    let state = user_state(&recent, at);
+    let month = billing::month_of(at);
+    let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
+    let conversations: i64 = sqlx::query(
+        "SELECT COUNT(*) FROM whatsapp_usage WHERE business_id = $1 AND month = $2 AND kind = 'conversation_opened' \
+         AND category = 'service' AND (free_reason IS NULL OR free_reason = 'free_tier')",
+    )
+    .bind(&e.business_id)
+    .bind(&month)
+    .fetch_one(&mut *tx)
+    .await?
+    .try_get(0)?;
+    let messages: i64 = sqlx::query(
+        "SELECT COUNT(*) FROM whatsapp_usage WHERE inbox_id = $1 AND month = $2 AND kind = 'message' \
+         AND category = 'service' AND (free_reason IS NULL OR free_reason = 'free_tier')",
+    )
+    .bind(e.inbox_id.to_string())
+    .bind(&month)
+    .fetch_one(&mut *tx)
+    .await?
+    .try_get(0)?;
+    let usage = MonthUsage {
+        service_conversations: count(conversations),
+        service_messages: count(messages),
+    };
+    let (charge, _) = billing::meter(tariff, &state, usage, &e.market, e.traffic);
+    sqlx::query(
+        "INSERT INTO whatsapp_usage (id, inbox_id, business_id, user_id, event_key, message_id, at, month, model, kind, \
+         category, billable, free_reason, until, market, cost_micros, unpriced, entry_point, provider_pricing) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+    )
+    .bind(Uuid::now_v7().to_string())
+    .bind(e.inbox_id.to_string())
+    .bind(&e.business_id)
+    .bind(&e.user_id)
+    .bind(&e.event_key)
+    .bind(e.message_id.map(|m| m.to_string()))
+    .bind(charge.at.millis())
+    .bind(&month)
+    .bind(charge.model.as_str())
+    .bind(charge.kind.as_str())
+    .bind(charge.category.as_str())
+    .bind(i64::from(charge.billable))
+    .bind(charge.free_reason.map(FreeReason::as_str))
+    .bind(charge.until.map(Timestamp::millis))
+    .bind(&charge.market)
+    .bind(charge.cost_micros)
+    .bind(i64::from(charge.unpriced))
+    .bind(i64::from(charge.entry_point))
+    .bind(e.provider_pricing.as_ref().map(json_text))
+    .execute(&mut *tx)
+    .await?;
+    Ok(charge)
 }

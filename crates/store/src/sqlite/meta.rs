@@ -1274,12 +1274,7 @@ impl ChannelStore for SqliteStore {
             }
             _ => return Ok(None),
         };
-        sqlx::query(sql)
-            .bind(account)
-            .fetch_optional(&self.read)
-            .await?
-            .map(|r| inbox_row(&r))
-            .transpose()
+        self.inbox_by_account_cached(channel, account, sql).await
     }
 
     #[instrument(skip_all)]

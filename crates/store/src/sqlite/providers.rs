@@ -174,84 +174,19 @@ fn traffic_at(t: &Traffic) -> Timestamp {
 #[async_trait]
 impl BillingStore for SqliteStore {
     #[instrument(skip_all)]
-    async fn meter_whatsapp(&self, e: &MeterEvent, tariff: &Tariff) -> Result<Charge> {
+    async fn meter_whatsapp_many(
+        &self,
+        events: &[MeterEvent],
+        tariff: &Tariff,
+    ) -> Result<Vec<Charge>> {
         let mut conn = self.writer().await?;
         let mut tx = conn.begin().await?;
-        if let Some(r) =
-            sqlx::query("SELECT * FROM whatsapp_usage WHERE inbox_id = ? AND event_key = ?")
-                .bind(e.inbox_id.to_string())
-                .bind(&e.event_key)
-                .fetch_optional(&mut *tx)
-                .await?
-        {
-            return charge_row(&r);
+        let mut out = Vec::with_capacity(events.len());
+        for e in events {
+            out.push(meter_in(&mut tx, e, tariff).await?);
         }
-        let at = traffic_at(&e.traffic);
-        let recent = sqlx::query(
-            "SELECT * FROM whatsapp_usage WHERE business_id = ? AND user_id = ? AND at >= ? ORDER BY at",
-        )
-        .bind(&e.business_id)
-        .bind(&e.user_id)
-        .bind(at.millis() - STATE_HORIZON_MS)
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(charge_row)
-        .collect::<Result<Vec<_>>>()?;
-        let state = user_state(&recent, at);
-        let month = billing::month_of(at);
-        let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
-        let conversations: i64 = sqlx::query(
-            "SELECT COUNT(*) FROM whatsapp_usage WHERE business_id = ? AND month = ? AND kind = 'conversation_opened' \
-             AND category = 'service' AND (free_reason IS NULL OR free_reason = 'free_tier')",
-        )
-        .bind(&e.business_id)
-        .bind(&month)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get(0)?;
-        let messages: i64 = sqlx::query(
-            "SELECT COUNT(*) FROM whatsapp_usage WHERE inbox_id = ? AND month = ? AND kind = 'message' \
-             AND category = 'service' AND (free_reason IS NULL OR free_reason = 'free_tier')",
-        )
-        .bind(e.inbox_id.to_string())
-        .bind(&month)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get(0)?;
-        let usage = MonthUsage {
-            service_conversations: count(conversations),
-            service_messages: count(messages),
-        };
-        let (charge, _) = billing::meter(tariff, &state, usage, &e.market, e.traffic);
-        sqlx::query(
-            "INSERT INTO whatsapp_usage (id, inbox_id, business_id, user_id, event_key, message_id, at, month, model, kind, \
-             category, billable, free_reason, until, market, cost_micros, unpriced, entry_point, provider_pricing) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(Uuid::now_v7().to_string())
-        .bind(e.inbox_id.to_string())
-        .bind(&e.business_id)
-        .bind(&e.user_id)
-        .bind(&e.event_key)
-        .bind(e.message_id.map(|m| m.to_string()))
-        .bind(charge.at.millis())
-        .bind(&month)
-        .bind(charge.model.as_str())
-        .bind(charge.kind.as_str())
-        .bind(charge.category.as_str())
-        .bind(charge.billable)
-        .bind(charge.free_reason.map(FreeReason::as_str))
-        .bind(charge.until.map(Timestamp::millis))
-        .bind(&charge.market)
-        .bind(charge.cost_micros)
-        .bind(charge.unpriced)
-        .bind(charge.entry_point)
-        .bind(e.provider_pricing.as_ref().map(json_text))
-        .execute(&mut *tx)
-        .await?;
         tx.commit().await?;
-        Ok(charge)
+        Ok(out)
     }
 
     #[instrument(skip_all)]
@@ -301,12 +236,7 @@ impl ProviderStore for SqliteStore {
             }
             _ => return Ok(None),
         };
-        sqlx::query(sql)
-            .bind(account)
-            .fetch_optional(self.reader())
-            .await?
-            .map(|r| inbox_row(&r))
-            .transpose()
+        self.inbox_by_account_cached(channel, account, sql).await
     }
 
     #[instrument(skip_all)]
@@ -452,6 +382,7 @@ impl ProviderStore for SqliteStore {
         .bind(expected)
         .execute(&mut *conn)
         .await?;
+        self.accounts.forget();
         Ok(done.rows_affected() == 1)
     }
 
@@ -580,4 +511,82 @@ impl ProviderStore for SqliteStore {
         }
         Ok(n)
     }
+}
+
+/// Meters one event inside the caller's transaction (see `ProviderStore::meter_whatsapp`).
+async fn meter_in(tx: &mut SqliteConnection, e: &MeterEvent, tariff: &Tariff) -> Result<Charge> {
+    if let Some(r) =
+        sqlx::query("SELECT * FROM whatsapp_usage WHERE inbox_id = ? AND event_key = ?")
+            .bind(e.inbox_id.to_string())
+            .bind(&e.event_key)
+            .fetch_optional(&mut *tx)
+            .await?
+    {
+        return charge_row(&r);
+    }
+    let at = traffic_at(&e.traffic);
+    let recent = sqlx::query(
+        "SELECT * FROM whatsapp_usage WHERE business_id = ? AND user_id = ? AND at >= ? ORDER BY at",
+    )
+    .bind(&e.business_id)
+    .bind(&e.user_id)
+    .bind(at.millis() - STATE_HORIZON_MS)
+    .fetch_all(&mut *tx)
+    .await?
+    .iter()
+    .map(charge_row)
+    .collect::<Result<Vec<_>>>()?;
+    let state = user_state(&recent, at);
+    let month = billing::month_of(at);
+    let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
+    let conversations: i64 = sqlx::query(
+        "SELECT COUNT(*) FROM whatsapp_usage WHERE business_id = ? AND month = ? AND kind = 'conversation_opened' \
+         AND category = 'service' AND (free_reason IS NULL OR free_reason = 'free_tier')",
+    )
+    .bind(&e.business_id)
+    .bind(&month)
+    .fetch_one(&mut *tx)
+    .await?
+    .try_get(0)?;
+    let messages: i64 = sqlx::query(
+        "SELECT COUNT(*) FROM whatsapp_usage WHERE inbox_id = ? AND month = ? AND kind = 'message' \
+         AND category = 'service' AND (free_reason IS NULL OR free_reason = 'free_tier')",
+    )
+    .bind(e.inbox_id.to_string())
+    .bind(&month)
+    .fetch_one(&mut *tx)
+    .await?
+    .try_get(0)?;
+    let usage = MonthUsage {
+        service_conversations: count(conversations),
+        service_messages: count(messages),
+    };
+    let (charge, _) = billing::meter(tariff, &state, usage, &e.market, e.traffic);
+    sqlx::query(
+        "INSERT INTO whatsapp_usage (id, inbox_id, business_id, user_id, event_key, message_id, at, month, model, kind, \
+         category, billable, free_reason, until, market, cost_micros, unpriced, entry_point, provider_pricing) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(Uuid::now_v7().to_string())
+    .bind(e.inbox_id.to_string())
+    .bind(&e.business_id)
+    .bind(&e.user_id)
+    .bind(&e.event_key)
+    .bind(e.message_id.map(|m| m.to_string()))
+    .bind(charge.at.millis())
+    .bind(&month)
+    .bind(charge.model.as_str())
+    .bind(charge.kind.as_str())
+    .bind(charge.category.as_str())
+    .bind(charge.billable)
+    .bind(charge.free_reason.map(FreeReason::as_str))
+    .bind(charge.until.map(Timestamp::millis))
+    .bind(&charge.market)
+    .bind(charge.cost_micros)
+    .bind(charge.unpriced)
+    .bind(charge.entry_point)
+    .bind(e.provider_pricing.as_ref().map(json_text))
+    .execute(&mut *tx)
+    .await?;
+    Ok(charge)
 }
