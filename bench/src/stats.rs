@@ -1,6 +1,6 @@
 //! Latency samples and a progress line.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 /// Latencies in microseconds.
@@ -24,12 +24,15 @@ impl Samples {
     }
 }
 
-/// A one-line progress bar on stderr: `label [#####.....] done/total rate/s ETA`.
+/// A one-line progress bar on stderr: `label [#####.....] done/total rate/s ETA`, redrawn in place
+/// at most five times a second on a terminal; in a log (CI) a new line every ten seconds.
 pub struct Progress {
     label: String,
     total: u64,
     start: Instant,
     last: Instant,
+    drawn: Option<u64>,
+    tty: bool,
 }
 
 impl Progress {
@@ -39,16 +42,30 @@ impl Progress {
             label: label.to_owned(),
             total: total.max(1),
             start: now,
-            last: now - Duration::from_secs(1),
+            last: now,
+            drawn: None,
+            tty: std::io::stderr().is_terminal(),
         }
     }
 
     pub fn update(&mut self, done: u64) {
         let now = Instant::now();
-        if now.duration_since(self.last) < Duration::from_millis(200) && done < self.total {
+        let every = if self.tty {
+            Duration::from_millis(200)
+        } else {
+            Duration::from_secs(10)
+        };
+        if self.drawn == Some(done)
+            || (now.duration_since(self.last) < every && self.drawn.is_some())
+        {
             return;
         }
+        self.draw(now, done);
+    }
+
+    fn draw(&mut self, now: Instant, done: u64) {
         self.last = now;
+        self.drawn = Some(done);
         let frac = (done as f64 / self.total as f64).min(1.0);
         let filled = (frac * 30.0) as usize;
         let secs = now.duration_since(self.start).as_secs_f64().max(1e-9);
@@ -59,7 +76,8 @@ impl Progress {
             0.0
         };
         eprint!(
-            "\r{:<22} [{}{}] {done}/{} {:>9.0}/s  ETA {:>4.0}s ",
+            "{}{:<22} [{}{}] {done}/{} {:>9.0}/s  ETA {:>4.0}s ",
+            if self.tty { "\r" } else { "" },
             self.label,
             "#".repeat(filled),
             ".".repeat(30 - filled),
@@ -67,13 +85,20 @@ impl Progress {
             rate,
             eta
         );
+        if !self.tty {
+            eprintln!();
+        }
         let _ = std::io::stderr().flush();
     }
 
+    /// Draws the final state once and ends the line.
     pub fn finish(&mut self, done: u64) {
-        self.last = Instant::now() - Duration::from_secs(1);
-        self.update(done);
-        eprintln!();
+        if self.drawn != Some(done) {
+            self.draw(Instant::now(), done);
+        }
+        if self.tty {
+            eprintln!();
+        }
     }
 }
 

@@ -23,10 +23,10 @@ impl ChannelIngest {
         clock: Arc<dyn Clock>,
         batch_max: usize,
         routing: Routing,
-    ) -> Self {
+    ) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel(batch_max.max(1) * 8);
-        tokio::spawn(run(store, clock, rx, batch_max.max(1)));
-        Self { tx, routing }
+        crate::writer_thread::spawn("sb-ingest", run(store, clock, rx, batch_max.max(1)))?;
+        Ok(Self { tx, routing })
     }
 
     /// Queues the items (in order) and waits until all of them are durably stored. A store

@@ -26,6 +26,7 @@ pub mod sandbox;
 pub mod sandbox_channels;
 pub mod state;
 pub mod timers;
+pub mod writer_thread;
 
 use anyhow::Context;
 use clock::Clock;
@@ -97,7 +98,7 @@ impl Application {
             clock.clone(),
             config.limits.ingest_batch_max,
             routing.clone(),
-        );
+        )?;
         let ingest = ingest::Ingest::new(channel_ingest.clone());
         let outbox = outbox::Outbox::new(&config.outbox)?;
         let tariff = config
@@ -108,7 +109,7 @@ impl Application {
             store.clone(),
             tariff.clone(),
             config.limits.ingest_batch_max,
-        );
+        )?;
         let providers = provider_api::Providers::new(tariff);
         let l = &config.limits;
         let limits = Limiters {

@@ -17,10 +17,10 @@ pub struct MeterWriter {
 }
 
 impl MeterWriter {
-    pub fn start(store: Arc<dyn Store>, tariff: Tariff, batch_max: usize) -> Self {
+    pub fn start(store: Arc<dyn Store>, tariff: Tariff, batch_max: usize) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel(batch_max.max(1) * 8);
-        tokio::spawn(run(store, tariff, rx, batch_max.max(1)));
-        Self { tx }
+        crate::writer_thread::spawn("sb-meter", run(store, tariff, rx, batch_max.max(1)))?;
+        Ok(Self { tx })
     }
 
     /// Meters the events (in order, after any queued before them) and waits for the commit.
