@@ -12,7 +12,7 @@
 
 use super::*;
 use crate::batch::{self, Known, Touched};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::HashMap;
 use switchboard_core::routing::RoutingRules;
 
@@ -200,20 +200,75 @@ fn pairs(keys: &[(InboxId, String)]) -> String {
     )
 }
 
-/// Runs `sql` (an `INSERT … SELECT … FROM json_each(?)`) with `rows` as its one JSON argument.
-async fn insert_rows(
-    conn: &mut SqliteConnection,
-    sql: &'static str,
-    rows: Vec<Value>,
-) -> Result<u64> {
-    if rows.is_empty() {
-        return Ok(0);
+/// One bound value of a multi-row write.
+enum Arg {
+    Text(Option<String>),
+    Int(Option<i64>),
+}
+
+impl From<String> for Arg {
+    fn from(v: String) -> Self {
+        Arg::Text(Some(v))
     }
-    Ok(sqlx::query(sql)
-        .bind(Value::Array(rows).to_string())
-        .execute(&mut *conn)
-        .await?
-        .rows_affected())
+}
+impl From<&str> for Arg {
+    fn from(v: &str) -> Self {
+        Arg::Text(Some(v.to_owned()))
+    }
+}
+impl From<Option<String>> for Arg {
+    fn from(v: Option<String>) -> Self {
+        Arg::Text(v)
+    }
+}
+impl From<i64> for Arg {
+    fn from(v: i64) -> Self {
+        Arg::Int(Some(v))
+    }
+}
+impl From<Option<i64>> for Arg {
+    fn from(v: Option<i64>) -> Self {
+        Arg::Int(v)
+    }
+}
+
+/// The most rows one statement carries. Statements are cut in powers of two (64, 32, … 1 rows) so
+/// that each table has at most seven distinct statement texts, all kept prepared by sqlx's cache.
+const ROWS_PER_STATEMENT: usize = 64;
+
+/// Runs `{head} VALUES (?, …), … {tail}` over `rows` (every row the same width), as few
+/// statements as the power-of-two cut allows, and returns the rows changed.
+///
+/// Why bound values and not one JSON argument read through `json_each`: extracting every column
+/// from JSON text cost about as much as the writes themselves (a `perf` profile of the ingest
+/// benchmark: `jsonReturnFromBlob`, `jsonExtractFunc` and friends).
+async fn write_values(
+    conn: &mut SqliteConnection,
+    head: &str,
+    tail: &str,
+    rows: Vec<Vec<Arg>>,
+) -> Result<u64> {
+    let Some(width) = rows.first().map(Vec::len) else {
+        return Ok(0);
+    };
+    let one = format!("({})", vec!["?"; width].join(", "));
+    let mut changed = 0;
+    let mut rest = rows.into_iter().peekable();
+    let mut left = rest.len();
+    while left > 0 {
+        let n = ROWS_PER_STATEMENT.min(1 << left.ilog2());
+        let sql = format!("{head} VALUES {} {tail}", vec![one.as_str(); n].join(", "));
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for arg in rest.by_ref().take(n).flatten() {
+            query = match arg {
+                Arg::Text(v) => query.bind(v),
+                Arg::Int(v) => query.bind(v),
+            };
+        }
+        changed += query.execute(&mut *conn).await?.rows_affected();
+        left -= n;
+    }
+    Ok(changed)
 }
 
 async fn write_contacts(
@@ -221,38 +276,38 @@ async fn write_contacts(
     contacts: &[Contact],
     identities: &[(InboxId, String, ContactId)],
 ) -> Result<()> {
-    insert_rows(
+    write_values(
         conn,
-        "INSERT INTO contacts (id, workspace_id, name, created_at, updated_at) \
-         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM json_each(?)",
+        "INSERT INTO contacts (id, workspace_id, name, created_at, updated_at)",
+        "",
         contacts
             .iter()
             .map(|c| {
-                json!([
-                    c.id.to_string(),
-                    c.workspace_id.to_string(),
-                    c.name,
-                    c.created_at.millis(),
-                    c.updated_at.millis()
-                ])
+                vec![
+                    c.id.to_string().into(),
+                    c.workspace_id.to_string().into(),
+                    c.name.clone().into(),
+                    c.created_at.millis().into(),
+                    c.updated_at.millis().into(),
+                ]
             })
             .collect(),
     )
     .await?;
-    insert_rows(
+    write_values(
         conn,
-        "INSERT INTO contact_identities (inbox_id, external_id, contact_id, created_at) \
-         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?)",
+        "INSERT INTO contact_identities (inbox_id, external_id, contact_id, created_at)",
+        "",
         identities
             .iter()
             .zip(contacts)
             .map(|((inbox, external, contact), c)| {
-                json!([
-                    inbox.to_string(),
-                    external,
-                    contact.to_string(),
-                    c.created_at.millis()
-                ])
+                vec![
+                    inbox.to_string().into(),
+                    external.as_str().into(),
+                    contact.to_string().into(),
+                    c.created_at.millis().into(),
+                ]
             })
             .collect(),
     )
@@ -260,56 +315,57 @@ async fn write_contacts(
     Ok(())
 }
 
-fn conversation_json(t: &Touched) -> Value {
+/// A conversation's columns in the order of the INSERT below (the UPDATE reads them by position).
+fn conversation_args(t: &Touched) -> Vec<Arg> {
     let c = &t.conversation;
-    json!([
-        c.id.to_string(),
-        c.workspace_id.to_string(),
-        c.inbox_id.to_string(),
-        c.contact_id.to_string(),
-        c.status.as_str(),
-        c.assignee_id.map(|a| a.to_string()),
-        c.last_assignee_id.map(|a| a.to_string()),
-        ids_json(&c.participants),
-        json_text(&c.tags),
-        c.last_customer_message_at.map(Timestamp::millis),
-        c.last_agent_reply_at.map(Timestamp::millis),
-        c.last_activity_at.millis(),
-        c.created_at.millis(),
-        c.version,
-        t.preview,
-        t.unread,
-        t.stored_version.unwrap_or(0),
-    ])
+    vec![
+        c.id.to_string().into(),
+        c.workspace_id.to_string().into(),
+        c.inbox_id.to_string().into(),
+        c.contact_id.to_string().into(),
+        c.status.as_str().into(),
+        c.assignee_id.map(|a| a.to_string()).into(),
+        c.last_assignee_id.map(|a| a.to_string()).into(),
+        ids_json(&c.participants).into(),
+        json_text(&c.tags).into(),
+        c.last_customer_message_at.map(Timestamp::millis).into(),
+        c.last_agent_reply_at.map(Timestamp::millis).into(),
+        c.last_activity_at.millis().into(),
+        c.created_at.millis().into(),
+        c.version.into(),
+        t.preview.clone().into(),
+        t.unread.into(),
+    ]
 }
 
 async fn write_conversations(conn: &mut SqliteConnection, touched: &[&Touched]) -> Result<()> {
     let (new, old): (Vec<&Touched>, Vec<&Touched>) =
         touched.iter().partition(|t| t.stored_version.is_none());
-    insert_rows(
+    write_values(
         conn,
         "INSERT INTO conversations (id, workspace_id, inbox_id, contact_id, status, assignee_id, last_assignee_id, \
          participants, tags, last_customer_message_at, last_agent_reply_at, last_activity_at, created_at, version, \
-         last_message_preview, unread_count) \
-         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, \
-         value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12, value ->> 13, \
-         value ->> 14, value ->> 15 FROM json_each(?)",
-        new.iter().map(|t| conversation_json(t)).collect(),
+         last_message_preview, unread_count)",
+        "",
+        new.iter().map(|t| conversation_args(t)).collect(),
     )
     .await?;
-    // Compare-and-set on the stored version.
-    let updated = insert_rows(
+    // Compare-and-set on the stored version (the 17th column).
+    let updated = write_values(
         conn,
-        "UPDATE conversations SET status = u.status, assignee_id = u.assignee_id, \
-         last_assignee_id = u.last_assignee_id, participants = u.participants, tags = u.tags, \
-         last_customer_message_at = u.lcm, last_agent_reply_at = u.lar, last_activity_at = u.activity, \
-         version = u.version, last_message_preview = u.preview, unread_count = unread_count + u.unread \
-         FROM (SELECT value ->> 0 AS id, value ->> 4 AS status, value ->> 5 AS assignee_id, \
-         value ->> 6 AS last_assignee_id, value ->> 7 AS participants, value ->> 8 AS tags, value ->> 9 AS lcm, \
-         value ->> 10 AS lar, value ->> 11 AS activity, value ->> 13 AS version, value ->> 14 AS preview, \
-         value ->> 15 AS unread, value ->> 16 AS expected FROM json_each(?)) AS u \
-         WHERE conversations.id = u.id AND conversations.version = u.expected",
-        old.iter().map(|t| conversation_json(t)).collect(),
+        "UPDATE conversations SET status = u.column5, assignee_id = u.column6, \
+         last_assignee_id = u.column7, participants = u.column8, tags = u.column9, \
+         last_customer_message_at = u.column10, last_agent_reply_at = u.column11, \
+         last_activity_at = u.column12, version = u.column14, last_message_preview = u.column15, \
+         unread_count = unread_count + u.column16 FROM (",
+        ") AS u WHERE conversations.id = u.column1 AND conversations.version = u.column17",
+        old.iter()
+            .map(|t| {
+                let mut args = conversation_args(t);
+                args.push(t.stored_version.unwrap_or(0).into());
+                args
+            })
+            .collect(),
     )
     .await?;
     if updated != old.len() as u64 {
@@ -326,29 +382,27 @@ async fn write_timers_and_pool(conn: &mut SqliteConnection, touched: &[&Touched]
             .execute(&mut *conn)
             .await?;
     }
-    insert_rows(
+    write_values(
         conn,
-        "INSERT INTO timers (id, kind, conversation_id, agent_id, due_at, generation, locked_by, locked_until, created_at) \
-         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, \
-         value ->> 7, value ->> 8 FROM json_each(?) WHERE true \
-         ON CONFLICT (id) DO UPDATE SET due_at = excluded.due_at, agent_id = excluded.agent_id, \
+        "INSERT INTO timers (id, kind, conversation_id, agent_id, due_at, generation, locked_by, locked_until, created_at)",
+        "ON CONFLICT (id) DO UPDATE SET due_at = excluded.due_at, agent_id = excluded.agent_id, \
          generation = excluded.generation, locked_by = excluded.locked_by, locked_until = excluded.locked_until",
         touched
             .iter()
             .flat_map(|t| t.timers.values())
             .filter(|r| r.changed)
             .map(|r| {
-                json!([
-                    r.id,
-                    r.kind,
-                    r.conversation_id,
-                    r.agent_id,
-                    r.due_at,
-                    r.generation,
-                    r.locked_by,
-                    r.locked_until,
-                    r.created_at
-                ])
+                vec![
+                    r.id.clone().into(),
+                    r.kind.into(),
+                    r.conversation_id.clone().into(),
+                    r.agent_id.clone().into(),
+                    r.due_at.into(),
+                    r.generation.into(),
+                    r.locked_by.clone().into(),
+                    r.locked_until.into(),
+                    r.created_at.into(),
+                ]
             })
             .collect(),
     )
@@ -366,22 +420,21 @@ async fn write_timers_and_pool(conn: &mut SqliteConnection, touched: &[&Touched]
         .execute(&mut *conn)
         .await?;
     }
-    insert_rows(
+    write_values(
         conn,
-        "INSERT INTO routing_pool (conversation_id, inbox_id, waiting_since, excluded_agent_id) \
-         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?) WHERE true \
-         ON CONFLICT (conversation_id) DO UPDATE SET waiting_since = excluded.waiting_since, \
+        "INSERT INTO routing_pool (conversation_id, inbox_id, waiting_since, excluded_agent_id)",
+        "ON CONFLICT (conversation_id) DO UPDATE SET waiting_since = excluded.waiting_since, \
          excluded_agent_id = excluded.excluded_agent_id",
         touched
             .iter()
             .filter_map(|t| {
                 t.pool.as_ref().filter(|p| p.changed).map(|p| {
-                    json!([
-                        t.conversation.id.to_string(),
-                        p.inbox_id,
-                        p.waiting_since,
-                        p.excluded_agent_id
-                    ])
+                    vec![
+                        t.conversation.id.to_string().into(),
+                        p.inbox_id.clone().into(),
+                        p.waiting_since.into(),
+                        p.excluded_agent_id.clone().into(),
+                    ]
                 })
             })
             .collect(),
@@ -391,30 +444,28 @@ async fn write_timers_and_pool(conn: &mut SqliteConnection, touched: &[&Touched]
 }
 
 async fn write_messages(conn: &mut SqliteConnection, messages: &[Message]) -> Result<()> {
-    insert_rows(
+    write_values(
         conn,
         "INSERT INTO messages (id, conversation_id, inbox_id, direction, sender_kind, sender_agent_id, kind, body, \
-         provider_message_id, delivery_status, failure_reason, created_at) \
-         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, \
-         value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11 FROM json_each(?) WHERE true \
-         ON CONFLICT (inbox_id, provider_message_id) DO NOTHING",
+         provider_message_id, delivery_status, failure_reason, created_at)",
+        "ON CONFLICT (inbox_id, provider_message_id) DO NOTHING",
         messages
             .iter()
             .map(|m| {
-                json!([
-                    m.id.to_string(),
-                    m.conversation_id.to_string(),
-                    m.inbox_id.to_string(),
-                    m.direction.as_str(),
-                    m.sender_kind.as_str(),
-                    m.sender_agent_id.map(|a| a.to_string()),
-                    m.kind.as_str(),
-                    m.text,
-                    m.provider_message_id,
-                    m.delivery_status.as_str(),
-                    m.failure_reason,
-                    m.created_at.millis()
-                ])
+                vec![
+                    m.id.to_string().into(),
+                    m.conversation_id.to_string().into(),
+                    m.inbox_id.to_string().into(),
+                    m.direction.as_str().into(),
+                    m.sender_kind.as_str().into(),
+                    m.sender_agent_id.map(|a| a.to_string()).into(),
+                    m.kind.as_str().into(),
+                    m.text.clone().into(),
+                    m.provider_message_id.clone().into(),
+                    m.delivery_status.as_str().into(),
+                    m.failure_reason.clone().into(),
+                    m.created_at.millis().into(),
+                ]
             })
             .collect(),
     )
@@ -423,21 +474,21 @@ async fn write_messages(conn: &mut SqliteConnection, messages: &[Message]) -> Re
 }
 
 async fn write_actions(conn: &mut SqliteConnection, actions: &[batch::ActionRow]) -> Result<()> {
-    insert_rows(
+    write_values(
         conn,
-        "INSERT INTO action_log (id, conversation_id, kind, actor_id, detail, created_at) \
-         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5 FROM json_each(?)",
+        "INSERT INTO action_log (id, conversation_id, kind, actor_id, detail, created_at)",
+        "",
         actions
             .iter()
             .map(|a| {
-                json!([
-                    a.id.to_string(),
-                    a.conversation_id.to_string(),
-                    a.kind,
-                    a.actor.map(|x| x.to_string()),
-                    a.detail,
-                    a.at.millis()
-                ])
+                vec![
+                    a.id.to_string().into(),
+                    a.conversation_id.to_string().into(),
+                    a.kind.into(),
+                    a.actor.map(|x| x.to_string()).into(),
+                    a.detail.clone().into(),
+                    a.at.millis().into(),
+                ]
             })
             .collect(),
     )
@@ -450,20 +501,20 @@ async fn write_metas(
     metas: &[(MessageId, MessageMeta)],
     now: Timestamp,
 ) -> Result<()> {
-    insert_rows(
+    write_values(
         conn,
-        "INSERT INTO message_meta (message_id, meta, messaging_type, tag, updated_at) \
-         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM json_each(?)",
+        "INSERT INTO message_meta (message_id, meta, messaging_type, tag, updated_at)",
+        "",
         metas
             .iter()
             .map(|(id, m)| {
-                json!([
-                    id.to_string(),
-                    json_text(&m.meta),
-                    m.messaging_type,
-                    m.tag,
-                    now.millis()
-                ])
+                vec![
+                    id.to_string().into(),
+                    json_text(&m.meta).into(),
+                    m.messaging_type.clone().into(),
+                    m.tag.clone().into(),
+                    now.millis().into(),
+                ]
             })
             .collect(),
     )
@@ -489,21 +540,20 @@ async fn number_events(conn: &mut SqliteConnection, events: &mut [Event]) -> Res
     for e in events.iter_mut() {
         seq += 1;
         e.seq = seq;
-        rows.push(json!([
-            e.seq,
-            e.workspace_id.to_string(),
-            e.inbox_id.map(|i| i.to_string()),
-            e.conversation_id.map(|c| c.to_string()),
-            e.kind.as_str(),
-            json_text(&e.payload),
-            e.created_at.millis()
-        ]));
+        rows.push(vec![
+            e.seq.into(),
+            e.workspace_id.to_string().into(),
+            e.inbox_id.map(|i| i.to_string()).into(),
+            e.conversation_id.map(|c| c.to_string()).into(),
+            e.kind.as_str().into(),
+            json_text(&e.payload).into(),
+            e.created_at.millis().into(),
+        ]);
     }
-    insert_rows(
+    write_values(
         conn,
-        "INSERT INTO events (seq, workspace_id, inbox_id, conversation_id, kind, payload, created_at) \
-         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6 \
-         FROM json_each(?)",
+        "INSERT INTO events (seq, workspace_id, inbox_id, conversation_id, kind, payload, created_at)",
+        "",
         rows,
     )
     .await?;
