@@ -1,5 +1,6 @@
 //! The bare-handler baseline, measured in the same run: an axum server that only verifies the
-//! HMAC over the raw body and parses the JSON, then answers 200 (as in shared/bench-limits/).
+//! HMAC over the raw body and parses the JSON, then answers 200 (as in shared/bench-limits/), on
+//! both webhook paths of the ingest mix.
 //! It runs as its own process, like the real server.
 
 use axum::body::Bytes;
@@ -27,6 +28,7 @@ async fn webhook(headers: HeaderMap, body: Bytes) -> StatusCode {
 pub async fn serve(bind: std::net::SocketAddr) -> anyhow::Result<()> {
     let app = axum::Router::new()
         .route("/webhooks/meta", post(webhook))
+        .route("/webhooks/whatsapp", post(webhook))
         .route("/healthz", axum::routing::get(|| async { "ok" }));
     let listener = tokio::net::TcpListener::bind(bind).await?;
     axum::serve(listener, app).await?;

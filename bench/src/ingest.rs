@@ -1,24 +1,29 @@
-//! The ingest scenario: simulated customers across several Facebook Pages send correctly signed
-//! Messenger webhooks (some batched, ~5 % redelivered) to a running server with agent sockets
-//! connected. Measures accepted messages/s, webhook ack latency, webhook→socket latency, and checks
-//! afterwards that every acknowledged message is stored exactly once.
+//! The ingest scenario: simulated customers on several Facebook Pages and WhatsApp numbers send
+//! correctly signed Messenger and WhatsApp Cloud webhooks (realistic bodies, some batched, ~5 %
+//! redelivered verbatim) to a running server with agent sockets connected. Measures accepted
+//! messages/s, webhook ack latency, webhook→socket latency, and checks afterwards that every
+//! acknowledged message is stored exactly once.
 
 use crate::server::Server;
 use crate::stats::{Progress, Samples};
-use anyhow::{Context, bail};
+use anyhow::Context;
 use futures_util::StreamExt;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use switchboard_channels::signing::hmac_sha256_hex;
 use tokio::sync::{Mutex, Semaphore};
 
+/// One Meta app serves every Page and WhatsApp number of the run (as for a real business).
 pub const APP_SECRET: &str = "bench-app-secret-0123456789";
+pub const WABA_ID: &str = "102290129340398";
 
 #[derive(Clone, Debug)]
 pub struct Opts {
     pub pages: usize,
+    /// WhatsApp numbers (0: Messenger only).
+    pub numbers: usize,
     pub customers: usize,
     pub messages: usize,
     pub concurrency: usize,
@@ -27,10 +32,14 @@ pub struct Opts {
     pub agents: usize,
     pub dup_pct: f64,
     pub batch_pct: f64,
+    /// The share of webhooks that are WhatsApp's (when there are numbers).
+    pub whatsapp_pct: f64,
 }
 
-/// One webhook request: its body, signature and the sequence numbers of the messages inside.
+/// One webhook request: where it goes, its body, signature and the sequence numbers of the
+/// messages inside.
 pub struct Webhook {
+    pub path: &'static str,
     pub body: Vec<u8>,
     pub signature: String,
     pub seqs: Vec<u64>,
@@ -41,17 +50,76 @@ pub fn page_id(i: usize) -> String {
     format!("9100000000{i:05}")
 }
 
-fn item(run: &str, seq: u64, page: &str, customer: usize, ts: i64) -> serde_json::Value {
+pub fn phone_number_id(i: usize) -> String {
+    format!("1065403522{i:05}")
+}
+
+fn text(seq: u64) -> String {
+    format!("bench {seq} — xin chào shop, còn hàng không ạ?")
+}
+
+/// The sequence number a message's text carries (see [`text`]).
+pub fn seq_of(text: &str) -> Option<u64> {
+    text.strip_prefix("bench ")?.split(' ').next()?.parse().ok()
+}
+
+fn messenger_item(run: &str, seq: u64, page: &str, customer: usize, ts: i64) -> serde_json::Value {
     serde_json::json!({
         "sender": {"id": format!("7{customer:014}")},
         "recipient": {"id": page},
         "timestamp": ts,
-        "message": {"mid": format!("m.{run}.{seq}"), "text": format!("bench {seq} — xin chào shop, còn hàng không ạ?")},
+        "message": {"mid": format!("m.{run}.{seq}"), "text": text(seq)},
     })
 }
 
+/// One Messenger body: `items` = (page, customer, seq), grouped by Page into `entry[]`.
+fn messenger_body(run: &str, items: &[(usize, usize, u64)], now_ms: i64) -> serde_json::Value {
+    let mut entries: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
+    for &(page, customer, seq) in items {
+        let id = page_id(page);
+        let item = messenger_item(run, seq, &id, customer, now_ms + seq as i64);
+        entries.entry(id).or_default().push(item);
+    }
+    let entry: Vec<_> = entries
+        .into_iter()
+        .map(
+            |(id, messaging)| serde_json::json!({"id": id, "time": now_ms, "messaging": messaging}),
+        )
+        .collect();
+    serde_json::json!({"object": "page", "entry": entry})
+}
+
+/// One WhatsApp Cloud body (channels.md §3.1): one change per number, with the senders'
+/// `contacts[]` and their `messages[]`.
+fn whatsapp_body(run: &str, items: &[(usize, usize, u64)], now_ms: i64) -> serde_json::Value {
+    let mut by_number: BTreeMap<usize, Vec<(usize, u64)>> = BTreeMap::new();
+    for &(number, customer, seq) in items {
+        by_number.entry(number).or_default().push((customer, seq));
+    }
+    let changes: Vec<_> = by_number
+        .into_iter()
+        .map(|(number, msgs)| {
+            let contacts: Vec<_> = msgs
+                .iter()
+                .map(|(c, _)| serde_json::json!({"profile": {"name": format!("Khách {c}")}, "wa_id": format!("849{c:08}"), "user_id": format!("VN.{c:012}")}))
+                .collect();
+            let messages: Vec<_> = msgs
+                .iter()
+                .map(|(c, seq)| serde_json::json!({"from": format!("849{c:08}"), "id": format!("wamid.{run}.{seq}"),
+                    "timestamp": ((now_ms + *seq as i64) / 1000).to_string(), "type": "text", "text": {"body": text(*seq)}}))
+                .collect();
+            serde_json::json!({"field": "messages", "value": {"messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": format!("8428{number:07}"), "phone_number_id": phone_number_id(number)},
+                "contacts": contacts, "messages": messages}})
+        })
+        .collect();
+    serde_json::json!({"object": "whatsapp_business_account", "entry": [{"id": WABA_ID, "changes": changes}]})
+}
+
 /// Builds the request mix: mostly one message per webhook, `batch_pct` with 2–5 messages (Meta
-/// batches), and `dup_pct` redeliveries of an earlier request (same bytes).
+/// batches, sometimes several Pages or numbers in one body), `dup_pct` redeliveries of an earlier
+/// request (same bytes), and `whatsapp_pct` of the webhooks from WhatsApp numbers. Customers are
+/// split between the channels (odd ones write on WhatsApp when there are numbers).
 pub fn build(run: &str, o: &Opts, now_ms: i64) -> (Vec<Webhook>, usize) {
     let mut out = Vec::new();
     let mut seq: u64 = 0;
@@ -62,11 +130,13 @@ pub fn build(run: &str, o: &Opts, now_ms: i64) -> (Vec<Webhook>, usize) {
         rng ^= rng << 17;
         (rng % 10_000) as f64 / 10_000.0
     };
+    let customers = o.customers.max(2);
     while (seq as usize) < o.messages {
         if !out.is_empty() && next() < o.dup_pct {
             let i = (next() * out.len() as f64) as usize % out.len();
             let w: &Webhook = &out[i];
             let dup = Webhook {
+                path: w.path,
                 body: w.body.clone(),
                 signature: w.signature.clone(),
                 seqs: w.seqs.clone(),
@@ -75,37 +145,41 @@ pub fn build(run: &str, o: &Opts, now_ms: i64) -> (Vec<Webhook>, usize) {
             out.push(dup);
             continue;
         }
+        let whatsapp = o.numbers > 0 && next() < o.whatsapp_pct;
         let n = if next() < o.batch_pct {
             2 + (next() * 4.0) as usize
         } else {
             1
         };
-        let mut entries: HashMap<String, Vec<serde_json::Value>> = HashMap::new();
+        let mut items = Vec::new();
         let mut seqs = Vec::new();
         for _ in 0..n {
             if seq as usize >= o.messages {
                 break;
             }
-            let customer = (seq as usize * 7919) % o.customers.max(1);
-            let page = page_id(customer % o.pages.max(1));
-            entries.entry(page.clone()).or_default().push(item(
-                run,
-                seq,
-                &page,
-                customer,
-                now_ms + seq as i64,
-            ));
+            // Odd customers are on WhatsApp, even ones on Messenger (all of them without numbers).
+            let mut customer = (seq as usize * 7919) % customers;
+            if o.numbers > 0 && (customer % 2 == 1) != whatsapp {
+                customer = (customer + 1) % customers;
+            }
+            let account = if whatsapp {
+                (customer / 2) % o.numbers
+            } else {
+                customer % o.pages.max(1)
+            };
+            items.push((account, customer, seq));
             seqs.push(seq);
             seq += 1;
         }
-        let entry: Vec<_> = entries
-            .into_iter()
-            .map(|(id, messaging)| serde_json::json!({"id": id, "time": now_ms, "messaging": messaging}))
-            .collect();
-        let body = serde_json::to_vec(&serde_json::json!({"object": "page", "entry": entry}))
-            .unwrap_or_default();
+        let (path, body) = if whatsapp {
+            ("/webhooks/whatsapp", whatsapp_body(run, &items, now_ms))
+        } else {
+            ("/webhooks/meta", messenger_body(run, &items, now_ms))
+        };
+        let body = serde_json::to_vec(&body).unwrap_or_default();
         let signature = format!("sha256={}", hmac_sha256_hex(APP_SECRET.as_bytes(), &body));
         out.push(Webhook {
+            path,
             body,
             signature,
             seqs,
@@ -135,10 +209,11 @@ impl LoadResult {
     }
 }
 
-/// Sends the webhooks to `url` with at most `concurrency` in flight (and at `rate` requests/s).
+/// Sends the webhooks to `base` + their path with at most `concurrency` in flight (and at `rate`
+/// requests/s).
 pub async fn load(
     http: &reqwest::Client,
-    url: &str,
+    base: &str,
     hooks: Vec<Webhook>,
     o: &Opts,
     label: &str,
@@ -167,7 +242,7 @@ pub async fn load(
         let permit = sem.clone().acquire_owned().await?;
         let (http, url, done_t, errors, acks, sent_at) = (
             http.clone(),
-            url.to_owned(),
+            format!("{base}{}", h.path),
             done.clone(),
             errors.clone(),
             acks.clone(),
@@ -225,12 +300,21 @@ pub struct IngestReport {
     pub stored_distinct: i64,
 }
 
-/// Creates the pages (Messenger inboxes sharing one app secret, as one Meta app does).
-pub async fn setup_pages(server: &Server, pages: usize) -> anyhow::Result<()> {
-    for i in 0..pages {
-        let body = serde_json::json!({"name": format!("Bench page {i}"), "channel": "messenger", "settings": {
+/// Creates the Pages and WhatsApp numbers: inboxes sharing one app secret, as one Meta app's do.
+/// Their Graph API address is a closed local port: nothing in the run calls out.
+pub async fn setup_inboxes(server: &Server, o: &Opts) -> anyhow::Result<()> {
+    let graph = "http://127.0.0.1:9/v26.0";
+    let pages = (0..o.pages).map(|i| {
+        serde_json::json!({"name": format!("Bench page {i}"), "channel": "messenger", "settings": {
             "page_id": page_id(i), "page_access_token": "bench-token", "app_secret": APP_SECRET,
-            "verify_token": "bench-verify-token", "api_base_url": "http://127.0.0.1:9/v26.0"}});
+            "verify_token": "bench-verify-token", "api_base_url": graph}})
+    });
+    let numbers = (0..o.numbers).map(|i| {
+        serde_json::json!({"name": format!("Bench WhatsApp {i}"), "channel": "whatsapp", "settings": {
+            "phone_number_id": phone_number_id(i), "waba_id": WABA_ID, "access_token": "bench-token",
+            "app_secret": APP_SECRET, "verify_token": "bench-verify-token", "api_base_url": graph}})
+    });
+    for body in pages.chain(numbers) {
         server
             .api(reqwest::Method::POST, "/inboxes", &server.admin, Some(body))
             .await?;
@@ -239,7 +323,7 @@ pub async fn setup_pages(server: &Server, pages: usize) -> anyhow::Result<()> {
 }
 
 pub async fn run(server: &Server, o: &Opts) -> anyhow::Result<IngestReport> {
-    setup_pages(server, o.pages).await?;
+    setup_inboxes(server, o).await?;
     let run = uuid::Uuid::now_v7().simple().to_string()[..8].to_owned();
     // Agent sockets: the first records webhook→event latency, the others just keep up.
     let ws_url = format!(
@@ -262,10 +346,7 @@ pub async fn run(server: &Server, o: &Opts) -> anyhow::Result<IngestReport> {
                 if let tokio_tungstenite::tungstenite::Message::Text(t) = frame
                     && let Ok(v) = serde_json::from_str::<serde_json::Value>(t.as_str())
                     && v["type"] == "message.created"
-                    && let Some(seq) = v["message"]["text"]
-                        .as_str()
-                        .and_then(|s| s.split(' ').nth(1))
-                        .and_then(|s| s.parse::<u64>().ok())
+                    && let Some(seq) = v["message"]["text"].as_str().and_then(seq_of)
                 {
                     seen.lock().await.entry(seq).or_insert_with(Instant::now);
                 }
@@ -280,14 +361,7 @@ pub async fn run(server: &Server, o: &Opts) -> anyhow::Result<IngestReport> {
     )
     .unwrap_or(0);
     let (hooks, unique) = build(&run, o, now_ms);
-    let load = load(
-        &server.http,
-        &format!("{}/webhooks/meta", server.base),
-        hooks,
-        o,
-        "ingest",
-    )
-    .await?;
+    let load = load(&server.http, &server.base, hooks, o, "ingest").await?;
     // Give the sockets until every acknowledged message was pushed (or 30 s) to report latency.
     let deadline = Instant::now() + Duration::from_secs(30);
     while seen.lock().await.len() < unique && Instant::now() < deadline {
@@ -315,25 +389,8 @@ pub async fn run(server: &Server, o: &Opts) -> anyhow::Result<IngestReport> {
 
 /// Counts the run's messages straight from the database: every acknowledged message exactly once.
 pub async fn count_stored(server: &Server, run: &str) -> anyhow::Result<(i64, i64)> {
-    let pattern = format!("m.{run}.%");
-    let sql = "SELECT COUNT(*), COUNT(DISTINCT provider_message_id) FROM messages WHERE provider_message_id LIKE ?";
-    match &server.database_url {
-        Some(url) if url.starts_with("postgres") => {
-            bail!("counting on PostgreSQL needs the postgres build of the bench ({url})")
-        }
-        _ => {
-            let path = server.data_dir.join("switchboard.db");
-            let opts = sqlx::sqlite::SqliteConnectOptions::new()
-                .filename(path)
-                .read_only(true);
-            let mut conn = sqlx::ConnectOptions::connect(&opts).await?;
-            let row: (i64, i64) = sqlx::query_as(sql)
-                .bind(pattern)
-                .fetch_one(&mut conn)
-                .await?;
-            Ok(row)
-        }
-    }
+    let mut db = server.target.connect().await?;
+    db.count_messages(run).await
 }
 
 #[cfg(test)]
@@ -344,6 +401,7 @@ mod tests {
     fn the_mix_has_every_message_once_plus_redeliveries() {
         let o = Opts {
             pages: 3,
+            numbers: 2,
             customers: 50,
             messages: 1000,
             concurrency: 1,
@@ -351,6 +409,7 @@ mod tests {
             agents: 1,
             dup_pct: 0.05,
             batch_pct: 0.2,
+            whatsapp_pct: 0.5,
         };
         let (hooks, unique) = build("r", &o, 0);
         assert_eq!(unique, 1000);
@@ -367,6 +426,51 @@ mod tests {
             "{dups}"
         );
         assert!(hooks.iter().any(|h| h.seqs.len() > 1), "some batched");
+        let wa = hooks
+            .iter()
+            .filter(|h| h.path == "/webhooks/whatsapp")
+            .count();
+        assert!(
+            wa > hooks.len() / 3 && wa < hooks.len() * 2 / 3,
+            "about half from WhatsApp: {wa} of {}",
+            hooks.len()
+        );
+        // Each customer writes on one channel only: one conversation per customer.
+        let mut channel_of: HashMap<String, &str> = HashMap::new();
+        for h in &hooks {
+            let v: serde_json::Value = serde_json::from_slice(&h.body).unwrap();
+            let senders: Vec<String> = if h.path == "/webhooks/whatsapp" {
+                v["entry"][0]["changes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|c| {
+                        c["value"]["messages"].as_array().unwrap().iter().map(|m| {
+                            m["from"].as_str().unwrap()[3..]
+                                .trim_start_matches('0')
+                                .to_owned()
+                        })
+                    })
+                    .collect()
+            } else {
+                v["entry"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|e| {
+                        e["messaging"].as_array().unwrap().iter().map(|m| {
+                            m["sender"]["id"].as_str().unwrap()[1..]
+                                .trim_start_matches('0')
+                                .to_owned()
+                        })
+                    })
+                    .collect()
+            };
+            for s in senders {
+                assert_eq!(*channel_of.entry(s).or_insert(h.path), h.path);
+            }
+        }
+        assert_eq!(seq_of(&text(42)), Some(42));
         let h = &hooks[0];
         assert!(switchboard_channels::signing::verify_hex(
             APP_SECRET.as_bytes(),

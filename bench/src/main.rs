@@ -3,6 +3,7 @@
 //! Results and the commands that reproduce them: BENCHMARKS.md.
 
 mod baseline;
+mod db;
 mod fanout;
 mod ingest;
 mod queries;
@@ -11,6 +12,7 @@ mod stats;
 
 use anyhow::bail;
 use clap::{Parser, Subcommand};
+use db::Target;
 use server::Server;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,7 +26,8 @@ struct Cli {
     /// The switchboard binary to measure (build it with `cargo build --release` first).
     #[arg(long, global = true, default_value = "target/release/switchboard")]
     bin: PathBuf,
-    /// Measure against this database instead of a fresh SQLite file (e.g. postgres://…).
+    /// Measure on PostgreSQL instead of a fresh SQLite file: postgres://… (each run gets a schema
+    /// of its own in that database, dropped afterwards; the queries dataset keeps its schema).
     #[arg(long, global = true, env = "SWITCHBOARD_BENCH_DATABASE_URL")]
     database_url: Option<String>,
     #[command(subcommand)]
@@ -33,10 +36,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Signed Messenger webhooks → stored, pushed to agents; with the bare-handler baseline.
+    /// Signed Messenger and WhatsApp webhooks → stored, pushed to agents; with the bare-handler
+    /// baseline.
     Ingest {
+        /// Facebook Pages.
         #[arg(long, default_value_t = 10)]
         pages: usize,
+        /// WhatsApp numbers (0: Messenger only).
+        #[arg(long, default_value_t = 4)]
+        numbers: usize,
+        /// The share of webhooks that come from WhatsApp.
+        #[arg(long, default_value_t = 0.5)]
+        whatsapp_share: f64,
         #[arg(long, default_value_t = 5000)]
         customers: usize,
         #[arg(long, default_value_t = 50_000)]
@@ -106,6 +117,8 @@ async fn main() -> anyhow::Result<()> {
         Command::BaselineServer { bind } => baseline::serve(bind).await,
         Command::Ingest {
             pages,
+            numbers,
+            whatsapp_share,
             customers,
             messages,
             concurrency,
@@ -114,6 +127,7 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let o = ingest::Opts {
                 pages,
+                numbers,
                 customers,
                 messages,
                 concurrency,
@@ -121,12 +135,14 @@ async fn main() -> anyhow::Result<()> {
                 agents,
                 dup_pct: 0.05,
                 batch_pct: 0.2,
+                whatsapp_pct: whatsapp_share,
             };
             run_ingest(&cli.bin, cli.database_url.as_deref(), &o, true).await
         }
         Command::Smoke => {
             let o = ingest::Opts {
                 pages: 3,
+                numbers: 2,
                 customers: 200,
                 messages: 2000,
                 concurrency: 16,
@@ -134,6 +150,7 @@ async fn main() -> anyhow::Result<()> {
                 agents: 2,
                 dup_pct: 0.05,
                 batch_pct: 0.2,
+                whatsapp_pct: 0.5,
             };
             run_ingest(&cli.bin, cli.database_url.as_deref(), &o, false).await
         }
@@ -143,8 +160,9 @@ async fn main() -> anyhow::Result<()> {
             rate,
         } => {
             let dir = temp_dir()?;
-            let server =
-                Server::start(&cli.bin, dir.path(), cli.database_url.as_deref(), true).await?;
+            let target = Target::fresh(cli.database_url.as_deref(), dir.path()).await?;
+            println!("store: {}", target.describe());
+            let server = Server::start(&cli.bin, dir.path(), &target, true).await?;
             let r = fanout::run(
                 &server,
                 &fanout::Opts {
@@ -153,8 +171,10 @@ async fn main() -> anyhow::Result<()> {
                     rate,
                 },
             )
-            .await?;
+            .await;
             server.stop().await;
+            target.drop().await?;
+            let r = r?;
             println!(
                 "\n| sockets | events | frames delivered | frames/s | lag p50 | lag p99 | RSS idle | RSS connected | RSS after |"
             );
@@ -188,8 +208,15 @@ async fn main() -> anyhow::Result<()> {
                 messages_per,
                 samples,
             };
-            queries::generate(&cli.bin, &data_dir, &o).await?;
-            let server = Server::start(&cli.bin, &data_dir, None, false).await?;
+            let target = Target::new(
+                cli.database_url.as_deref(),
+                &data_dir,
+                &format!("bench_q{conversations}x{messages_per}"),
+            )
+            .await?;
+            println!("store: {}", target.describe());
+            queries::generate(&cli.bin, &data_dir, &target, &o).await?;
+            let server = Server::start(&cli.bin, &data_dir, &target, false).await?;
             let views = queries::measure(&server, &o).await?;
             server.stop().await;
             println!(
@@ -211,12 +238,13 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Idle => {
             let dir = temp_dir()?;
-            let server =
-                Server::start(&cli.bin, dir.path(), cli.database_url.as_deref(), true).await?;
+            let target = Target::fresh(cli.database_url.as_deref(), dir.path()).await?;
+            println!("store: {}", target.describe());
+            let server = Server::start(&cli.bin, dir.path(), &target, true).await?;
             tokio::time::sleep(Duration::from_secs(2)).await;
             println!("idle server RSS: {:.1} MiB", server.rss_mib());
             server.stop().await;
-            Ok(())
+            target.drop().await
         }
     }
 }
@@ -247,14 +275,7 @@ async fn run_ingest(
             .build()?;
         server::wait_healthy(&http, &base).await?;
         let (hooks, _) = ingest::build("baseline", o, 0);
-        let r = ingest::load(
-            &http,
-            &format!("{base}/webhooks/meta"),
-            hooks,
-            o,
-            "baseline",
-        )
-        .await?;
+        let r = ingest::load(&http, &base, hooks, o, "baseline").await?;
         let _ = child.kill().await;
         Some(r)
     } else {
@@ -262,11 +283,15 @@ async fn run_ingest(
     };
     // 2. The real server.
     let dir = temp_dir()?;
-    let server = Server::start(bin, dir.path(), database_url, true).await?;
+    let target = Target::fresh(database_url, dir.path()).await?;
+    println!("store: {}", target.describe());
+    let server = Server::start(bin, dir.path(), &target, true).await?;
     let rss_before = server.rss_mib();
-    let r = ingest::run(&server, o).await?;
+    let r = ingest::run(&server, o).await;
     let rss_after = server.rss_mib();
     server.stop().await;
+    target.drop().await?;
+    let r = r?;
     let unique = r.load.messages as i64;
     println!(
         "\n| run | requests | messages | errors | msg/s | req/s | ack p50 | ack p99 | →socket p50 | →socket p99 |"

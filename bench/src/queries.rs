@@ -1,11 +1,12 @@
 //! The inbox-queries scenario: a generated dataset (default 1 M conversations / 10 M messages,
-//! written straight into the SQLite file, reusable across runs), then p50/p99 of the agent's list
-//! views and of opening a conversation, through the real API.
+//! written straight into the database — the SQLite file, or a PostgreSQL schema — and reused by
+//! later runs), then p50/p99 of the agent's list views and of opening a conversation, through the
+//! real API.
 
+use crate::db::{Db, Target};
 use crate::server::Server;
 use crate::stats::{Progress, Samples};
 use anyhow::Context;
-use sqlx::{ConnectOptions, Connection};
 use std::path::Path;
 use std::time::Instant;
 
@@ -29,31 +30,30 @@ fn marker(o: &Opts) -> String {
     format!("{}x{}", o.conversations, o.messages_per)
 }
 
-/// Creates the dataset in `data_dir` unless the same one is there already. Returns the agents'
-/// emails (agent i is a member of inboxes i % 4 and (i + 1) % 4).
-pub async fn generate(bin: &Path, data_dir: &Path, o: &Opts) -> anyhow::Result<()> {
-    let db = data_dir.join("switchboard.db");
-    if db.exists() {
-        let opts = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(&db)
-            .read_only(true);
-        let mut conn = opts.connect().await?;
-        let m: Option<(String,)> =
-            sqlx::query_as("SELECT value FROM server_settings WHERE key = 'bench_dataset'")
-                .fetch_optional(&mut conn)
-                .await?;
-        if m.map(|m| m.0) == Some(marker(o)) {
-            eprintln!("dataset {} already in {}", marker(o), data_dir.display());
+/// Creates the dataset in `target` unless the same one is there already (agent i is a member of
+/// inboxes i % 4 and (i + 1) % 4). The schema, the admin, agents, inboxes and tags are made
+/// through the product itself; the bulk rows are written straight into the database.
+pub async fn generate(
+    bin: &Path,
+    data_dir: &Path,
+    target: &Target,
+    o: &Opts,
+) -> anyhow::Result<()> {
+    if target.has_schema().await? {
+        let mut db = target.connect().await?;
+        let m = db.setting("bench_dataset").await?;
+        if m.as_deref() == Some(marker(o).as_str()) {
+            eprintln!("dataset {} already in {}", marker(o), target.describe());
             return Ok(());
         }
         anyhow::bail!(
-            "{} holds another dataset; remove it or pick another --data-dir",
-            data_dir.display()
+            "{} holds another or an unfinished dataset; remove it or pick another --data-dir",
+            target.describe()
         );
     }
     std::fs::create_dir_all(data_dir)?;
-    // The schema, the admin, agents, inboxes and tags through the product itself.
-    let server = Server::start(bin, data_dir, None, true).await?;
+    eprintln!("generating dataset {} in {}", marker(o), target.describe());
+    let server = Server::start(bin, data_dir, target, true).await?;
     let mut agent_ids = Vec::new();
     for i in 0..AGENTS {
         let a = server
@@ -101,18 +101,36 @@ pub async fn generate(bin: &Path, data_dir: &Path, o: &Opts) -> anyhow::Result<(
     }
     server.stop().await;
 
-    let opts = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(&db)
-        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-        .synchronous(sqlx::sqlite::SqliteSynchronous::Off)
-        .pragma("cache_size", "-262144");
-    let mut conn = opts.connect().await?;
-    let (ws,): (String,) = sqlx::query_as("SELECT id FROM workspaces LIMIT 1")
-        .fetch_one(&mut conn)
-        .await?;
-    let tags: Vec<(String, String)> = sqlx::query_as("SELECT id, name FROM tags")
-        .fetch_all(&mut conn)
-        .await?;
+    let mut db = target.connect().await?;
+    // Loading speed only: the dataset is rebuilt if the load does not finish (no marker).
+    let indexes = if target.is_postgres() {
+        db.exec("SET synchronous_commit = off".into()).await?;
+        db.exec("SET maintenance_work_mem = '512MB'".into()).await?;
+        // Secondary indexes are built once after the load instead of row by row.
+        let defs = db
+            .strings(
+                "SELECT indexname::text, indexdef::text FROM pg_indexes WHERE schemaname = current_schema() \
+                 AND tablename IN ('contacts', 'contact_identities', 'conversations', 'conversation_tags', 'messages') \
+                 AND indexname NOT LIKE '%_pkey'"
+                    .into(),
+            )
+            .await?;
+        for (name, _) in &defs {
+            db.exec(format!("DROP INDEX {name}")).await?;
+        }
+        defs
+    } else {
+        db.exec("PRAGMA synchronous = OFF".into()).await?;
+        db.exec("PRAGMA cache_size = -262144".into()).await?;
+        Vec::new()
+    };
+    let ws = db
+        .strings("SELECT id, name FROM workspaces LIMIT 1".into())
+        .await?
+        .pop()
+        .context("no workspace")?
+        .0;
+    let tags = db.strings("SELECT id, name FROM tags".into()).await?;
     let tag_id = |name: &str| {
         tags.iter()
             .find(|t| t.1 == name)
@@ -128,7 +146,7 @@ pub async fn generate(bin: &Path, data_dir: &Path, o: &Opts) -> anyhow::Result<(
     let mut start = 0;
     while start < o.conversations {
         let end = (start + CHUNK).min(o.conversations);
-        let mut tx = conn.begin().await?;
+        db.begin().await?;
         let mut contacts = String::from(
             "INSERT INTO contacts (id, workspace_id, name, phone, created_at, updated_at) VALUES ",
         );
@@ -143,7 +161,7 @@ pub async fn generate(bin: &Path, data_dir: &Path, o: &Opts) -> anyhow::Result<(
             String::from("INSERT INTO conversation_tags (tag_id, conversation_id) VALUES ");
         let mut any_tag = false;
         for i in start..end {
-            let cid = format!("{:08x}-0000-7000-8000-{:012x}", i, i);
+            let cid = conversation_id(i);
             let kid = format!("{:08x}-0000-7000-9000-{:012x}", i, i);
             let inbox = &inbox_ids[i % INBOXES];
             let at = now - (i as i64) * 2000;
@@ -180,21 +198,17 @@ pub async fn generate(bin: &Path, data_dir: &Path, o: &Opts) -> anyhow::Result<(
             ));
         }
         for sql in [contacts, idents, convs] {
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .execute(&mut *tx)
-                .await?;
+            db.exec(sql).await?;
         }
         if any_tag {
             ctags.pop();
-            sqlx::query(sqlx::AssertSqlSafe(ctags))
-                .execute(&mut *tx)
-                .await?;
+            db.exec(ctags).await?;
         }
         done += (end - start) as u64;
         // Messages: `messages_per` per conversation, in statements of ~1,000 rows.
         let mut rows = Vec::with_capacity(1000);
         for i in start..end {
-            let cid = format!("{:08x}-0000-7000-8000-{:012x}", i, i);
+            let cid = conversation_id(i);
             let inbox = &inbox_ids[i % INBOXES];
             let at0 = now - (i as i64) * 2000 - (o.messages_per as i64) * 10;
             for k in 0..o.messages_per {
@@ -217,32 +231,34 @@ pub async fn generate(bin: &Path, data_dir: &Path, o: &Opts) -> anyhow::Result<(
                 };
                 rows.push(format!("('{mid}','{cid}','{inbox}','{dir}','{sender}',NULL,'text','{body}',{pid},'sent',NULL,{})", at0 + k as i64 * 10));
                 if rows.len() == 1000 {
-                    insert_messages(&mut tx, &mut rows).await?;
+                    insert_messages(&mut db, &mut rows).await?;
                 }
             }
             done += o.messages_per as u64;
         }
-        insert_messages(&mut tx, &mut rows).await?;
-        sqlx::query("INSERT INTO server_settings (key, value) VALUES ('bench_progress', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
-            .bind(end as i64)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+        insert_messages(&mut db, &mut rows).await?;
+        db.commit().await?;
         progress.update(done);
         start = end;
     }
     progress.finish(done);
-    sqlx::query("INSERT INTO server_settings (key, value) VALUES ('bench_dataset', ?)")
-        .bind(marker(o))
-        .execute(&mut conn)
-        .await?;
+    for (name, def) in &indexes {
+        eprint!("building index {name}… ");
+        db.exec(def.clone()).await?;
+        eprintln!("done");
+    }
     eprint!("analyzing… ");
-    sqlx::query("ANALYZE").execute(&mut conn).await?;
-    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-        .execute(&mut conn)
-        .await?;
+    db.exec("ANALYZE".into()).await?;
+    if !target.is_postgres() {
+        db.exec("PRAGMA wal_checkpoint(TRUNCATE)".into()).await?;
+    }
+    db.set_setting("bench_dataset", &marker(o)).await?;
     eprintln!("done");
     Ok(())
+}
+
+fn conversation_id(i: usize) -> String {
+    format!("{:08x}-0000-7000-8000-{:012x}", i, i)
 }
 
 /// An agent who is a member of conversation `i`'s inbox.
@@ -252,20 +268,15 @@ fn member_agent(i: usize) -> usize {
     b + INBOXES * ((i / 10) % (AGENTS / INBOXES))
 }
 
-async fn insert_messages(
-    tx: &mut sqlx::SqliteConnection,
-    rows: &mut Vec<String>,
-) -> anyhow::Result<()> {
+async fn insert_messages(db: &mut Db, rows: &mut Vec<String>) -> anyhow::Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
-    let sql = format!(
+    db.exec(format!(
         "INSERT INTO messages (id, conversation_id, inbox_id, direction, sender_kind, sender_agent_id, kind, body, provider_message_id, delivery_status, failure_reason, created_at) VALUES {}",
         rows.join(",")
-    );
-    sqlx::query(sqlx::AssertSqlSafe(sql))
-        .execute(&mut *tx)
-        .await?;
+    ))
+    .await?;
     rows.clear();
     Ok(())
 }
@@ -350,7 +361,7 @@ pub async fn measure(server: &Server, o: &Opts) -> anyhow::Result<Vec<View>> {
     let mut progress = Progress::new("Open a conversation", o.samples as u64);
     for k in 0..o.samples {
         let i = (k * 7919) % n;
-        let cid = format!("{:08x}-0000-7000-8000-{:012x}", i, i);
+        let cid = conversation_id(i);
         let t0 = Instant::now();
         server
             .api(

@@ -1,7 +1,8 @@
 //! Runs the real `switchboard` binary as a separate process (as in production) and talks to it.
 
+use crate::db::Target;
 use anyhow::{Context, bail};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::process::{Child, Command};
@@ -13,8 +14,7 @@ pub struct Server {
     pub child: Child,
     pub base: String,
     pub admin: String,
-    pub data_dir: PathBuf,
-    pub database_url: Option<String>,
+    pub target: Target,
     pub http: reqwest::Client,
 }
 
@@ -24,13 +24,16 @@ pub fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-fn env_for(data_dir: &Path, database_url: Option<&str>) -> Vec<(String, String)> {
+fn env_for(data_dir: &Path, database_url: Option<String>) -> Vec<(String, String)> {
     let mut env = vec![
         (
             "SWITCHBOARD_DATA_DIR".to_owned(),
             data_dir.display().to_string(),
         ),
-        ("SWITCHBOARD_LOG".to_owned(), "warn".to_owned()),
+        (
+            "SWITCHBOARD_LOG".to_owned(),
+            std::env::var("SWITCHBOARD_BENCH_LOG").unwrap_or_else(|_| "warn".to_owned()),
+        ),
         // The benchmark measures our own work, not calls to an absent provider or rate limits.
         (
             "SWITCHBOARD_WEBHOOKS__PROFILE_SYNC".to_owned(),
@@ -50,7 +53,7 @@ fn env_for(data_dir: &Path, database_url: Option<&str>) -> Vec<(String, String)>
         ),
     ];
     if let Some(url) = database_url {
-        env.push(("SWITCHBOARD_DATABASE_URL".to_owned(), url.to_owned()));
+        env.push(("SWITCHBOARD_DATABASE_URL".to_owned(), url));
     }
     env
 }
@@ -60,10 +63,10 @@ impl Server {
     pub async fn start(
         bin: &Path,
         data_dir: &Path,
-        database_url: Option<&str>,
+        target: &Target,
         fresh: bool,
     ) -> anyhow::Result<Self> {
-        let env = env_for(data_dir, database_url);
+        let env = env_for(data_dir, target.server_url());
         if fresh {
             let mut add = Command::new(bin)
                 .args([
@@ -114,8 +117,7 @@ impl Server {
             child,
             base,
             admin,
-            data_dir: data_dir.to_path_buf(),
-            database_url: database_url.map(str::to_owned),
+            target: target.clone(),
             http,
         })
     }

@@ -33,6 +33,7 @@ impl Ingest {
             inbound,
             meta: serde_json::Value::Null,
             replying_to: None,
+            alias: None,
         };
         match self.writer.submit_all(vec![item]).await?.pop() {
             Some(Ok(ChannelOutcome::Message(done))) => Ok(done),

@@ -231,18 +231,23 @@ pub(crate) struct Lookups {
     pub provider_ids: Vec<(InboxId, String)>,
 }
 
-pub(crate) fn lookups(batch: &[&Inbound]) -> Lookups {
+/// `aliases[i]`: another id of item i's sender (see `ChannelItem::Customer`); may be shorter
+/// than the batch.
+pub(crate) fn lookups(batch: &[&Inbound], aliases: &[Option<&str>]) -> Lookups {
     let mut inboxes: Vec<InboxId> = batch.iter().map(|i| i.inbox_id).collect();
     inboxes.sort_unstable();
     inboxes.dedup();
     let mut contacts = Vec::new();
     let mut identities = Vec::new();
-    for i in batch {
+    for (n, i) in batch.iter().enumerate() {
         match &i.sender {
             InboundSender::Contact(c) => contacts.push(*c),
             InboundSender::Identity { external_id, .. } => {
                 identities.push((i.inbox_id, external_id.clone()));
             }
+        }
+        if let Some(alias) = aliases.get(n).copied().flatten() {
+            identities.push((i.inbox_id, alias.to_owned()));
         }
     }
     Lookups {
@@ -260,7 +265,10 @@ pub(crate) fn lookups(batch: &[&Inbound]) -> Lookups {
 pub(crate) struct Senders {
     pub senders: Vec<Result<ContactId, IngestError>>,
     pub new_contacts: Vec<Contact>,
+    /// One per new contact, in the same order.
     pub new_identities: Vec<(InboxId, String, ContactId)>,
+    /// Aliases to link to their sender's contact (none was linked when the batch was read).
+    pub links: Vec<(InboxId, String, ContactId)>,
 }
 
 impl Senders {
@@ -278,16 +286,24 @@ impl Senders {
     }
 }
 
-pub(crate) fn senders(batch: &[&Inbound], known: &mut Known, now: Timestamp) -> Senders {
+/// An alias is linked to the first sender that brings it, and known from then on: a later item of
+/// the batch written under that id alone is the same customer.
+pub(crate) fn senders(
+    batch: &[&Inbound],
+    aliases: &[Option<&str>],
+    known: &mut Known,
+    now: Timestamp,
+) -> Senders {
     let mut new_contacts = Vec::new();
     let mut new_identities = Vec::new();
+    let mut links = Vec::new();
     let mut senders = Vec::with_capacity(batch.len());
-    for item in batch {
+    for (n, item) in batch.iter().enumerate() {
         if !known.inboxes.contains(&item.inbox_id) {
             senders.push(Err(IngestError::UnknownInbox));
             continue;
         }
-        senders.push(match &item.sender {
+        let sender = match &item.sender {
             InboundSender::Contact(c) if known.contacts.contains(c) => Ok(*c),
             InboundSender::Contact(_) => Err(IngestError::UnknownContact),
             InboundSender::Identity { external_id, name } => {
@@ -315,12 +331,21 @@ pub(crate) fn senders(batch: &[&Inbound], known: &mut Known, now: Timestamp) -> 
                     }
                 }
             }
-        });
+        };
+        if let (Ok(contact), Some(alias)) = (&sender, aliases.get(n).copied().flatten())
+            && let std::collections::hash_map::Entry::Vacant(v) =
+                known.identities.entry((item.inbox_id, alias.to_owned()))
+        {
+            links.push((item.inbox_id, alias.to_owned(), *contact));
+            v.insert(*contact);
+        }
+        senders.push(sender);
     }
     Senders {
         senders,
         new_contacts,
         new_identities,
+        links,
     }
 }
 

@@ -25,6 +25,10 @@ pub enum ChannelItem {
         /// The provider id of a message of ours this one answers (`reply_to.mid`): if it was a
         /// private reply, the sender's id is linked to the commenter's contact.
         replying_to: Option<String>,
+        /// Another id of the same customer on this inbox (WhatsApp's business-scoped user id
+        /// next to the phone number): linked to the sender's contact in the same transaction,
+        /// unless it is linked already.
+        alias: Option<String>,
     },
     /// A message the page sent (from Meta's apps, or our own send coming back). Never moves the window.
     Echo {
@@ -95,13 +99,14 @@ pub enum ChannelItem {
 impl ChannelItem {
     /// A customer's message that needs nothing but the batch ingest (not an answer to one of our
     /// private replies, which first links the commenter): the message and its provider extras.
-    pub(crate) fn plain_customer(&self) -> Option<(&Inbound, &serde_json::Value)> {
+    pub(crate) fn plain_customer(&self) -> Option<(&Inbound, (&serde_json::Value, Option<&str>))> {
         match self {
             ChannelItem::Customer {
                 inbound,
                 meta,
                 replying_to: None,
-            } => Some((inbound, meta)),
+                alias,
+            } => Some((inbound, (meta, alias.as_deref()))),
             _ => None,
         }
     }

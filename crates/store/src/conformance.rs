@@ -1173,6 +1173,7 @@ async fn ingest_script(
             inbound: inbound(f, ext, pid, text, t1),
             meta,
             replying_to: None,
+            alias: None,
         };
     let mut stranger = inbound(f, "?", "s-1", "ai đây", t1);
     stranger.sender = InboundSender::Contact(ContactId(Uuid::now_v7()));
@@ -1192,6 +1193,7 @@ async fn ingest_script(
             inbound: stranger,
             meta: serde_json::Value::Null,
             replying_to: None,
+            alias: None,
         },
         customer("n2", "n2-1", "ba", serde_json::json!({"type": "image"})),
     ];
@@ -1339,5 +1341,111 @@ async fn one_group_commit_stores_what_one_message_at_a_time_stores() {
             kinds_b.contains(&switchboard_core::event::EventKind::MessageUpdated),
             "extras announced"
         );
+    }
+}
+
+#[tokio::test]
+async fn an_alias_is_linked_with_its_message_and_names_the_same_customer() {
+    for b in backends().await {
+        let f = fixture(b.store.clone()).await;
+        let t = T0.plus_minutes(1);
+        let says = |ext: &str, alias: Option<&str>, pid: &str| ChannelItem::Customer {
+            inbound: inbound(&f, ext, pid, "chào shop", t),
+            meta: serde_json::Value::Null,
+            replying_to: None,
+            alias: alias.map(str::to_owned),
+        };
+        let contact = |o: &Result<ChannelOutcome, IngestError>| match o {
+            Ok(ChannelOutcome::Message(m)) => m.contact_id,
+            other => panic!("{other:?}"),
+        };
+        // One group commit: a phone number with its business-scoped id, then that id alone.
+        let out = f
+            .store
+            .ingest_channel(
+                &[
+                    says("84901234567", Some("VN.1"), "w1"),
+                    says("VN.1", None, "w2"),
+                ],
+                t,
+            )
+            .await
+            .unwrap();
+        let kim = contact(&out[0]);
+        assert_eq!(contact(&out[1]), kim, "{}: one customer", b.name);
+        let mut ids = f.store.identities_in(kim, f.inbox).await.unwrap();
+        ids.sort();
+        assert_eq!(ids, ["84901234567", "VN.1"], "{}", b.name);
+        // An id linked already stays with its customer.
+        let out = f
+            .store
+            .ingest_channel(&[says("84907654321", Some("VN.1"), "w3")], t)
+            .await
+            .unwrap();
+        assert_ne!(contact(&out[0]), kim, "{}", b.name);
+        assert_eq!(
+            f.store.contact_by_identity(f.inbox, "VN.1").await.unwrap(),
+            Some(kim),
+            "{}",
+            b.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn one_metering_batch_decides_each_event_as_if_it_came_alone() {
+    use switchboard_core::billing::{self, FreeReason, Tariff, Traffic};
+    let tariff = Tariff {
+        currency: "USD".into(),
+        rates: Vec::new(),
+        free_service_messages_per_month_from_2026_10: 5,
+    };
+    let at = Timestamp(billing::SERVICE_CHARGED_FROM.millis() + 86_400_000);
+    for b in backends().await {
+        let f = fixture(b.store.clone()).await;
+        let event = |i: usize| MeterEvent {
+            inbox_id: f.inbox,
+            business_id: "waba-1".into(),
+            user_id: format!("8490000{i:04}"),
+            market: "VN".into(),
+            event_key: format!("status:wamid.{i}:delivered"),
+            message_id: None,
+            traffic: Traffic::Delivered {
+                at: at.plus_minutes(i as i64),
+                template: None,
+            },
+            provider_pricing: None,
+        };
+        // Two metered before, then one batch: those two again, six new ones, one of them twice.
+        for i in 0..2 {
+            f.store.meter_whatsapp(&event(i), &tariff).await.unwrap();
+        }
+        let batch: Vec<MeterEvent> = [0, 1, 2, 3, 4, 5, 6, 4, 7].map(event).into();
+        let charges = f.store.meter_whatsapp_many(&batch, &tariff).await.unwrap();
+        assert_eq!(charges.len(), batch.len(), "{}: a charge per event", b.name);
+        assert_eq!(charges[4], charges[7], "{}: the repeat is the same", b.name);
+        let free: Vec<bool> = charges
+            .iter()
+            .map(|c| c.free_reason == Some(FreeReason::FreeTier))
+            .collect();
+        assert_eq!(
+            free,
+            [true, true, true, true, true, false, false, true, false],
+            "{}: five free per month, counted in order across the batch",
+            b.name
+        );
+        let rows = f
+            .store
+            .whatsapp_usage(&billing::month_of(at), Some(&[f.inbox][..]))
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 8, "{}: one row per event", b.name);
+        // The counter carries on into the next batch.
+        let next = f
+            .store
+            .meter_whatsapp_many(&[event(8)], &tariff)
+            .await
+            .unwrap();
+        assert!(next[0].billable, "{}", b.name);
     }
 }

@@ -8,6 +8,7 @@ mod channel;
 #[cfg(test)]
 mod conformance;
 pub mod media;
+mod metering;
 mod migrate;
 pub mod postgres;
 mod provider;

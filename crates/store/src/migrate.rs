@@ -39,6 +39,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "search",
         sql: include_str!("../migrations/sqlite/0006_search.sql"),
     },
+    Migration {
+        version: 7,
+        name: "usage_counts",
+        sql: include_str!("../migrations/sqlite/0007_usage_counts.sql"),
+    },
 ];
 
 /// Splits a migration file into statements: whole-line `--` comments are dropped first, then the

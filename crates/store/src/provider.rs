@@ -52,15 +52,6 @@ pub trait ProviderStore: Send + Sync {
     async fn inboxes_for_business(&self, waba_id: &str) -> Result<Vec<Inbox>>;
     /// The contact's ids on this inbox's channel, oldest first.
     async fn identities_in(&self, contact: ContactId, inbox: InboxId) -> Result<Vec<String>>;
-    /// Adds `external_id` as another id of `contact` on this inbox (a WhatsApp business-scoped
-    /// user id next to the phone number). Does nothing if the id is known already.
-    async fn link_identity(
-        &self,
-        inbox: InboxId,
-        external_id: &str,
-        contact: ContactId,
-        now: Timestamp,
-    ) -> Result<bool>;
     async fn message_by_provider_id(
         &self,
         inbox: InboxId,

@@ -288,6 +288,77 @@ fn ids_json<T: std::fmt::Display>(ids: &[T]) -> String {
     json_text(&ids.iter().map(ToString::to_string).collect::<Vec<_>>())
 }
 
+/// One bound value of a multi-row write.
+enum Arg {
+    Text(Option<String>),
+    Int(Option<i64>),
+}
+
+impl From<String> for Arg {
+    fn from(v: String) -> Self {
+        Arg::Text(Some(v))
+    }
+}
+impl From<&str> for Arg {
+    fn from(v: &str) -> Self {
+        Arg::Text(Some(v.to_owned()))
+    }
+}
+impl From<Option<String>> for Arg {
+    fn from(v: Option<String>) -> Self {
+        Arg::Text(v)
+    }
+}
+impl From<i64> for Arg {
+    fn from(v: i64) -> Self {
+        Arg::Int(Some(v))
+    }
+}
+impl From<Option<i64>> for Arg {
+    fn from(v: Option<i64>) -> Self {
+        Arg::Int(v)
+    }
+}
+
+/// The most rows one statement carries. Statements are cut in powers of two (64, 32, … 1 rows) so
+/// that each table has at most seven distinct statement texts, all kept prepared by sqlx's cache.
+const ROWS_PER_STATEMENT: usize = 64;
+
+/// Runs `{head} VALUES (?, …), … {tail}` over `rows` (every row the same width), as few
+/// statements as the power-of-two cut allows, and returns the rows changed.
+///
+/// Why bound values and not one JSON argument read through `json_each`: extracting every column
+/// from JSON text cost about as much as the writes themselves (a `perf` profile of the ingest
+/// benchmark: `jsonReturnFromBlob`, `jsonExtractFunc` and friends).
+async fn write_values(
+    conn: &mut SqliteConnection,
+    head: &str,
+    tail: &str,
+    rows: Vec<Vec<Arg>>,
+) -> Result<u64> {
+    let Some(width) = rows.first().map(Vec::len) else {
+        return Ok(0);
+    };
+    let one = format!("({})", vec!["?"; width].join(", "));
+    let mut changed = 0;
+    let mut rest = rows.into_iter().peekable();
+    let mut left = rest.len();
+    while left > 0 {
+        let n = ROWS_PER_STATEMENT.min(1 << left.ilog2());
+        let sql = format!("{head} VALUES {} {tail}", vec![one.as_str(); n].join(", "));
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for arg in rest.by_ref().take(n).flatten() {
+            query = match arg {
+                Arg::Text(v) => query.bind(v),
+                Arg::Int(v) => query.bind(v),
+            };
+        }
+        changed += query.execute(&mut *conn).await?.rows_affected();
+        left -= n;
+    }
+    Ok(changed)
+}
+
 // ---------------------------------------------------------------- writes inside a transaction
 
 const CONVERSATION_COLUMNS: &str = "c.id, c.workspace_id, c.inbox_id, c.contact_id, c.status, c.assignee_id, \
@@ -1147,7 +1218,7 @@ impl Store for SqliteStore {
         let mut tx = conn.begin().await?;
         let mut events = Vec::with_capacity(batch.len() * 2);
         let items: Vec<&Inbound> = batch.iter().collect();
-        let out = ingest::ingest_batch(&mut tx, &items, &[], now, &mut events).await?;
+        let out = ingest::ingest_batch(&mut tx, &items, &[], &[], now, &mut events).await?;
         tx.commit().await?;
         self.publish(&events);
         Ok(out)

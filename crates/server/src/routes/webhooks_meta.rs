@@ -216,6 +216,7 @@ fn customer(st: &AppState, inbox: &Inbox, s: Said) -> ChannelItem {
         },
         meta: s.meta,
         replying_to: s.replying_to,
+        alias: None,
     }
 }
 

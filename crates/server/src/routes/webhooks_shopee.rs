@@ -92,6 +92,7 @@ pub async fn receive(
         },
         meta: serde_json::json!({"shopee": {"conversation_id": conversation_id, "message_type": message_type, "to_id": to_id}}),
         replying_to: None,
+        alias: None,
     };
     st.channel_ingest
         .submit_all(vec![item])

@@ -86,8 +86,6 @@ enum Meter {
         wamid: String,
         at: Timestamp,
         from_ad: bool,
-        /// The business-scoped id next to the phone number, to link to the contact.
-        also: Option<String>,
     },
     Status(StatusUpdate),
 }
@@ -108,13 +106,18 @@ pub async fn receive(
             by_phone.insert(p.clone(), i);
         }
     }
-    let mut by_waba: HashMap<String, Vec<Inbox>> = HashMap::new();
-    for w in &wabas {
-        by_waba.insert(w.clone(), st.store.inboxes_for_business(w).await?);
-    }
     let verified = |i: &Inbox| {
         setting(i, "app_secret").is_some_and(|s| whatsapp::verify_signature(s, &raw, signature))
     };
+    // A business account's inboxes are read only when needed: when no number's inbox verifies the
+    // signature, or for a change that names the account alone (template updates). Messages and
+    // statuses, nearly every webhook, are settled by their numbers.
+    let mut by_waba: HashMap<String, Vec<Inbox>> = HashMap::new();
+    if !by_phone.values().any(verified) {
+        for w in &wabas {
+            by_waba.insert(w.clone(), st.store.inboxes_for_business(w).await?);
+        }
+    }
     if !by_phone
         .values()
         .chain(by_waba.values().flatten())
@@ -133,6 +136,10 @@ pub async fn receive(
     for change in hook.changes {
         let Some(pnid) = &change.phone_number_id else {
             // Template updates name the business account only.
+            if !by_waba.contains_key(&change.waba_id) {
+                let found = st.store.inboxes_for_business(&change.waba_id).await?;
+                by_waba.insert(change.waba_id.clone(), found);
+            }
             let inboxes: Vec<InboxId> = by_waba
                 .get(&change.waba_id)
                 .into_iter()
@@ -179,13 +186,7 @@ pub async fn receive(
                 wamid,
                 at,
                 from_ad,
-                also,
             }) => {
-                if let (Ok(ChannelOutcome::Message(done)), Some(bsuid)) = (outcome, also) {
-                    st.store
-                        .link_identity(inbox.id, &bsuid, done.contact_id, now)
-                        .await?;
-                }
                 customers.push(MeterEvent {
                     inbox_id: inbox.id,
                     business_id: business(&inbox),
@@ -363,7 +364,8 @@ fn to_item(
                 tracing::info!(inbox_id = %inbox.id, "whatsapp system message; not stored");
                 return None;
             }
-            let also = m.from.user_id.clone().filter(|_| m.from.wa_id.is_some());
+            // The business-scoped id next to the phone number is linked with the message.
+            let alias = m.from.user_id.clone().filter(|_| m.from.wa_id.is_some());
             let item = ChannelItem::Customer {
                 inbound: Inbound {
                     workspace_id: st.workspace_id,
@@ -386,6 +388,7 @@ fn to_item(
                 },
                 meta: m.meta.clone(),
                 replying_to: m.reply_to.clone(),
+                alias,
             };
             Some((
                 item,
@@ -394,7 +397,6 @@ fn to_item(
                     wamid: m.id,
                     at: m.at,
                     from_ad: m.from_ad,
-                    also,
                 }),
             ))
         }
@@ -421,7 +423,6 @@ fn to_item(
                     wamid: id,
                     at,
                     from_ad: false,
-                    also: None,
                 }),
             ))
         }

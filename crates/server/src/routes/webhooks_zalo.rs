@@ -109,6 +109,7 @@ pub async fn receive(
                 },
                 meta,
                 replying_to: quote_msg_id,
+                alias: None,
             }
         }
         ZaloEvent::Echo {

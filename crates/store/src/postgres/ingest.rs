@@ -10,25 +10,40 @@ use std::collections::HashMap;
 use switchboard_core::routing::RoutingRules;
 
 /// Ingests one batch inside `conn`'s transaction (the caller numbers the events and commits);
-/// `metas`: the provider extras per item (see [`batch::decide`]).
+/// `metas`: the provider extras per item (see [`batch::decide`]); `aliases`: another id of each
+/// item's sender, to link (see [`batch::senders`]). Both may be shorter than the batch.
 pub(super) async fn ingest_batch(
     conn: &mut PgConnection,
     batch: &[&Inbound],
     metas: &[&serde_json::Value],
+    aliases: &[Option<&str>],
     now: Timestamp,
     events: &mut Vec<Event>,
 ) -> Result<Vec<Result<Ingested, IngestError>>> {
+    // The senders, and the aliases the batch may link (another node may be creating them).
+    let alias_keys = batch.iter().zip(aliases).filter_map(|(i, a)| {
+        a.map(|a| {
+            sender_key(
+                i.inbox_id,
+                &InboundSender::Identity {
+                    external_id: a.to_owned(),
+                    name: None,
+                },
+            )
+        })
+    });
     lock_keys(
         conn,
         batch
             .iter()
             .map(|i| sender_key(i.inbox_id, &i.sender))
+            .chain(alias_keys)
             .collect(),
     )
     .await?;
 
     // ---- reads, one statement each for the whole batch
-    let look = batch::lookups(batch);
+    let look = batch::lookups(batch, aliases);
     let mut known = Known::default();
     for r in sqlx::query("SELECT id FROM inboxes WHERE id = ANY($1)")
         .bind(id_strings(&look.inboxes))
@@ -86,7 +101,7 @@ pub(super) async fn ingest_batch(
             ),
         );
     }
-    let senders = batch::senders(batch, &mut known, now);
+    let senders = batch::senders(batch, aliases, &mut known, now);
 
     // ---- the conversations the batch touches, locked, with their timers and pool rows
     let keys = senders.conversation_keys(batch);
@@ -176,6 +191,7 @@ pub(super) async fn ingest_batch(
     // ---- decide in memory, then write, one statement per table
     let plan = batch::decide(batch, metas, senders.senders, &known, convs, &rules, now);
     write_contacts(conn, &senders.new_contacts, &senders.new_identities).await?;
+    write_links(conn, &senders.links, now).await?;
     let touched: Vec<&Touched> = plan.conversations.iter().filter(|t| t.written()).collect();
     write_conversations(conn, &touched).await?;
     write_timers_and_pool(conn, &touched).await?;
@@ -287,6 +303,29 @@ async fn write_contacts(
             .map(|c| c.created_at.millis())
             .collect::<Vec<_>>(),
     )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Aliases of known customers; one linked meanwhile by another node stays as it is.
+async fn write_links(
+    conn: &mut PgConnection,
+    links: &[(InboxId, String, ContactId)],
+    now: Timestamp,
+) -> Result<()> {
+    if links.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO contact_identities (inbox_id, external_id, contact_id, created_at) \
+         SELECT i, e, c, $4 FROM unnest($1::text[], $2::text[], $3::text[]) AS t(i, e, c) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(links.iter().map(|l| l.0.to_string()).collect::<Vec<_>>())
+    .bind(links.iter().map(|l| l.1.clone()).collect::<Vec<_>>())
+    .bind(links.iter().map(|l| l.2.to_string()).collect::<Vec<_>>())
+    .bind(now.millis())
     .execute(&mut *conn)
     .await?;
     Ok(())

@@ -223,6 +223,7 @@ async fn ingest_item(
             inbound,
             meta,
             replying_to,
+            alias,
         } => {
             // A DM answering our private reply: its sender is the commenter.
             if let (Some(reply_to), InboundSender::Identity { external_id, .. }) =
@@ -234,9 +235,16 @@ async fn ingest_item(
                 link_messaging_id(conn, inbox, external_id, ours.conversation_id, now, events)
                     .await?;
             }
-            match super::ingest::ingest_batch(conn, &[inbound], &[meta], now, events)
-                .await?
-                .pop()
+            match super::ingest::ingest_batch(
+                conn,
+                &[inbound],
+                &[meta],
+                &[alias.as_deref()],
+                now,
+                events,
+            )
+            .await?
+            .pop()
             {
                 Some(Ok(done)) => ChannelOutcome::Message(done),
                 Some(Err(e)) => return Ok(Err(e)),
@@ -1419,18 +1427,27 @@ impl PgStore {
         while let Some(first) = rest.first() {
             // A run of plain customer messages (nearly every webhook) is stored with a fixed
             // number of statements; anything else, item by item, in order.
-            let (inbounds, metas): (Vec<&Inbound>, Vec<&serde_json::Value>) =
+            let (inbounds, extras): (Vec<&Inbound>, Vec<(&serde_json::Value, Option<&str>)>) =
                 rest.iter().map_while(ChannelItem::plain_customer).unzip();
+            let (metas, aliases): (Vec<&serde_json::Value>, Vec<Option<&str>>) =
+                extras.into_iter().unzip();
             if inbounds.is_empty() {
                 out.push(ingest_item(&mut tx, first, now, &mut events).await?);
                 rest = &rest[1..];
             } else {
                 rest = &rest[inbounds.len()..];
                 out.extend(
-                    super::ingest::ingest_batch(&mut tx, &inbounds, &metas, now, &mut events)
-                        .await?
-                        .into_iter()
-                        .map(|r| r.map(ChannelOutcome::Message)),
+                    super::ingest::ingest_batch(
+                        &mut tx,
+                        &inbounds,
+                        &metas,
+                        &aliases,
+                        now,
+                        &mut events,
+                    )
+                    .await?
+                    .into_iter()
+                    .map(|r| r.map(ChannelOutcome::Message)),
                 );
             }
         }

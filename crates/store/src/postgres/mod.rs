@@ -63,6 +63,11 @@ pub(crate) const MIGRATIONS: &[migrate::Migration] = &[
         name: "channels",
         sql: include_str!("../../migrations/postgres/0005_channels.sql"),
     },
+    migrate::Migration {
+        version: 6,
+        name: "usage_counts",
+        sql: include_str!("../../migrations/postgres/0006_usage_counts.sql"),
+    },
 ];
 
 /// Connections per node. Each node has its own pool; size PostgreSQL's `max_connections` for
@@ -1556,6 +1561,7 @@ impl PgStore {
         let out = ingest::ingest_batch(
             &mut tx,
             &batch.iter().collect::<Vec<_>>(),
+            &[],
             &[],
             now,
             &mut events,

@@ -13,10 +13,7 @@ use super::meta::{
 use super::*;
 use crate::channel::ChannelOutcome;
 use crate::provider::*;
-use switchboard_core::billing::{
-    self, Category, Charge, ChargeKind, FreeReason, MonthUsage, PricingModel, Tariff, Traffic,
-    UserState,
-};
+use switchboard_core::billing::{Category, Charge, ChargeKind, FreeReason, PricingModel, Tariff};
 
 /// A `ChannelItem::Status`, borrowed.
 pub(super) struct StatusItem<'a> {
@@ -149,43 +146,6 @@ fn charge_row(r: &PgRow) -> Result<Charge> {
     })
 }
 
-/// How far back a customer's rows can still matter (the longest window is the 72 h entry point,
-/// opened up to 24 h after the ad message).
-const STATE_HORIZON_MS: i64 = 8 * 24 * 3_600_000;
-
-/// The customer's meter state as of `at`, from their recent charges.
-fn user_state(rows: &[Charge], at: Timestamp) -> UserState {
-    let mut s = UserState::default();
-    for c in rows.iter().filter(|c| c.at <= at) {
-        match c.kind {
-            ChargeKind::WindowOpened => {
-                s.last_inbound_at = Some(s.last_inbound_at.map_or(c.at, |l| l.max(c.at)));
-                if c.entry_point {
-                    s.entry_point_inbound_at =
-                        Some(s.entry_point_inbound_at.map_or(c.at, |l| l.max(c.at)));
-                }
-            }
-            ChargeKind::EntryPointOpened if s.entry_point_opened_at.is_none_or(|o| c.at >= o) => {
-                s.entry_point_opened_at = Some(c.at);
-                s.entry_point_until = c.until;
-            }
-            ChargeKind::ConversationOpened if c.until.is_some_and(|u| u >= at) => {
-                if let Some(u) = c.until {
-                    s.open.push((c.category, u));
-                }
-            }
-            _ => {}
-        }
-    }
-    s
-}
-
-fn traffic_at(t: &Traffic) -> Timestamp {
-    match t {
-        Traffic::Customer { at, .. } | Traffic::Delivered { at, .. } => *at,
-    }
-}
-
 impl PgStore {
     /// One metering transaction. The advisory locks on the business (its conversations, its
     /// customers' state) and the inbox (its messages, its event keys) are taken before anything is
@@ -207,10 +167,7 @@ impl PgStore {
                 .collect(),
         )
         .await?;
-        let mut out = Vec::with_capacity(events.len());
-        for e in events {
-            out.push(meter_in(&mut tx, e, tariff).await?);
-        }
+        let out = meter_batch(&mut tx, events, tariff).await?;
         tx.commit().await?;
         Ok(out)
     }
@@ -350,39 +307,6 @@ impl ProviderStore for PgStore {
             .iter()
             .map(|r| Ok(r.try_get::<String, _>(0)?))
             .collect()
-    }
-
-    #[instrument(skip_all)]
-    async fn link_identity(
-        &self,
-        inbox: InboxId,
-        external_id: &str,
-        contact: ContactId,
-        now: Timestamp,
-    ) -> Result<bool> {
-        let mut conn = self.writer().await?;
-        let mut tx = conn.begin().await?;
-        // The key the ingest holds while it creates this identity: the two take turns.
-        lock_keys(
-            &mut tx,
-            vec![sender_key(
-                inbox,
-                &InboundSender::Identity {
-                    external_id: external_id.to_owned(),
-                    name: None,
-                },
-            )],
-        )
-        .await?;
-        let done = sqlx::query("INSERT INTO contact_identities (inbox_id, external_id, contact_id, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
-            .bind(inbox.to_string())
-            .bind(external_id)
-            .bind(contact.to_string())
-            .bind(now.millis())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(done.rows_affected() == 1)
     }
 
     #[instrument(skip_all)]
@@ -596,80 +520,123 @@ impl ProviderStore for PgStore {
     }
 }
 
-/// Meters one event inside the caller's transaction, which holds its advisory locks.
-async fn meter_in(tx: &mut PgConnection, e: &MeterEvent, tariff: &Tariff) -> Result<Charge> {
-    if let Some(r) =
-        sqlx::query("SELECT * FROM whatsapp_usage WHERE inbox_id = $1 AND event_key = $2")
-            .bind(e.inbox_id.to_string())
-            .bind(&e.event_key)
-            .fetch_optional(&mut *tx)
-            .await?
-    {
-        return charge_row(&r);
+/// Meters a batch inside the caller's transaction (its advisory locks held) with a fixed number of
+/// statements: three reads over the whole batch, the decisions in memory
+/// ([`crate::metering`]), two writes.
+async fn meter_batch(
+    tx: &mut PgConnection,
+    events: &[MeterEvent],
+    tariff: &Tariff,
+) -> Result<Vec<Charge>> {
+    if events.is_empty() {
+        return Ok(Vec::new());
     }
-    let at = traffic_at(&e.traffic);
-    let recent = sqlx::query(
-        "SELECT * FROM whatsapp_usage WHERE business_id = $1 AND user_id = $2 AND at >= $3 ORDER BY at",
+    let look = metering::lookups(events);
+    let mut known = metering::Known::default();
+    let (inboxes, keys): (Vec<String>, Vec<String>) = look.keys.into_iter().unzip();
+    for r in sqlx::query(
+        "SELECT u.* FROM unnest($1::text[], $2::text[]) AS k(i, e) \
+         JOIN whatsapp_usage u ON u.inbox_id = k.i AND u.event_key = k.e",
     )
-    .bind(&e.business_id)
-    .bind(&e.user_id)
-    .bind(at.millis() - STATE_HORIZON_MS)
+    .bind(inboxes)
+    .bind(keys)
     .fetch_all(&mut *tx)
     .await?
-    .iter()
-    .map(charge_row)
-    .collect::<Result<Vec<_>>>()?;
-    let state = user_state(&recent, at);
-    let month = billing::month_of(at);
-    let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
-    let conversations: i64 = sqlx::query(
-        "SELECT COUNT(*) FROM whatsapp_usage WHERE business_id = $1 AND month = $2 AND kind = 'conversation_opened' \
-         AND category = 'service' AND (free_reason IS NULL OR free_reason = 'free_tier')",
+    {
+        known.stored.insert(
+            (r.try_get("inbox_id")?, r.try_get("event_key")?),
+            charge_row(&r)?,
+        );
+    }
+    let mut businesses = Vec::new();
+    let mut users = Vec::new();
+    let mut since = Vec::new();
+    for (b, u, s) in look.users {
+        businesses.push(b);
+        users.push(u);
+        since.push(s);
+    }
+    for r in sqlx::query(
+        "SELECT u.* FROM unnest($1::text[], $2::text[], $3::bigint[]) AS k(b, u, s) \
+         JOIN whatsapp_usage u ON u.business_id = k.b AND u.user_id = k.u AND u.at >= k.s",
     )
-    .bind(&e.business_id)
-    .bind(&month)
-    .fetch_one(&mut *tx)
+    .bind(businesses)
+    .bind(users)
+    .bind(since)
+    .fetch_all(&mut *tx)
     .await?
-    .try_get(0)?;
-    let messages: i64 = sqlx::query(
-        "SELECT COUNT(*) FROM whatsapp_usage WHERE inbox_id = $1 AND month = $2 AND kind = 'message' \
-         AND category = 'service' AND (free_reason IS NULL OR free_reason = 'free_tier')",
+    {
+        known
+            .recent
+            .entry((r.try_get("business_id")?, r.try_get("user_id")?))
+            .or_default()
+            .push(charge_row(&r)?);
+    }
+    let (scopes, months): (Vec<String>, Vec<String>) = look.counters.into_iter().unzip();
+    for r in sqlx::query(
+        "SELECT c.scope, c.month, c.n FROM unnest($1::text[], $2::text[]) AS k(s, m) \
+         JOIN whatsapp_usage_counts c ON c.scope = k.s AND c.month = k.m",
     )
-    .bind(e.inbox_id.to_string())
-    .bind(&month)
-    .fetch_one(&mut *tx)
+    .bind(scopes)
+    .bind(months)
+    .fetch_all(&mut *tx)
     .await?
-    .try_get(0)?;
-    let usage = MonthUsage {
-        service_conversations: count(conversations),
-        service_messages: count(messages),
-    };
-    let (charge, _) = billing::meter(tariff, &state, usage, &e.market, e.traffic);
+    {
+        known
+            .counters
+            .insert((r.try_get("scope")?, r.try_get("month")?), r.try_get("n")?);
+    }
+    let plan = metering::plan(events, known, tariff);
+    let rows = &plan.rows;
+    let text = |f: &dyn Fn(&metering::UsageRow) -> String| rows.iter().map(f).collect::<Vec<_>>();
+    let opt =
+        |f: &dyn Fn(&metering::UsageRow) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
+    let int = |f: &dyn Fn(&metering::UsageRow) -> i64| rows.iter().map(f).collect::<Vec<_>>();
     sqlx::query(
         "INSERT INTO whatsapp_usage (id, inbox_id, business_id, user_id, event_key, message_id, at, month, model, kind, \
          category, billable, free_reason, until, market, cost_micros, unpriced, entry_point, provider_pricing) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], \
+         $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::text[], $14::bigint[], $15::text[], \
+         $16::bigint[], $17::bigint[], $18::bigint[], $19::text[])",
     )
-    .bind(Uuid::now_v7().to_string())
-    .bind(e.inbox_id.to_string())
-    .bind(&e.business_id)
-    .bind(&e.user_id)
-    .bind(&e.event_key)
-    .bind(e.message_id.map(|m| m.to_string()))
-    .bind(charge.at.millis())
-    .bind(&month)
-    .bind(charge.model.as_str())
-    .bind(charge.kind.as_str())
-    .bind(charge.category.as_str())
-    .bind(i64::from(charge.billable))
-    .bind(charge.free_reason.map(FreeReason::as_str))
-    .bind(charge.until.map(Timestamp::millis))
-    .bind(&charge.market)
-    .bind(charge.cost_micros)
-    .bind(i64::from(charge.unpriced))
-    .bind(i64::from(charge.entry_point))
-    .bind(e.provider_pricing.as_ref().map(json_text))
+    .bind(text(&|u| u.id.to_string()))
+    .bind(text(&|u| u.inbox_id.clone()))
+    .bind(text(&|u| u.business_id.clone()))
+    .bind(text(&|u| u.user_id.clone()))
+    .bind(text(&|u| u.event_key.clone()))
+    .bind(opt(&|u| u.message_id.clone()))
+    .bind(int(&|u| u.charge.at.millis()))
+    .bind(text(&|u| u.month.clone()))
+    .bind(text(&|u| u.charge.model.as_str().to_owned()))
+    .bind(text(&|u| u.charge.kind.as_str().to_owned()))
+    .bind(text(&|u| u.charge.category.as_str().to_owned()))
+    .bind(int(&|u| i64::from(u.charge.billable)))
+    .bind(opt(&|u| u.charge.free_reason.map(|f| f.as_str().to_owned())))
+    .bind(rows.iter().map(|u| u.charge.until.map(Timestamp::millis)).collect::<Vec<_>>())
+    .bind(text(&|u| u.charge.market.clone()))
+    .bind(int(&|u| u.charge.cost_micros))
+    .bind(int(&|u| i64::from(u.charge.unpriced)))
+    .bind(int(&|u| i64::from(u.charge.entry_point)))
+    .bind(opt(&|u| u.provider_pricing.clone()))
     .execute(&mut *tx)
     .await?;
-    Ok(charge)
+    let mut scopes = Vec::new();
+    let mut months = Vec::new();
+    let mut counts = Vec::new();
+    for (s, m, n) in plan.increments {
+        scopes.push(s);
+        months.push(m);
+        counts.push(n);
+    }
+    sqlx::query(
+        "INSERT INTO whatsapp_usage_counts (scope, month, n) \
+         SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) \
+         ON CONFLICT (scope, month) DO UPDATE SET n = whatsapp_usage_counts.n + excluded.n",
+    )
+    .bind(scopes)
+    .bind(months)
+    .bind(counts)
+    .execute(&mut *tx)
+    .await?;
+    Ok(plan.charges)
 }

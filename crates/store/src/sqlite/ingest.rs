@@ -17,11 +17,13 @@ use std::collections::HashMap;
 use switchboard_core::routing::RoutingRules;
 
 /// Ingests one batch inside `conn`'s transaction and numbers its events; `metas`: the provider
-/// extras per item (see [`batch::decide`]).
+/// extras per item (see [`batch::decide`]); `aliases`: another id of each item's sender, to link
+/// (see [`batch::senders`]). Both may be shorter than the batch.
 pub(super) async fn ingest_batch(
     conn: &mut SqliteConnection,
     batch: &[&Inbound],
     metas: &[&Value],
+    aliases: &[Option<&str>],
     now: Timestamp,
     events: &mut Vec<Event>,
 ) -> Result<Vec<Result<Ingested, IngestError>>> {
@@ -29,7 +31,7 @@ pub(super) async fn ingest_batch(
         return Ok(Vec::new());
     }
     // ---- reads, one statement each for the whole batch
-    let look = batch::lookups(batch);
+    let look = batch::lookups(batch, aliases);
     let mut known = Known::default();
     for r in sqlx::query("SELECT id FROM inboxes WHERE id IN (SELECT value FROM json_each(?))")
         .bind(ids_json(&look.inboxes))
@@ -81,7 +83,7 @@ pub(super) async fn ingest_batch(
             ),
         );
     }
-    let senders = batch::senders(batch, &mut known, now);
+    let senders = batch::senders(batch, aliases, &mut known, now);
 
     // ---- the conversations the batch touches, with their timers and pool rows
     let keys = senders.conversation_keys(batch);
@@ -179,6 +181,24 @@ pub(super) async fn ingest_batch(
     // ---- decide in memory, then write, one statement per table
     let mut plan = batch::decide(batch, metas, senders.senders, &known, convs, &rules, now);
     write_contacts(conn, &senders.new_contacts, &senders.new_identities).await?;
+    write_values(
+        conn,
+        "INSERT INTO contact_identities (inbox_id, external_id, contact_id, created_at)",
+        "ON CONFLICT DO NOTHING",
+        senders
+            .links
+            .iter()
+            .map(|(inbox, alias, contact)| {
+                vec![
+                    inbox.to_string().into(),
+                    alias.as_str().into(),
+                    contact.to_string().into(),
+                    now.millis().into(),
+                ]
+            })
+            .collect(),
+    )
+    .await?;
     let touched: Vec<&Touched> = plan.conversations.iter().filter(|t| t.written()).collect();
     write_conversations(conn, &touched).await?;
     write_timers_and_pool(conn, &touched).await?;
@@ -198,77 +218,6 @@ fn pairs(keys: &[(InboxId, String)]) -> String {
             .map(|(i, s)| (i.to_string(), s.as_str()))
             .collect::<Vec<_>>(),
     )
-}
-
-/// One bound value of a multi-row write.
-enum Arg {
-    Text(Option<String>),
-    Int(Option<i64>),
-}
-
-impl From<String> for Arg {
-    fn from(v: String) -> Self {
-        Arg::Text(Some(v))
-    }
-}
-impl From<&str> for Arg {
-    fn from(v: &str) -> Self {
-        Arg::Text(Some(v.to_owned()))
-    }
-}
-impl From<Option<String>> for Arg {
-    fn from(v: Option<String>) -> Self {
-        Arg::Text(v)
-    }
-}
-impl From<i64> for Arg {
-    fn from(v: i64) -> Self {
-        Arg::Int(Some(v))
-    }
-}
-impl From<Option<i64>> for Arg {
-    fn from(v: Option<i64>) -> Self {
-        Arg::Int(v)
-    }
-}
-
-/// The most rows one statement carries. Statements are cut in powers of two (64, 32, … 1 rows) so
-/// that each table has at most seven distinct statement texts, all kept prepared by sqlx's cache.
-const ROWS_PER_STATEMENT: usize = 64;
-
-/// Runs `{head} VALUES (?, …), … {tail}` over `rows` (every row the same width), as few
-/// statements as the power-of-two cut allows, and returns the rows changed.
-///
-/// Why bound values and not one JSON argument read through `json_each`: extracting every column
-/// from JSON text cost about as much as the writes themselves (a `perf` profile of the ingest
-/// benchmark: `jsonReturnFromBlob`, `jsonExtractFunc` and friends).
-async fn write_values(
-    conn: &mut SqliteConnection,
-    head: &str,
-    tail: &str,
-    rows: Vec<Vec<Arg>>,
-) -> Result<u64> {
-    let Some(width) = rows.first().map(Vec::len) else {
-        return Ok(0);
-    };
-    let one = format!("({})", vec!["?"; width].join(", "));
-    let mut changed = 0;
-    let mut rest = rows.into_iter().peekable();
-    let mut left = rest.len();
-    while left > 0 {
-        let n = ROWS_PER_STATEMENT.min(1 << left.ilog2());
-        let sql = format!("{head} VALUES {} {tail}", vec![one.as_str(); n].join(", "));
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for arg in rest.by_ref().take(n).flatten() {
-            query = match arg {
-                Arg::Text(v) => query.bind(v),
-                Arg::Int(v) => query.bind(v),
-            };
-        }
-        changed += query.execute(&mut *conn).await?.rows_affected();
-        left -= n;
-    }
-    Ok(changed)
 }
 
 async fn write_contacts(

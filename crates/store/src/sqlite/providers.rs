@@ -1,7 +1,7 @@
 //! The SQLite side of WhatsApp, Zalo OA, Telegram and Shopee: delivery statuses inside the
 //! channel group commit, inbox lookups by account, identity links, reachability, WhatsApp
-//! templates and cost metering (one writer transaction per metered event, so the month's free
-//! tier is counted exactly).
+//! templates and cost metering (a batch per writer transaction, planned by `crate::metering`; the
+//! single writer keeps the month's free tier exact).
 
 use super::meta::{
     edit_meta, flush, message_by_id, message_by_provider, rank, set_provider_id, updated_event,
@@ -10,10 +10,7 @@ use super::meta::{
 use super::*;
 use crate::channel::ChannelOutcome;
 use crate::provider::*;
-use switchboard_core::billing::{
-    self, Category, Charge, ChargeKind, FreeReason, MonthUsage, PricingModel, Tariff, Traffic,
-    UserState,
-};
+use switchboard_core::billing::{Category, Charge, ChargeKind, FreeReason, PricingModel, Tariff};
 
 /// A `ChannelItem::Status`, borrowed.
 pub(super) struct StatusItem<'a> {
@@ -134,43 +131,6 @@ fn charge_row(r: &SqliteRow) -> Result<Charge> {
     })
 }
 
-/// How far back a customer's rows can still matter (the longest window is the 72 h entry point,
-/// opened up to 24 h after the ad message).
-const STATE_HORIZON_MS: i64 = 8 * 24 * 3_600_000;
-
-/// The customer's meter state as of `at`, from their recent charges.
-fn user_state(rows: &[Charge], at: Timestamp) -> UserState {
-    let mut s = UserState::default();
-    for c in rows.iter().filter(|c| c.at <= at) {
-        match c.kind {
-            ChargeKind::WindowOpened => {
-                s.last_inbound_at = Some(s.last_inbound_at.map_or(c.at, |l| l.max(c.at)));
-                if c.entry_point {
-                    s.entry_point_inbound_at =
-                        Some(s.entry_point_inbound_at.map_or(c.at, |l| l.max(c.at)));
-                }
-            }
-            ChargeKind::EntryPointOpened if s.entry_point_opened_at.is_none_or(|o| c.at >= o) => {
-                s.entry_point_opened_at = Some(c.at);
-                s.entry_point_until = c.until;
-            }
-            ChargeKind::ConversationOpened if c.until.is_some_and(|u| u >= at) => {
-                if let Some(u) = c.until {
-                    s.open.push((c.category, u));
-                }
-            }
-            _ => {}
-        }
-    }
-    s
-}
-
-fn traffic_at(t: &Traffic) -> Timestamp {
-    match t {
-        Traffic::Customer { at, .. } | Traffic::Delivered { at, .. } => *at,
-    }
-}
-
 #[async_trait]
 impl BillingStore for SqliteStore {
     #[instrument(skip_all)]
@@ -181,10 +141,7 @@ impl BillingStore for SqliteStore {
     ) -> Result<Vec<Charge>> {
         let mut conn = self.writer().await?;
         let mut tx = conn.begin().await?;
-        let mut out = Vec::with_capacity(events.len());
-        for e in events {
-            out.push(meter_in(&mut tx, e, tariff).await?);
-        }
+        let out = meter_batch(&mut tx, events, tariff).await?;
         tx.commit().await?;
         Ok(out)
     }
@@ -272,25 +229,6 @@ impl ProviderStore for SqliteStore {
             .iter()
             .map(|r| Ok(r.try_get::<String, _>(0)?))
             .collect()
-    }
-
-    #[instrument(skip_all)]
-    async fn link_identity(
-        &self,
-        inbox: InboxId,
-        external_id: &str,
-        contact: ContactId,
-        now: Timestamp,
-    ) -> Result<bool> {
-        let mut conn = self.writer().await?;
-        let done = sqlx::query("INSERT INTO contact_identities (inbox_id, external_id, contact_id, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")
-            .bind(inbox.to_string())
-            .bind(external_id)
-            .bind(contact.to_string())
-            .bind(now.millis())
-            .execute(&mut *conn)
-            .await?;
-        Ok(done.rows_affected() == 1)
     }
 
     #[instrument(skip_all)]
@@ -513,80 +451,101 @@ impl ProviderStore for SqliteStore {
     }
 }
 
-/// Meters one event inside the caller's transaction (see `ProviderStore::meter_whatsapp`).
-async fn meter_in(tx: &mut SqliteConnection, e: &MeterEvent, tariff: &Tariff) -> Result<Charge> {
-    if let Some(r) =
-        sqlx::query("SELECT * FROM whatsapp_usage WHERE inbox_id = ? AND event_key = ?")
-            .bind(e.inbox_id.to_string())
-            .bind(&e.event_key)
-            .fetch_optional(&mut *tx)
-            .await?
-    {
-        return charge_row(&r);
+/// Meters a batch inside the caller's transaction with a fixed number of statements: three reads
+/// over the whole batch, the decisions in memory ([`crate::metering`]), two writes.
+async fn meter_batch(
+    tx: &mut SqliteConnection,
+    events: &[MeterEvent],
+    tariff: &Tariff,
+) -> Result<Vec<Charge>> {
+    if events.is_empty() {
+        return Ok(Vec::new());
     }
-    let at = traffic_at(&e.traffic);
-    let recent = sqlx::query(
-        "SELECT * FROM whatsapp_usage WHERE business_id = ? AND user_id = ? AND at >= ? ORDER BY at",
+    let look = metering::lookups(events);
+    let mut known = metering::Known::default();
+    for r in sqlx::query(
+        "SELECT u.* FROM json_each(?) AS k \
+         JOIN whatsapp_usage u ON u.inbox_id = k.value ->> 0 AND u.event_key = k.value ->> 1",
     )
-    .bind(&e.business_id)
-    .bind(&e.user_id)
-    .bind(at.millis() - STATE_HORIZON_MS)
+    .bind(json_text(&look.keys))
     .fetch_all(&mut *tx)
     .await?
-    .iter()
-    .map(charge_row)
-    .collect::<Result<Vec<_>>>()?;
-    let state = user_state(&recent, at);
-    let month = billing::month_of(at);
-    let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
-    let conversations: i64 = sqlx::query(
-        "SELECT COUNT(*) FROM whatsapp_usage WHERE business_id = ? AND month = ? AND kind = 'conversation_opened' \
-         AND category = 'service' AND (free_reason IS NULL OR free_reason = 'free_tier')",
+    {
+        known.stored.insert(
+            (r.try_get("inbox_id")?, r.try_get("event_key")?),
+            charge_row(&r)?,
+        );
+    }
+    for r in sqlx::query(
+        "SELECT u.* FROM json_each(?) AS k JOIN whatsapp_usage u \
+         ON u.business_id = k.value ->> 0 AND u.user_id = k.value ->> 1 AND u.at >= k.value ->> 2",
     )
-    .bind(&e.business_id)
-    .bind(&month)
-    .fetch_one(&mut *tx)
+    .bind(json_text(&look.users))
+    .fetch_all(&mut *tx)
     .await?
-    .try_get(0)?;
-    let messages: i64 = sqlx::query(
-        "SELECT COUNT(*) FROM whatsapp_usage WHERE inbox_id = ? AND month = ? AND kind = 'message' \
-         AND category = 'service' AND (free_reason IS NULL OR free_reason = 'free_tier')",
+    {
+        known
+            .recent
+            .entry((r.try_get("business_id")?, r.try_get("user_id")?))
+            .or_default()
+            .push(charge_row(&r)?);
+    }
+    for r in sqlx::query(
+        "SELECT c.scope, c.month, c.n FROM json_each(?) AS k \
+         JOIN whatsapp_usage_counts c ON c.scope = k.value ->> 0 AND c.month = k.value ->> 1",
     )
-    .bind(e.inbox_id.to_string())
-    .bind(&month)
-    .fetch_one(&mut *tx)
+    .bind(json_text(&look.counters))
+    .fetch_all(&mut *tx)
     .await?
-    .try_get(0)?;
-    let usage = MonthUsage {
-        service_conversations: count(conversations),
-        service_messages: count(messages),
-    };
-    let (charge, _) = billing::meter(tariff, &state, usage, &e.market, e.traffic);
-    sqlx::query(
+    {
+        known
+            .counters
+            .insert((r.try_get("scope")?, r.try_get("month")?), r.try_get("n")?);
+    }
+    let plan = metering::plan(events, known, tariff);
+    write_values(
+        tx,
         "INSERT INTO whatsapp_usage (id, inbox_id, business_id, user_id, event_key, message_id, at, month, model, kind, \
-         category, billable, free_reason, until, market, cost_micros, unpriced, entry_point, provider_pricing) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         category, billable, free_reason, until, market, cost_micros, unpriced, entry_point, provider_pricing)",
+        "",
+        plan.rows
+            .into_iter()
+            .map(|u| {
+                let c = u.charge;
+                vec![
+                    u.id.to_string().into(),
+                    u.inbox_id.into(),
+                    u.business_id.into(),
+                    u.user_id.into(),
+                    u.event_key.into(),
+                    u.message_id.into(),
+                    c.at.millis().into(),
+                    u.month.into(),
+                    c.model.as_str().into(),
+                    c.kind.as_str().into(),
+                    c.category.as_str().into(),
+                    i64::from(c.billable).into(),
+                    c.free_reason.map(|f| f.as_str().to_owned()).into(),
+                    c.until.map(Timestamp::millis).into(),
+                    c.market.into(),
+                    c.cost_micros.into(),
+                    i64::from(c.unpriced).into(),
+                    i64::from(c.entry_point).into(),
+                    u.provider_pricing.into(),
+                ]
+            })
+            .collect(),
     )
-    .bind(Uuid::now_v7().to_string())
-    .bind(e.inbox_id.to_string())
-    .bind(&e.business_id)
-    .bind(&e.user_id)
-    .bind(&e.event_key)
-    .bind(e.message_id.map(|m| m.to_string()))
-    .bind(charge.at.millis())
-    .bind(&month)
-    .bind(charge.model.as_str())
-    .bind(charge.kind.as_str())
-    .bind(charge.category.as_str())
-    .bind(charge.billable)
-    .bind(charge.free_reason.map(FreeReason::as_str))
-    .bind(charge.until.map(Timestamp::millis))
-    .bind(&charge.market)
-    .bind(charge.cost_micros)
-    .bind(charge.unpriced)
-    .bind(charge.entry_point)
-    .bind(e.provider_pricing.as_ref().map(json_text))
-    .execute(&mut *tx)
     .await?;
-    Ok(charge)
+    write_values(
+        tx,
+        "INSERT INTO whatsapp_usage_counts (scope, month, n)",
+        "ON CONFLICT (scope, month) DO UPDATE SET n = n + excluded.n",
+        plan.increments
+            .into_iter()
+            .map(|(scope, month, n)| vec![scope.into(), month.into(), n.into()])
+            .collect(),
+    )
+    .await?;
+    Ok(plan.charges)
 }
