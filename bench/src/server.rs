@@ -92,6 +92,18 @@ impl Server {
                 bail!("`switchboard user add` failed");
             }
         }
+        // Migrations first, in the open: on a large dataset one may take minutes.
+        let migrate = Command::new(bin)
+            .arg("migrate")
+            .envs(env.iter().cloned())
+            .env("SWITCHBOARD_LOG", "info")
+            .stdout(Stdio::null())
+            .status()
+            .await
+            .with_context(|| format!("running {} migrate", bin.display()))?;
+        if !migrate.success() {
+            bail!("`switchboard migrate` failed");
+        }
         let port = free_port()?;
         let child = Command::new(bin)
             .arg("serve")

@@ -1449,3 +1449,109 @@ async fn one_metering_batch_decides_each_event_as_if_it_came_alone() {
         assert!(next[0].billable, "{}", b.name);
     }
 }
+
+#[tokio::test]
+async fn search_pages_common_words_by_walking_and_finds_rare_ones_through_the_index() {
+    for b in backends().await {
+        let f = fixture(b.store.clone()).await;
+        // 300 customers, one conversation each, the newest last: most ask about sizes; number 3
+        // (old: beyond the walk) quoted an order; number 7's contact carries the rare name.
+        let mut batch = Vec::new();
+        for i in 0..300i64 {
+            let text = match i {
+                3 => "Đơn #4471 đã giao chưa ạ?".to_owned(),
+                _ if i % 5 == 0 => format!("cảm ơn shop {i}"),
+                _ => format!("size M còn không {i}"),
+            };
+            let mut item = inbound(
+                &f,
+                &format!("c{i}"),
+                &format!("p{i}"),
+                &text,
+                T0.plus_millis(i),
+            );
+            if let InboundSender::Identity { name, .. } = &mut item.sender {
+                *name = Some(if i == 7 {
+                    "Bảo Đăng".into()
+                } else {
+                    format!("Khách {i}")
+                });
+            }
+            batch.push(item);
+        }
+        f.store.ingest(&batch, T0.plus_minutes(1)).await.unwrap();
+        let search = |q: &str, cursor: Option<ListCursor>| ConversationQuery {
+            workspace_id: f.ws,
+            visible_inboxes: Some(vec![f.inbox]),
+            status: None,
+            inbox_id: None,
+            assignee: None,
+            tag: None,
+            q: Some(q.into()),
+            contact_id: None,
+            cursor,
+            limit: 50,
+        };
+        let previews = |p: &Page<ConversationSummary>| -> Vec<String> {
+            p.items
+                .iter()
+                .map(|s| s.last_message_preview.clone().unwrap_or_default())
+                .collect()
+        };
+        // A common word: the newest 50 that match, newest first, then the next 50 after them.
+        let sizes: Vec<String> = (0..300i64)
+            .rev()
+            .filter(|i| *i != 3 && i % 5 != 0)
+            .map(|i| format!("size M còn không {i}"))
+            .collect();
+        let first = f
+            .store
+            .list_conversations(&search("SIZE", None))
+            .await
+            .unwrap();
+        assert_eq!(previews(&first), sizes[..50], "{}", b.name);
+        let cursor = ListCursor::decode(first.next_cursor.as_deref().unwrap());
+        let second = f
+            .store
+            .list_conversations(&search("size", cursor))
+            .await
+            .unwrap();
+        assert_eq!(previews(&second), sizes[50..100], "{}", b.name);
+        // Rare words, typed without diacritics: an old message, a contact's name.
+        let order = f
+            .store
+            .list_conversations(&search("don 4471", None))
+            .await
+            .unwrap();
+        assert_eq!(
+            previews(&order),
+            ["Đơn #4471 đã giao chưa ạ?"],
+            "{}",
+            b.name
+        );
+        let named = f
+            .store
+            .list_conversations(&search("bao dang", None))
+            .await
+            .unwrap();
+        assert_eq!(named.items.len(), 1, "{}", b.name);
+        assert_eq!(named.items[0].contact_name.as_deref(), Some("Bảo Đăng"));
+        // Every word must match: one in the contact and one in a message is not a match.
+        let mixed = f
+            .store
+            .list_conversations(&search("bao size", None))
+            .await
+            .unwrap();
+        assert!(mixed.items.is_empty(), "{}", b.name);
+        assert!(
+            f.store
+                .list_conversations(&search("4472", None))
+                .await
+                .unwrap()
+                .items
+                .is_empty(),
+            "{}",
+            b.name
+        );
+    }
+}

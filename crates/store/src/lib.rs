@@ -13,6 +13,7 @@ mod migrate;
 pub mod postgres;
 mod provider;
 mod routing;
+mod search;
 pub mod sqlite;
 mod sqlite_media;
 mod types;

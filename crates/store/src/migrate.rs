@@ -44,6 +44,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "usage_counts",
         sql: include_str!("../migrations/sqlite/0007_usage_counts.sql"),
     },
+    Migration {
+        version: 8,
+        name: "search_fold",
+        sql: include_str!("../migrations/sqlite/0008_search_fold.sql"),
+    },
 ];
 
 /// Splits a migration file into statements: whole-line `--` comments are dropped first, then the

@@ -106,6 +106,8 @@ impl SqliteStore {
             .iter()
             .filter(|m| !done.contains(&m.version))
         {
+            // A migration over a large database can take minutes (rebuilding an index): say so.
+            tracing::info!(version = m.version, name = m.name, "applying migration");
             let mut tx = conn.begin().await?;
             for stmt in migrate::statements(m.sql) {
                 sqlx::query(AssertSqlSafe(stmt)).execute(&mut *tx).await?;
@@ -616,18 +618,152 @@ async fn write_change(conn: &mut SqliteConnection, change: Change) -> Result<Vec
     Ok(events)
 }
 
-/// How many of the newest matching messages (and contacts) a search considers.
-const SEARCH_DEPTH: i64 = 2000;
+/// The FTS5 query for searched words (folded by `search::words`): every word must match, with
+/// `prefix` the last one as a prefix (`0912` finds `0912345678`).
+fn fts_query(words: &[String], prefix: bool) -> String {
+    let last = words.len().saturating_sub(1);
+    words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| format!("\"{w}\"{}", if prefix && i == last { "*" } else { "" }))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
 
-/// Turns what an agent typed into an FTS5 query: every word must match, as a prefix
-/// (`0912` finds `0912345678`, `khach` finds `Khách`). Words without letters or digits are dropped.
-fn fts_query(raw: &str) -> Option<String> {
-    let terms: Vec<String> = raw
-        .split_whitespace()
-        .filter(|w| w.chars().any(char::is_alphanumeric))
-        .map(|w| format!("\"{}\"*", w.replace('"', "\"\"")))
-        .collect();
-    (!terms.is_empty()).then(|| terms.join(" "))
+impl SqliteStore {
+    /// The conversation list's rows: the filters of `q` and its cursor, plus `extra` (SQL, with
+    /// its binds), newest first, at most `take`.
+    async fn list_rows(
+        &self,
+        q: &ConversationQuery,
+        extra: Option<(&str, Vec<Bind>)>,
+        take: usize,
+    ) -> Result<Vec<ConversationSummary>> {
+        let mut sql = format!(
+            "SELECT {CONVERSATION_COLUMNS}, ct.name AS contact_name, i.channel AS channel, i.name AS inbox_name \
+             FROM conversations c JOIN contacts ct ON ct.id = c.contact_id JOIN inboxes i ON i.id = c.inbox_id \
+             WHERE c.workspace_id = ?"
+        );
+        let mut binds = vec![Bind::Text(q.workspace_id.to_string())];
+        if let Some(visible) = &q.visible_inboxes {
+            sql.push_str(" AND c.inbox_id IN (SELECT value FROM json_each(?))");
+            binds.push(Bind::Text(ids_json(visible)));
+        }
+        if let Some(s) = q.status {
+            sql.push_str(" AND c.status = ?");
+            binds.push(Bind::Text(s.as_str().into()));
+        }
+        if let Some(i) = q.inbox_id {
+            sql.push_str(" AND c.inbox_id = ?");
+            binds.push(Bind::Text(i.to_string()));
+        }
+        match q.assignee {
+            Some(AssigneeFilter::Unassigned) => sql.push_str(" AND c.assignee_id IS NULL"),
+            Some(AssigneeFilter::Agent(a)) => {
+                sql.push_str(" AND c.assignee_id = ?");
+                binds.push(Bind::Text(a.to_string()));
+            }
+            None => {}
+        }
+        if let Some(ct) = q.contact_id {
+            sql.push_str(" AND c.contact_id = ?");
+            binds.push(Bind::Text(ct.to_string()));
+        }
+        if let Some(tag) = &q.tag {
+            sql.push_str(
+                " AND EXISTS (SELECT 1 FROM conversation_tags x JOIN tags t ON t.id = x.tag_id WHERE x.conversation_id = c.id AND t.name = ?)",
+            );
+            binds.push(Bind::Text(tag.clone()));
+        }
+        if let Some(cur) = q.cursor {
+            sql.push_str(" AND (c.last_activity_at < ? OR (c.last_activity_at = ? AND c.id < ?))");
+            binds.push(Bind::Int(cur.last_activity_at.millis()));
+            binds.push(Bind::Int(cur.last_activity_at.millis()));
+            binds.push(Bind::Text(cur.id.to_string()));
+        }
+        if let Some((more, more_binds)) = extra {
+            sql.push_str(more);
+            binds.extend(more_binds);
+        }
+        sql.push_str(" ORDER BY c.last_activity_at DESC, c.id DESC LIMIT ?");
+        binds.push(Bind::Int(i64::try_from(take).unwrap_or(i64::MAX)));
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for b in binds {
+            query = match b {
+                Bind::Text(s) => query.bind(s),
+                Bind::Int(i) => query.bind(i),
+            };
+        }
+        let rows = query.fetch_all(&self.read).await?;
+        rows.iter().map(summary_row).collect()
+    }
+}
+
+#[async_trait]
+impl crate::search::SearchBackend for SqliteStore {
+    async fn rows(&self, q: &ConversationQuery, take: usize) -> Result<Vec<ConversationSummary>> {
+        self.list_rows(q, None, take).await
+    }
+
+    async fn texts(
+        &self,
+        ids: &[ConversationId],
+    ) -> Result<std::collections::HashMap<ConversationId, crate::search::Texts>> {
+        let mut out: std::collections::HashMap<ConversationId, crate::search::Texts> =
+            std::collections::HashMap::new();
+        let rows = sqlx::query(
+            "SELECT c.id, COALESCE(ct.name, '') || ' ' || COALESCE(ct.phone, '') || ' ' || COALESCE(ct.email, '') AS contact, \
+             m.body FROM json_each(?) AS k JOIN conversations c ON c.id = k.value JOIN contacts ct ON ct.id = c.contact_id \
+             LEFT JOIN messages m ON m.rowid IN (SELECT rowid FROM messages WHERE conversation_id = c.id \
+             ORDER BY created_at DESC, id DESC LIMIT ?)",
+        )
+        .bind(ids_json(ids))
+        .bind(crate::search::WALK_MESSAGES)
+        .fetch_all(&self.read)
+        .await?;
+        for r in rows {
+            let t = out.entry(ConversationId(uuid_of(&r, "id")?)).or_default();
+            t.contact = r.try_get("contact")?;
+            if let Some(body) = r.try_get::<Option<String>, _>("body")? {
+                t.messages.push(body);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn indexed(
+        &self,
+        q: &ConversationQuery,
+        _text: &str,
+        words: &[String],
+        take: usize,
+    ) -> Result<Vec<ConversationSummary>> {
+        // The newest DEPTH matching messages (and contacts) bound the work for common words
+        // (rowid order is arrival order). The last word is a prefix — unless, as a whole word, it
+        // is common in that index already: FTS5 gathers every indexed word a prefix starts before
+        // it can use it (tens of milliseconds for a common one), where a whole word is read
+        // lazily, newest first. A common word typed in full is taken as that word.
+        let Some(last) = words.last() else {
+            return Ok(Vec::new());
+        };
+        let mut binds = Vec::new();
+        for table in ["contacts_fts", "messages_fts"] {
+            let seen: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+                "SELECT COUNT(*) FROM (SELECT rowid FROM {table} WHERE {table} MATCH ? LIMIT ?)"
+            )))
+            .bind(fts_query(std::slice::from_ref(last), false))
+            .bind(crate::search::DEPTH + 1)
+            .fetch_one(&self.read)
+            .await?;
+            binds.push(Bind::Text(fts_query(words, seen <= crate::search::DEPTH)));
+            binds.push(Bind::Int(crate::search::DEPTH));
+        }
+        let extra = " AND (c.contact_id IN (SELECT k.id FROM contacts k WHERE k.rowid IN \
+             (SELECT rowid FROM contacts_fts WHERE contacts_fts MATCH ? ORDER BY rowid DESC LIMIT ?)) \
+             OR c.id IN (SELECT m.conversation_id FROM messages m WHERE m.rowid IN \
+             (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ? ORDER BY rowid DESC LIMIT ?)))";
+        self.list_rows(q, Some((extra, binds)), take).await
+    }
 }
 
 enum Bind {
@@ -1036,91 +1172,7 @@ impl Store for SqliteStore {
 
     #[instrument(skip_all)]
     async fn list_conversations(&self, q: &ConversationQuery) -> Result<Page<ConversationSummary>> {
-        let mut sql = format!(
-            "SELECT {CONVERSATION_COLUMNS}, ct.name AS contact_name, i.channel AS channel, i.name AS inbox_name \
-             FROM conversations c JOIN contacts ct ON ct.id = c.contact_id JOIN inboxes i ON i.id = c.inbox_id \
-             WHERE c.workspace_id = ?"
-        );
-        let mut binds = vec![Bind::Text(q.workspace_id.to_string())];
-        if let Some(visible) = &q.visible_inboxes {
-            sql.push_str(" AND c.inbox_id IN (SELECT value FROM json_each(?))");
-            binds.push(Bind::Text(ids_json(visible)));
-        }
-        if let Some(s) = q.status {
-            sql.push_str(" AND c.status = ?");
-            binds.push(Bind::Text(s.as_str().into()));
-        }
-        if let Some(i) = q.inbox_id {
-            sql.push_str(" AND c.inbox_id = ?");
-            binds.push(Bind::Text(i.to_string()));
-        }
-        match q.assignee {
-            Some(AssigneeFilter::Unassigned) => sql.push_str(" AND c.assignee_id IS NULL"),
-            Some(AssigneeFilter::Agent(a)) => {
-                sql.push_str(" AND c.assignee_id = ?");
-                binds.push(Bind::Text(a.to_string()));
-            }
-            None => {}
-        }
-        if let Some(ct) = q.contact_id {
-            sql.push_str(" AND c.contact_id = ?");
-            binds.push(Bind::Text(ct.to_string()));
-        }
-        if let Some(tag) = &q.tag {
-            sql.push_str(
-                " AND EXISTS (SELECT 1 FROM conversation_tags x JOIN tags t ON t.id = x.tag_id WHERE x.conversation_id = c.id AND t.name = ?)",
-            );
-            binds.push(Bind::Text(tag.clone()));
-        }
-        if let Some(m) = q.q.as_deref().and_then(fts_query) {
-            // Full-text search over contacts and messages. The newest SEARCH_DEPTH matching messages
-            // bound the work for common words (rowid order is arrival order).
-            sql.push_str(
-                " AND (c.contact_id IN (SELECT k.id FROM contacts k WHERE k.rowid IN \
-                   (SELECT rowid FROM contacts_fts WHERE contacts_fts MATCH ? ORDER BY rowid DESC LIMIT ?)) \
-                 OR c.id IN (SELECT m.conversation_id FROM messages m WHERE m.rowid IN \
-                   (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ? ORDER BY rowid DESC LIMIT ?)))",
-            );
-            for _ in 0..2 {
-                binds.push(Bind::Text(m.clone()));
-                binds.push(Bind::Int(SEARCH_DEPTH));
-            }
-        } else if q.q.as_deref().is_some_and(|t| !t.trim().is_empty()) {
-            // Nothing searchable (only punctuation): nothing matches.
-            sql.push_str(" AND 0");
-        }
-        if let Some(cur) = q.cursor {
-            sql.push_str(" AND (c.last_activity_at < ? OR (c.last_activity_at = ? AND c.id < ?))");
-            binds.push(Bind::Int(cur.last_activity_at.millis()));
-            binds.push(Bind::Int(cur.last_activity_at.millis()));
-            binds.push(Bind::Text(cur.id.to_string()));
-        }
-        sql.push_str(" ORDER BY c.last_activity_at DESC, c.id DESC LIMIT ?");
-        let limit = q.limit.clamp(1, 200);
-        binds.push(Bind::Int(i64::from(limit) + 1));
-
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for b in binds {
-            query = match b {
-                Bind::Text(s) => query.bind(s),
-                Bind::Int(i) => query.bind(i),
-            };
-        }
-        let rows = query.fetch_all(&self.read).await?;
-        let mut items = rows.iter().map(summary_row).collect::<Result<Vec<_>>>()?;
-        let next_cursor = if items.len() > limit as usize {
-            items.truncate(limit as usize);
-            items.last().map(|s| {
-                ListCursor {
-                    last_activity_at: s.conversation.last_activity_at,
-                    id: s.conversation.id,
-                }
-                .encode()
-            })
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        crate::search::list(self, q).await
     }
 
     #[instrument(skip_all)]
@@ -1368,15 +1420,9 @@ fn quick_reply_row(r: &SqliteRow) -> Result<QuickReply> {
 mod search_tests {
     #[test]
     fn typed_words_become_prefix_terms() {
-        assert_eq!(
-            super::fts_query("  khach  0912 "),
-            Some("\"khach\"* \"0912\"*".to_owned())
-        );
-        assert_eq!(super::fts_query("#123"), Some("\"#123\"*".to_owned()));
-        assert_eq!(
-            super::fts_query("say \"hi\""),
-            Some("\"say\"* \"\"\"hi\"\"\"*".to_owned())
-        );
-        assert_eq!(super::fts_query(" # ! "), None);
+        let q = |s: &str| super::fts_query(&crate::search::words(s), true);
+        assert_eq!(q("  Khách  0912 "), "\"khach\" \"0912\"*");
+        assert_eq!(q("#123"), "\"123\"*");
+        assert_eq!(q("đơn say \"hi\""), "\"don\" \"say\" \"hi\"*");
     }
 }

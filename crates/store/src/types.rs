@@ -104,6 +104,47 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
+/// A page of the conversation list from `rows` fetched with one row more than `limit`: that row's
+/// presence means there is a next page, which starts after the page's last conversation.
+pub(crate) fn page_of(
+    mut rows: Vec<ConversationSummary>,
+    limit: usize,
+) -> Page<ConversationSummary> {
+    let next_cursor = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(|s| {
+            ListCursor {
+                last_activity_at: s.conversation.last_activity_at,
+                id: s.conversation.id,
+            }
+            .encode()
+        })
+    } else {
+        None
+    };
+    Page {
+        items: rows,
+        next_cursor,
+    }
+}
+
+/// Two lists in the conversation list's order (newest activity first, then id) merged into one,
+/// each conversation once, at most `take`.
+pub(crate) fn merge_newest_first(
+    a: Vec<ConversationSummary>,
+    b: Vec<ConversationSummary>,
+    take: usize,
+) -> Vec<ConversationSummary> {
+    let mut all: Vec<ConversationSummary> = a.into_iter().chain(b).collect();
+    all.sort_by(|x, y| {
+        (y.conversation.last_activity_at, y.conversation.id)
+            .cmp(&(x.conversation.last_activity_at, x.conversation.id))
+    });
+    all.dedup_by_key(|s| s.conversation.id);
+    all.truncate(take);
+    all
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ActionLogEntry {
     pub id: uuid::Uuid,

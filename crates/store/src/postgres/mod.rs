@@ -68,6 +68,11 @@ pub(crate) const MIGRATIONS: &[migrate::Migration] = &[
         name: "usage_counts",
         sql: include_str!("../../migrations/postgres/0006_usage_counts.sql"),
     },
+    migrate::Migration {
+        version: 7,
+        name: "search",
+        sql: include_str!("../../migrations/postgres/0007_search.sql"),
+    },
 ];
 
 /// Connections per node. Each node has its own pool; size PostgreSQL's `max_connections` for
@@ -120,6 +125,8 @@ impl PgStore {
             .map(|r| r.try_get::<i64, _>(0))
             .collect::<Result<_, _>>()?;
         for m in MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
+            // A migration over a large database can take minutes (building an index): say so.
+            tracing::info!(version = m.version, name = m.name, "applying migration");
             for stmt in migrate::statements(m.sql) {
                 sqlx::query(AssertSqlSafe(stmt)).execute(&mut *tx).await?;
             }
@@ -756,38 +763,172 @@ fn numbered(sql: &str) -> String {
     out
 }
 
-/// Latin letters with diacritics (both cases, Vietnamese included) and the lower-case ASCII
-/// letter each folds to, position by position: search ignores diacritics like SQLite's
-/// `unicode61 remove_diacritics` tokenizer. (Text columns are `COLLATE "C"`, whose `lower()` only
-/// folds ASCII, hence the upper-case letters here.)
-const FOLD_FROM: &str = "ÀÁÂÃÄÅÇÈÉÊËÌÍÎÏÑÒÓÔÕÖÙÚÛÜÝàáâãäåçèéêëìíîïñòóôõöùúûüýÿĀāĂăĄąĆćĈĉĊċČčĎďĒēĔĕĖėĘęĚěĜĝĞğĠġĢģĤĥĨĩĪīĬĭĮįİĴĵĶķĹĺĻļĽľŃńŅņŇňŌōŎŏŐőŔŕŖŗŘřŚśŜŝŞşŠšŢţŤťŨũŪūŬŭŮůŰűŲųŴŵŶŷŸŹźŻżŽžƠơƯưǍǎǏǐǑǒǓǔǕǖǗǘǙǚǛǜǞǟǠǡǦǧǨǩǪǫǬǭǰǴǵǸǹǺǻȀȁȂȃȄȅȆȇȈȉȊȋȌȍȎȏȐȑȒȓȔȕȖȗȘșȚțȞȟȦȧȨȩȪȫȬȭȮȯȰȱȲȳḀḁḂḃḄḅḆḇḈḉḊḋḌḍḎḏḐḑḒḓḔḕḖḗḘḙḚḛḜḝḞḟḠḡḢḣḤḥḦḧḨḩḪḫḬḭḮḯḰḱḲḳḴḵḶḷḸḹḺḻḼḽḾḿṀṁṂṃṄṅṆṇṈṉṊṋṌṍṎṏṐṑṒṓṔṕṖṗṘṙṚṛṜṝṞṟṠṡṢṣṤṥṦṧṨṩṪṫṬṭṮṯṰṱṲṳṴṵṶṷṸṹṺṻṼṽṾṿẀẁẂẃẄẅẆẇẈẉẊẋẌẍẎẏẐẑẒẓẔẕẖẗẘẙẠạẢảẤấẦầẨẩẪẫẬậẮắẰằẲẳẴẵẶặẸẹẺẻẼẽẾếỀềỂểỄễỆệỈỉỊịỌọỎỏỐốỒồỔổỖỗỘộỚớỜờỞởỠỡỢợỤụỦủỨứỪừỬửỮữỰựỲỳỴỵỶỷỸỹđĐ";
-const FOLD_TO: &str = "aaaaaaceeeeiiiinooooouuuuyaaaaaaceeeeiiiinooooouuuuyyaaaaaaccccccccddeeeeeeeeeegggggggghhiiiiiiiiijjkkllllllnnnnnnoooooorrrrrrssssssssttttuuuuuuuuuuuuwwyyyzzzzzzoouuaaiioouuuuuuuuuuaaaaggkkoooojggnnaaaaaaeeeeiiiioooorrrruuuusstthhaaeeooooooooyyaabbbbbbccddddddddddeeeeeeeeeeffgghhhhhhhhhhiiiikkkkkkllllllllmmmmmmnnnnnnnnoooooooopppprrrrrrrrssssssssssttttttttuuuuuuuuuuvvvvwwwwwwwwwwxxxxyyzzzzzzhtwyaaaaaaaaaaaaaaaaaaaaaaaaeeeeeeeeeeeeeeeeiiiioooooooooooooooooooooooouuuuuuuuuuuuuuyyyyyyyydd";
+use crate::search::{FOLD_FROM, FOLD_TO};
+use std::collections::HashMap;
 
-/// `expr` lower-cased and without diacritics, in SQL (see [`fold`]).
+/// `expr` lower-cased and without diacritics, in SQL.
 fn folded_sql(expr: &str) -> String {
     format!("translate(lower({expr}), '{FOLD_FROM}', '{FOLD_TO}')")
 }
 
-/// What a searched word is compared as: lower case, diacritics removed.
-fn fold(s: &str) -> String {
-    s.chars()
-        .flat_map(char::to_lowercase)
-        .map(|c| {
-            FOLD_FROM
-                .chars()
-                .position(|f| f == c)
-                .and_then(|i| FOLD_TO.chars().nth(i))
-                .unwrap_or(c)
-        })
-        .collect()
+/// The folded text of a contact's name, phone and email (`alias` names the contacts row).
+fn contact_text(alias: &str) -> String {
+    format!(
+        "COALESCE({alias}name, '') || ' ' || COALESCE({alias}phone, '') || ' ' || COALESCE({alias}email, '')"
+    )
 }
 
-fn like_pattern(q: &str) -> String {
-    let escaped = q
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
-    format!("%{escaped}%")
+/// The tsvector the search indexes are built on (migration 7): `expr` folded, cut into words.
+fn tsvector_sql(expr: &str) -> String {
+    format!("to_tsvector('simple'::regconfig, {})", folded_sql(expr))
+}
+
+impl PgStore {
+    /// The conversation list's rows: the filters of `q` and its cursor, plus `extra` (SQL, with
+    /// its binds), newest first, at most `take`.
+    async fn list_rows(
+        &self,
+        q: &ConversationQuery,
+        extra: Option<(String, Vec<Bind>)>,
+        take: usize,
+        persistent: bool,
+    ) -> Result<Vec<ConversationSummary>> {
+        let mut sql = format!(
+            "SELECT {CONVERSATION_COLUMNS}, ct.name AS contact_name, i.channel AS channel, i.name AS inbox_name \
+             FROM conversations c JOIN contacts ct ON ct.id = c.contact_id JOIN inboxes i ON i.id = c.inbox_id \
+             WHERE c.workspace_id = ?"
+        );
+        let mut binds = vec![Bind::Text(q.workspace_id.to_string())];
+        if let Some(visible) = &q.visible_inboxes {
+            sql.push_str(" AND c.inbox_id = ANY(?)");
+            binds.push(Bind::Texts(id_strings(visible)));
+        }
+        if let Some(s) = q.status {
+            sql.push_str(" AND c.status = ?");
+            binds.push(Bind::Text(s.as_str().into()));
+        }
+        if let Some(i) = q.inbox_id {
+            sql.push_str(" AND c.inbox_id = ?");
+            binds.push(Bind::Text(i.to_string()));
+        }
+        match q.assignee {
+            Some(AssigneeFilter::Unassigned) => sql.push_str(" AND c.assignee_id IS NULL"),
+            Some(AssigneeFilter::Agent(a)) => {
+                sql.push_str(" AND c.assignee_id = ?");
+                binds.push(Bind::Text(a.to_string()));
+            }
+            None => {}
+        }
+        if let Some(ct) = q.contact_id {
+            sql.push_str(" AND c.contact_id = ?");
+            binds.push(Bind::Text(ct.to_string()));
+        }
+        if let Some(tag) = &q.tag {
+            sql.push_str(
+                " AND EXISTS (SELECT 1 FROM conversation_tags x JOIN tags t ON t.id = x.tag_id WHERE x.conversation_id = c.id AND t.name = ?)",
+            );
+            binds.push(Bind::Text(tag.clone()));
+        }
+        if let Some(cur) = q.cursor {
+            sql.push_str(" AND (c.last_activity_at < ? OR (c.last_activity_at = ? AND c.id < ?))");
+            binds.push(Bind::Int(cur.last_activity_at.millis()));
+            binds.push(Bind::Int(cur.last_activity_at.millis()));
+            binds.push(Bind::Text(cur.id.to_string()));
+        }
+        if let Some((more, more_binds)) = extra {
+            sql.push_str(&more);
+            binds.extend(more_binds);
+        }
+        sql.push_str(" ORDER BY c.last_activity_at DESC, c.id DESC LIMIT ?");
+        binds.push(Bind::Int(i64::try_from(take).unwrap_or(i64::MAX)));
+        let mut query = sqlx::query(AssertSqlSafe(numbered(&sql))).persistent(persistent);
+        for b in binds {
+            query = match b {
+                Bind::Text(s) => query.bind(s),
+                Bind::Int(i) => query.bind(i),
+                Bind::Texts(v) => query.bind(v),
+            };
+        }
+        let rows = query.fetch_all(&self.read).await?;
+        rows.iter().map(summary_row).collect()
+    }
+}
+
+#[async_trait]
+impl crate::search::SearchBackend for PgStore {
+    async fn rows(&self, q: &ConversationQuery, take: usize) -> Result<Vec<ConversationSummary>> {
+        self.list_rows(q, None, take, true).await
+    }
+
+    async fn texts(
+        &self,
+        ids: &[ConversationId],
+    ) -> Result<HashMap<ConversationId, crate::search::Texts>> {
+        let mut out: HashMap<ConversationId, crate::search::Texts> = HashMap::new();
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT c.id, {} AS contact, m.body FROM conversations c JOIN contacts ct ON ct.id = c.contact_id \
+             LEFT JOIN LATERAL (SELECT body FROM messages WHERE conversation_id = c.id \
+             ORDER BY created_at DESC, id DESC LIMIT $2) m ON TRUE WHERE c.id = ANY($1)",
+            contact_text("ct.")
+        )))
+        .bind(id_strings(ids))
+        .bind(crate::search::WALK_MESSAGES)
+        .fetch_all(&self.read)
+        .await?;
+        for r in rows {
+            let t = out.entry(ConversationId(uuid_of(&r, "id")?)).or_default();
+            t.contact = r.try_get("contact")?;
+            if let Some(body) = r.try_get::<Option<String>, _>("body")? {
+                t.messages.push(body);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn indexed(
+        &self,
+        q: &ConversationQuery,
+        text: &str,
+        _words: &[String],
+        take: usize,
+    ) -> Result<Vec<ConversationSummary>> {
+        // PostgreSQL's own parser cuts the typed words, as it cut the indexed text; the last one
+        // becomes a prefix term.
+        let lexemes: Vec<(String, i32)> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT quote_literal(lexeme), COALESCE((SELECT max(p) FROM unnest(positions) AS p), 0)::int \
+             FROM unnest(to_tsvector('simple'::regconfig, {}))",
+            folded_sql("$1")
+        )))
+        .bind(text)
+        .fetch_all(&self.read)
+        .await?;
+        let Some(last) = lexemes.iter().map(|l| l.1).max() else {
+            return Ok(Vec::new());
+        };
+        let tsq = lexemes
+            .iter()
+            .map(|(l, at)| format!("{l}{}", if *at == last { ":*" } else { "" }))
+            .collect::<Vec<_>>()
+            .join(" & ");
+        let matches = |tsv: String| format!("{tsv} @@ to_tsquery('simple'::regconfig, ?)");
+        let extra = format!(
+            " AND c.id IN (SELECT h.conversation_id FROM (SELECT m.conversation_id FROM messages m WHERE {} \
+             ORDER BY m.created_at DESC LIMIT ?) h \
+             UNION SELECT c2.id FROM conversations c2 WHERE c2.contact_id IN \
+             (SELECT k.id FROM contacts k WHERE {} ORDER BY k.created_at DESC LIMIT ?))",
+            matches(tsvector_sql("m.body")),
+            matches(tsvector_sql(&contact_text("k."))),
+        );
+        let binds = vec![
+            Bind::Text(tsq.clone()),
+            Bind::Int(crate::search::DEPTH),
+            Bind::Text(tsq),
+            Bind::Int(crate::search::DEPTH),
+        ];
+        // Planned with the words at hand (not a cached generic plan): how common they are
+        // decides between the index and a scan.
+        self.list_rows(q, Some((extra, binds)), take, false).await
+    }
 }
 
 #[async_trait]
@@ -1206,107 +1347,7 @@ impl Store for PgStore {
 
     #[instrument(skip_all)]
     async fn list_conversations(&self, q: &ConversationQuery) -> Result<Page<ConversationSummary>> {
-        let mut sql = format!(
-            "SELECT {CONVERSATION_COLUMNS}, ct.name AS contact_name, i.channel AS channel, i.name AS inbox_name \
-             FROM conversations c JOIN contacts ct ON ct.id = c.contact_id JOIN inboxes i ON i.id = c.inbox_id \
-             WHERE c.workspace_id = ?"
-        );
-        let mut binds = vec![Bind::Text(q.workspace_id.to_string())];
-        if let Some(visible) = &q.visible_inboxes {
-            sql.push_str(" AND c.inbox_id = ANY(?)");
-            binds.push(Bind::Texts(id_strings(visible)));
-        }
-        if let Some(s) = q.status {
-            sql.push_str(" AND c.status = ?");
-            binds.push(Bind::Text(s.as_str().into()));
-        }
-        if let Some(i) = q.inbox_id {
-            sql.push_str(" AND c.inbox_id = ?");
-            binds.push(Bind::Text(i.to_string()));
-        }
-        match q.assignee {
-            Some(AssigneeFilter::Unassigned) => sql.push_str(" AND c.assignee_id IS NULL"),
-            Some(AssigneeFilter::Agent(a)) => {
-                sql.push_str(" AND c.assignee_id = ?");
-                binds.push(Bind::Text(a.to_string()));
-            }
-            None => {}
-        }
-        if let Some(ct) = q.contact_id {
-            sql.push_str(" AND c.contact_id = ?");
-            binds.push(Bind::Text(ct.to_string()));
-        }
-        if let Some(tag) = &q.tag {
-            sql.push_str(
-                " AND EXISTS (SELECT 1 FROM conversation_tags x JOIN tags t ON t.id = x.tag_id WHERE x.conversation_id = c.id AND t.name = ?)",
-            );
-            binds.push(Bind::Text(tag.clone()));
-        }
-        if let Some(text) = q.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-            // Like SQLite's full-text search: every typed word must match (the contact's name,
-            // phone or email, or one message), diacritics and case folded ("khach" finds
-            // "Khách"); words without letters or digits are dropped.
-            let words: Vec<String> = text
-                .split_whitespace()
-                .filter(|w| w.chars().any(char::is_alphanumeric))
-                .map(|w| like_pattern(&fold(w)))
-                .collect();
-            if words.is_empty() {
-                // Nothing searchable (only punctuation): nothing matches.
-                sql.push_str(" AND FALSE");
-            } else {
-                let contact = folded_sql(
-                    "COALESCE(ct.name, '') || ' ' || COALESCE(ct.phone, '') || ' ' || COALESCE(ct.email, '')",
-                );
-                let body = folded_sql("m.body");
-                let each = |expr: &str| {
-                    vec![format!("{expr} LIKE ? ESCAPE '\\'"); words.len()].join(" AND ")
-                };
-                sql.push_str(&format!(
-                    " AND (({}) OR EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id AND {}))",
-                    each(&contact),
-                    each(&body),
-                ));
-                for _ in 0..2 {
-                    for w in &words {
-                        binds.push(Bind::Text(w.clone()));
-                    }
-                }
-            }
-        }
-        if let Some(cur) = q.cursor {
-            sql.push_str(" AND (c.last_activity_at < ? OR (c.last_activity_at = ? AND c.id < ?))");
-            binds.push(Bind::Int(cur.last_activity_at.millis()));
-            binds.push(Bind::Int(cur.last_activity_at.millis()));
-            binds.push(Bind::Text(cur.id.to_string()));
-        }
-        sql.push_str(" ORDER BY c.last_activity_at DESC, c.id DESC LIMIT ?");
-        let limit = q.limit.clamp(1, 200);
-        binds.push(Bind::Int(i64::from(limit) + 1));
-
-        let mut query = sqlx::query(AssertSqlSafe(numbered(&sql)));
-        for b in binds {
-            query = match b {
-                Bind::Text(s) => query.bind(s),
-                Bind::Int(i) => query.bind(i),
-                Bind::Texts(v) => query.bind(v),
-            };
-        }
-        let rows = query.fetch_all(&self.read).await?;
-        let mut items = rows.iter().map(summary_row).collect::<Result<Vec<_>>>()?;
-        let next_cursor = if items.len() > limit as usize {
-            items.truncate(limit as usize);
-            items.last().map(|s| {
-                ListCursor {
-                    last_activity_at: s.conversation.last_activity_at,
-                    id: s.conversation.id,
-                }
-                .encode()
-            })
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        crate::search::list(self, q).await
     }
 
     #[instrument(skip_all)]
@@ -1589,4 +1630,18 @@ fn quick_reply_row(r: &PgRow) -> Result<QuickReply> {
         code: r.try_get("code")?,
         text: r.try_get("body")?,
     })
+}
+
+#[cfg(test)]
+mod search_tests {
+    #[test]
+    fn the_search_indexes_are_built_on_what_the_queries_match() {
+        let migration = include_str!("../../migrations/postgres/0007_search.sql");
+        for expr in [
+            super::tsvector_sql("body"),
+            super::tsvector_sql(&super::contact_text("")),
+        ] {
+            assert!(migration.contains(&expr), "the migration lacks {expr}");
+        }
+    }
 }

@@ -1,0 +1,180 @@
+//! Text search in the conversation list (`q=`), the same on both stores: every typed word must
+//! match a word of the contact's name, phone or email, or of one message — the last typed word as
+//! the start of a word, since it may be still being typed — with case and diacritics folded
+//! (`khach` finds `Khách`, `don hang` finds `Đơn hàng`, `0912` finds `0912 345 678`).
+//!
+//! Why only the last word as a prefix: a prefix has to gather every indexed word it starts before
+//! the index can use it, which for a common one ("nguyen", "khach", "ship") costs tens of
+//! milliseconds on a million conversations; a whole word is looked up directly. Words typed before
+//! a space are whole words.
+//!
+//! Two ways to find the page, because no single index answers both kinds of question fast:
+//! 1. **Walk**: the newest [`WALK`] conversations that pass the other filters are checked here,
+//!    in memory, against their contact and their newest [`WALK_MESSAGES`] messages. A common word
+//!    ("size", "ship", a shop's own name) fills the page from these at once — where an index would
+//!    have to gather every one of its hundreds of thousands of matches to sort them by time.
+//! 2. **Index**: otherwise the backend's text index (SQLite FTS5, PostgreSQL GIN) finds the
+//!    conversations of the newest [`DEPTH`] matching messages and of the matching contacts; a rare
+//!    word has few. The two results are merged.
+//!
+//! The price: a conversation whose only match is an older message (not among its newest
+//! [`WALK_MESSAGES`], or beyond the newest [`DEPTH`] matches) is not found for a common word.
+
+use crate::{ConversationQuery, ConversationSummary, Page, Result, merge_newest_first, page_of};
+use async_trait::async_trait;
+use std::collections::HashMap;
+use switchboard_core::ConversationId;
+
+/// How many of the newest conversations the walk checks.
+pub(crate) const WALK: usize = 100;
+/// How many of each walked conversation's newest messages are checked.
+pub(crate) const WALK_MESSAGES: i64 = 20;
+/// How many of the newest matching messages (and contacts) the index search considers.
+pub(crate) const DEPTH: i64 = 2000;
+
+/// Latin letters with diacritics (both cases, Vietnamese included) and the lower-case ASCII
+/// letter each folds to, position by position. PostgreSQL folds with `translate()` over these
+/// (its text columns are `COLLATE "C"`, whose `lower()` only folds ASCII, hence the upper-case
+/// letters); SQLite's FTS5 tokenizer folds the same letters itself, except `đ`, which its index is
+/// given folded (migration 8).
+pub(crate) const FOLD_FROM: &str = "ÀÁÂÃÄÅÇÈÉÊËÌÍÎÏÑÒÓÔÕÖÙÚÛÜÝàáâãäåçèéêëìíîïñòóôõöùúûüýÿĀāĂăĄąĆćĈĉĊċČčĎďĒēĔĕĖėĘęĚěĜĝĞğĠġĢģĤĥĨĩĪīĬĭĮįİĴĵĶķĹĺĻļĽľŃńŅņŇňŌōŎŏŐőŔŕŖŗŘřŚśŜŝŞşŠšŢţŤťŨũŪūŬŭŮůŰűŲųŴŵŶŷŸŹźŻżŽžƠơƯưǍǎǏǐǑǒǓǔǕǖǗǘǙǚǛǜǞǟǠǡǦǧǨǩǪǫǬǭǰǴǵǸǹǺǻȀȁȂȃȄȅȆȇȈȉȊȋȌȍȎȏȐȑȒȓȔȕȖȗȘșȚțȞȟȦȧȨȩȪȫȬȭȮȯȰȱȲȳḀḁḂḃḄḅḆḇḈḉḊḋḌḍḎḏḐḑḒḓḔḕḖḗḘḙḚḛḜḝḞḟḠḡḢḣḤḥḦḧḨḩḪḫḬḭḮḯḰḱḲḳḴḵḶḷḸḹḺḻḼḽḾḿṀṁṂṃṄṅṆṇṈṉṊṋṌṍṎṏṐṑṒṓṔṕṖṗṘṙṚṛṜṝṞṟṠṡṢṣṤṥṦṧṨṩṪṫṬṭṮṯṰṱṲṳṴṵṶṷṸṹṺṻṼṽṾṿẀẁẂẃẄẅẆẇẈẉẊẋẌẍẎẏẐẑẒẓẔẕẖẗẘẙẠạẢảẤấẦầẨẩẪẫẬậẮắẰằẲẳẴẵẶặẸẹẺẻẼẽẾếỀềỂểỄễỆệỈỉỊịỌọỎỏỐốỒồỔổỖỗỘộỚớỜờỞởỠỡỢợỤụỦủỨứỪừỬửỮữỰựỲỳỴỵỶỷỸỹđĐ";
+pub(crate) const FOLD_TO: &str = "aaaaaaceeeeiiiinooooouuuuyaaaaaaceeeeiiiinooooouuuuyyaaaaaaccccccccddeeeeeeeeeegggggggghhiiiiiiiiijjkkllllllnnnnnnoooooorrrrrrssssssssttttuuuuuuuuuuuuwwyyyzzzzzzoouuaaiioouuuuuuuuuuaaaaggkkoooojggnnaaaaaaeeeeiiiioooorrrruuuusstthhaaeeooooooooyyaabbbbbbccddddddddddeeeeeeeeeeffgghhhhhhhhhhiiiikkkkkkllllllllmmmmmmnnnnnnnnoooooooopppprrrrrrrrssssssssssttttttttuuuuuuuuuuvvvvwwwwwwwwwwxxxxyyzzzzzzhtwyaaaaaaaaaaaaaaaaaaaaaaaaeeeeeeeeeeeeeeeeiiiioooooooooooooooooooooooouuuuuuuuuuuuuuyyyyyyyydd";
+
+/// `c` lower-cased and without diacritics.
+fn fold_char(c: char) -> impl Iterator<Item = char> {
+    static FOLD: std::sync::OnceLock<HashMap<char, char>> = std::sync::OnceLock::new();
+    let fold = FOLD.get_or_init(|| FOLD_FROM.chars().zip(FOLD_TO.chars()).collect());
+    c.to_lowercase().map(|l| {
+        if l.is_ascii() {
+            l
+        } else {
+            fold.get(&l).copied().unwrap_or(l)
+        }
+    })
+}
+
+/// The words of `text` as the search compares them: cut at anything that is not a letter or a
+/// digit, lower-cased, diacritics removed.
+pub(crate) fn words(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut word = String::new();
+    for c in text.chars() {
+        if c.is_alphanumeric() {
+            word.extend(fold_char(c));
+        } else if !word.is_empty() {
+            out.push(std::mem::take(&mut word));
+        }
+    }
+    if !word.is_empty() {
+        out.push(word);
+    }
+    out
+}
+
+/// Whether every searched word is a word of `text`, the last one the start of a word.
+fn all_match(searched: &[String], text: &str) -> bool {
+    let have = words(text);
+    let last = searched.len().saturating_sub(1);
+    searched.iter().enumerate().all(|(i, w)| {
+        have.iter().any(|h| {
+            if i == last {
+                h.starts_with(w.as_str())
+            } else {
+                h == w
+            }
+        })
+    })
+}
+
+/// What a walked conversation is checked against.
+#[derive(Default)]
+pub(crate) struct Texts {
+    /// The contact's name, phone and email.
+    pub contact: String,
+    /// Its newest messages' text.
+    pub messages: Vec<String>,
+}
+
+/// What a backend provides for the search.
+#[async_trait]
+pub(crate) trait SearchBackend {
+    /// The conversation list's rows for `q` without its text (filters and cursor), newest first,
+    /// at most `take`.
+    async fn rows(&self, q: &ConversationQuery, take: usize) -> Result<Vec<ConversationSummary>>;
+    /// The contact text and newest [`WALK_MESSAGES`] messages of each conversation.
+    async fn texts(&self, ids: &[ConversationId]) -> Result<HashMap<ConversationId, Texts>>;
+    /// Through the text index: the rows for `q` whose contact or one of the newest [`DEPTH`]
+    /// matching messages has every word of `text` (`words` holds them, folded), newest first, at
+    /// most `take`.
+    async fn indexed(
+        &self,
+        q: &ConversationQuery,
+        text: &str,
+        words: &[String],
+        take: usize,
+    ) -> Result<Vec<ConversationSummary>>;
+}
+
+/// A page of the conversation list, searched when `q.q` holds words.
+pub(crate) async fn list(
+    b: &(impl SearchBackend + Sync),
+    q: &ConversationQuery,
+) -> Result<Page<ConversationSummary>> {
+    let limit = q.limit.clamp(1, 200) as usize;
+    let Some(text) = q.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(page_of(b.rows(q, limit + 1).await?, limit));
+    };
+    let searched = words(text);
+    if searched.is_empty() {
+        // Nothing searchable (only punctuation): nothing matches.
+        return Ok(page_of(Vec::new(), limit));
+    }
+    let recent = b.rows(q, WALK).await?;
+    let ids: Vec<ConversationId> = recent.iter().map(|s| s.conversation.id).collect();
+    let texts = b.texts(&ids).await?;
+    let found: Vec<ConversationSummary> = recent
+        .into_iter()
+        .filter(|s| {
+            texts.get(&s.conversation.id).is_some_and(|t| {
+                all_match(&searched, &t.contact)
+                    || t.messages.iter().any(|m| all_match(&searched, m))
+            })
+        })
+        .take(limit + 1)
+        .collect();
+    if found.len() > limit {
+        return Ok(page_of(found, limit));
+    }
+    let indexed = b.indexed(q, text, &searched, limit + 1).await?;
+    Ok(page_of(
+        merge_newest_first(found, indexed, limit + 1),
+        limit,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_are_cut_folded_and_lower_cased() {
+        assert_eq!(
+            words("Đơn hàng #123 của Khách, SĐT 0912-345"),
+            ["don", "hang", "123", "cua", "khach", "sdt", "0912", "345"]
+        );
+        assert_eq!(words("an@shop.vn"), ["an", "shop", "vn"]);
+        assert!(words(" # ! ").is_empty());
+    }
+
+    #[test]
+    fn every_word_must_start_a_word_of_one_text() {
+        let w = words("khach 0912");
+        assert!(all_match(&w, "Khách Lan 0912345678"));
+        assert!(!all_match(&w, "Khách Lan"), "both words");
+        assert!(
+            !all_match(&words("han"), "Khách"),
+            "a word's start, not its middle"
+        );
+        assert!(all_match(&words("don hang"), "ĐƠN HÀNG đã giao"));
+    }
+}
