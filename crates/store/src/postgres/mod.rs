@@ -90,7 +90,13 @@ pub struct PgStore {
 impl PgStore {
     /// Connects and applies pending migrations (several nodes starting at once take turns).
     pub async fn open(url: &str) -> Result<Self> {
-        let opts = PgConnectOptions::from_str(url)?.application_name("switchboard");
+        // Every query here is a short interactive one. JIT compilation (on by default above a cost
+        // estimate) and parallel workers each added more than they saved: a text search that runs
+        // in under a millisecond took ~460 ms with JIT and ~12 ms with worker start-up (the
+        // benchmark's 1 M-conversation dataset, BENCHMARKS.md).
+        let opts = PgConnectOptions::from_str(url)?
+            .application_name("switchboard")
+            .options([("jit", "off"), ("max_parallel_workers_per_gather", "0")]);
         let pool = PgPoolOptions::new()
             .max_connections(POOL_SIZE)
             .acquire_timeout(Duration::from_secs(30))
