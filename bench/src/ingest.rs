@@ -394,6 +394,7 @@ pub async fn count_stored(server: &Server, run: &str) -> anyhow::Result<(i64, i6
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
