@@ -1,5 +1,6 @@
 //! The fan-out scenario: many agent sockets connected to one server; customer messages pushed to
-//! all of them. Measures delivered frames/s, send→receive lag, and the server's memory.
+//! all of them. Measures delivered frames/s, send→receive lag, and the server's memory — and the
+//! same against the bare broadcast server (`baseline`), in the same run.
 
 use crate::server::Server;
 use crate::stats::{Progress, Samples};
@@ -33,22 +34,48 @@ pub struct Report {
 /// How many sockets record per-event latency (the rest only count).
 const SAMPLED: usize = 50;
 
-pub async fn run(server: &Server, o: &Opts) -> anyhow::Result<Report> {
-    let rss_idle_mib = server.rss_mib();
-    let inbox = server
-        .api(
-            reqwest::Method::POST,
-            "/inboxes",
-            &server.admin,
-            Some(serde_json::json!({"name": "Fan-out", "channel": "livechat"})),
-        )
-        .await?;
-    let inbox = inbox["id"].as_str().context("inbox id")?.to_owned();
-    let ws_url = format!(
-        "{}/api/v1/ws?token={}",
-        server.base.replace("http://", "ws://"),
-        server.admin
-    );
+/// Where the sockets connect and the events come from.
+pub enum Target<'a> {
+    /// The real server: agent sockets; a website visitor's messages.
+    Switchboard(&'a Server),
+    /// The bare broadcast server: `POST /publish`.
+    Baseline(&'a crate::baseline::Process),
+}
+
+/// How one event is made to happen.
+enum Publish {
+    Widget { url: String, visitor: String },
+    Bare { url: String },
+}
+
+impl Publish {
+    async fn send(&self, http: &reqwest::Client, seq: u64) -> reqwest::Result<reqwest::StatusCode> {
+        let body = serde_json::json!({"text": format!("fan {seq}")});
+        let req = match self {
+            Publish::Widget { url, visitor } => http.post(url).bearer_auth(visitor),
+            Publish::Bare { url } => http.post(url),
+        };
+        Ok(req.json(&body).send().await?.status())
+    }
+}
+
+pub async fn run(target: Target<'_>, o: &Opts) -> anyhow::Result<Report> {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(512)
+        .build()?;
+    let rss = || match &target {
+        Target::Switchboard(s) => s.rss_mib(),
+        Target::Baseline(b) => b.rss_mib(),
+    };
+    let rss_idle_mib = rss();
+    let ws_url = match &target {
+        Target::Switchboard(server) => format!(
+            "{}/api/v1/ws?token={}",
+            server.base.replace("http://", "ws://"),
+            server.admin
+        ),
+        Target::Baseline(b) => format!("{}/ws", b.base.replace("http://", "ws://")),
+    };
     let frames = Arc::new(AtomicU64::new(0));
     let received: Arc<Mutex<Vec<(u64, Instant)>>> = Arc::new(Mutex::new(Vec::new()));
     let mut progress = Progress::new("connecting sockets", o.sockets as u64);
@@ -82,21 +109,40 @@ pub async fn run(server: &Server, o: &Opts) -> anyhow::Result<Report> {
     }
     progress.finish(o.sockets as u64);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss_connected_mib = server.rss_mib();
+    let rss_connected_mib = rss();
 
-    // One visitor writes `events` messages at `rate`/s through the widget API.
-    let session: serde_json::Value = server
-        .http
-        .post(format!("{}/widget/v1/sessions", server.base))
-        .json(&serde_json::json!({"inbox_id": inbox}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let visitor = session["token"]
-        .as_str()
-        .context("visitor token")?
-        .to_owned();
+    // One visitor writes `events` messages at `rate`/s through the widget API (or the bare
+    // server is told to publish them).
+    let publish = Arc::new(match &target {
+        Target::Switchboard(server) => {
+            let inbox = server
+                .api(
+                    reqwest::Method::POST,
+                    "/inboxes",
+                    &server.admin,
+                    Some(serde_json::json!({"name": "Fan-out", "channel": "livechat"})),
+                )
+                .await?;
+            let inbox = inbox["id"].as_str().context("inbox id")?.to_owned();
+            let session: serde_json::Value = http
+                .post(format!("{}/widget/v1/sessions", server.base))
+                .json(&serde_json::json!({"inbox_id": inbox}))
+                .send()
+                .await?
+                .json()
+                .await?;
+            Publish::Widget {
+                url: format!("{}/widget/v1/messages", server.base),
+                visitor: session["token"]
+                    .as_str()
+                    .context("visitor token")?
+                    .to_owned(),
+            }
+        }
+        Target::Baseline(b) => Publish::Bare {
+            url: format!("{}/publish", b.base),
+        },
+    });
     let mut sent = Vec::with_capacity(o.events);
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / o.rate.max(1) as f64));
     let mut progress = Progress::new("publishing", o.events as u64);
@@ -105,19 +151,8 @@ pub async fn run(server: &Server, o: &Opts) -> anyhow::Result<Report> {
     for seq in 0..o.events as u64 {
         ticker.tick().await;
         sent.push(Instant::now());
-        let (http, url, visitor) = (
-            server.http.clone(),
-            format!("{}/widget/v1/messages", server.base),
-            visitor.clone(),
-        );
-        posts.push(tokio::spawn(async move {
-            http.post(url)
-                .bearer_auth(visitor)
-                .json(&serde_json::json!({"text": format!("fan {seq}")}))
-                .send()
-                .await
-                .map(|r| r.status())
-        }));
+        let (http, publish) = (http.clone(), publish.clone());
+        posts.push(tokio::spawn(async move { publish.send(&http, seq).await }));
         progress.update(seq + 1);
     }
     progress.finish(o.events as u64);
@@ -138,7 +173,7 @@ pub async fn run(server: &Server, o: &Opts) -> anyhow::Result<Report> {
     let elapsed = start.elapsed();
     let total = frames.load(Ordering::Relaxed);
     progress.finish(total);
-    let rss_after_mib = server.rss_mib();
+    let rss_after_mib = rss();
     let mut lag = Samples::default();
     for (seq, at) in received.lock().await.iter() {
         if let Some(t0) = sent.get(*seq as usize) {

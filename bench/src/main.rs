@@ -90,6 +90,9 @@ enum Command {
     BaselineServer {
         #[arg(long)]
         bind: std::net::SocketAddr,
+        /// The bytes `GET /list` answers with.
+        #[arg(long)]
+        list_body: Option<PathBuf>,
     },
 }
 
@@ -114,7 +117,7 @@ async fn main() -> anyhow::Result<()> {
         kernel()
     );
     match cli.command {
-        Command::BaselineServer { bind } => baseline::serve(bind).await,
+        Command::BaselineServer { bind, list_body } => baseline::serve(bind, list_body).await,
         Command::Ingest {
             pages,
             numbers,
@@ -159,38 +162,47 @@ async fn main() -> anyhow::Result<()> {
             events,
             rate,
         } => {
+            let o = fanout::Opts {
+                sockets,
+                events,
+                rate,
+            };
+            // The bare broadcast server first, then the real one, each alone on the machine.
+            let bare = baseline::Process::start(None).await?;
+            let b = fanout::run(fanout::Target::Baseline(&bare), &o).await;
+            bare.stop().await;
+            let b = b?;
             let dir = temp_dir()?;
             let target = Target::fresh(cli.database_url.as_deref(), dir.path()).await?;
             println!("store: {}", target.describe());
             let server = Server::start(&cli.bin, dir.path(), &target, true).await?;
-            let r = fanout::run(
-                &server,
-                &fanout::Opts {
-                    sockets,
-                    events,
-                    rate,
-                },
-            )
-            .await;
+            let r = fanout::run(fanout::Target::Switchboard(&server), &o).await;
             server.stop().await;
             target.drop().await?;
             let r = r?;
             println!(
-                "\n| sockets | events | frames delivered | frames/s | lag p50 | lag p99 | RSS idle | RSS connected | RSS after |"
+                "\n| run | sockets | events | frames delivered | frames/s | lag p50 | lag p99 | RSS idle | RSS connected | RSS after |"
             );
-            println!("|---|---|---|---|---|---|---|---|---|");
+            println!("|---|---|---|---|---|---|---|---|---|---|");
+            for (name, r) in [("baseline (bare broadcast)", &b), ("switchboard", &r)] {
+                println!(
+                    "| {name} | {} | {} | {}/{} | {:.0} | {:.1} ms | {:.1} ms | {:.1} MiB | {:.1} MiB | {:.1} MiB |",
+                    r.sockets,
+                    r.events,
+                    r.frames,
+                    r.expected_frames,
+                    r.frames_per_sec,
+                    r.lag.pct(50.0),
+                    r.lag.pct(99.0),
+                    r.rss_idle_mib,
+                    r.rss_connected_mib,
+                    r.rss_after_mib
+                );
+            }
             println!(
-                "| {} | {} | {}/{} | {:.0} | {:.1} ms | {:.1} ms | {:.1} MiB | {:.1} MiB | {:.1} MiB |",
-                r.sockets,
-                r.events,
-                r.frames,
-                r.expected_frames,
-                r.frames_per_sec,
-                r.lag.pct(50.0),
-                r.lag.pct(99.0),
-                r.rss_idle_mib,
-                r.rss_connected_mib,
-                r.rss_after_mib
+                "\nfan-out / baseline = {:.2} (frames/s); lag p99 {:.1}× the baseline's",
+                r.frames_per_sec / b.frames_per_sec,
+                r.lag.pct(99.0) / b.lag.pct(99.0)
             );
             if r.frames < r.expected_frames {
                 bail!("{} frames were not delivered", r.expected_frames - r.frames);
@@ -217,21 +229,38 @@ async fn main() -> anyhow::Result<()> {
             println!("store: {}", target.describe());
             queries::generate(&cli.bin, &data_dir, &target, &o).await?;
             let server = Server::start(&cli.bin, &data_dir, &target, false).await?;
-            let views = queries::measure(&server, &o).await?;
+            let views = queries::measure(&server, &o).await;
+            // The floor: a bare server answering with the bytes of a real page of the list.
+            let page = server
+                .api(reqwest::Method::GET, "/conversations", &server.admin, None)
+                .await;
             server.stop().await;
+            let (views, page) = (views?, page?);
+            let body = tempfile::NamedTempFile::new()?;
+            std::fs::write(body.path(), serde_json::to_vec(&page)?)?;
+            let bare = baseline::Process::start(Some(body.path())).await?;
+            let floor = queries::measure_floor(&bare, &o).await;
+            bare.stop().await;
+            let floor = floor?;
             println!(
                 "\ndataset: {conversations} conversations, {} messages",
                 conversations * messages_per
             );
-            println!("| view | rows | p50 | p99 |");
-            println!("|---|---|---|---|");
+            println!(
+                "baseline (a bare server answering with the bytes of one page): p50 {:.2} ms, p99 {:.2} ms",
+                floor.pct(50.0),
+                floor.pct(99.0)
+            );
+            println!("| view | rows | p50 | p99 | p50 / baseline |");
+            println!("|---|---|---|---|---|");
             for v in views {
                 println!(
-                    "| {} | {} | {:.2} ms | {:.2} ms |",
+                    "| {} | {} | {:.2} ms | {:.2} ms | {:.1} |",
                     v.name,
                     v.rows,
                     v.samples.pct(50.0),
-                    v.samples.pct(99.0)
+                    v.samples.pct(99.0),
+                    v.samples.pct(50.0) / floor.pct(50.0)
                 );
             }
             Ok(())
@@ -263,21 +292,14 @@ async fn run_ingest(
 ) -> anyhow::Result<()> {
     // 1. The baseline: the same requests to a bare verify+parse handler, in this run.
     let baseline = if with_baseline {
-        let port = server::free_port()?;
-        let me = std::env::current_exe()?;
-        let mut child = tokio::process::Command::new(me)
-            .args(["baseline-server", "--bind", &format!("127.0.0.1:{port}")])
-            .kill_on_drop(true)
-            .spawn()?;
-        let base = format!("http://127.0.0.1:{port}");
+        let bare = baseline::Process::start(None).await?;
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(512)
             .build()?;
-        server::wait_healthy(&http, &base).await?;
         let (hooks, _) = ingest::build("baseline", o, 0);
-        let r = ingest::load(&http, &base, hooks, o, "baseline").await?;
-        let _ = child.kill().await;
-        Some(r)
+        let r = ingest::load(&http, &bare.base, hooks, o, "baseline").await;
+        bare.stop().await;
+        Some(r?)
     } else {
         None
     };

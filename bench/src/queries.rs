@@ -390,3 +390,20 @@ pub async fn measure(server: &Server, o: &Opts) -> anyhow::Result<Vec<View>> {
     });
     Ok(out)
 }
+
+/// The same number of sequential requests to the bare server's `GET /list`.
+pub async fn measure_floor(bare: &crate::baseline::Process, o: &Opts) -> anyhow::Result<Samples> {
+    let http = reqwest::Client::new();
+    let url = format!("{}/list", bare.base);
+    let mut samples = Samples::default();
+    let mut progress = Progress::new("baseline", o.samples as u64);
+    for k in 0..o.samples {
+        let t0 = Instant::now();
+        let body = http.get(&url).send().await?.bytes().await?;
+        samples.push(t0.elapsed());
+        anyhow::ensure!(!body.is_empty(), "the baseline answered nothing");
+        progress.update(k as u64 + 1);
+    }
+    progress.finish(o.samples as u64);
+    Ok(samples)
+}
