@@ -89,11 +89,7 @@ async fn push(socket: WebSocket, mut rx: broadcast::Receiver<axum::extract::ws::
 }
 
 async fn list(State(b): State<Baseline>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        b.list.clone(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "application/json")], b.list.clone()).into_response()
 }
 
 pub async fn serve(bind: std::net::SocketAddr, list_body: Option<PathBuf>) -> anyhow::Result<()> {

@@ -1,6 +1,7 @@
 //! The group-commit writer for provider channel events (Messenger, Instagram...): like
 //! [`crate::ingest`], one task commits whatever is queued in one transaction and answers each
-//! caller after the commit, so a webhook is acknowledged only once its events are on disk.
+//! caller after the commit, so a webhook is acknowledged only once its events are on disk. A
+//! webhook's items travel together and land in one batch, in order.
 
 use crate::clock::Clock;
 use crate::ingest::IngestFailure;
@@ -9,15 +10,17 @@ use std::sync::Arc;
 use switchboard_store::{ChannelItem, ChannelOutcome, IngestError, Store};
 use tokio::sync::{mpsc, oneshot};
 
-type Reply = oneshot::Sender<Result<Result<ChannelOutcome, IngestError>, IngestFailure>>;
+type Outcomes = Vec<Result<ChannelOutcome, IngestError>>;
+type Reply = oneshot::Sender<Result<Outcomes, IngestFailure>>;
 
 #[derive(Clone)]
 pub struct ChannelIngest {
-    tx: mpsc::Sender<(ChannelItem, Reply)>,
+    tx: mpsc::Sender<(Vec<ChannelItem>, Reply)>,
     routing: Routing,
 }
 
 impl ChannelIngest {
+    /// `batch_max`: the most callers (webhooks) one batch takes.
     pub fn start(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
@@ -29,25 +32,18 @@ impl ChannelIngest {
         Ok(Self { tx, routing })
     }
 
-    /// Queues the items (in order) and waits until all of them are durably stored. A store
-    /// failure of any item fails the whole call: the provider retries and duplicates collapse.
-    pub async fn submit_all(
-        &self,
-        items: Vec<ChannelItem>,
-    ) -> Result<Vec<Result<ChannelOutcome, IngestError>>, IngestFailure> {
-        let mut waits = Vec::with_capacity(items.len());
-        for item in items {
-            let (reply, wait) = oneshot::channel();
-            self.tx
-                .send((item, reply))
-                .await
-                .map_err(|_| IngestFailure::Stopped)?;
-            waits.push(wait);
+    /// Queues the items (in order, in one batch) and waits until all of them are durably stored.
+    /// A store failure fails the whole call: the provider retries and duplicates collapse.
+    pub async fn submit_all(&self, items: Vec<ChannelItem>) -> Result<Outcomes, IngestFailure> {
+        if items.is_empty() {
+            return Ok(Vec::new());
         }
-        let mut out = Vec::with_capacity(waits.len());
-        for w in waits {
-            out.push(w.await.map_err(|_| IngestFailure::Stopped)??);
-        }
+        let (reply, wait) = oneshot::channel();
+        self.tx
+            .send((items, reply))
+            .await
+            .map_err(|_| IngestFailure::Stopped)?;
+        let out = wait.await.map_err(|_| IngestFailure::Stopped)??;
         // As for live chat: a conversation a customer message created or reopened is routed now;
         // a failure is logged and the runner's backlog sweep routes it later.
         for o in &out {
@@ -65,16 +61,19 @@ impl ChannelIngest {
 async fn run(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
-    mut rx: mpsc::Receiver<(ChannelItem, Reply)>,
+    mut rx: mpsc::Receiver<(Vec<ChannelItem>, Reply)>,
     batch_max: usize,
 ) {
     let mut queued = Vec::with_capacity(batch_max);
     while rx.recv_many(&mut queued, batch_max).await > 0 {
-        let (items, replies): (Vec<ChannelItem>, Vec<Reply>) = queued.drain(..).unzip();
+        let (lists, replies): (Vec<Vec<ChannelItem>>, Vec<Reply>) = queued.drain(..).unzip();
+        let sizes: Vec<usize> = lists.iter().map(Vec::len).collect();
+        let items: Vec<ChannelItem> = lists.into_iter().flatten().collect();
         match store.ingest_channel(&items, clock.now()).await {
             Ok(outcomes) => {
-                for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                    let _ = reply.send(Ok(outcome));
+                let mut outcomes = outcomes.into_iter();
+                for (reply, n) in replies.into_iter().zip(sizes) {
+                    let _ = reply.send(Ok(outcomes.by_ref().take(n).collect()));
                 }
             }
             Err(e) => {

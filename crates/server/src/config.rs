@@ -73,7 +73,8 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Largest file an agent may attach, in bytes.
     pub max_upload_bytes: usize,
-    /// How many inbound messages the ingest writer commits in one transaction at most.
+    /// How many webhooks (or widget messages) the ingest writer commits in one transaction at most;
+    /// a webhook's events always go in together.
     pub ingest_batch_max: usize,
 }
 

@@ -42,7 +42,9 @@ pub(super) async fn ingest_batch(
     )
     .await?;
 
-    // ---- reads, one statement each for the whole batch
+    // ---- reads, one statement each for the whole batch; composite keys are looked up one by one
+    // (`LATERAL`): joined as sets, PostgreSQL hashed whole tables while they were young and kept
+    // that plan as they grew.
     let look = batch::lookups(batch, aliases);
     let mut known = Known::default();
     for r in sqlx::query("SELECT id FROM inboxes WHERE id = ANY($1)")
@@ -64,9 +66,10 @@ pub(super) async fn ingest_batch(
     if !look.identities.is_empty() {
         let (inboxes, externals) = pairs(&look.identities);
         for r in sqlx::query(
-            "SELECT i.inbox_id, i.external_id, i.contact_id FROM contact_identities i \
-             JOIN unnest($1::text[], $2::text[]) AS k(inbox_id, external_id) \
-             ON i.inbox_id = k.inbox_id AND i.external_id = k.external_id",
+            "SELECT i.inbox_id, i.external_id, i.contact_id \
+             FROM unnest($1::text[], $2::text[]) AS k(inbox_id, external_id) CROSS JOIN LATERAL \
+             (SELECT * FROM contact_identities i \
+              WHERE i.inbox_id = k.inbox_id AND i.external_id = k.external_id) i",
         )
         .bind(inboxes)
         .bind(externals)
@@ -81,9 +84,9 @@ pub(super) async fn ingest_batch(
     }
     let (inboxes, pids) = pairs(&look.provider_ids);
     for r in sqlx::query(
-        "SELECT m.inbox_id, m.provider_message_id, m.id, m.conversation_id FROM messages m \
-         JOIN unnest($1::text[], $2::text[]) AS k(inbox_id, pid) \
-         ON m.inbox_id = k.inbox_id AND m.provider_message_id = k.pid",
+        "SELECT m.inbox_id, m.provider_message_id, m.id, m.conversation_id \
+         FROM unnest($1::text[], $2::text[]) AS k(inbox_id, pid) CROSS JOIN LATERAL \
+         (SELECT * FROM messages m WHERE m.inbox_id = k.inbox_id AND m.provider_message_id = k.pid) m",
     )
     .bind(inboxes)
     .bind(pids)
@@ -110,8 +113,9 @@ pub(super) async fn ingest_batch(
         let contacts: Vec<String> = keys.iter().map(|k| k.0.to_string()).collect();
         let inboxes: Vec<String> = keys.iter().map(|k| k.1.to_string()).collect();
         for r in sqlx::query(
-            "SELECT c.* FROM conversations c \
-             WHERE (c.contact_id, c.inbox_id) IN (SELECT * FROM unnest($1::text[], $2::text[])) \
+            "SELECT c.* FROM conversations c WHERE c.id IN (SELECT x.id \
+             FROM unnest($1::text[], $2::text[]) AS k(contact_id, inbox_id) CROSS JOIN LATERAL \
+             (SELECT id FROM conversations x WHERE x.contact_id = k.contact_id AND x.inbox_id = k.inbox_id) x) \
              ORDER BY c.id FOR UPDATE",
         )
         .bind(&contacts)
