@@ -20,7 +20,10 @@
 //! The price: a conversation whose only match is an older message (not among its newest
 //! [`WALK_MESSAGES`], or beyond the newest [`DEPTH`] matches) is not found for a common word.
 
-use crate::{ConversationQuery, ConversationSummary, Page, Result, merge_newest_first, page_of};
+use crate::{
+    AssigneeFilter, ConversationQuery, ConversationSummary, Page, Result, merge_newest_first,
+    page_of,
+};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use switchboard_core::ConversationId;
@@ -84,6 +87,61 @@ fn all_match(searched: &[String], text: &str) -> bool {
             }
         })
     })
+}
+
+/// A bound value of the conversation list's filters.
+pub(crate) enum ListBind {
+    Text(String),
+    Int(i64),
+    /// Inbox ids, tested by the backend's `inbox_in`.
+    Ids(Vec<String>),
+}
+
+/// The conversation list's conditions for `q` without its text (filters and cursor), with `?`
+/// placeholders, for both stores; `inbox_in` is the backend's test of `c.inbox_id` against a
+/// list bound as one value (SQLite `IN (SELECT value FROM json_each(?))`, PostgreSQL `= ANY(?)`).
+pub(crate) fn list_filters(q: &ConversationQuery, inbox_in: &str) -> (String, Vec<ListBind>) {
+    let mut sql = String::from("c.workspace_id = ?");
+    let mut binds = vec![ListBind::Text(q.workspace_id.to_string())];
+    if let Some(visible) = &q.visible_inboxes {
+        sql.push_str(&format!(" AND c.inbox_id {inbox_in}"));
+        binds.push(ListBind::Ids(
+            visible.iter().map(ToString::to_string).collect(),
+        ));
+    }
+    if let Some(s) = q.status {
+        sql.push_str(" AND c.status = ?");
+        binds.push(ListBind::Text(s.as_str().into()));
+    }
+    if let Some(i) = q.inbox_id {
+        sql.push_str(" AND c.inbox_id = ?");
+        binds.push(ListBind::Text(i.to_string()));
+    }
+    match q.assignee {
+        Some(AssigneeFilter::Unassigned) => sql.push_str(" AND c.assignee_id IS NULL"),
+        Some(AssigneeFilter::Agent(a)) => {
+            sql.push_str(" AND c.assignee_id = ?");
+            binds.push(ListBind::Text(a.to_string()));
+        }
+        None => {}
+    }
+    if let Some(ct) = q.contact_id {
+        sql.push_str(" AND c.contact_id = ?");
+        binds.push(ListBind::Text(ct.to_string()));
+    }
+    if let Some(tag) = &q.tag {
+        sql.push_str(
+            " AND EXISTS (SELECT 1 FROM conversation_tags x JOIN tags t ON t.id = x.tag_id WHERE x.conversation_id = c.id AND t.name = ?)",
+        );
+        binds.push(ListBind::Text(tag.clone()));
+    }
+    if let Some(cur) = q.cursor {
+        sql.push_str(" AND (c.last_activity_at < ? OR (c.last_activity_at = ? AND c.id < ?))");
+        binds.push(ListBind::Int(cur.last_activity_at.millis()));
+        binds.push(ListBind::Int(cur.last_activity_at.millis()));
+        binds.push(ListBind::Text(cur.id.to_string()));
+    }
+    (sql, binds)
 }
 
 /// What a walked conversation is checked against.

@@ -804,48 +804,20 @@ impl PgStore {
         take: usize,
         persistent: bool,
     ) -> Result<Vec<ConversationSummary>> {
+        let (filters, list_binds) = crate::search::list_filters(q, "= ANY(?)");
         let mut sql = format!(
             "SELECT {CONVERSATION_COLUMNS}, ct.name AS contact_name, i.channel AS channel, i.name AS inbox_name \
              FROM conversations c JOIN contacts ct ON ct.id = c.contact_id JOIN inboxes i ON i.id = c.inbox_id \
-             WHERE c.workspace_id = ?"
+             WHERE {filters}"
         );
-        let mut binds = vec![Bind::Text(q.workspace_id.to_string())];
-        if let Some(visible) = &q.visible_inboxes {
-            sql.push_str(" AND c.inbox_id = ANY(?)");
-            binds.push(Bind::Texts(id_strings(visible)));
-        }
-        if let Some(s) = q.status {
-            sql.push_str(" AND c.status = ?");
-            binds.push(Bind::Text(s.as_str().into()));
-        }
-        if let Some(i) = q.inbox_id {
-            sql.push_str(" AND c.inbox_id = ?");
-            binds.push(Bind::Text(i.to_string()));
-        }
-        match q.assignee {
-            Some(AssigneeFilter::Unassigned) => sql.push_str(" AND c.assignee_id IS NULL"),
-            Some(AssigneeFilter::Agent(a)) => {
-                sql.push_str(" AND c.assignee_id = ?");
-                binds.push(Bind::Text(a.to_string()));
-            }
-            None => {}
-        }
-        if let Some(ct) = q.contact_id {
-            sql.push_str(" AND c.contact_id = ?");
-            binds.push(Bind::Text(ct.to_string()));
-        }
-        if let Some(tag) = &q.tag {
-            sql.push_str(
-                " AND EXISTS (SELECT 1 FROM conversation_tags x JOIN tags t ON t.id = x.tag_id WHERE x.conversation_id = c.id AND t.name = ?)",
-            );
-            binds.push(Bind::Text(tag.clone()));
-        }
-        if let Some(cur) = q.cursor {
-            sql.push_str(" AND (c.last_activity_at < ? OR (c.last_activity_at = ? AND c.id < ?))");
-            binds.push(Bind::Int(cur.last_activity_at.millis()));
-            binds.push(Bind::Int(cur.last_activity_at.millis()));
-            binds.push(Bind::Text(cur.id.to_string()));
-        }
+        let mut binds: Vec<Bind> = list_binds
+            .into_iter()
+            .map(|b| match b {
+                crate::search::ListBind::Text(s) => Bind::Text(s),
+                crate::search::ListBind::Int(i) => Bind::Int(i),
+                crate::search::ListBind::Ids(v) => Bind::Texts(v),
+            })
+            .collect();
         if let Some((more, more_binds)) = extra {
             sql.push_str(&more);
             binds.extend(more_binds);
