@@ -120,7 +120,6 @@ impl SqliteStore {
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
-            tracing::info!(version = m.version, name = m.name, "applied migration");
         }
         Ok(())
     }

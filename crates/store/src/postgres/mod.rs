@@ -143,7 +143,6 @@ impl PgStore {
             .bind(m.name)
             .execute(&mut *tx)
             .await?;
-            tracing::info!(version = m.version, name = m.name, "applied migration");
         }
         tx.commit().await?;
         Ok(())
