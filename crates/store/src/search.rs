@@ -146,12 +146,15 @@ pub(crate) fn list_filters(q: &ConversationQuery, inbox_in: &str) -> (String, Ve
 
 /// What a walked conversation is checked against.
 #[derive(Default)]
-pub(crate) struct Texts {
+struct Texts {
     /// The contact's name, phone and email.
-    pub contact: String,
+    contact: String,
     /// Its newest messages' text.
-    pub messages: Vec<String>,
+    messages: Vec<String>,
 }
+
+/// (conversation, contact text, one message's text).
+pub(crate) type TextRow = (ConversationId, String, Option<String>);
 
 /// What a backend provides for the search.
 #[async_trait]
@@ -159,8 +162,9 @@ pub(crate) trait SearchBackend {
     /// The conversation list's rows for `q` without its text (filters and cursor), newest first,
     /// at most `take`.
     async fn rows(&self, q: &ConversationQuery, take: usize) -> Result<Vec<ConversationSummary>>;
-    /// The contact text and newest [`WALK_MESSAGES`] messages of each conversation.
-    async fn texts(&self, ids: &[ConversationId]) -> Result<HashMap<ConversationId, Texts>>;
+    /// For each conversation, its contact's name/phone/email and each of its newest
+    /// [`WALK_MESSAGES`] messages (`None`: it has none): one row a message.
+    async fn texts(&self, ids: &[ConversationId]) -> Result<Vec<TextRow>>;
     /// Through the text index: the rows for `q` whose contact or one of the newest [`DEPTH`]
     /// matching messages has every word of `text` (`words` holds them, folded), newest first, at
     /// most `take`.
@@ -189,7 +193,12 @@ pub(crate) async fn list(
     }
     let recent = b.rows(q, WALK).await?;
     let ids: Vec<ConversationId> = recent.iter().map(|s| s.conversation.id).collect();
-    let texts = b.texts(&ids).await?;
+    let mut texts: HashMap<ConversationId, Texts> = HashMap::new();
+    for (id, contact, body) in b.texts(&ids).await? {
+        let t = texts.entry(id).or_default();
+        t.contact = contact;
+        t.messages.extend(body);
+    }
     let found: Vec<ConversationSummary> = recent
         .into_iter()
         .filter(|s| {

@@ -677,12 +677,7 @@ impl crate::search::SearchBackend for SqliteStore {
         self.list_rows(q, None, take).await
     }
 
-    async fn texts(
-        &self,
-        ids: &[ConversationId],
-    ) -> Result<std::collections::HashMap<ConversationId, crate::search::Texts>> {
-        let mut out: std::collections::HashMap<ConversationId, crate::search::Texts> =
-            std::collections::HashMap::new();
+    async fn texts(&self, ids: &[ConversationId]) -> Result<Vec<crate::search::TextRow>> {
         let rows = sqlx::query(
             "SELECT c.id, COALESCE(ct.name, '') || ' ' || COALESCE(ct.phone, '') || ' ' || COALESCE(ct.email, '') AS contact, \
              m.body FROM json_each(?) AS k JOIN conversations c ON c.id = k.value JOIN contacts ct ON ct.id = c.contact_id \
@@ -693,14 +688,15 @@ impl crate::search::SearchBackend for SqliteStore {
         .bind(crate::search::WALK_MESSAGES)
         .fetch_all(&self.read)
         .await?;
-        for r in rows {
-            let t = out.entry(ConversationId(uuid_of(&r, "id")?)).or_default();
-            t.contact = r.try_get("contact")?;
-            if let Some(body) = r.try_get::<Option<String>, _>("body")? {
-                t.messages.push(body);
-            }
-        }
-        Ok(out)
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    ConversationId(uuid_of(r, "id")?),
+                    r.try_get("contact")?,
+                    r.try_get("body")?,
+                ))
+            })
+            .collect()
     }
 
     async fn indexed(

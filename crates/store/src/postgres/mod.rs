@@ -768,8 +768,6 @@ fn numbered(sql: &str) -> String {
     out
 }
 
-use std::collections::HashMap;
-
 /// `expr` lower-cased and without diacritics, in SQL: decomposed (NFD), the combining marks
 /// dropped, then lower-cased (the columns are `COLLATE "C"`, whose `lower()` folds ASCII only —
 /// enough once the marks are gone), and đ, which does not decompose, made d. A `translate()` over
@@ -842,11 +840,7 @@ impl crate::search::SearchBackend for PgStore {
         self.list_rows(q, None, take, true).await
     }
 
-    async fn texts(
-        &self,
-        ids: &[ConversationId],
-    ) -> Result<HashMap<ConversationId, crate::search::Texts>> {
-        let mut out: HashMap<ConversationId, crate::search::Texts> = HashMap::new();
+    async fn texts(&self, ids: &[ConversationId]) -> Result<Vec<crate::search::TextRow>> {
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT c.id, {} AS contact, m.body FROM conversations c JOIN contacts ct ON ct.id = c.contact_id \
              LEFT JOIN LATERAL (SELECT body FROM messages WHERE conversation_id = c.id \
@@ -857,14 +851,15 @@ impl crate::search::SearchBackend for PgStore {
         .bind(crate::search::WALK_MESSAGES)
         .fetch_all(&self.read)
         .await?;
-        for r in rows {
-            let t = out.entry(ConversationId(uuid_of(&r, "id")?)).or_default();
-            t.contact = r.try_get("contact")?;
-            if let Some(body) = r.try_get::<Option<String>, _>("body")? {
-                t.messages.push(body);
-            }
-        }
-        Ok(out)
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    ConversationId(uuid_of(r, "id")?),
+                    r.try_get("contact")?,
+                    r.try_get("body")?,
+                ))
+            })
+            .collect()
     }
 
     async fn indexed(
