@@ -1004,3 +1004,48 @@ async fn a_phone_or_email_shared_by_quick_reply_fills_the_profile_once() {
         (Some("+84912345678"), Some("ha@shop.vn"))
     );
 }
+
+/// Hardening finding 2: on PostgreSQL a NUL in one customer's text failed every webhook in its
+/// group-commit batch, and Meta redelivered it forever.
+#[tokio::test]
+async fn a_nul_in_a_customers_message_is_dropped_and_poisons_nothing() {
+    let m = Meta::start().await;
+    let hook = |i: usize, text: &str| {
+        let body = json!({"object": "page", "entry": [{"id": PAGE, "time": 1, "messaging": [
+            dm(PAGE, PSID, &format!("m_nul_{i}"), T0.millis() + i as i64, text)]}]});
+        meta_json(&body)
+    };
+    // Forty webhooks at once (so they share batches), every fourth with NULs and other controls,
+    // in the text and in the extras.
+    let bodies: Vec<String> = (0..40)
+        .map(|i| {
+            if i % 4 == 0 {
+                hook(i, &format!("áo\u{0} số {i}\u{1}\u{7f}"))
+            } else {
+                hook(i, &format!("áo số {i}"))
+            }
+        })
+        .collect();
+    let mut sends = Vec::new();
+    for body in &bodies {
+        let sig = signature_header(SECRET, body.as_bytes());
+        sends.push(m.webhook(body, Some(sig)));
+    }
+    for (status, body) in futures_util::future::join_all(sends).await {
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let conv = m.claimed_conversation().await;
+    let thread = m.thread(&conv).await;
+    assert_eq!(thread.len(), 40);
+    let texts: Vec<&str> = thread.iter().map(|t| t["text"].as_str().unwrap()).collect();
+    assert!(texts.contains(&"áo số 0"), "{texts:?}");
+    assert!(
+        texts
+            .iter()
+            .all(|t| !t.contains(['\u{0}', '\u{1}', '\u{7f}']))
+    );
+    // A redelivery is a duplicate, not a failure.
+    let sig = signature_header(SECRET, bodies[0].as_bytes());
+    assert_eq!(m.webhook(&bodies[0], Some(sig)).await.0, StatusCode::OK);
+    assert_eq!(m.thread(&conv).await.len(), 40);
+}

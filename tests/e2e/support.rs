@@ -367,6 +367,29 @@ impl TestApp {
         v["token"].as_str().unwrap().to_owned()
     }
 
+    /// A new visitor of `inbox` writes `text` and the agent holding `token` claims the
+    /// conversation; returns the visitor token and the conversation id.
+    pub async fn claimed_visitor_conversation(
+        &self,
+        inbox: &str,
+        token: &str,
+        text: &str,
+    ) -> (String, String) {
+        let v = self.visitor(inbox).await;
+        let conv = self.visitor_says(&v, text).await["message"]["conversation_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        self.ok(
+            Method::POST,
+            &format!("/api/v1/conversations/{conv}/claim"),
+            token,
+            None,
+        )
+        .await;
+        (v, conv)
+    }
+
     /// The visitor writes; returns the response body.
     pub async fn visitor_says(&self, token: &str, text: &str) -> Value {
         let (s, v) = self

@@ -202,6 +202,126 @@ async fn files_go_to_the_customer_and_stay_out_of_reach_of_others() {
     );
 }
 
+/// Hardening finding 1: a picture whose type the uploader chose ran script on our origin.
+#[tokio::test]
+async fn a_file_is_served_with_the_type_its_bytes_have_never_the_uploaders() {
+    let app = TestApp::start().await;
+    let (lan, lan_t) = app.agent("lan@shop.vn", "Lan", "agent").await;
+    let inbox = app.inbox("Web", &[&lan]).await;
+    let (v, conv) = app
+        .claimed_visitor_conversation(&inbox, &lan_t, "ảnh đây")
+        .await;
+    let svg = r#"<svg xmlns="http://www.w3.org/2000/svg" onload="fetch('/api/v1/agents')"/>"#;
+    let upload = |claimed: &'static str, body: Vec<u8>| {
+        app.http
+            .post(app.url(&format!(
+                "/api/v1/conversations/{conv}/attachments?filename=anh.png"
+            )))
+            .bearer_auth(&lan_t)
+            .header("content-type", claimed)
+            .body(body)
+            .send()
+    };
+    let fetch = |url: String, token: String| {
+        let req = app.http.get(app.url(&url)).bearer_auth(token);
+        async move {
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            let h = r.headers().clone();
+            let header = |name: &str| h[name].to_str().unwrap().to_owned();
+            (
+                header("content-type"),
+                header("content-disposition"),
+                header("content-security-policy"),
+                header("x-content-type-options"),
+            )
+        }
+    };
+    for claimed in [
+        "image/SVG+xml",
+        "image/png,text/html",
+        "image/x;a=b,application/xml",
+    ] {
+        let r = upload(claimed, svg.as_bytes().to_vec()).await.unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED, "{claimed}");
+        let att = r.json::<serde_json::Value>().await.unwrap()["attachments"][0].clone();
+        assert_eq!(att["content_type"], "application/octet-stream", "{claimed}");
+        let url = att["url"].as_str().unwrap().to_owned();
+        let (ty, disposition, csp, nosniff) = fetch(url.clone(), lan_t.clone()).await;
+        assert_eq!(ty, "application/octet-stream", "{claimed}");
+        assert!(
+            disposition.starts_with("attachment;"),
+            "{claimed}: {disposition}"
+        );
+        assert!(csp.starts_with("sandbox"), "{claimed}: {csp}");
+        assert_eq!(nosniff, "nosniff");
+        // The visitor's copy comes with the same headers.
+        let vurl = url.replace("/api/v1/media/", "/widget/v1/media/");
+        let (vty, vdisposition, vcsp, _) = fetch(vurl, v.clone()).await;
+        assert_eq!(
+            (vty.as_str(), &vdisposition[..10], &vcsp[..7]),
+            ("application/octet-stream", "attachment", "sandbox")
+        );
+    }
+    // A real picture is a picture whatever it was called, and keeps its Vietnamese name.
+    let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    let r = upload("text/html", png).await.unwrap();
+    let att = r.json::<serde_json::Value>().await.unwrap()["attachments"][0].clone();
+    assert_eq!(att["content_type"], "image/png");
+    let (ty, disposition, csp, _) = fetch(att["url"].as_str().unwrap().into(), lan_t.clone()).await;
+    assert_eq!(ty, "image/png");
+    assert!(disposition.starts_with("inline;"), "{disposition}");
+    assert!(
+        disposition.contains("filename*=UTF-8''anh.png"),
+        "{disposition}"
+    );
+    assert!(csp.starts_with("sandbox"));
+
+    // A file stored before types were derived keeps its uploader's string in the database: it is
+    // still served (and listed) as opaque bytes.
+    let old = switchboard_store::Attachment {
+        id: uuid::Uuid::now_v7(),
+        conversation_id: serde_json::from_value(json!(conv)).unwrap(),
+        message_id: switchboard_core::MessageId(uuid::Uuid::now_v7()),
+        filename: "cũ.png".into(),
+        content_type: "image/png,text/html".into(),
+        size_bytes: 3,
+        created_at: T0,
+    };
+    app.state.store.create_attachment(&old).await.unwrap();
+    std::fs::write(
+        app.state
+            .config
+            .data_dir
+            .join("media")
+            .join(old.id.to_string()),
+        "<b>",
+    )
+    .unwrap();
+    let (ty, disposition, _, _) = fetch(format!("/api/v1/media/{}", old.id), lan_t.clone()).await;
+    assert_eq!(ty, "application/octet-stream");
+    assert!(disposition.starts_with("attachment;"));
+    assert!(
+        disposition.contains("filename*=UTF-8''c%C5%A9.png"),
+        "{disposition}"
+    );
+    let gallery = app
+        .ok(
+            Method::GET,
+            &format!("/api/v1/conversations/{conv}/attachments"),
+            &lan_t,
+            None,
+        )
+        .await;
+    assert!(
+        gallery["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["content_type"] != "image/png,text/html")
+    );
+}
+
 #[tokio::test]
 async fn uploads_over_the_limit_are_refused_and_store_nothing() {
     let dir = tempfile::tempdir().unwrap();

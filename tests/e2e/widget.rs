@@ -270,3 +270,70 @@ async fn widget_answers_cors_preflight_from_any_site() {
         .unwrap();
     assert!(r.headers().get("access-control-allow-origin").is_none());
 }
+
+/// Hardening finding 2: text with a NUL from a visitor or an agent is refused with 422 before
+/// anything is written (PostgreSQL refused it with a 500, and failed the visitor's neighbours).
+#[tokio::test]
+async fn text_with_a_nul_is_refused_before_anything_is_stored() {
+    let app = TestApp::start().await;
+    let (lan, lan_t) = app.agent("lan@shop.vn", "Lan", "agent").await;
+    let inbox = app.inbox("Web", &[&lan]).await;
+    let (v, conv) = app
+        .claimed_visitor_conversation(&inbox, &lan_t, "xin chào")
+        .await;
+    let contact = app.conversation(&conv).await["contact_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refused = |s: StatusCode, b: &serde_json::Value, what: &str| {
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_characters")),
+            "{what}: {b}"
+        );
+    };
+    for text in ["a\u{0}b", "\u{0}", "màu\u{1b}[31m đỏ"] {
+        let (s, b) = app
+            .call(
+                Method::POST,
+                "/widget/v1/messages",
+                Some(&v),
+                Some(json!({"text": text})),
+            )
+            .await;
+        refused(s, &b, "visitor message");
+        for kind in ["text", "note"] {
+            let (s, b) = app
+                .post(
+                    &format!("/api/v1/conversations/{conv}/messages"),
+                    &lan_t,
+                    json!({"text": text, "kind": kind}),
+                )
+                .await;
+            refused(s, &b, kind);
+        }
+        let (s, b) = app
+            .call(
+                Method::PATCH,
+                &format!("/api/v1/contacts/{contact}"),
+                Some(&lan_t),
+                Some(json!({"notes": text})),
+            )
+            .await;
+        refused(s, &b, "contact notes");
+    }
+    // In a search box (the query string) too: a 422, not a server error.
+    let (s, b) = app.get("/api/v1/conversations?q=ch%00ao", &lan_t).await;
+    refused(s, &b, "search");
+    // Nothing was written: the thread still holds the visitor's first message only.
+    assert_eq!(app.count_messages().await, 1);
+    let c = app
+        .ok(
+            Method::GET,
+            &format!("/api/v1/contacts/{contact}"),
+            &lan_t,
+            None,
+        )
+        .await;
+    assert!(c["notes"].is_null() || c["notes"] == "", "{c}");
+}

@@ -420,3 +420,56 @@ test('WhatsApp after 24 hours: only a template, picked and filled in the compose
     sandbox.kill('SIGTERM');
   }
 });
+
+test('files with a disguised type never run script: an admin opening them stays the only admin', async () => {
+  const admin = (await call('POST', '/api/v1/auth/login', null, { email: 'admin@shop.vn', password: PASSWORD })).token;
+  const lanToken = (await call('POST', '/api/v1/auth/login', null, { email: 'lan@shop.vn', password: PASSWORD })).token;
+  const inbox = (await call('POST', '/api/v1/inboxes', admin, { name: 'Hostile files', channel: 'livechat' })).id;
+  await call('PUT', `/api/v1/inboxes/${inbox}/members`, admin, { agent_ids: [ids.lan] });
+  const visitor = (await call('POST', '/widget/v1/sessions', null, { inbox_id: inbox })).token;
+  const said = await call('POST', '/widget/v1/messages', visitor, { text: 'xem ảnh này' });
+  const conv = said.message.conversation_id;
+  await call('POST', `/api/v1/conversations/${conv}/claim`, lanToken);
+  // What the attacker uploaded: a picture that, shown as SVG on our origin, makes itself an admin.
+  const payload = `<svg xmlns="http://www.w3.org/2000/svg" onload="fetch('/api/v1/agents',{method:'POST',headers:{'content-type':'application/json'},body:JSON.stringify({email:'evil@x.vn',name:'Evil',role:'admin',password:'correct horse battery'})});document.title='ran'"><rect width="10" height="10"/></svg>`;
+  const urls = [];
+  for (const type of ['image/SVG+xml', 'image/png,text/html', 'image/x;a=b,application/xml']) {
+    const r = await fetch(`${base}/api/v1/conversations/${conv}/attachments?filename=anh.svg`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${lanToken}`, 'content-type': type },
+      body: payload,
+    });
+    assert.equal(r.status, 201, type);
+    const m = await r.json();
+    assert.equal(m.attachments[0].content_type, 'application/octet-stream', type);
+    urls.push(m.attachments[0].url);
+  }
+
+  const page = await agentPage('admin@shop.vn');
+  const posts = [];
+  page.on('request', (req) => {
+    if (req.method() === 'POST' && req.url().includes('/api/v1/agents')) posts.push(req.url());
+  });
+  // Opened directly, each is a download or an inert sandboxed document; script never runs.
+  for (const url of urls) {
+    const opened = await page.context().newPage();
+    opened.on('request', (req) => {
+      if (req.method() === 'POST' && req.url().includes('/api/v1/agents')) posts.push(req.url());
+    });
+    const download = opened.waitForEvent('download', { timeout: 5000 }).catch(() => null);
+    await opened.goto(base + url).catch(() => undefined); // a download aborts the navigation
+    assert.ok(await download, `${url} is downloaded, not rendered`);
+    assert.notEqual(await opened.title().catch(() => ''), 'ran');
+    await opened.close();
+  }
+  // In the conversation they show as files to download, never as pictures.
+  await page.getByTestId('tab-all').click();
+  await page.getByTestId('conversation-row').filter({ hasText: 'anh.svg' }).first().click();
+  await page.locator('.attachments a.file').first().waitFor();
+  assert.equal(await page.locator('.attachments img').count(), 0);
+  await page.screenshot({ path: path.join(shots, '16-disguised-files-are-downloads.png') });
+  assert.deepEqual(posts, []);
+  const agents = await call('GET', '/api/v1/agents', admin);
+  assert.equal(agents.items.filter((a) => a.role === 'admin').length, 1, 'still one admin');
+  await page.context().close();
+});

@@ -257,8 +257,13 @@ fn id_str(v: &Value) -> Option<String> {
     }
 }
 
+/// A string field, without NUL or other control characters (they poison the store).
 fn text(v: &Value) -> Option<String> {
-    v.as_str().map(str::to_owned)
+    v.as_str().map(|s| {
+        let mut s = s.to_owned();
+        switchboard_core::validate::strip_controls(&mut s);
+        s
+    })
 }
 
 fn ms(v: &Value) -> Option<Timestamp> {

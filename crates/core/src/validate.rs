@@ -141,6 +141,57 @@ impl QuickReplyCode {
     }
 }
 
+/// A control character no text of ours may hold: C0 controls (NUL first of all: PostgreSQL
+/// refuses it) other than tab, line feed and carriage return, and DEL.
+pub fn is_forbidden_control(c: char) -> bool {
+    (c.is_ascii_control() && !matches!(c, '\t' | '\n' | '\r')) || c == '\u{7f}'
+}
+
+/// Whether text holds a [forbidden control](is_forbidden_control): such input from people is
+/// refused (422) at the boundary.
+pub fn has_forbidden_control(s: &str) -> bool {
+    s.chars().any(is_forbidden_control)
+}
+
+/// Text from a provider with the [forbidden controls](is_forbidden_control) dropped: a customer's
+/// message is kept (we cannot refuse it), but nothing in it may poison the store.
+pub fn strip_controls(s: &mut String) {
+    if has_forbidden_control(s) {
+        s.retain(|c| !is_forbidden_control(c));
+    }
+}
+
+/// [`strip_controls`] on every string (keys too) of a provider's JSON extras.
+pub fn strip_controls_json(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) => strip_controls(s),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(strip_controls_json),
+        serde_json::Value::Object(map) => {
+            if map.keys().any(|k| has_forbidden_control(k)) {
+                let old = std::mem::take(map);
+                for (mut k, v) in old {
+                    strip_controls(&mut k);
+                    map.insert(k, v);
+                }
+            }
+            map.values_mut().for_each(strip_controls_json);
+        }
+        _ => {}
+    }
+}
+
+/// Whether any string (or key) of a JSON document holds a forbidden control.
+pub fn json_has_forbidden_control(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) => has_forbidden_control(s),
+        serde_json::Value::Array(items) => items.iter().any(json_has_forbidden_control),
+        serde_json::Value::Object(map) => map
+            .iter()
+            .any(|(k, v)| has_forbidden_control(k) || json_has_forbidden_control(v)),
+        _ => false,
+    }
+}
+
 newtype!(
     /// Message text: not blank, at most [`MAX_TEXT_CHARS`] characters. Kept as written (not trimmed)
     /// so multi-line messages keep their shape; only trailing whitespace is dropped.
@@ -156,6 +207,12 @@ impl MessageText {
             return Err(ValidationError::new(
                 "text",
                 "must be at most 4096 characters",
+            ));
+        }
+        if has_forbidden_control(s) {
+            return Err(ValidationError::new(
+                "text",
+                "must not contain control characters",
             ));
         }
         Ok(Self(s.to_owned()))
@@ -226,6 +283,18 @@ mod tests {
     }
 
     #[test]
+    fn provider_text_loses_its_controls_and_keeps_everything_else() {
+        let mut s = String::from("Xin\0 chào\u{1}\n\tđơn\u{7f}");
+        strip_controls(&mut s);
+        assert_eq!(s, "Xin chào\n\tđơn");
+        let mut v = serde_json::json!({"a\0": ["x\0y", {"k": "\u{2}z"}], "n": 1});
+        assert!(json_has_forbidden_control(&v));
+        strip_controls_json(&mut v);
+        assert_eq!(v, serde_json::json!({"a": ["xy", {"k": "z"}], "n": 1}));
+        assert!(!json_has_forbidden_control(&v));
+    }
+
+    #[test]
     fn tags_codes_texts_names() {
         assert_eq!(
             TagName::parse(" VIP ").map(TagName::into_inner),
@@ -250,6 +319,11 @@ mod tests {
         assert!(MessageText::parse(" \n ").is_err());
         assert!(MessageText::parse(&"ă".repeat(4096)).is_ok());
         assert!(MessageText::parse(&"ă".repeat(4097)).is_err());
+
+        assert!(MessageText::parse("a\tb\r\nc").is_ok());
+        for bad in ["a\0b", "\u{1}x", "x\u{1b}[31m", "x\u{7f}"] {
+            assert!(MessageText::parse(bad).is_err(), "{bad:?}");
+        }
 
         assert!(PersonName::parse(" Lan ").is_ok());
         assert!(PersonName::parse("").is_err());

@@ -6,8 +6,9 @@
 use crate::clock::Clock;
 use crate::ingest::IngestFailure;
 use crate::routing::Routing;
+use std::future::Future;
 use std::sync::Arc;
-use switchboard_store::{ChannelItem, ChannelOutcome, IngestError, Store};
+use switchboard_store::{ChannelItem, ChannelOutcome, IngestError, Store, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
 type Outcomes = Vec<Result<ChannelOutcome, IngestError>>;
@@ -33,11 +34,15 @@ impl ChannelIngest {
     }
 
     /// Queues the items (in order, in one batch) and waits until all of them are durably stored.
-    /// A store failure fails the whole call: the provider retries and duplicates collapse.
+    /// Every string loses its NUL and other control characters first (see
+    /// [`ChannelItem::strip_controls`]). A store failure fails the whole call (and only this call,
+    /// not the others in its batch): the provider retries and duplicates collapse.
     pub async fn submit_all(&self, items: Vec<ChannelItem>) -> Result<Outcomes, IngestFailure> {
         if items.is_empty() {
             return Ok(Vec::new());
         }
+        let mut items = items;
+        items.iter_mut().for_each(ChannelItem::strip_controls);
         let (reply, wait) = oneshot::channel();
         self.tx
             .send((items, reply))
@@ -69,19 +74,136 @@ async fn run(
         let (lists, replies): (Vec<Vec<ChannelItem>>, Vec<Reply>) = queued.drain(..).unzip();
         let sizes: Vec<usize> = lists.iter().map(Vec::len).collect();
         let items: Vec<ChannelItem> = lists.into_iter().flatten().collect();
-        match store.ingest_channel(&items, clock.now()).await {
-            Ok(outcomes) => {
-                let mut outcomes = outcomes.into_iter();
-                for (reply, n) in replies.into_iter().zip(sizes) {
-                    let _ = reply.send(Ok(outcomes.by_ref().take(n).collect()));
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, batch = items.len(), "channel ingest batch failed");
-                for reply in replies {
-                    let _ = reply.send(Err(IngestFailure::Store));
-                }
-            }
+        let now = clock.now();
+        let results = commit(&items, &sizes, |part| store.ingest_channel(part, now)).await;
+        for (reply, result) in replies.into_iter().zip(results) {
+            let _ = reply.send(result);
         }
+    }
+}
+
+/// Commits the callers' items (`sizes[i]` of them for caller `i`, in order) in one transaction.
+/// If that fails, each caller's items are committed alone, so an event the store refuses fails
+/// only the webhook or widget message it came in — never its neighbours in the batch.
+async fn commit<'a, F, Fut>(
+    items: &'a [ChannelItem],
+    sizes: &[usize],
+    ingest: F,
+) -> Vec<Result<Outcomes, IngestFailure>>
+where
+    F: Fn(&'a [ChannelItem]) -> Fut,
+    Fut: Future<Output = Result<Outcomes, StoreError>> + 'a,
+{
+    match ingest(items).await {
+        Ok(outcomes) => {
+            let mut outcomes = outcomes.into_iter();
+            return sizes
+                .iter()
+                .map(|&n| Ok(outcomes.by_ref().take(n).collect()))
+                .collect();
+        }
+        Err(e) if sizes.len() > 1 => {
+            tracing::warn!(error = %e, batch = items.len(), "channel ingest batch failed; committing each caller's items alone");
+        }
+        Err(e) => {
+            tracing::error!(error = %e, batch = items.len(), "channel ingest failed");
+            return vec![Err(IngestFailure::Store)];
+        }
+    }
+    let mut results = Vec::with_capacity(sizes.len());
+    let mut start = 0;
+    for &n in sizes {
+        let part = &items[start..start + n];
+        start += n;
+        results.push(ingest(part).await.map_err(|e| {
+            tracing::error!(error = %e, items = n, "channel ingest failed");
+            IngestFailure::Store
+        }));
+    }
+    results
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::cell::RefCell;
+    use switchboard_core::*;
+    use switchboard_store::{Inbound, InboundSender};
+
+    fn item(text: &str) -> ChannelItem {
+        ChannelItem::Customer {
+            inbound: Inbound {
+                workspace_id: WorkspaceId(uuid::Uuid::nil()),
+                inbox_id: InboxId(uuid::Uuid::nil()),
+                sender: InboundSender::Identity {
+                    external_id: "psid".into(),
+                    name: None,
+                },
+                provider_message_id: text.into(),
+                kind: MessageKind::Text,
+                text: text.into(),
+                sent_at: Timestamp(0),
+                message_id: MessageId(uuid::Uuid::nil()),
+                new_conversation_id: ConversationId(uuid::Uuid::nil()),
+                new_contact_id: ContactId(uuid::Uuid::nil()),
+            },
+            meta: serde_json::Value::Null,
+            replying_to: None,
+            alias: None,
+        }
+    }
+
+    fn text(i: &ChannelItem) -> &str {
+        match i {
+            ChannelItem::Customer { inbound, .. } => &inbound.text,
+            _ => "",
+        }
+    }
+
+    #[tokio::test]
+    async fn one_refused_event_fails_only_its_own_caller() {
+        // Three callers (a two-event webhook, a bad widget message, a webhook) in one batch; the
+        // store refuses any transaction holding the bad one.
+        let items = [item("a1"), item("a2"), item("bad"), item("c1")];
+        let calls = RefCell::new(Vec::new());
+        let results = commit(&items, &[2, 1, 1], |part| {
+            calls.borrow_mut().push(part.len());
+            let refused = part.iter().any(|i| text(i) == "bad");
+            let n = part.len();
+            async move {
+                if refused {
+                    Err(StoreError::Unsupported("refused".into()))
+                } else {
+                    Ok((0..n).map(|_| Ok(ChannelOutcome::Nothing)).collect())
+                }
+            }
+        })
+        .await;
+        assert_eq!(calls.into_inner(), vec![4, 2, 1, 1]);
+        assert_eq!(results.len(), 3);
+        assert_eq!(results[0].as_ref().unwrap().len(), 2);
+        assert!(matches!(results[1], Err(IngestFailure::Store)));
+        assert_eq!(results[2].as_ref().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_good_batch_is_one_transaction_split_back_to_its_callers() {
+        let items = [item("a"), item("b"), item("c")];
+        let calls = RefCell::new(0);
+        let results = commit(&items, &[1, 2], |part| {
+            *calls.borrow_mut() += 1;
+            let n = part.len();
+            async move { Ok((0..n).map(|_| Ok(ChannelOutcome::Updated(1))).collect()) }
+        })
+        .await;
+        assert_eq!(*calls.borrow(), 1);
+        assert_eq!(
+            results
+                .iter()
+                .map(|r| r.as_ref().unwrap().len())
+                .collect::<Vec<_>>(),
+            vec![1, 2]
+        );
     }
 }

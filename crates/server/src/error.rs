@@ -2,10 +2,11 @@
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, Query};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use switchboard_core::ConversationError;
-use switchboard_core::validate::ValidationError;
+use switchboard_core::validate::{self, ValidationError};
 use switchboard_store::StoreError;
 
 #[derive(Debug)]
@@ -63,6 +64,14 @@ impl ApiError {
                 "too many requests; slow down",
             )
         }
+    }
+    /// Text with a NUL or another control character (see [`validate::is_forbidden_control`]).
+    pub fn control_characters() -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_characters",
+            "the text contains control characters (such as NUL) that cannot be stored",
+        )
     }
     pub fn internal() -> Self {
         Self::new(
@@ -155,10 +164,29 @@ impl From<QueryRejection> for ApiError {
     }
 }
 
-/// `Json` that answers with our error shape.
-#[derive(Debug, Clone, Copy, Default, axum::extract::FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// `Json` that answers with our error shape, and refuses (422 `invalid_characters`) a body with a
+/// NUL or another control character in any string: no text of a person's reaches the store with
+/// one (PostgreSQL refuses NUL outright).
+#[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let Json(value) = Json::<serde_json::Value>::from_request(req, state).await?;
+        if validate::json_has_forbidden_control(&value) {
+            return Err(ApiError::control_characters());
+        }
+        serde_json::from_value(value)
+            .map(ApiJson)
+            .map_err(|e| ApiError::invalid(format!("the JSON body does not fit: {e}")))
+    }
+}
 
 impl<T: serde::Serialize> IntoResponse for ApiJson<T> {
     fn into_response(self) -> Response {
@@ -166,10 +194,32 @@ impl<T: serde::Serialize> IntoResponse for ApiJson<T> {
     }
 }
 
-/// `Query` that answers with our error shape.
-#[derive(Debug, Clone, Copy, Default, axum::extract::FromRequestParts)]
-#[from_request(via(axum::extract::Query), rejection(ApiError))]
+/// `Query` that answers with our error shape and, like [`ApiJson`], refuses control characters.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct ApiQuery<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, ApiError> {
+        let pairs = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)?;
+        if pairs
+            .0
+            .iter()
+            .any(|(k, v)| validate::has_forbidden_control(k) || validate::has_forbidden_control(v))
+        {
+            return Err(ApiError::control_characters());
+        }
+        Ok(ApiQuery(Query::<T>::try_from_uri(&parts.uri)?.0))
+    }
+}
 
 impl From<axum::extract::rejection::PathRejection> for ApiError {
     fn from(_: axum::extract::rejection::PathRejection) -> Self {

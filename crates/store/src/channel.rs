@@ -2,7 +2,7 @@
 //! channel events ingested in the same group commit as messages, message extras (attachments,
 //! comment details, reactions, the policy used), the outbox, and contact linking and merging.
 
-use crate::{Change, Inbound, IngestError, Result};
+use crate::{Change, Inbound, InboundSender, IngestError, Result};
 use async_trait::async_trait;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -97,6 +97,94 @@ pub enum ChannelItem {
 }
 
 impl ChannelItem {
+    /// Drops NUL and the other forbidden control characters from every string a provider sent
+    /// (text, names, ids, extras): a customer's message is kept, and no byte of it can make the
+    /// store refuse the batch it travels in.
+    pub fn strip_controls(&mut self) {
+        use switchboard_core::validate::{strip_controls as s, strip_controls_json as j};
+        match self {
+            ChannelItem::Customer {
+                inbound,
+                meta,
+                replying_to,
+                alias,
+            } => {
+                s(&mut inbound.provider_message_id);
+                s(&mut inbound.text);
+                if let InboundSender::Identity { external_id, name } = &mut inbound.sender {
+                    s(external_id);
+                    name.iter_mut().for_each(s);
+                }
+                j(meta);
+                replying_to.iter_mut().for_each(s);
+                alias.iter_mut().for_each(s);
+            }
+            ChannelItem::Echo {
+                customer_external_id,
+                provider_message_id,
+                text,
+                meta,
+                ..
+            } => {
+                s(customer_external_id);
+                s(provider_message_id);
+                s(text);
+                j(meta);
+            }
+            ChannelItem::Receipt {
+                customer_external_id,
+                provider_message_ids,
+                ..
+            } => {
+                s(customer_external_id);
+                provider_message_ids.iter_mut().for_each(s);
+            }
+            ChannelItem::Reaction {
+                customer_external_id,
+                target_provider_id,
+                reaction,
+                ..
+            } => {
+                s(customer_external_id);
+                s(target_provider_id);
+                reaction.iter_mut().for_each(j);
+            }
+            ChannelItem::Edit {
+                provider_message_id,
+                text,
+                ..
+            } => {
+                s(provider_message_id);
+                s(text);
+            }
+            ChannelItem::Unsent {
+                provider_message_id,
+                ..
+            } => s(provider_message_id),
+            ChannelItem::Status {
+                provider_message_id,
+                failure,
+                ..
+            } => {
+                s(provider_message_id);
+                if let Some((reason, error)) = failure {
+                    s(reason);
+                    j(error);
+                }
+            }
+            ChannelItem::CommentChange {
+                provider_message_id,
+                verb,
+                text,
+                ..
+            } => {
+                s(provider_message_id);
+                s(verb);
+                text.iter_mut().for_each(s);
+            }
+        }
+    }
+
     /// A customer's message that needs nothing but the batch ingest (not an answer to one of our
     /// private replies, which first links the commenter): the message and its provider extras.
     pub(crate) fn plain_customer(&self) -> Option<(&Inbound, (&serde_json::Value, Option<&str>))> {

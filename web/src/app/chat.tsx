@@ -8,6 +8,7 @@ import { realtime } from './realtime';
 import { agentName, canSupervise, displayName, selfActions, shared, threadCache, useShared } from './store';
 import { Composer } from './composer';
 import { DRAG_TYPE } from './conversations';
+import { isImage, isVideo } from '../shared/media';
 
 type Dialog = null | 'transfer' | 'assign' | 'participant';
 
@@ -536,11 +537,11 @@ function Bubble({ m }: { m: Message }) {
       {m.attachments && m.attachments.length > 0 ? (
         <div class="attachments">
           {m.attachments.map((a) =>
-            a.content_type.startsWith('image/') && !a.content_type.includes('svg') ? (
+            isImage(a.content_type) ? (
               <a href={a.url} target="_blank" rel="noopener" key={a.id}>
                 <img src={a.url} alt={a.filename} loading="lazy" />
               </a>
-            ) : a.content_type.startsWith('video/') ? (
+            ) : isVideo(a.content_type) ? (
               <video src={a.url} controls key={a.id} />
             ) : (
               <a class="file" href={a.url} key={a.id}>

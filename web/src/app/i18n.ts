@@ -561,6 +561,7 @@ const serverErrors: Record<Lang, Record<string, string>> = {
     template_required: 'Only an approved template can be sent now.',
     template_parameters_invalid: 'The template needs other values.',
     template_not_found: 'That template is not available.',
+    invalid_characters: 'The text contains invisible control characters; remove them and try again.',
   },
   vi: {
     conversation_claimed: 'Hội thoại này đã có người khác tiếp nhận.',
@@ -578,6 +579,7 @@ const serverErrors: Record<Lang, Record<string, string>> = {
     template_required: 'Lúc này chỉ gửi được mẫu tin đã duyệt.',
     template_parameters_invalid: 'Mẫu tin cần giá trị khác.',
     template_not_found: 'Mẫu tin này không dùng được.',
+    invalid_characters: 'Nội dung có ký tự điều khiển ẩn; hãy xoá chúng rồi thử lại.',
   },
 };
 

@@ -7,6 +7,7 @@ import { api, ApiError, Attachment, Contact, Conversation, HistoryEntry, Page, q
 import { formatBytes, formatTime, t } from './i18n';
 import { realtime } from './realtime';
 import { agentName, refreshTags, useShared } from './store';
+import { isImage } from '../shared/media';
 
 type Tab = 'contact' | 'history' | 'media' | 'conversations';
 
@@ -210,7 +211,7 @@ function Media({ c }: { c: Conversation }) {
   return (
     <div class="gallery">
       {items.map((a) =>
-        a.content_type.startsWith('image/') && !a.content_type.includes('svg') ? (
+        isImage(a.content_type) ? (
           <a href={a.url} target="_blank" rel="noopener" key={a.id}>
             <img src={a.url} alt={a.filename} loading="lazy" />
           </a>

@@ -2,6 +2,7 @@
 // on any page: a chat bubble and a panel, in a shadow root so the host page's styles and ours never
 // touch. No eval, no inline scripts; styles go in through a constructable stylesheet.
 // Optional attributes: data-lang="vi|en", data-identifier + data-identifier-hash (signed-in users).
+import { blobType, isImage } from '../shared/media';
 
 export {};
 
@@ -159,14 +160,16 @@ function start(script: HTMLScriptElement) {
     }
     const att = m.attachments ?? [];
     for (const a of att) {
-      const link = el('a', undefined, a.content_type.startsWith('image/') ? '' : `📎 ${a.filename}`);
+      const image = isImage(a.content_type);
+      const link = el('a', undefined, image ? '' : `📎 ${a.filename}`);
       link.href = '#';
-      if (a.content_type.startsWith('image/') && !a.content_type.includes('svg')) link.appendChild(el('img'));
+      if (image) link.appendChild(el('img'));
       // Files are fetched with the visitor token, never put in a URL.
       fetch(base + a.url, { headers: { authorization: `Bearer ${token}` } })
         .then((r) => r.blob())
         .then((b) => {
-          const url = URL.createObjectURL(b);
+          // The blob: URL lives on the merchant's origin: it carries a picture's type or none.
+          const url = URL.createObjectURL(b.slice(0, b.size, blobType(a.content_type)));
           link.href = url;
           link.download = a.filename;
           const img = link.querySelector('img');

@@ -10,11 +10,12 @@ use crate::routes::{created, new_uuid};
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use switchboard_core::conversation as conv;
 use switchboard_core::event;
+use switchboard_core::media;
 use switchboard_core::*;
 use switchboard_store::Attachment;
 
@@ -29,7 +30,10 @@ pub fn attachment_json(a: &Attachment, for_visitor: bool) -> serde_json::Value {
     } else {
         format!("/api/v1/media/{}", a.id)
     };
-    serde_json::json!({ "id": a.id, "filename": a.filename, "content_type": a.content_type, "size_bytes": a.size_bytes, "url": url })
+    // The type we serve it with, never the uploader's string (files stored before types were
+    // derived may carry one).
+    let content_type = media::served_type(&a.content_type);
+    serde_json::json!({ "id": a.id, "filename": a.filename, "content_type": content_type, "size_bytes": a.size_bytes, "url": url })
 }
 
 /// Adds each message's attachments to its JSON.
@@ -89,7 +93,6 @@ pub async fn upload(
     me: CurrentAgent,
     Path(id): Path<ConversationId>,
     ApiQuery(p): ApiQuery<UploadParams>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
     let c = visible(&st, &me, id).await?;
@@ -109,12 +112,8 @@ pub async fn upload(
     // Decide before writing anything: only the holder (or a participant) may send to the customer.
     conv::reply(&c, me.actor(), st.clock.now())?;
     let filename = clean_filename(&p.filename);
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .filter(|t| t.len() < 100)
-        .unwrap_or("application/octet-stream")
-        .to_owned();
+    // What the file is comes from its bytes; the Content-Type the uploader sent is ignored.
+    let content_type = media::sniff(&body).to_owned();
     let caption = p
         .caption
         .as_deref()
@@ -230,31 +229,57 @@ pub async fn visitor_download(
     serve(&st, &a).await
 }
 
-/// Images, video and audio show inline; everything else downloads. SVG downloads (it can carry script).
+/// Pictures, video and sound in a type of our allowlist show inline; everything else downloads as
+/// bytes. Every answer forbids sniffing and sandboxes the document, so even a file a browser
+/// opens by itself cannot run script on our origin.
 async fn serve(st: &AppState, a: &Attachment) -> ApiResult<Response> {
     let bytes = tokio::fs::read(media_path(st, a.id))
         .await
         .map_err(|_| ApiError::not_found("file"))?;
-    let inline = ["image/", "video/", "audio/"]
-        .iter()
-        .any(|p| a.content_type.starts_with(p))
-        && !a.content_type.contains("svg");
-    let disposition = format!(
-        "{}; filename=\"{}\"",
-        if inline { "inline" } else { "attachment" },
-        a.filename.replace(['"', '\\'], "_")
-    );
+    let served = media::served_type(&a.content_type);
+    let disposition = content_disposition(media::shows_inline(served), &a.filename);
     let mut resp = (StatusCode::OK, bytes).into_response();
     let h = resp.headers_mut();
-    for (k, v) in [
-        (header::CONTENT_TYPE, a.content_type.as_str()),
-        (header::CONTENT_DISPOSITION, disposition.as_str()),
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::CACHE_CONTROL, "private, max-age=86400"),
-    ] {
-        if let Ok(v) = HeaderValue::from_str(v) {
-            h.insert(k, v);
-        }
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(served));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox; default-src 'none'; img-src 'self'; media-src 'self'"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=86400"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        h.insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(resp)
+}
+
+/// `inline`/`attachment` with the file's name: an ASCII stand-in for old clients and the real
+/// name (Vietnamese included) percent-encoded as RFC 6266 `filename*`.
+fn content_disposition(inline: bool, filename: &str) -> String {
+    let ascii: String = filename
+        .chars()
+        .map(|c| {
+            if (c.is_ascii_graphic() && c != '"' && c != '\\') || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut encoded = String::with_capacity(filename.len() * 3);
+    for b in filename.bytes() {
+        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+            encoded.push(char::from(b));
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    let kind = if inline { "inline" } else { "attachment" };
+    format!("{kind}; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
 }
