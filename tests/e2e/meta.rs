@@ -1049,3 +1049,152 @@ async fn a_nul_in_a_customers_message_is_dropped_and_poisons_nothing() {
     assert_eq!(m.webhook(&bodies[0], Some(sig)).await.0, StatusCode::OK);
     assert_eq!(m.thread(&conv).await.len(), 40);
 }
+
+/// The out-of-hours reply and the closing message reach a Messenger customer inside the window,
+/// through the same send and policy as an agent's reply.
+#[tokio::test]
+async fn automatic_messages_reach_messenger_inside_the_window() {
+    let m = Meta::start().await;
+    m.app.with_automatic_messages(&m.inbox, 30).await;
+    let (s, _) =
+        m.sb.customer_message(PAGE, PSID, "shop còn mở không?")
+            .await
+            .unwrap();
+    assert_eq!(s, 200);
+    let conv = m.claimed_conversation().await;
+    m.run().await;
+    m.app.reply_then_silence(&m.agent, &conv, 30).await;
+    m.run().await;
+    let texts: Vec<String> = m.sb.sent().into_iter().map(|s| s.text).collect();
+    assert_eq!(texts, [OUT_OF_HOURS, "Dạ shop đây ạ", CLOSING]);
+    let sent = m.sb.sent();
+    assert!(sent.iter().all(|s| s.recipient_id.as_deref() == Some(PSID)
+        && s.messaging_type.as_deref() == Some("RESPONSE")));
+    let auto = m.app.automatic_messages(&m.agent, &conv).await;
+    assert_eq!(
+        auto,
+        [
+            (OUT_OF_HOURS.to_owned(), "sent".to_owned(), None),
+            (CLOSING.to_owned(), "sent".to_owned(), None)
+        ]
+    );
+    assert_eq!(m.app.count_actions(&conv, "auto_replied").await, 1);
+}
+
+/// Past 24 hours only a person may still answer on Messenger (HUMAN_AGENT): the closing message is
+/// refused, stored with `window_closed`, shown in the thread and the history, and never sent.
+#[tokio::test]
+async fn a_closing_message_past_24_hours_is_refused_visibly_and_never_sent() {
+    let m = Meta::start().await;
+    m.app.with_automatic_messages(&m.inbox, 25 * 60).await;
+    m.sb.customer_message(PAGE, PSID, "áo này còn size M không?")
+        .await
+        .unwrap();
+    let conv = m.claimed_conversation().await;
+    m.run().await;
+    let before = m.sb.sent().len();
+    let mut ws = m.app.online(&m.agent).await;
+    let (s, v) = m.reply(&conv, json!({"text": "Dạ còn ạ"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(m.run().await.sent, 1);
+    m.app.advance_minutes(25 * 60);
+    assert_eq!(m.app.tick().await.fired, 1);
+    assert_eq!(m.app.conversation(&conv).await["status"], "resolved");
+    assert_eq!(m.run().await, RunReport::default(), "nothing more goes out");
+    assert_eq!(m.sb.sent().len(), before + 1);
+    assert!(m.sb.sent().iter().all(|s| s.text != CLOSING));
+    let auto = m.app.automatic_messages(&m.agent, &conv).await;
+    assert_eq!(
+        auto.last().unwrap(),
+        &(
+            CLOSING.to_owned(),
+            "failed".to_owned(),
+            Some("window_closed".to_owned())
+        )
+    );
+    let refused: Vec<Value> = m
+        .app
+        .history(&conv)
+        .await
+        .into_iter()
+        .filter(|h| h["kind"] == "automatic_message_refused")
+        .collect();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(
+        (
+            refused[0]["detail"]["purpose"].as_str(),
+            refused[0]["detail"]["reason"].as_str()
+        ),
+        (Some("closing_message"), Some("window_closed"))
+    );
+    // The agents' screens hear of it like of any message.
+    let created = ws
+        .collect_until(|e| e["type"] == "message.created" && e["message"]["text"] == CLOSING)
+        .await;
+    let last = created.last().unwrap();
+    assert_eq!(last["message"]["delivery_status"], "failed");
+}
+
+/// A Page removed from Switchboard must not endanger the others: Meta retries a failed webhook
+/// and in the end disables the app's webhook for every Page. Signed by our app: 200, and only the
+/// entries of Pages we hold are stored. Not signed by any app of ours: 401.
+#[tokio::test]
+async fn a_webhook_for_a_page_we_do_not_hold_is_acknowledged_and_stores_nothing() {
+    let m = Meta::start().await;
+    let signed = |body: &Value| {
+        let raw = meta_json(body);
+        let sig = signature_header(SECRET, raw.as_bytes());
+        (raw, sig)
+    };
+    let gone = json!({"object": "page", "entry": [{"id": "555", "time": 1, "messaging": [
+        dm("555", PSID, "m_gone_1", T0.millis(), "trang cũ")]}]});
+    let (raw, sig) = signed(&gone);
+    assert_eq!(m.webhook(&raw, Some(sig)).await.0, StatusCode::OK);
+    assert_eq!(m.app.count_messages().await, 0);
+    // Signed by someone else's app: refused, as before.
+    let forged = signature_header("not_our_secret", raw.as_bytes());
+    assert_eq!(
+        m.webhook(&raw, Some(forged)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // One webhook for a Page we hold and one we do not: the known Page's event only.
+    let mixed = json!({"object": "page", "entry": [
+        {"id": "555", "time": 1, "messaging": [dm("555", PSID, "m_gone_2", T0.millis(), "trang cũ")]},
+        {"id": PAGE, "time": 1, "messaging": [dm(PAGE, PSID, "m_known_1", T0.millis(), "trang mới")]}]});
+    let (raw, sig) = signed(&mixed);
+    assert_eq!(m.webhook(&raw, Some(sig)).await.0, StatusCode::OK);
+    let conv = m.claimed_conversation().await;
+    let texts: Vec<String> = m
+        .thread(&conv)
+        .await
+        .iter()
+        .map(|t| t["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(texts, ["trang mới"]);
+}
+
+/// Hardening finding 3: an unsigned body naming 150,000 accounts cost two lookups per id before
+/// the signature was checked. Now many ids mean "verify first": refused, nothing stored.
+#[tokio::test]
+async fn an_unsigned_body_naming_many_accounts_is_refused_before_any_lookup_per_account() {
+    let m = Meta::start().await;
+    let mut raw = String::from(r#"{"object":"page","entry":["#);
+    for i in 0..150_000 {
+        if i > 0 {
+            raw.push(',');
+        }
+        raw.push_str(&format!(
+            r#"{{"id":"{}","time":1}}"#,
+            10_000_000 + i
+        ));
+    }
+    raw.push_str("]}");
+    assert!(raw.len() < 4 * 1024 * 1024);
+    let forged = signature_header("not_our_secret", raw.as_bytes());
+    let (s, body) = m.webhook(&raw, Some(forged)).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["error"]["code"], "unauthorized");
+    assert_eq!(m.app.count_messages().await, 0);
+}

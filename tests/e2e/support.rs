@@ -17,6 +17,9 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message as
 
 pub const T0: Timestamp = Timestamp(1_790_000_000_000); // 2026-09-21
 pub const PASSWORD: &str = "correct horse battery";
+/// The automatic messages of [`TestApp::with_automatic_messages`].
+pub const OUT_OF_HOURS: &str = "Shop đang nghỉ, sẽ trả lời anh/chị sớm nhất!";
+pub const CLOSING: &str = "Cảm ơn anh/chị đã liên hệ!";
 
 pub struct TestApp {
     pub base: String,
@@ -179,6 +182,64 @@ impl TestApp {
             Some(rules),
         )
         .await
+    }
+
+    /// Both automatic messages on: the inbox is outside business hours all week (the out-of-hours
+    /// reply [`OUT_OF_HOURS`]) and resolves after `silence_minutes` of customer silence (the
+    /// closing message [`CLOSING`]).
+    pub async fn with_automatic_messages(&self, inbox: &str, silence_minutes: u32) {
+        self.set_routing(
+            inbox,
+            json!({"strategy": "self_claim",
+                "business_hours": {"utc_offset_minutes": 420, "days": {}, "auto_reply": OUT_OF_HOURS},
+                "auto_close": {"customer_silence_minutes": silence_minutes, "closing_message": CLOSING}}),
+        )
+        .await;
+    }
+
+    /// The agent answers (which starts the customer-silence clock), the customer stays silent for
+    /// `minutes`, and the timer resolves the conversation.
+    pub async fn reply_then_silence(&self, token: &str, conv: &str, minutes: i64) {
+        let (s, v) = self
+            .post(
+                &format!("/api/v1/conversations/{conv}/messages"),
+                token,
+                json!({"text": "Dạ shop đây ạ"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        self.advance_minutes(minutes);
+        assert_eq!(self.tick().await.fired, 1);
+        assert_eq!(self.conversation(conv).await["status"], "resolved");
+    }
+
+    /// The thread's automatic messages (sent by Switchboard): (text, delivery status, reason).
+    pub async fn automatic_messages(
+        &self,
+        token: &str,
+        conv: &str,
+    ) -> Vec<(String, String, Option<String>)> {
+        let v = self
+            .ok(
+                Method::GET,
+                &format!("/api/v1/conversations/{conv}/messages?limit=200"),
+                token,
+                None,
+            )
+            .await;
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["sender_kind"] == "system")
+            .map(|m| {
+                (
+                    m["text"].as_str().unwrap().to_owned(),
+                    m["delivery_status"].as_str().unwrap().to_owned(),
+                    m["failure_reason"].as_str().map(str::to_owned),
+                )
+            })
+            .collect()
     }
 
     /// Connects the agent's socket and waits for `hello`: from then on they are online (and any

@@ -418,3 +418,27 @@ async fn a_blocked_bot_marks_the_customer_unreachable_until_they_write_again() {
     t.reply(&conv, "Dạ").await;
     assert_eq!(t.run().await.sent, 1);
 }
+
+/// The out-of-hours reply and the closing message reach a Telegram chat (no window).
+#[tokio::test]
+async fn automatic_messages_reach_telegram() {
+    let t = Tg::start().await;
+    t.app.with_automatic_messages(&t.inbox, 30).await;
+    t.sb.telegram_user_text(BOT, CHAT, "Hà", "bot ơi")
+        .await
+        .unwrap();
+    let conv = t.claimed().await;
+    t.run().await;
+    t.app.reply_then_silence(&t.agent, &conv, 30).await;
+    t.run().await;
+    let sent = t.sb.telegram_sent();
+    let texts: Vec<&str> = sent.iter().map(|s| s.text.as_str()).collect();
+    assert_eq!(texts, [OUT_OF_HOURS, "Dạ shop đây ạ", CLOSING]);
+    assert!(sent.iter().all(|s| s.chat_id == CHAT.to_string()));
+    let auto = t.app.automatic_messages(&t.agent, &conv).await;
+    assert_eq!(auto.len(), 2);
+    assert!(
+        auto.iter().all(|(_, status, _)| status != "failed"),
+        "{auto:?}"
+    );
+}

@@ -906,3 +906,39 @@ async fn every_event_is_metered_and_the_month_report_applies_the_free_rules() {
         StatusCode::BAD_REQUEST
     );
 }
+
+/// The out-of-hours reply and the closing message reach a WhatsApp customer inside 24 hours, as
+/// free-form text through the outbox.
+#[tokio::test]
+async fn automatic_messages_reach_whatsapp_inside_24_hours() {
+    let w = Wa::start().await;
+    w.app.with_automatic_messages(&w.inbox, 60).await;
+    w.text("shop ơi, còn hàng không?").await;
+    let conv = w.claimed().await;
+    w.run().await;
+    w.app.reply_then_silence(&w.agent, &conv, 60).await;
+    w.run().await;
+    let texts: Vec<String> =
+        w.sb.whatsapp_sent()
+            .iter()
+            .map(|s| {
+                s.body["text"]["body"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect();
+    assert_eq!(texts, [OUT_OF_HOURS, "Dạ shop đây ạ", CLOSING]);
+    assert!(
+        w.sb.whatsapp_sent()
+            .iter()
+            .all(|s| s.to == CUSTOMER && s.delivered)
+    );
+    let auto = w.app.automatic_messages(&w.agent, &conv).await;
+    assert!(
+        auto.iter()
+            .all(|(_, status, reason)| status != "failed" && reason.is_none()),
+        "{auto:?}"
+    );
+    assert_eq!(auto.len(), 2);
+}

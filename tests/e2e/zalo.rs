@@ -473,3 +473,29 @@ async fn an_expired_token_is_refreshed_once_then_the_send_retried() {
     assert_eq!(z.sb.zalo_refreshes(OA), 2);
     assert_eq!(z.sb.zalo_sent().len(), 3);
 }
+
+/// The out-of-hours reply and the closing message reach a Zalo follower (consultation messages,
+/// counted in the free quota like any reply).
+#[tokio::test]
+async fn automatic_messages_reach_zalo() {
+    let z = Zalo::start().await;
+    z.app.with_automatic_messages(&z.inbox, 30).await;
+    z.sb.zalo_user_text(OA, USER, "shop ơi").await.unwrap();
+    let conv = z.claimed().await;
+    z.run().await;
+    z.app.reply_then_silence(&z.agent, &conv, 30).await;
+    z.run().await;
+    let sent = z.sb.zalo_sent();
+    let texts: Vec<&str> = sent.iter().map(|s| s.text.as_str()).collect();
+    assert_eq!(texts, [OUT_OF_HOURS, "Dạ shop đây ạ", CLOSING]);
+    assert!(
+        sent.iter()
+            .all(|s| s.user_id == USER && s.quota_type == "reply")
+    );
+    let auto = z.app.automatic_messages(&z.agent, &conv).await;
+    assert_eq!(auto.len(), 2);
+    assert!(
+        auto.iter().all(|(_, status, _)| status != "failed"),
+        "{auto:?}"
+    );
+}

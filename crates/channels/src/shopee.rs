@@ -16,8 +16,6 @@ pub const DEFAULT_API_BASE_URL: &str = "https://partner.shopeemobile.com";
 pub const SEND_MESSAGE_PATH: &str = "/api/v2/sellerchat/send_message";
 /// The push code of chat messages.
 pub const WEBCHAT_PUSH: i64 = 10;
-/// Seller chat text limit [U]: Shopee's chat box allows about 1000 characters.
-pub const MAX_TEXT_CHARS: usize = 1000;
 
 fn id_str(v: &Value) -> Option<String> {
     match v {

@@ -8,8 +8,6 @@ use serde_json::{Value, json};
 use switchboard_core::Timestamp;
 
 pub const DEFAULT_API_BASE_URL: &str = "https://api.telegram.org";
-/// `sendMessage` text, after entity parsing (§5).
-pub const MAX_TEXT_CHARS: usize = 4096;
 /// The updates we ask Telegram for.
 pub const ALLOWED_UPDATES: &[&str] = &[
     "message",

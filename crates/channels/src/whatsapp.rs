@@ -13,8 +13,6 @@ pub use crate::meta::{DEFAULT_API_BASE_URL, handshake, signature_header, verify_
 
 /// Our marker in `biz_opaque_callback_data` (echoed in statuses): `sb:<message id>`.
 pub const CALLBACK_PREFIX: &str = "sb:";
-/// Text message bodies (§3.2).
-pub const MAX_TEXT_CHARS: usize = 4096;
 
 fn id_str(v: &Value) -> Option<String> {
     match v {

@@ -11,9 +11,6 @@ use switchboard_core::Timestamp;
 
 pub const DEFAULT_API_BASE_URL: &str = "https://openapi.zalo.me";
 pub const DEFAULT_OAUTH_BASE_URL: &str = "https://oauth.zaloapp.com";
-/// Consultation message text (Zalo documents no limit in channels.md; 2000 characters is the
-/// limit Zalo's OA manager enforces [U]).
-pub const MAX_TEXT_CHARS: usize = 2000;
 
 fn id_str(v: &Value) -> Option<String> {
     match v {

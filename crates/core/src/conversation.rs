@@ -77,6 +77,9 @@ pub enum ActionKind {
     AutoResolved,
     /// An automatic reply was sent (outside business hours).
     AutoReplied,
+    /// An automatic message (out-of-hours reply, closing message, ...) was refused by the
+    /// messaging-window policy or the channel; it is in the thread, failed, with the reason.
+    AutomaticMessageRefused,
 }
 
 impl ActionKind {
@@ -96,6 +99,7 @@ impl ActionKind {
             Self::ReturnedToPool => "returned_to_pool",
             Self::AutoResolved => "auto_resolved",
             Self::AutoReplied => "auto_replied",
+            Self::AutomaticMessageRefused => "automatic_message_refused",
         }
     }
 }

@@ -96,7 +96,7 @@ pub fn message_json(m: &Message) -> serde_json::Value {
     })
 }
 
-fn conversation_json(c: &Conversation) -> serde_json::Value {
+pub fn conversation_json(c: &Conversation) -> serde_json::Value {
     serde_json::json!({
         "id": c.id,
         "status": c.status,

@@ -12,6 +12,7 @@ pub mod event;
 pub mod ids;
 pub mod media;
 pub mod model;
+pub mod outbound;
 pub mod policy;
 pub mod presence;
 pub mod retry;

@@ -2,6 +2,7 @@
 //! `Application::build` binds (port 0 in tests) and wires everything; `run_until_stopped` serves.
 
 pub mod access;
+pub mod app;
 pub mod auth;
 pub mod bus;
 pub mod channel_ingest;
@@ -85,12 +86,16 @@ impl Application {
         access.reload(store.as_ref()).await?;
         let idle = Some(config.routing.idle_away_minutes).filter(|m| *m > 0);
         let presence = Arc::new(presence::Presence::new(idle));
+        let outbox = outbox::Outbox::new(&config.outbox)?;
+        // One way out: every sender (agents, timers, routing) sends through this.
+        let outgoing = app::send::Outgoing::new(store.clone(), clock.clone(), outbox.waker());
         let routing = routing::Routing::new(
             store.clone(),
             clock.clone(),
             bus.clone(),
             presence.clone(),
             config.routing.clone(),
+            outgoing.clone(),
         );
         // One group-commit writer for every channel's inbound traffic.
         let channel_ingest = channel_ingest::ChannelIngest::start(
@@ -100,7 +105,6 @@ impl Application {
             routing.clone(),
         )?;
         let ingest = ingest::Ingest::new(channel_ingest.clone());
-        let outbox = outbox::Outbox::new(&config.outbox)?;
         let tariff = config
             .billing
             .tariff()
@@ -139,6 +143,7 @@ impl Application {
             channel_ingest,
             meter,
             outbox,
+            outgoing,
             providers,
             workspace_id,
             visitor_key: key.into_bytes(),

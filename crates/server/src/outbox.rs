@@ -85,6 +85,11 @@ impl Outbox {
         &self.http
     }
 
+    /// What wakes the production loop (for senders that queue rows).
+    pub fn waker(&self) -> Arc<Notify> {
+        self.notify.clone()
+    }
+
     /// Something was queued: let the production loop look now.
     pub fn wake(&self) {
         self.notify.notify_one();

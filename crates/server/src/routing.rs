@@ -7,13 +7,13 @@
 //! agent frees up (resolves, comes online), when a timer takes a conversation back, and on every
 //! tick of the timer runner for inboxes with a backlog (which also catches business hours opening).
 
+use crate::app::send::{Outgoing, Purpose, SendRequest};
 use crate::bus::Bus;
 use crate::clock::Clock;
 use crate::config::RoutingConfig;
 use crate::presence::Presence;
 use std::collections::HashMap;
 use std::sync::Arc;
-use switchboard_core::conversation::{Action, ActionKind};
 use switchboard_core::event::{self, EventKind};
 use switchboard_core::presence::PresenceStatus;
 use switchboard_core::routing::{self, Candidate, Pick, PickInput, RoutingRules, Trigger};
@@ -35,6 +35,8 @@ pub struct Inner {
     pub bus: Bus,
     pub presence: Arc<Presence>,
     pub config: RoutingConfig,
+    /// Automatic messages (out-of-hours reply, closing message) go out through the one `send`.
+    pub outgoing: Outgoing,
     /// This node's name on timer leases.
     pub node: String,
 }
@@ -46,29 +48,19 @@ impl std::ops::Deref for Routing {
     }
 }
 
-/// A message Switchboard itself writes to the customer (outside-hours reply, closing message).
-/// Only live chat delivers these today: its outbound messages are rows the widget reads. Other
-/// channels must pass the messaging-window policy first, which arrives with their connectors.
-pub fn system_message(
-    inbox: &Inbox,
-    c: &Conversation,
-    text: &str,
-    now: Timestamp,
-) -> Option<Message> {
-    (inbox.channel == ChannelKind::Livechat).then(|| Message {
-        id: MessageId(uuid::Uuid::now_v7()),
-        conversation_id: c.id,
-        inbox_id: c.inbox_id,
-        direction: Direction::Outbound,
-        sender_kind: SenderKind::System,
-        sender_agent_id: None,
-        kind: MessageKind::Text,
+/// Sends an automatic message (as Switchboard) through the one `send` command: checked by the
+/// policy like any other sender; a refusal is stored, failed, with its reason.
+pub async fn send_automatic(outgoing: &Outgoing, c: ConversationId, text: &str, purpose: Purpose) {
+    let req = SendRequest {
+        conversation_id: c,
+        author: switchboard_core::outbound::Author::Automation,
         text: text.to_owned(),
-        provider_message_id: None,
-        delivery_status: DeliveryStatus::Sent,
-        failure_reason: None,
-        created_at: now,
-    })
+        policy: Default::default(),
+        purpose,
+    };
+    if let Err(e) = outgoing.send(req).await {
+        tracing::warn!(conversation_id = %c, code = e.code, "an automatic message could not be written");
+    }
 }
 
 /// A decision ready to apply: the change plus the pick it came from.
@@ -118,6 +110,7 @@ impl Routing {
         bus: Bus,
         presence: Arc<Presence>,
         config: RoutingConfig,
+        outgoing: Outgoing,
     ) -> Self {
         Self(Arc::new(Inner {
             store,
@@ -125,6 +118,7 @@ impl Routing {
             bus,
             presence,
             config,
+            outgoing,
             node: uuid::Uuid::now_v7().to_string(),
         }))
     }
@@ -176,23 +170,18 @@ impl Routing {
     /// A conversation just entered the pool (created, or reopened by the customer): route it per the
     /// inbox's rules (sticky first), and outside business hours send the automatic reply.
     pub async fn on_entered_pool(&self, id: ConversationId) -> Result<(), StoreError> {
+        let mut auto_reply = None;
         for _ in 0..ATTEMPTS {
             let Some(c) = self.store.conversation(id).await? else {
                 return Ok(());
             };
             if c.status != ConversationStatus::Pending || c.assignee_id.is_some() {
-                return Ok(()); // someone was quicker
+                break; // someone was quicker
             }
             let now = self.clock.now();
             let state = self.store.routing_state(c.inbox_id).await?;
             let rules = &state.rules;
-            let reply = match rules.outside_hours_reply(now) {
-                Some(text) => match self.store.inbox(c.inbox_id).await? {
-                    Some(inbox) => system_message(&inbox, &c, text, now),
-                    None => None,
-                },
-                None => None,
-            };
+            auto_reply = rules.outside_hours_reply(now).map(str::to_owned);
             let candidates = self
                 .candidates(c.inbox_id, c.workspace_id, rules, now)
                 .await?;
@@ -202,45 +191,22 @@ impl Routing {
                 previous: c.last_assignee_id,
                 exclude: &[],
             };
-            let pick = routing::pick_agent(rules, input, now);
-            let mut rc = match pick {
-                Some(p) => {
-                    match assignment_change(&c, &state, &candidates, p, Trigger::Arrival, now) {
-                        Ok(rc) => rc,
-                        Err(_) => return Ok(()),
-                    }
-                }
-                None if reply.is_some() => RoutingChange {
-                    change: Change {
-                        conversation: None,
-                        expected_version: c.version,
-                        conversation_id: c.id,
-                        workspace_id: c.workspace_id,
-                        actions: Vec::new(),
-                        message: None,
-                        events: Vec::new(),
-                        now,
-                    },
-                    pointer: None,
-                    capacity: None,
-                    timer: None,
-                },
-                None => return Ok(()),
+            let Some(pick) = routing::pick_agent(rules, input, now) else {
+                break;
             };
-            if let Some(m) = reply {
-                rc.change.actions.push(Action {
-                    kind: ActionKind::AutoReplied,
-                    actor: None,
-                    detail: serde_json::json!({"reason": "outside_business_hours"}),
-                });
-                rc.change.events.push(event::message_created(&m));
-                rc.change.message = Some(m);
-            }
+            let Ok(rc) = assignment_change(&c, &state, &candidates, pick, Trigger::Arrival, now)
+            else {
+                break;
+            };
             match self.store.apply_routing(rc).await {
-                Ok(_) => return Ok(()),
+                Ok(_) => break,
                 Err(StoreError::VersionConflict) => continue,
                 Err(e) => return Err(e),
             }
+        }
+        // After the routing decision: the reply goes through the policy like any message.
+        if let Some(text) = auto_reply {
+            send_automatic(&self.outgoing, id, &text, Purpose::OutsideBusinessHours).await;
         }
         Ok(())
     }

@@ -32,6 +32,8 @@ pub struct Inner {
     pub meter: crate::metering::MeterWriter,
     /// Outbound provider messages.
     pub outbox: crate::outbox::Outbox,
+    /// The one `send` command.
+    pub outgoing: crate::app::send::Outgoing,
     /// WhatsApp, Zalo, Telegram and Shopee clients (and the WhatsApp price list).
     pub providers: crate::provider_api::Providers,
     pub workspace_id: WorkspaceId,

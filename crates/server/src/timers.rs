@@ -6,8 +6,9 @@
 //! [`Routing::run_due_timers`] is the whole tick and takes `now`: tests advance a manual clock and
 //! call it directly; in production [`spawn_runner`] calls it every `timer_poll_ms`.
 
+use crate::app::send::Purpose;
 use crate::clock::Clock;
-use crate::routing::{Routing, system_message};
+use crate::routing::{Routing, send_automatic};
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_core::event;
@@ -75,6 +76,7 @@ impl Routing {
     }
 
     async fn fire(&self, t: &Timer, now: Timestamp) -> Result<Fired, StoreError> {
+        let mut closing = None;
         for _ in 0..ATTEMPTS {
             let Some(c) = self.store.conversation(t.conversation_id).await? else {
                 self.store.discard_timer(t.id, t.generation).await?;
@@ -140,18 +142,10 @@ impl Routing {
                         self.store.discard_timer(t.id, t.generation).await?;
                         return Ok(Fired::Dropped);
                     };
-                    let message = match closing_message {
-                        Some(text) => self
-                            .store
-                            .inbox(c.inbox_id)
-                            .await?
-                            .and_then(|inbox| system_message(&inbox, &c, &text, now)),
-                        None => None,
-                    };
-                    let mut events = event::for_routing(&c, &tr, reason.as_str());
-                    events.extend(message.as_ref().map(event::message_created));
+                    closing = closing_message;
+                    let events = event::for_routing(&c, &tr, reason.as_str());
                     RoutingChange {
-                        change: change(&c, tr, message, events, now),
+                        change: change(&c, tr, None, events, now),
                         pointer: None,
                         capacity: None,
                         timer: Some((t.id, t.generation)),
@@ -161,6 +155,10 @@ impl Routing {
             let freed = c.assignee_id;
             match self.store.apply_routing(rc).await {
                 Ok(RoutingOutcome::Applied(_)) => {
+                    // Resolved: the closing message goes out through the policy like any message.
+                    if let Some(text) = closing.take() {
+                        send_automatic(&self.outgoing, c.id, &text, Purpose::ClosingMessage).await;
+                    }
                     // The holder has room again: their backlog may move (not this conversation —
                     // the pool remembers who just lost it).
                     if let Some(agent) = freed {

@@ -4,7 +4,7 @@
 
 import { useEffect, useState } from 'preact/hooks';
 import { api, ApiError, Attachment, Contact, Conversation, HistoryEntry, Page, query } from './api';
-import { formatBytes, formatTime, t } from './i18n';
+import { formatBytes, formatTime, reasonText, t } from './i18n';
 import { realtime } from './realtime';
 import { agentName, refreshTags, useShared } from './store';
 import { isImage } from '../shared/media';
@@ -177,6 +177,19 @@ function historyLine(h: HistoryEntry): string {
       return t('history.tagged', { actor, tag: d.tag ?? '' });
     case 'untagged':
       return t('history.untagged', { actor, tag: d.tag ?? '' });
+    case 'auto_assigned':
+      return t('history.auto_assigned', { to: agentName(d.to) });
+    case 'returned_to_pool':
+      return t('history.returned_to_pool');
+    case 'auto_resolved':
+      return t('history.auto_resolved');
+    case 'auto_replied':
+      return t('history.auto_replied');
+    case 'automatic_message_refused':
+      return t('history.automatic_message_refused', {
+        what: d.purpose === 'closing_message' ? t('history.closing_message') : t('history.outside_hours_reply'),
+        reason: reasonText(d.reason),
+      });
     default:
       return `${h.kind} (${actor})`;
   }

@@ -4,10 +4,10 @@
 //! A reply the policy refuses gets 422 (`window_closed`, `human_agent_confirmation_required`, ...)
 //! and nothing is stored or queued.
 
+use crate::app::visible;
 use crate::auth::CurrentAgent;
 use crate::error::ApiPath as Path;
 use crate::error::{ApiError, ApiJson, ApiResult};
-use crate::routes::conversations::visible;
 use crate::routes::{created, new_uuid};
 use crate::state::AppState;
 use axum::extract::State;
@@ -17,78 +17,24 @@ use serde::Deserialize;
 use switchboard_channels::meta::{self, CommentOp};
 use switchboard_core::conversation as conv;
 use switchboard_core::event::{EventDraft, EventKind};
-use switchboard_core::policy::{self, Content, Decision, MessageTag, Requested, Sender};
+use switchboard_core::policy::{self, Content, Requested, Sender};
 use switchboard_core::*;
 use switchboard_store::{
     Change, ChannelItem, MessageMeta, Outbound, OutboundError, OutboxJob, StoreError,
     message_with_meta,
 };
 
-/// `"policy"` in a send request.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PolicyRequest {
-    /// "I am only replying to the customer; nothing promotional" (unlocks `HUMAN_AGENT`).
-    #[serde(default)]
-    pub human_agent_confirmed: bool,
-    /// An explicit message tag, where the channel still has it.
-    pub tag: Option<String>,
-    /// What the message is for: `reply` (default), `event_reminder`, `order_status`, `account_alert`.
-    pub content: Option<String>,
-}
-
-fn refusal(d: &Decision, summary: &policy::WindowSummary) -> Option<ApiError> {
-    let (code, message, extra) = match d {
-        Decision::Allowed { .. } => return None,
-        Decision::NeedsConfirmation { confirmation, until, .. } => (
-            "human_agent_confirmation_required",
-            "more than 24 hours since the customer's last message: confirm this is a personal, non-promotional reply (HUMAN_AGENT)".to_owned(),
-            serde_json::json!({"confirmation": confirmation, "until": until}),
-        ),
-        Decision::Refused { reason, options } => {
-            let code = match reason {
-                policy::RefusalReason::TagNotAvailable
-                | policy::RefusalReason::TagRetired
-                | policy::RefusalReason::TagNotApplicable => "tag_not_allowed",
-                _ => "window_closed",
-            };
-            let message = match reason {
-                policy::RefusalReason::HumanAgentOnly => "the 24-hour window is closed; only a human agent may still reply (automation may not use HUMAN_AGENT)",
-                policy::RefusalReason::NoCustomerMessage => "the customer has not written to this page yet",
-                policy::RefusalReason::TagNotAvailable => "this tag does not exist on this channel",
-                policy::RefusalReason::TagRetired => "this tag is no longer accepted by Meta",
-                policy::RefusalReason::TagNotApplicable => "this tag does not fit this message or this moment",
-                _ => "the messaging window is closed; wait for the customer to write again",
-            };
-            (code, message.to_owned(), serde_json::json!({"reason": reason, "options": options}))
-        }
-    };
-    let mut extra = extra;
-    if let Some(o) = extra.as_object_mut() {
-        o.insert("policy".into(), serde_json::json!(summary));
-    }
-    Some(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message).with_extra(extra))
-}
-
-/// Provider text limits (channels.md §1.5, §2).
+/// The channel's text limit (the capability table).
 fn check_length(channel: ChannelKind, text: &str) -> ApiResult<()> {
-    let too_long = match channel {
-        ChannelKind::Messenger => text.chars().count() >= 2000,
-        ChannelKind::Instagram => text.len() > 1000,
-        _ => false,
-    };
-    if too_long {
-        let limit = if channel == ChannelKind::Messenger {
-            "fewer than 2000 characters"
-        } else {
-            "at most 1000 bytes"
-        };
-        return Err(
-            ApiError::invalid(format!("text: {channel} messages must be {limit}"))
-                .with_extra(serde_json::json!({"field": "text"})),
-        );
+    let limit = switchboard_core::outbound::capabilities(channel).text;
+    if limit.fits(text) {
+        return Ok(());
     }
-    Ok(())
+    Err(ApiError::invalid(format!(
+        "text: {channel} messages must be {}",
+        limit.describe()
+    ))
+    .with_extra(serde_json::json!({"field": "text"})))
 }
 
 async fn meta_inbox(st: &AppState, c: &Conversation) -> ApiResult<Inbox> {
@@ -185,104 +131,6 @@ async fn queue(
     Err(StoreError::VersionConflict.into())
 }
 
-/// The reply path of `POST /conversations/{id}/messages` for provider channels. `None` for
-/// channels without a provider (live chat keeps its direct path).
-pub async fn channel_reply(
-    st: &AppState,
-    me: &CurrentAgent,
-    id: ConversationId,
-    text: &str,
-    req: PolicyRequest,
-    automated: bool,
-) -> ApiResult<Option<Response>> {
-    let c = visible(st, me, id).await?;
-    let inbox = meta_inbox(st, &c).await?;
-    if !crate::meta::is_meta(inbox.channel) {
-        // WhatsApp, Zalo, Telegram, Shopee (live chat: `None`, its direct path).
-        return crate::routes::provider_send::reply(st, me, &c, &inbox, text, automated).await;
-    }
-    check_length(inbox.channel, text)?;
-    let content = match req.content.as_deref() {
-        None => Content::Reply,
-        Some(s) => Content::parse(s).ok_or_else(|| {
-            ApiError::invalid(
-                "policy.content: must be reply, event_reminder, order_status or account_alert",
-            )
-        })?,
-    };
-    let tag = req
-        .tag
-        .as_deref()
-        .map(|t| {
-            MessageTag::parse(&t.to_uppercase())
-                .ok_or_else(|| ApiError::invalid("policy.tag: unknown message tag"))
-        })
-        .transpose()?;
-    let requested = Requested {
-        human_agent_confirmed: req.human_agent_confirmed,
-        tag,
-    };
-    let sender = if automated {
-        Sender::Automation
-    } else {
-        Sender::Human
-    };
-    let rules = policy::rules_for(inbox.channel);
-    let recipient = st.store.messaging_id(c.contact_id, c.inbox_id).await?;
-    let text = text.to_owned();
-    let resp = queue(st, me, id, |current, now| {
-        let decision = policy::may_send(
-            &rules,
-            current.last_customer_message_at,
-            now,
-            sender,
-            content,
-            requested,
-        );
-        if let Some(err) = refusal(
-            &decision,
-            &policy::summary(&rules, current.last_customer_message_at, now),
-        ) {
-            return Err(err);
-        }
-        let Decision::Allowed {
-            messaging_type,
-            tag,
-            ..
-        } = decision
-        else {
-            return Err(ApiError::internal());
-        };
-        let Some(recipient) = recipient.clone() else {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "no_messaging_id",
-                "this customer has only commented: answer their comment with a private reply first",
-            ));
-        };
-        let sender_kind = if automated {
-            SenderKind::Bot
-        } else {
-            SenderKind::Agent
-        };
-        let m = queued_message(current, me, sender_kind, MessageKind::Text, &text, now);
-        let request = serde_json::json!({
-            "recipient_id": recipient,
-            "messaging_type": messaging_type.map(|m| m.as_str()),
-            "tag": tag.map(|t| t.as_str()),
-            "text": text,
-        });
-        let meta = MessageMeta {
-            meta: serde_json::json!({"content": content}),
-            messaging_type: messaging_type.map(|m| m.as_str().to_owned()),
-            tag: tag.map(|t| t.as_str().to_owned()),
-        };
-        Ok((m, OutboxJob::Send, request, meta, None))
-    })
-    .await?;
-    Ok(Some(resp))
-}
-
 /// `GET /conversations/{id}/policy`: what the composer may do now.
 pub async fn get_policy(
     State(st): State<AppState>,
@@ -293,7 +141,7 @@ pub async fn get_policy(
     let inbox = meta_inbox(&st, &c).await?;
     let rules = policy::rules_for(inbox.channel);
     let now = st.clock.now();
-    let facts = crate::routes::provider_send::facts(&st, &inbox, &c).await?;
+    let facts = st.outgoing.facts(inbox.channel, &c).await?;
     let s = policy::summarize(&rules, facts, now);
     let automation = policy::decide(
         &rules,

@@ -2,6 +2,8 @@
 //! participants, reply/note, resolve, reopen, tags). Each transition is: load what the agent may
 //! see → ask the core → compare-and-set in the store → the store publishes the events.
 
+use crate::app::send::{PolicyRequest, Purpose, SendRequest};
+use crate::app::visible;
 use crate::auth::CurrentAgent;
 use crate::error::ApiPath as Path;
 use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
@@ -13,24 +15,12 @@ use axum::response::Response;
 use serde::Deserialize;
 use switchboard_core::conversation::{self as conv, Transition};
 use switchboard_core::event::{self, EventDraft, EventKind};
+use switchboard_core::outbound::Author;
 use switchboard_core::validate::{MessageText, TagName};
 use switchboard_core::*;
 use switchboard_store::{
     AssigneeFilter, Change, ConversationQuery, ListCursor, MessageCursor, StoreError,
 };
-
-/// A conversation the agent may see, or 404 (whether it exists or not).
-pub async fn visible(
-    st: &AppState,
-    me: &CurrentAgent,
-    id: ConversationId,
-) -> ApiResult<Conversation> {
-    st.store
-        .conversation(id)
-        .await?
-        .filter(|c| st.access.can_see(&me.agent, c.inbox_id))
-        .ok_or_else(|| ApiError::not_found("conversation"))
-}
 
 /// What a command decided: a transition, a message to store, or both.
 #[derive(Default)]
@@ -307,7 +297,7 @@ pub struct NewMessage {
     kind: Option<String>,
     /// Provider channels: the messaging-window options (`human_agent_confirmed`, `tag`, `content`).
     #[serde(default)]
-    policy: Option<crate::routes::channel_actions::PolicyRequest>,
+    policy: Option<PolicyRequest>,
     /// Sent by automation (a bot or an integration), not typed by a person: the policy is stricter.
     #[serde(default)]
     automated: bool,
@@ -331,29 +321,27 @@ pub async fn post_message(
             );
         }
     };
-    if kind == MessageKind::Text
-        && let Some(resp) = crate::routes::channel_actions::channel_reply(
-            &st,
-            &me,
-            id,
-            &text,
-            b.policy.unwrap_or_default(),
-            b.automated,
-        )
-        .await?
-    {
-        return Ok(resp);
+    visible(&st, &me, id).await?;
+    if kind == MessageKind::Text {
+        let req = SendRequest {
+            conversation_id: id,
+            author: Author::Agent {
+                actor: me.actor(),
+                automated: b.automated,
+            },
+            text,
+            policy: b.policy.unwrap_or_default(),
+            purpose: Purpose::Reply,
+        };
+        return match st.outgoing.send(req).await {
+            Ok(message) => Ok(created(message)),
+            Err(e) => Err(name_holder(&st, e).await),
+        };
     }
     let now = st.clock.now();
-    let actor = me.actor();
     let message = transact_message(&st, &me, id, |c| {
-        let transition = if kind.is_private() {
-            None
-        } else {
-            Some(conv::reply(c, actor, now)?)
-        };
         Ok(Plan {
-            transition,
+            transition: None,
             message: Some(outbound_message(c, &me, kind, text.clone(), now)),
         })
     })

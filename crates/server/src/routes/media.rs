@@ -1,10 +1,11 @@
 //! Files on messages: agents upload (`POST /conversations/{id}/attachments`, raw body), agents and
 //! the conversation's own visitor download. Files live under `<data_dir>/media/<id>`.
 
+use crate::app::visible;
 use crate::auth::CurrentAgent;
 use crate::error::ApiPath as Path;
 use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
-use crate::routes::conversations::{Plan, transact_message, visible};
+use crate::routes::conversations::{Plan, transact_message};
 use crate::routes::widget::Visitor;
 use crate::routes::{created, new_uuid};
 use crate::state::AppState;

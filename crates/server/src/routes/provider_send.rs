@@ -6,12 +6,13 @@
 //! A send the policy refuses gets 422 (`template_required`, `window_closed`, ...) and nothing is
 //! stored or queued.
 
+use crate::app::send;
+use crate::app::visible;
 use crate::auth::CurrentAgent;
 use crate::error::ApiPath as Path;
 use crate::error::{ApiError, ApiJson, ApiResult};
 use crate::inbox_settings;
 use crate::provider_api::Providers;
-use crate::routes::conversations::visible;
 use crate::routes::created;
 use crate::routes::inboxes::visible_inbox;
 use crate::routes::new_uuid;
@@ -20,7 +21,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
-use switchboard_channels::{shopee, telegram, whatsapp, zalo};
+use switchboard_channels::whatsapp;
 use switchboard_core::conversation as conv;
 use switchboard_core::event::{EventDraft, EventKind};
 use switchboard_core::policy::{self, Content, Decision, Facts, MessagingType, Requested, Sender};
@@ -72,19 +73,7 @@ pub async fn after_create(st: &AppState, inbox: &Inbox) {
     }
 }
 
-// ------------------------------------------------------------------ policy facts and answer
-
-/// What the policy knows about a conversation on these channels: Zalo counts the consultation
-/// messages sent since the customer's last message.
-pub async fn facts(st: &AppState, inbox: &Inbox, c: &Conversation) -> ApiResult<Facts> {
-    let mut f = Facts::since(c.last_customer_message_at);
-    if inbox.channel == ChannelKind::Zalo
-        && let Some(last) = c.last_customer_message_at
-    {
-        f.sent_since = st.store.replies_since(c.id, last).await?;
-    }
-    Ok(f)
-}
+// ------------------------------------------------------------------ policy answer
 
 /// The customer's id to send to: for WhatsApp the phone number (`wa_id`) when known, else the
 /// business-scoped user id.
@@ -131,31 +120,6 @@ pub async fn policy_extras(
     Ok(())
 }
 
-fn refusal(d: &Decision, summary: &policy::WindowSummary) -> Option<ApiError> {
-    let Decision::Refused { reason, options } = d else {
-        return None;
-    };
-    let (code, message) = match reason {
-        policy::RefusalReason::TemplateRequired => (
-            "template_required",
-            "the customer-service window is closed: only an approved template can be sent now",
-        ),
-        policy::RefusalReason::NoCustomerMessage => (
-            "window_closed",
-            "the customer has not written yet: only an approved template can open the conversation",
-        ),
-        _ => (
-            "window_closed",
-            "the messaging window is closed; wait for the customer to write again",
-        ),
-    };
-    Some(
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message).with_extra(
-            serde_json::json!({"reason": reason, "options": options, "policy": summary}),
-        ),
-    )
-}
-
 // ------------------------------------------------------------------ queueing
 
 /// What one send queues.
@@ -200,7 +164,7 @@ async fn queue(
 ) -> ApiResult<Response> {
     for _ in 0..5 {
         let current = visible(st, me, id).await?;
-        let facts = facts(st, inbox, &current).await?;
+        let facts = st.outgoing.facts(inbox.channel, &current).await?;
         let now = st.clock.now();
         let tr = conv::reply(&current, me.actor(), now)?;
         let p = plan(&current, facts, now)?;
@@ -257,8 +221,8 @@ fn allowed(
 ) -> ApiResult<(Option<MessagingType>, bool)> {
     let rules = policy::rules_for(inbox.channel);
     let d = policy::decide(&rules, facts, now, sender, content, Requested::default());
-    if let Some(err) = refusal(&d, &policy::summarize(&rules, facts, now)) {
-        return Err(err);
+    if let Some(err) = send::refusal(&d, &policy::summarize(&rules, facts, now), inbox.channel) {
+        return Err(err.into());
     }
     match d {
         Decision::Allowed {
@@ -276,73 +240,6 @@ fn no_recipient() -> ApiError {
         "no_messaging_id",
         "this customer has no id on this channel to send to",
     )
-}
-
-fn text_limit(channel: ChannelKind) -> usize {
-    match channel {
-        ChannelKind::Whatsapp => whatsapp::MAX_TEXT_CHARS,
-        ChannelKind::Zalo => zalo::MAX_TEXT_CHARS,
-        ChannelKind::Telegram => telegram::MAX_TEXT_CHARS,
-        _ => shopee::MAX_TEXT_CHARS,
-    }
-}
-
-/// The text reply of `POST /conversations/{id}/messages` on these channels; `None` for others.
-pub async fn reply(
-    st: &AppState,
-    me: &CurrentAgent,
-    c: &Conversation,
-    inbox: &Inbox,
-    text: &str,
-    automated: bool,
-) -> ApiResult<Option<Response>> {
-    if !inbox_settings::is_provider(inbox.channel) {
-        return Ok(None);
-    }
-    let limit = text_limit(inbox.channel);
-    if text.chars().count() > limit {
-        return Err(ApiError::invalid(format!(
-            "text: {} messages are at most {limit} characters",
-            inbox.channel
-        ))
-        .with_extra(serde_json::json!({"field": "text"})));
-    }
-    let to = recipient(st, inbox, c).await?.ok_or_else(no_recipient)?;
-    let (sender, sender_kind) = sender_of(automated);
-    let text = text.to_owned();
-    let resp = queue(st, me, c.id, inbox, |current, facts, now| {
-        let (messaging_type, paid) = allowed(inbox, facts, now, sender, Content::Reply)?;
-        let m = queued(current, me, sender_kind, MessageKind::Text, &text, now);
-        let marker = format!("{}{}", whatsapp::CALLBACK_PREFIX, m.id);
-        let request = match inbox.channel {
-            ChannelKind::Whatsapp => {
-                serde_json::json!({ "body": whatsapp::text_body(&to, &text, Some(&marker)) })
-            }
-            ChannelKind::Zalo => {
-                serde_json::json!({ "endpoint": "cs", "body": zalo::text_body(&to, &text, None) })
-            }
-            ChannelKind::Telegram => {
-                serde_json::json!({ "body": telegram::send_message_body(&to, &text, None) })
-            }
-            _ => serde_json::json!({ "to_id": to, "text": text }),
-        };
-        let mut meta = serde_json::json!({ "content": "reply" });
-        if inbox.channel == ChannelKind::Zalo {
-            meta["quota"] = serde_json::json!(if paid { "paid" } else { "free" });
-            meta["free_replies_used_before"] = serde_json::json!(facts.sent_since);
-        }
-        Ok(Planned {
-            message: m,
-            request,
-            meta: MessageMeta {
-                meta,
-                messaging_type: messaging_type.map(|t| t.as_str().to_owned()),
-                tag: None,
-            },
-        })
-    })
-    .await?;
-    Ok(Some(resp))
 }
 
 // ------------------------------------------------------------------ WhatsApp templates and rich messages

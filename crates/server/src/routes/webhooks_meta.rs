@@ -48,17 +48,74 @@ pub async fn verify(
     }
 }
 
-/// The inboxes an entry id may belong to (a Page or an Instagram account).
-async fn inboxes_for(st: &AppState, ids: &[String]) -> ApiResult<HashMap<String, Inbox>> {
-    let mut out = HashMap::new();
-    for id in ids {
-        for ch in [ChannelKind::Messenger, ChannelKind::Instagram] {
-            if let Some(i) = st.store.inbox_by_account(ch, id).await? {
-                out.insert(format!("{}:{id}", ch.as_str()), i);
+/// How many distinct accounts a webhook may name before its signature is checked against every
+/// Meta app we hold first (bounded work before verification, whatever the body says).
+const LOOKUPS_BEFORE_VERIFYING: usize = 32;
+
+fn signed_by_one_of<'a>(
+    inboxes: impl IntoIterator<Item = &'a Inbox>,
+    raw: &[u8],
+    signature: Option<&str>,
+) -> bool {
+    let mut secrets: Vec<&str> = inboxes
+        .into_iter()
+        .filter_map(crate::meta::app_secret)
+        .collect();
+    secrets.sort_unstable();
+    secrets.dedup();
+    secrets
+        .iter()
+        .any(|s| meta::verify_signature(s, raw, signature))
+}
+
+/// The inboxes (by `channel:account`) of a webhook signed by one of our Meta apps; `Err` (401)
+/// when no app of ours signed it. A few named accounts are looked up (remembered on SQLite) and
+/// their secrets tried; a webhook naming many accounts, or none of ours, is checked against every
+/// Meta app we hold first — so a large unsigned body costs one query and one HMAC, and a signed
+/// webhook for a Page we no longer hold is recognised as Meta's and answered 200.
+async fn verified_inboxes(
+    st: &AppState,
+    raw: &[u8],
+    signature: Option<&str>,
+) -> ApiResult<HashMap<String, Inbox>> {
+    let ids = meta::entry_ids(raw); // distinct
+    if ids.len() <= LOOKUPS_BEFORE_VERIFYING {
+        let mut found = HashMap::new();
+        for id in &ids {
+            for ch in [ChannelKind::Messenger, ChannelKind::Instagram] {
+                if let Some(i) = st.store.inbox_by_account(ch, id).await? {
+                    found.insert(format!("{}:{id}", ch.as_str()), i);
+                }
             }
         }
+        if signed_by_one_of(found.values(), raw, signature) {
+            return Ok(found);
+        }
     }
-    Ok(out)
+    let all: Vec<Inbox> = st
+        .store
+        .list_inboxes(st.workspace_id)
+        .await?
+        .into_iter()
+        .filter(|i| crate::meta::is_meta(i.channel))
+        .collect();
+    if !signed_by_one_of(&all, raw, signature) {
+        tracing::warn!(
+            bytes = raw.len(),
+            "meta webhook refused: bad or missing signature"
+        );
+        return Err(ApiError::unauthorized("bad or missing X-Hub-Signature-256"));
+    }
+    let named: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
+    Ok(all
+        .into_iter()
+        .filter_map(|i| {
+            let account = crate::meta::account_id(&i)?.to_owned();
+            named
+                .contains(account.as_str())
+                .then(|| (format!("{}:{account}", i.channel.as_str()), i))
+        })
+        .collect())
 }
 
 pub async fn receive(
@@ -83,23 +140,7 @@ pub async fn receive(
     let signature = headers
         .get("x-hub-signature-256")
         .and_then(|v| v.to_str().ok());
-    let candidates = inboxes_for(&st, &meta::entry_ids(&raw)).await?;
-    let mut secrets: Vec<&str> = candidates
-        .values()
-        .filter_map(crate::meta::app_secret)
-        .collect();
-    secrets.sort_unstable();
-    secrets.dedup();
-    if !secrets
-        .iter()
-        .any(|s| meta::verify_signature(s, &raw, signature))
-    {
-        tracing::warn!(
-            bytes = raw.len(),
-            "meta webhook refused: bad or missing signature"
-        );
-        return Err(ApiError::unauthorized("bad or missing X-Hub-Signature-256"));
-    }
+    let candidates = verified_inboxes(&st, &raw, signature).await?;
     let hook =
         meta::parse(&raw).map_err(|e| ApiError::bad_request("bad_webhook", e.to_string()))?;
     let channel = match hook.object {
@@ -112,7 +153,9 @@ pub async fn receive(
     let mut shares: Vec<Option<String>> = Vec::new();
     for entry in hook.entries {
         let Some(inbox) = candidates.get(&format!("{}:{}", channel.as_str(), entry.id)) else {
-            tracing::warn!("meta webhook entry for an account without an inbox; ignored");
+            // A Page or account removed from Switchboard: acknowledged, nothing stored (a failure
+            // would make Meta retry, then disable the app's webhook for every Page).
+            tracing::info!("meta webhook entry for an account without an inbox; ignored");
             continue;
         };
         // Each entry is checked against its own inbox's secret: one app can serve many Pages,
