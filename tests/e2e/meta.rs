@@ -1184,10 +1184,7 @@ async fn an_unsigned_body_naming_many_accounts_is_refused_before_any_lookup_per_
         if i > 0 {
             raw.push(',');
         }
-        raw.push_str(&format!(
-            r#"{{"id":"{}","time":1}}"#,
-            10_000_000 + i
-        ));
+        raw.push_str(&format!(r#"{{"id":"{}","time":1}}"#, 10_000_000 + i));
     }
     raw.push_str("]}");
     assert!(raw.len() < 4 * 1024 * 1024);

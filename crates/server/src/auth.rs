@@ -1,7 +1,7 @@
 //! Authentication: argon2id passwords, session tokens (bearer or HttpOnly cookie), CSRF for cookie
 //! sessions, and the `CurrentAgent` extractor every agent route starts with.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -14,6 +14,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::sync::OnceLock;
 use subtle::ConstantTimeEq;
+use switchboard_channels::livechat::{self, VisitorClaims};
 use switchboard_core::Agent;
 use switchboard_core::conversation::Actor;
 use switchboard_store::Session;
@@ -185,5 +186,22 @@ impl FromRequestParts<AppState> for CurrentAgent {
             }
         }
         Ok(current)
+    }
+}
+
+/// The visitor of this request, from `Authorization: Bearer <visitor token>`.
+pub struct Visitor(pub VisitorClaims);
+
+pub fn visitor_from_token(st: &AppState, token: &str) -> ApiResult<VisitorClaims> {
+    livechat::verify_visitor_token(&st.visitor_key, token)
+        .map_err(|_| ApiError::unauthorized("invalid visitor token"))
+}
+
+impl FromRequestParts<AppState> for Visitor {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(&parts.headers)
+            .ok_or_else(|| ApiError::unauthorized("missing visitor token"))?;
+        visitor_from_token(st, token).map(Visitor)
     }
 }

@@ -64,3 +64,11 @@ async fn run(
         }
     }
 }
+
+/// The template category of one of our WhatsApp messages (for metering), from its extras.
+pub fn template_category(
+    meta: Option<&switchboard_store::MessageMeta>,
+) -> Option<switchboard_core::billing::Category> {
+    meta.and_then(|m| m.meta["template"]["category"].as_str())
+        .and_then(switchboard_core::billing::Category::of_template)
+}

@@ -2,7 +2,12 @@
 //! the routing alike (and, next, by bots, flows and integrations). A route extracts, authorises,
 //! calls a command and responds; what the command decides is the same whoever asked.
 
+pub mod conversation;
+pub mod inbox;
+pub mod media;
 pub mod send;
+
+pub use conversation::publish_agent_typing;
 
 use crate::auth::CurrentAgent;
 use crate::error::{ApiError, ApiResult};

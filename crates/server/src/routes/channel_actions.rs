@@ -177,7 +177,7 @@ pub async fn get_policy(
                 ))),
             );
         }
-        crate::routes::provider_send::policy_extras(&st, &inbox, &c, o).await?;
+        crate::app::inbox::policy_extras(&st, &inbox, &c, o).await?;
     }
     Ok(ApiJson(v))
 }

@@ -2,132 +2,26 @@
 //! participants, reply/note, resolve, reopen, tags). Each transition is: load what the agent may
 //! see → ask the core → compare-and-set in the store → the store publishes the events.
 
+use crate::app::conversation::{
+    Plan, eligible_agent, name_holder, outbound_message, respond, summary, to_json,
+    transact_message,
+};
 use crate::app::send::{PolicyRequest, Purpose, SendRequest};
-use crate::app::visible;
+use crate::app::{publish_agent_typing, visible};
 use crate::auth::CurrentAgent;
 use crate::error::ApiPath as Path;
 use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
-use crate::routes::{created, new_uuid};
+use crate::routes::created;
 use crate::state::AppState;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
-use switchboard_core::conversation::{self as conv, Transition};
-use switchboard_core::event::{self, EventDraft, EventKind};
+use switchboard_core::conversation as conv;
+use switchboard_core::event;
 use switchboard_core::outbound::Author;
 use switchboard_core::validate::{MessageText, TagName};
 use switchboard_core::*;
-use switchboard_store::{
-    AssigneeFilter, Change, ConversationQuery, ListCursor, MessageCursor, StoreError,
-};
-
-/// What a command decided: a transition, a message to store, or both.
-#[derive(Default)]
-pub(crate) struct Plan {
-    pub transition: Option<Transition>,
-    pub message: Option<Message>,
-}
-
-/// Runs `decide` on the current state and applies it with compare-and-set, deciding again if
-/// someone changed the conversation in between. Returns the conversation as the list shows it.
-async fn transact(
-    st: &AppState,
-    me: &CurrentAgent,
-    id: ConversationId,
-    decide: impl Fn(&Conversation) -> ApiResult<Plan>,
-) -> ApiResult<(switchboard_store::ConversationSummary, Option<Message>)> {
-    for _ in 0..5 {
-        let current = visible(st, me, id).await?;
-        let plan = decide(&current)?;
-        let transition = plan.transition.filter(|t| t.changed);
-        if transition.is_none() && plan.message.is_none() {
-            return Ok((summary(st, id).await?, None));
-        }
-        let mut events: Vec<EventDraft> = Vec::new();
-        if let Some(t) = &transition {
-            // A reply only moves activity; `message.created` already tells clients that.
-            if !t.actions.is_empty() || plan.message.is_none() {
-                events.extend(event::for_transition(Some(&current), t));
-            }
-        }
-        if let Some(m) = &plan.message {
-            events.push(event::message_created(m));
-        }
-        let change = Change {
-            expected_version: current.version,
-            conversation_id: id,
-            workspace_id: current.workspace_id,
-            actions: transition
-                .as_ref()
-                .map(|t| t.actions.clone())
-                .unwrap_or_default(),
-            conversation: transition.map(|t| t.conversation),
-            message: plan.message.clone(),
-            events,
-            now: st.clock.now(),
-        };
-        match st.store.apply(change).await {
-            Ok(_) => return Ok((summary(st, id).await?, plan.message)),
-            Err(StoreError::VersionConflict) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(StoreError::VersionConflict.into())
-}
-
-async fn summary(
-    st: &AppState,
-    id: ConversationId,
-) -> ApiResult<switchboard_store::ConversationSummary> {
-    st.store
-        .conversation_summary(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("conversation"))
-}
-
-fn to_json<T: serde::Serialize>(v: &T) -> ApiResult<serde_json::Value> {
-    serde_json::to_value(v).map_err(|_| ApiError::internal())
-}
-
-pub(crate) fn outbound_message(
-    c: &Conversation,
-    me: &CurrentAgent,
-    kind: MessageKind,
-    text: String,
-    now: Timestamp,
-) -> Message {
-    Message {
-        id: MessageId(new_uuid()),
-        conversation_id: c.id,
-        inbox_id: c.inbox_id,
-        direction: Direction::Outbound,
-        sender_kind: SenderKind::Agent,
-        sender_agent_id: Some(me.agent.id),
-        kind,
-        text,
-        provider_message_id: None,
-        // Live chat delivers over the visitor's socket as the row commits; private messages stay here.
-        delivery_status: DeliveryStatus::Sent,
-        failure_reason: None,
-        created_at: now,
-    }
-}
-
-/// An agent that may take part in conversations of `inbox`: exists, active, and a member (or admin).
-async fn eligible_agent(st: &AppState, inbox: InboxId, id: AgentId) -> ApiResult<Agent> {
-    st.store
-        .agent(id)
-        .await?
-        .filter(|a| a.active && st.access.can_see(a, inbox))
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "agent_not_eligible",
-                "that agent is not an active member of this inbox",
-            )
-        })
-}
+use switchboard_store::{AssigneeFilter, ConversationQuery, ListCursor, MessageCursor};
 
 // ------------------------------------------------------------------ reads
 
@@ -239,7 +133,7 @@ pub async fn messages(
         .iter()
         .map(|m| switchboard_store::message_with_meta(m, extras.get(&m.id)))
         .collect();
-    let items = crate::routes::media::with_attachments(&st, &page.items, false, json).await?;
+    let items = crate::app::media::with_attachments(&st, &page.items, false, json).await?;
     Ok(ApiJson(
         serde_json::json!({ "items": items, "next_cursor": page.next_cursor }),
     ))
@@ -275,16 +169,6 @@ pub async fn typing(
     let c = visible(&st, &me, id).await?;
     publish_agent_typing(&st, &me.agent, &c);
     Ok(ApiJson(serde_json::json!({ "ok": true })))
-}
-
-pub fn publish_agent_typing(st: &AppState, agent: &Agent, c: &Conversation) {
-    st.bus.publish_ephemeral(
-        EventKind::Typing,
-        Some(c.inbox_id),
-        Some(c.id),
-        Some("agent"),
-        serde_json::json!({ "actor": "agent", "agent_id": agent.id, "agent_name": agent.name }),
-    );
 }
 
 // ------------------------------------------------------------------ writes
@@ -349,32 +233,6 @@ pub async fn post_message(
     Ok(created(event::message_json(&message)))
 }
 
-/// Runs a command that writes a message; returns the stored message.
-pub(crate) async fn transact_message(
-    st: &AppState,
-    me: &CurrentAgent,
-    id: ConversationId,
-    decide: impl Fn(&Conversation) -> ApiResult<Plan>,
-) -> ApiResult<Message> {
-    match transact(st, me, id, decide).await {
-        Ok((_, Some(m))) => Ok(m),
-        Ok((_, None)) => Err(ApiError::internal()),
-        Err(e) => Err(name_holder(st, e).await),
-    }
-}
-
-async fn respond(
-    st: &AppState,
-    me: &CurrentAgent,
-    id: ConversationId,
-    decide: impl Fn(&Conversation) -> ApiResult<Plan>,
-) -> ApiResult<ApiJson<serde_json::Value>> {
-    match transact(st, me, id, decide).await {
-        Ok((summary, _)) => Ok(ApiJson(to_json(&summary)?)),
-        Err(e) => Err(name_holder(st, e).await),
-    }
-}
-
 pub async fn claim(
     State(st): State<AppState>,
     me: CurrentAgent,
@@ -388,23 +246,6 @@ pub async fn claim(
         })
     })
     .await
-}
-
-/// Names the holder in a `conversation_claimed` error so the UI can say who has it.
-async fn name_holder(st: &AppState, mut err: ApiError) -> ApiError {
-    let holder = err
-        .extra
-        .as_ref()
-        .and_then(|e| e.get("holder_id"))
-        .and_then(|h| h.as_str())
-        .and_then(|h| h.parse::<AgentId>().ok());
-    if let Some(h) = holder
-        && let Ok(Some(agent)) = st.store.agent(h).await
-        && let Some(serde_json::Value::Object(extra)) = err.extra.as_mut()
-    {
-        extra.insert("holder_name".into(), serde_json::json!(agent.name));
-    }
-    err
 }
 
 #[derive(Deserialize)]

@@ -1,5 +1,6 @@
 //! `GET/POST /inboxes`, `GET/PATCH /inboxes/{id}`, `GET/PUT /inboxes/{id}/members`.
 
+use crate::app::inbox::visible_inbox;
 use crate::auth::{self, CurrentAgent};
 use crate::error::ApiPath as Path;
 use crate::error::{ApiError, ApiJson, ApiResult};
@@ -124,14 +125,6 @@ pub async fn get(
     Ok(ApiJson(inbox_json(&st, &inbox, me.require_admin().is_ok())))
 }
 
-pub async fn visible_inbox(st: &AppState, me: &CurrentAgent, id: InboxId) -> ApiResult<Inbox> {
-    st.store
-        .inbox(id)
-        .await?
-        .filter(|i| st.access.can_see(&me.agent, i.id))
-        .ok_or_else(|| ApiError::not_found("inbox"))
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewInbox {
@@ -158,8 +151,7 @@ pub async fn create(
             s
         }
         ChannelKind::Whatsapp | ChannelKind::Zalo | ChannelKind::Telegram | ChannelKind::Shopee => {
-            crate::routes::provider_send::prepare_settings(&st, channel, b.settings, None, id)
-                .await?
+            crate::app::inbox::prepare_settings(&st, channel, b.settings, None, id).await?
         }
     };
     let inbox = Inbox {
@@ -171,7 +163,7 @@ pub async fn create(
         created_at: st.clock.now(),
     };
     st.store.create_inbox(&inbox).await?;
-    crate::routes::provider_send::after_create(&st, &inbox).await;
+    crate::app::inbox::after_create(&st, &inbox).await;
     Ok(created(inbox_json(&st, &inbox, true)))
 }
 
@@ -204,7 +196,7 @@ pub async fn update(
         ensure_account_free(&st, inbox.channel, &s, Some(inbox.id)).await?;
         inbox.settings = s;
     } else if b.settings.is_some() && crate::inbox_settings::is_provider(inbox.channel) {
-        inbox.settings = crate::routes::provider_send::prepare_settings(
+        inbox.settings = crate::app::inbox::prepare_settings(
             &st,
             inbox.channel,
             b.settings,

@@ -1,12 +1,12 @@
 //! Files on messages: agents upload (`POST /conversations/{id}/attachments`, raw body), agents and
 //! the conversation's own visitor download. Files live under `<data_dir>/media/<id>`.
 
+use crate::app::conversation::{Plan, outbound_message, transact_message};
+use crate::app::media::{attachment_json, media_path, with_attachments};
 use crate::app::visible;
-use crate::auth::CurrentAgent;
+use crate::auth::{CurrentAgent, Visitor};
 use crate::error::ApiPath as Path;
 use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
-use crate::routes::conversations::{Plan, transact_message};
-use crate::routes::widget::Visitor;
 use crate::routes::{created, new_uuid};
 use crate::state::AppState;
 use axum::body::Bytes;
@@ -19,52 +19,6 @@ use switchboard_core::event;
 use switchboard_core::media;
 use switchboard_core::*;
 use switchboard_store::Attachment;
-
-fn media_path(st: &AppState, id: uuid::Uuid) -> std::path::PathBuf {
-    st.config.data_dir.join("media").join(id.to_string())
-}
-
-/// JSON for an attachment, with the URL the given audience downloads it from.
-pub fn attachment_json(a: &Attachment, for_visitor: bool) -> serde_json::Value {
-    let url = if for_visitor {
-        format!("/widget/v1/media/{}", a.id)
-    } else {
-        format!("/api/v1/media/{}", a.id)
-    };
-    // The type we serve it with, never the uploader's string (files stored before types were
-    // derived may carry one).
-    let content_type = media::served_type(&a.content_type);
-    serde_json::json!({ "id": a.id, "filename": a.filename, "content_type": content_type, "size_bytes": a.size_bytes, "url": url })
-}
-
-/// Adds each message's attachments to its JSON.
-pub async fn with_attachments(
-    st: &AppState,
-    messages: &[Message],
-    for_visitor: bool,
-    mut json: Vec<serde_json::Value>,
-) -> ApiResult<Vec<serde_json::Value>> {
-    let ids: Vec<MessageId> = messages
-        .iter()
-        .filter(|m| m.kind == MessageKind::Media)
-        .map(|m| m.id)
-        .collect();
-    let all = st.store.attachments_for_messages(&ids).await?;
-    for (m, j) in messages.iter().zip(json.iter_mut()) {
-        let mine: Vec<_> = all
-            .iter()
-            .filter(|a| a.message_id == m.id)
-            .map(|a| attachment_json(a, for_visitor))
-            .collect();
-        // Provider attachments (from `meta`) may already be there; ours are added when present.
-        if let Some(o) = j.as_object_mut()
-            && (!mine.is_empty() || !o.contains_key("attachments"))
-        {
-            o.insert("attachments".into(), serde_json::json!(mine));
-        }
-    }
-    Ok(json)
-}
 
 fn clean_filename(raw: &str) -> String {
     let name: String = raw
@@ -151,13 +105,7 @@ pub async fn upload(
     let text = caption.unwrap_or(filename);
     let message_id = att.message_id;
     let message = transact_message(&st, &me, id, |c| {
-        let mut m = crate::routes::conversations::outbound_message(
-            c,
-            &me,
-            MessageKind::Media,
-            text.clone(),
-            now,
-        );
+        let mut m = outbound_message(c, &me, MessageKind::Media, text.clone(), now);
         m.id = message_id;
         Ok(Plan {
             transition: Some(conv::reply(c, me.actor(), now)?),

@@ -1,11 +1,11 @@
 //! `GET/PUT /inboxes/{id}/routing` (routing rules), `GET/PUT /me/presence`, and
 //! `GET /conversations/{id}/timers` (what is due on a conversation, for countdowns in the UI).
 
+use crate::app::inbox::visible_inbox;
 use crate::app::visible;
 use crate::auth::CurrentAgent;
 use crate::error::ApiPath as Path;
 use crate::error::{ApiError, ApiJson, ApiResult};
-use crate::routes::inboxes::visible_inbox;
 use crate::state::AppState;
 use axum::extract::State;
 use serde::Deserialize;

@@ -9,7 +9,7 @@
 use crate::error::{ApiError, ApiResult};
 use crate::ingest::IngestFailure;
 use crate::outbox::ProfileJob;
-use crate::routes::new_uuid;
+use crate::routes::{body_or_413, new_uuid};
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -123,20 +123,7 @@ pub async fn receive(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    let raw = body.map_err(|r| {
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!(
-                    "webhook bodies are limited to {} bytes",
-                    st.config.webhooks.max_body_bytes
-                ),
-            )
-        } else {
-            ApiError::bad_request("bad_body", "could not read the body")
-        }
-    })?;
+    let raw = body_or_413(&st, body)?;
     let signature = headers
         .get("x-hub-signature-256")
         .and_then(|v| v.to_str().ok());

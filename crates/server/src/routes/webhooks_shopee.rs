@@ -8,7 +8,7 @@
 use crate::error::{ApiError, ApiResult};
 use crate::inbox_settings::setting;
 use crate::routes::new_uuid;
-use crate::routes::webhooks_whatsapp::{body_or_413, unavailable};
+use crate::routes::{body_or_413, unavailable};
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::State;

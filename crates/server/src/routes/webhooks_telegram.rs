@@ -9,7 +9,7 @@ use crate::error::ApiPath as Path;
 use crate::error::{ApiError, ApiJson, ApiResult};
 use crate::inbox_settings::setting;
 use crate::routes::new_uuid;
-use crate::routes::webhooks_whatsapp::{body_or_413, unavailable};
+use crate::routes::{body_or_413, unavailable};
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::State;

@@ -10,8 +10,8 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::inbox_settings::setting;
-use crate::ingest::IngestFailure;
 use crate::routes::new_uuid;
+use crate::routes::{body_or_413, unavailable};
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -25,32 +25,6 @@ use switchboard_core::*;
 use switchboard_store::{
     ChannelItem, ChannelOutcome, Inbound, InboundSender, MeterEvent, TemplateUpdate,
 };
-
-/// Reads a webhook body, answering 413 in our error shape when it is too large.
-pub fn body_or_413(st: &AppState, body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
-    body.map_err(|r| {
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!(
-                    "webhook bodies are limited to {} bytes",
-                    st.config.webhooks.max_body_bytes
-                ),
-            )
-        } else {
-            ApiError::bad_request("bad_body", "could not read the body")
-        }
-    })
-}
-
-pub fn unavailable(_: IngestFailure) -> ApiError {
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "unavailable",
-        "could not store the events; retry",
-    )
-}
 
 /// §1.1 (the same handshake as Messenger's): the challenge as plain text for a known verify token.
 pub async fn verify(
@@ -317,7 +291,7 @@ async fn after(st: &AppState, inbox: &Inbox, m: Meter, now: Timestamp) -> ApiRes
                 message_id: Some(msg.id),
                 traffic: Traffic::Delivered {
                     at: s.at.clamp_to(now),
-                    template: crate::routes::provider_send::template_category(meta),
+                    template: crate::metering::template_category(meta),
                 },
                 provider_pricing: s.pricing.clone(),
             };

@@ -2,15 +2,14 @@
 //! own conversation; messages go through the same ingest path as every channel; agent replies and
 //! typing come back over `/widget/v1/ws`. Private messages (notes, agent-to-agent) never leave.
 
-use crate::auth;
+use crate::auth::{Visitor, visitor_from_token};
 use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
 use crate::ingest::IngestFailure;
 use crate::routes::{created, new_uuid};
 use crate::state::AppState;
 use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
-use axum::http::request::Parts;
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -21,23 +20,6 @@ use switchboard_core::validate::{Email, MessageText, PersonName, Phone};
 use switchboard_core::*;
 use switchboard_store::{Inbound, InboundSender, MessageCursor};
 use tokio::sync::broadcast::error::RecvError;
-
-/// The visitor of this request, from `Authorization: Bearer <visitor token>`.
-pub struct Visitor(pub VisitorClaims);
-
-fn visitor_from_token(st: &AppState, token: &str) -> ApiResult<VisitorClaims> {
-    livechat::verify_visitor_token(&st.visitor_key, token)
-        .map_err(|_| ApiError::unauthorized("invalid visitor token"))
-}
-
-impl FromRequestParts<AppState> for Visitor {
-    type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, ApiError> {
-        let token = auth::bearer(&parts.headers)
-            .ok_or_else(|| ApiError::unauthorized("missing visitor token"))?;
-        visitor_from_token(st, token).map(Visitor)
-    }
-}
 
 async fn livechat_inbox(st: &AppState, id: InboxId) -> ApiResult<Inbox> {
     st.store
@@ -248,7 +230,7 @@ pub async fn list_messages(
         .await?;
     let public: Vec<Message> = page.items.into_iter().filter(|m| !m.is_private()).collect();
     let json = public.iter().map(visitor_message_json).collect();
-    let items = crate::routes::media::with_attachments(&st, &public, true, json).await?;
+    let items = crate::app::media::with_attachments(&st, &public, true, json).await?;
     Ok(ApiJson(
         serde_json::json!({ "items": items, "next_cursor": page.next_cursor }),
     ))
@@ -293,7 +275,7 @@ pub async fn visitor_ws(
     ws: WebSocketUpgrade,
 ) -> ApiResult<Response> {
     let claims = visitor_from_token(&st, &p.token)?;
-    Ok(crate::routes::ws::small_buffers(ws).on_upgrade(move |socket| run(st, claims, socket)))
+    Ok(crate::routes::small_buffers(ws).on_upgrade(move |socket| run(st, claims, socket)))
 }
 
 async fn run(st: AppState, v: VisitorClaims, socket: WebSocket) {
@@ -306,7 +288,7 @@ async fn run(st: AppState, v: VisitorClaims, socket: WebSocket) {
         .ok()
         .flatten()
         .map(|c| c.id);
-    let mut ping = tokio::time::interval(crate::routes::ws::PING_EVERY);
+    let mut ping = tokio::time::interval(crate::routes::PING_EVERY);
     let mut alive = true;
     while alive {
         tokio::select! {

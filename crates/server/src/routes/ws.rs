@@ -2,10 +2,11 @@
 //! every stored event carries a cursor, and `?since=CURSOR` replays what a reconnecting client
 //! missed from the store before going live (it also recovers from a slow socket falling behind).
 
+use crate::app::publish_agent_typing;
 use crate::auth::{self, CurrentAgent};
 use crate::bus::{BusEvent, Control};
 use crate::error::{ApiError, ApiQuery, ApiResult};
-use crate::routes::conversations::publish_agent_typing;
+use crate::routes::{PING_EVERY, small_buffers};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
@@ -14,12 +15,10 @@ use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use std::sync::Arc;
-use std::time::Duration;
 use switchboard_core::{Agent, ConversationId};
 use tokio::sync::broadcast::error::RecvError;
 
 pub const CATCH_UP_PAGE: u32 = 500;
-pub const PING_EVERY: Duration = Duration::from_secs(25);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -51,15 +50,6 @@ pub async fn agent_ws(
     let CurrentAgent { agent, session } = current;
     Ok(small_buffers(ws)
         .on_upgrade(move |socket| run(st, agent, session.token_hash, p.since, socket)))
-}
-
-/// Sockets are many and mostly idle: small buffers instead of the library's 128 KiB each way keep
-/// 10,000 connections in a few hundred MiB (see BENCHMARKS.md). Clients only send small frames.
-pub fn small_buffers(ws: WebSocketUpgrade) -> WebSocketUpgrade {
-    ws.read_buffer_size(4 * 1024)
-        .write_buffer_size(4 * 1024)
-        .max_message_size(64 * 1024)
-        .max_frame_size(64 * 1024)
 }
 
 fn same_origin(headers: &HeaderMap) -> bool {
