@@ -1215,3 +1215,52 @@ async fn openapi_lists_every_route_and_the_router_serves_them() {
         );
     }
 }
+
+/// Hardening finding 9: the admin-only inbox routes answered 403 for an inbox the caller is not
+/// in, telling them it exists. Not a member: 404, as every other route. A member: 403.
+#[tokio::test]
+async fn admin_only_inbox_routes_answer_404_to_those_not_in_the_inbox() {
+    let app = TestApp::start().await;
+    let (lan, lan_t) = app.agent("lan@shop.vn", "Lan", "agent").await;
+    let (_, out_t) = app.agent("out@shop.vn", "Out", "agent").await;
+    let inbox = app.inbox("Web", &[&lan]).await;
+    let calls = [
+        (
+            Method::PATCH,
+            format!("/api/v1/inboxes/{inbox}"),
+            json!({"name": "X"}),
+        ),
+        (
+            Method::PUT,
+            format!("/api/v1/inboxes/{inbox}/members"),
+            json!({"agent_ids": []}),
+        ),
+        (
+            Method::PUT,
+            format!("/api/v1/inboxes/{inbox}/routing"),
+            json!({"strategy": "self_claim"}),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/inboxes/{inbox}/templates/sync"),
+            json!({}),
+        ),
+    ];
+    for (method, path, body) in calls {
+        let (s, b) = app
+            .call(method.clone(), &path, Some(&out_t), Some(body.clone()))
+            .await;
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("not_found")),
+            "{method} {path}"
+        );
+        let (s, _) = app
+            .call(method.clone(), &path, Some(&lan_t), Some(body))
+            .await;
+        assert!(
+            s == StatusCode::FORBIDDEN || s == StatusCode::UNPROCESSABLE_ENTITY,
+            "{method} {path}: a member who is not an admin: {s}"
+        );
+    }
+}

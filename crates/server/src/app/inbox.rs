@@ -18,6 +18,14 @@ pub async fn visible_inbox(st: &AppState, me: &CurrentAgent, id: InboxId) -> Api
         .ok_or_else(|| ApiError::not_found("inbox"))
 }
 
+/// An inbox only an admin may change: 404 for an inbox the caller may not see (whatever their
+/// role, so nobody learns what exists), then 403 for a member who is not an admin.
+pub async fn admin_inbox(st: &AppState, me: &CurrentAgent, id: InboxId) -> ApiResult<Inbox> {
+    let inbox = visible_inbox(st, me, id).await?;
+    me.require_admin()?;
+    Ok(inbox)
+}
+
 /// Checks an inbox's settings; one inbox per number / OA / shop; Telegram's webhook is set
 /// (again) when the bot, its secret or its API change.
 pub async fn prepare_settings(

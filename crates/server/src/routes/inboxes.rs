@@ -1,6 +1,6 @@
 //! `GET/POST /inboxes`, `GET/PATCH /inboxes/{id}`, `GET/PUT /inboxes/{id}/members`.
 
-use crate::app::inbox::visible_inbox;
+use crate::app::inbox::{admin_inbox, visible_inbox};
 use crate::auth::{self, CurrentAgent};
 use crate::error::ApiPath as Path;
 use crate::error::{ApiError, ApiJson, ApiResult};
@@ -180,12 +180,7 @@ pub async fn update(
     Path(id): Path<InboxId>,
     ApiJson(b): ApiJson<InboxPatch>,
 ) -> ApiResult<ApiJson<serde_json::Value>> {
-    me.require_admin()?;
-    let mut inbox = st
-        .store
-        .inbox(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("inbox"))?;
+    let mut inbox = admin_inbox(&st, &me, id).await?;
     if let Some(n) = b.name {
         inbox.name = PersonName::parse(&n)?.into_inner();
     }
@@ -250,11 +245,7 @@ pub async fn set_members(
     Path(id): Path<InboxId>,
     ApiJson(b): ApiJson<Members>,
 ) -> ApiResult<ApiJson<serde_json::Value>> {
-    me.require_admin()?;
-    st.store
-        .inbox(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("inbox"))?;
+    admin_inbox(&st, &me, id).await?;
     for a in &b.agent_ids {
         if st.store.agent(*a).await?.is_none() {
             return Err(ApiError::invalid(format!("agent_ids: no agent {a}")));

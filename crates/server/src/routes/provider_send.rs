@@ -223,8 +223,8 @@ pub async fn sync_templates(
     me: CurrentAgent,
     Path(id): Path<InboxId>,
 ) -> ApiResult<ApiJson<serde_json::Value>> {
-    me.require_admin()?;
     let inbox = whatsapp_inbox(&st, &me, id).await?;
+    me.require_admin()?;
     let all = Providers::sync_templates(&st, &inbox).await?;
     let items: Vec<_> = all.iter().map(template_json).collect();
     Ok(ApiJson(
