@@ -366,6 +366,21 @@ async fn uploads_over_the_limit_are_refused_and_store_nothing() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // The documented JSON error (hardening finding 8: it was text/plain), with the limit.
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    let err: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        (
+            err["error"]["code"].as_str(),
+            err["error"]["max_bytes"].as_i64()
+        ),
+        (Some("file_too_large"), Some(1024))
+    );
     let gallery = app
         .ok(
             Method::GET,

@@ -576,6 +576,7 @@ const serverErrors: Record<Lang, Record<string, string>> = {
     template_parameters_invalid: 'The template needs other values.',
     template_not_found: 'That template is not available.',
     invalid_characters: 'The text contains invisible control characters; remove them and try again.',
+    file_too_large: 'This file is too large to send.',
   },
   vi: {
     conversation_claimed: 'Hội thoại này đã có người khác tiếp nhận.',
@@ -594,6 +595,7 @@ const serverErrors: Record<Lang, Record<string, string>> = {
     template_parameters_invalid: 'Mẫu tin cần giá trị khác.',
     template_not_found: 'Mẫu tin này không dùng được.',
     invalid_characters: 'Nội dung có ký tự điều khiển ẩn; hãy xoá chúng rồi thử lại.',
+    file_too_large: 'Tệp quá lớn, không gửi được.',
   },
 };
 

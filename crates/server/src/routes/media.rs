@@ -11,6 +11,7 @@ use crate::routes::{created, new_uuid};
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -48,8 +49,23 @@ pub async fn upload(
     me: CurrentAgent,
     Path(id): Path<ConversationId>,
     ApiQuery(p): ApiQuery<UploadParams>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
+    let body = body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "file_too_large",
+                format!(
+                    "files are limited to {} bytes",
+                    st.config.limits.max_upload_bytes
+                ),
+            )
+            .with_extra(serde_json::json!({"max_bytes": st.config.limits.max_upload_bytes}))
+        } else {
+            ApiError::bad_request("bad_body", "could not read the file")
+        }
+    })?;
     let c = visible(&st, &me, id).await?;
     if body.is_empty() {
         return Err(ApiError::invalid("the file is empty"));
