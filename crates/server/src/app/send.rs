@@ -207,11 +207,7 @@ impl Outgoing {
     /// Sends `req` and returns the message as the API shows it (with its extras). An automatic
     /// message the policy refuses comes back `failed` with the reason (and is stored so).
     pub async fn send(&self, req: SendRequest) -> ApiResult<serde_json::Value> {
-        let c = self
-            .store
-            .conversation(req.conversation_id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("conversation"))?;
+        let c = self.conversation(req.conversation_id).await?;
         let inbox = self
             .store
             .inbox(c.inbox_id)
@@ -255,11 +251,7 @@ impl Outgoing {
         };
         let rules = policy::rules_for(inbox.channel);
         for _ in 0..5 {
-            let current = self
-                .store
-                .conversation(req.conversation_id)
-                .await?
-                .ok_or_else(|| ApiError::not_found("conversation"))?;
+            let current = self.conversation(req.conversation_id).await?;
             let now = self.clock.now();
             // A person must hold the conversation; automation writes beside whoever holds it.
             let transition = match req.author.actor() {
@@ -358,11 +350,7 @@ impl Outgoing {
         }
         tracing::info!(conversation_id = %req.conversation_id, purpose = req.purpose.as_str(), reason = r.code, "automatic message refused");
         for _ in 0..5 {
-            let current = self
-                .store
-                .conversation(req.conversation_id)
-                .await?
-                .ok_or_else(|| ApiError::not_found("conversation"))?;
+            let current = self.conversation(req.conversation_id).await?;
             let now = self.clock.now();
             let message = self.message(&current, req, now, false, Some(r.code));
             let meta = MessageMeta {
@@ -392,6 +380,13 @@ impl Outgoing {
             }
         }
         Err(StoreError::VersionConflict.into())
+    }
+
+    async fn conversation(&self, id: ConversationId) -> ApiResult<Conversation> {
+        self.store
+            .conversation(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("conversation"))
     }
 
     fn message(

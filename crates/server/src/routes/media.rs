@@ -7,7 +7,7 @@ use crate::app::visible;
 use crate::auth::{CurrentAgent, Visitor};
 use crate::error::ApiPath as Path;
 use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
-use crate::routes::{created, new_uuid};
+use crate::routes::{body_within, created, new_uuid};
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -51,21 +51,12 @@ pub async fn upload(
     ApiQuery(p): ApiQuery<UploadParams>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    let body = body.map_err(|r| {
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "file_too_large",
-                format!(
-                    "files are limited to {} bytes",
-                    st.config.limits.max_upload_bytes
-                ),
-            )
-            .with_extra(serde_json::json!({"max_bytes": st.config.limits.max_upload_bytes}))
-        } else {
-            ApiError::bad_request("bad_body", "could not read the file")
-        }
-    })?;
+    let body = body_within(
+        body,
+        "file_too_large",
+        "files",
+        st.config.limits.max_upload_bytes,
+    )?;
     let c = visible(&st, &me, id).await?;
     if body.is_empty() {
         return Err(ApiError::invalid("the file is empty"));

@@ -52,16 +52,29 @@ pub fn body_or_413(
     st: &AppState,
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> crate::error::ApiResult<axum::body::Bytes> {
+    body_within(
+        body,
+        "payload_too_large",
+        "webhook bodies",
+        st.config.webhooks.max_body_bytes,
+    )
+}
+
+/// A raw body, or our JSON error: 413 `code` naming the `limit` when it is larger.
+pub fn body_within(
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+    code: &'static str,
+    what: &str,
+    limit: usize,
+) -> crate::error::ApiResult<axum::body::Bytes> {
     body.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!(
-                    "webhook bodies are limited to {} bytes",
-                    st.config.webhooks.max_body_bytes
-                ),
+                code,
+                format!("{what} are limited to {limit} bytes"),
             )
+            .with_extra(serde_json::json!({ "max_bytes": limit }))
         } else {
             ApiError::bad_request("bad_body", "could not read the body")
         }
