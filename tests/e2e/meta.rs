@@ -1195,3 +1195,134 @@ async fn an_unsigned_body_naming_many_accounts_is_refused_before_any_lookup_per_
     assert_eq!(v["error"]["code"], "unauthorized");
     assert_eq!(m.app.count_messages().await, 0);
 }
+
+/// Hardening finding 5: a provider that accepted a send but answered after our timeout got the
+/// message again. Without an echo to settle it, the send is never repeated: after a while it is
+/// reported `delivery_unknown`, and the customer has it once.
+#[tokio::test]
+async fn a_send_whose_answer_was_lost_is_never_repeated() {
+    let m = Meta::start_with(|c| c.outbox.http_timeout_ms = 300).await;
+    // This Page's app is not subscribed to message echoes.
+    m.sb.add_page(PageSpec {
+        id: PAGE.into(),
+        object: switchboard_channels::meta::Object::Page,
+        token: format!("token-{PAGE}"),
+        app_secret: SECRET.into(),
+        webhook_url: m.app.url("/webhooks/meta"),
+        echoes: false,
+        private_reply_recipient_id: true,
+        auto_delivery: false,
+    });
+    m.sb.customer_message(PAGE, PSID, "hi").await.unwrap();
+    let conv = m.claimed_conversation().await;
+    m.sb.push_fault(PAGE, Fault::TimeoutAfterAccept);
+    let (_, v) = m.reply(&conv, json!({"text": "Dạ"})).await;
+    assert_eq!(m.run().await.retried, 1, "held, waiting for an echo");
+    assert_eq!(m.sb.sent().len(), 1, "Meta has it");
+    // The retry backoff passes: still not sent again.
+    m.advance(5 * 60 * SEC);
+    assert_eq!(m.run().await, RunReport::default());
+    // No echo, no status: the agent is told, the message is not sent again.
+    m.advance(6 * 60 * SEC);
+    assert_eq!(m.run().await.failed, 1);
+    m.advance(DAY);
+    assert_eq!(m.run().await, RunReport::default());
+    assert_eq!(m.sb.sent().len(), 1, "the customer got it once");
+    let msg = m
+        .thread(&conv)
+        .await
+        .into_iter()
+        .find(|x| x["id"] == v["id"])
+        .unwrap();
+    assert_eq!(
+        (
+            msg["delivery_status"].as_str(),
+            msg["failure_reason"].as_str()
+        ),
+        (Some("failed"), Some("delivery_unknown"))
+    );
+}
+
+/// Hardening finding 7: replies retried after faults reached the customer out of order. A
+/// conversation's messages go out in the order they were written, whatever fails in between.
+#[tokio::test]
+async fn replies_reach_the_customer_in_order_through_retries() {
+    let m = Meta::start().await;
+    m.sb.customer_message(PAGE, PSID, "hi").await.unwrap();
+    let conv = m.claimed_conversation().await;
+    // The first reply meets a 500; the next four are written before it is retried.
+    m.sb.push_fault(PAGE, Fault::ServerError);
+    m.reply(&conv, json!({"text": "0"})).await;
+    assert_eq!(m.run().await.retried, 1);
+    for i in 1..5 {
+        m.reply(&conv, json!({"text": i.to_string()})).await;
+    }
+    // Due now, but behind the one waiting for its retry: nothing overtakes it.
+    let r = m.run().await;
+    assert_eq!((r.sent, r.retried), (0, 4));
+    assert!(m.sb.sent().is_empty());
+    // Another 500 on the retry: the others keep waiting behind it.
+    m.sb.push_fault(PAGE, Fault::ServerError);
+    m.advance(10 * 60 * SEC);
+    m.run().await;
+    assert!(m.sb.sent().is_empty());
+    m.advance(60 * 60 * SEC);
+    while m.run().await != RunReport::default() {
+        m.advance(60 * SEC);
+    }
+    let order: Vec<String> = m.sb.sent().into_iter().map(|s| s.text).collect();
+    assert_eq!(order, ["0", "1", "2", "3", "4"]);
+}
+
+/// Hardening finding 6: the outbox sent one message at a time, so a Page whose calls hang held up
+/// every other inbox. Here one Page never answers while another's reply goes out.
+#[tokio::test]
+async fn a_hanging_page_does_not_hold_up_another_inbox() {
+    let m = Meta::start_with(|c| c.outbox.http_timeout_ms = 120_000).await;
+    let other = create_page(&m.app, &m.sb, "333", "messenger", &[&m.agent_id]).await;
+    m.sb.add_user(
+        "333",
+        UserSpec {
+            id: "444".into(),
+            first_name: "Lan".into(),
+            last_name: "Trần".into(),
+            profile_pic: None,
+            commenter_id: None,
+        },
+    );
+    m.sb.customer_message(PAGE, PSID, "hi").await.unwrap();
+    m.sb.customer_message("333", "444", "chào").await.unwrap();
+    let hanging = m.claimed_conversation().await;
+    for _ in 0..3 {
+        m.sb.push_fault(PAGE, Fault::Timeout);
+    }
+    m.reply(&hanging, json!({"text": "trang treo"})).await;
+    let list = m
+        .app
+        .conversations(&m.agent, &format!("?inbox_id={other}"))
+        .await;
+    let conv = list[0]["id"].as_str().unwrap().to_owned();
+    m.app
+        .ok(
+            Method::POST,
+            &format!("/api/v1/conversations/{conv}/claim"),
+            &m.agent,
+            None,
+        )
+        .await;
+    m.reply(&conv, json!({"text": "trang chạy"})).await;
+    let st = m.app.state.clone();
+    let now = m.app.clock.now_ts();
+    let run = tokio::spawn(async move { st.outbox.run_due(&st, now).await });
+    // The other Page's reply arrives while the first Page's call is still hanging.
+    let delivered = async {
+        while !m.sb.sent().iter().any(|s| s.text == "trang chạy") {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(20), delivered)
+        .await
+        .expect("the second Page's reply went out while the first hung");
+    assert!(!run.is_finished(), "the first Page is still hanging");
+    run.abort();
+}

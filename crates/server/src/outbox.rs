@@ -8,17 +8,33 @@
 
 use crate::config::OutboxConfig;
 use crate::state::AppState;
+use futures_util::StreamExt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use switchboard_channels::meta::{self, Failure, Recipient};
 use switchboard_core::retry::{self, RetryPolicy};
-use switchboard_core::{ContactId, Inbox, InboxId, Timestamp};
+use switchboard_core::{
+    ContactId, ConversationId, DeliveryStatus, Direction, Inbox, InboxId, MessageId, Timestamp,
+};
 use switchboard_store::{OutboxJob, OutboxRow};
 use tokio::sync::Notify;
 
 /// How long a claimed row is reserved for the worker that claimed it.
 const LEASE_MS: i64 = 5 * 60 * 1000;
 const BATCH: u32 = 50;
+/// Runs of the production loop at once.
+const RUNS: usize = 4;
+/// Conversations of one inbox sent at once (a provider's per-account limits stay in sight).
+const PER_INBOX: usize = 4;
+/// Recent messages looked at for an earlier unsent one of the same conversation.
+const EARLIER_LOOKBACK: u32 = 50;
+/// How long a send whose answer was lost waits for the provider's echo or status before it is
+/// reported `delivery_unknown` (echoes and statuses come within seconds when they come at all).
+const HOLD_FOR_ECHO_MS: i64 = 10 * 60 * 1000;
+/// The outbox's note on a row that was sent, but whose answer never came.
+pub const RESPONSE_LOST: &str = "response_lost";
+/// The note on a row held behind an earlier message of its conversation.
+const WAITING_FOR_EARLIER: &str = "waiting_for_earlier";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProfileJob {
@@ -62,6 +78,59 @@ pub fn http_client(timeout_ms: u64) -> anyhow::Result<reqwest::Client> {
 pub enum Answer {
     Ok(serde_json::Value),
     Failed(Failure),
+}
+
+impl RunReport {
+    fn add(&mut self, o: RunReport) {
+        self.sent += o.sent;
+        self.retried += o.retried;
+        self.failed += o.failed;
+        self.profiles += o.profiles;
+    }
+}
+
+/// The claimed rows per inbox, per conversation, each conversation's in the order queued.
+fn by_inbox_and_conversation(rows: Vec<OutboxRow>) -> Vec<Vec<Vec<OutboxRow>>> {
+    let mut inboxes: std::collections::BTreeMap<
+        InboxId,
+        std::collections::BTreeMap<ConversationId, Vec<OutboxRow>>,
+    > = std::collections::BTreeMap::new();
+    for row in rows {
+        inboxes
+            .entry(row.inbox_id)
+            .or_default()
+            .entry(row.conversation_id)
+            .or_default()
+            .push(row);
+    }
+    inboxes
+        .into_values()
+        .map(|convs| {
+            convs
+                .into_values()
+                .map(|mut rows| {
+                    rows.sort_by_key(|r| (r.queued_at, r.message_id));
+                    rows
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// A failed request: refused before it left (safe to retry), or sent with no answer (ambiguous:
+/// the provider may have accepted it).
+pub fn transport_failure(e: &reqwest::Error) -> Failure {
+    if e.is_connect() || e.is_builder() {
+        meta::network_failure()
+    } else {
+        Failure {
+            retry: true,
+            reason: RESPONSE_LOST,
+            retry_after_ms: None,
+            code: None,
+            subcode: None,
+        }
+    }
 }
 
 impl Outbox {
@@ -128,7 +197,7 @@ impl Outbox {
         }
         let resp = match req.send().await {
             Ok(r) => r,
-            Err(_) => return Answer::Failed(meta::network_failure()),
+            Err(e) => return Answer::Failed(transport_failure(&e)),
         };
         let status = resp.status().as_u16();
         let header = |n: &str| {
@@ -140,7 +209,7 @@ impl Outbox {
         let (retry_after, buc) = (header("retry-after"), header("x-business-use-case-usage"));
         let bytes = match resp.bytes().await {
             Ok(b) => b,
-            Err(_) => return Answer::Failed(meta::network_failure()),
+            Err(e) => return Answer::Failed(transport_failure(&e)),
         };
         if (200..300).contains(&status) {
             return Answer::Ok(serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null));
@@ -154,7 +223,10 @@ impl Outbox {
     }
 
     /// Sends every row due at `now` (and fetches pending profiles). Deterministic: tests call it
-    /// with the manual clock's time.
+    /// with the manual clock's time. Conversations are sent concurrently (up to
+    /// [`PER_INBOX`] at once per inbox, every inbox at once), each conversation's messages one
+    /// after the other in the order they were queued: a slow provider or inbox never holds up
+    /// another, and a customer never gets replies out of order.
     pub async fn run_due(&self, st: &AppState, now: Timestamp) -> RunReport {
         let mut report = RunReport::default();
         loop {
@@ -172,8 +244,16 @@ impl Outbox {
             if rows.is_empty() {
                 break;
             }
-            for row in rows {
-                self.send_one(st, &row, now, &mut report).await;
+            let inboxes = by_inbox_and_conversation(rows);
+            let done = futures_util::future::join_all(inboxes.into_iter().map(|convs| {
+                futures_util::stream::iter(convs)
+                    .map(|rows| self.send_conversation(st, rows, now))
+                    .buffer_unordered(PER_INBOX)
+                    .collect::<Vec<RunReport>>()
+            }))
+            .await;
+            for r in done.into_iter().flatten() {
+                report.add(r);
             }
         }
         let jobs: Vec<ProfileJob> = self
@@ -189,18 +269,97 @@ impl Outbox {
         report
     }
 
+    /// One conversation's due rows, oldest first. Once one has to wait (a retry, an unanswered
+    /// send held for its echo), the later ones wait behind it; and none goes out while an
+    /// earlier message of the conversation, not claimed in this batch, is still unsent.
+    async fn send_conversation(
+        &self,
+        st: &AppState,
+        rows: Vec<OutboxRow>,
+        now: Timestamp,
+    ) -> RunReport {
+        let mut report = RunReport::default();
+        let mut wait_until = self.earlier_unsent(st, &rows, now).await;
+        for row in rows {
+            if let Some(at) = wait_until {
+                self.reschedule(st, &row, at, WAITING_FOR_EARLIER, now, &mut report)
+                    .await;
+                continue;
+            }
+            wait_until = self.send_one(st, &row, now, &mut report).await;
+        }
+        report
+    }
+
+    /// When an earlier outbound message of the rows' conversation is still unsent (queued for a
+    /// retry, or being sent by another worker): just after its next attempt.
+    async fn earlier_unsent(
+        &self,
+        st: &AppState,
+        rows: &[OutboxRow],
+        now: Timestamp,
+    ) -> Option<Timestamp> {
+        let first = rows.first()?;
+        let ours: std::collections::HashSet<MessageId> =
+            rows.iter().map(|r| r.message_id).collect();
+        let recent = st
+            .store
+            .messages(first.conversation_id, None, EARLIER_LOOKBACK, false)
+            .await
+            .ok()?;
+        let mut until: Option<Timestamp> = None;
+        for m in recent.items.iter().filter(|m| {
+            m.direction == Direction::Outbound
+                && m.delivery_status == DeliveryStatus::Queued
+                && m.created_at <= first.queued_at
+                && !ours.contains(&m.id)
+        }) {
+            let at = match st.store.outbox_row(m.id).await {
+                Ok(Some(r)) if r.state == "queued" => r.next_attempt_at,
+                // Being sent by another worker right now: look again shortly.
+                Ok(Some(r)) if r.state == "sending" => now.plus_millis(self.retry.base_ms),
+                _ => continue,
+            };
+            until = Some(until.map_or(at, |u| u.max(at)));
+        }
+        // Strictly after it, so the earlier one is claimed (and sent) first.
+        until.map(|t| t.max(now).plus_millis(1))
+    }
+
+    async fn reschedule(
+        &self,
+        st: &AppState,
+        row: &OutboxRow,
+        at: Timestamp,
+        why: &str,
+        now: Timestamp,
+        report: &mut RunReport,
+    ) {
+        match st.store.outbox_retry(row.message_id, at, why, now).await {
+            Ok(()) => report.retried += 1,
+            Err(e) => tracing::error!(error = %e, "outbox: rescheduling failed"),
+        }
+    }
+
     async fn send_one(
         &self,
         st: &AppState,
         row: &OutboxRow,
         now: Timestamp,
         report: &mut RunReport,
-    ) {
+    ) -> Option<Timestamp> {
+        // Sent once already, but the provider's answer never came, and neither did its echo or
+        // status since: sending again could reach the customer twice. Say so instead.
+        if row.last_error.as_deref() == Some(RESPONSE_LOST) {
+            tracing::warn!(message_id = %row.message_id, "outbox: no answer, echo or status for a sent request");
+            self.fail(st, row, "delivery_unknown", now, report).await;
+            return None;
+        }
         let inbox = match st.store.inbox(row.inbox_id).await {
             Ok(Some(i)) => i,
             _ => {
                 self.fail(st, row, "inbox_missing", now, report).await;
-                return;
+                return None;
             }
         };
         // WhatsApp, Zalo, Telegram and Shopee have their own clients; Meta's are below.
@@ -265,7 +424,7 @@ impl Outbox {
                 };
                 let Some(pid) = pid else {
                     self.fail(st, row, "provider_error", now, report).await;
-                    return;
+                    return None;
                 };
                 match st
                     .store
@@ -280,6 +439,16 @@ impl Outbox {
                         tracing::error!(error = %e, message_id = %row.message_id, "outbox: recording a send failed")
                     }
                 }
+                None
+            }
+            // The request went out and no answer came: the provider may have accepted it. Hold
+            // the row until its echo or status (which mark it sent) can arrive; never resend.
+            Answer::Failed(f) if f.reason == RESPONSE_LOST => {
+                let at = now.plus_millis(HOLD_FOR_ECHO_MS);
+                tracing::warn!(message_id = %row.message_id, "outbox: no answer after sending; waiting for the provider's echo or status");
+                self.reschedule(st, row, at, RESPONSE_LOST, now, report)
+                    .await;
+                Some(at)
             }
             Answer::Failed(f) if f.retry => {
                 let jitter: f64 = rand::random();
@@ -293,21 +462,19 @@ impl Outbox {
                 ) {
                     Some(at) => {
                         tracing::warn!(message_id = %row.message_id, reason = f.reason, code = ?f.code, attempt = row.attempts, "outbox: will retry");
-                        if let Err(e) = st
-                            .store
-                            .outbox_retry(row.message_id, at, f.reason, now)
-                            .await
-                        {
-                            tracing::error!(error = %e, "outbox: rescheduling failed");
-                        }
-                        report.retried += 1;
+                        self.reschedule(st, row, at, f.reason, now, report).await;
+                        Some(at)
                     }
-                    None => self.fail(st, row, f.reason, now, report).await,
+                    None => {
+                        self.fail(st, row, f.reason, now, report).await;
+                        None
+                    }
                 }
             }
             Answer::Failed(f) => {
                 tracing::warn!(message_id = %row.message_id, reason = f.reason, code = ?f.code, subcode = ?f.subcode, "outbox: failed");
                 self.fail(st, row, f.reason, now, report).await;
+                None
             }
         }
     }
@@ -355,15 +522,28 @@ impl Outbox {
         }
     }
 
-    /// The production loop: run what is due, then wait for a wake-up or the next due row.
+    /// The production loop: start a run of what is due (up to [`RUNS`] at once, so a run stuck
+    /// on a hanging provider leaves room for the next), then wait for a wake-up or the next due
+    /// row. Runs never share a row: each claims its own.
     pub fn start(st: AppState) {
         if !st.outbox.worker {
             return;
         }
+        let runs = Arc::new(tokio::sync::Semaphore::new(RUNS));
         tokio::spawn(async move {
             loop {
-                let now = st.clock.now();
-                st.outbox.run_due(&st, now).await;
+                if let Ok(permit) = runs.clone().try_acquire_owned() {
+                    let st = st.clone();
+                    tokio::spawn(async move {
+                        let now = st.clock.now();
+                        let report = st.outbox.run_due(&st, now).await;
+                        drop(permit);
+                        // More may have come due while this run was busy.
+                        if report != RunReport::default() {
+                            st.outbox.wake();
+                        }
+                    });
+                }
                 let wait_ms = match st.store.next_due().await {
                     Ok(Some(t)) => (t.millis() - st.clock.now().millis()).clamp(10, 5_000),
                     _ => 5_000,

@@ -104,14 +104,21 @@ impl Providers {
                 .header("content-type", "application/x-www-form-urlencoded")
                 .body(form_encode(pairs)),
         };
-        let resp = req.send().await.map_err(|_| network_failure())?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| crate::outbox::transport_failure(&e))?;
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let body = resp.bytes().await.map_err(|_| network_failure())?.to_vec();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| crate::outbox::transport_failure(&e))?
+            .to_vec();
         Ok(Raw {
             status,
             retry_after,
@@ -224,7 +231,9 @@ impl Providers {
             &[("secret_key", secret)],
             Body::Form(&form),
         )
-        .await?;
+        .await
+        // No message was sent by this call: whatever happened, the send may be tried again.
+        .map_err(|_| network_failure())?;
         let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
         let Some((access, new_refresh, expires_in)) = zalo::parse_refresh(&v) else {
             tracing::warn!(inbox_id = %inbox_id, status = r.status, "zalo: token refresh refused");
