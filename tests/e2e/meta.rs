@@ -62,7 +62,7 @@ impl Meta {
 
     async fn run(&self) -> RunReport {
         let st = &self.app.state;
-        st.outbox.run_due(st, self.app.clock.now_ts()).await
+        st.outbox.run_due(self.app.clock.now_ts()).await
     }
 
     fn advance(&self, ms: i64) {
@@ -901,7 +901,7 @@ async fn two_workers_never_send_a_row_twice() {
     }
     let st = &m.app.state;
     let now = switchboard_server::clock::Clock::now(&m.app.clock);
-    let (a, b) = tokio::join!(st.outbox.run_due(st, now), st.outbox.run_due(st, now));
+    let (a, b) = tokio::join!(st.outbox.run_due(now), st.outbox.run_due(now));
     assert_eq!(a.sent + b.sent, 10);
     let mut texts: Vec<String> = m.sb.sent().into_iter().map(|s| s.text).collect();
     texts.sort();
@@ -1313,7 +1313,7 @@ async fn a_hanging_page_does_not_hold_up_another_inbox() {
     m.reply(&conv, json!({"text": "trang chạy"})).await;
     let st = m.app.state.clone();
     let now = m.app.clock.now_ts();
-    let run = tokio::spawn(async move { st.outbox.run_due(&st, now).await });
+    let run = tokio::spawn(async move { st.outbox.run_due(now).await });
     // The other Page's reply arrives while the first Page's call is still hanging.
     let delivered = async {
         while !m.sb.sent().iter().any(|s| s.text == "trang chạy") {

@@ -167,7 +167,7 @@ async fn buyer_messages_and_signed_replies_with_no_window() {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let st = &app.state;
-    assert_eq!(st.outbox.run_due(st, app.clock.now()).await.sent, 1);
+    assert_eq!(st.outbox.run_due(app.clock.now()).await.sent, 1);
     let sent = sb.shopee_sent();
     assert_eq!(sent.len(), 1);
     assert_eq!(
@@ -198,7 +198,7 @@ async fn buyer_messages_and_signed_replies_with_no_window() {
         json!({"text": "alo"}),
     )
     .await;
-    let r = st.outbox.run_due(st, app.clock.now()).await;
+    let r = st.outbox.run_due(app.clock.now()).await;
     assert_eq!(
         r,
         RunReport {

@@ -60,7 +60,7 @@ impl Tg {
 
     async fn run(&self) -> RunReport {
         let st = &self.app.state;
-        st.outbox.run_due(st, self.app.clock.now()).await
+        st.outbox.run_due(self.app.clock.now()).await
     }
 
     async fn claimed(&self) -> String {

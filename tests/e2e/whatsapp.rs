@@ -105,7 +105,7 @@ impl Wa {
 
     pub async fn run(&self) -> RunReport {
         let st = &self.app.state;
-        st.outbox.run_due(st, self.app.clock.now()).await
+        st.outbox.run_due(self.app.clock.now()).await
     }
 
     pub fn advance(&self, ms: i64) {

@@ -75,7 +75,7 @@ impl Zalo {
 
     async fn run(&self) -> RunReport {
         let st = &self.app.state;
-        st.outbox.run_due(st, self.app.clock.now()).await
+        st.outbox.run_due(self.app.clock.now()).await
     }
 
     fn advance(&self, ms: i64) {

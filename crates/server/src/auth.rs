@@ -8,9 +8,6 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::sync::OnceLock;
 use subtle::ConstantTimeEq;
@@ -23,11 +20,7 @@ pub const SESSION_COOKIE: &str = "sb_session";
 pub const CSRF_COOKIE: &str = "sb_csrf";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
-pub fn random_token(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    rand::thread_rng().fill_bytes(&mut buf);
-    B64.encode(buf)
-}
+pub use crate::random::random_token;
 
 pub fn token_hash(token: &str) -> String {
     switchboard_channels::signing::hex(&Sha256::digest(token.as_bytes()))

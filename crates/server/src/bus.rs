@@ -5,7 +5,7 @@
 use axum::extract::ws::Utf8Bytes;
 use std::sync::Arc;
 use switchboard_core::event::{Event, EventKind};
-use switchboard_core::{ConversationId, InboxId};
+use switchboard_core::{AgentId, ConversationId, InboxId};
 use tokio::sync::broadcast;
 
 /// One event on the bus with its wire JSON, serialised once for all sockets.
@@ -46,12 +46,32 @@ pub enum Control {
     AgentChanged(switchboard_core::AgentId),
 }
 
+/// The other nodes of a cluster, as this node's bus sees them: what it forwards to them. The
+/// cluster link (NATS) implements it.
+pub trait Peers: Send + Sync {
+    /// Committed events.
+    fn events(&self, events: &[Event]);
+    fn control(&self, c: &Control);
+    /// Inbox memberships changed: the other nodes reload their access cache.
+    fn memberships_changed(&self);
+    fn ephemeral(
+        &self,
+        kind: EventKind,
+        inbox_id: Option<InboxId>,
+        conversation_id: Option<ConversationId>,
+        typing_actor: Option<&'static str>,
+        payload: &serde_json::Value,
+    );
+    /// This node's presence entry for `agent_id` changed.
+    fn presence(&self, agent_id: AgentId, entry: Option<crate::presence::Entry>);
+}
+
 #[derive(Clone)]
 pub struct Bus {
     tx: broadcast::Sender<Arc<BusEvent>>,
     control: broadcast::Sender<Control>,
     /// The other nodes, once this node has joined a cluster.
-    cluster: Arc<std::sync::OnceLock<crate::cluster::Link>>,
+    cluster: Arc<std::sync::OnceLock<Arc<dyn Peers>>>,
 }
 
 impl Bus {
@@ -63,12 +83,12 @@ impl Bus {
         }
     }
 
-    pub(crate) fn join(&self, link: crate::cluster::Link) {
+    pub(crate) fn join(&self, link: Arc<dyn Peers>) {
         let _ = self.cluster.set(link);
     }
 
-    pub(crate) fn cluster(&self) -> Option<&crate::cluster::Link> {
-        self.cluster.get()
+    pub(crate) fn cluster(&self) -> Option<&dyn Peers> {
+        self.cluster.get().map(|p| p.as_ref())
     }
 
     pub fn subscribe_control(&self) -> broadcast::Receiver<Control> {

@@ -4,12 +4,22 @@
 //! webhook's items travel together and land in one batch, in order.
 
 use crate::clock::Clock;
-use crate::ingest::IngestFailure;
 use crate::routing::Routing;
 use std::future::Future;
 use std::sync::Arc;
 use switchboard_store::{ChannelItem, ChannelOutcome, IngestError, Store, StoreError};
 use tokio::sync::{mpsc, oneshot};
+
+/// Why submitted items were not (all) stored.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum IngestFailure {
+    #[error(transparent)]
+    Rejected(#[from] IngestError),
+    #[error("could not store the message")]
+    Store,
+    #[error("the ingest writer has stopped")]
+    Stopped,
+}
 
 type Outcomes = Vec<Result<ChannelOutcome, IngestError>>;
 type Reply = oneshot::Sender<Result<Outcomes, IngestFailure>>;

@@ -21,7 +21,7 @@
 //! store is the durable log). The connection is made in the background and re-made after a loss;
 //! the node keeps serving meanwhile.
 
-use crate::bus::{Bus, Control};
+use crate::bus::{Bus, Control, Peers};
 use crate::presence::Entry;
 use crate::state::AppState;
 use futures_util::StreamExt;
@@ -144,8 +144,20 @@ impl Link {
         }
     }
 
+    fn snapshot(&self, agents: Vec<(AgentId, Entry)>) {
+        self.send(
+            format!("{}.presence", self.prefix),
+            &PresenceMsg::Snapshot {
+                node: self.node.clone(),
+                agents,
+            },
+        );
+    }
+}
+
+impl Peers for Link {
     /// Committed events, each on its inbox's subject.
-    pub fn events(&self, events: &[Event]) {
+    fn events(&self, events: &[Event]) {
         for e in events {
             let subject = match e.inbox_id {
                 Some(i) => format!("{}.inbox.{i}", self.prefix),
@@ -154,8 +166,7 @@ impl Link {
             self.send(subject, &WireEvent::of(e));
         }
     }
-
-    pub fn control(&self, c: &Control) {
+    fn control(&self, c: &Control) {
         let s = match c {
             Control::SessionEnded(h) => Signal::SessionEnded {
                 token_hash: h.clone(),
@@ -164,16 +175,14 @@ impl Link {
         };
         self.send(format!("{}.control", self.prefix), &s);
     }
-
     /// Inbox memberships changed: the other nodes reload their access cache.
-    pub fn memberships_changed(&self) {
+    fn memberships_changed(&self) {
         self.send(
             format!("{}.control", self.prefix),
             &Signal::MembershipsChanged,
         );
     }
-
-    pub fn ephemeral(
+    fn ephemeral(
         &self,
         kind: EventKind,
         inbox_id: Option<InboxId>,
@@ -196,25 +205,14 @@ impl Link {
             },
         );
     }
-
     /// This node's entry for `agent` changed.
-    pub fn presence(&self, agent_id: AgentId, entry: Option<Entry>) {
+    fn presence(&self, agent_id: AgentId, entry: Option<Entry>) {
         self.send(
             format!("{}.presence", self.prefix),
             &PresenceMsg::Entry {
                 node: self.node.clone(),
                 agent_id,
                 entry,
-            },
-        );
-    }
-
-    fn snapshot(&self, agents: Vec<(AgentId, Entry)>) {
-        self.send(
-            format!("{}.presence", self.prefix),
-            &PresenceMsg::Snapshot {
-                node: self.node.clone(),
-                agents,
             },
         );
     }
@@ -383,7 +381,7 @@ pub async fn join(url: &str, st: AppState, sequencer: Option<Sequencer>) -> anyh
         prefix: prefix.clone(),
         out,
     };
-    st.bus.join(link.clone());
+    st.bus.join(Arc::new(link.clone()));
 
     // Publisher: one task, so a stalled connection never blocks a request.
     let publisher = client.clone();
@@ -399,6 +397,7 @@ pub async fn join(url: &str, st: AppState, sequencer: Option<Sequencer>) -> anyh
     let heard: Arc<std::sync::Mutex<HashMap<String, Instant>>> = Arc::default();
     {
         let st = st.clone();
+        let link = link.clone();
         let heard = heard.clone();
         let sequencer = sequencer.clone();
         let prefix = prefix.clone();
@@ -406,6 +405,7 @@ pub async fn join(url: &str, st: AppState, sequencer: Option<Sequencer>) -> anyh
             while let Some(msg) = sub.next().await {
                 receive(
                     &st,
+                    &link,
                     &prefix,
                     &msg.subject,
                     &msg.payload,
@@ -479,6 +479,7 @@ pub async fn join(url: &str, st: AppState, sequencer: Option<Sequencer>) -> anyh
 
 async fn receive(
     st: &AppState,
+    link: &Link,
     prefix: &str,
     subject: &str,
     payload: &[u8],
@@ -542,9 +543,7 @@ async fn receive(
                     st.presence.remote_snapshot(&node, agents, now)
                 }
                 PresenceMsg::Hello { .. } => {
-                    if let Some(link) = st.bus.cluster() {
-                        link.snapshot(st.presence.local_snapshot());
-                    }
+                    link.snapshot(st.presence.local_snapshot());
                     Vec::new()
                 }
             };

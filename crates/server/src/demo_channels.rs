@@ -4,7 +4,6 @@
 //! delivery ticks without a Meta or Zalo account.
 
 use crate::auth;
-use crate::provider_api::Providers;
 use crate::routes::new_uuid;
 use crate::sandbox_channels::{ChannelSandbox, WaNumberSpec, ZaloOaSpec};
 use crate::state::AppState;
@@ -125,7 +124,7 @@ pub async fn start(st: &AppState, url: &str) -> anyhow::Result<(ChannelSandbox, 
     for t in templates() {
         sandbox.add_whatsapp_template(DEMO_WABA_ID, t);
     }
-    if let Err(e) = Providers::sync_templates(st, &wa).await {
+    if let Err(e) = st.providers.sync_templates(&wa).await {
         tracing::warn!(error = %e.message, "demo: template sync failed");
     }
     let zalo = inbox(

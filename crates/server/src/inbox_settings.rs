@@ -171,7 +171,7 @@ pub fn settings(
     }
     if channel == ChannelKind::Telegram {
         obj.entry("secret_token")
-            .or_insert_with(|| serde_json::json!(crate::auth::random_token(32)));
+            .or_insert_with(|| serde_json::json!(crate::random::random_token(32)));
     }
     Ok(s)
 }

@@ -4,17 +4,8 @@
 //! message. A caller that gets `Ok` may acknowledge: the message is on disk.
 
 use crate::channel_ingest::ChannelIngest;
-use switchboard_store::{ChannelItem, ChannelOutcome, Inbound, IngestError, Ingested};
-
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum IngestFailure {
-    #[error(transparent)]
-    Rejected(#[from] IngestError),
-    #[error("could not store the message")]
-    Store,
-    #[error("the ingest writer has stopped")]
-    Stopped,
-}
+pub use crate::channel_ingest::IngestFailure;
+use switchboard_store::{ChannelItem, ChannelOutcome, Inbound, Ingested};
 
 #[derive(Clone)]
 pub struct Ingest {

@@ -20,6 +20,7 @@ pub mod metering;
 pub mod outbox;
 pub mod presence;
 pub mod provider_api;
+pub mod random;
 pub mod ratelimit;
 pub mod routes;
 pub mod routing;
@@ -80,15 +81,16 @@ impl Application {
         };
         let workspace_id = store.ensure_workspace("Switchboard", clock.now()).await?;
         let key = store
-            .setting_init("visitor_token_key", &auth::random_token(32))
+            .setting_init("visitor_token_key", &random::random_token(32))
             .await?;
         let access = access::Access::default();
         access.reload(store.as_ref()).await?;
         let idle = Some(config.routing.idle_away_minutes).filter(|m| *m > 0);
         let presence = Arc::new(presence::Presence::new(idle));
-        let outbox = outbox::Outbox::new(&config.outbox)?;
-        // One way out: every sender (agents, timers, routing) sends through this.
-        let outgoing = app::send::Outgoing::new(store.clone(), clock.clone(), outbox.waker());
+        // One way out: every sender (agents, timers, routing) sends through this; it wakes the
+        // outbox when it queues something.
+        let outbox_wake = Arc::new(tokio::sync::Notify::new());
+        let outgoing = app::send::Outgoing::new(store.clone(), clock.clone(), outbox_wake.clone());
         let routing = routing::Routing::new(
             store.clone(),
             clock.clone(),
@@ -114,7 +116,6 @@ impl Application {
             tariff.clone(),
             config.limits.ingest_batch_max,
         )?;
-        let providers = provider_api::Providers::new(tariff);
         let l = &config.limits;
         let limits = Limiters {
             login_ip: RateLimiter::per_minute(clock.clone(), l.login_per_minute),
@@ -131,6 +132,20 @@ impl Application {
         if config.public_url.is_none() && config.bind.port() == 0 {
             config.public_url = Some(format!("http://{}", listener.local_addr()?));
         }
+        let providers = Arc::new(provider_api::Providers::new(
+            tariff,
+            provider_api::http_client(config.outbox.http_timeout_ms)?,
+            store.clone(),
+            clock.clone(),
+            config.public_url(),
+        ));
+        let outbox = Arc::new(outbox::Outbox::new(
+            &config.outbox,
+            store.clone(),
+            clock.clone(),
+            providers.clone(),
+            outbox_wake,
+        ));
         let state = AppState::new(Inner {
             config,
             store,
@@ -149,7 +164,7 @@ impl Application {
             visitor_key: key.into_bytes(),
             limits,
         });
-        outbox::Outbox::start(state.clone());
+        state.outbox.clone().start();
         if let Some(url) = state.config.nats_url.clone() {
             cluster::join(&url, state.clone(), sequencer)
                 .await

@@ -3,7 +3,7 @@
 //! commit — as for ingest ([`crate::channel_ingest`]). Metering a message in a transaction of its
 //! own cost a flush per message and capped WhatsApp ingest far below Messenger's.
 
-use crate::ingest::IngestFailure;
+use crate::channel_ingest::IngestFailure;
 use std::sync::Arc;
 use switchboard_core::billing::{Charge, Tariff};
 use switchboard_store::{MeterEvent, Store};

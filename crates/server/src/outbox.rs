@@ -6,17 +6,19 @@
 //! deterministic entry point tests drive; `start` runs it in a loop for production. New customer
 //! profiles (name, picture) are fetched here too, off the webhook's hot path.
 
+use crate::clock::Clock;
 use crate::config::OutboxConfig;
-use crate::state::AppState;
+use crate::provider_api::{Answer, Providers};
+pub use crate::provider_api::{RESPONSE_LOST, http_client, transport_failure};
 use futures_util::StreamExt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use switchboard_channels::meta::{self, Failure, Recipient};
 use switchboard_core::retry::{self, RetryPolicy};
 use switchboard_core::{
-    ContactId, ConversationId, DeliveryStatus, Direction, Inbox, InboxId, MessageId, Timestamp,
+    ContactId, ConversationId, DeliveryStatus, Direction, InboxId, MessageId, Timestamp,
 };
-use switchboard_store::{OutboxJob, OutboxRow};
+use switchboard_store::{OutboxJob, OutboxRow, Store};
 use tokio::sync::Notify;
 
 /// How long a claimed row is reserved for the worker that claimed it.
@@ -31,8 +33,6 @@ const EARLIER_LOOKBACK: u32 = 50;
 /// How long a send whose answer was lost waits for the provider's echo or status before it is
 /// reported `delivery_unknown` (echoes and statuses come within seconds when they come at all).
 const HOLD_FOR_ECHO_MS: i64 = 10 * 60 * 1000;
-/// The outbox's note on a row that was sent, but whose answer never came.
-pub const RESPONSE_LOST: &str = "response_lost";
 /// The note on a row held behind an earlier message of its conversation.
 const WAITING_FOR_EARLIER: &str = "waiting_for_earlier";
 
@@ -53,31 +53,13 @@ pub struct RunReport {
 }
 
 pub struct Outbox {
-    http: reqwest::Client,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    providers: Arc<Providers>,
     notify: Arc<Notify>,
     retry: RetryPolicy,
     profiles: Mutex<Vec<ProfileJob>>,
     worker: bool,
-}
-
-/// Installs rustls' ring provider once (reqwest is built without a default provider).
-fn tls_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-/// The HTTP client every provider call uses (with the configured timeout).
-pub fn http_client(timeout_ms: u64) -> anyhow::Result<reqwest::Client> {
-    tls_provider();
-    Ok(reqwest::Client::builder()
-        .timeout(Duration::from_millis(timeout_ms.max(1)))
-        .connect_timeout(Duration::from_millis(timeout_ms.clamp(1, 10_000)))
-        .build()?)
-}
-
-/// The outcome of one Graph API call.
-pub enum Answer {
-    Ok(serde_json::Value),
-    Failed(Failure),
 }
 
 impl RunReport {
@@ -117,28 +99,21 @@ fn by_inbox_and_conversation(rows: Vec<OutboxRow>) -> Vec<Vec<Vec<OutboxRow>>> {
         .collect()
 }
 
-/// A failed request: refused before it left (safe to retry), or sent with no answer (ambiguous:
-/// the provider may have accepted it).
-pub fn transport_failure(e: &reqwest::Error) -> Failure {
-    if e.is_connect() || e.is_builder() {
-        meta::network_failure()
-    } else {
-        Failure {
-            retry: true,
-            reason: RESPONSE_LOST,
-            retry_after_ms: None,
-            code: None,
-            subcode: None,
-        }
-    }
-}
-
 impl Outbox {
-    pub fn new(cfg: &OutboxConfig) -> anyhow::Result<Self> {
+    /// `notify`: what wakes the production loop (the `send` command holds it too).
+    pub fn new(
+        cfg: &OutboxConfig,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        providers: Arc<Providers>,
+        notify: Arc<Notify>,
+    ) -> Self {
         let ms = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        Ok(Self {
-            http: http_client(cfg.http_timeout_ms)?,
-            notify: Arc::new(Notify::new()),
+        Self {
+            store,
+            clock,
+            providers,
+            notify,
             retry: RetryPolicy {
                 base_ms: ms(cfg.retry_base_ms),
                 max_ms: ms(cfg.retry_max_ms),
@@ -146,17 +121,7 @@ impl Outbox {
             },
             profiles: Mutex::new(Vec::new()),
             worker: cfg.worker,
-        })
-    }
-
-    /// The HTTP client provider calls use (configured timeout).
-    pub fn http(&self) -> &reqwest::Client {
-        &self.http
-    }
-
-    /// What wakes the production loop (for senders that queue rows).
-    pub fn waker(&self) -> Arc<Notify> {
-        self.notify.clone()
+        }
     }
 
     /// Something was queued: let the production loop look now.
@@ -173,64 +138,15 @@ impl Outbox {
         self.wake();
     }
 
-    /// One Graph API call with the inbox's token (as a Bearer header, never in the URL).
-    pub async fn graph(
-        &self,
-        inbox: &Inbox,
-        method: &str,
-        url: &str,
-        body: Option<&serde_json::Value>,
-    ) -> Answer {
-        let Some(token) = crate::meta::token(inbox) else {
-            return Answer::Failed(Failure {
-                retry: false,
-                reason: "token_expired",
-                retry_after_ms: None,
-                code: None,
-                subcode: None,
-            });
-        };
-        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::POST);
-        let mut req = self.http.request(m, url).bearer_auth(token);
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp = match req.send().await {
-            Ok(r) => r,
-            Err(e) => return Answer::Failed(transport_failure(&e)),
-        };
-        let status = resp.status().as_u16();
-        let header = |n: &str| {
-            resp.headers()
-                .get(n)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        let (retry_after, buc) = (header("retry-after"), header("x-business-use-case-usage"));
-        let bytes = match resp.bytes().await {
-            Ok(b) => b,
-            Err(e) => return Answer::Failed(transport_failure(&e)),
-        };
-        if (200..300).contains(&status) {
-            return Answer::Ok(serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null));
-        }
-        Answer::Failed(meta::classify_error(
-            status,
-            &bytes,
-            retry_after.as_deref(),
-            buc.as_deref(),
-        ))
-    }
-
     /// Sends every row due at `now` (and fetches pending profiles). Deterministic: tests call it
     /// with the manual clock's time. Conversations are sent concurrently (up to
     /// [`PER_INBOX`] at once per inbox, every inbox at once), each conversation's messages one
     /// after the other in the order they were queued: a slow provider or inbox never holds up
     /// another, and a customer never gets replies out of order.
-    pub async fn run_due(&self, st: &AppState, now: Timestamp) -> RunReport {
+    pub async fn run_due(&self, now: Timestamp) -> RunReport {
         let mut report = RunReport::default();
         loop {
-            let rows = match st
+            let rows = match self
                 .store
                 .claim_due(now, now.plus_millis(LEASE_MS), BATCH)
                 .await
@@ -247,7 +163,7 @@ impl Outbox {
             let inboxes = by_inbox_and_conversation(rows);
             let done = futures_util::future::join_all(inboxes.into_iter().map(|convs| {
                 futures_util::stream::iter(convs)
-                    .map(|rows| self.send_conversation(st, rows, now))
+                    .map(|rows| self.send_conversation(rows, now))
                     .buffer_unordered(PER_INBOX)
                     .collect::<Vec<RunReport>>()
             }))
@@ -262,7 +178,7 @@ impl Outbox {
             .map(|mut p| std::mem::take(&mut *p))
             .unwrap_or_default();
         for job in jobs {
-            if self.sync_profile(st, &job).await {
+            if self.sync_profile(&job).await {
                 report.profiles += 1;
             }
         }
@@ -272,37 +188,27 @@ impl Outbox {
     /// One conversation's due rows, oldest first. Once one has to wait (a retry, an unanswered
     /// send held for its echo), the later ones wait behind it; and none goes out while an
     /// earlier message of the conversation, not claimed in this batch, is still unsent.
-    async fn send_conversation(
-        &self,
-        st: &AppState,
-        rows: Vec<OutboxRow>,
-        now: Timestamp,
-    ) -> RunReport {
+    async fn send_conversation(&self, rows: Vec<OutboxRow>, now: Timestamp) -> RunReport {
         let mut report = RunReport::default();
-        let mut wait_until = self.earlier_unsent(st, &rows, now).await;
+        let mut wait_until = self.earlier_unsent(&rows, now).await;
         for row in rows {
             if let Some(at) = wait_until {
-                self.reschedule(st, &row, at, WAITING_FOR_EARLIER, now, &mut report)
+                self.reschedule(&row, at, WAITING_FOR_EARLIER, now, &mut report)
                     .await;
                 continue;
             }
-            wait_until = self.send_one(st, &row, now, &mut report).await;
+            wait_until = self.send_one(&row, now, &mut report).await;
         }
         report
     }
 
     /// When an earlier outbound message of the rows' conversation is still unsent (queued for a
     /// retry, or being sent by another worker): just after its next attempt.
-    async fn earlier_unsent(
-        &self,
-        st: &AppState,
-        rows: &[OutboxRow],
-        now: Timestamp,
-    ) -> Option<Timestamp> {
+    async fn earlier_unsent(&self, rows: &[OutboxRow], now: Timestamp) -> Option<Timestamp> {
         let first = rows.first()?;
         let ours: std::collections::HashSet<MessageId> =
             rows.iter().map(|r| r.message_id).collect();
-        let recent = st
+        let recent = self
             .store
             .messages(first.conversation_id, None, EARLIER_LOOKBACK, false)
             .await
@@ -314,7 +220,7 @@ impl Outbox {
                 && m.created_at <= first.queued_at
                 && !ours.contains(&m.id)
         }) {
-            let at = match st.store.outbox_row(m.id).await {
+            let at = match self.store.outbox_row(m.id).await {
                 Ok(Some(r)) if r.state == "queued" => r.next_attempt_at,
                 // Being sent by another worker right now: look again shortly.
                 Ok(Some(r)) if r.state == "sending" => now.plus_millis(self.retry.base_ms),
@@ -328,14 +234,13 @@ impl Outbox {
 
     async fn reschedule(
         &self,
-        st: &AppState,
         row: &OutboxRow,
         at: Timestamp,
         why: &str,
         now: Timestamp,
         report: &mut RunReport,
     ) {
-        match st.store.outbox_retry(row.message_id, at, why, now).await {
+        match self.store.outbox_retry(row.message_id, at, why, now).await {
             Ok(()) => report.retried += 1,
             Err(e) => tracing::error!(error = %e, "outbox: rescheduling failed"),
         }
@@ -343,7 +248,6 @@ impl Outbox {
 
     async fn send_one(
         &self,
-        st: &AppState,
         row: &OutboxRow,
         now: Timestamp,
         report: &mut RunReport,
@@ -352,19 +256,19 @@ impl Outbox {
         // status since: sending again could reach the customer twice. Say so instead.
         if row.last_error.as_deref() == Some(RESPONSE_LOST) {
             tracing::warn!(message_id = %row.message_id, "outbox: no answer, echo or status for a sent request");
-            self.fail(st, row, "delivery_unknown", now, report).await;
+            self.fail(row, "delivery_unknown", now, report).await;
             return None;
         }
-        let inbox = match st.store.inbox(row.inbox_id).await {
+        let inbox = match self.store.inbox(row.inbox_id).await {
             Ok(Some(i)) => i,
             _ => {
-                self.fail(st, row, "inbox_missing", now, report).await;
+                self.fail(row, "inbox_missing", now, report).await;
                 return None;
             }
         };
         // WhatsApp, Zalo, Telegram and Shopee have their own clients; Meta's are below.
         let answer = if crate::inbox_settings::is_provider(inbox.channel) {
-            st.providers.send(st, &inbox, row, now).await
+            self.providers.send(&inbox, row, now).await
         } else {
             let base = crate::meta::api_base_url(&inbox);
             let r = &row.request;
@@ -386,7 +290,9 @@ impl Outbox {
                     );
                     let url =
                         meta::messages_url(base, crate::meta::sender_id(&inbox).unwrap_or("me"));
-                    self.graph(&inbox, "POST", &url, Some(&body)).await
+                    self.providers
+                        .graph(&inbox, "POST", &url, Some(&body))
+                        .await
                 }
                 OutboxJob::CommentReply => {
                     let comment = r["comment_id"].as_str().unwrap_or("");
@@ -398,7 +304,9 @@ impl Outbox {
                         Some(text),
                     ) {
                         Some((method, url, body)) => {
-                            self.graph(&inbox, method, &url, body.as_ref()).await
+                            self.providers
+                                .graph(&inbox, method, &url, body.as_ref())
+                                .await
                         }
                         None => Answer::Failed(Failure {
                             retry: false,
@@ -423,10 +331,10 @@ impl Outbox {
                     ),
                 };
                 let Some(pid) = pid else {
-                    self.fail(st, row, "provider_error", now, report).await;
+                    self.fail(row, "provider_error", now, report).await;
                     return None;
                 };
-                match st
+                match self
                     .store
                     .outbox_sent(row.message_id, &pid, recipient.as_deref(), now)
                     .await
@@ -446,8 +354,7 @@ impl Outbox {
             Answer::Failed(f) if f.reason == RESPONSE_LOST => {
                 let at = now.plus_millis(HOLD_FOR_ECHO_MS);
                 tracing::warn!(message_id = %row.message_id, "outbox: no answer after sending; waiting for the provider's echo or status");
-                self.reschedule(st, row, at, RESPONSE_LOST, now, report)
-                    .await;
+                self.reschedule(row, at, RESPONSE_LOST, now, report).await;
                 Some(at)
             }
             Answer::Failed(f) if f.retry => {
@@ -462,39 +369,32 @@ impl Outbox {
                 ) {
                     Some(at) => {
                         tracing::warn!(message_id = %row.message_id, reason = f.reason, code = ?f.code, attempt = row.attempts, "outbox: will retry");
-                        self.reschedule(st, row, at, f.reason, now, report).await;
+                        self.reschedule(row, at, f.reason, now, report).await;
                         Some(at)
                     }
                     None => {
-                        self.fail(st, row, f.reason, now, report).await;
+                        self.fail(row, f.reason, now, report).await;
                         None
                     }
                 }
             }
             Answer::Failed(f) => {
                 tracing::warn!(message_id = %row.message_id, reason = f.reason, code = ?f.code, subcode = ?f.subcode, "outbox: failed");
-                self.fail(st, row, f.reason, now, report).await;
+                self.fail(row, f.reason, now, report).await;
                 None
             }
         }
     }
 
-    async fn fail(
-        &self,
-        st: &AppState,
-        row: &OutboxRow,
-        reason: &str,
-        now: Timestamp,
-        report: &mut RunReport,
-    ) {
-        match st.store.outbox_failed(row.message_id, reason, now).await {
+    async fn fail(&self, row: &OutboxRow, reason: &str, now: Timestamp, report: &mut RunReport) {
+        match self.store.outbox_failed(row.message_id, reason, now).await {
             Ok(_) => report.failed += 1,
             Err(e) => tracing::error!(error = %e, "outbox: recording a failure failed"),
         }
     }
 
-    async fn sync_profile(&self, st: &AppState, job: &ProfileJob) -> bool {
-        let Ok(Some(inbox)) = st.store.inbox(job.inbox_id).await else {
+    async fn sync_profile(&self, job: &ProfileJob) -> bool {
+        let Ok(Some(inbox)) = self.store.inbox(job.inbox_id).await else {
             return false;
         };
         let url = meta::profile_url(
@@ -502,15 +402,15 @@ impl Outbox {
             crate::meta::api_base_url(&inbox),
             &job.external_id,
         );
-        match self.graph(&inbox, "GET", &url, None).await {
+        match self.providers.graph(&inbox, "GET", &url, None).await {
             Answer::Ok(v) => {
                 let p = meta::parse_profile(&v);
-                st.store
+                self.store
                     .set_contact_profile(
                         job.contact_id,
                         p.name.as_deref(),
                         p.avatar_url.as_deref(),
-                        st.clock.now(),
+                        self.clock.now(),
                     )
                     .await
                     .is_ok()
@@ -525,32 +425,32 @@ impl Outbox {
     /// The production loop: start a run of what is due (up to [`RUNS`] at once, so a run stuck
     /// on a hanging provider leaves room for the next), then wait for a wake-up or the next due
     /// row. Runs never share a row: each claims its own.
-    pub fn start(st: AppState) {
-        if !st.outbox.worker {
+    pub fn start(self: Arc<Self>) {
+        if !self.worker {
             return;
         }
         let runs = Arc::new(tokio::sync::Semaphore::new(RUNS));
         tokio::spawn(async move {
             loop {
                 if let Ok(permit) = runs.clone().try_acquire_owned() {
-                    let st = st.clone();
+                    let outbox = self.clone();
                     tokio::spawn(async move {
-                        let now = st.clock.now();
-                        let report = st.outbox.run_due(&st, now).await;
+                        let now = outbox.clock.now();
+                        let report = outbox.run_due(now).await;
                         drop(permit);
                         // More may have come due while this run was busy.
                         if report != RunReport::default() {
-                            st.outbox.wake();
+                            outbox.wake();
                         }
                     });
                 }
-                let wait_ms = match st.store.next_due().await {
-                    Ok(Some(t)) => (t.millis() - st.clock.now().millis()).clamp(10, 5_000),
+                let wait_ms = match self.store.next_due().await {
+                    Ok(Some(t)) => (t.millis() - self.clock.now().millis()).clamp(10, 5_000),
                     _ => 5_000,
                 };
                 let wait = Duration::from_millis(u64::try_from(wait_ms).unwrap_or(5_000));
                 tokio::select! {
-                    _ = st.outbox.notify.notified() => {}
+                    _ = self.notify.notified() => {}
                     _ = tokio::time::sleep(wait) => {}
                 }
             }

@@ -6,23 +6,28 @@
 //! Tokens travel in headers (or, for Telegram's and Shopee's APIs, in the URL they require) and
 //! are never logged.
 
+use crate::clock::Clock;
 use crate::error::{ApiError, ApiResult};
 use crate::inbox_settings::{api_base_url, setting};
-use crate::outbox::Answer;
-use crate::state::AppState;
 use axum::http::StatusCode;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use switchboard_channels::meta::{Failure, network_failure};
+use std::time::Duration;
+use switchboard_channels::meta::{self, Failure, network_failure};
 use switchboard_channels::{shopee, telegram, whatsapp, zalo};
 use switchboard_core::billing::Tariff;
 use switchboard_core::{ChannelKind, Inbox, InboxId, Timestamp};
-use switchboard_store::{OutboxRow, StoredTemplate};
+use switchboard_store::{OutboxRow, Store, StoredTemplate};
 
-/// Shared state of the provider clients.
+/// The provider clients and what they share: one HTTP client (with the configured timeout), the
+/// store (tokens, reachability, templates), the clock and our public URL (webhooks we register).
 pub struct Providers {
     /// WhatsApp prices (configuration).
     pub tariff: Tariff,
+    http: reqwest::Client,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    public_url: String,
     /// One Zalo token refresh at a time per inbox (the refresh token is single use).
     zalo_locks: Mutex<HashMap<InboxId, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -78,22 +83,121 @@ fn origin(url: &str) -> &str {
     }
 }
 
+/// Installs rustls' ring provider once (reqwest is built without a default provider).
+fn tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// The HTTP client every provider call uses (with the configured timeout).
+pub fn http_client(timeout_ms: u64) -> anyhow::Result<reqwest::Client> {
+    tls_provider();
+    Ok(reqwest::Client::builder()
+        .timeout(Duration::from_millis(timeout_ms.max(1)))
+        .connect_timeout(Duration::from_millis(timeout_ms.clamp(1, 10_000)))
+        .build()?)
+}
+
+/// The outcome of one Graph API call.
+pub enum Answer {
+    Ok(serde_json::Value),
+    Failed(Failure),
+}
+
+/// The failure reason of a request that was sent but whose answer never came (the provider may
+/// have accepted it).
+pub const RESPONSE_LOST: &str = "response_lost";
+
+/// A failed request: refused before it left (safe to retry), or sent with no answer (ambiguous:
+/// the provider may have accepted it).
+pub fn transport_failure(e: &reqwest::Error) -> Failure {
+    if e.is_connect() || e.is_builder() {
+        meta::network_failure()
+    } else {
+        Failure {
+            retry: true,
+            reason: RESPONSE_LOST,
+            retry_after_ms: None,
+            code: None,
+            subcode: None,
+        }
+    }
+}
+
 impl Providers {
-    pub fn new(tariff: Tariff) -> Self {
+    pub fn new(
+        tariff: Tariff,
+        http: reqwest::Client,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        public_url: String,
+    ) -> Self {
         Self {
             tariff,
+            http,
+            store,
+            clock,
+            public_url,
             zalo_locks: Mutex::new(HashMap::new()),
         }
     }
 
+    /// One Graph API call with the inbox's token (as a Bearer header, never in the URL).
+    pub async fn graph(
+        &self,
+        inbox: &Inbox,
+        method: &str,
+        url: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Answer {
+        let Some(token) = crate::meta::token(inbox) else {
+            return Answer::Failed(Failure {
+                retry: false,
+                reason: "token_expired",
+                retry_after_ms: None,
+                code: None,
+                subcode: None,
+            });
+        };
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::POST);
+        let mut req = self.http.request(m, url).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => return Answer::Failed(transport_failure(&e)),
+        };
+        let status = resp.status().as_u16();
+        let header = |n: &str| {
+            resp.headers()
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let (retry_after, buc) = (header("retry-after"), header("x-business-use-case-usage"));
+        let bytes = match resp.bytes().await {
+            Ok(b) => b,
+            Err(e) => return Answer::Failed(transport_failure(&e)),
+        };
+        if (200..300).contains(&status) {
+            return Answer::Ok(serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null));
+        }
+        Answer::Failed(meta::classify_error(
+            status,
+            &bytes,
+            retry_after.as_deref(),
+            buc.as_deref(),
+        ))
+    }
+
     async fn call(
-        st: &AppState,
+        &self,
         method: reqwest::Method,
         url: &str,
         headers: &[(&str, &str)],
         body: Body<'_>,
     ) -> Result<Raw, Failure> {
-        let mut req = st.outbox.http().request(method, url);
+        let mut req = self.http.request(method, url);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -104,10 +208,7 @@ impl Providers {
                 .header("content-type", "application/x-www-form-urlencoded")
                 .body(form_encode(pairs)),
         };
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| crate::outbox::transport_failure(&e))?;
+        let resp = req.send().await.map_err(|e| transport_failure(&e))?;
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
@@ -117,7 +218,7 @@ impl Providers {
         let body = resp
             .bytes()
             .await
-            .map_err(|e| crate::outbox::transport_failure(&e))?
+            .map_err(|e| transport_failure(&e))?
             .to_vec();
         Ok(Raw {
             status,
@@ -127,18 +228,12 @@ impl Providers {
     }
 
     /// Sends one outbox row of a WhatsApp, Zalo, Telegram or Shopee inbox.
-    pub async fn send(
-        &self,
-        st: &AppState,
-        inbox: &Inbox,
-        row: &OutboxRow,
-        now: Timestamp,
-    ) -> Answer {
+    pub async fn send(&self, inbox: &Inbox, row: &OutboxRow, now: Timestamp) -> Answer {
         let out = match inbox.channel {
-            ChannelKind::Whatsapp => self.send_whatsapp(st, inbox, row).await,
-            ChannelKind::Zalo => self.send_zalo(st, inbox, row, now).await,
-            ChannelKind::Telegram => self.send_telegram(st, inbox, row, now).await,
-            ChannelKind::Shopee => self.send_shopee(st, inbox, row, now).await,
+            ChannelKind::Whatsapp => self.send_whatsapp(inbox, row).await,
+            ChannelKind::Zalo => self.send_zalo(inbox, row, now).await,
+            ChannelKind::Telegram => self.send_telegram(inbox, row, now).await,
+            ChannelKind::Shopee => self.send_shopee(inbox, row, now).await,
             _ => Err(fail("not_supported")),
         };
         match out {
@@ -147,24 +242,19 @@ impl Providers {
         }
     }
 
-    async fn send_whatsapp(
-        &self,
-        st: &AppState,
-        inbox: &Inbox,
-        row: &OutboxRow,
-    ) -> Result<String, Failure> {
+    async fn send_whatsapp(&self, inbox: &Inbox, row: &OutboxRow) -> Result<String, Failure> {
         let token = setting(inbox, "access_token").ok_or_else(|| fail("token_expired"))?;
         let pnid = setting(inbox, "phone_number_id").ok_or_else(|| fail("inbox_missing"))?;
         let url = whatsapp::messages_url(api_base_url(inbox), pnid);
         let bearer = format!("Bearer {token}");
-        let r = Self::call(
-            st,
-            reqwest::Method::POST,
-            &url,
-            &[("authorization", &bearer)],
-            Body::Json(&row.request["body"]),
-        )
-        .await?;
+        let r = self
+            .call(
+                reqwest::Method::POST,
+                &url,
+                &[("authorization", &bearer)],
+                Body::Json(&row.request["body"]),
+            )
+            .await?;
         if (200..300).contains(&r.status) {
             let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
             return whatsapp::parse_send_ok(&v)
@@ -192,14 +282,13 @@ impl Providers {
     /// node may have refreshed first: then its new token is used).
     async fn zalo_token(
         &self,
-        st: &AppState,
         inbox_id: InboxId,
         stale: Option<&str>,
         now: Timestamp,
     ) -> Result<String, Failure> {
         let lock = self.zalo_lock(inbox_id);
         let _held = lock.lock().await;
-        let inbox = st
+        let inbox = self
             .store
             .inbox(inbox_id)
             .await
@@ -224,16 +313,16 @@ impl Providers {
         };
         let oauth = setting(&inbox, "oauth_base_url").unwrap_or(zalo::DEFAULT_OAUTH_BASE_URL);
         let form = zalo::refresh_form(app_id, refresh);
-        let r = Self::call(
-            st,
-            reqwest::Method::POST,
-            &zalo::refresh_url(oauth),
-            &[("secret_key", secret)],
-            Body::Form(&form),
-        )
-        .await
-        // No message was sent by this call: whatever happened, the send may be tried again.
-        .map_err(|_| network_failure())?;
+        let r = self
+            .call(
+                reqwest::Method::POST,
+                &zalo::refresh_url(oauth),
+                &[("secret_key", secret)],
+                Body::Form(&form),
+            )
+            .await
+            // No message was sent by this call: whatever happened, the send may be tried again.
+            .map_err(|_| network_failure())?;
         let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
         let Some((access, new_refresh, expires_in)) = zalo::parse_refresh(&v) else {
             tracing::warn!(inbox_id = %inbox_id, status = r.status, "zalo: token refresh refused");
@@ -248,7 +337,7 @@ impl Providers {
                 serde_json::json!(now.plus_secs(expires_in).millis()),
             );
         }
-        match st
+        match self
             .store
             .replace_settings_if(inbox_id, "refresh_token", refresh, &settings)
             .await
@@ -258,7 +347,7 @@ impl Providers {
                 Ok(access)
             }
             // Someone else rotated it in between: use theirs.
-            Ok(false) => st
+            Ok(false) => self
                 .store
                 .inbox(inbox_id)
                 .await
@@ -275,28 +364,27 @@ impl Providers {
 
     async fn send_zalo(
         &self,
-        st: &AppState,
         inbox: &Inbox,
         row: &OutboxRow,
         now: Timestamp,
     ) -> Result<String, Failure> {
         let endpoint = row.request["endpoint"].as_str().unwrap_or("cs");
         let url = zalo::message_url(api_base_url(inbox), endpoint);
-        let mut token = self.zalo_token(st, inbox.id, None, now).await?;
+        let mut token = self.zalo_token(inbox.id, None, now).await?;
         for attempt in 0..2 {
-            let r = Self::call(
-                st,
-                reqwest::Method::POST,
-                &url,
-                &[("access_token", &token)],
-                Body::Json(&row.request["body"]),
-            )
-            .await?;
+            let r = self
+                .call(
+                    reqwest::Method::POST,
+                    &url,
+                    &[("access_token", &token)],
+                    Body::Json(&row.request["body"]),
+                )
+                .await?;
             match zalo::classify(r.status, &r.body) {
                 zalo::Answer::Sent(s) => {
                     if let Some(q) = &s.quota_type {
                         let patch = serde_json::json!({ "zalo_quota_type": q });
-                        if let Err(e) = st
+                        if let Err(e) = self
                             .store
                             .merge_message_meta(row.message_id, patch, now)
                             .await
@@ -307,7 +395,7 @@ impl Providers {
                     return Ok(s.message_id);
                 }
                 zalo::Answer::TokenExpired if attempt == 0 => {
-                    token = self.zalo_token(st, inbox.id, Some(&token), now).await?;
+                    token = self.zalo_token(inbox.id, Some(&token), now).await?;
                 }
                 zalo::Answer::TokenExpired => return Err(fail("token_expired")),
                 zalo::Answer::Failed(f) => return Err(f),
@@ -318,21 +406,20 @@ impl Providers {
 
     async fn send_telegram(
         &self,
-        st: &AppState,
         inbox: &Inbox,
         row: &OutboxRow,
         now: Timestamp,
     ) -> Result<String, Failure> {
         let token = setting(inbox, "bot_token").ok_or_else(|| fail("token_invalid"))?;
         let url = telegram::method_url(api_base_url(inbox), token, "sendMessage");
-        let r = Self::call(
-            st,
-            reqwest::Method::POST,
-            &url,
-            &[],
-            Body::Json(&row.request["body"]),
-        )
-        .await?;
+        let r = self
+            .call(
+                reqwest::Method::POST,
+                &url,
+                &[],
+                Body::Json(&row.request["body"]),
+            )
+            .await?;
         let chat = row.request["body"]["chat_id"]
             .to_string()
             .trim_matches('"')
@@ -341,7 +428,7 @@ impl Providers {
             Ok(id) => Ok(format!("{chat}:{id}")),
             Err(f) => {
                 if f.reason == "user_blocked"
-                    && let Err(e) = st
+                    && let Err(e) = self
                         .store
                         .set_reachability(inbox.id, &chat, Some("user_blocked"), now)
                         .await
@@ -355,7 +442,6 @@ impl Providers {
 
     async fn send_shopee(
         &self,
-        st: &AppState,
         inbox: &Inbox,
         row: &OutboxRow,
         now: Timestamp,
@@ -381,18 +467,20 @@ impl Providers {
             row.request["to_id"].as_str().unwrap_or(""),
             row.request["text"].as_str().unwrap_or(""),
         );
-        let r = Self::call(st, reqwest::Method::POST, &url, &[], Body::Json(&body)).await?;
+        let r = self
+            .call(reqwest::Method::POST, &url, &[], Body::Json(&body))
+            .await?;
         shopee::classify(r.status, &r.body)
     }
 
     /// Telegram `setWebhook` with our URL for this inbox and its secret token (§5).
     pub async fn set_telegram_webhook(
-        st: &AppState,
+        &self,
         settings: &serde_json::Value,
         inbox: InboxId,
     ) -> ApiResult<()> {
         let s = |k: &str| settings[k].as_str().unwrap_or("");
-        let url = format!("{}/webhooks/telegram/{inbox}", st.config.public_url());
+        let url = format!("{}/webhooks/telegram/{inbox}", self.public_url);
         let body = telegram::set_webhook_body(&url, s("secret_token"));
         let endpoint = telegram::method_url(s("api_base_url"), s("bot_token"), "setWebhook");
         let refused = |why: String| {
@@ -402,7 +490,8 @@ impl Providers {
                 format!("Telegram refused setWebhook: {why}"),
             )
         };
-        let r = Self::call(st, reqwest::Method::POST, &endpoint, &[], Body::Json(&body))
+        let r = self
+            .call(reqwest::Method::POST, &endpoint, &[], Body::Json(&body))
             .await
             .map_err(|f| refused(f.reason.to_owned()))?;
         let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
@@ -421,7 +510,7 @@ impl Providers {
 
     /// Fetches every template of the inbox's WhatsApp Business Account (following `paging.next`
     /// on the same host) and stores them.
-    pub async fn sync_templates(st: &AppState, inbox: &Inbox) -> ApiResult<Vec<StoredTemplate>> {
+    pub async fn sync_templates(&self, inbox: &Inbox) -> ApiResult<Vec<StoredTemplate>> {
         let (Some(token), Some(waba)) = (setting(inbox, "access_token"), setting(inbox, "waba_id"))
         else {
             return Err(ApiError::invalid(
@@ -432,23 +521,23 @@ impl Providers {
         let bearer = format!("Bearer {token}");
         let mut url = whatsapp::templates_url(base, waba);
         let mut all = Vec::new();
-        let now = st.clock.now();
+        let now = self.clock.now();
         for _ in 0..100 {
-            let r = Self::call(
-                st,
-                reqwest::Method::GET,
-                &url,
-                &[("authorization", &bearer)],
-                Body::None,
-            )
-            .await
-            .map_err(|f| {
-                ApiError::new(
-                    StatusCode::BAD_GATEWAY,
-                    "provider_error",
-                    format!("WhatsApp is unreachable: {}", f.reason),
+            let r = self
+                .call(
+                    reqwest::Method::GET,
+                    &url,
+                    &[("authorization", &bearer)],
+                    Body::None,
                 )
-            })?;
+                .await
+                .map_err(|f| {
+                    ApiError::new(
+                        StatusCode::BAD_GATEWAY,
+                        "provider_error",
+                        format!("WhatsApp is unreachable: {}", f.reason),
+                    )
+                })?;
             if !(200..300).contains(&r.status) {
                 let f = whatsapp::classify_error(r.status, &r.body, None);
                 return Err(ApiError::new(
@@ -475,7 +564,7 @@ impl Providers {
                 None => break,
             }
         }
-        st.store.replace_templates(inbox.id, &all).await?;
+        self.store.replace_templates(inbox.id, &all).await?;
         Ok(all)
     }
 }

@@ -31,11 +31,11 @@ pub struct Inner {
     /// WhatsApp cost metering, group-committed like ingest.
     pub meter: crate::metering::MeterWriter,
     /// Outbound provider messages.
-    pub outbox: crate::outbox::Outbox,
+    pub outbox: Arc<crate::outbox::Outbox>,
     /// The one `send` command.
     pub outgoing: crate::app::send::Outgoing,
     /// WhatsApp, Zalo, Telegram and Shopee clients (and the WhatsApp price list).
-    pub providers: crate::provider_api::Providers,
+    pub providers: Arc<crate::provider_api::Providers>,
     pub workspace_id: WorkspaceId,
     /// Signs widget visitor tokens; generated once and kept in the store.
     pub visitor_key: Vec<u8>,

@@ -5,9 +5,8 @@ import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { api, ApiError, Conversation, Message, Page, Policy, query, Template, Timer } from './api';
 import { errorText, formatBytes, formatCountdown, formatTime, reasonText, t } from './i18n';
 import { realtime } from './realtime';
-import { agentName, canSupervise, displayName, selfActions, shared, threadCache, useShared } from './store';
+import { agentName, canSupervise, displayName, DRAG_TYPE, selfActions, shared, threadCache, useShared } from './store';
 import { Composer } from './composer';
-import { DRAG_TYPE } from './conversations';
 import { isImage, isVideo } from '../shared/media';
 
 type Dialog = null | 'transfer' | 'assign' | 'participant';

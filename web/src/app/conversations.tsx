@@ -5,7 +5,7 @@ import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api, Conversation, Page, query } from './api';
 import { formatTime, t } from './i18n';
 import { realtime } from './realtime';
-import { agentName, displayName, useShared } from './store';
+import { agentName, displayName, DRAG_TYPE, useShared } from './store';
 import { ChannelIcon } from './icons';
 import { ChatPane } from './chat';
 import { SidePanel } from './sidepanel';
@@ -21,7 +21,6 @@ export interface Filter {
 }
 
 const ROW_H = 68;
-export const DRAG_TYPE = 'application/x-switchboard-conversation';
 
 function listQuery(f: Filter, cursor: string | null): string {
   const base: Record<string, string | undefined> = {

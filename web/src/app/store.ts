@@ -84,3 +84,6 @@ export function displayName(c: Pick<Conversation, 'contact_name' | 'contact_id'>
   const who = c.channel && c.channel !== 'livechat' ? t('contact.unnamed') : t('contact.anonymous');
   return c.contact_name ?? `${who} ${c.contact_id.slice(-4)}`;
 }
+
+/** What a conversation row carries when dragged into the chat pane. */
+export const DRAG_TYPE = 'application/x-switchboard-conversation';

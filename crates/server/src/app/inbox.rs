@@ -5,7 +5,6 @@
 use crate::auth::CurrentAgent;
 use crate::error::{ApiError, ApiResult};
 use crate::inbox_settings;
-use crate::provider_api::Providers;
 use crate::state::AppState;
 use axum::http::StatusCode;
 use switchboard_core::*;
@@ -52,7 +51,7 @@ pub async fn prepare_settings(
         inbox_settings::changed(p, &s, &["bot_token", "secret_token", "api_base_url"])
     });
     if channel == ChannelKind::Telegram && telegram_changed {
-        Providers::set_telegram_webhook(st, &s, id).await?;
+        st.providers.set_telegram_webhook(&s, id).await?;
     }
     Ok(s)
 }
@@ -61,7 +60,7 @@ pub async fn prepare_settings(
 /// /inboxes/{id}/templates/sync` repeats it).
 pub async fn after_create(st: &AppState, inbox: &Inbox) {
     if inbox.channel == ChannelKind::Whatsapp
-        && let Err(e) = Providers::sync_templates(st, inbox).await
+        && let Err(e) = st.providers.sync_templates(inbox).await
     {
         tracing::warn!(inbox_id = %inbox.id, error = %e.message, "first template sync failed");
     }

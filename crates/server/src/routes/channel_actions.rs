@@ -288,9 +288,13 @@ pub async fn comment_action(
                     format!("{} does not support `{other}` on comments", inbox.channel),
                 ));
             };
-            match st.outbox.graph(&inbox, method, &url, body.as_ref()).await {
-                crate::outbox::Answer::Ok(_) => {}
-                crate::outbox::Answer::Failed(f) => {
+            match st
+                .providers
+                .graph(&inbox, method, &url, body.as_ref())
+                .await
+            {
+                crate::provider_api::Answer::Ok(_) => {}
+                crate::provider_api::Answer::Failed(f) => {
                     return Err(ApiError::new(StatusCode::BAD_GATEWAY, "provider_error", format!("Meta refused: {}", f.reason))
                         .with_extra(serde_json::json!({"reason": f.reason, "code": f.code, "subcode": f.subcode})));
                 }

@@ -12,7 +12,6 @@ use crate::app::visible;
 use crate::auth::CurrentAgent;
 use crate::error::ApiPath as Path;
 use crate::error::{ApiError, ApiJson, ApiResult};
-use crate::provider_api::Providers;
 use crate::routes::created;
 use crate::routes::new_uuid;
 use crate::state::AppState;
@@ -225,7 +224,7 @@ pub async fn sync_templates(
 ) -> ApiResult<ApiJson<serde_json::Value>> {
     let inbox = whatsapp_inbox(&st, &me, id).await?;
     me.require_admin()?;
-    let all = Providers::sync_templates(&st, &inbox).await?;
+    let all = st.providers.sync_templates(&inbox).await?;
     let items: Vec<_> = all.iter().map(template_json).collect();
     Ok(ApiJson(
         serde_json::json!({ "items": items, "next_cursor": null }),
