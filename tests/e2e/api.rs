@@ -1264,3 +1264,59 @@ async fn admin_only_inbox_routes_answer_404_to_those_not_in_the_inbox() {
         );
     }
 }
+
+async fn login_from(app: &TestApp, client: &str, email: &str, password: &str) -> StatusCode {
+    app.http
+        .post(app.url("/api/v1/auth/login"))
+        .header("x-forwarded-for", client)
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// Hardening finding 10: the per-email login limit let anyone keep a known account locked out,
+/// and behind a reverse proxy every client shared one budget. Behind a trusted proxy each client
+/// has its own; guessing the admin's password from one address never locks the admin out.
+#[tokio::test]
+async fn a_password_guesser_elsewhere_never_locks_the_owner_out() {
+    let app = TestApp::start_configured(|c| {
+        c.limits.login_per_minute = 5;
+        c.trusted_proxies = vec!["127.0.0.1".into()];
+    })
+    .await;
+    for _ in 0..5 {
+        assert_eq!(
+            login_from(&app, "198.51.100.66", "admin@shop.vn", "guess").await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        login_from(&app, "198.51.100.66", "admin@shop.vn", "guess").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // The admin, from their own address, signs in.
+    assert_eq!(
+        login_from(&app, "203.0.113.10", "admin@shop.vn", PASSWORD).await,
+        StatusCode::OK
+    );
+}
+
+/// Without a trusted proxy, `X-Forwarded-For` is whatever the client wrote: it changes nothing.
+#[tokio::test]
+async fn a_forged_forwarded_for_does_not_escape_the_limit() {
+    let app = TestApp::start_configured(|c| c.limits.login_per_minute = 5).await;
+    // The admin's sign-in at start-up used one of this address's five.
+    for i in 0..4 {
+        let forged = format!("198.51.100.{i}");
+        assert_eq!(
+            login_from(&app, &forged, "nobody@shop.vn", "guess").await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        login_from(&app, "198.51.100.99", "other@shop.vn", "guess").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}

@@ -25,6 +25,9 @@ pub struct Config {
     pub cookie_secure: bool,
     /// How long a login session lasts.
     pub session_ttl_hours: u32,
+    /// Reverse proxies (addresses or networks, e.g. `10.0.0.0/8`) whose `X-Forwarded-For` names
+    /// the client for rate limits. Empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<String>,
     pub limits: Limits,
     /// Routing, timers and presence.
     pub routing: RoutingConfig,
@@ -242,6 +245,7 @@ impl Default for Config {
             public_url: None,
             cookie_secure: false,
             session_ttl_hours: 24 * 30,
+            trusted_proxies: Vec::new(),
             limits: Limits::default(),
             routing: RoutingConfig::default(),
             webhooks: Webhooks::default(),

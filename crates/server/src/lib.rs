@@ -6,6 +6,7 @@ pub mod app;
 pub mod auth;
 pub mod bus;
 pub mod channel_ingest;
+pub mod client;
 pub mod clock;
 pub mod cluster;
 pub mod config;
@@ -116,6 +117,8 @@ impl Application {
             tariff.clone(),
             config.limits.ingest_batch_max,
         )?;
+        let trusted_proxies = client::TrustedProxies::parse(&config.trusted_proxies)
+            .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
         let l = &config.limits;
         let limits = Limiters {
             login_ip: RateLimiter::per_minute(clock.clone(), l.login_per_minute),
@@ -163,6 +166,7 @@ impl Application {
             workspace_id,
             visitor_key: key.into_bytes(),
             limits,
+            trusted_proxies,
         });
         state.outbox.clone().start();
         if let Some(url) = state.config.nats_url.clone() {

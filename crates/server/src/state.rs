@@ -40,6 +40,8 @@ pub struct Inner {
     /// Signs widget visitor tokens; generated once and kept in the store.
     pub visitor_key: Vec<u8>,
     pub limits: Limiters,
+    /// Who is the client behind a reverse proxy (rate limits).
+    pub trusted_proxies: crate::client::TrustedProxies,
 }
 
 pub struct Limiters {

@@ -1,13 +1,13 @@
 //! `POST /auth/login`, `POST /auth/logout`, `GET /me`.
 
 use crate::auth::{self, CSRF_COOKIE, CurrentAgent, SESSION_COOKIE};
+use crate::client::ClientIp;
 use crate::error::{ApiError, ApiJson, ApiResult};
 use crate::state::AppState;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use std::net::SocketAddr;
 use switchboard_store::Session;
 
 #[derive(Deserialize)]
@@ -18,17 +18,18 @@ pub struct Login {
 
 pub async fn login(
     State(st): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     ApiJson(body): ApiJson<Login>,
 ) -> ApiResult<Response> {
     let email = body.email.trim().to_lowercase();
     st.limits
         .login_ip
-        .check(&peer.ip().to_string())
+        .check(&client.to_string())
         .map_err(ApiError::rate_limited)?;
+    // Per account *and* client: guessing someone's password from elsewhere never locks them out.
     st.limits
         .login_email
-        .check(&email)
+        .check(&format!("{email} {client}"))
         .map_err(ApiError::rate_limited)?;
     let found = st.store.agent_credentials(&email).await?;
     let (agent, hash) = match found {

@@ -3,17 +3,17 @@
 //! typing come back over `/widget/v1/ws`. Private messages (notes, agent-to-agent) never leave.
 
 use crate::auth::{Visitor, visitor_from_token};
+use crate::client::ClientIp;
 use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
 use crate::ingest::IngestFailure;
 use crate::routes::{created, new_uuid};
 use crate::state::AppState;
+use axum::extract::State;
 use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
-use std::net::SocketAddr;
 use switchboard_channels::livechat::{self, VisitorClaims};
 use switchboard_core::event::EventKind;
 use switchboard_core::validate::{Email, MessageText, PersonName, Phone};
@@ -43,12 +43,12 @@ pub struct NewSession {
 
 pub async fn create_session(
     State(st): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     ApiJson(b): ApiJson<NewSession>,
 ) -> ApiResult<Response> {
     st.limits
         .widget_ip
-        .check(&peer.ip().to_string())
+        .check(&client.to_string())
         .map_err(ApiError::rate_limited)?;
     let inbox = livechat_inbox(&st, b.inbox_id).await?;
     let settings = &inbox.settings;
@@ -145,13 +145,13 @@ pub struct NewWidgetMessage {
 
 pub async fn post_message(
     State(st): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     Visitor(v): Visitor,
     ApiJson(b): ApiJson<NewWidgetMessage>,
 ) -> ApiResult<Response> {
     st.limits
         .widget_ip
-        .check(&peer.ip().to_string())
+        .check(&client.to_string())
         .map_err(ApiError::rate_limited)?;
     st.limits
         .widget_visitor
