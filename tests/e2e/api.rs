@@ -1320,3 +1320,87 @@ async fn a_forged_forwarded_for_does_not_escape_the_limit() {
         StatusCode::TOO_MANY_REQUESTS
     );
 }
+
+async fn raw_connection(app: &TestApp) -> tokio::net::TcpStream {
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    tokio::net::TcpStream::connect(addr).await.unwrap()
+}
+
+/// Reads what the server sends until it closes the connection (bounded: a server that never
+/// closes fails the test).
+async fn until_closed(mut s: tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(20), s.read_to_end(&mut out));
+    match read.await {
+        Ok(_) => String::from_utf8_lossy(&out).into_owned(),
+        Err(_) => panic!("the server kept the connection open"),
+    }
+}
+
+/// Hardening finding 4: half-sent requests stayed open forever, and past the open-file limit the
+/// server was unreachable. Now a header block must arrive within the header-read timeout, and
+/// connections over the cap are told so and closed.
+#[tokio::test]
+async fn half_sent_requests_are_dropped_and_connections_are_capped() {
+    use tokio::io::AsyncWriteExt;
+    let app = TestApp::start_configured(|c| {
+        c.http.header_read_timeout_ms = 300;
+        c.http.max_connections = 3;
+    })
+    .await;
+    // Three slow clients: one sends nothing, two stop in the middle of their headers.
+    let silent = raw_connection(&app).await;
+    let mut partial = Vec::new();
+    for _ in 0..2 {
+        let mut s = raw_connection(&app).await;
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .await
+            .unwrap();
+        partial.push(s);
+    }
+    // A fourth connection is over the cap: a JSON 503, then closed.
+    let extra = raw_connection(&app).await;
+    let answer = until_closed(extra).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("\"too_many_connections\""), "{answer}");
+    // The slow ones are disconnected by the header-read timeout...
+    until_closed(silent).await;
+    for s in partial {
+        until_closed(s).await;
+    }
+    // ...and the server serves again.
+    let (s, v) = app.call(Method::GET, "/healthz", None, None).await;
+    assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("ok")));
+}
+
+/// Hardening finding 8: 414 and 431 had empty bodies. They are the documented JSON now.
+#[tokio::test]
+async fn long_targets_and_header_floods_get_json_errors() {
+    let app = TestApp::start().await;
+    let long = format!("/api/v1/conversations?q={}", "a".repeat(9 * 1024));
+    let r = app.http.get(app.url(&long)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::URI_TOO_LONG);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "uri_too_long");
+
+    let mut many = app.http.get(app.url("/healthz"));
+    for i in 0..150 {
+        many = many.header(format!("x-h{i}"), "1");
+    }
+    let r = many.send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "headers_too_large");
+
+    let r = app
+        .http
+        .get(app.url("/healthz"))
+        .header("x-big", "b".repeat(40 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "headers_too_large");
+}

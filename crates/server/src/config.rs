@@ -29,6 +29,8 @@ pub struct Config {
     /// the client for rate limits. Empty: the TCP peer is the client.
     pub trusted_proxies: Vec<String>,
     pub limits: Limits,
+    /// Connections: header-read timeout, how many at once, URI and header sizes.
+    pub http: HttpConfig,
     /// Routing, timers and presence.
     pub routing: RoutingConfig,
     /// Provider webhooks (Messenger, Instagram).
@@ -39,6 +41,34 @@ pub struct Config {
     pub billing: BillingConfig,
     /// `tracing` filter, e.g. `info` or `switchboard=debug`.
     pub log: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// A client that has not sent a request's whole header block within this time (also a
+    /// kept-alive connection waiting for its next request) is disconnected.
+    pub header_read_timeout_ms: u64,
+    /// Connections served at once; more are answered 503 and closed. Keep it under the process's
+    /// open-file limit (`ulimit -n`), with room for the database and provider calls.
+    pub max_connections: usize,
+    /// Longest request target (path and query); longer gets 414.
+    pub max_uri_bytes: usize,
+    /// Most request headers, and their total size; more gets 431.
+    pub max_headers: usize,
+    pub max_header_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            header_read_timeout_ms: 10_000,
+            max_connections: 16_384,
+            max_uri_bytes: 8 * 1024,
+            max_headers: 100,
+            max_header_bytes: 32 * 1024,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -246,6 +276,7 @@ impl Default for Config {
             cookie_secure: false,
             session_ttl_hours: 24 * 30,
             trusted_proxies: Vec::new(),
+            http: HttpConfig::default(),
             limits: Limits::default(),
             routing: RoutingConfig::default(),
             webhooks: Webhooks::default(),

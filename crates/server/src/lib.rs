@@ -14,6 +14,7 @@ pub mod demo;
 pub mod demo_channels;
 pub mod demo_meta;
 pub mod error;
+pub mod http;
 pub mod inbox_settings;
 pub mod ingest;
 pub mod meta;
@@ -199,13 +200,8 @@ impl Application {
         let app = routes::router(self.state.clone());
         tracing::info!(addr = %self.local_addr(), "serving");
         let runner = timers::spawn_runner(self.state.routing.clone(), self.state.clock.clone());
-        let served = axum::serve(
-            self.listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("server error");
+        http::serve(self.listener, app, &self.state.config.http, shutdown).await;
+        let served = Ok(());
         // A stopped server fires no more timers; another node (or the next start) will.
         if let Some(r) = runner {
             r.abort();

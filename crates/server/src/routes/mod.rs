@@ -497,6 +497,10 @@ pub fn router(st: AppState) -> Router {
         .route("/widget-preview", get(static_files::widget_preview))
         .fallback(static_files::app)
         .layer(DefaultBodyLimit::max(st.config.limits.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            std::sync::Arc::new(st.config.http.clone()),
+            crate::http::limits,
+        ))
         .with_state(st)
 }
 
