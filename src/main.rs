@@ -139,7 +139,7 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 None
             };
-            use switchboard_server::sandbox::{PageSpec, Sandbox};
+            use switchboard_sandbox::meta::{PageSpec, Sandbox};
             let sb = Sandbox::start(clock, bind).await?;
             let token = switchboard_server::auth::random_token(24);
             let secret = switchboard_server::auth::random_token(24);
@@ -236,11 +236,9 @@ async fn channel_sandbox(
     clock: Arc<dyn Clock>,
     bind: std::net::SocketAddr,
     meta_webhook_url: &str,
-) -> anyhow::Result<switchboard_server::sandbox_channels::ChannelSandbox> {
+) -> anyhow::Result<switchboard_sandbox::channels::ChannelSandbox> {
+    use switchboard_sandbox::channels::{ChannelSandbox, ShopeeShopSpec, WaNumberSpec, ZaloOaSpec};
     use switchboard_server::auth::random_token;
-    use switchboard_server::sandbox_channels::{
-        ChannelSandbox, ShopeeShopSpec, WaNumberSpec, ZaloOaSpec,
-    };
     let next = std::net::SocketAddr::new(bind.ip(), bind.port().wrapping_add(1));
     let sb = ChannelSandbox::start(clock, next).await?;
     let host = meta_webhook_url

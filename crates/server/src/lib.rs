@@ -20,8 +20,6 @@ pub mod provider_api;
 pub mod ratelimit;
 pub mod routes;
 pub mod routing;
-pub mod sandbox;
-pub mod sandbox_channels;
 pub mod state;
 pub mod timers;
 pub mod writer_thread;
