@@ -7,9 +7,9 @@ use std::io::Read;
 use std::sync::Arc;
 use switchboard_server::clock::{Clock, OffsetFileClock, SystemClock};
 use switchboard_server::config::Config;
-use switchboard_server::{
-    Application, demo, demo_channels, demo_meta, init_tracing, open_store, shutdown_signal,
-};
+use switchboard_server::{Application, init_tracing, open_store, shutdown_signal};
+
+mod demo;
 
 #[derive(Parser)]
 #[command(
@@ -118,12 +118,12 @@ async fn main() -> anyhow::Result<()> {
             let url = format!("http://{}", app.local_addr());
             let summary = demo::prepare(&app.state(), &url).await?;
             println!("{summary}");
-            let (sandbox, page) = demo_meta::start(&app.state(), &url).await?;
+            let (sandbox, page) = demo::meta::start(&app.state(), &url).await?;
             println!("{page}");
-            demo_meta::simulate(Arc::new(sandbox));
-            let (channels, text) = demo_channels::start(&app.state(), &url).await?;
+            demo::meta::simulate(Arc::new(sandbox));
+            let (channels, text) = demo::channels::start(&app.state(), &url).await?;
             println!("{text}");
-            demo_channels::simulate(Arc::new(channels));
+            demo::channels::simulate(Arc::new(channels));
             app.run_until_stopped(shutdown_signal()).await
         }
         Command::Sandbox {
@@ -139,7 +139,7 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 None
             };
-            use switchboard_server::sandbox::{PageSpec, Sandbox};
+            use switchboard_sandbox::meta::{PageSpec, Sandbox};
             let sb = Sandbox::start(clock, bind).await?;
             let token = switchboard_server::auth::random_token(24);
             let secret = switchboard_server::auth::random_token(24);
@@ -220,9 +220,7 @@ async fn main() -> anyhow::Result<()> {
                 .read_to_string(&mut password)
                 .context("reading the password from standard input")?;
             let password = password.trim_end_matches(['\r', '\n']).to_owned();
-            let agent =
-                switchboard_server::demo::add_user(&config, clock, &email, &name, &role, password)
-                    .await?;
+            let agent = demo::add_user(&config, clock, &email, &name, &role, password).await?;
             println!(
                 "created {} <{}> as {} (id {})",
                 agent.name, agent.email, agent.role, agent.id
@@ -238,11 +236,9 @@ async fn channel_sandbox(
     clock: Arc<dyn Clock>,
     bind: std::net::SocketAddr,
     meta_webhook_url: &str,
-) -> anyhow::Result<switchboard_server::sandbox_channels::ChannelSandbox> {
+) -> anyhow::Result<switchboard_sandbox::channels::ChannelSandbox> {
+    use switchboard_sandbox::channels::{ChannelSandbox, ShopeeShopSpec, WaNumberSpec, ZaloOaSpec};
     use switchboard_server::auth::random_token;
-    use switchboard_server::sandbox_channels::{
-        ChannelSandbox, ShopeeShopSpec, WaNumberSpec, ZaloOaSpec,
-    };
     let next = std::net::SocketAddr::new(bind.ip(), bind.port().wrapping_add(1));
     let sb = ChannelSandbox::start(clock, next).await?;
     let host = meta_webhook_url

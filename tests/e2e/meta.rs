@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use switchboard_channels::meta::signature_header;
 use switchboard_core::Timestamp;
+use switchboard_sandbox::meta::{Fault, PageSpec, Sandbox, UserSpec, meta_json};
 use switchboard_server::outbox::RunReport;
-use switchboard_server::sandbox::{Fault, PageSpec, Sandbox, UserSpec, meta_json};
 
 const SECRET: &str = "app_secret_test";
 const PAGE: &str = "111";

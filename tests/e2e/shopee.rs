@@ -9,9 +9,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use std::sync::Arc;
 use switchboard_channels::shopee::push_signature;
+use switchboard_sandbox::channels::{ChannelSandbox, ShopeeShopSpec};
 use switchboard_server::clock::Clock;
 use switchboard_server::outbox::RunReport;
-use switchboard_server::sandbox_channels::{ChannelSandbox, ShopeeShopSpec};
 
 const SHOP: &str = "789";
 const KEY: &str = "partner_key_test";

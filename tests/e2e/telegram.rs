@@ -9,9 +9,9 @@ use crate::support::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::sync::Arc;
+use switchboard_sandbox::channels::{ChannelFault, ChannelSandbox};
 use switchboard_server::clock::Clock;
 use switchboard_server::outbox::RunReport;
-use switchboard_server::sandbox_channels::{ChannelFault, ChannelSandbox};
 
 const BOT: &str = "123456789:AAE-sandbox_bot_token";
 const CHAT: i64 = 1_111_111;

@@ -12,10 +12,10 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use switchboard_channels::whatsapp::signature_header;
 use switchboard_core::Timestamp;
+use switchboard_sandbox::channels::{ChannelFault, ChannelSandbox, WaNumberSpec};
+use switchboard_sandbox::meta::meta_json;
 use switchboard_server::clock::Clock;
 use switchboard_server::outbox::RunReport;
-use switchboard_server::sandbox::meta_json;
-use switchboard_server::sandbox_channels::{ChannelFault, ChannelSandbox, WaNumberSpec};
 
 const SECRET: &str = "app_secret_test";
 const PNID: &str = "106540352242922";

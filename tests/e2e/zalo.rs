@@ -10,9 +10,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use switchboard_channels::zalo::signature_header;
+use switchboard_sandbox::channels::{ChannelFault, ChannelSandbox, ZaloOaSpec};
 use switchboard_server::clock::Clock;
 use switchboard_server::outbox::RunReport;
-use switchboard_server::sandbox_channels::{ChannelFault, ChannelSandbox, ZaloOaSpec};
 
 const OA: &str = "388613280878808645";
 const APP: &str = "360846524940903967";

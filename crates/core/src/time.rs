@@ -34,3 +34,9 @@ impl Timestamp {
         if self > now { now } else { self }
     }
 }
+
+/// Where "now" comes from. The core never reads the wall clock: callers pass `now`, and services
+/// take a `Clock` (implementations live in the server's clock module, so tests can control time).
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> Timestamp;
+}

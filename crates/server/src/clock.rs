@@ -5,9 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use switchboard_core::Timestamp;
 
-pub trait Clock: Send + Sync + 'static {
-    fn now(&self) -> Timestamp;
-}
+/// The trait lives in the core (a pure interface); re-exported so `clock::Clock` keeps working.
+pub use switchboard_core::time::Clock;
 
 /// The real clock.
 #[derive(Debug, Default, Clone, Copy)]

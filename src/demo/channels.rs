@@ -3,14 +3,14 @@
 //! then, so a newcomer sees the 24 h window, the template picker, Zalo's free-reply count and
 //! delivery ticks without a Meta or Zalo account.
 
-use crate::auth;
-use crate::routes::new_uuid;
-use crate::sandbox_channels::{ChannelSandbox, WaNumberSpec, ZaloOaSpec};
-use crate::state::AppState;
 use std::fmt::Write;
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_core::*;
+use switchboard_sandbox::channels::{ChannelSandbox, WaNumberSpec, ZaloOaSpec};
+use switchboard_server::auth;
+use switchboard_server::routes::new_uuid;
+use switchboard_server::state::AppState;
 
 pub const DEMO_PHONE_NUMBER_ID: &str = "100000000000101";
 pub const DEMO_WABA_ID: &str = "100000000000100";

@@ -2,15 +2,15 @@
 //! simulated customers who DM and comment, so a newcomer sees live channel traffic (policy
 //! countdown, comments, private replies, delivery ticks) without a Meta app.
 
-use crate::auth;
-use crate::routes::new_uuid;
-use crate::sandbox::{PageSpec, Sandbox, UserSpec};
-use crate::state::AppState;
 use std::fmt::Write;
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_channels::meta::Object;
 use switchboard_core::*;
+use switchboard_sandbox::meta::{PageSpec, Sandbox, UserSpec};
+use switchboard_server::auth;
+use switchboard_server::routes::new_uuid;
+use switchboard_server::state::AppState;
 
 pub const DEMO_PAGE_ID: &str = "100000000000001";
 const POST_ID: &str = "100000000000001_2001";

@@ -1,16 +1,20 @@
 //! `switchboard demo` and `switchboard user add`: a ready workspace for newcomers, and agents from
-//! the command line.
+//! the command line. `meta` and `channels` connect the demo's provider inboxes to in-process
+//! sandboxes and play their customers.
 
-use crate::auth;
-use crate::clock::Clock;
-use crate::config::Config;
-use crate::routes::agents::create_agent;
-use crate::routes::new_uuid;
-use crate::state::AppState;
+pub mod channels;
+pub mod meta;
+
 use anyhow::Context;
 use std::fmt::Write;
 use std::sync::Arc;
 use switchboard_core::*;
+use switchboard_server::auth;
+use switchboard_server::clock::Clock;
+use switchboard_server::config::Config;
+use switchboard_server::routes::agents::create_agent;
+use switchboard_server::routes::new_uuid;
+use switchboard_server::state::AppState;
 use switchboard_store::{Inbound, InboundSender};
 
 pub async fn add_user(
@@ -21,7 +25,7 @@ pub async fn add_user(
     role: &str,
     password: String,
 ) -> anyhow::Result<Agent> {
-    let store = crate::open_store(config).await?;
+    let store = switchboard_server::open_store(config).await?;
     let ws = store.ensure_workspace("Switchboard", clock.now()).await?;
     create_agent(
         store.as_ref(),

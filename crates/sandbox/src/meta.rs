@@ -8,7 +8,6 @@
 //! Used in-process by the tests and `switchboard demo`, and standalone as `switchboard sandbox`
 //! (with a small control API under `/_sandbox` to play customers).
 
-use crate::clock::Clock;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -22,6 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use switchboard_channels::meta::{Object, signature_header};
 use switchboard_core::Timestamp;
 use switchboard_core::policy::{DAY_MS, DEAD_TAGS_FROM};
+use switchboard_core::time::Clock;
 use tokio::task::JoinHandle;
 
 /// The API version path the sandbox serves (as in `https://graph.facebook.com/v26.0`).
@@ -185,7 +185,7 @@ impl Sandbox {
         let shared = Arc::new(Shared {
             world: Mutex::new(World::default()),
             clock,
-            http: crate::outbox::http_client(30_000)?,
+            http: crate::http::client(30_000)?,
             pending: Mutex::new(Vec::new()),
         });
         let listener = tokio::net::TcpListener::bind(bind).await?;

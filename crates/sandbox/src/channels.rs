@@ -1,6 +1,6 @@
 //! A local stand-in for the WhatsApp Cloud API, the Zalo OA API, the Telegram Bot API and Shopee's
 //! seller chat, built to `shared/channels.md` §3–§6, and for their webhook deliveries. Like the
-//! Meta sandbox (`crate::sandbox`) it is an independent implementation of each provider's
+//! Meta sandbox (`crate::meta`) it is an independent implementation of each provider's
 //! behaviour — its own window and quota checks, error bodies and pricing labels — so the policy
 //! engine and the clients are tested against something else:
 //!
@@ -21,8 +21,7 @@
 //! Used in-process by the tests and `switchboard demo`; the `/_sandbox/...` control API plays
 //! customers from outside.
 
-use crate::clock::Clock;
-use crate::sandbox::meta_json;
+use crate::meta::meta_json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -35,6 +34,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use switchboard_channels::{shopee, whatsapp, zalo};
 use switchboard_core::Timestamp;
+use switchboard_core::time::Clock;
 use tokio::task::JoinHandle;
 
 /// The Graph API version path served for WhatsApp.
@@ -284,7 +284,7 @@ impl ChannelSandbox {
         let shared = Arc::new(Shared {
             world: Mutex::new(World::default()),
             clock,
-            http: crate::outbox::http_client(30_000)?,
+            http: crate::http::client(30_000)?,
             pending: Mutex::new(Vec::new()),
             base: Mutex::new(format!("http://{addr}")),
         });
