@@ -942,3 +942,46 @@ async fn automatic_messages_reach_whatsapp_inside_24_hours() {
     );
     assert_eq!(auto.len(), 2);
 }
+
+/// A number removed from Switchboard does not endanger the others: a webhook signed by our app
+/// for it is acknowledged and stores nothing; one naming 150,000 numbers without a valid
+/// signature is refused after one look at our apps, not a lookup per number (hardening finding 3).
+#[tokio::test]
+async fn unknown_numbers_are_acknowledged_and_floods_of_ids_refused_first() {
+    let w = Wa::start().await;
+    let gone = json!({"object":"whatsapp_business_account","entry":[{"id":WABA,"changes":[{"field":"messages","value":{
+        "metadata":{"phone_number_id":"999999999999999"},"contacts":[{"profile":{"name":"Hà"},"wa_id":CUSTOMER}],
+        "messages":[{"from":CUSTOMER,"id":"wamid.GONE","timestamp":"1700000001","type":"text","text":{"body":"số cũ"}}]}}]}]});
+    let raw = meta_json(&gone);
+    assert_eq!(
+        w.webhook(&raw, Some(signature_header(SECRET, raw.as_bytes())))
+            .await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        w.webhook(&raw, Some(signature_header("not_ours", raw.as_bytes())))
+            .await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(w.app.count_messages().await, 0);
+
+    let mut flood =
+        String::from(r#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":["#);
+    for i in 0..60_000 {
+        if i > 0 {
+            flood.push(',');
+        }
+        flood.push_str(&format!(
+            r#"{{"value":{{"metadata":{{"phone_number_id":"{}"}}}}}}"#,
+            10_000_000 + i
+        ));
+    }
+    flood.push_str("]}]}");
+    assert!(flood.len() < 4 * 1024 * 1024, "{}", flood.len());
+    assert_eq!(
+        w.webhook(&flood, Some(signature_header("not_ours", flood.as_bytes())))
+            .await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(w.app.count_messages().await, 0);
+}

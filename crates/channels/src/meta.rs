@@ -52,13 +52,22 @@ pub fn verify_signature(app_secret: &str, raw_body: &[u8], header: Option<&str>)
 /// Reads only the `entry[].id`s (the pages or IG accounts a body is for), to pick the app secrets
 /// to verify with. Nothing else of an unverified body is used.
 pub fn entry_ids(raw_body: &[u8]) -> Vec<String> {
-    let Ok(v) = serde_json::from_slice::<Value>(raw_body) else {
+    // Typed, so everything but the ids is skipped without being built: this runs before the
+    // signature is checked, on bodies of up to several MB.
+    #[derive(serde::Deserialize)]
+    struct Hook {
+        #[serde(default)]
+        entry: Vec<Entry>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        #[serde(default)]
+        id: Value,
+    }
+    let Ok(hook) = serde_json::from_slice::<Hook>(raw_body) else {
         return Vec::new();
     };
-    let mut ids: Vec<String> = v["entry"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|e| id_str(&e["id"])).collect())
-        .unwrap_or_default();
+    let mut ids: Vec<String> = hook.entry.iter().filter_map(|e| id_str(&e.id)).collect();
     ids.sort();
     ids.dedup();
     ids

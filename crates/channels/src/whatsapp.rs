@@ -37,17 +37,46 @@ fn secs(v: &Value) -> Option<Timestamp> {
 /// and the `entry[].id`s (WABA ids, for template updates). Used to pick the app secrets to
 /// verify with; nothing else of the body is trusted before that.
 pub fn routing_ids(raw_body: &[u8]) -> (Vec<String>, Vec<String>) {
-    let Ok(v) = serde_json::from_slice::<Value>(raw_body) else {
+    // Typed, so everything but the ids is skipped without being built (this runs before the
+    // signature is checked).
+    #[derive(serde::Deserialize)]
+    struct Hook {
+        #[serde(default)]
+        entry: Vec<Entry>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        #[serde(default)]
+        id: Value,
+        #[serde(default)]
+        changes: Vec<Change>,
+    }
+    #[derive(serde::Deserialize, Default)]
+    struct Change {
+        #[serde(default)]
+        value: ChangeValue,
+    }
+    #[derive(serde::Deserialize, Default)]
+    struct ChangeValue {
+        #[serde(default)]
+        metadata: Metadata,
+    }
+    #[derive(serde::Deserialize, Default)]
+    struct Metadata {
+        #[serde(default)]
+        phone_number_id: Value,
+    }
+    let Ok(hook) = serde_json::from_slice::<Hook>(raw_body) else {
         return (Vec::new(), Vec::new());
     };
     let mut phones = Vec::new();
     let mut wabas = Vec::new();
-    for e in v["entry"].as_array().into_iter().flatten() {
-        if let Some(id) = id_str(&e["id"]) {
+    for e in &hook.entry {
+        if let Some(id) = id_str(&e.id) {
             wabas.push(id);
         }
-        for c in e["changes"].as_array().into_iter().flatten() {
-            if let Some(p) = id_str(&c["value"]["metadata"]["phone_number_id"]) {
+        for c in &e.changes {
+            if let Some(p) = id_str(&c.value.metadata.phone_number_id) {
                 phones.push(p);
             }
         }

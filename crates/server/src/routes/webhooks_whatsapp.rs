@@ -26,6 +26,10 @@ use switchboard_store::{
     ChannelItem, ChannelOutcome, Inbound, InboundSender, MeterEvent, TemplateUpdate,
 };
 
+/// How many numbers and business accounts a webhook may name before its signature is checked
+/// against every WhatsApp inbox we hold first (bounded work before verification).
+const LOOKUPS_BEFORE_VERIFYING: usize = 32;
+
 /// §1.1 (the same handshake as Messenger's): the challenge as plain text for a known verify token.
 pub async fn verify(
     State(st): State<AppState>,
@@ -74,22 +78,25 @@ pub async fn receive(
         .get("x-hub-signature-256")
         .and_then(|v| v.to_str().ok());
     let (phones, wabas) = whatsapp::routing_ids(&raw);
-    let mut by_phone: HashMap<String, Inbox> = HashMap::new();
-    for p in &phones {
-        if let Some(i) = st.store.inbox_for_account(ChannelKind::Whatsapp, p).await? {
-            by_phone.insert(p.clone(), i);
-        }
-    }
     let verified = |i: &Inbox| {
         setting(i, "app_secret").is_some_and(|s| whatsapp::verify_signature(s, &raw, signature))
     };
-    // A business account's inboxes are read only when needed: when no number's inbox verifies the
-    // signature, or for a change that names the account alone (template updates). Messages and
-    // statuses, nearly every webhook, are settled by their numbers.
+    let mut by_phone: HashMap<String, Inbox> = HashMap::new();
     let mut by_waba: HashMap<String, Vec<Inbox>> = HashMap::new();
-    if !by_phone.values().any(verified) {
-        for w in &wabas {
-            by_waba.insert(w.clone(), st.store.inboxes_for_business(w).await?);
+    // A few named numbers are looked up (and their business accounts only when no number's inbox
+    // verifies: template updates name the account alone); messages and statuses, nearly every
+    // webhook, are settled by their numbers.
+    let few = phones.len() + wabas.len() <= LOOKUPS_BEFORE_VERIFYING;
+    if few {
+        for p in &phones {
+            if let Some(i) = st.store.inbox_for_account(ChannelKind::Whatsapp, p).await? {
+                by_phone.insert(p.clone(), i);
+            }
+        }
+        if !by_phone.values().any(verified) {
+            for w in &wabas {
+                by_waba.insert(w.clone(), st.store.inboxes_for_business(w).await?);
+            }
         }
     }
     if !by_phone
@@ -97,11 +104,32 @@ pub async fn receive(
         .chain(by_waba.values().flatten())
         .any(verified)
     {
-        tracing::warn!(
-            bytes = raw.len(),
-            "whatsapp webhook refused: bad or missing signature"
-        );
-        return Err(ApiError::unauthorized("bad or missing X-Hub-Signature-256"));
+        // Many ids, or none of ours verified: check against every WhatsApp inbox we hold first
+        // (one query and one HMAC per app, whatever the body names). A webhook signed by our app
+        // for a number we no longer hold is acknowledged and stores nothing.
+        let all: Vec<Inbox> = st
+            .store
+            .list_inboxes(st.workspace_id)
+            .await?
+            .into_iter()
+            .filter(|i| i.channel == ChannelKind::Whatsapp)
+            .collect();
+        if !all.iter().any(verified) {
+            tracing::warn!(
+                bytes = raw.len(),
+                "whatsapp webhook refused: bad or missing signature"
+            );
+            return Err(ApiError::unauthorized("bad or missing X-Hub-Signature-256"));
+        }
+        let named: std::collections::HashSet<&str> = phones.iter().map(String::as_str).collect();
+        for i in all {
+            if let Some(w) = setting(&i, "waba_id").filter(|w| wabas.contains(&(*w).to_owned())) {
+                by_waba.entry(w.to_owned()).or_default().push(i.clone());
+            }
+            if let Some(p) = setting(&i, "phone_number_id").filter(|p| named.contains(p)) {
+                by_phone.insert(p.to_owned(), i);
+            }
+        }
     }
     let hook =
         whatsapp::parse(&raw).map_err(|e| ApiError::bad_request("bad_webhook", e.to_string()))?;
