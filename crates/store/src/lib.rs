@@ -15,7 +15,6 @@ mod provider;
 mod routing;
 mod search;
 pub mod sqlite;
-mod sqlite_media;
 mod types;
 
 pub use channel::*;

@@ -1,7 +1,7 @@
 //! SQLite implementation of [`MediaStore`].
 
+use super::SqliteStore;
 use crate::media::{Attachment, MediaStore};
-use crate::sqlite::SqliteStore;
 use crate::{Result, StoreError};
 use async_trait::async_trait;
 use sqlx::Row;

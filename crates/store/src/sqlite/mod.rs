@@ -16,8 +16,9 @@ use tracing::instrument;
 use uuid::Uuid;
 
 // Routing and timers: a child module so it shares this file's private row helpers.
-#[path = "sqlite_routing.rs"]
 mod routing;
+// Attachments and tag management.
+mod media;
 // Provider channels (Messenger, Instagram) and the outbox: likewise.
 mod meta;
 // WhatsApp, Zalo, Telegram, Shopee: templates, metering, statuses, reachability.
