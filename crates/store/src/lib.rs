@@ -13,7 +13,9 @@ mod migrate;
 pub mod postgres;
 mod provider;
 mod routing;
+mod rows;
 mod search;
+mod sql;
 pub mod sqlite;
 mod types;
 

@@ -30,12 +30,12 @@ use uuid::Uuid;
 mod routing;
 // Provider channels (Messenger, Instagram) and the outbox: likewise.
 mod meta;
-// Attachments and tag management.
-mod media;
 // The group-commit ingest of customer messages: a fixed number of statements per batch.
 mod ingest;
 // WhatsApp, Zalo OA, Telegram and Shopee: statuses, lookups by account, templates, metering.
 mod providers;
+// The SQL operations the shared logic is written in (`crate::sql`).
+mod conn;
 
 pub(crate) const MIGRATIONS: &[migrate::Migration] = &[
     migrate::Migration {
@@ -85,6 +85,41 @@ pub struct PgStore {
     write: PgPool,
     read: PgPool,
     hook: RwLock<Option<CommitHook>>,
+}
+
+#[async_trait]
+impl crate::sql::Db for PgStore {
+    type Conn = PgConnection;
+    type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
+    type Pooled = sqlx::pool::PoolConnection<sqlx::Postgres>;
+
+    async fn begin(&self) -> Result<Self::Tx> {
+        Ok(self.write.begin().await?)
+    }
+
+    /// Events reach the hook in commit order per node only; across nodes the bus re-orders by
+    /// `seq` (and fills gaps from the store), which the counter makes safe.
+    async fn end(&self, tx: Self::Tx, events: &[Event]) -> Result<()> {
+        tx.commit().await?;
+        crate::sql::publish(&self.hook, events);
+        Ok(())
+    }
+
+    async fn read(&self) -> Result<Self::Pooled> {
+        Ok(self.read.acquire().await?)
+    }
+
+    async fn write(&self) -> Result<Self::Pooled> {
+        Ok(self.write.acquire().await?)
+    }
+
+    fn hook(&self) -> &RwLock<Option<CommitHook>> {
+        &self.hook
+    }
+
+    fn accounts(&self) -> Option<&crate::cache::AccountCache> {
+        None
+    }
 }
 
 impl PgStore {

@@ -17,20 +17,79 @@ use uuid::Uuid;
 
 // Routing and timers: a child module so it shares this file's private row helpers.
 mod routing;
-// Attachments and tag management.
-mod media;
 // Provider channels (Messenger, Instagram) and the outbox: likewise.
 mod meta;
 // WhatsApp, Zalo, Telegram, Shopee: templates, metering, statuses, reachability.
 mod providers;
 // The group-commit ingest of customer messages: a fixed number of statements per batch.
 mod ingest;
+// The SQL operations the shared logic is written in (`crate::sql`).
+mod conn;
 
 pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
     hook: RwLock<Option<CommitHook>>,
     accounts: crate::cache::AccountCache,
+    /// Held from a write transaction's start until its events are published, so they reach the
+    /// commit hook in `seq` order (the writer connection goes back to its pool at commit).
+    turn: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A write transaction on the writer connection, holding the turn (see [`SqliteStore`]).
+pub(crate) struct SqliteTx {
+    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl std::ops::Deref for SqliteTx {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for SqliteTx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.tx
+    }
+}
+
+#[async_trait]
+impl crate::sql::Db for SqliteStore {
+    type Conn = SqliteConnection;
+    type Tx = SqliteTx;
+    type Pooled = sqlx::pool::PoolConnection<sqlx::Sqlite>;
+
+    async fn begin(&self) -> Result<SqliteTx> {
+        let turn = self.turn.clone().lock_owned().await;
+        Ok(SqliteTx {
+            tx: self.write.begin().await?,
+            _turn: turn,
+        })
+    }
+
+    async fn end(&self, tx: SqliteTx, events: &[Event]) -> Result<()> {
+        tx.tx.commit().await?;
+        crate::sql::publish(&self.hook, events);
+        Ok(())
+    }
+
+    async fn read(&self) -> Result<Self::Pooled> {
+        Ok(self.read.acquire().await?)
+    }
+
+    async fn write(&self) -> Result<Self::Pooled> {
+        Ok(self.write.acquire().await?)
+    }
+
+    fn hook(&self) -> &RwLock<Option<CommitHook>> {
+        &self.hook
+    }
+
+    fn accounts(&self) -> Option<&crate::cache::AccountCache> {
+        Some(&self.accounts)
+    }
 }
 
 impl SqliteStore {
@@ -87,6 +146,7 @@ impl SqliteStore {
             read,
             hook: RwLock::new(None),
             accounts: Default::default(),
+            turn: Default::default(),
         };
         store.migrate().await?;
         Ok(store)
