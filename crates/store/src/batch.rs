@@ -18,7 +18,7 @@ use crate::{Inbound, InboundSender, IngestError, Ingested, MessageMeta};
 use std::collections::{HashMap, HashSet};
 use switchboard_core::conversation::Action;
 use switchboard_core::event::{self, Event};
-use switchboard_core::routing::RoutingRules;
+use switchboard_core::routing::{PoolEntry, RoutingRules, pool_entry};
 use switchboard_core::timers::{self, TimerKind, TimerOp};
 use switchboard_core::*;
 use uuid::Uuid;
@@ -67,10 +67,6 @@ pub(crate) struct Touched {
     pub pool: Option<PoolRow>,
     /// Whether a stored pool row may exist (it must be deleted when `pool` ends up `None`).
     pub pool_loaded: bool,
-}
-
-fn in_pool(c: &Conversation) -> bool {
-    c.status == ConversationStatus::Pending && c.assignee_id.is_none()
 }
 
 impl Touched {
@@ -162,31 +158,26 @@ impl Touched {
         }
     }
 
-    /// The pool rules of routing's `after_write`.
+    /// The pool rules of routing's `after_write` (`core::routing::pool_entry`).
     fn apply_pool(&mut self, before: Option<&Conversation>, now: Timestamp) {
-        let after = &self.conversation;
-        if !in_pool(after) {
-            self.pool = None;
-            // Remember that a stored row, if any, must go.
-            self.pool_loaded = true;
-        } else if before.is_some_and(in_pool) {
-            // Still waiting (e.g. the customer wrote again): keep its place in the queue.
-            if self.pool.is_none() {
-                self.pool = Some(PoolRow {
-                    inbox_id: after.inbox_id.to_string(),
-                    waiting_since: now.millis(),
-                    excluded_agent_id: None,
-                    changed: true,
-                });
+        let row = |excluded: Option<AgentId>| PoolRow {
+            inbox_id: self.conversation.inbox_id.to_string(),
+            waiting_since: now.millis(),
+            excluded_agent_id: excluded.map(|a| a.to_string()),
+            changed: true,
+        };
+        match pool_entry(before, &self.conversation) {
+            PoolEntry::Out => {
+                self.pool = None;
+                // Remember that a stored row, if any, must go.
+                self.pool_loaded = true;
             }
-        } else {
-            // Entering the pool. If someone held it, routing must not hand it straight back.
-            self.pool = Some(PoolRow {
-                inbox_id: after.inbox_id.to_string(),
-                waiting_since: now.millis(),
-                excluded_agent_id: before.and_then(|b| b.assignee_id).map(|a| a.to_string()),
-                changed: true,
-            });
+            PoolEntry::Keep => {
+                if self.pool.is_none() {
+                    self.pool = Some(row(None));
+                }
+            }
+            PoolEntry::Enter { excluded } => self.pool = Some(row(excluded)),
         }
     }
 }

@@ -202,7 +202,7 @@ pub(crate) trait Conn: Send {
 
 /// A store: connections, commits, and what it keeps in memory.
 #[async_trait]
-pub(crate) trait Db: Send + Sync + 'static {
+pub(crate) trait Db: crate::search::SearchBackend + Send + Sync + 'static {
     type Conn: Conn + Sized;
     type Tx: DerefMut<Target = Self::Conn> + Send;
     type Pooled: DerefMut<Target = Self::Conn> + Send;

@@ -1,14 +1,24 @@
-//! The SQLite side of provider channels: channel events in the group commit, message extras,
-//! the outbox, and contact linking and merging. Every write takes the one writer connection and
-//! publishes its events after commit, exactly like `apply`/`ingest`.
+//! Provider channels written once: channel events in the group commit, message extras, the outbox
+//! (claimed with `FOR UPDATE SKIP LOCKED` on PostgreSQL, so one node sends a row), and contact
+//! linking and merging. Events are numbered at commit, like `apply`/`ingest`.
 
-use super::*;
+use crate::batch::{is_empty_meta, preview};
 use crate::channel::*;
+use crate::conversations::*;
+use crate::rows::*;
+use crate::sql::{
+    Conn, Db, RowRead, Setting, commit, conflict_on_deadlock, id_strings, json_text, q, q_owned,
+    retried,
+};
+use crate::*;
 use std::collections::HashMap;
 use switchboard_core::activity;
 use switchboard_core::conversation::Transition;
+use switchboard_core::event::{self, Event, EventDraft};
+use tracing::instrument;
+use uuid::Uuid;
 
-pub(super) fn rank(s: DeliveryStatus) -> i32 {
+pub(crate) fn rank(s: DeliveryStatus) -> i32 {
     match s {
         DeliveryStatus::Queued => 0,
         DeliveryStatus::Sent => 1,
@@ -18,23 +28,8 @@ pub(super) fn rank(s: DeliveryStatus) -> i32 {
     }
 }
 
-use crate::batch::is_empty_meta;
-
-fn meta_row(r: &SqliteRow) -> Result<MessageMeta> {
-    Ok(MessageMeta {
-        meta: json_of(r, "meta")?,
-        messaging_type: r.try_get("messaging_type")?,
-        tag: r.try_get("tag")?,
-    })
-}
-
-pub(super) use crate::channel::updated_event;
-
-pub(super) async fn message_by_id(
-    conn: &mut SqliteConnection,
-    id: MessageId,
-) -> Result<Option<Message>> {
-    sqlx::query("SELECT * FROM messages WHERE id = ?")
+pub(crate) async fn message_by_id<C: Conn>(conn: &mut C, id: MessageId) -> Result<Option<Message>> {
+    q("SELECT * FROM messages WHERE id = $1")
         .bind(id.to_string())
         .fetch_optional(conn)
         .await?
@@ -42,12 +37,12 @@ pub(super) async fn message_by_id(
         .transpose()
 }
 
-pub(super) async fn message_by_provider(
-    conn: &mut SqliteConnection,
+pub(crate) async fn message_by_provider<C: Conn>(
+    conn: &mut C,
     inbox: InboxId,
     provider_id: &str,
 ) -> Result<Option<Message>> {
-    sqlx::query("SELECT * FROM messages WHERE inbox_id = ? AND provider_message_id = ?")
+    q("SELECT * FROM messages WHERE inbox_id = $1 AND provider_message_id = $2")
         .bind(inbox.to_string())
         .bind(provider_id)
         .fetch_optional(conn)
@@ -56,11 +51,8 @@ pub(super) async fn message_by_provider(
         .transpose()
 }
 
-pub(super) async fn load_meta(
-    conn: &mut SqliteConnection,
-    id: MessageId,
-) -> Result<Option<MessageMeta>> {
-    sqlx::query("SELECT * FROM message_meta WHERE message_id = ?")
+pub(crate) async fn load_meta<C: Conn>(conn: &mut C, id: MessageId) -> Result<Option<MessageMeta>> {
+    q("SELECT * FROM message_meta WHERE message_id = $1")
         .bind(id.to_string())
         .fetch_optional(conn)
         .await?
@@ -68,14 +60,14 @@ pub(super) async fn load_meta(
         .transpose()
 }
 
-pub(super) async fn save_meta(
-    conn: &mut SqliteConnection,
+async fn save_meta<C: Conn>(
+    conn: &mut C,
     id: MessageId,
     meta: &MessageMeta,
     now: Timestamp,
 ) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO message_meta (message_id, meta, messaging_type, tag, updated_at) VALUES (?, ?, ?, ?, ?) \
+    q(
+        "INSERT INTO message_meta (message_id, meta, messaging_type, tag, updated_at) VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (message_id) DO UPDATE SET meta = excluded.meta, messaging_type = excluded.messaging_type, \
          tag = excluded.tag, updated_at = excluded.updated_at",
     )
@@ -90,8 +82,8 @@ pub(super) async fn save_meta(
 }
 
 /// Changes a message's extras with `edit` and records the `message.updated` event.
-pub(super) async fn edit_meta(
-    conn: &mut SqliteConnection,
+pub(crate) async fn edit_meta<C: Conn>(
+    conn: &mut C,
     m: &Message,
     now: Timestamp,
     drafts: &mut Vec<EventDraft>,
@@ -109,12 +101,12 @@ pub(super) async fn edit_meta(
     Ok(())
 }
 
-pub(super) async fn identity_contact(
-    conn: &mut SqliteConnection,
+pub(crate) async fn identity_contact<C: Conn>(
+    conn: &mut C,
     inbox: InboxId,
     external_id: &str,
 ) -> Result<Option<ContactId>> {
-    sqlx::query("SELECT contact_id FROM contact_identities WHERE inbox_id = ? AND external_id = ?")
+    q("SELECT contact_id FROM contact_identities WHERE inbox_id = $1 AND external_id = $2")
         .bind(inbox.to_string())
         .bind(external_id)
         .fetch_optional(conn)
@@ -123,8 +115,8 @@ pub(super) async fn identity_contact(
         .transpose()
 }
 
-pub(super) async fn workspace_of(
-    conn: &mut SqliteConnection,
+pub(crate) async fn workspace_of<C: Conn>(
+    conn: &mut C,
     conv: ConversationId,
 ) -> Result<WorkspaceId> {
     load_conversation(conn, conv)
@@ -135,14 +127,22 @@ pub(super) async fn workspace_of(
 
 /// Links `external_id` (a messaging id) of `inbox` to the contact of `conv`: a new identity, or a
 /// merge when the id already belongs to someone else (the provider proved it is one person).
-async fn link_messaging_id(
-    conn: &mut SqliteConnection,
+async fn link_messaging_id<C: Conn>(
+    conn: &mut C,
     inbox: InboxId,
     external_id: &str,
     conv: ConversationId,
     now: Timestamp,
     events: &mut Vec<Event>,
 ) -> Result<()> {
+    conn.lock_keys(vec![sender_key(
+        inbox,
+        &InboundSender::Identity {
+            external_id: external_id.to_owned(),
+            name: None,
+        },
+    )])
+    .await?;
     let Some(c) = load_conversation(conn, conv).await? else {
         return Ok(());
     };
@@ -163,24 +163,48 @@ async fn link_messaging_id(
     }
 }
 
-pub(super) async fn flush(
-    conn: &mut SqliteConnection,
+/// The inbox of `channel` whose setting `key` names `account`, remembered (where the store keeps
+/// a cache) until an inbox is written.
+pub(crate) async fn inbox_by_setting<D: Db>(
+    d: &D,
+    channel: ChannelKind,
+    key: &str,
+    account: &str,
+) -> Result<Option<Inbox>> {
+    let generation = match d.accounts().map(|c| c.get(channel, account)) {
+        Some(Ok(hit)) => return Ok(hit),
+        Some(Err(g)) => Some(g),
+        None => None,
+    };
+    let sql = format!(
+        "SELECT * FROM inboxes WHERE channel = '{}' AND {} = $1",
+        channel.as_str(),
+        <D::Conn as Conn>::setting_sql(Setting::Named(key))
+    );
+    let inbox = q_owned(sql)
+        .bind(account)
+        .fetch_optional(&mut *d.read().await?)
+        .await?
+        .map(|r| inbox_row(&r))
+        .transpose()?;
+    if let (Some(cache), Some(g)) = (d.accounts(), generation) {
+        cache.put(g, channel, account, inbox.clone());
+    }
+    Ok(inbox)
+}
+
+/// The drafts as the transaction's events (numbered at commit).
+pub(crate) fn flush(
     ws: WorkspaceId,
     drafts: Vec<EventDraft>,
     now: Timestamp,
     events: &mut Vec<Event>,
-) -> Result<()> {
-    if drafts.is_empty() {
-        return Ok(());
-    }
-    insert_events(conn, ws, drafts, now, events).await
+) {
+    events.extend(unnumbered(ws, drafts, now));
 }
 
-async fn inbox_workspace(
-    conn: &mut SqliteConnection,
-    inbox: InboxId,
-) -> Result<Option<WorkspaceId>> {
-    sqlx::query("SELECT workspace_id FROM inboxes WHERE id = ?")
+async fn inbox_workspace<C: Conn>(conn: &mut C, inbox: InboxId) -> Result<Option<WorkspaceId>> {
+    q("SELECT workspace_id FROM inboxes WHERE id = $1")
         .bind(inbox.to_string())
         .fetch_optional(conn)
         .await?
@@ -188,8 +212,8 @@ async fn inbox_workspace(
         .transpose()
 }
 
-async fn ingest_item(
-    conn: &mut SqliteConnection,
+async fn ingest_item<C: Conn>(
+    conn: &mut C,
     item: &ChannelItem,
     now: Timestamp,
     events: &mut Vec<Event>,
@@ -225,7 +249,7 @@ async fn ingest_item(
                 link_messaging_id(conn, inbox, external_id, ours.conversation_id, now, events)
                     .await?;
             }
-            match super::ingest::ingest_batch(
+            match crate::ingest::ingest_batch(
                 conn,
                 &[inbound],
                 &[meta],
@@ -306,8 +330,8 @@ async fn ingest_item(
                             fresh.id
                         }
                     };
-                let existing = sqlx::query(
-                    "SELECT * FROM conversations WHERE contact_id = ? AND inbox_id = ?",
+                let existing = q(
+                    "SELECT * FROM conversations WHERE contact_id = $1 AND inbox_id = $2 FOR UPDATE",
                 )
                 .bind(contact_id.to_string())
                 .bind(inbox_id.to_string())
@@ -328,7 +352,7 @@ async fn ingest_item(
                             at,
                         );
                         insert_conversation(conn, &c).await?;
-                        super::routing::after_write(conn, None, &c, now).await?;
+                        crate::routing::after_write(conn, None, &c, now).await?;
                         let tr = Transition {
                             conversation: c.clone(),
                             actions: Vec::new(),
@@ -353,7 +377,7 @@ async fn ingest_item(
                     created_at: at,
                 };
                 insert_message(conn, &m).await?;
-                sqlx::query("UPDATE conversations SET last_message_preview = ?, last_activity_at = MAX(last_activity_at, ?) WHERE id = ?")
+                q("UPDATE conversations SET last_message_preview = $1, last_activity_at = GREATEST(last_activity_at, $2) WHERE id = $3")
                     .bind(preview(&m.text))
                     .bind(at.millis())
                     .bind(conv.id.to_string())
@@ -397,10 +421,10 @@ async fn ingest_item(
                 && let Some(contact) =
                     identity_contact(conn, *inbox_id, customer_external_id).await?
             {
-                let rows = sqlx::query(
+                let rows = q(
                     "SELECT m.* FROM conversations c JOIN messages m ON m.conversation_id = c.id \
-                     WHERE c.contact_id = ? AND c.inbox_id = ? AND m.direction = 'outbound' \
-                     AND m.created_at <= ? AND m.delivery_status IN ('sent', 'delivered')",
+                     WHERE c.contact_id = $1 AND c.inbox_id = $2 AND m.direction = 'outbound' \
+                     AND m.created_at <= $3 AND m.delivery_status IN ('sent', 'delivered')",
                 )
                 .bind(contact.to_string())
                 .bind(inbox_id.to_string())
@@ -421,7 +445,7 @@ async fn ingest_item(
                 {
                     continue;
                 }
-                sqlx::query("UPDATE messages SET delivery_status = ? WHERE id = ?")
+                q("UPDATE messages SET delivery_status = $1 WHERE id = $2")
                     .bind(status.as_str())
                     .bind(m.id.to_string())
                     .execute(&mut *conn)
@@ -461,14 +485,14 @@ async fn ingest_item(
             })
             .await?;
             // A reaction is a qualifying action (channels.md §1.6): it moves the window.
-            if let Some(c) = load_conversation(conn, m.conversation_id).await?
+            if let Some(c) = lock_conversation(conn, m.conversation_id).await?
                 && identity_contact(conn, *inbox_id, customer_external_id).await?
                     == Some(c.contact_id)
             {
                 let tr = activity::customer_action(&c, *at, now);
                 if tr.changed {
                     update_conversation(conn, &tr.conversation, c.version).await?;
-                    super::routing::after_write(conn, Some(&c), &tr.conversation, now).await?;
+                    crate::routing::after_write(conn, Some(&c), &tr.conversation, now).await?;
                     drafts.extend(event::for_transition(Some(&c), &tr));
                 }
             }
@@ -484,7 +508,7 @@ async fn ingest_item(
             else {
                 return Ok(Ok(ChannelOutcome::Nothing));
             };
-            sqlx::query("UPDATE messages SET body = ? WHERE id = ?")
+            q("UPDATE messages SET body = $1 WHERE id = $2")
                 .bind(text)
                 .bind(m.id.to_string())
                 .execute(&mut *conn)
@@ -505,7 +529,7 @@ async fn ingest_item(
             else {
                 return Ok(Ok(ChannelOutcome::Nothing));
             };
-            sqlx::query("UPDATE messages SET body = '' WHERE id = ?")
+            q("UPDATE messages SET body = '' WHERE id = $1")
                 .bind(m.id.to_string())
                 .execute(&mut *conn)
                 .await?;
@@ -524,9 +548,9 @@ async fn ingest_item(
             status,
             failure,
         } => {
-            super::providers::status(
+            crate::providers::status(
                 conn,
-                super::providers::StatusItem {
+                crate::providers::StatusItem {
                     inbox: *inbox_id,
                     provider_message_id,
                     ours: *ours,
@@ -534,7 +558,6 @@ async fn ingest_item(
                     failure: failure.as_ref(),
                 },
                 now,
-                events,
                 &mut drafts,
             )
             .await?
@@ -552,7 +575,7 @@ async fn ingest_item(
             if verb == "edited"
                 && let Some(t) = text
             {
-                sqlx::query("UPDATE messages SET body = ? WHERE id = ?")
+                q("UPDATE messages SET body = $1 WHERE id = $2")
                     .bind(t)
                     .bind(m.id.to_string())
                     .execute(&mut *conn)
@@ -578,14 +601,14 @@ async fn ingest_item(
             ChannelOutcome::Updated(1)
         }
     };
-    flush(conn, ws, drafts, now, events).await?;
+    flush(ws, drafts, now, events);
     Ok(Ok(outcome))
 }
 
 /// An echo of a message we know (our own send, or a redelivery): mark it sent and link the
 /// recipient's id to the conversation's contact if it was not known (a private reply's PSID).
-async fn echo_of_known(
-    conn: &mut SqliteConnection,
+async fn echo_of_known<C: Conn>(
+    conn: &mut C,
     m: &Message,
     customer_external_id: &str,
     mid: &str,
@@ -608,7 +631,7 @@ async fn echo_of_known(
         .await?;
     }
     // The send went through even if its HTTP answer was lost: the outbox must not send it again.
-    sqlx::query("UPDATE outbox SET state = 'sent', provider_message_id = COALESCE(provider_message_id, ?), lease_until = NULL, updated_at = ? WHERE message_id = ? AND state IN ('queued', 'sending')")
+    q("UPDATE outbox SET state = 'sent', provider_message_id = COALESCE(provider_message_id, $1), lease_until = NULL, updated_at = $2 WHERE message_id = $3 AND state IN ('queued', 'sending')")
         .bind(mid)
         .bind(now.millis())
         .bind(m.id.to_string())
@@ -626,31 +649,26 @@ async fn echo_of_known(
 
 /// Records the provider's id and moves a queued message to `sent`. A provider id already used by
 /// another row (an echo stored before the Send API answered, without our marker) is left there.
-pub(super) async fn set_provider_id(
-    conn: &mut SqliteConnection,
-    id: MessageId,
-    mid: &str,
-) -> Result<()> {
-    let set = sqlx::query(
-        "UPDATE messages SET provider_message_id = COALESCE(provider_message_id, ?) WHERE id = ?",
+pub(crate) async fn set_provider_id<C: Conn>(conn: &mut C, id: MessageId, mid: &str) -> Result<()> {
+    // A unique violation would abort the whole PostgreSQL transaction, so the clash is avoided in
+    // the statement instead of caught (a concurrent insert of the same id fails the transaction,
+    // which its caller runs again).
+    let set = q(
+        "UPDATE messages SET provider_message_id = COALESCE(provider_message_id, $1) WHERE id = $2 \
+         AND NOT EXISTS (SELECT 1 FROM messages o WHERE o.inbox_id = messages.inbox_id \
+                         AND o.provider_message_id = $1 AND o.id <> messages.id)",
     )
     .bind(mid)
     .bind(id.to_string())
     .execute(&mut *conn)
-    .await;
-    match set {
-        Ok(_) => {}
-        Err(e) if unique_violation(&e) => {
-            tracing::warn!("provider id already stored for another message");
-        }
-        Err(e) => return Err(e.into()),
-    }
-    sqlx::query(
-        "UPDATE messages SET delivery_status = 'sent' WHERE id = ? AND delivery_status = 'queued'",
-    )
-    .bind(id.to_string())
-    .execute(&mut *conn)
     .await?;
+    if set.rows_affected() == 0 {
+        tracing::warn!("provider id already stored for another message");
+    }
+    q("UPDATE messages SET delivery_status = 'sent' WHERE id = $1 AND delivery_status = 'queued'")
+        .bind(id.to_string())
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
@@ -674,12 +692,8 @@ struct Absorbed {
     outbox: Vec<String>,
 }
 
-async fn ids_where(
-    conn: &mut SqliteConnection,
-    sql: &'static str,
-    arg: &str,
-) -> Result<Vec<String>> {
-    sqlx::query(sql)
+async fn ids_where<C: Conn>(conn: &mut C, sql: &'static str, arg: &str) -> Result<Vec<String>> {
+    q(sql)
         .bind(arg)
         .fetch_all(conn)
         .await?
@@ -705,8 +719,8 @@ fn conversation_event(
     Some(d)
 }
 
-async fn merge_in(
-    conn: &mut SqliteConnection,
+async fn merge_in<C: Conn>(
+    conn: &mut C,
     from: ContactId,
     into: ContactId,
     reason: &str,
@@ -717,37 +731,35 @@ async fn merge_in(
     if from == into {
         return Err(StoreError::Conflict("merge of a contact into itself"));
     }
-    let into_row =
-        sqlx::query("SELECT workspace_id FROM contacts WHERE id = ? AND merged_into IS NULL")
-            .bind(into.to_string())
-            .fetch_optional(&mut *conn)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+    let into_row = q("SELECT workspace_id FROM contacts WHERE id = $1 AND merged_into IS NULL")
+        .bind(into.to_string())
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(StoreError::NotFound)?;
     let ws = WorkspaceId(uuid_of(&into_row, "workspace_id")?);
     let mut undo = Undo::default();
     let mut drafts = Vec::new();
-    for r in
-        sqlx::query("SELECT inbox_id, external_id FROM contact_identities WHERE contact_id = ?")
-            .bind(from.to_string())
-            .fetch_all(&mut *conn)
-            .await?
+    for r in q("SELECT inbox_id, external_id FROM contact_identities WHERE contact_id = $1")
+        .bind(from.to_string())
+        .fetch_all(&mut *conn)
+        .await?
     {
         undo.identities
             .push((r.try_get("inbox_id")?, r.try_get("external_id")?));
     }
-    sqlx::query("UPDATE contact_identities SET contact_id = ? WHERE contact_id = ?")
+    q("UPDATE contact_identities SET contact_id = $1 WHERE contact_id = $2")
         .bind(into.to_string())
         .bind(from.to_string())
         .execute(&mut *conn)
         .await?;
-    let convs = sqlx::query("SELECT * FROM conversations WHERE contact_id = ?")
+    let convs = q("SELECT * FROM conversations WHERE contact_id = $1 ORDER BY id FOR UPDATE")
         .bind(from.to_string())
         .fetch_all(&mut *conn)
         .await?;
     for r in &convs {
         let a = conversation_row(r)?;
         let target =
-            sqlx::query("SELECT * FROM conversations WHERE contact_id = ? AND inbox_id = ?")
+            q("SELECT * FROM conversations WHERE contact_id = $1 AND inbox_id = $2 FOR UPDATE")
                 .bind(into.to_string())
                 .bind(a.inbox_id.to_string())
                 .fetch_optional(&mut *conn)
@@ -755,7 +767,7 @@ async fn merge_in(
                 .map(|r| conversation_row(&r))
                 .transpose()?;
         let Some(b) = target else {
-            sqlx::query("UPDATE conversations SET contact_id = ? WHERE id = ?")
+            q("UPDATE conversations SET contact_id = $1 WHERE id = $2")
                 .bind(into.to_string())
                 .bind(a.id.to_string())
                 .execute(&mut *conn)
@@ -778,30 +790,30 @@ async fn merge_in(
             into: b.id.to_string(),
             messages: ids_where(
                 conn,
-                "SELECT id FROM messages WHERE conversation_id = ?",
+                "SELECT id FROM messages WHERE conversation_id = $1",
                 &aid,
             )
             .await?,
             actions: ids_where(
                 conn,
-                "SELECT id FROM action_log WHERE conversation_id = ?",
+                "SELECT id FROM action_log WHERE conversation_id = $1",
                 &aid,
             )
             .await?,
             outbox: ids_where(
                 conn,
-                "SELECT message_id FROM outbox WHERE conversation_id = ?",
+                "SELECT message_id FROM outbox WHERE conversation_id = $1",
                 &aid,
             )
             .await?,
         };
         for sql in [
-            "UPDATE messages SET conversation_id = ? WHERE conversation_id = ?",
-            "UPDATE action_log SET conversation_id = ? WHERE conversation_id = ?",
-            "UPDATE outbox SET conversation_id = ? WHERE conversation_id = ?",
-            "UPDATE attachments SET conversation_id = ? WHERE conversation_id = ?",
+            "UPDATE messages SET conversation_id = $1 WHERE conversation_id = $2",
+            "UPDATE action_log SET conversation_id = $1 WHERE conversation_id = $2",
+            "UPDATE outbox SET conversation_id = $1 WHERE conversation_id = $2",
+            "UPDATE attachments SET conversation_id = $1 WHERE conversation_id = $2",
         ] {
-            sqlx::query(sql)
+            q(sql)
                 .bind(b.id.to_string())
                 .bind(&aid)
                 .execute(&mut *conn)
@@ -810,13 +822,13 @@ async fn merge_in(
         // The absorbed conversation's timers and place in the pool go with it; the survivor's are
         // planned afresh below.
         for sql in [
-            "DELETE FROM conversation_tags WHERE conversation_id = ?",
-            "DELETE FROM timers WHERE conversation_id = ?",
-            "DELETE FROM routing_pool WHERE conversation_id = ?",
+            "DELETE FROM conversation_tags WHERE conversation_id = $1",
+            "DELETE FROM timers WHERE conversation_id = $1",
+            "DELETE FROM routing_pool WHERE conversation_id = $1",
         ] {
-            sqlx::query(sql).bind(&aid).execute(&mut *conn).await?;
+            q(sql).bind(&aid).execute(&mut *conn).await?;
         }
-        sqlx::query("DELETE FROM conversations WHERE id = ?")
+        q("DELETE FROM conversations WHERE id = $1")
             .bind(&aid)
             .execute(&mut *conn)
             .await?;
@@ -829,8 +841,8 @@ async fn merge_in(
         after.last_activity_at = a.last_activity_at.max(b.last_activity_at);
         after.version += 1;
         update_conversation(conn, &after, b.version).await?;
-        super::routing::after_write(conn, Some(&b), &after, now).await?;
-        sqlx::query("UPDATE conversations SET unread_count = unread_count + ? WHERE id = ?")
+        crate::routing::after_write(conn, Some(&b), &after, now).await?;
+        q("UPDATE conversations SET unread_count = unread_count + $1 WHERE id = $2")
             .bind(absorbed.unread_count)
             .bind(b.id.to_string())
             .execute(&mut *conn)
@@ -842,7 +854,7 @@ async fn merge_in(
         ));
         undo.absorbed.push(absorbed);
     }
-    sqlx::query("UPDATE contacts SET merged_into = ?, updated_at = ? WHERE id = ?")
+    q("UPDATE contacts SET merged_into = $1, updated_at = $2 WHERE id = $3")
         .bind(into.to_string())
         .bind(now.millis())
         .bind(from.to_string())
@@ -857,7 +869,7 @@ async fn merge_in(
         created_at: now,
         undone_at: None,
     };
-    sqlx::query("INSERT INTO contact_merges (id, from_contact_id, into_contact_id, reason, actor_id, undo, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+    q("INSERT INTO contact_merges (id, from_contact_id, into_contact_id, reason, actor_id, undo, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
         .bind(merge.id.to_string())
         .bind(from.to_string())
         .bind(into.to_string())
@@ -867,29 +879,17 @@ async fn merge_in(
         .bind(now.millis())
         .execute(&mut *conn)
         .await?;
-    flush(conn, ws, drafts, now, events).await?;
+    flush(ws, drafts, now, events);
     Ok(merge)
 }
 
-fn merge_row(r: &SqliteRow) -> Result<ContactMerge> {
-    Ok(ContactMerge {
-        id: uuid_of(r, "id")?,
-        from_contact_id: ContactId(uuid_of(r, "from_contact_id")?),
-        into_contact_id: ContactId(uuid_of(r, "into_contact_id")?),
-        reason: r.try_get("reason")?,
-        actor_id: opt_uuid_of(r, "actor_id")?.map(AgentId),
-        created_at: ts(r, "created_at")?,
-        undone_at: opt_ts(r, "undone_at")?,
-    })
-}
-
-async fn undo_in(
-    conn: &mut SqliteConnection,
+async fn undo_in<C: Conn>(
+    conn: &mut C,
     id: Uuid,
     now: Timestamp,
     events: &mut Vec<Event>,
 ) -> Result<ContactMerge> {
-    let row = sqlx::query("SELECT * FROM contact_merges WHERE id = ?")
+    let row = q("SELECT * FROM contact_merges WHERE id = $1")
         .bind(id.to_string())
         .fetch_optional(&mut *conn)
         .await?
@@ -903,7 +903,7 @@ async fn undo_in(
     let mut drafts = Vec::new();
     let mut ws = None;
     for (inbox, ext) in &undo.identities {
-        sqlx::query("UPDATE contact_identities SET contact_id = ? WHERE inbox_id = ? AND external_id = ? AND contact_id = ?")
+        q("UPDATE contact_identities SET contact_id = $1 WHERE inbox_id = $2 AND external_id = $3 AND contact_id = $4")
             .bind(from.to_string())
             .bind(inbox)
             .bind(ext)
@@ -912,7 +912,7 @@ async fn undo_in(
             .await?;
     }
     for conv in &undo.repointed {
-        sqlx::query("UPDATE conversations SET contact_id = ? WHERE id = ?")
+        q("UPDATE conversations SET contact_id = $1 WHERE id = $2")
             .bind(from.to_string())
             .bind(conv)
             .execute(&mut *conn)
@@ -928,47 +928,41 @@ async fn undo_in(
         let c = &a.conversation;
         ws = Some(c.workspace_id);
         insert_conversation(conn, c).await?;
-        sqlx::query(
-            "UPDATE conversations SET last_message_preview = ?, unread_count = ? WHERE id = ?",
-        )
-        .bind(a.preview.as_deref())
-        .bind(a.unread_count)
-        .bind(c.id.to_string())
-        .execute(&mut *conn)
-        .await?;
+        q("UPDATE conversations SET last_message_preview = $1, unread_count = $2 WHERE id = $3")
+            .bind(a.preview.as_deref())
+            .bind(a.unread_count)
+            .bind(c.id.to_string())
+            .execute(&mut *conn)
+            .await?;
         sync_tags(conn, c, now).await?;
         let cid = c.id.to_string();
         for (sql, ids) in [
             (
-                "UPDATE messages SET conversation_id = ? WHERE id = ?",
+                "UPDATE messages SET conversation_id = $1 WHERE id = $2",
                 &a.messages,
             ),
             (
-                "UPDATE action_log SET conversation_id = ? WHERE id = ?",
+                "UPDATE action_log SET conversation_id = $1 WHERE id = $2",
                 &a.actions,
             ),
             (
-                "UPDATE outbox SET conversation_id = ? WHERE message_id = ?",
+                "UPDATE outbox SET conversation_id = $1 WHERE message_id = $2",
                 &a.outbox,
             ),
             (
-                "UPDATE attachments SET conversation_id = ? WHERE message_id = ?",
+                "UPDATE attachments SET conversation_id = $1 WHERE message_id = $2",
                 &a.messages,
             ),
         ] {
             for id in ids {
-                sqlx::query(sql)
-                    .bind(&cid)
-                    .bind(id)
-                    .execute(&mut *conn)
-                    .await?;
+                q(sql).bind(&cid).bind(id).execute(&mut *conn).await?;
             }
         }
         // The survivor's window is what its own remaining customer messages say.
         if let Ok(bid) = a.into.parse::<ConversationId>()
             && let Some(b) = load_conversation(conn, bid).await?
         {
-            let last: Option<i64> = sqlx::query("SELECT MAX(created_at) FROM messages WHERE conversation_id = ? AND direction = 'inbound'")
+            let last: Option<i64> = q("SELECT MAX(created_at) FROM messages WHERE conversation_id = $1 AND direction = 'inbound'")
                 .bind(&a.into)
                 .fetch_one(&mut *conn)
                 .await?
@@ -977,28 +971,28 @@ async fn undo_in(
             after.last_customer_message_at = last.map(Timestamp);
             after.version += 1;
             update_conversation(conn, &after, b.version).await?;
-            super::routing::after_write(conn, Some(&b), &after, now).await?;
+            crate::routing::after_write(conn, Some(&b), &after, now).await?;
             drafts.extend(conversation_event(
                 Some(&b),
                 &after,
                 serde_json::json!({"unmerged_conversation_id": c.id}),
             ));
         }
-        super::routing::after_write(conn, None, c, now).await?;
+        crate::routing::after_write(conn, None, c, now).await?;
         drafts.extend(conversation_event(None, c, serde_json::json!({})));
     }
-    sqlx::query("UPDATE contacts SET merged_into = NULL, updated_at = ? WHERE id = ?")
+    q("UPDATE contacts SET merged_into = NULL, updated_at = $1 WHERE id = $2")
         .bind(now.millis())
         .bind(from.to_string())
         .execute(&mut *conn)
         .await?;
-    sqlx::query("UPDATE contact_merges SET undone_at = ? WHERE id = ?")
+    q("UPDATE contact_merges SET undone_at = $1 WHERE id = $2")
         .bind(now.millis())
         .bind(id.to_string())
         .execute(&mut *conn)
         .await?;
     if let Some(ws) = ws {
-        flush(conn, ws, drafts, now, events).await?;
+        flush(ws, drafts, now, events);
     }
     merge.undone_at = Some(now);
     Ok(merge)
@@ -1006,25 +1000,9 @@ async fn undo_in(
 
 // ---------------------------------------------------------------- outbox rows
 
-fn outbox_row(r: &SqliteRow) -> Result<OutboxRow> {
-    Ok(OutboxRow {
-        message_id: MessageId(uuid_of(r, "message_id")?),
-        inbox_id: InboxId(uuid_of(r, "inbox_id")?),
-        conversation_id: ConversationId(uuid_of(r, "conversation_id")?),
-        job: enum_of(r, "job", OutboxJob::parse)?,
-        request: json_of(r, "request")?,
-        state: r.try_get("state")?,
-        attempts: u32::try_from(r.try_get::<i64, _>("attempts")?).unwrap_or(0),
-        next_attempt_at: ts(r, "next_attempt_at")?,
-        queued_at: ts(r, "queued_at")?,
-        provider_message_id: r.try_get("provider_message_id")?,
-        last_error: r.try_get("last_error")?,
-    })
-}
-
 /// Emits `message.updated` for a message after a status change.
-async fn status_event(
-    conn: &mut SqliteConnection,
+async fn status_event<C: Conn>(
+    conn: &mut C,
     id: MessageId,
     now: Timestamp,
     events: &mut Vec<Event>,
@@ -1032,20 +1010,13 @@ async fn status_event(
     if let Some(m) = message_by_id(conn, id).await? {
         let meta = load_meta(conn, id).await?;
         let ws = workspace_of(conn, m.conversation_id).await?;
-        flush(
-            conn,
-            ws,
-            vec![updated_event(&m, meta.as_ref())],
-            now,
-            events,
-        )
-        .await?;
+        flush(ws, vec![updated_event(&m, meta.as_ref())], now, events);
     }
     Ok(())
 }
 
 #[async_trait]
-impl OutboxStore for SqliteStore {
+impl<D: Db> OutboxStore for D {
     #[instrument(skip_all)]
     async fn queue_outbound(
         &self,
@@ -1057,11 +1028,12 @@ impl OutboxStore for SqliteStore {
             ));
         };
         let now = out.change.now;
-        let mut conn = self.write.acquire().await?;
-        let mut tx = conn.begin().await?;
-        let events = write_change(&mut tx, out.change).await?;
+        let mut tx = self.begin().await?;
+        let mut events = write_change(&mut *tx, out.change)
+            .await
+            .map_err(conflict_on_deadlock)?;
         if let Some(comment) = &out.private_reply_to {
-            let done = sqlx::query("INSERT INTO comment_private_replies (inbox_id, comment_id, message_id, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")
+            let done = q("INSERT INTO comment_private_replies (inbox_id, comment_id, message_id, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
                 .bind(message.inbox_id.to_string())
                 .bind(comment)
                 .bind(message.id.to_string())
@@ -1072,8 +1044,8 @@ impl OutboxStore for SqliteStore {
                 return Ok(Err(OutboundError::PrivateReplyExists));
             }
         }
-        save_meta(&mut tx, message.id, &out.meta, now).await?;
-        sqlx::query("INSERT INTO outbox (message_id, inbox_id, conversation_id, job, request, state, attempts, next_attempt_at, queued_at, updated_at) VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?)")
+        save_meta(&mut *tx, message.id, &out.meta, now).await?;
+        q("INSERT INTO outbox (message_id, inbox_id, conversation_id, job, request, state, attempts, next_attempt_at, queued_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $8)")
             .bind(message.id.to_string())
             .bind(message.inbox_id.to_string())
             .bind(message.conversation_id.to_string())
@@ -1084,8 +1056,9 @@ impl OutboxStore for SqliteStore {
             .bind(now.millis())
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
-        self.publish(&events);
+        commit(self, tx, &mut events)
+            .await
+            .map_err(conflict_on_deadlock)?;
         Ok(Ok(events))
     }
 
@@ -1096,12 +1069,14 @@ impl OutboxStore for SqliteStore {
         lease_until: Timestamp,
         limit: u32,
     ) -> Result<Vec<OutboxRow>> {
-        let mut conn = self.write.acquire().await?;
-        let rows = sqlx::query(
-            "UPDATE outbox SET state = 'sending', lease_until = ?, attempts = attempts + 1, updated_at = ? \
-             WHERE message_id IN (SELECT message_id FROM outbox WHERE state = 'queued' AND next_attempt_at <= ? \
-             UNION ALL SELECT message_id FROM outbox WHERE state = 'sending' AND next_attempt_at <= ? AND lease_until <= ? \
-             LIMIT ?) RETURNING *",
+        let mut conn = self.write().await?;
+        let rows = q(
+            "UPDATE outbox SET state = 'sending', lease_until = $1, attempts = attempts + 1, updated_at = $2 \
+             WHERE message_id IN (SELECT message_id FROM outbox WHERE (state = 'queued' AND next_attempt_at <= $3) \
+               OR (state = 'sending' AND next_attempt_at <= $4 AND lease_until <= $5) \
+               LIMIT $6 FOR UPDATE SKIP LOCKED) \
+             AND ((state = 'queued' AND next_attempt_at <= $3) OR (state = 'sending' AND next_attempt_at <= $4 AND lease_until <= $5)) \
+             RETURNING *",
         )
         .bind(lease_until.millis())
         .bind(now.millis())
@@ -1124,38 +1099,7 @@ impl OutboxStore for SqliteStore {
         recipient_id: Option<&str>,
         now: Timestamp,
     ) -> Result<Vec<Event>> {
-        let mut conn = self.write.acquire().await?;
-        let mut tx = conn.begin().await?;
-        let row = sqlx::query("SELECT * FROM outbox WHERE message_id = ?")
-            .bind(id.to_string())
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| outbox_row(&r))
-            .transpose()?
-            .ok_or(StoreError::NotFound)?;
-        sqlx::query("UPDATE outbox SET state = 'sent', provider_message_id = ?, lease_until = NULL, last_error = NULL, updated_at = ? WHERE message_id = ?")
-            .bind(provider_message_id)
-            .bind(now.millis())
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        set_provider_id(&mut tx, id, provider_message_id).await?;
-        let mut events = Vec::new();
-        if let Some(rid) = recipient_id.filter(|r| !r.is_empty()) {
-            link_messaging_id(
-                &mut tx,
-                row.inbox_id,
-                rid,
-                row.conversation_id,
-                now,
-                &mut events,
-            )
-            .await?;
-        }
-        status_event(&mut tx, id, now, &mut events).await?;
-        tx.commit().await?;
-        self.publish(&events);
-        Ok(events)
+        retried(move || outbox_sent_tx(self, id, provider_message_id, recipient_id, now)).await
     }
 
     #[instrument(skip_all)]
@@ -1166,8 +1110,8 @@ impl OutboxStore for SqliteStore {
         error: &str,
         now: Timestamp,
     ) -> Result<()> {
-        let mut conn = self.write.acquire().await?;
-        sqlx::query("UPDATE outbox SET state = 'queued', next_attempt_at = ?, last_error = ?, lease_until = NULL, updated_at = ? WHERE message_id = ? AND state = 'sending'")
+        let mut conn = self.write().await?;
+        q("UPDATE outbox SET state = 'queued', next_attempt_at = $1, last_error = $2, lease_until = NULL, updated_at = $3 WHERE message_id = $4 AND state = 'sending'")
             .bind(next_attempt_at.millis())
             .bind(error)
             .bind(now.millis())
@@ -1184,9 +1128,8 @@ impl OutboxStore for SqliteStore {
         reason: &str,
         now: Timestamp,
     ) -> Result<Vec<Event>> {
-        let mut conn = self.write.acquire().await?;
-        let mut tx = conn.begin().await?;
-        let done = sqlx::query("UPDATE outbox SET state = 'failed', last_error = ?, lease_until = NULL, updated_at = ? WHERE message_id = ? AND state IN ('queued', 'sending')")
+        let mut tx = self.begin().await?;
+        let done = q("UPDATE outbox SET state = 'failed', last_error = $1, lease_until = NULL, updated_at = $2 WHERE message_id = $3 AND state IN ('queued', 'sending')")
             .bind(reason)
             .bind(now.millis())
             .bind(id.to_string())
@@ -1194,30 +1137,27 @@ impl OutboxStore for SqliteStore {
             .await?;
         let mut events = Vec::new();
         if done.rows_affected() == 1 {
-            sqlx::query(
-                "UPDATE messages SET delivery_status = 'failed', failure_reason = ? WHERE id = ?",
-            )
-            .bind(reason)
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
-            // A private reply that never went out does not use up the comment's one reply.
-            sqlx::query("DELETE FROM comment_private_replies WHERE message_id = ?")
+            q("UPDATE messages SET delivery_status = 'failed', failure_reason = $1 WHERE id = $2")
+                .bind(reason)
                 .bind(id.to_string())
                 .execute(&mut *tx)
                 .await?;
-            status_event(&mut tx, id, now, &mut events).await?;
+            // A private reply that never went out does not use up the comment's one reply.
+            q("DELETE FROM comment_private_replies WHERE message_id = $1")
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+            status_event(&mut *tx, id, now, &mut events).await?;
         }
-        tx.commit().await?;
-        self.publish(&events);
+        commit(self, tx, &mut events).await?;
         Ok(events)
     }
 
     #[instrument(skip_all)]
     async fn outbox_row(&self, id: MessageId) -> Result<Option<OutboxRow>> {
-        sqlx::query("SELECT * FROM outbox WHERE message_id = ?")
+        q("SELECT * FROM outbox WHERE message_id = $1")
             .bind(id.to_string())
-            .fetch_optional(&self.read)
+            .fetch_optional(&mut *self.read().await?)
             .await?
             .map(|r| outbox_row(&r))
             .transpose()
@@ -1226,8 +1166,8 @@ impl OutboxStore for SqliteStore {
     #[instrument(skip_all)]
     async fn next_due(&self) -> Result<Option<Timestamp>> {
         Ok(
-            sqlx::query("SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'queued'")
-                .fetch_one(&self.read)
+            q("SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'queued'")
+                .fetch_one(&mut *self.read().await?)
                 .await?
                 .try_get::<Option<i64>, _>(0)?
                 .map(Timestamp),
@@ -1236,68 +1176,31 @@ impl OutboxStore for SqliteStore {
 }
 
 #[async_trait]
-impl ChannelStore for SqliteStore {
+impl<D: Db> ChannelStore for D {
     #[instrument(skip_all, fields(batch = batch.len()))]
     async fn ingest_channel(
         &self,
         batch: &[ChannelItem],
         now: Timestamp,
     ) -> Result<Vec<Result<ChannelOutcome, IngestError>>> {
-        let mut conn = self.write.acquire().await?;
-        let mut tx = conn.begin().await?;
-        let mut events = Vec::with_capacity(batch.len() * 2);
-        let mut out = Vec::with_capacity(batch.len());
-        let mut rest = batch;
-        while let Some(first) = rest.first() {
-            // A run of plain customer messages (nearly every webhook) is stored with a fixed
-            // number of statements; anything else, item by item, in order.
-            let (inbounds, extras): (Vec<&Inbound>, Vec<(&serde_json::Value, Option<&str>)>) =
-                rest.iter().map_while(ChannelItem::plain_customer).unzip();
-            let (metas, aliases): (Vec<&serde_json::Value>, Vec<Option<&str>>) =
-                extras.into_iter().unzip();
-            if inbounds.is_empty() {
-                out.push(ingest_item(&mut tx, first, now, &mut events).await?);
-                rest = &rest[1..];
-            } else {
-                rest = &rest[inbounds.len()..];
-                out.extend(
-                    super::ingest::ingest_batch(
-                        &mut tx,
-                        &inbounds,
-                        &metas,
-                        &aliases,
-                        now,
-                        &mut events,
-                    )
-                    .await?
-                    .into_iter()
-                    .map(|r| r.map(ChannelOutcome::Message)),
-                );
-            }
-        }
-        tx.commit().await?;
-        self.publish(&events);
-        Ok(out)
+        retried(move || ingest_channel_batch(self, batch, now)).await
     }
 
     #[instrument(skip_all)]
     async fn inbox_by_account(&self, channel: ChannelKind, account: &str) -> Result<Option<Inbox>> {
-        let sql = match channel {
-            ChannelKind::Messenger => {
-                "SELECT * FROM inboxes WHERE channel = 'messenger' AND json_extract(settings, '$.page_id') = ?"
-            }
+        match channel {
+            ChannelKind::Messenger => inbox_by_setting(self, channel, "page_id", account).await,
             ChannelKind::Instagram => {
-                "SELECT * FROM inboxes WHERE channel = 'instagram' AND json_extract(settings, '$.ig_account_id') = ?"
+                inbox_by_setting(self, channel, "ig_account_id", account).await
             }
-            _ => return Ok(None),
-        };
-        self.inbox_by_account_cached(channel, account, sql).await
+            _ => Ok(None),
+        }
     }
 
     #[instrument(skip_all)]
     async fn message(&self, id: MessageId) -> Result<Option<Message>> {
-        let mut conn = self.read.acquire().await?;
-        message_by_id(&mut conn, id).await
+        let mut conn = self.read().await?;
+        message_by_id(&mut *conn, id).await
     }
 
     #[instrument(skip_all)]
@@ -1305,12 +1208,10 @@ impl ChannelStore for SqliteStore {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let rows = sqlx::query(
-            "SELECT * FROM message_meta WHERE message_id IN (SELECT value FROM json_each(?))",
-        )
-        .bind(ids_json(ids))
-        .fetch_all(&self.read)
-        .await?;
+        let rows = q("SELECT * FROM message_meta WHERE message_id = ANY($1)")
+            .bind(id_strings(ids))
+            .fetch_all(&mut *self.read().await?)
+            .await?;
         rows.iter()
             .map(|r| Ok((MessageId(uuid_of(r, "message_id")?), meta_row(r)?)))
             .collect()
@@ -1318,10 +1219,10 @@ impl ChannelStore for SqliteStore {
 
     #[instrument(skip_all)]
     async fn messaging_id(&self, contact: ContactId, inbox: InboxId) -> Result<Option<String>> {
-        Ok(sqlx::query("SELECT external_id FROM contact_identities WHERE contact_id = ? AND inbox_id = ? AND external_id NOT LIKE 'commenter:%' ORDER BY created_at DESC LIMIT 1")
+        Ok(q("SELECT external_id FROM contact_identities WHERE contact_id = $1 AND inbox_id = $2 AND external_id NOT LIKE 'commenter:%' ORDER BY created_at DESC LIMIT 1")
             .bind(contact.to_string())
             .bind(inbox.to_string())
-            .fetch_optional(&self.read)
+            .fetch_optional(&mut *self.read().await?)
             .await?
             .map(|r| r.try_get::<String, _>(0))
             .transpose()?)
@@ -1333,15 +1234,13 @@ impl ChannelStore for SqliteStore {
         inbox: InboxId,
         comment_id: &str,
     ) -> Result<Option<MessageId>> {
-        sqlx::query(
-            "SELECT message_id FROM comment_private_replies WHERE inbox_id = ? AND comment_id = ?",
-        )
-        .bind(inbox.to_string())
-        .bind(comment_id)
-        .fetch_optional(&self.read)
-        .await?
-        .map(|r| uuid_of(&r, "message_id").map(MessageId))
-        .transpose()
+        q("SELECT message_id FROM comment_private_replies WHERE inbox_id = $1 AND comment_id = $2")
+            .bind(inbox.to_string())
+            .bind(comment_id)
+            .fetch_optional(&mut *self.read().await?)
+            .await?
+            .map(|r| uuid_of(&r, "message_id").map(MessageId))
+            .transpose()
     }
 
     #[instrument(skip_all)]
@@ -1352,8 +1251,8 @@ impl ChannelStore for SqliteStore {
         avatar_url: Option<&str>,
         now: Timestamp,
     ) -> Result<()> {
-        let mut conn = self.write.acquire().await?;
-        sqlx::query("UPDATE contacts SET name = COALESCE(?, name), avatar_url = COALESCE(?, avatar_url), updated_at = ? WHERE id = ?")
+        let mut conn = self.write().await?;
+        q("UPDATE contacts SET name = COALESCE($1, name), avatar_url = COALESCE($2, avatar_url), updated_at = $3 WHERE id = $4")
             .bind(name)
             .bind(avatar_url)
             .bind(now.millis())
@@ -1365,9 +1264,9 @@ impl ChannelStore for SqliteStore {
 
     #[instrument(skip_all)]
     async fn contact_avatar(&self, contact: ContactId) -> Result<Option<String>> {
-        Ok(sqlx::query("SELECT avatar_url FROM contacts WHERE id = ?")
+        Ok(q("SELECT avatar_url FROM contacts WHERE id = $1")
             .bind(contact.to_string())
-            .fetch_optional(&self.read)
+            .fetch_optional(&mut *self.read().await?)
             .await?
             .map(|r| r.try_get::<Option<String>, _>(0))
             .transpose()?
@@ -1383,32 +1282,28 @@ impl ChannelStore for SqliteStore {
         actor: Option<AgentId>,
         now: Timestamp,
     ) -> Result<ContactMerge> {
-        let mut conn = self.write.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.begin().await?;
         let mut events = Vec::new();
-        let m = merge_in(&mut tx, from, into, reason, actor, now, &mut events).await?;
-        tx.commit().await?;
-        self.publish(&events);
+        let m = merge_in(&mut *tx, from, into, reason, actor, now, &mut events).await?;
+        commit(self, tx, &mut events).await?;
         Ok(m)
     }
 
     #[instrument(skip_all)]
     async fn undo_merge(&self, id: Uuid, now: Timestamp) -> Result<ContactMerge> {
-        let mut conn = self.write.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.begin().await?;
         let mut events = Vec::new();
-        let m = undo_in(&mut tx, id, now, &mut events).await?;
-        tx.commit().await?;
-        self.publish(&events);
+        let m = undo_in(&mut *tx, id, now, &mut events).await?;
+        commit(self, tx, &mut events).await?;
         Ok(m)
     }
 
     #[instrument(skip_all)]
     async fn merges_of(&self, contact: ContactId) -> Result<Vec<ContactMerge>> {
-        sqlx::query("SELECT * FROM contact_merges WHERE into_contact_id = ? UNION ALL SELECT * FROM contact_merges WHERE from_contact_id = ? ORDER BY created_at")
+        q("SELECT * FROM contact_merges WHERE into_contact_id = $1 UNION ALL SELECT * FROM contact_merges WHERE from_contact_id = $2 ORDER BY created_at")
             .bind(contact.to_string())
             .bind(contact.to_string())
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.read().await?)
             .await?
             .iter()
             .map(merge_row)
@@ -1417,11 +1312,124 @@ impl ChannelStore for SqliteStore {
 
     #[instrument(skip_all)]
     async fn merge_record(&self, id: Uuid) -> Result<Option<ContactMerge>> {
-        sqlx::query("SELECT * FROM contact_merges WHERE id = ?")
+        q("SELECT * FROM contact_merges WHERE id = $1")
             .bind(id.to_string())
-            .fetch_optional(&self.read)
+            .fetch_optional(&mut *self.read().await?)
             .await?
             .map(|r| merge_row(&r))
             .transpose()
     }
+}
+
+async fn ingest_channel_batch<D: Db>(
+    d: &D,
+    batch: &[ChannelItem],
+    now: Timestamp,
+) -> Result<Vec<Result<ChannelOutcome, IngestError>>> {
+    let mut tx = d.begin().await?;
+    // The customers whose identity, contact or conversation this batch may create.
+    let keys = batch
+        .iter()
+        .filter_map(|item| match item {
+            ChannelItem::Customer { inbound, .. } => {
+                Some(sender_key(inbound.inbox_id, &inbound.sender))
+            }
+            ChannelItem::Echo {
+                inbox_id,
+                customer_external_id,
+                ..
+            } => Some(sender_key(
+                *inbox_id,
+                &InboundSender::Identity {
+                    external_id: customer_external_id.clone(),
+                    name: None,
+                },
+            )),
+            _ => None,
+        })
+        .collect();
+    tx.lock_keys(keys).await?;
+    let mut events = Vec::with_capacity(batch.len() * 2);
+    let mut out = Vec::with_capacity(batch.len());
+    let mut rest = batch;
+    while let Some(first) = rest.first() {
+        // A run of plain customer messages (nearly every webhook) is stored with a fixed
+        // number of statements; anything else, item by item, in order.
+        let (inbounds, extras): (Vec<&Inbound>, Vec<(&serde_json::Value, Option<&str>)>) =
+            rest.iter().map_while(ChannelItem::plain_customer).unzip();
+        let (metas, aliases): (Vec<&serde_json::Value>, Vec<Option<&str>>) =
+            extras.into_iter().unzip();
+        if inbounds.is_empty() {
+            out.push(ingest_item(&mut *tx, first, now, &mut events).await?);
+            rest = &rest[1..];
+        } else {
+            rest = &rest[inbounds.len()..];
+            out.extend(
+                crate::ingest::ingest_batch(
+                    &mut *tx,
+                    &inbounds,
+                    &metas,
+                    &aliases,
+                    now,
+                    &mut events,
+                )
+                .await?
+                .into_iter()
+                .map(|r| r.map(ChannelOutcome::Message)),
+            );
+        }
+    }
+    commit(d, tx, &mut events).await?;
+    Ok(out)
+}
+
+async fn outbox_sent_tx<D: Db>(
+    d: &D,
+    id: MessageId,
+    provider_message_id: &str,
+    recipient_id: Option<&str>,
+    now: Timestamp,
+) -> Result<Vec<Event>> {
+    let mut tx = d.begin().await?;
+    let row = q("SELECT * FROM outbox WHERE message_id = $1")
+        .bind(id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|r| outbox_row(&r))
+        .transpose()?
+        .ok_or(StoreError::NotFound)?;
+    // The echo of this very send may be ingested at the same moment, holding the customer's
+    // key and then the outbox row: take the key first too, so both go in one order.
+    if let Some(rid) = recipient_id.filter(|r| !r.is_empty()) {
+        tx.lock_keys(vec![sender_key(
+            row.inbox_id,
+            &InboundSender::Identity {
+                external_id: rid.to_owned(),
+                name: None,
+            },
+        )])
+        .await?;
+    }
+    q("UPDATE outbox SET state = 'sent', provider_message_id = $1, lease_until = NULL, last_error = NULL, updated_at = $2 WHERE message_id = $3")
+            .bind(provider_message_id)
+            .bind(now.millis())
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+    set_provider_id(&mut *tx, id, provider_message_id).await?;
+    let mut events = Vec::new();
+    if let Some(rid) = recipient_id.filter(|r| !r.is_empty()) {
+        link_messaging_id(
+            &mut *tx,
+            row.inbox_id,
+            rid,
+            row.conversation_id,
+            now,
+            &mut events,
+        )
+        .await?;
+    }
+    status_event(&mut *tx, id, now, &mut events).await?;
+    commit(d, tx, &mut events).await?;
+    Ok(events)
 }

@@ -1,19 +1,29 @@
-//! The SQLite side of WhatsApp, Zalo OA, Telegram and Shopee: delivery statuses inside the
-//! channel group commit, inbox lookups by account, identity links, reachability, WhatsApp
-//! templates and cost metering (a batch per writer transaction, planned by `crate::metering`; the
-//! single writer keeps the month's free tier exact).
+//! WhatsApp, Zalo OA, Telegram and Shopee, written once: delivery statuses inside the channel
+//! group commit, inbox lookups by account, identity links, reachability, WhatsApp templates and
+//! cost metering. What SQLite gets from its single writer, PostgreSQL gets from locks: metering
+//! takes transaction-scoped advisory locks on the business and the inbox (the month's free tier is
+//! counted exactly when several nodes meter at once), a status locks its message row (statuses
+//! only move forward), settings are replaced by a compare-and-set `UPDATE … WHERE`.
 
-use super::meta::{
-    edit_meta, flush, message_by_id, message_by_provider, rank, set_provider_id, updated_event,
-    workspace_of,
-};
-use super::*;
 use crate::channel::ChannelOutcome;
+use crate::conversations::forget_accounts;
+use crate::meta::{
+    edit_meta, flush, identity_contact, inbox_by_setting, load_meta, message_by_id,
+    message_by_provider, rank, set_provider_id, workspace_of,
+};
+use crate::metering;
 use crate::provider::*;
-use switchboard_core::billing::{Category, Charge, ChargeKind, FreeReason, PricingModel, Tariff};
+use crate::rows::*;
+use crate::sql::{
+    Arg, Conn, Db, Keys, RowRead, Setting, commit, id_strings, json_text, q, q_owned, retried,
+};
+use crate::*;
+use switchboard_core::billing::{Charge, Tariff};
+use switchboard_core::event::EventDraft;
+use tracing::instrument;
 
 /// A `ChannelItem::Status`, borrowed.
-pub(super) struct StatusItem<'a> {
+pub(crate) struct StatusItem<'a> {
     pub inbox: InboxId,
     pub provider_message_id: &'a str,
     pub ours: Option<MessageId>,
@@ -21,15 +31,24 @@ pub(super) struct StatusItem<'a> {
     pub failure: Option<&'a (String, serde_json::Value)>,
 }
 
+/// Our message, its row locked until commit (two statuses of one message on two nodes apply one
+/// after the other, so a status never moves backwards).
+async fn lock_message<C: Conn>(conn: &mut C, id: MessageId) -> Result<Option<Message>> {
+    q("SELECT * FROM messages WHERE id = $1 FOR UPDATE")
+        .bind(id.to_string())
+        .fetch_optional(conn)
+        .await?
+        .map(|r| message_row(&r))
+        .transpose()
+}
+
 /// Applies a provider status to our message inside the ingest transaction.
-pub(super) async fn status(
-    conn: &mut SqliteConnection,
+pub(crate) async fn status<C: Conn>(
+    conn: &mut C,
     s: StatusItem<'_>,
     now: Timestamp,
-    events: &mut Vec<Event>,
     drafts: &mut Vec<EventDraft>,
 ) -> Result<ChannelOutcome> {
-    let _ = events;
     let mine = match s.ours {
         Some(id) => message_by_id(conn, id)
             .await?
@@ -44,13 +63,16 @@ pub(super) async fn status(
         return Ok(ChannelOutcome::Nothing);
     };
     // A status means the provider accepted the message: the outbox must not send it again, even
-    // if its HTTP answer was lost.
-    sqlx::query("UPDATE outbox SET state = 'sent', provider_message_id = COALESCE(provider_message_id, ?), lease_until = NULL, updated_at = ? WHERE message_id = ? AND state IN ('queued', 'sending')")
+    // if its HTTP answer was lost. (The outbox row before the message row, like `outbox_sent`.)
+    q("UPDATE outbox SET state = 'sent', provider_message_id = COALESCE(provider_message_id, $1), lease_until = NULL, updated_at = $2 WHERE message_id = $3 AND state IN ('queued', 'sending')")
         .bind(s.provider_message_id)
         .bind(now.millis())
         .bind(m.id.to_string())
         .execute(&mut *conn)
         .await?;
+    let Some(m) = lock_message(conn, m.id).await? else {
+        return Ok(ChannelOutcome::Nothing);
+    };
     let mut changed = false;
     if m.provider_message_id.is_none() || m.delivery_status == DeliveryStatus::Queued {
         set_provider_id(conn, m.id, s.provider_message_id).await?;
@@ -65,13 +87,11 @@ pub(super) async fn status(
                 .failure
                 .cloned()
                 .unwrap_or_else(|| ("provider_error".into(), serde_json::Value::Null));
-            sqlx::query(
-                "UPDATE messages SET delivery_status = 'failed', failure_reason = ? WHERE id = ?",
-            )
-            .bind(&reason)
-            .bind(m.id.to_string())
-            .execute(&mut *conn)
-            .await?;
+            q("UPDATE messages SET delivery_status = 'failed', failure_reason = $1 WHERE id = $2")
+                .bind(&reason)
+                .bind(m.id.to_string())
+                .execute(&mut *conn)
+                .await?;
             m.delivery_status = DeliveryStatus::Failed;
             m.failure_reason = Some(reason);
             edit_meta(conn, &m, now, drafts, |o| {
@@ -83,7 +103,7 @@ pub(super) async fn status(
     } else if m.delivery_status != DeliveryStatus::Failed
         && rank(s.status) > rank(m.delivery_status)
     {
-        sqlx::query("UPDATE messages SET delivery_status = ? WHERE id = ?")
+        q("UPDATE messages SET delivery_status = $1 WHERE id = $2")
             .bind(s.status.as_str())
             .bind(m.id.to_string())
             .execute(&mut *conn)
@@ -92,58 +112,45 @@ pub(super) async fn status(
         changed = true;
     }
     if changed {
-        let meta = super::meta::load_meta(conn, m.id).await?;
+        let meta = load_meta(conn, m.id).await?;
         drafts.push(updated_event(&m, meta.as_ref()));
         return Ok(ChannelOutcome::Updated(1));
     }
     Ok(ChannelOutcome::Nothing)
 }
 
-fn template_row(r: &SqliteRow) -> Result<StoredTemplate> {
-    Ok(StoredTemplate {
-        name: r.try_get("name")?,
-        language: r.try_get("language")?,
-        template_id: r.try_get("template_id")?,
-        category: r.try_get("category")?,
-        status: r.try_get("status")?,
-        components: json_of(r, "components")?,
-        parameter_format: r.try_get("parameter_format")?,
-        synced_at: ts(r, "synced_at")?,
-    })
-}
-
-fn charge_row(r: &SqliteRow) -> Result<Charge> {
-    Ok(Charge {
-        at: ts(r, "at")?,
-        model: enum_of(r, "model", PricingModel::parse)?,
-        kind: enum_of(r, "kind", ChargeKind::parse)?,
-        category: enum_of(r, "category", Category::parse)?,
-        billable: r.try_get::<i64, _>("billable")? != 0,
-        free_reason: r
-            .try_get::<Option<String>, _>("free_reason")?
-            .map(|s| FreeReason::parse(&s).ok_or_else(|| corrupt("free_reason")))
-            .transpose()?,
-        until: opt_ts(r, "until")?,
-        market: r.try_get("market")?,
-        cost_micros: r.try_get("cost_micros")?,
-        unpriced: r.try_get::<i64, _>("unpriced")? != 0,
-        entry_point: r.try_get::<i64, _>("entry_point")? != 0,
-    })
+/// One metering transaction. The advisory locks on the business (its conversations, its
+/// customers' state) and the inbox (its messages, its event keys) are taken before anything is
+/// read, so two nodes metering for one business count the free tier one after the other, and
+/// an event metered twice at once is written once.
+async fn meter_tx<D: Db>(d: &D, events: &[MeterEvent], tariff: &Tariff) -> Result<Vec<Charge>> {
+    let mut tx = d.begin().await?;
+    tx.lock_keys(
+        events
+            .iter()
+            .flat_map(|e| {
+                [
+                    format!("meter:business:{}", e.business_id),
+                    format!("meter:inbox:{}", e.inbox_id),
+                ]
+            })
+            .collect(),
+    )
+    .await?;
+    let out = meter_batch(&mut *tx, events, tariff).await?;
+    commit(d, tx, &mut []).await?;
+    Ok(out)
 }
 
 #[async_trait]
-impl BillingStore for SqliteStore {
+impl<D: Db> BillingStore for D {
     #[instrument(skip_all)]
     async fn meter_whatsapp_many(
         &self,
         events: &[MeterEvent],
         tariff: &Tariff,
     ) -> Result<Vec<Charge>> {
-        let mut conn = self.writer().await?;
-        let mut tx = conn.begin().await?;
-        let out = meter_batch(&mut tx, events, tariff).await?;
-        tx.commit().await?;
-        Ok(out)
+        retried(move || meter_tx(self, events, tariff)).await
     }
 
     #[instrument(skip_all)]
@@ -154,18 +161,18 @@ impl BillingStore for SqliteStore {
     ) -> Result<Vec<Charge>> {
         let rows = match inboxes {
             None => {
-                sqlx::query("SELECT * FROM whatsapp_usage WHERE month = ? ORDER BY at")
+                q("SELECT * FROM whatsapp_usage WHERE month = $1 ORDER BY at, id")
                     .bind(month)
-                    .fetch_all(self.reader())
+                    .fetch_all(&mut *self.read().await?)
                     .await?
             }
             Some(ids) => {
-                sqlx::query(
-                    "SELECT * FROM whatsapp_usage WHERE month = ? AND inbox_id IN (SELECT value FROM json_each(?)) ORDER BY at",
+                q(
+                    "SELECT * FROM whatsapp_usage WHERE month = $1 AND inbox_id = ANY($2) ORDER BY at, id",
                 )
                 .bind(month)
-                .bind(ids_json(ids))
-                .fetch_all(self.reader())
+                .bind(id_strings(ids))
+                .fetch_all(&mut *self.read().await?)
                 .await?
             }
         };
@@ -173,27 +180,46 @@ impl BillingStore for SqliteStore {
     }
 }
 
+async fn merge_message_meta_tx<D: Db>(
+    d: &D,
+    id: MessageId,
+    patch: &serde_json::Value,
+    now: Timestamp,
+) -> Result<()> {
+    let mut tx = d.begin().await?;
+    // The message row is held until commit: two merges on two nodes do not lose each other's
+    // keys (read, merge, write of the extras happen one after the other).
+    let Some(m) = lock_message(&mut *tx, id).await? else {
+        return Err(StoreError::NotFound);
+    };
+    let mut drafts = Vec::new();
+    edit_meta(&mut *tx, &m, now, &mut drafts, |o| {
+        if let serde_json::Value::Object(p) = patch {
+            o.extend(p.clone());
+        }
+    })
+    .await?;
+    let ws = workspace_of(&mut *tx, m.conversation_id).await?;
+    let mut events = Vec::new();
+    flush(ws, drafts, now, &mut events);
+    commit(d, tx, &mut events).await
+}
+
 #[async_trait]
-impl ProviderStore for SqliteStore {
+impl<D: Db> ProviderStore for D {
     #[instrument(skip_all)]
     async fn inbox_for_account(
         &self,
         channel: ChannelKind,
         account: &str,
     ) -> Result<Option<Inbox>> {
-        let sql = match channel {
-            ChannelKind::Whatsapp => {
-                "SELECT * FROM inboxes WHERE channel = 'whatsapp' AND json_extract(settings, '$.phone_number_id') = ?"
-            }
-            ChannelKind::Zalo => {
-                "SELECT * FROM inboxes WHERE channel = 'zalo' AND json_extract(settings, '$.oa_id') = ?"
-            }
-            ChannelKind::Shopee => {
-                "SELECT * FROM inboxes WHERE channel = 'shopee' AND json_extract(settings, '$.shop_id') = ?"
-            }
+        let key = match channel {
+            ChannelKind::Whatsapp => "phone_number_id",
+            ChannelKind::Zalo => "oa_id",
+            ChannelKind::Shopee => "shop_id",
             _ => return Ok(None),
         };
-        self.inbox_by_account_cached(channel, account, sql).await
+        inbox_by_setting(self, channel, key, account).await
     }
 
     #[instrument(skip_all)]
@@ -202,17 +228,18 @@ impl ProviderStore for SqliteStore {
         inbox: InboxId,
         external_id: &str,
     ) -> Result<Option<ContactId>> {
-        let mut conn = self.reader().acquire().await?;
-        super::meta::identity_contact(&mut conn, inbox, external_id).await
+        let mut conn = self.read().await?;
+        identity_contact(&mut *conn, inbox, external_id).await
     }
 
     #[instrument(skip_all)]
     async fn inboxes_for_business(&self, waba_id: &str) -> Result<Vec<Inbox>> {
-        sqlx::query(
-            "SELECT * FROM inboxes WHERE channel = 'whatsapp' AND json_extract(settings, '$.waba_id') = ?",
-        )
+        q_owned(format!(
+            "SELECT * FROM inboxes WHERE channel = 'whatsapp' AND {} = $1 ORDER BY created_at, id",
+            <D::Conn as Conn>::setting_sql(Setting::Named("waba_id"))
+        ))
         .bind(waba_id)
-        .fetch_all(self.reader())
+        .fetch_all(&mut *self.read().await?)
         .await?
         .iter()
         .map(inbox_row)
@@ -221,10 +248,10 @@ impl ProviderStore for SqliteStore {
 
     #[instrument(skip_all)]
     async fn identities_in(&self, contact: ContactId, inbox: InboxId) -> Result<Vec<String>> {
-        sqlx::query("SELECT external_id FROM contact_identities WHERE contact_id = ? AND inbox_id = ? ORDER BY created_at")
+        q("SELECT external_id FROM contact_identities WHERE contact_id = $1 AND inbox_id = $2 ORDER BY created_at, external_id")
             .bind(contact.to_string())
             .bind(inbox.to_string())
-            .fetch_all(self.reader())
+            .fetch_all(&mut *self.read().await?)
             .await?
             .iter()
             .map(|r| Ok(r.try_get::<String, _>(0)?))
@@ -237,8 +264,8 @@ impl ProviderStore for SqliteStore {
         inbox: InboxId,
         provider_id: &str,
     ) -> Result<Option<Message>> {
-        let mut conn = self.reader().acquire().await?;
-        message_by_provider(&mut conn, inbox, provider_id).await
+        let mut conn = self.read().await?;
+        message_by_provider(&mut *conn, inbox, provider_id).await
     }
 
     #[instrument(skip_all)]
@@ -248,37 +275,21 @@ impl ProviderStore for SqliteStore {
         patch: serde_json::Value,
         now: Timestamp,
     ) -> Result<()> {
-        let mut conn = self.writer().await?;
-        let mut tx = conn.begin().await?;
-        let Some(m) = message_by_id(&mut tx, id).await? else {
-            return Err(StoreError::NotFound);
-        };
-        let mut drafts = Vec::new();
-        edit_meta(&mut tx, &m, now, &mut drafts, |o| {
-            if let serde_json::Value::Object(p) = patch {
-                o.extend(p);
-            }
-        })
-        .await?;
-        let ws = workspace_of(&mut tx, m.conversation_id).await?;
-        let mut events = Vec::new();
-        flush(&mut tx, ws, drafts, now, &mut events).await?;
-        tx.commit().await?;
-        self.publish(&events);
-        Ok(())
+        let patch = &patch;
+        retried(move || merge_message_meta_tx(self, id, patch, now)).await
     }
 
     #[instrument(skip_all)]
     async fn replies_since(&self, conv: ConversationId, since: Timestamp) -> Result<u32> {
-        let n: i64 = sqlx::query(
+        let n: i64 = q(
             "SELECT COUNT(*) FROM messages m LEFT JOIN message_meta mm ON mm.message_id = m.id \
-             WHERE m.conversation_id = ? AND m.created_at > ? AND m.direction = 'outbound' \
-             AND m.kind NOT IN ('note', 'agent_to_agent') AND m.delivery_status != 'failed' \
+             WHERE m.conversation_id = $1 AND m.created_at > $2 AND m.direction = 'outbound' \
+             AND m.kind NOT IN ('note', 'agent_to_agent') AND m.delivery_status <> 'failed' \
              AND (mm.messaging_type IS NULL OR mm.messaging_type IN ('cs', 'free_form', 'RESPONSE'))",
         )
         .bind(conv.to_string())
         .bind(since.millis())
-        .fetch_one(self.reader())
+        .fetch_one(&mut *self.read().await?)
         .await?
         .try_get(0)?;
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
@@ -290,13 +301,14 @@ impl ProviderStore for SqliteStore {
         conv: ConversationId,
         text: &str,
     ) -> Result<Option<MessageId>> {
-        sqlx::query(
+        q(
             "SELECT o.message_id FROM outbox o JOIN messages m ON m.id = o.message_id \
-             WHERE o.conversation_id = ? AND o.state = 'sending' AND m.body = ? ORDER BY o.queued_at LIMIT 1",
+             WHERE o.conversation_id = $1 AND o.state = 'sending' AND m.body = $2 \
+             ORDER BY o.queued_at, o.message_id LIMIT 1",
         )
         .bind(conv.to_string())
         .bind(text)
-        .fetch_optional(self.reader())
+        .fetch_optional(&mut *self.read().await?)
         .await?
         .map(|r| uuid_of(&r, "message_id").map(MessageId))
         .transpose()
@@ -310,17 +322,19 @@ impl ProviderStore for SqliteStore {
         expected: &str,
         settings: &serde_json::Value,
     ) -> Result<bool> {
-        let mut conn = self.writer().await?;
-        let done = sqlx::query(
-            "UPDATE inboxes SET settings = ? WHERE id = ? AND json_extract(settings, '$.' || ?) = ?",
-        )
+        // One statement: PostgreSQL re-checks the condition on the locked row, so of two nodes
+        // replacing the same value one wins and the other sees zero rows.
+        let done = q_owned(format!(
+            "UPDATE inboxes SET settings = $1 WHERE id = $2 AND {} = $4",
+            <D::Conn as Conn>::setting_sql(Setting::Param("$3"))
+        ))
         .bind(json_text(settings))
         .bind(inbox.to_string())
         .bind(key)
         .bind(expected)
-        .execute(&mut *conn)
+        .execute(&mut *self.write().await?)
         .await?;
-        self.accounts.forget();
+        forget_accounts(self);
         Ok(done.rows_affected() == 1)
     }
 
@@ -332,26 +346,23 @@ impl ProviderStore for SqliteStore {
         reason: Option<&str>,
         now: Timestamp,
     ) -> Result<()> {
-        let mut conn = self.writer().await?;
         match reason {
             Some(r) => {
-                sqlx::query("INSERT INTO channel_reachability (inbox_id, external_id, reason, updated_at) VALUES (?, ?, ?, ?) \
+                q("INSERT INTO channel_reachability (inbox_id, external_id, reason, updated_at) VALUES ($1, $2, $3, $4) \
                      ON CONFLICT (inbox_id, external_id) DO UPDATE SET reason = excluded.reason, updated_at = excluded.updated_at")
                     .bind(inbox.to_string())
                     .bind(external_id)
                     .bind(r)
                     .bind(now.millis())
-                    .execute(&mut *conn)
+                    .execute(&mut *self.write().await?)
                     .await?;
             }
             None => {
-                sqlx::query(
-                    "DELETE FROM channel_reachability WHERE inbox_id = ? AND external_id = ?",
-                )
-                .bind(inbox.to_string())
-                .bind(external_id)
-                .execute(&mut *conn)
-                .await?;
+                q("DELETE FROM channel_reachability WHERE inbox_id = $1 AND external_id = $2")
+                    .bind(inbox.to_string())
+                    .bind(external_id)
+                    .execute(&mut *self.write().await?)
+                    .await?;
             }
         }
         Ok(())
@@ -359,28 +370,29 @@ impl ProviderStore for SqliteStore {
 
     #[instrument(skip_all)]
     async fn reachability(&self, inbox: InboxId, external_id: &str) -> Result<Option<String>> {
-        Ok(sqlx::query(
-            "SELECT reason FROM channel_reachability WHERE inbox_id = ? AND external_id = ?",
+        Ok(
+            q("SELECT reason FROM channel_reachability WHERE inbox_id = $1 AND external_id = $2")
+                .bind(inbox.to_string())
+                .bind(external_id)
+                .fetch_optional(&mut *self.read().await?)
+                .await?
+                .map(|r| r.try_get::<String, _>(0))
+                .transpose()?,
         )
-        .bind(inbox.to_string())
-        .bind(external_id)
-        .fetch_optional(self.reader())
-        .await?
-        .map(|r| r.try_get::<String, _>(0))
-        .transpose()?)
     }
 
     #[instrument(skip_all)]
     async fn replace_templates(&self, inbox: InboxId, templates: &[StoredTemplate]) -> Result<()> {
-        let mut conn = self.writer().await?;
-        let mut tx = conn.begin().await?;
-        sqlx::query("DELETE FROM whatsapp_templates WHERE inbox_id = ?")
+        let mut tx = self.begin().await?;
+        // Two syncs of one inbox at once: one replaces after the other (never a mix of both).
+        tx.lock_keys(vec![format!("templates:{inbox}")]).await?;
+        q("DELETE FROM whatsapp_templates WHERE inbox_id = $1")
             .bind(inbox.to_string())
             .execute(&mut *tx)
             .await?;
         for t in templates {
-            sqlx::query("INSERT INTO whatsapp_templates (inbox_id, name, language, template_id, category, status, components, parameter_format, synced_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (inbox_id, name, language) DO NOTHING")
+            q("INSERT INTO whatsapp_templates (inbox_id, name, language, template_id, category, status, components, parameter_format, synced_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (inbox_id, name, language) DO NOTHING")
                 .bind(inbox.to_string())
                 .bind(&t.name)
                 .bind(&t.language)
@@ -393,15 +405,15 @@ impl ProviderStore for SqliteStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        tx.commit().await?;
+        commit(self, tx, &mut []).await?;
         Ok(())
     }
 
     #[instrument(skip_all)]
     async fn templates(&self, inbox: InboxId) -> Result<Vec<StoredTemplate>> {
-        sqlx::query("SELECT * FROM whatsapp_templates WHERE inbox_id = ? ORDER BY name, language")
+        q("SELECT * FROM whatsapp_templates WHERE inbox_id = $1 ORDER BY name, language")
             .bind(inbox.to_string())
-            .fetch_all(self.reader())
+            .fetch_all(&mut *self.read().await?)
             .await?
             .iter()
             .map(template_row)
@@ -415,35 +427,32 @@ impl ProviderStore for SqliteStore {
         name: &str,
         language: &str,
     ) -> Result<Option<StoredTemplate>> {
-        sqlx::query(
-            "SELECT * FROM whatsapp_templates WHERE inbox_id = ? AND name = ? AND language = ?",
-        )
-        .bind(inbox.to_string())
-        .bind(name)
-        .bind(language)
-        .fetch_optional(self.reader())
-        .await?
-        .map(|r| template_row(&r))
-        .transpose()
+        q("SELECT * FROM whatsapp_templates WHERE inbox_id = $1 AND name = $2 AND language = $3")
+            .bind(inbox.to_string())
+            .bind(name)
+            .bind(language)
+            .fetch_optional(&mut *self.read().await?)
+            .await?
+            .map(|r| template_row(&r))
+            .transpose()
     }
 
     #[instrument(skip_all)]
     async fn update_template(&self, inboxes: &[InboxId], u: &TemplateUpdate) -> Result<usize> {
-        let mut conn = self.writer().await?;
         let mut n = 0;
         for inbox in inboxes {
-            let done = sqlx::query(
-                "UPDATE whatsapp_templates SET status = COALESCE(?, status), category = COALESCE(?, category) \
-                 WHERE inbox_id = ? AND ((? IS NOT NULL AND template_id = ?) OR (name = ? AND language = ?))",
+            let done = q(
+                "UPDATE whatsapp_templates SET status = COALESCE($1, status), category = COALESCE($2, category) \
+                 WHERE inbox_id = $3 AND ((CAST($4 AS TEXT) IS NOT NULL AND template_id = $4) \
+                 OR (name = $5 AND language = $6))",
             )
             .bind(u.status.as_deref())
             .bind(u.category.as_deref().map(str::to_ascii_lowercase))
             .bind(inbox.to_string())
             .bind(u.template_id.as_deref())
-            .bind(u.template_id.as_deref())
             .bind(u.name.as_deref())
             .bind(u.language.as_deref())
-            .execute(&mut *conn)
+            .execute(&mut *self.write().await?)
             .await?;
             n += usize::try_from(done.rows_affected()).unwrap_or(0);
         }
@@ -451,10 +460,11 @@ impl ProviderStore for SqliteStore {
     }
 }
 
-/// Meters a batch inside the caller's transaction with a fixed number of statements: three reads
-/// over the whole batch, the decisions in memory ([`crate::metering`]), two writes.
-async fn meter_batch(
-    tx: &mut SqliteConnection,
+/// Meters a batch inside the caller's transaction (its advisory locks held) with a fixed number of
+/// statements: three reads over the whole batch, the decisions in memory ([`crate::metering`]),
+/// two writes.
+async fn meter_batch<C: Conn>(
+    tx: &mut C,
     events: &[MeterEvent],
     tariff: &Tariff,
 ) -> Result<Vec<Charge>> {
@@ -462,27 +472,38 @@ async fn meter_batch(
         return Ok(Vec::new());
     }
     let look = metering::lookups(events);
+    let texts = |keys: Vec<(String, String)>| -> Vec<Vec<Arg>> {
+        keys.into_iter()
+            .map(|(a, b)| vec![a.into(), b.into()])
+            .collect()
+    };
     let mut known = metering::Known::default();
-    for r in sqlx::query(
-        "SELECT u.* FROM json_each(?) AS k \
-         JOIN whatsapp_usage u ON u.inbox_id = k.value ->> 0 AND u.event_key = k.value ->> 1",
-    )
-    .bind(json_text(&look.keys))
-    .fetch_all(&mut *tx)
-    .await?
+    for r in tx
+        .by_keys(Keys {
+            table: "whatsapp_usage",
+            on: &[("inbox_id", "="), ("event_key", "=")],
+            keys: texts(look.keys),
+            lock: false,
+        })
+        .await?
     {
         known.stored.insert(
             (r.try_get("inbox_id")?, r.try_get("event_key")?),
             charge_row(&r)?,
         );
     }
-    for r in sqlx::query(
-        "SELECT u.* FROM json_each(?) AS k JOIN whatsapp_usage u \
-         ON u.business_id = k.value ->> 0 AND u.user_id = k.value ->> 1 AND u.at >= k.value ->> 2",
-    )
-    .bind(json_text(&look.users))
-    .fetch_all(&mut *tx)
-    .await?
+    for r in tx
+        .by_keys(Keys {
+            table: "whatsapp_usage",
+            on: &[("business_id", "="), ("user_id", "="), ("at", ">=")],
+            keys: look
+                .users
+                .into_iter()
+                .map(|(b, u, since)| vec![b.into(), u.into(), since.into()])
+                .collect(),
+            lock: false,
+        })
+        .await?
     {
         known
             .recent
@@ -490,21 +511,21 @@ async fn meter_batch(
             .or_default()
             .push(charge_row(&r)?);
     }
-    for r in sqlx::query(
-        "SELECT c.scope, c.month, c.n FROM json_each(?) AS k \
-         JOIN whatsapp_usage_counts c ON c.scope = k.value ->> 0 AND c.month = k.value ->> 1",
-    )
-    .bind(json_text(&look.counters))
-    .fetch_all(&mut *tx)
-    .await?
+    for r in tx
+        .by_keys(Keys {
+            table: "whatsapp_usage_counts",
+            on: &[("scope", "="), ("month", "=")],
+            keys: texts(look.counters),
+            lock: false,
+        })
+        .await?
     {
         known
             .counters
             .insert((r.try_get("scope")?, r.try_get("month")?), r.try_get("n")?);
     }
     let plan = metering::plan(events, known, tariff);
-    write_values(
-        tx,
+    tx.insert_rows(
         "INSERT INTO whatsapp_usage (id, inbox_id, business_id, user_id, event_key, message_id, at, month, model, kind, \
          category, billable, free_reason, until, market, cost_micros, unpriced, entry_point, provider_pricing)",
         "",
@@ -537,10 +558,9 @@ async fn meter_batch(
             .collect(),
     )
     .await?;
-    write_values(
-        tx,
+    tx.insert_rows(
         "INSERT INTO whatsapp_usage_counts (scope, month, n)",
-        "ON CONFLICT (scope, month) DO UPDATE SET n = n + excluded.n",
+        "ON CONFLICT (scope, month) DO UPDATE SET n = whatsapp_usage_counts.n + excluded.n",
         plan.increments
             .into_iter()
             .map(|(scope, month, n)| vec![scope.into(), month.into(), n.into()])
