@@ -38,10 +38,8 @@ pub(crate) async fn load_conversation<C: Conn>(
 ) -> Result<Option<Conversation>> {
     q("SELECT * FROM conversations c WHERE id = $1")
         .bind(id.to_string())
-        .fetch_optional(conn)
-        .await?
-        .map(|r| conversation_row(&r))
-        .transpose()
+        .opt(conn, conversation_row)
+        .await
 }
 
 /// Like [`load_conversation`], holding the row until commit: what is read is what is replaced.
@@ -51,10 +49,8 @@ pub(crate) async fn lock_conversation<C: Conn>(
 ) -> Result<Option<Conversation>> {
     q("SELECT * FROM conversations c WHERE id = $1 FOR UPDATE")
         .bind(id.to_string())
-        .fetch_optional(conn)
-        .await?
-        .map(|r| conversation_row(&r))
-        .transpose()
+        .opt(conn, conversation_row)
+        .await
 }
 
 pub(crate) async fn insert_conversation<C: Conn>(conn: &mut C, c: &Conversation) -> Result<()> {
@@ -340,12 +336,10 @@ impl<D: Db> Store for D {
 
     #[instrument(skip_all)]
     async fn setting(&self, key: &str) -> Result<Option<String>> {
-        Ok(q("SELECT value FROM server_settings WHERE key = $1")
+        q("SELECT value FROM server_settings WHERE key = $1")
             .bind(key)
-            .fetch_optional(&mut *self.read().await?)
-            .await?
-            .map(|r| r.try_get::<String, _>(0))
-            .transpose()?)
+            .read_opt(self, first::<String, _>)
+            .await
     }
 
     #[instrument(skip_all)]
@@ -411,10 +405,8 @@ impl<D: Db> Store for D {
     async fn agent(&self, id: AgentId) -> Result<Option<Agent>> {
         q("SELECT * FROM agents WHERE id = $1")
             .bind(id.to_string())
-            .fetch_optional(&mut *self.read().await?)
-            .await?
-            .map(|r| agent_row(&r))
-            .transpose()
+            .read_opt(self, agent_row)
+            .await
     }
 
     #[instrument(skip_all)]
@@ -433,11 +425,8 @@ impl<D: Db> Store for D {
     async fn list_agents(&self, ws: WorkspaceId) -> Result<Vec<Agent>> {
         q("SELECT * FROM agents WHERE workspace_id = $1 ORDER BY name, id")
             .bind(ws.to_string())
-            .fetch_all(&mut *self.read().await?)
-            .await?
-            .iter()
-            .map(agent_row)
-            .collect()
+            .read_all(self, agent_row)
+            .await
     }
 
     #[instrument(skip_all)]
@@ -525,21 +514,16 @@ impl<D: Db> Store for D {
     async fn inbox(&self, id: InboxId) -> Result<Option<Inbox>> {
         q("SELECT * FROM inboxes WHERE id = $1")
             .bind(id.to_string())
-            .fetch_optional(&mut *self.read().await?)
-            .await?
-            .map(|r| inbox_row(&r))
-            .transpose()
+            .read_opt(self, inbox_row)
+            .await
     }
 
     #[instrument(skip_all)]
     async fn list_inboxes(&self, ws: WorkspaceId) -> Result<Vec<Inbox>> {
         q("SELECT * FROM inboxes WHERE workspace_id = $1 ORDER BY name, id")
             .bind(ws.to_string())
-            .fetch_all(&mut *self.read().await?)
-            .await?
-            .iter()
-            .map(inbox_row)
-            .collect()
+            .read_all(self, inbox_row)
+            .await
     }
 
     #[instrument(skip_all)]
@@ -564,36 +548,28 @@ impl<D: Db> Store for D {
     async fn inbox_members(&self, inbox: InboxId) -> Result<Vec<AgentId>> {
         q("SELECT agent_id FROM inbox_members WHERE inbox_id = $1 ORDER BY agent_id")
             .bind(inbox.to_string())
-            .fetch_all(&mut *self.read().await?)
-            .await?
-            .iter()
-            .map(|r| uuid_of(r, "agent_id").map(AgentId))
-            .collect()
+            .read_all(self, |r| uuid_of(r, "agent_id").map(AgentId))
+            .await
     }
 
     #[instrument(skip_all)]
     async fn memberships(&self) -> Result<Vec<(AgentId, InboxId)>> {
         q("SELECT agent_id, inbox_id FROM inbox_members")
-            .fetch_all(&mut *self.read().await?)
-            .await?
-            .iter()
-            .map(|r| {
+            .read_all(self, |r| {
                 Ok((
                     AgentId(uuid_of(r, "agent_id")?),
                     InboxId(uuid_of(r, "inbox_id")?),
                 ))
             })
-            .collect()
+            .await
     }
 
     #[instrument(skip_all)]
     async fn contact(&self, id: ContactId) -> Result<Option<Contact>> {
         q("SELECT * FROM contacts WHERE id = $1")
             .bind(id.to_string())
-            .fetch_optional(&mut *self.read().await?)
-            .await?
-            .map(|r| contact_row(&r))
-            .transpose()
+            .read_opt(self, contact_row)
+            .await
     }
 
     #[instrument(skip_all)]
@@ -650,17 +626,14 @@ impl<D: Db> Store for D {
     async fn contact_identities(&self, id: ContactId) -> Result<Vec<Identity>> {
         q("SELECT * FROM contact_identities WHERE contact_id = $1 ORDER BY created_at")
             .bind(id.to_string())
-            .fetch_all(&mut *self.read().await?)
-            .await?
-            .iter()
-            .map(|r| {
+            .read_all(self, |r| {
                 Ok(Identity {
                     inbox_id: InboxId(uuid_of(r, "inbox_id")?),
                     external_id: r.try_get("external_id")?,
                     contact_id: ContactId(uuid_of(r, "contact_id")?),
                 })
             })
-            .collect()
+            .await
     }
 
     #[instrument(skip_all)]
@@ -680,10 +653,8 @@ impl<D: Db> Store for D {
         );
         q_owned(sql)
             .bind(id.to_string())
-            .fetch_optional(&mut *self.read().await?)
-            .await?
-            .map(|r| summary_row(&r))
-            .transpose()
+            .read_opt(self, summary_row)
+            .await
     }
 
     #[instrument(skip_all)]
@@ -695,10 +666,8 @@ impl<D: Db> Store for D {
         q("SELECT * FROM conversations WHERE contact_id = $1 AND inbox_id = $2")
             .bind(contact.to_string())
             .bind(inbox.to_string())
-            .fetch_optional(&mut *self.read().await?)
-            .await?
-            .map(|r| conversation_row(&r))
-            .transpose()
+            .read_opt(self, conversation_row)
+            .await
     }
 
     #[instrument(skip_all)]
@@ -755,10 +724,7 @@ impl<D: Db> Store for D {
     async fn history(&self, conv: ConversationId) -> Result<Vec<ActionLogEntry>> {
         q("SELECT * FROM action_log WHERE conversation_id = $1 ORDER BY created_at, id")
             .bind(conv.to_string())
-            .fetch_all(&mut *self.read().await?)
-            .await?
-            .iter()
-            .map(|r| {
+            .read_all(self, |r| {
                 Ok(ActionLogEntry {
                     id: uuid_of(r, "id")?,
                     conversation_id: ConversationId(uuid_of(r, "conversation_id")?),
@@ -768,7 +734,7 @@ impl<D: Db> Store for D {
                     created_at: ts(r, "created_at")?,
                 })
             })
-            .collect()
+            .await
     }
 
     #[instrument(skip_all)]
@@ -818,16 +784,13 @@ impl<D: Db> Store for D {
     async fn list_tags(&self, ws: WorkspaceId) -> Result<Vec<Tag>> {
         q("SELECT id, name FROM tags WHERE workspace_id = $1 ORDER BY name")
             .bind(ws.to_string())
-            .fetch_all(&mut *self.read().await?)
-            .await?
-            .iter()
-            .map(|r| {
+            .read_all(self, |r| {
                 Ok(Tag {
                     id: TagId(uuid_of(r, "id")?),
                     name: r.try_get("name")?,
                 })
             })
-            .collect()
+            .await
     }
 
     #[instrument(skip_all)]
@@ -847,21 +810,16 @@ impl<D: Db> Store for D {
         q("SELECT * FROM quick_replies WHERE workspace_id = $1 AND code ILIKE $2 ESCAPE '\\' ORDER BY code")
             .bind(ws.to_string())
             .bind(pattern)
-            .fetch_all(&mut *self.read().await?)
-            .await?
-            .iter()
-            .map(quick_reply_row)
-            .collect()
+            .read_all(self, quick_reply_row)
+            .await
     }
 
     #[instrument(skip_all)]
     async fn quick_reply(&self, id: QuickReplyId) -> Result<Option<QuickReply>> {
         q("SELECT * FROM quick_replies WHERE id = $1")
             .bind(id.to_string())
-            .fetch_optional(&mut *self.read().await?)
-            .await?
-            .map(|r| quick_reply_row(&r))
-            .transpose()
+            .read_opt(self, quick_reply_row)
+            .await
     }
 
     #[instrument(skip_all)]

@@ -61,10 +61,8 @@ impl<D: Db> MediaStore for D {
     async fn attachment(&self, id: Uuid) -> Result<Option<Attachment>> {
         q("SELECT * FROM attachments WHERE id = $1")
             .bind(id.to_string())
-            .fetch_optional(&mut *self.read().await?)
-            .await?
-            .map(|r| attachment_row(&r))
-            .transpose()
+            .read_opt(self, attachment_row)
+            .await
     }
 
     #[instrument(skip_all)]
@@ -74,11 +72,8 @@ impl<D: Db> MediaStore for D {
         }
         q("SELECT * FROM attachments WHERE message_id = ANY($1) ORDER BY created_at, id")
             .bind(crate::sql::id_strings(ids))
-            .fetch_all(&mut *self.read().await?)
-            .await?
-            .iter()
-            .map(attachment_row)
-            .collect()
+            .read_all(self, attachment_row)
+            .await
     }
 
     #[instrument(skip_all)]
@@ -93,11 +88,8 @@ impl<D: Db> MediaStore for D {
         )
         .bind(conv.to_string())
         .bind(i64::from(limit.clamp(1, 500)))
-        .fetch_all(&mut *self.read().await?)
-        .await?
-        .iter()
-        .map(attachment_row)
-        .collect()
+        .read_all(self, attachment_row)
+        .await
     }
 
     #[instrument(skip_all)]

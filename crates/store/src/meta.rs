@@ -31,10 +31,8 @@ pub(crate) fn rank(s: DeliveryStatus) -> i32 {
 pub(crate) async fn message_by_id<C: Conn>(conn: &mut C, id: MessageId) -> Result<Option<Message>> {
     q("SELECT * FROM messages WHERE id = $1")
         .bind(id.to_string())
-        .fetch_optional(conn)
-        .await?
-        .map(|r| message_row(&r))
-        .transpose()
+        .opt(conn, message_row)
+        .await
 }
 
 pub(crate) async fn message_by_provider<C: Conn>(
@@ -45,19 +43,15 @@ pub(crate) async fn message_by_provider<C: Conn>(
     q("SELECT * FROM messages WHERE inbox_id = $1 AND provider_message_id = $2")
         .bind(inbox.to_string())
         .bind(provider_id)
-        .fetch_optional(conn)
-        .await?
-        .map(|r| message_row(&r))
-        .transpose()
+        .opt(conn, message_row)
+        .await
 }
 
 pub(crate) async fn load_meta<C: Conn>(conn: &mut C, id: MessageId) -> Result<Option<MessageMeta>> {
     q("SELECT * FROM message_meta WHERE message_id = $1")
         .bind(id.to_string())
-        .fetch_optional(conn)
-        .await?
-        .map(|r| meta_row(&r))
-        .transpose()
+        .opt(conn, meta_row)
+        .await
 }
 
 async fn save_meta<C: Conn>(
@@ -109,10 +103,8 @@ pub(crate) async fn identity_contact<C: Conn>(
     q("SELECT contact_id FROM contact_identities WHERE inbox_id = $1 AND external_id = $2")
         .bind(inbox.to_string())
         .bind(external_id)
-        .fetch_optional(conn)
-        .await?
-        .map(|r| uuid_of(&r, "contact_id").map(ContactId))
-        .transpose()
+        .opt(conn, |r| uuid_of(r, "contact_id").map(ContactId))
+        .await
 }
 
 pub(crate) async fn workspace_of<C: Conn>(
@@ -183,10 +175,8 @@ pub(crate) async fn inbox_by_setting<D: Db>(
     );
     let inbox = q_owned(sql)
         .bind(account)
-        .fetch_optional(&mut *d.read().await?)
-        .await?
-        .map(|r| inbox_row(&r))
-        .transpose()?;
+        .opt(&mut *d.read().await?, inbox_row)
+        .await?;
     if let (Some(cache), Some(g)) = (d.accounts(), generation) {
         cache.put(g, channel, account, inbox.clone());
     }
@@ -206,10 +196,8 @@ pub(crate) fn flush(
 async fn inbox_workspace<C: Conn>(conn: &mut C, inbox: InboxId) -> Result<Option<WorkspaceId>> {
     q("SELECT workspace_id FROM inboxes WHERE id = $1")
         .bind(inbox.to_string())
-        .fetch_optional(conn)
-        .await?
-        .map(|r| uuid_of(&r, "workspace_id").map(WorkspaceId))
-        .transpose()
+        .opt(conn, |r| uuid_of(r, "workspace_id").map(WorkspaceId))
+        .await
 }
 
 async fn ingest_item<C: Conn>(
@@ -335,10 +323,8 @@ async fn ingest_item<C: Conn>(
                 )
                 .bind(contact_id.to_string())
                 .bind(inbox_id.to_string())
-                .fetch_optional(&mut *conn)
-                .await?
-                .map(|r| conversation_row(&r))
-                .transpose()?;
+                .opt(&mut *conn, conversation_row)
+            .await?;
                 let at = sent_at.clamp_to(now);
                 let conv = match existing {
                     Some(c) => c,
@@ -695,11 +681,10 @@ struct Absorbed {
 async fn ids_where<C: Conn>(conn: &mut C, sql: &'static str, arg: &str) -> Result<Vec<String>> {
     q(sql)
         .bind(arg)
-        .fetch_all(conn)
-        .await?
-        .iter()
-        .map(|r| r.try_get::<String, _>(0).map_err(StoreError::from))
-        .collect()
+        .all(conn, |r| {
+            r.try_get::<String, _>(0).map_err(StoreError::from)
+        })
+        .await
 }
 
 fn conversation_event(
@@ -762,10 +747,8 @@ async fn merge_in<C: Conn>(
             q("SELECT * FROM conversations WHERE contact_id = $1 AND inbox_id = $2 FOR UPDATE")
                 .bind(into.to_string())
                 .bind(a.inbox_id.to_string())
-                .fetch_optional(&mut *conn)
-                .await?
-                .map(|r| conversation_row(&r))
-                .transpose()?;
+                .opt(&mut *conn, conversation_row)
+                .await?;
         let Some(b) = target else {
             q("UPDATE conversations SET contact_id = $1 WHERE id = $2")
                 .bind(into.to_string())
@@ -1157,10 +1140,8 @@ impl<D: Db> OutboxStore for D {
     async fn outbox_row(&self, id: MessageId) -> Result<Option<OutboxRow>> {
         q("SELECT * FROM outbox WHERE message_id = $1")
             .bind(id.to_string())
-            .fetch_optional(&mut *self.read().await?)
-            .await?
-            .map(|r| outbox_row(&r))
-            .transpose()
+            .read_opt(self, outbox_row)
+            .await
     }
 
     #[instrument(skip_all)]
@@ -1219,13 +1200,11 @@ impl<D: Db> ChannelStore for D {
 
     #[instrument(skip_all)]
     async fn messaging_id(&self, contact: ContactId, inbox: InboxId) -> Result<Option<String>> {
-        Ok(q("SELECT external_id FROM contact_identities WHERE contact_id = $1 AND inbox_id = $2 AND external_id NOT LIKE 'commenter:%' ORDER BY created_at DESC LIMIT 1")
+        q("SELECT external_id FROM contact_identities WHERE contact_id = $1 AND inbox_id = $2 AND external_id NOT LIKE 'commenter:%' ORDER BY created_at DESC LIMIT 1")
             .bind(contact.to_string())
             .bind(inbox.to_string())
-            .fetch_optional(&mut *self.read().await?)
-            .await?
-            .map(|r| r.try_get::<String, _>(0))
-            .transpose()?)
+            .read_opt(self, first::<String, _>)
+            .await
     }
 
     #[instrument(skip_all)]
@@ -1237,10 +1216,8 @@ impl<D: Db> ChannelStore for D {
         q("SELECT message_id FROM comment_private_replies WHERE inbox_id = $1 AND comment_id = $2")
             .bind(inbox.to_string())
             .bind(comment_id)
-            .fetch_optional(&mut *self.read().await?)
-            .await?
-            .map(|r| uuid_of(&r, "message_id").map(MessageId))
-            .transpose()
+            .read_opt(self, |r| uuid_of(r, "message_id").map(MessageId))
+            .await
     }
 
     #[instrument(skip_all)]
@@ -1266,10 +1243,8 @@ impl<D: Db> ChannelStore for D {
     async fn contact_avatar(&self, contact: ContactId) -> Result<Option<String>> {
         Ok(q("SELECT avatar_url FROM contacts WHERE id = $1")
             .bind(contact.to_string())
-            .fetch_optional(&mut *self.read().await?)
+            .read_opt(self, first::<Option<String>, _>)
             .await?
-            .map(|r| r.try_get::<Option<String>, _>(0))
-            .transpose()?
             .flatten())
     }
 
@@ -1303,21 +1278,16 @@ impl<D: Db> ChannelStore for D {
         q("SELECT * FROM contact_merges WHERE into_contact_id = $1 UNION ALL SELECT * FROM contact_merges WHERE from_contact_id = $2 ORDER BY created_at")
             .bind(contact.to_string())
             .bind(contact.to_string())
-            .fetch_all(&mut *self.read().await?)
-            .await?
-            .iter()
-            .map(merge_row)
-            .collect()
+            .read_all(self, merge_row)
+            .await
     }
 
     #[instrument(skip_all)]
     async fn merge_record(&self, id: Uuid) -> Result<Option<ContactMerge>> {
         q("SELECT * FROM contact_merges WHERE id = $1")
             .bind(id.to_string())
-            .fetch_optional(&mut *self.read().await?)
-            .await?
-            .map(|r| merge_row(&r))
-            .transpose()
+            .read_opt(self, merge_row)
+            .await
     }
 }
 
@@ -1393,10 +1363,8 @@ async fn outbox_sent_tx<D: Db>(
     let mut tx = d.begin().await?;
     let row = q("SELECT * FROM outbox WHERE message_id = $1")
         .bind(id.to_string())
-        .fetch_optional(&mut *tx)
+        .opt(&mut *tx, outbox_row)
         .await?
-        .map(|r| outbox_row(&r))
-        .transpose()?
         .ok_or(StoreError::NotFound)?;
     // The echo of this very send may be ingested at the same moment, holding the customer's
     // key and then the outbox row: take the key first too, so both go in one order.

@@ -36,10 +36,8 @@ pub(crate) struct StatusItem<'a> {
 async fn lock_message<C: Conn>(conn: &mut C, id: MessageId) -> Result<Option<Message>> {
     q("SELECT * FROM messages WHERE id = $1 FOR UPDATE")
         .bind(id.to_string())
-        .fetch_optional(conn)
-        .await?
-        .map(|r| message_row(&r))
-        .transpose()
+        .opt(conn, message_row)
+        .await
 }
 
 /// Applies a provider status to our message inside the ingest transaction.
@@ -239,11 +237,8 @@ impl<D: Db> ProviderStore for D {
             <D::Conn as Conn>::setting_sql(Setting::Named("waba_id"))
         ))
         .bind(waba_id)
-        .fetch_all(&mut *self.read().await?)
-        .await?
-        .iter()
-        .map(inbox_row)
-        .collect()
+        .read_all(self, inbox_row)
+        .await
     }
 
     #[instrument(skip_all)]
@@ -251,11 +246,8 @@ impl<D: Db> ProviderStore for D {
         q("SELECT external_id FROM contact_identities WHERE contact_id = $1 AND inbox_id = $2 ORDER BY created_at, external_id")
             .bind(contact.to_string())
             .bind(inbox.to_string())
-            .fetch_all(&mut *self.read().await?)
-            .await?
-            .iter()
-            .map(|r| Ok(r.try_get::<String, _>(0)?))
-            .collect()
+            .read_all(self, |r| Ok(r.try_get::<String, _>(0)?))
+            .await
     }
 
     #[instrument(skip_all)]
@@ -308,10 +300,8 @@ impl<D: Db> ProviderStore for D {
         )
         .bind(conv.to_string())
         .bind(text)
-        .fetch_optional(&mut *self.read().await?)
-        .await?
-        .map(|r| uuid_of(&r, "message_id").map(MessageId))
-        .transpose()
+        .read_opt(self, |r| uuid_of(r, "message_id").map(MessageId))
+        .await
     }
 
     #[instrument(skip_all)]
@@ -374,10 +364,8 @@ impl<D: Db> ProviderStore for D {
             q("SELECT reason FROM channel_reachability WHERE inbox_id = $1 AND external_id = $2")
                 .bind(inbox.to_string())
                 .bind(external_id)
-                .fetch_optional(&mut *self.read().await?)
-                .await?
-                .map(|r| r.try_get::<String, _>(0))
-                .transpose()?,
+                .read_opt(self, first::<String, _>)
+                .await?,
         )
     }
 
@@ -413,11 +401,8 @@ impl<D: Db> ProviderStore for D {
     async fn templates(&self, inbox: InboxId) -> Result<Vec<StoredTemplate>> {
         q("SELECT * FROM whatsapp_templates WHERE inbox_id = $1 ORDER BY name, language")
             .bind(inbox.to_string())
-            .fetch_all(&mut *self.read().await?)
-            .await?
-            .iter()
-            .map(template_row)
-            .collect()
+            .read_all(self, template_row)
+            .await
     }
 
     #[instrument(skip_all)]
@@ -431,10 +416,8 @@ impl<D: Db> ProviderStore for D {
             .bind(inbox.to_string())
             .bind(name)
             .bind(language)
-            .fetch_optional(&mut *self.read().await?)
-            .await?
-            .map(|r| template_row(&r))
-            .transpose()
+            .read_opt(self, template_row)
+            .await
     }
 
     #[instrument(skip_all)]

@@ -116,10 +116,8 @@ pub(crate) fn rules_of(json: &str) -> Result<RoutingRules> {
 async fn saved_rules<C: Conn>(conn: &mut C, inbox: InboxId) -> Result<Option<RoutingRules>> {
     q("SELECT rules FROM routing_rules WHERE inbox_id = $1")
         .bind(inbox.to_string())
-        .fetch_optional(conn)
-        .await?
-        .map(|r| rules_of(&r.try_get::<String, _>("rules")?))
-        .transpose()
+        .opt(conn, |r| rules_of(&r.try_get::<String, _>("rules")?))
+        .await
 }
 
 async fn load_rules<C: Conn>(conn: &mut C, inbox: InboxId) -> Result<RoutingRules> {
@@ -322,11 +320,8 @@ impl<D: Db> RoutingStore for D {
             "SELECT * FROM conversations WHERE inbox_id = $1 AND status IN ('bot', 'pending', 'open') ORDER BY id FOR UPDATE",
         )
         .bind(inbox.to_string())
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(conversation_row)
-        .collect::<Result<Vec<_>>>()?;
+        .all(&mut *tx, conversation_row)
+            .await?;
         q(
             "INSERT INTO routing_rules (inbox_id, rules, strategy, updated_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (inbox_id) DO UPDATE SET rules = excluded.rules, strategy = excluded.strategy, updated_at = excluded.updated_at",
@@ -373,17 +368,14 @@ impl<D: Db> RoutingStore for D {
         )
         .bind(inbox.to_string())
         .bind(i64::from(limit))
-        .fetch_all(&mut *self.read().await?)
-        .await?
-        .iter()
-        .map(|r| {
+        .read_all(self, |r| {
             Ok(Waiting {
                 conversation: conversation_row(r)?,
                 waiting_since: ts(r, "pool_since")?,
                 excluded_agent_id: opt_uuid_of(r, "pool_excluded")?.map(AgentId),
             })
         })
-        .collect()
+        .await
     }
 
     #[instrument(skip_all)]
@@ -392,22 +384,16 @@ impl<D: Db> RoutingStore for D {
             "SELECT DISTINCT p.inbox_id FROM routing_pool p JOIN routing_rules r ON r.inbox_id = p.inbox_id \
              WHERE r.strategy IN ('round_robin', 'least_busy') ORDER BY p.inbox_id",
         )
-        .fetch_all(&mut *self.read().await?)
-        .await?
-        .iter()
-        .map(|r| uuid_of(r, "inbox_id").map(InboxId))
-        .collect()
+        .read_all(self, |r| uuid_of(r, "inbox_id").map(InboxId))
+            .await
     }
 
     #[instrument(skip_all)]
     async fn agent_inboxes(&self, agent: AgentId) -> Result<Vec<InboxId>> {
         q("SELECT inbox_id FROM inbox_members WHERE agent_id = $1 ORDER BY inbox_id")
             .bind(agent.to_string())
-            .fetch_all(&mut *self.read().await?)
-            .await?
-            .iter()
-            .map(|r| uuid_of(r, "inbox_id").map(InboxId))
-            .collect()
+            .read_all(self, |r| uuid_of(r, "inbox_id").map(InboxId))
+            .await
     }
 
     #[instrument(skip_all)]
@@ -440,11 +426,8 @@ impl<D: Db> RoutingStore for D {
         .bind(now.millis())
         .bind(now.millis())
         .bind(i64::from(limit))
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(timer_row)
-        .collect::<Result<Vec<_>>>()?;
+        .all(&mut *conn, timer_row)
+            .await?;
         timers.sort_by_key(|t| (t.due_at, t.id));
         Ok(timers)
     }
@@ -465,11 +448,8 @@ impl<D: Db> RoutingStore for D {
     async fn conversation_timers(&self, conv: ConversationId) -> Result<Vec<Timer>> {
         q("SELECT * FROM timers WHERE conversation_id = $1 ORDER BY due_at, kind")
             .bind(conv.to_string())
-            .fetch_all(&mut *self.read().await?)
-            .await?
-            .iter()
-            .map(timer_row)
-            .collect()
+            .read_all(self, timer_row)
+            .await
     }
 
     #[instrument(skip_all)]
@@ -478,11 +458,8 @@ impl<D: Db> RoutingStore for D {
         let held =
             q("SELECT * FROM conversations WHERE assignee_id = $1 AND status = 'open' ORDER BY id FOR UPDATE")
                 .bind(agent.to_string())
-                .fetch_all(&mut *tx)
-                .await?
-                .iter()
-                .map(conversation_row)
-                .collect::<Result<Vec<_>>>()?;
+                .all(&mut *tx, conversation_row)
+            .await?;
         let mut rules: HashMap<InboxId, RoutingRules> = HashMap::new();
         let mut scheduled = 0;
         for c in &held {

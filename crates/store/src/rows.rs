@@ -248,3 +248,8 @@ pub(crate) fn attachment_row(r: &impl RowRead) -> Result<Attachment> {
         created_at: ts(r, "created_at")?,
     })
 }
+
+/// The first column.
+pub(crate) fn first<T: crate::sql::Value, R: RowRead>(r: &R) -> Result<T> {
+    Ok(r.try_get(0)?)
+}

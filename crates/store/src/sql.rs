@@ -111,6 +111,42 @@ impl Q {
         Ok(c.rows(self).await?.into_iter().next())
     }
 
+    /// The rows, each read by `f`.
+    pub async fn all<C: Conn + ?Sized, T>(
+        self,
+        c: &mut C,
+        f: impl Fn(&C::Row) -> Result<T> + Send,
+    ) -> Result<Vec<T>> {
+        c.rows(self).await?.iter().map(f).collect()
+    }
+
+    /// The first row, read by `f`.
+    pub async fn opt<C: Conn + ?Sized, T>(
+        self,
+        c: &mut C,
+        f: impl FnOnce(&C::Row) -> Result<T> + Send,
+    ) -> Result<Option<T>> {
+        c.rows(self).await?.first().map(f).transpose()
+    }
+
+    /// [`Q::all`] on a read connection of `d`.
+    pub async fn read_all<D: Db, T>(
+        self,
+        d: &D,
+        f: impl Fn(&<D::Conn as Conn>::Row) -> Result<T> + Send,
+    ) -> Result<Vec<T>> {
+        self.all(&mut *d.read().await?, f).await
+    }
+
+    /// [`Q::opt`] on a read connection of `d`.
+    pub async fn read_opt<D: Db, T>(
+        self,
+        d: &D,
+        f: impl FnOnce(&<D::Conn as Conn>::Row) -> Result<T> + Send,
+    ) -> Result<Option<T>> {
+        self.opt(&mut *d.read().await?, f).await
+    }
+
     pub async fn fetch_one<C: Conn + ?Sized>(self, c: &mut C) -> Result<C::Row> {
         self.fetch_optional(c)
             .await?
