@@ -12,21 +12,11 @@ use crate::sql::{
 };
 use crate::*;
 use std::collections::HashMap;
-use switchboard_core::activity;
 use switchboard_core::conversation::Transition;
 use switchboard_core::event::{self, Event, EventDraft};
+use switchboard_core::ingest::{self, MetaEdit};
 use tracing::instrument;
 use uuid::Uuid;
-
-pub(crate) fn rank(s: DeliveryStatus) -> i32 {
-    match s {
-        DeliveryStatus::Queued => 0,
-        DeliveryStatus::Sent => 1,
-        DeliveryStatus::Delivered => 2,
-        DeliveryStatus::Read => 3,
-        DeliveryStatus::Received | DeliveryStatus::Failed => -1,
-    }
-}
 
 pub(crate) async fn message_by_id<C: Conn>(conn: &mut C, id: MessageId) -> Result<Option<Message>> {
     q("SELECT * FROM messages WHERE id = $1")
@@ -75,24 +65,60 @@ async fn save_meta<C: Conn>(
     Ok(())
 }
 
-/// Changes a message's extras with `edit` and records the `message.updated` event.
+/// Changes a message's extras and records the `message.updated` event.
 pub(crate) async fn edit_meta<C: Conn>(
     conn: &mut C,
     m: &Message,
     now: Timestamp,
     drafts: &mut Vec<EventDraft>,
-    edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
+    edit: MetaEdit,
 ) -> Result<()> {
     let mut meta = load_meta(conn, m.id).await?.unwrap_or_default();
-    if !meta.meta.is_object() {
-        meta.meta = serde_json::json!({});
-    }
-    if let Some(o) = meta.meta.as_object_mut() {
-        edit(o);
-    }
+    edit.apply(&mut meta.meta);
     save_meta(conn, m.id, &meta, now).await?;
     drafts.push(updated_event(m, Some(&meta)));
     Ok(())
+}
+
+/// Edits one of the inbox's messages, found by its provider id (`target`): its text, if `text`
+/// is given, and its extras. `None` if there is no such message.
+async fn edit_message<C: Conn>(
+    conn: &mut C,
+    target: (InboxId, &str),
+    text: Option<&str>,
+    edit: MetaEdit,
+    now: Timestamp,
+    drafts: &mut Vec<EventDraft>,
+) -> Result<Option<Message>> {
+    let Some(mut m) = message_by_provider(conn, target.0, target.1).await? else {
+        return Ok(None);
+    };
+    if let Some(t) = text {
+        q("UPDATE messages SET body = $1 WHERE id = $2")
+            .bind(t)
+            .bind(m.id.to_string())
+            .execute(&mut *conn)
+            .await?;
+        m.text = t.to_owned();
+    }
+    edit_meta(conn, &m, now, drafts, edit).await?;
+    Ok(Some(m))
+}
+
+/// One of our messages: by our marker (`ours`, if it is of this inbox), else by the provider's id.
+pub(crate) async fn ours_or_provider<C: Conn>(
+    conn: &mut C,
+    ours: Option<MessageId>,
+    inbox: InboxId,
+    provider_id: &str,
+) -> Result<Option<Message>> {
+    if let Some(id) = ours
+        && let Some(m) = message_by_id(conn, id).await?
+        && m.inbox_id == inbox
+    {
+        return Ok(Some(m));
+    }
+    message_by_provider(conn, inbox, provider_id).await
 }
 
 pub(crate) async fn identity_contact<C: Conn>(
@@ -266,17 +292,7 @@ async fn ingest_item<C: Conn>(
             new_conversation_id,
             new_contact_id,
         } => {
-            let mine = match ours {
-                Some(id) => message_by_id(conn, *id)
-                    .await?
-                    .filter(|m| m.inbox_id == *inbox_id),
-                None => None,
-            };
-            let mine = match mine {
-                Some(m) => Some(m),
-                None => message_by_provider(conn, *inbox_id, provider_message_id).await?,
-            };
-            if let Some(m) = mine {
+            if let Some(m) = ours_or_provider(conn, *ours, *inbox_id, provider_message_id).await? {
                 echo_of_known(
                     conn,
                     &m,
@@ -325,48 +341,30 @@ async fn ingest_item<C: Conn>(
                 .bind(inbox_id.to_string())
                 .opt(&mut *conn, conversation_row)
             .await?;
-                let at = sent_at.clamp_to(now);
-                let conv = match existing {
-                    Some(c) => c,
-                    None => {
-                        // The page wrote first (from Meta's apps): a conversation without a window.
-                        let c = Conversation::new_from_customer(
-                            *new_conversation_id,
-                            *workspace_id,
-                            *inbox_id,
-                            contact_id,
-                            at,
-                        );
-                        insert_conversation(conn, &c).await?;
-                        crate::routing::after_write(conn, None, &c, now).await?;
-                        let tr = Transition {
-                            conversation: c.clone(),
-                            actions: Vec::new(),
-                            changed: true,
-                        };
-                        drafts.extend(event::for_transition(None, &tr));
-                        c
-                    }
-                };
-                let m = Message {
-                    id: *message_id,
-                    conversation_id: conv.id,
-                    inbox_id: *inbox_id,
-                    direction: Direction::Outbound,
-                    sender_kind: SenderKind::Agent,
-                    sender_agent_id: None,
-                    kind: MessageKind::Text,
-                    text: text.clone(),
-                    provider_message_id: Some(provider_message_id.clone()),
-                    delivery_status: DeliveryStatus::Sent,
-                    failure_reason: None,
-                    created_at: at,
-                };
+                let (created, m) = ingest::page_message(
+                    existing.as_ref(),
+                    ingest::PageMessage {
+                        id: *message_id,
+                        workspace_id: *workspace_id,
+                        inbox_id: *inbox_id,
+                        contact_id,
+                        new_conversation_id: *new_conversation_id,
+                        text: text.clone(),
+                        provider_message_id: provider_message_id.clone(),
+                        sent_at: *sent_at,
+                    },
+                    now,
+                );
+                if let Some(c) = &created {
+                    insert_conversation(conn, c).await?;
+                    crate::routing::after_write(conn, None, c, now).await?;
+                    drafts.extend(conversation_event(None, c, serde_json::json!({})));
+                }
                 insert_message(conn, &m).await?;
                 q("UPDATE conversations SET last_message_preview = $1, last_activity_at = GREATEST(last_activity_at, $2) WHERE id = $3")
                     .bind(preview(&m.text))
-                    .bind(at.millis())
-                    .bind(conv.id.to_string())
+                    .bind(m.created_at.millis())
+                    .bind(m.conversation_id.to_string())
                     .execute(&mut *conn)
                     .await?;
                 let mm = MessageMeta {
@@ -382,7 +380,7 @@ async fn ingest_item<C: Conn>(
                 drafts.push(created);
                 ChannelOutcome::Message(crate::Ingested {
                     message_id: m.id,
-                    conversation_id: conv.id,
+                    conversation_id: m.conversation_id,
                     contact_id,
                     duplicate: false,
                     // The page wrote first: nothing for routing until the customer answers.
@@ -426,8 +424,7 @@ async fn ingest_item<C: Conn>(
             for mut m in targets {
                 if m.direction != Direction::Outbound
                     || !seen.insert(m.id)
-                    || rank(m.delivery_status) < 1
-                    || rank(m.delivery_status) >= rank(*status)
+                    || !ingest::receipt_moves(m.delivery_status, *status)
                 {
                     continue;
                 }
@@ -446,86 +443,6 @@ async fn ingest_item<C: Conn>(
             } else {
                 ChannelOutcome::Updated(n)
             }
-        }
-        ChannelItem::Reaction {
-            inbox_id,
-            customer_external_id,
-            target_provider_id,
-            reaction,
-            at,
-        } => {
-            let Some(m) = message_by_provider(conn, *inbox_id, target_provider_id).await? else {
-                return Ok(Ok(ChannelOutcome::Nothing));
-            };
-            let r = reaction.clone();
-            edit_meta(conn, &m, now, &mut drafts, |o| {
-                let reactions = o
-                    .entry("reactions")
-                    .or_insert_with(|| serde_json::json!({}));
-                if let Some(map) = reactions.as_object_mut() {
-                    match r {
-                        Some(v) => map.insert("customer".into(), v),
-                        None => map.remove("customer"),
-                    };
-                }
-            })
-            .await?;
-            // A reaction is a qualifying action (channels.md §1.6): it moves the window.
-            if let Some(c) = lock_conversation(conn, m.conversation_id).await?
-                && identity_contact(conn, *inbox_id, customer_external_id).await?
-                    == Some(c.contact_id)
-            {
-                let tr = activity::customer_action(&c, *at, now);
-                if tr.changed {
-                    update_conversation(conn, &tr.conversation, c.version).await?;
-                    crate::routing::after_write(conn, Some(&c), &tr.conversation, now).await?;
-                    drafts.extend(event::for_transition(Some(&c), &tr));
-                }
-            }
-            ChannelOutcome::Updated(1)
-        }
-        ChannelItem::Edit {
-            inbox_id,
-            provider_message_id,
-            text,
-            num_edit,
-        } => {
-            let Some(mut m) = message_by_provider(conn, *inbox_id, provider_message_id).await?
-            else {
-                return Ok(Ok(ChannelOutcome::Nothing));
-            };
-            q("UPDATE messages SET body = $1 WHERE id = $2")
-                .bind(text)
-                .bind(m.id.to_string())
-                .execute(&mut *conn)
-                .await?;
-            m.text = text.clone();
-            let n = *num_edit;
-            edit_meta(conn, &m, now, &mut drafts, |o| {
-                o.insert("edited".into(), serde_json::json!(n));
-            })
-            .await?;
-            ChannelOutcome::Updated(1)
-        }
-        ChannelItem::Unsent {
-            inbox_id,
-            provider_message_id,
-        } => {
-            let Some(mut m) = message_by_provider(conn, *inbox_id, provider_message_id).await?
-            else {
-                return Ok(Ok(ChannelOutcome::Nothing));
-            };
-            q("UPDATE messages SET body = '' WHERE id = $1")
-                .bind(m.id.to_string())
-                .execute(&mut *conn)
-                .await?;
-            m.text = String::new();
-            edit_meta(conn, &m, now, &mut drafts, |o| {
-                o.insert("deleted".into(), serde_json::json!(true));
-                o.remove("attachments");
-            })
-            .await?;
-            ChannelOutcome::Updated(1)
         }
         ChannelItem::Status {
             inbox_id,
@@ -548,47 +465,66 @@ async fn ingest_item<C: Conn>(
             )
             .await?
         }
+        ChannelItem::Reaction {
+            inbox_id,
+            customer_external_id,
+            target_provider_id,
+            reaction,
+            at,
+        } => {
+            let edit = MetaEdit::Reaction(reaction.clone());
+            let target = (*inbox_id, target_provider_id.as_str());
+            let Some(m) = edit_message(conn, target, None, edit, now, &mut drafts).await? else {
+                return Ok(Ok(ChannelOutcome::Nothing));
+            };
+            let reactor = identity_contact(conn, *inbox_id, customer_external_id).await?;
+            if let Some(c) = lock_conversation(conn, m.conversation_id).await?
+                && let Some(tr) = ingest::reaction(&c, reactor, *at, now)
+            {
+                update_conversation(conn, &tr.conversation, c.version).await?;
+                crate::routing::after_write(conn, Some(&c), &tr.conversation, now).await?;
+                drafts.extend(event::for_transition(Some(&c), &tr));
+            }
+            ChannelOutcome::Updated(1)
+        }
+        ChannelItem::Edit {
+            inbox_id,
+            provider_message_id,
+            text,
+            num_edit,
+        } => {
+            let target = (*inbox_id, provider_message_id.as_str());
+            let edit = MetaEdit::Edited(*num_edit);
+            edited(edit_message(conn, target, Some(text), edit, now, &mut drafts).await?)
+        }
+        ChannelItem::Unsent {
+            inbox_id,
+            provider_message_id,
+        } => {
+            let target = (*inbox_id, provider_message_id.as_str());
+            edited(edit_message(conn, target, Some(""), MetaEdit::Unsent, now, &mut drafts).await?)
+        }
         ChannelItem::CommentChange {
             inbox_id,
             provider_message_id,
             verb,
             text,
         } => {
-            let Some(mut m) = message_by_provider(conn, *inbox_id, provider_message_id).await?
-            else {
-                return Ok(Ok(ChannelOutcome::Nothing));
-            };
-            if verb == "edited"
-                && let Some(t) = text
-            {
-                q("UPDATE messages SET body = $1 WHERE id = $2")
-                    .bind(t)
-                    .bind(m.id.to_string())
-                    .execute(&mut *conn)
-                    .await?;
-                m.text = t.clone();
-            }
-            let verb = verb.clone();
-            edit_meta(conn, &m, now, &mut drafts, |o| {
-                let c = o.entry("comment").or_insert_with(|| serde_json::json!({}));
-                if let Some(c) = c.as_object_mut() {
-                    match verb.as_str() {
-                        "edited" => c.insert("edited".into(), serde_json::json!(true)),
-                        "remove" => c.insert("removed".into(), serde_json::json!(true)),
-                        "hide" => c.insert("hidden".into(), serde_json::json!(true)),
-                        "unhide" => c.insert("hidden".into(), serde_json::json!(false)),
-                        "like" => c.insert("liked".into(), serde_json::json!(true)),
-                        "unlike" => c.insert("liked".into(), serde_json::json!(false)),
-                        _ => None,
-                    };
-                }
-            })
-            .await?;
-            ChannelOutcome::Updated(1)
+            let target = (*inbox_id, provider_message_id.as_str());
+            let text = ingest::comment_text(verb, text.as_deref());
+            let edit = MetaEdit::Comment(verb.clone());
+            edited(edit_message(conn, target, text, edit, now, &mut drafts).await?)
         }
     };
     flush(ws, drafts, now, events);
     Ok(Ok(outcome))
+}
+
+fn edited(m: Option<Message>) -> ChannelOutcome {
+    match m {
+        Some(_) => ChannelOutcome::Updated(1),
+        None => ChannelOutcome::Nothing,
+    }
 }
 
 /// An echo of a message we know (our own send, or a redelivery): mark it sent and link the
@@ -815,14 +751,7 @@ async fn merge_in<C: Conn>(
             .bind(&aid)
             .execute(&mut *conn)
             .await?;
-        let mut after = b.clone();
-        after.last_customer_message_at =
-            match (a.last_customer_message_at, b.last_customer_message_at) {
-                (Some(x), Some(y)) => Some(x.max(y)),
-                (x, y) => x.or(y),
-            };
-        after.last_activity_at = a.last_activity_at.max(b.last_activity_at);
-        after.version += 1;
+        let after = ingest::absorb(&a, &b);
         update_conversation(conn, &after, b.version).await?;
         crate::routing::after_write(conn, Some(&b), &after, now).await?;
         q("UPDATE conversations SET unread_count = unread_count + $1 WHERE id = $2")
@@ -950,9 +879,7 @@ async fn undo_in<C: Conn>(
                 .fetch_one(&mut *conn)
                 .await?
                 .try_get(0)?;
-            let mut after = b.clone();
-            after.last_customer_message_at = last.map(Timestamp);
-            after.version += 1;
+            let after = ingest::unabsorb(&b, last.map(Timestamp));
             update_conversation(conn, &after, b.version).await?;
             crate::routing::after_write(conn, Some(&b), &after, now).await?;
             drafts.extend(conversation_event(

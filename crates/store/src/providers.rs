@@ -9,7 +9,7 @@ use crate::channel::ChannelOutcome;
 use crate::conversations::forget_accounts;
 use crate::meta::{
     edit_meta, flush, identity_contact, inbox_by_setting, load_meta, message_by_id,
-    message_by_provider, rank, set_provider_id, workspace_of,
+    message_by_provider, ours_or_provider, set_provider_id, workspace_of,
 };
 use crate::metering;
 use crate::provider::*;
@@ -18,8 +18,10 @@ use crate::sql::{
     Arg, Conn, Db, Keys, RowRead, Setting, commit, id_strings, json_text, q, q_owned, retried,
 };
 use crate::*;
+use serde_json::Value;
 use switchboard_core::billing::{Charge, Tariff};
 use switchboard_core::event::EventDraft;
+use switchboard_core::ingest::{self, MetaEdit};
 use tracing::instrument;
 
 /// A `ChannelItem::Status`, borrowed.
@@ -47,27 +49,19 @@ pub(crate) async fn status<C: Conn>(
     now: Timestamp,
     drafts: &mut Vec<EventDraft>,
 ) -> Result<ChannelOutcome> {
-    let mine = match s.ours {
-        Some(id) => message_by_id(conn, id)
-            .await?
-            .filter(|m| m.inbox_id == s.inbox),
-        None => None,
-    };
-    let mine = match mine {
-        Some(m) => Some(m),
-        None => message_by_provider(conn, s.inbox, s.provider_message_id).await?,
-    };
+    let mine = ours_or_provider(conn, s.ours, s.inbox, s.provider_message_id).await?;
     let Some(m) = mine.filter(|m| m.direction == Direction::Outbound) else {
         return Ok(ChannelOutcome::Nothing);
     };
     // A status means the provider accepted the message: the outbox must not send it again, even
     // if its HTTP answer was lost. (The outbox row before the message row, like `outbox_sent`.)
-    q("UPDATE outbox SET state = 'sent', provider_message_id = COALESCE(provider_message_id, $1), lease_until = NULL, updated_at = $2 WHERE message_id = $3 AND state IN ('queued', 'sending')")
-        .bind(s.provider_message_id)
-        .bind(now.millis())
-        .bind(m.id.to_string())
-        .execute(&mut *conn)
-        .await?;
+    q("UPDATE outbox SET state = 'sent', provider_message_id = COALESCE(provider_message_id, $1), \
+       lease_until = NULL, updated_at = $2 WHERE message_id = $3 AND state IN ('queued', 'sending')")
+    .bind(s.provider_message_id)
+    .bind(now.millis())
+    .bind(m.id.to_string())
+    .execute(&mut *conn)
+    .await?;
     let Some(m) = lock_message(conn, m.id).await? else {
         return Ok(ChannelOutcome::Nothing);
     };
@@ -79,34 +73,24 @@ pub(crate) async fn status<C: Conn>(
     let Some(mut m) = message_by_id(conn, m.id).await? else {
         return Ok(ChannelOutcome::Nothing);
     };
-    if s.status == DeliveryStatus::Failed {
-        if m.delivery_status != DeliveryStatus::Failed {
-            let (reason, detail) = s
-                .failure
-                .cloned()
-                .unwrap_or_else(|| ("provider_error".into(), serde_json::Value::Null));
-            q("UPDATE messages SET delivery_status = 'failed', failure_reason = $1 WHERE id = $2")
-                .bind(&reason)
-                .bind(m.id.to_string())
-                .execute(&mut *conn)
-                .await?;
-            m.delivery_status = DeliveryStatus::Failed;
-            m.failure_reason = Some(reason);
-            edit_meta(conn, &m, now, drafts, |o| {
-                o.insert("provider_error".into(), detail);
-            })
-            .await?;
-            return Ok(ChannelOutcome::Updated(1));
-        }
-    } else if m.delivery_status != DeliveryStatus::Failed
-        && rank(s.status) > rank(m.delivery_status)
-    {
-        q("UPDATE messages SET delivery_status = $1 WHERE id = $2")
+    if ingest::status_moves(m.delivery_status, s.status) {
+        let (reason, detail) = match (s.status, s.failure) {
+            (DeliveryStatus::Failed, Some(f)) => (Some(f.0.clone()), Some(f.1.clone())),
+            (DeliveryStatus::Failed, None) => (Some("provider_error".into()), Some(Value::Null)),
+            _ => (None, None),
+        };
+        q("UPDATE messages SET delivery_status = $1, failure_reason = COALESCE($2, failure_reason) WHERE id = $3")
             .bind(s.status.as_str())
+            .bind(reason.clone())
             .bind(m.id.to_string())
             .execute(&mut *conn)
             .await?;
         m.delivery_status = s.status;
+        if let Some(detail) = detail {
+            m.failure_reason = reason;
+            edit_meta(conn, &m, now, drafts, MetaEdit::ProviderError(detail)).await?;
+            return Ok(ChannelOutcome::Updated(1));
+        }
         changed = true;
     }
     if changed {
@@ -191,12 +175,8 @@ async fn merge_message_meta_tx<D: Db>(
         return Err(StoreError::NotFound);
     };
     let mut drafts = Vec::new();
-    edit_meta(&mut *tx, &m, now, &mut drafts, |o| {
-        if let serde_json::Value::Object(p) = patch {
-            o.extend(p.clone());
-        }
-    })
-    .await?;
+    let patch = patch.as_object().cloned().unwrap_or_default();
+    edit_meta(&mut *tx, &m, now, &mut drafts, MetaEdit::Merge(patch)).await?;
     let ws = workspace_of(&mut *tx, m.conversation_id).await?;
     let mut events = Vec::new();
     flush(ws, drafts, now, &mut events);
