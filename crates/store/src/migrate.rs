@@ -115,7 +115,96 @@ pub(crate) fn statements(sql: &str) -> Vec<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+    use crate::sql::{Db, RowRead, commit, q};
+
+    async fn versions<D: Db>(d: &D) -> Vec<(i64, String)> {
+        q("SELECT version, name FROM schema_migrations ORDER BY version")
+            .read_all(d, |r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .await
+            .unwrap()
+    }
+
+    /// Rewrites `schema_migrations` to `rows` (as an older release left it).
+    async fn set_versions<D: Db>(d: &D, rows: &[(i64, &str)]) {
+        let mut tx = d.begin().await.unwrap();
+        q("DELETE FROM schema_migrations")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        for (v, name) in rows {
+            q("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, 0)")
+                .bind(*v)
+                .bind(*name)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+        }
+        commit(d, tx, &mut []).await.unwrap();
+    }
+
+    fn shared() -> Vec<(i64, String)> {
+        super::SQLITE
+            .iter()
+            .zip(super::POSTGRES)
+            .map(|(s, p)| {
+                assert_eq!((s.version, s.name), (p.version, p.name));
+                (s.version, s.name.to_owned())
+            })
+            .collect()
+    }
+
+    /// A database migrated by an older release opens with the shared numbers and runs nothing
+    /// twice (a migration run again would fail: its tables and indexes exist).
+    #[tokio::test]
+    async fn databases_of_older_releases_keep_working_with_the_shared_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let sqlite = crate::sqlite::SqliteStore::open(&path).await.unwrap();
+        assert_eq!(versions(&sqlite).await, shared());
+        drop(sqlite);
+        let sqlite = crate::sqlite::SqliteStore::open(&path).await.unwrap();
+        assert_eq!(
+            versions(&sqlite).await,
+            shared(),
+            "SQLite's numbers never changed"
+        );
+
+        let Some(base) = std::env::var("SWITCHBOARD_TEST_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        else {
+            eprintln!("SWITCHBOARD_TEST_DATABASE_URL is not set: PostgreSQL not exercised");
+            return;
+        };
+        use sqlx::Connection;
+        let schema = format!("m_{}", uuid::Uuid::now_v7().simple());
+        let mut conn = sqlx::PgConnection::connect(&base).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}options%5Bsearch_path%5D={schema}");
+        let pg = crate::postgres::PgStore::open(&url).await.unwrap();
+        assert_eq!(versions(&pg).await, shared());
+        // PostgreSQL's numbering before both backends shared it: 6 usage_counts, 7 search, no 8.
+        let old = [
+            (1, "init"),
+            (2, "routing"),
+            (3, "meta"),
+            (4, "media"),
+            (5, "channels"),
+            (6, "usage_counts"),
+            (7, "search"),
+        ];
+        set_versions(&pg, &old).await;
+        drop(pg);
+        let pg = crate::postgres::PgStore::open(&url).await.unwrap();
+        assert_eq!(versions(&pg).await, shared());
+    }
+
     #[test]
     fn a_trigger_body_is_one_statement() {
         let s = super::statements(
