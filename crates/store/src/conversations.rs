@@ -5,8 +5,8 @@
 use crate::batch::{ActionRow, preview};
 use crate::rows::*;
 use crate::sql::{
-    Conn, Db, RowRead, commit, conflict_on_deadlock, id_strings, ids_json, json_text, numbered, q,
-    q_owned, retried, unique_violation,
+    Arg, Conn, Db, RowRead, commit, conflict_on_deadlock, conflict_on_unique, id_strings, ids_json,
+    json_text, numbered, q, q_owned, retried, unique_violation,
 };
 use crate::*;
 use switchboard_core::conversation::Action;
@@ -21,11 +21,17 @@ pub(crate) fn forget_accounts(d: &impl Db) {
     }
 }
 
+/// The advisory-lock key of the customer an inbound message comes from (see `Conn::lock_keys`).
 pub(crate) fn sender_key(inbox: InboxId, sender: &InboundSender) -> String {
     match sender {
         InboundSender::Contact(c) => format!("sender:{inbox}:contact:{c}"),
-        InboundSender::Identity { external_id, .. } => format!("sender:{inbox}:id:{external_id}"),
+        InboundSender::Identity { external_id, .. } => identity_key(inbox, external_id),
     }
+}
+
+/// The advisory-lock key of a customer's identity on an inbox.
+pub(crate) fn identity_key(inbox: InboxId, external_id: &str) -> String {
+    format!("sender:{inbox}:id:{external_id}")
 }
 
 pub(crate) const CONVERSATION_COLUMNS: &str = "c.id, c.workspace_id, c.inbox_id, c.contact_id, c.status, c.assignee_id, \
@@ -53,28 +59,40 @@ pub(crate) async fn lock_conversation<C: Conn>(
         .await
 }
 
+/// A conversation's columns, in the order of [`CONVERSATION_ROW`].
+pub(crate) fn conversation_args(
+    c: &Conversation,
+    preview: Option<String>,
+    unread: i64,
+) -> Vec<Arg> {
+    vec![
+        c.id.to_string().into(),
+        c.workspace_id.to_string().into(),
+        c.inbox_id.to_string().into(),
+        c.contact_id.to_string().into(),
+        c.status.as_str().into(),
+        c.assignee_id.map(|a| a.to_string()).into(),
+        c.last_assignee_id.map(|a| a.to_string()).into(),
+        ids_json(&c.participants).into(),
+        json_text(&c.tags).into(),
+        c.last_customer_message_at.map(Timestamp::millis).into(),
+        c.last_agent_reply_at.map(Timestamp::millis).into(),
+        c.last_activity_at.millis().into(),
+        c.created_at.millis().into(),
+        c.version.into(),
+        preview.into(),
+        unread.into(),
+    ]
+}
+
+pub(crate) const CONVERSATION_ROW: &str = "id, workspace_id, inbox_id, contact_id, status, assignee_id, last_assignee_id, \
+     participants, tags, last_customer_message_at, last_agent_reply_at, last_activity_at, created_at, version, \
+     last_message_preview, unread_count";
+
 pub(crate) async fn insert_conversation<C: Conn>(conn: &mut C, c: &Conversation) -> Result<()> {
-    q(
-        "INSERT INTO conversations (id, workspace_id, inbox_id, contact_id, status, assignee_id, last_assignee_id, \
-         participants, tags, last_customer_message_at, last_agent_reply_at, last_activity_at, created_at, version) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-    )
-    .bind(c.id.to_string())
-    .bind(c.workspace_id.to_string())
-    .bind(c.inbox_id.to_string())
-    .bind(c.contact_id.to_string())
-    .bind(c.status.as_str())
-    .bind(c.assignee_id.map(|a| a.to_string()))
-    .bind(c.last_assignee_id.map(|a| a.to_string()))
-    .bind(ids_json(&c.participants))
-    .bind(json_text(&c.tags))
-    .bind(c.last_customer_message_at.map(Timestamp::millis))
-    .bind(c.last_agent_reply_at.map(Timestamp::millis))
-    .bind(c.last_activity_at.millis())
-    .bind(c.created_at.millis())
-    .bind(c.version)
-    .execute(conn)
-    .await?;
+    let head = format!("INSERT INTO conversations ({CONVERSATION_ROW})");
+    conn.insert_rows(&head, "", vec![conversation_args(c, None, 0)])
+        .await?;
     Ok(())
 }
 
@@ -102,11 +120,7 @@ pub(crate) async fn update_conversation<C: Conn>(
     .bind(expected)
     .execute(conn)
     .await?;
-    if done.rows_affected() == 0 {
-        Err(StoreError::VersionConflict)
-    } else {
-        Ok(())
-    }
+    done.or(StoreError::VersionConflict)
 }
 
 /// Keeps the tag index (used by the tag filter) in step with the conversation's tag list,
@@ -139,27 +153,9 @@ pub(crate) async fn sync_tags<C: Conn>(
     Ok(())
 }
 
+/// Whether the message was new (its provider id not stored yet).
 pub(crate) async fn insert_message<C: Conn>(conn: &mut C, m: &Message) -> Result<bool> {
-    let done = q(
-        "INSERT INTO messages (id, conversation_id, inbox_id, direction, sender_kind, sender_agent_id, kind, body, \
-         provider_message_id, delivery_status, failure_reason, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-         ON CONFLICT (inbox_id, provider_message_id) DO NOTHING",
-    )
-    .bind(m.id.to_string())
-    .bind(m.conversation_id.to_string())
-    .bind(m.inbox_id.to_string())
-    .bind(m.direction.as_str())
-    .bind(m.sender_kind.as_str())
-    .bind(m.sender_agent_id.map(|a| a.to_string()))
-    .bind(m.kind.as_str())
-    .bind(&m.text)
-    .bind(m.provider_message_id.as_deref())
-    .bind(m.delivery_status.as_str())
-    .bind(m.failure_reason.as_deref())
-    .bind(m.created_at.millis())
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(write_messages(conn, std::slice::from_ref(m)).await? == 1)
 }
 
 pub(crate) async fn insert_actions<C: Conn>(
@@ -171,8 +167,8 @@ pub(crate) async fn insert_actions<C: Conn>(
     write_actions(conn, &ActionRow::of(conv, actions, now)).await
 }
 
-/// Messages, with one multi-row statement.
-pub(crate) async fn write_messages<C: Conn>(conn: &mut C, messages: &[Message]) -> Result<()> {
+/// Messages, with one multi-row statement; how many were new.
+pub(crate) async fn write_messages<C: Conn>(conn: &mut C, messages: &[Message]) -> Result<u64> {
     conn.insert_rows(
         "INSERT INTO messages (id, conversation_id, inbox_id, direction, sender_kind, sender_agent_id, kind, body, \
          provider_message_id, delivery_status, failure_reason, created_at)",
@@ -197,8 +193,7 @@ pub(crate) async fn write_messages<C: Conn>(conn: &mut C, messages: &[Message]) 
             })
             .collect(),
     )
-    .await?;
-    Ok(())
+    .await
 }
 
 /// Action-log rows, with one multi-row statement.
@@ -233,19 +228,66 @@ pub(crate) fn unnumbered(ws: WorkspaceId, drafts: Vec<EventDraft>, now: Timestam
         .collect()
 }
 
-pub(crate) async fn insert_contact<C: Conn>(conn: &mut C, c: &Contact) -> Result<()> {
-    q("INSERT INTO contacts (id, workspace_id, name, phone, email, notes, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
-        .bind(c.id.to_string())
-        .bind(c.workspace_id.to_string())
-        .bind(c.name.as_deref())
-        .bind(c.phone.as_deref())
-        .bind(c.email.as_deref())
-        .bind(c.notes.as_deref())
-        .bind(c.created_at.millis())
-        .bind(c.updated_at.millis())
-        .execute(conn)
-        .await?;
+/// Contacts, with one multi-row statement.
+pub(crate) async fn write_contacts<C: Conn>(conn: &mut C, contacts: &[Contact]) -> Result<()> {
+    conn.insert_rows(
+        "INSERT INTO contacts (id, workspace_id, name, phone, email, notes, created_at, updated_at)",
+        "",
+        contacts
+            .iter()
+            .map(|c| {
+                vec![
+                    c.id.to_string().into(),
+                    c.workspace_id.to_string().into(),
+                    c.name.clone().into(),
+                    c.phone.clone().into(),
+                    c.email.clone().into(),
+                    c.notes.clone().into(),
+                    c.created_at.millis().into(),
+                    c.updated_at.millis().into(),
+                ]
+            })
+            .collect(),
+    )
+    .await?;
     Ok(())
+}
+
+/// Identities (inbox, external id, contact, created), with one multi-row statement; `tail`:
+/// e.g. `ON CONFLICT DO NOTHING`.
+pub(crate) async fn write_identities<C: Conn>(
+    conn: &mut C,
+    identities: impl Iterator<Item = (InboxId, &str, ContactId, Timestamp)>,
+    tail: &str,
+) -> Result<()> {
+    conn.insert_rows(
+        "INSERT INTO contact_identities (inbox_id, external_id, contact_id, created_at)",
+        tail,
+        identities
+            .map(|(inbox, external, contact, at)| {
+                vec![
+                    inbox.to_string().into(),
+                    external.into(),
+                    contact.to_string().into(),
+                    at.millis().into(),
+                ]
+            })
+            .collect(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// A new contact known by one identity.
+pub(crate) async fn insert_contact_with<C: Conn>(
+    conn: &mut C,
+    c: &Contact,
+    inbox: InboxId,
+    external_id: &str,
+) -> Result<()> {
+    write_contacts(conn, std::slice::from_ref(c)).await?;
+    let identity = (inbox, external_id, c.id, c.created_at);
+    write_identities(conn, std::iter::once(identity), "").await
 }
 
 pub(crate) async fn insert_identity<C: Conn>(
@@ -255,14 +297,12 @@ pub(crate) async fn insert_identity<C: Conn>(
     contact: ContactId,
     now: Timestamp,
 ) -> Result<()> {
-    q("INSERT INTO contact_identities (inbox_id, external_id, contact_id, created_at) VALUES ($1, $2, $3, $4)")
-        .bind(inbox.to_string())
-        .bind(external_id)
-        .bind(contact.to_string())
-        .bind(now.millis())
-        .execute(conn)
-        .await?;
-    Ok(())
+    write_identities(
+        conn,
+        std::iter::once((inbox, external_id, contact, now)),
+        "",
+    )
+    .await
 }
 
 /// Writes one decided change inside the caller's transaction: compare-and-set on the conversation,
@@ -359,7 +399,6 @@ impl<D: Db> Store for D {
 
     #[instrument(skip_all)]
     async fn create_agent(&self, a: &Agent, password_hash: &str) -> Result<()> {
-        let mut conn = self.write().await?;
         q(
             "INSERT INTO agents (id, workspace_id, email, name, role, password_hash, capacity, active, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
@@ -372,15 +411,14 @@ impl<D: Db> Store for D {
         .bind(a.capacity.map(i64::from))
         .bind(i64::from(a.active))
         .bind(a.created_at.millis())
-        .execute(&mut *conn)
+        .write(self)
         .await
-        .map_err(|e| if unique_violation(&e) { StoreError::Conflict("email") } else { e })?;
+        .map_err(conflict_on_unique("email"))?;
         Ok(())
     }
 
     #[instrument(skip_all)]
     async fn update_agent(&self, a: &Agent, password_hash: Option<&str>) -> Result<()> {
-        let mut conn = self.write().await?;
         let done = q(
             "UPDATE agents SET email = $1, name = $2, role = $3, capacity = $4, active = $5, password_hash = COALESCE($6, password_hash) WHERE id = $7",
         )
@@ -391,14 +429,10 @@ impl<D: Db> Store for D {
         .bind(i64::from(a.active))
         .bind(password_hash)
         .bind(a.id.to_string())
-        .execute(&mut *conn)
+        .write(self)
         .await
-        .map_err(|e| if unique_violation(&e) { StoreError::Conflict("email") } else { e })?;
-        if done.rows_affected() == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+        .map_err(conflict_on_unique("email"))?;
+        done.or(StoreError::NotFound)
     }
 
     #[instrument(skip_all)]
@@ -431,14 +465,13 @@ impl<D: Db> Store for D {
 
     #[instrument(skip_all)]
     async fn create_session(&self, s: &Session) -> Result<()> {
-        let mut conn = self.write().await?;
         q("INSERT INTO sessions (token_hash, agent_id, csrf_token, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(&s.token_hash)
             .bind(s.agent_id.to_string())
             .bind(&s.csrf_token)
             .bind(s.created_at.millis())
             .bind(s.expires_at.millis())
-            .execute(&mut *conn)
+            .write(self)
             .await?;
         Ok(())
     }
@@ -457,29 +490,26 @@ impl<D: Db> Store for D {
 
     #[instrument(skip_all)]
     async fn revoke_session(&self, token_hash: &str, now: Timestamp) -> Result<()> {
-        let mut conn = self.write().await?;
         q("UPDATE sessions SET revoked_at = $1 WHERE token_hash = $2 AND revoked_at IS NULL")
             .bind(now.millis())
             .bind(token_hash)
-            .execute(&mut *conn)
+            .write(self)
             .await?;
         Ok(())
     }
 
     #[instrument(skip_all)]
     async fn revoke_agent_sessions(&self, agent: AgentId, now: Timestamp) -> Result<()> {
-        let mut conn = self.write().await?;
         q("UPDATE sessions SET revoked_at = $1 WHERE agent_id = $2 AND revoked_at IS NULL")
             .bind(now.millis())
             .bind(agent.to_string())
-            .execute(&mut *conn)
+            .write(self)
             .await?;
         Ok(())
     }
 
     #[instrument(skip_all)]
     async fn create_inbox(&self, i: &Inbox) -> Result<()> {
-        let mut conn = self.write().await?;
         q("INSERT INTO inboxes (id, workspace_id, name, channel, settings, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(i.id.to_string())
             .bind(i.workspace_id.to_string())
@@ -487,7 +517,7 @@ impl<D: Db> Store for D {
             .bind(i.channel.as_str())
             .bind(json_text(&i.settings))
             .bind(i.created_at.millis())
-            .execute(&mut *conn)
+            .write(self)
             .await?;
         forget_accounts(self);
         Ok(())
@@ -495,19 +525,14 @@ impl<D: Db> Store for D {
 
     #[instrument(skip_all)]
     async fn update_inbox(&self, i: &Inbox) -> Result<()> {
-        let mut conn = self.write().await?;
         let done = q("UPDATE inboxes SET name = $1, settings = $2 WHERE id = $3")
             .bind(&i.name)
             .bind(json_text(&i.settings))
             .bind(i.id.to_string())
-            .execute(&mut *conn)
+            .write(self)
             .await?;
         forget_accounts(self);
-        if done.rows_affected() == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+        done.or(StoreError::NotFound)
     }
 
     #[instrument(skip_all)]
@@ -574,7 +599,6 @@ impl<D: Db> Store for D {
 
     #[instrument(skip_all)]
     async fn update_contact(&self, c: &Contact) -> Result<()> {
-        let mut conn = self.write().await?;
         let done = q(
             "UPDATE contacts SET phone = $1, email = $2, notes = $3, updated_at = $4 WHERE id = $5",
         )
@@ -583,13 +607,9 @@ impl<D: Db> Store for D {
         .bind(c.notes.as_deref())
         .bind(c.updated_at.millis())
         .bind(c.id.to_string())
-        .execute(&mut *conn)
+        .write(self)
         .await?;
-        if done.rows_affected() == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+        done.or(StoreError::NotFound)
     }
 
     #[instrument(skip_all)]
@@ -600,14 +620,7 @@ impl<D: Db> Store for D {
         external_id: &str,
     ) -> Result<Contact> {
         let mut tx = self.begin().await?;
-        tx.lock_keys(vec![sender_key(
-            inbox,
-            &InboundSender::Identity {
-                external_id: external_id.to_owned(),
-                name: None,
-            },
-        )])
-        .await?;
+        tx.lock_keys(vec![identity_key(inbox, external_id)]).await?;
         let known = q("SELECT c.* FROM contact_identities i JOIN contacts c ON c.id = i.contact_id WHERE i.inbox_id = $1 AND i.external_id = $2")
             .bind(inbox.to_string())
             .bind(external_id)
@@ -616,8 +629,7 @@ impl<D: Db> Store for D {
         if let Some(r) = known {
             return contact_row(&r);
         }
-        insert_contact(&mut *tx, fresh).await?;
-        insert_identity(&mut *tx, inbox, external_id, fresh.id, fresh.created_at).await?;
+        insert_contact_with(&mut *tx, fresh, inbox, external_id).await?;
         commit(self, tx, &mut []).await?;
         Ok(fresh.clone())
     }
@@ -751,10 +763,9 @@ impl<D: Db> Store for D {
 
     #[instrument(skip_all)]
     async fn mark_read(&self, conv: ConversationId) -> Result<()> {
-        let mut conn = self.write().await?;
         q("UPDATE conversations SET unread_count = 0 WHERE id = $1")
             .bind(conv.to_string())
-            .execute(&mut *conn)
+            .write(self)
             .await?;
         Ok(())
     }
@@ -824,7 +835,6 @@ impl<D: Db> Store for D {
 
     #[instrument(skip_all)]
     async fn save_quick_reply(&self, qr: &QuickReply, now: Timestamp, create: bool) -> Result<()> {
-        let mut conn = self.write().await?;
         let res = if create {
             q("INSERT INTO quick_replies (id, workspace_id, code, body, created_at) VALUES ($1, $2, $3, $4, $5)")
                 .bind(qr.id.to_string())
@@ -832,14 +842,14 @@ impl<D: Db> Store for D {
                 .bind(&qr.code)
                 .bind(&qr.text)
                 .bind(now.millis())
-                .execute(&mut *conn)
+                .write(self)
                 .await
         } else {
             q("UPDATE quick_replies SET code = $1, body = $2 WHERE id = $3")
                 .bind(&qr.code)
                 .bind(&qr.text)
                 .bind(qr.id.to_string())
-                .execute(&mut *conn)
+                .write(self)
                 .await
         };
         let done = res.map_err(|e| {
@@ -849,19 +859,14 @@ impl<D: Db> Store for D {
                 e
             }
         })?;
-        if done.rows_affected() == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+        done.or(StoreError::NotFound)
     }
 
     #[instrument(skip_all)]
     async fn delete_quick_reply(&self, id: QuickReplyId) -> Result<bool> {
-        let mut conn = self.write().await?;
         Ok(q("DELETE FROM quick_replies WHERE id = $1")
             .bind(id.to_string())
-            .execute(&mut *conn)
+            .write(self)
             .await?
             .rows_affected()
             > 0)

@@ -13,9 +13,12 @@
 //! locked. The compare-and-set on conversation versions is checked either way.
 
 use crate::batch::{self, Known, Touched};
-use crate::conversations::{sender_key, write_actions, write_messages};
+use crate::conversations::{
+    CONVERSATION_ROW, conversation_args, identity_key, sender_key, write_actions, write_contacts,
+    write_identities, write_messages,
+};
 use crate::rows::*;
-use crate::sql::{Arg, Conn, Keys, RowRead, id_strings, ids_json, json_text, q};
+use crate::sql::{Arg, Conn, Keys, RowRead, id_strings, json_text, q};
 use crate::*;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -45,17 +48,10 @@ pub(crate) async fn ingest_batch<C: Conn>(
         return Ok(Vec::new());
     }
     // The senders, and the aliases the batch may link (another node may be creating them).
-    let alias_keys = batch.iter().zip(aliases).filter_map(|(i, a)| {
-        a.map(|a| {
-            sender_key(
-                i.inbox_id,
-                &InboundSender::Identity {
-                    external_id: a.to_owned(),
-                    name: None,
-                },
-            )
-        })
-    });
+    let alias_keys = batch
+        .iter()
+        .zip(aliases)
+        .filter_map(|(i, a)| a.map(|a| identity_key(i.inbox_id, a)));
     conn.lock_keys(
         batch
             .iter()
@@ -158,25 +154,14 @@ pub(crate) async fn ingest_batch<C: Conn>(
 
     // ---- decide in memory, then write, one statement per table
     let mut plan = batch::decide(batch, metas, senders.senders, &known, convs, &rules, now);
-    write_contacts(conn, &senders.new_contacts, &senders.new_identities).await?;
+    write_contacts(conn, &senders.new_contacts).await?;
+    let identities = senders.new_identities.iter();
+    let identities = identities.map(|(i, e, c)| (*i, e.as_str(), *c, now));
+    write_identities(conn, identities, "").await?;
     // Aliases of known customers; one linked meanwhile by another node stays as it is.
-    conn.insert_rows(
-        "INSERT INTO contact_identities (inbox_id, external_id, contact_id, created_at)",
-        "ON CONFLICT DO NOTHING",
-        senders
-            .links
-            .iter()
-            .map(|(inbox, alias, contact)| {
-                vec![
-                    inbox.to_string().into(),
-                    alias.as_str().into(),
-                    contact.to_string().into(),
-                    now.millis().into(),
-                ]
-            })
-            .collect(),
-    )
-    .await?;
+    let links = senders.links.iter();
+    let links = links.map(|(i, e, c)| (*i, e.as_str(), *c, now));
+    write_identities(conn, links, "ON CONFLICT DO NOTHING").await?;
     let touched: Vec<&Touched> = plan.conversations.iter().filter(|t| t.written()).collect();
     write_conversations(conn, &touched).await?;
     write_timers_and_pool(conn, &touched).await?;
@@ -265,82 +250,14 @@ async fn read_timers_and_pool<C: Conn>(
     Ok(())
 }
 
-async fn write_contacts<C: Conn>(
-    conn: &mut C,
-    contacts: &[Contact],
-    identities: &[(InboxId, String, ContactId)],
-) -> Result<()> {
-    conn.insert_rows(
-        "INSERT INTO contacts (id, workspace_id, name, created_at, updated_at)",
-        "",
-        contacts
-            .iter()
-            .map(|c| {
-                vec![
-                    c.id.to_string().into(),
-                    c.workspace_id.to_string().into(),
-                    c.name.clone().into(),
-                    c.created_at.millis().into(),
-                    c.updated_at.millis().into(),
-                ]
-            })
-            .collect(),
-    )
-    .await?;
-    conn.insert_rows(
-        "INSERT INTO contact_identities (inbox_id, external_id, contact_id, created_at)",
-        "",
-        identities
-            .iter()
-            .zip(contacts)
-            .map(|((inbox, external, contact), c)| {
-                vec![
-                    inbox.to_string().into(),
-                    external.as_str().into(),
-                    contact.to_string().into(),
-                    c.created_at.millis().into(),
-                ]
-            })
-            .collect(),
-    )
-    .await?;
-    Ok(())
-}
-
-/// A conversation's columns in the order of [`CONVERSATION_ROW`].
-fn conversation_args(t: &Touched) -> Vec<Arg> {
-    let c = &t.conversation;
-    vec![
-        c.id.to_string().into(),
-        c.workspace_id.to_string().into(),
-        c.inbox_id.to_string().into(),
-        c.contact_id.to_string().into(),
-        c.status.as_str().into(),
-        c.assignee_id.map(|a| a.to_string()).into(),
-        c.last_assignee_id.map(|a| a.to_string()).into(),
-        ids_json(&c.participants).into(),
-        json_text(&c.tags).into(),
-        c.last_customer_message_at.map(Timestamp::millis).into(),
-        c.last_agent_reply_at.map(Timestamp::millis).into(),
-        c.last_activity_at.millis().into(),
-        c.created_at.millis().into(),
-        c.version.into(),
-        t.preview.clone().into(),
-        t.unread.into(),
-    ]
-}
-
-const CONVERSATION_ROW: &str = "id, workspace_id, inbox_id, contact_id, status, assignee_id, last_assignee_id, \
-     participants, tags, last_customer_message_at, last_agent_reply_at, last_activity_at, created_at, version, \
-     last_message_preview, unread_count";
-
 async fn write_conversations<C: Conn>(conn: &mut C, touched: &[&Touched]) -> Result<()> {
+    let args = |t: &Touched| conversation_args(&t.conversation, t.preview.clone(), t.unread);
     let (new, old): (Vec<&Touched>, Vec<&Touched>) =
         touched.iter().partition(|t| t.stored_version.is_none());
     conn.insert_rows(
         &format!("INSERT INTO conversations ({CONVERSATION_ROW})"),
         "",
-        new.iter().map(|t| conversation_args(t)).collect(),
+        new.iter().map(|t| args(t)).collect(),
     )
     .await?;
     // Compare-and-set on the stored version (on PostgreSQL the rows are locked, so it holds).
@@ -356,9 +273,9 @@ async fn write_conversations<C: Conn>(conn: &mut C, touched: &[&Touched]) -> Res
              FROM u WHERE conversations.id = u.id AND conversations.version = u.expected",
             old.iter()
                 .map(|t| {
-                    let mut args = conversation_args(t);
-                    args.push(t.stored_version.unwrap_or(0).into());
-                    args
+                    let mut row = args(t);
+                    row.push(t.stored_version.unwrap_or(0).into());
+                    row
                 })
                 .collect(),
         )

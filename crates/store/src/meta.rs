@@ -50,17 +50,18 @@ async fn save_meta<C: Conn>(
     meta: &MessageMeta,
     now: Timestamp,
 ) -> Result<()> {
-    q(
-        "INSERT INTO message_meta (message_id, meta, messaging_type, tag, updated_at) VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (message_id) DO UPDATE SET meta = excluded.meta, messaging_type = excluded.messaging_type, \
+    conn.insert_rows(
+        "INSERT INTO message_meta (message_id, meta, messaging_type, tag, updated_at)",
+        "ON CONFLICT (message_id) DO UPDATE SET meta = excluded.meta, messaging_type = excluded.messaging_type, \
          tag = excluded.tag, updated_at = excluded.updated_at",
+        vec![vec![
+            id.to_string().into(),
+            json_text(&meta.meta).into(),
+            meta.messaging_type.clone().into(),
+            meta.tag.clone().into(),
+            now.millis().into(),
+        ]],
     )
-    .bind(id.to_string())
-    .bind(json_text(&meta.meta))
-    .bind(meta.messaging_type.as_deref())
-    .bind(meta.tag.as_deref())
-    .bind(now.millis())
-    .execute(conn)
     .await?;
     Ok(())
 }
@@ -153,14 +154,8 @@ async fn link_messaging_id<C: Conn>(
     now: Timestamp,
     events: &mut Vec<Event>,
 ) -> Result<()> {
-    conn.lock_keys(vec![sender_key(
-        inbox,
-        &InboundSender::Identity {
-            external_id: external_id.to_owned(),
-            name: None,
-        },
-    )])
-    .await?;
+    conn.lock_keys(vec![identity_key(inbox, external_id)])
+        .await?;
     let Some(c) = load_conversation(conn, conv).await? else {
         return Ok(());
     };
@@ -314,26 +309,25 @@ async fn ingest_item<C: Conn>(
                     entered_pool: false,
                 })
             } else {
-                let contact_id =
-                    match identity_contact(conn, *inbox_id, customer_external_id).await? {
-                        Some(c) => c,
-                        None => {
-                            let fresh = Contact {
-                                id: *new_contact_id,
-                                workspace_id: *workspace_id,
-                                name: None,
-                                phone: None,
-                                email: None,
-                                notes: None,
-                                created_at: now,
-                                updated_at: now,
-                            };
-                            insert_contact(conn, &fresh).await?;
-                            insert_identity(conn, *inbox_id, customer_external_id, fresh.id, now)
-                                .await?;
-                            fresh.id
-                        }
-                    };
+                let contact_id = match identity_contact(conn, *inbox_id, customer_external_id)
+                    .await?
+                {
+                    Some(c) => c,
+                    None => {
+                        let fresh = Contact {
+                            id: *new_contact_id,
+                            workspace_id: *workspace_id,
+                            name: None,
+                            phone: None,
+                            email: None,
+                            notes: None,
+                            created_at: now,
+                            updated_at: now,
+                        };
+                        insert_contact_with(conn, &fresh, *inbox_id, customer_external_id).await?;
+                        fresh.id
+                    }
+                };
                 let existing = q(
                     "SELECT * FROM conversations WHERE contact_id = $1 AND inbox_id = $2 FOR UPDATE",
                 )
@@ -1020,13 +1014,12 @@ impl<D: Db> OutboxStore for D {
         error: &str,
         now: Timestamp,
     ) -> Result<()> {
-        let mut conn = self.write().await?;
         q("UPDATE outbox SET state = 'queued', next_attempt_at = $1, last_error = $2, lease_until = NULL, updated_at = $3 WHERE message_id = $4 AND state = 'sending'")
             .bind(next_attempt_at.millis())
             .bind(error)
             .bind(now.millis())
             .bind(id.to_string())
-            .execute(&mut *conn)
+            .write(self)
             .await?;
         Ok(())
     }
@@ -1155,13 +1148,12 @@ impl<D: Db> ChannelStore for D {
         avatar_url: Option<&str>,
         now: Timestamp,
     ) -> Result<()> {
-        let mut conn = self.write().await?;
         q("UPDATE contacts SET name = COALESCE($1, name), avatar_url = COALESCE($2, avatar_url), updated_at = $3 WHERE id = $4")
             .bind(name)
             .bind(avatar_url)
             .bind(now.millis())
             .bind(contact.to_string())
-            .execute(&mut *conn)
+            .write(self)
             .await?;
         Ok(())
     }
@@ -1235,13 +1227,7 @@ async fn ingest_channel_batch<D: Db>(
                 inbox_id,
                 customer_external_id,
                 ..
-            } => Some(sender_key(
-                *inbox_id,
-                &InboundSender::Identity {
-                    external_id: customer_external_id.clone(),
-                    name: None,
-                },
-            )),
+            } => Some(identity_key(*inbox_id, customer_external_id)),
             _ => None,
         })
         .collect();
@@ -1296,14 +1282,7 @@ async fn outbox_sent_tx<D: Db>(
     // The echo of this very send may be ingested at the same moment, holding the customer's
     // key and then the outbox row: take the key first too, so both go in one order.
     if let Some(rid) = recipient_id.filter(|r| !r.is_empty()) {
-        tx.lock_keys(vec![sender_key(
-            row.inbox_id,
-            &InboundSender::Identity {
-                external_id: rid.to_owned(),
-                name: None,
-            },
-        )])
-        .await?;
+        tx.lock_keys(vec![identity_key(row.inbox_id, rid)]).await?;
     }
     q("UPDATE outbox SET state = 'sent', provider_message_id = $1, lease_until = NULL, last_error = NULL, updated_at = $2 WHERE message_id = $3")
             .bind(provider_message_id)

@@ -133,57 +133,53 @@ async fn apply_timer_ops<C: Conn>(
     now: Timestamp,
 ) -> Result<()> {
     for op in ops {
-        match op {
-            TimerOp::Set {
-                kind,
-                due_at,
-                agent_id,
-            } => {
-                q(
-                    "INSERT INTO timers (id, kind, conversation_id, agent_id, due_at, generation, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, 1, $6) \
-                     ON CONFLICT (conversation_id, kind) DO UPDATE SET due_at = excluded.due_at, agent_id = excluded.agent_id, \
-                     generation = timers.generation + 1, locked_by = NULL, locked_until = NULL \
-                     WHERE timers.due_at != excluded.due_at OR timers.agent_id IS DISTINCT FROM excluded.agent_id",
-                )
-                .bind(Uuid::now_v7().to_string())
-                .bind(kind.as_str())
-                .bind(conv.to_string())
-                .bind(agent_id.map(|a| a.to_string()))
-                .bind(due_at.millis())
-                .bind(now.millis())
-                .execute(&mut *conn)
-                .await?;
-            }
-            TimerOp::Ensure {
-                kind,
-                due_at,
-                agent_id,
-            } => {
-                q(
-                    "INSERT INTO timers (id, kind, conversation_id, agent_id, due_at, generation, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, 1, $6) ON CONFLICT (conversation_id, kind) DO NOTHING",
-                )
-                .bind(Uuid::now_v7().to_string())
-                .bind(kind.as_str())
-                .bind(conv.to_string())
-                .bind(agent_id.map(|a| a.to_string()))
-                .bind(due_at.millis())
-                .bind(now.millis())
-                .execute(&mut *conn)
-                .await?;
-            }
+        let (kind, due_at, agent_id, on_conflict) = match op {
             TimerOp::Clear(kind) => {
                 q("DELETE FROM timers WHERE conversation_id = $1 AND kind = $2")
                     .bind(conv.to_string())
                     .bind(kind.as_str())
                     .execute(&mut *conn)
                     .await?;
+                continue;
             }
-        }
+            TimerOp::Set {
+                kind,
+                due_at,
+                agent_id,
+            } => (kind, due_at, agent_id, RESCHEDULE),
+            TimerOp::Ensure {
+                kind,
+                due_at,
+                agent_id,
+            } => (
+                kind,
+                due_at,
+                agent_id,
+                "ON CONFLICT (conversation_id, kind) DO NOTHING",
+            ),
+        };
+        conn.insert_rows(
+            "INSERT INTO timers (id, kind, conversation_id, agent_id, due_at, generation, created_at)",
+            on_conflict,
+            vec![vec![
+                Uuid::now_v7().to_string().into(),
+                kind.as_str().into(),
+                conv.to_string().into(),
+                agent_id.map(|a| a.to_string()).into(),
+                due_at.millis().into(),
+                1.into(),
+                now.millis().into(),
+            ]],
+        )
+        .await?;
     }
     Ok(())
 }
+
+/// A timer set again: a new due time or agent bumps the generation and drops any lease.
+const RESCHEDULE: &str = "ON CONFLICT (conversation_id, kind) DO UPDATE SET due_at = excluded.due_at, \
+     agent_id = excluded.agent_id, generation = timers.generation + 1, locked_by = NULL, locked_until = NULL \
+     WHERE timers.due_at != excluded.due_at OR timers.agent_id IS DISTINCT FROM excluded.agent_id";
 
 /// Keeps a conversation's timers and pool entry in step with a change, inside the transaction that
 /// writes it. Called by every conversation write (ingest, agent commands, routing, timers).

@@ -86,6 +86,11 @@ impl Done {
     pub fn rows_affected(&self) -> u64 {
         self.0
     }
+
+    /// `Err(or)` when no row changed.
+    pub fn or(self, or: StoreError) -> Result<()> {
+        if self.0 == 0 { Err(or) } else { Ok(()) }
+    }
 }
 
 impl Q {
@@ -109,6 +114,11 @@ impl Q {
 
     pub async fn fetch_optional<C: Conn + ?Sized>(self, c: &mut C) -> Result<Option<C::Row>> {
         Ok(c.rows(self).await?.into_iter().next())
+    }
+
+    /// Runs on a connection of `d` that may write (outside a transaction).
+    pub async fn write<D: Db>(self, d: &D) -> Result<Done> {
+        self.execute(&mut *d.write().await?).await
     }
 
     /// The rows, each read by `f`.
@@ -334,6 +344,17 @@ pub(crate) fn conflict_on_deadlock(e: StoreError) -> StoreError {
 
 pub(crate) fn unique_violation(e: &StoreError) -> bool {
     matches!(e, StoreError::Db(sqlx::Error::Database(d)) if d.is_unique_violation())
+}
+
+/// A uniqueness rule's refusal as `Conflict(what)`.
+pub(crate) fn conflict_on_unique(what: &'static str) -> impl FnOnce(StoreError) -> StoreError {
+    move |e| {
+        if unique_violation(&e) {
+            StoreError::Conflict(what)
+        } else {
+            e
+        }
+    }
 }
 
 pub(crate) fn json_text<T: serde::Serialize>(v: &T) -> String {
