@@ -2,7 +2,6 @@
 //! [`Store`] trait written once over [`crate::sql`], and the conversation writes every other part
 //! shares (compare-and-set on the version, timers and pool through routing, tags, the action log).
 
-use crate::batch::{ActionRow, preview};
 use crate::rows::*;
 use crate::sql::{
     Arg, Conn, Db, RowRead, commit, conflict_on_deadlock, conflict_on_unique, id_strings, ids_json,
@@ -11,6 +10,7 @@ use crate::sql::{
 use crate::*;
 use switchboard_core::conversation::Action;
 use switchboard_core::event::{Event, EventDraft};
+use switchboard_core::ingest::batch::{ActionRow, preview};
 use tracing::instrument;
 use uuid::Uuid;
 
@@ -164,7 +164,7 @@ pub(crate) async fn insert_actions<C: Conn>(
     actions: &[Action],
     now: Timestamp,
 ) -> Result<()> {
-    write_actions(conn, &ActionRow::of(conv, actions, now)).await
+    write_actions(conn, &ActionRow::of(conv, actions, now, &mut Uuid::now_v7)).await
 }
 
 /// Messages, with one multi-row statement; how many were new.
@@ -224,7 +224,7 @@ pub(crate) async fn write_actions<C: Conn>(conn: &mut C, actions: &[ActionRow]) 
 pub(crate) fn unnumbered(ws: WorkspaceId, drafts: Vec<EventDraft>, now: Timestamp) -> Vec<Event> {
     drafts
         .into_iter()
-        .map(|d| crate::batch::unnumbered(ws, d, now))
+        .map(|d| switchboard_core::ingest::batch::unnumbered(ws, d, now))
         .collect()
 }
 

@@ -1,6 +1,7 @@
 //! The group-commit ingest of customer messages, with a fixed number of statements per batch
 //! whatever its size: every read is one query over the whole batch (a list parameter, or
-//! [`Conn::by_keys`] for composite keys), the decisions are made in memory by [`crate::batch`], and
+//! [`Conn::by_keys`] for composite keys), the decisions are made in memory by
+//! `core::ingest::batch`, and
 //! every write is one multi-row statement per table ([`Conn::insert_rows`]).
 //!
 //! Why: a statement per row is a round trip each (sqlx's SQLite worker thread, PostgreSQL's
@@ -12,7 +13,6 @@
 //! on two nodes at once create one contact and one conversation) and the conversations read are
 //! locked. The compare-and-set on conversation versions is checked either way.
 
-use crate::batch::{self, Known, Touched};
 use crate::conversations::{
     CONVERSATION_ROW, conversation_args, identity_key, sender_key, write_actions, write_contacts,
     write_identities, write_messages,
@@ -23,8 +23,10 @@ use crate::*;
 use serde_json::Value;
 use std::collections::HashMap;
 use switchboard_core::event::Event;
+use switchboard_core::ingest::batch::{self, Facts, Known, Touched};
 use switchboard_core::routing::RoutingRules;
 use switchboard_core::timers::TimerKind;
+use uuid::Uuid;
 
 /// `(inbox, text)` keys as rows of values.
 fn pairs(keys: &[(InboxId, String)]) -> Vec<Vec<Arg>> {
@@ -153,7 +155,13 @@ pub(crate) async fn ingest_batch<C: Conn>(
     }
 
     // ---- decide in memory, then write, one statement per table
-    let mut plan = batch::decide(batch, metas, senders.senders, &known, convs, &rules, now);
+    let facts = Facts {
+        senders: senders.senders,
+        known: &known,
+        conversations: convs,
+        rules: &rules,
+    };
+    let mut plan = batch::decide(batch, metas, facts, now, &mut Uuid::now_v7);
     write_contacts(conn, &senders.new_contacts).await?;
     let identities = senders.new_identities.iter();
     let identities = identities.map(|(i, e, c)| (*i, e.as_str(), *c, now));

@@ -5,7 +5,6 @@
 //! nothing themselves beyond what a single transaction must check (uniqueness, compare-and-set on
 //! versions).
 
-mod batch;
 mod cache;
 mod channel;
 #[cfg(test)]

@@ -2,7 +2,6 @@
 //! (claimed with `FOR UPDATE SKIP LOCKED` on PostgreSQL, so one node sends a row), and contact
 //! linking and merging. Events are numbered at commit, like `apply`/`ingest`.
 
-use crate::batch::{is_empty_meta, preview};
 use crate::channel::*;
 use crate::conversations::*;
 use crate::rows::*;
@@ -14,6 +13,7 @@ use crate::*;
 use std::collections::HashMap;
 use switchboard_core::conversation::Transition;
 use switchboard_core::event::{self, Event, EventDraft};
+use switchboard_core::ingest::batch::{is_empty_meta, preview};
 use switchboard_core::ingest::{self, MetaEdit};
 use tracing::instrument;
 use uuid::Uuid;
@@ -608,15 +608,6 @@ struct Absorbed {
     outbox: Vec<String>,
 }
 
-async fn ids_where<C: Conn>(conn: &mut C, sql: &'static str, arg: &str) -> Result<Vec<String>> {
-    q(sql)
-        .bind(arg)
-        .all(conn, |r| {
-            r.try_get::<String, _>(0).map_err(StoreError::from)
-        })
-        .await
-}
-
 fn conversation_event(
     before: Option<&Conversation>,
     after: &Conversation,
@@ -696,29 +687,26 @@ async fn merge_in<C: Conn>(
             continue;
         };
         let aid = a.id.to_string();
+        let ids = q(
+            "SELECT 'messages', id FROM messages WHERE conversation_id = $1 \
+             UNION ALL SELECT 'actions', id FROM action_log WHERE conversation_id = $1 \
+             UNION ALL SELECT 'outbox', message_id FROM outbox WHERE conversation_id = $1",
+        )
+        .bind(&aid)
+        .all(&mut *conn, |r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .await?;
+        let of = |kind: &str| -> Vec<String> {
+            let of_kind = ids.iter().filter(|(k, _): &&(String, String)| k == kind);
+            of_kind.map(|(_, id)| id.clone()).collect()
+        };
         let absorbed = Absorbed {
             conversation: a.clone(),
             preview: r.try_get("last_message_preview")?,
             unread_count: r.try_get("unread_count")?,
             into: b.id.to_string(),
-            messages: ids_where(
-                conn,
-                "SELECT id FROM messages WHERE conversation_id = $1",
-                &aid,
-            )
-            .await?,
-            actions: ids_where(
-                conn,
-                "SELECT id FROM action_log WHERE conversation_id = $1",
-                &aid,
-            )
-            .await?,
-            outbox: ids_where(
-                conn,
-                "SELECT message_id FROM outbox WHERE conversation_id = $1",
-                &aid,
-            )
-            .await?,
+            messages: of("messages"),
+            actions: of("actions"),
+            outbox: of("outbox"),
         };
         for sql in [
             "UPDATE messages SET conversation_id = $1 WHERE conversation_id = $2",
@@ -844,25 +832,23 @@ async fn undo_in<C: Conn>(
         let cid = c.id.to_string();
         for (sql, ids) in [
             (
-                "UPDATE messages SET conversation_id = $1 WHERE id = $2",
+                "UPDATE messages SET conversation_id = $1 WHERE id = ANY($2)",
                 &a.messages,
             ),
             (
-                "UPDATE action_log SET conversation_id = $1 WHERE id = $2",
+                "UPDATE action_log SET conversation_id = $1 WHERE id = ANY($2)",
                 &a.actions,
             ),
             (
-                "UPDATE outbox SET conversation_id = $1 WHERE message_id = $2",
+                "UPDATE outbox SET conversation_id = $1 WHERE message_id = ANY($2)",
                 &a.outbox,
             ),
             (
-                "UPDATE attachments SET conversation_id = $1 WHERE message_id = $2",
+                "UPDATE attachments SET conversation_id = $1 WHERE message_id = ANY($2)",
                 &a.messages,
             ),
         ] {
-            for id in ids {
-                q(sql).bind(&cid).bind(id).execute(&mut *conn).await?;
-            }
+            q(sql).bind(&cid).bind(ids).execute(&mut *conn).await?;
         }
         // The survivor's window is what its own remaining customer messages say.
         if let Ok(bid) = a.into.parse::<ConversationId>()
