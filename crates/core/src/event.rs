@@ -108,6 +108,46 @@ pub fn conversation_json(c: &Conversation) -> serde_json::Value {
     })
 }
 
+/// Extras of one message.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MessageMeta {
+    pub meta: serde_json::Value,
+    pub messaging_type: Option<String>,
+    pub tag: Option<String>,
+}
+
+/// The `message.updated` event of a message whose extras changed.
+pub fn updated_event(m: &Message, meta: Option<&MessageMeta>) -> EventDraft {
+    EventDraft {
+        inbox_id: Some(m.inbox_id),
+        conversation_id: Some(m.conversation_id),
+        kind: EventKind::MessageUpdated,
+        payload: serde_json::json!({ "message": message_with_meta(m, meta) }),
+    }
+}
+
+/// The message as the API and events show it, with its extras (`meta`, `messaging_type`, `tag`).
+pub fn message_with_meta(m: &Message, meta: Option<&MessageMeta>) -> serde_json::Value {
+    let mut v = message_json(m);
+    if let Some(o) = v.as_object_mut() {
+        let meta = meta.cloned().unwrap_or_default();
+        o.insert(
+            "meta".into(),
+            if meta.meta.is_null() {
+                serde_json::json!({})
+            } else {
+                meta.meta
+            },
+        );
+        o.insert(
+            "messaging_type".into(),
+            serde_json::json!(meta.messaging_type),
+        );
+        o.insert("tag".into(), serde_json::json!(meta.tag));
+    }
+    v
+}
+
 pub fn message_created(m: &Message) -> EventDraft {
     EventDraft {
         inbox_id: Some(m.inbox_id),

@@ -10,6 +10,7 @@ pub mod business_hours;
 pub mod conversation;
 pub mod event;
 pub mod ids;
+pub mod ingest;
 pub mod media;
 pub mod model;
 pub mod outbound;

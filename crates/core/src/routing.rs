@@ -666,6 +666,35 @@ pub fn auto_resolve(
     ))
 }
 
+/// Where a conversation stands with the waiting pool after a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolEntry {
+    /// Not waiting (claimed, assigned, resolved, with the bot): out of the pool.
+    Out,
+    /// Still waiting (e.g. the customer wrote again): it keeps its place in the queue.
+    Keep,
+    /// Entering the pool now. If someone held it, routing must not hand it straight back to them.
+    Enter { excluded: Option<AgentId> },
+}
+
+/// Whether a conversation waits in the pool: pending and unassigned.
+pub fn in_pool(c: &Conversation) -> bool {
+    c.status == S::Pending && c.assignee_id.is_none()
+}
+
+/// The pool entry a change from `before` (`None`: new) to `after` leaves.
+pub fn pool_entry(before: Option<&Conversation>, after: &Conversation) -> PoolEntry {
+    if !in_pool(after) {
+        PoolEntry::Out
+    } else if before.is_some_and(in_pool) {
+        PoolEntry::Keep
+    } else {
+        PoolEntry::Enter {
+            excluded: before.and_then(|b| b.assignee_id),
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -1211,5 +1240,46 @@ mod tests {
             auto_resolve(&conv(S::Resolved, None), CloseReason::AgentSilence, NOW).map(|_| ()),
             Err(ConversationError::Resolved)
         );
+    }
+
+    #[test]
+    fn the_pool_keeps_waiting_conversations_in_place_and_excludes_who_lost_one() {
+        let cases: [(Option<Conversation>, Conversation, PoolEntry); 6] = [
+            (
+                None,
+                conv(S::Pending, None),
+                PoolEntry::Enter { excluded: None },
+            ),
+            (None, conv(S::Bot, None), PoolEntry::Out),
+            (
+                Some(conv(S::Pending, None)),
+                conv(S::Pending, None),
+                PoolEntry::Keep,
+            ),
+            (
+                Some(conv(S::Open, Some(1))),
+                conv(S::Pending, None),
+                PoolEntry::Enter {
+                    excluded: Some(agent(1)),
+                },
+            ),
+            (
+                Some(conv(S::Resolved, None)),
+                conv(S::Pending, None),
+                PoolEntry::Enter { excluded: None },
+            ),
+            (
+                Some(conv(S::Pending, None)),
+                conv(S::Open, Some(2)),
+                PoolEntry::Out,
+            ),
+        ];
+        for (before, after, want) in cases {
+            assert_eq!(
+                pool_entry(before.as_ref(), &after),
+                want,
+                "{before:?} -> {after:?}"
+            );
+        }
     }
 }

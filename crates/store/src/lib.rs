@@ -1,21 +1,28 @@
-//! Persistence behind one [`Store`] trait. SQLite is the embedded default; the PostgreSQL backend
-//! implements the same trait (scale-out). Stores persist decisions the core made; they decide nothing
-//! themselves beyond what a single transaction must check (uniqueness, compare-and-set on versions).
+//! Persistence behind one [`Store`] trait. SQLite is the embedded default; PostgreSQL is the
+//! scale-out backend. The store's logic is written once, over the small set of SQL operations
+//! each backend implements ([`sql`]): `sqlite/` and `postgres/` hold only those (and their
+//! connections, migrations and text index). Stores persist decisions the core made; they decide
+//! nothing themselves beyond what a single transaction must check (uniqueness, compare-and-set on
+//! versions).
 
-mod batch;
 mod cache;
 mod channel;
 #[cfg(test)]
 mod conformance;
+mod conversations;
+mod ingest;
 pub mod media;
+mod meta;
 mod metering;
 mod migrate;
 pub mod postgres;
 mod provider;
+mod providers;
 mod routing;
+mod rows;
 mod search;
+mod sql;
 pub mod sqlite;
-mod sqlite_media;
 mod types;
 
 pub use channel::*;

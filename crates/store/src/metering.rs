@@ -1,5 +1,5 @@
 //! WhatsApp cost metering in batches, planned in memory: dialect-free, shared by the SQLite and
-//! PostgreSQL stores (as [`crate::batch`] is for ingest). A backend reads what a batch needs with a
+//! PostgreSQL stores (as `core::ingest::batch` is for ingest). A backend reads what a batch needs with a
 //! fixed number of statements — the events metered before, the customers' recent charges, the
 //! month's free-tier counters — this module decides every event in order through
 //! `core::billing::meter` (later events see the charges of earlier ones, exactly as one

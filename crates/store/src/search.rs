@@ -20,6 +20,9 @@
 //! The price: a conversation whose only match is an older message (not among its newest
 //! [`WALK_MESSAGES`], or beyond the newest [`DEPTH`] matches) is not found for a common word.
 
+use crate::conversations::CONVERSATION_COLUMNS;
+use crate::rows::summary_row;
+use crate::sql::{Arg, Db, id_strings, numbered, q_owned};
 use crate::{
     AssigneeFilter, ConversationQuery, ConversationSummary, Page, Result, merge_newest_first,
     page_of,
@@ -89,57 +92,46 @@ fn all_match(searched: &[String], text: &str) -> bool {
     })
 }
 
-/// A bound value of the conversation list's filters.
-pub(crate) enum ListBind {
-    Text(String),
-    Int(i64),
-    /// Inbox ids, tested by the backend's `inbox_in`.
-    Ids(Vec<String>),
-}
-
 /// The conversation list's conditions for `q` without its text (filters and cursor), with `?`
-/// placeholders, for both stores; `inbox_in` is the backend's test of `c.inbox_id` against a
-/// list bound as one value (SQLite `IN (SELECT value FROM json_each(?))`, PostgreSQL `= ANY(?)`).
-pub(crate) fn list_filters(q: &ConversationQuery, inbox_in: &str) -> (String, Vec<ListBind>) {
+/// placeholders.
+fn list_filters(q: &ConversationQuery) -> (String, Vec<Arg>) {
     let mut sql = String::from("c.workspace_id = ?");
-    let mut binds = vec![ListBind::Text(q.workspace_id.to_string())];
+    let mut binds = vec![Arg::from(q.workspace_id.to_string())];
     if let Some(visible) = &q.visible_inboxes {
-        sql.push_str(&format!(" AND c.inbox_id {inbox_in}"));
-        binds.push(ListBind::Ids(
-            visible.iter().map(ToString::to_string).collect(),
-        ));
+        sql.push_str(" AND c.inbox_id = ANY(?)");
+        binds.push(Arg::List(id_strings(visible)));
     }
     if let Some(s) = q.status {
         sql.push_str(" AND c.status = ?");
-        binds.push(ListBind::Text(s.as_str().into()));
+        binds.push(Arg::from(s.as_str()));
     }
     if let Some(i) = q.inbox_id {
         sql.push_str(" AND c.inbox_id = ?");
-        binds.push(ListBind::Text(i.to_string()));
+        binds.push(Arg::from(i.to_string()));
     }
     match q.assignee {
         Some(AssigneeFilter::Unassigned) => sql.push_str(" AND c.assignee_id IS NULL"),
         Some(AssigneeFilter::Agent(a)) => {
             sql.push_str(" AND c.assignee_id = ?");
-            binds.push(ListBind::Text(a.to_string()));
+            binds.push(Arg::from(a.to_string()));
         }
         None => {}
     }
     if let Some(ct) = q.contact_id {
         sql.push_str(" AND c.contact_id = ?");
-        binds.push(ListBind::Text(ct.to_string()));
+        binds.push(Arg::from(ct.to_string()));
     }
     if let Some(tag) = &q.tag {
         sql.push_str(
             " AND EXISTS (SELECT 1 FROM conversation_tags x JOIN tags t ON t.id = x.tag_id WHERE x.conversation_id = c.id AND t.name = ?)",
         );
-        binds.push(ListBind::Text(tag.clone()));
+        binds.push(Arg::from(tag.clone()));
     }
     if let Some(cur) = q.cursor {
         sql.push_str(" AND (c.last_activity_at < ? OR (c.last_activity_at = ? AND c.id < ?))");
-        binds.push(ListBind::Int(cur.last_activity_at.millis()));
-        binds.push(ListBind::Int(cur.last_activity_at.millis()));
-        binds.push(ListBind::Text(cur.id.to_string()));
+        binds.push(Arg::from(cur.last_activity_at.millis()));
+        binds.push(Arg::from(cur.last_activity_at.millis()));
+        binds.push(Arg::from(cur.id.to_string()));
     }
     (sql, binds)
 }
@@ -156,12 +148,41 @@ struct Texts {
 /// (conversation, contact text, one message's text).
 pub(crate) type TextRow = (ConversationId, String, Option<String>);
 
-/// What a backend provides for the search.
+/// The conversation list's rows: the filters of `q` and its cursor, plus `extra` (SQL with `?`
+/// placeholders, and its binds), newest first, at most `take`; `persistent: false` plans the
+/// statement with the values at hand (not a cached generic plan).
+pub(crate) async fn rows<D: Db>(
+    d: &D,
+    q: &ConversationQuery,
+    extra: Option<(&str, Vec<Arg>)>,
+    take: usize,
+    persistent: bool,
+) -> Result<Vec<ConversationSummary>> {
+    let (filters, mut binds) = list_filters(q);
+    let mut sql = format!(
+        "SELECT {CONVERSATION_COLUMNS}, ct.name AS contact_name, i.channel AS channel, i.name AS inbox_name \
+         FROM conversations c JOIN contacts ct ON ct.id = c.contact_id JOIN inboxes i ON i.id = c.inbox_id \
+         WHERE {filters}"
+    );
+    if let Some((more, more_binds)) = extra {
+        sql.push_str(more);
+        binds.extend(more_binds);
+    }
+    sql.push_str(" ORDER BY c.last_activity_at DESC, c.id DESC LIMIT ?");
+    binds.push(i64::try_from(take).unwrap_or(i64::MAX).into());
+    let mut query = q_owned(numbered(&sql)).persistent(persistent);
+    query.args = binds;
+    query
+        .fetch_all(&mut *d.read().await?)
+        .await?
+        .iter()
+        .map(summary_row)
+        .collect()
+}
+
+/// What a backend provides for the search: its text index.
 #[async_trait]
 pub(crate) trait SearchBackend {
-    /// The conversation list's rows for `q` without its text (filters and cursor), newest first,
-    /// at most `take`.
-    async fn rows(&self, q: &ConversationQuery, take: usize) -> Result<Vec<ConversationSummary>>;
     /// For each conversation, its contact's name/phone/email and each of its newest
     /// [`WALK_MESSAGES`] messages (`None`: it has none): one row a message.
     async fn texts(&self, ids: &[ConversationId]) -> Result<Vec<TextRow>>;
@@ -178,20 +199,17 @@ pub(crate) trait SearchBackend {
 }
 
 /// A page of the conversation list, searched when `q.q` holds words.
-pub(crate) async fn list(
-    b: &(impl SearchBackend + Sync),
-    q: &ConversationQuery,
-) -> Result<Page<ConversationSummary>> {
+pub(crate) async fn list<D: Db>(b: &D, q: &ConversationQuery) -> Result<Page<ConversationSummary>> {
     let limit = q.limit.clamp(1, 200) as usize;
     let Some(text) = q.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) else {
-        return Ok(page_of(b.rows(q, limit + 1).await?, limit));
+        return Ok(page_of(rows(b, q, None, limit + 1, true).await?, limit));
     };
     let searched = words(text);
     if searched.is_empty() {
         // Nothing searchable (only punctuation): nothing matches.
         return Ok(page_of(Vec::new(), limit));
     }
-    let recent = b.rows(q, WALK).await?;
+    let recent = rows(b, q, None, WALK, true).await?;
     let ids: Vec<ConversationId> = recent.iter().map(|s| s.conversation.id).collect();
     let mut texts: HashMap<ConversationId, Texts> = HashMap::new();
     for (id, contact, body) in b.texts(&ids).await? {

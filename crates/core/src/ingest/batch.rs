@@ -1,5 +1,5 @@
-//! The group-commit ingest of customer messages, planned in memory: dialect-free, shared by the
-//! SQLite and PostgreSQL stores. A backend reads everything a batch needs with a fixed number of
+//! The group-commit ingest of customer messages, planned in memory (the store reads the facts and
+//! writes the plan: `store::ingest`). A backend reads everything a batch needs with a fixed number of
 //! statements (the senders' identities, stored duplicates, the conversations with their timers and
 //! pool rows), this module makes the decisions item by item in batch order — exactly as a
 //! message-at-a-time path would, through the same core functions — and the backend writes the
@@ -14,25 +14,28 @@
 //! the lease only when the due time or agent changes; an `Ensure` keeps an existing timer; a
 //! conversation still waiting keeps its place in the queue.
 
-use crate::{Inbound, InboundSender, IngestError, Ingested, MessageMeta};
+use super::{Inbound, InboundSender, IngestError, Ingested};
+use crate::conversation::Action;
+use crate::event::{self, Event};
+use crate::event::{MessageMeta, updated_event};
+use crate::ids::*;
+use crate::model::*;
+use crate::routing::{PoolEntry, RoutingRules, pool_entry};
+use crate::time::Timestamp;
+use crate::timers::{self, TimerKind, TimerOp};
 use std::collections::{HashMap, HashSet};
-use switchboard_core::conversation::Action;
-use switchboard_core::event::{self, Event};
-use switchboard_core::routing::RoutingRules;
-use switchboard_core::timers::{self, TimerKind, TimerOp};
-use switchboard_core::*;
 use uuid::Uuid;
 
 /// How many characters of a message the conversation list shows.
-pub(crate) const PREVIEW_CHARS: usize = 140;
+pub const PREVIEW_CHARS: usize = 140;
 
-pub(crate) fn preview(text: &str) -> String {
+pub fn preview(text: &str) -> String {
     text.chars().take(PREVIEW_CHARS).collect()
 }
 
 /// A timer row as the batch leaves it.
 #[derive(Clone, Debug)]
-pub(crate) struct TimerRow {
+pub struct TimerRow {
     pub id: String,
     pub kind: &'static str,
     pub conversation_id: String,
@@ -47,7 +50,7 @@ pub(crate) struct TimerRow {
 
 /// A waiting-pool row as the batch leaves it.
 #[derive(Clone, Debug)]
-pub(crate) struct PoolRow {
+pub struct PoolRow {
     pub inbox_id: String,
     pub waiting_since: i64,
     pub excluded_agent_id: Option<String>,
@@ -55,7 +58,7 @@ pub(crate) struct PoolRow {
 }
 
 /// One conversation the batch touches.
-pub(crate) struct Touched {
+pub struct Touched {
     pub conversation: Conversation,
     /// The stored version (`None`: created by this batch).
     pub stored_version: Option<i64>,
@@ -67,10 +70,6 @@ pub(crate) struct Touched {
     pub pool: Option<PoolRow>,
     /// Whether a stored pool row may exist (it must be deleted when `pool` ends up `None`).
     pub pool_loaded: bool,
-}
-
-fn in_pool(c: &Conversation) -> bool {
-    c.status == ConversationStatus::Pending && c.assignee_id.is_none()
 }
 
 impl Touched {
@@ -111,7 +110,12 @@ impl Touched {
         self.pool.is_none() && self.pool_loaded && self.stored_version.is_some()
     }
 
-    fn apply_timer_ops(&mut self, ops: &[TimerOp], now: Timestamp) {
+    fn apply_timer_ops(
+        &mut self,
+        ops: &[TimerOp],
+        now: Timestamp,
+        new_id: &mut impl FnMut() -> Uuid,
+    ) {
         let conv = self.conversation.id.to_string();
         for op in ops {
             match op {
@@ -135,7 +139,7 @@ impl Touched {
                         None => {
                             self.timers.insert(
                                 kind.as_str(),
-                                new_timer(&conv, *kind, *due_at, agent, now),
+                                new_timer(new_id(), &conv, *kind, *due_at, agent, now),
                             );
                         }
                     }
@@ -147,8 +151,10 @@ impl Touched {
                 } => {
                     if !self.timers.contains_key(kind.as_str()) {
                         let agent = agent_id.map(|a| a.to_string());
-                        self.timers
-                            .insert(kind.as_str(), new_timer(&conv, *kind, *due_at, agent, now));
+                        self.timers.insert(
+                            kind.as_str(),
+                            new_timer(new_id(), &conv, *kind, *due_at, agent, now),
+                        );
                     }
                 }
                 TimerOp::Clear(kind) => {
@@ -162,36 +168,32 @@ impl Touched {
         }
     }
 
-    /// The pool rules of routing's `after_write`.
+    /// The pool rules of routing's `after_write` (`core::routing::pool_entry`).
     fn apply_pool(&mut self, before: Option<&Conversation>, now: Timestamp) {
-        let after = &self.conversation;
-        if !in_pool(after) {
-            self.pool = None;
-            // Remember that a stored row, if any, must go.
-            self.pool_loaded = true;
-        } else if before.is_some_and(in_pool) {
-            // Still waiting (e.g. the customer wrote again): keep its place in the queue.
-            if self.pool.is_none() {
-                self.pool = Some(PoolRow {
-                    inbox_id: after.inbox_id.to_string(),
-                    waiting_since: now.millis(),
-                    excluded_agent_id: None,
-                    changed: true,
-                });
+        let row = |excluded: Option<AgentId>| PoolRow {
+            inbox_id: self.conversation.inbox_id.to_string(),
+            waiting_since: now.millis(),
+            excluded_agent_id: excluded.map(|a| a.to_string()),
+            changed: true,
+        };
+        match pool_entry(before, &self.conversation) {
+            PoolEntry::Out => {
+                self.pool = None;
+                // Remember that a stored row, if any, must go.
+                self.pool_loaded = true;
             }
-        } else {
-            // Entering the pool. If someone held it, routing must not hand it straight back.
-            self.pool = Some(PoolRow {
-                inbox_id: after.inbox_id.to_string(),
-                waiting_since: now.millis(),
-                excluded_agent_id: before.and_then(|b| b.assignee_id).map(|a| a.to_string()),
-                changed: true,
-            });
+            PoolEntry::Keep => {
+                if self.pool.is_none() {
+                    self.pool = Some(row(None));
+                }
+            }
+            PoolEntry::Enter { excluded } => self.pool = Some(row(excluded)),
         }
     }
 }
 
 fn new_timer(
+    id: Uuid,
     conv: &str,
     kind: TimerKind,
     due_at: Timestamp,
@@ -199,7 +201,7 @@ fn new_timer(
     now: Timestamp,
 ) -> TimerRow {
     TimerRow {
-        id: Uuid::now_v7().to_string(),
+        id: id.to_string(),
         kind: kind.as_str(),
         conversation_id: conv.to_owned(),
         agent_id,
@@ -214,7 +216,7 @@ fn new_timer(
 
 /// What a batch needs to know before deciding who wrote each message.
 #[derive(Default)]
-pub(crate) struct Known {
+pub struct Known {
     pub inboxes: HashSet<InboxId>,
     pub contacts: HashSet<ContactId>,
     /// (inbox, external id) → contact.
@@ -224,7 +226,7 @@ pub(crate) struct Known {
 }
 
 /// The batch's reads as keys: what a backend must look up for [`Known`].
-pub(crate) struct Lookups {
+pub struct Lookups {
     pub inboxes: Vec<InboxId>,
     pub contacts: Vec<ContactId>,
     pub identities: Vec<(InboxId, String)>,
@@ -233,7 +235,7 @@ pub(crate) struct Lookups {
 
 /// `aliases[i]`: another id of item i's sender (see `ChannelItem::Customer`); may be shorter
 /// than the batch.
-pub(crate) fn lookups(batch: &[&Inbound], aliases: &[Option<&str>]) -> Lookups {
+pub fn lookups(batch: &[&Inbound], aliases: &[Option<&str>]) -> Lookups {
     let mut inboxes: Vec<InboxId> = batch.iter().map(|i| i.inbox_id).collect();
     inboxes.sort_unstable();
     inboxes.dedup();
@@ -262,7 +264,7 @@ pub(crate) fn lookups(batch: &[&Inbound], aliases: &[Option<&str>]) -> Lookups {
 }
 
 /// Who wrote each message; customers seen for the first time become new contacts.
-pub(crate) struct Senders {
+pub struct Senders {
     pub senders: Vec<Result<ContactId, IngestError>>,
     pub new_contacts: Vec<Contact>,
     /// One per new contact, in the same order.
@@ -288,7 +290,7 @@ impl Senders {
 
 /// An alias is linked to the first sender that brings it, and known from then on: a later item of
 /// the batch written under that id alone is the same customer.
-pub(crate) fn senders(
+pub fn senders(
     batch: &[&Inbound],
     aliases: &[Option<&str>],
     known: &mut Known,
@@ -350,7 +352,7 @@ pub(crate) fn senders(
 }
 
 /// An action-log row.
-pub(crate) struct ActionRow {
+pub struct ActionRow {
     pub id: Uuid,
     pub conversation_id: ConversationId,
     pub kind: &'static str,
@@ -361,11 +363,17 @@ pub(crate) struct ActionRow {
 }
 
 impl ActionRow {
-    pub fn of(conv: ConversationId, actions: &[Action], now: Timestamp) -> Vec<ActionRow> {
+    /// The rows of `actions` (`new_id` names each row).
+    pub fn of(
+        conv: ConversationId,
+        actions: &[Action],
+        now: Timestamp,
+        new_id: &mut impl FnMut() -> Uuid,
+    ) -> Vec<ActionRow> {
         actions
             .iter()
             .map(|a| ActionRow {
-                id: Uuid::now_v7(),
+                id: new_id(),
                 conversation_id: conv,
                 kind: a.kind.as_str(),
                 actor: a.actor,
@@ -377,7 +385,7 @@ impl ActionRow {
 }
 
 /// What the batch writes, decided.
-pub(crate) struct Plan {
+pub struct Plan {
     pub out: Vec<Result<Ingested, IngestError>>,
     /// New messages, in batch order.
     pub messages: Vec<Message>,
@@ -390,19 +398,34 @@ pub(crate) struct Plan {
     pub conversations: Vec<Touched>,
 }
 
-/// Decides, item by item in batch order, what the batch writes. `conversations` are the stored
+/// What the store read for a batch.
+pub struct Facts<'a> {
+    /// Who wrote each item ([`senders`]).
+    pub senders: Vec<Result<ContactId, IngestError>>,
+    pub known: &'a Known,
+    /// The stored conversations [`Senders::conversation_keys`] named, with timers and pool rows.
+    pub conversations: Vec<Touched>,
+    /// The saved routing rules per inbox.
+    pub rules: &'a HashMap<InboxId, RoutingRules>,
+}
+
+/// Decides, item by item in batch order, what the batch writes (`new_id` names new rows). `conversations` are the stored
 /// ones the keys named (with timers and pool rows); `rules` the saved routing rules per inbox;
 /// `metas` the provider extras of each item (`Null` or `{}`: none; shorter than the batch: none for
 /// the rest) — a new message with extras also gets its `message.updated` event, as an edit would.
-pub(crate) fn decide(
+pub fn decide(
     batch: &[&Inbound],
     metas: &[&serde_json::Value],
-    senders: Vec<Result<ContactId, IngestError>>,
-    known: &Known,
-    conversations: Vec<Touched>,
-    rules: &HashMap<InboxId, RoutingRules>,
+    facts: Facts<'_>,
     now: Timestamp,
+    new_id: &mut impl FnMut() -> Uuid,
 ) -> Plan {
+    let Facts {
+        senders,
+        known,
+        conversations,
+        rules,
+    } = facts;
     let mut convs: HashMap<(ContactId, InboxId), Touched> = conversations
         .into_iter()
         .map(|t| ((t.conversation.contact_id, t.conversation.inbox_id), t))
@@ -447,12 +470,7 @@ pub(crate) fn decide(
             contact_id,
             now,
         );
-        let tr = switchboard_core::conversation::customer_message(
-            existing.as_ref(),
-            fresh,
-            item.sent_at,
-            now,
-        );
+        let tr = crate::conversation::customer_message(existing.as_ref(), fresh, item.sent_at, now);
         let t = convs.entry(key).or_insert_with(|| Touched {
             conversation: tr.conversation.clone(),
             stored_version: None,
@@ -466,7 +484,7 @@ pub(crate) fn decide(
         t.conversation = tr.conversation.clone();
         if let Some(r) = rules.get(&item.inbox_id) {
             let ops = timers::plan(existing.as_ref(), &t.conversation, r, now);
-            t.apply_timer_ops(&ops, now);
+            t.apply_timer_ops(&ops, now, new_id);
         }
         t.apply_pool(existing.as_ref(), now);
         t.preview = Some(preview(&item.text));
@@ -489,7 +507,7 @@ pub(crate) fn decide(
             failure_reason: None,
             created_at: item.sent_at.clamp_to(now),
         };
-        actions.extend(ActionRow::of(conv.id, &tr.actions, now));
+        actions.extend(ActionRow::of(conv.id, &tr.actions, now, new_id));
         // A plain customer message only moves activity: `message.created` says that already.
         let mut drafts = Vec::with_capacity(2);
         if !tr.actions.is_empty() {
@@ -501,7 +519,7 @@ pub(crate) fn decide(
                 meta: (*meta).clone(),
                 ..MessageMeta::default()
             };
-            drafts.push(crate::channel::updated_event(&message, Some(&m)));
+            drafts.push(updated_event(&message, Some(&m)));
             extras.push((message.id, m));
         }
         events.extend(
@@ -533,12 +551,12 @@ pub(crate) fn decide(
 }
 
 /// Whether a message's provider extras are empty (nothing to store).
-pub(crate) fn is_empty_meta(v: &serde_json::Value) -> bool {
+pub fn is_empty_meta(v: &serde_json::Value) -> bool {
     v.is_null() || v.as_object().is_some_and(serde_json::Map::is_empty)
 }
 
 /// An event not numbered yet (`seq` 0): the backend numbers a transaction's events at commit.
-pub(crate) fn unnumbered(ws: WorkspaceId, d: event::EventDraft, now: Timestamp) -> Event {
+pub fn unnumbered(ws: WorkspaceId, d: event::EventDraft, now: Timestamp) -> Event {
     Event {
         seq: 0,
         workspace_id: ws,
@@ -547,5 +565,163 @@ pub(crate) fn unnumbered(ws: WorkspaceId, d: event::EventDraft, now: Timestamp) 
         kind: d.kind,
         payload: d.payload,
         created_at: now,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const NOW: Timestamp = Timestamp(1_790_000_000_000);
+    const WS: WorkspaceId = WorkspaceId(Uuid::from_u128(1));
+    const INBOX: InboxId = InboxId(Uuid::from_u128(2));
+    const KNOWN: ContactId = ContactId(Uuid::from_u128(3));
+
+    /// Item `n`: from `sender` (an external id, or `#` for the known contact), provider id `pid`.
+    fn item(n: u128, sender: &str, pid: &str) -> Inbound {
+        Inbound {
+            workspace_id: WS,
+            inbox_id: if sender == "?" {
+                InboxId(Uuid::from_u128(99))
+            } else {
+                INBOX
+            },
+            sender: match sender {
+                "#" => InboundSender::Contact(KNOWN),
+                "!" => InboundSender::Contact(ContactId(Uuid::from_u128(98))),
+                s => InboundSender::Identity {
+                    external_id: s.into(),
+                    name: None,
+                },
+            },
+            provider_message_id: pid.into(),
+            kind: MessageKind::Text,
+            text: format!("text {n}"),
+            sent_at: NOW,
+            message_id: MessageId(Uuid::from_u128(100 + n)),
+            new_conversation_id: ConversationId(Uuid::from_u128(200 + n)),
+            new_contact_id: ContactId(Uuid::from_u128(300 + n)),
+        }
+    }
+
+    /// The outcome of one item, as (duplicate, entered_pool, message id n, contact id n), or the error.
+    type Want = Result<(bool, bool, u128, u128), IngestError>;
+
+    /// Items with their aliases, the provider ids the store has, the outcome of each item.
+    type Case = (
+        Vec<(Inbound, Option<&'static str>)>,
+        Vec<&'static str>,
+        Vec<Want>,
+    );
+
+    #[test]
+    fn a_batch_decides_each_item_as_if_it_came_alone() {
+        let alias = Some("alias-a");
+        let cases: Vec<Case> = vec![
+            // A new customer: new contact and conversation, in the pool.
+            (
+                vec![(item(1, "a", "m1"), None)],
+                vec![],
+                vec![Ok((false, true, 101, 301))],
+            ),
+            // The known contact, then a redelivery inside the batch, then one stored before.
+            (
+                vec![
+                    (item(1, "#", "m1"), None),
+                    (item(2, "#", "m1"), None),
+                    (item(3, "#", "old"), None),
+                ],
+                vec!["old"],
+                vec![
+                    Ok((false, true, 101, 3)),
+                    Ok((true, false, 101, 3)),
+                    Ok((true, false, 7, 3)),
+                ],
+            ),
+            // The same new customer twice: one contact, one conversation, entering the pool once.
+            (
+                vec![(item(1, "a", "m1"), None), (item(2, "a", "m2"), None)],
+                vec![],
+                vec![Ok((false, true, 101, 301)), Ok((false, false, 102, 301))],
+            ),
+            // An alias brought by one message names the same customer in the next.
+            (
+                vec![
+                    (item(1, "a", "m1"), alias),
+                    (item(2, "alias-a", "m2"), None),
+                ],
+                vec![],
+                vec![Ok((false, true, 101, 301)), Ok((false, false, 102, 301))],
+            ),
+            // Unknown inbox or contact: refused, the others stored.
+            (
+                vec![
+                    (item(1, "?", "m1"), None),
+                    (item(2, "!", "m2"), None),
+                    (item(3, "b", "m3"), None),
+                ],
+                vec![],
+                vec![
+                    Err(IngestError::UnknownInbox),
+                    Err(IngestError::UnknownContact),
+                    Ok((false, true, 103, 303)),
+                ],
+            ),
+        ];
+        for (n, (items, stored, want)) in cases.into_iter().enumerate() {
+            let batch: Vec<&Inbound> = items.iter().map(|(i, _)| i).collect();
+            let aliases: Vec<Option<&str>> = items.iter().map(|(_, a)| *a).collect();
+            let mut known = Known::default();
+            known.inboxes.insert(INBOX);
+            known.contacts.insert(KNOWN);
+            for pid in stored {
+                let m = (
+                    MessageId(Uuid::from_u128(7)),
+                    ConversationId(Uuid::from_u128(8)),
+                );
+                known.stored.insert((INBOX, pid.into()), m);
+            }
+            let look = lookups(&batch, &aliases);
+            assert_eq!(look.provider_ids.len(), batch.len(), "case {n}");
+            let senders = senders(&batch, &aliases, &mut known, NOW);
+            let rules = HashMap::new();
+            let facts = Facts {
+                senders: senders.senders,
+                known: &known,
+                conversations: Vec::new(),
+                rules: &rules,
+            };
+            let mut ids = (1000..).map(Uuid::from_u128);
+            let plan = decide(&batch, &[], facts, NOW, &mut || ids.next().unwrap());
+            let got: Vec<Want> = plan
+                .out
+                .iter()
+                .map(|r| {
+                    r.clone().map(|i| {
+                        (
+                            i.duplicate,
+                            i.entered_pool,
+                            i.message_id.0.as_u128(),
+                            i.contact_id.0.as_u128(),
+                        )
+                    })
+                })
+                .collect();
+            assert_eq!(got, want, "case {n}");
+            let new = want.iter().filter(|w| matches!(w, Ok((false, ..)))).count();
+            assert_eq!(
+                plan.messages.len(),
+                new,
+                "case {n}: one row per new message"
+            );
+            assert!(
+                plan.conversations
+                    .iter()
+                    .filter(|t| t.written())
+                    .all(|t| t.pool.is_some()),
+                "case {n}: every conversation a customer wrote to waits in the pool"
+            );
+        }
     }
 }

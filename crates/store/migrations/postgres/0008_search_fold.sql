@@ -1,0 +1,2 @@
+-- Nothing to do on PostgreSQL: its search index (migration 6) folds đ to d from the start. SQLite's
+-- migration 8 rebuilds its FTS5 indexes with đ folded; both backends keep the same numbers.
