@@ -64,6 +64,20 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// The key that seals provider secrets (page tokens, app secrets, refresh tokens) at rest.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecretsCommand {
+    /// Print a new random key (for `secrets_key`).
+    NewKey,
+    /// Seal every inbox's secrets again with `secrets_key`. To rotate: set the new key as
+    /// `secrets_key`, the old one in `secrets_previous_keys`, run this, then drop the old key.
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -193,6 +207,28 @@ async fn main() -> anyhow::Result<()> {
                 "Make the next call fail: POST /_sandbox/faults {{page_id, fault: 429|500|timeout|token_expired|page_restricted}}; sent messages: GET /_sandbox/sent"
             );
             shutdown_signal().await;
+            Ok(())
+        }
+        Command::Secrets {
+            command: SecretsCommand::NewKey,
+        } => {
+            println!("{}", switchboard_store::secrets::SecretBox::generate_key());
+            Ok(())
+        }
+        Command::Secrets {
+            command: SecretsCommand::Rotate,
+        } => {
+            if config.secrets_key.is_none()
+                && switchboard_store::is_postgres(&config.database_url())
+            {
+                anyhow::bail!("set secrets_key (SWITCHBOARD_SECRETS_KEY) first");
+            }
+            // Opening the store seals whatever is not sealed with the current key.
+            open_store(&config).await?;
+            println!(
+                "Every inbox's secrets are sealed with the current key; the keys in \
+                 secrets_previous_keys can be removed now."
+            );
             Ok(())
         }
         Command::Migrate => {

@@ -10,7 +10,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::support::{PASSWORD, Ws, pg_schema_url};
+use crate::support::{PASSWORD, PG_SECRETS_KEY, Ws, pg_schema_url};
 use futures_util::future::join_all;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -55,6 +55,7 @@ impl Cluster {
         let mut c = Command::new(env!("CARGO_BIN_EXE_switchboard"));
         let data = self.dir.path().join(name);
         c.env("SWITCHBOARD_DATABASE_URL", &self.db_url)
+            .env("SWITCHBOARD_SECRETS_KEY", PG_SECRETS_KEY)
             .env("SWITCHBOARD_NATS_URL", &self.nats_url)
             .env("SWITCHBOARD_DATA_DIR", &data)
             .env("SWITCHBOARD_BIND", "127.0.0.1:0")

@@ -17,6 +17,8 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message as
 
 pub const T0: Timestamp = Timestamp(1_790_000_000_000); // 2026-09-21
 pub const PASSWORD: &str = "correct horse battery";
+/// The secrets key of the PostgreSQL test runs (32 bytes, base64).
+pub const PG_SECRETS_KEY: &str = "c3dpdGNoYm9hcmQtdGVzdHMtc2VjcmV0cy1rZXktMzI=";
 /// The automatic messages of [`TestApp::with_automatic_messages`].
 pub const OUT_OF_HOURS: &str = "Shop đang nghỉ, sẽ trả lời anh/chị sớm nhất!";
 pub const CLOSING: &str = "Cảm ơn anh/chị đã liên hệ!";
@@ -73,6 +75,9 @@ pub async fn config_for(dir: &Path) -> Config {
     };
     if let Some(base) = test_database_url() {
         c.database_url = Some(pg_schema_url(&base, dir).await);
+        // Several nodes share a PostgreSQL database, so its secrets key is configured (on SQLite
+        // the server generates one into the data directory).
+        c.secrets_key = Some(PG_SECRETS_KEY.into());
     }
     c.log = "warn".into();
     // Tests drive the timer runner by hand (`TestApp::tick`) on the manual clock, and jump the clock

@@ -25,6 +25,12 @@ pub struct Config {
     pub cookie_secure: bool,
     /// How long a login session lasts.
     pub session_ttl_hours: u32,
+    /// The key (32 bytes, base64) provider secrets are sealed with in the database. Unset: on
+    /// SQLite a key is generated into `<data_dir>/secrets.key`; on PostgreSQL every node needs the
+    /// same key, so set it (without one, secrets are stored unsealed and a warning is logged).
+    pub secrets_key: Option<String>,
+    /// Older keys, still accepted for reading during a rotation (`switchboard secrets rotate`).
+    pub secrets_previous_keys: Vec<String>,
     /// Reverse proxies (addresses or networks, e.g. `10.0.0.0/8`) whose `X-Forwarded-For` names
     /// the client for rate limits. Empty: the TCP peer is the client.
     pub trusted_proxies: Vec<String>,
@@ -275,6 +281,8 @@ impl Default for Config {
             public_url: None,
             cookie_secure: false,
             session_ttl_hours: 24 * 30,
+            secrets_key: None,
+            secrets_previous_keys: Vec::new(),
             trusted_proxies: Vec::new(),
             http: HttpConfig::default(),
             limits: Limits::default(),
@@ -301,7 +309,14 @@ impl std::fmt::Debug for Config {
             .field("public_url", &self.public_url)
             .field("cookie_secure", &self.cookie_secure)
             .field("session_ttl_hours", &self.session_ttl_hours)
+            .field("secrets_key", &self.secrets_key.as_ref().map(|_| "***"))
+            .field(
+                "secrets_previous_keys",
+                &format!("{} key(s)", self.secrets_previous_keys.len()),
+            )
+            .field("trusted_proxies", &self.trusted_proxies)
             .field("limits", &self.limits)
+            .field("http", &self.http)
             .field("routing", &self.routing)
             .field("webhooks", &self.webhooks)
             .field("outbox", &self.outbox)

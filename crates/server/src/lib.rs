@@ -14,6 +14,7 @@ pub mod error;
 pub mod http;
 pub mod inbox_settings;
 pub mod ingest;
+pub mod keys;
 pub mod meta;
 pub mod metering;
 pub mod outbox;
@@ -39,10 +40,22 @@ use switchboard_store::Store;
 use tokio::net::TcpListener;
 
 /// Opens the configured store (applying migrations).
+/// Opens the configured store (applying migrations), with the key that seals provider secrets;
+/// secrets stored before (plain, or under an older key) are sealed again with the current key.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    switchboard_store::open(&config.database_url())
+    let store = switchboard_store::open(&config.database_url())
         .await
-        .context("opening the database")
+        .context("opening the database")?;
+    if let Some(secrets) = keys::secret_box(config)? {
+        store.set_secrets(Arc::new(secrets));
+        let n = store.reseal_secrets().await.context(
+            "sealing provider secrets (is a previous key missing from secrets_previous_keys?)",
+        )?;
+        if n > 0 {
+            tracing::info!(inboxes = n, "provider secrets sealed with the current key");
+        }
+    }
+    Ok(store)
 }
 
 pub struct Application {

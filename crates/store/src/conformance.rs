@@ -1555,3 +1555,89 @@ async fn search_pages_common_words_by_walking_and_finds_rare_ones_through_the_in
         );
     }
 }
+
+#[tokio::test]
+async fn provider_secrets_are_sealed_at_rest_and_keys_rotate() {
+    use crate::secrets::SecretBox;
+    for b in backends().await {
+        let s = &b.store;
+        let ws = s.ensure_workspace("W", T0).await.unwrap();
+        let old = SecretBox::generate_key();
+        s.set_secrets(Arc::new(SecretBox::new(&old, &[]).unwrap()));
+        let settings = serde_json::json!({"oa_id": "388", "access_token": "zat_0",
+            "refresh_token": "zrt_0", "app_secret": "s"});
+        let inbox = Inbox {
+            id: InboxId(Uuid::now_v7()),
+            workspace_id: ws,
+            name: "Zalo".into(),
+            channel: ChannelKind::Zalo,
+            settings: settings.clone(),
+            created_at: T0,
+        };
+        s.create_inbox(&inbox).await.unwrap();
+        // Every way of reading an inbox gives the plain secrets.
+        assert_eq!(
+            s.inbox(inbox.id).await.unwrap().unwrap().settings,
+            settings,
+            "{}",
+            b.name
+        );
+        assert_eq!(
+            s.inbox_for_account(ChannelKind::Zalo, "388")
+                .await
+                .unwrap()
+                .unwrap()
+                .settings,
+            settings,
+            "{}",
+            b.name
+        );
+        // The single-use refresh token's compare-and-set compares plain values.
+        let mut next = settings.clone();
+        next["refresh_token"] = serde_json::json!("zrt_1");
+        assert!(
+            !s.replace_settings_if(inbox.id, "refresh_token", "zrt_x", &next)
+                .await
+                .unwrap()
+        );
+        assert!(
+            s.replace_settings_if(inbox.id, "refresh_token", "zrt_0", &next)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !s.replace_settings_if(inbox.id, "refresh_token", "zrt_0", &next)
+                .await
+                .unwrap(),
+            "{}",
+            b.name
+        );
+        assert_eq!(s.inbox(inbox.id).await.unwrap().unwrap().settings, next);
+
+        // Rotation: the new key seals everything again; then the old key can go.
+        let new = SecretBox::generate_key();
+        s.set_secrets(Arc::new(
+            SecretBox::new(&new, std::slice::from_ref(&old)).unwrap(),
+        ));
+        assert!(s.reseal_secrets().await.unwrap() >= 1, "{}", b.name);
+        assert_eq!(
+            s.reseal_secrets().await.unwrap(),
+            0,
+            "nothing left to reseal"
+        );
+        s.set_secrets(Arc::new(SecretBox::new(&new, &[]).unwrap()));
+        assert_eq!(
+            s.inbox(inbox.id).await.unwrap().unwrap().settings,
+            next,
+            "{}",
+            b.name
+        );
+        // Without any key that sealed them, reading says so instead of handing out ciphertext.
+        s.set_secrets(Arc::new(SecretBox::new(&old, &[]).unwrap()));
+        assert!(
+            matches!(s.inbox(inbox.id).await, Err(StoreError::Corrupt(_))),
+            "{}",
+            b.name
+        );
+    }
+}

@@ -352,6 +352,35 @@ impl<D: Db> Store for D {
         }
     }
 
+    fn set_secrets(&self, secrets: std::sync::Arc<secrets::SecretBox>) {
+        if let Ok(mut s) = self.secrets().write() {
+            *s = Some(secrets);
+        }
+        forget_accounts(self);
+    }
+
+    #[instrument(skip_all)]
+    async fn reseal_secrets(&self) -> Result<usize> {
+        let rows = q("SELECT * FROM inboxes ORDER BY id")
+            .read_all(self, inbox_row)
+            .await?;
+        let mut n = 0;
+        for raw in rows {
+            if !secrets::needs_reseal(self, &raw.settings) {
+                continue;
+            }
+            let inbox = secrets::opened(self, raw)?;
+            q("UPDATE inboxes SET settings = $1 WHERE id = $2")
+                .bind(json_text(&secrets::sealed(self, &inbox.settings)))
+                .bind(inbox.id.to_string())
+                .write(self)
+                .await?;
+            n += 1;
+        }
+        forget_accounts(self);
+        Ok(n)
+    }
+
     #[instrument(skip_all)]
     async fn ensure_workspace(&self, name: &str, now: Timestamp) -> Result<WorkspaceId> {
         let mut conn = self.begin().await?;
@@ -515,7 +544,7 @@ impl<D: Db> Store for D {
             .bind(i.workspace_id.to_string())
             .bind(&i.name)
             .bind(i.channel.as_str())
-            .bind(json_text(&i.settings))
+            .bind(json_text(&secrets::sealed(self, &i.settings)))
             .bind(i.created_at.millis())
             .write(self)
             .await?;
@@ -527,7 +556,7 @@ impl<D: Db> Store for D {
     async fn update_inbox(&self, i: &Inbox) -> Result<()> {
         let done = q("UPDATE inboxes SET name = $1, settings = $2 WHERE id = $3")
             .bind(&i.name)
-            .bind(json_text(&i.settings))
+            .bind(json_text(&secrets::sealed(self, &i.settings)))
             .bind(i.id.to_string())
             .write(self)
             .await?;
@@ -540,7 +569,9 @@ impl<D: Db> Store for D {
         q("SELECT * FROM inboxes WHERE id = $1")
             .bind(id.to_string())
             .read_opt(self, inbox_row)
-            .await
+            .await?
+            .map(|i| secrets::opened(self, i))
+            .transpose()
     }
 
     #[instrument(skip_all)]
@@ -548,7 +579,10 @@ impl<D: Db> Store for D {
         q("SELECT * FROM inboxes WHERE workspace_id = $1 ORDER BY name, id")
             .bind(ws.to_string())
             .read_all(self, inbox_row)
-            .await
+            .await?
+            .into_iter()
+            .map(|i| secrets::opened(self, i))
+            .collect()
     }
 
     #[instrument(skip_all)]

@@ -21,6 +21,7 @@ mod providers;
 mod routing;
 mod rows;
 mod search;
+pub mod secrets;
 mod sql;
 pub mod sqlite;
 mod types;
@@ -74,6 +75,12 @@ pub trait Store:
 {
     /// Sets the hook that receives committed events. Set once at start-up.
     fn set_commit_hook(&self, hook: CommitHook);
+    /// Seals provider secrets in inbox settings from now on (and opens sealed ones). Set once at
+    /// start-up, before inboxes are read.
+    fn set_secrets(&self, secrets: Arc<secrets::SecretBox>);
+    /// Seals every inbox's secrets again with the current key (after a key rotation, or to seal
+    /// values stored before encryption was on); returns how many inboxes were rewritten.
+    async fn reseal_secrets(&self) -> Result<usize>;
 
     // --- workspace and server settings
     async fn ensure_workspace(&self, name: &str, now: Timestamp) -> Result<WorkspaceId>;

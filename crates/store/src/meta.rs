@@ -197,7 +197,9 @@ pub(crate) async fn inbox_by_setting<D: Db>(
     let inbox = q_owned(sql)
         .bind(account)
         .opt(&mut *d.read().await?, inbox_row)
-        .await?;
+        .await?
+        .map(|i| crate::secrets::opened(d, i))
+        .transpose()?;
     if let (Some(cache), Some(g)) = (d.accounts(), generation) {
         cache.put(g, channel, account, inbox.clone());
     }

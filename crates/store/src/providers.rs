@@ -218,7 +218,10 @@ impl<D: Db> ProviderStore for D {
         ))
         .bind(waba_id)
         .read_all(self, inbox_row)
-        .await
+        .await?
+        .into_iter()
+        .map(|i| crate::secrets::opened(self, i))
+        .collect()
     }
 
     #[instrument(skip_all)]
@@ -292,16 +295,28 @@ impl<D: Db> ProviderStore for D {
         expected: &str,
         settings: &serde_json::Value,
     ) -> Result<bool> {
-        // One statement: PostgreSQL re-checks the condition on the locked row, so of two nodes
+        // The stored value may be sealed (a fresh nonce each time): compare its plain value, then
+        // replace only if the stored text is still the one read. One `UPDATE … WHERE` does the
+        // compare-and-set: PostgreSQL re-checks the condition on the locked row, so of two nodes
         // replacing the same value one wins and the other sees zero rows.
+        let current: Option<serde_json::Value> = q("SELECT settings FROM inboxes WHERE id = $1")
+            .bind(inbox.to_string())
+            .read_opt(self, |r| crate::rows::json_of(r, "settings"))
+            .await?;
+        let Some(stored) = current.as_ref().and_then(|s| s[key].as_str()) else {
+            return Ok(false);
+        };
+        if crate::secrets::open_value(self, stored)? != expected {
+            return Ok(false);
+        }
         let done = q_owned(format!(
             "UPDATE inboxes SET settings = $1 WHERE id = $2 AND {} = $4",
             <D::Conn as Conn>::setting_sql(Setting::Param("$3"))
         ))
-        .bind(json_text(settings))
+        .bind(json_text(&crate::secrets::sealed(self, settings)))
         .bind(inbox.to_string())
         .bind(key)
-        .bind(expected)
+        .bind(stored.to_owned())
         .execute(&mut *self.write().await?)
         .await?;
         forget_accounts(self);

@@ -18,7 +18,7 @@ use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use std::borrow::Cow;
 use std::ops::DerefMut;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use switchboard_core::event::Event;
 
 /// One bound value.
@@ -261,6 +261,8 @@ pub(crate) trait Db: crate::search::SearchBackend + Send + Sync + 'static {
     /// A connection for a single write outside a transaction.
     async fn write(&self) -> Result<Self::Pooled>;
     fn hook(&self) -> &RwLock<Option<CommitHook>>;
+    /// The key(s) provider secrets are sealed with, once configured.
+    fn secrets(&self) -> &RwLock<Option<Arc<crate::secrets::SecretBox>>>;
     /// The inbox-by-account cache, where a store may keep one (one node: SQLite).
     fn accounts(&self) -> Option<&crate::cache::AccountCache>;
 }

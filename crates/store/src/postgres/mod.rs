@@ -37,6 +37,7 @@ const POOL_SIZE: u32 = 16;
 pub struct PgStore {
     pool: PgPool,
     hook: RwLock<Option<CommitHook>>,
+    secrets: RwLock<Option<Arc<crate::secrets::SecretBox>>>,
 }
 
 impl PgStore {
@@ -57,6 +58,7 @@ impl PgStore {
         let store = Self {
             pool,
             hook: RwLock::new(None),
+            secrets: RwLock::new(None),
         };
         let mut tx = store.begin().await?;
         // Nodes starting together: one migrates, the others wait here and then find nothing to do.
@@ -100,6 +102,10 @@ impl Db for PgStore {
 
     fn hook(&self) -> &RwLock<Option<CommitHook>> {
         &self.hook
+    }
+
+    fn secrets(&self) -> &RwLock<Option<Arc<crate::secrets::SecretBox>>> {
+        &self.secrets
     }
 
     fn accounts(&self) -> Option<&crate::cache::AccountCache> {

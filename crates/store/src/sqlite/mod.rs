@@ -20,6 +20,7 @@ pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
     hook: RwLock<Option<CommitHook>>,
+    secrets: RwLock<Option<Arc<crate::secrets::SecretBox>>>,
     accounts: crate::cache::AccountCache,
     /// Held from a write transaction's start until its events are published, so they reach the
     /// commit hook in `seq` order (the writer connection goes back to its pool at commit).
@@ -76,6 +77,7 @@ impl SqliteStore {
             write,
             read,
             hook: RwLock::new(None),
+            secrets: RwLock::new(None),
             accounts: Default::default(),
             turn: Default::default(),
         };
@@ -117,6 +119,10 @@ impl Db for SqliteStore {
 
     fn hook(&self) -> &RwLock<Option<CommitHook>> {
         &self.hook
+    }
+
+    fn secrets(&self) -> &RwLock<Option<Arc<crate::secrets::SecretBox>>> {
+        &self.secrets
     }
 
     fn accounts(&self) -> Option<&crate::cache::AccountCache> {
