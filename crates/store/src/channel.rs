@@ -284,6 +284,10 @@ impl OutboxJob {
 }
 
 /// A row of the outbox.
+
+/// `last_error` of an outbox row taken over from a worker that died while sending it.
+pub const OUTBOX_INTERRUPTED: &str = "interrupted";
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OutboxRow {
     pub message_id: MessageId,
@@ -377,7 +381,9 @@ pub trait OutboxStore: Send + Sync {
         out: Outbound,
     ) -> Result<std::result::Result<Vec<Event>, OutboundError>>;
     /// Takes up to `limit` rows due at `now` for sending, leasing them until `lease_until`; a row
-    /// is handed to exactly one caller.
+    /// is handed to exactly one caller. A row taken over from a worker whose lease ran out (it
+    /// died mid-send: its request may have reached the provider) comes back with `last_error`
+    /// [`OUTBOX_INTERRUPTED`], so the caller does not send it blindly a second time.
     async fn claim_due(
         &self,
         now: Timestamp,

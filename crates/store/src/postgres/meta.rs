@@ -1108,8 +1108,9 @@ impl OutboxStore for PgStore {
         limit: u32,
     ) -> Result<Vec<OutboxRow>> {
         let mut conn = self.write.acquire().await?;
+        // A row still `sending` belonged to a worker that died: marked OUTBOX_INTERRUPTED.
         let rows = sqlx::query(
-            "UPDATE outbox SET state = 'sending', lease_until = $1, attempts = attempts + 1, updated_at = $2 \
+            "UPDATE outbox SET last_error = CASE WHEN state = 'sending' THEN 'interrupted' ELSE last_error END, state = 'sending', lease_until = $1, attempts = attempts + 1, updated_at = $2 \
              WHERE message_id IN (SELECT message_id FROM outbox WHERE (state = 'queued' AND next_attempt_at <= $3) \
                OR (state = 'sending' AND next_attempt_at <= $4 AND lease_until <= $5) \
                LIMIT $6 FOR UPDATE SKIP LOCKED) \

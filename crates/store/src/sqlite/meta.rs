@@ -1097,8 +1097,9 @@ impl OutboxStore for SqliteStore {
         limit: u32,
     ) -> Result<Vec<OutboxRow>> {
         let mut conn = self.write.acquire().await?;
+        // A row still `sending` belonged to a worker that died: marked OUTBOX_INTERRUPTED.
         let rows = sqlx::query(
-            "UPDATE outbox SET state = 'sending', lease_until = ?, attempts = attempts + 1, updated_at = ? \
+            "UPDATE outbox SET last_error = CASE WHEN state = 'sending' THEN 'interrupted' ELSE last_error END, state = 'sending', lease_until = ?, attempts = attempts + 1, updated_at = ? \
              WHERE message_id IN (SELECT message_id FROM outbox WHERE state = 'queued' AND next_attempt_at <= ? \
              UNION ALL SELECT message_id FROM outbox WHERE state = 'sending' AND next_attempt_at <= ? AND lease_until <= ? \
              LIMIT ?) RETURNING *",
