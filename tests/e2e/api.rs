@@ -1216,6 +1216,50 @@ async fn openapi_lists_every_route_and_the_router_serves_them() {
     }
 }
 
+/// The OpenAPI document describes what the routes take, for clients and the schema fuzzer: the
+/// bearer scheme, request bodies (closed where the handler refuses unknown keys) and query
+/// parameters; routes that need no token say so.
+#[tokio::test]
+async fn openapi_documents_request_bodies_query_parameters_and_auth() {
+    let app = TestApp::start().await;
+    let spec = app
+        .ok(Method::GET, "/api/v1/openapi.json", &app.admin, None)
+        .await;
+    assert_eq!(
+        spec["components"]["securitySchemes"]["bearer"],
+        json!({"type": "http", "scheme": "bearer"})
+    );
+    let send = &spec["paths"]["/api/v1/conversations/{id}/messages"]["post"];
+    let body = &send["requestBody"]["content"]["application/json"]["schema"];
+    assert_eq!(body["additionalProperties"], false);
+    assert_eq!(body["required"], json!(["text"]));
+    let list = &spec["paths"]["/api/v1/conversations"]["get"]["parameters"];
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "status",
+            "inbox_id",
+            "assignee",
+            "tag",
+            "q",
+            "contact_id",
+            "cursor",
+            "limit"
+        ]
+    );
+    assert_eq!(
+        spec["paths"]["/api/v1/auth/login"]["post"]["security"],
+        json!([])
+    );
+    app.stop().await;
+}
+
 /// Hardening finding 9: the admin-only inbox routes answered 403 for an inbox the caller is not
 /// in, telling them it exists. Not a member: 404, as every other route. A member: 403.
 #[tokio::test]

@@ -11,6 +11,7 @@ pub mod provider_send;
 pub mod quick_replies;
 pub mod reports;
 pub mod routing;
+pub mod schemas;
 pub mod static_files;
 pub mod webhooks_meta;
 pub mod webhooks_shopee;
@@ -554,8 +555,21 @@ pub fn openapi_document() -> serde_json::Value {
             "summary": summary,
             "responses": {"200": {"description": "OK"}, "4XX": error.clone(), "5XX": error},
         });
+        let mut parameters = Vec::new();
         if path.contains("{id}") {
-            op["parameters"] = serde_json::json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}}]);
+            parameters.push(serde_json::json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}}));
+        }
+        let extra = schemas::request(method, path);
+        if let Some(q) = extra["parameters"].as_array() {
+            parameters.extend(q.iter().cloned());
+        }
+        if !parameters.is_empty() {
+            op["parameters"] = serde_json::Value::Array(parameters);
+        }
+        for key in ["requestBody", "security"] {
+            if let Some(v) = extra.get(key) {
+                op[key] = v.clone();
+            }
         }
         let entry = paths
             .entry(path.to_string())
