@@ -1260,6 +1260,79 @@ async fn openapi_documents_request_bodies_query_parameters_and_auth() {
     app.stop().await;
 }
 
+/// Schema fuzzing (scripts/schema-fuzz) found two answers outside the documented error shape: a
+/// WebSocket route called without `Upgrade: websocket` answered axum's plain text, and a wrong
+/// method on the top-level routes (`TRACE /healthz`) an empty 405. Both are our JSON error now.
+#[tokio::test]
+async fn websocket_routes_and_wrong_methods_answer_json_errors() {
+    let app = TestApp::start().await;
+    let inbox = app.inbox("Web", &[]).await;
+    let visitor = app.visitor(&inbox).await;
+    let calls = [
+        (
+            Method::GET,
+            "/api/v1/ws".to_owned(),
+            Some(app.admin.clone()),
+            400,
+            "websocket_required",
+        ),
+        (
+            Method::GET,
+            format!("/widget/v1/ws?token={visitor}"),
+            None,
+            400,
+            "websocket_required",
+        ),
+        (
+            Method::TRACE,
+            "/healthz".to_owned(),
+            None,
+            405,
+            "method_not_allowed",
+        ),
+        (
+            Method::DELETE,
+            "/widget.js".to_owned(),
+            None,
+            405,
+            "method_not_allowed",
+        ),
+        (
+            Method::POST,
+            "/widget-preview".to_owned(),
+            None,
+            405,
+            "method_not_allowed",
+        ),
+    ];
+    for (method, path, token, status, code) in calls {
+        let mut req = app.http.request(method.clone(), app.url(&path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.unwrap();
+        let got = resp.status();
+        let ctype = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let body: serde_json::Value = resp.json().await.unwrap_or_default();
+        assert_eq!(got.as_u16(), status, "{method} {path}: {body}");
+        assert!(
+            ctype.starts_with("application/json"),
+            "{method} {path}: {ctype}"
+        );
+        assert_eq!(body["error"]["code"], code, "{method} {path}: {body}");
+        assert!(
+            body["error"]["message"].is_string(),
+            "{method} {path}: {body}"
+        );
+    }
+    app.stop().await;
+}
+
 /// Hardening finding 9: the admin-only inbox routes answered 403 for an inbox the caller is not
 /// in, telling them it exists. Not a member: 404, as every other route. A member: 403.
 #[tokio::test]

@@ -497,6 +497,7 @@ pub fn router(st: AppState) -> Router {
         .route("/widget.js", get(static_files::widget_js))
         .route("/widget-preview", get(static_files::widget_preview))
         .fallback(static_files::app)
+        .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(st.config.limits.max_body_bytes))
         .layer(middleware::from_fn_with_state(
             std::sync::Arc::new(st.config.http.clone()),
