@@ -121,6 +121,8 @@ pub struct Report {
     pub replies_missing: usize,
     pub recovery: Samples,
     pub duration: Duration,
+    /// The checkout the run started from.
+    pub commit: String,
 }
 
 impl Report {
@@ -168,12 +170,13 @@ impl Report {
 
 pub async fn run(bin: &Path, database_url: Option<&str>, o: &Opts) -> anyhow::Result<Report> {
     let started = Instant::now();
+    let commit = commit();
     let dir = crate::temp_dir()?;
     let target = Target::fresh(database_url, dir.path()).await?;
     println!("store: {}", target.describe());
     let result = soak(bin, dir.path(), &target, o, started).await;
     target.drop().await?;
-    result
+    result.map(|r| Report { commit, ..r })
 }
 
 async fn soak(
@@ -522,6 +525,7 @@ async fn soak(
         replies_missing: missing,
         recovery,
         duration: started.elapsed(),
+        commit: String::new(),
     })
 }
 
@@ -694,6 +698,6 @@ pub fn print(reports: &[Report], o: &Opts) {
         o.reply_rate,
         o.min_up_ms,
         o.max_up_ms,
-        commit()
+        reports.first().map_or("unknown", |r| r.commit.as_str())
     );
 }

@@ -283,11 +283,10 @@ impl OutboxJob {
     }
 }
 
-/// A row of the outbox.
-
 /// `last_error` of an outbox row taken over from a worker that died while sending it.
 pub const OUTBOX_INTERRUPTED: &str = "interrupted";
 
+/// A row of the outbox.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OutboxRow {
     pub message_id: MessageId,
