@@ -8,6 +8,7 @@ mod fanout;
 mod ingest;
 mod queries;
 mod server;
+mod soak;
 mod stats;
 
 use anyhow::bail;
@@ -63,6 +64,37 @@ enum Command {
     },
     /// A few seconds of ingest asserting only correctness (nothing lost, nothing duplicated).
     Smoke,
+    /// Crash soak: sustained signed ingest and queued replies while the server is `kill -9`ed at
+    /// random moments and restarted; then every acknowledged message must be stored exactly once
+    /// and every queued reply delivered once or failed with a reason.
+    Soak {
+        #[arg(long, default_value_t = 20)]
+        kills: usize,
+        /// Seeds the moments of the kills and the reply targets.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Shortest time the server runs between two kills (ms).
+        #[arg(long, default_value_t = 500)]
+        min_up_ms: u64,
+        /// Longest time the server runs between two kills (ms).
+        #[arg(long, default_value_t = 8000)]
+        max_up_ms: u64,
+        /// Webhook requests per second.
+        #[arg(long, default_value_t = 200)]
+        rate: u64,
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Agent replies queued per second.
+        #[arg(long, default_value_t = 10)]
+        reply_rate: u64,
+        /// Sandbox customers the replies go to.
+        #[arg(long, default_value_t = 20)]
+        reply_customers: usize,
+        /// Longest wait after the last kill for every reply to be sent or failed (a send cut off
+        /// by a kill is held for the outbox's 5-minute lease).
+        #[arg(long, default_value_t = 420)]
+        settle_secs: u64,
+    },
     /// Many agent sockets, customer messages pushed to all of them.
     Fanout {
         #[arg(long, default_value_t = 1000)]
@@ -156,6 +188,39 @@ async fn main() -> anyhow::Result<()> {
                 whatsapp_pct: 0.5,
             };
             run_ingest(&cli.bin, cli.database_url.as_deref(), &o, false).await
+        }
+        Command::Soak {
+            kills,
+            seed,
+            min_up_ms,
+            max_up_ms,
+            rate,
+            concurrency,
+            reply_rate,
+            reply_customers,
+            settle_secs,
+        } => {
+            let o = soak::Opts {
+                kills,
+                seed,
+                min_up_ms,
+                max_up_ms,
+                rate,
+                concurrency,
+                reply_rate,
+                reply_customers,
+                settle_secs,
+            };
+            let r = soak::run(&cli.bin, cli.database_url.as_deref(), &o).await?;
+            soak::print(std::slice::from_ref(&r), &o);
+            let failures = r.failures(&o);
+            if failures.is_empty() {
+                println!("soak check: 1 passed, 0 failed");
+                Ok(())
+            } else {
+                println!("soak check: 0 passed, 1 failed");
+                bail!(failures.join("; "))
+            }
         }
         Command::Fanout {
             sockets,

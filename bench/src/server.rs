@@ -105,13 +105,7 @@ impl Server {
             bail!("`switchboard migrate` failed");
         }
         let port = free_port()?;
-        let child = Command::new(bin)
-            .arg("serve")
-            .envs(env)
-            .env("SWITCHBOARD_BIND", format!("127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()?;
+        let child = spawn_serve(bin, data_dir, target, port)?;
         let base = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(512)
@@ -177,6 +171,23 @@ impl Server {
         let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
         let _ = self.child.kill().await;
     }
+}
+
+/// `bin serve` on 127.0.0.1:`port` with the benchmark's environment (also how the soak restarts
+/// a killed server on the same data and port).
+pub fn spawn_serve(
+    bin: &Path,
+    data_dir: &Path,
+    target: &Target,
+    port: u16,
+) -> anyhow::Result<Child> {
+    Ok(Command::new(bin)
+        .arg("serve")
+        .envs(env_for(data_dir, target.server_url()))
+        .env("SWITCHBOARD_BIND", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?)
 }
 
 pub async fn wait_healthy(http: &reqwest::Client, base: &str) -> anyhow::Result<()> {

@@ -1216,6 +1216,123 @@ async fn openapi_lists_every_route_and_the_router_serves_them() {
     }
 }
 
+/// The OpenAPI document describes what the routes take, for clients and the schema fuzzer: the
+/// bearer scheme, request bodies (closed where the handler refuses unknown keys) and query
+/// parameters; routes that need no token say so.
+#[tokio::test]
+async fn openapi_documents_request_bodies_query_parameters_and_auth() {
+    let app = TestApp::start().await;
+    let spec = app
+        .ok(Method::GET, "/api/v1/openapi.json", &app.admin, None)
+        .await;
+    assert_eq!(
+        spec["components"]["securitySchemes"]["bearer"],
+        json!({"type": "http", "scheme": "bearer"})
+    );
+    let send = &spec["paths"]["/api/v1/conversations/{id}/messages"]["post"];
+    let body = &send["requestBody"]["content"]["application/json"]["schema"];
+    assert_eq!(body["additionalProperties"], false);
+    assert_eq!(body["required"], json!(["text"]));
+    let list = &spec["paths"]["/api/v1/conversations"]["get"]["parameters"];
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "status",
+            "inbox_id",
+            "assignee",
+            "tag",
+            "q",
+            "contact_id",
+            "cursor",
+            "limit"
+        ]
+    );
+    assert_eq!(
+        spec["paths"]["/api/v1/auth/login"]["post"]["security"],
+        json!([])
+    );
+    app.stop().await;
+}
+
+/// Schema fuzzing (scripts/schema-fuzz) found two answers outside the documented error shape: a
+/// WebSocket route called without `Upgrade: websocket` answered axum's plain text, and a wrong
+/// method on the top-level routes (`TRACE /healthz`) an empty 405. Both are our JSON error now.
+#[tokio::test]
+async fn websocket_routes_and_wrong_methods_answer_json_errors() {
+    let app = TestApp::start().await;
+    let inbox = app.inbox("Web", &[]).await;
+    let visitor = app.visitor(&inbox).await;
+    let calls = [
+        (
+            Method::GET,
+            "/api/v1/ws".to_owned(),
+            Some(app.admin.clone()),
+            400,
+            "websocket_required",
+        ),
+        (
+            Method::GET,
+            format!("/widget/v1/ws?token={visitor}"),
+            None,
+            400,
+            "websocket_required",
+        ),
+        (
+            Method::TRACE,
+            "/healthz".to_owned(),
+            None,
+            405,
+            "method_not_allowed",
+        ),
+        (
+            Method::DELETE,
+            "/widget.js".to_owned(),
+            None,
+            405,
+            "method_not_allowed",
+        ),
+        (
+            Method::POST,
+            "/widget-preview".to_owned(),
+            None,
+            405,
+            "method_not_allowed",
+        ),
+    ];
+    for (method, path, token, status, code) in calls {
+        let mut req = app.http.request(method.clone(), app.url(&path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.unwrap();
+        let got = resp.status();
+        let ctype = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let body: serde_json::Value = resp.json().await.unwrap_or_default();
+        assert_eq!(got.as_u16(), status, "{method} {path}: {body}");
+        assert!(
+            ctype.starts_with("application/json"),
+            "{method} {path}: {ctype}"
+        );
+        assert_eq!(body["error"]["code"], code, "{method} {path}: {body}");
+        assert!(
+            body["error"]["message"].is_string(),
+            "{method} {path}: {body}"
+        );
+    }
+    app.stop().await;
+}
+
 /// Hardening finding 9: the admin-only inbox routes answered 403 for an inbox the caller is not
 /// in, telling them it exists. Not a member: 404, as every other route. A member: 403.
 #[tokio::test]

@@ -1243,6 +1243,65 @@ async fn a_send_whose_answer_was_lost_is_never_repeated() {
     );
 }
 
+/// Crash soak (bench `soak`): the server was killed while a reply's request was out; after the
+/// dead worker's lease ran out the next worker sent the row again and the customer got it twice.
+/// A row taken over from a dead worker is reported `delivery_unknown` instead, never resent.
+#[tokio::test]
+async fn a_send_cut_off_by_a_crash_is_never_repeated() {
+    let m = Meta::start_with(|c| c.outbox.http_timeout_ms = 120_000).await;
+    // No echo to settle it (the server was down when it would have come).
+    m.sb.add_page(PageSpec {
+        id: PAGE.into(),
+        object: switchboard_channels::meta::Object::Page,
+        token: format!("token-{PAGE}"),
+        app_secret: SECRET.into(),
+        webhook_url: m.app.url("/webhooks/meta"),
+        echoes: false,
+        private_reply_recipient_id: true,
+        auto_delivery: false,
+    });
+    m.sb.customer_message(PAGE, PSID, "hi").await.unwrap();
+    let conv = m.claimed_conversation().await;
+    // Meta accepts the send and the worker dies before the answer: its run is dropped mid-call.
+    m.sb.push_fault(PAGE, Fault::TimeoutAfterAccept);
+    let (_, v) = m.reply(&conv, json!({"text": "Dạ"})).await;
+    let outbox = m.app.state.outbox.clone();
+    let now = m.app.clock.now_ts();
+    let worker = tokio::spawn(async move { outbox.run_due(now).await });
+    for _ in 0..200 {
+        if !m.sb.sent().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    worker.abort();
+    let _ = worker.await;
+    assert_eq!(m.sb.sent().len(), 1, "Meta has it");
+    // Leased to the dead worker: nobody touches it meanwhile.
+    m.advance(60 * SEC);
+    let r = m.run().await;
+    assert_eq!((r.sent, r.retried, r.failed), (0, 0, 0));
+    // The lease runs out: the next worker takes it over and reports it, without sending.
+    m.advance(5 * 60 * SEC);
+    assert_eq!(m.run().await.failed, 1);
+    m.advance(DAY);
+    assert_eq!(m.run().await, RunReport::default());
+    assert_eq!(m.sb.sent().len(), 1, "the customer got it once");
+    let msg = m
+        .thread(&conv)
+        .await
+        .into_iter()
+        .find(|x| x["id"] == v["id"])
+        .unwrap();
+    assert_eq!(
+        (
+            msg["delivery_status"].as_str(),
+            msg["failure_reason"].as_str()
+        ),
+        (Some("failed"), Some("delivery_unknown"))
+    );
+}
+
 /// Hardening finding 7: replies retried after faults reached the customer out of order. A
 /// conversation's messages go out in the order they were written, whatever fails in between.
 #[tokio::test]

@@ -158,6 +158,14 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
+/// A plain request (no `Upgrade: websocket`) to a WebSocket route: our error shape, not axum's
+/// text (schema fuzzing found it).
+impl From<axum::extract::ws::rejection::WebSocketUpgradeRejection> for ApiError {
+    fn from(r: axum::extract::ws::rejection::WebSocketUpgradeRejection) -> Self {
+        Self::new(r.status(), "websocket_required", r.body_text())
+    }
+}
+
 impl From<QueryRejection> for ApiError {
     fn from(r: QueryRejection) -> Self {
         Self::bad_request("bad_query", r.body_text())

@@ -253,8 +253,12 @@ impl Outbox {
         report: &mut RunReport,
     ) -> Option<Timestamp> {
         // Sent once already, but the provider's answer never came, and neither did its echo or
-        // status since: sending again could reach the customer twice. Say so instead.
-        if row.last_error.as_deref() == Some(RESPONSE_LOST) {
+        // status since; or the worker sending it died (a crash, `kill -9`) and its lease ran out:
+        // sending again could reach the customer twice. Say so instead.
+        if matches!(
+            row.last_error.as_deref(),
+            Some(RESPONSE_LOST | switchboard_store::OUTBOX_INTERRUPTED)
+        ) {
             tracing::warn!(message_id = %row.message_id, "outbox: no answer, echo or status for a sent request");
             self.fail(row, "delivery_unknown", now, report).await;
             return None;

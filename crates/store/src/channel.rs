@@ -243,6 +243,9 @@ impl OutboxJob {
     }
 }
 
+/// `last_error` of an outbox row taken over from a worker that died while sending it.
+pub const OUTBOX_INTERRUPTED: &str = "interrupted";
+
 /// A row of the outbox.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OutboxRow {
@@ -337,7 +340,9 @@ pub trait OutboxStore: Send + Sync {
         out: Outbound,
     ) -> Result<std::result::Result<Vec<Event>, OutboundError>>;
     /// Takes up to `limit` rows due at `now` for sending, leasing them until `lease_until`; a row
-    /// is handed to exactly one caller.
+    /// is handed to exactly one caller. A row taken over from a worker whose lease ran out (it
+    /// died mid-send: its request may have reached the provider) comes back with `last_error`
+    /// [`OUTBOX_INTERRUPTED`], so the caller does not send it blindly a second time.
     async fn claim_due(
         &self,
         now: Timestamp,

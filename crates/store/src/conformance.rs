@@ -877,6 +877,15 @@ async fn the_outbox_hands_each_row_to_one_worker() {
             .await
             .unwrap();
         assert_eq!(retaken.len(), ids.len() - 3, "{}", b.name);
+        // Their request may have gone out: they say so, and the next claim does not clear it.
+        for r in &retaken {
+            assert_eq!(
+                r.last_error.as_deref(),
+                Some(crate::OUTBOX_INTERRUPTED),
+                "{}",
+                b.name
+            );
+        }
     }
 }
 

@@ -962,8 +962,10 @@ impl<D: Db> OutboxStore for D {
         limit: u32,
     ) -> Result<Vec<OutboxRow>> {
         let mut conn = self.write().await?;
+        // A row still `sending` belonged to a worker that died mid-send: marked
+        // OUTBOX_INTERRUPTED (its request may have reached the provider).
         let rows = q(
-            "UPDATE outbox SET state = 'sending', lease_until = $1, attempts = attempts + 1, updated_at = $2 \
+            "UPDATE outbox SET last_error = CASE WHEN state = 'sending' THEN 'interrupted' ELSE last_error END, state = 'sending', lease_until = $1, attempts = attempts + 1, updated_at = $2 \
              WHERE message_id IN (SELECT message_id FROM outbox WHERE (state = 'queued' AND next_attempt_at <= $3) \
                OR (state = 'sending' AND next_attempt_at <= $4 AND lease_until <= $5) \
                LIMIT $6 FOR UPDATE SKIP LOCKED) \

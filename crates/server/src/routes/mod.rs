@@ -11,6 +11,7 @@ pub mod provider_send;
 pub mod quick_replies;
 pub mod reports;
 pub mod routing;
+pub mod schemas;
 pub mod static_files;
 pub mod webhooks_meta;
 pub mod webhooks_shopee;
@@ -496,6 +497,7 @@ pub fn router(st: AppState) -> Router {
         .route("/widget.js", get(static_files::widget_js))
         .route("/widget-preview", get(static_files::widget_preview))
         .fallback(static_files::app)
+        .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(st.config.limits.max_body_bytes))
         .layer(middleware::from_fn_with_state(
             std::sync::Arc::new(st.config.http.clone()),
@@ -554,8 +556,21 @@ pub fn openapi_document() -> serde_json::Value {
             "summary": summary,
             "responses": {"200": {"description": "OK"}, "4XX": error.clone(), "5XX": error},
         });
+        let mut parameters = Vec::new();
         if path.contains("{id}") {
-            op["parameters"] = serde_json::json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}}]);
+            parameters.push(serde_json::json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}}));
+        }
+        let extra = schemas::request(method, path);
+        if let Some(q) = extra["parameters"].as_array() {
+            parameters.extend(q.iter().cloned());
+        }
+        if !parameters.is_empty() {
+            op["parameters"] = serde_json::Value::Array(parameters);
+        }
+        for key in ["requestBody", "security"] {
+            if let Some(v) = extra.get(key) {
+                op[key] = v.clone();
+            }
         }
         let entry = paths
             .entry(path.to_string())

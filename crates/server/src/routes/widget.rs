@@ -272,10 +272,10 @@ pub struct WsParams {
 pub async fn visitor_ws(
     State(st): State<AppState>,
     ApiQuery(p): ApiQuery<WsParams>,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
     let claims = visitor_from_token(&st, &p.token)?;
-    Ok(crate::routes::small_buffers(ws).on_upgrade(move |socket| run(st, claims, socket)))
+    Ok(crate::routes::small_buffers(ws?).on_upgrade(move |socket| run(st, claims, socket)))
 }
 
 async fn run(st: AppState, v: VisitorClaims, socket: WebSocket) {

@@ -9,6 +9,7 @@ use crate::error::{ApiError, ApiQuery, ApiResult};
 use crate::routes::{PING_EVERY, small_buffers};
 use crate::state::AppState;
 use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
@@ -31,7 +32,7 @@ pub async fn agent_ws(
     State(st): State<AppState>,
     headers: HeaderMap,
     ApiQuery(p): ApiQuery<WsParams>,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
     let current = match p.token.as_deref().or_else(|| auth::bearer(&headers)) {
         Some(t) => auth::authenticate(&st, t).await?,
@@ -48,7 +49,7 @@ pub async fn agent_ws(
         }
     };
     let CurrentAgent { agent, session } = current;
-    Ok(small_buffers(ws)
+    Ok(small_buffers(ws?)
         .on_upgrade(move |socket| run(st, agent, session.token_hash, p.since, socket)))
 }
 
