@@ -49,6 +49,82 @@ pub fn verify_signature(app_secret: &str, raw_body: &[u8], header: Option<&str>)
     hex.len() == 64 && signing::verify_hex(app_secret.as_bytes(), raw_body, hex)
 }
 
+/// The distinct `entry[].id`s of a webhook body when there are at most `max` of them; `None` when
+/// there are more (or the body is not a webhook). Read before the signature is checked, so it
+/// keeps no more than `max` ids whatever the body holds and skips everything else unbuilt.
+pub fn entry_ids_at_most(raw_body: &[u8], max: usize) -> Option<Vec<String>> {
+    use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use std::fmt;
+
+    struct Ids(usize);
+    impl<'de> DeserializeSeed<'de> for Ids {
+        type Value = Option<Vec<String>>;
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Ids {
+        type Value = Option<Vec<String>>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a webhook object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = Some(Vec::new());
+            while let Some(key) = map.next_key::<String>()? {
+                if key == "entry" {
+                    out = map.next_value_seed(Entries(self.0))?;
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(out)
+        }
+    }
+    struct Entries(usize);
+    impl<'de> DeserializeSeed<'de> for Entries {
+        type Value = Option<Vec<String>>;
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_seq(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Entries {
+        type Value = Option<Vec<String>>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a list of entries")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            #[derive(serde::Deserialize)]
+            struct Entry {
+                #[serde(default)]
+                id: Value,
+            }
+            let mut ids: Vec<String> = Vec::new();
+            let mut over = false;
+            while !over {
+                let Some(e) = seq.next_element::<Entry>()? else {
+                    break;
+                };
+                if let Some(id) = id_str(&e.id)
+                    && !ids.contains(&id)
+                {
+                    ids.push(id);
+                    over = ids.len() > self.0;
+                }
+            }
+            // Past the limit the rest is only skipped.
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok((!over).then_some(ids))
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(raw_body);
+    let ids = Ids(max).deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    ids.map(|mut v| {
+        v.sort();
+        v
+    })
+}
+
 /// Reads only the `entry[].id`s (the pages or IG accounts a body is for), to pick the app secrets
 /// to verify with. Nothing else of an unverified body is used.
 pub fn entry_ids(raw_body: &[u8]) -> Vec<String> {
@@ -743,6 +819,48 @@ fn hint_ms(retry_after: Option<&str>, buc_usage: Option<&str>) -> Option<i64> {
 pub fn parse_send_ok(body: &[u8]) -> Option<(Option<String>, String)> {
     let v: Value = serde_json::from_slice(body).ok()?;
     Some((id_str(&v["recipient_id"]), id_str(&v["message_id"])?))
+}
+
+#[cfg(test)]
+mod bounded_ids_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn ids_are_read_up_to_a_limit_and_no_further() {
+        let body = |n: usize| {
+            let entries: Vec<String> = (0..n)
+                .map(|i| {
+                    format!(
+                        r#"{{"id":"{}","time":1,"messaging":[{{"x":[1,2]}}]}}"#,
+                        100 + i % 5
+                    )
+                })
+                .collect();
+            format!(
+                r#"{{"object":"page","entry":[{}],"z":{{"a":1}}}}"#,
+                entries.join(",")
+            )
+        };
+        assert_eq!(
+            entry_ids_at_most(body(40).as_bytes(), 5),
+            Some(
+                vec!["100", "101", "102", "103", "104"]
+                    .into_iter()
+                    .map(String::from)
+                    .collect()
+            )
+        );
+        assert_eq!(entry_ids_at_most(body(40).as_bytes(), 4), None);
+        assert_eq!(
+            entry_ids_at_most(br#"{"entry":[{"id":7}]}"#, 1),
+            Some(vec!["7".into()])
+        );
+        assert_eq!(entry_ids_at_most(b"not json", 10), None);
+        assert_eq!(entry_ids_at_most(br#"{"entry":[]} trailing"#, 10), None);
+        let ids = entry_ids(body(40).as_bytes());
+        assert_eq!(entry_ids_at_most(body(40).as_bytes(), 5).unwrap(), ids);
+    }
 }
 
 #[cfg(test)]
