@@ -4,11 +4,14 @@
 //! It names one inbox and one contact, and so reaches only that visitor's conversation.
 //! The identity check lets a site vouch for its logged-in user: it passes its user id with
 //! `hex(HMAC-SHA256(inbox identity secret, user id))`, computed on its own server.
+//! The widget API's request bodies ([`NewSession`], [`NewWidgetMessage`]) and their checks live
+//! here too, pure, so they can be tested (and fuzzed) without a server.
 
 use crate::signing;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde::{Deserialize, Serialize};
+use switchboard_core::validate::{Email, MessageText, PersonName, Phone, ValidationError};
 use switchboard_core::{ContactId, InboxId};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +66,116 @@ pub fn external_id_for(identifier: Option<&str>, anonymous_id: &str) -> String {
     }
 }
 
+/// The longest site user id (`identifier`) a session may name, in bytes.
+pub const MAX_IDENTIFIER_BYTES: usize = 200;
+/// The longest `client_message_id` a widget may send, in bytes.
+pub const MAX_CLIENT_MESSAGE_ID_BYTES: usize = 100;
+
+/// `POST /widget/v1/sessions`: a visitor opens the chat.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSession {
+    pub inbox_id: InboxId,
+    /// The site's own user id, vouched for by `identifier_hash`.
+    pub identifier: Option<String>,
+    pub identifier_hash: Option<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+}
+
+/// A session's contact details, checked.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SessionContact {
+    pub name: Option<PersonName>,
+    pub phone: Option<Phone>,
+    pub email: Option<Email>,
+}
+
+impl NewSession {
+    /// The site's user id, trimmed; `None` when absent or blank. Not vouched for: see
+    /// [`NewSession::identity_verified`].
+    pub fn identifier(&self) -> Option<&str> {
+        self.identifier
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    }
+
+    /// Whether `identifier_hash` vouches for the [identifier](NewSession::identifier) under the
+    /// inbox's identity secret. No identifier, an empty secret or an identifier over
+    /// [`MAX_IDENTIFIER_BYTES`] vouches for nothing.
+    pub fn identity_verified(&self, identity_secret: &str) -> bool {
+        self.identifier().is_some_and(|user| {
+            user.len() <= MAX_IDENTIFIER_BYTES
+                && !identity_secret.is_empty()
+                && verify_identity(
+                    identity_secret,
+                    user,
+                    self.identifier_hash.as_deref().unwrap_or(""),
+                )
+        })
+    }
+
+    /// The contact details, checked. A blank phone or email counts as none; a blank name is refused.
+    pub fn contact(&self) -> Result<SessionContact, ValidationError> {
+        let blank_is_none = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
+        Ok(SessionContact {
+            name: self.name.as_deref().map(PersonName::parse).transpose()?,
+            phone: blank_is_none(&self.phone)
+                .as_deref()
+                .map(Phone::parse)
+                .transpose()?,
+            email: blank_is_none(&self.email)
+                .as_deref()
+                .map(Email::parse)
+                .transpose()?,
+        })
+    }
+}
+
+/// `POST /widget/v1/messages`: the visitor writes.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewWidgetMessage {
+    pub text: String,
+    /// The widget's own id for this message: a retried send with the same id stores one message.
+    pub client_message_id: Option<String>,
+}
+
+/// A visitor's message, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WidgetMessage {
+    pub text: MessageText,
+    /// Trimmed, at most [`MAX_CLIENT_MESSAGE_ID_BYTES`]; `None` when absent or blank.
+    pub client_message_id: Option<String>,
+}
+
+impl NewWidgetMessage {
+    /// Checks the text ([`MessageText`]) and the `client_message_id`.
+    pub fn check(&self) -> Result<WidgetMessage, ValidationError> {
+        let text = MessageText::parse(&self.text)?;
+        let client_message_id = match self
+            .client_message_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            Some(id) if id.len() > MAX_CLIENT_MESSAGE_ID_BYTES => {
+                return Err(ValidationError::new(
+                    "client_message_id",
+                    "at most 100 characters",
+                ));
+            }
+            id => id.map(str::to_owned),
+        };
+        Ok(WidgetMessage {
+            text,
+            client_message_id,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,5 +223,56 @@ mod tests {
         assert!(!verify_identity("site-secret", "user-18", &h));
         assert_eq!(external_id_for(Some("u1"), "x"), "user:u1");
         assert_eq!(external_id_for(None, "x"), "visitor:x");
+    }
+
+    #[test]
+    fn widget_bodies() {
+        let session = |v: serde_json::Value| serde_json::from_value::<NewSession>(v);
+        let inbox = Uuid::from_u128(7).to_string();
+        let s = session(
+            serde_json::json!({"inbox_id": inbox, "identifier": " user-17 ",
+            "identifier_hash": signing::hmac_sha256_hex(b"site-secret", b"user-17"),
+            "name": " Lan ", "phone": " ", "email": "Lan@Shop.vn"}),
+        );
+        let Ok(s) = s else {
+            panic!("the session body parses: {s:?}")
+        };
+        assert_eq!(s.identifier(), Some("user-17"));
+        assert!(s.identity_verified("site-secret"));
+        assert!(!s.identity_verified("") && !s.identity_verified("other"));
+        let c = s.contact().unwrap_or_default();
+        assert_eq!(c.name.map(PersonName::into_inner).as_deref(), Some("Lan"));
+        assert_eq!(c.phone, None);
+        assert_eq!(
+            c.email.map(Email::into_inner).as_deref(),
+            Some("lan@shop.vn")
+        );
+        let long = "u".repeat(MAX_IDENTIFIER_BYTES + 1);
+        let l = session(serde_json::json!({"inbox_id": inbox, "identifier": long,
+            "identifier_hash": signing::hmac_sha256_hex(b"k", long.as_bytes())}));
+        assert!(l.is_ok_and(|l| !l.identity_verified("k")));
+        assert!(session(serde_json::json!({"inbox_id": inbox, "nope": 1})).is_err());
+        assert!(
+            session(serde_json::json!({"inbox_id": inbox, "name": " "}))
+                .is_ok_and(|s| s.contact().is_err())
+        );
+
+        let m = |text: &str, id: Option<&str>| {
+            NewWidgetMessage {
+                text: text.into(),
+                client_message_id: id.map(str::to_owned),
+            }
+            .check()
+        };
+        assert_eq!(
+            m("Xin chào\n", Some(" c1 ")).map(|w| (w.text.into_inner(), w.client_message_id)),
+            Ok(("Xin chào".into(), Some("c1".into())))
+        );
+        assert!(m("hi", Some(" ")).is_ok_and(|w| w.client_message_id.is_none()));
+        assert_eq!(
+            m("hi", Some(&"x".repeat(101))).map_err(|e| e.field),
+            Err("client_message_id")
+        );
+        assert!(m("a\0b", None).is_err());
     }
 }

@@ -13,7 +13,7 @@ pub struct ValidationError {
 }
 
 impl ValidationError {
-    const fn new(field: &'static str, message: &'static str) -> Self {
+    pub const fn new(field: &'static str, message: &'static str) -> Self {
         Self { field, message }
     }
 }

@@ -128,6 +128,22 @@ impl From<ValidationError> for ApiError {
     }
 }
 
+impl From<switchboard_channels::settings::SettingsError> for ApiError {
+    fn from(e: switchboard_channels::settings::SettingsError) -> Self {
+        use switchboard_channels::settings::SettingsError;
+        match e {
+            SettingsError::Invalid { message, field } => {
+                let err = Self::invalid(message);
+                match field {
+                    Some(f) => err.with_extra(serde_json::json!({ "field": f })),
+                    None => err,
+                }
+            }
+            SettingsError::Internal => Self::internal(),
+        }
+    }
+}
+
 impl From<ConversationError> for ApiError {
     fn from(e: ConversationError) -> Self {
         let status = match e {

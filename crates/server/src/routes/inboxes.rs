@@ -58,43 +58,11 @@ fn livechat_settings(
     raw: Option<serde_json::Value>,
     previous: Option<&serde_json::Value>,
 ) -> ApiResult<serde_json::Value> {
-    let mut s = previous.cloned().unwrap_or_else(|| serde_json::json!({}));
-    let (Some(obj), incoming) = (
-        s.as_object_mut(),
-        raw.unwrap_or_else(|| serde_json::json!({})),
-    ) else {
-        return Err(ApiError::internal());
-    };
-    let serde_json::Value::Object(incoming) = incoming else {
-        return Err(ApiError::invalid("settings: must be an object"));
-    };
-    for (k, v) in incoming {
-        let ok = match k.as_str() {
-            "require_identity" => v.is_boolean(),
-            "greeting" => v.is_string() || v.is_null(),
-            "identity_secret" => v.as_str().is_some_and(|s| s.len() >= 16),
-            "prechat_fields" => v.as_array().is_some_and(|a| {
-                a.iter()
-                    .all(|f| matches!(f.as_str(), Some("name" | "email" | "phone")))
-            }),
-            _ => {
-                return Err(ApiError::invalid(format!(
-                    "settings: unknown key `{k}` for a live-chat inbox"
-                )));
-            }
-        };
-        if !ok {
-            return Err(ApiError::invalid(format!(
-                "settings: `{k}` has the wrong type or value"
-            )));
-        }
-        obj.insert(k, v);
+    let mut s = switchboard_channels::settings::check(ChannelKind::Livechat, raw, previous)?;
+    if let Some(obj) = s.as_object_mut() {
+        obj.entry("identity_secret")
+            .or_insert_with(|| serde_json::json!(auth::random_token(24)));
     }
-    obj.entry("identity_secret")
-        .or_insert_with(|| serde_json::json!(auth::random_token(24)));
-    obj.entry("require_identity")
-        .or_insert(serde_json::json!(false));
-    obj.entry("prechat_fields").or_insert(serde_json::json!([]));
     Ok(s)
 }
 

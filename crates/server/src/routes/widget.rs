@@ -14,9 +14,9 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
-use switchboard_channels::livechat::{self, VisitorClaims};
+use switchboard_channels::livechat::{self, NewSession, NewWidgetMessage, VisitorClaims};
 use switchboard_core::event::EventKind;
-use switchboard_core::validate::{Email, MessageText, PersonName, Phone};
+use switchboard_core::validate::{Email, PersonName, Phone};
 use switchboard_core::*;
 use switchboard_store::{Inbound, InboundSender, MessageCursor};
 use tokio::sync::broadcast::error::RecvError;
@@ -27,18 +27,6 @@ async fn livechat_inbox(st: &AppState, id: InboxId) -> ApiResult<Inbox> {
         .await?
         .filter(|i| i.channel == ChannelKind::Livechat)
         .ok_or_else(|| ApiError::not_found("inbox"))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewSession {
-    inbox_id: InboxId,
-    /// The site's own user id, vouched for by `identifier_hash`.
-    identifier: Option<String>,
-    identifier_hash: Option<String>,
-    name: Option<String>,
-    email: Option<String>,
-    phone: Option<String>,
 }
 
 pub async fn create_session(
@@ -52,22 +40,13 @@ pub async fn create_session(
         .map_err(ApiError::rate_limited)?;
     let inbox = livechat_inbox(&st, b.inbox_id).await?;
     let settings = &inbox.settings;
-    let external_id = match b
-        .identifier
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
+    let external_id = match b.identifier() {
         Some(user) => {
             let secret = settings
                 .get("identity_secret")
                 .and_then(|s| s.as_str())
                 .unwrap_or("");
-            let hash = b.identifier_hash.as_deref().unwrap_or("");
-            if user.len() > 200
-                || secret.is_empty()
-                || !livechat::verify_identity(secret, user, hash)
-            {
+            if !b.identity_verified(secret) {
                 return Err(ApiError::new(
                     StatusCode::UNAUTHORIZED,
                     "invalid_identity",
@@ -89,30 +68,14 @@ pub async fn create_session(
         }
         None => livechat::external_id_for(None, &new_uuid().to_string()),
     };
+    let details = b.contact()?;
     let now = st.clock.now();
     let fresh = Contact {
         id: ContactId(new_uuid()),
         workspace_id: st.workspace_id,
-        name: b
-            .name
-            .as_deref()
-            .map(PersonName::parse)
-            .transpose()?
-            .map(PersonName::into_inner),
-        phone: b
-            .phone
-            .as_deref()
-            .filter(|p| !p.trim().is_empty())
-            .map(Phone::parse)
-            .transpose()?
-            .map(Phone::into_inner),
-        email: b
-            .email
-            .as_deref()
-            .filter(|e| !e.trim().is_empty())
-            .map(Email::parse)
-            .transpose()?
-            .map(Email::into_inner),
+        name: details.name.map(PersonName::into_inner),
+        phone: details.phone.map(Phone::into_inner),
+        email: details.email.map(Email::into_inner),
         notes: None,
         created_at: now,
         updated_at: now,
@@ -135,14 +98,6 @@ pub async fn create_session(
     })))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewWidgetMessage {
-    text: String,
-    /// The widget's own id for this message: a retried send with the same id stores one message.
-    client_message_id: Option<String>,
-}
-
 pub async fn post_message(
     State(st): State<AppState>,
     ClientIp(client): ClientIp,
@@ -157,19 +112,10 @@ pub async fn post_message(
         .widget_visitor
         .check(&v.contact_id.to_string())
         .map_err(ApiError::rate_limited)?;
-    let text = MessageText::parse(&b.text)?.into_inner();
-    let provider_id = match b
-        .client_message_id
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
-        Some(id) if id.len() <= 100 => format!("client:{}:{id}", v.contact_id),
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "client_message_id: at most 100 characters",
-            ));
-        }
+    let checked = b.check()?;
+    let text = checked.text.into_inner();
+    let provider_id = match checked.client_message_id {
+        Some(id) => format!("client:{}:{id}", v.contact_id),
         None => format!("server:{}", new_uuid()),
     };
     let now = st.clock.now();
