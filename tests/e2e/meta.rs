@@ -122,6 +122,34 @@ impl Meta {
             .await
     }
 
+    /// The test Page's app, not subscribed to message echoes (nothing settles a lost answer).
+    fn page_without_echoes(&self) {
+        self.sb.add_page(PageSpec {
+            id: PAGE.into(),
+            object: switchboard_channels::meta::Object::Page,
+            token: format!("token-{PAGE}"),
+            app_secret: SECRET.into(),
+            webhook_url: self.app.url("/webhooks/meta"),
+            echoes: false,
+            private_reply_recipient_id: true,
+            auto_delivery: false,
+        });
+    }
+
+    /// The delivery status and failure reason of the message `sent` (a send's response) now.
+    async fn status_of(&self, conv: &str, sent: &Value) -> (String, Option<String>) {
+        let m = self
+            .thread(conv)
+            .await
+            .into_iter()
+            .find(|x| x["id"] == sent["id"])
+            .unwrap();
+        (
+            m["delivery_status"].as_str().unwrap().to_owned(),
+            m["failure_reason"].as_str().map(str::to_owned),
+        )
+    }
+
     async fn webhook(&self, body: &str, signature: Option<String>) -> (StatusCode, String) {
         let mut req = self
             .app
@@ -1203,16 +1231,7 @@ async fn an_unsigned_body_naming_many_accounts_is_refused_before_any_lookup_per_
 async fn a_send_whose_answer_was_lost_is_never_repeated() {
     let m = Meta::start_with(|c| c.outbox.http_timeout_ms = 300).await;
     // This Page's app is not subscribed to message echoes.
-    m.sb.add_page(PageSpec {
-        id: PAGE.into(),
-        object: switchboard_channels::meta::Object::Page,
-        token: format!("token-{PAGE}"),
-        app_secret: SECRET.into(),
-        webhook_url: m.app.url("/webhooks/meta"),
-        echoes: false,
-        private_reply_recipient_id: true,
-        auto_delivery: false,
-    });
+    m.page_without_echoes();
     m.sb.customer_message(PAGE, PSID, "hi").await.unwrap();
     let conv = m.claimed_conversation().await;
     m.sb.push_fault(PAGE, Fault::TimeoutAfterAccept);
@@ -1228,18 +1247,9 @@ async fn a_send_whose_answer_was_lost_is_never_repeated() {
     m.advance(DAY);
     assert_eq!(m.run().await, RunReport::default());
     assert_eq!(m.sb.sent().len(), 1, "the customer got it once");
-    let msg = m
-        .thread(&conv)
-        .await
-        .into_iter()
-        .find(|x| x["id"] == v["id"])
-        .unwrap();
     assert_eq!(
-        (
-            msg["delivery_status"].as_str(),
-            msg["failure_reason"].as_str()
-        ),
-        (Some("failed"), Some("delivery_unknown"))
+        m.status_of(&conv, &v).await,
+        ("failed".to_owned(), Some("delivery_unknown".to_owned()))
     );
 }
 
@@ -1250,16 +1260,7 @@ async fn a_send_whose_answer_was_lost_is_never_repeated() {
 async fn a_send_cut_off_by_a_crash_is_never_repeated() {
     let m = Meta::start_with(|c| c.outbox.http_timeout_ms = 120_000).await;
     // No echo to settle it (the server was down when it would have come).
-    m.sb.add_page(PageSpec {
-        id: PAGE.into(),
-        object: switchboard_channels::meta::Object::Page,
-        token: format!("token-{PAGE}"),
-        app_secret: SECRET.into(),
-        webhook_url: m.app.url("/webhooks/meta"),
-        echoes: false,
-        private_reply_recipient_id: true,
-        auto_delivery: false,
-    });
+    m.page_without_echoes();
     m.sb.customer_message(PAGE, PSID, "hi").await.unwrap();
     let conv = m.claimed_conversation().await;
     // Meta accepts the send and the worker dies before the answer: its run is dropped mid-call.
@@ -1287,18 +1288,9 @@ async fn a_send_cut_off_by_a_crash_is_never_repeated() {
     m.advance(DAY);
     assert_eq!(m.run().await, RunReport::default());
     assert_eq!(m.sb.sent().len(), 1, "the customer got it once");
-    let msg = m
-        .thread(&conv)
-        .await
-        .into_iter()
-        .find(|x| x["id"] == v["id"])
-        .unwrap();
     assert_eq!(
-        (
-            msg["delivery_status"].as_str(),
-            msg["failure_reason"].as_str()
-        ),
-        (Some("failed"), Some("delivery_unknown"))
+        m.status_of(&conv, &v).await,
+        ("failed".to_owned(), Some("delivery_unknown".to_owned()))
     );
 }
 

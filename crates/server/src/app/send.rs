@@ -250,8 +250,13 @@ impl Outgoing {
             }
         };
         let rules = policy::rules_for(inbox.channel);
+        // Decided on the conversation just read; read again only after a concurrent change.
+        let mut fresh = Some(c);
         for _ in 0..5 {
-            let current = self.conversation(req.conversation_id).await?;
+            let current = match fresh.take() {
+                Some(c) => c,
+                None => self.conversation(req.conversation_id).await?,
+            };
             let now = self.clock.now();
             // A person must hold the conversation; automation writes beside whoever holds it.
             let transition = match req.author.actor() {
