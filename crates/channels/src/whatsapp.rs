@@ -37,46 +37,19 @@ fn secs(v: &Value) -> Option<Timestamp> {
 /// and the `entry[].id`s (WABA ids, for template updates). Used to pick the app secrets to
 /// verify with; nothing else of the body is trusted before that.
 pub fn routing_ids(raw_body: &[u8]) -> (Vec<String>, Vec<String>) {
-    // Typed, so everything but the ids is skipped without being built (this runs before the
-    // signature is checked).
-    #[derive(serde::Deserialize)]
-    struct Hook {
-        #[serde(default)]
-        entry: Vec<Entry>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Entry {
-        #[serde(default)]
-        id: Value,
-        #[serde(default)]
-        changes: Vec<Change>,
-    }
-    #[derive(serde::Deserialize, Default)]
-    struct Change {
-        #[serde(default)]
-        value: ChangeValue,
-    }
-    #[derive(serde::Deserialize, Default)]
-    struct ChangeValue {
-        #[serde(default)]
-        metadata: Metadata,
-    }
-    #[derive(serde::Deserialize, Default)]
-    struct Metadata {
-        #[serde(default)]
-        phone_number_id: Value,
-    }
-    let Ok(hook) = serde_json::from_slice::<Hook>(raw_body) else {
+    // Walked exactly as `parse` walks the body (the same tolerance of odd entries, the last of
+    // duplicate keys), so every change the parser accepts is routed by an id found here.
+    let Ok(v) = serde_json::from_slice::<Value>(raw_body) else {
         return (Vec::new(), Vec::new());
     };
     let mut phones = Vec::new();
     let mut wabas = Vec::new();
-    for e in &hook.entry {
-        if let Some(id) = id_str(&e.id) {
+    for e in v["entry"].as_array().into_iter().flatten() {
+        if let Some(id) = id_str(&e["id"]) {
             wabas.push(id);
         }
-        for c in &e.changes {
-            if let Some(p) = id_str(&c.value.metadata.phone_number_id) {
+        for c in e["changes"].as_array().into_iter().flatten() {
+            if let Some(p) = id_str(&c["value"]["metadata"]["phone_number_id"]) {
                 phones.push(p);
             }
         }
@@ -952,6 +925,26 @@ mod tests {
 
     const SECRET: &str = "app_secret_test";
     const BODY_414: &str = r#"{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881","phone_number_id":"106540352242922"},"contacts":[{"profile":{"name":"Sheena"},"wa_id":"16505551234"}],"messages":[{"from":"16505551234","id":"wamid.AAA","timestamp":"1700000000","type":"text","text":{"body":"hello"}}]},"field":"messages"}]}]}"#;
+
+    /// Found by the fuzzer: an odd entry beside a good one hid the good one's number from the
+    /// routing read, so a signed message would have been acknowledged and dropped.
+    #[test]
+    fn routing_finds_every_number_the_parser_accepts() {
+        let good = r#"{"id":"W1","changes":[{"field":"messages","value":{"metadata":{"phone_number_id":"P1"},"messages":[{"from":"1","id":"wamid.1","timestamp":"1","type":"text","text":{"body":"hi"}}]}}]}"#;
+        for body in [
+            format!(r#"{{"object":"whatsapp_business_account","entry":[{good},5]}}"#),
+            format!(r#"{{"object":"whatsapp_business_account","entry":[{{"id":"W0","changes":7}},{good}]}}"#),
+            format!(r#"{{"object":"whatsapp_business_account","entry":[],"entry":[{good}]}}"#),
+            format!(r#"{{"object":"whatsapp_business_account","entry":[{{"id":"W0","changes":[null,{{"value":{{"metadata":{{"phone_number_id":"P1","phone_number_id":"P1"}}}}}}]}},{good}]}}"#),
+        ] {
+            let (phones, _) = routing_ids(body.as_bytes());
+            let hook = parse(body.as_bytes()).unwrap_or_else(|e| panic!("{e}: {body}"));
+            for p in hook.changes.iter().filter_map(|c| c.phone_number_id.as_ref()) {
+                assert!(phones.contains(p), "{p} not routed in {body}");
+            }
+            assert!(hook.changes.iter().any(|c| !c.events.is_empty()), "{body}");
+        }
+    }
 
     #[test]
     fn channels_md_signature_vector_and_routing() {
