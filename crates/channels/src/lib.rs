@@ -4,6 +4,7 @@
 
 pub mod livechat;
 pub mod meta;
+pub mod provider;
 pub mod settings;
 pub mod shopee;
 pub mod signing;

@@ -863,6 +863,372 @@ mod bounded_ids_tests {
     }
 }
 
+// ------------------------------------------------------------------ the provider
+
+use crate::provider::{
+    Ack, Arrival, BadWebhook, Claim, Claims, Effect, Provider, Verified, WebhookRequest, setting,
+};
+use switchboard_core::ingest::{COMMENTER_PREFIX, Echoed, InboundEvent, InboundSender, Said};
+use switchboard_core::{ChannelKind, DeliveryStatus, Inbox, MessageKind};
+
+/// Messenger and Instagram: one webhook URL for every Page and account (§1.1–§1.4, §1.9, §2).
+pub struct Meta;
+
+/// The Page id or IG account id webhooks carry in `entry[].id`.
+pub fn account_id(i: &Inbox) -> Option<&str> {
+    setting(i, crate::settings::account_key(i.channel)?)
+}
+
+/// Who sends: the Page (Messenger, and Instagram linked to a Page) or the IG account.
+pub fn sender_id(i: &Inbox) -> Option<&str> {
+    setting(i, "page_id").or_else(|| account_id(i))
+}
+
+const CHANNELS: [ChannelKind; 2] = [ChannelKind::Messenger, ChannelKind::Instagram];
+
+impl Provider for Meta {
+    fn name(&self) -> &'static str {
+        "meta"
+    }
+    fn channels(&self) -> &'static [ChannelKind] {
+        &CHANNELS
+    }
+    fn claims(&self, req: &WebhookRequest<'_>, max: usize) -> Claims {
+        match entry_ids_at_most(req.body, max) {
+            Some(ids) => Claims::Named(
+                ids.into_iter()
+                    .flat_map(|id| CHANNELS.map(|c| Claim::Account(c, id.clone())))
+                    .collect(),
+            ),
+            None => Claims::TooMany,
+        }
+    }
+    fn claims_of(&self, inbox: &Inbox) -> Vec<Claim> {
+        account_id(inbox)
+            .map(|a| Claim::Account(inbox.channel, a.to_owned()))
+            .into_iter()
+            .collect()
+    }
+    fn signing_key(&self, inbox: &Inbox, _: &WebhookRequest<'_>) -> Option<String> {
+        setting(inbox, "app_secret").map(str::to_owned)
+    }
+    fn verify(&self, inbox: &Inbox, req: &WebhookRequest<'_>) -> bool {
+        setting(inbox, "app_secret")
+            .is_some_and(|s| verify_signature(s, req.body, req.header("x-hub-signature-256")))
+    }
+    fn parse(
+        &self,
+        req: &WebhookRequest<'_>,
+        inboxes: &Verified,
+        now: Timestamp,
+    ) -> Result<Vec<Arrival>, BadWebhook> {
+        let hook = parse(req.body).map_err(|e| BadWebhook(e.to_string()))?;
+        let channel = match hook.object {
+            Object::Page => ChannelKind::Messenger,
+            Object::Instagram => ChannelKind::Instagram,
+        };
+        let mut out = Vec::new();
+        for entry in hook.entries {
+            // An entry for a Page removed from Switchboard (or not signed by its own app) is
+            // acknowledged and stores nothing: a failure would make Meta retry, then disable the
+            // app's webhook for every Page.
+            let Some(inbox) = inboxes.one(&Claim::Account(channel, entry.id)) else {
+                continue;
+            };
+            out.extend(
+                entry
+                    .events
+                    .into_iter()
+                    .filter_map(|ev| arrival(inbox, ev, now)),
+            );
+        }
+        Ok(out)
+    }
+    fn ack(&self, _: &[Arrival]) -> Ack {
+        Ack::Text("EVENT_RECEIVED")
+    }
+    fn refused(&self) -> &'static str {
+        "bad or missing X-Hub-Signature-256"
+    }
+    fn handshake(&self) -> bool {
+        true
+    }
+}
+
+fn attachments_json(a: &[Attachment]) -> Value {
+    json!(
+        a.iter()
+            .map(|x| json!({"type": x.kind, "url": x.url, "sticker_id": x.sticker_id}))
+            .collect::<Vec<_>>()
+    )
+}
+
+/// A customer's message, postback, referral or comment, with the profile fetch it asks for.
+fn said(inbox: &Inbox, at: Timestamp, customer: String, m: Said, profile: bool) -> Arrival {
+    let a = Arrival::event(inbox, at, InboundEvent::Customer(m));
+    if profile {
+        a.with(Effect::FetchProfile { customer })
+    } else {
+        a
+    }
+}
+
+fn message(customer: &str, id: String, kind: MessageKind, text: String, at: Timestamp) -> Said {
+    Said {
+        from: InboundSender::identity(customer, None),
+        provider_message_id: id,
+        kind,
+        text,
+        at,
+        meta: Value::Null,
+        replying_to: None,
+        alias: None,
+    }
+}
+
+/// A phone number or email the customer shared with Messenger's `user_phone_number` /
+/// `user_email` quick replies arrives as the quick reply's payload.
+fn shared_detail(payload: Option<&String>) -> Option<String> {
+    use switchboard_core::validate::{Email, Phone};
+    payload
+        .filter(|p| Email::parse(p).is_ok() || Phone::parse(p).is_ok())
+        .cloned()
+}
+
+/// One normalised event of a verified entry → what to store and what to do around it.
+fn arrival(inbox: &Inbox, ev: MetaEvent, now: Timestamp) -> Option<Arrival> {
+    let at = ev.at();
+    let event = match ev {
+        MetaEvent::Message {
+            from,
+            mid,
+            text,
+            attachments,
+            quick_reply_payload,
+            reply_to_mid,
+            referral,
+            unsupported,
+            standby,
+            at,
+        } => {
+            if from.is_empty() {
+                return None;
+            }
+            let kind = if text.is_none() && !attachments.is_empty() {
+                MessageKind::Media
+            } else {
+                MessageKind::Text
+            };
+            let shown = if unsupported {
+                "[unsupported message]".to_owned()
+            } else {
+                describe(text.as_deref(), &attachments)
+            };
+            let mut m = serde_json::Map::new();
+            if !attachments.is_empty() {
+                m.insert("attachments".into(), attachments_json(&attachments));
+            }
+            let shared = shared_detail(quick_reply_payload.as_ref());
+            if let Some(p) = quick_reply_payload {
+                m.insert("quick_reply_payload".into(), json!(p));
+            }
+            if let Some(r) = &reply_to_mid {
+                m.insert("reply_to".into(), json!(r));
+            }
+            if let Some(r) = referral {
+                m.insert("referral".into(), r);
+            }
+            if standby {
+                m.insert("standby".into(), json!(true));
+            }
+            let mut said_ = message(&from, mid, kind, shown, at);
+            said_.meta = m.into();
+            said_.replying_to = reply_to_mid;
+            let a = said(inbox, at, from, said_, true);
+            return Some(match shared {
+                Some(s) => a.with(Effect::SharedDetail(s)),
+                None => a,
+            });
+        }
+        MetaEvent::Postback {
+            from,
+            mid,
+            title,
+            payload,
+            referral,
+            standby,
+            at,
+        } => {
+            let id = mid.unwrap_or_else(|| format!("postback:{from}:{}", at.millis()));
+            let text = title
+                .clone()
+                .or_else(|| payload.clone())
+                .unwrap_or_else(|| "[button]".into());
+            let mut m = message(&from, id, MessageKind::Text, text, at);
+            m.meta = json!({"postback": {"title": title, "payload": payload, "referral": referral, "standby": standby}});
+            return Some(said(inbox, at, from, m, true));
+        }
+        MetaEvent::Referral { from, referral, at } => {
+            let id = format!("referral:{from}:{}", at.millis());
+            let text = format!(
+                "Opened the conversation from {} (ref {})",
+                referral["source"].as_str().unwrap_or("a link"),
+                referral["ref"].as_str().unwrap_or("-")
+            );
+            let mut m = message(&from, id, MessageKind::System, text, at);
+            m.meta = json!({ "referral": referral });
+            return Some(said(inbox, at, from, m, true));
+        }
+        MetaEvent::Comment {
+            comment_id,
+            post_id,
+            parent_id,
+            from_id,
+            from_name,
+            text,
+            verb,
+            at,
+        } => {
+            let from_id = from_id.unwrap_or_default();
+            let provider_id = format!("comment:{comment_id}");
+            if verb != CommentVerb::Add {
+                return Some(Arrival::event(
+                    inbox,
+                    at,
+                    InboundEvent::CommentChange {
+                        provider_message_id: provider_id,
+                        verb: verb.as_str().to_owned(),
+                        text,
+                    },
+                ));
+            }
+            // The Page's own comments (our public replies among them) would loop: drop them.
+            if from_id.is_empty()
+                || Some(from_id.as_str()) == account_id(inbox)
+                || Some(from_id.as_str()) == sender_id(inbox)
+            {
+                return None;
+            }
+            // A Facebook commenter id is not a PSID; an Instagram commenter id is the IGSID.
+            let messenger = inbox.channel == ChannelKind::Messenger;
+            let external = if messenger {
+                format!("{COMMENTER_PREFIX}{from_id}")
+            } else {
+                from_id
+            };
+            let link = post_id
+                .as_ref()
+                .filter(|_| messenger)
+                .map(|p| format!("https://www.facebook.com/{p}"));
+            let mut m = message(
+                &external,
+                provider_id,
+                MessageKind::Comment,
+                text.unwrap_or_default(),
+                at,
+            );
+            m.from = InboundSender::identity(external.as_str(), from_name.as_deref());
+            m.meta = json!({"comment": {
+                "id": comment_id, "post_id": post_id, "parent_id": parent_id, "post_link": link,
+                "created_time": at, "from_name": from_name,
+            }});
+            return Some(said(inbox, at, external, m, !messenger));
+        }
+        MetaEvent::Echo {
+            to,
+            mid,
+            text,
+            attachments,
+            app_id,
+            metadata,
+            at,
+        } => {
+            let ours = metadata
+                .as_deref()
+                .and_then(|m| m.strip_prefix(METADATA_PREFIX))
+                .and_then(|id| id.parse().ok());
+            let from_page_inbox = app_id.as_deref() == Some(PAGE_INBOX_APP_ID);
+            let mut m = serde_json::Map::new();
+            m.insert(
+                "echo".into(),
+                json!({"app_id": app_id, "from_page_inbox": from_page_inbox}),
+            );
+            if !attachments.is_empty() {
+                m.insert("attachments".into(), attachments_json(&attachments));
+            }
+            InboundEvent::Echo(Echoed {
+                customer: to,
+                provider_message_id: mid,
+                ours,
+                text: describe(text.as_deref(), &attachments),
+                meta: m.into(),
+                at,
+            })
+        }
+        MetaEvent::Read {
+            from,
+            watermark,
+            mid,
+            ..
+        } => InboundEvent::Receipt {
+            customer: from,
+            provider_message_ids: mid.into_iter().collect(),
+            watermark,
+            status: DeliveryStatus::Read,
+        },
+        MetaEvent::Delivery {
+            from,
+            mids,
+            watermark,
+            ..
+        } => InboundEvent::Receipt {
+            customer: from,
+            provider_message_ids: mids,
+            watermark,
+            status: DeliveryStatus::Delivered,
+        },
+        MetaEvent::Reaction {
+            from,
+            mid,
+            react,
+            reaction,
+            emoji,
+            at,
+        } => InboundEvent::Reaction {
+            customer: from,
+            target_provider_id: mid,
+            reaction: react
+                .then(|| json!({"reaction": reaction, "emoji": emoji, "at": at.clamp_to(now)})),
+            at,
+        },
+        MetaEvent::Edit {
+            mid,
+            text,
+            num_edit,
+            ..
+        } => InboundEvent::Edit {
+            provider_message_id: mid,
+            text,
+            num_edit,
+        },
+        MetaEvent::Deleted { mid, .. } => InboundEvent::Unsent {
+            provider_message_id: mid,
+        },
+        MetaEvent::PolicyEnforcement { action, .. } => {
+            return Some(Arrival::effect(
+                inbox,
+                at,
+                Effect::Warn {
+                    what: "Meta policy enforcement on this page",
+                    detail: action,
+                },
+            ));
+        }
+        MetaEvent::Ignored { .. } => return None,
+    };
+    Some(Arrival::event(inbox, at, event))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -242,6 +242,117 @@ pub fn classify(status: u16, body: &[u8]) -> Result<String, Failure> {
     })
 }
 
+// ------------------------------------------------------------------ the provider
+
+use crate::provider::{
+    Ack, Arrival, BadWebhook, Claim, Claims, Provider, Verified, WebhookRequest, setting,
+};
+use switchboard_core::ingest::{InboundEvent, InboundSender, Said};
+use switchboard_core::{ChannelKind, Inbox, MessageKind};
+
+/// Shopee Open Platform pushes (§6): the shop is read first, only to find whose partner key
+/// applies; `Authorization` is the HMAC of the callback URL and the body. Chat pushes from buyers
+/// are stored; everything else is acknowledged. Shopee wants a 2xx with an empty body.
+pub struct Shopee;
+
+const CHANNELS: [ChannelKind; 1] = [ChannelKind::Shopee];
+
+/// The URL Shopee signs pushes with: the one configured at Shopee (`push_callback_url`), or this
+/// server's public URL + `/webhooks/shopee`.
+pub fn callback_url(public_url: &str, inbox: &Inbox) -> String {
+    setting(inbox, "push_callback_url")
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("{public_url}/webhooks/shopee"))
+}
+
+impl Provider for Shopee {
+    fn name(&self) -> &'static str {
+        "shopee"
+    }
+    fn channels(&self) -> &'static [ChannelKind] {
+        &CHANNELS
+    }
+    fn claims(&self, req: &WebhookRequest<'_>, _: usize) -> Claims {
+        Claims::Named(
+            shop_id(req.body)
+                .map(|s| Claim::Account(ChannelKind::Shopee, s))
+                .into_iter()
+                .collect(),
+        )
+    }
+    fn claims_of(&self, inbox: &Inbox) -> Vec<Claim> {
+        setting(inbox, "shop_id")
+            .map(|s| Claim::Account(ChannelKind::Shopee, s.to_owned()))
+            .into_iter()
+            .collect()
+    }
+    fn signing_key(&self, inbox: &Inbox, req: &WebhookRequest<'_>) -> Option<String> {
+        let key = setting(inbox, "partner_key")?;
+        Some(format!("{}\n{key}", callback_url(req.public_url, inbox)))
+    }
+    fn verify(&self, inbox: &Inbox, req: &WebhookRequest<'_>) -> bool {
+        setting(inbox, "partner_key").is_some_and(|k| {
+            let url = callback_url(req.public_url, inbox);
+            verify_push(k, &url, req.body, req.header("authorization"))
+        })
+    }
+    fn parse(
+        &self,
+        req: &WebhookRequest<'_>,
+        inboxes: &Verified,
+        _: Timestamp,
+    ) -> Result<Vec<Arrival>, BadWebhook> {
+        let push = parse_push(req.body).map_err(|e| BadWebhook(e.to_string()))?;
+        let Some(inbox) =
+            shop_id(req.body).and_then(|s| inboxes.one(&Claim::Account(ChannelKind::Shopee, s)))
+        else {
+            return Ok(Vec::new());
+        };
+        let ShopeeEvent::Message {
+            conversation_id,
+            from_id,
+            from_name,
+            to_id,
+            message_id,
+            message_type,
+            text,
+            at,
+        } = push.event
+        else {
+            return Ok(Vec::new());
+        };
+        // The seller's own messages (sent from Seller Centre, or ours) are not the customer writing.
+        if Some(from_id.as_str()) == setting(inbox, "shop_id") {
+            return Ok(Vec::new());
+        }
+        let said = Said {
+            from: InboundSender::identity(from_id.as_str(), from_name.as_deref()),
+            provider_message_id: message_id,
+            kind: if message_type == "image" {
+                MessageKind::Media
+            } else {
+                MessageKind::Text
+            },
+            text,
+            at,
+            meta: json!({"shopee": {"conversation_id": conversation_id, "message_type": message_type, "to_id": to_id}}),
+            replying_to: None,
+            alias: None,
+        };
+        Ok(vec![Arrival::event(
+            inbox,
+            at,
+            InboundEvent::Customer(said),
+        )])
+    }
+    fn ack(&self, _: &[Arrival]) -> Ack {
+        Ack::Empty
+    }
+    fn refused(&self) -> &'static str {
+        "bad or missing Authorization"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

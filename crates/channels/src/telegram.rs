@@ -342,6 +342,182 @@ pub fn classify(status: u16, body: &[u8]) -> Result<String, Failure> {
     })
 }
 
+// ------------------------------------------------------------------ the provider
+
+use crate::provider::{
+    Ack, Arrival, BadWebhook, Claim, Claims, Effect, Provider, Verified, WebhookRequest, setting,
+};
+use switchboard_core::ingest::{InboundEvent, InboundSender, Said};
+use switchboard_core::{ChannelKind, Inbox, MessageKind};
+
+/// Telegram bots: one webhook URL per bot (`/webhooks/telegram/{inbox}`), registered with
+/// `setWebhook`; the `X-Telegram-Bot-Api-Secret-Token` header must equal the inbox's secret.
+pub struct Telegram;
+
+const CHANNELS: [ChannelKind; 1] = [ChannelKind::Telegram];
+
+impl Provider for Telegram {
+    fn name(&self) -> &'static str {
+        "telegram"
+    }
+    fn channels(&self) -> &'static [ChannelKind] {
+        &CHANNELS
+    }
+    fn claims(&self, req: &WebhookRequest<'_>, _: usize) -> Claims {
+        Claims::Named(req.inbox.map(Claim::Inbox).into_iter().collect())
+    }
+    fn claims_of(&self, inbox: &Inbox) -> Vec<Claim> {
+        vec![Claim::Inbox(inbox.id)]
+    }
+    fn signing_key(&self, inbox: &Inbox, _: &WebhookRequest<'_>) -> Option<String> {
+        setting(inbox, "secret_token").map(str::to_owned)
+    }
+    fn verify(&self, inbox: &Inbox, req: &WebhookRequest<'_>) -> bool {
+        // Only the bot of the URL: another bot's secret never opens this one's door.
+        req.inbox == Some(inbox.id)
+            && setting(inbox, "secret_token")
+                .is_some_and(|s| verify_secret(s, req.header("x-telegram-bot-api-secret-token")))
+    }
+    fn parse(
+        &self,
+        req: &WebhookRequest<'_>,
+        inboxes: &Verified,
+        now: Timestamp,
+    ) -> Result<Vec<Arrival>, BadWebhook> {
+        let update = parse(req.body).map_err(|e| BadWebhook(e.to_string()))?;
+        let Some(inbox) = req.inbox.and_then(|i| inboxes.one(&Claim::Inbox(i))) else {
+            return Ok(Vec::new());
+        };
+        Ok(arrival(inbox, update, now).into_iter().collect())
+    }
+    fn ack(&self, arrivals: &[Arrival]) -> Ack {
+        arrivals
+            .iter()
+            .flat_map(|a| &a.effects)
+            .find_map(|e| match e {
+                Effect::Respond(v) => Some(Ack::Json(v.clone())),
+                _ => None,
+            })
+            .unwrap_or(Ack::Empty)
+    }
+    fn refused(&self) -> &'static str {
+        "bad or missing X-Telegram-Bot-Api-Secret-Token"
+    }
+    fn per_inbox_url(&self) -> bool {
+        true
+    }
+}
+
+/// A chat's message or button tap; the chat can be reached again.
+fn said(inbox: &Inbox, customer: String, m: Said) -> Arrival {
+    Arrival::event(inbox, m.at, InboundEvent::Customer(m)).with(Effect::Reachable {
+        customer,
+        unreachable: None,
+    })
+}
+
+fn arrival(inbox: &Inbox, update: Update, now: Timestamp) -> Option<Arrival> {
+    Some(match update.event {
+        TgEvent::Message {
+            chat_id,
+            message_id,
+            name,
+            text,
+            attachments,
+            reply_to,
+            chat_type,
+            at,
+        } => {
+            let kind = if attachments.is_empty() {
+                MessageKind::Text
+            } else {
+                MessageKind::Media
+            };
+            let atts: Vec<_> = attachments
+                .iter()
+                .map(|a| json!({"type": a.kind, "file_id": a.file_id, "file_name": a.file_name, "mime_type": a.mime_type}))
+                .collect();
+            let mut meta = json!({"chat_type": chat_type, "update_id": update.update_id});
+            if !atts.is_empty() {
+                meta["attachments"] = json!(atts);
+            }
+            let replying = reply_to.map(|r| format!("{chat_id}:{r}"));
+            if let Some(r) = &replying {
+                meta["reply_to"] = json!(r);
+            }
+            said(
+                inbox,
+                chat_id.clone(),
+                Said {
+                    provider_message_id: format!("{chat_id}:{message_id}"),
+                    from: InboundSender::identity(chat_id.as_str(), name.as_deref()),
+                    kind,
+                    text,
+                    at,
+                    meta,
+                    replying_to: replying,
+                    alias: None,
+                },
+            )
+        }
+        TgEvent::Edited {
+            chat_id,
+            message_id,
+            text,
+            at,
+        } => Arrival::event(
+            inbox,
+            at,
+            InboundEvent::Edit {
+                provider_message_id: format!("{chat_id}:{message_id}"),
+                text,
+                num_edit: 1,
+            },
+        ),
+        TgEvent::Callback {
+            id,
+            chat_id,
+            name,
+            data,
+            at,
+        } => {
+            // A tap has no time of its own: the update's arrival.
+            let at = if at.millis() == 0 { now } else { now.max(at) };
+            let tap = said(
+                inbox,
+                chat_id.clone(),
+                Said {
+                    from: InboundSender::identity(chat_id.as_str(), name.as_deref()),
+                    provider_message_id: format!("callback:{id}"),
+                    kind: MessageKind::Text,
+                    text: format!("[button] {data}"),
+                    at,
+                    meta: json!({"callback_data": data}),
+                    replying_to: None,
+                    alias: None,
+                },
+            );
+            // Acknowledged in the webhook's answer itself, as the Bot API allows.
+            tap.with(Effect::Respond(
+                json!({"method": "answerCallbackQuery", "callback_query_id": id}),
+            ))
+        }
+        TgEvent::Reachable {
+            chat_id,
+            reachable,
+            at,
+        } => Arrival::effect(
+            inbox,
+            at,
+            Effect::Reachable {
+                customer: chat_id,
+                unreachable: (!reachable).then_some("user_blocked"),
+            },
+        ),
+        TgEvent::Ignored { .. } => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

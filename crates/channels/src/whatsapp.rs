@@ -33,9 +33,10 @@ fn secs(v: &Value) -> Option<Timestamp> {
         .map(|s| Timestamp(s.saturating_mul(1000)))
 }
 
-/// Reads only the routing ids of an unverified body: `metadata.phone_number_id` of each change
-/// and the `entry[].id`s (WABA ids, for template updates). Used to pick the app secrets to
-/// verify with; nothing else of the body is trusted before that.
+/// Reads only the routing ids of an unverified body: `metadata.phone_number_id` of each change,
+/// and the `entry[].id` (the business account) of an entry with a change that names no number
+/// (template updates). Used to pick the app secrets to verify with; nothing else of the body is
+/// trusted before that.
 pub fn routing_ids(raw_body: &[u8]) -> (Vec<String>, Vec<String>) {
     // Walked exactly as `parse` walks the body (the same tolerance of odd entries, the last of
     // duplicate keys), so every change the parser accepts is routed by an id found here.
@@ -45,12 +46,10 @@ pub fn routing_ids(raw_body: &[u8]) -> (Vec<String>, Vec<String>) {
     let mut phones = Vec::new();
     let mut wabas = Vec::new();
     for e in v["entry"].as_array().into_iter().flatten() {
-        if let Some(id) = id_str(&e["id"]) {
-            wabas.push(id);
-        }
         for c in e["changes"].as_array().into_iter().flatten() {
-            if let Some(p) = id_str(&c["value"]["metadata"]["phone_number_id"]) {
-                phones.push(p);
+            match id_str(&c["value"]["metadata"]["phone_number_id"]) {
+                Some(p) => phones.push(p),
+                None => wabas.extend(id_str(&e["id"])),
             }
         }
     }
@@ -919,6 +918,267 @@ pub fn classify_error(status: u16, body: &[u8], retry_after: Option<&str>) -> Fa
     }
 }
 
+// ------------------------------------------------------------------ the provider
+
+use crate::provider::{
+    Ack, Arrival, BadWebhook, Claim, Claims, Effect, Provider, Verified, WebhookRequest, setting,
+};
+use switchboard_core::ingest::{InboundEvent, InboundSender, Said};
+use switchboard_core::{ChannelKind, DeliveryStatus, Inbox, MessageKind};
+
+/// The WhatsApp Cloud API: one webhook URL for every number (§3).
+pub struct WhatsApp;
+
+/// What a webhook event adds to conversation metering.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Usage {
+    /// The customer wrote (or reacted): opens or extends the service window.
+    Customer {
+        user: String,
+        wamid: String,
+        at: Timestamp,
+        from_ad: bool,
+    },
+    /// A status of one of our messages (a delivered message may be charged).
+    Status(StatusUpdate),
+}
+
+/// A message template changed status or category (`message_template_status_update`,
+/// `template_category_update`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateChange {
+    pub template_id: Option<String>,
+    pub name: Option<String>,
+    pub language: Option<String>,
+    pub status: Option<String>,
+    pub category: Option<String>,
+}
+
+/// Our message id in `biz_opaque_callback_data`.
+pub fn ours(s: &StatusUpdate) -> Option<switchboard_core::MessageId> {
+    s.callback
+        .as_deref()
+        .and_then(|c| c.strip_prefix(CALLBACK_PREFIX))
+        .and_then(|id| id.parse().ok())
+}
+
+const CHANNELS: [ChannelKind; 1] = [ChannelKind::Whatsapp];
+
+impl Provider for WhatsApp {
+    fn name(&self) -> &'static str {
+        "whatsapp"
+    }
+    fn channels(&self) -> &'static [ChannelKind] {
+        &CHANNELS
+    }
+    fn claims(&self, req: &WebhookRequest<'_>, max: usize) -> Claims {
+        let (phones, wabas) = routing_ids(req.body);
+        if phones.len() + wabas.len() > max {
+            return Claims::TooMany;
+        }
+        let phones = phones
+            .into_iter()
+            .map(|p| Claim::Account(ChannelKind::Whatsapp, p));
+        Claims::Named(
+            phones
+                .chain(wabas.into_iter().map(Claim::Business))
+                .collect(),
+        )
+    }
+    fn claims_of(&self, inbox: &Inbox) -> Vec<Claim> {
+        let phone = setting(inbox, "phone_number_id")
+            .map(|p| Claim::Account(ChannelKind::Whatsapp, p.to_owned()));
+        let waba = setting(inbox, "waba_id").map(|w| Claim::Business(w.to_owned()));
+        phone.into_iter().chain(waba).collect()
+    }
+    fn signing_key(&self, inbox: &Inbox, _: &WebhookRequest<'_>) -> Option<String> {
+        setting(inbox, "app_secret").map(str::to_owned)
+    }
+    fn verify(&self, inbox: &Inbox, req: &WebhookRequest<'_>) -> bool {
+        setting(inbox, "app_secret")
+            .is_some_and(|s| verify_signature(s, req.body, req.header("x-hub-signature-256")))
+    }
+    fn parse(
+        &self,
+        req: &WebhookRequest<'_>,
+        inboxes: &Verified,
+        now: Timestamp,
+    ) -> Result<Vec<Arrival>, BadWebhook> {
+        let hook = parse(req.body).map_err(|e| BadWebhook(e.to_string()))?;
+        let mut out = Vec::new();
+        for change in hook.changes {
+            match &change.phone_number_id {
+                // A number we do not hold (or whose app did not sign): nothing stored.
+                Some(p) => {
+                    let Some(inbox) =
+                        inboxes.one(&Claim::Account(ChannelKind::Whatsapp, p.clone()))
+                    else {
+                        continue;
+                    };
+                    out.extend(
+                        change
+                            .events
+                            .into_iter()
+                            .filter_map(|ev| arrival(inbox, ev, now)),
+                    );
+                }
+                // Template updates name the business account only: every number of it.
+                None => {
+                    for inbox in inboxes.all(&Claim::Business(change.waba_id.clone())) {
+                        out.extend(change.events.iter().filter_map(|ev| template(inbox, ev)));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+    fn ack(&self, _: &[Arrival]) -> Ack {
+        Ack::Text("EVENT_RECEIVED")
+    }
+    fn refused(&self) -> &'static str {
+        "bad or missing X-Hub-Signature-256"
+    }
+    fn handshake(&self) -> bool {
+        true
+    }
+}
+
+fn template(inbox: &Inbox, ev: &WaEvent) -> Option<Arrival> {
+    let change = match ev {
+        WaEvent::TemplateStatus {
+            template_id,
+            name,
+            language,
+            status,
+        } => TemplateChange {
+            template_id: template_id.clone(),
+            name: name.clone(),
+            language: language.clone(),
+            status: Some(status.clone()),
+            category: None,
+        },
+        WaEvent::TemplateCategory {
+            template_id,
+            name,
+            language,
+            category,
+        } => TemplateChange {
+            template_id: template_id.clone(),
+            name: name.clone(),
+            language: language.clone(),
+            status: None,
+            category: Some(category.clone()),
+        },
+        _ => return None,
+    };
+    Some(Arrival::effect(
+        inbox,
+        Timestamp(0),
+        Effect::Template(change),
+    ))
+}
+
+/// One event of a verified change → what to store, and what to meter afterwards.
+fn arrival(inbox: &Inbox, ev: WaEvent, now: Timestamp) -> Option<Arrival> {
+    match ev {
+        WaEvent::Message(m) => {
+            let user = m.from.key()?.to_owned();
+            if !m.opens_window {
+                // `system` messages (e.g. "changed their number") are not the customer writing:
+                // storing them as customer messages would reopen the window.
+                return None;
+            }
+            // The business-scoped id next to the phone number is linked with the message.
+            let alias = m.from.user_id.clone().filter(|_| m.from.wa_id.is_some());
+            let said = Said {
+                from: InboundSender::identity(user.as_str(), m.from.name.as_deref()),
+                provider_message_id: m.id.clone(),
+                kind: if m.is_media {
+                    MessageKind::Media
+                } else {
+                    MessageKind::Text
+                },
+                text: m.text,
+                at: m.at,
+                meta: m.meta,
+                replying_to: m.reply_to,
+                alias,
+            };
+            let usage = Usage::Customer {
+                user,
+                wamid: m.id,
+                at: m.at,
+                from_ad: m.from_ad,
+            };
+            Some(
+                Arrival::event(inbox, m.at, InboundEvent::Customer(said))
+                    .with(Effect::Usage(usage)),
+            )
+        }
+        WaEvent::Reaction {
+            from,
+            id,
+            target,
+            emoji,
+            at,
+        } => {
+            let user = from.key()?.to_owned();
+            let event = InboundEvent::Reaction {
+                customer: user.clone(),
+                target_provider_id: target,
+                reaction: emoji.map(|e| json!({"emoji": e, "at": at.clamp_to(now)})),
+                at,
+            };
+            // A reaction is a message from the customer: it opens the window (§3.3).
+            let usage = Usage::Customer {
+                user,
+                wamid: id,
+                at,
+                from_ad: false,
+            };
+            Some(Arrival::event(inbox, at, event).with(Effect::Usage(usage)))
+        }
+        WaEvent::Status(s) => {
+            let status = match s.status.as_str() {
+                "sent" => DeliveryStatus::Sent,
+                "delivered" => DeliveryStatus::Delivered,
+                "read" | "played" => DeliveryStatus::Read,
+                "failed" => DeliveryStatus::Failed,
+                _ => return None,
+            };
+            let failure = (status == DeliveryStatus::Failed).then(|| {
+                let e = s.errors.first();
+                let code = e.and_then(|e| e.code);
+                let reason = code.map_or("provider_error", |c| reason_for(c).1);
+                (
+                    reason.to_owned(),
+                    json!({
+                        "code": code, "title": e.and_then(|e| e.title.clone()),
+                        "message": e.and_then(|e| e.message.clone()),
+                        "details": e.and_then(|e| e.details.clone()),
+                    }),
+                )
+            });
+            let event = InboundEvent::Status {
+                provider_message_id: s.id.clone(),
+                ours: ours(&s),
+                status,
+                failure: failure.clone(),
+            };
+            let mut a = Arrival::event(inbox, s.at, event);
+            if let Some((reason, _)) = failure {
+                a = a.with(Effect::Warn {
+                    what: "whatsapp: message failed",
+                    detail: reason,
+                });
+            }
+            Some(a.with(Effect::Usage(Usage::Status(s))))
+        }
+        WaEvent::TemplateStatus { .. } | WaEvent::TemplateCategory { .. } => None,
+        WaEvent::Ignored { .. } => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -933,17 +1193,31 @@ mod tests {
         let good = r#"{"id":"W1","changes":[{"field":"messages","value":{"metadata":{"phone_number_id":"P1"},"messages":[{"from":"1","id":"wamid.1","timestamp":"1","type":"text","text":{"body":"hi"}}]}}]}"#;
         for body in [
             format!(r#"{{"object":"whatsapp_business_account","entry":[{good},5]}}"#),
-            format!(r#"{{"object":"whatsapp_business_account","entry":[{{"id":"W0","changes":7}},{good}]}}"#),
+            format!(
+                r#"{{"object":"whatsapp_business_account","entry":[{{"id":"W0","changes":7}},{good}]}}"#
+            ),
             format!(r#"{{"object":"whatsapp_business_account","entry":[],"entry":[{good}]}}"#),
-            format!(r#"{{"object":"whatsapp_business_account","entry":[{{"id":"W0","changes":[null,{{"value":{{"metadata":{{"phone_number_id":"P1","phone_number_id":"P1"}}}}}}]}},{good}]}}"#),
+            format!(
+                r#"{{"object":"whatsapp_business_account","entry":[{{"id":"W0","changes":[null,{{"value":{{"metadata":{{"phone_number_id":"P1","phone_number_id":"P1"}}}}}}]}},{good}]}}"#
+            ),
         ] {
             let (phones, _) = routing_ids(body.as_bytes());
             let hook = parse(body.as_bytes()).unwrap_or_else(|e| panic!("{e}: {body}"));
-            for p in hook.changes.iter().filter_map(|c| c.phone_number_id.as_ref()) {
+            for p in hook
+                .changes
+                .iter()
+                .filter_map(|c| c.phone_number_id.as_ref())
+            {
                 assert!(phones.contains(p), "{p} not routed in {body}");
             }
             assert!(hook.changes.iter().any(|c| !c.events.is_empty()), "{body}");
         }
+        // A template update names no number: it is routed by its business account alone.
+        let t = r#"{"object":"whatsapp_business_account","entry":[{"id":"W9","changes":[{"field":"message_template_status_update","value":{"event":"APPROVED","message_template_id":1}}]}]}"#;
+        assert_eq!(
+            routing_ids(t.as_bytes()),
+            (Vec::new(), vec!["W9".to_owned()])
+        );
     }
 
     #[test]
@@ -955,7 +1229,8 @@ mod tests {
         assert!(!verify_signature("other", BODY_414.as_bytes(), Some(h)));
         let (phones, wabas) = routing_ids(BODY_414.as_bytes());
         assert_eq!(phones, vec!["106540352242922".to_owned()]);
-        assert_eq!(wabas, vec!["102290129340398".to_owned()]);
+        // A message names its number: the business account is not looked up for it.
+        assert!(wabas.is_empty());
         let w = parse(BODY_414.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
         let c = &w.changes[0];
         assert_eq!(c.phone_number_id.as_deref(), Some("106540352242922"));

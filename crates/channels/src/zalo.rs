@@ -405,6 +405,208 @@ pub fn parse_refresh(v: &Value) -> Option<(String, String, i64)> {
     ))
 }
 
+// ------------------------------------------------------------------ the provider
+
+use crate::provider::{
+    Ack, Arrival, BadWebhook, Claim, Claims, Effect, Provider, Verified, WebhookRequest, setting,
+};
+use switchboard_core::ingest::{Echoed, InboundEvent, InboundSender, Said};
+use switchboard_core::{ChannelKind, DeliveryStatus, Inbox, MessageKind};
+
+/// Zalo Official Accounts: one callback URL for every OA (§4.1). The OA is read first only to
+/// find whose secret key applies; the signature covers the app id, the body and the timestamp,
+/// and the body's `app_id` must be the inbox's.
+pub struct Zalo;
+
+const CHANNELS: [ChannelKind; 1] = [ChannelKind::Zalo];
+
+fn attachments_json(a: &[Attachment]) -> Value {
+    json!(
+        a.iter()
+            .map(|x| json!({"type": x.kind, "url": x.url, "thumbnail": x.thumbnail,
+                "name": x.name, "coordinates": x.coordinates.as_ref().map(|(la, lo)| json!({"latitude": la, "longitude": lo}))}))
+            .collect::<Vec<_>>()
+    )
+}
+
+impl Provider for Zalo {
+    fn name(&self) -> &'static str {
+        "zalo"
+    }
+    fn channels(&self) -> &'static [ChannelKind] {
+        &CHANNELS
+    }
+    fn claims(&self, req: &WebhookRequest<'_>, _: usize) -> Claims {
+        let oa = serde_json::from_slice::<Value>(req.body)
+            .ok()
+            .and_then(|v| oa_of(&v));
+        Claims::Named(
+            oa.map(|o| Claim::Account(ChannelKind::Zalo, o))
+                .into_iter()
+                .collect(),
+        )
+    }
+    fn claims_of(&self, inbox: &Inbox) -> Vec<Claim> {
+        setting(inbox, "oa_id")
+            .map(|o| Claim::Account(ChannelKind::Zalo, o.to_owned()))
+            .into_iter()
+            .collect()
+    }
+    fn signing_key(&self, inbox: &Inbox, _: &WebhookRequest<'_>) -> Option<String> {
+        let key = setting(inbox, "oa_secret_key")?;
+        Some(format!("{}\n{key}", setting(inbox, "app_id").unwrap_or("")))
+    }
+    fn verify(&self, inbox: &Inbox, req: &WebhookRequest<'_>) -> bool {
+        setting(inbox, "oa_secret_key")
+            .is_some_and(|k| verify_signature(req.body, req.header("x-zevent-signature"), k))
+            && signed_fields(req.body)
+                .is_some_and(|(app, _)| Some(app.as_str()) == setting(inbox, "app_id"))
+    }
+    fn parse(
+        &self,
+        req: &WebhookRequest<'_>,
+        inboxes: &Verified,
+        now: Timestamp,
+    ) -> Result<Vec<Arrival>, BadWebhook> {
+        let hook = parse(req.body).map_err(|e| BadWebhook(e.to_string()))?;
+        let Some(inbox) = inboxes.one(&Claim::Account(ChannelKind::Zalo, hook.oa_id.clone()))
+        else {
+            return Ok(Vec::new());
+        };
+        Ok(arrival(inbox, hook, now).into_iter().collect())
+    }
+    fn ack(&self, _: &[Arrival]) -> Ack {
+        Ack::Empty
+    }
+    fn refused(&self) -> &'static str {
+        "bad or missing X-ZEvent-Signature"
+    }
+}
+
+fn receipt(
+    inbox: &Inbox,
+    at: Timestamp,
+    customer: String,
+    ids: Vec<String>,
+    status: DeliveryStatus,
+) -> Arrival {
+    let event = InboundEvent::Receipt {
+        customer,
+        provider_message_ids: ids,
+        watermark: None,
+        status,
+    };
+    Arrival::event(inbox, at, event)
+}
+
+fn arrival(inbox: &Inbox, hook: Webhook, now: Timestamp) -> Option<Arrival> {
+    let name = hook.event_name;
+    Some(match hook.event {
+        ZaloEvent::UserMessage {
+            user_id,
+            msg_id,
+            kind,
+            text,
+            attachments,
+            quote_msg_id,
+            anonymous,
+            at,
+        } => {
+            let media = !attachments.is_empty()
+                && !matches!(
+                    kind.as_str(),
+                    "text" | "location" | "link" | "business_card"
+                );
+            let mut meta = json!({"zalo_event": name, "anonymous": anonymous});
+            if !attachments.is_empty() {
+                meta["attachments"] = attachments_json(&attachments);
+            }
+            if let Some(q) = &quote_msg_id {
+                meta["reply_to"] = json!(q);
+            }
+            let said = Said {
+                from: InboundSender::identity(user_id.as_str(), None),
+                provider_message_id: msg_id,
+                kind: if media {
+                    MessageKind::Media
+                } else {
+                    MessageKind::Text
+                },
+                text,
+                at,
+                meta,
+                replying_to: quote_msg_id,
+                alias: None,
+            };
+            // The customer wrote: they can be reached again.
+            Arrival::event(inbox, at, InboundEvent::Customer(said)).with(Effect::Reachable {
+                customer: user_id,
+                unreachable: None,
+            })
+        }
+        ZaloEvent::Echo {
+            user_id,
+            msg_id,
+            text,
+            attachments,
+            at,
+        } => {
+            let mut meta = json!({"echo": {"zalo_event": name}});
+            if !attachments.is_empty() {
+                meta["attachments"] = attachments_json(&attachments);
+            }
+            let echo = Echoed {
+                customer: user_id,
+                provider_message_id: msg_id,
+                ours: None,
+                text,
+                meta,
+                at,
+            };
+            // Zalo echoes carry no marker of ours.
+            Arrival::event(inbox, at, InboundEvent::Echo(echo)).with(Effect::EchoByText)
+        }
+        ZaloEvent::Received {
+            user_id,
+            msg_ids,
+            at,
+        } => receipt(inbox, at, user_id, msg_ids, DeliveryStatus::Delivered),
+        ZaloEvent::Seen {
+            user_id,
+            msg_ids,
+            at,
+        } => receipt(inbox, at, user_id, msg_ids, DeliveryStatus::Read),
+        ZaloEvent::Reaction {
+            user_id,
+            msg_id,
+            reaction,
+            at,
+        } => Arrival::event(
+            inbox,
+            at,
+            InboundEvent::Reaction {
+                customer: user_id,
+                target_provider_id: msg_id,
+                reaction: reaction.map(|r| json!({"reaction": r, "at": at.clamp_to(now)})),
+                at,
+            },
+        ),
+        ZaloEvent::Follow {
+            user_id,
+            follow,
+            at,
+        } => Arrival::effect(
+            inbox,
+            at,
+            Effect::Reachable {
+                customer: user_id,
+                unreachable: (!follow).then_some("unfollowed"),
+            },
+        ),
+        ZaloEvent::Ignored { .. } => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,10 @@ use crate::clock::Clock;
 use crate::routing::Routing;
 use std::future::Future;
 use std::sync::Arc;
-use switchboard_store::{ChannelItem, ChannelOutcome, IngestError, Store, StoreError};
+use switchboard_core::{ContactId, ConversationId, InboxId, MessageId, WorkspaceId};
+use switchboard_store::{
+    ChannelOutcome, InboundEvent, IngestError, NewIds, Stamped, Store, StoreError,
+};
 use tokio::sync::{mpsc, oneshot};
 
 /// Why submitted items were not (all) stored.
@@ -24,9 +27,24 @@ pub enum IngestFailure {
 type Outcomes = Vec<Result<ChannelOutcome, IngestError>>;
 type Reply = oneshot::Sender<Result<Outcomes, IngestFailure>>;
 
+/// An event for an inbox, with fresh ids for the rows it may create.
+pub fn stamp(workspace_id: WorkspaceId, inbox_id: InboxId, event: InboundEvent) -> Stamped {
+    let id = uuid::Uuid::now_v7;
+    Stamped {
+        workspace_id,
+        inbox_id,
+        ids: NewIds {
+            message: MessageId(id()),
+            conversation: ConversationId(id()),
+            contact: ContactId(id()),
+        },
+        event,
+    }
+}
+
 #[derive(Clone)]
 pub struct ChannelIngest {
-    tx: mpsc::Sender<(Vec<ChannelItem>, Reply)>,
+    tx: mpsc::Sender<(Vec<Stamped>, Reply)>,
     routing: Routing,
 }
 
@@ -45,14 +63,14 @@ impl ChannelIngest {
 
     /// Queues the items (in order, in one batch) and waits until all of them are durably stored.
     /// Every string loses its NUL and other control characters first (see
-    /// [`ChannelItem::strip_controls`]). A store failure fails the whole call (and only this call,
+    /// [`InboundEvent::strip_controls`]). A store failure fails the whole call (and only this call,
     /// not the others in its batch): the provider retries and duplicates collapse.
-    pub async fn submit_all(&self, items: Vec<ChannelItem>) -> Result<Outcomes, IngestFailure> {
+    pub async fn submit_all(&self, items: Vec<Stamped>) -> Result<Outcomes, IngestFailure> {
         if items.is_empty() {
             return Ok(Vec::new());
         }
         let mut items = items;
-        items.iter_mut().for_each(ChannelItem::strip_controls);
+        items.iter_mut().for_each(|i| i.event.strip_controls());
         let (reply, wait) = oneshot::channel();
         self.tx
             .send((items, reply))
@@ -76,14 +94,14 @@ impl ChannelIngest {
 async fn run(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
-    mut rx: mpsc::Receiver<(Vec<ChannelItem>, Reply)>,
+    mut rx: mpsc::Receiver<(Vec<Stamped>, Reply)>,
     batch_max: usize,
 ) {
     let mut queued = Vec::with_capacity(batch_max);
     while rx.recv_many(&mut queued, batch_max).await > 0 {
-        let (lists, replies): (Vec<Vec<ChannelItem>>, Vec<Reply>) = queued.drain(..).unzip();
+        let (lists, replies): (Vec<Vec<Stamped>>, Vec<Reply>) = queued.drain(..).unzip();
         let sizes: Vec<usize> = lists.iter().map(Vec::len).collect();
-        let items: Vec<ChannelItem> = lists.into_iter().flatten().collect();
+        let items: Vec<Stamped> = lists.into_iter().flatten().collect();
         let now = clock.now();
         let results = commit(&items, &sizes, |part| store.ingest_channel(part, now)).await;
         for (reply, result) in replies.into_iter().zip(results) {
@@ -96,12 +114,12 @@ async fn run(
 /// If that fails, each caller's items are committed alone, so an event the store refuses fails
 /// only the webhook or widget message it came in — never its neighbours in the batch.
 async fn commit<'a, F, Fut>(
-    items: &'a [ChannelItem],
+    items: &'a [Stamped],
     sizes: &[usize],
     ingest: F,
 ) -> Vec<Result<Outcomes, IngestFailure>>
 where
-    F: Fn(&'a [ChannelItem]) -> Fut,
+    F: Fn(&'a [Stamped]) -> Fut,
     Fut: Future<Output = Result<Outcomes, StoreError>> + 'a,
 {
     match ingest(items).await {
@@ -139,34 +157,29 @@ mod tests {
     use super::*;
     use std::cell::RefCell;
     use switchboard_core::*;
-    use switchboard_store::{Inbound, InboundSender};
+    use switchboard_store::{InboundSender, Said};
 
-    fn item(text: &str) -> ChannelItem {
-        ChannelItem::Customer {
-            inbound: Inbound {
-                workspace_id: WorkspaceId(uuid::Uuid::nil()),
-                inbox_id: InboxId(uuid::Uuid::nil()),
-                sender: InboundSender::Identity {
-                    external_id: "psid".into(),
-                    name: None,
-                },
+    fn item(text: &str) -> Stamped {
+        let nil = uuid::Uuid::nil();
+        stamp(
+            WorkspaceId(nil),
+            InboxId(nil),
+            InboundEvent::Customer(Said {
+                from: InboundSender::identity("psid", None),
                 provider_message_id: text.into(),
                 kind: MessageKind::Text,
                 text: text.into(),
-                sent_at: Timestamp(0),
-                message_id: MessageId(uuid::Uuid::nil()),
-                new_conversation_id: ConversationId(uuid::Uuid::nil()),
-                new_contact_id: ContactId(uuid::Uuid::nil()),
-            },
-            meta: serde_json::Value::Null,
-            replying_to: None,
-            alias: None,
-        }
+                at: Timestamp(0),
+                meta: serde_json::Value::Null,
+                replying_to: None,
+                alias: None,
+            }),
+        )
     }
 
-    fn text(i: &ChannelItem) -> &str {
-        match i {
-            ChannelItem::Customer { inbound, .. } => &inbound.text,
+    fn text(i: &Stamped) -> &str {
+        match &i.event {
+            InboundEvent::Customer(m) => &m.text,
             _ => "",
         }
     }

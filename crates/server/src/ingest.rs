@@ -5,7 +5,7 @@
 
 use crate::channel_ingest::ChannelIngest;
 pub use crate::channel_ingest::IngestFailure;
-use switchboard_store::{ChannelItem, ChannelOutcome, Inbound, Ingested};
+use switchboard_store::{ChannelOutcome, Inbound, InboundEvent, Ingested, NewIds, Said, Stamped};
 
 #[derive(Clone)]
 pub struct Ingest {
@@ -20,11 +20,24 @@ impl Ingest {
     /// Queues one customer message and waits until it is durably stored (or refused). A
     /// conversation it created or reopened is routed before this returns.
     pub async fn submit(&self, inbound: Inbound) -> Result<Ingested, IngestFailure> {
-        let item = ChannelItem::Customer {
-            inbound,
-            meta: serde_json::Value::Null,
-            replying_to: None,
-            alias: None,
+        let item = Stamped {
+            workspace_id: inbound.workspace_id,
+            inbox_id: inbound.inbox_id,
+            ids: NewIds {
+                message: inbound.message_id,
+                conversation: inbound.new_conversation_id,
+                contact: inbound.new_contact_id,
+            },
+            event: InboundEvent::Customer(Said {
+                from: inbound.sender,
+                provider_message_id: inbound.provider_message_id,
+                kind: inbound.kind,
+                text: inbound.text,
+                at: inbound.sent_at,
+                meta: serde_json::Value::Null,
+                replying_to: None,
+                alias: None,
+            }),
         };
         match self.writer.submit_all(vec![item]).await?.pop() {
             Some(Ok(ChannelOutcome::Message(done))) => Ok(done),

@@ -28,22 +28,8 @@ pub fn object(channel: ChannelKind) -> Object {
     }
 }
 
-fn setting<'a>(i: &'a Inbox, k: &str) -> Option<&'a str> {
-    i.settings
-        .get(k)
-        .and_then(|v| v.as_str())
-        .filter(|s| !s.is_empty())
-}
-
-/// The page / IG account id webhooks carry in `entry[].id`.
-pub fn account_id(i: &Inbox) -> Option<&str> {
-    setting(i, account_key(i.channel)?)
-}
-
-/// Who sends: the Page (Messenger, and Instagram linked to a Page) or the IG account (Instagram Login).
-pub fn sender_id(i: &Inbox) -> Option<&str> {
-    setting(i, "page_id").or_else(|| account_id(i))
-}
+pub use switchboard_channels::meta::{account_id, sender_id};
+use switchboard_channels::provider::setting;
 
 pub fn token(i: &Inbox) -> Option<&str> {
     setting(i, "page_access_token")

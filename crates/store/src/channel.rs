@@ -2,203 +2,20 @@
 //! channel events ingested in the same group commit as messages, message extras (attachments,
 //! comment details, reactions, the policy used), the outbox, and contact linking and merging.
 
-use crate::{Change, Inbound, InboundSender, IngestError, Result};
+use crate::{Change, IngestError, Result};
 use async_trait::async_trait;
 use serde::Serialize;
 use std::collections::HashMap;
 use switchboard_core::event::Event;
 use switchboard_core::*;
 
-/// Identities of commenters whose id is not a messaging id (a Facebook feed `from.id` is not a
-/// PSID): `commenter:<id>`. `ChannelStore::messaging_id` never returns these.
-pub const COMMENTER_PREFIX: &str = "commenter:";
+/// `ChannelStore::messaging_id` never returns a commenter's identity.
+pub use switchboard_core::ingest::COMMENTER_PREFIX;
 
-/// One normalised provider event, stored by [`ChannelStore::ingest_channel`] inside the group
-/// commit. Provider ids are unique per inbox, so redelivery changes nothing.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ChannelItem {
-    /// A customer's message or comment: moves the window (via the conversation transition).
-    Customer {
-        inbound: Inbound,
-        /// Extras shown with the message (attachments, comment, quick reply, referral...).
-        meta: serde_json::Value,
-        /// The provider id of a message of ours this one answers (`reply_to.mid`): if it was a
-        /// private reply, the sender's id is linked to the commenter's contact.
-        replying_to: Option<String>,
-        /// Another id of the same customer on this inbox (WhatsApp's business-scoped user id
-        /// next to the phone number): linked to the sender's contact in the same transaction,
-        /// unless it is linked already.
-        alias: Option<String>,
-    },
-    /// A message the page sent (from Meta's apps, or our own send coming back). Never moves the window.
-    Echo {
-        workspace_id: WorkspaceId,
-        inbox_id: InboxId,
-        /// The customer it was sent to.
-        customer_external_id: String,
-        provider_message_id: String,
-        /// Our message id when the echo carries our `metadata` marker.
-        ours: Option<MessageId>,
-        text: String,
-        meta: serde_json::Value,
-        sent_at: Timestamp,
-        message_id: MessageId,
-        new_conversation_id: ConversationId,
-        new_contact_id: ContactId,
-    },
-    /// Delivery or read receipts: by provider ids and/or everything up to a watermark.
-    Receipt {
-        inbox_id: InboxId,
-        customer_external_id: String,
-        provider_message_ids: Vec<String>,
-        watermark: Option<Timestamp>,
-        status: DeliveryStatus,
-    },
-    /// A customer's reaction to a message (counts for the window).
-    Reaction {
-        inbox_id: InboxId,
-        customer_external_id: String,
-        target_provider_id: String,
-        /// `None` removes the customer's reaction.
-        reaction: Option<serde_json::Value>,
-        at: Timestamp,
-    },
-    /// The customer edited a message.
-    Edit {
-        inbox_id: InboxId,
-        provider_message_id: String,
-        text: String,
-        num_edit: i64,
-    },
-    /// The customer unsent a message (Instagram): the row stays, marked deleted, text removed.
-    Unsent {
-        inbox_id: InboxId,
-        provider_message_id: String,
-    },
-    /// A provider's delivery status for one of our messages (WhatsApp `statuses[]`), found by our
-    /// marker or by the provider id. Statuses only move forward (`read` before `delivered` stays
-    /// `read`); `failed` is recorded whatever came before. It also tells the outbox the provider
-    /// accepted the message (so it is never sent again).
-    Status {
-        inbox_id: InboxId,
-        provider_message_id: String,
-        ours: Option<MessageId>,
-        status: DeliveryStatus,
-        /// For `failed`: the stable reason and the provider's error (kept in `meta.provider_error`).
-        failure: Option<(String, serde_json::Value)>,
-    },
-    /// A comment was edited, removed, hidden or unhidden on the platform.
-    CommentChange {
-        inbox_id: InboxId,
-        provider_message_id: String,
-        verb: String,
-        text: Option<String>,
-    },
-}
-
-impl ChannelItem {
-    /// Drops NUL and the other forbidden control characters from every string a provider sent
-    /// (text, names, ids, extras): a customer's message is kept, and no byte of it can make the
-    /// store refuse the batch it travels in.
-    pub fn strip_controls(&mut self) {
-        use switchboard_core::validate::{strip_controls as s, strip_controls_json as j};
-        match self {
-            ChannelItem::Customer {
-                inbound,
-                meta,
-                replying_to,
-                alias,
-            } => {
-                s(&mut inbound.provider_message_id);
-                s(&mut inbound.text);
-                if let InboundSender::Identity { external_id, name } = &mut inbound.sender {
-                    s(external_id);
-                    name.iter_mut().for_each(s);
-                }
-                j(meta);
-                replying_to.iter_mut().for_each(s);
-                alias.iter_mut().for_each(s);
-            }
-            ChannelItem::Echo {
-                customer_external_id,
-                provider_message_id,
-                text,
-                meta,
-                ..
-            } => {
-                s(customer_external_id);
-                s(provider_message_id);
-                s(text);
-                j(meta);
-            }
-            ChannelItem::Receipt {
-                customer_external_id,
-                provider_message_ids,
-                ..
-            } => {
-                s(customer_external_id);
-                provider_message_ids.iter_mut().for_each(s);
-            }
-            ChannelItem::Reaction {
-                customer_external_id,
-                target_provider_id,
-                reaction,
-                ..
-            } => {
-                s(customer_external_id);
-                s(target_provider_id);
-                reaction.iter_mut().for_each(j);
-            }
-            ChannelItem::Edit {
-                provider_message_id,
-                text,
-                ..
-            } => {
-                s(provider_message_id);
-                s(text);
-            }
-            ChannelItem::Unsent {
-                provider_message_id,
-                ..
-            } => s(provider_message_id),
-            ChannelItem::Status {
-                provider_message_id,
-                failure,
-                ..
-            } => {
-                s(provider_message_id);
-                if let Some((reason, error)) = failure {
-                    s(reason);
-                    j(error);
-                }
-            }
-            ChannelItem::CommentChange {
-                provider_message_id,
-                verb,
-                text,
-                ..
-            } => {
-                s(provider_message_id);
-                s(verb);
-                text.iter_mut().for_each(s);
-            }
-        }
-    }
-
-    /// A customer's message that needs nothing but the batch ingest (not an answer to one of our
-    /// private replies, which first links the commenter): the message and its provider extras.
-    pub(crate) fn plain_customer(&self) -> Option<(&Inbound, (&serde_json::Value, Option<&str>))> {
-        match self {
-            ChannelItem::Customer {
-                inbound,
-                meta,
-                replying_to: None,
-                alias,
-            } => Some((inbound, (meta, alias.as_deref()))),
-            _ => None,
-        }
-    }
-}
+/// One provider event for one inbox ([`ChannelStore::ingest_channel`] stores it inside the group
+/// commit); the channel-neutral event itself is `core`'s. Provider ids are unique per inbox, so
+/// a redelivery changes nothing.
+pub use switchboard_core::ingest::{Echoed, InboundEvent, NewIds, Said, Stamped};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum ChannelOutcome {
@@ -297,7 +114,7 @@ pub trait ChannelStore: Send + Sync {
     /// Provider events, many in one transaction (group commit); one outcome per item.
     async fn ingest_channel(
         &self,
-        batch: &[ChannelItem],
+        batch: &[Stamped],
         now: Timestamp,
     ) -> Result<Vec<Result<ChannelOutcome, IngestError>>>;
     /// The inbox of `channel` whose account id setting (`page_id` / `ig_account_id`) is `account`.

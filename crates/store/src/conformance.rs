@@ -111,6 +111,37 @@ async fn fixture_as(store: Arc<dyn Store>, email: &str) -> Fixture {
     }
 }
 
+/// A customer's message on a provider channel, for `f`'s inbox.
+fn stamped(
+    f: &Fixture,
+    external_id: &str,
+    provider_id: &str,
+    text: &str,
+    at: Timestamp,
+    meta: serde_json::Value,
+    alias: Option<&str>,
+) -> Stamped {
+    Stamped {
+        workspace_id: f.ws,
+        inbox_id: f.inbox,
+        ids: NewIds {
+            message: MessageId(Uuid::now_v7()),
+            conversation: ConversationId(Uuid::now_v7()),
+            contact: ContactId(Uuid::now_v7()),
+        },
+        event: InboundEvent::Customer(Said {
+            from: InboundSender::identity(external_id, Some("Khách")),
+            provider_message_id: provider_id.into(),
+            kind: MessageKind::Text,
+            text: text.into(),
+            at,
+            meta,
+            replying_to: None,
+            alias: alias.map(str::to_owned),
+        }),
+    }
+}
+
 fn inbound(
     f: &Fixture,
     external_id: &str,
@@ -1177,15 +1208,12 @@ async fn ingest_script(
     let from_seq = f.store.last_event_seq().await.unwrap();
 
     let t1 = T0.plus_minutes(10);
-    let customer =
-        |ext: &str, pid: &str, text: &str, meta: serde_json::Value| ChannelItem::Customer {
-            inbound: inbound(f, ext, pid, text, t1),
-            meta,
-            replying_to: None,
-            alias: None,
-        };
-    let mut stranger = inbound(f, "?", "s-1", "ai đây", t1);
-    stranger.sender = InboundSender::Contact(ContactId(Uuid::now_v7()));
+    let customer = |ext: &str, pid: &str, text: &str, meta: serde_json::Value| {
+        stamped(f, ext, pid, text, t1, meta, None)
+    };
+    // For an inbox that does not exist: refused alone.
+    let mut stranger = customer("?", "s-1", "ai đây", serde_json::Value::Null);
+    stranger.inbox_id = InboxId(Uuid::now_v7());
     let script = vec![
         customer("n1", "n1-1", "một", serde_json::Value::Null),
         customer(
@@ -1198,12 +1226,7 @@ async fn ingest_script(
         customer("done", "done-2", "lại nữa", serde_json::Value::Null),
         customer("n1", "n1-1", "một", serde_json::Value::Null),
         customer("old", "old-1", "trước", serde_json::Value::Null),
-        ChannelItem::Customer {
-            inbound: stranger,
-            meta: serde_json::Value::Null,
-            replying_to: None,
-            alias: None,
-        },
+        stranger,
         customer("n2", "n2-1", "ba", serde_json::json!({"type": "image"})),
     ];
     let outcomes = if one_batch {
@@ -1319,7 +1342,7 @@ async fn one_group_commit_stores_what_one_message_at_a_time_stores() {
                 "dup=false pool=true",
                 "dup=true pool=false",
                 "dup=true pool=false",
-                "Err(UnknownContact)",
+                "Err(UnknownInbox)",
                 "dup=false pool=true",
             ],
             "{}",
@@ -1358,11 +1381,8 @@ async fn an_alias_is_linked_with_its_message_and_names_the_same_customer() {
     for b in backends().await {
         let f = fixture(b.store.clone()).await;
         let t = T0.plus_minutes(1);
-        let says = |ext: &str, alias: Option<&str>, pid: &str| ChannelItem::Customer {
-            inbound: inbound(&f, ext, pid, "chào shop", t),
-            meta: serde_json::Value::Null,
-            replying_to: None,
-            alias: alias.map(str::to_owned),
+        let says = |ext: &str, alias: Option<&str>, pid: &str| {
+            stamped(&f, ext, pid, "chào shop", t, serde_json::Value::Null, alias)
         };
         let contact = |o: &Result<ChannelOutcome, IngestError>| match o {
             Ok(ChannelOutcome::Message(m)) => m.contact_id,

@@ -225,34 +225,26 @@ async fn inbox_workspace<C: Conn>(conn: &mut C, inbox: InboxId) -> Result<Option
 
 async fn ingest_item<C: Conn>(
     conn: &mut C,
-    item: &ChannelItem,
+    item: &Stamped,
     now: Timestamp,
     events: &mut Vec<Event>,
 ) -> Result<Result<ChannelOutcome, IngestError>> {
-    let inbox = match item {
-        ChannelItem::Customer { inbound, .. } => inbound.inbox_id,
-        ChannelItem::Echo { inbox_id, .. }
-        | ChannelItem::Receipt { inbox_id, .. }
-        | ChannelItem::Reaction { inbox_id, .. }
-        | ChannelItem::Edit { inbox_id, .. }
-        | ChannelItem::Unsent { inbox_id, .. }
-        | ChannelItem::Status { inbox_id, .. }
-        | ChannelItem::CommentChange { inbox_id, .. } => *inbox_id,
-    };
+    let inbox = item.inbox_id;
+    let inbox_id = &item.inbox_id;
     let Some(ws) = inbox_workspace(conn, inbox).await? else {
         return Ok(Err(IngestError::UnknownInbox));
     };
     let mut drafts = Vec::new();
-    let outcome = match item {
-        ChannelItem::Customer {
-            inbound,
-            meta,
-            replying_to,
-            alias,
-        } => {
+    let outcome = match &item.event {
+        InboundEvent::Customer(said) => {
+            let Some(inbound) = item.inbound() else {
+                return Err(StoreError::Corrupt(
+                    "a customer message without its inbound".into(),
+                ));
+            };
             // A DM answering our private reply: its sender is the commenter.
             if let (Some(reply_to), InboundSender::Identity { external_id, .. }) =
-                (replying_to, &inbound.sender)
+                (&said.replying_to, &said.from)
                 && identity_contact(conn, inbox, external_id).await?.is_none()
                 && let Some(ours) = message_by_provider(conn, inbox, reply_to).await?
                 && ours.direction == Direction::Outbound
@@ -262,9 +254,9 @@ async fn ingest_item<C: Conn>(
             }
             match crate::ingest::ingest_batch(
                 conn,
-                &[inbound],
-                &[meta],
-                &[alias.as_deref()],
+                &[&inbound],
+                &[&said.meta],
+                &[said.alias.as_deref()],
                 now,
                 events,
             )
@@ -276,19 +268,20 @@ async fn ingest_item<C: Conn>(
                 None => return Err(StoreError::Corrupt("empty ingest outcome".into())),
             }
         }
-        ChannelItem::Echo {
-            workspace_id,
-            inbox_id,
-            customer_external_id,
+        InboundEvent::Echo(Echoed {
+            customer: customer_external_id,
             provider_message_id,
             ours,
             text,
             meta,
-            sent_at,
-            message_id,
-            new_conversation_id,
-            new_contact_id,
-        } => {
+            at: sent_at,
+        }) => {
+            let workspace_id = &item.workspace_id;
+            let NewIds {
+                message: message_id,
+                conversation: new_conversation_id,
+                contact: new_contact_id,
+            } = &item.ids;
             if let Some(m) = ours_or_provider(conn, *ours, *inbox_id, provider_message_id).await? {
                 echo_of_known(
                     conn,
@@ -384,9 +377,8 @@ async fn ingest_item<C: Conn>(
                 })
             }
         }
-        ChannelItem::Receipt {
-            inbox_id,
-            customer_external_id,
+        InboundEvent::Receipt {
+            customer: customer_external_id,
             provider_message_ids,
             watermark,
             status,
@@ -440,8 +432,7 @@ async fn ingest_item<C: Conn>(
                 ChannelOutcome::Updated(n)
             }
         }
-        ChannelItem::Status {
-            inbox_id,
+        InboundEvent::Status {
             provider_message_id,
             ours,
             status,
@@ -461,9 +452,8 @@ async fn ingest_item<C: Conn>(
             )
             .await?
         }
-        ChannelItem::Reaction {
-            inbox_id,
-            customer_external_id,
+        InboundEvent::Reaction {
+            customer: customer_external_id,
             target_provider_id,
             reaction,
             at,
@@ -483,8 +473,7 @@ async fn ingest_item<C: Conn>(
             }
             ChannelOutcome::Updated(1)
         }
-        ChannelItem::Edit {
-            inbox_id,
+        InboundEvent::Edit {
             provider_message_id,
             text,
             num_edit,
@@ -493,15 +482,13 @@ async fn ingest_item<C: Conn>(
             let edit = MetaEdit::Edited(*num_edit);
             edited(edit_message(conn, target, Some(text), edit, now, &mut drafts).await?)
         }
-        ChannelItem::Unsent {
-            inbox_id,
+        InboundEvent::Unsent {
             provider_message_id,
         } => {
             let target = (*inbox_id, provider_message_id.as_str());
             edited(edit_message(conn, target, Some(""), MetaEdit::Unsent, now, &mut drafts).await?)
         }
-        ChannelItem::CommentChange {
-            inbox_id,
+        InboundEvent::CommentChange {
             provider_message_id,
             verb,
             text,
@@ -1071,7 +1058,7 @@ impl<D: Db> ChannelStore for D {
     #[instrument(skip_all, fields(batch = batch.len()))]
     async fn ingest_channel(
         &self,
-        batch: &[ChannelItem],
+        batch: &[Stamped],
         now: Timestamp,
     ) -> Result<Vec<Result<ChannelOutcome, IngestError>>> {
         retried(move || ingest_channel_batch(self, batch, now)).await
@@ -1202,22 +1189,16 @@ impl<D: Db> ChannelStore for D {
 
 async fn ingest_channel_batch<D: Db>(
     d: &D,
-    batch: &[ChannelItem],
+    batch: &[Stamped],
     now: Timestamp,
 ) -> Result<Vec<Result<ChannelOutcome, IngestError>>> {
     let mut tx = d.begin().await?;
     // The customers whose identity, contact or conversation this batch may create.
     let keys = batch
         .iter()
-        .filter_map(|item| match item {
-            ChannelItem::Customer { inbound, .. } => {
-                Some(sender_key(inbound.inbox_id, &inbound.sender))
-            }
-            ChannelItem::Echo {
-                inbox_id,
-                customer_external_id,
-                ..
-            } => Some(identity_key(*inbox_id, customer_external_id)),
+        .filter_map(|item| match &item.event {
+            InboundEvent::Customer(m) => Some(sender_key(item.inbox_id, &m.from)),
+            InboundEvent::Echo(e) => Some(identity_key(item.inbox_id, &e.customer)),
             _ => None,
         })
         .collect();
@@ -1228,15 +1209,18 @@ async fn ingest_channel_batch<D: Db>(
     while let Some(first) = rest.first() {
         // A run of plain customer messages (nearly every webhook) is stored with a fixed
         // number of statements; anything else, item by item, in order.
-        let (inbounds, extras): (Vec<&Inbound>, Vec<(&serde_json::Value, Option<&str>)>) =
-            rest.iter().map_while(ChannelItem::plain_customer).unzip();
-        let (metas, aliases): (Vec<&serde_json::Value>, Vec<Option<&str>>) =
-            extras.into_iter().unzip();
-        if inbounds.is_empty() {
+        let run: Vec<(Inbound, &Said)> = rest
+            .iter()
+            .map_while(|i| Some((i.inbound()?, i.plain_customer()?)))
+            .collect();
+        if run.is_empty() {
             out.push(ingest_item(&mut *tx, first, now, &mut events).await?);
             rest = &rest[1..];
         } else {
-            rest = &rest[inbounds.len()..];
+            rest = &rest[run.len()..];
+            let inbounds: Vec<&Inbound> = run.iter().map(|(i, _)| i).collect();
+            let metas: Vec<&serde_json::Value> = run.iter().map(|(_, m)| &m.meta).collect();
+            let aliases: Vec<Option<&str>> = run.iter().map(|(_, m)| m.alias.as_deref()).collect();
             out.extend(
                 crate::ingest::ingest_batch(
                     &mut *tx,

@@ -24,7 +24,7 @@ use switchboard_core::event::EventDraft;
 use switchboard_core::ingest::{self, MetaEdit};
 use tracing::instrument;
 
-/// A `ChannelItem::Status`, borrowed.
+/// An `InboundEvent::Status` for one inbox, borrowed.
 pub(crate) struct StatusItem<'a> {
     pub inbox: InboxId,
     pub provider_message_id: &'a str,
@@ -192,6 +192,8 @@ impl<D: Db> ProviderStore for D {
         account: &str,
     ) -> Result<Option<Inbox>> {
         let key = match channel {
+            ChannelKind::Messenger => "page_id",
+            ChannelKind::Instagram => "ig_account_id",
             ChannelKind::Whatsapp => "phone_number_id",
             ChannelKind::Zalo => "oa_id",
             ChannelKind::Shopee => "shop_id",

@@ -10,9 +10,11 @@ use serde::Serialize;
 
 pub mod batch;
 mod events;
+mod inbound;
 
 pub use batch::decide;
 pub use events::*;
+pub use inbound::*;
 
 /// Who sent an inbound message: a contact already known (live chat), or a channel identity the
 /// store resolves (and creates) inside the ingest transaction.
@@ -23,6 +25,16 @@ pub enum InboundSender {
         external_id: String,
         name: Option<String>,
     },
+}
+
+impl InboundSender {
+    /// A channel identity, with the name the channel gave (if any).
+    pub fn identity(external_id: impl Into<String>, name: Option<&str>) -> Self {
+        Self::Identity {
+            external_id: external_id.into(),
+            name: name.map(str::to_owned),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,6 +6,8 @@ pub mod conversation;
 pub mod inbox;
 pub mod media;
 pub mod send;
+pub mod usage;
+pub mod webhook;
 
 pub use conversation::publish_agent_typing;
 

@@ -20,7 +20,7 @@ use switchboard_core::event::{EventDraft, EventKind};
 use switchboard_core::policy::{self, Content, Requested, Sender};
 use switchboard_core::*;
 use switchboard_store::{
-    Change, ChannelItem, MessageMeta, Outbound, OutboundError, OutboxJob, StoreError,
+    Change, InboundEvent, MessageMeta, Outbound, OutboundError, OutboxJob, StoreError,
     message_with_meta,
 };
 
@@ -307,12 +307,15 @@ pub async fn comment_action(
                 _ => "remove",
             };
             st.channel_ingest
-                .submit_all(vec![ChannelItem::CommentChange {
-                    inbox_id: inbox.id,
-                    provider_message_id: format!("comment:{comment_id}"),
-                    verb: verb.to_owned(),
-                    text: None,
-                }])
+                .submit_all(vec![crate::channel_ingest::stamp(
+                    inbox.workspace_id,
+                    inbox.id,
+                    InboundEvent::CommentChange {
+                        provider_message_id: format!("comment:{comment_id}"),
+                        verb: verb.to_owned(),
+                        text: None,
+                    },
+                )])
                 .await
                 .map_err(|_| {
                     ApiError::new(

@@ -13,11 +13,7 @@ pub mod reports;
 pub mod routing;
 pub mod schemas;
 pub mod static_files;
-pub mod webhooks_meta;
-pub mod webhooks_shopee;
-pub mod webhooks_telegram;
-pub mod webhooks_whatsapp;
-pub mod webhooks_zalo;
+pub mod webhooks;
 pub mod widget;
 pub mod ws;
 
@@ -471,18 +467,7 @@ pub fn router(st: AppState) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(middleware::from_fn(widget_cors));
-    let webhooks = Router::new()
-        .route(
-            "/meta",
-            get(webhooks_meta::verify).post(webhooks_meta::receive),
-        )
-        .route(
-            "/whatsapp",
-            get(webhooks_whatsapp::verify).post(webhooks_whatsapp::receive),
-        )
-        .route("/zalo", post(webhooks_zalo::receive))
-        .route("/telegram/{id}", post(webhooks_telegram::receive))
-        .route("/shopee", post(webhooks_shopee::receive))
+    let webhooks = webhooks::router()
         .layer(DefaultBodyLimit::max(st.config.webhooks.max_body_bytes))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method);

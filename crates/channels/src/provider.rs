@@ -1,0 +1,241 @@
+//! The one trait every provider implements, and the registry of them.
+//!
+//! A webhook is handled the same way for every provider: the accounts the body names are read
+//! first ([`Provider::claims`], bounded, before anything else of the body is trusted), their
+//! inboxes are looked up, the request is checked against each inbox's secret
+//! ([`Provider::verify`]), and only then is the body parsed into channel-neutral
+//! [`InboundEvent`]s for the inboxes that verified ([`Provider::parse`]), each with what has to
+//! happen around storing it ([`Effect`]). Everything here is pure: the server does the lookups,
+//! the storing and the effects.
+
+use serde_json::Value;
+use std::collections::HashMap;
+use switchboard_core::ingest::InboundEvent;
+use switchboard_core::{ChannelKind, Inbox, InboxId, Timestamp};
+
+/// An incoming webhook request, as the provider's checks need it.
+pub struct WebhookRequest<'a> {
+    pub body: &'a [u8],
+    /// Header names in lower case.
+    pub headers: Vec<(&'a str, &'a str)>,
+    /// The inbox named by the URL (Telegram: one URL per bot).
+    pub inbox: Option<InboxId>,
+    /// This server's public URL (Shopee signs pushes with the callback URL).
+    pub public_url: &'a str,
+}
+
+impl WebhookRequest<'_> {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| *v)
+    }
+}
+
+/// What a webhook says it is for, read before it is verified.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Claim {
+    /// A connected account: a Page, an Instagram account, a WhatsApp number, a Zalo OA, a shop.
+    Account(ChannelKind, String),
+    /// A WhatsApp business account (template updates name only that).
+    Business(String),
+    /// The inbox in the URL.
+    Inbox(InboxId),
+}
+
+/// The accounts a body names: few enough to look up before verifying, or too many (then the
+/// request is checked against every inbox of the provider first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claims {
+    Named(Vec<Claim>),
+    TooMany,
+}
+
+/// The inboxes whose secret verified the request, by the claims that found them.
+#[derive(Debug, Default)]
+pub struct Verified {
+    by_claim: HashMap<Claim, Vec<Inbox>>,
+}
+
+impl Verified {
+    pub fn add(&mut self, claim: Claim, inbox: Inbox) {
+        let v = self.by_claim.entry(claim).or_default();
+        if !v.iter().any(|i| i.id == inbox.id) {
+            v.push(inbox);
+        }
+    }
+    /// The one inbox for an account (or the URL's inbox).
+    pub fn one(&self, claim: &Claim) -> Option<&Inbox> {
+        self.by_claim.get(claim).and_then(|v| v.first())
+    }
+    /// Every inbox a claim found (a WhatsApp business account can have many numbers).
+    pub fn all(&self, claim: &Claim) -> &[Inbox] {
+        self.by_claim.get(claim).map_or(&[], Vec::as_slice)
+    }
+    /// A verified inbox by its id.
+    pub fn by_id(&self, id: InboxId) -> Option<&Inbox> {
+        self.by_claim.values().flatten().find(|i| i.id == id)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.by_claim.values().all(Vec::is_empty)
+    }
+}
+
+/// What has to happen around storing an event, beside the event itself.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Fetch the customer's name and picture after their first message (Meta's profile API).
+    FetchProfile { customer: String },
+    /// The customer can be messaged again (`None`: they wrote, followed, unblocked) or cannot
+    /// (the reason: `unfollowed`, `user_blocked`).
+    Reachable {
+        customer: String,
+        unreachable: Option<&'static str>,
+    },
+    /// The customer shared a phone number or an email (kept unless one is set already).
+    SharedDetail(String),
+    /// An echo without a marker of ours: a send of ours still waiting for its answer with exactly
+    /// this text is taken to be it (so it is not stored twice).
+    EchoByText,
+    /// WhatsApp conversation metering.
+    Usage(crate::whatsapp::Usage),
+    /// A WhatsApp message template changed status or category.
+    Template(crate::whatsapp::TemplateChange),
+    /// The webhook is answered with this (Telegram: a method call in the answer).
+    Respond(Value),
+    /// Something the shop's owner should hear of, for the logs (never a customer's words).
+    Warn { what: &'static str, detail: String },
+}
+
+/// One event (or only effects) for one inbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Arrival {
+    pub inbox: InboxId,
+    /// The provider's time: events are applied in this order (providers do not guarantee one).
+    pub at: Timestamp,
+    pub event: Option<InboundEvent>,
+    pub effects: Vec<Effect>,
+}
+
+impl Arrival {
+    pub fn event(inbox: &Inbox, at: Timestamp, event: InboundEvent) -> Self {
+        Self {
+            inbox: inbox.id,
+            at,
+            event: Some(event),
+            effects: Vec::new(),
+        }
+    }
+    pub fn effect(inbox: &Inbox, at: Timestamp, effect: Effect) -> Self {
+        Self {
+            inbox: inbox.id,
+            at,
+            event: None,
+            effects: vec![effect],
+        }
+    }
+    #[must_use]
+    pub fn with(mut self, effect: Effect) -> Self {
+        self.effects.push(effect);
+        self
+    }
+}
+
+/// How a stored webhook is answered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ack {
+    /// 200 with this plain text (Meta's `EVENT_RECEIVED`).
+    Text(&'static str),
+    /// 200, empty.
+    Empty,
+    /// 200 with this JSON (Telegram: a method call in the answer).
+    Json(Value),
+}
+
+/// A webhook body that verified but cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadWebhook(pub String);
+
+pub trait Provider: Send + Sync {
+    /// The webhook path segment: `/webhooks/{name}`.
+    fn name(&self) -> &'static str;
+    /// The channels of this provider's inboxes.
+    fn channels(&self) -> &'static [ChannelKind];
+    /// The accounts a body names, at most `max` of them (read before verifying: nothing else of
+    /// the body is used).
+    fn claims(&self, req: &WebhookRequest<'_>, max: usize) -> Claims;
+    /// What an inbox answers to (to find it among all of them).
+    fn claims_of(&self, inbox: &Inbox) -> Vec<Claim>;
+    /// What the verification of a request depends on for this inbox (a secret, with anything else
+    /// it is checked with): inboxes with the same key verify alike, so each key is checked once.
+    fn signing_key(&self, inbox: &Inbox, req: &WebhookRequest<'_>) -> Option<String>;
+    /// Whether the request is signed for this inbox.
+    fn verify(&self, inbox: &Inbox, req: &WebhookRequest<'_>) -> bool;
+    /// The events of a verified request, for the inboxes that verified.
+    fn parse(
+        &self,
+        req: &WebhookRequest<'_>,
+        inboxes: &Verified,
+        now: Timestamp,
+    ) -> Result<Vec<Arrival>, BadWebhook>;
+    /// The answer once everything is stored.
+    fn ack(&self, arrivals: &[Arrival]) -> Ack;
+    /// The message of a refused request (401), naming the header that was wrong.
+    fn refused(&self) -> &'static str;
+    /// One webhook URL per inbox (`/webhooks/{name}/{inbox}`) instead of one for all of them.
+    fn per_inbox_url(&self) -> bool {
+        false
+    }
+    /// Answers Meta's `hub.challenge` subscription handshake on `GET` (§1.1).
+    fn handshake(&self) -> bool {
+        false
+    }
+}
+
+/// Every provider with a webhook.
+pub fn registry() -> [&'static dyn Provider; 5] {
+    [
+        &crate::meta::Meta,
+        &crate::whatsapp::WhatsApp,
+        &crate::zalo::Zalo,
+        &crate::telegram::Telegram,
+        &crate::shopee::Shopee,
+    ]
+}
+
+/// The provider whose webhook path segment is `name`.
+pub fn by_name(name: &str) -> Option<&'static dyn Provider> {
+    registry().into_iter().find(|p| p.name() == name)
+}
+
+/// A setting of an inbox as text (empty counts as missing).
+pub fn setting<'a>(i: &'a Inbox, key: &str) -> Option<&'a str> {
+    i.settings
+        .get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_provider_is_found_by_its_webhook_name_and_covers_distinct_channels() {
+        let mut seen = Vec::new();
+        for p in registry() {
+            assert!(std::ptr::eq(
+                by_name(p.name())
+                    .map_or(std::ptr::null(), |q| q as *const dyn Provider as *const ()),
+                p as *const dyn Provider as *const ()
+            ));
+            for c in p.channels() {
+                assert!(!seen.contains(c), "{c:?} twice");
+                seen.push(*c);
+            }
+        }
+        assert!(by_name("nope").is_none());
+    }
+}
