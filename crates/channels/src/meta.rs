@@ -866,8 +866,19 @@ mod bounded_ids_tests {
 // ------------------------------------------------------------------ the provider
 
 use crate::provider::{
-    Ack, Arrival, BadWebhook, Claim, Claims, Effect, Provider, Verified, WebhookRequest, setting,
+    Ack, ApiAnswer, ApiBody, ApiCall, Arrival, BadWebhook, Claim, Claims, Effect, NotSent,
+    Outgoing, Provider, Sent, Verified, WebhookRequest, base_url, refused, setting,
 };
+use switchboard_core::outbound::OutboxJob;
+
+/// The Graph API object of an inbox's channel.
+pub fn object_of(channel: ChannelKind) -> Object {
+    if channel == ChannelKind::Instagram {
+        Object::Instagram
+    } else {
+        Object::Page
+    }
+}
 use switchboard_core::ingest::{COMMENTER_PREFIX, Echoed, InboundEvent, InboundSender, Said};
 use switchboard_core::{ChannelKind, DeliveryStatus, Inbox, MessageKind};
 
@@ -946,6 +957,75 @@ impl Provider for Meta {
     }
     fn ack(&self, _: &[Arrival]) -> Ack {
         Ack::Text("EVENT_RECEIVED")
+    }
+    fn send_call(
+        &self,
+        inbox: &Inbox,
+        out: &Outgoing<'_>,
+        _: Timestamp,
+    ) -> Result<ApiCall, Failure> {
+        let token = setting(inbox, "page_access_token").ok_or_else(|| refused("token_expired"))?;
+        let base = base_url(inbox, DEFAULT_API_BASE_URL);
+        let r = out.request;
+        let text = r["text"].as_str().unwrap_or("");
+        let call = match out.job {
+            OutboxJob::Send | OutboxJob::PrivateReply => {
+                let to = |k: &str| r[k].as_str().unwrap_or("").to_owned();
+                let recipient = if out.job == OutboxJob::PrivateReply {
+                    Recipient::Comment(to("comment_id"))
+                } else {
+                    Recipient::Id(to("recipient_id"))
+                };
+                let marker = format!("{METADATA_PREFIX}{}", out.message_id);
+                let (kind, tag) = (r["messaging_type"].as_str(), r["tag"].as_str());
+                let body = send_body(&recipient, kind, tag, text, Some(&marker));
+                ApiCall::post(messages_url(base, sender_id(inbox).unwrap_or("me")), body)
+            }
+            OutboxJob::CommentReply => {
+                let comment = r["comment_id"].as_str().unwrap_or("");
+                let object = object_of(inbox.channel);
+                let (method, url, body) =
+                    comment_request(object, base, comment, CommentOp::Reply, Some(text))
+                        .ok_or_else(|| refused("not_supported"))?;
+                ApiCall {
+                    method,
+                    url,
+                    headers: Vec::new(),
+                    body: body.map_or(ApiBody::None, ApiBody::Json),
+                }
+            }
+        };
+        Ok(call.header("authorization", format!("Bearer {token}")))
+    }
+    fn sent(&self, out: &Outgoing<'_>, answer: &ApiAnswer<'_>) -> Result<Sent, NotSent> {
+        if !answer.ok() {
+            let a = answer;
+            let f = classify_error(a.status, a.body, a.retry_after, a.usage);
+            return Err(NotSent::Failed(f));
+        }
+        let v = answer.json();
+        let (recipient, id) = match out.job {
+            OutboxJob::CommentReply => (None, id_str(&v["id"]).map(|id| format!("comment:{id}"))),
+            _ => (id_str(&v["recipient_id"]), id_str(&v["message_id"])),
+        };
+        Ok(Sent {
+            provider_message_id: id.ok_or(NotSent::Failed(refused("provider_error")))?,
+            recipient,
+            meta: None,
+        })
+    }
+    fn profile_call(&self, inbox: &Inbox, customer: &str) -> Option<ApiCall> {
+        let token = setting(inbox, "page_access_token")?;
+        let base = base_url(inbox, DEFAULT_API_BASE_URL);
+        Some(ApiCall {
+            method: "GET",
+            url: profile_url(object_of(inbox.channel), base, customer),
+            headers: vec![("authorization", format!("Bearer {token}"))],
+            body: ApiBody::None,
+        })
+    }
+    fn profile(&self, answer: &ApiAnswer<'_>) -> Option<Profile> {
+        answer.ok().then(|| parse_profile(&answer.json()))
     }
     fn refused(&self) -> &'static str {
         "bad or missing X-Hub-Signature-256"

@@ -8,10 +8,12 @@
 //! happen around storing it ([`Effect`]). Everything here is pure: the server does the lookups,
 //! the storing and the effects.
 
+use crate::meta::{Failure, Profile};
 use serde_json::Value;
 use std::collections::HashMap;
 use switchboard_core::ingest::InboundEvent;
-use switchboard_core::{ChannelKind, Inbox, InboxId, Timestamp};
+use switchboard_core::outbound::OutboxJob;
+use switchboard_core::{ChannelKind, Inbox, InboxId, MessageId, Timestamp};
 
 /// An incoming webhook request, as the provider's checks need it.
 pub struct WebhookRequest<'a> {
@@ -158,6 +160,97 @@ pub enum Ack {
 #[error("{0}")]
 pub struct BadWebhook(pub String);
 
+/// A call to a provider's API: built by the provider, made by the server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiCall {
+    pub method: &'static str,
+    pub url: String,
+    /// Values may be tokens: never logged.
+    pub headers: Vec<(&'static str, String)>,
+    pub body: ApiBody,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApiBody {
+    None,
+    Json(Value),
+    Form(Vec<(&'static str, String)>),
+}
+
+impl ApiCall {
+    pub fn post(url: String, body: Value) -> Self {
+        Self {
+            method: "POST",
+            url,
+            headers: Vec::new(),
+            body: ApiBody::Json(body),
+        }
+    }
+    #[must_use]
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+/// A provider's answer to an [`ApiCall`].
+#[derive(Debug, Clone, Copy)]
+pub struct ApiAnswer<'a> {
+    pub status: u16,
+    pub body: &'a [u8],
+    pub retry_after: Option<&'a str>,
+    /// Meta's `X-Business-Use-Case-Usage` (how long to back off when throttled).
+    pub usage: Option<&'a str>,
+}
+
+impl ApiAnswer<'_> {
+    pub fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// One outbox row to deliver: what the `send` command queued.
+#[derive(Debug, Clone, Copy)]
+pub struct Outgoing<'a> {
+    pub job: OutboxJob,
+    /// What `send` rendered for the channel (recipient, body, text...).
+    pub request: &'a Value,
+    /// Our message: carried as a marker where the provider echoes one back.
+    pub message_id: MessageId,
+}
+
+/// The provider took the message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sent {
+    pub provider_message_id: String,
+    /// The customer's messaging id, when the answer names it (a private reply's PSID).
+    pub recipient: Option<String>,
+    /// Extras to keep on the message (Zalo's quota type).
+    pub meta: Option<Value>,
+}
+
+/// Why the provider did not take it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NotSent {
+    Failed(Failure),
+    /// The access token expired: refresh it and try once more (providers with refresh tokens).
+    TokenExpired,
+}
+
+/// A failure decided before any call (nothing reached the provider).
+pub fn refused(reason: &'static str) -> Failure {
+    Failure {
+        retry: false,
+        reason,
+        retry_after_ms: None,
+        code: None,
+        subcode: None,
+    }
+}
+
 pub trait Provider: Send + Sync {
     /// The webhook path segment: `/webhooks/{name}`.
     fn name(&self) -> &'static str;
@@ -192,6 +285,48 @@ pub trait Provider: Send + Sync {
     fn handshake(&self) -> bool {
         false
     }
+
+    // ---------------------------------------------------------------- outbound
+
+    /// The call that delivers an outbox row.
+    fn send_call(
+        &self,
+        inbox: &Inbox,
+        out: &Outgoing<'_>,
+        now: Timestamp,
+    ) -> Result<ApiCall, Failure>;
+    /// What the provider's answer to [`Provider::send_call`] means.
+    fn sent(&self, out: &Outgoing<'_>, answer: &ApiAnswer<'_>) -> Result<Sent, NotSent>;
+
+    /// Whether the inbox's access token expires and is refreshed with a single-use refresh token
+    /// (kept in the `refresh_token` setting).
+    fn refreshes_tokens(&self) -> bool {
+        false
+    }
+    /// The access token a send uses (to tell a refreshed one from the one that was refused).
+    fn access_token<'a>(&self, _inbox: &'a Inbox) -> Option<&'a str> {
+        None
+    }
+    /// Whether the access token is known to have expired at `now`.
+    fn token_expired(&self, _inbox: &Inbox, _now: Timestamp) -> bool {
+        false
+    }
+    /// The call that exchanges the refresh token for new tokens.
+    fn refresh_call(&self, _inbox: &Inbox) -> Option<ApiCall> {
+        None
+    }
+    /// The inbox's settings with the new tokens of a refresh answer.
+    fn refreshed(&self, _inbox: &Inbox, _answer: &ApiAnswer<'_>, _now: Timestamp) -> Option<Value> {
+        None
+    }
+
+    /// The call that fetches a customer's name and picture, where the provider has one.
+    fn profile_call(&self, _inbox: &Inbox, _customer: &str) -> Option<ApiCall> {
+        None
+    }
+    fn profile(&self, _answer: &ApiAnswer<'_>) -> Option<Profile> {
+        None
+    }
 }
 
 /// Every provider with a webhook.
@@ -203,6 +338,18 @@ pub fn registry() -> [&'static dyn Provider; 5] {
         &crate::telegram::Telegram,
         &crate::shopee::Shopee,
     ]
+}
+
+/// The provider of an inbox's channel (live chat has none: the widget is ours).
+pub fn for_channel(channel: ChannelKind) -> Option<&'static dyn Provider> {
+    registry()
+        .into_iter()
+        .find(|p| p.channels().contains(&channel))
+}
+
+/// The inbox's API base URL setting, or the provider's default.
+pub fn base_url<'a>(i: &'a Inbox, default: &'a str) -> &'a str {
+    setting(i, "api_base_url").unwrap_or(default)
 }
 
 /// The provider whose webhook path segment is `name`.

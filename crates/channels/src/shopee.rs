@@ -245,7 +245,8 @@ pub fn classify(status: u16, body: &[u8]) -> Result<String, Failure> {
 // ------------------------------------------------------------------ the provider
 
 use crate::provider::{
-    Ack, Arrival, BadWebhook, Claim, Claims, Provider, Verified, WebhookRequest, setting,
+    Ack, ApiAnswer, ApiCall, Arrival, BadWebhook, Claim, Claims, NotSent, Outgoing, Provider, Sent,
+    Verified, WebhookRequest, base_url, refused, setting,
 };
 use switchboard_core::ingest::{InboundEvent, InboundSender, Said};
 use switchboard_core::{ChannelKind, Inbox, MessageKind};
@@ -347,6 +348,42 @@ impl Provider for Shopee {
     }
     fn ack(&self, _: &[Arrival]) -> Ack {
         Ack::Empty
+    }
+    fn send_call(
+        &self,
+        inbox: &Inbox,
+        out: &Outgoing<'_>,
+        now: Timestamp,
+    ) -> Result<ApiCall, Failure> {
+        let (Some(partner_id), Some(partner_key), Some(shop_id), Some(token)) = (
+            setting(inbox, "partner_id"),
+            setting(inbox, "partner_key"),
+            setting(inbox, "shop_id"),
+            setting(inbox, "access_token"),
+        ) else {
+            return Err(refused("token_expired"));
+        };
+        let req = SendRequest {
+            base: base_url(inbox, DEFAULT_API_BASE_URL),
+            partner_id,
+            partner_key,
+            shop_id,
+            access_token: token,
+            timestamp: now.millis() / 1000,
+        };
+        let field = |k: &str| out.request[k].as_str().unwrap_or("");
+        let (url, body) = send_text(&req, field("to_id"), field("text"));
+        Ok(ApiCall::post(url, body))
+    }
+    fn sent(&self, _: &Outgoing<'_>, answer: &ApiAnswer<'_>) -> Result<Sent, NotSent> {
+        match classify(answer.status, answer.body) {
+            Ok(id) => Ok(Sent {
+                provider_message_id: id,
+                recipient: None,
+                meta: None,
+            }),
+            Err(f) => Err(NotSent::Failed(f)),
+        }
     }
     fn refused(&self) -> &'static str {
         "bad or missing Authorization"

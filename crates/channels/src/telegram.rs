@@ -345,7 +345,8 @@ pub fn classify(status: u16, body: &[u8]) -> Result<String, Failure> {
 // ------------------------------------------------------------------ the provider
 
 use crate::provider::{
-    Ack, Arrival, BadWebhook, Claim, Claims, Effect, Provider, Verified, WebhookRequest, setting,
+    Ack, ApiAnswer, ApiCall, Arrival, BadWebhook, Claim, Claims, Effect, NotSent, Outgoing,
+    Provider, Sent, Verified, WebhookRequest, base_url, refused, setting,
 };
 use switchboard_core::ingest::{InboundEvent, InboundSender, Said};
 use switchboard_core::{ChannelKind, Inbox, MessageKind};
@@ -399,6 +400,28 @@ impl Provider for Telegram {
                 _ => None,
             })
             .unwrap_or(Ack::Empty)
+    }
+    fn send_call(
+        &self,
+        inbox: &Inbox,
+        out: &Outgoing<'_>,
+        _: Timestamp,
+    ) -> Result<ApiCall, Failure> {
+        let token = setting(inbox, "bot_token").ok_or_else(|| refused("token_invalid"))?;
+        let url = method_url(base_url(inbox, DEFAULT_API_BASE_URL), token, "sendMessage");
+        Ok(ApiCall::post(url, out.request["body"].clone()))
+    }
+    fn sent(&self, out: &Outgoing<'_>, answer: &ApiAnswer<'_>) -> Result<Sent, NotSent> {
+        let chat = out.request["body"]["chat_id"].to_string();
+        let chat = chat.trim_matches('"');
+        match classify(answer.status, answer.body) {
+            Ok(id) => Ok(Sent {
+                provider_message_id: format!("{chat}:{id}"),
+                recipient: None,
+                meta: None,
+            }),
+            Err(f) => Err(NotSent::Failed(f)),
+        }
     }
     fn refused(&self) -> &'static str {
         "bad or missing X-Telegram-Bot-Api-Secret-Token"

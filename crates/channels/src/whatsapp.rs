@@ -921,7 +921,8 @@ pub fn classify_error(status: u16, body: &[u8], retry_after: Option<&str>) -> Fa
 // ------------------------------------------------------------------ the provider
 
 use crate::provider::{
-    Ack, Arrival, BadWebhook, Claim, Claims, Effect, Provider, Verified, WebhookRequest, setting,
+    Ack, ApiAnswer, ApiCall, Arrival, BadWebhook, Claim, Claims, Effect, NotSent, Outgoing,
+    Provider, Sent, Verified, WebhookRequest, base_url, refused, setting,
 };
 use switchboard_core::ingest::{InboundEvent, InboundSender, Said};
 use switchboard_core::{ChannelKind, DeliveryStatus, Inbox, MessageKind};
@@ -1034,6 +1035,35 @@ impl Provider for WhatsApp {
     }
     fn ack(&self, _: &[Arrival]) -> Ack {
         Ack::Text("EVENT_RECEIVED")
+    }
+    fn send_call(
+        &self,
+        inbox: &Inbox,
+        out: &Outgoing<'_>,
+        _: Timestamp,
+    ) -> Result<ApiCall, Failure> {
+        let token = setting(inbox, "access_token").ok_or_else(|| refused("token_expired"))?;
+        let pnid = setting(inbox, "phone_number_id").ok_or_else(|| refused("inbox_missing"))?;
+        let url = messages_url(base_url(inbox, DEFAULT_API_BASE_URL), pnid);
+        Ok(ApiCall::post(url, out.request["body"].clone())
+            .header("authorization", format!("Bearer {token}")))
+    }
+    fn sent(&self, _: &Outgoing<'_>, answer: &ApiAnswer<'_>) -> Result<Sent, NotSent> {
+        if !answer.ok() {
+            let a = answer;
+            return Err(NotSent::Failed(classify_error(
+                a.status,
+                a.body,
+                a.retry_after,
+            )));
+        }
+        let (id, _) =
+            parse_send_ok(&answer.json()).ok_or(NotSent::Failed(refused("provider_error")))?;
+        Ok(Sent {
+            provider_message_id: id,
+            recipient: None,
+            meta: None,
+        })
     }
     fn refused(&self) -> &'static str {
         "bad or missing X-Hub-Signature-256"

@@ -408,7 +408,8 @@ pub fn parse_refresh(v: &Value) -> Option<(String, String, i64)> {
 // ------------------------------------------------------------------ the provider
 
 use crate::provider::{
-    Ack, Arrival, BadWebhook, Claim, Claims, Effect, Provider, Verified, WebhookRequest, setting,
+    Ack, ApiAnswer, ApiBody, ApiCall, Arrival, BadWebhook, Claim, Claims, Effect, NotSent,
+    Outgoing, Provider, Verified, WebhookRequest, base_url, refused, setting,
 };
 use switchboard_core::ingest::{Echoed, InboundEvent, InboundSender, Said};
 use switchboard_core::{ChannelKind, DeliveryStatus, Inbox, MessageKind};
@@ -477,6 +478,65 @@ impl Provider for Zalo {
     }
     fn ack(&self, _: &[Arrival]) -> Ack {
         Ack::Empty
+    }
+    fn send_call(
+        &self,
+        inbox: &Inbox,
+        out: &Outgoing<'_>,
+        _: Timestamp,
+    ) -> Result<ApiCall, Failure> {
+        let token = setting(inbox, "access_token").ok_or_else(|| refused("token_expired"))?;
+        let endpoint = out.request["endpoint"].as_str().unwrap_or("cs");
+        let url = message_url(base_url(inbox, DEFAULT_API_BASE_URL), endpoint);
+        Ok(ApiCall::post(url, out.request["body"].clone()).header("access_token", token))
+    }
+    fn sent(
+        &self,
+        _: &Outgoing<'_>,
+        answer: &ApiAnswer<'_>,
+    ) -> Result<crate::provider::Sent, NotSent> {
+        match classify(answer.status, answer.body) {
+            Answer::Sent(s) => Ok(crate::provider::Sent {
+                provider_message_id: s.message_id,
+                recipient: None,
+                meta: s.quota_type.map(|q| json!({ "zalo_quota_type": q })),
+            }),
+            Answer::TokenExpired => Err(NotSent::TokenExpired),
+            Answer::Failed(f) => Err(NotSent::Failed(f)),
+        }
+    }
+    fn refreshes_tokens(&self) -> bool {
+        true
+    }
+    fn access_token<'a>(&self, inbox: &'a Inbox) -> Option<&'a str> {
+        setting(inbox, "access_token")
+    }
+    fn token_expired(&self, inbox: &Inbox, now: Timestamp) -> bool {
+        inbox.settings["access_token_expires_at"]
+            .as_i64()
+            .is_some_and(|t| t <= now.millis())
+    }
+    fn refresh_call(&self, inbox: &Inbox) -> Option<ApiCall> {
+        let (app_id, secret) = (setting(inbox, "app_id")?, setting(inbox, "app_secret")?);
+        let refresh = setting(inbox, "refresh_token")?;
+        let oauth = setting(inbox, "oauth_base_url").unwrap_or(DEFAULT_OAUTH_BASE_URL);
+        let form = refresh_form(app_id, refresh).map(|(k, v)| (k, v.to_owned()));
+        Some(ApiCall {
+            method: "POST",
+            url: refresh_url(oauth),
+            headers: vec![("secret_key", secret.to_owned())],
+            body: ApiBody::Form(form.to_vec()),
+        })
+    }
+    fn refreshed(&self, inbox: &Inbox, answer: &ApiAnswer<'_>, now: Timestamp) -> Option<Value> {
+        let (access, refresh, expires_in) = parse_refresh(&answer.json())?;
+        let mut settings = inbox.settings.clone();
+        let o = settings.as_object_mut()?;
+        o.insert("access_token".into(), json!(access));
+        o.insert("refresh_token".into(), json!(refresh));
+        let expires = now.plus_secs(expires_in).millis();
+        o.insert("access_token_expires_at".into(), json!(expires));
+        Some(settings)
     }
     fn refused(&self) -> &'static str {
         "bad or missing X-ZEvent-Signature"

@@ -140,6 +140,36 @@ pub const fn capabilities(channel: ChannelKind) -> Capabilities {
     }
 }
 
+/// What the outbox does for a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxJob {
+    /// A Send API message to the customer's messaging id.
+    Send,
+    /// A Send API message to `recipient.comment_id` (one per comment).
+    PrivateReply,
+    /// A public reply under a comment.
+    CommentReply,
+}
+
+impl OutboxJob {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Send => "send",
+            Self::PrivateReply => "private_reply",
+            Self::CommentReply => "comment_reply",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "send" => Self::Send,
+            "private_reply" => Self::PrivateReply,
+            "comment_reply" => Self::CommentReply,
+            _ => return None,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,11 +21,7 @@ pub fn is_meta(channel: ChannelKind) -> bool {
 }
 
 pub fn object(channel: ChannelKind) -> Object {
-    if channel == ChannelKind::Instagram {
-        Object::Instagram
-    } else {
-        Object::Page
-    }
+    switchboard_channels::meta::object_of(channel)
 }
 
 pub use switchboard_channels::meta::{account_id, sender_id};

@@ -8,17 +8,16 @@
 
 use crate::clock::Clock;
 use crate::config::OutboxConfig;
-use crate::provider_api::{Answer, Providers};
+use crate::provider_api::Providers;
 pub use crate::provider_api::{RESPONSE_LOST, http_client, transport_failure};
 use futures_util::StreamExt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use switchboard_channels::meta::{self, Failure, Recipient};
 use switchboard_core::retry::{self, RetryPolicy};
 use switchboard_core::{
     ContactId, ConversationId, DeliveryStatus, Direction, InboxId, MessageId, Timestamp,
 };
-use switchboard_store::{OutboxJob, OutboxRow, Store};
+use switchboard_store::{OutboxRow, Store};
 use tokio::sync::Notify;
 
 /// How long a claimed row is reserved for the worker that claimed it.
@@ -270,77 +269,16 @@ impl Outbox {
                 return None;
             }
         };
-        // WhatsApp, Zalo, Telegram and Shopee have their own clients; Meta's are below.
-        let answer = if crate::inbox_settings::is_provider(inbox.channel) {
-            self.providers.send(&inbox, row, now).await
-        } else {
-            let base = crate::meta::api_base_url(&inbox);
-            let r = &row.request;
-            let text = r["text"].as_str().unwrap_or("");
-            match row.job {
-                OutboxJob::Send | OutboxJob::PrivateReply => {
-                    let recipient = if row.job == OutboxJob::PrivateReply {
-                        Recipient::Comment(r["comment_id"].as_str().unwrap_or("").to_owned())
-                    } else {
-                        Recipient::Id(r["recipient_id"].as_str().unwrap_or("").to_owned())
-                    };
-                    let marker = format!("{}{}", meta::METADATA_PREFIX, row.message_id);
-                    let body = meta::send_body(
-                        &recipient,
-                        r["messaging_type"].as_str(),
-                        r["tag"].as_str(),
-                        text,
-                        Some(&marker),
-                    );
-                    let url =
-                        meta::messages_url(base, crate::meta::sender_id(&inbox).unwrap_or("me"));
-                    self.providers
-                        .graph(&inbox, "POST", &url, Some(&body))
-                        .await
-                }
-                OutboxJob::CommentReply => {
-                    let comment = r["comment_id"].as_str().unwrap_or("");
-                    match meta::comment_request(
-                        crate::meta::object(inbox.channel),
-                        base,
-                        comment,
-                        meta::CommentOp::Reply,
-                        Some(text),
-                    ) {
-                        Some((method, url, body)) => {
-                            self.providers
-                                .graph(&inbox, method, &url, body.as_ref())
-                                .await
-                        }
-                        None => Answer::Failed(Failure {
-                            retry: false,
-                            reason: "not_supported",
-                            retry_after_ms: None,
-                            code: None,
-                            subcode: None,
-                        }),
-                    }
-                }
-            }
-        };
-        match answer {
-            Answer::Ok(v) => {
-                let (recipient, pid) = match row.job {
-                    OutboxJob::CommentReply => {
-                        (None, v["id"].as_str().map(|id| format!("comment:{id}")))
-                    }
-                    _ => (
-                        v["recipient_id"].as_str().map(str::to_owned),
-                        v["message_id"].as_str().map(str::to_owned),
-                    ),
-                };
-                let Some(pid) = pid else {
-                    self.fail(row, "provider_error", now, report).await;
-                    return None;
-                };
+        match self.providers.send(&inbox, row, now).await {
+            Ok(sent) => {
                 match self
                     .store
-                    .outbox_sent(row.message_id, &pid, recipient.as_deref(), now)
+                    .outbox_sent(
+                        row.message_id,
+                        &sent.provider_message_id,
+                        sent.recipient.as_deref(),
+                        now,
+                    )
                     .await
                 {
                     Ok(_) => {
@@ -355,13 +293,13 @@ impl Outbox {
             }
             // The request went out and no answer came: the provider may have accepted it. Hold
             // the row until its echo or status (which mark it sent) can arrive; never resend.
-            Answer::Failed(f) if f.reason == RESPONSE_LOST => {
+            Err(f) if f.reason == RESPONSE_LOST => {
                 let at = now.plus_millis(HOLD_FOR_ECHO_MS);
                 tracing::warn!(message_id = %row.message_id, "outbox: no answer after sending; waiting for the provider's echo or status");
                 self.reschedule(row, at, RESPONSE_LOST, now, report).await;
                 Some(at)
             }
-            Answer::Failed(f) if f.retry => {
+            Err(f) if f.retry => {
                 let jitter: f64 = rand::random();
                 match retry::next_attempt(
                     &self.retry,
@@ -382,7 +320,7 @@ impl Outbox {
                     }
                 }
             }
-            Answer::Failed(f) => {
+            Err(f) => {
                 tracing::warn!(message_id = %row.message_id, reason = f.reason, code = ?f.code, subcode = ?f.subcode, "outbox: failed");
                 self.fail(row, f.reason, now, report).await;
                 None
@@ -401,25 +339,18 @@ impl Outbox {
         let Ok(Some(inbox)) = self.store.inbox(job.inbox_id).await else {
             return false;
         };
-        let url = meta::profile_url(
-            crate::meta::object(inbox.channel),
-            crate::meta::api_base_url(&inbox),
-            &job.external_id,
-        );
-        match self.providers.graph(&inbox, "GET", &url, None).await {
-            Answer::Ok(v) => {
-                let p = meta::parse_profile(&v);
-                self.store
-                    .set_contact_profile(
-                        job.contact_id,
-                        p.name.as_deref(),
-                        p.avatar_url.as_deref(),
-                        self.clock.now(),
-                    )
-                    .await
-                    .is_ok()
-            }
-            Answer::Failed(f) => {
+        match self.providers.profile(&inbox, &job.external_id).await {
+            Ok(p) => self
+                .store
+                .set_contact_profile(
+                    job.contact_id,
+                    p.name.as_deref(),
+                    p.avatar_url.as_deref(),
+                    self.clock.now(),
+                )
+                .await
+                .is_ok(),
+            Err(f) => {
                 tracing::warn!(reason = f.reason, "profile sync failed");
                 false
             }

@@ -1,7 +1,8 @@
-//! Calls to the WhatsApp, Zalo OA, Telegram and Shopee APIs: the outbox's send for each (with
-//! Zalo's token refresh: one refresh on `-216`, then one retry), Telegram's `setWebhook`, and the
-//! WhatsApp template sync. Bodies are built by `switchboard_channels`; this module only moves
-//! bytes, maps answers, and keeps the single-use Zalo refresh token consistent.
+//! Calls to the providers' APIs: the outbox's send for every provider of the registry (the
+//! provider builds the call and reads the answer; with refresh tokens, one refresh on an expired
+//! token, then one retry), profile fetches, Meta's Graph calls for comment actions, Telegram's
+//! `setWebhook` and the WhatsApp template sync. Calls are built by `switchboard_channels`; this
+//! module only moves bytes and keeps single-use refresh tokens consistent.
 //!
 //! Tokens travel in headers (or, for Telegram's and Shopee's APIs, in the URL they require) and
 //! are never logged.
@@ -13,10 +14,13 @@ use axum::http::StatusCode;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use switchboard_channels::meta::{self, Failure, network_failure};
-use switchboard_channels::{shopee, telegram, whatsapp, zalo};
+use switchboard_channels::meta::{self, Failure, Profile, network_failure};
+use switchboard_channels::provider::{
+    self, ApiAnswer, ApiBody, ApiCall, NotSent, Outgoing, Provider, Sent,
+};
+use switchboard_channels::{telegram, whatsapp};
 use switchboard_core::billing::Tariff;
-use switchboard_core::{ChannelKind, Inbox, InboxId, Timestamp};
+use switchboard_core::{Inbox, InboxId, Timestamp};
 use switchboard_store::{OutboxRow, Store, StoredTemplate};
 
 /// The provider clients and what they share: one HTTP client (with the configured timeout), the
@@ -28,8 +32,8 @@ pub struct Providers {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     public_url: String,
-    /// One Zalo token refresh at a time per inbox (the refresh token is single use).
-    zalo_locks: Mutex<HashMap<InboxId, Arc<tokio::sync::Mutex<()>>>>,
+    /// One token refresh at a time per inbox (refresh tokens are single use).
+    token_locks: Mutex<HashMap<InboxId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// A request body.
@@ -43,7 +47,19 @@ enum Body<'a> {
 struct Raw {
     status: u16,
     retry_after: Option<String>,
+    usage: Option<String>,
     body: Vec<u8>,
+}
+
+impl Raw {
+    fn answer(&self) -> ApiAnswer<'_> {
+        ApiAnswer {
+            status: self.status,
+            body: &self.body,
+            retry_after: self.retry_after.as_deref(),
+            usage: self.usage.as_deref(),
+        }
+    }
 }
 
 fn fail(reason: &'static str) -> Failure {
@@ -137,7 +153,7 @@ impl Providers {
             store,
             clock,
             public_url,
-            zalo_locks: Mutex::new(HashMap::new()),
+            token_locks: Mutex::new(HashMap::new()),
         }
     }
 
@@ -210,11 +226,13 @@ impl Providers {
         };
         let resp = req.send().await.map_err(|e| transport_failure(&e))?;
         let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let header = |n: &str| {
+            resp.headers()
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let (retry_after, usage) = (header("retry-after"), header("x-business-use-case-usage"));
         let body = resp
             .bytes()
             .await
@@ -223,254 +241,172 @@ impl Providers {
         Ok(Raw {
             status,
             retry_after,
+            usage,
             body,
         })
     }
 
-    /// Sends one outbox row of a WhatsApp, Zalo, Telegram or Shopee inbox.
-    pub async fn send(&self, inbox: &Inbox, row: &OutboxRow, now: Timestamp) -> Answer {
-        let out = match inbox.channel {
-            ChannelKind::Whatsapp => self.send_whatsapp(inbox, row).await,
-            ChannelKind::Zalo => self.send_zalo(inbox, row, now).await,
-            ChannelKind::Telegram => self.send_telegram(inbox, row, now).await,
-            ChannelKind::Shopee => self.send_shopee(inbox, row, now).await,
-            _ => Err(fail("not_supported")),
-        };
-        match out {
-            Ok(provider_id) => Answer::Ok(serde_json::json!({ "message_id": provider_id })),
-            Err(f) => Answer::Failed(f),
-        }
-    }
-
-    async fn send_whatsapp(&self, inbox: &Inbox, row: &OutboxRow) -> Result<String, Failure> {
-        let token = setting(inbox, "access_token").ok_or_else(|| fail("token_expired"))?;
-        let pnid = setting(inbox, "phone_number_id").ok_or_else(|| fail("inbox_missing"))?;
-        let url = whatsapp::messages_url(api_base_url(inbox), pnid);
-        let bearer = format!("Bearer {token}");
-        let r = self
-            .call(
-                reqwest::Method::POST,
-                &url,
-                &[("authorization", &bearer)],
-                Body::Json(&row.request["body"]),
-            )
-            .await?;
-        if (200..300).contains(&r.status) {
-            let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
-            return whatsapp::parse_send_ok(&v)
-                .map(|(id, _)| id)
-                .ok_or_else(|| fail("provider_error"));
-        }
-        Err(whatsapp::classify_error(
-            r.status,
-            &r.body,
-            r.retry_after.as_deref(),
-        ))
-    }
-
-    fn zalo_lock(&self, inbox: InboxId) -> Arc<tokio::sync::Mutex<()>> {
-        let mut m = self
-            .zalo_locks
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        m.entry(inbox).or_default().clone()
-    }
-
-    /// The inbox's Zalo access token: refreshed when it has expired, or when `stale` (a token
-    /// Zalo just refused with -216) is still the current one. The refresh token is single use:
-    /// one refresh at a time per inbox here, and a compare-and-set on it in the store (another
-    /// node may have refreshed first: then its new token is used).
-    async fn zalo_token(
-        &self,
-        inbox_id: InboxId,
-        stale: Option<&str>,
-        now: Timestamp,
-    ) -> Result<String, Failure> {
-        let lock = self.zalo_lock(inbox_id);
-        let _held = lock.lock().await;
-        let inbox = self
-            .store
-            .inbox(inbox_id)
-            .await
-            .ok()
-            .flatten()
-            .ok_or_else(|| fail("inbox_missing"))?;
-        let current = setting(&inbox, "access_token").map(str::to_owned);
-        let expired = inbox.settings["access_token_expires_at"]
-            .as_i64()
-            .is_some_and(|t| t <= now.millis());
-        match (&current, stale) {
-            (Some(c), Some(s)) if c != s => return Ok(c.clone()),
-            (Some(c), None) if !expired => return Ok(c.clone()),
-            _ => {}
-        }
-        let (Some(app_id), Some(secret), Some(refresh)) = (
-            setting(&inbox, "app_id"),
-            setting(&inbox, "app_secret"),
-            setting(&inbox, "refresh_token"),
-        ) else {
-            return Err(fail("token_expired"));
-        };
-        let oauth = setting(&inbox, "oauth_base_url").unwrap_or(zalo::DEFAULT_OAUTH_BASE_URL);
-        let form = zalo::refresh_form(app_id, refresh);
-        let r = self
-            .call(
-                reqwest::Method::POST,
-                &zalo::refresh_url(oauth),
-                &[("secret_key", secret)],
-                Body::Form(&form),
-            )
-            .await
-            // No message was sent by this call: whatever happened, the send may be tried again.
-            .map_err(|_| network_failure())?;
-        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
-        let Some((access, new_refresh, expires_in)) = zalo::parse_refresh(&v) else {
-            tracing::warn!(inbox_id = %inbox_id, status = r.status, "zalo: token refresh refused");
-            return Err(fail("token_expired"));
-        };
-        let mut settings = inbox.settings.clone();
-        if let Some(o) = settings.as_object_mut() {
-            o.insert("access_token".into(), serde_json::json!(access));
-            o.insert("refresh_token".into(), serde_json::json!(new_refresh));
-            o.insert(
-                "access_token_expires_at".into(),
-                serde_json::json!(now.plus_secs(expires_in).millis()),
-            );
-        }
-        match self
-            .store
-            .replace_settings_if(inbox_id, "refresh_token", refresh, &settings)
-            .await
-        {
-            Ok(true) => {
-                tracing::info!(inbox_id = %inbox_id, "zalo: access token refreshed");
-                Ok(access)
+    /// Makes one call a provider built (its tokens stay in the headers or, where the provider's
+    /// API requires it, the URL; neither is logged).
+    async fn call_api(&self, c: &ApiCall) -> Result<Raw, Failure> {
+        let method =
+            reqwest::Method::from_bytes(c.method.as_bytes()).unwrap_or(reqwest::Method::POST);
+        let headers: Vec<(&str, &str)> = c.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let form: Vec<(&str, &str)>;
+        let body = match &c.body {
+            ApiBody::None => Body::None,
+            ApiBody::Json(v) => Body::Json(v),
+            ApiBody::Form(pairs) => {
+                form = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                Body::Form(&form)
             }
-            // Someone else rotated it in between: use theirs.
-            Ok(false) => self
-                .store
-                .inbox(inbox_id)
-                .await
-                .ok()
-                .flatten()
-                .and_then(|i| setting(&i, "access_token").map(str::to_owned))
-                .ok_or_else(|| fail("token_expired")),
-            Err(e) => {
-                tracing::error!(error = %e, "zalo: storing refreshed tokens failed");
-                Err(network_failure())
-            }
-        }
+        };
+        self.call(method, &c.url, &headers, body).await
     }
 
-    async fn send_zalo(
+    /// Sends one outbox row through its inbox's provider: one call, its answer read by the
+    /// provider; with an expired access token (providers with refresh tokens), one refresh and one
+    /// more try. A customer who blocked the business is marked unreachable.
+    pub async fn send(
         &self,
         inbox: &Inbox,
         row: &OutboxRow,
         now: Timestamp,
-    ) -> Result<String, Failure> {
-        let endpoint = row.request["endpoint"].as_str().unwrap_or("cs");
-        let url = zalo::message_url(api_base_url(inbox), endpoint);
-        let mut token = self.zalo_token(inbox.id, None, now).await?;
+    ) -> Result<Sent, Failure> {
+        let p = provider::for_channel(inbox.channel).ok_or_else(|| fail("not_supported"))?;
+        let out = Outgoing {
+            job: row.job,
+            request: &row.request,
+            message_id: row.message_id,
+        };
+        let mut inbox = if p.refreshes_tokens() {
+            self.fresh_token(p, inbox.id, None, now).await?
+        } else {
+            inbox.clone()
+        };
         for attempt in 0..2 {
-            let r = self
-                .call(
-                    reqwest::Method::POST,
-                    &url,
-                    &[("access_token", &token)],
-                    Body::Json(&row.request["body"]),
-                )
-                .await?;
-            match zalo::classify(r.status, &r.body) {
-                zalo::Answer::Sent(s) => {
-                    if let Some(q) = &s.quota_type {
-                        let patch = serde_json::json!({ "zalo_quota_type": q });
-                        if let Err(e) = self
+            let call = p.send_call(&inbox, &out, now)?;
+            let r = self.call_api(&call).await?;
+            match p.sent(&out, &r.answer()) {
+                Ok(sent) => {
+                    if let Some(patch) = &sent.meta
+                        && let Err(e) = self
                             .store
-                            .merge_message_meta(row.message_id, patch, now)
+                            .merge_message_meta(row.message_id, patch.clone(), now)
                             .await
-                        {
-                            tracing::warn!(error = %e, "zalo: recording the quota type failed");
-                        }
+                    {
+                        tracing::warn!(error = %e, "outbox: recording what the provider said failed");
                     }
-                    return Ok(s.message_id);
+                    return Ok(sent);
                 }
-                zalo::Answer::TokenExpired if attempt == 0 => {
-                    token = self.zalo_token(inbox.id, Some(&token), now).await?;
+                Err(NotSent::TokenExpired) if attempt == 0 && p.refreshes_tokens() => {
+                    let stale = p.access_token(&inbox).map(str::to_owned);
+                    inbox = self.fresh_token(p, inbox.id, stale.as_deref(), now).await?;
                 }
-                zalo::Answer::TokenExpired => return Err(fail("token_expired")),
-                zalo::Answer::Failed(f) => return Err(f),
+                Err(NotSent::TokenExpired) => return Err(fail("token_expired")),
+                Err(NotSent::Failed(f)) => {
+                    if f.reason == "user_blocked" {
+                        self.blocked(&inbox, row, now).await;
+                    }
+                    return Err(f);
+                }
             }
         }
         Err(fail("token_expired"))
     }
 
-    async fn send_telegram(
+    /// The customer of an outbox row blocked the business: they cannot be messaged until they
+    /// write again.
+    async fn blocked(&self, inbox: &Inbox, row: &OutboxRow, now: Timestamp) {
+        let customer = match self.store.conversation(row.conversation_id).await {
+            Ok(Some(c)) => self.store.identities_in(c.contact_id, inbox.id).await.ok(),
+            _ => None,
+        };
+        let Some(id) = customer.and_then(|ids| ids.into_iter().next()) else {
+            return;
+        };
+        if let Err(e) = self
+            .store
+            .set_reachability(inbox.id, &id, Some("user_blocked"), now)
+            .await
+        {
+            tracing::warn!(error = %e, "recording a blocked customer failed");
+        }
+    }
+
+    fn token_lock(&self, inbox: InboxId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut m = self
+            .token_locks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        m.entry(inbox).or_default().clone()
+    }
+
+    /// The inbox with a usable access token: refreshed when it has expired, or when `stale` (a
+    /// token the provider just refused) is still the current one. Refresh tokens are single use:
+    /// one refresh at a time per inbox here, and a compare-and-set on it in the store (another
+    /// node may have refreshed first: then its new token is used).
+    async fn fresh_token(
         &self,
-        inbox: &Inbox,
-        row: &OutboxRow,
+        p: &dyn Provider,
+        inbox_id: InboxId,
+        stale: Option<&str>,
         now: Timestamp,
-    ) -> Result<String, Failure> {
-        let token = setting(inbox, "bot_token").ok_or_else(|| fail("token_invalid"))?;
-        let url = telegram::method_url(api_base_url(inbox), token, "sendMessage");
-        let r = self
-            .call(
-                reqwest::Method::POST,
-                &url,
-                &[],
-                Body::Json(&row.request["body"]),
-            )
-            .await?;
-        let chat = row.request["body"]["chat_id"]
-            .to_string()
-            .trim_matches('"')
-            .to_owned();
-        match telegram::classify(r.status, &r.body) {
-            Ok(id) => Ok(format!("{chat}:{id}")),
-            Err(f) => {
-                if f.reason == "user_blocked"
-                    && let Err(e) = self
-                        .store
-                        .set_reachability(inbox.id, &chat, Some("user_blocked"), now)
-                        .await
-                {
-                    tracing::warn!(error = %e, "telegram: recording a blocked chat failed");
-                }
-                Err(f)
+    ) -> Result<Inbox, Failure> {
+        let lock = self.token_lock(inbox_id);
+        let _held = lock.lock().await;
+        let inbox = self.inbox(inbox_id).await?;
+        match (p.access_token(&inbox), stale) {
+            (Some(c), Some(s)) if c != s => return Ok(inbox),
+            (Some(_), None) if !p.token_expired(&inbox, now) => return Ok(inbox),
+            _ => {}
+        }
+        let (Some(call), Some(old)) = (p.refresh_call(&inbox), setting(&inbox, "refresh_token"))
+        else {
+            return Err(fail("token_expired"));
+        };
+        // No message was sent by this call: whatever happened, the send may be tried again.
+        let r = self.call_api(&call).await.map_err(|_| network_failure())?;
+        let Some(settings) = p.refreshed(&inbox, &r.answer(), now) else {
+            tracing::warn!(inbox_id = %inbox_id, status = r.status, "token refresh refused");
+            return Err(fail("token_expired"));
+        };
+        match self
+            .store
+            .replace_settings_if(inbox_id, "refresh_token", old, &settings)
+            .await
+        {
+            Ok(true) => {
+                tracing::info!(inbox_id = %inbox_id, "access token refreshed");
+                Ok(Inbox { settings, ..inbox })
+            }
+            // Someone else rotated it in between: use theirs.
+            Ok(false) => self.inbox(inbox_id).await,
+            Err(e) => {
+                tracing::error!(error = %e, "storing refreshed tokens failed");
+                Err(network_failure())
             }
         }
     }
 
-    async fn send_shopee(
-        &self,
-        inbox: &Inbox,
-        row: &OutboxRow,
-        now: Timestamp,
-    ) -> Result<String, Failure> {
-        let (Some(partner_id), Some(partner_key), Some(shop_id), Some(token)) = (
-            setting(inbox, "partner_id"),
-            setting(inbox, "partner_key"),
-            setting(inbox, "shop_id"),
-            setting(inbox, "access_token"),
-        ) else {
-            return Err(fail("token_expired"));
-        };
-        let req = shopee::SendRequest {
-            base: api_base_url(inbox),
-            partner_id,
-            partner_key,
-            shop_id,
-            access_token: token,
-            timestamp: now.millis() / 1000,
-        };
-        let (url, body) = shopee::send_text(
-            &req,
-            row.request["to_id"].as_str().unwrap_or(""),
-            row.request["text"].as_str().unwrap_or(""),
-        );
-        let r = self
-            .call(reqwest::Method::POST, &url, &[], Body::Json(&body))
-            .await?;
-        shopee::classify(r.status, &r.body)
+    async fn inbox(&self, id: InboxId) -> Result<Inbox, Failure> {
+        self.store
+            .inbox(id)
+            .await
+            .ok()
+            .flatten()
+            .ok_or_else(|| fail("inbox_missing"))
+    }
+
+    /// A customer's name and picture from the provider's profile API.
+    pub async fn profile(&self, inbox: &Inbox, customer: &str) -> Result<Profile, Failure> {
+        let p = provider::for_channel(inbox.channel).ok_or_else(|| fail("not_supported"))?;
+        let call = p
+            .profile_call(inbox, customer)
+            .ok_or_else(|| fail("not_supported"))?;
+        let r = self.call_api(&call).await?;
+        p.profile(&r.answer())
+            .ok_or_else(|| meta::classify_error(r.status, &r.body, r.retry_after.as_deref(), None))
     }
 
     /// Telegram `setWebhook` with our URL for this inbox and its secret token (§5).

@@ -30,35 +30,7 @@ pub enum ChannelOutcome {
 pub(crate) use switchboard_core::event::updated_event;
 pub use switchboard_core::event::{MessageMeta, message_with_meta};
 
-/// What the outbox does for a row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OutboxJob {
-    /// A Send API message to the customer's messaging id.
-    Send,
-    /// A Send API message to `recipient.comment_id` (one per comment).
-    PrivateReply,
-    /// A public reply under a comment.
-    CommentReply,
-}
-
-impl OutboxJob {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Send => "send",
-            Self::PrivateReply => "private_reply",
-            Self::CommentReply => "comment_reply",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "send" => Self::Send,
-            "private_reply" => Self::PrivateReply,
-            "comment_reply" => Self::CommentReply,
-            _ => return None,
-        })
-    }
-}
+pub use switchboard_core::outbound::OutboxJob;
 
 /// `last_error` of an outbox row taken over from a worker that died while sending it.
 pub const OUTBOX_INTERRUPTED: &str = "interrupted";
