@@ -233,7 +233,7 @@ pub struct Lookups {
     pub provider_ids: Vec<(InboxId, String)>,
 }
 
-/// `aliases[i]`: another id of item i's sender (see `ChannelItem::Customer`); may be shorter
+/// `aliases[i]`: another id of item i's sender (see `Said::alias`); may be shorter
 /// than the batch.
 pub fn lookups(batch: &[&Inbound], aliases: &[Option<&str>]) -> Lookups {
     let mut inboxes: Vec<InboxId> = batch.iter().map(|i| i.inbox_id).collect();

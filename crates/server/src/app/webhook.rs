@@ -153,13 +153,19 @@ pub async fn receive(st: &AppState, p: &dyn Provider, req: &WebhookRequest<'_>) 
     for a in &mut arrivals {
         match_echo_by_text(st, a).await?;
     }
-    let stamped = arrivals
-        .iter()
-        .filter_map(|a| {
-            let inbox = inboxes.by_id(a.inbox)?;
-            Some(stamp(inbox.workspace_id, inbox.id, a.event.clone()?))
-        })
-        .collect();
+    // The events go to the writer; what is left of each arrival is what to do around it.
+    let mut stored = Vec::with_capacity(arrivals.len());
+    let mut stamped = Vec::with_capacity(arrivals.len());
+    for a in &mut arrivals {
+        let inbox = inboxes.by_id(a.inbox);
+        match (inbox, a.event.take()) {
+            (Some(i), Some(event)) => {
+                stamped.push(stamp(i.workspace_id, i.id, event));
+                stored.push(true);
+            }
+            _ => stored.push(false),
+        }
+    }
     let outcomes = st
         .channel_ingest
         .submit_all(stamped)
@@ -167,14 +173,10 @@ pub async fn receive(st: &AppState, p: &dyn Provider, req: &WebhookRequest<'_>) 
         .map_err(unavailable)?;
     let mut outcomes = outcomes.into_iter();
     let mut usage = super::usage::Meterings::new(st);
-    for a in &arrivals {
+    for (a, stored) in arrivals.iter().zip(stored) {
+        let outcome = if stored { outcomes.next() } else { None };
         let Some(inbox) = inboxes.by_id(a.inbox) else {
             continue;
-        };
-        let outcome = if a.event.is_some() {
-            outcomes.next()
-        } else {
-            None
         };
         for e in &a.effects {
             effect(st, inbox, e, outcome.as_ref(), &mut usage, now).await?;
