@@ -703,11 +703,7 @@ pub fn profile_url(object: Object, base: &str, user_id: &str) -> String {
     format!("{}/{user_id}?fields={fields}", base.trim_end_matches('/'))
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Profile {
-    pub name: Option<String>,
-    pub avatar_url: Option<String>,
-}
+pub use crate::provider::Profile;
 
 pub fn parse_profile(v: &Value) -> Profile {
     let first_last = [text(&v["first_name"]), text(&v["last_name"])]
@@ -728,18 +724,7 @@ pub fn parse_profile(v: &Value) -> Profile {
 
 // ------------------------------------------------------------------ errors
 
-/// How a failed Graph API call should be handled.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    /// Try again later (rate limit, transient error, 5xx, timeout).
-    pub retry: bool,
-    /// A stable reason for the agent and the API: `window_closed`, `token_expired`, ...
-    pub reason: &'static str,
-    /// The provider's "come back after" in ms, when it said so.
-    pub retry_after_ms: Option<i64>,
-    pub code: Option<i64>,
-    pub subcode: Option<i64>,
-}
+pub use crate::provider::Failure;
 
 /// Maps an HTTP status, Meta's error body and headers to a [`Failure`] (§1.7).
 /// `retry_after` is the `Retry-After` header; `buc_usage` is `X-Business-Use-Case-Usage`.
@@ -887,7 +872,11 @@ pub struct Meta;
 
 /// The Page id or IG account id webhooks carry in `entry[].id`.
 pub fn account_id(i: &Inbox) -> Option<&str> {
-    setting(i, crate::settings::account_key(i.channel)?)
+    match i.channel {
+        ChannelKind::Messenger => setting(i, "page_id"),
+        ChannelKind::Instagram => setting(i, "ig_account_id"),
+        _ => None,
+    }
 }
 
 /// Who sends: the Page (Messenger, and Instagram linked to a Page) or the IG account.

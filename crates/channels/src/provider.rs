@@ -8,12 +8,68 @@
 //! happen around storing it ([`Effect`]). Everything here is pure: the server does the lookups,
 //! the storing and the effects.
 
-use crate::meta::{Failure, Profile};
 use serde_json::Value;
 use std::collections::HashMap;
 use switchboard_core::ingest::InboundEvent;
 use switchboard_core::outbound::OutboxJob;
 use switchboard_core::{ChannelKind, Inbox, InboxId, MessageId, Timestamp};
+
+/// How a failed provider call should be handled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// Try again later (rate limit, transient error, 5xx, timeout).
+    pub retry: bool,
+    /// A stable reason for the agent and the API: `window_closed`, `token_expired`, ...
+    pub reason: &'static str,
+    /// The provider's "come back after" in ms, when it said so.
+    pub retry_after_ms: Option<i64>,
+    pub code: Option<i64>,
+    pub subcode: Option<i64>,
+}
+
+/// A customer's name and picture, from a provider's profile API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    pub name: Option<String>,
+    pub avatar_url: Option<String>,
+}
+
+/// What a webhook event adds to conversation metering (WhatsApp's pricing).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Usage {
+    /// The customer wrote (or reacted): opens or extends the service window.
+    Customer {
+        user: String,
+        /// The provider's message id (the event is metered once per id).
+        wamid: String,
+        at: Timestamp,
+        /// From an ad or a Page's call to action (the free entry point applies).
+        from_ad: bool,
+    },
+    /// A status of one of our messages: a delivered one may be charged.
+    Status {
+        provider_message_id: String,
+        /// Our message, by the marker the provider echoed back.
+        ours: Option<MessageId>,
+        /// `sent`, `delivered`, `read`, `played`, `failed`.
+        status: String,
+        /// The customer it went to, when the status names them.
+        recipient: Option<String>,
+        at: Timestamp,
+        /// The provider's own pricing object, kept for reconciliation.
+        pricing: Option<Value>,
+    },
+}
+
+/// A message template changed status or category.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateChange {
+    pub template_id: Option<String>,
+    pub name: Option<String>,
+    pub language: Option<String>,
+    pub status: Option<String>,
+    pub category: Option<String>,
+}
 
 /// An incoming webhook request, as the provider's checks need it.
 pub struct WebhookRequest<'a> {
@@ -100,10 +156,10 @@ pub enum Effect {
     /// An echo without a marker of ours: a send of ours still waiting for its answer with exactly
     /// this text is taken to be it (so it is not stored twice).
     EchoByText,
-    /// WhatsApp conversation metering.
-    Usage(crate::whatsapp::Usage),
-    /// A WhatsApp message template changed status or category.
-    Template(crate::whatsapp::TemplateChange),
+    /// Conversation metering (WhatsApp).
+    Usage(Usage),
+    /// A message template changed status or category (WhatsApp).
+    Template(TemplateChange),
     /// The webhook is answered with this (Telegram: a method call in the answer).
     Respond(Value),
     /// Something the shop's owner should hear of, for the logs (never a customer's words).
@@ -329,32 +385,9 @@ pub trait Provider: Send + Sync {
     }
 }
 
-/// Every provider with a webhook.
-pub fn registry() -> [&'static dyn Provider; 5] {
-    [
-        &crate::meta::Meta,
-        &crate::whatsapp::WhatsApp,
-        &crate::zalo::Zalo,
-        &crate::telegram::Telegram,
-        &crate::shopee::Shopee,
-    ]
-}
-
-/// The provider of an inbox's channel (live chat has none: the widget is ours).
-pub fn for_channel(channel: ChannelKind) -> Option<&'static dyn Provider> {
-    registry()
-        .into_iter()
-        .find(|p| p.channels().contains(&channel))
-}
-
 /// The inbox's API base URL setting, or the provider's default.
 pub fn base_url<'a>(i: &'a Inbox, default: &'a str) -> &'a str {
     setting(i, "api_base_url").unwrap_or(default)
-}
-
-/// The provider whose webhook path segment is `name`.
-pub fn by_name(name: &str) -> Option<&'static dyn Provider> {
-    registry().into_iter().find(|p| p.name() == name)
 }
 
 /// A setting of an inbox as text (empty counts as missing).
@@ -363,26 +396,4 @@ pub fn setting<'a>(i: &'a Inbox, key: &str) -> Option<&'a str> {
         .get(key)
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_provider_is_found_by_its_webhook_name_and_covers_distinct_channels() {
-        let mut seen = Vec::new();
-        for p in registry() {
-            assert!(std::ptr::eq(
-                by_name(p.name())
-                    .map_or(std::ptr::null(), |q| q as *const dyn Provider as *const ()),
-                p as *const dyn Provider as *const ()
-            ));
-            for c in p.channels() {
-                assert!(!seen.contains(c), "{c:?} twice");
-                seen.push(*c);
-            }
-        }
-        assert!(by_name("nope").is_none());
-    }
 }

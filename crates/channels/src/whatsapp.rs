@@ -922,38 +922,13 @@ pub fn classify_error(status: u16, body: &[u8], retry_after: Option<&str>) -> Fa
 
 use crate::provider::{
     Ack, ApiAnswer, ApiCall, Arrival, BadWebhook, Claim, Claims, Effect, NotSent, Outgoing,
-    Provider, Sent, Verified, WebhookRequest, base_url, refused, setting,
+    Provider, Sent, TemplateChange, Usage, Verified, WebhookRequest, base_url, refused, setting,
 };
 use switchboard_core::ingest::{InboundEvent, InboundSender, Said};
 use switchboard_core::{ChannelKind, DeliveryStatus, Inbox, MessageKind};
 
 /// The WhatsApp Cloud API: one webhook URL for every number (§3).
 pub struct WhatsApp;
-
-/// What a webhook event adds to conversation metering.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Usage {
-    /// The customer wrote (or reacted): opens or extends the service window.
-    Customer {
-        user: String,
-        wamid: String,
-        at: Timestamp,
-        from_ad: bool,
-    },
-    /// A status of one of our messages (a delivered message may be charged).
-    Status(StatusUpdate),
-}
-
-/// A message template changed status or category (`message_template_status_update`,
-/// `template_category_update`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TemplateChange {
-    pub template_id: Option<String>,
-    pub name: Option<String>,
-    pub language: Option<String>,
-    pub status: Option<String>,
-    pub category: Option<String>,
-}
 
 /// Our message id in `biz_opaque_callback_data`.
 pub fn ours(s: &StatusUpdate) -> Option<switchboard_core::MessageId> {
@@ -1202,7 +1177,15 @@ fn arrival(inbox: &Inbox, ev: WaEvent, now: Timestamp) -> Option<Arrival> {
                     detail: reason,
                 });
             }
-            Some(a.with(Effect::Usage(Usage::Status(s))))
+            let usage = Usage::Status {
+                ours: ours(&s),
+                provider_message_id: s.id,
+                status: s.status,
+                recipient: s.recipient.key().map(str::to_owned),
+                at: s.at,
+                pricing: s.pricing,
+            };
+            Some(a.with(Effect::Usage(usage)))
         }
         WaEvent::TemplateStatus { .. } | WaEvent::TemplateCategory { .. } => None,
         WaEvent::Ignored { .. } => None,

@@ -3,15 +3,15 @@
 //! of `X-Forwarded-For` that is not itself a trusted proxy (the left part of that header is
 //! whatever the client wrote, so it is never believed).
 
-use crate::state::AppState;
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 
 /// Addresses and networks (`10.0.0.0/8`, `::1`) whose `X-Forwarded-For` is believed.
 #[derive(Debug, Clone, Default)]
-pub struct TrustedProxies(Vec<(IpAddr, u8)>);
+/// Shared: the extractor takes a copy for every request.
+pub struct TrustedProxies(std::sync::Arc<[(IpAddr, u8)]>);
 
 impl TrustedProxies {
     /// Parses `ADDRESS` or `ADDRESS/PREFIX` entries; the error names the bad one.
@@ -33,7 +33,7 @@ impl TrustedProxies {
                 Ok((ip, prefix))
             })
             .collect::<Result<_, _>>()
-            .map(Self)
+            .map(|v: Vec<(IpAddr, u8)>| Self(v.into()))
     }
 
     fn contains(&self, ip: IpAddr) -> bool {
@@ -90,10 +90,14 @@ fn same_prefix(a: &[u8], b: &[u8], bits: u8) -> bool {
 /// The client's address for this request (see the module docs).
 pub struct ClientIp(pub IpAddr);
 
-impl FromRequestParts<AppState> for ClientIp {
+impl<S> FromRequestParts<S> for ClientIp
+where
+    S: Send + Sync,
+    TrustedProxies: FromRef<S>,
+{
     type Rejection = Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Infallible> {
+    async fn from_request_parts(parts: &mut Parts, st: &S) -> Result<Self, Infallible> {
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
@@ -104,7 +108,7 @@ impl FromRequestParts<AppState> for ClientIp {
             .iter()
             .filter_map(|v| v.to_str().ok())
             .collect();
-        Ok(Self(st.trusted_proxies.client(peer, &forwarded)))
+        Ok(Self(TrustedProxies::from_ref(st).client(peer, &forwarded)))
     }
 }
 

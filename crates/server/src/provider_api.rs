@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use switchboard_channels::meta::{self, Failure, Profile, network_failure};
 use switchboard_channels::provider::{
-    self, ApiAnswer, ApiBody, ApiCall, NotSent, Outgoing, Provider, Sent,
+    ApiAnswer, ApiBody, ApiCall, NotSent, Outgoing, Provider, Sent,
 };
 use switchboard_channels::{telegram, whatsapp};
 use switchboard_core::billing::Tariff;
@@ -273,7 +273,8 @@ impl Providers {
         row: &OutboxRow,
         now: Timestamp,
     ) -> Result<Sent, Failure> {
-        let p = provider::for_channel(inbox.channel).ok_or_else(|| fail("not_supported"))?;
+        let p = switchboard_channels::for_channel(inbox.channel)
+            .ok_or_else(|| fail("not_supported"))?;
         let out = Outgoing {
             job: row.job,
             request: &row.request,
@@ -400,7 +401,8 @@ impl Providers {
 
     /// A customer's name and picture from the provider's profile API.
     pub async fn profile(&self, inbox: &Inbox, customer: &str) -> Result<Profile, Failure> {
-        let p = provider::for_channel(inbox.channel).ok_or_else(|| fail("not_supported"))?;
+        let p = switchboard_channels::for_channel(inbox.channel)
+            .ok_or_else(|| fail("not_supported"))?;
         let call = p
             .profile_call(inbox, customer)
             .ok_or_else(|| fail("not_supported"))?;

@@ -63,3 +63,10 @@ impl Deref for AppState {
         &self.0
     }
 }
+
+/// The trusted proxies, for the client-address extractor.
+impl axum::extract::FromRef<AppState> for crate::client::TrustedProxies {
+    fn from_ref(st: &AppState) -> Self {
+        st.trusted_proxies.clone()
+    }
+}

@@ -13,12 +13,12 @@
 //! on two nodes at once create one contact and one conversation) and the conversations read are
 //! locked. The compare-and-set on conversation versions is checked either way.
 
-use crate::conversations::{
+use crate::rows::*;
+use crate::sql::{Arg, Conn, Keys, RowRead, id_strings, json_text, q};
+use crate::writes::{
     CONVERSATION_ROW, conversation_args, identity_key, sender_key, write_actions, write_contacts,
     write_identities, write_messages,
 };
-use crate::rows::*;
-use crate::sql::{Arg, Conn, Keys, RowRead, id_strings, json_text, q};
 use crate::*;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -147,7 +147,7 @@ pub(crate) async fn ingest_batch<C: Conn>(
     {
         rules.insert(
             InboxId(uuid_of(&r, "inbox_id")?),
-            crate::routing::rules_of(&r.try_get::<String, _>("rules")?)?,
+            crate::pool::rules_of(&r.try_get::<String, _>("rules")?)?,
         );
     }
     if !convs.is_empty() {

@@ -15,6 +15,7 @@ pub mod media;
 mod meta;
 mod metering;
 mod migrate;
+mod pool;
 pub mod postgres;
 mod provider;
 mod providers;
@@ -25,6 +26,7 @@ pub mod secrets;
 mod sql;
 pub mod sqlite;
 mod types;
+mod writes;
 
 pub use channel::*;
 pub use media::{Attachment, MediaStore};

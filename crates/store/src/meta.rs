@@ -3,12 +3,12 @@
 //! linking and merging. Events are numbered at commit, like `apply`/`ingest`.
 
 use crate::channel::*;
-use crate::conversations::*;
 use crate::rows::*;
 use crate::sql::{
     Conn, Db, RowRead, Setting, commit, conflict_on_deadlock, id_strings, json_text, q, q_owned,
     retried,
 };
+use crate::writes::*;
 use crate::*;
 use std::collections::HashMap;
 use switchboard_core::conversation::Transition;
@@ -198,7 +198,7 @@ pub(crate) async fn inbox_by_setting<D: Db>(
         .bind(account)
         .opt(&mut *d.read().await?, inbox_row)
         .await?
-        .map(|i| crate::secrets::opened(d, i))
+        .map(|i| opened(d, i))
         .transpose()?;
     if let (Some(cache), Some(g)) = (d.accounts(), generation) {
         cache.put(g, channel, account, inbox.clone());
@@ -346,7 +346,7 @@ async fn ingest_item<C: Conn>(
                 );
                 if let Some(c) = &created {
                     insert_conversation(conn, c).await?;
-                    crate::routing::after_write(conn, None, c, now).await?;
+                    crate::pool::after_write(conn, None, c, now).await?;
                     drafts.extend(conversation_event(None, c, serde_json::json!({})));
                 }
                 insert_message(conn, &m).await?;
@@ -438,9 +438,9 @@ async fn ingest_item<C: Conn>(
             status,
             failure,
         } => {
-            crate::providers::status(
+            apply_status(
                 conn,
-                crate::providers::StatusItem {
+                StatusItem {
                     inbox: *inbox_id,
                     provider_message_id,
                     ours: *ours,
@@ -468,7 +468,7 @@ async fn ingest_item<C: Conn>(
                 && let Some(tr) = ingest::reaction(&c, reactor, *at, now)
             {
                 update_conversation(conn, &tr.conversation, c.version).await?;
-                crate::routing::after_write(conn, Some(&c), &tr.conversation, now).await?;
+                crate::pool::after_write(conn, Some(&c), &tr.conversation, now).await?;
                 drafts.extend(event::for_transition(Some(&c), &tr));
             }
             ChannelOutcome::Updated(1)
@@ -724,7 +724,7 @@ async fn merge_in<C: Conn>(
             .await?;
         let after = ingest::absorb(&a, &b);
         update_conversation(conn, &after, b.version).await?;
-        crate::routing::after_write(conn, Some(&b), &after, now).await?;
+        crate::pool::after_write(conn, Some(&b), &after, now).await?;
         q("UPDATE conversations SET unread_count = unread_count + $1 WHERE id = $2")
             .bind(absorbed.unread_count)
             .bind(b.id.to_string())
@@ -850,14 +850,14 @@ async fn undo_in<C: Conn>(
                 .try_get(0)?;
             let after = ingest::unabsorb(&b, last.map(Timestamp));
             update_conversation(conn, &after, b.version).await?;
-            crate::routing::after_write(conn, Some(&b), &after, now).await?;
+            crate::pool::after_write(conn, Some(&b), &after, now).await?;
             drafts.extend(conversation_event(
                 Some(&b),
                 &after,
                 serde_json::json!({"unmerged_conversation_id": c.id}),
             ));
         }
-        crate::routing::after_write(conn, None, c, now).await?;
+        crate::pool::after_write(conn, None, c, now).await?;
         drafts.extend(conversation_event(None, c, serde_json::json!({})));
     }
     q("UPDATE contacts SET merged_into = NULL, updated_at = $1 WHERE id = $2")
@@ -1280,4 +1280,83 @@ async fn outbox_sent_tx<D: Db>(
     status_event(&mut *tx, id, now, &mut events).await?;
     commit(d, tx, &mut events).await?;
     Ok(events)
+}
+
+/// An `InboundEvent::Status` for one inbox, borrowed.
+pub(crate) struct StatusItem<'a> {
+    pub inbox: InboxId,
+    pub provider_message_id: &'a str,
+    pub ours: Option<MessageId>,
+    pub status: DeliveryStatus,
+    pub failure: Option<&'a (String, serde_json::Value)>,
+}
+
+/// Our message, its row locked until commit (two statuses of one message on two nodes apply one
+/// after the other, so a status never moves backwards).
+pub(crate) async fn lock_message<C: Conn>(conn: &mut C, id: MessageId) -> Result<Option<Message>> {
+    q("SELECT * FROM messages WHERE id = $1 FOR UPDATE")
+        .bind(id.to_string())
+        .opt(conn, message_row)
+        .await
+}
+
+/// Applies a provider status to our message inside the ingest transaction.
+pub(crate) async fn apply_status<C: Conn>(
+    conn: &mut C,
+    s: StatusItem<'_>,
+    now: Timestamp,
+    drafts: &mut Vec<EventDraft>,
+) -> Result<ChannelOutcome> {
+    let mine = ours_or_provider(conn, s.ours, s.inbox, s.provider_message_id).await?;
+    let Some(m) = mine.filter(|m| m.direction == Direction::Outbound) else {
+        return Ok(ChannelOutcome::Nothing);
+    };
+    // A status means the provider accepted the message: the outbox must not send it again, even
+    // if its HTTP answer was lost. (The outbox row before the message row, like `outbox_sent`.)
+    q("UPDATE outbox SET state = 'sent', provider_message_id = COALESCE(provider_message_id, $1), \
+       lease_until = NULL, updated_at = $2 WHERE message_id = $3 AND state IN ('queued', 'sending')")
+    .bind(s.provider_message_id)
+    .bind(now.millis())
+    .bind(m.id.to_string())
+    .execute(&mut *conn)
+    .await?;
+    let Some(m) = lock_message(conn, m.id).await? else {
+        return Ok(ChannelOutcome::Nothing);
+    };
+    let mut changed = false;
+    if m.provider_message_id.is_none() || m.delivery_status == DeliveryStatus::Queued {
+        set_provider_id(conn, m.id, s.provider_message_id).await?;
+        changed = true;
+    }
+    let Some(mut m) = message_by_id(conn, m.id).await? else {
+        return Ok(ChannelOutcome::Nothing);
+    };
+    if ingest::status_moves(m.delivery_status, s.status) {
+        let (reason, detail) = match (s.status, s.failure) {
+            (DeliveryStatus::Failed, Some(f)) => (Some(f.0.clone()), Some(f.1.clone())),
+            (DeliveryStatus::Failed, None) => {
+                (Some("provider_error".into()), Some(serde_json::Value::Null))
+            }
+            _ => (None, None),
+        };
+        q("UPDATE messages SET delivery_status = $1, failure_reason = COALESCE($2, failure_reason) WHERE id = $3")
+            .bind(s.status.as_str())
+            .bind(reason.clone())
+            .bind(m.id.to_string())
+            .execute(&mut *conn)
+            .await?;
+        m.delivery_status = s.status;
+        if let Some(detail) = detail {
+            m.failure_reason = reason;
+            edit_meta(conn, &m, now, drafts, MetaEdit::ProviderError(detail)).await?;
+            return Ok(ChannelOutcome::Updated(1));
+        }
+        changed = true;
+    }
+    if changed {
+        let meta = load_meta(conn, m.id).await?;
+        drafts.push(updated_event(&m, meta.as_ref()));
+        return Ok(ChannelOutcome::Updated(1));
+    }
+    Ok(ChannelOutcome::Nothing)
 }

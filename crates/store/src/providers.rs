@@ -5,11 +5,9 @@
 //! counted exactly when several nodes meter at once), a status locks its message row (statuses
 //! only move forward), settings are replaced by a compare-and-set `UPDATE … WHERE`.
 
-use crate::channel::ChannelOutcome;
-use crate::conversations::forget_accounts;
 use crate::meta::{
-    edit_meta, flush, identity_contact, inbox_by_setting, load_meta, message_by_id,
-    message_by_provider, ours_or_provider, set_provider_id, workspace_of,
+    edit_meta, flush, identity_contact, inbox_by_setting, lock_message, message_by_provider,
+    workspace_of,
 };
 use crate::metering;
 use crate::provider::*;
@@ -17,89 +15,11 @@ use crate::rows::*;
 use crate::sql::{
     Arg, Conn, Db, Keys, RowRead, Setting, commit, id_strings, json_text, q, q_owned, retried,
 };
+use crate::writes::forget_accounts;
 use crate::*;
-use serde_json::Value;
 use switchboard_core::billing::{Charge, Tariff};
-use switchboard_core::event::EventDraft;
-use switchboard_core::ingest::{self, MetaEdit};
+use switchboard_core::ingest::MetaEdit;
 use tracing::instrument;
-
-/// An `InboundEvent::Status` for one inbox, borrowed.
-pub(crate) struct StatusItem<'a> {
-    pub inbox: InboxId,
-    pub provider_message_id: &'a str,
-    pub ours: Option<MessageId>,
-    pub status: DeliveryStatus,
-    pub failure: Option<&'a (String, serde_json::Value)>,
-}
-
-/// Our message, its row locked until commit (two statuses of one message on two nodes apply one
-/// after the other, so a status never moves backwards).
-async fn lock_message<C: Conn>(conn: &mut C, id: MessageId) -> Result<Option<Message>> {
-    q("SELECT * FROM messages WHERE id = $1 FOR UPDATE")
-        .bind(id.to_string())
-        .opt(conn, message_row)
-        .await
-}
-
-/// Applies a provider status to our message inside the ingest transaction.
-pub(crate) async fn status<C: Conn>(
-    conn: &mut C,
-    s: StatusItem<'_>,
-    now: Timestamp,
-    drafts: &mut Vec<EventDraft>,
-) -> Result<ChannelOutcome> {
-    let mine = ours_or_provider(conn, s.ours, s.inbox, s.provider_message_id).await?;
-    let Some(m) = mine.filter(|m| m.direction == Direction::Outbound) else {
-        return Ok(ChannelOutcome::Nothing);
-    };
-    // A status means the provider accepted the message: the outbox must not send it again, even
-    // if its HTTP answer was lost. (The outbox row before the message row, like `outbox_sent`.)
-    q("UPDATE outbox SET state = 'sent', provider_message_id = COALESCE(provider_message_id, $1), \
-       lease_until = NULL, updated_at = $2 WHERE message_id = $3 AND state IN ('queued', 'sending')")
-    .bind(s.provider_message_id)
-    .bind(now.millis())
-    .bind(m.id.to_string())
-    .execute(&mut *conn)
-    .await?;
-    let Some(m) = lock_message(conn, m.id).await? else {
-        return Ok(ChannelOutcome::Nothing);
-    };
-    let mut changed = false;
-    if m.provider_message_id.is_none() || m.delivery_status == DeliveryStatus::Queued {
-        set_provider_id(conn, m.id, s.provider_message_id).await?;
-        changed = true;
-    }
-    let Some(mut m) = message_by_id(conn, m.id).await? else {
-        return Ok(ChannelOutcome::Nothing);
-    };
-    if ingest::status_moves(m.delivery_status, s.status) {
-        let (reason, detail) = match (s.status, s.failure) {
-            (DeliveryStatus::Failed, Some(f)) => (Some(f.0.clone()), Some(f.1.clone())),
-            (DeliveryStatus::Failed, None) => (Some("provider_error".into()), Some(Value::Null)),
-            _ => (None, None),
-        };
-        q("UPDATE messages SET delivery_status = $1, failure_reason = COALESCE($2, failure_reason) WHERE id = $3")
-            .bind(s.status.as_str())
-            .bind(reason.clone())
-            .bind(m.id.to_string())
-            .execute(&mut *conn)
-            .await?;
-        m.delivery_status = s.status;
-        if let Some(detail) = detail {
-            m.failure_reason = reason;
-            edit_meta(conn, &m, now, drafts, MetaEdit::ProviderError(detail)).await?;
-            return Ok(ChannelOutcome::Updated(1));
-        }
-        changed = true;
-    }
-    if changed {
-        let meta = load_meta(conn, m.id).await?;
-        drafts.push(updated_event(&m, meta.as_ref()));
-        return Ok(ChannelOutcome::Updated(1));
-    }
-    Ok(ChannelOutcome::Nothing)
-}
 
 /// One metering transaction. The advisory locks on the business (its conversations, its
 /// customers' state) and the inbox (its messages, its event keys) are taken before anything is
@@ -222,7 +142,7 @@ impl<D: Db> ProviderStore for D {
         .read_all(self, inbox_row)
         .await?
         .into_iter()
-        .map(|i| crate::secrets::opened(self, i))
+        .map(|i| opened(self, i))
         .collect()
     }
 
@@ -308,14 +228,14 @@ impl<D: Db> ProviderStore for D {
         let Some(stored) = current.as_ref().and_then(|s| s[key].as_str()) else {
             return Ok(false);
         };
-        if crate::secrets::open_value(self, stored)? != expected {
+        if open_value(self, stored)? != expected {
             return Ok(false);
         }
         let done = q_owned(format!(
             "UPDATE inboxes SET settings = $1 WHERE id = $2 AND {} = $4",
             <D::Conn as Conn>::setting_sql(Setting::Param("$3"))
         ))
-        .bind(json_text(&crate::secrets::sealed(self, settings)))
+        .bind(json_text(&sealed(self, settings)))
         .bind(inbox.to_string())
         .bind(key)
         .bind(stored.to_owned())

@@ -253,3 +253,44 @@ pub(crate) fn attachment_row(r: &impl RowRead) -> Result<Attachment> {
 pub(crate) fn first<T: crate::sql::Value, R: RowRead>(r: &R) -> Result<T> {
     Ok(r.try_get(0)?)
 }
+
+/// The secrets configured on a store, if any.
+fn secret_box_of<D: crate::sql::Db>(d: &D) -> Option<std::sync::Arc<crate::secrets::SecretBox>> {
+    d.secrets().read().ok().and_then(|s| s.clone())
+}
+
+/// An inbox as read from the database, its secrets opened.
+pub(crate) fn opened<D: crate::sql::Db>(
+    d: &D,
+    mut inbox: switchboard_core::Inbox,
+) -> crate::Result<switchboard_core::Inbox> {
+    if let Some(b) = secret_box_of(d) {
+        inbox.settings = b
+            .open_settings(&inbox.settings)
+            .map_err(|e| crate::StoreError::Corrupt(format!("inbox {}: {e}", inbox.id)))?;
+    }
+    Ok(inbox)
+}
+
+/// Whether stored settings should be sealed again (plain, or sealed with an older key).
+pub(crate) fn needs_reseal<D: crate::sql::Db>(d: &D, stored: &serde_json::Value) -> bool {
+    secret_box_of(d).is_some_and(|b| b.needs_reseal(stored))
+}
+
+/// Settings as they are written: secrets sealed when a key is configured.
+pub(crate) fn sealed<D: crate::sql::Db>(d: &D, settings: &serde_json::Value) -> serde_json::Value {
+    match secret_box_of(d) {
+        Some(b) => b.seal_settings(settings),
+        None => settings.clone(),
+    }
+}
+
+/// The plain value of one stored setting (for compare-and-set on a secret).
+pub(crate) fn open_value<D: crate::sql::Db>(d: &D, stored: &str) -> crate::Result<String> {
+    match secret_box_of(d) {
+        Some(b) => b
+            .open(stored)
+            .map_err(|e| crate::StoreError::Corrupt(e.to_string())),
+        None => Ok(stored.to_owned()),
+    }
+}

@@ -20,14 +20,13 @@
 //! The price: a conversation whose only match is an older message (not among its newest
 //! [`WALK_MESSAGES`], or beyond the newest [`DEPTH`] matches) is not found for a common word.
 
-use crate::conversations::CONVERSATION_COLUMNS;
 use crate::rows::summary_row;
 use crate::sql::{Arg, Db, id_strings, numbered, q_owned};
+use crate::writes::CONVERSATION_COLUMNS;
 use crate::{
     AssigneeFilter, ConversationQuery, ConversationSummary, Page, Result, merge_newest_first,
     page_of,
 };
-use async_trait::async_trait;
 use std::collections::HashMap;
 use switchboard_core::ConversationId;
 
@@ -145,9 +144,6 @@ struct Texts {
     messages: Vec<String>,
 }
 
-/// (conversation, contact text, one message's text).
-pub(crate) type TextRow = (ConversationId, String, Option<String>);
-
 /// The conversation list's rows: the filters of `q` and its cursor, plus `extra` (SQL with `?`
 /// placeholders, and its binds), newest first, at most `take`; `persistent: false` plans the
 /// statement with the values at hand (not a cached generic plan).
@@ -178,24 +174,6 @@ pub(crate) async fn rows<D: Db>(
         .iter()
         .map(summary_row)
         .collect()
-}
-
-/// What a backend provides for the search: its text index.
-#[async_trait]
-pub(crate) trait SearchBackend {
-    /// For each conversation, its contact's name/phone/email and each of its newest
-    /// [`WALK_MESSAGES`] messages (`None`: it has none): one row a message.
-    async fn texts(&self, ids: &[ConversationId]) -> Result<Vec<TextRow>>;
-    /// Through the text index: the rows for `q` whose contact or one of the newest [`DEPTH`]
-    /// matching messages has every word of `text` (`words` holds them, folded), newest first, at
-    /// most `take`.
-    async fn indexed(
-        &self,
-        q: &ConversationQuery,
-        text: &str,
-        words: &[String],
-        take: usize,
-    ) -> Result<Vec<ConversationSummary>>;
 }
 
 /// A page of the conversation list, searched when `q.q` holds words.

@@ -248,7 +248,7 @@ pub(crate) trait Conn: Send {
 
 /// A store: connections, commits, and what it keeps in memory.
 #[async_trait]
-pub(crate) trait Db: crate::search::SearchBackend + Send + Sync + 'static {
+pub(crate) trait Db: SearchBackend + Send + Sync + 'static {
     type Conn: Conn + Sized;
     type Tx: DerefMut<Target = Self::Conn> + Send;
     type Pooled: DerefMut<Target = Self::Conn> + Send;
@@ -386,4 +386,25 @@ pub(crate) fn numbered(sql: &str) -> String {
         }
     }
     out
+}
+
+/// (conversation, contact text, one message's text): what the text search reads.
+pub(crate) type TextRow = (switchboard_core::ConversationId, String, Option<String>);
+
+/// What a backend provides for the search: its text index.
+#[async_trait]
+pub(crate) trait SearchBackend {
+    /// For each conversation, its contact's name/phone/email and each of its newest
+    /// `search::WALK_MESSAGES` messages (`None`: it has none): one row a message.
+    async fn texts(&self, ids: &[switchboard_core::ConversationId]) -> Result<Vec<TextRow>>;
+    /// Through the text index: the rows for `q` whose contact or one of the newest `search::DEPTH`
+    /// matching messages has every word of `text` (`words` holds them, folded), newest first, at
+    /// most `take`.
+    async fn indexed(
+        &self,
+        q: &crate::ConversationQuery,
+        text: &str,
+        words: &[String],
+        take: usize,
+    ) -> Result<Vec<crate::ConversationSummary>>;
 }

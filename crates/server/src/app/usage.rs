@@ -6,7 +6,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::inbox_settings::setting;
 use crate::state::AppState;
 use axum::http::StatusCode;
-use switchboard_channels::whatsapp::{self, StatusUpdate, Usage};
+use switchboard_channels::provider::Usage;
 use switchboard_core::billing::{self, Traffic};
 use switchboard_core::*;
 use switchboard_store::MeterEvent;
@@ -69,9 +69,24 @@ impl<'a> Meterings<'a> {
                 });
                 Ok(())
             }
-            Usage::Status(s) => {
+            Usage::Status {
+                provider_message_id,
+                ours,
+                status,
+                recipient,
+                at,
+                pricing,
+            } => {
                 self.flush().await?;
-                delivered(self.st, inbox, s, now).await
+                let s = Delivery {
+                    provider_message_id,
+                    ours: *ours,
+                    status,
+                    recipient: recipient.as_deref(),
+                    at: *at,
+                    pricing: pricing.as_ref(),
+                };
+                delivered(self.st, inbox, &s, now).await
             }
         }
     }
@@ -91,17 +106,27 @@ impl<'a> Meterings<'a> {
     }
 }
 
+/// A status of one of our messages, borrowed from its [`Usage::Status`].
+struct Delivery<'a> {
+    provider_message_id: &'a str,
+    ours: Option<MessageId>,
+    status: &'a str,
+    recipient: Option<&'a str>,
+    at: Timestamp,
+    pricing: Option<&'a serde_json::Value>,
+}
+
 /// Meters a delivery status of one of our messages and notes its charge on the message.
 async fn delivered(
     st: &AppState,
     inbox: &Inbox,
-    s: &StatusUpdate,
+    s: &Delivery<'_>,
     now: Timestamp,
 ) -> ApiResult<()> {
-    if !matches!(s.status.as_str(), "delivered" | "read" | "played") {
+    if !matches!(s.status, "delivered" | "read" | "played") {
         return Ok(());
     }
-    let msg = match whatsapp::ours(s) {
+    let msg = match s.ours {
         Some(id) => st
             .store
             .message(id)
@@ -111,14 +136,18 @@ async fn delivered(
     };
     let msg = match msg {
         Some(m) => Some(m),
-        None => st.store.message_by_provider_id(inbox.id, &s.id).await?,
+        None => {
+            st.store
+                .message_by_provider_id(inbox.id, s.provider_message_id)
+                .await?
+        }
     };
     let Some(msg) = msg.filter(|m| m.direction == Direction::Outbound) else {
         return Ok(());
     };
     let extras = st.store.message_meta(&[msg.id]).await?;
     let meta = extras.get(&msg.id);
-    let user = match s.recipient.key() {
+    let user = match s.recipient {
         Some(u) => u.to_owned(),
         None => match st.store.conversation(msg.conversation_id).await? {
             Some(c) => st
@@ -142,7 +171,7 @@ async fn delivered(
             at: s.at.clamp_to(now),
             template: crate::metering::template_category(meta),
         },
-        provider_pricing: s.pricing.clone(),
+        provider_pricing: s.pricing.cloned(),
     };
     let charge = st
         .store

@@ -1,5 +1,5 @@
 //! `/webhooks/…`: one route shape for every provider of the registry
-//! (`switchboard_channels::provider::registry`): `POST /webhooks/{provider}` (Telegram:
+//! (`switchboard_channels::registry`): `POST /webhooks/{provider}` (Telegram:
 //! `/webhooks/telegram/{inbox}`, one URL per bot), and for Meta's apps the `GET` subscription
 //! handshake. What a webhook does is `app::webhook::receive`, the same for all of them.
 
@@ -72,7 +72,7 @@ pub async fn receive(
 pub fn router() -> axum::Router<AppState> {
     use axum::routing::{MethodRouter, post};
     let mut r = axum::Router::new();
-    for p in switchboard_channels::provider::registry() {
+    for p in switchboard_channels::registry() {
         if p.per_inbox_url() {
             let post_one = post(
                 move |State(st): State<AppState>, Path(id): Path<InboxId>, h: HeaderMap, b| {

@@ -3,8 +3,9 @@
 
 use super::SqliteStore;
 use crate::rows::uuid_of;
-use crate::search::{DEPTH, SearchBackend, TextRow, WALK_MESSAGES};
+use crate::search::{DEPTH, WALK_MESSAGES};
 use crate::sql::{Db, RowRead, ids_json, q};
+use crate::sql::{SearchBackend, TextRow};
 use crate::*;
 use async_trait::async_trait;
 
