@@ -22,6 +22,7 @@ pub mod presence;
 pub mod provider_api;
 pub mod random;
 pub mod ratelimit;
+pub mod responses;
 pub mod routes;
 pub mod routing;
 pub mod state;

@@ -2,10 +2,18 @@
 //! the routing alike (and, next, by bots, flows and integrations). A route extracts, authorises,
 //! calls a command and responds; what the command decides is the same whoever asked.
 
+pub mod agents;
+pub mod auth;
+pub mod contacts;
 pub mod conversation;
+pub mod conversation_list;
 pub mod inbox;
 pub mod media;
+pub mod quick_replies;
+pub mod reports;
 pub mod send;
+pub mod transitions;
+pub mod widget;
 
 pub use conversation::publish_agent_typing;
 
