@@ -15,6 +15,8 @@ pub mod http;
 pub mod inbox_settings;
 pub mod ingest;
 pub mod keys;
+#[cfg(test)]
+mod layout;
 pub mod meta;
 pub mod metering;
 pub mod outbox;
