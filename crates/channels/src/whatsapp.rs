@@ -933,13 +933,21 @@ mod tests {
         let good = r#"{"id":"W1","changes":[{"field":"messages","value":{"metadata":{"phone_number_id":"P1"},"messages":[{"from":"1","id":"wamid.1","timestamp":"1","type":"text","text":{"body":"hi"}}]}}]}"#;
         for body in [
             format!(r#"{{"object":"whatsapp_business_account","entry":[{good},5]}}"#),
-            format!(r#"{{"object":"whatsapp_business_account","entry":[{{"id":"W0","changes":7}},{good}]}}"#),
+            format!(
+                r#"{{"object":"whatsapp_business_account","entry":[{{"id":"W0","changes":7}},{good}]}}"#
+            ),
             format!(r#"{{"object":"whatsapp_business_account","entry":[],"entry":[{good}]}}"#),
-            format!(r#"{{"object":"whatsapp_business_account","entry":[{{"id":"W0","changes":[null,{{"value":{{"metadata":{{"phone_number_id":"P1","phone_number_id":"P1"}}}}}}]}},{good}]}}"#),
+            format!(
+                r#"{{"object":"whatsapp_business_account","entry":[{{"id":"W0","changes":[null,{{"value":{{"metadata":{{"phone_number_id":"P1","phone_number_id":"P1"}}}}}}]}},{good}]}}"#
+            ),
         ] {
             let (phones, _) = routing_ids(body.as_bytes());
             let hook = parse(body.as_bytes()).unwrap_or_else(|e| panic!("{e}: {body}"));
-            for p in hook.changes.iter().filter_map(|c| c.phone_number_id.as_ref()) {
+            for p in hook
+                .changes
+                .iter()
+                .filter_map(|c| c.phone_number_id.as_ref())
+            {
                 assert!(phones.contains(p), "{p} not routed in {body}");
             }
             assert!(hook.changes.iter().any(|c| !c.events.is_empty()), "{body}");
