@@ -15,22 +15,4 @@ pub mod send;
 pub mod transitions;
 pub mod widget;
 
-pub use conversation::publish_agent_typing;
-
-use crate::auth::CurrentAgent;
-use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
-use switchboard_core::{Conversation, ConversationId};
-
-/// A conversation the agent may see, or 404 (whether it exists or not).
-pub async fn visible(
-    st: &AppState,
-    me: &CurrentAgent,
-    id: ConversationId,
-) -> ApiResult<Conversation> {
-    st.store
-        .conversation(id)
-        .await?
-        .filter(|c| st.access.can_see(&me.agent, c.inbox_id))
-        .ok_or_else(|| ApiError::not_found("conversation"))
-}
+pub use conversation::{publish_agent_typing, visible};
