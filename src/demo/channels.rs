@@ -9,7 +9,7 @@ use std::time::Duration;
 use switchboard_core::*;
 use switchboard_sandbox::channels::{ChannelSandbox, WaNumberSpec, ZaloOaSpec};
 use switchboard_server::auth;
-use switchboard_server::routes::new_uuid;
+use switchboard_server::random::new_uuid;
 use switchboard_server::state::AppState;
 
 pub const DEMO_PHONE_NUMBER_ID: &str = "100000000000101";

@@ -9,7 +9,7 @@ use switchboard_channels::meta::Object;
 use switchboard_core::*;
 use switchboard_sandbox::meta::{PageSpec, Sandbox, UserSpec};
 use switchboard_server::auth;
-use switchboard_server::routes::new_uuid;
+use switchboard_server::random::new_uuid;
 use switchboard_server::state::AppState;
 
 pub const DEMO_PAGE_ID: &str = "100000000000001";

@@ -9,11 +9,11 @@ use anyhow::Context;
 use std::fmt::Write;
 use std::sync::Arc;
 use switchboard_core::*;
+use switchboard_server::app::agents::create_agent;
 use switchboard_server::auth;
 use switchboard_server::clock::Clock;
 use switchboard_server::config::Config;
-use switchboard_server::routes::agents::create_agent;
-use switchboard_server::routes::new_uuid;
+use switchboard_server::random::new_uuid;
 use switchboard_server::state::AppState;
 use switchboard_store::{Inbound, InboundSender};
 

@@ -938,6 +938,146 @@ async fn admin_only_routes_and_validation() {
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 }
 
+/// What an admin changes on an agent is what the agent then meets: a new role, a new password
+/// (old sessions end, the old password no longer works), deactivation (no sign-in) — and an admin
+/// cannot lock themselves out.
+#[tokio::test]
+async fn an_admin_changes_an_agent_and_the_agent_notices() {
+    let app = TestApp::start().await;
+    let (lan, lan_t) = app.agent("lan@shop.vn", "Lan", "agent").await;
+    let path = format!("/api/v1/agents/{lan}");
+    let admin_id = app.ok(Method::GET, "/api/v1/me", &app.admin, None).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, b) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/agents/{admin_id}"),
+            Some(&app.admin),
+            Some(json!({"active": false})),
+        )
+        .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_input"))
+    );
+    assert_eq!(app.get("/api/v1/me", &app.admin).await.0, StatusCode::OK);
+
+    let (s, b) = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&lan_t),
+            Some(json!({"role": "admin"})),
+        )
+        .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden"))
+    );
+    let (s, b) = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&app.admin),
+            Some(json!({"role": "boss"})),
+        )
+        .await;
+    assert_eq!(
+        (s, b["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("role"))
+    );
+    let (s, _) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/agents/{}", uuid::Uuid::now_v7()),
+            Some(&app.admin),
+            Some(json!({"name": "Nobody"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    let changed = app
+        .ok(
+            Method::PATCH,
+            &path,
+            &app.admin,
+            Some(json!({"name": "Lan Anh", "role": "supervisor", "capacity": 3})),
+        )
+        .await;
+    assert_eq!(
+        (
+            changed["name"].as_str(),
+            changed["role"].as_str(),
+            changed["capacity"].as_u64()
+        ),
+        (Some("Lan Anh"), Some("supervisor"), Some(3))
+    );
+    let me = app.ok(Method::GET, "/api/v1/me", &lan_t, None).await;
+    assert_eq!(
+        (me["name"].as_str(), me["role"].as_str()),
+        (Some("Lan Anh"), Some("supervisor"))
+    );
+
+    let (s, b) = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&app.admin),
+            Some(json!({"password": "short"})),
+        )
+        .await;
+    assert_eq!(
+        (s, b["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("password"))
+    );
+    assert_eq!(
+        app.get("/api/v1/me", &lan_t).await.0,
+        StatusCode::OK,
+        "nothing changed"
+    );
+    app.ok(
+        Method::PATCH,
+        &path,
+        &app.admin,
+        Some(json!({"password": "a brand new passphrase"})),
+    )
+    .await;
+    assert_eq!(
+        app.get("/api/v1/me", &lan_t).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let login = |password: &'static str| {
+        let app = &app;
+        async move {
+            app.call(
+                Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"email": "lan@shop.vn", "password": password})),
+            )
+            .await
+        }
+    };
+    assert_eq!(login(PASSWORD).await.0, StatusCode::UNAUTHORIZED);
+    let (s, b) = login("a brand new passphrase").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+
+    app.ok(
+        Method::PATCH,
+        &path,
+        &app.admin,
+        Some(json!({"active": false})),
+    )
+    .await;
+    let (s, b) = login("a brand new passphrase").await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthorized"))
+    );
+}
+
 #[tokio::test]
 async fn contacts_name_is_read_only_and_fields_are_validated() {
     let app = TestApp::start().await;

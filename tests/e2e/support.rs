@@ -312,7 +312,7 @@ impl TestApp {
 
     async fn seed_admin(&self) -> String {
         let st = &self.state;
-        switchboard_server::routes::agents::create_agent(
+        switchboard_server::app::agents::create_agent(
             st.store.as_ref(),
             st.workspace_id,
             T0,

@@ -907,6 +907,40 @@ async fn every_event_is_metered_and_the_month_report_applies_the_free_rules() {
     );
 }
 
+/// The usage report narrows to one WhatsApp inbox the caller can see; any other id is refused as
+/// everywhere (400 malformed, 404 unseen or not WhatsApp), and a supervisor outside every WhatsApp
+/// inbox gets an empty report, not the workspace's.
+#[tokio::test]
+async fn usage_report_narrows_to_an_inbox_the_caller_sees() {
+    let w = Wa::start().await;
+    let report = |query: String, token: String| {
+        let app = &w.app;
+        async move {
+            app.get(&format!("/api/v1/reports/whatsapp-usage?{query}"), &token)
+                .await
+        }
+    };
+    let admin = w.app.admin.clone();
+    let (s, r) = report(format!("month=2025-08&inbox_id={}", w.inbox), admin.clone()).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(r["inbox_ids"], json!([w.inbox]));
+    assert_eq!(r["total_cost"], "0.000000");
+    let (s, r) = report("inbox_id=nope".into(), admin.clone()).await;
+    assert_eq!(
+        (s, r["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_query"))
+    );
+    let web = w.app.inbox("Web", &[]).await;
+    let (s, _) = report(format!("inbox_id={web}"), admin.clone()).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    let (_, sup) = w.app.agent("minh@shop.vn", "Minh", "supervisor").await;
+    let (s, _) = report(format!("inbox_id={}", w.inbox), sup.clone()).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, r) = report("month=2025-08".into(), sup).await;
+    assert_eq!((s, r["inbox_ids"].clone()), (StatusCode::OK, json!([])));
+}
+
 /// The out-of-hours reply and the closing message reach a WhatsApp customer inside 24 hours, as
 /// free-form text through the outbox.
 #[tokio::test]

@@ -117,6 +117,36 @@ impl NewSession {
         })
     }
 
+    /// Who this visitor is, under the inbox's settings: the site's user (`user:…`) when the
+    /// identifier hash vouches for it, an anonymous visitor (`visitor:{anonymous_id}`) when there is
+    /// no identifier and the inbox does not `require_identity`; otherwise refused.
+    pub fn external_id(
+        &self,
+        settings: &serde_json::Value,
+        anonymous_id: &str,
+    ) -> Result<String, IdentityRefusal> {
+        match self.identifier() {
+            Some(user) => {
+                let secret = settings
+                    .get("identity_secret")
+                    .and_then(|s| s.as_str())
+                    .unwrap_or("");
+                if !self.identity_verified(secret) {
+                    return Err(IdentityRefusal::InvalidIdentity);
+                }
+                Ok(external_id_for(Some(user), ""))
+            }
+            None if settings
+                .get("require_identity")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false) =>
+            {
+                Err(IdentityRefusal::IdentityRequired)
+            }
+            None => Ok(external_id_for(None, anonymous_id)),
+        }
+    }
+
     /// The contact details, checked. A blank phone or email counts as none; a blank name is refused.
     pub fn contact(&self) -> Result<SessionContact, ValidationError> {
         let blank_is_none = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
@@ -132,6 +162,15 @@ impl NewSession {
                 .transpose()?,
         })
     }
+}
+
+/// Why a session is refused its visitor's identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityRefusal {
+    /// An identifier whose hash does not match (or too long, or the inbox has no secret).
+    InvalidIdentity,
+    /// No identifier, and the inbox requires a signed-in user.
+    IdentityRequired,
 }
 
 /// `POST /widget/v1/messages`: the visitor writes.
@@ -223,6 +262,73 @@ mod tests {
         assert!(!verify_identity("site-secret", "user-18", &h));
         assert_eq!(external_id_for(Some("u1"), "x"), "user:u1");
         assert_eq!(external_id_for(None, "x"), "visitor:x");
+    }
+
+    #[test]
+    fn who_a_visitor_is_depends_on_the_inbox() {
+        use serde_json::json;
+        let hash = signing::hmac_sha256_hex(b"site-secret", b"user-17");
+        let long = "u".repeat(MAX_IDENTIFIER_BYTES + 1);
+        let long_hash = signing::hmac_sha256_hex(b"site-secret", long.as_bytes());
+        let open = json!({"identity_secret": "site-secret"});
+        let strict = json!({"identity_secret": "site-secret", "require_identity": true});
+        let no_secret = json!({"require_identity": false});
+        let cases = [
+            (None, None, &open, Ok("visitor:anon".to_owned())),
+            (Some("  "), None, &open, Ok("visitor:anon".to_owned())),
+            (None, None, &strict, Err(IdentityRefusal::IdentityRequired)),
+            (
+                Some("user-17"),
+                Some(hash.as_str()),
+                &open,
+                Ok("user:user-17".to_owned()),
+            ),
+            (
+                Some(" user-17 "),
+                Some(hash.as_str()),
+                &strict,
+                Ok("user:user-17".to_owned()),
+            ),
+            (
+                Some("user-18"),
+                Some(hash.as_str()),
+                &strict,
+                Err(IdentityRefusal::InvalidIdentity),
+            ),
+            (
+                Some("user-17"),
+                None,
+                &open,
+                Err(IdentityRefusal::InvalidIdentity),
+            ),
+            (
+                Some("user-17"),
+                Some(hash.as_str()),
+                &no_secret,
+                Err(IdentityRefusal::InvalidIdentity),
+            ),
+            (
+                Some(long.as_str()),
+                Some(long_hash.as_str()),
+                &open,
+                Err(IdentityRefusal::InvalidIdentity),
+            ),
+        ];
+        for (identifier, identifier_hash, settings, want) in cases {
+            let s = NewSession {
+                inbox_id: InboxId(Uuid::from_u128(7)),
+                identifier: identifier.map(str::to_owned),
+                identifier_hash: identifier_hash.map(str::to_owned),
+                name: None,
+                email: None,
+                phone: None,
+            };
+            assert_eq!(
+                s.external_id(settings, "anon"),
+                want,
+                "{identifier:?} {settings}"
+            );
+        }
     }
 
     #[test]

@@ -322,6 +322,14 @@ pub fn month_of(at: Timestamp) -> String {
     format!("{:04}-{:02}", d.year, d.month)
 }
 
+/// Money in micro-units as a decimal string with six places ("0.135000"): the API shows amounts
+/// this way so no client rounds through a float.
+pub fn decimal(micros: i64) -> String {
+    let sign = if micros < 0 { "-" } else { "" };
+    let m = micros.unsigned_abs();
+    format!("{sign}{}.{:06}", m / 1_000_000, m % 1_000_000)
+}
+
 /// `[start, end)` of a `YYYY-MM` month (UTC), or `None` if it is not one.
 pub fn month_bounds(month: &str) -> Option<(Timestamp, Timestamp)> {
     let first = Date::parse(&format!("{month}-01"))?;
@@ -736,6 +744,20 @@ pub fn report(month: &str, currency: &str, charges: &[Charge]) -> UsageReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn money_is_a_decimal_string_with_six_places() {
+        for (micros, shown) in [
+            (135_000, "0.135000"),
+            (12_000_001, "12.000001"),
+            (0, "0.000000"),
+            (1, "0.000001"),
+            (-1_400, "-0.001400"),
+            (i64::MIN, "-9223372036854.775808"),
+        ] {
+            assert_eq!(decimal(micros), shown, "{micros}");
+        }
+    }
 
     fn day(s: &str) -> Timestamp {
         let d = Date::parse(s).unwrap_or_else(|| panic!("{s}"));

@@ -7,6 +7,7 @@
 pub mod activity;
 pub mod billing;
 pub mod business_hours;
+pub mod contact;
 pub mod conversation;
 pub mod event;
 pub mod ids;

@@ -15,6 +15,8 @@ pub mod http;
 pub mod inbox_settings;
 pub mod ingest;
 pub mod keys;
+#[cfg(test)]
+mod layout;
 pub mod meta;
 pub mod metering;
 pub mod outbox;
@@ -22,6 +24,7 @@ pub mod presence;
 pub mod provider_api;
 pub mod random;
 pub mod ratelimit;
+pub mod responses;
 pub mod routes;
 pub mod routing;
 pub mod state;

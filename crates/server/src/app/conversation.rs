@@ -1,7 +1,6 @@
 //! The conversation commands' common part: decide on the current state, apply with
 //! compare-and-set, decide again if someone changed the conversation in between.
 
-use crate::app::visible;
 use crate::auth::CurrentAgent;
 use crate::error::{ApiError, ApiJson, ApiResult};
 use crate::state::AppState;
@@ -10,6 +9,19 @@ use switchboard_core::conversation::Transition;
 use switchboard_core::event::{self, EventDraft, EventKind};
 use switchboard_core::*;
 use switchboard_store::{Change, StoreError};
+
+/// A conversation the agent may see, or 404 (whether it exists or not).
+pub async fn visible(
+    st: &AppState,
+    me: &CurrentAgent,
+    id: ConversationId,
+) -> ApiResult<Conversation> {
+    st.store
+        .conversation(id)
+        .await?
+        .filter(|c| st.access.can_see(&me.agent, c.inbox_id))
+        .ok_or_else(|| ApiError::not_found("conversation"))
+}
 
 /// What a command decided: a transition, a message to store, or both.
 #[derive(Default)]

@@ -7,6 +7,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::inbox_settings;
 use crate::state::AppState;
 use axum::http::StatusCode;
+use switchboard_core::routing::{RoutingRules, RulesError};
+use switchboard_core::validate::PersonName;
 use switchboard_core::*;
 
 pub async fn visible_inbox(st: &AppState, me: &CurrentAgent, id: InboxId) -> ApiResult<Inbox> {
@@ -64,6 +66,158 @@ pub async fn after_create(st: &AppState, inbox: &Inbox) {
     {
         tracing::warn!(inbox_id = %inbox.id, error = %e.message, "first template sync failed");
     }
+}
+
+/// Creates an inbox (admin): the name and channel checked, the channel's settings checked and
+/// completed, one inbox per connected account; then the channel's first steps (`after_create`).
+pub async fn create(
+    st: &AppState,
+    me: &CurrentAgent,
+    name: &str,
+    channel: &str,
+    raw_settings: Option<serde_json::Value>,
+) -> ApiResult<Inbox> {
+    me.require_admin()?;
+    let name = PersonName::parse(name)?.into_inner();
+    let channel = ChannelKind::parse(channel)
+        .ok_or_else(|| ApiError::invalid("channel: unknown channel kind"))?;
+    let id = InboxId(uuid::Uuid::now_v7());
+    let settings = checked_settings(st, channel, raw_settings, None, id).await?;
+    let inbox = Inbox {
+        id,
+        workspace_id: st.workspace_id,
+        name,
+        channel,
+        settings,
+        created_at: st.clock.now(),
+    };
+    st.store.create_inbox(&inbox).await?;
+    after_create(st, &inbox).await;
+    Ok(inbox)
+}
+
+/// Renames an inbox and/or replaces its settings (admin; secrets not sent are kept).
+pub async fn update(
+    st: &AppState,
+    me: &CurrentAgent,
+    id: InboxId,
+    name: Option<String>,
+    raw_settings: Option<serde_json::Value>,
+) -> ApiResult<Inbox> {
+    let mut inbox = admin_inbox(st, me, id).await?;
+    if let Some(n) = name {
+        inbox.name = PersonName::parse(&n)?.into_inner();
+    }
+    if raw_settings.is_some() {
+        inbox.settings =
+            checked_settings(st, inbox.channel, raw_settings, Some(&inbox.settings), id).await?;
+    }
+    st.store.update_inbox(&inbox).await?;
+    Ok(inbox)
+}
+
+/// An inbox's settings, checked by its channel's rules against the previous ones.
+async fn checked_settings(
+    st: &AppState,
+    channel: ChannelKind,
+    raw: Option<serde_json::Value>,
+    previous: Option<&serde_json::Value>,
+    id: InboxId,
+) -> ApiResult<serde_json::Value> {
+    match channel {
+        ChannelKind::Livechat => livechat_settings(raw, previous),
+        ChannelKind::Messenger | ChannelKind::Instagram => {
+            let s = crate::meta::settings(channel, raw, previous)?;
+            ensure_account_free(st, channel, &s, id).await?;
+            Ok(s)
+        }
+        ChannelKind::Whatsapp | ChannelKind::Zalo | ChannelKind::Telegram | ChannelKind::Shopee => {
+            prepare_settings(st, channel, raw, previous, id).await
+        }
+    }
+}
+
+/// Checks and completes a live-chat inbox's settings: a generated identity secret, booleans typed.
+fn livechat_settings(
+    raw: Option<serde_json::Value>,
+    previous: Option<&serde_json::Value>,
+) -> ApiResult<serde_json::Value> {
+    let mut s = switchboard_channels::settings::check(ChannelKind::Livechat, raw, previous)?;
+    if let Some(obj) = s.as_object_mut() {
+        obj.entry("identity_secret")
+            .or_insert_with(|| serde_json::json!(crate::auth::random_token(24)));
+    }
+    Ok(s)
+}
+
+/// One inbox per Page / Instagram account: webhooks are routed by that id.
+async fn ensure_account_free(
+    st: &AppState,
+    channel: ChannelKind,
+    settings: &serde_json::Value,
+    this: InboxId,
+) -> ApiResult<()> {
+    let key = crate::meta::account_key(channel).unwrap_or("page_id");
+    let account = settings.get(key).and_then(|v| v.as_str()).unwrap_or("");
+    match st.store.inbox_by_account(channel, account).await? {
+        Some(other) if other.id != this => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "already_exists",
+            format!("another inbox is connected to this {key}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Sets who belongs to an inbox (admin); every node reloads who may see what.
+pub async fn set_members(
+    st: &AppState,
+    me: &CurrentAgent,
+    id: InboxId,
+    agent_ids: &[AgentId],
+) -> ApiResult<Vec<AgentId>> {
+    admin_inbox(st, me, id).await?;
+    for a in agent_ids {
+        if st.store.agent(*a).await?.is_none() {
+            return Err(ApiError::invalid(format!("agent_ids: no agent {a}")));
+        }
+    }
+    st.store.set_inbox_members(id, agent_ids).await?;
+    st.access.reload(st.store.as_ref()).await?;
+    if let Some(link) = st.bus.cluster() {
+        link.memberships_changed();
+    }
+    Ok(st.store.inbox_members(id).await?)
+}
+
+/// Replaces an inbox's routing rules (admin). Missing keys take their defaults; the eligible agents
+/// must be members of the inbox. Timers of running conversations follow at once, and a round-robin
+/// or least-busy inbox drains its waiting pool right away.
+pub async fn set_routing_rules(
+    st: &AppState,
+    me: &CurrentAgent,
+    id: InboxId,
+    body: &serde_json::Value,
+) -> ApiResult<RoutingRules> {
+    visible_inbox(st, me, id).await?;
+    me.require_admin()?;
+    let invalid = |e: RulesError| {
+        ApiError::invalid(e.to_string()).with_extra(serde_json::json!({ "field": e.field }))
+    };
+    let rules = RoutingRules::from_json(body).map_err(invalid)?;
+    let members = st.store.inbox_members(id).await?;
+    if let Some(outsider) = rules.agent_ids.iter().find(|a| !members.contains(a)) {
+        return Err(invalid(RulesError {
+            field: "agent_ids".into(),
+            message: format!("agent {outsider} is not a member of this inbox"),
+        }));
+    }
+    let now = st.clock.now();
+    st.store.set_routing_rules(id, &rules, now).await?;
+    if let Err(e) = st.routing.drain_inbox(id, now).await {
+        tracing::warn!(error = %e, "backlog drain after a rules change failed");
+    }
+    Ok(rules)
 }
 
 /// The customer's id to send to: for WhatsApp the phone number (`wa_id`) when known, else the

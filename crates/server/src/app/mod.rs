@@ -2,29 +2,19 @@
 //! the routing alike (and, next, by bots, flows and integrations). A route extracts, authorises,
 //! calls a command and responds; what the command decides is the same whoever asked.
 
+pub mod agents;
+pub mod auth;
+pub mod contacts;
 pub mod conversation;
+pub mod conversation_list;
 pub mod inbox;
 pub mod media;
+pub mod quick_replies;
+pub mod reports;
 pub mod send;
+pub mod transitions;
 pub mod usage;
 pub mod webhook;
+pub mod widget;
 
-pub use conversation::publish_agent_typing;
-
-use crate::auth::CurrentAgent;
-use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
-use switchboard_core::{Conversation, ConversationId};
-
-/// A conversation the agent may see, or 404 (whether it exists or not).
-pub async fn visible(
-    st: &AppState,
-    me: &CurrentAgent,
-    id: ConversationId,
-) -> ApiResult<Conversation> {
-    st.store
-        .conversation(id)
-        .await?
-        .filter(|c| st.access.can_see(&me.agent, c.inbox_id))
-        .ok_or_else(|| ApiError::not_found("conversation"))
-}
+pub use conversation::{publish_agent_typing, visible};

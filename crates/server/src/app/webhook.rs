@@ -7,10 +7,9 @@
 
 use crate::channel_ingest::stamp;
 use crate::error::{ApiError, ApiResult};
-use crate::ingest::IngestFailure;
 use crate::outbox::ProfileJob;
+use crate::responses::unavailable;
 use crate::state::AppState;
-use axum::http::StatusCode;
 use std::collections::{HashMap, HashSet};
 use switchboard_channels::provider::{
     Ack, Arrival, Claim, Claims, Effect, Provider, Verified, WebhookRequest,
@@ -131,14 +130,6 @@ async fn verified(
         }
     }
     Ok(out)
-}
-
-fn unavailable(_: IngestFailure) -> ApiError {
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "unavailable",
-        "could not store the events; retry",
-    )
 }
 
 /// Receives one webhook of `p`: verified, stored and acted on, or an error (401, 400, 503).

@@ -1,16 +1,15 @@
 //! `GET/POST /agents`, `PATCH /agents/{id}`.
 
-use crate::auth::{self, CurrentAgent};
+use crate::app::agents::{self, AgentPatch};
+use crate::auth::CurrentAgent;
 use crate::error::ApiPath as Path;
-use crate::error::{ApiError, ApiJson, ApiResult};
-use crate::routes::{created, new_uuid};
+use crate::error::{ApiJson, ApiResult};
+use crate::responses::created;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::response::Response;
 use serde::Deserialize;
-use switchboard_core::validate::{Email, PersonName};
-use switchboard_core::{Agent, AgentId, Role, Timestamp, WorkspaceId};
-use switchboard_store::Store;
+use switchboard_core::{Agent, AgentId};
 
 fn agent_json(st: &AppState, a: &Agent) -> serde_json::Value {
     let mut v = serde_json::to_value(a).unwrap_or_default();
@@ -25,13 +24,6 @@ fn agent_json(st: &AppState, a: &Agent) -> serde_json::Value {
         );
     }
     v
-}
-
-fn parse_role(s: &str) -> ApiResult<Role> {
-    Role::parse(s).ok_or_else(|| {
-        ApiError::invalid("role: must be admin, supervisor or agent")
-            .with_extra(serde_json::json!({"field": "role"}))
-    })
 }
 
 pub async fn list(
@@ -61,7 +53,7 @@ pub async fn create(
     ApiJson(b): ApiJson<NewAgent>,
 ) -> ApiResult<Response> {
     me.require_admin()?;
-    let agent = create_agent(
+    let agent = agents::create_agent(
         st.store.as_ref(),
         st.workspace_id,
         st.clock.now(),
@@ -75,91 +67,12 @@ pub async fn create(
     Ok(created(agent_json(&st, &agent)))
 }
 
-/// Validates and stores a new agent (the API and `switchboard user add` share this).
-#[allow(clippy::too_many_arguments)]
-pub async fn create_agent(
-    store: &dyn Store,
-    workspace_id: WorkspaceId,
-    now: Timestamp,
-    email: &str,
-    name: &str,
-    role: &str,
-    capacity: Option<u32>,
-    password: String,
-) -> ApiResult<Agent> {
-    let email = Email::parse(email)?;
-    let name = PersonName::parse(name)?;
-    let role = parse_role(role)?;
-    auth::validate_password(&password)?;
-    let agent = Agent {
-        id: AgentId(new_uuid()),
-        workspace_id,
-        email: email.into_inner(),
-        name: name.into_inner(),
-        role,
-        capacity,
-        active: true,
-        created_at: now,
-    };
-    let hash = auth::hash_password(password).await?;
-    store.create_agent(&agent, &hash).await?;
-    Ok(agent)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AgentPatch {
-    email: Option<String>,
-    name: Option<String>,
-    role: Option<String>,
-    capacity: Option<Option<u32>>,
-    active: Option<bool>,
-    password: Option<String>,
-}
-
 pub async fn update(
     State(st): State<AppState>,
     me: CurrentAgent,
     Path(id): Path<AgentId>,
     ApiJson(b): ApiJson<AgentPatch>,
 ) -> ApiResult<ApiJson<serde_json::Value>> {
-    me.require_admin()?;
-    let mut agent = st
-        .store
-        .agent(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("agent"))?;
-    if let Some(e) = b.email {
-        agent.email = Email::parse(&e)?.into_inner();
-    }
-    if let Some(n) = b.name {
-        agent.name = PersonName::parse(&n)?.into_inner();
-    }
-    if let Some(r) = b.role {
-        agent.role = parse_role(&r)?;
-    }
-    if let Some(c) = b.capacity {
-        agent.capacity = c;
-    }
-    if let Some(a) = b.active {
-        if !a && agent.id == me.agent.id {
-            return Err(ApiError::invalid("you cannot deactivate yourself"));
-        }
-        agent.active = a;
-    }
-    let hash = match b.password {
-        Some(p) => {
-            auth::validate_password(&p)?;
-            Some(auth::hash_password(p).await?)
-        }
-        None => None,
-    };
-    st.store.update_agent(&agent, hash.as_deref()).await?;
-    if !agent.active || hash.is_some() {
-        st.store
-            .revoke_agent_sessions(agent.id, st.clock.now())
-            .await?;
-    }
-    st.bus.control(crate::bus::Control::AgentChanged(agent.id));
+    let agent = agents::update(&st, &me, id, b).await?;
     Ok(ApiJson(agent_json(&st, &agent)))
 }

@@ -3,40 +3,26 @@
 //! see → ask the core → compare-and-set in the store → the store publishes the events.
 
 use crate::app::conversation::{
-    Plan, eligible_agent, name_holder, outbound_message, respond, summary, to_json,
-    transact_message,
+    Plan, name_holder, outbound_message, summary, to_json, transact_message,
 };
+use crate::app::conversation_list::{self, ListParams};
 use crate::app::send::{PolicyRequest, Purpose, SendRequest};
-use crate::app::{publish_agent_typing, visible};
+use crate::app::{publish_agent_typing, transitions, visible};
 use crate::auth::CurrentAgent;
 use crate::error::ApiPath as Path;
 use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
-use crate::routes::created;
+use crate::responses::created;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::response::Response;
 use serde::Deserialize;
-use switchboard_core::conversation as conv;
 use switchboard_core::event;
 use switchboard_core::outbound::Author;
-use switchboard_core::validate::{MessageText, TagName};
+use switchboard_core::validate::MessageText;
 use switchboard_core::*;
-use switchboard_store::{AssigneeFilter, ConversationQuery, ListCursor, MessageCursor};
+use switchboard_store::MessageCursor;
 
 // ------------------------------------------------------------------ reads
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListParams {
-    status: Option<String>,
-    inbox_id: Option<String>,
-    assignee: Option<String>,
-    tag: Option<String>,
-    q: Option<String>,
-    contact_id: Option<String>,
-    cursor: Option<String>,
-    limit: Option<u32>,
-}
 
 fn bad_param(name: &str) -> ApiError {
     ApiError::bad_request("bad_query", format!("`{name}` has an invalid value"))
@@ -47,50 +33,7 @@ pub async fn list(
     me: CurrentAgent,
     ApiQuery(p): ApiQuery<ListParams>,
 ) -> ApiResult<ApiJson<serde_json::Value>> {
-    let nonempty = |o: Option<String>| o.filter(|s| !s.trim().is_empty());
-    let status = nonempty(p.status)
-        .map(|s| ConversationStatus::parse(&s).ok_or_else(|| bad_param("status")))
-        .transpose()?;
-    let inbox_id = nonempty(p.inbox_id)
-        .map(|s| s.parse::<InboxId>().map_err(|_| bad_param("inbox_id")))
-        .transpose()?;
-    if let Some(i) = inbox_id
-        && !st.access.can_see(&me.agent, i)
-    {
-        return Err(ApiError::not_found("inbox"));
-    }
-    let assignee = match nonempty(p.assignee).as_deref() {
-        None => None,
-        Some("me") => Some(AssigneeFilter::Agent(me.agent.id)),
-        Some("unassigned") => Some(AssigneeFilter::Unassigned),
-        Some(other) => Some(AssigneeFilter::Agent(
-            other.parse().map_err(|_| bad_param("assignee"))?,
-        )),
-    };
-    let contact_id = nonempty(p.contact_id)
-        .map(|s| s.parse::<ContactId>().map_err(|_| bad_param("contact_id")))
-        .transpose()?;
-    let cursor = nonempty(p.cursor)
-        .map(|s| ListCursor::decode(&s).ok_or_else(|| bad_param("cursor")))
-        .transpose()?;
-    let tag = nonempty(p.tag)
-        .map(|t| TagName::parse(&t).map(TagName::into_inner))
-        .transpose()?;
-    let page = st
-        .store
-        .list_conversations(&ConversationQuery {
-            workspace_id: st.workspace_id,
-            visible_inboxes: st.access.visible(&me.agent),
-            status,
-            inbox_id,
-            assignee,
-            tag,
-            q: nonempty(p.q),
-            contact_id,
-            cursor,
-            limit: p.limit.unwrap_or(50),
-        })
-        .await?;
+    let page = conversation_list::list(&st, &me, p).await?;
     Ok(ApiJson(to_json(&page)?))
 }
 
@@ -238,14 +181,7 @@ pub async fn claim(
     me: CurrentAgent,
     Path(id): Path<ConversationId>,
 ) -> ApiResult<ApiJson<serde_json::Value>> {
-    let actor = me.actor();
-    respond(&st, &me, id, |c| {
-        Ok(Plan {
-            transition: Some(conv::claim(c, actor)?),
-            message: None,
-        })
-    })
-    .await
+    summary_json(transitions::claim(&st, &me, id).await)
 }
 
 #[derive(Deserialize)]
@@ -260,16 +196,7 @@ pub async fn assign(
     Path(id): Path<ConversationId>,
     ApiJson(b): ApiJson<AgentRef>,
 ) -> ApiResult<ApiJson<serde_json::Value>> {
-    let c = visible(&st, &me, id).await?;
-    eligible_agent(&st, c.inbox_id, b.agent_id).await?;
-    let actor = me.actor();
-    respond(&st, &me, id, |c| {
-        Ok(Plan {
-            transition: Some(conv::assign(c, actor, b.agent_id)?),
-            message: None,
-        })
-    })
-    .await
+    summary_json(transitions::assign(&st, &me, id, b.agent_id).await)
 }
 
 #[derive(Deserialize)]
@@ -286,29 +213,8 @@ pub async fn transfer(
     Path(id): Path<ConversationId>,
     ApiJson(b): ApiJson<TransferBody>,
 ) -> ApiResult<ApiJson<serde_json::Value>> {
-    let c = visible(&st, &me, id).await?;
-    eligible_agent(&st, c.inbox_id, b.agent_id).await?;
-    let note = b
-        .message
-        .as_deref()
-        .map(str::trim)
-        .filter(|m| !m.is_empty())
-        .map(|m| MessageText::parse(m).map(MessageText::into_inner))
-        .transpose()?;
-    let actor = me.actor();
-    let now = st.clock.now();
-    respond(&st, &me, id, |c| {
-        let t = conv::transfer(c, actor, b.agent_id, note.as_deref().unwrap_or(""))?;
-        // The hand-over message goes into the thread as an agent-to-agent message.
-        let message = note
-            .clone()
-            .map(|text| outbound_message(c, &me, MessageKind::AgentToAgent, text, now));
-        Ok(Plan {
-            transition: Some(t),
-            message,
-        })
-    })
-    .await
+    let note = b.message.as_deref();
+    summary_json(transitions::transfer(&st, &me, id, b.agent_id, note).await)
 }
 
 pub async fn add_participant(
@@ -317,16 +223,7 @@ pub async fn add_participant(
     Path(id): Path<ConversationId>,
     ApiJson(b): ApiJson<AgentRef>,
 ) -> ApiResult<ApiJson<serde_json::Value>> {
-    let c = visible(&st, &me, id).await?;
-    eligible_agent(&st, c.inbox_id, b.agent_id).await?;
-    let actor = me.actor();
-    respond(&st, &me, id, |c| {
-        Ok(Plan {
-            transition: Some(conv::add_participant(c, actor, b.agent_id)?),
-            message: None,
-        })
-    })
-    .await
+    summary_json(transitions::add_participant(&st, &me, id, b.agent_id).await)
 }
 
 pub async fn leave(
@@ -334,14 +231,7 @@ pub async fn leave(
     me: CurrentAgent,
     Path(id): Path<ConversationId>,
 ) -> ApiResult<ApiJson<serde_json::Value>> {
-    let actor = me.actor();
-    respond(&st, &me, id, |c| {
-        Ok(Plan {
-            transition: Some(conv::leave(c, actor)?),
-            message: None,
-        })
-    })
-    .await
+    summary_json(transitions::leave(&st, &me, id).await)
 }
 
 pub async fn resolve(
@@ -349,21 +239,7 @@ pub async fn resolve(
     me: CurrentAgent,
     Path(id): Path<ConversationId>,
 ) -> ApiResult<ApiJson<serde_json::Value>> {
-    let actor = me.actor();
-    let now = st.clock.now();
-    let holder = visible(&st, &me, id).await?.assignee_id;
-    let resolved = respond(&st, &me, id, |c| {
-        Ok(Plan {
-            transition: Some(conv::resolve(c, actor, now)?),
-            message: None,
-        })
-    })
-    .await?;
-    // The holder has room again: the backlog of their inboxes moves to them (capacity permitting).
-    if let Some(agent) = holder {
-        st.routing.agent_freed(agent).await;
-    }
-    Ok(resolved)
+    summary_json(transitions::resolve(&st, &me, id).await)
 }
 
 pub async fn reopen(
@@ -371,15 +247,7 @@ pub async fn reopen(
     me: CurrentAgent,
     Path(id): Path<ConversationId>,
 ) -> ApiResult<ApiJson<serde_json::Value>> {
-    let actor = me.actor();
-    let now = st.clock.now();
-    respond(&st, &me, id, |c| {
-        Ok(Plan {
-            transition: Some(conv::reopen(c, actor, now)?),
-            message: None,
-        })
-    })
-    .await
+    summary_json(transitions::reopen(&st, &me, id).await)
 }
 
 #[derive(Deserialize)]
@@ -394,15 +262,7 @@ pub async fn add_tag(
     Path(id): Path<ConversationId>,
     ApiJson(b): ApiJson<TagBody>,
 ) -> ApiResult<ApiJson<serde_json::Value>> {
-    let name = TagName::parse(&b.name)?.into_inner();
-    let actor = me.actor();
-    respond(&st, &me, id, |c| {
-        Ok(Plan {
-            transition: Some(conv::tag(c, actor, &name)),
-            message: None,
-        })
-    })
-    .await
+    summary_json(transitions::tag(&st, &me, id, &b.name).await)
 }
 
 pub async fn remove_tag(
@@ -411,13 +271,12 @@ pub async fn remove_tag(
     Path(id): Path<ConversationId>,
     ApiJson(b): ApiJson<TagBody>,
 ) -> ApiResult<ApiJson<serde_json::Value>> {
-    let name = TagName::parse(&b.name)?.into_inner();
-    let actor = me.actor();
-    respond(&st, &me, id, |c| {
-        Ok(Plan {
-            transition: Some(conv::untag(c, actor, &name)),
-            message: None,
-        })
-    })
-    .await
+    summary_json(transitions::untag(&st, &me, id, &b.name).await)
+}
+
+/// The conversation as the list shows it, after a transition.
+fn summary_json(
+    s: ApiResult<switchboard_store::ConversationSummary>,
+) -> ApiResult<ApiJson<serde_json::Value>> {
+    Ok(ApiJson(to_json(&s?)?))
 }

@@ -1,15 +1,15 @@
 //! `GET/POST /inboxes`, `GET/PATCH /inboxes/{id}`, `GET/PUT /inboxes/{id}/members`.
 
-use crate::app::inbox::{admin_inbox, visible_inbox};
-use crate::auth::{self, CurrentAgent};
+use crate::app;
+use crate::app::inbox::visible_inbox;
+use crate::auth::CurrentAgent;
 use crate::error::ApiPath as Path;
-use crate::error::{ApiError, ApiJson, ApiResult};
-use crate::routes::{created, new_uuid};
+use crate::error::{ApiJson, ApiResult};
+use crate::responses::created;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::response::Response;
 use serde::Deserialize;
-use switchboard_core::validate::PersonName;
 use switchboard_core::{AgentId, ChannelKind, Inbox, InboxId};
 
 /// Settings keys that hold secrets: shown to admins only, never logged.
@@ -53,19 +53,6 @@ pub fn inbox_json(st: &AppState, i: &Inbox, reveal_secrets: bool) -> serde_json:
     v
 }
 
-/// Checks and completes a live-chat inbox's settings: a generated identity secret, booleans typed.
-fn livechat_settings(
-    raw: Option<serde_json::Value>,
-    previous: Option<&serde_json::Value>,
-) -> ApiResult<serde_json::Value> {
-    let mut s = switchboard_channels::settings::check(ChannelKind::Livechat, raw, previous)?;
-    if let Some(obj) = s.as_object_mut() {
-        obj.entry("identity_secret")
-            .or_insert_with(|| serde_json::json!(auth::random_token(24)));
-    }
-    Ok(s)
-}
-
 pub async fn list(
     State(st): State<AppState>,
     me: CurrentAgent,
@@ -106,32 +93,7 @@ pub async fn create(
     me: CurrentAgent,
     ApiJson(b): ApiJson<NewInbox>,
 ) -> ApiResult<Response> {
-    me.require_admin()?;
-    let name = PersonName::parse(&b.name)?.into_inner();
-    let channel = ChannelKind::parse(&b.channel)
-        .ok_or_else(|| ApiError::invalid("channel: unknown channel kind"))?;
-    let id = InboxId(new_uuid());
-    let settings = match channel {
-        ChannelKind::Livechat => livechat_settings(b.settings, None)?,
-        ChannelKind::Messenger | ChannelKind::Instagram => {
-            let s = crate::meta::settings(channel, b.settings, None)?;
-            ensure_account_free(&st, channel, &s, None).await?;
-            s
-        }
-        ChannelKind::Whatsapp | ChannelKind::Zalo | ChannelKind::Telegram | ChannelKind::Shopee => {
-            crate::app::inbox::prepare_settings(&st, channel, b.settings, None, id).await?
-        }
-    };
-    let inbox = Inbox {
-        id,
-        workspace_id: st.workspace_id,
-        name,
-        channel,
-        settings,
-        created_at: st.clock.now(),
-    };
-    st.store.create_inbox(&inbox).await?;
-    crate::app::inbox::after_create(&st, &inbox).await;
+    let inbox = app::inbox::create(&st, &me, &b.name, &b.channel, b.settings).await?;
     Ok(created(inbox_json(&st, &inbox, true)))
 }
 
@@ -148,47 +110,8 @@ pub async fn update(
     Path(id): Path<InboxId>,
     ApiJson(b): ApiJson<InboxPatch>,
 ) -> ApiResult<ApiJson<serde_json::Value>> {
-    let mut inbox = admin_inbox(&st, &me, id).await?;
-    if let Some(n) = b.name {
-        inbox.name = PersonName::parse(&n)?.into_inner();
-    }
-    if b.settings.is_some() && inbox.channel == ChannelKind::Livechat {
-        inbox.settings = livechat_settings(b.settings, Some(&inbox.settings))?;
-    } else if b.settings.is_some() && crate::meta::is_meta(inbox.channel) {
-        let s = crate::meta::settings(inbox.channel, b.settings, Some(&inbox.settings))?;
-        ensure_account_free(&st, inbox.channel, &s, Some(inbox.id)).await?;
-        inbox.settings = s;
-    } else if b.settings.is_some() && crate::inbox_settings::is_provider(inbox.channel) {
-        inbox.settings = crate::app::inbox::prepare_settings(
-            &st,
-            inbox.channel,
-            b.settings,
-            Some(&inbox.settings),
-            inbox.id,
-        )
-        .await?;
-    }
-    st.store.update_inbox(&inbox).await?;
+    let inbox = app::inbox::update(&st, &me, id, b.name, b.settings).await?;
     Ok(ApiJson(inbox_json(&st, &inbox, true)))
-}
-
-/// One inbox per Page / Instagram account: webhooks are routed by that id.
-async fn ensure_account_free(
-    st: &AppState,
-    channel: ChannelKind,
-    settings: &serde_json::Value,
-    this: Option<InboxId>,
-) -> ApiResult<()> {
-    let key = crate::meta::account_key(channel).unwrap_or("page_id");
-    let account = settings.get(key).and_then(|v| v.as_str()).unwrap_or("");
-    match st.store.inbox_by_account(channel, account).await? {
-        Some(other) if Some(other.id) != this => Err(ApiError::new(
-            axum::http::StatusCode::CONFLICT,
-            "already_exists",
-            format!("another inbox is connected to this {key}"),
-        )),
-        _ => Ok(()),
-    }
 }
 
 pub async fn members(
@@ -213,18 +136,6 @@ pub async fn set_members(
     Path(id): Path<InboxId>,
     ApiJson(b): ApiJson<Members>,
 ) -> ApiResult<ApiJson<serde_json::Value>> {
-    admin_inbox(&st, &me, id).await?;
-    for a in &b.agent_ids {
-        if st.store.agent(*a).await?.is_none() {
-            return Err(ApiError::invalid(format!("agent_ids: no agent {a}")));
-        }
-    }
-    st.store.set_inbox_members(id, &b.agent_ids).await?;
-    st.access.reload(st.store.as_ref()).await?;
-    if let Some(link) = st.bus.cluster() {
-        link.memberships_changed();
-    }
-    Ok(ApiJson(
-        serde_json::json!({ "agent_ids": st.store.inbox_members(id).await? }),
-    ))
+    let agent_ids = app::inbox::set_members(&st, &me, id, &b.agent_ids).await?;
+    Ok(ApiJson(serde_json::json!({ "agent_ids": agent_ids })))
 }

@@ -1,25 +1,15 @@
 //! `GET/POST /quick-replies`, `PATCH/DELETE /quick-replies/{id}`: canned answers typed as `/code`.
 
+use crate::app::quick_replies;
 use crate::auth::CurrentAgent;
 use crate::error::ApiPath as Path;
-use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
-use crate::routes::{created, new_uuid};
+use crate::error::{ApiJson, ApiQuery, ApiResult};
+use crate::responses::created;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::response::Response;
 use serde::Deserialize;
-use switchboard_core::validate::{MessageText, QuickReplyCode};
 use switchboard_core::{QuickReply, QuickReplyId};
-
-fn require_supervisor(me: &CurrentAgent) -> ApiResult<()> {
-    if me.agent.role.supervises() {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden(
-            "only a supervisor or admin may change quick replies",
-        ))
-    }
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -56,14 +46,7 @@ pub async fn create(
     me: CurrentAgent,
     ApiJson(b): ApiJson<Body>,
 ) -> ApiResult<Response> {
-    require_supervisor(&me)?;
-    let qr = QuickReply {
-        id: QuickReplyId(new_uuid()),
-        workspace_id: st.workspace_id,
-        code: QuickReplyCode::parse(b.code.as_deref().unwrap_or(""))?.into_inner(),
-        text: MessageText::parse(b.text.as_deref().unwrap_or(""))?.into_inner(),
-    };
-    st.store.save_quick_reply(&qr, st.clock.now(), true).await?;
+    let qr = quick_replies::create(&st, &me, b.code.as_deref(), b.text.as_deref()).await?;
     Ok(created(serde_json::to_value(&qr).unwrap_or_default()))
 }
 
@@ -73,22 +56,7 @@ pub async fn update(
     Path(id): Path<QuickReplyId>,
     ApiJson(b): ApiJson<Body>,
 ) -> ApiResult<ApiJson<QuickReply>> {
-    require_supervisor(&me)?;
-    let mut qr = st
-        .store
-        .quick_reply(id)
-        .await?
-        .filter(|q| q.workspace_id == st.workspace_id)
-        .ok_or_else(|| ApiError::not_found("quick reply"))?;
-    if let Some(c) = b.code {
-        qr.code = QuickReplyCode::parse(&c)?.into_inner();
-    }
-    if let Some(t) = b.text {
-        qr.text = MessageText::parse(&t)?.into_inner();
-    }
-    st.store
-        .save_quick_reply(&qr, st.clock.now(), false)
-        .await?;
+    let qr = quick_replies::update(&st, &me, id, b.code.as_deref(), b.text.as_deref()).await?;
     Ok(ApiJson(qr))
 }
 
@@ -97,10 +65,7 @@ pub async fn delete(
     me: CurrentAgent,
     Path(id): Path<QuickReplyId>,
 ) -> ApiResult<ApiJson<serde_json::Value>> {
-    require_supervisor(&me)?;
-    if !st.store.delete_quick_reply(id).await? {
-        return Err(ApiError::not_found("quick reply"));
-    }
+    quick_replies::delete(&st, &me, id).await?;
     Ok(ApiJson(serde_json::json!({ "ok": true })))
 }
 
@@ -125,12 +90,7 @@ pub async fn create_tag(
     me: CurrentAgent,
     ApiJson(b): ApiJson<NewTag>,
 ) -> ApiResult<Response> {
-    require_supervisor(&me)?;
-    let name = switchboard_core::validate::TagName::parse(&b.name)?.into_inner();
-    let tag = st
-        .store
-        .create_tag(st.workspace_id, &name, st.clock.now())
-        .await?;
+    let tag = quick_replies::create_tag(&st, &me, &b.name).await?;
     Ok(created(serde_json::to_value(&tag).unwrap_or_default()))
 }
 
@@ -139,9 +99,6 @@ pub async fn delete_tag(
     me: CurrentAgent,
     Path(id): Path<switchboard_core::TagId>,
 ) -> ApiResult<ApiJson<serde_json::Value>> {
-    require_supervisor(&me)?;
-    if !st.store.delete_tag(st.workspace_id, id).await? {
-        return Err(ApiError::not_found("tag"));
-    }
+    quick_replies::delete_tag(&st, &me, id).await?;
     Ok(ApiJson(serde_json::json!({ "ok": true })))
 }

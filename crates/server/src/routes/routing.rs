@@ -1,6 +1,7 @@
 //! `GET/PUT /inboxes/{id}/routing` (routing rules), `GET/PUT /me/presence`, and
 //! `GET /conversations/{id}/timers` (what is due on a conversation, for countdowns in the UI).
 
+use crate::app;
 use crate::app::inbox::visible_inbox;
 use crate::app::visible;
 use crate::auth::CurrentAgent;
@@ -9,12 +10,7 @@ use crate::error::{ApiError, ApiJson, ApiResult};
 use crate::state::AppState;
 use axum::extract::State;
 use serde::Deserialize;
-use switchboard_core::routing::{RoutingRules, RulesError};
 use switchboard_core::{ConversationId, InboxId};
-
-fn invalid(e: RulesError) -> ApiError {
-    ApiError::invalid(e.to_string()).with_extra(serde_json::json!({ "field": e.field }))
-}
 
 /// The inbox's rules; members may read them (the UI shows who gets what).
 pub async fn get(
@@ -26,30 +22,14 @@ pub async fn get(
     Ok(ApiJson(st.store.routing_state(id).await?.rules.to_json()))
 }
 
-/// Replaces the inbox's rules (admin). Missing keys take their defaults; the eligible agents must
-/// be members of the inbox. Timers of running conversations follow at once, and a round-robin or
-/// least-busy inbox drains its waiting pool right away.
+/// Replaces the inbox's rules (admin; see `app::inbox::set_routing_rules`).
 pub async fn put(
     State(st): State<AppState>,
     me: CurrentAgent,
     Path(id): Path<InboxId>,
     ApiJson(body): ApiJson<serde_json::Value>,
 ) -> ApiResult<ApiJson<serde_json::Value>> {
-    visible_inbox(&st, &me, id).await?;
-    me.require_admin()?;
-    let rules = RoutingRules::from_json(&body).map_err(invalid)?;
-    let members = st.store.inbox_members(id).await?;
-    if let Some(outsider) = rules.agent_ids.iter().find(|a| !members.contains(a)) {
-        return Err(invalid(RulesError {
-            field: "agent_ids".into(),
-            message: format!("agent {outsider} is not a member of this inbox"),
-        }));
-    }
-    let now = st.clock.now();
-    st.store.set_routing_rules(id, &rules, now).await?;
-    if let Err(e) = st.routing.drain_inbox(id, now).await {
-        tracing::warn!(error = %e, "backlog drain after a rules change failed");
-    }
+    let rules = app::inbox::set_routing_rules(&st, &me, id, &body).await?;
     Ok(ApiJson(rules.to_json()))
 }
 

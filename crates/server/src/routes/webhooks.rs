@@ -5,7 +5,7 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::inbox_settings::setting;
-use crate::routes::body_or_413;
+use crate::responses::body_or_413;
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;

@@ -2,98 +2,32 @@
 //! own conversation; messages go through the same ingest path as every channel; agent replies and
 //! typing come back over `/widget/v1/ws`. Private messages (notes, agent-to-agent) never leave.
 
+use crate::app::widget;
 use crate::auth::{Visitor, visitor_from_token};
 use crate::client::ClientIp;
 use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
-use crate::ingest::IngestFailure;
-use crate::routes::{created, new_uuid};
+use crate::responses::created;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
-use axum::http::StatusCode;
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
-use switchboard_channels::livechat::{self, NewSession, NewWidgetMessage, VisitorClaims};
+use switchboard_channels::livechat::{NewSession, NewWidgetMessage, VisitorClaims};
 use switchboard_core::event::EventKind;
-use switchboard_core::validate::{Email, PersonName, Phone};
 use switchboard_core::*;
-use switchboard_store::{Inbound, InboundSender, MessageCursor};
+use switchboard_store::MessageCursor;
 use tokio::sync::broadcast::error::RecvError;
-
-async fn livechat_inbox(st: &AppState, id: InboxId) -> ApiResult<Inbox> {
-    st.store
-        .inbox(id)
-        .await?
-        .filter(|i| i.channel == ChannelKind::Livechat)
-        .ok_or_else(|| ApiError::not_found("inbox"))
-}
 
 pub async fn create_session(
     State(st): State<AppState>,
     ClientIp(client): ClientIp,
     ApiJson(b): ApiJson<NewSession>,
 ) -> ApiResult<Response> {
-    st.limits
-        .widget_ip
-        .check(&client.to_string())
-        .map_err(ApiError::rate_limited)?;
-    let inbox = livechat_inbox(&st, b.inbox_id).await?;
-    let settings = &inbox.settings;
-    let external_id = match b.identifier() {
-        Some(user) => {
-            let secret = settings
-                .get("identity_secret")
-                .and_then(|s| s.as_str())
-                .unwrap_or("");
-            if !b.identity_verified(secret) {
-                return Err(ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "invalid_identity",
-                    "the identifier hash does not match",
-                ));
-            }
-            livechat::external_id_for(Some(user), "")
-        }
-        None if settings
-            .get("require_identity")
-            .and_then(|v| v.as_bool())
-            .unwrap_or(false) =>
-        {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "identity_required",
-                "this chat requires a signed-in user",
-            ));
-        }
-        None => livechat::external_id_for(None, &new_uuid().to_string()),
-    };
-    let details = b.contact()?;
-    let now = st.clock.now();
-    let fresh = Contact {
-        id: ContactId(new_uuid()),
-        workspace_id: st.workspace_id,
-        name: details.name.map(PersonName::into_inner),
-        phone: details.phone.map(Phone::into_inner),
-        email: details.email.map(Email::into_inner),
-        notes: None,
-        created_at: now,
-        updated_at: now,
-    };
-    let contact = st
-        .store
-        .upsert_contact_identity(&fresh, inbox.id, &external_id)
-        .await?;
-    let token = livechat::sign_visitor_token(
-        &st.visitor_key,
-        &VisitorClaims {
-            inbox_id: inbox.id,
-            contact_id: contact.id,
-            issued_at: now.millis(),
-        },
-    );
+    let session = widget::open_session(&st, client, b).await?;
+    let (inbox, settings) = (&session.inbox, &session.inbox.settings);
     Ok(created(serde_json::json!({
-        "token": token,
+        "token": session.token,
         "inbox": { "id": inbox.id, "name": inbox.name, "greeting": settings.get("greeting"), "prechat_fields": settings.get("prechat_fields") },
     })))
 }
@@ -104,44 +38,10 @@ pub async fn post_message(
     Visitor(v): Visitor,
     ApiJson(b): ApiJson<NewWidgetMessage>,
 ) -> ApiResult<Response> {
-    st.limits
-        .widget_ip
-        .check(&client.to_string())
-        .map_err(ApiError::rate_limited)?;
-    st.limits
-        .widget_visitor
-        .check(&v.contact_id.to_string())
-        .map_err(ApiError::rate_limited)?;
-    let checked = b.check()?;
-    let text = checked.text.into_inner();
-    let provider_id = match checked.client_message_id {
-        Some(id) => format!("client:{}:{id}", v.contact_id),
-        None => format!("server:{}", new_uuid()),
-    };
-    let now = st.clock.now();
-    let item = Inbound {
-        workspace_id: st.workspace_id,
-        inbox_id: v.inbox_id,
-        sender: InboundSender::Contact(v.contact_id),
-        provider_message_id: provider_id,
-        kind: MessageKind::Text,
-        text: text.clone(),
-        sent_at: now,
-        message_id: MessageId(new_uuid()),
-        new_conversation_id: ConversationId(new_uuid()),
-        new_contact_id: v.contact_id,
-    };
-    let done = st.ingest.submit(item).await.map_err(|e| match e {
-        IngestFailure::Rejected(_) => ApiError::unauthorized("this visitor no longer exists"),
-        _ => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "could not store the message; retry",
-        ),
-    })?;
+    let m = widget::write(&st, client, &v, b).await?;
     Ok(created(serde_json::json!({
-        "message": { "id": done.message_id, "conversation_id": done.conversation_id, "text": text, "sender_kind": "customer", "created_at": now },
-        "duplicate": done.duplicate,
+        "message": { "id": m.message_id, "conversation_id": m.conversation_id, "text": m.text, "sender_kind": "customer", "created_at": m.created_at },
+        "duplicate": m.duplicate,
     })))
 }
 
@@ -198,7 +98,7 @@ pub async fn inbox_config(
     State(st): State<AppState>,
     crate::error::ApiPath(id): crate::error::ApiPath<InboxId>,
 ) -> ApiResult<ApiJson<serde_json::Value>> {
-    let inbox = livechat_inbox(&st, id).await?;
+    let inbox = widget::livechat_inbox(&st, id).await?;
     let s = &inbox.settings;
     Ok(ApiJson(serde_json::json!({
         "id": inbox.id,
@@ -221,7 +121,7 @@ pub async fn visitor_ws(
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
     let claims = visitor_from_token(&st, &p.token)?;
-    Ok(crate::routes::small_buffers(ws?).on_upgrade(move |socket| run(st, claims, socket)))
+    Ok(crate::responses::small_buffers(ws?).on_upgrade(move |socket| run(st, claims, socket)))
 }
 
 async fn run(st: AppState, v: VisitorClaims, socket: WebSocket) {
@@ -234,7 +134,7 @@ async fn run(st: AppState, v: VisitorClaims, socket: WebSocket) {
         .ok()
         .flatten()
         .map(|c| c.id);
-    let mut ping = tokio::time::interval(crate::routes::PING_EVERY);
+    let mut ping = tokio::time::interval(crate::responses::PING_EVERY);
     let mut alive = true;
     while alive {
         tokio::select! {

@@ -6,7 +6,7 @@ use crate::app::publish_agent_typing;
 use crate::auth::{self, CurrentAgent};
 use crate::bus::{BusEvent, Control};
 use crate::error::{ApiError, ApiQuery, ApiResult};
-use crate::routes::{PING_EVERY, small_buffers};
+use crate::responses::{PING_EVERY, small_buffers};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
