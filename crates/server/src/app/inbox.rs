@@ -27,8 +27,9 @@ pub async fn admin_inbox(st: &AppState, me: &CurrentAgent, id: InboxId) -> ApiRe
     Ok(inbox)
 }
 
-/// Checks an inbox's settings; one inbox per number / OA / shop; Telegram's webhook is set
-/// (again) when the bot, its secret or its API change.
+/// Checks a provider inbox's settings by its channel's rules (`switchboard_channels::settings`),
+/// one inbox per connected account (webhooks are routed by it); Telegram's webhook is set (again)
+/// when the bot, its secret or its API change.
 pub async fn prepare_settings(
     st: &AppState,
     channel: ChannelKind,
@@ -126,14 +127,7 @@ async fn checked_settings(
 ) -> ApiResult<serde_json::Value> {
     match channel {
         ChannelKind::Livechat => livechat_settings(raw, previous),
-        ChannelKind::Messenger | ChannelKind::Instagram => {
-            let s = crate::meta::settings(channel, raw, previous)?;
-            ensure_account_free(st, channel, &s, id).await?;
-            Ok(s)
-        }
-        ChannelKind::Whatsapp | ChannelKind::Zalo | ChannelKind::Telegram | ChannelKind::Shopee => {
-            prepare_settings(st, channel, raw, previous, id).await
-        }
+        _ => prepare_settings(st, channel, raw, previous, id).await,
     }
 }
 
@@ -148,25 +142,6 @@ fn livechat_settings(
             .or_insert_with(|| serde_json::json!(crate::auth::random_token(24)));
     }
     Ok(s)
-}
-
-/// One inbox per Page / Instagram account: webhooks are routed by that id.
-async fn ensure_account_free(
-    st: &AppState,
-    channel: ChannelKind,
-    settings: &serde_json::Value,
-    this: InboxId,
-) -> ApiResult<()> {
-    let key = crate::meta::account_key(channel).unwrap_or("page_id");
-    let account = settings.get(key).and_then(|v| v.as_str()).unwrap_or("");
-    match st.store.inbox_by_account(channel, account).await? {
-        Some(other) if other.id != this => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "already_exists",
-            format!("another inbox is connected to this {key}"),
-        )),
-        _ => Ok(()),
-    }
 }
 
 /// Sets who belongs to an inbox (admin); every node reloads who may see what.
@@ -243,7 +218,8 @@ pub async fn policy_extras(
     c: &Conversation,
     v: &mut serde_json::Map<String, serde_json::Value>,
 ) -> ApiResult<()> {
-    if !inbox_settings::is_provider(inbox.channel) {
+    // (Messenger and Instagram answer these in their own policy extras.)
+    if !inbox_settings::is_provider(inbox.channel) || crate::meta::is_meta(inbox.channel) {
         return Ok(());
     }
     let to = recipient(st, inbox, c).await?;

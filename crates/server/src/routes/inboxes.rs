@@ -23,9 +23,7 @@ const SECRET_KEYS: &[&str] = &[
 ];
 
 pub fn inbox_json(st: &AppState, i: &Inbox, reveal_secrets: bool) -> serde_json::Value {
-    let mut settings = if crate::meta::is_meta(i.channel) {
-        crate::meta::public_settings(&i.settings)
-    } else if crate::inbox_settings::is_provider(i.channel) {
+    let mut settings = if crate::inbox_settings::is_provider(i.channel) {
         crate::inbox_settings::public_settings(i.channel, &i.settings)
     } else {
         i.settings.clone()
