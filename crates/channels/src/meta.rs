@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use switchboard_core::Timestamp;
 
 /// The Graph API this version targets (channels.md §1.5).
-pub const DEFAULT_API_BASE_URL: &str = "https://graph.facebook.com/v26.0";
+pub use crate::settings::META_API_BASE_URL as DEFAULT_API_BASE_URL;
 /// The Page Inbox (Meta Business Suite) app: its echoes are agents answering from Meta's own app.
 pub const PAGE_INBOX_APP_ID: &str = "263902037430900";
 /// Our marker in Send API `metadata` (echoed back in `message_echoes`): `sb:<message id>`.

@@ -342,6 +342,28 @@ pub trait Provider: Send + Sync {
         false
     }
 
+    // ---------------------------------------------------------------- inbox settings
+
+    /// Checks and completes an inbox's settings for one of the provider's channels: unknown keys
+    /// and bad values refused, naming the key; what is left out keeps its previous value or its
+    /// default (the table in `settings.rs`).
+    fn check_settings(
+        &self,
+        channel: ChannelKind,
+        raw: Option<Value>,
+        previous: Option<&Value>,
+    ) -> Result<Value, crate::settings::SettingsError> {
+        crate::settings::check(channel, raw, previous)
+    }
+    /// The settings that are secrets: stored and used, never returned or logged.
+    fn secrets(&self, channel: ChannelKind) -> &'static [&'static str] {
+        crate::settings::secrets(channel)
+    }
+    /// The setting webhooks find the inbox by (none when the URL names it).
+    fn account_key(&self, channel: ChannelKind) -> Option<&'static str> {
+        crate::settings::account_key(channel)
+    }
+
     // ---------------------------------------------------------------- outbound
 
     /// The call that delivers an outbox row.

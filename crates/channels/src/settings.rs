@@ -4,9 +4,34 @@
 //! `secret_token`, the live chat's `identity_secret`) after [`check`], and turns a
 //! [`SettingsError`] into its 422 (or 500).
 
-use crate::{meta, shopee, telegram, whatsapp, zalo};
 use serde_json::{Map, Value, json};
 use switchboard_core::ChannelKind;
+
+/// The Graph API this version targets (channels.md §1.5); WhatsApp's Cloud API is on it too.
+pub const META_API_BASE_URL: &str = "https://graph.facebook.com/v26.0";
+pub const ZALO_API_BASE_URL: &str = "https://openapi.zalo.me";
+pub const ZALO_OAUTH_BASE_URL: &str = "https://oauth.zaloapp.com";
+pub const TELEGRAM_API_BASE_URL: &str = "https://api.telegram.org";
+pub const SHOPEE_API_BASE_URL: &str = "https://partner.shopeemobile.com";
+
+/// A `secret_token` Telegram accepts: 1–256 characters of `A-Z a-z 0-9 _ -`.
+pub fn valid_secret_token(s: &str) -> bool {
+    (1..=256).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// A bot token looks like `<digits>:<35ish characters>`; this only keeps garbage out of URLs.
+pub fn valid_bot_token(s: &str) -> bool {
+    s.split_once(':').is_some_and(|(id, rest)| {
+        !id.is_empty()
+            && id.chars().all(|c| c.is_ascii_digit())
+            && !rest.is_empty()
+            && rest
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    }) && s.len() <= 128
+}
 
 /// Why settings were refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -54,7 +79,7 @@ fn spec(channel: ChannelKind) -> Option<Spec> {
             optional: &["api_base_url"],
             secrets: &["access_token", "app_secret", "verify_token"],
             account: Some("phone_number_id"),
-            defaults: &[("api_base_url", whatsapp::DEFAULT_API_BASE_URL)],
+            defaults: &[("api_base_url", META_API_BASE_URL)],
         },
         ChannelKind::Zalo => Spec {
             required: &[
@@ -74,8 +99,8 @@ fn spec(channel: ChannelKind) -> Option<Spec> {
             ],
             account: Some("oa_id"),
             defaults: &[
-                ("api_base_url", zalo::DEFAULT_API_BASE_URL),
-                ("oauth_base_url", zalo::DEFAULT_OAUTH_BASE_URL),
+                ("api_base_url", ZALO_API_BASE_URL),
+                ("oauth_base_url", ZALO_OAUTH_BASE_URL),
             ],
         },
         ChannelKind::Telegram => Spec {
@@ -83,14 +108,14 @@ fn spec(channel: ChannelKind) -> Option<Spec> {
             optional: &["secret_token", "api_base_url"],
             secrets: &["bot_token", "secret_token"],
             account: None,
-            defaults: &[("api_base_url", telegram::DEFAULT_API_BASE_URL)],
+            defaults: &[("api_base_url", TELEGRAM_API_BASE_URL)],
         },
         ChannelKind::Shopee => Spec {
             required: &["shop_id", "partner_id", "partner_key", "access_token"],
             optional: &["api_base_url", "push_callback_url"],
             secrets: &["partner_key", "access_token"],
             account: Some("shop_id"),
-            defaults: &[("api_base_url", shopee::DEFAULT_API_BASE_URL)],
+            defaults: &[("api_base_url", SHOPEE_API_BASE_URL)],
         },
         _ => return None,
     })
@@ -218,7 +243,7 @@ fn meta_settings(
         }
     }
     obj.entry("api_base_url")
-        .or_insert_with(|| json!(meta::DEFAULT_API_BASE_URL));
+        .or_insert_with(|| json!(META_API_BASE_URL));
     Ok(())
 }
 
@@ -238,8 +263,8 @@ fn url_like(v: &str) -> bool {
 fn valid(channel: ChannelKind, key: &str, v: &str) -> bool {
     match (channel, key) {
         (_, "api_base_url" | "oauth_base_url" | "push_callback_url") => url_like(v),
-        (ChannelKind::Telegram, "bot_token") => telegram::valid_bot_token(v),
-        (ChannelKind::Telegram, "secret_token") => telegram::valid_secret_token(v),
+        (ChannelKind::Telegram, "bot_token") => valid_bot_token(v),
+        (ChannelKind::Telegram, "secret_token") => valid_secret_token(v),
         (ChannelKind::Whatsapp, "phone_number_id" | "waba_id")
         | (ChannelKind::Shopee, "shop_id" | "partner_id")
         | (ChannelKind::Zalo, "oa_id" | "app_id") => {
@@ -336,7 +361,7 @@ mod tests {
             None,
         )
         .unwrap_or_default();
-        assert_eq!(s["api_base_url"], whatsapp::DEFAULT_API_BASE_URL);
+        assert_eq!(s["api_base_url"], META_API_BASE_URL);
         let p = public_settings(ChannelKind::Whatsapp, &s);
         assert!(p.get("access_token").is_none() && p.get("app_secret").is_none());
         assert_eq!(
@@ -385,7 +410,7 @@ mod tests {
             None,
         )
         .unwrap_or_default();
-        assert_eq!(m["api_base_url"], meta::DEFAULT_API_BASE_URL);
+        assert_eq!(m["api_base_url"], META_API_BASE_URL);
         assert_eq!(
             public_settings(ChannelKind::Instagram, &m)["secrets_set"],
             json!(["page_access_token", "app_secret", "verify_token"])

@@ -12,7 +12,7 @@ use crate::signing;
 use serde_json::{Value, json};
 use switchboard_core::Timestamp;
 
-pub const DEFAULT_API_BASE_URL: &str = "https://partner.shopeemobile.com";
+pub use crate::settings::SHOPEE_API_BASE_URL as DEFAULT_API_BASE_URL;
 pub const SEND_MESSAGE_PATH: &str = "/api/v2/sellerchat/send_message";
 /// The push code of chat messages.
 pub const WEBCHAT_PUSH: i64 = 10;

@@ -7,7 +7,9 @@ use crate::meta::Failure;
 use serde_json::{Value, json};
 use switchboard_core::Timestamp;
 
-pub const DEFAULT_API_BASE_URL: &str = "https://api.telegram.org";
+pub use crate::settings::{
+    TELEGRAM_API_BASE_URL as DEFAULT_API_BASE_URL, valid_bot_token, valid_secret_token,
+};
 /// The updates we ask Telegram for.
 pub const ALLOWED_UPDATES: &[&str] = &[
     "message",
@@ -35,25 +37,6 @@ fn secs(v: &Value) -> Option<Timestamp> {
 /// `https://api.telegram.org/bot<token>/<method>`.
 pub fn method_url(base: &str, bot_token: &str, method: &str) -> String {
     format!("{}/bot{bot_token}/{method}", base.trim_end_matches('/'))
-}
-
-/// A `secret_token` Telegram accepts: 1–256 characters of `A-Z a-z 0-9 _ -`.
-pub fn valid_secret_token(s: &str) -> bool {
-    (1..=256).contains(&s.len())
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-}
-
-/// A bot token looks like `<digits>:<35ish characters>`; this only keeps garbage out of URLs.
-pub fn valid_bot_token(s: &str) -> bool {
-    s.split_once(':').is_some_and(|(id, rest)| {
-        !id.is_empty()
-            && id.chars().all(|c| c.is_ascii_digit())
-            && !rest.is_empty()
-            && rest
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    }) && s.len() <= 128
 }
 
 pub fn set_webhook_body(url: &str, secret_token: &str) -> Value {

@@ -9,8 +9,9 @@ use crate::signing;
 use serde_json::{Value, json};
 use switchboard_core::Timestamp;
 
-pub const DEFAULT_API_BASE_URL: &str = "https://openapi.zalo.me";
-pub const DEFAULT_OAUTH_BASE_URL: &str = "https://oauth.zaloapp.com";
+pub use crate::settings::{
+    ZALO_API_BASE_URL as DEFAULT_API_BASE_URL, ZALO_OAUTH_BASE_URL as DEFAULT_OAUTH_BASE_URL,
+};
 
 fn id_str(v: &Value) -> Option<String> {
     match v {

@@ -15,7 +15,7 @@ pub fn is_provider(channel: ChannelKind) -> bool {
 
 /// The settings key webhooks find the inbox by.
 pub fn account_key(channel: ChannelKind) -> Option<&'static str> {
-    checks::account_key(channel).filter(|_| is_provider(channel))
+    switchboard_channels::for_channel(channel)?.account_key(channel)
 }
 
 pub fn setting<'a>(i: &'a Inbox, k: &str) -> Option<&'a str> {
@@ -42,10 +42,8 @@ pub fn settings(
     raw: Option<serde_json::Value>,
     previous: Option<&serde_json::Value>,
 ) -> ApiResult<serde_json::Value> {
-    if !is_provider(channel) {
-        return Err(ApiError::internal());
-    }
-    let mut s = checks::check(channel, raw, previous)?;
+    let p = switchboard_channels::for_channel(channel).ok_or_else(ApiError::internal)?;
+    let mut s = p.check_settings(channel, raw, previous)?;
     if channel == ChannelKind::Telegram
         && let Some(obj) = s.as_object_mut()
     {
