@@ -8,6 +8,9 @@
 use crate::meta::Failure;
 use serde_json::{Value, json};
 use switchboard_core::Timestamp;
+use switchboard_core::outbound::{
+    Choice, Choices, Interactive, Media, MediaKind, MediaSource, Section,
+};
 
 pub use crate::meta::{DEFAULT_API_BASE_URL, handshake, signature_header, verify_signature};
 
@@ -553,6 +556,137 @@ pub fn check_interactive(v: &Value) -> Result<(), String> {
     }
 }
 
+/// The outbound model's choices from an interactive object (after [`check_interactive`]); a
+/// header is text only.
+pub fn parse_interactive(v: &Value) -> Result<Interactive, String> {
+    check_interactive(v)?;
+    let header = match &v["header"] {
+        Value::Null => None,
+        h if h["type"].as_str() == Some("text") => text(&h["text"]),
+        _ => return Err("interactive.header: a text header only".into()),
+    };
+    let choice = |id: &Value, title: &Value, description: &Value| Choice {
+        id: text(id).unwrap_or_default(),
+        title: text(title).unwrap_or_default(),
+        description: text(description),
+    };
+    let choices = if v["type"].as_str() == Some("button") {
+        Choices::Buttons(
+            v["action"]["buttons"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|b| choice(&b["reply"]["id"], &b["reply"]["title"], &Value::Null))
+                .collect(),
+        )
+    } else {
+        Choices::List {
+            button: text(&v["action"]["button"]).unwrap_or_default(),
+            sections: v["action"]["sections"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|s| Section {
+                    title: text(&s["title"]),
+                    rows: s["rows"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|r| choice(&r["id"], &r["title"], &r["description"]))
+                        .collect(),
+                })
+                .collect(),
+        }
+    };
+    Ok(Interactive {
+        header,
+        body: text(&v["body"]["text"]).unwrap_or_default(),
+        footer: text(&v["footer"]["text"]),
+        choices,
+    })
+}
+
+/// The Send API `interactive` object: reply buttons or a list.
+pub fn interactive_object(i: &Interactive) -> Value {
+    let mut o = match &i.choices {
+        Choices::Buttons(b) => json!({"type": "button", "action": {"buttons": b.iter()
+            .map(|c| json!({"type": "reply", "reply": {"id": c.id, "title": c.title}}))
+            .collect::<Vec<_>>()}}),
+        Choices::List { button, sections } => {
+            let sections: Vec<Value> = sections
+                .iter()
+                .map(|s| {
+                    let rows: Vec<Value> = s
+                        .rows
+                        .iter()
+                        .map(|r| {
+                            let mut row = json!({"id": r.id, "title": r.title});
+                            if let Some(d) = &r.description {
+                                row["description"] = json!(d);
+                            }
+                            row
+                        })
+                        .collect();
+                    let mut section = json!({ "rows": rows });
+                    if let Some(t) = &s.title {
+                        section["title"] = json!(t);
+                    }
+                    section
+                })
+                .collect();
+            json!({"type": "list", "action": {"button": button, "sections": sections}})
+        }
+    };
+    o["body"] = json!({ "text": i.body });
+    if let Some(h) = &i.header {
+        o["header"] = json!({"type": "text", "text": h});
+    }
+    if let Some(f) = &i.footer {
+        o["footer"] = json!({ "text": f });
+    }
+    o
+}
+
+/// The outbound model's media from a media object (after [`check_media`]).
+pub fn parse_media(kind: &str, v: &Value) -> Result<Media, String> {
+    check_media(kind, v)?;
+    let kind = MediaKind::parse(kind).ok_or("type: image, video, audio, document or sticker")?;
+    let source = match (text(&v["link"]), text(&v["id"])) {
+        (Some(l), _) if l.starts_with("https://") || l.starts_with("http://") => {
+            MediaSource::Link(l)
+        }
+        (_, Some(id)) => MediaSource::Hosted(id),
+        _ => {
+            return Err(format!(
+                "{kind}: a `link` (http/https URL) or an uploaded media `id`"
+            ));
+        }
+    };
+    Ok(Media {
+        kind,
+        source,
+        caption: v["caption"].as_str().map(str::to_owned),
+        filename: v["filename"].as_str().map(str::to_owned),
+    })
+}
+
+/// The Send API media object (`None`: a file uploaded to Switchboard, which WhatsApp cannot
+/// fetch).
+pub fn media_object(m: &Media) -> Option<Value> {
+    let mut o = match &m.source {
+        MediaSource::Link(l) => json!({ "link": l }),
+        MediaSource::Hosted(id) => json!({ "id": id }),
+        MediaSource::Uploaded(_) => return None,
+    };
+    if let Some(c) = &m.caption {
+        o["caption"] = json!(c);
+    }
+    if let Some(f) = &m.filename {
+        o["filename"] = json!(f);
+    }
+    Some(o)
+}
+
 /// Checks a media object sent by link or by uploaded id (§3.2).
 pub fn check_media(kind: &str, v: &Value) -> Result<(), String> {
     if !MEDIA.contains(&kind) {
@@ -697,28 +831,8 @@ impl Template {
     }
 }
 
-/// Parameters for a template, as the composer fills them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TemplateArgs {
-    #[serde(default)]
-    pub header: Vec<String>,
-    /// A link to the header's image / video / document.
-    #[serde(default)]
-    pub header_media_link: Option<String>,
-    #[serde(default)]
-    pub body: Vec<String>,
-    /// URL-button suffixes by button index.
-    #[serde(default)]
-    pub buttons: Vec<ButtonArg>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ButtonArg {
-    pub index: usize,
-    pub parameters: Vec<String>,
-}
+/// Parameters for a template, as the composer fills them (the outbound model's).
+pub use switchboard_core::outbound::{ButtonArg, TemplateArgs};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
@@ -933,13 +1047,21 @@ mod tests {
         let good = r#"{"id":"W1","changes":[{"field":"messages","value":{"metadata":{"phone_number_id":"P1"},"messages":[{"from":"1","id":"wamid.1","timestamp":"1","type":"text","text":{"body":"hi"}}]}}]}"#;
         for body in [
             format!(r#"{{"object":"whatsapp_business_account","entry":[{good},5]}}"#),
-            format!(r#"{{"object":"whatsapp_business_account","entry":[{{"id":"W0","changes":7}},{good}]}}"#),
+            format!(
+                r#"{{"object":"whatsapp_business_account","entry":[{{"id":"W0","changes":7}},{good}]}}"#
+            ),
             format!(r#"{{"object":"whatsapp_business_account","entry":[],"entry":[{good}]}}"#),
-            format!(r#"{{"object":"whatsapp_business_account","entry":[{{"id":"W0","changes":[null,{{"value":{{"metadata":{{"phone_number_id":"P1","phone_number_id":"P1"}}}}}}]}},{good}]}}"#),
+            format!(
+                r#"{{"object":"whatsapp_business_account","entry":[{{"id":"W0","changes":[null,{{"value":{{"metadata":{{"phone_number_id":"P1","phone_number_id":"P1"}}}}}}]}},{good}]}}"#
+            ),
         ] {
             let (phones, _) = routing_ids(body.as_bytes());
             let hook = parse(body.as_bytes()).unwrap_or_else(|e| panic!("{e}: {body}"));
-            for p in hook.changes.iter().filter_map(|c| c.phone_number_id.as_ref()) {
+            for p in hook
+                .changes
+                .iter()
+                .filter_map(|c| c.phone_number_id.as_ref())
+            {
                 assert!(phones.contains(p), "{p} not routed in {body}");
             }
             assert!(hook.changes.iter().any(|c| !c.events.is_empty()), "{body}");

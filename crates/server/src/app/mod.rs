@@ -2,6 +2,7 @@
 //! the routing alike (and, next, by bots, flows and integrations). A route extracts, authorises,
 //! calls a command and responds; what the command decides is the same whoever asked.
 
+pub mod comments;
 pub mod conversation;
 pub mod inbox;
 pub mod media;
