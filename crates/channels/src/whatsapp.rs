@@ -1425,4 +1425,40 @@ mod tests {
         assert_eq!((r.retry, r.retry_after_ms), (true, Some(3_000)));
         assert!(classify_error(503, b"oops", None).retry);
     }
+
+    #[test]
+    fn interactive_objects_read_into_the_outbound_model_and_back() {
+        let buttons = json!({"type": "button", "header": {"type": "text", "text": "Áo"},
+            "body": {"text": "Còn cần không?"}, "footer": {"text": "Shop"},
+            "action": {"buttons": [{"type": "reply", "reply": {"id": "yes", "title": "Có"}}]}});
+        let list = json!({"type": "list", "body": {"text": "Chọn size"},
+            "action": {"button": "Size", "sections": [{"title": "Nhỏ", "rows": [
+                {"id": "s", "title": "S", "description": "45-50kg"}, {"id": "m", "title": "M"}]}]}});
+        for v in [buttons, list] {
+            let back = parse_interactive(&v).map(|i| interactive_object(&i));
+            assert_eq!(back, Ok(v));
+        }
+        let image_header = json!({"type": "button", "header": {"type": "image", "image": {"link": "https://x.test/a.jpg"}},
+            "body": {"text": "?"}, "action": {"buttons": [{"type": "reply", "reply": {"id": "a", "title": "A"}}]}});
+        assert!(parse_interactive(&image_header).is_err());
+        assert!(
+            parse_interactive(
+                &json!({"type": "button", "body": {"text": "?"}, "action": {"buttons": []}})
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn media_objects_read_into_the_outbound_model_and_back() {
+        let link = json!({"link": "https://x.test/a.jpg", "caption": "mẫu"});
+        let m = parse_media("image", &link).map(|m| (m.source.clone(), media_object(&m)));
+        let source = MediaSource::Link("https://x.test/a.jpg".into());
+        assert_eq!(m, Ok((source, Some(link))));
+        let hosted = json!({"id": "M1", "filename": "don.pdf"});
+        let m = parse_media("document", &hosted).map(|m| (m.kind, media_object(&m)));
+        assert_eq!(m, Ok((MediaKind::Document, Some(hosted))));
+        assert!(parse_media("audio", &json!({"id": "M2", "caption": "x"})).is_err());
+        assert!(parse_media("gif", &json!({"id": "M2"})).is_err());
+    }
 }

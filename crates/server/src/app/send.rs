@@ -498,7 +498,13 @@ impl Outgoing {
                 let (link, media_id) = match &m.source {
                     outbound::MediaSource::Link(l) => (Some(l.as_str()), None),
                     outbound::MediaSource::Hosted(id) => (None, Some(id.as_str())),
-                    outbound::MediaSource::Uploaded(_) => (None, None),
+                    // Our own files are listed from their attachment rows.
+                    outbound::MediaSource::Uploaded(_) => {
+                        return Ok(Ok(plain(
+                            m.thread_text(),
+                            serde_json::json!({"content": purpose}),
+                        )));
+                    }
                 };
                 let meta = serde_json::json!({"content": purpose, "attachments": [{"type": m.kind,
                     "link": link, "media_id": media_id, "caption": m.caption, "filename": m.filename}]});
