@@ -1014,6 +1014,13 @@ async fn buttons_and_a_bots_template_after_24_hours_go_through_one_send() {
             Some(3)
         )
     );
+    let (s, v) =
+        post(json!({"text": "?", "buttons": [{"id": "a", "title": "Một lựa chọn rất dài ạ"}]}))
+            .await;
+    assert_eq!(
+        (s, v["error"]["field"].as_str(), v["error"]["max"].as_u64()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("buttons"), Some(20))
+    );
     let (s, v) = post(buttons(2)).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     assert_eq!(v["text"], "Anh cần gì ạ?");
@@ -1060,6 +1067,11 @@ async fn an_automatic_message_after_24_hours_is_stored_refused_on_whatsapp() {
     let conv = w.claimed().await;
     w.run().await;
     w.app.reply_then_silence(&w.agent, &conv, 25 * 60).await;
+    assert_eq!(
+        w.run().await.sent,
+        1,
+        "the agent's reply, not the closing message"
+    );
     assert_eq!(w.run().await, RunReport::default());
     let auto = w.app.automatic_messages(&w.agent, &conv).await;
     assert_eq!(auto.len(), 2, "{auto:?}");

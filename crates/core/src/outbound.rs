@@ -109,6 +109,9 @@ pub struct Capabilities {
 pub struct ButtonLimits {
     pub buttons: usize,
     pub list_rows: usize,
+    /// The longest title of a button, and of a list row (characters).
+    pub button_title: usize,
+    pub row_title: usize,
 }
 
 /// The capability table.
@@ -137,7 +140,8 @@ pub const fn capabilities(channel: ChannelKind) -> Capabilities {
             comments: true,
             ..BASE
         },
-        // §3.2: up to 3 reply buttons, or a list of up to 10 rows.
+        // §3.2: up to 3 reply buttons (titles up to 20 characters), or a list of up to 10 rows
+        // (titles up to 24).
         ChannelKind::Whatsapp => Capabilities {
             text: TextLimit::Chars(4096),
             linked_media: true,
@@ -145,6 +149,8 @@ pub const fn capabilities(channel: ChannelKind) -> Capabilities {
             buttons: Some(ButtonLimits {
                 buttons: 3,
                 list_rows: 10,
+                button_title: 20,
+                row_title: 24,
             }),
             ..BASE
         },
@@ -365,6 +371,8 @@ pub enum Unfit {
     NotSupported(&'static str),
     /// More choices than the channel's buttons or list take.
     TooManyChoices { max: usize },
+    /// A choice's title is longer than the channel's buttons or rows show.
+    ChoiceTitleTooLong { max: usize },
 }
 
 /// How content goes out on a channel.
@@ -400,12 +408,16 @@ pub fn fit(channel: ChannelKind, content: &Content) -> Result<Fit, Unfit> {
         Content::CommentReply(_) => Err(Unfit::NotSupported("comments")),
         Content::Interactive(i) => match caps.buttons {
             Some(limits) => {
-                let max = match i.choices {
-                    Choices::Buttons(_) => limits.buttons,
-                    Choices::List { .. } => limits.list_rows,
+                let (max, title) = match i.choices {
+                    Choices::Buttons(_) => (limits.buttons, limits.button_title),
+                    Choices::List { .. } => (limits.list_rows, limits.row_title),
                 };
-                if i.all_choices().len() > max {
+                let choices = i.all_choices();
+                if choices.len() > max {
                     return Err(Unfit::TooManyChoices { max });
+                }
+                if choices.iter().any(|c| c.title.chars().count() > title) {
+                    return Err(Unfit::ChoiceTitleTooLong { max: title });
                 }
                 Ok(Fit::AsIs)
             }
@@ -662,6 +674,23 @@ mod tests {
         assert_eq!(wa(buttons(4)), Err(Unfit::TooManyChoices { max: 3 }));
         assert_eq!(wa(list(10)), Ok(Fit::AsIs));
         assert_eq!(wa(list(11)), Err(Unfit::TooManyChoices { max: 10 }));
+        let titled = |title: &str| Interactive {
+            choices: Choices::Buttons(vec![choice("a", title)]),
+            ..buttons(0)
+        };
+        assert_eq!(wa(titled(&"ă".repeat(20))), Ok(Fit::AsIs));
+        assert_eq!(
+            wa(titled(&"ă".repeat(21))),
+            Err(Unfit::ChoiceTitleTooLong { max: 20 })
+        );
+        // Where buttons become a numbered list, a long title is just text.
+        assert!(matches!(
+            fit(
+                ChannelKind::Zalo,
+                &Content::Interactive(titled(&"ă".repeat(21)))
+            ),
+            Ok(Fit::Text(_))
+        ));
     }
 
     #[test]

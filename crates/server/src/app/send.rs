@@ -179,6 +179,12 @@ fn unfit(channel: ChannelKind, u: Unfit) -> Refusal {
             format!("buttons: {channel} takes at most {max} choices in one message"),
         )
         .with_extra(serde_json::json!({"field": "buttons", "max": max})),
+        Unfit::ChoiceTitleTooLong { max } => Refusal::new(
+            "choice_title_too_long",
+            format!("buttons: titles on {channel} are at most {max} characters"),
+        )
+        .with_extra(serde_json::json!({"field": "buttons", "max": max}))
+        .told_as_invalid_input(),
     }
 }
 
