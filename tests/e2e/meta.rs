@@ -1377,3 +1377,58 @@ async fn a_hanging_page_does_not_hold_up_another_inbox() {
     assert!(!run.is_finished(), "the first Page is still hanging");
     run.abort();
 }
+
+/// A bot's private reply goes through the same `send` and obeys the same rule as a person's:
+/// refused 7 days + 1 s after the comment (nothing queued), accepted within, shown as the bot's.
+#[tokio::test]
+async fn an_automated_private_reply_obeys_the_private_reply_rule() {
+    let m = Meta::start().await;
+    let (_, first) =
+        m.sb.customer_comment(PAGE, PSID, "111_555", "giá bao nhiêu?")
+            .await
+            .unwrap();
+    m.sb.customer_comment(PAGE, PSID, "111_556", "còn không?")
+        .await
+        .unwrap();
+    let conv = m.claimed_conversation().await;
+    let comments: Vec<String> = m
+        .thread(&conv)
+        .await
+        .iter()
+        .map(|x| x["id"].as_str().unwrap().to_owned())
+        .collect();
+    let bot = |comment: &str, hours: i64| {
+        let path = format!("/api/v1/messages/{comment}/comment-actions");
+        let app = &m.app;
+        let token = m.agent.clone();
+        m.advance(hours * HOUR);
+        async move {
+            app.post(
+                &path,
+                &token,
+                json!({"action": "private_reply", "text": "Em inbox ạ", "automated": true}),
+            )
+            .await
+        }
+    };
+    let (s, v) = bot(&comments[0], 6 * 24).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(
+        (v["sender_kind"].as_str(), v["kind"].as_str()),
+        (Some("bot"), Some("text"))
+    );
+    assert_eq!(v["meta"]["private_reply_to"]["comment_id"], first.as_str());
+    assert_eq!(m.run().await.sent, 1);
+    // The other comment, 7 days + 1 s after it was written: too late, for a bot too.
+    m.advance(SEC);
+    let (s, v) = bot(&comments[1], 24).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("private_reply_expired")
+        )
+    );
+    assert_eq!(m.run().await, RunReport::default());
+    assert_eq!(m.sb.sent().len(), 1);
+}

@@ -442,3 +442,47 @@ async fn automatic_messages_reach_telegram() {
         "{auto:?}"
     );
 }
+
+/// Telegram gets no buttons from us (their answers are not read yet): a reply with buttons
+/// reaches the customer as a numbered list they answer by typing, and the thread shows that text.
+#[tokio::test]
+async fn buttons_arrive_on_telegram_as_a_numbered_list() {
+    let t = Tg::start().await;
+    t.sb.telegram_user_text(BOT, CHAT, "An", "còn size M không?")
+        .await
+        .unwrap();
+    let conv = t.claimed().await;
+    let (s, v) = t
+        .app
+        .post(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            &t.agent,
+            json!({"text": "Anh chọn size nào ạ?", "buttons": [
+                {"id": "m", "title": "Size M"},
+                {"id": "l", "title": "Size L", "description": "65-75kg"}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let numbered = "Anh chọn size nào ạ?\n\n1. Size M\n2. Size L — 65-75kg";
+    assert_eq!(v["text"], numbered);
+    assert_eq!(v["meta"]["sent_as"], "numbered_list");
+    assert_eq!(v["meta"]["interactive"]["choices"]["buttons"][1]["id"], "l");
+    assert_eq!(t.run().await.sent, 1);
+    let sent = t.sb.telegram_sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].text, numbered);
+    assert_eq!(t.thread(&conv).await.pop().unwrap()["text"], numbered);
+    // Buttons belong to a reply: a note with buttons is refused.
+    let (s, v) = t
+        .app
+        .post(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            &t.agent,
+            json!({"text": "ghi chú", "kind": "note", "buttons": [{"id": "a", "title": "A"}]}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("buttons"))
+    );
+}

@@ -1019,3 +1019,110 @@ async fn unknown_numbers_are_acknowledged_and_floods_of_ids_refused_first() {
     );
     assert_eq!(w.app.count_messages().await, 0);
 }
+
+/// Buttons through the one reply endpoint reach WhatsApp as an interactive message (up to 3);
+/// after 24 h a bot's template goes out while the bot's text is refused and nothing is stored.
+#[tokio::test]
+async fn buttons_and_a_bots_template_after_24_hours_go_through_one_send() {
+    let w = Wa::start().await;
+    w.text("shop ơi, còn hàng không?").await;
+    let conv = w.claimed().await;
+    let buttons = |n: usize| {
+        let b: Vec<Value> = (1..=n)
+            .map(|i| json!({"id": format!("b{i}"), "title": format!("Lựa chọn {i}")}))
+            .collect();
+        json!({"text": "Anh cần gì ạ?", "buttons": b})
+    };
+    let post = |body: Value| {
+        let path = format!("/api/v1/conversations/{conv}/messages");
+        let app = &w.app;
+        let token = w.agent.clone();
+        async move { app.post(&path, &token, body).await }
+    };
+    let (s, v) = post(buttons(4)).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str(), v["error"]["max"].as_u64()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("too_many_choices"),
+            Some(3)
+        )
+    );
+    let (s, v) =
+        post(json!({"text": "?", "buttons": [{"id": "a", "title": "Một lựa chọn rất dài ạ"}]}))
+            .await;
+    assert_eq!(
+        (s, v["error"]["field"].as_str(), v["error"]["max"].as_u64()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("buttons"), Some(20))
+    );
+    let (s, v) = post(buttons(2)).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["text"], "Anh cần gì ạ?");
+    assert_eq!(w.run().await.sent, 1);
+    let sent = w.sb.whatsapp_sent();
+    assert_eq!(sent[0].kind, "interactive");
+    assert_eq!(
+        sent[0].body["interactive"]["action"]["buttons"][1],
+        json!({"type": "reply", "reply": {"id": "b2", "title": "Lựa chọn 2"}})
+    );
+
+    w.advance(DAY + SEC);
+    let before = w.thread(&conv).await.len();
+    let (s, v) = post(json!({"text": "Anh còn cần không?", "automated": true})).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("template_required"))
+    );
+    assert_eq!(w.thread(&conv).await.len(), before, "nothing stored");
+    let (s, v) = w
+        .rich(
+            &conv,
+            json!({"type": "template", "automated": true, "template": {"name": "order_update",
+                "language": "vi", "parameters": {"body": ["Hà", "#7"]}}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(
+        (v["sender_kind"].as_str(), v["messaging_type"].as_str()),
+        (Some("bot"), Some("template"))
+    );
+    assert_eq!(w.run().await.sent, 1);
+    let sent = w.sb.whatsapp_sent();
+    assert_eq!((sent.len(), sent[1].kind.as_str()), (2, "template"));
+}
+
+/// Switchboard's own closing message after 24 h is text: refused, stored `failed` with
+/// `template_required`, logged in the history, and nothing reaches WhatsApp.
+#[tokio::test]
+async fn an_automatic_message_after_24_hours_is_stored_refused_on_whatsapp() {
+    let w = Wa::start().await;
+    w.app.with_automatic_messages(&w.inbox, 25 * 60).await;
+    w.text("shop ơi").await;
+    let conv = w.claimed().await;
+    w.run().await;
+    w.app.reply_then_silence(&w.agent, &conv, 25 * 60).await;
+    assert_eq!(
+        w.run().await.sent,
+        1,
+        "the agent's reply, not the closing message"
+    );
+    assert_eq!(w.run().await, RunReport::default());
+    let auto = w.app.automatic_messages(&w.agent, &conv).await;
+    assert_eq!(auto.len(), 2, "{auto:?}");
+    assert_eq!(
+        (auto[1].0.as_str(), auto[1].1.as_str(), auto[1].2.as_deref()),
+        (CLOSING, "failed", Some("template_required"))
+    );
+    assert_eq!(
+        w.app
+            .count_actions(&conv, "automatic_message_refused")
+            .await,
+        1
+    );
+    let texts: Vec<Value> =
+        w.sb.whatsapp_sent()
+            .iter()
+            .map(|s| s.body["text"]["body"].clone())
+            .collect();
+    assert_eq!(texts, [json!(OUT_OF_HOURS), json!("Dạ shop đây ạ")]);
+}

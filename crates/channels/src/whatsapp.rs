@@ -8,6 +8,9 @@
 use crate::meta::Failure;
 use serde_json::{Value, json};
 use switchboard_core::Timestamp;
+use switchboard_core::outbound::{
+    Choice, Choices, Interactive, Media, MediaKind, MediaSource, Section,
+};
 
 pub use crate::meta::{DEFAULT_API_BASE_URL, handshake, signature_header, verify_signature};
 
@@ -552,6 +555,137 @@ pub fn check_interactive(v: &Value) -> Result<(), String> {
     }
 }
 
+/// The outbound model's choices from an interactive object (after [`check_interactive`]); a
+/// header is text only.
+pub fn parse_interactive(v: &Value) -> Result<Interactive, String> {
+    check_interactive(v)?;
+    let header = match &v["header"] {
+        Value::Null => None,
+        h if h["type"].as_str() == Some("text") => text(&h["text"]),
+        _ => return Err("interactive.header: a text header only".into()),
+    };
+    let choice = |id: &Value, title: &Value, description: &Value| Choice {
+        id: text(id).unwrap_or_default(),
+        title: text(title).unwrap_or_default(),
+        description: text(description),
+    };
+    let choices = if v["type"].as_str() == Some("button") {
+        Choices::Buttons(
+            v["action"]["buttons"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|b| choice(&b["reply"]["id"], &b["reply"]["title"], &Value::Null))
+                .collect(),
+        )
+    } else {
+        Choices::List {
+            button: text(&v["action"]["button"]).unwrap_or_default(),
+            sections: v["action"]["sections"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|s| Section {
+                    title: text(&s["title"]),
+                    rows: s["rows"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|r| choice(&r["id"], &r["title"], &r["description"]))
+                        .collect(),
+                })
+                .collect(),
+        }
+    };
+    Ok(Interactive {
+        header,
+        body: text(&v["body"]["text"]).unwrap_or_default(),
+        footer: text(&v["footer"]["text"]),
+        choices,
+    })
+}
+
+/// The Send API `interactive` object: reply buttons or a list.
+pub fn interactive_object(i: &Interactive) -> Value {
+    let mut o = match &i.choices {
+        Choices::Buttons(b) => json!({"type": "button", "action": {"buttons": b.iter()
+            .map(|c| json!({"type": "reply", "reply": {"id": c.id, "title": c.title}}))
+            .collect::<Vec<_>>()}}),
+        Choices::List { button, sections } => {
+            let sections: Vec<Value> = sections
+                .iter()
+                .map(|s| {
+                    let rows: Vec<Value> = s
+                        .rows
+                        .iter()
+                        .map(|r| {
+                            let mut row = json!({"id": r.id, "title": r.title});
+                            if let Some(d) = &r.description {
+                                row["description"] = json!(d);
+                            }
+                            row
+                        })
+                        .collect();
+                    let mut section = json!({ "rows": rows });
+                    if let Some(t) = &s.title {
+                        section["title"] = json!(t);
+                    }
+                    section
+                })
+                .collect();
+            json!({"type": "list", "action": {"button": button, "sections": sections}})
+        }
+    };
+    o["body"] = json!({ "text": i.body });
+    if let Some(h) = &i.header {
+        o["header"] = json!({"type": "text", "text": h});
+    }
+    if let Some(f) = &i.footer {
+        o["footer"] = json!({ "text": f });
+    }
+    o
+}
+
+/// The outbound model's media from a media object (after [`check_media`]).
+pub fn parse_media(kind: &str, v: &Value) -> Result<Media, String> {
+    check_media(kind, v)?;
+    let kind = MediaKind::parse(kind).ok_or("type: image, video, audio, document or sticker")?;
+    let source = match (text(&v["link"]), text(&v["id"])) {
+        (Some(l), _) if l.starts_with("https://") || l.starts_with("http://") => {
+            MediaSource::Link(l)
+        }
+        (_, Some(id)) => MediaSource::Hosted(id),
+        _ => {
+            return Err(format!(
+                "{kind}: a `link` (http/https URL) or an uploaded media `id`"
+            ));
+        }
+    };
+    Ok(Media {
+        kind,
+        source,
+        caption: v["caption"].as_str().map(str::to_owned),
+        filename: v["filename"].as_str().map(str::to_owned),
+    })
+}
+
+/// The Send API media object (`None`: a file uploaded to Switchboard, which WhatsApp cannot
+/// fetch).
+pub fn media_object(m: &Media) -> Option<Value> {
+    let mut o = match &m.source {
+        MediaSource::Link(l) => json!({ "link": l }),
+        MediaSource::Hosted(id) => json!({ "id": id }),
+        MediaSource::Uploaded(_) => return None,
+    };
+    if let Some(c) = &m.caption {
+        o["caption"] = json!(c);
+    }
+    if let Some(f) = &m.filename {
+        o["filename"] = json!(f);
+    }
+    Some(o)
+}
+
 /// Checks a media object sent by link or by uploaded id (§3.2).
 pub fn check_media(kind: &str, v: &Value) -> Result<(), String> {
     if !MEDIA.contains(&kind) {
@@ -696,28 +830,8 @@ impl Template {
     }
 }
 
-/// Parameters for a template, as the composer fills them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TemplateArgs {
-    #[serde(default)]
-    pub header: Vec<String>,
-    /// A link to the header's image / video / document.
-    #[serde(default)]
-    pub header_media_link: Option<String>,
-    #[serde(default)]
-    pub body: Vec<String>,
-    /// URL-button suffixes by button index.
-    #[serde(default)]
-    pub buttons: Vec<ButtonArg>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ButtonArg {
-    pub index: usize,
-    pub parameters: Vec<String>,
-}
+/// Parameters for a template, as the composer fills them (the outbound model's).
+pub use switchboard_core::outbound::{ButtonArg, TemplateArgs};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
@@ -1590,5 +1704,41 @@ mod tests {
         let r = classify_error(429, b"", Some("3"));
         assert_eq!((r.retry, r.retry_after_ms), (true, Some(3_000)));
         assert!(classify_error(503, b"oops", None).retry);
+    }
+
+    #[test]
+    fn interactive_objects_read_into_the_outbound_model_and_back() {
+        let buttons = json!({"type": "button", "header": {"type": "text", "text": "Áo"},
+            "body": {"text": "Còn cần không?"}, "footer": {"text": "Shop"},
+            "action": {"buttons": [{"type": "reply", "reply": {"id": "yes", "title": "Có"}}]}});
+        let list = json!({"type": "list", "body": {"text": "Chọn size"},
+            "action": {"button": "Size", "sections": [{"title": "Nhỏ", "rows": [
+                {"id": "s", "title": "S", "description": "45-50kg"}, {"id": "m", "title": "M"}]}]}});
+        for v in [buttons, list] {
+            let back = parse_interactive(&v).map(|i| interactive_object(&i));
+            assert_eq!(back, Ok(v));
+        }
+        let image_header = json!({"type": "button", "header": {"type": "image", "image": {"link": "https://x.test/a.jpg"}},
+            "body": {"text": "?"}, "action": {"buttons": [{"type": "reply", "reply": {"id": "a", "title": "A"}}]}});
+        assert!(parse_interactive(&image_header).is_err());
+        assert!(
+            parse_interactive(
+                &json!({"type": "button", "body": {"text": "?"}, "action": {"buttons": []}})
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn media_objects_read_into_the_outbound_model_and_back() {
+        let link = json!({"link": "https://x.test/a.jpg", "caption": "mẫu"});
+        let m = parse_media("image", &link).map(|m| (m.source.clone(), media_object(&m)));
+        let source = MediaSource::Link("https://x.test/a.jpg".into());
+        assert_eq!(m, Ok((source, Some(link))));
+        let hosted = json!({"id": "M1", "filename": "don.pdf"});
+        let m = parse_media("document", &hosted).map(|m| (m.kind, media_object(&m)));
+        assert_eq!(m, Ok((MediaKind::Document, Some(hosted))));
+        assert!(parse_media("audio", &json!({"id": "M2", "caption": "x"})).is_err());
+        assert!(parse_media("gif", &json!({"id": "M2"})).is_err());
     }
 }

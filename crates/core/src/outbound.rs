@@ -1,13 +1,18 @@
-//! A message going out: who sends it, and what each channel can carry.
+//! A message going out: who sends it ([`Author`]), what it carries ([`Content`]), what each
+//! channel can carry ([`Capabilities`]) and how content that does not fit is adapted ([`fit`]).
 //!
 //! Every sender — an agent typing, a bot, a timer's closing message, a rule, an integration —
-//! sends through one command with an [`Author`]; the messaging-window policy decides on the
-//! author's [`policy::Sender`], and the channel's [`Capabilities`] decide what fits.
+//! sends through one command with an [`Author`] and a [`Content`]; [`decide`] asks the policy on
+//! the content (the messaging window, with templates' own rows; the private-reply rule for a
+//! private reply; nothing for a public comment reply), and the channel's [`Capabilities`] decide
+//! what fits.
 
 use crate::conversation::Actor;
-use crate::model::{ChannelKind, SenderKind};
-use crate::policy;
-use serde::Serialize;
+use crate::ids::MessageId;
+use crate::model::{ChannelKind, MessageKind, SenderKind, str_enum};
+use crate::policy::{self, ChannelRules, Decision, Facts, PrivateReplyRefusal, Requested};
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
 
 /// Who sends a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,10 +94,24 @@ pub struct Capabilities {
     pub text: TextLimit,
     /// Files uploaded to Switchboard can be sent (live chat: the widget fetches them from us).
     pub uploaded_files: bool,
+    /// Media by a public link or the provider's own media id (WhatsApp).
+    pub linked_media: bool,
     /// Approved templates outside the window (WhatsApp).
     pub templates: bool,
     /// Comments that can be answered in public and in private (Pages, Instagram).
     pub comments: bool,
+    /// Reply buttons and lists, and how many; `None`: they go out as a numbered text list.
+    pub buttons: Option<ButtonLimits>,
+}
+
+/// How many choices a channel's buttons and lists carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ButtonLimits {
+    pub buttons: usize,
+    pub list_rows: usize,
+    /// The longest title of a button, and of a list row (characters).
+    pub button_title: usize,
+    pub row_title: usize,
 }
 
 /// The capability table.
@@ -100,14 +119,17 @@ pub const fn capabilities(channel: ChannelKind) -> Capabilities {
     const BASE: Capabilities = Capabilities {
         text: TextLimit::Chars(crate::validate::MAX_TEXT_CHARS),
         uploaded_files: false,
+        linked_media: false,
         templates: false,
         comments: false,
+        buttons: None,
     };
     match channel {
         ChannelKind::Livechat => Capabilities {
             uploaded_files: true,
             ..BASE
         },
+        // Messenger's quick replies are not sent yet (the Meta outbox builds text bodies).
         ChannelKind::Messenger => Capabilities {
             text: TextLimit::CharsBelow(2000),
             comments: true,
@@ -118,9 +140,18 @@ pub const fn capabilities(channel: ChannelKind) -> Capabilities {
             comments: true,
             ..BASE
         },
+        // §3.2: up to 3 reply buttons (titles up to 20 characters), or a list of up to 10 rows
+        // (titles up to 24).
         ChannelKind::Whatsapp => Capabilities {
             text: TextLimit::Chars(4096),
+            linked_media: true,
             templates: true,
+            buttons: Some(ButtonLimits {
+                buttons: 3,
+                list_rows: 10,
+                button_title: 20,
+                row_title: 24,
+            }),
             ..BASE
         },
         // channels.md documents no limit for Zalo's consultation messages; 2000 characters is
@@ -129,6 +160,8 @@ pub const fn capabilities(channel: ChannelKind) -> Capabilities {
             text: TextLimit::Chars(2000),
             ..BASE
         },
+        // Telegram has inline keyboards, but their answers (callback queries) are not read yet:
+        // buttons go out as a numbered list the customer answers by typing.
         ChannelKind::Telegram => Capabilities {
             text: TextLimit::Chars(4096),
             ..BASE
@@ -168,6 +201,302 @@ impl OutboxJob {
             _ => return None,
         })
     }
+}
+
+str_enum!(
+    /// What kind of file a media message carries.
+    MediaKind { Image = "image", Video = "video", Audio = "audio", Document = "document", Sticker = "sticker" }
+);
+
+/// Where a media message's file is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaSource {
+    /// Uploaded to Switchboard (an attachment id); served to the customer by us.
+    Uploaded(uuid::Uuid),
+    /// A public link the provider fetches.
+    Link(String),
+    /// A file already uploaded to the provider (its media id).
+    Hosted(String),
+}
+
+/// A file, with its caption.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Media {
+    pub kind: MediaKind,
+    pub source: MediaSource,
+    pub caption: Option<String>,
+    pub filename: Option<String>,
+}
+
+impl Media {
+    /// What the thread shows: an upload by its caption or name (its file is listed beside it);
+    /// a linked file by its kind and caption.
+    pub fn thread_text(&self) -> String {
+        match (&self.source, &self.caption) {
+            (MediaSource::Uploaded(_), Some(c)) => c.clone(),
+            (MediaSource::Uploaded(_), None) => {
+                self.filename.clone().unwrap_or_else(|| "file".into())
+            }
+            (_, Some(c)) => format!("[{}] {c}", self.kind),
+            (_, None) => format!("[{}]", self.kind),
+        }
+    }
+}
+
+/// Parameters for a template, as the composer fills them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateArgs {
+    #[serde(default)]
+    pub header: Vec<String>,
+    /// A link to the header's image / video / document.
+    #[serde(default)]
+    pub header_media_link: Option<String>,
+    #[serde(default)]
+    pub body: Vec<String>,
+    /// URL-button suffixes by button index.
+    #[serde(default)]
+    pub buttons: Vec<ButtonArg>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ButtonArg {
+    pub index: usize,
+    pub parameters: Vec<String>,
+}
+
+/// An approved template by name and language, with its parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateRef {
+    pub name: String,
+    pub language: String,
+    #[serde(default)]
+    pub parameters: TemplateArgs,
+}
+
+/// One choice offered to the customer: a reply button or a list row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Choice {
+    pub id: String,
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// A titled group of list rows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Section {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    pub rows: Vec<Choice>,
+}
+
+/// Reply buttons, or a list opened by a button.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Choices {
+    Buttons(Vec<Choice>),
+    List {
+        button: String,
+        sections: Vec<Section>,
+    },
+}
+
+/// A message with choices (buttons or a list).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Interactive {
+    pub header: Option<String>,
+    pub body: String,
+    pub footer: Option<String>,
+    pub choices: Choices,
+}
+
+impl Interactive {
+    /// Every choice, in order (a list's rows across its sections).
+    pub fn all_choices(&self) -> Vec<&Choice> {
+        match &self.choices {
+            Choices::Buttons(b) => b.iter().collect(),
+            Choices::List { sections, .. } => sections.iter().flat_map(|s| &s.rows).collect(),
+        }
+    }
+
+    /// The fallback where a channel has no buttons: the text, then the choices numbered from 1
+    /// (a row's description after a dash), then the footer — the customer answers by number.
+    pub fn numbered_text(&self) -> String {
+        let mut lines: Vec<String> = Vec::new();
+        if let Some(h) = &self.header {
+            lines.push(h.clone());
+        }
+        lines.push(self.body.clone());
+        lines.push(String::new());
+        for (i, c) in self.all_choices().into_iter().enumerate() {
+            lines.push(match &c.description {
+                Some(d) => format!("{}. {} — {d}", i + 1, c.title),
+                None => format!("{}. {}", i + 1, c.title),
+            });
+        }
+        if let Some(f) = &self.footer {
+            lines.push(String::new());
+            lines.push(f.clone());
+        }
+        lines.join("\n")
+    }
+}
+
+/// An answer to a customer's comment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommentReply {
+    /// The provider's comment id.
+    pub comment_id: String,
+    /// The comment's message in the thread.
+    pub message_id: MessageId,
+    /// When the customer commented (the private-reply rule counts from it).
+    pub commented_at: Timestamp,
+    /// `true`: a private message to the commenter; `false`: a public reply under the comment.
+    pub private: bool,
+    pub text: String,
+}
+
+/// What a message going out carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Content {
+    Text(String),
+    Media(Media),
+    Template(TemplateRef),
+    Interactive(Interactive),
+    CommentReply(CommentReply),
+}
+
+impl Content {
+    /// How the thread stores it.
+    pub const fn message_kind(&self) -> MessageKind {
+        match self {
+            Self::Media(_) => MessageKind::Media,
+            Self::CommentReply(r) if !r.private => MessageKind::Comment,
+            _ => MessageKind::Text,
+        }
+    }
+
+    /// The comment a private reply answers.
+    pub fn private_reply_to(&self) -> Option<&CommentReply> {
+        match self {
+            Self::CommentReply(r) if r.private => Some(r),
+            _ => None,
+        }
+    }
+}
+
+/// Why content cannot go out on a channel as it is and has no fallback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unfit {
+    /// The text (or the fallback's text) is longer than the channel takes.
+    TextTooLong(TextLimit),
+    /// The channel does not carry files uploaded to Switchboard.
+    UploadsNotSupported,
+    /// The channel does not carry this kind of content at all (`what`: templates, media, comments).
+    NotSupported(&'static str),
+    /// More choices than the channel's buttons or list take.
+    TooManyChoices { max: usize },
+    /// A choice's title is longer than the channel's buttons or rows show.
+    ChoiceTitleTooLong { max: usize },
+}
+
+/// How content goes out on a channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fit {
+    /// As it is.
+    AsIs,
+    /// As this text instead (buttons where the channel has none: a numbered list).
+    Text(String),
+}
+
+/// Whether `content` fits `channel` (the capability table), and in what form.
+pub fn fit(channel: ChannelKind, content: &Content) -> Result<Fit, Unfit> {
+    let caps = capabilities(channel);
+    let text_fits = |t: &str| {
+        if caps.text.fits(t) {
+            Ok(())
+        } else {
+            Err(Unfit::TextTooLong(caps.text))
+        }
+    };
+    match content {
+        Content::Text(t) => text_fits(t).map(|()| Fit::AsIs),
+        Content::Media(m) => match m.source {
+            MediaSource::Uploaded(_) if caps.uploaded_files => Ok(Fit::AsIs),
+            MediaSource::Uploaded(_) => Err(Unfit::UploadsNotSupported),
+            _ if caps.linked_media => Ok(Fit::AsIs),
+            _ => Err(Unfit::NotSupported("media")),
+        },
+        Content::Template(_) if caps.templates => Ok(Fit::AsIs),
+        Content::Template(_) => Err(Unfit::NotSupported("templates")),
+        Content::CommentReply(r) if caps.comments => text_fits(&r.text).map(|()| Fit::AsIs),
+        Content::CommentReply(_) => Err(Unfit::NotSupported("comments")),
+        Content::Interactive(i) => match caps.buttons {
+            Some(limits) => {
+                let (max, title) = match i.choices {
+                    Choices::Buttons(_) => (limits.buttons, limits.button_title),
+                    Choices::List { .. } => (limits.list_rows, limits.row_title),
+                };
+                let choices = i.all_choices();
+                if choices.len() > max {
+                    return Err(Unfit::TooManyChoices { max });
+                }
+                if choices.iter().any(|c| c.title.chars().count() > title) {
+                    return Err(Unfit::ChoiceTitleTooLong { max: title });
+                }
+                Ok(Fit::AsIs)
+            }
+            None => {
+                let text = i.numbered_text();
+                text_fits(&text).map(|()| Fit::Text(text))
+            }
+        },
+    }
+}
+
+/// The policy's answer for this content from this author: the messaging window for messages
+/// (`purpose` says what a free-form message is for; a template is decided by the template rows,
+/// so it may go out after the window), the private-reply rule for a private reply (the same for
+/// every sender: once per comment, within the channel's limit after the comment), and nothing
+/// for a public reply under a comment (comments have no window).
+#[allow(clippy::too_many_arguments)]
+pub fn decide(
+    rules: &ChannelRules,
+    facts: Facts,
+    now: Timestamp,
+    author: Author,
+    content: &Content,
+    purpose: policy::Content,
+    requested: Requested,
+    private_reply_sent: bool,
+) -> Result<Decision, PrivateReplyRefusal> {
+    let free = Decision::Allowed {
+        messaging_type: None,
+        tag: None,
+        paid: false,
+    };
+    let purpose = match content {
+        Content::CommentReply(r) if r.private => {
+            policy::may_private_reply(rules, r.commented_at, now, private_reply_sent)?;
+            return Ok(free);
+        }
+        Content::CommentReply(_) => return Ok(free),
+        Content::Template(_) => policy::Content::Template,
+        _ => purpose,
+    };
+    Ok(policy::decide(
+        rules,
+        facts,
+        now,
+        author.policy_sender(),
+        purpose,
+        requested,
+    ))
 }
 
 #[cfg(test)]
@@ -230,5 +559,350 @@ mod tests {
         assert!(capabilities(ChannelKind::Whatsapp).templates);
         assert!(capabilities(ChannelKind::Instagram).comments);
         assert!(!capabilities(ChannelKind::Telegram).comments);
+    }
+
+    fn choice(id: &str, title: &str) -> Choice {
+        Choice {
+            id: id.into(),
+            title: title.into(),
+            description: None,
+        }
+    }
+
+    fn buttons(n: usize) -> Interactive {
+        Interactive {
+            header: None,
+            body: "Còn cần không?".into(),
+            footer: None,
+            choices: Choices::Buttons((1..=n).map(|i| choice(&i.to_string(), "Có")).collect()),
+        }
+    }
+
+    fn list(rows: usize) -> Interactive {
+        Interactive {
+            choices: Choices::List {
+                button: "Chọn".into(),
+                sections: vec![Section {
+                    title: None,
+                    rows: (1..=rows).map(|i| choice(&i.to_string(), "M")).collect(),
+                }],
+            },
+            ..buttons(0)
+        }
+    }
+
+    fn comment(private: bool, commented_at: Timestamp) -> Content {
+        Content::CommentReply(CommentReply {
+            comment_id: "111_1".into(),
+            message_id: MessageId(uuid::Uuid::nil()),
+            commented_at,
+            private,
+            text: "Dạ".into(),
+        })
+    }
+
+    fn media(source: MediaSource) -> Content {
+        Content::Media(Media {
+            kind: MediaKind::Image,
+            source,
+            caption: None,
+            filename: None,
+        })
+    }
+
+    type Answer = Result<Fit, Unfit>;
+
+    #[test]
+    fn what_each_channel_carries() {
+        use ChannelKind as C;
+        let template = Content::Template(TemplateRef {
+            name: "order_update".into(),
+            language: "vi".into(),
+            parameters: TemplateArgs::default(),
+        });
+        let upload = media(MediaSource::Uploaded(uuid::Uuid::nil()));
+        let link = media(MediaSource::Link("https://x.test/a.jpg".into()));
+        let reply = comment(false, Timestamp(0));
+        let numbered = Ok(Fit::Text(buttons(2).numbered_text()));
+        // channel, upload, link, template, comment reply, two buttons
+        type Row = (C, Answer, Answer, Answer, Answer, Answer);
+        let table: [Row; 7] = [
+            (
+                C::Livechat,
+                Ok(Fit::AsIs),
+                Err(Unfit::NotSupported("media")),
+                Err(Unfit::NotSupported("templates")),
+                Err(Unfit::NotSupported("comments")),
+                numbered.clone(),
+            ),
+            (
+                C::Messenger,
+                Err(Unfit::UploadsNotSupported),
+                Err(Unfit::NotSupported("media")),
+                Err(Unfit::NotSupported("templates")),
+                Ok(Fit::AsIs),
+                numbered.clone(),
+            ),
+            (
+                C::Instagram,
+                Err(Unfit::UploadsNotSupported),
+                Err(Unfit::NotSupported("media")),
+                Err(Unfit::NotSupported("templates")),
+                Ok(Fit::AsIs),
+                numbered.clone(),
+            ),
+            (
+                C::Whatsapp,
+                Err(Unfit::UploadsNotSupported),
+                Ok(Fit::AsIs),
+                Ok(Fit::AsIs),
+                Err(Unfit::NotSupported("comments")),
+                Ok(Fit::AsIs),
+            ),
+            (
+                C::Zalo,
+                Err(Unfit::UploadsNotSupported),
+                Err(Unfit::NotSupported("media")),
+                Err(Unfit::NotSupported("templates")),
+                Err(Unfit::NotSupported("comments")),
+                numbered.clone(),
+            ),
+            (
+                C::Telegram,
+                Err(Unfit::UploadsNotSupported),
+                Err(Unfit::NotSupported("media")),
+                Err(Unfit::NotSupported("templates")),
+                Err(Unfit::NotSupported("comments")),
+                numbered.clone(),
+            ),
+            (
+                C::Shopee,
+                Err(Unfit::UploadsNotSupported),
+                Err(Unfit::NotSupported("media")),
+                Err(Unfit::NotSupported("templates")),
+                Err(Unfit::NotSupported("comments")),
+                numbered,
+            ),
+        ];
+        for (channel, up, ln, tpl, cr, btn) in table {
+            assert_eq!(fit(channel, &upload), up, "{channel:?} upload");
+            assert_eq!(fit(channel, &link), ln, "{channel:?} link");
+            assert_eq!(fit(channel, &template), tpl, "{channel:?} template");
+            assert_eq!(fit(channel, &reply), cr, "{channel:?} comment reply");
+            assert_eq!(
+                fit(channel, &Content::Interactive(buttons(2))),
+                btn,
+                "{channel:?} buttons"
+            );
+        }
+    }
+
+    #[test]
+    fn whatsapp_takes_three_buttons_and_ten_rows() {
+        let wa = |i: Interactive| fit(ChannelKind::Whatsapp, &Content::Interactive(i));
+        assert_eq!(wa(buttons(3)), Ok(Fit::AsIs));
+        assert_eq!(wa(buttons(4)), Err(Unfit::TooManyChoices { max: 3 }));
+        assert_eq!(wa(list(10)), Ok(Fit::AsIs));
+        assert_eq!(wa(list(11)), Err(Unfit::TooManyChoices { max: 10 }));
+        let titled = |title: &str| Interactive {
+            choices: Choices::Buttons(vec![choice("a", title)]),
+            ..buttons(0)
+        };
+        assert_eq!(wa(titled(&"ă".repeat(20))), Ok(Fit::AsIs));
+        assert_eq!(
+            wa(titled(&"ă".repeat(21))),
+            Err(Unfit::ChoiceTitleTooLong { max: 20 })
+        );
+        // Where buttons become a numbered list, a long title is just text.
+        assert!(matches!(
+            fit(
+                ChannelKind::Zalo,
+                &Content::Interactive(titled(&"ă".repeat(21)))
+            ),
+            Ok(Fit::Text(_))
+        ));
+    }
+
+    #[test]
+    fn buttons_without_buttons_are_a_numbered_list() {
+        let i = Interactive {
+            header: Some("Áo thun".into()),
+            body: "Chọn size:".into(),
+            footer: Some("Trả lời bằng số".into()),
+            choices: Choices::List {
+                button: "Chọn".into(),
+                sections: vec![
+                    Section {
+                        title: Some("Nhỏ".into()),
+                        rows: vec![Choice {
+                            description: Some("45-50kg".into()),
+                            ..choice("s", "Size S")
+                        }],
+                    },
+                    Section {
+                        title: None,
+                        rows: vec![choice("m", "Size M"), choice("l", "Size L")],
+                    },
+                ],
+            },
+        };
+        assert_eq!(
+            i.numbered_text(),
+            "Áo thun\nChọn size:\n\n1. Size S — 45-50kg\n2. Size M\n3. Size L\n\nTrả lời bằng số"
+        );
+        assert_eq!(
+            fit(ChannelKind::Telegram, &Content::Interactive(buttons(2))),
+            Ok(Fit::Text("Còn cần không?\n\n1. Có\n2. Có".into()))
+        );
+        // The fallback obeys the channel's text limit like any text.
+        let long = Interactive {
+            body: "a".repeat(995),
+            ..buttons(2)
+        };
+        assert_eq!(
+            fit(ChannelKind::Shopee, &Content::Interactive(long)),
+            Err(Unfit::TextTooLong(TextLimit::Chars(1000)))
+        );
+    }
+
+    #[test]
+    fn the_policy_decides_on_the_content() {
+        use policy::{DAY_MS, MessagingType, RefusalReason};
+        let now = Timestamp(1_800_000_000_000);
+        let day_ago = |d: i64| Timestamp(now.0 - d * DAY_MS - 1000);
+        let wa = policy::rules_for(ChannelKind::Whatsapp);
+        let late = Facts::since(Some(day_ago(1)));
+        let go = |rules: &ChannelRules, facts, author, content: &Content, sent| {
+            decide(
+                rules,
+                facts,
+                now,
+                author,
+                content,
+                policy::Content::Reply,
+                Requested::default(),
+                sent,
+            )
+        };
+        let template = Content::Template(TemplateRef {
+            name: "order_update".into(),
+            language: "vi".into(),
+            parameters: TemplateArgs::default(),
+        });
+        // WhatsApp after 24 h: automation's template goes out, its text does not.
+        assert_eq!(
+            go(&wa, late, Author::Automation, &template, false),
+            Ok(Decision::Allowed {
+                messaging_type: Some(MessagingType::Template),
+                tag: None,
+                paid: false
+            })
+        );
+        assert!(matches!(
+            go(
+                &wa,
+                late,
+                Author::Automation,
+                &Content::Text("hi".into()),
+                false
+            ),
+            Ok(Decision::Refused {
+                reason: RefusalReason::TemplateRequired,
+                ..
+            })
+        ));
+        // Buttons are a free-form message: refused after 24 h too.
+        assert!(matches!(
+            go(
+                &wa,
+                late,
+                Author::Automation,
+                &Content::Interactive(buttons(2)),
+                false
+            ),
+            Ok(Decision::Refused { .. })
+        ));
+        // Messenger's private reply: once, within 7 days of the comment, for every sender.
+        let fb = policy::rules_for(ChannelKind::Messenger);
+        let never = Facts::since(None);
+        assert_eq!(
+            go(
+                &fb,
+                never,
+                Author::Automation,
+                &comment(true, day_ago(6)),
+                false
+            ),
+            Ok(Decision::Allowed {
+                messaging_type: None,
+                tag: None,
+                paid: false
+            })
+        );
+        assert_eq!(
+            go(
+                &fb,
+                never,
+                Author::Automation,
+                &comment(true, day_ago(7)),
+                false
+            ),
+            Err(PrivateReplyRefusal::TooLate)
+        );
+        assert_eq!(
+            go(
+                &fb,
+                never,
+                Author::Automation,
+                &comment(true, day_ago(1)),
+                true
+            ),
+            Err(PrivateReplyRefusal::AlreadySent)
+        );
+        // A public reply under a comment has no window.
+        assert!(matches!(
+            go(
+                &fb,
+                never,
+                Author::Automation,
+                &comment(false, day_ago(30)),
+                false
+            ),
+            Ok(Decision::Allowed { .. })
+        ));
+    }
+
+    #[test]
+    fn what_the_thread_stores() {
+        assert_eq!(
+            comment(false, Timestamp(0)).message_kind(),
+            MessageKind::Comment
+        );
+        assert_eq!(
+            comment(true, Timestamp(0)).message_kind(),
+            MessageKind::Text
+        );
+        assert_eq!(
+            media(MediaSource::Hosted("M1".into())).message_kind(),
+            MessageKind::Media
+        );
+        let m = |source, caption: Option<&str>, filename: Option<&str>| Media {
+            kind: MediaKind::Image,
+            source,
+            caption: caption.map(str::to_owned),
+            filename: filename.map(str::to_owned),
+        };
+        let up = MediaSource::Uploaded(uuid::Uuid::nil());
+        assert_eq!(
+            m(up.clone(), Some("mẫu"), Some("a.jpg")).thread_text(),
+            "mẫu"
+        );
+        assert_eq!(m(up, None, Some("a.jpg")).thread_text(), "a.jpg");
+        let link = MediaSource::Link("https://x.test/a.jpg".into());
+        assert_eq!(
+            m(link.clone(), Some("mẫu"), None).thread_text(),
+            "[image] mẫu"
+        );
+        assert_eq!(m(link, None, None).thread_text(), "[image]");
     }
 }

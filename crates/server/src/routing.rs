@@ -52,11 +52,12 @@ impl std::ops::Deref for Routing {
 /// policy like any other sender; a refusal is stored, failed, with its reason.
 pub async fn send_automatic(outgoing: &Outgoing, c: ConversationId, text: &str, purpose: Purpose) {
     let req = SendRequest {
-        conversation_id: c,
-        author: switchboard_core::outbound::Author::Automation,
-        text: text.to_owned(),
-        policy: Default::default(),
         purpose,
+        ..SendRequest::new(
+            c,
+            switchboard_core::outbound::Author::Automation,
+            switchboard_core::outbound::Content::Text(text.to_owned()),
+        )
     };
     if let Err(e) = outgoing.send(req).await {
         tracing::warn!(conversation_id = %c, code = e.code, "an automatic message could not be written");

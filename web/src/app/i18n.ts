@@ -585,6 +585,7 @@ const serverErrors: Record<Lang, Record<string, string>> = {
     template_not_found: 'That template is not available.',
     invalid_characters: 'The text contains invisible control characters; remove them and try again.',
     file_too_large: 'This file is too large to send.',
+    too_many_choices: 'Too many buttons for this channel.',
   },
   vi: {
     conversation_claimed: 'Hội thoại này đã có người khác tiếp nhận.',
@@ -604,6 +605,7 @@ const serverErrors: Record<Lang, Record<string, string>> = {
     template_not_found: 'Mẫu tin này không dùng được.',
     invalid_characters: 'Nội dung có ký tự điều khiển ẩn; hãy xoá chúng rồi thử lại.',
     file_too_large: 'Tệp quá lớn, không gửi được.',
+    too_many_choices: 'Kênh này không nhận nhiều nút như vậy.',
   },
 };
 

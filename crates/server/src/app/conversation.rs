@@ -1,12 +1,15 @@
 //! The conversation commands' common part: decide on the current state, apply with
 //! compare-and-set, decide again if someone changed the conversation in between.
 
+use crate::app::send::{PolicyRequest, SendRequest};
 use crate::auth::CurrentAgent;
 use crate::error::{ApiError, ApiJson, ApiResult};
 use crate::state::AppState;
 use axum::http::StatusCode;
 use switchboard_core::conversation::Transition;
 use switchboard_core::event::{self, EventDraft, EventKind};
+use switchboard_core::outbound::{Author, Choice, Choices, Content, Interactive};
+use switchboard_core::validate::MessageText;
 use switchboard_core::*;
 use switchboard_store::{Change, StoreError};
 
@@ -181,4 +184,112 @@ pub async fn name_holder(st: &AppState, mut err: ApiError) -> ApiError {
         extra.insert("holder_name".into(), serde_json::json!(agent.name));
     }
     err
+}
+
+/// What `POST /conversations/{id}/messages` takes.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewMessage {
+    text: String,
+    #[serde(default)]
+    kind: Option<String>,
+    /// Provider channels: the messaging-window options (`human_agent_confirmed`, `tag`, `content`).
+    #[serde(default)]
+    policy: Option<PolicyRequest>,
+    /// Reply buttons under the text (a numbered list where the channel has no buttons).
+    #[serde(default)]
+    buttons: Option<Vec<Choice>>,
+    /// Sent by automation (a bot or an integration), not typed by a person: the policy is stricter.
+    #[serde(default)]
+    automated: bool,
+}
+
+fn invalid_field(field: &str, message: &str) -> ApiError {
+    ApiError::invalid(message).with_extra(serde_json::json!({"field": field}))
+}
+
+/// Checked choices: at least one, each with an id and a title of plain text.
+fn choices(buttons: Vec<Choice>) -> ApiResult<Vec<Choice>> {
+    if buttons.is_empty() {
+        return Err(invalid_field("buttons", "buttons: at least one"));
+    }
+    buttons
+        .into_iter()
+        .map(|b| {
+            let plain = |s: &str| MessageText::parse(s).map(MessageText::into_inner);
+            let (id, title) = (plain(&b.id), plain(&b.title));
+            match (id, title) {
+                (Ok(id), Ok(title)) if id.chars().count() <= 256 => Ok(Choice {
+                    id,
+                    title,
+                    description: b.description,
+                }),
+                _ => Err(invalid_field(
+                    "buttons",
+                    "buttons: each has an id (1 to 256 characters) and a title",
+                )),
+            }
+        })
+        .collect()
+}
+
+/// Writes a message: a reply goes to the customer through `send` (as the agent, or their bot);
+/// a note or an agent-to-agent message stays in the thread.
+pub async fn post(
+    st: &AppState,
+    me: &CurrentAgent,
+    id: ConversationId,
+    b: NewMessage,
+) -> ApiResult<serde_json::Value> {
+    let text = MessageText::parse(&b.text)?.into_inner();
+    let kind = match b.kind.as_deref().unwrap_or("reply") {
+        "reply" => MessageKind::Text,
+        "note" => MessageKind::Note,
+        "agent_to_agent" => MessageKind::AgentToAgent,
+        _ => {
+            return Err(invalid_field(
+                "kind",
+                "kind: must be reply, note or agent_to_agent",
+            ));
+        }
+    };
+    visible(st, me, id).await?;
+    if kind == MessageKind::Text {
+        let content = match b.buttons {
+            Some(buttons) => Content::Interactive(Interactive {
+                header: None,
+                body: text,
+                footer: None,
+                choices: Choices::Buttons(choices(buttons)?),
+            }),
+            None => Content::Text(text),
+        };
+        let author = Author::Agent {
+            actor: me.actor(),
+            automated: b.automated,
+        };
+        let req = SendRequest {
+            policy: b.policy.unwrap_or_default(),
+            ..SendRequest::new(id, author, content)
+        };
+        return match st.outgoing.send(req).await {
+            Ok(sent) => Ok(sent.json),
+            Err(e) => Err(name_holder(st, e).await),
+        };
+    }
+    if b.buttons.is_some() {
+        return Err(invalid_field(
+            "buttons",
+            "buttons: only on a reply to the customer",
+        ));
+    }
+    let now = st.clock.now();
+    let message = transact_message(st, me, id, |c| {
+        Ok(Plan {
+            transition: None,
+            message: Some(outbound_message(c, me, kind, text.clone(), now)),
+        })
+    })
+    .await?;
+    Ok(event::message_json(&message))
 }

@@ -7,6 +7,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::inbox_settings;
 use crate::state::AppState;
 use axum::http::StatusCode;
+use switchboard_core::policy;
 use switchboard_core::routing::{RoutingRules, RulesError};
 use switchboard_core::validate::PersonName;
 use switchboard_core::*;
@@ -195,13 +196,15 @@ pub async fn set_routing_rules(
     Ok(rules)
 }
 
+/// The channel of a conversation's inbox.
+pub async fn channel_of(st: &AppState, c: &Conversation) -> ApiResult<ChannelKind> {
+    let inbox = st.store.inbox(c.inbox_id).await?;
+    Ok(inbox.ok_or_else(|| ApiError::not_found("inbox"))?.channel)
+}
+
 /// The customer's id to send to: for WhatsApp the phone number (`wa_id`) when known, else the
 /// business-scoped user id.
-pub async fn recipient(
-    st: &AppState,
-    inbox: &Inbox,
-    c: &Conversation,
-) -> ApiResult<Option<String>> {
+async fn recipient(st: &AppState, inbox: &Inbox, c: &Conversation) -> ApiResult<Option<String>> {
     let ids = st.store.identities_in(c.contact_id, inbox.id).await?;
     Ok(ids
         .iter()
@@ -210,9 +213,62 @@ pub async fn recipient(
         .cloned())
 }
 
+/// What the composer may do now on `c` (`GET /conversations/{id}/policy`): the window for a
+/// person, what automation may send, whether the customer can be reached, and the channel's
+/// extras (Meta's inbox link, WhatsApp's templates).
+pub async fn policy_answer(st: &AppState, c: &Conversation) -> ApiResult<serde_json::Value> {
+    let inbox = st
+        .store
+        .inbox(c.inbox_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("inbox"))?;
+    let rules = policy::rules_for(inbox.channel);
+    let now = st.clock.now();
+    let facts = st.outgoing.facts(inbox.channel, c).await?;
+    let s = policy::summarize(&rules, facts, now);
+    let automation = policy::decide(
+        &rules,
+        facts,
+        now,
+        policy::Sender::Automation,
+        policy::Content::Reply,
+        policy::Requested::default(),
+    );
+    let is_meta = crate::meta::is_meta(inbox.channel);
+    let messaging_id = if is_meta {
+        st.store.messaging_id(c.contact_id, c.inbox_id).await?
+    } else {
+        None
+    };
+    let mut v = serde_json::to_value(&s).map_err(|_| ApiError::internal())?;
+    if let Some(o) = v.as_object_mut() {
+        o.insert("channel".into(), serde_json::json!(inbox.channel));
+        o.insert("now".into(), serde_json::json!(now));
+        o.insert(
+            "last_customer_message_at".into(),
+            serde_json::json!(c.last_customer_message_at),
+        );
+        o.insert("automation".into(), serde_json::json!(automation));
+        o.insert(
+            "can_message".into(),
+            serde_json::json!(!is_meta || messaging_id.is_some()),
+        );
+        if is_meta {
+            o.insert(
+                "open_in_provider_app_url".into(),
+                serde_json::json!(crate::meta::account_id(&inbox).map(|p| format!(
+                    "https://business.facebook.com/latest/inbox/all?asset_id={p}"
+                ))),
+            );
+        }
+        policy_extras(st, &inbox, c, o).await?;
+    }
+    Ok(v)
+}
+
 /// Adds what these channels show in `GET /conversations/{id}/policy`: approved templates
 /// (WhatsApp), whether the customer can be reached (blocked bot, unfollowed OA).
-pub async fn policy_extras(
+async fn policy_extras(
     st: &AppState,
     inbox: &Inbox,
     c: &Conversation,

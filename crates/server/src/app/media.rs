@@ -1,10 +1,129 @@
-//! Files on messages: where they live and how the API shows them.
+//! Files on messages: sending one (stored, then sent through the one `send` command), where they
+//! live and how the API shows them.
 
-use crate::error::ApiResult;
+use crate::app::send::SendRequest;
+use crate::app::visible;
+use crate::auth::CurrentAgent;
+use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use axum::http::StatusCode;
+use switchboard_core::conversation as conv;
 use switchboard_core::media;
+use switchboard_core::outbound::{self, Author, Content, Media, MediaKind, MediaSource};
 use switchboard_core::*;
 use switchboard_store::Attachment;
+
+fn clean_filename(raw: &str) -> String {
+    let name: String = raw
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or("")
+        .chars()
+        .filter(|c| !c.is_control() && *c != '"')
+        .take(120)
+        .collect();
+    if name.trim().is_empty() {
+        "file".into()
+    } else {
+        name.trim().to_owned()
+    }
+}
+
+/// What kind of media a stored file is, from the type derived from its bytes.
+fn media_kind(content_type: &str) -> MediaKind {
+    match content_type.split('/').next() {
+        Some("image") => MediaKind::Image,
+        Some("video") => MediaKind::Video,
+        Some("audio") => MediaKind::Audio,
+        _ => MediaKind::Document,
+    }
+}
+
+/// An agent sends a file (with an optional caption) to the customer: checked before anything is
+/// written (the channel carries uploads; the agent may reply), stored under `<data_dir>/media`,
+/// then sent as media through `send`. Returns the message with its attachment.
+pub async fn upload(
+    st: &AppState,
+    me: &CurrentAgent,
+    id: ConversationId,
+    filename: &str,
+    caption: Option<&str>,
+    body: axum::body::Bytes,
+) -> ApiResult<serde_json::Value> {
+    let c = visible(st, me, id).await?;
+    if body.is_empty() {
+        return Err(ApiError::invalid("the file is empty"));
+    }
+    let channel = crate::app::inbox::channel_of(st, &c).await?;
+    if !outbound::capabilities(channel).uploaded_files {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "attachments_not_supported",
+            "sending files on this channel is not supported yet; send a link instead",
+        ));
+    }
+    // Decide before writing anything: only the holder (or a participant) may send to the customer.
+    conv::reply(&c, me.actor(), st.clock.now())?;
+    let filename = clean_filename(filename);
+    // What the file is comes from its bytes; the Content-Type the uploader sent is ignored.
+    let content_type = media::sniff(&body).to_owned();
+    let caption = caption
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(|c| validate::MessageText::parse(c).map(validate::MessageText::into_inner))
+        .transpose()?;
+    let att = Attachment {
+        id: uuid::Uuid::now_v7(),
+        conversation_id: id,
+        message_id: MessageId(uuid::Uuid::now_v7()),
+        filename: filename.clone(),
+        content_type,
+        size_bytes: i64::try_from(body.len()).unwrap_or(i64::MAX),
+        created_at: st.clock.now(),
+    };
+    let path = media_path(st, att.id);
+    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut f = std::fs::File::create(&path)?;
+        std::io::Write::write_all(&mut f, &body)?;
+        f.sync_all()
+    })
+    .await
+    .map_err(|_| ApiError::internal())?
+    .map_err(|e| {
+        tracing::error!(error = %e, "could not store an attachment");
+        ApiError::internal()
+    })?;
+    st.store.create_attachment(&att).await?;
+    let content = Content::Media(Media {
+        kind: media_kind(&att.content_type),
+        source: MediaSource::Uploaded(att.id),
+        caption,
+        filename: Some(filename),
+    });
+    let author = Author::Agent {
+        actor: me.actor(),
+        automated: false,
+    };
+    let req = SendRequest {
+        id: att.message_id,
+        ..SendRequest::new(id, author, content)
+    };
+    let sent = match st.outgoing.send(req).await {
+        Ok(s) => s,
+        Err(e) => return Err(crate::app::conversation::name_holder(st, e).await),
+    };
+    let json = with_attachments(
+        st,
+        std::slice::from_ref(&sent.message),
+        false,
+        vec![sent.json],
+    )
+    .await?;
+    Ok(json.into_iter().next().unwrap_or_default())
+}
 
 pub fn media_path(st: &AppState, id: uuid::Uuid) -> std::path::PathBuf {
     st.config.data_dir.join("media").join(id.to_string())

@@ -1,23 +1,29 @@
-//! The one `send` command: every text message to a customer — typed by an agent, sent by their
+//! The one `send` command: everything that goes to a customer — text, files, WhatsApp templates,
+//! buttons and lists, answers to comments (public and private) — typed by an agent, sent by their
 //! bot or integration, or written by Switchboard itself (the out-of-hours reply, the closing
-//! message) — on every channel, decided by the same messaging-window policy.
+//! message), on every channel. One capability check (`outbound::fit`: what the channel carries,
+//! buttons as a numbered list where it has none), one policy check (`outbound::decide`), one
+//! refusal mapping ([`Outgoing::refuse`]), one queue, one renderer of the outbox row per channel
+//! ([`render`]).
 //!
-//! A person's send that the policy refuses is answered 422 and nothing is stored. An automatic
+//! A person's send that is refused is answered (422 mostly) and nothing is stored. An automatic
 //! message that is refused is stored all the same, `failed` with the reason, and logged in the
 //! conversation's history: it is never dropped in silence.
 
 use crate::clock::Clock;
 use crate::error::{ApiError, ApiResult};
+use axum::http::StatusCode;
 use serde::Deserialize;
 use std::sync::Arc;
 use switchboard_channels::{telegram, whatsapp, zalo};
 use switchboard_core::conversation::{self as conv, Action, ActionKind};
 use switchboard_core::event::{self, EventDraft, EventKind};
-use switchboard_core::outbound::{self, Author};
-use switchboard_core::policy::{self, Content, Decision, Facts, MessageTag, Requested};
+use switchboard_core::outbound::{self, Author, Content, Fit, Unfit};
+use switchboard_core::policy::{self, Decision, Facts, MessageTag, Requested};
 use switchboard_core::*;
 use switchboard_store::{
-    Change, MessageMeta, Outbound, OutboundError, OutboxJob, Store, StoreError, message_with_meta,
+    Change, MessageMeta, Outbound, OutboundError, OutboxJob, Store, StoreError, StoredTemplate,
+    message_with_meta,
 };
 use tokio::sync::Notify;
 
@@ -35,10 +41,10 @@ pub struct PolicyRequest {
 }
 
 impl PolicyRequest {
-    fn parse(&self) -> ApiResult<(Content, Requested)> {
+    fn parse(&self) -> ApiResult<(policy::Content, Requested)> {
         let content = match self.content.as_deref() {
-            None => Content::Reply,
-            Some(s) => Content::parse(s).ok_or_else(|| {
+            None => policy::Content::Reply,
+            Some(s) => policy::Content::parse(s).ok_or_else(|| {
                 ApiError::invalid(
                     "policy.content: must be reply, event_reminder, order_status or account_alert",
                 )
@@ -84,29 +90,101 @@ impl Purpose {
 /// One message to send.
 #[derive(Debug, Clone)]
 pub struct SendRequest {
+    /// The message's id (chosen ahead when something else points at it: an uploaded file).
+    pub id: MessageId,
     pub conversation_id: ConversationId,
     pub author: Author,
-    /// Already validated ([`validate::MessageText`]).
-    pub text: String,
+    /// Texts already validated ([`validate::MessageText`]).
+    pub content: Content,
     pub policy: PolicyRequest,
     pub purpose: Purpose,
 }
 
-/// Why a send cannot go out (a 422 for a person; a stored, failed message for automation).
+impl SendRequest {
+    /// A reply (no policy options) with a new id.
+    pub fn new(conversation_id: ConversationId, author: Author, content: Content) -> Self {
+        Self {
+            id: MessageId(uuid::Uuid::now_v7()),
+            conversation_id,
+            author,
+            content,
+            policy: PolicyRequest::default(),
+            purpose: Purpose::Reply,
+        }
+    }
+}
+
+/// A message written (or queued, or stored refused): the row and the API's JSON of it.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub message: Message,
+    pub json: serde_json::Value,
+}
+
+/// Why a send cannot go out: a person is answered with `status`/`api_code`; an automatic
+/// message is stored `failed` with `code`.
 pub(crate) struct Refusal {
+    status: StatusCode,
+    api_code: &'static str,
     code: &'static str,
     message: String,
     extra: serde_json::Value,
 }
 
+impl Refusal {
+    fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            api_code: code,
+            code,
+            message: message.into(),
+            extra: serde_json::json!({}),
+        }
+    }
+    fn with_extra(mut self, extra: serde_json::Value) -> Self {
+        self.extra = extra;
+        self
+    }
+    /// Told to a person as a plain invalid input (the stored reason stays `code`).
+    fn told_as_invalid_input(mut self) -> Self {
+        self.api_code = "invalid_input";
+        self
+    }
+}
+
 impl From<Refusal> for ApiError {
     fn from(r: Refusal) -> Self {
-        ApiError::new(
-            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-            r.code,
-            r.message,
+        ApiError::new(r.status, r.api_code, r.message).with_extra(r.extra)
+    }
+}
+
+/// Content the channel cannot carry, in words.
+fn unfit(channel: ChannelKind, u: Unfit) -> Refusal {
+    match u {
+        Unfit::TextTooLong(limit) => Refusal::new(
+            "text_too_long",
+            format!("text: {channel} messages must be {}", limit.describe()),
         )
-        .with_extra(r.extra)
+        .with_extra(serde_json::json!({"field": "text"}))
+        .told_as_invalid_input(),
+        Unfit::UploadsNotSupported => Refusal::new(
+            "attachments_not_supported",
+            "sending files on this channel is not supported yet; send a link instead",
+        ),
+        Unfit::NotSupported(what) => {
+            Refusal::new("not_supported", format!("{channel} does not carry {what}"))
+        }
+        Unfit::TooManyChoices { max } => Refusal::new(
+            "too_many_choices",
+            format!("buttons: {channel} takes at most {max} choices in one message"),
+        )
+        .with_extra(serde_json::json!({"field": "buttons", "max": max})),
+        Unfit::ChoiceTitleTooLong { max } => Refusal::new(
+            "choice_title_too_long",
+            format!("buttons: titles on {channel} are at most {max} characters"),
+        )
+        .with_extra(serde_json::json!({"field": "buttons", "max": max}))
+        .told_as_invalid_input(),
     }
 }
 
@@ -170,11 +248,7 @@ pub(crate) fn refusal(
     if let Some(o) = extra.as_object_mut() {
         o.insert("policy".into(), serde_json::json!(summary));
     }
-    Some(Refusal {
-        code,
-        message: message.to_owned(),
-        extra,
-    })
+    Some(Refusal::new(code, message).with_extra(extra))
 }
 
 /// Sends messages: writes them (live chat) or queues them for the outbox (providers). Cheap to
@@ -191,8 +265,16 @@ pub struct Outgoing {
 enum Route {
     /// Live chat: the row is the delivery (the widget reads it).
     Direct,
-    /// A provider: the outbox sends it to this recipient id.
+    /// A provider: the outbox sends it to this recipient id (a comment id for comment replies).
     Provider { to: String },
+}
+
+/// The content made ready for the thread: its text, what the message's meta records about it,
+/// and a template's Send API object (built, and its parameters checked, before the policy).
+struct Prepared {
+    text: String,
+    meta: serde_json::Value,
+    template: Option<serde_json::Value>,
 }
 
 impl Outgoing {
@@ -204,50 +286,41 @@ impl Outgoing {
         }
     }
 
-    /// Sends `req` and returns the message as the API shows it (with its extras). An automatic
-    /// message the policy refuses comes back `failed` with the reason (and is stored so).
-    pub async fn send(&self, req: SendRequest) -> ApiResult<serde_json::Value> {
+    /// Sends `req` and returns the message. An automatic message that cannot go out comes back
+    /// `failed` with the reason (and is stored so); a person's is an error and nothing is stored.
+    pub async fn send(&self, req: SendRequest) -> ApiResult<Sent> {
         let c = self.conversation(req.conversation_id).await?;
         let inbox = self
             .store
             .inbox(c.inbox_id)
             .await?
             .ok_or_else(|| ApiError::not_found("inbox"))?;
-        let (content, requested) = req.policy.parse()?;
-        let limit = outbound::capabilities(inbox.channel).text;
-        if !limit.fits(&req.text) {
-            let message = format!(
-                "text: {} messages must be {}",
-                inbox.channel,
-                limit.describe()
-            );
-            return self
-                .refuse_or_fail(
-                    &req,
-                    Refusal {
-                        code: "text_too_long",
-                        message,
-                        extra: serde_json::json!({"field": "text"}),
-                    },
-                    |r| ApiError::invalid(r.message).with_extra(r.extra),
-                )
-                .await;
-        }
-        let route = match self.recipient(&inbox, &c).await? {
-            Some(r) => r,
-            None => {
-                let message = if crate::meta::is_meta(inbox.channel) {
-                    "this customer has only commented: answer their comment with a private reply first"
-                } else {
-                    "this customer has no id on this channel to send to"
-                };
-                let r = Refusal {
-                    code: "no_messaging_id",
-                    message: message.to_owned(),
-                    extra: serde_json::json!({}),
-                };
-                return self.refuse_or_fail(&req, r, ApiError::from).await;
-            }
+        let (purpose, requested) = req.policy.parse()?;
+        let summary = thread_text(&req.content);
+        let fit = match outbound::fit(inbox.channel, &req.content) {
+            Ok(f) => f,
+            Err(u) => return self.refuse(&req, &summary, unfit(inbox.channel, u)).await,
+        };
+        let prepared = match self.prepare(&inbox, &req.content, fit, purpose).await? {
+            Ok(p) => p,
+            Err(r) => return self.refuse(&req, &summary, r).await,
+        };
+        let Some(route) = self.recipient(&inbox, &c, &req.content).await? else {
+            let message = if crate::meta::is_meta(inbox.channel) {
+                "this customer has only commented: answer their comment with a private reply first"
+            } else {
+                "this customer has no id on this channel to send to"
+            };
+            let r = Refusal::new("no_messaging_id", message);
+            return self.refuse(&req, &prepared.text, r).await;
+        };
+        let private_reply_sent = match req.content.private_reply_to() {
+            Some(r) => self
+                .store
+                .private_reply_of(inbox.id, &r.comment_id)
+                .await?
+                .is_some(),
+            None => false,
         };
         let rules = policy::rules_for(inbox.channel);
         // Decided on the conversation just read; read again only after a concurrent change.
@@ -258,26 +331,36 @@ impl Outgoing {
                 None => self.conversation(req.conversation_id).await?,
             };
             let now = self.clock.now();
+            let facts = self.facts(inbox.channel, &current).await?;
+            let decision = outbound::decide(
+                &rules,
+                facts,
+                now,
+                req.author,
+                &req.content,
+                purpose,
+                requested,
+                private_reply_sent,
+            );
+            // The private-reply rule is about the comment: it answers before the claim does.
+            let decision = match decision {
+                Ok(d) => d,
+                Err(r) => {
+                    let r = Refusal::new(r.code(), r.to_string());
+                    return self.refuse(&req, &prepared.text, r).await;
+                }
+            };
             // A person must hold the conversation; automation writes beside whoever holds it.
             let transition = match req.author.actor() {
                 Some(actor) => Some(conv::reply(&current, actor, now)?),
                 None => None,
             };
-            let facts = self.facts(inbox.channel, &current).await?;
-            let decision = policy::decide(
-                &rules,
-                facts,
-                now,
-                req.author.policy_sender(),
-                content,
-                requested,
-            );
             if let Some(r) = refusal(
                 &decision,
                 &policy::summarize(&rules, facts, now),
                 inbox.channel,
             ) {
-                return self.refuse_or_fail(&req, r, ApiError::from).await;
+                return self.refuse(&req, &prepared.text, r).await;
             }
             let Decision::Allowed {
                 messaging_type,
@@ -288,8 +371,8 @@ impl Outgoing {
                 return Err(ApiError::internal());
             };
             let queued = matches!(route, Route::Provider { .. });
-            let message = self.message(&current, &req, now, queued, None);
-            let mut meta = serde_json::json!({"content": content});
+            let message = self.message(&current, &req, &prepared.text, now, queued, None);
+            let mut meta = prepared.meta.clone();
             if inbox.channel == ChannelKind::Zalo {
                 meta["quota"] = serde_json::json!(if paid { "paid" } else { "free" });
                 meta["free_replies_used_before"] = serde_json::json!(facts.sent_since);
@@ -310,31 +393,37 @@ impl Outgoing {
             let written = match &route {
                 Route::Direct => self.store.apply(change).await.map(|_| ()),
                 Route::Provider { to } => {
-                    let request = render(inbox.channel, to, &req.text, &message, &meta);
-                    match self
-                        .store
-                        .queue_outbound(Outbound {
-                            change,
-                            job: OutboxJob::Send,
-                            request,
-                            meta: meta.clone(),
-                            private_reply_to: None,
-                        })
-                        .await
-                    {
+                    let (job, request) =
+                        render(inbox.channel, to, &req.content, &prepared, &message, &meta);
+                    let out = Outbound {
+                        change,
+                        job,
+                        request,
+                        meta: meta.clone(),
+                        private_reply_to: req
+                            .content
+                            .private_reply_to()
+                            .map(|r| r.comment_id.clone()),
+                    };
+                    match self.store.queue_outbound(out).await {
                         Ok(Ok(_)) => {
                             self.outbox.notify_one();
                             Ok(())
                         }
                         Ok(Err(OutboundError::PrivateReplyExists)) => {
-                            return Err(ApiError::internal());
+                            let r = policy::PrivateReplyRefusal::AlreadySent;
+                            let r = Refusal::new(r.code(), r.to_string());
+                            return self.refuse(&req, &prepared.text, r).await;
                         }
                         Err(e) => Err(e),
                     }
                 }
             };
             match written {
-                Ok(()) => return Ok(message_with_meta(&message, Some(&meta))),
+                Ok(()) => {
+                    let json = message_with_meta(&message, Some(&meta));
+                    return Ok(Sent { message, json });
+                }
                 Err(StoreError::VersionConflict) => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -342,22 +431,17 @@ impl Outgoing {
         Err(StoreError::VersionConflict.into())
     }
 
-    /// A person is told (`as_error`); an automatic message is stored `failed` with the reason
-    /// and the refusal is logged in the history.
-    async fn refuse_or_fail(
-        &self,
-        req: &SendRequest,
-        r: Refusal,
-        as_error: impl FnOnce(Refusal) -> ApiError,
-    ) -> ApiResult<serde_json::Value> {
+    /// The one refusal mapping: a person is told; an automatic message is stored `failed` with
+    /// the reason and the refusal is logged in the history.
+    async fn refuse(&self, req: &SendRequest, text: &str, r: Refusal) -> ApiResult<Sent> {
         if req.author != Author::Automation {
-            return Err(as_error(r));
+            return Err(r.into());
         }
         tracing::info!(conversation_id = %req.conversation_id, purpose = req.purpose.as_str(), reason = r.code, "automatic message refused");
         for _ in 0..5 {
             let current = self.conversation(req.conversation_id).await?;
             let now = self.clock.now();
-            let message = self.message(&current, req, now, false, Some(r.code));
+            let message = self.message(&current, req, text, now, false, Some(r.code));
             let meta = MessageMeta {
                 meta: serde_json::json!({"refused": {"reason": r.code, "message": r.message, "detail": r.extra}}),
                 ..MessageMeta::default()
@@ -379,12 +463,100 @@ impl Outgoing {
                 }),
             });
             match self.store.apply(change).await {
-                Ok(_) => return Ok(message_with_meta(&message, Some(&meta))),
+                Ok(_) => {
+                    let json = message_with_meta(&message, Some(&meta));
+                    return Ok(Sent { message, json });
+                }
                 Err(StoreError::VersionConflict) => continue,
                 Err(e) => return Err(e.into()),
             }
         }
         Err(StoreError::VersionConflict.into())
+    }
+
+    /// The thread's text and meta for the content; a template is looked up and its parameters
+    /// checked here, so a wrong one never reaches the policy or the provider.
+    async fn prepare(
+        &self,
+        inbox: &Inbox,
+        content: &Content,
+        fit: Fit,
+        purpose: policy::Content,
+    ) -> ApiResult<Result<Prepared, Refusal>> {
+        let plain = |text: String, meta| Prepared {
+            text,
+            meta,
+            template: None,
+        };
+        Ok(Ok(match content {
+            Content::Text(t) => plain(t.clone(), serde_json::json!({"content": purpose})),
+            Content::Interactive(i) => {
+                let mut meta = serde_json::json!({"content": purpose, "interactive": i});
+                match fit {
+                    Fit::Text(numbered) => {
+                        meta["sent_as"] = serde_json::json!("numbered_list");
+                        plain(numbered, meta)
+                    }
+                    Fit::AsIs => plain(i.body.clone(), meta),
+                }
+            }
+            Content::Media(m) => {
+                let (link, media_id) = match &m.source {
+                    outbound::MediaSource::Link(l) => (Some(l.as_str()), None),
+                    outbound::MediaSource::Hosted(id) => (None, Some(id.as_str())),
+                    // Our own files are listed from their attachment rows.
+                    outbound::MediaSource::Uploaded(_) => {
+                        return Ok(Ok(plain(
+                            m.thread_text(),
+                            serde_json::json!({"content": purpose}),
+                        )));
+                    }
+                };
+                let meta = serde_json::json!({"content": purpose, "attachments": [{"type": m.kind,
+                    "link": link, "media_id": media_id, "caption": m.caption, "filename": m.filename}]});
+                plain(m.thread_text(), meta)
+            }
+            Content::CommentReply(r) => {
+                let key = if r.private {
+                    "private_reply_to"
+                } else {
+                    "comment_reply_to"
+                };
+                let meta = serde_json::json!({ key: {"comment_id": r.comment_id, "message_id": r.message_id} });
+                plain(r.text.clone(), meta)
+            }
+            Content::Template(r) => {
+                let Some(stored) = self.store.template(inbox.id, &r.name, &r.language).await?
+                else {
+                    return Ok(Err(Refusal::new(
+                        "template_not_found",
+                        "no synced template with this name and language (sync the templates?)",
+                    )));
+                };
+                let t = to_template(&stored);
+                let object = match whatsapp::build_template(&t, &r.parameters) {
+                    Ok(o) => o,
+                    Err(e) => {
+                        let extra = serde_json::json!({"field": "template.parameters", "expects": t.params()});
+                        return Ok(Err(Refusal::new(
+                            "template_parameters_invalid",
+                            e.to_string(),
+                        )
+                        .with_extra(extra)));
+                    }
+                };
+                let p = &r.parameters;
+                let meta = serde_json::json!({"content": "template", "template": {
+                    "name": t.name, "language": t.language, "category": t.category,
+                    "parameters": {"header": p.header, "body": p.body,
+                                   "header_media_link": p.header_media_link}}});
+                Prepared {
+                    text: t.render(p),
+                    meta,
+                    template: Some(object),
+                }
+            }
+        }))
     }
 
     async fn conversation(&self, id: ConversationId) -> ApiResult<Conversation> {
@@ -398,6 +570,7 @@ impl Outgoing {
         &self,
         c: &Conversation,
         req: &SendRequest,
+        text: &str,
         now: Timestamp,
         queued: bool,
         refused: Option<&str>,
@@ -409,14 +582,14 @@ impl Outgoing {
             (None, false) => DeliveryStatus::Sent,
         };
         Message {
-            id: MessageId(uuid::Uuid::now_v7()),
+            id: req.id,
             conversation_id: c.id,
             inbox_id: c.inbox_id,
             direction: Direction::Outbound,
             sender_kind: req.author.sender_kind(),
             sender_agent_id: req.author.actor().map(|a| a.agent_id),
-            kind: MessageKind::Text,
-            text: req.text.clone(),
+            kind: req.content.message_kind(),
+            text: text.to_owned(),
             provider_message_id: None,
             delivery_status,
             failure_reason: refused.map(str::to_owned),
@@ -461,10 +634,20 @@ impl Outgoing {
         }
     }
 
-    /// Who to send to on this inbox: nobody to look up for live chat; a messaging id on Meta
-    /// (a commenter has none until a private reply); for WhatsApp the phone number (`wa_id`)
-    /// when known, else the business-scoped user id.
-    async fn recipient(&self, inbox: &Inbox, c: &Conversation) -> ApiResult<Option<Route>> {
+    /// Who to send to on this inbox: the comment for a comment reply; nobody to look up for
+    /// live chat; a messaging id on Meta (a commenter has none until a private reply); for
+    /// WhatsApp the phone number (`wa_id`) when known, else the business-scoped user id.
+    async fn recipient(
+        &self,
+        inbox: &Inbox,
+        c: &Conversation,
+        content: &Content,
+    ) -> ApiResult<Option<Route>> {
+        if let Content::CommentReply(r) = content {
+            return Ok(Some(Route::Provider {
+                to: r.comment_id.clone(),
+            }));
+        }
         if inbox.channel == ChannelKind::Livechat {
             return Ok(Some(Route::Direct));
         }
@@ -493,25 +676,80 @@ impl Outgoing {
     }
 }
 
-/// The outbox row's request for a text on this channel: Meta's rows carry the policy's
-/// parameters (the body is built at send time); the others carry the provider's body.
+/// What the thread shows for content refused before it was prepared.
+fn thread_text(content: &Content) -> String {
+    match content {
+        Content::Text(t) => t.clone(),
+        Content::Media(m) => m.thread_text(),
+        Content::Template(t) => format!("[template] {}", t.name),
+        Content::Interactive(i) => i.body.clone(),
+        Content::CommentReply(r) => r.text.clone(),
+    }
+}
+
+/// A synced template as the WhatsApp module reads it.
+pub fn to_template(t: &StoredTemplate) -> whatsapp::Template {
+    whatsapp::Template {
+        id: t.template_id.clone(),
+        name: t.name.clone(),
+        language: t.language.clone(),
+        status: t.status.clone(),
+        category: t.category.clone(),
+        components: t.components.clone(),
+        parameter_format: t.parameter_format.clone(),
+    }
+}
+
+/// The one place content becomes an outbox row, one arm per channel: the job and its request.
+/// Meta's rows carry the policy's parameters (the body is built at send time); the others carry
+/// the provider's body, built by the channel's module. Content a channel cannot carry never gets
+/// here (the capability table refused it); buttons where a channel has none arrive as the
+/// prepared numbered text.
 fn render(
     channel: ChannelKind,
     to: &str,
-    text: &str,
+    content: &Content,
+    prepared: &Prepared,
     message: &Message,
     meta: &MessageMeta,
-) -> serde_json::Value {
-    match channel {
-        ChannelKind::Messenger | ChannelKind::Instagram => serde_json::json!({
-            "recipient_id": to,
-            "messaging_type": meta.messaging_type,
-            "tag": meta.tag,
-            "text": text,
-        }),
+) -> (OutboxJob, serde_json::Value) {
+    let text = prepared.text.as_str();
+    let request = match channel {
+        ChannelKind::Messenger | ChannelKind::Instagram => match content {
+            Content::CommentReply(r) => {
+                let job = if r.private {
+                    OutboxJob::PrivateReply
+                } else {
+                    OutboxJob::CommentReply
+                };
+                return (
+                    job,
+                    serde_json::json!({"comment_id": r.comment_id, "text": r.text}),
+                );
+            }
+            _ => serde_json::json!({
+                "recipient_id": to,
+                "messaging_type": meta.messaging_type,
+                "tag": meta.tag,
+                "text": text,
+            }),
+        },
         ChannelKind::Whatsapp => {
             let marker = format!("{}{}", whatsapp::CALLBACK_PREFIX, message.id);
-            serde_json::json!({ "body": whatsapp::text_body(to, text, Some(&marker)) })
+            let rich =
+                |kind: &str, object| whatsapp::message_body(to, kind, object, Some(&marker), None);
+            let body = match content {
+                Content::Template(_) => {
+                    rich("template", prepared.template.clone().unwrap_or_default())
+                }
+                Content::Interactive(i) => rich("interactive", whatsapp::interactive_object(i)),
+                Content::Media(m) => rich(
+                    m.kind.as_str(),
+                    whatsapp::media_object(m).unwrap_or_default(),
+                ),
+                _ => whatsapp::text_body(to, text, Some(&marker)),
+            };
+            serde_json::json!({ "body": body })
         }
         ChannelKind::Zalo => {
             serde_json::json!({ "endpoint": "cs", "body": zalo::text_body(to, text, None) })
@@ -522,5 +760,6 @@ fn render(
         ChannelKind::Shopee | ChannelKind::Livechat => {
             serde_json::json!({ "to_id": to, "text": text })
         }
-    }
+    };
+    (OutboxJob::Send, request)
 }

@@ -2,11 +2,8 @@
 //! participants, reply/note, resolve, reopen, tags). Each transition is: load what the agent may
 //! see → ask the core → compare-and-set in the store → the store publishes the events.
 
-use crate::app::conversation::{
-    Plan, name_holder, outbound_message, summary, to_json, transact_message,
-};
+use crate::app::conversation::{NewMessage, post, summary, to_json};
 use crate::app::conversation_list::{self, ListParams};
-use crate::app::send::{PolicyRequest, Purpose, SendRequest};
 use crate::app::{publish_agent_typing, transitions, visible};
 use crate::auth::CurrentAgent;
 use crate::error::ApiPath as Path;
@@ -16,9 +13,6 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::response::Response;
 use serde::Deserialize;
-use switchboard_core::event;
-use switchboard_core::outbound::Author;
-use switchboard_core::validate::MessageText;
 use switchboard_core::*;
 use switchboard_store::MessageCursor;
 
@@ -116,64 +110,15 @@ pub async fn typing(
 
 // ------------------------------------------------------------------ writes
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewMessage {
-    text: String,
-    #[serde(default)]
-    kind: Option<String>,
-    /// Provider channels: the messaging-window options (`human_agent_confirmed`, `tag`, `content`).
-    #[serde(default)]
-    policy: Option<PolicyRequest>,
-    /// Sent by automation (a bot or an integration), not typed by a person: the policy is stricter.
-    #[serde(default)]
-    automated: bool,
-}
-
+/// `POST /conversations/{id}/messages`: a reply (text, or text with buttons), a note or a
+/// message to another agent.
 pub async fn post_message(
     State(st): State<AppState>,
     me: CurrentAgent,
     Path(id): Path<ConversationId>,
     ApiJson(b): ApiJson<NewMessage>,
 ) -> ApiResult<Response> {
-    let text = MessageText::parse(&b.text)?.into_inner();
-    let kind = match b.kind.as_deref().unwrap_or("reply") {
-        "reply" => MessageKind::Text,
-        "note" => MessageKind::Note,
-        "agent_to_agent" => MessageKind::AgentToAgent,
-        _ => {
-            return Err(
-                ApiError::invalid("kind: must be reply, note or agent_to_agent")
-                    .with_extra(serde_json::json!({"field": "kind"})),
-            );
-        }
-    };
-    visible(&st, &me, id).await?;
-    if kind == MessageKind::Text {
-        let req = SendRequest {
-            conversation_id: id,
-            author: Author::Agent {
-                actor: me.actor(),
-                automated: b.automated,
-            },
-            text,
-            policy: b.policy.unwrap_or_default(),
-            purpose: Purpose::Reply,
-        };
-        return match st.outgoing.send(req).await {
-            Ok(message) => Ok(created(message)),
-            Err(e) => Err(name_holder(&st, e).await),
-        };
-    }
-    let now = st.clock.now();
-    let message = transact_message(&st, &me, id, |c| {
-        Ok(Plan {
-            transition: None,
-            message: Some(outbound_message(c, &me, kind, text.clone(), now)),
-        })
-    })
-    .await?;
-    Ok(created(event::message_json(&message)))
+    Ok(created(post(&st, &me, id, b).await?))
 }
 
 pub async fn claim(

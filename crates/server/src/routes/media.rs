@@ -1,13 +1,12 @@
 //! Files on messages: agents upload (`POST /conversations/{id}/attachments`, raw body), agents and
 //! the conversation's own visitor download. Files live under `<data_dir>/media/<id>`.
 
-use crate::app::conversation::{Plan, outbound_message, transact_message};
-use crate::app::media::{attachment_json, media_path, with_attachments};
+use crate::app::media::{attachment_json, media_path};
 use crate::app::visible;
 use crate::auth::{CurrentAgent, Visitor};
 use crate::error::ApiPath as Path;
 use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
-use crate::routes::{body_within, created, new_uuid};
+use crate::responses::{body_within, created};
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -15,27 +14,9 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use switchboard_core::conversation as conv;
-use switchboard_core::event;
 use switchboard_core::media;
 use switchboard_core::*;
 use switchboard_store::Attachment;
-
-fn clean_filename(raw: &str) -> String {
-    let name: String = raw
-        .rsplit(['/', '\\'])
-        .next()
-        .unwrap_or("")
-        .chars()
-        .filter(|c| !c.is_control() && *c != '"')
-        .take(120)
-        .collect();
-    if name.trim().is_empty() {
-        "file".into()
-    } else {
-        name.trim().to_owned()
-    }
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,6 +25,7 @@ pub struct UploadParams {
     caption: Option<String>,
 }
 
+/// `POST /conversations/{id}/attachments?filename=…&caption=…` with the file as the raw body.
 pub async fn upload(
     State(st): State<AppState>,
     me: CurrentAgent,
@@ -51,83 +33,11 @@ pub async fn upload(
     ApiQuery(p): ApiQuery<UploadParams>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    let body = body_within(
-        body,
-        "file_too_large",
-        "files",
-        st.config.limits.max_upload_bytes,
-    )?;
-    let c = visible(&st, &me, id).await?;
-    if body.is_empty() {
-        return Err(ApiError::invalid("the file is empty"));
-    }
-    // Sending files through providers (Messenger, WhatsApp, ...) goes through their outbox and
-    // messaging-window policy, which do not carry attachments yet: refuse rather than pretend.
-    let channel = st.store.inbox(c.inbox_id).await?.map(|i| i.channel);
-    if channel != Some(ChannelKind::Livechat) {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "attachments_not_supported",
-            "sending files on this channel is not supported yet; send a link instead",
-        ));
-    }
-    // Decide before writing anything: only the holder (or a participant) may send to the customer.
-    conv::reply(&c, me.actor(), st.clock.now())?;
-    let filename = clean_filename(&p.filename);
-    // What the file is comes from its bytes; the Content-Type the uploader sent is ignored.
-    let content_type = media::sniff(&body).to_owned();
-    let caption = p
-        .caption
-        .as_deref()
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-        .map(|c| validate::MessageText::parse(c).map(validate::MessageText::into_inner))
-        .transpose()?;
-    let now = st.clock.now();
-    let att = Attachment {
-        id: new_uuid(),
-        conversation_id: id,
-        message_id: MessageId(new_uuid()),
-        filename: filename.clone(),
-        content_type,
-        size_bytes: i64::try_from(body.len()).unwrap_or(i64::MAX),
-        created_at: now,
-    };
-    let path = media_path(&st, att.id);
-    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let mut f = std::fs::File::create(&path)?;
-        std::io::Write::write_all(&mut f, &body)?;
-        f.sync_all()
-    })
-    .await
-    .map_err(|_| ApiError::internal())?
-    .map_err(|e| {
-        tracing::error!(error = %e, "could not store an attachment");
-        ApiError::internal()
-    })?;
-    st.store.create_attachment(&att).await?;
-    let text = caption.unwrap_or(filename);
-    let message_id = att.message_id;
-    let message = transact_message(&st, &me, id, |c| {
-        let mut m = outbound_message(c, &me, MessageKind::Media, text.clone(), now);
-        m.id = message_id;
-        Ok(Plan {
-            transition: Some(conv::reply(c, me.actor(), now)?),
-            message: Some(m),
-        })
-    })
-    .await?;
-    let json = with_attachments(
-        &st,
-        std::slice::from_ref(&message),
-        false,
-        vec![event::message_json(&message)],
-    )
-    .await?;
-    Ok(created(json.into_iter().next().unwrap_or_default()))
+    let limit = st.config.limits.max_upload_bytes;
+    let body = body_within(body, "file_too_large", "files", limit)?;
+    let caption = p.caption.as_deref();
+    let sent = crate::app::media::upload(&st, &me, id, &p.filename, caption, body).await?;
+    Ok(created(sent))
 }
 
 pub async fn gallery(

@@ -29,10 +29,6 @@ use axum::routing::{delete, get, patch, post};
 // What the route files share lives outside `routes/` (no route file imports another, and none
 // imports the router); these re-exports serve the files not yet switched and must go with them.
 pub use crate::random::new_uuid;
-pub use crate::responses::{
-    PING_EVERY, body_or_413, body_within, created, small_buffers, unavailable,
-};
-
 /// Every route: (method, path, summary). The OpenAPI document is generated from this table and a
 /// test checks that the router serves each entry.
 pub const ROUTES: &[(&str, &str, &str)] = &[

@@ -176,6 +176,9 @@ pub fn request(method: &str, path: &str) -> Value {
             json!({"text": string(),
                 "kind": {"type": ["string", "null"], "enum": ["reply", "note", "agent_to_agent", null]},
                 "policy": {"oneOf": [{"type": "null"}, policy()]},
+                "buttons": {"type": ["array", "null"], "items": object(&["id", "title"], json!({
+                    "id": string(), "title": string(), "description": nullable("string"),
+                }))},
                 "automated": {"type": "boolean"}}),
         ))}),
         ("post", "/api/v1/conversations/{id}/assign")
@@ -202,7 +205,7 @@ pub fn request(method: &str, path: &str) -> Value {
             json!({"requestBody": json_body(object(
                 &["action"],
                 json!({"action": {"type": "string", "enum": ["reply", "private_reply", "like", "unlike", "hide", "unhide", "delete"]},
-                    "text": nullable("string")}),
+                    "text": nullable("string"), "automated": {"type": "boolean"}}),
             ))})
         }
         ("post", "/api/v1/contacts/{id}/merge") => json!({"requestBody": json_body(object(
