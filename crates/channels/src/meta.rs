@@ -852,9 +852,9 @@ mod bounded_ids_tests {
 
 use crate::provider::{
     Ack, ApiAnswer, ApiBody, ApiCall, Arrival, BadWebhook, Claim, Claims, Effect, NotSent,
-    Outgoing, Provider, Sent, Verified, WebhookRequest, base_url, refused, setting,
+    Outgoing, Provider, Rendering, Sent, Verified, WebhookRequest, base_url, refused, setting,
 };
-use switchboard_core::outbound::OutboxJob;
+use switchboard_core::outbound::{Content, OutboxJob};
 
 /// The Graph API object of an inbox's channel.
 pub fn object_of(channel: ChannelKind) -> Object {
@@ -946,6 +946,23 @@ impl Provider for Meta {
     }
     fn ack(&self, _: &[Arrival]) -> Ack {
         Ack::Text("EVENT_RECEIVED")
+    }
+    fn render(&self, r: &Rendering<'_>) -> (OutboxJob, Value) {
+        if let Content::CommentReply(c) = r.content {
+            let job = if c.private {
+                OutboxJob::PrivateReply
+            } else {
+                OutboxJob::CommentReply
+            };
+            return (job, json!({"comment_id": c.comment_id, "text": c.text}));
+        }
+        let request = json!({
+            "recipient_id": r.to,
+            "messaging_type": r.messaging_type,
+            "tag": r.tag,
+            "text": r.text,
+        });
+        (OutboxJob::Send, request)
     }
     fn send_call(
         &self,

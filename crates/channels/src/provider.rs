@@ -11,7 +11,7 @@
 use serde_json::Value;
 use std::collections::HashMap;
 use switchboard_core::ingest::InboundEvent;
-use switchboard_core::outbound::OutboxJob;
+use switchboard_core::outbound::{Content, OutboxJob};
 use switchboard_core::{ChannelKind, Inbox, InboxId, MessageId, Timestamp};
 
 /// How a failed provider call should be handled.
@@ -268,6 +268,24 @@ impl ApiAnswer<'_> {
     }
 }
 
+/// What the `send` command hands a provider to render into an outbox row (after the policy
+/// allowed it and the content was checked against the channel's capabilities).
+#[derive(Debug, Clone, Copy)]
+pub struct Rendering<'a> {
+    /// The customer's id on the channel.
+    pub to: &'a str,
+    pub content: &'a Content,
+    /// The text as the thread shows it (a text, a caption, buttons as a numbered list...).
+    pub text: &'a str,
+    /// A WhatsApp template's `template` object, filled and checked.
+    pub template: Option<&'a Value>,
+    /// Our message: carried as a marker where the provider echoes one back.
+    pub message_id: MessageId,
+    /// The policy's Send API parameters (Messenger, Instagram).
+    pub messaging_type: Option<&'a str>,
+    pub tag: Option<&'a str>,
+}
+
 /// One outbox row to deliver: what the `send` command queued.
 #[derive(Debug, Clone, Copy)]
 pub struct Outgoing<'a> {
@@ -366,6 +384,8 @@ pub trait Provider: Send + Sync {
 
     // ---------------------------------------------------------------- outbound
 
+    /// The outbox row for a message: its job and the request [`Provider::send_call`] reads.
+    fn render(&self, r: &Rendering<'_>) -> (OutboxJob, Value);
     /// The call that delivers an outbox row.
     fn send_call(
         &self,

@@ -245,10 +245,11 @@ pub fn classify(status: u16, body: &[u8]) -> Result<String, Failure> {
 // ------------------------------------------------------------------ the provider
 
 use crate::provider::{
-    Ack, ApiAnswer, ApiCall, Arrival, BadWebhook, Claim, Claims, NotSent, Outgoing, Provider, Sent,
-    Verified, WebhookRequest, base_url, refused, setting,
+    Ack, ApiAnswer, ApiCall, Arrival, BadWebhook, Claim, Claims, NotSent, Outgoing, Provider,
+    Rendering, Sent, Verified, WebhookRequest, base_url, refused, setting,
 };
 use switchboard_core::ingest::{InboundEvent, InboundSender, Said};
+use switchboard_core::outbound::OutboxJob;
 use switchboard_core::{ChannelKind, Inbox, MessageKind};
 
 /// Shopee Open Platform pushes (§6): the shop is read first, only to find whose partner key
@@ -348,6 +349,9 @@ impl Provider for Shopee {
     }
     fn ack(&self, _: &[Arrival]) -> Ack {
         Ack::Empty
+    }
+    fn render(&self, r: &Rendering<'_>) -> (OutboxJob, Value) {
+        (OutboxJob::Send, json!({ "to_id": r.to, "text": r.text }))
     }
     fn send_call(
         &self,

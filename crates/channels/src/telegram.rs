@@ -329,9 +329,10 @@ pub fn classify(status: u16, body: &[u8]) -> Result<String, Failure> {
 
 use crate::provider::{
     Ack, ApiAnswer, ApiCall, Arrival, BadWebhook, Claim, Claims, Effect, NotSent, Outgoing,
-    Provider, Sent, Verified, WebhookRequest, base_url, refused, setting,
+    Provider, Rendering, Sent, Verified, WebhookRequest, base_url, refused, setting,
 };
 use switchboard_core::ingest::{InboundEvent, InboundSender, Said};
+use switchboard_core::outbound::OutboxJob;
 use switchboard_core::{ChannelKind, Inbox, MessageKind};
 
 /// Telegram bots: one webhook URL per bot (`/webhooks/telegram/{inbox}`), registered with
@@ -383,6 +384,10 @@ impl Provider for Telegram {
                 _ => None,
             })
             .unwrap_or(Ack::Empty)
+    }
+    fn render(&self, r: &Rendering<'_>) -> (OutboxJob, Value) {
+        let body = send_message_body(r.to, r.text, None);
+        (OutboxJob::Send, json!({ "body": body }))
     }
     fn send_call(
         &self,

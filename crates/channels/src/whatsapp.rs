@@ -1036,9 +1036,11 @@ pub fn classify_error(status: u16, body: &[u8], retry_after: Option<&str>) -> Fa
 
 use crate::provider::{
     Ack, ApiAnswer, ApiCall, Arrival, BadWebhook, Claim, Claims, Effect, NotSent, Outgoing,
-    Provider, Sent, TemplateChange, Usage, Verified, WebhookRequest, base_url, refused, setting,
+    Provider, Rendering, Sent, TemplateChange, Usage, Verified, WebhookRequest, base_url, refused,
+    setting,
 };
 use switchboard_core::ingest::{InboundEvent, InboundSender, Said};
+use switchboard_core::outbound::{Content, OutboxJob};
 use switchboard_core::{ChannelKind, DeliveryStatus, Inbox, MessageKind};
 
 /// The WhatsApp Cloud API: one webhook URL for every number (§3).
@@ -1124,6 +1126,17 @@ impl Provider for WhatsApp {
     }
     fn ack(&self, _: &[Arrival]) -> Ack {
         Ack::Text("EVENT_RECEIVED")
+    }
+    fn render(&self, r: &Rendering<'_>) -> (OutboxJob, Value) {
+        let marker = format!("{CALLBACK_PREFIX}{}", r.message_id);
+        let rich = |kind: &str, object| message_body(r.to, kind, object, Some(&marker), None);
+        let body = match r.content {
+            Content::Template(_) => rich("template", r.template.cloned().unwrap_or_default()),
+            Content::Interactive(i) => rich("interactive", interactive_object(i)),
+            Content::Media(m) => rich(m.kind.as_str(), media_object(m).unwrap_or_default()),
+            _ => text_body(r.to, r.text, Some(&marker)),
+        };
+        (OutboxJob::Send, json!({ "body": body }))
     }
     fn send_call(
         &self,

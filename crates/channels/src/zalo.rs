@@ -410,9 +410,10 @@ pub fn parse_refresh(v: &Value) -> Option<(String, String, i64)> {
 
 use crate::provider::{
     Ack, ApiAnswer, ApiBody, ApiCall, Arrival, BadWebhook, Claim, Claims, Effect, NotSent,
-    Outgoing, Provider, Verified, WebhookRequest, base_url, refused, setting,
+    Outgoing, Provider, Rendering, Verified, WebhookRequest, base_url, refused, setting,
 };
 use switchboard_core::ingest::{Echoed, InboundEvent, InboundSender, Said};
+use switchboard_core::outbound::OutboxJob;
 use switchboard_core::{ChannelKind, DeliveryStatus, Inbox, MessageKind};
 
 /// Zalo Official Accounts: one callback URL for every OA (§4.1). The OA is read first only to
@@ -479,6 +480,10 @@ impl Provider for Zalo {
     }
     fn ack(&self, _: &[Arrival]) -> Ack {
         Ack::Empty
+    }
+    fn render(&self, r: &Rendering<'_>) -> (OutboxJob, Value) {
+        let body = text_body(r.to, r.text, None);
+        (OutboxJob::Send, json!({ "endpoint": "cs", "body": body }))
     }
     fn send_call(
         &self,

@@ -15,7 +15,8 @@ use crate::error::{ApiError, ApiResult};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use std::sync::Arc;
-use switchboard_channels::{telegram, whatsapp, zalo};
+use switchboard_channels::provider::Rendering;
+use switchboard_channels::whatsapp;
 use switchboard_core::conversation::{self as conv, Action, ActionKind};
 use switchboard_core::event::{self, EventDraft, EventKind};
 use switchboard_core::outbound::{self, Author, Content, Fit, Unfit};
@@ -705,6 +706,7 @@ pub fn to_template(t: &StoredTemplate) -> whatsapp::Template {
 /// the provider's body, built by the channel's module. Content a channel cannot carry never gets
 /// here (the capability table refused it); buttons where a channel has none arrive as the
 /// prepared numbered text.
+/// The outbox row of a message, rendered by its channel's provider.
 fn render(
     channel: ChannelKind,
     to: &str,
@@ -713,53 +715,21 @@ fn render(
     message: &Message,
     meta: &MessageMeta,
 ) -> (OutboxJob, serde_json::Value) {
-    let text = prepared.text.as_str();
-    let request = match channel {
-        ChannelKind::Messenger | ChannelKind::Instagram => match content {
-            Content::CommentReply(r) => {
-                let job = if r.private {
-                    OutboxJob::PrivateReply
-                } else {
-                    OutboxJob::CommentReply
-                };
-                return (
-                    job,
-                    serde_json::json!({"comment_id": r.comment_id, "text": r.text}),
-                );
-            }
-            _ => serde_json::json!({
-                "recipient_id": to,
-                "messaging_type": meta.messaging_type,
-                "tag": meta.tag,
-                "text": text,
-            }),
-        },
-        ChannelKind::Whatsapp => {
-            let marker = format!("{}{}", whatsapp::CALLBACK_PREFIX, message.id);
-            let rich =
-                |kind: &str, object| whatsapp::message_body(to, kind, object, Some(&marker), None);
-            let body = match content {
-                Content::Template(_) => {
-                    rich("template", prepared.template.clone().unwrap_or_default())
-                }
-                Content::Interactive(i) => rich("interactive", whatsapp::interactive_object(i)),
-                Content::Media(m) => rich(
-                    m.kind.as_str(),
-                    whatsapp::media_object(m).unwrap_or_default(),
-                ),
-                _ => whatsapp::text_body(to, text, Some(&marker)),
-            };
-            serde_json::json!({ "body": body })
-        }
-        ChannelKind::Zalo => {
-            serde_json::json!({ "endpoint": "cs", "body": zalo::text_body(to, text, None) })
-        }
-        ChannelKind::Telegram => {
-            serde_json::json!({ "body": telegram::send_message_body(to, text, None) })
-        }
-        ChannelKind::Shopee | ChannelKind::Livechat => {
-            serde_json::json!({ "to_id": to, "text": text })
-        }
+    let r = Rendering {
+        to,
+        content,
+        text: &prepared.text,
+        template: prepared.template.as_ref(),
+        message_id: message.id,
+        messaging_type: meta.messaging_type.as_deref(),
+        tag: meta.tag.as_deref(),
     };
-    (OutboxJob::Send, request)
+    match switchboard_channels::for_channel(channel) {
+        Some(p) => p.render(&r),
+        // Live chat has no outbox: its messages are delivered over the widget's socket.
+        None => (
+            OutboxJob::Send,
+            serde_json::json!({ "to_id": to, "text": r.text }),
+        ),
+    }
 }
