@@ -6,6 +6,7 @@ use crate::state::AppState;
 use axum::http::StatusCode;
 use switchboard_core::contact::{self, EditError};
 use switchboard_core::{Contact, ContactId, Identity};
+use switchboard_store::{ContactMerge, StoreError};
 
 /// A contact is visible to an agent who can see one of its identities' inboxes; otherwise 404.
 pub async fn visible_contact(
@@ -50,4 +51,74 @@ fn edit_error(e: EditError) -> ApiError {
         EditError::UnknownField(_) => ApiError::invalid(e.to_string()),
         EditError::Invalid(v) => v.into(),
     }
+}
+
+/// Merges a contact into another (both visible to the agent): identities and conversations move,
+/// one customer, one history; undoable.
+pub async fn merge(
+    st: &AppState,
+    me: &CurrentAgent,
+    id: ContactId,
+    into: ContactId,
+) -> ApiResult<ContactMerge> {
+    visible_contact(st, me, id).await?;
+    visible_contact(st, me, into).await?;
+    if id == into {
+        return Err(ApiError::invalid(
+            "into_contact_id: cannot merge a contact into itself",
+        ));
+    }
+    let now = st.clock.now();
+    Ok(st
+        .store
+        .merge_contacts(id, into, "manual", Some(me.agent.id), now)
+        .await?)
+}
+
+/// Undoes a merge whose surviving contact the agent may see.
+pub async fn undo_merge(
+    st: &AppState,
+    me: &CurrentAgent,
+    id: uuid::Uuid,
+) -> ApiResult<ContactMerge> {
+    let record = st
+        .store
+        .merge_record(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("merge"))?;
+    visible_contact(st, me, record.into_contact_id).await?;
+    st.store
+        .undo_merge(id, st.clock.now())
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                "already_undone",
+                "this merge was undone already",
+            ),
+            other => other.into(),
+        })
+}
+
+/// A contact's merges, checked through the contact that survived them.
+pub async fn merges(
+    st: &AppState,
+    me: &CurrentAgent,
+    id: ContactId,
+) -> ApiResult<Vec<ContactMerge>> {
+    let c = st
+        .store
+        .contact(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("contact"))?;
+    let items = st.store.merges_of(c.id).await?;
+    // A merged-away contact has no identities left: check through the survivor.
+    let survivor = items
+        .iter()
+        .rev()
+        .find(|m| m.undone_at.is_none())
+        .map(|m| m.into_contact_id)
+        .unwrap_or(id);
+    visible_contact(st, me, survivor).await?;
+    Ok(items)
 }

@@ -4,18 +4,17 @@
 //! A reply the policy refuses gets 422 (`window_closed`, `private_reply_expired`, ...) and
 //! nothing is stored or queued.
 
+use crate::app::contacts;
 use crate::app::visible;
 use crate::auth::CurrentAgent;
 use crate::error::ApiPath as Path;
-use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::error::{ApiJson, ApiResult};
 use crate::responses::created;
 use crate::state::AppState;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 use switchboard_core::*;
-use switchboard_store::StoreError;
 
 /// `GET /conversations/{id}/policy`: what the composer may do now.
 pub async fn get_policy(
@@ -52,19 +51,6 @@ pub async fn comment_action(
 
 // ------------------------------------------------------------------ contact merges
 
-async fn visible_contact(st: &AppState, me: &CurrentAgent, id: ContactId) -> ApiResult<Contact> {
-    let c = st
-        .store
-        .contact(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("contact"))?;
-    let ids = st.store.contact_identities(id).await?;
-    if !ids.iter().any(|i| st.access.can_see(&me.agent, i.inbox_id)) {
-        return Err(ApiError::not_found("contact"));
-    }
-    Ok(c)
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MergeBody {
@@ -79,23 +65,7 @@ pub async fn merge(
     Path(id): Path<ContactId>,
     ApiJson(b): ApiJson<MergeBody>,
 ) -> ApiResult<Response> {
-    visible_contact(&st, &me, id).await?;
-    visible_contact(&st, &me, b.into_contact_id).await?;
-    if id == b.into_contact_id {
-        return Err(ApiError::invalid(
-            "into_contact_id: cannot merge a contact into itself",
-        ));
-    }
-    let m = st
-        .store
-        .merge_contacts(
-            id,
-            b.into_contact_id,
-            "manual",
-            Some(me.agent.id),
-            st.clock.now(),
-        )
-        .await?;
+    let m = contacts::merge(&st, &me, id, b.into_contact_id).await?;
     Ok(created(serde_json::json!(m)))
 }
 
@@ -104,25 +74,7 @@ pub async fn undo_merge(
     me: CurrentAgent,
     Path(id): Path<uuid::Uuid>,
 ) -> ApiResult<ApiJson<serde_json::Value>> {
-    // Visible: the surviving contact must be visible to the agent.
-    let merges = st
-        .store
-        .merge_record(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("merge"))?;
-    visible_contact(&st, &me, merges.into_contact_id).await?;
-    let m = st
-        .store
-        .undo_merge(id, st.clock.now())
-        .await
-        .map_err(|e| match e {
-            StoreError::Conflict(_) => ApiError::new(
-                StatusCode::CONFLICT,
-                "already_undone",
-                "this merge was undone already",
-            ),
-            other => other.into(),
-        })?;
+    let m = contacts::undo_merge(&st, &me, id).await?;
     Ok(ApiJson(serde_json::json!(m)))
 }
 
@@ -131,20 +83,7 @@ pub async fn merges(
     me: CurrentAgent,
     Path(id): Path<ContactId>,
 ) -> ApiResult<ApiJson<serde_json::Value>> {
-    let c = st
-        .store
-        .contact(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("contact"))?;
-    let items = st.store.merges_of(c.id).await?;
-    // A merged-away contact has no identities left: check through the survivor.
-    let survivor = items
-        .iter()
-        .rev()
-        .find(|m| m.undone_at.is_none())
-        .map(|m| m.into_contact_id)
-        .unwrap_or(id);
-    visible_contact(&st, &me, survivor).await?;
+    let items = contacts::merges(&st, &me, id).await?;
     Ok(ApiJson(
         serde_json::json!({"items": items, "next_cursor": null}),
     ))
