@@ -19,6 +19,7 @@ pub mod policy;
 pub mod presence;
 pub mod retry;
 pub mod routing;
+pub mod text;
 pub mod time;
 pub mod timers;
 pub mod validate;
