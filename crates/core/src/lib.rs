@@ -10,6 +10,7 @@ pub mod business_hours;
 pub mod contact;
 pub mod conversation;
 pub mod event;
+pub mod flow;
 pub mod ids;
 pub mod ingest;
 pub mod media;
