@@ -46,8 +46,9 @@ pub fn phone_e164(raw: &str) -> Option<String> {
     ok.then(|| format!("+84{national}"))
 }
 
-/// A number as typed: `1.500.000`, `1,5`, `2 500`, `150k`? No units: digits with one decimal
-/// separator (`,` or `.`), or `.`/`,` grouping thousands. Returned in plain form (`1500000`, `1.5`).
+/// A number as typed: digits with `.` or `,` grouping thousands (`1.500.000`, `2 500`) or one
+/// decimal separator (`1,5`, `2.25`); no units (`150k` is not a number). Returned in plain form
+/// (`1500000`, `1.5`). A single `,` followed by three digits reads as a decimal (`1,500` → `1.500`).
 pub fn number(raw: &str) -> Option<String> {
     let s: String = raw.trim().chars().filter(|c| *c != ' ').collect();
     let (neg, body) = match s.strip_prefix('-') {
