@@ -168,6 +168,30 @@ impl BusinessHours {
         self.days[t.weekday].iter().any(|r| r.contains(t.minute))
     }
 
+    /// The first moment from `now` on when the inbox is open: `now` itself when open, else the
+    /// start of its next range (holidays skipped), looking up to a year ahead; `None`: never open.
+    pub fn next_open(&self, now: Timestamp) -> Option<Timestamp> {
+        let today = local_time(now, self.utc_offset_minutes);
+        let first_day = today.date.days_since_epoch();
+        for offset in 0..=366 {
+            let date = Date::from_days_since_epoch(first_day + offset);
+            if self.holidays.contains(&date) {
+                continue;
+            }
+            let weekday = (today.weekday + offset as usize) % 7;
+            for r in &self.days[weekday] {
+                if offset == 0 && r.contains(today.minute) {
+                    return Some(now);
+                }
+                let start = timestamp_at(date, r.start, self.utc_offset_minutes);
+                if start > now {
+                    return Some(start);
+                }
+            }
+        }
+        None
+    }
+
     /// Checks ranges (start < end ≤ 24:00, sorted, non-overlapping) and the offset. Returns the
     /// offending field and why.
     pub fn check(&self) -> Result<(), (String, &'static str)> {
@@ -240,6 +264,37 @@ mod tests {
             pause_routing: true,
             auto_reply: None,
         }
+    }
+
+    #[test]
+    fn next_open_skips_breaks_nights_sundays_and_holidays() {
+        let h = shop();
+        let at = |date: &str, time: &str| timestamp_at(d(date), hm(time), VN);
+        for ((date, time), want) in [
+            // Open now: now.
+            (("2026-09-21", "09:00"), Some(("2026-09-21", "09:00"))),
+            // Lunch break: the afternoon range.
+            (("2026-09-21", "12:00"), Some(("2026-09-21", "13:30"))),
+            // Early morning: today's opening.
+            (("2026-09-21", "06:59"), Some(("2026-09-21", "08:00"))),
+            // Closing time exactly: tomorrow.
+            (("2026-09-21", "17:30"), Some(("2026-09-22", "08:00"))),
+            // Saturday afternoon, Sunday closed: Monday.
+            (("2026-09-26", "12:00"), Some(("2026-09-28", "08:00"))),
+            // The evening before the 2 September holiday: the 3rd.
+            (("2026-09-01", "20:00"), Some(("2026-09-03", "08:00"))),
+        ] {
+            assert_eq!(
+                h.next_open(at(date, time)),
+                want.map(|(d, t)| at(d, t)),
+                "{date} {time}"
+            );
+        }
+        let never = BusinessHours {
+            days: Default::default(),
+            ..shop()
+        };
+        assert_eq!(never.next_open(at("2026-09-21", "09:00")), None);
     }
 
     #[test]

@@ -42,4 +42,6 @@ id_type!(
     QuickReplyId,
     /// A durable timer row (reply SLA, auto-close, offline release).
     TimerId,
+    /// An automation flow (all its versions share the id).
+    FlowId,
 );

@@ -37,44 +37,9 @@ pub(crate) const WALK_MESSAGES: i64 = 20;
 /// How many of the newest matching messages (and contacts) the index search considers.
 pub(crate) const DEPTH: i64 = 2000;
 
-/// Latin letters with diacritics (both cases, Vietnamese included) and the lower-case ASCII
-/// letter each folds to, position by position: how the walk folds. The indexes fold the same
-/// letters their own way: SQLite's FTS5 tokenizer removes diacritics itself (all but `đ`, which
-/// its index is given folded: migration 8), PostgreSQL decomposes and drops the marks
-/// (`postgres::folded_sql`).
-pub(crate) const FOLD_FROM: &str = "ÀÁÂÃÄÅÇÈÉÊËÌÍÎÏÑÒÓÔÕÖÙÚÛÜÝàáâãäåçèéêëìíîïñòóôõöùúûüýÿĀāĂăĄąĆćĈĉĊċČčĎďĒēĔĕĖėĘęĚěĜĝĞğĠġĢģĤĥĨĩĪīĬĭĮįİĴĵĶķĹĺĻļĽľŃńŅņŇňŌōŎŏŐőŔŕŖŗŘřŚśŜŝŞşŠšŢţŤťŨũŪūŬŭŮůŰűŲųŴŵŶŷŸŹźŻżŽžƠơƯưǍǎǏǐǑǒǓǔǕǖǗǘǙǚǛǜǞǟǠǡǦǧǨǩǪǫǬǭǰǴǵǸǹǺǻȀȁȂȃȄȅȆȇȈȉȊȋȌȍȎȏȐȑȒȓȔȕȖȗȘșȚțȞȟȦȧȨȩȪȫȬȭȮȯȰȱȲȳḀḁḂḃḄḅḆḇḈḉḊḋḌḍḎḏḐḑḒḓḔḕḖḗḘḙḚḛḜḝḞḟḠḡḢḣḤḥḦḧḨḩḪḫḬḭḮḯḰḱḲḳḴḵḶḷḸḹḺḻḼḽḾḿṀṁṂṃṄṅṆṇṈṉṊṋṌṍṎṏṐṑṒṓṔṕṖṗṘṙṚṛṜṝṞṟṠṡṢṣṤṥṦṧṨṩṪṫṬṭṮṯṰṱṲṳṴṵṶṷṸṹṺṻṼṽṾṿẀẁẂẃẄẅẆẇẈẉẊẋẌẍẎẏẐẑẒẓẔẕẖẗẘẙẠạẢảẤấẦầẨẩẪẫẬậẮắẰằẲẳẴẵẶặẸẹẺẻẼẽẾếỀềỂểỄễỆệỈỉỊịỌọỎỏỐốỒồỔổỖỗỘộỚớỜờỞởỠỡỢợỤụỦủỨứỪừỬửỮữỰựỲỳỴỵỶỷỸỹđĐ";
-pub(crate) const FOLD_TO: &str = "aaaaaaceeeeiiiinooooouuuuyaaaaaaceeeeiiiinooooouuuuyyaaaaaaccccccccddeeeeeeeeeegggggggghhiiiiiiiiijjkkllllllnnnnnnoooooorrrrrrssssssssttttuuuuuuuuuuuuwwyyyzzzzzzoouuaaiioouuuuuuuuuuaaaaggkkoooojggnnaaaaaaeeeeiiiioooorrrruuuusstthhaaeeooooooooyyaabbbbbbccddddddddddeeeeeeeeeeffgghhhhhhhhhhiiiikkkkkkllllllllmmmmmmnnnnnnnnoooooooopppprrrrrrrrssssssssssttttttttuuuuuuuuuuvvvvwwwwwwwwwwxxxxyyzzzzzzhtwyaaaaaaaaaaaaaaaaaaaaaaaaeeeeeeeeeeeeeeeeiiiioooooooooooooooooooooooouuuuuuuuuuuuuuyyyyyyyydd";
-
-/// `c` lower-cased and without diacritics.
-fn fold_char(c: char) -> impl Iterator<Item = char> {
-    static FOLD: std::sync::OnceLock<HashMap<char, char>> = std::sync::OnceLock::new();
-    let fold = FOLD.get_or_init(|| FOLD_FROM.chars().zip(FOLD_TO.chars()).collect());
-    c.to_lowercase().map(|l| {
-        if l.is_ascii() {
-            l
-        } else {
-            fold.get(&l).copied().unwrap_or(l)
-        }
-    })
-}
-
-/// The words of `text` as the search compares them: cut at anything that is not a letter or a
-/// digit, lower-cased, diacritics removed.
-pub(crate) fn words(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut word = String::new();
-    for c in text.chars() {
-        if c.is_alphanumeric() {
-            word.extend(fold_char(c));
-        } else if !word.is_empty() {
-            out.push(std::mem::take(&mut word));
-        }
-    }
-    if !word.is_empty() {
-        out.push(word);
-    }
-    out
-}
+/// Words as the search compares them (cut, lower-cased, diacritics folded): the core's folding, so
+/// the walk, keyword flows and FAQ answers fold text the same way.
+pub(crate) use switchboard_core::text::words;
 
 /// Whether every searched word is a word of `text`, the last one the start of a word.
 fn all_match(searched: &[String], text: &str) -> bool {
