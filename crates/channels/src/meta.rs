@@ -93,18 +93,15 @@ pub fn entry_ids_at_most(raw_body: &[u8], max: usize) -> Option<Vec<String>> {
             f.write_str("a list of entries")
         }
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            #[derive(serde::Deserialize)]
-            struct Entry {
-                #[serde(default)]
-                id: Value,
-            }
+            // Each entry as the parser reads it: one that is not an object, or has no id, is
+            // skipped (never the whole body).
             let mut ids: Vec<String> = Vec::new();
             let mut over = false;
             while !over {
-                let Some(e) = seq.next_element::<Entry>()? else {
+                let Some(id) = seq.next_element_seed(crate::lenient::Dig(&["id"]))? else {
                     break;
                 };
-                if let Some(id) = id_str(&e.id)
+                if let Some(id) = id.as_ref().and_then(id_str)
                     && !ids.contains(&id)
                 {
                     ids.push(id);
@@ -128,25 +125,7 @@ pub fn entry_ids_at_most(raw_body: &[u8], max: usize) -> Option<Vec<String>> {
 /// Reads only the `entry[].id`s (the pages or IG accounts a body is for), to pick the app secrets
 /// to verify with. Nothing else of an unverified body is used.
 pub fn entry_ids(raw_body: &[u8]) -> Vec<String> {
-    // Typed, so everything but the ids is skipped without being built: this runs before the
-    // signature is checked, on bodies of up to several MB.
-    #[derive(serde::Deserialize)]
-    struct Hook {
-        #[serde(default)]
-        entry: Vec<Entry>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Entry {
-        #[serde(default)]
-        id: Value,
-    }
-    let Ok(hook) = serde_json::from_slice::<Hook>(raw_body) else {
-        return Vec::new();
-    };
-    let mut ids: Vec<String> = hook.entry.iter().filter_map(|e| id_str(&e.id)).collect();
-    ids.sort();
-    ids.dedup();
-    ids
+    entry_ids_at_most(raw_body, usize::MAX).unwrap_or_default()
 }
 
 // ------------------------------------------------------------------ webhook parsing
@@ -810,6 +789,27 @@ pub fn parse_send_ok(body: &[u8]) -> Option<(Option<String>, String)> {
 mod bounded_ids_tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// The WhatsApp routing read's fuzz finding, on Meta's: an odd entry beside a good one must
+    /// not hide the good one's Page (its signed events would be acknowledged and dropped).
+    #[test]
+    fn every_page_the_parser_keeps_is_found_before_verifying() {
+        let good = r#"{"id":"P1","time":1,"messaging":[{"sender":{"id":"U"},"recipient":{"id":"P1"},"timestamp":1,"message":{"mid":"m1","text":"hi"}}]}"#;
+        for body in [
+            format!(r#"{{"object":"page","entry":[{good},5]}}"#),
+            format!(r#"{{"object":"page","entry":[null,{good},"x",[1]]}}"#),
+            format!(r#"{{"object":"page","entry":[],"entry":[{good}]}}"#),
+            format!(r#"{{"object":"page","entry":[{{"id":"P0","id":{{"x":1}}}},{good}]}}"#),
+        ] {
+            let ids = entry_ids_at_most(body.as_bytes(), 32).unwrap_or_else(|| panic!("{body}"));
+            let hook = parse(body.as_bytes()).unwrap_or_else(|e| panic!("{e}: {body}"));
+            assert!(!hook.entries.is_empty(), "{body}");
+            for e in &hook.entries {
+                assert!(ids.contains(&e.id), "{} not found in {body}", e.id);
+            }
+            assert_eq!(entry_ids(body.as_bytes()), ids);
+        }
+    }
 
     #[test]
     fn ids_are_read_up_to_a_limit_and_no_further() {

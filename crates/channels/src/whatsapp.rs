@@ -41,18 +41,92 @@ fn secs(v: &Value) -> Option<Timestamp> {
 /// (template updates). Used to pick the app secrets to verify with; nothing else of the body is
 /// trusted before that.
 pub fn routing_ids(raw_body: &[u8]) -> (Vec<String>, Vec<String>) {
-    // Walked exactly as `parse` walks the body (the same tolerance of odd entries, the last of
-    // duplicate keys), so every change the parser accepts is routed by an id found here.
-    let Ok(v) = serde_json::from_slice::<Value>(raw_body) else {
+    use crate::lenient::{Dig, Each, none_for_scalars};
+    use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+    /// One entry: its id and each change's number, read as the parser reads them (an entry or a
+    /// change that is not an object is skipped; of duplicate keys the last wins).
+    #[derive(Default)]
+    struct Ids {
+        id: Option<Value>,
+        phones: Vec<Option<Value>>,
+    }
+    struct Entry;
+    impl<'de> DeserializeSeed<'de> for Entry {
+        type Value = Ids;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Ids, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Entry {
+        type Value = Ids;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a webhook entry")
+        }
+        none_for_scalars!();
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Ids, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(Ids::default())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Ids, A::Error> {
+            let mut ids = Ids::default();
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                match key.as_ref() {
+                    "id" => ids.id = Some(map.next_value::<Value>()?),
+                    "changes" => {
+                        let number = || Dig(&["value", "metadata", "phone_number_id"]);
+                        ids.phones = map.next_value_seed(Each(number))?.unwrap_or_default();
+                    }
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(ids)
+        }
+    }
+    struct Hook;
+    impl<'de> DeserializeSeed<'de> for Hook {
+        type Value = Vec<Ids>;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<Ids>, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Hook {
+        type Value = Vec<Ids>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a webhook")
+        }
+        none_for_scalars!();
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Ids>, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(Vec::new())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<Ids>, A::Error> {
+            let mut entries = Vec::new();
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                if key == "entry" {
+                    entries = map.next_value_seed(Each(|| Entry))?.unwrap_or_default();
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(entries)
+        }
+    }
+    // Typed walking: everything but the ids is skipped unbuilt (this runs before the signature
+    // is checked, on bodies of up to several MB).
+    let mut de = serde_json::Deserializer::from_slice(raw_body);
+    let Ok(entries) = Hook.deserialize(&mut de).and_then(|e| de.end().map(|()| e)) else {
         return (Vec::new(), Vec::new());
     };
     let mut phones = Vec::new();
     let mut wabas = Vec::new();
-    for e in v["entry"].as_array().into_iter().flatten() {
-        for c in e["changes"].as_array().into_iter().flatten() {
-            match id_str(&c["value"]["metadata"]["phone_number_id"]) {
+    for e in entries {
+        for p in &e.phones {
+            match p.as_ref().and_then(id_str) {
                 Some(p) => phones.push(p),
-                None => wabas.extend(id_str(&e["id"])),
+                None => wabas.extend(e.id.as_ref().and_then(id_str)),
             }
         }
     }
