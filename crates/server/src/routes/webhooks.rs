@@ -3,13 +3,14 @@
 //! `/webhooks/telegram/{inbox}`, one URL per bot), and for Meta's apps the `GET` subscription
 //! handshake. What a webhook does is `app::webhook::receive`, the same for all of them.
 
+use crate::error::ApiPath;
 use crate::error::{ApiError, ApiResult};
 use crate::inbox_settings::setting;
 use crate::responses::body_or_413;
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
@@ -75,9 +76,10 @@ pub fn router() -> axum::Router<AppState> {
     for p in switchboard_channels::registry() {
         if p.per_inbox_url() {
             let post_one = post(
-                move |State(st): State<AppState>, Path(id): Path<InboxId>, h: HeaderMap, b| {
-                    receive(st, p, Some(id), h, b)
-                },
+                move |State(st): State<AppState>,
+                      ApiPath(id): ApiPath<InboxId>,
+                      h: HeaderMap,
+                      b| { receive(st, p, Some(id), h, b) },
             );
             r = r.route(&format!("/{}/{{id}}", p.name()), post_one);
             continue;
