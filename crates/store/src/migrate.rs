@@ -34,6 +34,7 @@ macro_rules! all_migrations {
             6 "search" "0006_search",
             7 "usage_counts" "0007_usage_counts",
             8 "search_fold" "0008_search_fold",
+            9 "reply_deadline" "0009_reply_deadline",
         )
     };
 }
