@@ -1163,6 +1163,62 @@ async fn a_closing_message_past_24_hours_is_refused_visibly_and_never_sent() {
     assert_eq!(last["message"]["delivery_status"], "failed");
 }
 
+/// The reply deadline never takes back a conversation nobody could answer: a Messenger customer
+/// silent for 8 days cannot be messaged (not even with `HUMAN_AGENT`), so the overdue deadline
+/// lapses — the holder keeps the customer and the history says why. The customer's next message
+/// starts a new deadline that works as usual.
+#[tokio::test]
+async fn an_overdue_reply_deadline_past_the_window_lapses_instead_of_taking_the_customer_back() {
+    let m = Meta::start().await;
+    m.app
+        .set_routing(
+            &m.inbox,
+            json!({"strategy": "self_claim", "reply_sla_minutes": 5}),
+        )
+        .await;
+    m.sb.customer_message(PAGE, PSID, "áo này còn không shop?")
+        .await
+        .unwrap();
+    let conv = m.claimed_conversation().await;
+    assert!(m.app.conversation(&conv).await["reply_due_at"].is_i64());
+    // The timers stood still for 8 days (the service was down): now nobody could answer.
+    m.advance(8 * DAY);
+    assert_eq!(m.app.tick().await.fired, 1);
+    let c = m.app.conversation(&conv).await;
+    assert_eq!(
+        (c["status"].as_str(), c["assignee_id"].as_str()),
+        (Some("open"), Some(m.agent_id.as_str()))
+    );
+    assert!(c["reply_due_at"].is_null());
+    assert_eq!(m.app.count_actions(&conv, "returned_to_pool").await, 0);
+    let lapsed: Vec<Value> = m
+        .app
+        .history(&conv)
+        .await
+        .into_iter()
+        .filter(|h| h["kind"] == "reply_deadline_lapsed")
+        .collect();
+    assert_eq!(lapsed.len(), 1);
+    assert_eq!(
+        (
+            lapsed[0]["detail"]["reason"].as_str(),
+            lapsed[0]["detail"]["agent_id"].as_str()
+        ),
+        (Some("customer_unreachable"), Some(m.agent_id.as_str()))
+    );
+    m.app.advance_minutes(60);
+    assert_eq!(m.app.tick().await.fired, 0, "nothing left to fire");
+
+    // The customer writes again: the window is open, the deadline runs and takes it back.
+    m.sb.customer_message(PAGE, PSID, "alo shop?")
+        .await
+        .unwrap();
+    m.app.advance_minutes(5);
+    assert_eq!(m.app.tick().await.fired, 1);
+    assert_eq!(m.app.conversation(&conv).await["assignee_id"], Value::Null);
+    assert_eq!(m.app.count_actions(&conv, "returned_to_pool").await, 1);
+}
+
 /// A Page removed from Switchboard must not endanger the others: Meta retries a failed webhook
 /// and in the end disables the app's webhook for every Page. Signed by our app: 200, and only the
 /// entries of Pages we hold are stored. Not signed by any app of ours: 401.

@@ -559,6 +559,147 @@ async fn reply_sla_in_a_round_robin_inbox_moves_it_to_the_next_agent() {
     assert_eq!(app.count_actions(&conv, "returned_to_pool").await, 2);
 }
 
+/// The reply deadline switched on mid-shift watches only customer messages from then on: the
+/// conversations already waiting keep their agent at the next ticks, each row shows its own
+/// deadline (`reply_due_at`) once one runs, and changing the minutes later keeps that start.
+#[tokio::test]
+async fn switching_the_reply_deadline_on_mid_shift_leaves_the_waiting_conversations_alone() {
+    let app = TestApp::start().await;
+    let (a, a_t) = app.agent("a@shop.vn", "An", "agent").await;
+    let inbox = app.inbox("Web", &[&a]).await;
+    app.set_routing(&inbox, json!({"strategy": "self_claim"}))
+        .await;
+    let _a_ws = app.online(&a_t).await;
+    let mut held = Vec::new();
+    for i in 0..4 {
+        let (v, conv) = app.new_customer(&inbox, &format!("khách {i} hỏi")).await;
+        let claim = format!("/api/v1/conversations/{conv}/claim");
+        app.ok(Method::POST, &claim, &a_t, None).await;
+        held.push((v, conv));
+    }
+    app.advance_minutes(10);
+    app.set_routing(
+        &inbox,
+        json!({"strategy": "self_claim", "reply_sla_minutes": 5}),
+    )
+    .await;
+    let rows = app.conversations(&a_t, "?assignee=me").await;
+    assert_eq!(rows.len(), 4);
+    assert!(
+        rows.iter().all(|r| r["reply_due_at"].is_null()),
+        "no deadline for messages from before: {rows:?}"
+    );
+    for _ in 0..3 {
+        app.advance_minutes(5);
+        assert_eq!(app.tick().await.fired, 0);
+    }
+    for (_, conv) in &held {
+        assert_eq!(assignee(&app, conv).await, a.as_str());
+    }
+    assert_eq!(app.count_actions(&held[0].1, "returned_to_pool").await, 0);
+
+    // Changing the minutes keeps the time it was switched on: still nothing for the old ones.
+    app.set_routing(
+        &inbox,
+        json!({"strategy": "self_claim", "reply_sla_minutes": 3}),
+    )
+    .await;
+    app.advance_minutes(3);
+    assert_eq!(app.tick().await.fired, 0);
+
+    // One of them writes again: that message is watched; its row shows the deadline.
+    let now = app.clock.now();
+    app.visitor_says(&held[1].0, "sao chưa ai trả lời?").await;
+    let due = now.plus_minutes(3).millis();
+    let rows = app.conversations(&a_t, "?assignee=me").await;
+    for r in &rows {
+        let want = (r["id"] == held[1].1.as_str()).then_some(due);
+        assert_eq!(r["reply_due_at"].as_i64(), want, "{r}");
+    }
+    assert_eq!(
+        app.conversation(&held[1].1).await["reply_due_at"].as_i64(),
+        Some(due),
+        "the conversation's own summary too"
+    );
+    app.advance_minutes(3);
+    assert_eq!(app.tick().await.fired, 1);
+    assert_eq!(assignee(&app, &held[1].1).await, Value::Null);
+    for i in [0, 2, 3] {
+        assert_eq!(assignee(&app, &held[i].1).await, a.as_str());
+    }
+
+    // A new customer after it was switched on is watched from their first message.
+    let (_, fresh) = app.new_customer(&inbox, "alo").await;
+    app.ok(
+        Method::POST,
+        &format!("/api/v1/conversations/{fresh}/claim"),
+        &a_t,
+        None,
+    )
+    .await;
+    assert!(app.conversation(&fresh).await["reply_due_at"].is_i64());
+    app.advance_minutes(3);
+    assert_eq!(app.tick().await.fired, 1);
+    assert_eq!(assignee(&app, &fresh).await, Value::Null);
+}
+
+/// An agent who hands a customer to a colleague never gets it back from routing when the
+/// colleague misses the reply deadline: it waits for someone else (and the backlog does not give
+/// it to them either).
+#[tokio::test]
+async fn a_missed_deadline_never_hands_a_conversation_back_to_the_agent_who_transferred_it() {
+    let app = TestApp::start().await;
+    let team = agents(&app, 3).await;
+    let inbox = app.inbox("Web", &ids(&team)).await;
+    app.set_routing(
+        &inbox,
+        json!({"strategy": "round_robin", "reply_sla_minutes": 5}),
+    )
+    .await;
+    // Only the first two are at work.
+    let _a_ws = app.online(&team[0].1).await;
+    let _b_ws = app.online(&team[1].1).await;
+    let (a, a_t) = (&team[0].0, &team[0].1);
+    let b = &team[1].0;
+    let (_, conv) = app.new_customer(&inbox, "đổi size giúp em").await;
+    assert_eq!(assignee(&app, &conv).await, a.as_str());
+    app.ok(
+        Method::POST,
+        &format!("/api/v1/conversations/{conv}/transfer"),
+        a_t,
+        Some(json!({"agent_id": b, "message": "Chị xử lý giúp em"})),
+    )
+    .await;
+    assert_eq!(assignee(&app, &conv).await, b.as_str());
+
+    // B misses it: the rotation would pick A next, but A handed it over — it waits in the pool.
+    app.advance_minutes(5);
+    assert_eq!(app.tick().await.fired, 1);
+    let c = app.conversation(&conv).await;
+    assert_eq!(
+        (c["status"].as_str(), &c["assignee_id"]),
+        (Some("pending"), &Value::Null)
+    );
+    let log = app.history(&conv).await;
+    let ret = log
+        .iter()
+        .find(|h| h["kind"] == "returned_to_pool")
+        .unwrap();
+    assert_eq!(
+        (&ret["detail"]["from"], &ret["detail"]["to"]),
+        (&json!(b), &Value::Null)
+    );
+    for _ in 0..3 {
+        app.advance_minutes(1);
+        app.tick().await;
+        assert_eq!(assignee(&app, &conv).await, Value::Null, "not to A");
+    }
+    // C comes to work: the backlog goes to C.
+    let _c_ws = app.online(&team[2].1).await;
+    app.tick().await;
+    assert_eq!(assignee(&app, &conv).await, team[2].0.as_str());
+}
+
 #[tokio::test]
 async fn auto_close_for_silence_and_a_new_message_reopens_and_routes_sticky() {
     let app = TestApp::start().await;

@@ -80,6 +80,9 @@ pub enum ActionKind {
     /// An automatic message (out-of-hours reply, closing message, ...) was refused by the
     /// messaging-window policy or the channel; it is in the thread, failed, with the reason.
     AutomaticMessageRefused,
+    /// The reply deadline passed while nobody could message the customer (the channel's window
+    /// closed): the holder keeps the conversation; the deadline is dropped.
+    ReplyDeadlineLapsed,
 }
 
 impl ActionKind {
@@ -100,6 +103,7 @@ impl ActionKind {
             Self::AutoResolved => "auto_resolved",
             Self::AutoReplied => "auto_replied",
             Self::AutomaticMessageRefused => "automatic_message_refused",
+            Self::ReplyDeadlineLapsed => "reply_deadline_lapsed",
         }
     }
 }
@@ -274,6 +278,7 @@ pub fn transfer(
     let mut n = c.clone();
     n.assignee_id = Some(target);
     n.last_assignee_id = Some(target);
+    n.handed_over_by = Some(holder);
     n.participants.retain(|p| *p != target);
     let detail = serde_json::json!({"from": holder, "to": target, "message": message});
     Ok(Transition::changed(
@@ -376,6 +381,7 @@ pub fn resolve(
     let mut n = c.clone();
     n.status = S::Resolved;
     n.assignee_id = None;
+    n.handed_over_by = None;
     n.participants.clear();
     n.last_activity_at = n.last_activity_at.max(now);
     let detail = serde_json::json!({"previous_assignee": c.assignee_id});
@@ -681,6 +687,26 @@ mod tests {
         );
         let tr = transfer(&conv(S::Open, Some(A), &[B]), actor(A), agent(B), "vip").ok();
         let c = tr.as_ref().map(|t| &t.conversation);
+        assert_eq!(
+            c.map(|c| c.handed_over_by),
+            Some(Some(agent(A))),
+            "the holder who handed it over is remembered (routing never gives it back to them)"
+        );
+        let by_sup = transfer(&conv(S::Open, Some(A), &[]), actor(SUP), agent(B), "").ok();
+        assert_eq!(
+            by_sup.map(|t| t.conversation.handed_over_by),
+            Some(Some(agent(A))),
+            "a supervisor's transfer: the previous holder, not the supervisor"
+        );
+        let mut handed = conv(S::Open, Some(B), &[]);
+        handed.handed_over_by = Some(agent(A));
+        assert_eq!(
+            resolve(&handed, actor(B), Timestamp(5))
+                .ok()
+                .map(|t| t.conversation.handed_over_by),
+            Some(None),
+            "resolving ends it: a returning customer starts afresh"
+        );
         assert_eq!(
             c.map(|c| (c.assignee_id, c.participants.is_empty())),
             Some((Some(agent(B)), true))

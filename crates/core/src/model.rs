@@ -154,6 +154,9 @@ pub struct Conversation {
     pub assignee_id: Option<AgentId>,
     /// The agent who last held it; kept across resolve so a returning customer can go back to them.
     pub last_assignee_id: Option<AgentId>,
+    /// The agent who last transferred it away, until it is resolved: routing never hands it back
+    /// to them (a reply deadline missed by the colleague moves it on, not back).
+    pub handed_over_by: Option<AgentId>,
     pub participants: Vec<AgentId>,
     pub tags: Vec<String>,
     /// The provider's time of the customer's last message: drives the messaging window.
@@ -184,6 +187,7 @@ impl Conversation {
             status: ConversationStatus::Pending,
             assignee_id: None,
             last_assignee_id: None,
+            handed_over_by: None,
             participants: Vec::new(),
             tags: Vec::new(),
             last_customer_message_at: None,

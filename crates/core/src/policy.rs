@@ -584,6 +584,23 @@ fn reopen_options(
     o
 }
 
+/// Could a person answer the customer now with a message of their own (free-form, or with the
+/// `HUMAN_AGENT` confirmation)? `false` when only a template, the customer writing again or the
+/// provider's own app would do — e.g. Messenger after 7 days, WhatsApp after 24 h.
+pub fn human_can_reply(rules: &ChannelRules, facts: Facts, now: Timestamp) -> bool {
+    !matches!(
+        decide(
+            rules,
+            facts,
+            now,
+            Sender::Human,
+            Content::Reply,
+            Requested::default()
+        ),
+        Decision::Refused { .. }
+    )
+}
+
 /// The window as the agent's composer shows it, for a human replying.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct WindowSummary {
@@ -906,6 +923,33 @@ mod tests {
 
     const DAY: i64 = DAY_MS;
     const WEEK: i64 = 7 * DAY_MS;
+
+    #[test]
+    fn whether_a_person_could_reply_at_every_boundary() {
+        use ChannelKind::*;
+        let at = |ch: ChannelKind, elapsed: Option<i64>| {
+            let facts = Facts::since(elapsed.map(|e| AFTER.plus_millis(-e)));
+            human_can_reply(&rules_for(ch), facts, AFTER)
+        };
+        let cases: &[(ChannelKind, Option<i64>, bool)] = &[
+            (Messenger, Some(DAY), true),
+            (Messenger, Some(DAY + 1), true), // HUMAN_AGENT, with the confirmation
+            (Messenger, Some(WEEK), true),
+            (Messenger, Some(WEEK + 1), false),
+            (Messenger, Some(8 * DAY), false),
+            (Messenger, None, false),
+            (Instagram, Some(WEEK + 1), false),
+            (Whatsapp, Some(DAY), true),
+            (Whatsapp, Some(DAY + 1), false), // a template only
+            (Zalo, Some(WEEK), true),
+            (Zalo, Some(WEEK + 1), false),
+            (Livechat, None, true),
+            (Telegram, Some(30 * DAY), true),
+        ];
+        for (ch, elapsed, want) in cases {
+            assert_eq!(at(*ch, *elapsed), *want, "{ch} after {elapsed:?} ms");
+        }
+    }
 
     #[test]
     fn messenger_standard_window_both_sides_of_24h_before_and_after_the_tag_date() {

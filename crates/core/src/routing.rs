@@ -57,6 +57,10 @@ pub struct RoutingRules {
     /// "Chống giành khách": the holder must answer a customer message within this many minutes or
     /// the conversation is taken back.
     pub reply_sla_minutes: Option<u32>,
+    /// When the reply deadline was switched on: it applies only to customer messages from then on
+    /// (`None`: to all — rules saved before this was recorded). Kept by the store, derived with
+    /// [`reply_sla_since`]; not part of the JSON an admin edits.
+    pub reply_sla_since: Option<Timestamp>,
     pub auto_close: AutoClose,
     /// An agent offline this long loses the conversations they hold that await a reply.
     pub offline_release_minutes: Option<u32>,
@@ -72,6 +76,7 @@ impl Default for RoutingRules {
             agent_ids: Vec::new(),
             default_capacity: None,
             reply_sla_minutes: None,
+            reply_sla_since: None,
             auto_close: AutoClose::default(),
             offline_release_minutes: None,
             business_hours: None,
@@ -358,6 +363,7 @@ impl RoutingRules {
                 "conversations",
             )?,
             reply_sla_minutes: number_of(obj, "", "reply_sla_minutes", MAX_MINUTES, "minutes")?,
+            reply_sla_since: None,
             auto_close,
             offline_release_minutes: number_of(
                 obj,
@@ -410,6 +416,15 @@ impl RoutingRules {
         })
     }
 
+    /// Whether the reply deadline watches this conversation's unanswered customer message: the
+    /// deadline is on and the message arrived (provider time) at or after it was switched on.
+    pub fn reply_sla_covers(&self, c: &Conversation) -> bool {
+        self.reply_sla_minutes.is_some()
+            && self
+                .reply_sla_since
+                .is_none_or(|since| c.last_customer_message_at.is_some_and(|t| t >= since))
+    }
+
     /// Outside business hours (never, when the inbox has none).
     pub fn outside_hours(&self, now: Timestamp) -> bool {
         self.business_hours
@@ -430,6 +445,21 @@ impl RoutingRules {
             .as_ref()
             .filter(|bh| !bh.is_open(now))
             .and_then(|bh| bh.auto_reply.as_deref())
+    }
+}
+
+/// When `next`'s reply deadline counts from, saved over `previous` at `now`: switching it on starts
+/// it now (messages already waiting are not suddenly late); changing its minutes or any other rule
+/// keeps the time it was switched on; switching it off forgets it.
+pub fn reply_sla_since(
+    previous: Option<&RoutingRules>,
+    next: &RoutingRules,
+    now: Timestamp,
+) -> Option<Timestamp> {
+    next.reply_sla_minutes?;
+    match previous {
+        Some(p) if p.reply_sla_minutes.is_some() => p.reply_sla_since,
+        _ => Some(now),
     }
 }
 
@@ -643,6 +673,15 @@ pub fn take_back(
     Ok(changed(n, actions))
 }
 
+/// Whom routing must not give `c` to after `lost_by` lost it (missed the reply deadline, went
+/// offline): that agent, and the agent who transferred it away (a hand-over is never undone by
+/// routing).
+pub fn never_back_to(c: &Conversation, lost_by: Option<AgentId>) -> Vec<AgentId> {
+    let mut out: Vec<AgentId> = lost_by.into_iter().chain(c.handed_over_by).collect();
+    out.dedup();
+    out
+}
+
 /// Resolves a conversation nobody needs any more.
 pub fn auto_resolve(
     c: &Conversation,
@@ -655,6 +694,7 @@ pub fn auto_resolve(
     let mut n = c.clone();
     n.status = S::Resolved;
     n.assignee_id = None;
+    n.handed_over_by = None;
     n.participants.clear();
     n.last_activity_at = n.last_activity_at.max(now);
     Ok(changed(
@@ -1162,6 +1202,107 @@ mod tests {
         c.status = status;
         c.assignee_id = assignee.map(agent);
         c
+    }
+
+    #[test]
+    fn reply_sla_since_table() {
+        let earlier = Timestamp(NOW.0 - 3_600_000);
+        let with = |sla: Option<u32>, since: Option<Timestamp>| RoutingRules {
+            reply_sla_minutes: sla,
+            reply_sla_since: since,
+            ..RoutingRules::default()
+        };
+        let cases: Vec<(&str, Option<RoutingRules>, RoutingRules, Option<Timestamp>)> = vec![
+            ("first rules, on", None, with(Some(5), None), Some(NOW)),
+            ("first rules, off", None, with(None, None), None),
+            (
+                "switched on",
+                Some(with(None, None)),
+                with(Some(5), None),
+                Some(NOW),
+            ),
+            (
+                "minutes changed: still since it was switched on",
+                Some(with(Some(5), Some(earlier))),
+                with(Some(10), None),
+                Some(earlier),
+            ),
+            (
+                "on before this was recorded: stays unrestricted",
+                Some(with(Some(5), None)),
+                with(Some(5), None),
+                None,
+            ),
+            (
+                "switched off",
+                Some(with(Some(5), Some(earlier))),
+                with(None, None),
+                None,
+            ),
+        ];
+        for (why, previous, next, want) in cases {
+            assert_eq!(
+                reply_sla_since(previous.as_ref(), &next, NOW),
+                want,
+                "{why}"
+            );
+        }
+        let r = with(Some(5), Some(NOW));
+        let mut c = conv(S::Open, Some(1));
+        assert!(!r.reply_sla_covers(&c), "no customer message");
+        c.last_customer_message_at = Some(Timestamp(NOW.0 - 1));
+        assert!(!r.reply_sla_covers(&c), "1 ms before it was switched on");
+        c.last_customer_message_at = Some(NOW);
+        assert!(r.reply_sla_covers(&c), "exactly when it was switched on");
+        assert!(with(Some(5), None).reply_sla_covers(&c));
+        assert!(!with(None, None).reply_sla_covers(&c), "off");
+    }
+
+    #[test]
+    fn never_back_to_the_agent_who_lost_or_handed_it_over() {
+        let mut c = conv(S::Open, Some(2));
+        assert_eq!(never_back_to(&c, Some(agent(2))), vec![agent(2)]);
+        assert_eq!(never_back_to(&c, None), Vec::<AgentId>::new());
+        c.handed_over_by = Some(agent(1));
+        assert_eq!(
+            never_back_to(&c, Some(agent(2))),
+            vec![agent(2), agent(1)],
+            "1 transferred it to 2, 2 missed the deadline"
+        );
+        assert_eq!(
+            never_back_to(&c, None),
+            vec![agent(1)],
+            "waiting in the pool"
+        );
+        c.handed_over_by = Some(agent(2));
+        assert_eq!(never_back_to(&c, Some(agent(2))), vec![agent(2)]);
+        // Round-robin over 1, 2, 3 with the pointer on 3: the rotation's next would be 1, who
+        // handed it over; 2 missed the deadline; so 3.
+        let cands = [
+            cand(1, Online, 0, None),
+            cand(2, Online, 0, None),
+            cand(3, Online, 0, None),
+        ];
+        c.handed_over_by = Some(agent(1));
+        let exclude = never_back_to(&c, Some(agent(2)));
+        let input = PickInput {
+            candidates: &cands,
+            pointer: Some(agent(3)),
+            previous: None,
+            exclude: &exclude,
+        };
+        let pick = pick_agent(&rules(Strategy::RoundRobin), input, NOW);
+        assert_eq!(pick.map(|p| p.agent_id), Some(agent(3)));
+        let only_them = [cand(1, Online, 0, None), cand(2, Online, 0, None)];
+        let input = PickInput {
+            candidates: &only_them,
+            ..input
+        };
+        assert_eq!(
+            pick_agent(&rules(Strategy::RoundRobin), input, NOW),
+            None,
+            "nobody else: it waits in the pool"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 use crate::ids::{AgentId, ConversationId, TimerId};
 use crate::model::{Conversation, ConversationStatus as S, str_enum};
+use crate::policy::{self, ChannelRules, Facts};
 use crate::routing::{CloseReason, RoutingRules, Trigger};
 use crate::time::Timestamp;
 
@@ -90,7 +91,9 @@ pub fn agent_silence_due(c: &Conversation, rules: &RoutingRules) -> Option<Times
 /// Reply SLA: a new turn — a customer message after an answer, or a new holder while the customer
 /// waits — starts a fresh `now + N`; more customer messages in the same turn keep the first
 /// deadline; an agent reply, a resolve or a return to the pool clears it. Notes change no
-/// conversation state, so they never reach this function and never clear it.
+/// conversation state, so they never reach this function and never clear it. The deadline watches
+/// only customer messages that arrived once it was switched on ([`RoutingRules::reply_sla_covers`]):
+/// switching it on mid-shift does not make every conversation already waiting late at once.
 pub fn plan(
     before: Option<&Conversation>,
     after: &Conversation,
@@ -99,7 +102,9 @@ pub fn plan(
 ) -> Vec<TimerOp> {
     let mut ops = Vec::with_capacity(4);
     match (rules.reply_sla_minutes, after.status, after.assignee_id) {
-        (Some(n), S::Open, Some(holder)) if awaiting_reply(after) => {
+        (Some(n), S::Open, Some(holder))
+            if awaiting_reply(after) && rules.reply_sla_covers(after) =>
+        {
             let due_at = now.plus_minutes(i64::from(n));
             let same_turn = before.is_some_and(|b| {
                 b.status == S::Open && b.assignee_id == Some(holder) && awaiting_reply(b)
@@ -167,6 +172,16 @@ pub fn offline_release(
     })
 }
 
+/// What the runner knows at firing besides the conversation and its rules.
+#[derive(Debug, Clone, Copy)]
+pub struct FireFacts {
+    /// Whether the agent the timer watches is online now.
+    pub holder_online: bool,
+    /// The conversation's channel rules and window facts: whether anyone could answer now.
+    pub channel: ChannelRules,
+    pub window: Facts,
+}
+
 /// What a due timer does, decided on the conversation as it is now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TimerEffect {
@@ -174,6 +189,10 @@ pub enum TimerEffect {
     NotDue,
     /// No longer applies (answered, moved, resolved, rules changed): delete it, change nothing.
     Drop,
+    /// The reply deadline passed but nobody could message the customer now (the channel's window
+    /// closed): taking it from the holder would help no one. Delete it, keep the holder, and say
+    /// why in the history. The customer's next message starts a new deadline.
+    Lapse,
     /// Take the conversation from its holder (to the next agent or the pool, as routing decides).
     TakeBack { from: AgentId, trigger: Trigger },
     Resolve {
@@ -182,26 +201,31 @@ pub enum TimerEffect {
     },
 }
 
-/// Re-checks a due timer. `holder_online`: whether the agent the timer watches is online now.
+/// Re-checks a due timer.
 pub fn on_fire(
     t: &Timer,
     c: &Conversation,
     rules: &RoutingRules,
-    holder_online: bool,
+    facts: &FireFacts,
     now: Timestamp,
 ) -> TimerEffect {
     if t.due_at > now {
         return TimerEffect::NotDue;
     }
+    let holder_online = facts.holder_online;
     let held_unanswered = |agent: Option<AgentId>| {
         c.status == S::Open && agent.is_some() && c.assignee_id == agent && awaiting_reply(c)
     };
     match t.kind {
         TimerKind::ReplySla => match t.agent_id {
-            Some(from) if rules.reply_sla_minutes.is_some() && held_unanswered(t.agent_id) => {
-                TimerEffect::TakeBack {
-                    from,
-                    trigger: Trigger::ReplySla,
+            Some(from) if rules.reply_sla_covers(c) && held_unanswered(t.agent_id) => {
+                if policy::human_can_reply(&facts.channel, facts.window, now) {
+                    TimerEffect::TakeBack {
+                        from,
+                        trigger: Trigger::ReplySla,
+                    }
+                } else {
+                    TimerEffect::Lapse
                 }
             }
             _ => TimerEffect::Drop,
@@ -397,6 +421,139 @@ mod tests {
     }
 
     #[test]
+    fn reply_sla_watches_only_messages_after_it_was_switched_on() {
+        // Switched on at +10 min. `plan(Some(c), c)` is how saving rules re-derives timers.
+        let on_at = T.plus_minutes(10);
+        let r = RoutingRules {
+            reply_sla_since: Some(on_at),
+            ..rules(Some(5), None, None)
+        };
+        let now = T.plus_minutes(11);
+        let set = Some(TimerOp::Set {
+            kind: ReplySla,
+            due_at: now.plus_minutes(5),
+            agent_id: Some(agent(1)),
+        });
+        let clear = Some(TimerOp::Clear(ReplySla));
+        let old = conv(S::Open, Some(1), Some(0), None);
+        let cases: Vec<(&str, Option<Conversation>, Conversation, Option<TimerOp>)> = vec![
+            (
+                "held, waiting since before: no deadline",
+                Some(old.clone()),
+                old.clone(),
+                clear.clone(),
+            ),
+            (
+                "claimed, waiting since before: no deadline",
+                Some(conv(S::Pending, None, Some(0), None)),
+                old.clone(),
+                clear.clone(),
+            ),
+            (
+                "1 ms before it was switched on",
+                Some(old.clone()),
+                conv(S::Open, Some(1), Some(10 * MIN - 1), None),
+                clear.clone(),
+            ),
+            (
+                "the same customer writes again after: the deadline starts",
+                Some(old.clone()),
+                conv(S::Open, Some(1), Some(10 * MIN), None),
+                Some(TimerOp::Ensure {
+                    kind: ReplySla,
+                    due_at: now.plus_minutes(5),
+                    agent_id: Some(agent(1)),
+                }),
+            ),
+            (
+                "a new customer after",
+                Some(conv(S::Pending, None, Some(11 * MIN), None)),
+                conv(S::Open, Some(1), Some(11 * MIN), None),
+                set,
+            ),
+        ];
+        for (why, before, after, want) in cases {
+            let ops = plan(before.as_ref(), &after, &r, now);
+            assert_eq!(sla_op(&ops), want.as_ref(), "{why}");
+        }
+        // A timer left from before (rules switched off and on again) drops.
+        let sla = timer(ReplySla, Some(1), now);
+        assert_eq!(
+            on_fire(&sla, &old, &r, &facts(true), now),
+            TimerEffect::Drop
+        );
+    }
+
+    #[test]
+    fn reply_sla_never_takes_back_what_nobody_could_answer() {
+        use crate::model::ChannelKind::*;
+        let r = rules(Some(5), None, None);
+        let take = TimerEffect::TakeBack {
+            from: agent(1),
+            trigger: Trigger::ReplySla,
+        };
+        // The customer wrote at T; the deadline is checked `after` later.
+        let waiting = conv(S::Open, Some(1), Some(0), None);
+        let hours = |h: i64| T.plus_hours(h);
+        let cases: Vec<(&str, crate::model::ChannelKind, Timestamp, TimerEffect)> = vec![
+            (
+                "Messenger, 5 min",
+                Messenger,
+                T.plus_minutes(5),
+                take.clone(),
+            ),
+            (
+                "Messenger, 2 days (HUMAN_AGENT)",
+                Messenger,
+                hours(48),
+                take.clone(),
+            ),
+            (
+                "Messenger, exactly 7 days",
+                Messenger,
+                hours(7 * 24),
+                take.clone(),
+            ),
+            (
+                "Messenger, 8 days",
+                Messenger,
+                hours(8 * 24),
+                TimerEffect::Lapse,
+            ),
+            ("WhatsApp, exactly 24 h", Whatsapp, hours(24), take.clone()),
+            (
+                "WhatsApp, 24 h + 1 ms (template only)",
+                Whatsapp,
+                hours(24).plus_millis(1),
+                TimerEffect::Lapse,
+            ),
+            ("Zalo, 8 days", Zalo, hours(8 * 24), TimerEffect::Lapse),
+            ("live chat, 8 days", Livechat, hours(8 * 24), take),
+        ];
+        for (why, channel, now, want) in cases {
+            let sla = timer(ReplySla, Some(1), now);
+            assert_eq!(
+                on_fire(&sla, &waiting, &r, &on(&waiting, channel), now),
+                want,
+                "{why}"
+            );
+        }
+        // Answered meanwhile: dropped as before, not lapsed.
+        let answered = conv(S::Open, Some(1), Some(0), Some(MIN));
+        let now = hours(8 * 24);
+        assert_eq!(
+            on_fire(
+                &timer(ReplySla, Some(1), now),
+                &answered,
+                &r,
+                &on(&answered, Messenger),
+                now
+            ),
+            TimerEffect::Drop
+        );
+    }
+
+    #[test]
     fn auto_close_plan_and_offline_release() {
         let r = rules(None, Some(60), Some(120));
         let now = T.plus_minutes(3);
@@ -462,6 +619,24 @@ mod tests {
             !still.contains(&TimerOp::Clear(OfflineRelease)),
             "another customer message keeps it"
         );
+    }
+
+    /// Fired on live chat (no window: someone can always answer).
+    fn facts(holder_online: bool) -> FireFacts {
+        FireFacts {
+            holder_online,
+            channel: policy::rules_for(crate::model::ChannelKind::Livechat),
+            window: Facts::default(),
+        }
+    }
+
+    /// Fired on `channel`, the window counted from the conversation's last customer message.
+    fn on(c: &Conversation, channel: crate::model::ChannelKind) -> FireFacts {
+        FireFacts {
+            holder_online: true,
+            channel: policy::rules_for(channel),
+            window: Facts::since(c.last_customer_message_at),
+        }
     }
 
     fn timer(kind: TimerKind, agent_n: Option<u128>, due: Timestamp) -> Timer {
@@ -531,24 +706,24 @@ mod tests {
             ),
         ];
         for (why, t, c, now, want) in cases {
-            assert_eq!(on_fire(t, &c, &r, true, now), want, "{why}");
+            assert_eq!(on_fire(t, &c, &r, &facts(true), now), want, "{why}");
         }
         assert_eq!(
-            on_fire(&sla, &waiting, &rules(None, None, None), true, due),
+            on_fire(&sla, &waiting, &rules(None, None, None), &facts(true), due),
             TimerEffect::Drop,
             "SLA switched off"
         );
 
         let rel = timer(OfflineRelease, Some(1), due);
         assert_eq!(
-            on_fire(&rel, &waiting, &r, false, due),
+            on_fire(&rel, &waiting, &r, &facts(false), due),
             TimerEffect::TakeBack {
                 from: agent(1),
                 trigger: Trigger::OfflineRelease
             }
         );
         assert_eq!(
-            on_fire(&rel, &waiting, &r, true, due),
+            on_fire(&rel, &waiting, &r, &facts(true), due),
             TimerEffect::Drop,
             "back online"
         );
@@ -558,7 +733,7 @@ mod tests {
         let cs_due = T.plus_minutes(61);
         let cs = timer(CustomerSilence, None, cs_due);
         assert_eq!(
-            on_fire(&cs, &answered, &r, true, cs_due),
+            on_fire(&cs, &answered, &r, &facts(true), cs_due),
             TimerEffect::Resolve {
                 reason: CloseReason::CustomerSilence,
                 closing_message: Some("Cảm ơn anh/chị".into())
@@ -566,23 +741,29 @@ mod tests {
         );
         // The customer wrote at +30 min: the conversation awaits an agent now; customer silence drops.
         let wrote = conv(S::Open, Some(1), Some(30 * MIN), Some(MIN));
-        assert_eq!(on_fire(&cs, &wrote, &r, true, cs_due), TimerEffect::Drop);
+        assert_eq!(
+            on_fire(&cs, &wrote, &r, &facts(true), cs_due),
+            TimerEffect::Drop
+        );
         // A later agent reply moved the deadline past now: this copy drops (the store holds the new one).
         let later = conv(S::Open, Some(1), Some(0), Some(2 * MIN));
-        assert_eq!(on_fire(&cs, &later, &r, true, cs_due), TimerEffect::Drop);
+        assert_eq!(
+            on_fire(&cs, &later, &r, &facts(true), cs_due),
+            TimerEffect::Drop
+        );
 
         let as_due = T.plus_minutes(120);
         let agent_silence = timer(AgentSilence, None, as_due);
         let pool = conv(S::Pending, None, Some(0), None);
         assert_eq!(
-            on_fire(&agent_silence, &pool, &r, true, as_due),
+            on_fire(&agent_silence, &pool, &r, &facts(true), as_due),
             TimerEffect::Resolve {
                 reason: CloseReason::AgentSilence,
                 closing_message: None
             }
         );
         assert_eq!(
-            on_fire(&agent_silence, &answered, &r, true, as_due),
+            on_fire(&agent_silence, &answered, &r, &facts(true), as_due),
             TimerEffect::Drop,
             "answered"
         );
@@ -591,7 +772,7 @@ mod tests {
                 &agent_silence,
                 &conv(S::Resolved, None, Some(0), None),
                 &r,
-                true,
+                &facts(true),
                 as_due
             ),
             TimerEffect::Drop

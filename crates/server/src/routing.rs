@@ -230,7 +230,8 @@ impl Routing {
                 .candidates(inbox, first.conversation.workspace_id, &state.rules, now)
                 .await?;
             for w in &waiting {
-                let exclude: Vec<AgentId> = w.excluded_agent_id.into_iter().collect();
+                // Never straight back to who lost it, nor to who transferred it away.
+                let exclude = routing::never_back_to(&w.conversation, w.excluded_agent_id);
                 let input = PickInput {
                     candidates: &candidates,
                     pointer: state.pointer,

@@ -6,14 +6,17 @@
 //! [`Routing::run_due_timers`] is the whole tick and takes `now`: tests advance a manual clock and
 //! call it directly; in production [`spawn_runner`] calls it every `timer_poll_ms`.
 
-use crate::app::send::Purpose;
+use crate::app::send::{Purpose, window_facts};
 use crate::clock::Clock;
 use crate::routing::{Routing, send_automatic};
 use std::sync::Arc;
 use std::time::Duration;
+use switchboard_core::conversation::{Action, ActionKind};
 use switchboard_core::event;
+use switchboard_core::event::{EventDraft, EventKind};
+use switchboard_core::policy;
 use switchboard_core::routing::{self, PickInput};
-use switchboard_core::timers::{self, Timer, TimerEffect};
+use switchboard_core::timers::{self, FireFacts, Timer, TimerEffect};
 use switchboard_core::*;
 use switchboard_store::{Change, PointerMove, RoutingChange, RoutingOutcome, StoreError};
 use tokio::task::JoinHandle;
@@ -87,19 +90,33 @@ impl Routing {
             let holder_online = t.agent_id.is_some_and(|a| {
                 self.presence.status(a, now) == switchboard_core::presence::PresenceStatus::Online
             });
-            let rc = match timers::on_fire(t, &c, rules, holder_online, now) {
+            // Whether anyone could answer the customer now: the channel's window, by the policy.
+            let channel = self
+                .store
+                .inbox(c.inbox_id)
+                .await?
+                .ok_or(StoreError::NotFound)?
+                .channel;
+            let facts = FireFacts {
+                holder_online,
+                channel: policy::rules_for(channel),
+                window: window_facts(self.store.as_ref(), channel, &c).await?,
+            };
+            let rc = match timers::on_fire(t, &c, rules, &facts, now) {
                 TimerEffect::NotDue => return Ok(Fired::Skipped),
                 TimerEffect::Drop => {
                     self.store.discard_timer(t.id, t.generation).await?;
                     return Ok(Fired::Dropped);
                 }
+                TimerEffect::Lapse => lapse(&c, t, now),
                 TimerEffect::TakeBack { from, trigger } => {
-                    // Round-robin / least-busy: the next eligible agent, never the one who missed it.
+                    // Round-robin / least-busy: the next eligible agent — never the one who missed
+                    // it, nor the one who transferred it away.
                     let (candidates, pick) = if rules.strategy.assigns() {
                         let candidates = self
                             .candidates(c.inbox_id, c.workspace_id, rules, now)
                             .await?;
-                        let exclude = [from];
+                        let exclude = routing::never_back_to(&c, Some(from));
                         let input = PickInput {
                             candidates: &candidates,
                             pointer: state.pointer,
@@ -172,6 +189,41 @@ impl Routing {
             }
         }
         Err(StoreError::VersionConflict)
+    }
+}
+
+/// The reply deadline lapsed (nobody could message the customer): the timer goes, the holder
+/// stays, and the history says why.
+fn lapse(c: &Conversation, t: &Timer, now: Timestamp) -> RoutingChange {
+    let actions = vec![Action {
+        kind: ActionKind::ReplyDeadlineLapsed,
+        actor: None,
+        detail: serde_json::json!({"agent_id": t.agent_id, "reason": "customer_unreachable"}),
+    }];
+    // The list drops the row's deadline: tell the clients the conversation changed.
+    let events = vec![EventDraft {
+        inbox_id: Some(c.inbox_id),
+        conversation_id: Some(c.id),
+        kind: EventKind::ConversationUpdated,
+        payload: serde_json::json!({
+            "conversation": event::conversation_json(c),
+            "reason": "reply_deadline_lapsed",
+        }),
+    }];
+    RoutingChange {
+        change: Change {
+            expected_version: c.version,
+            conversation_id: c.id,
+            workspace_id: c.workspace_id,
+            actions,
+            conversation: None,
+            message: None,
+            events,
+            now,
+        },
+        pointer: None,
+        capacity: None,
+        timer: Some((t.id, t.generation)),
     }
 }
 

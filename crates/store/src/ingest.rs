@@ -140,14 +140,15 @@ pub(crate) async fn ingest_batch<C: Conn>(
         }
     }
     let mut rules: HashMap<InboxId, RoutingRules> = HashMap::new();
-    for r in q("SELECT inbox_id, rules FROM routing_rules WHERE inbox_id = ANY($1)")
-        .bind(id_strings(&look.inboxes))
-        .fetch_all(&mut *conn)
-        .await?
+    for r in
+        q("SELECT inbox_id, rules, reply_sla_since FROM routing_rules WHERE inbox_id = ANY($1)")
+            .bind(id_strings(&look.inboxes))
+            .fetch_all(&mut *conn)
+            .await?
     {
         rules.insert(
             InboxId(uuid_of(&r, "inbox_id")?),
-            crate::pool::rules_of(&r.try_get::<String, _>("rules")?)?,
+            crate::pool::rules_row(&r)?,
         );
     }
     if !convs.is_empty() {
@@ -273,7 +274,8 @@ async fn write_conversations<C: Conn>(conn: &mut C, touched: &[&Touched]) -> Res
         .with_rows(
             &format!("{CONVERSATION_ROW}, expected"),
             "UPDATE conversations SET status = u.status, assignee_id = u.assignee_id, \
-             last_assignee_id = u.last_assignee_id, participants = u.participants, tags = u.tags, \
+             last_assignee_id = u.last_assignee_id, handed_over_by = u.handed_over_by, \
+             participants = u.participants, tags = u.tags, \
              last_customer_message_at = u.last_customer_message_at, \
              last_agent_reply_at = u.last_agent_reply_at, last_activity_at = u.last_activity_at, \
              version = u.version, last_message_preview = u.last_message_preview, \

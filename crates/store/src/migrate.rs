@@ -34,6 +34,7 @@ macro_rules! all_migrations {
             6 "search" "0006_search",
             7 "usage_counts" "0007_usage_counts",
             8 "search_fold" "0008_search_fold",
+            9 "reply_deadline" "0009_reply_deadline",
         )
     };
 }
@@ -117,31 +118,13 @@ pub(crate) fn statements(sql: &str) -> Vec<String> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use crate::sql::{Db, RowRead, commit, q};
+    use crate::sql::{Db, RowRead, q};
 
     async fn versions<D: Db>(d: &D) -> Vec<(i64, String)> {
         q("SELECT version, name FROM schema_migrations ORDER BY version")
             .read_all(d, |r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .await
             .unwrap()
-    }
-
-    /// Rewrites `schema_migrations` to `rows` (as an older release left it).
-    async fn set_versions<D: Db>(d: &D, rows: &[(i64, &str)]) {
-        let mut tx = d.begin().await.unwrap();
-        q("DELETE FROM schema_migrations")
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        for (v, name) in rows {
-            q("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, 0)")
-                .bind(*v)
-                .bind(*name)
-                .execute(&mut *tx)
-                .await
-                .unwrap();
-        }
-        commit(d, tx, &mut []).await.unwrap();
     }
 
     fn shared() -> Vec<(i64, String)> {
@@ -189,7 +172,17 @@ mod tests {
         let url = format!("{base}{sep}options%5Bsearch_path%5D={schema}");
         let pg = crate::postgres::PgStore::open(&url).await.unwrap();
         assert_eq!(versions(&pg).await, shared());
-        // PostgreSQL's numbering before both backends shared it: 6 usage_counts, 7 search, no 8.
+        drop(pg);
+
+        // A database of the last release before both backends shared numbers: its schema is
+        // migrations 1–8 (8 is a no-op on PostgreSQL), recorded in the old numbering — 6
+        // usage_counts, 7 search, no 8. Later migrations must then run once, on top of it.
+        let old_schema = format!("{schema}_old");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {old_schema}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let old_url = format!("{base}{sep}options%5Bsearch_path%5D={old_schema}");
         let old = [
             (1, "init"),
             (2, "routing"),
@@ -199,9 +192,30 @@ mod tests {
             (6, "usage_counts"),
             (7, "search"),
         ];
-        set_versions(&pg, &old).await;
-        drop(pg);
-        let pg = crate::postgres::PgStore::open(&url).await.unwrap();
+        let mut old_conn = sqlx::PgConnection::connect(&old_url).await.unwrap();
+        let mut tx = old_conn.begin().await.unwrap();
+        let released = super::POSTGRES
+            .iter()
+            .take_while(|m| m.version <= 8)
+            .count();
+        super::apply(&mut *tx, &super::POSTGRES[..released])
+            .await
+            .unwrap();
+        q("DELETE FROM schema_migrations")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        for (v, name) in old {
+            q("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, 0)")
+                .bind(v)
+                .bind(name)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+        }
+        tx.commit().await.unwrap();
+        drop(old_conn);
+        let pg = crate::postgres::PgStore::open(&old_url).await.unwrap();
         assert_eq!(versions(&pg).await, shared());
     }
 

@@ -15,14 +15,22 @@ pub(crate) fn rules_of(json: &str) -> Result<RoutingRules> {
     RoutingRules::from_json(&v).map_err(|e| StoreError::Corrupt(format!("routing_rules: {e}")))
 }
 
+/// The rules of a `routing_rules` row (its `rules` and `reply_sla_since` columns).
+pub(crate) fn rules_row(r: &impl RowRead) -> Result<RoutingRules> {
+    Ok(RoutingRules {
+        reply_sla_since: opt_ts(r, "reply_sla_since")?,
+        ..rules_of(&r.try_get::<String, _>("rules")?)?
+    })
+}
+
 /// The inbox's saved rules; `None` if it never had any (then it has no timers either).
 pub(crate) async fn saved_rules<C: Conn>(
     conn: &mut C,
     inbox: InboxId,
 ) -> Result<Option<RoutingRules>> {
-    q("SELECT rules FROM routing_rules WHERE inbox_id = $1")
+    q("SELECT rules, reply_sla_since FROM routing_rules WHERE inbox_id = $1")
         .bind(inbox.to_string())
-        .opt(conn, |r| rules_of(&r.try_get::<String, _>("rules")?))
+        .opt(conn, rules_row)
         .await
 }
 

@@ -97,10 +97,11 @@ pub trait RoutingStore: Send + Sync {
 }
 
 use crate::StoreError;
-use crate::pool::{apply_timer_ops, load_rules, rules_of};
+use crate::pool::{apply_timer_ops, load_rules, rules_row, saved_rules};
 use crate::rows::*;
 use crate::sql::{Db, RowRead, commit, conflict_on_deadlock, id_strings, json_text, q};
 use crate::writes::{lock_conversation, write_change};
+use switchboard_core::routing;
 use switchboard_core::timers::{self, TimerKind};
 use tracing::instrument;
 
@@ -161,7 +162,7 @@ impl<D: Db> RoutingStore for D {
     #[instrument(skip_all)]
     async fn routing_state(&self, inbox: InboxId) -> Result<RoutingState> {
         let row =
-            q("SELECT rules, rr_last_agent_id, rr_version FROM routing_rules WHERE inbox_id = $1")
+            q("SELECT rules, reply_sla_since, rr_last_agent_id, rr_version FROM routing_rules WHERE inbox_id = $1")
                 .bind(inbox.to_string())
                 .fetch_optional(&mut *self.read().await?)
                 .await?;
@@ -172,7 +173,7 @@ impl<D: Db> RoutingStore for D {
                 pointer_version: 0,
             }),
             Some(r) => Ok(RoutingState {
-                rules: rules_of(&r.try_get::<String, _>("rules")?)?,
+                rules: rules_row(&r)?,
                 pointer: opt_uuid_of(&r, "rr_last_agent_id")?.map(AgentId),
                 pointer_version: r.try_get("rr_version")?,
             }),
@@ -197,13 +198,21 @@ impl<D: Db> RoutingStore for D {
         .bind(inbox.to_string())
         .all(&mut *tx, conversation_row)
             .await?;
+        // The deadline counts from when it was switched on (kept across other changes).
+        let previous = saved_rules(&mut *tx, inbox).await?;
+        let rules = &RoutingRules {
+            reply_sla_since: routing::reply_sla_since(previous.as_ref(), rules, now),
+            ..rules.clone()
+        };
         q(
-            "INSERT INTO routing_rules (inbox_id, rules, strategy, updated_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (inbox_id) DO UPDATE SET rules = excluded.rules, strategy = excluded.strategy, updated_at = excluded.updated_at",
+            "INSERT INTO routing_rules (inbox_id, rules, strategy, reply_sla_since, updated_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (inbox_id) DO UPDATE SET rules = excluded.rules, strategy = excluded.strategy, \
+             reply_sla_since = excluded.reply_sla_since, updated_at = excluded.updated_at",
         )
         .bind(inbox.to_string())
         .bind(json_text(&rules.to_json()))
         .bind(rules.strategy.as_str())
+        .bind(rules.reply_sla_since.map(Timestamp::millis))
         .bind(now.millis())
         .execute(&mut *tx)
         .await?;

@@ -88,6 +88,7 @@ pub(crate) fn conversation_row(r: &impl RowRead) -> Result<Conversation> {
         status: enum_of(r, "status", ConversationStatus::parse)?,
         assignee_id: opt_uuid_of(r, "assignee_id")?.map(AgentId),
         last_assignee_id: opt_uuid_of(r, "last_assignee_id")?.map(AgentId),
+        handed_over_by: opt_uuid_of(r, "handed_over_by")?.map(AgentId),
         participants: json_of(r, "participants")?,
         tags: json_of(r, "tags")?,
         last_customer_message_at: opt_ts(r, "last_customer_message_at")?,
@@ -106,6 +107,7 @@ pub(crate) fn summary_row(r: &impl RowRead) -> Result<ConversationSummary> {
         inbox_name: r.try_get("inbox_name")?,
         last_message_preview: r.try_get("last_message_preview")?,
         unread_count: r.try_get("unread_count")?,
+        reply_due_at: opt_ts(r, "reply_due_at")?,
     })
 }
 

@@ -22,7 +22,7 @@
 
 use crate::rows::summary_row;
 use crate::sql::{Arg, Db, id_strings, numbered, q_owned};
-use crate::writes::CONVERSATION_COLUMNS;
+use crate::writes::{CONVERSATION_COLUMNS, REPLY_DUE_AT};
 use crate::{
     AssigneeFilter, ConversationQuery, ConversationSummary, Page, Result, merge_newest_first,
     page_of,
@@ -121,7 +121,7 @@ pub(crate) async fn rows<D: Db>(
 ) -> Result<Vec<ConversationSummary>> {
     let (filters, mut binds) = list_filters(q);
     let mut sql = format!(
-        "SELECT {CONVERSATION_COLUMNS}, ct.name AS contact_name, i.channel AS channel, i.name AS inbox_name \
+        "SELECT {CONVERSATION_COLUMNS}, {REPLY_DUE_AT}, ct.name AS contact_name, i.channel AS channel, i.name AS inbox_name \
          FROM conversations c JOIN contacts ct ON ct.id = c.contact_id JOIN inboxes i ON i.id = c.inbox_id \
          WHERE {filters}"
     );

@@ -28,6 +28,8 @@ pub struct ConversationSummary {
     pub inbox_name: String,
     pub last_message_preview: Option<String>,
     pub unread_count: i64,
+    /// When the holder must have answered the customer (the reply deadline), if one runs.
+    pub reply_due_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -31,8 +31,11 @@ pub(crate) fn identity_key(inbox: InboxId, external_id: &str) -> String {
 }
 
 pub(crate) const CONVERSATION_COLUMNS: &str = "c.id, c.workspace_id, c.inbox_id, c.contact_id, c.status, c.assignee_id, \
-     c.last_assignee_id, c.participants, c.tags, c.last_customer_message_at, c.last_agent_reply_at, \
+     c.last_assignee_id, c.handed_over_by, c.participants, c.tags, c.last_customer_message_at, c.last_agent_reply_at, \
      c.last_activity_at, c.created_at, c.version, c.last_message_preview, c.unread_count";
+
+/// The reply deadline of the conversation `c` (one indexed lookup per row).
+pub(crate) const REPLY_DUE_AT: &str = "(SELECT t.due_at FROM timers t WHERE t.conversation_id = c.id AND t.kind = 'reply_sla') AS reply_due_at";
 
 pub(crate) async fn load_conversation<C: Conn>(
     conn: &mut C,
@@ -69,6 +72,7 @@ pub(crate) fn conversation_args(
         c.status.as_str().into(),
         c.assignee_id.map(|a| a.to_string()).into(),
         c.last_assignee_id.map(|a| a.to_string()).into(),
+        c.handed_over_by.map(|a| a.to_string()).into(),
         ids_json(&c.participants).into(),
         json_text(&c.tags).into(),
         c.last_customer_message_at.map(Timestamp::millis).into(),
@@ -82,7 +86,7 @@ pub(crate) fn conversation_args(
 }
 
 pub(crate) const CONVERSATION_ROW: &str = "id, workspace_id, inbox_id, contact_id, status, assignee_id, last_assignee_id, \
-     participants, tags, last_customer_message_at, last_agent_reply_at, last_activity_at, created_at, version, \
+     handed_over_by, participants, tags, last_customer_message_at, last_agent_reply_at, last_activity_at, created_at, version, \
      last_message_preview, unread_count";
 
 pub(crate) async fn insert_conversation<C: Conn>(conn: &mut C, c: &Conversation) -> Result<()> {
@@ -100,7 +104,7 @@ pub(crate) async fn update_conversation<C: Conn>(
 ) -> Result<()> {
     let done = q(
         "UPDATE conversations SET status = $1, assignee_id = $2, last_assignee_id = $3, participants = $4, tags = $5, \
-         last_customer_message_at = $6, last_agent_reply_at = $7, last_activity_at = $8, version = $9 \
+         last_customer_message_at = $6, last_agent_reply_at = $7, last_activity_at = $8, version = $9, handed_over_by = $12 \
          WHERE id = $10 AND version = $11",
     )
     .bind(c.status.as_str())
@@ -114,6 +118,7 @@ pub(crate) async fn update_conversation<C: Conn>(
     .bind(c.version)
     .bind(c.id.to_string())
     .bind(expected)
+    .bind(c.handed_over_by.map(|a| a.to_string()))
     .execute(conn)
     .await?;
     done.or(StoreError::VersionConflict)

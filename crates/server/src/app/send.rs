@@ -667,14 +667,23 @@ impl Outgoing {
     /// What the policy knows besides the clock: Zalo counts the replies since the customer's
     /// last message (its free quota).
     pub async fn facts(&self, channel: ChannelKind, c: &Conversation) -> ApiResult<Facts> {
-        let mut f = Facts::since(c.last_customer_message_at);
-        if channel == ChannelKind::Zalo
-            && let Some(last) = c.last_customer_message_at
-        {
-            f.sent_since = self.store.replies_since(c.id, last).await?;
-        }
-        Ok(f)
+        Ok(window_facts(self.store.as_ref(), channel, c).await?)
     }
+}
+
+/// What the policy knows about `c` besides the clock (the send command's and the timer runner's).
+pub async fn window_facts(
+    store: &dyn Store,
+    channel: ChannelKind,
+    c: &Conversation,
+) -> Result<Facts, StoreError> {
+    let mut f = Facts::since(c.last_customer_message_at);
+    if channel == ChannelKind::Zalo
+        && let Some(last) = c.last_customer_message_at
+    {
+        f.sent_since = store.replies_since(c.id, last).await?;
+    }
+    Ok(f)
 }
 
 /// What the thread shows for content refused before it was prepared.
