@@ -181,6 +181,8 @@ function historyLine(h: HistoryEntry): string {
       return t('history.auto_assigned', { to: agentName(d.to) });
     case 'returned_to_pool':
       return t('history.returned_to_pool');
+    case 'reply_deadline_lapsed':
+      return t('history.reply_deadline_lapsed', { agent: agentName(d.agent_id) });
     case 'auto_resolved':
       return t('history.auto_resolved');
     case 'auto_replied':
