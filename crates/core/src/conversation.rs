@@ -35,6 +35,8 @@ pub enum ConversationError {
     SameAgent,
     #[error("a bot is handling this conversation; take it over first")]
     BotActive,
+    #[error("no bot is handling this conversation")]
+    NotBot,
 }
 
 impl ConversationError {
@@ -51,6 +53,7 @@ impl ConversationError {
             Self::NotParticipant => "not_participant",
             Self::SameAgent => "same_agent",
             Self::BotActive => "bot_active",
+            Self::NotBot => "not_bot",
         }
     }
 }
@@ -83,6 +86,18 @@ pub enum ActionKind {
     /// The reply deadline passed while nobody could message the customer (the channel's window
     /// closed): the holder keeps the conversation; the deadline is dropped.
     ReplyDeadlineLapsed,
+    /// A flow started and holds the conversation (status `bot`).
+    FlowStarted,
+    /// What a running flow did (a step, an answer, a refusal...): `detail.event` says which.
+    FlowStep,
+    /// A flow's run ended; `detail.reason` says why.
+    FlowEnded,
+    /// The bot gave the conversation to humans; routing takes it from the pool.
+    HandedOff,
+    /// An agent took the conversation from the bot (the flow stopped).
+    TakenOver,
+    /// The per-conversation auto-reply switch was turned off or on (`detail.on`).
+    AutoReplySwitched,
 }
 
 impl ActionKind {
@@ -104,6 +119,12 @@ impl ActionKind {
             Self::AutoReplied => "auto_replied",
             Self::AutomaticMessageRefused => "automatic_message_refused",
             Self::ReplyDeadlineLapsed => "reply_deadline_lapsed",
+            Self::FlowStarted => "flow_started",
+            Self::FlowStep => "flow_step",
+            Self::FlowEnded => "flow_ended",
+            Self::HandedOff => "handed_off",
+            Self::TakenOver => "taken_over",
+            Self::AutoReplySwitched => "auto_reply_switched",
         }
     }
 }
@@ -212,6 +233,9 @@ pub fn customer_message(
 /// "Tiếp nhận": take a pending conversation from the pool.
 pub fn claim(c: &Conversation, actor: Actor) -> Result<Transition, ConversationError> {
     ensure_not_resolved(c)?;
+    if c.status == S::Bot {
+        return Err(ConversationError::BotActive);
+    }
     match c.assignee_id {
         Some(holder) if holder == actor.agent_id => Ok(Transition::unchanged(c)),
         Some(holder) => Err(ConversationError::Claimed { holder }),
@@ -446,6 +470,122 @@ pub fn untag(c: &Conversation, actor: Actor, name: &str) -> Transition {
             ActionKind::Untagged,
             Some(actor.agent_id),
             serde_json::json!({"tag": name}),
+        )],
+    )
+}
+
+/// A flow starts and holds the conversation: status `bot`, out of the agents' pool, nobody
+/// holding it (the last holder is kept for sticky routing when it comes back). From any status: a
+/// scheduled flow may follow up on a resolved conversation, an agent may hand theirs to a flow.
+pub fn bot_takes(c: &Conversation, flow: &str, by: Option<AgentId>, now: Timestamp) -> Transition {
+    if c.status == S::Bot {
+        return Transition::unchanged(c);
+    }
+    let mut n = c.clone();
+    n.status = S::Bot;
+    n.assignee_id = None;
+    n.participants.clear();
+    n.last_activity_at = n.last_activity_at.max(now);
+    Transition::changed(
+        n,
+        vec![action(
+            ActionKind::FlowStarted,
+            by,
+            serde_json::json!({"flow": flow, "previous_status": c.status, "previous_assignee": c.assignee_id}),
+        )],
+    )
+}
+
+/// The bot gives the conversation to humans: back to the pool (routing decides who gets it),
+/// with why (`reason`: a handoff step, the customer asked, not understood, the flow ended) and the
+/// flow's note.
+pub fn hand_off(c: &Conversation, reason: &str, note: Option<&str>, now: Timestamp) -> Transition {
+    if c.status != S::Bot {
+        return Transition::unchanged(c);
+    }
+    let mut n = c.clone();
+    n.status = S::Pending;
+    n.assignee_id = None;
+    n.last_activity_at = n.last_activity_at.max(now);
+    Transition::changed(
+        n,
+        vec![action(
+            ActionKind::HandedOff,
+            None,
+            serde_json::json!({"reason": reason, "note": note}),
+        )],
+    )
+}
+
+/// An agent takes the conversation from the bot and holds it (the server stops the flow).
+pub fn take_over(
+    c: &Conversation,
+    actor: Actor,
+    now: Timestamp,
+) -> Result<Transition, ConversationError> {
+    if c.status != S::Bot {
+        return Err(ConversationError::NotBot);
+    }
+    let mut n = c.clone();
+    n.status = S::Open;
+    n.assignee_id = Some(actor.agent_id);
+    n.last_assignee_id = Some(actor.agent_id);
+    n.last_activity_at = n.last_activity_at.max(now);
+    Ok(Transition::changed(
+        n,
+        vec![action(
+            ActionKind::TakenOver,
+            Some(actor.agent_id),
+            serde_json::Value::Null,
+        )],
+    ))
+}
+
+/// A flow's `resolve` step.
+pub fn bot_resolves(c: &Conversation, now: Timestamp) -> Transition {
+    if c.status == S::Resolved {
+        return Transition::unchanged(c);
+    }
+    let mut n = c.clone();
+    n.status = S::Resolved;
+    n.assignee_id = None;
+    n.handed_over_by = None;
+    n.participants.clear();
+    n.last_activity_at = n.last_activity_at.max(now);
+    Transition::changed(
+        n,
+        vec![action(
+            ActionKind::AutoResolved,
+            None,
+            serde_json::json!({"by": "flow"}),
+        )],
+    )
+}
+
+/// A flow tags (`add`) or untags the conversation.
+pub fn bot_tag(c: &Conversation, name: &str, add: bool) -> Transition {
+    let has = c.tags.iter().any(|t| t == name);
+    if has == add {
+        return Transition::unchanged(c);
+    }
+    let mut n = c.clone();
+    if add {
+        n.tags.push(name.to_owned());
+        n.tags.sort();
+    } else {
+        n.tags.retain(|t| t != name);
+    }
+    let kind = if add {
+        ActionKind::Tagged
+    } else {
+        ActionKind::Untagged
+    };
+    Transition::changed(
+        n,
+        vec![action(
+            kind,
+            None,
+            serde_json::json!({"tag": name, "by": "flow"}),
         )],
     )
 }
@@ -939,5 +1079,58 @@ mod tests {
             "conversation_claimed"
         );
         assert_eq!(ConversationError::ClaimRequired.code(), "claim_required");
+    }
+
+    #[test]
+    fn a_bot_holds_the_conversation_until_it_hands_off_or_an_agent_takes_over() {
+        // From the pool, from an agent and from resolved: the bot holds it, nobody else does.
+        for (from, holder) in [(S::Pending, None), (S::Open, Some(A)), (S::Resolved, None)] {
+            let c = conv(from, holder, &[B]);
+            let tr = bot_takes(&c, "Chào khách", None, t(9_000));
+            assert!(tr.changed, "{from:?}");
+            assert_eq!(tr.conversation.status, S::Bot);
+            assert_eq!(tr.conversation.assignee_id, None);
+            assert!(tr.conversation.participants.is_empty());
+            assert_eq!(tr.actions[0].kind, ActionKind::FlowStarted);
+            assert_eq!(
+                tr.actions[0].detail["previous_status"],
+                serde_json::json!(from)
+            );
+        }
+        let bot = conv(S::Bot, None, &[]);
+        assert!(!bot_takes(&bot, "x", None, t(9_000)).changed);
+        // Agents cannot claim what the bot holds; they take it over.
+        assert_eq!(
+            claim(&bot, actor(A)).err(),
+            Some(ConversationError::BotActive)
+        );
+        let taken = take_over(&bot, actor(A), t(9_500)).map(|t| t.conversation);
+        assert_eq!(taken.as_ref().map(|c| c.status), Ok(S::Open));
+        assert_eq!(taken.as_ref().map(|c| c.assignee_id), Ok(Some(agent(A))));
+        assert_eq!(
+            take_over(&conv(S::Pending, None, &[]), actor(A), t(9_500)).err(),
+            Some(ConversationError::NotBot)
+        );
+        // Handing off puts it in the pool; only a bot's conversation can be handed off.
+        let off = hand_off(&bot, "asked_for_human", Some("size M"), t(9_600));
+        assert_eq!(off.conversation.status, S::Pending);
+        assert_eq!(off.actions[0].kind, ActionKind::HandedOff);
+        assert_eq!(off.actions[0].detail["note"], "size M");
+        assert!(!hand_off(&conv(S::Open, Some(A), &[]), "step", None, t(9_600)).changed);
+        let done = bot_resolves(&bot, t(9_700));
+        assert_eq!(done.conversation.status, S::Resolved);
+        assert_eq!(done.actions[0].detail["by"], "flow");
+    }
+
+    #[test]
+    fn a_flow_tags_once_and_untags_what_is_there() {
+        let c = conv(S::Bot, None, &[]);
+        let tagged = bot_tag(&c, "khách tiềm năng", true);
+        assert_eq!(tagged.conversation.tags, vec!["khách tiềm năng".to_owned()]);
+        assert!(!bot_tag(&tagged.conversation, "khách tiềm năng", true).changed);
+        assert!(!bot_tag(&c, "vip", false).changed);
+        let untagged = bot_tag(&tagged.conversation, "khách tiềm năng", false);
+        assert!(untagged.conversation.tags.is_empty());
+        assert_eq!(untagged.actions[0].kind, ActionKind::Untagged);
     }
 }

@@ -44,4 +44,8 @@ id_type!(
     TimerId,
     /// An automation flow (all its versions share the id).
     FlowId,
+    /// One run of a flow in one conversation.
+    FlowRunId,
+    /// A flow attached to a customer to run at a time ("kịch bản hẹn giờ").
+    ScheduledFlowId,
 );

@@ -1670,3 +1670,6 @@ async fn provider_secrets_are_sealed_at_rest_and_keys_rotate() {
         );
     }
 }
+
+#[path = "conformance_automation.rs"]
+mod automation;

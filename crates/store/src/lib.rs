@@ -5,6 +5,7 @@
 //! nothing themselves beyond what a single transaction must check (uniqueness, compare-and-set on
 //! versions).
 
+mod automation;
 mod cache;
 mod channel;
 #[cfg(test)]
@@ -28,6 +29,7 @@ pub mod sqlite;
 mod types;
 mod writes;
 
+pub use automation::*;
 pub use channel::*;
 pub use media::{Attachment, MediaStore};
 pub use provider::*;
@@ -71,6 +73,7 @@ pub trait Store:
     + OutboxStore
     + ProviderStore
     + BillingStore
+    + AutomationStore
     + Send
     + Sync
     + 'static

@@ -1,0 +1,77 @@
+-- Automation (docs/flows.md): flows and every saved version of them, runs (one going per
+-- conversation at most), scheduled flows per customer, the workspace's FAQ and handoff phrases,
+-- contact fields that flows fill in, and the per-conversation auto-reply switch.
+CREATE TABLE flows (
+    id            TEXT COLLATE "C" PRIMARY KEY,
+    workspace_id  TEXT COLLATE "C" NOT NULL REFERENCES workspaces(id),
+    name          TEXT NOT NULL,
+    active        BIGINT NOT NULL,
+    version       BIGINT NOT NULL,
+    created_at    BIGINT NOT NULL,
+    updated_at    BIGINT NOT NULL
+);
+CREATE INDEX flows_workspace ON flows (workspace_id, name);
+-- A run keeps the version it started with, so versions outlive edits (and the flow itself).
+CREATE TABLE flow_versions (
+    flow_id     TEXT COLLATE "C" NOT NULL,
+    version     BIGINT NOT NULL,
+    definition  TEXT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    PRIMARY KEY (flow_id, version)
+);
+CREATE TABLE flow_runs (
+    id               TEXT COLLATE "C" PRIMARY KEY,
+    workspace_id     TEXT COLLATE "C" NOT NULL,
+    flow_id          TEXT COLLATE "C" NOT NULL,
+    flow_version     BIGINT NOT NULL,
+    conversation_id  TEXT COLLATE "C" NOT NULL REFERENCES conversations(id),
+    contact_id       TEXT COLLATE "C" NOT NULL,
+    state            TEXT NOT NULL,
+    revision         BIGINT NOT NULL,
+    started_at       BIGINT NOT NULL,
+    ended_at         BIGINT,
+    end_reason       TEXT COLLATE "C",
+    wakes_at         BIGINT,
+    locked_by        TEXT COLLATE "C",
+    locked_until     BIGINT
+);
+CREATE UNIQUE INDEX flow_runs_going ON flow_runs (conversation_id) WHERE ended_at IS NULL;
+CREATE INDEX flow_runs_contact ON flow_runs (contact_id, flow_id, started_at);
+CREATE INDEX flow_runs_conversation ON flow_runs (conversation_id, started_at);
+CREATE INDEX flow_runs_wake ON flow_runs (wakes_at, id) WHERE ended_at IS NULL AND wakes_at IS NOT NULL;
+CREATE TABLE scheduled_flows (
+    id               TEXT COLLATE "C" PRIMARY KEY,
+    workspace_id     TEXT COLLATE "C" NOT NULL,
+    contact_id       TEXT COLLATE "C" NOT NULL,
+    conversation_id  TEXT COLLATE "C" NOT NULL REFERENCES conversations(id),
+    flow_id          TEXT COLLATE "C" NOT NULL,
+    attached_at      BIGINT NOT NULL,
+    attached_by      TEXT COLLATE "C",
+    send_at          BIGINT NOT NULL,
+    within_hours     TEXT,
+    status           TEXT COLLATE "C" NOT NULL,
+    reason           TEXT,
+    done_at          BIGINT,
+    locked_by        TEXT COLLATE "C",
+    locked_until     BIGINT
+);
+CREATE INDEX scheduled_flows_due ON scheduled_flows (send_at, id) WHERE status = 'scheduled';
+CREATE INDEX scheduled_flows_contact ON scheduled_flows (contact_id, attached_at);
+CREATE TABLE faqs (
+    workspace_id     TEXT COLLATE "C" PRIMARY KEY REFERENCES workspaces(id),
+    faq              TEXT NOT NULL,
+    handoff_phrases  TEXT,
+    updated_at       BIGINT NOT NULL
+);
+CREATE TABLE contact_fields (
+    contact_id  TEXT COLLATE "C" NOT NULL REFERENCES contacts(id),
+    name        TEXT COLLATE "C" NOT NULL,
+    value       TEXT NOT NULL,
+    updated_at  BIGINT NOT NULL,
+    PRIMARY KEY (contact_id, name)
+);
+CREATE TABLE auto_reply_off (
+    conversation_id  TEXT COLLATE "C" PRIMARY KEY REFERENCES conversations(id),
+    agent_id         TEXT COLLATE "C",
+    created_at       BIGINT NOT NULL
+);
