@@ -541,6 +541,56 @@ pub fn take_over(
     ))
 }
 
+/// Where a conversation goes back to when a flow ends without handing it off: the status and
+/// holder it had when the flow took it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Resume {
+    pub status: S,
+    pub assignee: Option<AgentId>,
+}
+
+impl Resume {
+    pub fn of(c: &Conversation) -> Self {
+        Self {
+            status: c.status,
+            assignee: c.assignee_id,
+        }
+    }
+}
+
+/// A flow ended without handing off (completed, stopped, no answer...): the conversation goes back
+/// to where it was — resolved stays resolved, an agent's goes back to that agent, anything else
+/// to the pool (`status` pending: the caller routes it).
+pub fn bot_ends(c: &Conversation, resume: Resume, reason: &str, now: Timestamp) -> Transition {
+    if c.status != S::Bot {
+        return Transition::unchanged(c);
+    }
+    let mut n = c.clone();
+    match (resume.status, resume.assignee) {
+        (S::Resolved, _) => {
+            n.status = S::Resolved;
+            n.assignee_id = None;
+        }
+        (S::Open, Some(a)) => {
+            n.status = S::Open;
+            n.assignee_id = Some(a);
+        }
+        _ => {
+            n.status = S::Pending;
+            n.assignee_id = None;
+        }
+    }
+    n.last_activity_at = n.last_activity_at.max(now);
+    Transition::changed(
+        n,
+        vec![action(
+            ActionKind::FlowEnded,
+            None,
+            serde_json::json!({"reason": reason, "back_to": resume.status}),
+        )],
+    )
+}
+
 /// A flow's `resolve` step.
 pub fn bot_resolves(c: &Conversation, now: Timestamp) -> Transition {
     if c.status == S::Resolved {
@@ -1120,6 +1170,33 @@ mod tests {
         let done = bot_resolves(&bot, t(9_700));
         assert_eq!(done.conversation.status, S::Resolved);
         assert_eq!(done.actions[0].detail["by"], "flow");
+    }
+
+    #[test]
+    fn a_flow_that_ends_gives_the_conversation_back_where_it_was() {
+        let bot = conv(S::Bot, None, &[]);
+        let cases = [
+            (S::Resolved, None, S::Resolved, None),
+            (S::Open, Some(A), S::Open, Some(agent(A))),
+            (S::Pending, None, S::Pending, None),
+            (S::Bot, None, S::Pending, None),
+        ];
+        for (status, assignee, want, holder) in cases {
+            let resume = Resume {
+                status,
+                assignee: assignee.map(agent),
+            };
+            let tr = bot_ends(&bot, resume, "completed", t(9_000));
+            assert_eq!(
+                (tr.conversation.status, tr.conversation.assignee_id),
+                (want, holder),
+                "{status:?}"
+            );
+            assert_eq!(tr.actions[0].kind, ActionKind::FlowEnded);
+        }
+        // An agent who took over meanwhile keeps it.
+        let taken = conv(S::Open, Some(B), &[]);
+        assert!(!bot_ends(&taken, Resume::of(&bot), "taken_over", t(9_000)).changed);
     }
 
     #[test]

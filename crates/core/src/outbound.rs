@@ -22,6 +22,8 @@ pub enum Author {
     Agent { actor: Actor, automated: bool },
     /// Switchboard itself: the out-of-hours reply, the closing message, timers and rules.
     Automation,
+    /// A flow's bot (shown as the bot; never a person, so never `HUMAN_AGENT`).
+    Bot,
 }
 
 impl Author {
@@ -45,6 +47,7 @@ impl Author {
                 automated: true, ..
             } => SenderKind::Bot,
             Self::Automation => SenderKind::System,
+            Self::Bot => SenderKind::Bot,
         }
     }
 
@@ -52,7 +55,7 @@ impl Author {
     pub const fn actor(self) -> Option<Actor> {
         match self {
             Self::Agent { actor, .. } => Some(actor),
-            Self::Automation => None,
+            Self::Automation | Self::Bot => None,
         }
     }
 }
@@ -550,6 +553,9 @@ mod tests {
             [SenderKind::Agent, SenderKind::Bot, SenderKind::System]
         );
         assert_eq!(Author::Automation.actor(), None);
+        assert_eq!(Author::Bot.policy_sender(), policy::Sender::Automation);
+        assert_eq!(Author::Bot.sender_kind(), SenderKind::Bot);
+        assert_eq!(Author::Bot.actor(), None);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! caller after the commit, so a webhook is acknowledged only once its events are on disk. A
 //! webhook's items travel together and land in one batch, in order.
 
+use crate::automation::{Automation, CustomerMessage};
 use crate::clock::Clock;
 use crate::routing::Routing;
 use std::future::Future;
@@ -46,6 +47,7 @@ pub fn stamp(workspace_id: WorkspaceId, inbox_id: InboxId, event: InboundEvent) 
 pub struct ChannelIngest {
     tx: mpsc::Sender<(Vec<Stamped>, Reply)>,
     routing: Routing,
+    automation: Automation,
 }
 
 impl ChannelIngest {
@@ -55,10 +57,15 @@ impl ChannelIngest {
         clock: Arc<dyn Clock>,
         batch_max: usize,
         routing: Routing,
+        automation: Automation,
     ) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel(batch_max.max(1) * 8);
         crate::writer_thread::spawn("sb-ingest", run(store, clock, rx, batch_max.max(1)))?;
-        Ok(Self { tx, routing })
+        Ok(Self {
+            tx,
+            routing,
+            automation,
+        })
     }
 
     /// Queues the items (in order, in one batch) and waits until all of them are durably stored.
@@ -72,15 +79,38 @@ impl ChannelIngest {
         let mut items = items;
         items.iter_mut().for_each(|i| i.event.strip_controls());
         let (reply, wait) = oneshot::channel();
+        let (tx_items, customer) = split_customer(items);
         self.tx
-            .send((items, reply))
+            .send((tx_items, reply))
             .await
             .map_err(|_| IngestFailure::Stopped)?;
         let out = wait.await.map_err(|_| IngestFailure::Stopped)??;
-        // As for live chat: a conversation a customer message created or reopened is routed now;
-        // a failure is logged and the runner's backlog sweep routes it later.
-        for o in &out {
-            if let Ok(ChannelOutcome::Message(done)) = o
+        // After the commit, in order: a running flow gets the customer's message, or a trigger
+        // may start one; otherwise a conversation the message created or reopened is routed now
+        // (a routing failure is logged and the runner's backlog sweep routes it later).
+        for (o, said) in out.iter().zip(customer) {
+            let Ok(ChannelOutcome::Message(done)) = o else {
+                continue;
+            };
+            if done.duplicate {
+                continue;
+            }
+            let held = match said {
+                Some((workspace_id, inbox_id, text, meta)) => {
+                    let m = CustomerMessage {
+                        workspace_id,
+                        inbox_id,
+                        conversation_id: done.conversation_id,
+                        text,
+                        meta,
+                        entered_pool: done.entered_pool,
+                        held_by_bot: done.held_by_bot,
+                    };
+                    self.automation.on_customer_message(&m).await
+                }
+                None => false,
+            };
+            if !held
                 && done.entered_pool
                 && let Err(e) = self.routing.on_entered_pool(done.conversation_id).await
             {
@@ -89,6 +119,22 @@ impl ChannelIngest {
         }
         Ok(out)
     }
+}
+
+/// What automation needs of each customer message, beside the items (which go to the writer).
+type Said = Option<(WorkspaceId, InboxId, String, serde_json::Value)>;
+
+fn split_customer(items: Vec<Stamped>) -> (Vec<Stamped>, Vec<Said>) {
+    let said = items
+        .iter()
+        .map(|i| match &i.event {
+            InboundEvent::Customer(s) => {
+                Some((i.workspace_id, i.inbox_id, s.text.clone(), s.meta.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    (items, said)
 }
 
 async fn run(

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod app;
 pub mod auth;
+pub mod automation;
 pub mod bus;
 pub mod channel_ingest;
 pub mod client;
@@ -112,12 +113,27 @@ impl Application {
             config.routing.clone(),
             outgoing.clone(),
         );
+        // Flows: bots, scheduled flows; HTTP steps are signed with the workspace's secret.
+        let flow_secret = store
+            .setting_init("automation_signing_secret", &random::random_token(32))
+            .await?;
+        let automation = automation::Automation::new(
+            store.clone(),
+            clock.clone(),
+            outgoing.clone(),
+            routing.clone(),
+            provider_api::http_client(30_000)?,
+            flow_secret.into_bytes(),
+            config.routing.timer_lease_secs,
+            config.routing.timer_poll_ms,
+        );
         // One group-commit writer for every channel's inbound traffic.
         let channel_ingest = channel_ingest::ChannelIngest::start(
             store.clone(),
             clock.clone(),
             config.limits.ingest_batch_max,
             routing.clone(),
+            automation.clone(),
         )?;
         let ingest = ingest::Ingest::new(channel_ingest.clone());
         let tariff = config
@@ -170,6 +186,7 @@ impl Application {
             ingest,
             presence,
             routing,
+            automation,
             channel_ingest,
             meter,
             outbox,
@@ -211,10 +228,12 @@ impl Application {
         let app = routes::router(self.state.clone());
         tracing::info!(addr = %self.local_addr(), "serving");
         let runner = timers::spawn_runner(self.state.routing.clone(), self.state.clock.clone());
+        let flows =
+            automation::spawn_runner(self.state.automation.clone(), self.state.clock.clone());
         http::serve(self.listener, app, &self.state.config.http, shutdown).await;
         let served = Ok(());
         // A stopped server fires no more timers; another node (or the next start) will.
-        if let Some(r) = runner {
+        for r in [runner, flows].into_iter().flatten() {
             r.abort();
         }
         served

@@ -26,6 +26,8 @@ pub struct Inner {
     pub presence: Arc<Presence>,
     /// Routing, presence changes and the timer runner.
     pub routing: Routing,
+    /// Flows: bots, handoff, scheduled flows.
+    pub automation: crate::automation::Automation,
     /// Provider events (Messenger, Instagram) through their own group-commit writer.
     pub channel_ingest: crate::channel_ingest::ChannelIngest,
     /// WhatsApp cost metering, group-committed like ingest.

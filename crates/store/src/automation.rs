@@ -33,6 +33,8 @@ pub struct FlowRun {
     pub conversation_id: ConversationId,
     pub contact_id: ContactId,
     pub state: RunState,
+    /// Where the conversation goes back to when the run ends without a handoff.
+    pub resume: switchboard_core::conversation::Resume,
     /// Bumped by every save; saves compare-and-set on it.
     pub revision: i64,
     pub started_at: Timestamp,
@@ -174,11 +176,12 @@ pub trait AutomationStore {
     async fn scheduled(&self, id: ScheduledFlowId) -> Result<Option<ScheduledFlow>>;
     /// The contact's scheduled flows, newest attached first.
     async fn contact_scheduled(&self, contact: ContactId) -> Result<Vec<ScheduledFlow>>;
-    /// Moves a `scheduled` one to `to` (with the reason); false if it was not `scheduled` any more
+    /// Moves one from `from` to `to` (with the reason); false if it was not `from` any more
     /// (fired elsewhere, cancelled) — exactly one caller wins.
     async fn finish_scheduled(
         &self,
         id: ScheduledFlowId,
+        from: ScheduledStatus,
         to: ScheduledStatus,
         reason: Option<&str>,
         now: Timestamp,
@@ -258,6 +261,7 @@ fn run_row(r: &impl RowRead) -> Result<FlowRun> {
         conversation_id: ConversationId(uuid_of(r, "conversation_id")?),
         contact_id: ContactId(uuid_of(r, "contact_id")?),
         state: json_of(r, "state")?,
+        resume: json_of(r, "resume")?,
         revision: r.try_get("revision")?,
         started_at: ts(r, "started_at")?,
         ended_at: opt_ts(r, "ended_at")?,
@@ -471,8 +475,8 @@ impl<D: Db> AutomationStore for D {
             .await
             .map_err(conflict_on_deadlock)?;
         q("INSERT INTO flow_runs (id, workspace_id, flow_id, flow_version, conversation_id, contact_id, \
-             state, revision, started_at, ended_at, end_reason, wakes_at) \
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
+             state, resume, revision, started_at, ended_at, end_reason, wakes_at) \
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)")
         .bind(run.id.to_string())
         .bind(run.workspace_id.to_string())
         .bind(run.flow_id.to_string())
@@ -480,6 +484,7 @@ impl<D: Db> AutomationStore for D {
         .bind(run.conversation_id.to_string())
         .bind(run.contact_id.to_string())
         .bind(json_text(&run.state))
+        .bind(json_text(&run.resume))
         .bind(run.revision)
         .bind(run.started_at.millis())
         .bind(run.ended_at.map(Timestamp::millis))
@@ -626,16 +631,18 @@ impl<D: Db> AutomationStore for D {
     async fn finish_scheduled(
         &self,
         id: ScheduledFlowId,
+        from: ScheduledStatus,
         to: ScheduledStatus,
         reason: Option<&str>,
         now: Timestamp,
     ) -> Result<bool> {
         Ok(q("UPDATE scheduled_flows SET status = $1, reason = $2, done_at = $3, locked_by = NULL, locked_until = NULL \
-              WHERE id = $4 AND status = 'scheduled'")
+              WHERE id = $4 AND status = $5")
             .bind(to.as_str())
             .bind(reason)
             .bind(now.millis())
             .bind(id.to_string())
+            .bind(from.as_str())
             .write(self)
             .await?
             .rows_affected()

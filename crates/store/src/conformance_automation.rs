@@ -37,6 +37,7 @@ fn new_run(f: &Fixture, flow_id: FlowId, fl: &Flow, c: &Conversation, now: Times
         conversation_id: c.id,
         contact_id: c.contact_id,
         state: RunState::new(fl, now, 0),
+        resume: conversation::Resume::of(c),
         revision: 0,
         started_at: now,
         ended_at: None,
@@ -219,13 +220,20 @@ async fn scheduled_flows_fire_once_and_cancel() {
             .collect();
         assert_eq!(got, [soon.id], "leased to one runner");
         assert!(
-            s.finish_scheduled(soon.id, ScheduledStatus::Sent, None, T0.plus_secs(3600))
-                .await
-                .unwrap()
+            s.finish_scheduled(
+                soon.id,
+                ScheduledStatus::Scheduled,
+                ScheduledStatus::Sent,
+                None,
+                T0.plus_secs(3600)
+            )
+            .await
+            .unwrap()
         );
         assert!(
             !s.finish_scheduled(
                 soon.id,
+                ScheduledStatus::Scheduled,
                 ScheduledStatus::Failed,
                 Some("x"),
                 T0.plus_secs(3601)

@@ -302,6 +302,7 @@ async fn ingest_item<C: Conn>(
                         .unwrap_or(*new_contact_id),
                     duplicate: true,
                     entered_pool: false,
+                    held_by_bot: false,
                 })
             } else {
                 let contact_id = match identity_contact(conn, *inbox_id, customer_external_id)
@@ -374,6 +375,7 @@ async fn ingest_item<C: Conn>(
                     duplicate: false,
                     // The page wrote first: nothing for routing until the customer answers.
                     entered_pool: false,
+                    held_by_bot: false,
                 })
             }
         }

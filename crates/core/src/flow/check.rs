@@ -101,7 +101,67 @@ fn is_step_id(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
+/// Whether `from`–`to` are two local times `HH:MM`, the first before the second.
+pub fn hours_valid(h: &super::model::HoursSpec) -> bool {
+    matches!((Range::parse_time(&h.from), Range::parse_time(&h.to)), (Some(a), Some(b)) if a < b)
+}
+
+/// At most this many FAQ questions, phrasings per question, handoff phrases.
+pub const MAX_FAQ_ENTRIES: usize = 500;
+pub const MAX_PHRASINGS: usize = 20;
+pub const MAX_HANDOFF_PHRASES: usize = 50;
+
+impl super::faq::FaqList {
+    /// Every problem with the FAQ: counts, blank or overlong texts, control characters, the
+    /// threshold outside 0–1.
+    pub fn validate(&self) -> Result<(), Vec<FlowError>> {
+        let mut c = Checker::default();
+        if self.entries.len() > MAX_FAQ_ENTRIES {
+            c.err("entries", format!("must have at most {MAX_FAQ_ENTRIES}"));
+        }
+        if !(0.0..=1.0).contains(&self.threshold) {
+            c.err("threshold", "must be between 0 and 1");
+        }
+        for (i, e) in self.entries.iter().take(MAX_FAQ_ENTRIES).enumerate() {
+            if e.phrasings.is_empty() || e.phrasings.len() > MAX_PHRASINGS {
+                c.err(
+                    format!("entries[{i}].phrasings"),
+                    format!("must have between 1 and {MAX_PHRASINGS}"),
+                );
+            }
+            for (j, p) in e.phrasings.iter().take(MAX_PHRASINGS).enumerate() {
+                c.text(&format!("entries[{i}].phrasings[{j}]"), p, 200);
+            }
+            c.text(&format!("entries[{i}].answer"), &e.answer, 2000);
+        }
+        c.finish()
+    }
+}
+
+/// Checks configured handoff phrases.
+pub fn validate_phrases(phrases: &[String]) -> Result<(), Vec<FlowError>> {
+    let mut c = Checker::default();
+    if phrases.len() > MAX_HANDOFF_PHRASES {
+        c.err(
+            "handoff_phrases",
+            format!("must have at most {MAX_HANDOFF_PHRASES}"),
+        );
+    }
+    for (i, p) in phrases.iter().take(MAX_HANDOFF_PHRASES).enumerate() {
+        c.text(&format!("handoff_phrases[{i}]"), p, 100);
+    }
+    c.finish()
+}
+
 impl Checker {
+    fn finish(self) -> Result<(), Vec<FlowError>> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(self.errors)
+        }
+    }
+
     fn err(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.errors.push(FlowError {
             path: path.into(),

@@ -326,3 +326,37 @@ pub fn may_start(flow: &Flow, runs: ContactRuns, now: Timestamp) -> Result<(), N
     }
     Ok(())
 }
+
+/// What a customer tapped, or the link or ad they came from, as a message's extras record it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Tapped<'a> {
+    /// A quick reply's or postback's payload (Messenger, Instagram), a callback's data
+    /// (Telegram), a reply button's or list row's id or a template button's payload (WhatsApp).
+    pub payload: Option<&'a str>,
+    /// The `ref` of an m.me link or an ad (Messenger), on its own or with a postback.
+    pub referral: Option<&'a str>,
+}
+
+/// Reads [`Tapped`] from a customer message's extras (as the channel parsers write them).
+pub fn tapped(meta: &serde_json::Value) -> Tapped<'_> {
+    let payload = [
+        &meta["quick_reply_payload"],
+        &meta["postback"]["payload"],
+        &meta["callback_data"],
+        &meta["interactive"]["id"],
+        &meta["button"]["payload"],
+    ]
+    .into_iter()
+    .find_map(non_empty);
+    let referral = [
+        &meta["referral"]["ref"],
+        &meta["postback"]["referral"]["ref"],
+    ]
+    .into_iter()
+    .find_map(non_empty);
+    Tapped { payload, referral }
+}
+
+fn non_empty(v: &serde_json::Value) -> Option<&str> {
+    v.as_str().filter(|s| !s.is_empty())
+}

@@ -19,7 +19,8 @@ pub use engine::{
 };
 pub use faq::{Faq, FaqEntry, FaqList, HandoffPhrases};
 pub use matching::{
-    ContactRuns, FlowMatcher, MatchContext, Matched, NotStarted, TriggerEvent, may_start,
+    ContactRuns, FlowMatcher, MatchContext, Matched, NotStarted, Tapped, TriggerEvent, may_start,
+    tapped,
 };
 pub use model::{Action, Flow, Guards, Step, Trigger};
 

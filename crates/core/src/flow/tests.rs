@@ -1638,3 +1638,85 @@ fn json_paths_into_responses() {
         assert_eq!(json_path(&body, path).as_deref(), want, "{path}");
     }
 }
+
+#[test]
+fn taps_and_referrals_are_read_from_every_channels_extras() {
+    use crate::flow::tapped;
+    let cases = [
+        (
+            json!({"quick_reply_payload": "SIZE_M"}),
+            Some("SIZE_M"),
+            None,
+        ),
+        (
+            json!({"postback": {"title": "Bắt đầu", "payload": "GET_STARTED", "referral": {"ref": "ads-ao"}}}),
+            Some("GET_STARTED"),
+            Some("ads-ao"),
+        ),
+        (
+            json!({"referral": {"ref": "quang-cao-ao-thun", "source": "SHORTLINK"}}),
+            None,
+            Some("quang-cao-ao-thun"),
+        ),
+        (json!({"callback_data": "GAP_NV"}), Some("GAP_NV"), None),
+        (
+            json!({"interactive": {"type": "button_reply", "id": "YES", "title": "Có"}}),
+            Some("YES"),
+            None,
+        ),
+        (
+            json!({"button": {"payload": "STOP", "text": "Dừng"}}),
+            Some("STOP"),
+            None,
+        ),
+        (json!({"quick_reply_payload": ""}), None, None),
+        (json!(null), None, None),
+        (json!({"attachments": [{"type": "image"}]}), None, None),
+    ];
+    for (meta, payload, referral) in cases {
+        let t = tapped(&meta);
+        assert_eq!((t.payload, t.referral), (payload, referral), "{meta}");
+    }
+}
+
+#[test]
+fn faq_and_handoff_phrases_are_checked_before_saving() {
+    use crate::flow::check::{hours_valid, validate_phrases};
+    let ok: FaqList = serde_json::from_value(json!({
+        "entries": [{"phrasings": ["giá bao nhiêu", "bao nhiêu tiền"], "answer": "199k ạ"}]
+    }))
+    .unwrap();
+    assert!(ok.validate().is_ok());
+    let bad: FaqList = serde_json::from_value(json!({
+        "entries": [{"phrasings": [], "answer": " "}, {"phrasings": ["a\u{0007}b"], "answer": "x"}],
+        "threshold": 1.5
+    }))
+    .unwrap();
+    let paths: Vec<String> = bad
+        .validate()
+        .unwrap_err()
+        .into_iter()
+        .map(|e| e.path)
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "threshold",
+            "entries[0].phrasings",
+            "entries[0].answer",
+            "entries[1].phrasings[0]"
+        ]
+    );
+    assert!(validate_phrases(&["gặp chủ shop".into()]).is_ok());
+    assert_eq!(
+        validate_phrases(&["".into()]).unwrap_err()[0].path,
+        "handoff_phrases[0]"
+    );
+    let h = |from: &str, to: &str| HoursSpec {
+        from: from.into(),
+        to: to.into(),
+    };
+    assert!(hours_valid(&h("08:00", "17:00")));
+    assert!(!hours_valid(&h("17:00", "08:00")));
+    assert!(!hours_valid(&h("8h", "17:00")));
+}

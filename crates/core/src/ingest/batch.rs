@@ -458,6 +458,7 @@ pub fn decide(
                 contact_id,
                 duplicate: true,
                 entered_pool: false,
+                held_by_bot: false,
             }));
             continue;
         }
@@ -537,6 +538,7 @@ pub fn decide(
             contact_id,
             duplicate: false,
             entered_pool,
+            held_by_bot: conv.status == ConversationStatus::Bot,
         }));
         messages.push(message);
     }

@@ -63,6 +63,8 @@ pub struct Ingested {
     pub duplicate: bool,
     /// The message created the conversation or reopened it: it is in the pool, waiting for routing.
     pub entered_pool: bool,
+    /// A flow holds the conversation (status `bot`): the message is the running flow's input.
+    pub held_by_bot: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -76,6 +76,8 @@ pub enum Purpose {
     Reply,
     OutsideBusinessHours,
     ClosingMessage,
+    /// A flow's message (a bot, a scheduled flow).
+    Flow,
 }
 
 impl Purpose {
@@ -84,6 +86,7 @@ impl Purpose {
             Self::Reply => "reply",
             Self::OutsideBusinessHours => "outside_business_hours",
             Self::ClosingMessage => "closing_message",
+            Self::Flow => "flow",
         }
     }
 }
@@ -435,7 +438,7 @@ impl Outgoing {
     /// The one refusal mapping: a person is told; an automatic message is stored `failed` with
     /// the reason and the refusal is logged in the history.
     async fn refuse(&self, req: &SendRequest, text: &str, r: Refusal) -> ApiResult<Sent> {
-        if req.author != Author::Automation {
+        if req.author.actor().is_some() {
             return Err(r.into());
         }
         tracing::info!(conversation_id = %req.conversation_id, purpose = req.purpose.as_str(), reason = r.code, "automatic message refused");

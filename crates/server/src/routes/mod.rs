@@ -5,6 +5,7 @@ pub mod auth;
 pub mod channel_actions;
 pub mod contacts;
 pub mod conversations;
+pub mod flows;
 pub mod inboxes;
 pub mod media;
 pub mod provider_send;
@@ -24,7 +25,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, patch, post};
+use axum::routing::{delete, get, patch, post, put};
 
 // What the route files share lives outside `routes/` (no route file imports another, and none
 // imports the router); these re-exports serve the files not yet switched and must go with them.
@@ -239,6 +240,74 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
         "/api/v1/ws",
         "WebSocket of realtime events (token= or cookie; since= to catch up)",
     ),
+    ("get", "/api/v1/flows", "Automation flows"),
+    ("post", "/api/v1/flows", "Create a flow (supervisor/admin)"),
+    (
+        "post",
+        "/api/v1/flows/check",
+        "Check a flow without saving it: every problem with its path",
+    ),
+    (
+        "get",
+        "/api/v1/flows/{id}",
+        "One flow at its current version",
+    ),
+    (
+        "put",
+        "/api/v1/flows/{id}",
+        "Save a new version of a flow (supervisor/admin; version = the one edited)",
+    ),
+    (
+        "delete",
+        "/api/v1/flows/{id}",
+        "Delete a flow (supervisor/admin)",
+    ),
+    ("get", "/api/v1/faq", "The FAQ and handoff phrases"),
+    (
+        "put",
+        "/api/v1/faq",
+        "Save the FAQ and handoff phrases (supervisor/admin)",
+    ),
+    (
+        "get",
+        "/api/v1/conversations/{id}/automation",
+        "The conversation's auto-reply switch, flow runs and captured fields",
+    ),
+    (
+        "put",
+        "/api/v1/conversations/{id}/auto-reply",
+        "Turn the bot off (or on) for this conversation",
+    ),
+    (
+        "post",
+        "/api/v1/conversations/{id}/take-over",
+        "Take the conversation from the bot (the flow stops)",
+    ),
+    (
+        "post",
+        "/api/v1/conversations/{id}/flows",
+        "Start a flow in the conversation",
+    ),
+    (
+        "get",
+        "/api/v1/contacts/{id}/scheduled-flows",
+        "The customer's scheduled flows",
+    ),
+    (
+        "post",
+        "/api/v1/contacts/{id}/scheduled-flows",
+        "Attach a scheduled flow (answers whether the window allows it at that time)",
+    ),
+    (
+        "post",
+        "/api/v1/scheduled-flows/{id}/send-now",
+        "Run a scheduled flow now",
+    ),
+    (
+        "post",
+        "/api/v1/scheduled-flows/{id}/cancel",
+        "Cancel a scheduled flow",
+    ),
     ("get", "/api/v1/openapi.json", "This document"),
     (
         "post",
@@ -388,6 +457,23 @@ pub fn router(st: AppState) -> Router {
             "/quick-replies/{id}",
             patch(quick_replies::update).delete(quick_replies::delete),
         )
+        .route("/flows", get(flows::list).post(flows::create))
+        .route("/flows/check", post(flows::check))
+        .route(
+            "/flows/{id}",
+            get(flows::get).put(flows::update).delete(flows::delete),
+        )
+        .route("/faq", get(flows::faq).put(flows::save_faq))
+        .route("/conversations/{id}/automation", get(flows::automation))
+        .route("/conversations/{id}/auto-reply", put(flows::auto_reply))
+        .route("/conversations/{id}/take-over", post(flows::take_over))
+        .route("/conversations/{id}/flows", post(flows::start))
+        .route(
+            "/contacts/{id}/scheduled-flows",
+            get(flows::scheduled).post(flows::schedule),
+        )
+        .route("/scheduled-flows/{id}/send-now", post(flows::send_now))
+        .route("/scheduled-flows/{id}/cancel", post(flows::cancel))
         .route("/ws", get(ws::agent_ws))
         .route("/openapi.json", get(openapi))
         .fallback(no_route)

@@ -246,6 +246,44 @@ pub fn request(method: &str, path: &str) -> Value {
         ("get", "/widget/v1/ws") => {
             json!({"security": public, "parameters": [query("token", string(), true)]})
         }
+        ("post", "/api/v1/flows") | ("put", "/api/v1/flows/{id}") => {
+            json!({"requestBody": json_body(object(
+                &["flow"],
+                json!({"flow": {"type": "object"}, "active": {"type": "boolean"}, "version": {"type": ["integer", "null"], "minimum": 0, "maximum": 4_294_967_295u64}}),
+            ))})
+        }
+        ("post", "/api/v1/flows/check") => {
+            json!({"requestBody": json_body(object(&["flow"], json!({"flow": {"type": "object"}})))})
+        }
+        ("put", "/api/v1/faq") => json!({"requestBody": json_body(object(
+            &["entries"],
+            json!({
+                "entries": {"type": "array", "items": object(&["phrasings", "answer"], json!({
+                    "phrasings": {"type": "array", "items": string()}, "answer": string(),
+                }))},
+                "threshold": {"type": ["number", "null"]},
+                "handoff_phrases": {"type": ["array", "null"], "items": string()},
+            }),
+        ))}),
+        ("put", "/api/v1/conversations/{id}/auto-reply") => {
+            json!({"requestBody": json_body(object(&["on"], json!({"on": {"type": "boolean"}})))})
+        }
+        ("post", "/api/v1/conversations/{id}/flows") => {
+            json!({"requestBody": json_body(object(&["flow_id"], json!({"flow_id": uuid()})))})
+        }
+        ("post", "/api/v1/contacts/{id}/scheduled-flows") => {
+            json!({"requestBody": json_body(object(
+                &["flow_id"],
+                json!({
+                    "flow_id": uuid(),
+                    "conversation_id": {"oneOf": [{"type": "null"}, uuid()]},
+                    "send_at": {"type": ["integer", "null"]},
+                    "delay_secs": {"type": ["integer", "null"], "minimum": 0, "maximum": 18_446_744_073_709_551_615u64},
+                    "within_hours": {"oneOf": [{"type": "null"}, object(&["from", "to"], json!({"from": string(), "to": string()}))]},
+                    "dry_run": {"type": "boolean"},
+                }),
+            ))})
+        }
         // Webhooks are signed by the provider, not sent with a token.
         ("get", "/webhooks/meta") | ("get", "/webhooks/whatsapp") => {
             json!({"security": public, "parameters": [
@@ -280,6 +318,9 @@ mod tests {
         "/api/v1/conversations/{id}/typing",
         "/api/v1/inboxes/{id}/templates/sync",
         "/api/v1/contact-merges/{id}/undo",
+        "/api/v1/conversations/{id}/take-over",
+        "/api/v1/scheduled-flows/{id}/send-now",
+        "/api/v1/scheduled-flows/{id}/cancel",
     ];
 
     #[test]

@@ -27,6 +27,8 @@ CREATE TABLE flow_runs (
     conversation_id  TEXT COLLATE "C" NOT NULL REFERENCES conversations(id),
     contact_id       TEXT COLLATE "C" NOT NULL,
     state            TEXT NOT NULL,
+    -- where the conversation goes back to when the run ends without a handoff
+    resume           TEXT NOT NULL,
     revision         BIGINT NOT NULL,
     started_at       BIGINT NOT NULL,
     ended_at         BIGINT,

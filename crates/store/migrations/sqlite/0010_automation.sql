@@ -27,6 +27,8 @@ CREATE TABLE flow_runs (
     conversation_id  TEXT NOT NULL REFERENCES conversations(id),
     contact_id       TEXT NOT NULL,
     state            TEXT NOT NULL,
+    -- where the conversation goes back to when the run ends without a handoff
+    resume           TEXT NOT NULL,
     revision         INTEGER NOT NULL,
     started_at       INTEGER NOT NULL,
     ended_at         INTEGER,
