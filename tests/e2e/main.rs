@@ -5,6 +5,7 @@
 mod support;
 
 mod api;
+mod flows;
 mod meta;
 mod multinode;
 mod realtime;

@@ -13,7 +13,7 @@ use switchboard_core::Timestamp;
 use switchboard_sandbox::meta::{Fault, PageSpec, Sandbox, UserSpec, meta_json};
 use switchboard_server::outbox::RunReport;
 
-const SECRET: &str = "app_secret_test";
+const SECRET: &str = META_APP_SECRET;
 const PAGE: &str = "111";
 const PSID: &str = "222";
 const COMMENTER: &str = "9001";
@@ -172,56 +172,6 @@ impl NowTs for switchboard_server::clock::ManualClock {
     fn now_ts(&self) -> Timestamp {
         switchboard_server::clock::Clock::now(self)
     }
-}
-
-async fn create_page(
-    app: &TestApp,
-    sb: &Sandbox,
-    page: &str,
-    channel: &str,
-    members: &[&str],
-) -> String {
-    let key = if channel == "instagram" {
-        "ig_account_id"
-    } else {
-        "page_id"
-    };
-    let v = app
-        .ok(
-            Method::POST,
-            "/api/v1/inboxes",
-            &app.admin,
-            Some(
-                json!({"name": format!("Page {page}"), "channel": channel, "settings": {
-                    key: page, "page_access_token": format!("token-{page}"), "app_secret": SECRET,
-                    "verify_token": "tok", "api_base_url": sb.base_url(),
-                }}),
-            ),
-        )
-        .await;
-    let id = v["id"].as_str().unwrap().to_owned();
-    app.ok(
-        Method::PUT,
-        &format!("/api/v1/inboxes/{id}/members"),
-        &app.admin,
-        Some(json!({"agent_ids": members})),
-    )
-    .await;
-    sb.add_page(PageSpec {
-        id: page.into(),
-        object: if channel == "instagram" {
-            switchboard_channels::meta::Object::Instagram
-        } else {
-            switchboard_channels::meta::Object::Page
-        },
-        token: format!("token-{page}"),
-        app_secret: SECRET.into(),
-        webhook_url: app.url("/webhooks/meta"),
-        echoes: true,
-        private_reply_recipient_id: true,
-        auto_delivery: false,
-    });
-    id
 }
 
 /// The next `message.updated` whose delivery status is `status` (skipping repeats of earlier ones).

@@ -22,6 +22,8 @@ pub const PG_SECRETS_KEY: &str = "c3dpdGNoYm9hcmQtdGVzdHMtc2VjcmV0cy1rZXktMzI=";
 /// The automatic messages of [`TestApp::with_automatic_messages`].
 pub const OUT_OF_HOURS: &str = "Shop đang nghỉ, sẽ trả lời anh/chị sớm nhất!";
 pub const CLOSING: &str = "Cảm ơn anh/chị đã liên hệ!";
+/// The Meta app secret of the sandbox pages [`create_page`] makes.
+pub const META_APP_SECRET: &str = "app_secret_test";
 
 pub struct TestApp {
     pub base: String,
@@ -170,6 +172,15 @@ impl TestApp {
         self.state
             .routing
             .run_due_timers(self.clock.now())
+            .await
+            .unwrap()
+    }
+
+    /// One tick of the automation runner (flow wake-ups, scheduled flows) at the clock's time.
+    pub async fn flows_tick(&self) -> switchboard_server::automation::AutomationTick {
+        self.state
+            .automation
+            .run_due(self.clock.now())
             .await
             .unwrap()
     }
@@ -564,4 +575,55 @@ impl Ws {
             }
         }
     }
+}
+
+/// A Facebook Page (or Instagram account) inbox against the Meta sandbox, with these members.
+pub async fn create_page(
+    app: &TestApp,
+    sb: &switchboard_sandbox::meta::Sandbox,
+    page: &str,
+    channel: &str,
+    members: &[&str],
+) -> String {
+    let key = if channel == "instagram" {
+        "ig_account_id"
+    } else {
+        "page_id"
+    };
+    let v = app
+        .ok(
+            Method::POST,
+            "/api/v1/inboxes",
+            &app.admin,
+            Some(
+                json!({"name": format!("Page {page}"), "channel": channel, "settings": {
+                    key: page, "page_access_token": format!("token-{page}"), "app_secret": META_APP_SECRET,
+                    "verify_token": "tok", "api_base_url": sb.base_url(),
+                }}),
+            ),
+        )
+        .await;
+    let id = v["id"].as_str().unwrap().to_owned();
+    app.ok(
+        Method::PUT,
+        &format!("/api/v1/inboxes/{id}/members"),
+        &app.admin,
+        Some(json!({"agent_ids": members})),
+    )
+    .await;
+    sb.add_page(switchboard_sandbox::meta::PageSpec {
+        id: page.into(),
+        object: if channel == "instagram" {
+            switchboard_channels::meta::Object::Instagram
+        } else {
+            switchboard_channels::meta::Object::Page
+        },
+        token: format!("token-{page}"),
+        app_secret: META_APP_SECRET.into(),
+        webhook_url: app.url("/webhooks/meta"),
+        echoes: true,
+        private_reply_recipient_id: true,
+        auto_delivery: false,
+    });
+    id
 }

@@ -335,7 +335,15 @@ impl Automation {
                 continue;
             }
             match self.start(c.id, id, None, "trigger", 0).await {
-                Ok(()) => return Ok(true),
+                Ok(()) => {
+                    // A flow that goes straight to answering questions answers this one.
+                    if let Some(run) = self.store.running_run(c.id).await?
+                        && matches!(run.state.waiting, flow::Waiting::Faq { .. })
+                    {
+                        self.drive(c.id, Feed::Message(m.text.clone())).await?;
+                    }
+                    return Ok(true);
+                }
                 Err(NotStarted::Running) => return Ok(true),
                 Err(e) => {
                     tracing::warn!(error = %e, flow_id = %id, "a triggered flow did not start");

@@ -28,6 +28,21 @@ fn require_supervisor(me: &CurrentAgent) -> ApiResult<()> {
     }
 }
 
+/// The secret HTTP steps sign their requests with (admins only: it verifies them).
+pub fn signing_secret(st: &AppState, me: &CurrentAgent) -> ApiResult<serde_json::Value> {
+    if me.agent.role != Role::Admin {
+        return Err(ApiError::forbidden(
+            "only an admin may read the signing secret",
+        ));
+    }
+    let secret = String::from_utf8_lossy(st.automation.signing_key()).into_owned();
+    Ok(serde_json::json!({
+        "secret": secret,
+        "header": "Switchboard-Signature",
+        "scheme": "t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t + \".\" + body)>",
+    }))
+}
+
 /// A flow that does not validate: every problem, each with its path.
 fn invalid_flow(e: ImportError) -> ApiError {
     match e {

@@ -80,6 +80,10 @@ pub async fn check(me: CurrentAgent, ApiJson(b): ApiJson<CheckBody>) -> Json {
     Ok(ApiJson(flows::check(&me, &b.flow)?))
 }
 
+pub async fn signing_secret(State(st): State<AppState>, me: CurrentAgent) -> Json {
+    Ok(ApiJson(flows::signing_secret(&st, &me)?))
+}
+
 pub async fn faq(State(st): State<AppState>, _me: CurrentAgent) -> Json {
     Ok(ApiJson(flows::faq(&st).await?))
 }

@@ -262,6 +262,11 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
         "/api/v1/flows/{id}",
         "Delete a flow (supervisor/admin)",
     ),
+    (
+        "get",
+        "/api/v1/automation/signing-secret",
+        "The secret flows' HTTP steps are signed with (admin)",
+    ),
     ("get", "/api/v1/faq", "The FAQ and handoff phrases"),
     (
         "put",
@@ -464,6 +469,7 @@ pub fn router(st: AppState) -> Router {
             get(flows::get).put(flows::update).delete(flows::delete),
         )
         .route("/faq", get(flows::faq).put(flows::save_faq))
+        .route("/automation/signing-secret", get(flows::signing_secret))
         .route("/conversations/{id}/automation", get(flows::automation))
         .route("/conversations/{id}/auto-reply", put(flows::auto_reply))
         .route("/conversations/{id}/take-over", post(flows::take_over))
