@@ -379,12 +379,12 @@ async fn a_flow_that_starts_itself_stops_at_the_limit() {
         .await;
     let looping = json!({
         "name": "Vòng lặp", "version": 1,
-        "triggers": [{"type": "keyword", "match": "exact", "keywords": ["lặp"]}],
         "start": "hi",
         "steps": [
             {"id": "hi", "do": {"type": "send_message", "variants": [{"text": "vòng"}], "next": "again"}},
             {"id": "again", "do": {"type": "start_flow", "flow": id}}
         ],
+        "triggers": [{"type": "keyword", "match": "exact", "keywords": ["lặp"]}, {"type": "started_by_flow"}],
         "guards": {"max_steps": 6}
     });
     let saved = shop
@@ -671,4 +671,128 @@ async fn a_scheduled_flow_survives_a_restart() {
         ["Nhắc lịch ạ"]
     );
     drop(dir);
+}
+
+/// Flows start when an agent tags or resolves a conversation, or starts one from it (only flows
+/// made for that); the conversation goes back to where it was when the flow ends.
+#[tokio::test]
+async fn flows_start_on_tags_resolving_and_from_an_agent() {
+    let shop = Shop::open().await;
+    let send = |name: &str, trigger: Value, text: &str| {
+        json!({"name": name, "version": 1, "triggers": [trigger], "start": "s",
+            "steps": [{"id": "s", "do": {"type": "send_message", "variants": [{"text": text}]}}]})
+    };
+    shop.flow(send(
+        "VIP",
+        json!({"type": "tag_added", "tags": ["vip"]}),
+        "Chào khách VIP ạ",
+    ))
+    .await;
+    shop.flow(send(
+        "Khảo sát",
+        json!({"type": "resolved"}),
+        "Anh/chị chấm điểm shop 1–5 nhé?",
+    ))
+    .await;
+    let hello = shop
+        .flow(send(
+            "Chào",
+            json!({"type": "agent_start"}),
+            "Bot chào anh/chị ạ",
+        ))
+        .await;
+    let other_tag = shop
+        .flow(send(
+            "Sỉ",
+            json!({"type": "tag_added", "tags": ["khách sỉ"]}),
+            "x",
+        ))
+        .await;
+    shop.says(PSID, "alo").await;
+    let conv = shop.conversation_of(0).await;
+    let id = conv["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        conv["assignee_id"],
+        json!(shop.lan_id),
+        "no flow for a plain message"
+    );
+    shop.app
+        .ok(
+            Method::POST,
+            &format!("/api/v1/conversations/{id}/tags"),
+            &shop.lan,
+            Some(json!({"name": "vip"})),
+        )
+        .await;
+    shop.deliver().await;
+    assert_eq!(shop.sent(), ["Chào khách VIP ạ"]);
+    let conv = shop.app.conversation(&id).await;
+    assert_eq!(
+        (conv["status"].as_str(), conv["assignee_id"].as_str()),
+        (Some("open"), Some(shop.lan_id.as_str())),
+        "back to Lan"
+    );
+    // Only a flow made to be started by an agent can be.
+    let (s, v) = shop
+        .app
+        .post(
+            &format!("/api/v1/conversations/{id}/flows"),
+            &shop.lan,
+            json!({"flow_id": other_tag}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("flow_not_startable"))
+    );
+    shop.app
+        .ok(
+            Method::POST,
+            &format!("/api/v1/conversations/{id}/flows"),
+            &shop.lan,
+            Some(json!({"flow_id": hello})),
+        )
+        .await;
+    shop.deliver().await;
+    assert_eq!(shop.sent().last().unwrap(), "Bot chào anh/chị ạ");
+    // Minh does not hold it: he may not hand Lan's customer to a flow.
+    let (s, _) = shop
+        .app
+        .post(
+            &format!("/api/v1/conversations/{id}/flows"),
+            &shop.minh,
+            json!({"flow_id": hello}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    shop.app
+        .ok(
+            Method::POST,
+            &format!("/api/v1/conversations/{id}/resolve"),
+            &shop.lan,
+            None,
+        )
+        .await;
+    shop.deliver().await;
+    assert_eq!(
+        shop.sent().last().unwrap(),
+        "Anh/chị chấm điểm shop 1–5 nhé?"
+    );
+    assert_eq!(
+        shop.app.conversation(&id).await["status"],
+        "resolved",
+        "the survey leaves it resolved"
+    );
+    let kinds: Vec<String> = shop
+        .app
+        .history(&id)
+        .await
+        .iter()
+        .map(|h| h["kind"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "flow_started").count(),
+        3,
+        "{kinds:?}"
+    );
 }

@@ -80,11 +80,33 @@ pub struct CustomerMessage {
     pub held_by_bot: bool,
 }
 
+/// A change to a conversation that flows may start on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConversationEvent<'a> {
+    Resolved,
+    TagAdded(&'a str),
+    FieldChanged(&'a str),
+}
+
+impl ConversationEvent<'_> {
+    const fn how(self) -> &'static str {
+        match self {
+            Self::Resolved => "resolved",
+            Self::TagAdded(_) => "tag_added",
+            Self::FieldChanged(_) => "field_changed",
+        }
+    }
+}
+
 /// Why a flow did not start.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NotStarted {
     #[error("no such flow")]
     NoFlow,
+    /// The flow has no trigger for this way of starting (`agent_start`, `started_by_flow`,
+    /// `scheduled_due`).
+    #[error("this flow cannot be started this way")]
+    NotStartable,
     #[error("a flow is already running in this conversation")]
     Running,
     #[error("the conversation changed too often; try again")]
@@ -353,6 +375,69 @@ impl Automation {
         Ok(false)
     }
 
+    /// Something happened to a conversation that may start a flow (resolved, tagged, a contact
+    /// field changed). Starts the first matching flow the guards allow, unless a flow already
+    /// runs there or its auto-reply is off. Failures are logged: the change itself stands.
+    pub async fn on_event(&self, conversation: ConversationId, event: ConversationEvent<'_>) {
+        if let Err(e) = self.event(conversation, event).await {
+            tracing::warn!(error = %e, %conversation, "automation on a conversation event failed");
+        }
+    }
+
+    async fn event(
+        &self,
+        conversation: ConversationId,
+        event: ConversationEvent<'_>,
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let compiled = self.compiled(now).await?;
+        if compiled.matcher.is_empty() {
+            return Ok(());
+        }
+        let Some(c) = self.store.conversation(conversation).await? else {
+            return Ok(());
+        };
+        if c.status == ConversationStatus::Bot {
+            return Ok(());
+        }
+        let trigger = match event {
+            ConversationEvent::Resolved => TriggerEvent::Resolved,
+            ConversationEvent::TagAdded(t) => TriggerEvent::TagAdded(t),
+            ConversationEvent::FieldChanged(f) => TriggerEvent::FieldChanged(f),
+        };
+        let ctx = MatchContext {
+            inbox: c.inbox_id,
+            business_hours: None,
+            now,
+        };
+        let candidates: Vec<FlowId> = compiled
+            .matcher
+            .matching(&trigger, &ctx)
+            .into_iter()
+            .filter(|m| m.flow.0 == c.workspace_id)
+            .map(|m| m.flow.1)
+            .collect();
+        if candidates.is_empty() || self.store.auto_reply_off(c.id).await? {
+            return Ok(());
+        }
+        for id in candidates {
+            let Some(flow) = compiled.flows.get(&id) else {
+                continue;
+            };
+            let runs = self.store.contact_runs(c.contact_id, id).await?;
+            if flow::may_start(flow, runs, now).is_err() {
+                continue;
+            }
+            match self.start(c.id, id, None, event.how(), 0).await {
+                Ok(()) | Err(NotStarted::Running) => return Ok(()),
+                Err(e) => {
+                    tracing::warn!(error = %e, flow_id = %id, "a triggered flow did not start")
+                }
+            }
+        }
+        Ok(())
+    }
+
     // ------------------------------------------------------------------ starting and driving
 
     /// Starts `flow` (its current version) in the conversation: the bot takes it, then the run
@@ -400,6 +485,9 @@ impl Automation {
             .await
             .map_err(|_| NotStarted::Store)?
             .ok_or(NotStarted::NoFlow)?;
+        if !startable(&stored.flow, how) {
+            return Err(NotStarted::NotStartable);
+        }
         for _ in 0..ATTEMPTS {
             let c = self
                 .store
@@ -1011,6 +1099,7 @@ impl Automation {
             Err(e) => {
                 let code = match e {
                     NotStarted::NoFlow => "flow_deleted",
+                    NotStarted::NotStartable => "not_schedulable",
                     NotStarted::Running => "another_flow_running",
                     NotStarted::Busy | NotStarted::Store => "not_started",
                 };
@@ -1281,6 +1370,18 @@ pub fn refusal_code(r: policy::RefusalReason) -> &'static str {
         R::TagNotAvailable | R::TagRetired | R::TagNotApplicable => "tag_not_allowed",
         R::HumanAgentOnly | R::NoCustomerMessage | R::WindowClosed => "window_closed",
     }
+}
+
+/// Whether `flow` may be started this way: by an agent, another flow or a schedule only if it has
+/// that trigger; triggers matched by the matcher already say so.
+pub fn startable(flow: &Flow, how: &str) -> bool {
+    use flow::Trigger as T;
+    flow.triggers.iter().any(|t| match how {
+        "agent" => matches!(t, T::AgentStart {}),
+        "started_by_flow" => matches!(t, T::StartedByFlow {}),
+        "scheduled" => matches!(t, T::ScheduledDue {}),
+        _ => true,
+    })
 }
 
 fn compile(active: &[StoredFlow], now: Timestamp) -> Compiled {

@@ -37,9 +37,54 @@ pub async fn edit(
     patch: &serde_json::Map<String, serde_json::Value>,
 ) -> ApiResult<(Contact, Vec<Identity>)> {
     let (mut c, ids) = visible_contact(st, me, id).await?;
+    let before = c.clone();
     contact::edit(&mut c, patch, st.clock.now()).map_err(edit_error)?;
     st.store.update_contact(&c).await?;
+    // A changed field may start a flow in the customer's latest conversation.
+    let changed: Vec<&str> = [
+        ("phone", before.phone != c.phone),
+        ("email", before.email != c.email),
+        ("notes", before.notes != c.notes),
+    ]
+    .into_iter()
+    .filter_map(|(f, ch)| ch.then_some(f))
+    .collect();
+    if !changed.is_empty()
+        && let Some(conv) = latest_conversation(st, None, c.id, &ids).await?
+    {
+        for f in changed {
+            st.automation
+                .on_event(
+                    conv.id,
+                    crate::automation::ConversationEvent::FieldChanged(f),
+                )
+                .await;
+        }
+    }
     Ok((c, ids))
+}
+
+/// The contact's most recently active conversation (among those `me` may see, when given).
+pub async fn latest_conversation(
+    st: &AppState,
+    me: Option<&CurrentAgent>,
+    contact: ContactId,
+    identities: &[Identity],
+) -> ApiResult<Option<switchboard_core::Conversation>> {
+    let mut best: Option<switchboard_core::Conversation> = None;
+    for i in identities {
+        if me.is_some_and(|me| !st.access.can_see(&me.agent, i.inbox_id)) {
+            continue;
+        }
+        if let Some(c) = st.store.conversation_of(contact, i.inbox_id).await?
+            && best
+                .as_ref()
+                .is_none_or(|b| c.last_activity_at > b.last_activity_at)
+        {
+            best = Some(c);
+        }
+    }
+    Ok(best)
 }
 
 fn edit_error(e: EditError) -> ApiError {

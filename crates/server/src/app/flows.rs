@@ -4,7 +4,7 @@
 //! window's forecast at the send time, sent now, cancelled). Supervisors and admins change flows
 //! and the FAQ; everyone reads them.
 
-use crate::app::contacts::visible_contact;
+use crate::app::contacts::{latest_conversation, visible_contact};
 use crate::app::conversation::visible;
 use crate::auth::CurrentAgent;
 use crate::automation::{NotStarted, TakeOverError, automation_may_send, refusal_code};
@@ -314,6 +314,11 @@ pub async fn start(
 fn not_started(e: NotStarted) -> ApiError {
     match e {
         NotStarted::NoFlow => ApiError::not_found("flow"),
+        NotStarted::NotStartable => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "flow_not_startable",
+            "this flow has no trigger for being started by an agent: add the agent_start trigger",
+        ),
         NotStarted::Running => ApiError::new(
             StatusCode::CONFLICT,
             "flow_running",
@@ -387,6 +392,13 @@ pub async fn attach(
 ) -> ApiResult<serde_json::Value> {
     let (_, identities) = visible_contact(st, me, contact).await?;
     let flow = found(st, b.flow_id).await?;
+    if !crate::automation::startable(&flow.flow, "scheduled") {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "flow_not_schedulable",
+            "this flow has no trigger for being scheduled: add the scheduled_due trigger",
+        ));
+    }
     let c = match b.conversation_id {
         Some(id) => {
             let c = visible(st, me, id).await?;
@@ -395,7 +407,9 @@ pub async fn attach(
             }
             c
         }
-        None => latest_conversation(st, me, contact, &identities).await?,
+        None => latest_conversation(st, Some(me), contact, &identities)
+            .await?
+            .ok_or_else(|| ApiError::not_found("conversation"))?,
     };
     let now = st.clock.now();
     let at = match (b.send_at, b.delay_secs) {
@@ -495,28 +509,6 @@ async fn forecast(st: &AppState, c: &Conversation, at: Timestamp) -> ApiResult<s
         "at": at, "allowed": allowed, "open": open, "reason": reason,
         "window_ends_at": summary.window_ends_at, "channel": inbox.channel,
     }))
-}
-
-async fn latest_conversation(
-    st: &AppState,
-    me: &CurrentAgent,
-    contact: ContactId,
-    identities: &[Identity],
-) -> ApiResult<Conversation> {
-    let mut best: Option<Conversation> = None;
-    for i in identities {
-        if !st.access.can_see(&me.agent, i.inbox_id) {
-            continue;
-        }
-        if let Some(c) = st.store.conversation_of(contact, i.inbox_id).await?
-            && best
-                .as_ref()
-                .is_none_or(|b| c.last_activity_at > b.last_activity_at)
-        {
-            best = Some(c);
-        }
-    }
-    best.ok_or_else(|| ApiError::not_found("conversation"))
 }
 
 async fn visible_scheduled(

@@ -5,6 +5,7 @@
 use crate::app::conversation::{Plan, eligible_agent, name_holder, outbound_message, transact};
 use crate::app::visible;
 use crate::auth::CurrentAgent;
+use crate::automation::ConversationEvent;
 use crate::error::ApiResult;
 use crate::state::AppState;
 use switchboard_core::conversation::{self as conv, Transition};
@@ -126,6 +127,9 @@ pub async fn resolve(
     if let Some(agent) = holder {
         st.routing.agent_freed(agent).await;
     }
+    st.automation
+        .on_event(id, ConversationEvent::Resolved)
+        .await;
     Ok(resolved)
 }
 
@@ -149,7 +153,14 @@ pub async fn tag(
 ) -> ApiResult<ConversationSummary> {
     let name = TagName::parse(name)?.into_inner();
     let actor = me.actor();
-    apply(st, me, id, |c| Ok(conv::tag(c, actor, &name))).await
+    let had = visible(st, me, id).await?.tags.contains(&name);
+    let tagged = apply(st, me, id, |c| Ok(conv::tag(c, actor, &name))).await?;
+    if !had {
+        st.automation
+            .on_event(id, ConversationEvent::TagAdded(&name))
+            .await;
+    }
+    Ok(tagged)
 }
 
 /// Removes a tag.
