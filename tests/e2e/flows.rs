@@ -796,3 +796,100 @@ async fn flows_start_on_tags_resolving_and_from_an_agent() {
         "{kinds:?}"
     );
 }
+
+/// The simulator shows each channel's rendering and the window's answer, and follows answers;
+/// the dry run finds which recent conversations a flow would have started. Neither sends.
+#[tokio::test]
+async fn the_simulator_and_the_dry_run_try_a_flow_without_sending() {
+    let shop = Shop::open().await;
+    let flow = json!({
+        "name": "Size", "version": 1,
+        "triggers": [{"type": "keyword", "match": "whole_word", "keywords": ["giá"]}],
+        "start": "ask",
+        "steps": [
+            {"id": "ask", "do": {"type": "ask", "question": {"text": "Anh/chị mặc size nào?"},
+                "answer": {"type": "choice", "choices": [{"title": "Size S", "value": "S"}, {"title": "Size M", "value": "M"}]},
+                "save_to": "size", "next": "phone"}},
+            {"id": "phone", "do": {"type": "ask", "question": {"text": "Số điện thoại ạ?"}, "answer": {"type": "phone"},
+                "save_to": "phone", "next": "bye"}},
+            {"id": "bye", "do": {"type": "send_message", "variants": [{"text": "Dạ size {{contact.size}}, shop gọi {{contact.phone}} ạ"}]}}
+        ]
+    });
+    let sim = |channel: &str, hours: u32, inputs: Value| {
+        let app = &shop.app;
+        let body = json!({"flow": flow, "channel": channel, "hours_since_customer": hours, "inputs": inputs});
+        async move {
+            app.ok(
+                Method::POST,
+                "/api/v1/flows/simulate",
+                &app.admin,
+                Some(body),
+            )
+            .await
+        }
+    };
+    let wa = sim("whatsapp", 0, json!([{"type": "tap", "payload": "M"}, {"type": "message", "text": "abc"}, {"type": "message", "text": "0912.345.678"}])).await;
+    let bots: Vec<&Value> = wa["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["from"] == "bot")
+        .collect();
+    assert_eq!(bots[0]["rendering"]["form"], "buttons", "{wa}");
+    assert_eq!(bots[0]["rendering"]["buttons"], json!(["Size S", "Size M"]));
+    assert_eq!(
+        bots.last().unwrap()["text"],
+        "Dạ size M, shop gọi +84912345678 ạ"
+    );
+    assert_eq!(wa["fields"]["phone"], "+84912345678");
+    let zalo = sim("zalo", 0, json!([])).await;
+    let first = &zalo["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["from"] == "bot")
+        .unwrap()["rendering"];
+    assert_eq!(first["form"], "numbered_list", "{zalo}");
+    assert!(first["text"].as_str().unwrap().contains("1. Size S"));
+    let late = sim("messenger", 30, json!([])).await;
+    let first = late["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["from"] == "bot")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        first["window"],
+        json!({"allowed": false, "reason": "window_closed"})
+    );
+    let (s, v) = shop
+        .app
+        .post("/api/v1/flows/simulate", &shop.lan, json!({"flow": flow}))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+
+    // Two customers wrote before the flow existed: one would have started it.
+    shop.says(PSID, "Cho hỏi giá áo này").await;
+    shop.app.advance_minutes(1);
+    shop.says(PSID2, "shop ơi").await;
+    let id = shop.flow(flow.clone()).await;
+    let dry = shop
+        .app
+        .ok(
+            Method::POST,
+            &format!("/api/v1/flows/{id}/dry-run"),
+            &shop.app.admin,
+            Some(json!({"days": 7})),
+        )
+        .await;
+    assert_eq!(
+        (dry["scanned"].as_u64(), dry["matched"].as_u64()),
+        (Some(2), Some(1)),
+        "{dry}"
+    );
+    let item = &dry["items"][0];
+    assert_eq!(item["first_message"], "Cho hỏi giá áo này");
+    assert_eq!(item["would_send"][0]["text"], "Anh/chị mặc size nào?");
+    assert!(shop.sent().is_empty(), "nothing reached Messenger");
+}

@@ -135,9 +135,9 @@ struct Compiled {
 }
 
 /// A workspace's FAQ and handoff phrases, compiled.
-struct Bot {
-    faq: Option<Faq>,
-    phrases: HandoffPhrases,
+pub struct Bot {
+    pub faq: Option<Faq>,
+    pub phrases: HandoffPhrases,
     loaded_at: Timestamp,
 }
 
@@ -229,7 +229,8 @@ impl Automation {
         Ok(compiled)
     }
 
-    async fn bot(&self, ws: WorkspaceId, now: Timestamp) -> Result<Arc<Bot>, StoreError> {
+    /// The workspace's FAQ and handoff phrases, compiled.
+    pub async fn bot(&self, ws: WorkspaceId, now: Timestamp) -> Result<Arc<Bot>, StoreError> {
         if let Some(b) = self.bots.read().ok().and_then(|b| b.get(&ws).cloned())
             && now.millis() - b.loaded_at.millis() < RELOAD_SECS * 1000
         {

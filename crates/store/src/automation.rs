@@ -205,6 +205,15 @@ pub trait AutomationStore {
         limit: u32,
     ) -> Result<Vec<ScheduledFlow>>;
 
+    /// Conversations started at or after `since` (newest first, at most `limit`) with their first
+    /// customer message: what a dry run replays.
+    async fn conversations_started_since(
+        &self,
+        ws: WorkspaceId,
+        since: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<(Conversation, Option<Message>)>>;
+
     // --- FAQ, contact fields, the auto-reply switch
     async fn faq(&self, ws: WorkspaceId) -> Result<Option<FaqSettings>>;
     async fn save_faq(&self, ws: WorkspaceId, faq: &FaqSettings) -> Result<()>;
@@ -708,6 +717,50 @@ impl<D: Db> AutomationStore for D {
         .await?;
         due.sort_by_key(|s| (s.send_at, s.id));
         Ok(due)
+    }
+
+    #[instrument(skip_all)]
+    async fn conversations_started_since(
+        &self,
+        ws: WorkspaceId,
+        since: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<(Conversation, Option<Message>)>> {
+        let mut conn = self.read().await?;
+        // Activity is never before creation: the list's index narrows, the creation time decides.
+        let convs = q(
+            "SELECT * FROM conversations WHERE workspace_id = $1 AND last_activity_at >= $2 \
+                       AND created_at >= $3 ORDER BY last_activity_at DESC, id DESC LIMIT $4",
+        )
+        .bind(ws.to_string())
+        .bind(since.millis())
+        .bind(since.millis())
+        .bind(i64::from(limit.clamp(1, 1000)))
+        .all(&mut *conn, crate::rows::conversation_row)
+        .await?;
+        if convs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = convs.iter().map(|c| c.id.to_string()).collect();
+        let firsts = q("SELECT m.* FROM messages m WHERE m.conversation_id = ANY($1) AND m.direction = 'inbound' \
+                        AND m.created_at = (SELECT MIN(x.created_at) FROM messages x \
+                          WHERE x.conversation_id = m.conversation_id AND x.direction = 'inbound') \
+                        ORDER BY m.created_at, m.id")
+        .bind(ids)
+        .all(&mut *conn, crate::rows::message_row)
+        .await?;
+        let mut first: std::collections::HashMap<ConversationId, Message> =
+            std::collections::HashMap::new();
+        for m in firsts {
+            first.entry(m.conversation_id).or_insert(m);
+        }
+        Ok(convs
+            .into_iter()
+            .map(|c| {
+                let m = first.remove(&c.id);
+                (c, m)
+            })
+            .collect())
     }
 
     #[instrument(skip_all)]

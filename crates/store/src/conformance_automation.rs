@@ -296,6 +296,18 @@ async fn faq_contact_fields_and_the_auto_reply_switch() {
         assert_eq!(fields.get("size").map(String::as_str), Some("L"));
         assert_eq!(fields.len(), 2);
         let conv = ing.conversation_id;
+        // The dry run's replay: conversations started since a time, with their first message.
+        let later = customer_writes(&f, ing.contact_id, T0.plus_secs(5)).await;
+        assert_eq!(later.conversation_id, conv, "one conversation per customer");
+        let started = s.conversations_started_since(f.ws, T0, 10).await.unwrap();
+        assert_eq!(started.len(), 1);
+        assert_eq!(started[0].1.as_ref().map(|m| m.created_at), Some(T0));
+        assert!(
+            s.conversations_started_since(f.ws, T0.plus_secs(1), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         assert!(!s.auto_reply_off(conv).await.unwrap());
         assert!(
             s.set_auto_reply(conv, false, Some(f.agent.id), T0)

@@ -8,6 +8,7 @@ pub mod comments;
 pub mod contacts;
 pub mod conversation;
 pub mod conversation_list;
+pub mod flow_tools;
 pub mod flows;
 pub mod inbox;
 pub mod media;

@@ -690,7 +690,7 @@ pub async fn window_facts(
 }
 
 /// What the thread shows for content refused before it was prepared.
-fn thread_text(content: &Content) -> String {
+pub(crate) fn thread_text(content: &Content) -> String {
     match content {
         Content::Text(t) => t.clone(),
         Content::Media(m) => m.thread_text(),

@@ -2,7 +2,7 @@
 //! conversation's `/automation` (the auto-reply switch, runs, captured fields), `/take-over`,
 //! `/flows` started by an agent in a conversation, and scheduled flows per contact.
 
-use crate::app::flows;
+use crate::app::{flow_tools, flows};
 use crate::auth::CurrentAgent;
 use crate::error::ApiPath as Path;
 use crate::error::{ApiJson, ApiResult};
@@ -174,4 +174,36 @@ pub async fn cancel(
     Path(id): Path<ScheduledFlowId>,
 ) -> Json {
     Ok(ApiJson(flows::cancel(&st, &me, id).await?))
+}
+
+pub async fn simulate(
+    State(st): State<AppState>,
+    me: CurrentAgent,
+    ApiJson(b): ApiJson<flow_tools::SimulateBody>,
+) -> Json {
+    Ok(ApiJson(flow_tools::simulate(&st, &me, b).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DryRunBody {
+    /// The last this many days (1–90, default 7).
+    days: Option<u32>,
+    /// At most this many conversations looked at (default and most: 500).
+    limit: Option<u32>,
+}
+
+pub async fn dry_run(
+    State(st): State<AppState>,
+    me: CurrentAgent,
+    Path(id): Path<FlowId>,
+    ApiJson(b): ApiJson<DryRunBody>,
+) -> Json {
+    let (days, limit) = (
+        b.days.unwrap_or(7),
+        b.limit.unwrap_or(flow_tools::MAX_DRY_RUN),
+    );
+    Ok(ApiJson(
+        flow_tools::dry_run(&st, &me, id, days, limit).await?,
+    ))
 }

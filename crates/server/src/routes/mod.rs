@@ -464,6 +464,8 @@ pub fn router(st: AppState) -> Router {
         )
         .route("/flows", get(flows::list).post(flows::create))
         .route("/flows/check", post(flows::check))
+        .route("/flows/simulate", post(flows::simulate))
+        .route("/flows/{id}/dry-run", post(flows::dry_run))
         .route(
             "/flows/{id}",
             get(flows::get).put(flows::update).delete(flows::delete),

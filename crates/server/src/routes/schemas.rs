@@ -255,6 +255,27 @@ pub fn request(method: &str, path: &str) -> Value {
         ("post", "/api/v1/flows/check") => {
             json!({"requestBody": json_body(object(&["flow"], json!({"flow": {"type": "object"}})))})
         }
+        ("post", "/api/v1/flows/simulate") => {
+            let input = json!({"oneOf": [
+                object(&["type", "text"], json!({"type": {"const": "message"}, "text": string()})),
+                object(&["type", "payload"], json!({"type": {"const": "tap"}, "payload": string()})),
+                object(&["type"], json!({"type": {"const": "wait"}})),
+            ]});
+            json!({"requestBody": json_body(object(&["flow"], json!({
+                "flow": {"type": "object"},
+                "channel": {"type": ["string", "null"], "enum": ["messenger", "instagram", "whatsapp", "zalo", "telegram", "shopee", "livechat", null]},
+                "inputs": {"type": "array", "items": input, "maxItems": 50},
+                "fields": {"type": "object", "additionalProperties": string()},
+                "hours_since_customer": u32_(),
+                "call_http": {"type": "boolean"},
+            })))})
+        }
+        ("post", "/api/v1/flows/{id}/dry-run") => {
+            json!({"requestBody": json_body(object(&[], json!({
+                "days": {"type": ["integer", "null"], "minimum": 0, "maximum": 4_294_967_295u64},
+                "limit": {"type": ["integer", "null"], "minimum": 0, "maximum": 4_294_967_295u64},
+            })))})
+        }
         ("put", "/api/v1/faq") => json!({"requestBody": json_body(object(
             &["entries"],
             json!({
