@@ -2,6 +2,7 @@
 //! its own process on this machine and reports ratios against a baseline measured in the same run.
 //! Results and the commands that reproduce them: BENCHMARKS.md.
 
+mod automation;
 mod baseline;
 mod db;
 mod fanout;
@@ -61,6 +62,19 @@ enum Command {
         /// Agent sockets connected during the run.
         #[arg(long, default_value_t = 10)]
         agents: usize,
+    },
+    /// Automation on ingest: the same mix with no flows, with many keyword flows, and with a FAQ
+    /// bot answering every message at half the first run's rate (reply latency).
+    Automation {
+        /// Active keyword flows in the second run.
+        #[arg(long, default_value_t = 50)]
+        flows: usize,
+        #[arg(long, default_value_t = 2000)]
+        customers: usize,
+        #[arg(long, default_value_t = 20_000)]
+        messages: usize,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
     },
     /// A few seconds of ingest asserting only correctness (nothing lost, nothing duplicated).
     Smoke,
@@ -173,6 +187,32 @@ async fn main() -> anyhow::Result<()> {
                 whatsapp_pct: whatsapp_share,
             };
             run_ingest(&cli.bin, cli.database_url.as_deref(), &o, true).await
+        }
+        Command::Automation {
+            flows,
+            customers,
+            messages,
+            concurrency,
+        } => {
+            let o = ingest::Opts {
+                pages: 10,
+                numbers: 4,
+                customers,
+                messages,
+                concurrency,
+                rate: None,
+                agents: 1,
+                dup_pct: 0.05,
+                batch_pct: 0.2,
+                whatsapp_pct: 0.5,
+            };
+            let r = automation::run(&cli.bin, cli.database_url.as_deref(), &o, flows).await?;
+            automation::print(&r);
+            let errors = r.none.errors + r.flows.errors + r.bot.errors;
+            if errors > 0 {
+                bail!("{errors} webhooks were not acknowledged");
+            }
+            Ok(())
         }
         Command::Smoke => {
             let o = ingest::Opts {
