@@ -938,3 +938,81 @@ async fn a_node_that_loses_nats_keeps_serving_and_catches_up() {
         }
     }
 }
+
+/// Scheduled flows attached on one node are fired by the two nodes' runners together: each runs
+/// exactly once (leased rows, finished with compare-and-set).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn scheduled_flows_fire_once_across_two_nodes() {
+    let Some((db, nats)) = settings() else {
+        eprintln!("two-node scheduled flows not run: set SWITCHBOARD_TEST_DATABASE_URL and SWITCHBOARD_TEST_NATS_URL");
+        return;
+    };
+    let cluster = Cluster::new(&db, &nats).await;
+    seed_admin(&cluster).await;
+    let a = cluster.start("a").await;
+    let b = cluster.start("b").await;
+    let admin_a = a.login("admin@shop.vn").await;
+    let admin_b = b.login("admin@shop.vn").await;
+    let inbox = a
+        .ok(Method::POST, "/api/v1/inboxes", &admin_a, Some(json!({"name": "Web", "channel": "livechat"})))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let flow = a
+        .ok(
+            Method::POST,
+            "/api/v1/flows",
+            &admin_a,
+            Some(json!({"flow": {"name": "Nhắc", "version": 1, "triggers": [{"type": "scheduled_due"}], "start": "s",
+                "steps": [{"id": "s", "do": {"type": "send_message", "variants": [{"text": "Nhắc lịch hẹn ạ"}]}}]}})),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut convs = Vec::new();
+    for i in 0..6 {
+        let visitor = a.visitor(&inbox).await;
+        let sent = a.says(&visitor, &format!("khách {i}")).await;
+        let conv = sent["message"]["conversation_id"].as_str().unwrap().to_owned();
+        let c = a.ok(Method::GET, &format!("/api/v1/conversations/{conv}"), &admin_a, None).await;
+        let contact = c["contact_id"].as_str().unwrap().to_owned();
+        // Two per customer, attached through either node.
+        for node in [(&a, &admin_a), (&b, &admin_b)] {
+            node.0
+                .ok(
+                    Method::POST,
+                    &format!("/api/v1/contacts/{contact}/scheduled-flows"),
+                    node.1,
+                    Some(json!({"flow_id": flow, "delay_secs": 60})),
+                )
+                .await;
+        }
+        convs.push((conv, contact));
+    }
+    use sqlx::Connection;
+    let mut db = sqlx::PgConnection::connect(&cluster.db_url).await.unwrap();
+    // Time passes (a customer's second one waits a minute while the first runs).
+    eventually("every scheduled flow to run", || {
+        cluster.advance_minutes(2);
+        let db = &mut db;
+        async move {
+            let left = count(db, "SELECT COUNT(*) FROM scheduled_flows WHERE status <> $1", "sent").await;
+            (left == 0).then_some(())
+        }
+    })
+    .await;
+    // Every run's message was written once: two per customer.
+    let sent = count(
+        &mut db,
+        "SELECT COUNT(*) FROM messages WHERE text = $1 AND sender_kind = 'bot'",
+        "Nhắc lịch hẹn ạ",
+    )
+    .await;
+    assert_eq!(sent, 12);
+    for (conv, _) in &convs {
+        let runs = a.ok(Method::GET, &format!("/api/v1/conversations/{conv}/automation"), &admin_a, None).await;
+        assert!(runs["running"].is_null(), "{runs}");
+    }
+}

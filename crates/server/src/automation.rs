@@ -39,6 +39,8 @@ const ATTEMPTS: usize = 5;
 const CLAIM_BATCH: u32 = 100;
 /// The most an HTTP step reads of an answer.
 const HTTP_BODY_MAX: usize = 1 << 20;
+/// A scheduled flow whose conversation another flow holds is tried again this much later.
+const RETRY_SECS: i64 = 60;
 /// Local time for scheduled sends' hours where the inbox has no business hours (Vietnam).
 const DEFAULT_UTC_OFFSET_MINUTES: i32 = 420;
 
@@ -1097,21 +1099,22 @@ impl Automation {
         }
         match self.start(c.id, s.flow_id, None, "scheduled", 0).await {
             Ok(()) => Ok(ScheduledStatus::Sent),
+            // Another flow holds the conversation: try again in a minute.
+            Err(NotStarted::Running | NotStarted::Busy) => {
+                self.store
+                    .finish_scheduled(s.id, ScheduledStatus::Sent, ScheduledStatus::Scheduled, Some("waiting for another flow"), now)
+                    .await?;
+                self.store.reschedule(s.id, now.plus_secs(RETRY_SECS)).await?;
+                Ok(ScheduledStatus::Scheduled)
+            }
             Err(e) => {
                 let code = match e {
                     NotStarted::NoFlow => "flow_deleted",
                     NotStarted::NotStartable => "not_schedulable",
-                    NotStarted::Running => "another_flow_running",
-                    NotStarted::Busy | NotStarted::Store => "not_started",
+                    NotStarted::Running | NotStarted::Busy | NotStarted::Store => "not_started",
                 };
                 self.store
-                    .finish_scheduled(
-                        s.id,
-                        ScheduledStatus::Sent,
-                        ScheduledStatus::Failed,
-                        Some(code),
-                        now,
-                    )
+                    .finish_scheduled(s.id, ScheduledStatus::Sent, ScheduledStatus::Failed, Some(code), now)
                     .await?;
                 Ok(ScheduledStatus::Failed)
             }

@@ -645,7 +645,8 @@ impl<D: Db> AutomationStore for D {
         reason: Option<&str>,
         now: Timestamp,
     ) -> Result<bool> {
-        Ok(q("UPDATE scheduled_flows SET status = $1, reason = $2, done_at = $3, locked_by = NULL, locked_until = NULL \
+        Ok(q("UPDATE scheduled_flows SET status = $1, reason = $2, \
+                done_at = CASE WHEN $1 = 'scheduled' THEN NULL ELSE $3 END, locked_by = NULL, locked_until = NULL \
               WHERE id = $4 AND status = $5")
             .bind(to.as_str())
             .bind(reason)
