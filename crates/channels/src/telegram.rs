@@ -289,6 +289,18 @@ pub fn send_message_body(chat_id: &str, text: &str, reply_to: Option<&str>) -> V
     b
 }
 
+/// Buttons as an inline keyboard (§5 `reply_markup`), one button per row so titles are not cut:
+/// a tap comes back as a `callback_query` with the choice's id as its `data`. The capability
+/// table has checked that every id is 1-64 bytes, as `callback_data` must be.
+pub fn inline_keyboard(i: &Interactive) -> Value {
+    let rows: Vec<Value> = i
+        .all_choices()
+        .iter()
+        .map(|c| json!([{"text": c.title, "callback_data": c.id}]))
+        .collect();
+    json!({ "inline_keyboard": rows })
+}
+
 /// A Bot API answer: the sent message's id, or how the failure should be handled.
 pub fn classify(status: u16, body: &[u8]) -> Result<String, Failure> {
     let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
@@ -332,7 +344,7 @@ use crate::provider::{
     Provider, Rendering, Sent, Verified, WebhookRequest, base_url, refused, setting,
 };
 use switchboard_core::ingest::{InboundEvent, InboundSender, Said};
-use switchboard_core::outbound::OutboxJob;
+use switchboard_core::outbound::{Content, Interactive, OutboxJob};
 use switchboard_core::{ChannelKind, Inbox, MessageKind};
 
 /// Telegram bots: one webhook URL per bot (`/webhooks/telegram/{inbox}`), registered with
@@ -386,7 +398,14 @@ impl Provider for Telegram {
             .unwrap_or(Ack::Empty)
     }
     fn render(&self, r: &Rendering<'_>) -> (OutboxJob, Value) {
-        let body = send_message_body(r.to, r.text, None);
+        let body = match r.content {
+            Content::Interactive(i) => {
+                let mut b = send_message_body(r.to, &i.text_without_choices(), None);
+                b["reply_markup"] = inline_keyboard(i);
+                b
+            }
+            _ => send_message_body(r.to, r.text, None),
+        };
         (OutboxJob::Send, json!({ "body": body }))
     }
     fn send_call(
@@ -659,5 +678,47 @@ mod tests {
             send_message_body("5", "hi", Some("9")),
             json!({"chat_id":5,"text":"hi","reply_parameters":{"message_id":9,"allow_sending_without_reply":true}})
         );
+    }
+
+    #[test]
+    fn buttons_go_out_as_an_inline_keyboard() {
+        use switchboard_core::outbound::{Choice, Choices};
+        let c = |id: &str, title: &str| Choice {
+            id: id.into(),
+            title: title.into(),
+            description: None,
+        };
+        let content = Content::Interactive(Interactive {
+            header: None,
+            body: "Anh chọn size nào ạ?".into(),
+            footer: Some("Shop Lan".into()),
+            choices: Choices::Buttons(vec![c("size_m", "Size M"), c("size_l", "Size L")]),
+        });
+        let r = Rendering {
+            to: "1111111",
+            content: &content,
+            text: "Anh chọn size nào ạ?",
+            template: None,
+            message_id: switchboard_core::MessageId(uuid::Uuid::from_u128(7)),
+            messaging_type: None,
+            tag: None,
+        };
+        let (job, request) = Telegram.render(&r);
+        assert_eq!(job, OutboxJob::Send);
+        assert_eq!(
+            request,
+            json!({"body": {"chat_id": 1111111, "text": "Anh chọn size nào ạ?\n\nShop Lan",
+            "reply_markup": {"inline_keyboard": [
+                [{"text": "Size M", "callback_data": "size_m"}],
+                [{"text": "Size L", "callback_data": "size_l"}],
+            ]}}})
+        );
+        let text = Content::Text("hi".into());
+        let (_, request) = Telegram.render(&Rendering {
+            content: &text,
+            text: "hi",
+            ..r
+        });
+        assert_eq!(request, json!({"body": {"chat_id": 1111111, "text": "hi"}}));
     }
 }
