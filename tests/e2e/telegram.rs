@@ -493,9 +493,10 @@ async fn buttons_arrive_on_telegram_as_an_inline_keyboard_and_taps_come_back() {
     assert_eq!(
         (
             tap["direction"].as_str(),
+            tap["text"].as_str(),
             tap["meta"]["callback_data"].as_str()
         ),
-        (Some("inbound"), Some("l"))
+        (Some("inbound"), Some("[button] Size L"), Some("l"))
     );
     // A customer cannot tap a button the message does not have.
     assert!(

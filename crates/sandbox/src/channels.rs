@@ -616,7 +616,7 @@ impl ChannelSandbox {
         message_id: i64,
         callback_data: &str,
     ) -> anyhow::Result<(u16, String, String)> {
-        let (chat_id, text, id) = {
+        let (chat_id, text, keyboard, id) = {
             let mut w = self.shared.world();
             let sent = w
                 .tg_sent
@@ -632,20 +632,30 @@ impl ChannelSandbox {
                 anyhow::bail!("message {message_id} has no button {callback_data:?}");
             }
             let (chat_id, text) = (sent.chat_id.clone(), sent.text.clone());
+            let keyboard: Vec<Vec<serde_json::Value>> = sent
+                .inline_keyboard
+                .iter()
+                .map(|row| {
+                    row.iter()
+                        .map(|b| serde_json::json!({"text": b.text, "callback_data": b.callback_data}))
+                        .collect()
+                })
+                .collect();
             let n = w.next();
             let id = format!("cbq-{n}");
             let bot =
                 w.tg.get_mut(token)
                     .ok_or_else(|| anyhow::anyhow!("unknown sandbox bot"))?;
             bot.callbacks.insert(id.clone(), false);
-            (chat_id, text, id)
+            (chat_id, text, keyboard, id)
         };
         let chat: i64 = chat_id.parse().unwrap_or(0);
         let now = self.shared.now().millis() / 1000;
         let update = serde_json::json!({"callback_query": {"id": id, "chat_instance": "sandbox",
             "from": {"id": chat, "is_bot": false, "first_name": first_name},
             "message": {"message_id": message_id, "date": now, "text": text,
-                "chat": {"id": chat, "type": "private", "first_name": first_name}},
+                "chat": {"id": chat, "type": "private", "first_name": first_name},
+                "reply_markup": {"inline_keyboard": keyboard}},
             "data": callback_data}});
         let (status, _, body) = self.telegram_update(token, update).await?;
         let answer: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
