@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use switchboard_channels::meta::signature_header;
 use switchboard_core::Timestamp;
-use switchboard_sandbox::meta::{Fault, PageSpec, Sandbox, UserSpec, meta_json};
+use switchboard_sandbox::meta::{Fault, PageSpec, QuickReply, Sandbox, UserSpec, meta_json};
 use switchboard_server::outbox::RunReport;
 
 const SECRET: &str = META_APP_SECRET;
@@ -1437,4 +1437,178 @@ async fn an_automated_private_reply_obeys_the_private_reply_rule() {
     );
     assert_eq!(m.run().await, RunReport::default());
     assert_eq!(m.sb.sent().len(), 1);
+}
+
+fn quick(title: &str, payload: &str) -> QuickReply {
+    QuickReply {
+        title: title.into(),
+        payload: payload.into(),
+    }
+}
+
+/// Buttons on Messenger and Instagram go out as quick replies, and the customer's tap comes back
+/// with its payload in the message's meta. Choices quick replies cannot carry go out as the
+/// numbered list, saying why.
+#[tokio::test]
+async fn buttons_go_out_as_quick_replies_and_a_tap_comes_back_with_its_payload() {
+    let m = Meta::start().await;
+    m.sb.customer_message(PAGE, PSID, "còn size M không?")
+        .await
+        .unwrap();
+    let conv = m.claimed_conversation().await;
+    let (s, v) = m
+        .reply(
+            &conv,
+            json!({"text": "Anh chọn size nào ạ?", "buttons": [
+                {"id": "SIZE_M", "title": "Size M"}, {"id": "SIZE_L", "title": "Size L"}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["text"], "Anh chọn size nào ạ?");
+    assert_eq!(v["meta"].get("sent_as"), None, "{v}");
+    assert_eq!(
+        v["meta"]["interactive"]["choices"]["buttons"][1]["id"],
+        "SIZE_L"
+    );
+    assert_eq!(m.run().await.sent, 1);
+    let sent = m.sb.sent().pop().unwrap();
+    assert_eq!(sent.text, "Anh chọn size nào ạ?");
+    assert_eq!(
+        sent.quick_replies,
+        [quick("Size M", "SIZE_M"), quick("Size L", "SIZE_L")]
+    );
+    m.sb.flush().await;
+    // The customer taps "Size L": Meta posts its title as the text, its payload beside it.
+    m.advance(SEC);
+    let (s, _) =
+        m.sb.customer_taps_quick_reply(PAGE, PSID, "Size L")
+            .await
+            .unwrap();
+    assert_eq!(s, 200);
+    let thread = m.thread(&conv).await;
+    let tap = thread.last().unwrap();
+    assert_eq!(
+        (
+            tap["direction"].as_str(),
+            tap["text"].as_str(),
+            tap["meta"]["quick_reply_payload"].as_str()
+        ),
+        (Some("inbound"), Some("Size L"), Some("SIZE_L"))
+    );
+    assert_eq!(thread.len(), 3, "the echo of our message is not a new one");
+
+    // Fourteen choices, or a title over 20 characters: the numbered list, and why.
+    let fourteen: Vec<Value> = (1..=14)
+        .map(|i| json!({"id": format!("C{i}"), "title": format!("Màu {i}")}))
+        .collect();
+    let long = json!([{"id": "A", "title": "Giao hàng nhanh trong ngày"}, {"id": "B", "title": "Tự đến lấy"}]);
+    for (buttons, because) in [
+        (
+            json!(fourteen),
+            json!({"reason": "too_many_choices", "max": 13}),
+        ),
+        (long, json!({"reason": "choice_title_too_long", "max": 20})),
+    ] {
+        let (s, v) = m
+            .reply(&conv, json!({"text": "Anh chọn ạ:", "buttons": buttons}))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        assert_eq!(v["meta"]["sent_as"], "numbered_list");
+        assert_eq!(v["meta"]["numbered_because"], because);
+        assert!(
+            v["text"]
+                .as_str()
+                .unwrap()
+                .starts_with("Anh chọn ạ:\n\n1. ")
+        );
+        assert_eq!(m.run().await.sent, 1);
+        let sent = m.sb.sent().pop().unwrap();
+        assert_eq!(sent.text, v["text"].as_str().unwrap());
+        assert!(sent.quick_replies.is_empty());
+    }
+
+    // Instagram: the same quick replies.
+    let ig = create_page(&m.app, &m.sb, "17841", "instagram", &[&m.agent_id]).await;
+    m.sb.customer_message("17841", "IGSID1", "hi")
+        .await
+        .unwrap();
+    let list = m
+        .app
+        .conversations(&m.agent, &format!("?inbox_id={ig}"))
+        .await;
+    let conv = list[0]["id"].as_str().unwrap().to_owned();
+    m.app
+        .ok(
+            Method::POST,
+            &format!("/api/v1/conversations/{conv}/claim"),
+            &m.agent,
+            None,
+        )
+        .await;
+    let (s, v) = m
+        .reply(
+            &conv,
+            json!({"text": "Chị cần gì ạ?", "buttons": [{"id": "GIA", "title": "Hỏi giá"}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    m.run().await;
+    let sent = m.sb.sent().pop().unwrap();
+    assert_eq!(
+        (sent.page_id.as_str(), sent.quick_replies.clone()),
+        ("17841", vec![quick("Hỏi giá", "GIA")])
+    );
+    m.sb.customer_taps_quick_reply("17841", "IGSID1", "Hỏi giá")
+        .await
+        .unwrap();
+    let tap = m.thread(&conv).await.pop().unwrap();
+    assert_eq!(tap["meta"]["quick_reply_payload"], "GIA");
+}
+
+/// The sandbox refuses quick replies as the Send API does (§1.5: at most 13, titles up to 20
+/// characters), so a renderer that broke the limits would fail here.
+#[tokio::test]
+async fn the_sandbox_refuses_quick_replies_meta_refuses() {
+    let m = Meta::start().await;
+    m.sb.customer_message(PAGE, PSID, "hi").await.unwrap();
+    let send = |quick_replies: Value| {
+        let req = m
+            .app
+            .http
+            .post(format!("{}/{PAGE}/messages", m.sb.base_url()))
+            .bearer_auth(format!("token-{PAGE}"))
+            .json(
+                &json!({"recipient": {"id": PSID}, "messaging_type": "RESPONSE",
+                "message": {"text": "Chọn:", "quick_replies": quick_replies}}),
+            );
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let qr = |title: &str| json!({"content_type": "text", "title": title, "payload": "P"});
+    let (s, v) = send(json!(vec![qr("Có"); 14])).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_i64()),
+        (StatusCode::BAD_REQUEST, Some(100)),
+        "{v}"
+    );
+    let (s, v) = send(json!([qr(&"ă".repeat(21))])).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_i64()),
+        (StatusCode::BAD_REQUEST, Some(100)),
+        "{v}"
+    );
+    let (s, v) = send(json!([{"content_type": "text", "title": "Có"}])).await;
+    assert_eq!(v["error"]["error_subcode"], 2_018_099, "{s} {v}");
+    assert!(m.sb.sent().is_empty());
+    let (s, v) = send(json!(vec![qr(&"ă".repeat(20)); 13])).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(m.sb.sent()[0].quick_replies.len(), 13);
+    // A customer can only tap what the latest message offers.
+    assert!(
+        m.sb.customer_taps_quick_reply(PAGE, PSID, "Không có")
+            .await
+            .is_err()
+    );
 }

@@ -217,3 +217,59 @@ async fn buyer_messages_and_signed_replies_with_no_window() {
     assert_eq!(thread["items"][2]["failure_reason"], "token_expired");
     assert_eq!(sb.shopee_sent().len(), 1);
 }
+
+/// Shopee chat has no buttons: a reply with buttons reaches the buyer as the numbered list they
+/// answer by typing, and the thread shows that text.
+#[tokio::test]
+async fn buttons_reach_shopee_as_a_numbered_list() {
+    let (app, sb, agent, inbox) = start().await;
+    sb.add_shopee_shop(ShopeeShopSpec {
+        shop_id: SHOP.into(),
+        partner_id: "1001".into(),
+        partner_key: KEY.into(),
+        access_token: "shp-token".into(),
+        push_url: app.url("/webhooks/shopee"),
+    });
+    app.ok(
+        Method::PATCH,
+        &format!("/api/v1/inboxes/{inbox}"),
+        &app.admin,
+        Some(json!({"settings": {"push_callback_url": app.url("/webhooks/shopee")}})),
+    )
+    .await;
+    sb.shopee_buyer_text(SHOP, 456, "buyer", "còn size M không?")
+        .await
+        .unwrap();
+    let conv = app.conversations(&agent, "").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.ok(
+        Method::POST,
+        &format!("/api/v1/conversations/{conv}/claim"),
+        &agent,
+        None,
+    )
+    .await;
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            &agent,
+            json!({"text": "Anh chọn size nào ạ?", "buttons": [
+                {"id": "m", "title": "Size M"},
+                {"id": "l", "title": "Size L", "description": "65-75kg"}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let numbered = "Anh chọn size nào ạ?\n\n1. Size M\n2. Size L — 65-75kg";
+    assert_eq!(v["text"], numbered);
+    assert_eq!(v["meta"]["sent_as"], "numbered_list");
+    // The channel has no buttons at all: nothing to explain.
+    assert_eq!(v["meta"].get("numbered_because"), None);
+    assert_eq!(app.state.outbox.run_due(app.clock.now()).await.sent, 1);
+    let sent = sb.shopee_sent();
+    assert_eq!(
+        (sent[0].to_id.as_str(), sent[0].text.as_str()),
+        ("456", numbered)
+    );
+}

@@ -1,7 +1,7 @@
 //! Telegram against the in-process channel sandbox: `setWebhook` with a secret token on inbox
 //! creation, the secret-token header accepted and refused, messages / media / edits / button taps,
-//! dedupe by update, no messaging window, 429 `retry_after` then success delivering once, and a
-//! blocked bot.
+//! dedupe by update, no messaging window, 429 `retry_after` then success delivering once, a
+//! blocked bot, and buttons as an inline keyboard.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -443,10 +443,11 @@ async fn automatic_messages_reach_telegram() {
     );
 }
 
-/// Telegram gets no buttons from us (their answers are not read yet): a reply with buttons
-/// reaches the customer as a numbered list they answer by typing, and the thread shows that text.
+/// Buttons reach a Telegram chat as an inline keyboard (one button per row); the customer's tap
+/// is a callback query, answered in the webhook's reply, stored with its data in the meta. An id
+/// longer than `callback_data` takes (64 bytes) sends the numbered list instead, saying why.
 #[tokio::test]
-async fn buttons_arrive_on_telegram_as_a_numbered_list() {
+async fn buttons_arrive_on_telegram_as_an_inline_keyboard_and_taps_come_back() {
     let t = Tg::start().await;
     t.sb.telegram_user_text(BOT, CHAT, "An", "còn size M không?")
         .await
@@ -463,15 +464,70 @@ async fn buttons_arrive_on_telegram_as_a_numbered_list() {
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
-    let numbered = "Anh chọn size nào ạ?\n\n1. Size M\n2. Size L — 65-75kg";
-    assert_eq!(v["text"], numbered);
-    assert_eq!(v["meta"]["sent_as"], "numbered_list");
+    assert_eq!(v["text"], "Anh chọn size nào ạ?");
+    assert_eq!(v["meta"].get("sent_as"), None, "{v}");
     assert_eq!(v["meta"]["interactive"]["choices"]["buttons"][1]["id"], "l");
     assert_eq!(t.run().await.sent, 1);
     let sent = t.sb.telegram_sent();
     assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].text, numbered);
-    assert_eq!(t.thread(&conv).await.pop().unwrap()["text"], numbered);
+    assert_eq!(sent[0].text, "Anh chọn size nào ạ?");
+    let keyboard: Vec<Vec<(&str, &str)>> = sent[0]
+        .inline_keyboard
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|b| (b.text.as_str(), b.callback_data.as_str()))
+                .collect()
+        })
+        .collect();
+    assert_eq!(keyboard, [[("Size M", "m")], [("Size L", "l")]]);
+    // The customer taps "Size L" under that message.
+    t.app.clock.advance_millis(5 * SEC);
+    let (s, query, _) =
+        t.sb.telegram_tap(BOT, "An", sent[0].message_id, "l")
+            .await
+            .unwrap();
+    assert_eq!(s, 200);
+    assert!(t.sb.telegram_callback_answered(BOT, &query));
+    let tap = t.thread(&conv).await.pop().unwrap();
+    assert_eq!(
+        (
+            tap["direction"].as_str(),
+            tap["text"].as_str(),
+            tap["meta"]["callback_data"].as_str()
+        ),
+        (Some("inbound"), Some("[button] Size L"), Some("l"))
+    );
+    // A customer cannot tap a button the message does not have.
+    assert!(
+        t.sb.telegram_tap(BOT, "An", sent[0].message_id, "xl")
+            .await
+            .is_err()
+    );
+
+    // An id over 64 bytes cannot be a callback_data: the numbered list, and why.
+    let long_id = "size-".repeat(13);
+    let (s, v) = t
+        .app
+        .post(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            &t.agent,
+            json!({"text": "Màu nào ạ?", "buttons": [{"id": long_id, "title": "Đỏ"}, {"id": "x", "title": "Xanh"}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let numbered = "Màu nào ạ?\n\n1. Đỏ\n2. Xanh";
+    assert_eq!(v["text"], numbered);
+    assert_eq!(v["meta"]["sent_as"], "numbered_list");
+    assert_eq!(
+        v["meta"]["numbered_because"],
+        json!({"reason": "choice_id_too_long", "max": 64})
+    );
+    assert_eq!(t.run().await.sent, 1);
+    let last = t.sb.telegram_sent().pop().unwrap();
+    assert_eq!(last.text, numbered);
+    assert!(last.inline_keyboard.is_empty());
+
     // Buttons belong to a reply: a note with buttons is refused.
     let (s, v) = t
         .app
@@ -484,5 +540,45 @@ async fn buttons_arrive_on_telegram_as_a_numbered_list() {
     assert_eq!(
         (s, v["error"]["field"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("buttons"))
+    );
+}
+
+/// The sandbox refuses inline keyboards as the Bot API does: `callback_data` is 1-64 bytes.
+#[tokio::test]
+async fn the_sandbox_refuses_callback_data_telegram_refuses() {
+    let t = Tg::start().await;
+    t.sb.telegram_user_text(BOT, CHAT, "An", "hi")
+        .await
+        .unwrap();
+    let send = |data: String| {
+        let req = t
+            .app
+            .http
+            .post(format!("{}/bot{BOT}/sendMessage", t.sb.base_url()))
+            .json(&json!({"chat_id": CHAT, "text": "Chọn:",
+                "reply_markup": {"inline_keyboard": [[{"text": "A", "callback_data": data}]]}}));
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status(), r.json::<Value>().await.unwrap())
+        }
+    };
+    for data in [String::new(), "ă".repeat(33)] {
+        let (s, v) = send(data).await;
+        assert_eq!(
+            (s, v["description"].as_str()),
+            (
+                StatusCode::BAD_REQUEST,
+                Some("Bad Request: BUTTON_DATA_INVALID")
+            )
+        );
+    }
+    assert!(t.sb.telegram_sent().is_empty());
+    let (s, v) = send("ă".repeat(32)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        t.sb.telegram_sent()[0].inline_keyboard[0][0]
+            .callback_data
+            .len(),
+        64
     );
 }

@@ -609,6 +609,18 @@ pub fn send_body(
     body
 }
 
+/// Buttons as Messenger's and Instagram's quick replies (§1.5): one `text` quick reply per
+/// choice, its id as the payload a tap sends back (`message.quick_reply.payload`). The capability
+/// table has checked the count and the titles.
+pub fn quick_replies(i: &Interactive) -> Value {
+    json!(
+        i.all_choices()
+            .iter()
+            .map(|c| json!({"content_type": "text", "title": c.title, "payload": c.id}))
+            .collect::<Vec<_>>()
+    )
+}
+
 pub fn messages_url(base: &str, account_id: &str) -> String {
     format!("{}/{}/messages", base.trim_end_matches('/'), account_id)
 }
@@ -854,7 +866,7 @@ use crate::provider::{
     Ack, ApiAnswer, ApiBody, ApiCall, Arrival, BadWebhook, Claim, Claims, Effect, NotSent,
     Outgoing, Provider, Rendering, Sent, Verified, WebhookRequest, base_url, refused, setting,
 };
-use switchboard_core::outbound::{Content, OutboxJob};
+use switchboard_core::outbound::{Content, Interactive, OutboxJob};
 
 /// The Graph API object of an inbox's channel.
 pub fn object_of(channel: ChannelKind) -> Object {
@@ -956,12 +968,16 @@ impl Provider for Meta {
             };
             return (job, json!({"comment_id": c.comment_id, "text": c.text}));
         }
-        let request = json!({
+        let mut request = json!({
             "recipient_id": r.to,
             "messaging_type": r.messaging_type,
             "tag": r.tag,
             "text": r.text,
         });
+        if let Content::Interactive(i) = r.content {
+            request["text"] = json!(i.text_without_choices());
+            request["quick_replies"] = quick_replies(i);
+        }
         (OutboxJob::Send, request)
     }
     fn send_call(
@@ -984,7 +1000,10 @@ impl Provider for Meta {
                 };
                 let marker = format!("{METADATA_PREFIX}{}", out.message_id);
                 let (kind, tag) = (r["messaging_type"].as_str(), r["tag"].as_str());
-                let body = send_body(&recipient, kind, tag, text, Some(&marker));
+                let mut body = send_body(&recipient, kind, tag, text, Some(&marker));
+                if r["quick_replies"].is_array() {
+                    body["message"]["quick_replies"] = r["quick_replies"].clone();
+                }
                 ApiCall::post(messages_url(base, sender_id(inbox).unwrap_or("me")), body)
             }
             OutboxJob::CommentReply => {
@@ -1561,5 +1580,77 @@ mod tests {
                 avatar_url: Some("https://p".into())
             }
         );
+    }
+
+    fn buttons(header: Option<&str>) -> Interactive {
+        use switchboard_core::outbound::{Choice, Choices};
+        let c = |id: &str, title: &str| Choice {
+            id: id.into(),
+            title: title.into(),
+            description: None,
+        };
+        Interactive {
+            header: header.map(str::to_owned),
+            body: "Anh chọn size nào ạ?".into(),
+            footer: None,
+            choices: Choices::Buttons(vec![c("SIZE_M", "Size M"), c("SIZE_L", "Size L")]),
+        }
+    }
+
+    #[test]
+    fn buttons_go_out_as_quick_replies() {
+        let content = Content::Interactive(buttons(Some("Áo thun")));
+        let message_id = switchboard_core::MessageId(uuid::Uuid::from_u128(7));
+        let r = Rendering {
+            to: "222",
+            content: &content,
+            text: "Anh chọn size nào ạ?",
+            template: None,
+            message_id,
+            messaging_type: Some("RESPONSE"),
+            tag: None,
+        };
+        let (job, request) = Meta.render(&r);
+        assert_eq!(job, OutboxJob::Send);
+        let inbox = Inbox {
+            id: switchboard_core::InboxId(uuid::Uuid::from_u128(1)),
+            workspace_id: switchboard_core::WorkspaceId(uuid::Uuid::from_u128(2)),
+            name: "Shop".into(),
+            channel: ChannelKind::Messenger,
+            settings: json!({"page_id": "111", "page_access_token": "T"}),
+            created_at: Timestamp(0),
+        };
+        let out = Outgoing {
+            job,
+            request: &request,
+            message_id,
+        };
+        let call = Meta
+            .send_call(&inbox, &out, Timestamp(0))
+            .unwrap_or_else(|f| panic!("{f:?}"));
+        assert_eq!(
+            call.body,
+            ApiBody::Json(json!({
+                "recipient": {"id": "222"},
+                "messaging_type": "RESPONSE",
+                "message": {
+                    // The header has no place of its own: it heads the text.
+                    "text": "Áo thun\nAnh chọn size nào ạ?",
+                    "metadata": format!("sb:{message_id}"),
+                    "quick_replies": [
+                        {"content_type": "text", "title": "Size M", "payload": "SIZE_M"},
+                        {"content_type": "text", "title": "Size L", "payload": "SIZE_L"},
+                    ],
+                },
+            }))
+        );
+        // A text (or buttons handed over as their numbered list) has no quick replies.
+        let text = Content::Text("1. Size M".into());
+        let (_, request) = Meta.render(&Rendering {
+            content: &text,
+            text: "1. Size M",
+            ..r
+        });
+        assert!(request.get("quick_replies").is_none(), "{request}");
     }
 }

@@ -86,6 +86,8 @@ pub enum TgEvent {
         chat_id: String,
         name: Option<String>,
         data: String,
+        /// The tapped button's text, from the keyboard of the message it was under.
+        title: Option<String>,
         at: Timestamp,
     },
     /// `my_chat_member`: the user blocked (`false`) or restarted (`true`) the bot.
@@ -245,13 +247,17 @@ pub fn parse(raw_body: &[u8]) -> Result<Update, ParseError> {
     } else if let Some(c) = v.get("callback_query").filter(|x| x.is_object()) {
         let chat_id = id_str(&c["message"]["chat"]["id"]).or_else(|| id_str(&c["from"]["id"]));
         match (id_str(&c["id"]), chat_id) {
-            (Some(id), Some(chat_id)) => TgEvent::Callback {
-                id,
-                chat_id,
-                name: name_of(&Value::Null, &c["from"]),
-                data: text(&c["data"]).unwrap_or_default(),
-                at: secs(&c["message"]["date"]).unwrap_or(Timestamp(0)),
-            },
+            (Some(id), Some(chat_id)) => {
+                let data = text(&c["data"]).unwrap_or_default();
+                TgEvent::Callback {
+                    id,
+                    chat_id,
+                    name: name_of(&Value::Null, &c["from"]),
+                    title: button_title(&c["message"]["reply_markup"], &data),
+                    data,
+                    at: secs(&c["message"]["date"]).unwrap_or(Timestamp(0)),
+                }
+            }
             _ => TgEvent::Ignored {
                 what: "callback without id".into(),
             },
@@ -278,6 +284,17 @@ pub fn parse(raw_body: &[u8]) -> Result<Update, ParseError> {
     Ok(Update { update_id, event })
 }
 
+/// The text of the inline button with this `callback_data` in a message's `reply_markup`.
+fn button_title(markup: &Value, data: &str) -> Option<String> {
+    markup["inline_keyboard"]
+        .as_array()?
+        .iter()
+        .filter_map(Value::as_array)
+        .flatten()
+        .find(|b| b["callback_data"].as_str() == Some(data))
+        .and_then(|b| text(&b["text"]))
+}
+
 pub fn send_message_body(chat_id: &str, text: &str, reply_to: Option<&str>) -> Value {
     let chat: Value = chat_id
         .parse::<i64>()
@@ -287,6 +304,18 @@ pub fn send_message_body(chat_id: &str, text: &str, reply_to: Option<&str>) -> V
         b["reply_parameters"] = json!({"message_id": r, "allow_sending_without_reply": true});
     }
     b
+}
+
+/// Buttons as an inline keyboard (§5 `reply_markup`), one button per row so titles are not cut:
+/// a tap comes back as a `callback_query` with the choice's id as its `data`. The capability
+/// table has checked that every id is 1-64 bytes, as `callback_data` must be.
+pub fn inline_keyboard(i: &Interactive) -> Value {
+    let rows: Vec<Value> = i
+        .all_choices()
+        .iter()
+        .map(|c| json!([{"text": c.title, "callback_data": c.id}]))
+        .collect();
+    json!({ "inline_keyboard": rows })
 }
 
 /// A Bot API answer: the sent message's id, or how the failure should be handled.
@@ -332,7 +361,7 @@ use crate::provider::{
     Provider, Rendering, Sent, Verified, WebhookRequest, base_url, refused, setting,
 };
 use switchboard_core::ingest::{InboundEvent, InboundSender, Said};
-use switchboard_core::outbound::OutboxJob;
+use switchboard_core::outbound::{Content, Interactive, OutboxJob};
 use switchboard_core::{ChannelKind, Inbox, MessageKind};
 
 /// Telegram bots: one webhook URL per bot (`/webhooks/telegram/{inbox}`), registered with
@@ -386,7 +415,14 @@ impl Provider for Telegram {
             .unwrap_or(Ack::Empty)
     }
     fn render(&self, r: &Rendering<'_>) -> (OutboxJob, Value) {
-        let body = send_message_body(r.to, r.text, None);
+        let body = match r.content {
+            Content::Interactive(i) => {
+                let mut b = send_message_body(r.to, &i.text_without_choices(), None);
+                b["reply_markup"] = inline_keyboard(i);
+                b
+            }
+            _ => send_message_body(r.to, r.text, None),
+        };
         (OutboxJob::Send, json!({ "body": body }))
     }
     fn send_call(
@@ -490,6 +526,7 @@ fn arrival(inbox: &Inbox, update: Update, now: Timestamp) -> Option<Arrival> {
             chat_id,
             name,
             data,
+            title,
             at,
         } => {
             // A tap has no time of its own: the update's arrival.
@@ -501,7 +538,8 @@ fn arrival(inbox: &Inbox, update: Update, now: Timestamp) -> Option<Arrival> {
                     from: InboundSender::identity(chat_id.as_str(), name.as_deref()),
                     provider_message_id: format!("callback:{id}"),
                     kind: MessageKind::Text,
-                    text: format!("[button] {data}"),
+                    // The customer sees no message for a tap: the thread shows it as a tap.
+                    text: format!("[button] {}", title.as_deref().unwrap_or(&data)),
                     at,
                     meta: json!({"callback_data": data}),
                     replying_to: None,
@@ -619,7 +657,15 @@ mod tests {
         let cb = parse(br#"{"update_id":5,"callback_query":{"id":"77","from":{"id":5,"first_name":"B"},"message":{"message_id":9,"date":3,"chat":{"id":5,"type":"private"}},"chat_instance":"x","data":"size_m"}}"#)
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(
-            matches!(cb.event, TgEvent::Callback { ref data, ref chat_id, .. } if data == "size_m" && chat_id == "5")
+            matches!(cb.event, TgEvent::Callback { ref data, ref chat_id, title: None, .. } if data == "size_m" && chat_id == "5")
+        );
+        // Telegram sends the message the button was under, keyboard included: its text is kept.
+        let cb = parse(br#"{"update_id":7,"callback_query":{"id":"78","from":{"id":5,"first_name":"B"},"chat_instance":"x","data":"size_l",
+            "message":{"message_id":9,"date":3,"chat":{"id":5,"type":"private"},"text":"Size?","reply_markup":{"inline_keyboard":[
+                [{"text":"Size M","callback_data":"size_m"}],[{"text":"Size L","callback_data":"size_l"}]]}}}}"#)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            matches!(cb.event, TgEvent::Callback { ref title, .. } if title.as_deref() == Some("Size L"))
         );
         let blocked = parse(br#"{"update_id":6,"my_chat_member":{"chat":{"id":5,"type":"private"},"from":{"id":5},"date":4,
             "old_chat_member":{"status":"member"},"new_chat_member":{"status":"kicked"}}}"#).unwrap_or_else(|e| panic!("{e}"));
@@ -659,5 +705,47 @@ mod tests {
             send_message_body("5", "hi", Some("9")),
             json!({"chat_id":5,"text":"hi","reply_parameters":{"message_id":9,"allow_sending_without_reply":true}})
         );
+    }
+
+    #[test]
+    fn buttons_go_out_as_an_inline_keyboard() {
+        use switchboard_core::outbound::{Choice, Choices};
+        let c = |id: &str, title: &str| Choice {
+            id: id.into(),
+            title: title.into(),
+            description: None,
+        };
+        let content = Content::Interactive(Interactive {
+            header: None,
+            body: "Anh chọn size nào ạ?".into(),
+            footer: Some("Shop Lan".into()),
+            choices: Choices::Buttons(vec![c("size_m", "Size M"), c("size_l", "Size L")]),
+        });
+        let r = Rendering {
+            to: "1111111",
+            content: &content,
+            text: "Anh chọn size nào ạ?",
+            template: None,
+            message_id: switchboard_core::MessageId(uuid::Uuid::from_u128(7)),
+            messaging_type: None,
+            tag: None,
+        };
+        let (job, request) = Telegram.render(&r);
+        assert_eq!(job, OutboxJob::Send);
+        assert_eq!(
+            request,
+            json!({"body": {"chat_id": 1111111, "text": "Anh chọn size nào ạ?\n\nShop Lan",
+            "reply_markup": {"inline_keyboard": [
+                [{"text": "Size M", "callback_data": "size_m"}],
+                [{"text": "Size L", "callback_data": "size_l"}],
+            ]}}})
+        );
+        let text = Content::Text("hi".into());
+        let (_, request) = Telegram.render(&Rendering {
+            content: &text,
+            text: "hi",
+            ..r
+        });
+        assert_eq!(request, json!({"body": {"chat_id": 1111111, "text": "hi"}}));
     }
 }

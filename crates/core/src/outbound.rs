@@ -111,11 +111,40 @@ pub struct Capabilities {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct ButtonLimits {
     pub buttons: usize,
+    /// Rows of a list (WhatsApp's list message); 0: the channel has no lists.
     pub list_rows: usize,
     /// The longest title of a button, and of a list row (characters).
     pub button_title: usize,
     pub row_title: usize,
+    /// The longest id a tap sends back, in bytes (Telegram's `callback_data`); `None`: ours
+    /// (256 characters) is within the channel's.
+    pub id_bytes: Option<usize>,
+    /// What happens to choices these buttons cannot carry.
+    pub beyond: Beyond,
 }
+
+/// What happens to choices that do not fit a channel's buttons (too many, a title or an id too
+/// long, a list where the channel has none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Beyond {
+    /// Refused with the reason: the sender asked for this channel's own buttons (WhatsApp).
+    Refuse,
+    /// Sent as the numbered list, as on a channel without buttons, so that what went out before
+    /// the channel had buttons still goes out (a flow's long titles, a list on Messenger).
+    NumberedList,
+}
+
+/// Messenger's and Instagram's quick replies (§1.5, §2): at most 13, titles up to 20 characters,
+/// one text each; no lists.
+const QUICK_REPLIES: ButtonLimits = ButtonLimits {
+    buttons: 13,
+    list_rows: 0,
+    button_title: 20,
+    row_title: 0,
+    id_bytes: None,
+    beyond: Beyond::NumberedList,
+};
 
 /// The capability table.
 pub const fn capabilities(channel: ChannelKind) -> Capabilities {
@@ -132,15 +161,18 @@ pub const fn capabilities(channel: ChannelKind) -> Capabilities {
             uploaded_files: true,
             ..BASE
         },
-        // Messenger's quick replies are not sent yet (the Meta outbox builds text bodies).
+        // Buttons go out as quick replies; a tap comes back as `meta.quick_reply_payload`.
         ChannelKind::Messenger => Capabilities {
             text: TextLimit::CharsBelow(2000),
             comments: true,
+            buttons: Some(QUICK_REPLIES),
             ..BASE
         },
+        // channels.md §2: "Quick replies ≤13", otherwise as Messenger.
         ChannelKind::Instagram => Capabilities {
             text: TextLimit::Bytes(1000),
             comments: true,
+            buttons: Some(QUICK_REPLIES),
             ..BASE
         },
         // §3.2: up to 3 reply buttons (titles up to 20 characters), or a list of up to 10 rows
@@ -154,6 +186,8 @@ pub const fn capabilities(channel: ChannelKind) -> Capabilities {
                 list_rows: 10,
                 button_title: 20,
                 row_title: 24,
+                id_bytes: None,
+                beyond: Beyond::Refuse,
             }),
             ..BASE
         },
@@ -163,10 +197,20 @@ pub const fn capabilities(channel: ChannelKind) -> Capabilities {
             text: TextLimit::Chars(2000),
             ..BASE
         },
-        // Telegram has inline keyboards, but their answers (callback queries) are not read yet:
-        // buttons go out as a numbered list the customer answers by typing.
+        // An inline keyboard, one button per row; a tap comes back as a `callback_query`
+        // (`meta.callback_data`). `callback_data` is 1-64 bytes (Bot API), so longer ids go as
+        // the numbered list. The Bot API documents no limit on a button's text; 100 buttons is
+        // its limit on one keyboard (not in channels.md). No lists.
         ChannelKind::Telegram => Capabilities {
             text: TextLimit::Chars(4096),
+            buttons: Some(ButtonLimits {
+                buttons: 100,
+                list_rows: 0,
+                button_title: crate::validate::MAX_TEXT_CHARS,
+                row_title: 0,
+                id_bytes: Some(64),
+                beyond: Beyond::NumberedList,
+            }),
             ..BASE
         },
         ChannelKind::Shopee => Capabilities {
@@ -327,6 +371,21 @@ impl Interactive {
         }
     }
 
+    /// The text above the buttons where a channel's buttons carry one text only (quick replies,
+    /// inline keyboards): the header, the body, then the footer after a blank line.
+    pub fn text_without_choices(&self) -> String {
+        let mut lines: Vec<&str> = Vec::new();
+        if let Some(h) = &self.header {
+            lines.push(h);
+        }
+        lines.push(&self.body);
+        if let Some(f) = &self.footer {
+            lines.push("");
+            lines.push(f);
+        }
+        lines.join("\n")
+    }
+
     /// The fallback where a channel has no buttons: the text, then the choices numbered from 1
     /// (a row's description after a dash), then the footer — the customer answers by number.
     pub fn numbered_text(&self) -> String {
@@ -406,15 +465,50 @@ pub enum Unfit {
     TooManyChoices { max: usize },
     /// A choice's title is longer than the channel's buttons or rows show.
     ChoiceTitleTooLong { max: usize },
+    /// A choice's id is empty or longer than a tap can send back (bytes).
+    ChoiceIdTooLong { max: usize },
 }
 
 /// How content goes out on a channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fit {
-    /// As it is.
+    /// As it is (buttons as the channel's own).
     AsIs,
-    /// As this text instead (buttons where the channel has none: a numbered list).
-    Text(String),
+    /// Buttons as this numbered text list instead: the channel has no buttons (`because: None`),
+    /// or these choices do not fit them (why).
+    NumberedList {
+        text: String,
+        because: Option<Unfit>,
+    },
+}
+
+impl ButtonLimits {
+    /// Whether these buttons carry the choices as they are.
+    pub fn carry(&self, i: &Interactive) -> Result<(), Unfit> {
+        let (max, title) = match i.choices {
+            Choices::Buttons(_) => (self.buttons, self.button_title),
+            Choices::List { .. } if self.list_rows == 0 => {
+                return Err(Unfit::NotSupported("lists"));
+            }
+            Choices::List { .. } => (self.list_rows, self.row_title),
+        };
+        let choices = i.all_choices();
+        if choices.is_empty() {
+            return Err(Unfit::NotSupported("buttons without choices"));
+        }
+        if choices.len() > max {
+            return Err(Unfit::TooManyChoices { max });
+        }
+        if choices.iter().any(|c| c.title.chars().count() > title) {
+            return Err(Unfit::ChoiceTitleTooLong { max: title });
+        }
+        if let Some(max) = self.id_bytes
+            && choices.iter().any(|c| c.id.is_empty() || c.id.len() > max)
+        {
+            return Err(Unfit::ChoiceIdTooLong { max });
+        }
+        Ok(())
+    }
 }
 
 /// Whether `content` fits `channel` (the capability table), and in what form.
@@ -439,26 +533,23 @@ pub fn fit(channel: ChannelKind, content: &Content) -> Result<Fit, Unfit> {
         Content::Template(_) => Err(Unfit::NotSupported("templates")),
         Content::CommentReply(r) if caps.comments => text_fits(&r.text).map(|()| Fit::AsIs),
         Content::CommentReply(_) => Err(Unfit::NotSupported("comments")),
-        Content::Interactive(i) => match caps.buttons {
-            Some(limits) => {
-                let (max, title) = match i.choices {
-                    Choices::Buttons(_) => (limits.buttons, limits.button_title),
-                    Choices::List { .. } => (limits.list_rows, limits.row_title),
-                };
-                let choices = i.all_choices();
-                if choices.len() > max {
-                    return Err(Unfit::TooManyChoices { max });
-                }
-                if choices.iter().any(|c| c.title.chars().count() > title) {
-                    return Err(Unfit::ChoiceTitleTooLong { max: title });
-                }
-                Ok(Fit::AsIs)
-            }
-            None => {
+        Content::Interactive(i) => {
+            // The fallback obeys the channel's text limit like any text.
+            let numbered = |because| {
                 let text = i.numbered_text();
-                text_fits(&text).map(|()| Fit::Text(text))
+                text_fits(&text).map(|()| Fit::NumberedList { text, because })
+            };
+            let Some(limits) = caps.buttons else {
+                return numbered(None);
+            };
+            match limits.carry(i) {
+                Ok(()) => text_fits(&i.text_without_choices()).map(|()| Fit::AsIs),
+                Err(u) => match limits.beyond {
+                    Beyond::Refuse => Err(u),
+                    Beyond::NumberedList => numbered(Some(u)),
+                },
             }
-        },
+        }
     }
 }
 
@@ -629,7 +720,10 @@ mod tests {
         let upload = media(MediaSource::Uploaded(uuid::Uuid::nil()));
         let link = media(MediaSource::Link("https://x.test/a.jpg".into()));
         let reply = comment(false, Timestamp(0));
-        let numbered = Ok(Fit::Text(buttons(2).numbered_text()));
+        let numbered = Ok(Fit::NumberedList {
+            text: buttons(2).numbered_text(),
+            because: None,
+        });
         // channel, upload, link, template, comment reply, two buttons
         type Row = (C, Answer, Answer, Answer, Answer, Answer);
         let table: [Row; 7] = [
@@ -647,7 +741,7 @@ mod tests {
                 Err(Unfit::NotSupported("media")),
                 Err(Unfit::NotSupported("templates")),
                 Ok(Fit::AsIs),
-                numbered.clone(),
+                Ok(Fit::AsIs),
             ),
             (
                 C::Instagram,
@@ -655,7 +749,7 @@ mod tests {
                 Err(Unfit::NotSupported("media")),
                 Err(Unfit::NotSupported("templates")),
                 Ok(Fit::AsIs),
-                numbered.clone(),
+                Ok(Fit::AsIs),
             ),
             (
                 C::Whatsapp,
@@ -679,7 +773,7 @@ mod tests {
                 Err(Unfit::NotSupported("media")),
                 Err(Unfit::NotSupported("templates")),
                 Err(Unfit::NotSupported("comments")),
-                numbered.clone(),
+                Ok(Fit::AsIs),
             ),
             (
                 C::Shopee,
@@ -725,8 +819,116 @@ mod tests {
                 ChannelKind::Zalo,
                 &Content::Interactive(titled(&"ă".repeat(21)))
             ),
-            Ok(Fit::Text(_))
+            Ok(Fit::NumberedList { because: None, .. })
         ));
+        // WhatsApp's text under the buttons obeys its text limit too.
+        let long = Interactive {
+            body: "a".repeat(4097),
+            ..buttons(1)
+        };
+        assert_eq!(wa(long), Err(Unfit::TextTooLong(TextLimit::Chars(4096))));
+    }
+
+    /// What does not fit a channel's buttons goes as the numbered list, saying why.
+    fn numbered_because(i: &Interactive, u: Unfit) -> Answer {
+        Ok(Fit::NumberedList {
+            text: i.numbered_text(),
+            because: Some(u),
+        })
+    }
+
+    #[test]
+    fn messenger_and_instagram_take_thirteen_quick_replies_of_twenty_characters() {
+        for channel in [ChannelKind::Messenger, ChannelKind::Instagram] {
+            let go = |i: &Interactive| fit(channel, &Content::Interactive(i.clone()));
+            assert_eq!(go(&buttons(13)), Ok(Fit::AsIs), "{channel:?}");
+            let many = buttons(14);
+            assert_eq!(
+                go(&many),
+                numbered_because(&many, Unfit::TooManyChoices { max: 13 }),
+                "{channel:?}"
+            );
+            let titled = |title: &str| Interactive {
+                choices: Choices::Buttons(vec![choice("a", title)]),
+                ..buttons(0)
+            };
+            assert_eq!(go(&titled(&"ă".repeat(20))), Ok(Fit::AsIs));
+            let long = titled(&"ă".repeat(21));
+            assert_eq!(
+                go(&long),
+                numbered_because(&long, Unfit::ChoiceTitleTooLong { max: 20 })
+            );
+            // A list has no quick-reply form (no descriptions, no sections): numbered.
+            let rows = list(3);
+            assert_eq!(
+                go(&rows),
+                numbered_because(&rows, Unfit::NotSupported("lists"))
+            );
+            // Ids are ours (at most 256 characters), well within Meta's payloads.
+            let id = Interactive {
+                choices: Choices::Buttons(vec![choice(&"x".repeat(256), "Có")]),
+                ..buttons(0)
+            };
+            assert_eq!(go(&id), Ok(Fit::AsIs));
+        }
+        // The text above the quick replies obeys the channel's text limit (Instagram: bytes).
+        let text = |body: String| Interactive { body, ..buttons(2) };
+        let ig = |i: Interactive| fit(ChannelKind::Instagram, &Content::Interactive(i));
+        assert_eq!(ig(text("ă".repeat(500))), Ok(Fit::AsIs));
+        assert_eq!(
+            ig(text("ă".repeat(501))),
+            Err(Unfit::TextTooLong(TextLimit::Bytes(1000)))
+        );
+    }
+
+    #[test]
+    fn telegram_takes_ids_of_up_to_64_bytes() {
+        let tg = |i: &Interactive| fit(ChannelKind::Telegram, &Content::Interactive(i.clone()));
+        let with_id = |id: &str| Interactive {
+            choices: Choices::Buttons(vec![choice(id, "Có"), choice("b", "Không")]),
+            ..buttons(0)
+        };
+        assert_eq!(tg(&with_id(&"x".repeat(64))), Ok(Fit::AsIs));
+        // Bytes, not characters: 32 two-byte letters fit, 33 do not.
+        assert_eq!(tg(&with_id(&"ă".repeat(32))), Ok(Fit::AsIs));
+        for id in ["x".repeat(65), "ă".repeat(33)] {
+            let i = with_id(&id);
+            assert_eq!(
+                tg(&i),
+                numbered_because(&i, Unfit::ChoiceIdTooLong { max: 64 })
+            );
+        }
+        assert_eq!(tg(&buttons(100)), Ok(Fit::AsIs));
+        let many = buttons(101);
+        assert_eq!(
+            tg(&many),
+            numbered_because(&many, Unfit::TooManyChoices { max: 100 })
+        );
+        let rows = list(2);
+        assert_eq!(
+            tg(&rows),
+            numbered_because(&rows, Unfit::NotSupported("lists"))
+        );
+        // Long titles are the customer's phone's to shorten.
+        let long = Interactive {
+            choices: Choices::Buttons(vec![choice("a", &"ă".repeat(200))]),
+            ..buttons(0)
+        };
+        assert_eq!(tg(&long), Ok(Fit::AsIs));
+    }
+
+    #[test]
+    fn the_text_above_the_buttons_keeps_the_header_and_the_footer() {
+        let i = Interactive {
+            header: Some("Áo thun".into()),
+            footer: Some("Shop Lan".into()),
+            ..buttons(2)
+        };
+        assert_eq!(
+            i.text_without_choices(),
+            "Áo thun\nCòn cần không?\n\nShop Lan"
+        );
+        assert_eq!(buttons(2).text_without_choices(), "Còn cần không?");
     }
 
     #[test]
@@ -757,8 +959,11 @@ mod tests {
             "Áo thun\nChọn size:\n\n1. Size S — 45-50kg\n2. Size M\n3. Size L\n\nTrả lời bằng số"
         );
         assert_eq!(
-            fit(ChannelKind::Telegram, &Content::Interactive(buttons(2))),
-            Ok(Fit::Text("Còn cần không?\n\n1. Có\n2. Có".into()))
+            fit(ChannelKind::Shopee, &Content::Interactive(buttons(2))),
+            Ok(Fit::NumberedList {
+                text: "Còn cần không?\n\n1. Có\n2. Có".into(),
+                because: None
+            })
         );
         // The fallback obeys the channel's text limit like any text.
         let long = Interactive {

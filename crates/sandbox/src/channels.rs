@@ -14,7 +14,9 @@
 //!   OA echoes.
 //! - Telegram: `setWebhook` (secret token rules, HTTPS — plain HTTP only to this machine), the
 //!   secret-token header on every update, `sendMessage` (4096 characters, 403 before `/start` or
-//!   when blocked, 429 with `retry_after` on demand), `getUpdates` → 409 while a webhook is set.
+//!   when blocked, 429 with `retry_after` on demand; an inline keyboard of callback buttons kept,
+//!   `callback_data` of 1-64 bytes), taps on those buttons as `callback_query` updates that must
+//!   be answered, `getUpdates` → 409 while a webhook is set.
 //! - Shopee: signed pushes (`Authorization`), `send_message` with the v2 signature and access token
 //!   checked.
 //!
@@ -170,6 +172,15 @@ pub struct TgSent {
     pub chat_id: String,
     pub text: String,
     pub message_id: i64,
+    /// `reply_markup.inline_keyboard`, row by row (empty: none).
+    pub inline_keyboard: Vec<Vec<TgButton>>,
+}
+
+/// An inline keyboard button with `callback_data`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TgButton {
+    pub text: String,
+    pub callback_data: String,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -179,6 +190,8 @@ struct TgBot {
     blocked: HashSet<String>,
     next_update: i64,
     next_message: i64,
+    /// Callback queries posted, by id: answered yet (`answerCallbackQuery`)?
+    callbacks: HashMap<String, bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -590,6 +603,80 @@ impl ChannelSandbox {
             "chat": {"id": chat_id, "type": "private", "first_name": first_name}, "text": text}});
         let (status, id, _) = self.telegram_update(token, update).await?;
         Ok((status, id, message_id))
+    }
+
+    /// The user taps the inline button with `callback_data` under the bot's message
+    /// `message_id`: a `callback_query` update. Fails when that message has no such button — a
+    /// user can only tap what the bot sent. Returns (status, callback query id, response body);
+    /// an `answerCallbackQuery` in the response answers the query, as Telegram reads it.
+    pub async fn telegram_tap(
+        &self,
+        token: &str,
+        first_name: &str,
+        message_id: i64,
+        callback_data: &str,
+    ) -> anyhow::Result<(u16, String, String)> {
+        let (chat_id, text, keyboard, id) = {
+            let mut w = self.shared.world();
+            let sent = w
+                .tg_sent
+                .iter()
+                .find(|s| s.token == token && s.message_id == message_id)
+                .ok_or_else(|| anyhow::anyhow!("the bot sent no message {message_id}"))?;
+            if !sent
+                .inline_keyboard
+                .iter()
+                .flatten()
+                .any(|b| b.callback_data == callback_data)
+            {
+                anyhow::bail!("message {message_id} has no button {callback_data:?}");
+            }
+            let (chat_id, text) = (sent.chat_id.clone(), sent.text.clone());
+            let keyboard: Vec<Vec<serde_json::Value>> = sent
+                .inline_keyboard
+                .iter()
+                .map(|row| {
+                    row.iter()
+                        .map(|b| serde_json::json!({"text": b.text, "callback_data": b.callback_data}))
+                        .collect()
+                })
+                .collect();
+            let n = w.next();
+            let id = format!("cbq-{n}");
+            let bot =
+                w.tg.get_mut(token)
+                    .ok_or_else(|| anyhow::anyhow!("unknown sandbox bot"))?;
+            bot.callbacks.insert(id.clone(), false);
+            (chat_id, text, keyboard, id)
+        };
+        let chat: i64 = chat_id.parse().unwrap_or(0);
+        let now = self.shared.now().millis() / 1000;
+        let update = serde_json::json!({"callback_query": {"id": id, "chat_instance": "sandbox",
+            "from": {"id": chat, "is_bot": false, "first_name": first_name},
+            "message": {"message_id": message_id, "date": now, "text": text,
+                "chat": {"id": chat, "type": "private", "first_name": first_name},
+                "reply_markup": {"inline_keyboard": keyboard}},
+            "data": callback_data}});
+        let (status, _, body) = self.telegram_update(token, update).await?;
+        let answer: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        if answer["method"] == "answerCallbackQuery" && answer["callback_query_id"] == id.as_str() {
+            self.answer_callback(token, &id);
+        }
+        Ok((status, id, body))
+    }
+
+    /// Whether the bot answered this callback query (the user's button stops spinning).
+    pub fn telegram_callback_answered(&self, token: &str, id: &str) -> bool {
+        self.shared
+            .world()
+            .tg
+            .get(token)
+            .and_then(|b| b.callbacks.get(id).copied())
+            .unwrap_or(false)
+    }
+
+    fn answer_callback(&self, token: &str, id: &str) {
+        answer_callback(&mut self.shared.world(), token, id);
     }
 
     /// The user blocks the bot: sends fail with 403 and a `my_chat_member` update is posted.
@@ -1275,6 +1362,64 @@ fn tg(status: StatusCode, description: &str) -> Response {
     )
 }
 
+/// Marks a callback query answered; `false` when the bot never received it.
+fn answer_callback(w: &mut World, token: &str, id: &str) -> bool {
+    match w.tg.get_mut(token).and_then(|b| b.callbacks.get_mut(id)) {
+        Some(answered) => {
+            *answered = true;
+            true
+        }
+        None => false,
+    }
+}
+
+/// The most buttons one inline keyboard takes (the Bot API's limit; not in channels.md).
+const TG_MAX_BUTTONS: usize = 100;
+
+/// `reply_markup` checked as the Bot API does for an inline keyboard of callback buttons: rows
+/// of buttons, each with a text and `callback_data` of 1-64 bytes (`BUTTON_DATA_INVALID`).
+/// Other keyboards and button kinds are not emulated.
+fn read_inline_keyboard(v: &serde_json::Value) -> Result<Vec<Vec<TgButton>>, &'static str> {
+    if v.is_null() {
+        return Ok(Vec::new());
+    }
+    let Some(rows) = v["inline_keyboard"].as_array() else {
+        return Err("Bad Request: can't parse reply keyboard markup JSON object");
+    };
+    let mut count = 0;
+    let mut keyboard = Vec::with_capacity(rows.len());
+    for row in rows {
+        let Some(buttons) = row.as_array() else {
+            return Err(
+                "Bad Request: can't parse inline keyboard button: Field \"inline_keyboard\" of the InlineKeyboardMarkup should be an Array of Arrays",
+            );
+        };
+        count += buttons.len();
+        if count > TG_MAX_BUTTONS {
+            return Err("Bad Request: reply markup is too long");
+        }
+        let mut out = Vec::with_capacity(buttons.len());
+        for b in buttons {
+            let text = b["text"].as_str().unwrap_or("");
+            if text.is_empty() {
+                return Err("Bad Request: BUTTON_TEXT_INVALID");
+            }
+            let Some(data) = b["callback_data"].as_str() else {
+                return Err("Bad Request: text buttons are unallowed in the inline keyboard");
+            };
+            if data.is_empty() || data.len() > 64 {
+                return Err("Bad Request: BUTTON_DATA_INVALID");
+            }
+            out.push(TgButton {
+                text: text.to_owned(),
+                callback_data: data.to_owned(),
+            });
+        }
+        keyboard.push(out);
+    }
+    Ok(keyboard)
+}
+
 /// `POST /bot<token>/<method>` (§5).
 async fn tg_method(
     State(shared): State<Arc<Shared>>,
@@ -1345,7 +1490,16 @@ async fn tg_method(
             }
             ok(serde_json::json!([]))
         }
-        "answerCallbackQuery" => ok(serde_json::json!(true)),
+        "answerCallbackQuery" => {
+            let id = b["callback_query_id"].as_str().unwrap_or("");
+            if !answer_callback(&mut shared.world(), &token, id) {
+                return tg(
+                    StatusCode::BAD_REQUEST,
+                    "Bad Request: query is too old and response timeout expired or query ID is invalid",
+                );
+            }
+            ok(serde_json::json!(true))
+        }
         "sendMessage" => {
             if let Some(r) = take_fault(&shared, &token).await {
                 return r;
@@ -1365,6 +1519,10 @@ async fn tg_method(
             if n > 4096 {
                 return tg(StatusCode::BAD_REQUEST, "Bad Request: message is too long");
             }
+            let inline_keyboard = match read_inline_keyboard(&b["reply_markup"]) {
+                Ok(k) => k,
+                Err(description) => return tg(StatusCode::BAD_REQUEST, description),
+            };
             let mut w = shared.world();
             let Some(bot) = w.tg.get_mut(&token) else {
                 return tg(StatusCode::UNAUTHORIZED, "Unauthorized");
@@ -1389,6 +1547,7 @@ async fn tg_method(
                 chat_id: chat.clone(),
                 text: text.clone(),
                 message_id: id,
+                inline_keyboard,
             });
             let date = shared.now().millis() / 1000;
             ok(
@@ -1557,7 +1716,9 @@ async fn control_sent(State(shared): State<Arc<Shared>>) -> Response {
         serde_json::json!({
             "whatsapp": w.wa_sent.iter().map(|s| serde_json::json!({"phone_number_id": s.phone_number_id, "to": s.to, "type": s.kind, "wamid": s.wamid, "at": s.at})).collect::<Vec<_>>(),
             "zalo": w.zalo_sent.iter().map(|s| serde_json::json!({"oa_id": s.oa_id, "user_id": s.user_id, "text": s.text, "quota_type": s.quota_type})).collect::<Vec<_>>(),
-            "telegram": w.tg_sent.iter().map(|s| serde_json::json!({"chat_id": s.chat_id, "text": s.text})).collect::<Vec<_>>(),
+            "telegram": w.tg_sent.iter().map(|s| serde_json::json!({"chat_id": s.chat_id, "text": s.text, "message_id": s.message_id,
+                "inline_keyboard": s.inline_keyboard.iter().map(|row| row.iter()
+                    .map(|b| serde_json::json!({"text": b.text, "callback_data": b.callback_data})).collect::<Vec<_>>()).collect::<Vec<_>>()})).collect::<Vec<_>>(),
             "shopee": w.shopee_sent.iter().map(|s| serde_json::json!({"shop_id": s.shop_id, "to_id": s.to_id, "text": s.text})).collect::<Vec<_>>(),
         }),
     )

@@ -2,8 +2,9 @@
 //! profiles) and for Meta's webhook deliveries, built to `shared/channels.md` §1 and §2. It posts
 //! correctly signed webhooks (bodies with non-ASCII as `\uXXXX`, like Meta), enforces the
 //! messaging window with Meta's error codes, retires the dead tags on 2026-04-27, allows one
-//! private reply per comment within 7 days, and can be told to fail (429, 5xx, timeouts, any
-//! error code) so the outbox and the policy are tested against it.
+//! private reply per comment within 7 days, keeps the quick replies a message offers (at most 13,
+//! titles up to 20 characters) and lets the customer tap one, and can be told to fail (429, 5xx,
+//! timeouts, any error code) so the outbox and the policy are tested against it.
 //!
 //! Used in-process by the tests and `switchboard demo`, and standalone as `switchboard sandbox`
 //! (with a small control API under `/_sandbox` to play customers).
@@ -102,9 +103,24 @@ pub struct Sent {
     pub messaging_type: Option<String>,
     pub tag: Option<String>,
     pub text: String,
+    /// The message's quick replies, in order (empty: none).
+    pub quick_replies: Vec<QuickReply>,
     pub mid: String,
     pub at: Timestamp,
 }
+
+/// A `text` quick reply as the Send API received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuickReply {
+    pub title: String,
+    pub payload: String,
+}
+
+/// At most 13 quick replies, titles up to 20 characters (channels.md §1.5, §2).
+const MAX_QUICK_REPLIES: usize = 13;
+const MAX_QUICK_REPLY_TITLE: usize = 20;
+/// Meta's quick-reply reference: payloads up to 1000 characters (not in channels.md).
+const MAX_QUICK_REPLY_PAYLOAD: usize = 1000;
 
 /// A comment operation the sandbox accepted: (method, comment id, what).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -281,6 +297,45 @@ impl Sandbox {
         let body = serde_json::json!({"object": object_name(object), "entry": [{"id": page_id, "time": now, "messaging": [{
             "sender": {"id": user_id}, "recipient": {"id": page_id}, "timestamp": now,
             "message": {"mid": mid, "text": text}}]}]});
+        Ok((deliver(&self.shared, page_id, meta_json(&body)).await?, mid))
+    }
+
+    /// The customer taps the quick reply titled `title` of the latest message the page sent
+    /// them (a qualifying action): Meta posts the title as the message's text and the payload in
+    /// `message.quick_reply` (§1.4). Fails when that message offered no such quick reply — a
+    /// customer can only tap what is on their screen. Returns (status, mid).
+    pub async fn customer_taps_quick_reply(
+        &self,
+        page_id: &str,
+        user_id: &str,
+        title: &str,
+    ) -> anyhow::Result<(u16, String)> {
+        let payload = {
+            let w = self.shared.world();
+            let last = w
+                .sent
+                .iter()
+                .rev()
+                .find(|s| s.page_id == page_id && s.recipient_id.as_deref() == Some(user_id))
+                .ok_or_else(|| anyhow::anyhow!("the page sent {user_id} nothing"))?;
+            last.quick_replies
+                .iter()
+                .find(|q| q.title == title)
+                .map(|q| q.payload.clone())
+                .ok_or_else(|| {
+                    anyhow::anyhow!("the latest message offered no quick reply {title:?}")
+                })?
+        };
+        let now = self.shared.clock.now();
+        let object = self.touch(page_id, user_id, now)?;
+        let mid = self.next_id(if object == Object::Instagram {
+            "aWdf_in_"
+        } else {
+            "m_in_"
+        });
+        let body = serde_json::json!({"object": object_name(object), "entry": [{"id": page_id, "time": now, "messaging": [{
+            "sender": {"id": user_id}, "recipient": {"id": page_id}, "timestamp": now,
+            "message": {"mid": mid, "text": title, "quick_reply": {"payload": payload}}}]}]});
         Ok((deliver(&self.shared, page_id, meta_json(&body)).await?, mid))
     }
 
@@ -574,6 +629,12 @@ async fn send_api(
             "(#100) Length of param message[text] must be less than or equal to 2000",
         );
     }
+    let quick_replies = match read_quick_replies(&b["message"]["quick_replies"]) {
+        Ok(q) => q,
+        Err((code, subcode, message)) => {
+            return graph_error(StatusCode::BAD_REQUEST, code, subcode, &message);
+        }
+    };
     let recipient_id;
     let mut comment_id = None;
     {
@@ -690,6 +751,7 @@ async fn send_api(
             messaging_type: mt,
             tag,
             text: text.clone(),
+            quick_replies,
             mid: mid.clone(),
             at: now,
         });
@@ -748,6 +810,79 @@ async fn send_api(
         out["recipient_id"] = serde_json::json!(r);
     }
     axum::Json(out).into_response()
+}
+
+/// A Graph error to answer with: (code, subcode, message).
+type GraphRefusal = (i64, Option<i64>, String);
+
+/// `message.quick_replies` checked as the Send API does: an array of 1 to 13 `text` quick
+/// replies, each with a title of at most 20 characters and a payload. (Meta documents the
+/// limits; the error texts for breaking them are the sandbox's own.)
+fn read_quick_replies(v: &serde_json::Value) -> Result<Vec<QuickReply>, GraphRefusal> {
+    let bad = |message: String, subcode: Option<i64>| (100, subcode, message);
+    let items = match v {
+        serde_json::Value::Null => return Ok(Vec::new()),
+        serde_json::Value::Array(items) => items,
+        _ => {
+            return Err(bad(
+                "(#100) param message[quick_replies] must be an array.".into(),
+                None,
+            ));
+        }
+    };
+    if items.is_empty() {
+        return Err((
+            194,
+            None,
+            "(#194) param message[quick_replies] has too few elements.".into(),
+        ));
+    }
+    if items.len() > MAX_QUICK_REPLIES {
+        return Err(bad(
+            "(#100) param message[quick_replies] has too many elements: at most 13.".into(),
+            None,
+        ));
+    }
+    let param = |n: usize, what: &str| format!("(#100) param message[quick_replies][{n}]{what}");
+    items
+        .iter()
+        .enumerate()
+        .map(|(n, q)| {
+            match q["content_type"].as_str() {
+                Some("text") => {}
+                Some(_) => {
+                    return Err(bad(param(n, "[content_type]: only text is emulated"), None));
+                }
+                None => return Err(bad(param(n, "[content_type] is required"), None)),
+            }
+            let field = |k: &str| q[k].as_str().filter(|t| !t.is_empty()).map(str::to_owned);
+            let Some(title) = field("title") else {
+                return Err(bad(
+                    "(#100) Title is required for this quick reply content type".into(),
+                    Some(2_018_098),
+                ));
+            };
+            let Some(payload) = field("payload") else {
+                return Err(bad(
+                    "(#100) Payload is required for this quick reply content type".into(),
+                    Some(2_018_099),
+                ));
+            };
+            if title.chars().count() > MAX_QUICK_REPLY_TITLE {
+                return Err(bad(
+                    param(n, "[title] must be at most 20 characters."),
+                    None,
+                ));
+            }
+            if payload.chars().count() > MAX_QUICK_REPLY_PAYLOAD {
+                return Err(bad(
+                    param(n, "[payload] must be at most 1000 characters."),
+                    None,
+                ));
+            }
+            Ok(QuickReply { title, payload })
+        })
+        .collect()
 }
 
 async fn comment_reply(
@@ -1022,7 +1157,8 @@ async fn control_sent(State(shared): State<Arc<Shared>>) -> Response {
         .sent
         .iter()
         .map(|s| serde_json::json!({"page_id": s.page_id, "recipient_id": s.recipient_id, "comment_id": s.comment_id,
-            "messaging_type": s.messaging_type, "tag": s.tag, "text": s.text, "mid": s.mid, "at": s.at}))
+            "messaging_type": s.messaging_type, "tag": s.tag, "text": s.text, "mid": s.mid, "at": s.at,
+            "quick_replies": s.quick_replies.iter().map(|q| serde_json::json!({"title": q.title, "payload": q.payload})).collect::<Vec<_>>()}))
         .collect();
     axum::Json(serde_json::json!({"items": sent})).into_response()
 }

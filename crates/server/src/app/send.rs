@@ -189,6 +189,32 @@ fn unfit(channel: ChannelKind, u: Unfit) -> Refusal {
         )
         .with_extra(serde_json::json!({"field": "buttons", "max": max}))
         .told_as_invalid_input(),
+        Unfit::ChoiceIdTooLong { max } => Refusal::new(
+            "choice_id_too_long",
+            format!("buttons: ids on {channel} are 1 to {max} bytes"),
+        )
+        .with_extra(serde_json::json!({"field": "buttons", "max": max}))
+        .told_as_invalid_input(),
+    }
+}
+
+/// Why buttons went out as a numbered list although the channel has buttons (kept in the
+/// message's meta).
+fn numbered_because(u: &Unfit) -> serde_json::Value {
+    match u {
+        Unfit::TooManyChoices { max } => {
+            serde_json::json!({"reason": "too_many_choices", "max": max})
+        }
+        Unfit::ChoiceTitleTooLong { max } => {
+            serde_json::json!({"reason": "choice_title_too_long", "max": max})
+        }
+        Unfit::ChoiceIdTooLong { max } => {
+            serde_json::json!({"reason": "choice_id_too_long", "max": max})
+        }
+        Unfit::NotSupported(what) => serde_json::json!({"reason": "not_supported", "what": what}),
+        Unfit::TextTooLong(_) | Unfit::UploadsNotSupported => {
+            serde_json::json!({"reason": "unfit"})
+        }
     }
 }
 
@@ -279,6 +305,8 @@ struct Prepared {
     text: String,
     meta: serde_json::Value,
     template: Option<serde_json::Value>,
+    /// Buttons go out as `text` (the numbered list): the provider is handed that text.
+    as_text: bool,
 }
 
 impl Outgoing {
@@ -491,15 +519,22 @@ impl Outgoing {
             text,
             meta,
             template: None,
+            as_text: false,
         };
         Ok(Ok(match content {
             Content::Text(t) => plain(t.clone(), serde_json::json!({"content": purpose})),
             Content::Interactive(i) => {
                 let mut meta = serde_json::json!({"content": purpose, "interactive": i});
                 match fit {
-                    Fit::Text(numbered) => {
+                    Fit::NumberedList { text, because } => {
                         meta["sent_as"] = serde_json::json!("numbered_list");
-                        plain(numbered, meta)
+                        if let Some(u) = &because {
+                            meta["numbered_because"] = numbered_because(u);
+                        }
+                        Prepared {
+                            as_text: true,
+                            ..plain(text, meta)
+                        }
                     }
                     Fit::AsIs => plain(i.body.clone(), meta),
                 }
@@ -558,6 +593,7 @@ impl Outgoing {
                     text: t.render(p),
                     meta,
                     template: Some(object),
+                    as_text: false,
                 }
             }
         }))
@@ -713,12 +749,11 @@ pub fn to_template(t: &StoredTemplate) -> whatsapp::Template {
     }
 }
 
-/// The one place content becomes an outbox row, one arm per channel: the job and its request.
-/// Meta's rows carry the policy's parameters (the body is built at send time); the others carry
-/// the provider's body, built by the channel's module. Content a channel cannot carry never gets
-/// here (the capability table refused it); buttons where a channel has none arrive as the
-/// prepared numbered text.
-/// The outbox row of a message, rendered by its channel's provider.
+/// The one place content becomes an outbox row, rendered by the channel's provider: the job and
+/// its request. Meta's rows carry the policy's parameters (the body is built at send time); the
+/// others carry the provider's body, built by the channel's module. Content a channel cannot
+/// carry never gets here (the capability table refused it); buttons that go out as a numbered
+/// list are handed over as that text, so a provider renders only buttons it carries.
 fn render(
     channel: ChannelKind,
     to: &str,
@@ -727,6 +762,13 @@ fn render(
     message: &Message,
     meta: &MessageMeta,
 ) -> (OutboxJob, serde_json::Value) {
+    let numbered;
+    let content = if prepared.as_text {
+        numbered = Content::Text(prepared.text.clone());
+        &numbered
+    } else {
+        content
+    };
     let r = Rendering {
         to,
         content,

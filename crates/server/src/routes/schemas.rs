@@ -178,7 +178,7 @@ pub fn request(method: &str, path: &str) -> Value {
                 "policy": {"oneOf": [{"type": "null"}, policy()]},
                 "buttons": {"type": ["array", "null"], "items": object(&["id", "title"], json!({
                     "id": string(), "title": string(), "description": nullable("string"),
-                }))},
+                })), "description": "Reply buttons under the text (a tap comes back with the button's id in the message's meta): WhatsApp reply buttons (at most 3), Messenger and Instagram quick replies (at most 13, titles up to 20 characters), a Telegram inline keyboard (ids up to 64 bytes); elsewhere, or beyond those limits on Messenger, Instagram and Telegram, a numbered list."},
                 "automated": {"type": "boolean"}}),
         ))}),
         ("post", "/api/v1/conversations/{id}/assign")
