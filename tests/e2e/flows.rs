@@ -893,3 +893,92 @@ async fn the_simulator_and_the_dry_run_try_a_flow_without_sending() {
     assert_eq!(item["would_send"][0]["text"], "Anh/chị mặc size nào?");
     assert!(shop.sent().is_empty(), "nothing reached Messenger");
 }
+
+/// A flow's buttons go out as quick replies on Messenger, an inline keyboard on Telegram and a
+/// numbered list on live chat; a tap (or the number typed) answers the question.
+#[tokio::test]
+async fn a_flows_buttons_are_native_where_the_channel_has_them() {
+    use switchboard_sandbox::channels::ChannelSandbox;
+    let shop = Shop::open().await;
+    shop.flow(json!({
+        "name": "Size", "version": 1,
+        "triggers": [{"type": "new_conversation"}],
+        "start": "ask",
+        "steps": [
+            {"id": "ask", "do": {"type": "ask", "question": {"text": "Anh/chị mặc size nào?"},
+                "answer": {"type": "choice", "choices": [{"title": "Size S", "value": "S"}, {"title": "Size M", "value": "M"}]},
+                "save_to": "size", "next": "ok"}},
+            {"id": "ok", "do": {"type": "send_message", "variants": [{"text": "Dạ size {{contact.size}} ạ"}]}}
+        ]
+    }))
+    .await;
+    // Messenger: quick replies; the tap answers.
+    shop.says(PSID, "shop ơi").await;
+    let first = shop.sb.sent().remove(0);
+    let titles: Vec<&str> = first
+        .quick_replies
+        .iter()
+        .map(|q| q.title.as_str())
+        .collect();
+    assert_eq!(
+        (first.text.as_str(), titles),
+        ("Anh/chị mặc size nào?", vec!["Size S", "Size M"])
+    );
+    let (s, _) = shop
+        .sb
+        .customer_taps_quick_reply(PAGE, PSID, "Size M")
+        .await
+        .unwrap();
+    assert_eq!(s, 200);
+    shop.deliver().await;
+    assert_eq!(shop.sent().last().unwrap(), "Dạ size M ạ");
+
+    // Telegram: an inline keyboard.
+    const BOT: &str = "123456789:AAE-flows_bot_token";
+    let tg = ChannelSandbox::start(
+        Arc::new(shop.app.clock.clone()),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    tg.add_telegram_bot(BOT);
+    shop.app
+        .ok(
+            Method::POST,
+            "/api/v1/inboxes",
+            &shop.app.admin,
+            Some(json!({"name": "Bot", "channel": "telegram", "settings": {"bot_token": BOT, "api_base_url": tg.base_url()}})),
+        )
+        .await;
+    tg.telegram_user_text(BOT, 2_222_222, "An", "hello")
+        .await
+        .unwrap();
+    shop.deliver().await;
+    let sent = tg.telegram_sent();
+    let keyboard: Vec<&str> = sent[0]
+        .inline_keyboard
+        .iter()
+        .flatten()
+        .map(|b| b.text.as_str())
+        .collect();
+    assert_eq!(keyboard, ["Size S", "Size M"]);
+
+    // Live chat: a numbered list; typing the number answers.
+    let web = shop.app.inbox("Web", &[]).await;
+    let (visitor, conv) = shop.app.new_customer(&web, "chào shop").await;
+    shop.app.visitor_says(&visitor, "2").await;
+    let texts: Vec<String> = shop
+        .thread(&conv)
+        .await
+        .into_iter()
+        .filter(|(k, _, _)| k == "bot")
+        .map(|(_, t, _)| t)
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "Anh/chị mặc size nào?\n\n1. Size S\n2. Size M",
+            "Dạ size M ạ"
+        ]
+    );
+}

@@ -944,7 +944,9 @@ async fn a_node_that_loses_nats_keeps_serving_and_catches_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn scheduled_flows_fire_once_across_two_nodes() {
     let Some((db, nats)) = settings() else {
-        eprintln!("two-node scheduled flows not run: set SWITCHBOARD_TEST_DATABASE_URL and SWITCHBOARD_TEST_NATS_URL");
+        eprintln!(
+            "two-node scheduled flows not run: set SWITCHBOARD_TEST_DATABASE_URL and SWITCHBOARD_TEST_NATS_URL"
+        );
         return;
     };
     let cluster = Cluster::new(&db, &nats).await;
@@ -954,7 +956,12 @@ async fn scheduled_flows_fire_once_across_two_nodes() {
     let admin_a = a.login("admin@shop.vn").await;
     let admin_b = b.login("admin@shop.vn").await;
     let inbox = a
-        .ok(Method::POST, "/api/v1/inboxes", &admin_a, Some(json!({"name": "Web", "channel": "livechat"})))
+        .ok(
+            Method::POST,
+            "/api/v1/inboxes",
+            &admin_a,
+            Some(json!({"name": "Web", "channel": "livechat"})),
+        )
         .await["id"]
         .as_str()
         .unwrap()
@@ -975,8 +982,18 @@ async fn scheduled_flows_fire_once_across_two_nodes() {
     for i in 0..6 {
         let visitor = a.visitor(&inbox).await;
         let sent = a.says(&visitor, &format!("khách {i}")).await;
-        let conv = sent["message"]["conversation_id"].as_str().unwrap().to_owned();
-        let c = a.ok(Method::GET, &format!("/api/v1/conversations/{conv}"), &admin_a, None).await;
+        let conv = sent["message"]["conversation_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let c = a
+            .ok(
+                Method::GET,
+                &format!("/api/v1/conversations/{conv}"),
+                &admin_a,
+                None,
+            )
+            .await;
         let contact = c["contact_id"].as_str().unwrap().to_owned();
         // Two per customer, attached through either node.
         for node in [(&a, &admin_a), (&b, &admin_b)] {
@@ -996,9 +1013,15 @@ async fn scheduled_flows_fire_once_across_two_nodes() {
     // Time passes (a customer's second one waits a minute while the first runs).
     eventually("every scheduled flow to run", || {
         cluster.advance_minutes(2);
-        let db = &mut db;
+        let url = cluster.db_url.clone();
         async move {
-            let left = count(db, "SELECT COUNT(*) FROM scheduled_flows WHERE status <> $1", "sent").await;
+            let mut db = sqlx::PgConnection::connect(&url).await.unwrap();
+            let left = count(
+                &mut db,
+                "SELECT COUNT(*) FROM scheduled_flows WHERE status <> $1",
+                "sent",
+            )
+            .await;
             (left == 0).then_some(())
         }
     })
@@ -1012,7 +1035,14 @@ async fn scheduled_flows_fire_once_across_two_nodes() {
     .await;
     assert_eq!(sent, 12);
     for (conv, _) in &convs {
-        let runs = a.ok(Method::GET, &format!("/api/v1/conversations/{conv}/automation"), &admin_a, None).await;
+        let runs = a
+            .ok(
+                Method::GET,
+                &format!("/api/v1/conversations/{conv}/automation"),
+                &admin_a,
+                None,
+            )
+            .await;
         assert!(runs["running"].is_null(), "{runs}");
     }
 }

@@ -1102,9 +1102,17 @@ impl Automation {
             // Another flow holds the conversation: try again in a minute.
             Err(NotStarted::Running | NotStarted::Busy) => {
                 self.store
-                    .finish_scheduled(s.id, ScheduledStatus::Sent, ScheduledStatus::Scheduled, Some("waiting for another flow"), now)
+                    .finish_scheduled(
+                        s.id,
+                        ScheduledStatus::Sent,
+                        ScheduledStatus::Scheduled,
+                        Some("waiting for another flow"),
+                        now,
+                    )
                     .await?;
-                self.store.reschedule(s.id, now.plus_secs(RETRY_SECS)).await?;
+                self.store
+                    .reschedule(s.id, now.plus_secs(RETRY_SECS))
+                    .await?;
                 Ok(ScheduledStatus::Scheduled)
             }
             Err(e) => {
@@ -1114,7 +1122,13 @@ impl Automation {
                     NotStarted::Running | NotStarted::Busy | NotStarted::Store => "not_started",
                 };
                 self.store
-                    .finish_scheduled(s.id, ScheduledStatus::Sent, ScheduledStatus::Failed, Some(code), now)
+                    .finish_scheduled(
+                        s.id,
+                        ScheduledStatus::Sent,
+                        ScheduledStatus::Failed,
+                        Some(code),
+                        now,
+                    )
                     .await?;
                 Ok(ScheduledStatus::Failed)
             }

@@ -66,7 +66,9 @@ fn rendering(channel: ChannelKind, content: &Content) -> Value {
             Content::Media(_) => json!({"form": "media"}),
             _ => json!({"form": "text"}),
         },
-        Ok(Fit::Text(t)) => json!({"form": "numbered_list", "text": t}),
+        Ok(Fit::NumberedList { text, because }) => json!({
+            "form": "numbered_list", "text": text, "because": because.map(unfit_code),
+        }),
         Err(u) => json!({"form": "refused", "reason": unfit_code(u)}),
     }
 }
@@ -78,6 +80,7 @@ const fn unfit_code(u: Unfit) -> &'static str {
         Unfit::NotSupported(_) => "not_supported",
         Unfit::TooManyChoices { .. } => "too_many_choices",
         Unfit::ChoiceTitleTooLong { .. } => "choice_title_too_long",
+        Unfit::ChoiceIdTooLong { .. } => "choice_id_too_long",
     }
 }
 
