@@ -1009,27 +1009,31 @@ async fn scheduled_flows_fire_once_across_two_nodes() {
         convs.push((conv, contact));
     }
     use sqlx::Connection;
-    let mut db = sqlx::PgConnection::connect(&cluster.db_url).await.unwrap();
-    // Time passes (a customer's second one waits a minute while the first runs).
-    eventually("every scheduled flow to run", || {
+    // Time passes (a customer's second one waits a minute while the first runs); a row is marked
+    // sent as its flow starts and a run's message is written after its step is saved: wait for the
+    // rows, the runs and twelve messages — then there must be exactly twelve.
+    let quiet = "SELECT COUNT(*) FROM scheduled_flows WHERE status <> $1 \
+                 UNION ALL SELECT COUNT(*) FROM flow_runs WHERE ended_at IS NULL \
+                 UNION ALL SELECT 12 - COUNT(*) FROM messages WHERE sender_kind = 'bot'";
+    eventually("every scheduled flow to run and end", || {
         cluster.advance_minutes(2);
         let url = cluster.db_url.clone();
         async move {
             let mut db = sqlx::PgConnection::connect(&url).await.unwrap();
-            let left = count(
-                &mut db,
-                "SELECT COUNT(*) FROM scheduled_flows WHERE status <> $1",
-                "sent",
-            )
-            .await;
-            (left == 0).then_some(())
+            let left: Vec<i64> = sqlx::query_scalar(quiet)
+                .bind("sent")
+                .fetch_all(&mut db)
+                .await
+                .unwrap();
+            left.iter().all(|n| *n <= 0).then_some(())
         }
     })
     .await;
+    let mut db = sqlx::PgConnection::connect(&cluster.db_url).await.unwrap();
     // Every run's message was written once: two per customer.
     let sent = count(
         &mut db,
-        "SELECT COUNT(*) FROM messages WHERE text = $1 AND sender_kind = 'bot'",
+        "SELECT COUNT(*) FROM messages WHERE body = $1 AND sender_kind = 'bot'",
         "Nhắc lịch hẹn ạ",
     )
     .await;
