@@ -73,7 +73,7 @@ async fn faq_bot(server: &Server) -> anyhow::Result<()> {
         "name": "Bench FAQ", "version": 1,
         "triggers": [{"type": "new_conversation"}],
         "start": "faq",
-        "steps": [{"id": "faq", "do": {"type": "faq_bot", "fallback": "Dạ shop chưa rõ ạ", "max_misses": 100}}]
+        "steps": [{"id": "faq", "do": {"type": "faq_bot", "fallback": "Dạ shop chưa rõ ạ", "max_misses": 10}}]
     });
     server
         .api(

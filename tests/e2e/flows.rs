@@ -80,8 +80,9 @@ impl Shop {
         self.deliver().await;
     }
 
-    /// The outbox sends what is queued.
+    /// Automation has taken every customer message, then the outbox sends what is queued.
     async fn deliver(&self) {
+        self.app.state.automation.idle().await;
         self.app
             .state
             .outbox
@@ -966,7 +967,9 @@ async fn a_flows_buttons_are_native_where_the_channel_has_them() {
     // Live chat: a numbered list; typing the number answers.
     let web = shop.app.inbox("Web", &[]).await;
     let (visitor, conv) = shop.app.new_customer(&web, "chào shop").await;
+    shop.app.state.automation.idle().await;
     shop.app.visitor_says(&visitor, "2").await;
+    shop.app.state.automation.idle().await;
     let texts: Vec<String> = shop
         .thread(&conv)
         .await

@@ -161,7 +161,17 @@ pub struct Inner {
     bots: RwLock<HashMap<WorkspaceId, Arc<Bot>>>,
     /// Flow versions never change once saved.
     versions: RwLock<HashMap<(FlowId, u32), Arc<Flow>>>,
+    /// Customer messages waiting for automation, sharded by conversation (one worker each, so a
+    /// conversation's messages are taken in order); set once the workers run.
+    queue: std::sync::OnceLock<Vec<tokio::sync::mpsc::Sender<CustomerMessage>>>,
+    /// Messages queued or being handled, and who waits for none.
+    pending: std::sync::atomic::AtomicUsize,
+    settled: tokio::sync::Notify,
 }
+
+/// Workers taking customer messages, and how many each may have waiting (then ingest waits).
+const WORKERS: usize = 4;
+const QUEUE_PER_WORKER: usize = 4096;
 
 impl std::ops::Deref for Automation {
     type Target = Inner;
@@ -199,7 +209,81 @@ impl Automation {
             compiled: RwLock::new(None),
             bots: RwLock::new(HashMap::new()),
             versions: RwLock::new(HashMap::new()),
+            queue: std::sync::OnceLock::new(),
+            pending: std::sync::atomic::AtomicUsize::new(0),
+            settled: tokio::sync::Notify::new(),
         }))
+    }
+
+    /// Starts the workers that take customer messages off the webhook's path (call once, inside
+    /// the runtime).
+    pub fn start_workers(&self) {
+        let mut senders = Vec::with_capacity(WORKERS);
+        for _ in 0..WORKERS {
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<CustomerMessage>(QUEUE_PER_WORKER);
+            senders.push(tx);
+            let me = self.clone();
+            tokio::spawn(async move {
+                while let Some(m) = rx.recv().await {
+                    let held = me.on_customer_message(&m).await;
+                    // Not taken by a flow: the conversation it created or reopened is routed.
+                    if !held && m.entered_pool {
+                        me.routed(m.conversation_id).await;
+                    }
+                    if me.pending.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1 {
+                        me.settled.notify_waiters();
+                    }
+                }
+            });
+        }
+        let _ = self.queue.set(senders);
+    }
+
+    /// Whether automation has work for this message (a flow holds the conversation, or a trigger
+    /// may start one): then it goes to [`Self::enqueue`] and routing waits for its answer.
+    /// In memory, but for inbox hours when a flow starts outside them.
+    pub async fn wants(&self, m: &CustomerMessage) -> bool {
+        if m.held_by_bot {
+            return true;
+        }
+        match self.candidates(m).await {
+            Ok(c) => !c.is_empty(),
+            Err(e) => {
+                tracing::warn!(error = %e, "automation: matching a message failed");
+                false
+            }
+        }
+    }
+
+    /// Hands a customer message to its conversation's worker (waiting while that one is full).
+    pub async fn enqueue(&self, m: CustomerMessage) {
+        let Some(queue) = self.queue.get() else {
+            // No workers (a tool that runs no server): handle it here.
+            let held = self.on_customer_message(&m).await;
+            if !held && m.entered_pool {
+                self.routed(m.conversation_id).await;
+            }
+            return;
+        };
+        let shard = (m.conversation_id.0.as_u128() % WORKERS as u128) as usize;
+        self.pending
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        if let Err(e) = queue[shard].send(m).await {
+            self.pending
+                .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+            tracing::error!(conversation_id = %e.0.conversation_id, "the automation worker has stopped");
+        }
+    }
+
+    /// Resolves once no customer message is queued or being handled (tests; graceful stops).
+    pub async fn idle(&self) {
+        loop {
+            let settled = self.settled.notified();
+            if self.pending.load(std::sync::atomic::Ordering::Acquire) == 0 {
+                return;
+            }
+            settled.await;
+        }
     }
 
     /// Flows or the FAQ changed on this node: compile again on next use.
@@ -289,21 +373,14 @@ impl Automation {
         }
     }
 
-    async fn customer_message(&self, m: &CustomerMessage) -> Result<bool, StoreError> {
-        let tapped = flow::tapped(&m.meta);
-        if m.held_by_bot {
-            let feed = match tapped.payload {
-                Some(p) => Feed::Payload(p.to_owned()),
-                None => Feed::Message(m.text.clone()),
-            };
-            self.drive(m.conversation_id, feed).await?;
-            return Ok(true);
-        }
+    /// The flows a customer message (its text, tap or referral) may start, in order.
+    async fn candidates(&self, m: &CustomerMessage) -> Result<Vec<FlowId>, StoreError> {
         let now = self.clock.now();
         let compiled = self.compiled(now).await?;
         if compiled.matcher.is_empty() {
-            return Ok(false);
+            return Ok(Vec::new());
         }
+        let tapped = flow::tapped(&m.meta);
         let hours = if compiled.needs_hours {
             self.store
                 .routing_state(m.inbox_id)
@@ -338,9 +415,25 @@ impl Automation {
                 }
             }
         }
+        Ok(candidates)
+    }
+
+    async fn customer_message(&self, m: &CustomerMessage) -> Result<bool, StoreError> {
+        let tapped = flow::tapped(&m.meta);
+        if m.held_by_bot {
+            let feed = match tapped.payload {
+                Some(p) => Feed::Payload(p.to_owned()),
+                None => Feed::Message(m.text.clone()),
+            };
+            self.drive(m.conversation_id, feed).await?;
+            return Ok(true);
+        }
+        let candidates = self.candidates(m).await?;
         if candidates.is_empty() {
             return Ok(false);
         }
+        let now = self.clock.now();
+        let compiled = self.compiled(now).await?;
         // A customer's words start a flow only where nobody holds the conversation.
         let Some(c) = self.store.conversation(m.conversation_id).await? else {
             return Ok(false);

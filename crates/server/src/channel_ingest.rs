@@ -85,9 +85,10 @@ impl ChannelIngest {
             .await
             .map_err(|_| IngestFailure::Stopped)?;
         let out = wait.await.map_err(|_| IngestFailure::Stopped)??;
-        // After the commit, in order: a running flow gets the customer's message, or a trigger
-        // may start one; otherwise a conversation the message created or reopened is routed now
-        // (a routing failure is logged and the runner's backlog sweep routes it later).
+        // After the commit: a message a flow may take goes to automation, off this path (its
+        // worker routes the conversation if no flow takes it); any other conversation the message
+        // created or reopened is routed now (a routing failure is logged and the runner's backlog
+        // sweep routes it later).
         for (o, said) in out.iter().zip(customer) {
             let Ok(ChannelOutcome::Message(done)) = o else {
                 continue;
@@ -95,23 +96,22 @@ impl ChannelIngest {
             if done.duplicate {
                 continue;
             }
-            let held = match said {
-                Some((workspace_id, inbox_id, text, meta)) => {
-                    let m = CustomerMessage {
-                        workspace_id,
-                        inbox_id,
-                        conversation_id: done.conversation_id,
-                        text,
-                        meta,
-                        entered_pool: done.entered_pool,
-                        held_by_bot: done.held_by_bot,
-                    };
-                    self.automation.on_customer_message(&m).await
+            if let Some((workspace_id, inbox_id, text, meta)) = said {
+                let m = CustomerMessage {
+                    workspace_id,
+                    inbox_id,
+                    conversation_id: done.conversation_id,
+                    text,
+                    meta,
+                    entered_pool: done.entered_pool,
+                    held_by_bot: done.held_by_bot,
+                };
+                if self.automation.wants(&m).await {
+                    self.automation.enqueue(m).await;
+                    continue;
                 }
-                None => false,
-            };
-            if !held
-                && done.entered_pool
+            }
+            if done.entered_pool
                 && let Err(e) = self.routing.on_entered_pool(done.conversation_id).await
             {
                 tracing::warn!(error = %e, "routing a new conversation failed");

@@ -18,7 +18,8 @@ impl Ingest {
     }
 
     /// Queues one customer message and waits until it is durably stored (or refused). A
-    /// conversation it created or reopened is routed before this returns.
+    /// conversation it created or reopened is routed before this returns, unless a flow may take
+    /// it: then automation's worker decides, and routes it if no flow does.
     pub async fn submit(&self, inbound: Inbound) -> Result<Ingested, IngestFailure> {
         let item = Stamped {
             workspace_id: inbound.workspace_id,

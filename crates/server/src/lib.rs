@@ -127,6 +127,7 @@ impl Application {
             config.routing.timer_lease_secs,
             config.routing.timer_poll_ms,
         );
+        automation.start_workers();
         // One group-commit writer for every channel's inbound traffic.
         let channel_ingest = channel_ingest::ChannelIngest::start(
             store.clone(),

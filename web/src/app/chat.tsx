@@ -7,6 +7,7 @@ import { errorText, formatBytes, formatCountdown, formatTime, reasonText, t } fr
 import { realtime } from './realtime';
 import { agentName, canSupervise, displayName, DRAG_TYPE, selfActions, shared, threadCache, useShared } from './store';
 import { Composer } from './composer';
+import { BotBanner } from './flows';
 import { isImage, isVideo } from '../shared/media';
 
 type Dialog = null | 'transfer' | 'assign' | 'participant';
@@ -124,6 +125,7 @@ function Chat({ c, onChanged }: { c: Conversation; onChanged: (c: Conversation) 
         </div>
       </header>
       {error && <div class="banner error" role="alert">{error}</div>}
+      <BotBanner c={c} onChanged={onChanged} />
       {dialog && (
         <AgentDialog
           kind={dialog}

@@ -10,7 +10,7 @@ import { ChannelIcon } from './icons';
 import { ChatPane } from './chat';
 import { SidePanel } from './sidepanel';
 
-export type Tab = 'mine' | 'unassigned' | 'all' | 'resolved';
+export type Tab = 'mine' | 'unassigned' | 'bot' | 'all' | 'resolved';
 
 export interface Filter {
   tab: Tab;
@@ -33,6 +33,7 @@ function listQuery(f: Filter, cursor: string | null): string {
   };
   if (f.tab === 'mine') Object.assign(base, { assignee: 'me', status: 'open' });
   if (f.tab === 'unassigned') Object.assign(base, { status: 'pending' });
+  if (f.tab === 'bot') Object.assign(base, { status: 'bot' });
   if (f.tab === 'resolved') Object.assign(base, { status: 'resolved' });
   return query(base);
 }
@@ -42,6 +43,7 @@ function matches(c: Conversation, f: Filter, me: string): boolean {
     f.tab === 'all' ||
     (f.tab === 'mine' && c.assignee_id === me && c.status === 'open') ||
     (f.tab === 'unassigned' && c.status === 'pending') ||
+    (f.tab === 'bot' && c.status === 'bot') ||
     (f.tab === 'resolved' && c.status === 'resolved');
   return tabOk && (!f.inbox_id || c.inbox_id === f.inbox_id) && (!f.tag || c.tags.includes(f.tag)) && (!f.contact_id || c.contact_id === f.contact_id);
 }
@@ -148,7 +150,7 @@ export function ConversationsPage() {
     <div class="conversations">
       <section class="list-col">
         <div class="tabs" role="tablist">
-          {(['mine', 'unassigned', 'all', 'resolved'] as Tab[]).map((tab) => (
+          {(['mine', 'unassigned', 'bot', 'all', 'resolved'] as Tab[]).map((tab) => (
             <button key={tab} role="tab" aria-selected={filter.tab === tab} data-testid={`tab-${tab}`} class={filter.tab === tab ? 'tab active' : 'tab'} onClick={() => set({ tab })}>
               {t(`tab.${tab}`)}
             </button>

@@ -7,9 +7,10 @@ import { realtime } from './realtime';
 import { loadWorkspace, useShared, update, canSupervise, agentName, displayName, selfActions, shared } from './store';
 import { ConversationsPage } from './conversations';
 import { AgentsPage, InboxesPage, QuickRepliesPage, TagsPage } from './admin';
+import { FaqPage, FlowsPage } from './flows';
 import { ReportsPage } from './reports';
 
-type PageName = 'conversations' | 'agents' | 'inboxes' | 'quick_replies' | 'tags' | 'reports';
+type PageName = 'conversations' | 'agents' | 'inboxes' | 'quick_replies' | 'tags' | 'flows' | 'faq' | 'reports';
 
 interface Toast {
   id: number;
@@ -159,6 +160,8 @@ function Shell({ onLogout }: { onLogout: () => void }) {
     ['inboxes', t('nav.inboxes'), s.me?.role === 'admin'],
     ['quick_replies', t('nav.quick_replies'), canSupervise()],
     ['tags', t('nav.tags'), canSupervise()],
+    ['flows', t('nav.flows'), canSupervise()],
+    ['faq', t('nav.faq'), canSupervise()],
     ['reports', t('nav.reports'), canSupervise()],
   ];
   return (
@@ -201,6 +204,8 @@ function Shell({ onLogout }: { onLogout: () => void }) {
         {page === 'inboxes' && <InboxesPage />}
         {page === 'quick_replies' && <QuickRepliesPage />}
         {page === 'tags' && <TagsPage />}
+        {page === 'flows' && <FlowsPage />}
+        {page === 'faq' && <FaqPage />}
         {page === 'reports' && <ReportsPage />}
       </main>
       <div class="toasts" aria-live="polite">

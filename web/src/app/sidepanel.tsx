@@ -8,6 +8,7 @@ import { formatBytes, formatTime, reasonText, t } from './i18n';
 import { realtime } from './realtime';
 import { agentName, refreshTags, useShared } from './store';
 import { isImage } from '../shared/media';
+import { AutomationPanel } from './flows';
 
 type Tab = 'contact' | 'history' | 'media' | 'conversations';
 
@@ -28,6 +29,7 @@ export function SidePanel(props: { conversation: Conversation; onChanged: (c: Co
           <ContactForm contactId={c.contact_id} />
           <Tags c={c} onChanged={props.onChanged} />
           <People c={c} />
+          <AutomationPanel c={c} />
         </>
       )}
       {tab === 'history' && <History c={c} />}
@@ -159,6 +161,18 @@ function historyLine(h: HistoryEntry): string {
   switch (h.kind) {
     case 'created':
       return t('history.created');
+    case 'flow_started':
+      return t('history.flow_started', { flow: d.flow ?? '' });
+    case 'flow_step':
+      return t('history.flow_step', { event: [d.event, d.detail].filter(Boolean).join(' · ') });
+    case 'flow_ended':
+      return t('history.flow_ended', { flow: d.flow ?? '', reason: d.reason ?? '' });
+    case 'handed_off':
+      return t('history.handed_off', { reason: [d.reason, d.note].filter(Boolean).join(' · ') });
+    case 'taken_over':
+      return t('history.taken_over', { actor });
+    case 'auto_reply_switched':
+      return t((h.detail as Record<string, unknown> | null)?.on ? 'history.auto_reply_on' : 'history.auto_reply_off', { actor });
     case 'reopened':
       return `${t('history.reopened')} (${actor})`;
     case 'claimed':
