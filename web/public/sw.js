@@ -31,13 +31,14 @@ self.addEventListener('fetch', (event) => {
   const req = event.request;
   const url = new URL(req.url);
   if (req.method !== 'GET' || url.origin !== self.location.origin) return;
-  if (/^\/(api|widget|webhooks)\//.test(url.pathname) || url.pathname === '/widget.js') return;
+  if (/^\/(api|widget|webhooks)\//.test(url.pathname) || url.pathname === '/widget.js' || url.pathname === '/widget-preview') return;
   if (req.mode === 'navigate') {
     // The network first (a new version shows at once); the kept shell when there is none.
     event.respondWith(
       fetch(req)
         .then((resp) => {
-          if (resp.ok) {
+          // Every app path answers with the same page: keep it as the shell.
+          if (resp.ok && (resp.headers.get('content-type') ?? '').startsWith('text/html')) {
             const copy = resp.clone();
             caches.open(SHELL).then((c) => c.put('/', copy));
           }

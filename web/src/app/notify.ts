@@ -49,7 +49,9 @@ export interface Counts {
 }
 
 let counts: Counts = { mine: 0, waiting: 0 };
-let waitingIds: Set<string> | null = null;
+let waitingIds = new Set<string>();
+/** Conversations a live event said may have joined the pool: new work if the next look agrees. */
+const joined = new Set<string>();
 /** Your open conversations, by id (kept current by refreshes and by assignment events). */
 const mine = new Map<string, Conversation>();
 const subs = new Set<() => void>();
@@ -85,20 +87,23 @@ export function refreshCounts(): Promise<void> {
     return refreshing;
   }
   refreshing = (async () => {
+    // Only what was announced before this look started: later ones wait for the next look.
+    const asked = new Set(joined);
     try {
       const [pool, held] = await Promise.all([
         api<Page<Conversation>>('GET', '/conversations?status=pending&limit=100'),
         api<Page<Conversation>>('GET', '/conversations?assignee=me&status=open&limit=100'),
       ]);
-      const before = waitingIds;
       waitingIds = new Set(pool.items.map((c) => c.id));
       mine.clear();
       for (const c of held.items) mine.set(c.id, c);
       counts = { mine: held.items.filter((c) => c.unread_count > 0).length, waiting: pool.items.length };
       setTitle();
       changed();
-      // A customer who was not waiting at the last look is new work (the first look is not).
-      if (before) for (const c of pool.items) if (!before.has(c.id)) newWork('waiting', c);
+      // A customer who joined the pool is new work once the pool confirms it (one assigned
+      // automatically at once never rings as "waiting").
+      for (const id of asked) joined.delete(id);
+      for (const c of pool.items) if (asked.has(c.id)) newWork('waiting', c);
     } catch {
       /* offline: the next event or reconnect refreshes */
     } finally {
@@ -194,9 +199,8 @@ export function watchNewWork(push: (text: string) => void): () => void {
   let timer: number | undefined;
   const soon = () => {
     window.clearTimeout(timer);
-    timer = window.setTimeout(refreshCounts, 150);
+    timer = window.setTimeout(refreshCounts, 200);
   };
-  waitingIds = null;
   refreshCounts();
   const off = realtime.on((e) => {
     const me = shared().me?.id;
@@ -228,10 +232,13 @@ export function watchNewWork(push: (text: string) => void): () => void {
         .catch(() => undefined);
     }
     if (e.type === 'conversation.resolved') mine.delete(id);
+    const status = (e.conversation as { status?: string } | undefined)?.status;
+    if (e.type.startsWith('conversation.') && status === 'pending' && !waitingIds.has(id)) joined.add(id);
     const m = e.message as { sender_kind?: string; text?: string } | undefined;
     const held = mine.get(id);
     if (e.type === 'message.created' && m?.sender_kind === 'customer' && held) newWork('answered', held, m.text ?? '');
-    if (e.type.startsWith('conversation.') || e.type === 'message.created') soon();
+    // Counts change when a conversation does, or when a customer writes (unread).
+    if (e.type.startsWith('conversation.') || (e.type === 'message.created' && m?.sender_kind === 'customer')) soon();
   });
   return () => {
     off();
