@@ -7,6 +7,7 @@ mod support;
 mod api;
 mod meta;
 mod multinode;
+mod push;
 mod realtime;
 mod routing;
 mod shopee;

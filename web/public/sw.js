@@ -1,8 +1,11 @@
 // Switchboard's service worker: keeps the app's shell (the page, its scripts and styles, icons)
 // so the installed app opens without a network and says it is offline, instead of the browser's
-// error page. It never caches the API, the live connection, files or the widget.
+// error page. It never caches the API, the live connection, files or the widget. It also shows
+// Web Push notifications (new work while the app is closed), worded in the agent's language with
+// the strings the app left it (STRINGS).
 const SHELL = 'switchboard-shell-v1';
 const FIXED = ['/', '/manifest.webmanifest', '/icons/icon-192.png', '/icons/icon-512.png'];
+const STRINGS = '/__switchboard/push-strings';
 
 self.addEventListener('install', (event) => {
   event.waitUntil(
@@ -64,4 +67,47 @@ self.addEventListener('fetch', (event) => {
       ),
     );
   }
+});
+
+// A push from the server: {kind: "assigned" | "transferred", conversation_id, name}.
+self.addEventListener('push', (event) => {
+  event.waitUntil(
+    (async () => {
+      let data = {};
+      try {
+        data = event.data ? event.data.json() : {};
+      } catch {
+        data = {};
+      }
+      const kept = await (await caches.open(SHELL)).match(STRINGS);
+      const strings = kept ? await kept.json() : {};
+      const name = data.name || strings.someone || 'Switchboard';
+      const template = strings[data.kind] || strings.assigned || '{name}';
+      await self.registration.showNotification(template.split('{name}').join(name), {
+        body: strings.body || '',
+        tag: `${data.kind}-${data.conversation_id}`,
+        icon: '/icons/icon-192.png',
+        badge: '/icons/icon-192.png',
+        data: { conversation_id: data.conversation_id },
+      });
+    })(),
+  );
+});
+
+// A tap on the notification: the app's window (opened if none) with that conversation.
+self.addEventListener('notificationclick', (event) => {
+  event.notification.close();
+  const id = event.notification.data && event.notification.data.conversation_id;
+  event.waitUntil(
+    (async () => {
+      const windows = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
+      const app = windows.find((w) => new URL(w.url).origin === self.location.origin);
+      if (app) {
+        await app.focus();
+        if (id) app.postMessage({ type: 'open-conversation', conversation_id: id });
+      } else {
+        await self.clients.openWindow(id ? `/?conversation=${encodeURIComponent(id)}` : '/');
+      }
+    })(),
+  );
 });

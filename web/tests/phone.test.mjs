@@ -179,3 +179,40 @@ test('the installable app: a manifest with icons, and offline it opens and says 
   await lan.getByTestId('conversation-list').waitFor();
   await lan.context().close();
 });
+
+test('a push while Switchboard is closed: the service worker shows it in the agent\'s language, and its link opens the conversation', async () => {
+  const visitor = (await call('POST', '/widget/v1/sessions', null, { inbox_id: ids.inbox, name: 'Chị Mai' })).token;
+  const conv = (await call('POST', '/widget/v1/messages', visitor, { text: 'Cho mình đổi size nhé' })).message.conversation_id;
+  const lan = await agentPage('lan@shop.vn', 'vi-VN', PHONE);
+  await lan.context().grantPermissions(['notifications'], { origin: base });
+  await lan.evaluate(() => navigator.serviceWorker.ready);
+  // The app left the service worker its strings, in Vietnamese.
+  await lan.waitForFunction(async () => !!(await (await caches.open('switchboard-shell-v1')).match('/__switchboard/push-strings')));
+
+  // The push service delivers a push (as Chromium's DevTools protocol lets a test do).
+  const cdp = await lan.context().newCDPSession(lan);
+  const registration = new Promise((resolve) =>
+    cdp.on('ServiceWorker.workerRegistrationUpdated', ({ registrations }) => {
+      const r = registrations.find((x) => x.scopeURL === base + '/' && !x.isDeleted);
+      if (r) resolve(r.registrationId);
+    }),
+  );
+  await cdp.send('ServiceWorker.enable');
+  const registrationId = await registration;
+  await cdp.send('ServiceWorker.deliverPushMessage', {
+    origin: base,
+    registrationId,
+    data: JSON.stringify({ kind: 'transferred', conversation_id: conv, name: 'Chị Mai' }),
+  });
+  const title = 'Hội thoại với Chị Mai đã được chuyển cho bạn';
+  await lan.waitForFunction(async (t) => (await (await navigator.serviceWorker.ready).getNotifications()).some((n) => n.title === t), title);
+  const shown = await lan.evaluate(async () => (await (await navigator.serviceWorker.ready).getNotifications()).map((n) => ({ title: n.title, data: n.data })));
+  assert.deepEqual(shown.find((n) => n.title === title).data, { conversation_id: conv });
+
+  // Tapping it opens /?conversation=ID when no window is open: the conversation shows.
+  await lan.goto(`${base}/?conversation=${conv}`);
+  await lan.getByTestId('thread').getByText('Cho mình đổi size nhé').waitFor();
+  assert.equal(new URL(lan.url()).search, '', 'the address is clean again');
+  await lan.screenshot({ path: path.join(shots, 'phone-9-opened-from-push.png') });
+  await lan.context().close();
+});

@@ -19,6 +19,7 @@ mod pool;
 pub mod postgres;
 mod provider;
 mod providers;
+pub mod push;
 mod routing;
 mod rows;
 mod search;
@@ -31,6 +32,7 @@ mod writes;
 pub use channel::*;
 pub use media::{Attachment, MediaStore};
 pub use provider::*;
+pub use push::{PushStore, PushSubscription};
 pub use routing::*;
 pub use types::*;
 
@@ -71,6 +73,7 @@ pub trait Store:
     + OutboxStore
     + ProviderStore
     + BillingStore
+    + PushStore
     + Send
     + Sync
     + 'static

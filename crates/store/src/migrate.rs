@@ -35,6 +35,8 @@ macro_rules! all_migrations {
             7 "usage_counts" "0007_usage_counts",
             8 "search_fold" "0008_search_fold",
             9 "reply_deadline" "0009_reply_deadline",
+            // 10 is the automation tables (on main); kept free here so the two merge cleanly.
+            11 "push_subscriptions" "0011_push_subscriptions",
         )
     };
 }

@@ -145,6 +145,12 @@ export function ConversationsPage() {
   useEffect(() => {
     const onOpen = (e: Event) => openRef.current((e as CustomEvent<string>).detail);
     window.addEventListener('sb-open-conversation', onOpen);
+    // Opened from a push notification: /?conversation=ID.
+    const asked = new URLSearchParams(location.search).get('conversation');
+    if (asked) {
+      history.replaceState(history.state, '', location.pathname);
+      openRef.current(asked);
+    }
     return () => window.removeEventListener('sb-open-conversation', onOpen);
   }, []);
 

@@ -315,6 +315,15 @@ const en = {
   'confirm.tag_body': 'It is taken off {n} conversation(s).',
   'confirm.tag_body_none': 'No conversation has it.',
   'confirm.tag_ok': 'Delete the tag',
+  'settings.push_title': 'When Switchboard is closed',
+  'settings.push_off': 'Get a notification on this device when a conversation is assigned or transferred to you, even with Switchboard closed.',
+  'settings.push_on': 'This device gets a notification when a conversation is assigned or transferred to you, even with Switchboard closed.',
+  'settings.push_enable': 'Turn on for this device',
+  'settings.push_disable': 'Turn off for this device',
+  'settings.push_unsupported': 'This browser cannot receive push notifications here (it needs HTTPS; on an iPhone, the app added to the home screen).',
+  'settings.push_failed': 'Push notifications could not be turned on: {reason}',
+  'push.someone': 'a customer',
+  'push.body': 'Open Switchboard to answer.',
 } as const;
 
 export type Key = keyof typeof en;
@@ -633,6 +642,15 @@ const vi: Record<Key, string> = {
   'confirm.tag_body': 'Thẻ sẽ bị gỡ khỏi {n} hội thoại.',
   'confirm.tag_body_none': 'Chưa hội thoại nào có thẻ này.',
   'confirm.tag_ok': 'Xoá thẻ',
+  'settings.push_title': 'Khi Switchboard đang đóng',
+  'settings.push_off': 'Nhận thông báo trên thiết bị này khi có hội thoại được giao hoặc chuyển cho bạn, kể cả khi Switchboard đang đóng.',
+  'settings.push_on': 'Thiết bị này nhận thông báo khi có hội thoại được giao hoặc chuyển cho bạn, kể cả khi Switchboard đang đóng.',
+  'settings.push_enable': 'Bật cho thiết bị này',
+  'settings.push_disable': 'Tắt trên thiết bị này',
+  'settings.push_unsupported': 'Trình duyệt này không nhận được thông báo đẩy ở đây (cần HTTPS; trên iPhone, cần thêm ứng dụng vào màn hình chính).',
+  'settings.push_failed': 'Không bật được thông báo đẩy: {reason}',
+  'push.someone': 'một khách',
+  'push.body': 'Mở Switchboard để trả lời.',
 };
 
 export type Lang = 'vi' | 'en';

@@ -7,6 +7,11 @@ import { realtime } from './realtime';
 import { loadWorkspace, useShared, update, canSupervise, shared } from './store';
 import { watchNewWork } from './notify';
 import { toastSink } from './toast';
+import { leaveStringsForPush } from './webpush';
+
+const leaveStrings = () => {
+  leaveStringsForPush().catch(() => undefined);
+};
 import { NotificationSettings, SoundToggle } from './settings';
 import { fitToVisualViewport, useNarrow } from './mobile';
 import { ConversationsPage } from './conversations';
@@ -94,9 +99,17 @@ function Shell({ onLogout }: { onLogout: () => void }) {
         if (e.agent_id === me) setPresence(status);
       }
     });
-    // A click on a browser notification opens its conversation.
+    // A click on a browser notification opens its conversation; a push notification's click
+    // comes through the service worker.
     const onOpen = () => setPage('conversations');
     window.addEventListener('sb-open-conversation', onOpen);
+    const fromWorker = (m: MessageEvent) => {
+      if (m.data?.type === 'open-conversation') window.dispatchEvent(new CustomEvent('sb-open-conversation', { detail: m.data.conversation_id }));
+    };
+    navigator.serviceWorker?.addEventListener('message', fromWorker);
+    // The service worker words pushes with the app's strings, in the agent's language.
+    leaveStringsForPush().catch(() => undefined);
+    window.addEventListener('sb-lang', leaveStrings);
     // Tell the server the agent is at the keyboard (it turns idle agents "away").
     let lastActivity = 0;
     const activity = () => {
@@ -113,6 +126,8 @@ function Shell({ onLogout }: { onLogout: () => void }) {
       offWork();
       offEvents();
       window.removeEventListener('sb-open-conversation', onOpen);
+      navigator.serviceWorker?.removeEventListener('message', fromWorker);
+      window.removeEventListener('sb-lang', leaveStrings);
       realtime.stop();
       window.removeEventListener('keydown', activity);
       window.removeEventListener('pointerdown', activity);

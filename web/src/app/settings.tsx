@@ -4,6 +4,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { t } from './i18n';
 import { askPermission, Kind, KINDS, notificationsSupported, playSound, prefs, savePrefs, useCounts } from './notify';
+import { pushState, PushState, turnOffPush, turnOnPush } from './webpush';
 
 export function SoundToggle() {
   useCounts(); // re-render when preferences change
@@ -67,6 +68,7 @@ export function NotificationSettings({ onClose }: { onClose: () => void }) {
             {t('settings.allow')}
           </button>
         )}
+        <PushSection />
         <div class="row end">
           <button onClick={onClose} data-testid="settings-close">
             {t('settings.close')}
@@ -74,6 +76,48 @@ export function NotificationSettings({ onClose }: { onClose: () => void }) {
         </div>
       </div>
     </div>
+  );
+}
+
+/** Web Push: this device hears about new work even with Switchboard closed. */
+function PushSection() {
+  const [state, setState] = useState<PushState | null>(null);
+  const [error, setError] = useState('');
+  const [busy, setBusy] = useState(false);
+  useEffect(() => {
+    pushState().then(setState, () => setState('unsupported'));
+  }, []);
+  const toggle = async () => {
+    setError('');
+    setBusy(true);
+    try {
+      if (state === 'on') await turnOffPush();
+      else await turnOnPush();
+      setState(await pushState());
+    } catch (e) {
+      setError(t('settings.push_failed', { reason: e instanceof Error ? e.message : String(e) }));
+    } finally {
+      setBusy(false);
+    }
+  };
+  if (state === null) return null;
+  return (
+    <fieldset data-testid="push">
+      <legend>{t('settings.push_title')}</legend>
+      <p class="hint" data-testid="push-state">
+        {state === 'on' ? t('settings.push_on') : state === 'off' ? t('settings.push_off') : t('settings.push_unsupported')}
+      </p>
+      {state !== 'unsupported' && (
+        <button onClick={toggle} disabled={busy} data-testid="push-toggle">
+          {state === 'on' ? t('settings.push_disable') : t('settings.push_enable')}
+        </button>
+      )}
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+    </fieldset>
   );
 }
 

@@ -10,6 +10,7 @@ pub mod conversation;
 pub mod conversation_list;
 pub mod inbox;
 pub mod media;
+pub mod push;
 pub mod quick_replies;
 pub mod reports;
 pub mod send;
