@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { agentPage, base, browser, call, DESKTOP, ids, noSidewaysScroll, pageUrl, PASSWORD, PHONE, SHIPFREE, shots, useWorld } from './support.mjs';
+import { agentPage, base, browser, call, DESKTOP, ids, noSidewaysScroll, pageUntil, pageUrl, PASSWORD, PHONE, SHIPFREE, shots, useWorld } from './support.mjs';
 
 useWorld();
 
@@ -187,7 +187,7 @@ test('a push while Switchboard is closed: the service worker shows it in the age
   await lan.context().grantPermissions(['notifications'], { origin: base });
   await lan.evaluate(() => navigator.serviceWorker.ready);
   // The app left the service worker its strings, in Vietnamese.
-  await lan.waitForFunction(async () => !!(await (await caches.open('switchboard-shell-v1')).match('/__switchboard/push-strings')));
+  await pageUntil(lan, 'the strings for pushes', async () => !!(await (await caches.open('switchboard-shell-v1')).match('/__switchboard/push-strings')));
 
   // The push service delivers a push (as Chromium's DevTools protocol lets a test do).
   const cdp = await lan.context().newCDPSession(lan);
@@ -205,9 +205,13 @@ test('a push while Switchboard is closed: the service worker shows it in the age
     data: JSON.stringify({ kind: 'transferred', conversation_id: conv, name: 'Chị Mai' }),
   });
   const title = 'Hội thoại với Chị Mai đã được chuyển cho bạn';
-  await lan.waitForFunction(async (t) => (await (await navigator.serviceWorker.ready).getNotifications()).some((n) => n.title === t), title);
-  const shown = await lan.evaluate(async () => (await (await navigator.serviceWorker.ready).getNotifications()).map((n) => ({ title: n.title, data: n.data })));
-  assert.deepEqual(shown.find((n) => n.title === title).data, { conversation_id: conv });
+  const shown = await pageUntil(
+    lan,
+    'the notification',
+    async (t) => (await (await navigator.serviceWorker.ready).getNotifications()).map((n) => ({ title: n.title, data: n.data })).find((n) => n.title === t),
+    title,
+  );
+  assert.deepEqual(shown.data, { conversation_id: conv });
 
   // Tapping it opens /?conversation=ID when no window is open: the conversation shows.
   await lan.goto(`${base}/?conversation=${conv}`);

@@ -138,6 +138,20 @@ export async function agentPage(email, locale = 'en-US', device = { viewport: { 
   return page;
 }
 
+/**
+ * Waits until `fn(arg)`, run in the page (it may be async), gives something truthy, and returns
+ * it: polled every 50 ms for at most 10 s (Playwright's waitForFunction does not await a promise).
+ */
+export async function pageUntil(page, what, fn, arg) {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const v = await page.evaluate(fn, arg);
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** The page scrolls sideways (something is wider than the screen)? */
 export async function noSidewaysScroll(page, where) {
   const [sw, iw] = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
