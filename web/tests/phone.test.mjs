@@ -70,6 +70,15 @@ async function conversationFlow(device, label) {
   await lan.getByTestId('message').filter({ hasText: SHIPFREE }).waitFor();
   await visitor.locator('.m.agent', { hasText: SHIPFREE }).waitFor();
   await shot('2-replied');
+  if (phone) {
+    // The phone keyboard's Enter starts a new line; Send sends.
+    await input.fill('Size M is in stock.');
+    await input.press('Enter');
+    assert.equal(await input.inputValue(), 'Size M is in stock.\n', 'Enter did not send');
+    await input.pressSequentially('Size L too.');
+    await tap(lan.getByTestId('send'));
+    await visitor.locator('.m.agent', { hasText: 'Size L too.' }).waitFor();
+  }
 
   // With the on-screen keyboard up (the visible height shrinks), the composer stays in view.
   if (phone) {

@@ -324,6 +324,7 @@ const en = {
   'settings.push_failed': 'Push notifications could not be turned on: {reason}',
   'push.someone': 'a customer',
   'push.body': 'Open Switchboard to answer.',
+  'composer.placeholder_reply_touch': 'Reply… (/ for quick replies)',
 } as const;
 
 export type Key = keyof typeof en;
@@ -651,6 +652,7 @@ const vi: Record<Key, string> = {
   'settings.push_failed': 'Không bật được thông báo đẩy: {reason}',
   'push.someone': 'một khách',
   'push.body': 'Mở Switchboard để trả lời.',
+  'composer.placeholder_reply_touch': 'Trả lời… (/ để trả lời nhanh)',
 };
 
 export type Lang = 'vi' | 'en';
