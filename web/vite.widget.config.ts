@@ -2,6 +2,7 @@
 import { defineConfig } from 'vite';
 
 export default defineConfig({
+  publicDir: false, // the app's public files are copied by the app's build
   build: {
     outDir: 'dist',
     emptyOutDir: false,

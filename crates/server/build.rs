@@ -11,6 +11,7 @@ fn main() {
     let web = manifest.join("../../web");
     for p in [
         "src",
+        "public",
         "index.html",
         "package.json",
         "package-lock.json",

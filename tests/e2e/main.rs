@@ -8,6 +8,7 @@ mod api;
 mod flows;
 mod meta;
 mod multinode;
+mod push;
 mod realtime;
 mod routing;
 mod shopee;

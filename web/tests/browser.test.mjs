@@ -2,131 +2,14 @@
 // widget, and agents in Chromium (Debian's /usr/bin/chromium driven by playwright-core).
 // Screenshots go to test-artifacts/screenshots/ (git-ignored) for reviewers.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
-import http from 'node:http';
-import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { agentPage, base, bin, browser, call, freePort, ids, pageUrl, PASSWORD, SHIPFREE, shots, useWorld } from './support.mjs';
 
-const root = path.resolve(import.meta.dirname, '../..');
-const bin = process.env.SWITCHBOARD_BIN ?? path.join(root, 'target/debug/switchboard');
-const shots = path.join(root, 'test-artifacts/screenshots');
-const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
-const PASSWORD = 'correct horse battery';
-const SHIP = 'Shop giao hàng toàn quốc trong 2–4 ngày.';
-const SHIPFREE = 'Miễn phí giao hàng cho đơn từ 300.000đ.';
-
-let server, hostPage, browser, dataDir, base, pageUrl;
-const ids = {};
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
-
-async function call(method, url, token, body) {
-  const r = await fetch(base + url, {
-    method,
-    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const j = await r.json().catch(() => null);
-  assert.ok(r.ok, `${method} ${url} → ${r.status} ${JSON.stringify(j)}`);
-  return j;
-}
-
-async function waitForServer() {
-  for (let i = 0; i < 200; i++) {
-    try {
-      const r = await fetch(base + '/healthz');
-      if (r.ok) return;
-    } catch {
-      /* not up yet */
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('the server did not start');
-}
-
-before(async () => {
-  mkdirSync(shots, { recursive: true });
-  dataDir = mkdtempSync(path.join(os.tmpdir(), 'sb-browser-'));
-  // Many sign-ins from one address in a few seconds: lift the per-minute login limit for the test.
-  const env = { ...process.env, SWITCHBOARD_DATA_DIR: dataDir, SWITCHBOARD_LOG: 'warn', SWITCHBOARD_LIMITS__LOGIN_PER_MINUTE: '1000' };
-  const add = spawnSync(bin, ['user', 'add', '--email', 'admin@shop.vn', '--name', 'Admin', '--role', 'admin', '--password-stdin'], { input: PASSWORD, env });
-  assert.equal(add.status, 0, `user add failed: ${add.stderr}`);
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  server = spawn(bin, ['serve'], { env: { ...env, SWITCHBOARD_BIND: `127.0.0.1:${port}` }, stdio: ['ignore', 'inherit', 'inherit'] });
-  await waitForServer();
-
-  const admin = (await call('POST', '/api/v1/auth/login', null, { email: 'admin@shop.vn', password: PASSWORD })).token;
-  for (const [key, email, name] of [
-    ['lan', 'lan@shop.vn', 'Lan'],
-    ['minh', 'minh@shop.vn', 'Minh'],
-  ]) {
-    ids[key] = (await call('POST', '/api/v1/agents', admin, { email, name, role: 'agent', password: PASSWORD })).id;
-  }
-  ids.inbox = (await call('POST', '/api/v1/inboxes', admin, { name: 'Website', channel: 'livechat' })).id;
-  await call('PUT', `/api/v1/inboxes/${ids.inbox}/members`, admin, { agent_ids: [ids.lan, ids.minh] });
-  for (const [code, text] of [
-    ['ship', SHIP],
-    ['shipfree', SHIPFREE],
-    ['hello', 'Xin chào! Shop có thể giúp gì ạ?'],
-  ]) {
-    await call('POST', '/api/v1/quick-replies', admin, { code, text });
-  }
-
-  // The customer's own site, on another origin, with the snippet.
-  const html = (inbox) => `<!doctype html><html><head><meta charset="utf-8"><title>Shop</title>
-    <style>body{font-family:serif} button{background:red!important}</style></head>
-    <body><h1>Áo sơ mi</h1><p>A shop page.</p>
-    <script src="${base}/widget.js" data-inbox="${inbox}" data-lang="en" async></script></body></html>`;
-  const hostPort = await freePort();
-  hostPage = http.createServer((req, res) => {
-    const inbox = new URL(req.url, 'http://x').searchParams.get('inbox') ?? ids.inbox;
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-    res.end(html(inbox));
-  });
-  await new Promise((r) => hostPage.listen(hostPort, '127.0.0.1', r));
-  pageUrl = `http://127.0.0.1:${hostPort}/`;
-
-  browser = await chromium.launch({
-    executablePath: chromiumPath,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
-});
-
-after(async () => {
-  await browser?.close();
-  server?.kill('SIGTERM');
-  hostPage?.close();
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
-});
-
-async function agentPage(email, locale = 'en-US') {
-  const ctx = await browser.newContext({ locale, viewport: { width: 1400, height: 860 } });
-  const page = await ctx.newPage();
-  await page.goto(base + '/');
-  await page.locator('input[name=email]').fill(email);
-  await page.locator('input[name=password]').fill(PASSWORD);
-  await page.locator('button[type=submit]').click();
-  await page.getByTestId('conversation-list').waitFor();
-  await page.getByTestId('connection').filter({ hasText: 'Online' }).waitFor();
-  return page;
-}
+useWorld();
 
 test('a visitor and two agents, end to end in the browser', async () => {
   const lan = await agentPage('lan@shop.vn');
@@ -415,6 +298,11 @@ test('WhatsApp after 24 hours: only a template, picked and filled in the compose
     const ui = await agentPage('admin@shop.vn');
     await ui.getByTestId('nav-reports').click();
     await ui.getByTestId('reports').locator('td', { hasText: 'utility' }).first().waitFor();
+    // Money reads as money: the currency's symbol and decimals, never "0.000000 USD".
+    const total = await ui.getByTestId('report-total').innerText();
+    assert.match(total, /^\$\d[\d,]*\.\d{2,6}$/, total);
+    assert.doesNotMatch(total, /\.\d*000$/, total);
+    for (const cost of await ui.getByTestId('report-cost').allInnerTexts()) assert.match(cost, /^\$\d[\d,]*\.\d{2,6}$/, cost);
     await ui.screenshot({ path: path.join(shots, '15-whatsapp-usage-report.png') });
   } finally {
     sandbox.kill('SIGTERM');

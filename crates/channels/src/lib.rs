@@ -10,6 +10,7 @@ pub mod settings;
 pub mod shopee;
 pub mod signing;
 pub mod telegram;
+pub mod webpush;
 pub mod whatsapp;
 pub mod zalo;
 

@@ -45,6 +45,8 @@ pub struct Config {
     pub outbox: OutboxConfig,
     /// WhatsApp cost metering: currency and prices.
     pub billing: BillingConfig,
+    /// Web Push to agents' browsers.
+    pub push: PushConfig,
     /// `tracing` filter, e.g. `info` or `switchboard=debug`.
     pub log: String,
 }
@@ -146,6 +148,16 @@ impl Default for Webhooks {
             profile_sync: true,
         }
     }
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PushConfig {
+    /// Who runs this server, as push services want to know (VAPID `sub`): a `mailto:` or
+    /// `https:` URL. Empty: `public_url` when it is https, else `mailto:admin@localhost`.
+    pub subject: String,
+    /// Accept push endpoints over plain http (only for a local push service in tests).
+    pub allow_http_endpoints: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -290,6 +302,7 @@ impl Default for Config {
             webhooks: Webhooks::default(),
             outbox: OutboxConfig::default(),
             billing: BillingConfig::default(),
+            push: PushConfig::default(),
             log: "info".into(),
         }
     }
@@ -321,6 +334,7 @@ impl std::fmt::Debug for Config {
             .field("webhooks", &self.webhooks)
             .field("outbox", &self.outbox)
             .field("billing", &self.billing)
+            .field("push", &self.push)
             .field("log", &self.log)
             .finish()
     }
@@ -363,6 +377,18 @@ impl Config {
                 self.data_dir.join("switchboard.db").display()
             )
         })
+    }
+
+    /// The VAPID subject: `push.subject`, else an https `public_url`, else a local mailbox.
+    pub fn push_subject(&self) -> String {
+        let url = self.public_url();
+        if !self.push.subject.is_empty() {
+            self.push.subject.clone()
+        } else if url.starts_with("https://") {
+            url
+        } else {
+            "mailto:admin@localhost".into()
+        }
     }
 
     pub fn public_url(&self) -> String {

@@ -23,6 +23,7 @@ pub mod metering;
 pub mod outbox;
 pub mod presence;
 pub mod provider_api;
+pub mod push;
 pub mod random;
 pub mod ratelimit;
 pub mod responses;
@@ -70,6 +71,16 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let store = open_store(&config).await?;
+        // Web Push to agents' browsers, fed with this node's own commits (the hook below), so an
+        // assignment is pushed once however many nodes run.
+        let push = push::Pusher::start(
+            store.clone(),
+            clock.clone(),
+            provider_api::http_client(config.outbox.http_timeout_ms)?,
+            config.push_subject(),
+        )
+        .await?;
+        let hook_push = push.clone();
         let bus = bus::Bus::new(4096);
         let hook_bus = bus.clone();
         // SQLite publishes in commit order under its single writer. PostgreSQL commits on many
@@ -84,13 +95,17 @@ impl Application {
             let pushed = seq.clone();
             store.set_commit_hook(Arc::new(move |events| {
                 pushed.push(events.to_vec());
+                hook_push.committed(events);
                 if let Some(link) = hook_bus.cluster() {
                     link.events(events);
                 }
             }));
             Some(seq)
         } else {
-            store.set_commit_hook(Arc::new(move |events| hook_bus.publish_committed(events)));
+            store.set_commit_hook(Arc::new(move |events| {
+                hook_bus.publish_committed(events);
+                hook_push.committed(events);
+            }));
             None
         };
         let workspace_id = store.ensure_workspace("Switchboard", clock.now()).await?;
@@ -193,6 +208,7 @@ impl Application {
             outbox,
             outgoing,
             providers,
+            push,
             workspace_id,
             visitor_key: key.into_bytes(),
             limits,

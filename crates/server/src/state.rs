@@ -38,6 +38,8 @@ pub struct Inner {
     pub outgoing: crate::app::send::Outgoing,
     /// WhatsApp, Zalo, Telegram and Shopee clients (and the WhatsApp price list).
     pub providers: Arc<crate::provider_api::Providers>,
+    /// Web Push to agents' browsers.
+    pub push: Arc<crate::push::Pusher>,
     pub workspace_id: WorkspaceId,
     /// Signs widget visitor tokens; generated once and kept in the store.
     pub visitor_key: Vec<u8>,

@@ -1673,3 +1673,90 @@ async fn provider_secrets_are_sealed_at_rest_and_keys_rotate() {
 
 #[path = "conformance_automation.rs"]
 mod automation;
+#[tokio::test]
+async fn push_subscriptions_per_agent_one_row_per_endpoint() {
+    for b in backends().await {
+        let f = fixture(b.store.clone()).await;
+        let s = &f.store;
+        let other = agent(f.ws, "push-b@shop.vn", "B");
+        s.create_agent(&other, "x").await.unwrap();
+        let sub = |endpoint: &str, agent: AgentId, at: i64| PushSubscription {
+            endpoint: endpoint.into(),
+            agent_id: agent,
+            p256dh: format!("key-{endpoint}"),
+            auth: "secret".into(),
+            created_at: Timestamp(T0.0 + at),
+        };
+        s.save_push_subscription(&sub("https://push.example/2", f.agent.id, 2))
+            .await
+            .unwrap();
+        s.save_push_subscription(&sub("https://push.example/1", f.agent.id, 1))
+            .await
+            .unwrap();
+        s.save_push_subscription(&sub("https://push.example/3", other.id, 3))
+            .await
+            .unwrap();
+        let endpoints =
+            |v: Vec<PushSubscription>| v.into_iter().map(|x| x.endpoint).collect::<Vec<_>>();
+        assert_eq!(
+            endpoints(s.push_subscriptions(f.agent.id).await.unwrap()),
+            ["https://push.example/1", "https://push.example/2"],
+            "{}",
+            b.name
+        );
+        // The same browser subscribes again for the other agent: it moves.
+        s.save_push_subscription(&sub("https://push.example/2", other.id, 4))
+            .await
+            .unwrap();
+        assert_eq!(
+            endpoints(s.push_subscriptions(f.agent.id).await.unwrap()),
+            ["https://push.example/1"],
+            "{}",
+            b.name
+        );
+        assert_eq!(
+            s.push_subscriptions(other.id).await.unwrap(),
+            vec![
+                sub("https://push.example/3", other.id, 3),
+                sub("https://push.example/2", other.id, 4)
+            ],
+            "{}",
+            b.name
+        );
+        // An agent removes only their own; the sender forgets any that the push service refused.
+        assert!(
+            !s.delete_push_subscription("https://push.example/3", Some(f.agent.id))
+                .await
+                .unwrap(),
+            "{}",
+            b.name
+        );
+        assert!(
+            s.delete_push_subscription("https://push.example/3", Some(other.id))
+                .await
+                .unwrap(),
+            "{}",
+            b.name
+        );
+        assert!(
+            s.delete_push_subscription("https://push.example/1", None)
+                .await
+                .unwrap(),
+            "{}",
+            b.name
+        );
+        assert!(
+            !s.delete_push_subscription("https://push.example/1", None)
+                .await
+                .unwrap(),
+            "{}",
+            b.name
+        );
+        assert_eq!(
+            endpoints(s.push_subscriptions(other.id).await.unwrap()),
+            ["https://push.example/2"],
+            "{}",
+            b.name
+        );
+    }
+}

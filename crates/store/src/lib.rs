@@ -20,6 +20,7 @@ mod pool;
 pub mod postgres;
 mod provider;
 mod providers;
+pub mod push;
 mod routing;
 mod rows;
 mod search;
@@ -33,6 +34,7 @@ pub use automation::*;
 pub use channel::*;
 pub use media::{Attachment, MediaStore};
 pub use provider::*;
+pub use push::{PushStore, PushSubscription};
 pub use routing::*;
 pub use types::*;
 
@@ -74,6 +76,7 @@ pub trait Store:
     + ProviderStore
     + BillingStore
     + AutomationStore
+    + PushStore
     + Send
     + Sync
     + 'static

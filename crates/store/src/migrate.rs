@@ -36,6 +36,7 @@ macro_rules! all_migrations {
             8 "search_fold" "0008_search_fold",
             9 "reply_deadline" "0009_reply_deadline",
             10 "automation" "0010_automation",
+            11 "push_subscriptions" "0011_push_subscriptions",
         )
     };
 }

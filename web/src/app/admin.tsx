@@ -1,7 +1,9 @@
 // Admin pages: agents, inboxes (live chat + widget snippet + members), quick replies, tags.
 
 import { useEffect, useState } from 'preact/hooks';
-import { api, ApiError, Agent, Inbox, Role, RoutingRules } from './api';
+import { api, ApiError, Agent, Conversation, Inbox, Page, Role, RoutingRules, Tag } from './api';
+import { Confirm } from './confirm';
+import { showToast } from './toast';
 import { errorText, t } from './i18n';
 import { refreshAgents, refreshInboxes, refreshQuickReplies, refreshTags, useShared } from './store';
 
@@ -62,7 +64,7 @@ export function AgentsPage() {
               <td>{a.name}</td>
               <td>{a.email}</td>
               <td>
-                <select value={a.role} onChange={(e) => patch(a, { role: e.currentTarget.value })}>
+                <select aria-label={`${t('admin.role')}: ${a.name}`} value={a.role} onChange={(e) => patch(a, { role: e.currentTarget.value })}>
                   {ROLES.map((r) => (
                     <option value={r} key={r}>
                       {t(`admin.role.${r}`)}
@@ -75,12 +77,13 @@ export function AgentsPage() {
                   type="number"
                   min={0}
                   class="narrow"
+                  aria-label={`${t('admin.capacity')}: ${a.name}`}
                   value={a.capacity ?? ''}
                   onChange={(e) => patch(a, { capacity: e.currentTarget.value === '' ? null : Number(e.currentTarget.value) })}
                 />
               </td>
               <td>
-                <input type="checkbox" checked={a.active} onChange={(e) => patch(a, { active: e.currentTarget.checked })} />
+                <input type="checkbox" aria-label={`${t('admin.active')}: ${a.name}`} checked={a.active} onChange={(e) => patch(a, { active: e.currentTarget.checked })} />
               </td>
               <td>{a.online ? '●' : ''}</td>
             </tr>
@@ -89,17 +92,17 @@ export function AgentsPage() {
       </table>
       <form class="card inline" onSubmit={create}>
         <h3>{t('admin.new_agent')}</h3>
-        <input placeholder={t('admin.name')} value={form.name} onInput={(e) => setForm({ ...form, name: e.currentTarget.value })} required />
-        <input placeholder={t('admin.email')} type="email" value={form.email} onInput={(e) => setForm({ ...form, email: e.currentTarget.value })} required />
-        <input placeholder={t('admin.password')} type="password" value={form.password} onInput={(e) => setForm({ ...form, password: e.currentTarget.value })} required minLength={8} />
-        <select value={form.role} onChange={(e) => setForm({ ...form, role: e.currentTarget.value as Role })}>
+        <input aria-label={t('admin.name')} placeholder={t('admin.name')} value={form.name} onInput={(e) => setForm({ ...form, name: e.currentTarget.value })} required />
+        <input aria-label={t('admin.email')} placeholder={t('admin.email')} type="email" value={form.email} onInput={(e) => setForm({ ...form, email: e.currentTarget.value })} required />
+        <input aria-label={t('admin.password')} placeholder={t('admin.password')} type="password" value={form.password} onInput={(e) => setForm({ ...form, password: e.currentTarget.value })} required minLength={8} />
+        <select aria-label={t('admin.role')} value={form.role} onChange={(e) => setForm({ ...form, role: e.currentTarget.value as Role })}>
           {ROLES.map((r) => (
             <option value={r} key={r}>
               {t(`admin.role.${r}`)}
             </option>
           ))}
         </select>
-        <input placeholder={t('admin.capacity')} type="number" min={0} class="narrow" value={form.capacity} onInput={(e) => setForm({ ...form, capacity: e.currentTarget.value })} />
+        <input aria-label={t('admin.capacity')} placeholder={t('admin.capacity')} type="number" min={0} class="narrow" value={form.capacity} onInput={(e) => setForm({ ...form, capacity: e.currentTarget.value })} />
         <button class="primary" type="submit">
           {t('admin.create')}
         </button>
@@ -149,8 +152,8 @@ export function InboxesPage() {
       ))}
       <form class="card inline" onSubmit={create} data-testid="new-inbox">
         <h3>{t('admin.new_inbox')}</h3>
-        <input placeholder={t('admin.name')} value={name} onInput={(e) => setName(e.currentTarget.value)} required />
-        <select value={channel} onChange={(e) => setChannel(e.currentTarget.value)} data-testid="new-inbox-channel">
+        <input aria-label={t('admin.name')} placeholder={t('admin.name')} value={name} onInput={(e) => setName(e.currentTarget.value)} required />
+        <select aria-label={t('admin.channel')} value={channel} onChange={(e) => setChannel(e.currentTarget.value)} data-testid="new-inbox-channel">
           {Object.keys(CHANNEL_FIELDS).map((c) => (
             <option value={c} key={c}>
               {t(`channel.${c}` as 'channel.livechat')}
@@ -161,6 +164,7 @@ export function InboxesPage() {
           SECRET_FIELDS.includes(k) ? (
             <input
               key={k}
+              aria-label={t(`field.${k}` as 'field.page_id')}
               placeholder={t(`field.${k}` as 'field.page_id')}
               type="password"
               autocomplete="off"
@@ -171,6 +175,7 @@ export function InboxesPage() {
           ) : (
             <input
               key={k}
+              aria-label={t(`field.${k}` as 'field.page_id')}
               placeholder={t(`field.${k}` as 'field.page_id')}
               autocomplete="off"
               value={settings[k] ?? ''}
@@ -375,7 +380,7 @@ function RoutingEditor({ inbox, members }: { inbox: Inbox; members: string[] }) 
           {DAYS.map((day) => (
             <label key={day} class="day">
               <span>{t(`day.${day}`)}</span>
-              <input placeholder={t('routing.day_ranges')} value={days[day] ?? ''} onInput={(e) => setDays({ ...days, [day]: e.currentTarget.value })} />
+              <input aria-label={t('routing.day_ranges')} placeholder={t('routing.day_ranges')} value={days[day] ?? ''} onInput={(e) => setDays({ ...days, [day]: e.currentTarget.value })} />
             </label>
           ))}
           <label>
@@ -458,8 +463,8 @@ export function QuickRepliesPage() {
       </table>
       <form class="card inline" onSubmit={save}>
         <h3>{editing ? t('admin.edit') : t('admin.new_quick_reply')}</h3>
-        <input placeholder={t('admin.code')} value={form.code} onInput={(e) => setForm({ ...form, code: e.currentTarget.value })} required />
-        <textarea placeholder={t('admin.text')} value={form.text} onInput={(e) => setForm({ ...form, text: e.currentTarget.value })} required rows={2} />
+        <input aria-label={t('admin.code')} placeholder={t('admin.code')} value={form.code} onInput={(e) => setForm({ ...form, code: e.currentTarget.value })} required />
+        <textarea aria-label={t('admin.text')} placeholder={t('admin.text')} value={form.text} onInput={(e) => setForm({ ...form, text: e.currentTarget.value })} required rows={2} />
         <button class="primary" type="submit">
           {editing ? t('admin.save') : t('admin.create')}
         </button>
@@ -484,11 +489,32 @@ export function TagsPage() {
       fail(err);
     }
   };
-  const remove = async (id: string) => {
+  // Deleting a tag takes it off every conversation: say how many first, and offer an undo that
+  // puts it back on the ones this agent can see.
+  const [asking, setAsking] = useState<{ tag: Tag; ids: string[]; more: boolean } | null>(null);
+  const ask = async (tag: Tag) => {
     clear();
     try {
-      await api('DELETE', `/tags/${id}`);
+      const p = await api<Page<Conversation>>('GET', `/conversations?tag=${encodeURIComponent(tag.name)}&limit=100`);
+      setAsking({ tag, ids: p.items.map((c) => c.id), more: !!p.next_cursor });
+    } catch (err) {
+      fail(err);
+    }
+  };
+  const remove = async ({ tag, ids }: { tag: Tag; ids: string[] }) => {
+    setAsking(null);
+    try {
+      await api('DELETE', `/tags/${tag.id}`);
       await refreshTags();
+      showToast(t('admin.tag_deleted', { tag: tag.name }), async () => {
+        try {
+          await api('POST', '/tags', { name: tag.name });
+          for (const id of ids) await api('POST', `/conversations/${id}/tags`, { name: tag.name });
+          await refreshTags();
+        } catch (err) {
+          fail(err);
+        }
+      });
     } catch (err) {
       fail(err);
     }
@@ -499,17 +525,26 @@ export function TagsPage() {
       <div class="chips">
         {s.tags.length === 0 && <p class="empty">{t('admin.none')}</p>}
         {s.tags.map((tg) => (
-          <span class="chip" key={tg.id}>
+          <span class="chip" key={tg.id} data-testid="tag">
             {tg.name}
-            <button class="link" onClick={() => remove(tg.id)} aria-label={t('admin.delete')}>
+            <button class="link" onClick={() => ask(tg)} aria-label={t('admin.delete_tag', { tag: tg.name })} data-testid="tag-delete">
               ×
             </button>
           </span>
         ))}
       </div>
+      {asking && (
+        <Confirm
+          title={t('confirm.tag_title', { tag: asking.tag.name })}
+          body={asking.ids.length === 0 ? t('confirm.tag_body_none') : t('confirm.tag_body', { n: asking.more ? `${asking.ids.length}+` : asking.ids.length })}
+          confirm={t('confirm.tag_ok')}
+          onCancel={() => setAsking(null)}
+          onConfirm={() => remove(asking)}
+        />
+      )}
       <form class="card inline" onSubmit={create}>
         <h3>{t('admin.new_tag')}</h3>
-        <input placeholder={t('admin.name')} value={name} onInput={(e) => setName(e.currentTarget.value)} required />
+        <input aria-label={t('admin.name')} placeholder={t('admin.name')} value={name} onInput={(e) => setName(e.currentTarget.value)} required />
         <button class="primary" type="submit">
           {t('admin.create')}
         </button>

@@ -9,10 +9,18 @@ import { agentName, canSupervise, displayName, DRAG_TYPE, selfActions, shared, t
 import { Composer } from './composer';
 import { BotBanner } from './flows';
 import { isImage, isVideo } from '../shared/media';
+import { Confirm } from './confirm';
+import { refreshCounts, setOnScreen } from './notify';
 
 type Dialog = null | 'transfer' | 'assign' | 'participant';
 
-export function ChatPane(props: { conversation: Conversation | null; onOpen: (id: string) => void; onChanged: (c: Conversation) => void }) {
+export function ChatPane(props: {
+  conversation: Conversation | null;
+  onOpen: (id: string) => void;
+  onChanged: (c: Conversation) => void;
+  onBack: () => void;
+  onCustomer: () => void;
+}) {
   const [dragOver, setDragOver] = useState(false);
   const drop = {
     onDragOver: (e: DragEvent) => {
@@ -34,17 +42,22 @@ export function ChatPane(props: { conversation: Conversation | null; onOpen: (id
   const c = props.conversation;
   return (
     <section class={dragOver ? 'chat drag-over' : 'chat'} {...drop} data-testid="chat-pane">
-      {c ? <Chat c={c} onChanged={props.onChanged} /> : <p class="empty center">{t('chat.pick')}</p>}
+      {c ? <Chat c={c} onChanged={props.onChanged} onBack={props.onBack} onCustomer={props.onCustomer} /> : <p class="empty center">{t('chat.pick')}</p>}
       {dragOver && <div class="drop-hint">{t('list.drag_hint')}</div>}
     </section>
   );
 }
 
-function Chat({ c, onChanged }: { c: Conversation; onChanged: (c: Conversation) => void }) {
+function Chat({ c, onChanged, onBack, onCustomer }: { c: Conversation; onChanged: (c: Conversation) => void; onBack: () => void; onCustomer: () => void }) {
   const s = useShared();
   const me = s.me!;
   const [error, setError] = useState('');
   const [dialog, setDialog] = useState<Dialog>(null);
+  const [unanswered, setUnanswered] = useState(0);
+  useEffect(() => {
+    setOnScreen(c.id);
+    return () => setOnScreen(null);
+  }, [c.id]);
   const holder = c.assignee_id;
   const mine = holder === me.id;
   const participant = c.participants.includes(me.id);
@@ -69,6 +82,18 @@ function Chat({ c, onChanged }: { c: Conversation; onChanged: (c: Conversation) 
     }
   };
 
+  // Ending a conversation whose customer is still waiting for an answer asks first.
+  const resolve = async () => {
+    let n = 0;
+    try {
+      n = countUnanswered((await api<Page<Message>>('GET', `/conversations/${c.id}/messages?limit=50`)).items);
+    } catch {
+      n = 0;
+    }
+    if (n > 0) setUnanswered(n);
+    else act('/resolve');
+  };
+
   let hint = '';
   if (c.status === 'pending') hint = t('chat.pending_hint');
   else if (c.status === 'resolved') hint = t('chat.resolved_hint');
@@ -77,7 +102,10 @@ function Chat({ c, onChanged }: { c: Conversation; onChanged: (c: Conversation) 
   return (
     <div class="chat-inner">
       <header class="chat-head">
-        <div>
+        <button class="icon back mobile-only" aria-label={t('nav.back_to_list')} onClick={onBack} data-testid="back">
+          <Arrow />
+        </button>
+        <div class="who-box">
           <div class="title">{displayName(c)}</div>
           <div class="sub">
             {c.inbox_name} · <span class={`status ${c.status}`}>{t(`conv.${c.status}`)}</span>
@@ -90,6 +118,9 @@ function Chat({ c, onChanged }: { c: Conversation; onChanged: (c: Conversation) 
             {mine && <SlaCountdown c={c} />}
           </div>
         </div>
+        <button class="icon mobile-only" aria-label={t('chat.customer_info')} onClick={onCustomer} data-testid="customer-info">
+          <Info />
+        </button>
         <div class="actions">
           {c.status === 'pending' && (
             <button class="primary" data-testid="claim" onClick={() => act('/claim')}>
@@ -113,7 +144,7 @@ function Chat({ c, onChanged }: { c: Conversation; onChanged: (c: Conversation) 
           )}
           {participant && <button onClick={() => act('DELETE /participants/me')}>{t('chat.leave')}</button>}
           {c.status !== 'resolved' && (c.status === 'pending' || mine || participant || canSupervise()) && (
-            <button onClick={() => act('/resolve')} data-testid="resolve">
+            <button onClick={resolve} data-testid="resolve">
               {t('chat.resolve')}
             </button>
           )}
@@ -126,6 +157,18 @@ function Chat({ c, onChanged }: { c: Conversation; onChanged: (c: Conversation) 
       </header>
       {error && <div class="banner error" role="alert">{error}</div>}
       <BotBanner c={c} onChanged={onChanged} />
+      {unanswered > 0 && (
+        <Confirm
+          title={t('confirm.resolve_title')}
+          body={t('confirm.resolve_body', { n: unanswered })}
+          confirm={t('confirm.resolve_ok')}
+          onCancel={() => setUnanswered(0)}
+          onConfirm={() => {
+            setUnanswered(0);
+            act('/resolve');
+          }}
+        />
+      )}
       {dialog && (
         <AgentDialog
           kind={dialog}
@@ -156,6 +199,34 @@ function Chat({ c, onChanged }: { c: Conversation; onChanged: (c: Conversation) 
         onRefused={reloadPolicy}
       />
     </div>
+  );
+}
+
+/** Customer messages after the last public answer (messages oldest first). */
+export function countUnanswered(items: Message[]): number {
+  let n = 0;
+  for (const m of items) {
+    if (m.private || m.kind === 'system') continue;
+    if (m.sender_kind === 'customer') n += 1;
+    else if (m.direction === 'outbound') n = 0;
+  }
+  return n;
+}
+
+function Arrow() {
+  return (
+    <svg width="22" height="22" viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" aria-hidden="true">
+      <path d="M15 18l-6-6 6-6" />
+    </svg>
+  );
+}
+
+function Info() {
+  return (
+    <svg width="22" height="22" viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" aria-hidden="true">
+      <circle cx="12" cy="8" r="4" />
+      <path d="M4 21c0-4 4-6 8-6s8 2 8 6" />
+    </svg>
   );
 }
 
@@ -407,7 +478,9 @@ function Thread({ c }: { c: Conversation }) {
       setCursor(p.next_cursor);
       save(p.items, p.next_cursor);
     });
-    api('POST', `/conversations/${c.id}/read`).catch(() => undefined);
+    api('POST', `/conversations/${c.id}/read`)
+      .then(() => refreshCounts())
+      .catch(() => undefined);
     let typingTimer: number | undefined;
     const off = realtime.on((e) => {
       if (e.conversation_id !== c.id) return;
@@ -429,7 +502,9 @@ function Thread({ c }: { c: Conversation }) {
         add();
         if (m.sender_kind === 'customer') {
           setTyping('');
-          api('POST', `/conversations/${c.id}/read`).catch(() => undefined);
+          api('POST', `/conversations/${c.id}/read`)
+            .then(() => refreshCounts())
+            .catch(() => undefined);
         }
       }
       if (e.type === 'typing') {
@@ -593,6 +668,7 @@ function Bubble({ m }: { m: Message }) {
 /** Like, reply publicly, reply privately (one DM), hide or delete a customer's comment. */
 function CommentActions({ m }: { m: Message }) {
   const [writing, setWriting] = useState<null | 'reply' | 'private_reply'>(null);
+  const [deleting, setDeleting] = useState(false);
   const [text, setText] = useState('');
   const [error, setError] = useState('');
   const c = m.meta?.comment ?? {};
@@ -620,9 +696,34 @@ function CommentActions({ m }: { m: Message }) {
       <button class="link" onClick={() => act(c.hidden ? 'unhide' : 'hide')}>
         {c.hidden ? t('comment.unhide') : t('comment.hide')}
       </button>
-      <button class="link" onClick={() => act('delete')}>
+      <span class="grow" />
+      <button class="link danger" onClick={() => setDeleting(true)} data-testid="comment-delete">
         {t('comment.delete')}
       </button>
+      {deleting && (
+        <Confirm
+          title={t('confirm.comment_title')}
+          body={c.hidden ? t('confirm.comment_body_hidden') : t('confirm.comment_body')}
+          confirm={t('confirm.comment_ok')}
+          onCancel={() => setDeleting(false)}
+          onConfirm={() => {
+            setDeleting(false);
+            act('delete');
+          }}
+        >
+          {!c.hidden && (
+            <button
+              onClick={() => {
+                setDeleting(false);
+                act('hide');
+              }}
+              data-testid="confirm-hide"
+            >
+              {t('confirm.comment_hide_instead')}
+            </button>
+          )}
+        </Confirm>
+      )}
       {writing && (
         <form
           class="row"

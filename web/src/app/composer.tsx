@@ -27,6 +27,7 @@ export function Composer({ c, enabled, extra = {}, onRefused }: { c: Conversatio
   const fileInput = useRef<HTMLInputElement>(null);
   const lastTyping = useRef(0);
   const limit = s.me?.limits?.max_upload_bytes ?? DEFAULT_LIMIT;
+  const touch = window.matchMedia('(pointer: coarse)').matches;
 
   // Quick replies: the text is `/` + the start of a code.
   const slash = /^\/([a-z0-9_-]*)$/i.exec(text);
@@ -84,7 +85,8 @@ export function Composer({ c, enabled, extra = {}, onRefused }: { c: Conversatio
       setQrClosed(true);
       return;
     }
-    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+    // On a touch screen Enter is the keyboard's new line; the Send button sends.
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && !touch) {
       e.preventDefault();
       send();
     }
@@ -128,7 +130,8 @@ export function Composer({ c, enabled, extra = {}, onRefused }: { c: Conversatio
     }
   };
 
-  const placeholder = mode === 'reply' ? t('composer.placeholder_reply') : mode === 'note' ? t('composer.placeholder_note') : t('composer.placeholder_a2a');
+  const placeholder =
+    mode === 'reply' ? (touch ? t('composer.placeholder_reply_touch') : t('composer.placeholder_reply')) : mode === 'note' ? t('composer.placeholder_note') : t('composer.placeholder_a2a');
   return (
     <div
       class={`composer mode-${mode}${dropping ? ' dropping' : ''}`}

@@ -9,6 +9,8 @@ import { agentName, displayName, DRAG_TYPE, useShared } from './store';
 import { ChannelIcon } from './icons';
 import { ChatPane } from './chat';
 import { SidePanel } from './sidepanel';
+import { useViewHistory } from './mobile';
+import { useCounts } from './notify';
 
 export type Tab = 'mine' | 'unassigned' | 'bot' | 'all' | 'resolved';
 
@@ -66,6 +68,8 @@ export function ConversationsPage() {
   const selectedRef = useRef(selected);
   selectedRef.current = selected;
   const me = s.me?.id ?? '';
+  const { view, go, back, home } = useViewHistory();
+  const counts = useCounts();
 
   const load = async (f: Filter, more: boolean) => {
     setLoading(true);
@@ -126,6 +130,7 @@ export function ConversationsPage() {
 
   const open = async (id: string) => {
     setSelected(id);
+    go('chat');
     const known = items.find((c) => c.id === id);
     if (known) setSelectedConv(known);
     try {
@@ -135,6 +140,21 @@ export function ConversationsPage() {
       setSelectedConv(null);
     }
   };
+
+  // A click on a browser notification opens its conversation.
+  const openRef = useRef(open);
+  openRef.current = open;
+  useEffect(() => {
+    const onOpen = (e: Event) => openRef.current((e as CustomEvent<string>).detail);
+    window.addEventListener('sb-open-conversation', onOpen);
+    // Opened from a push notification: /?conversation=ID.
+    const asked = new URLSearchParams(location.search).get('conversation');
+    if (asked) {
+      history.replaceState(history.state, '', location.pathname);
+      openRef.current(asked);
+    }
+    return () => window.removeEventListener('sb-open-conversation', onOpen);
+  }, []);
 
   const refreshSelected = (c: Conversation) => {
     setSelectedConv(c);
@@ -147,19 +167,27 @@ export function ConversationsPage() {
   const set = (patch: Partial<Filter>) => setFilter((f) => ({ ...f, ...patch }));
 
   return (
-    <div class="conversations">
-      <section class="list-col">
+    <div class="conversations" data-view={selectedConv ? view : 'list'}>
+      <section class="list-col" aria-label={t('nav.conversations')}>
         <div class="tabs" role="tablist">
-          {(['mine', 'unassigned', 'bot', 'all', 'resolved'] as Tab[]).map((tab) => (
-            <button key={tab} role="tab" aria-selected={filter.tab === tab} data-testid={`tab-${tab}`} class={filter.tab === tab ? 'tab active' : 'tab'} onClick={() => set({ tab })}>
-              {t(`tab.${tab}`)}
-            </button>
-          ))}
+          {(['mine', 'unassigned', 'bot', 'all', 'resolved'] as Tab[]).map((tab) => {
+            const n = tab === 'mine' ? counts.mine : tab === 'unassigned' ? counts.waiting : 0;
+            return (
+              <button key={tab} role="tab" aria-selected={filter.tab === tab} data-testid={`tab-${tab}`} class={filter.tab === tab ? 'tab active' : 'tab'} onClick={() => set({ tab })}>
+                <span class="tab-label">{t(`tab.${tab}`)}</span>
+                {n > 0 && (
+                  <span class="count" data-testid={`count-${tab}`} aria-label={t(tab === 'mine' ? 'count.mine' : 'count.waiting', { n })}>
+                    {n > 99 ? '99+' : n}
+                  </span>
+                )}
+              </button>
+            );
+          })}
         </div>
         <div class="filters">
-          <input type="search" placeholder={t('filter.search')} value={filter.q} onInput={(e) => set({ q: e.currentTarget.value })} data-testid="search" />
+          <input type="search" placeholder={t('filter.search')} aria-label={t('filter.search')} value={filter.q} onInput={(e) => set({ q: e.currentTarget.value })} data-testid="search" />
           <div class="row">
-            <select value={filter.inbox_id} onChange={(e) => set({ inbox_id: e.currentTarget.value })} data-testid="filter-inbox">
+            <select aria-label={t('filter.inbox')} value={filter.inbox_id} onChange={(e) => set({ inbox_id: e.currentTarget.value })} data-testid="filter-inbox">
               <option value="">{t('filter.all_inboxes')}</option>
               {s.inboxes.map((i) => (
                 <option value={i.id} key={i.id}>
@@ -167,7 +195,7 @@ export function ConversationsPage() {
                 </option>
               ))}
             </select>
-            <select value={filter.tag} onChange={(e) => set({ tag: e.currentTarget.value })} data-testid="filter-tag">
+            <select aria-label={t('filter.tag')} value={filter.tag} onChange={(e) => set({ tag: e.currentTarget.value })} data-testid="filter-tag">
               <option value="">{t('filter.all_tags')}</option>
               {s.tags.map((tg) => (
                 <option value={tg.name} key={tg.id}>
@@ -190,8 +218,20 @@ export function ConversationsPage() {
           loading={loading}
         />
       </section>
-      <ChatPane key={selected ?? 'none'} conversation={selectedConv} onOpen={open} onChanged={refreshSelected} />
-      {selectedConv && <SidePanel key={selectedConv.id} conversation={selectedConv} onChanged={refreshSelected} onFilterContact={(id) => set({ contact_id: id, tab: 'all' })} onOpen={open} />}
+      <ChatPane key={selected ?? 'none'} conversation={selectedConv} onOpen={open} onChanged={refreshSelected} onBack={back} onCustomer={() => go('side')} />
+      {selectedConv && (
+        <SidePanel
+          key={selectedConv.id}
+          conversation={selectedConv}
+          onChanged={refreshSelected}
+          onFilterContact={(id) => {
+            set({ contact_id: id, tab: 'all' });
+            home();
+          }}
+          onOpen={open}
+          onBack={back}
+        />
+      )}
     </div>
   );
 }

@@ -1,10 +1,19 @@
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import './app.css';
-import { api, ApiError, Conversation, Me, Presence } from './api';
+import { api, ApiError, Me, Presence } from './api';
 import { lang, setLang, t } from './i18n';
 import { realtime } from './realtime';
-import { loadWorkspace, useShared, update, canSupervise, agentName, displayName, selfActions, shared } from './store';
+import { loadWorkspace, useShared, update, canSupervise, shared } from './store';
+import { watchNewWork } from './notify';
+import { toastSink } from './toast';
+import { leaveStringsForPush } from './webpush';
+
+const leaveStrings = () => {
+  leaveStringsForPush().catch(() => undefined);
+};
+import { NotificationSettings, SoundToggle } from './settings';
+import { fitToVisualViewport, useNarrow } from './mobile';
 import { ConversationsPage } from './conversations';
 import { AgentsPage, InboxesPage, QuickRepliesPage, TagsPage } from './admin';
 import { FaqPage, FlowsPage } from './flows';
@@ -15,6 +24,7 @@ type PageName = 'conversations' | 'agents' | 'inboxes' | 'quick_replies' | 'tags
 interface Toast {
   id: number;
   text: string;
+  undo?: () => void;
 }
 
 function Login({ onDone }: { onDone: () => void }) {
@@ -81,35 +91,26 @@ function Shell({ onLogout }: { onLogout: () => void }) {
   useEffect(() => {
     realtime.start();
     const offStatus = realtime.onStatus(setConnected);
+    const offWork = watchNewWork(push);
     const offEvents = realtime.on((e) => {
       const me = s.me?.id;
-      const conv = e.conversation as { assignee_id?: string | null } | undefined;
-      if (e.type === 'conversation.assigned' && conv && me && e.conversation_id) {
-        const mine = conv.assignee_id === me && e.previous_assignee_id !== me;
-        const lost = e.previous_assignee_id === me && conv.assignee_id !== me;
-        // What you did yourself (claim, reopen) needs no notification.
-        const byMe = selfActions.delete(e.conversation_id);
-        if ((mine || lost) && !byMe) {
-          api<Conversation>('GET', `/conversations/${e.conversation_id}`)
-            .then((c) => {
-              const name = displayName(c);
-              push(mine ? t('notify.assigned', { name }) : t('notify.taken', { name, to: agentName(conv.assignee_id) }));
-            })
-            .catch(() => undefined);
-        }
-      }
-      if (e.type === 'conversation.returned' && me && e.previous_assignee_id === me && e.conversation_id) {
-        const key = e.reason === 'offline_release' ? 'notify.returned_offline' : 'notify.returned_sla';
-        api<Conversation>('GET', `/conversations/${e.conversation_id}`)
-          .then((c) => push(t(key, { name: displayName(c) })))
-          .catch(() => undefined);
-      }
       if (e.type === 'presence') {
         const status = e.status as Presence;
         update({ agents: shared().agents.map((a) => (a.id === e.agent_id ? { ...a, presence: status, online: status === 'online' } : a)) });
         if (e.agent_id === me) setPresence(status);
       }
     });
+    // A click on a browser notification opens its conversation; a push notification's click
+    // comes through the service worker.
+    const onOpen = () => setPage('conversations');
+    window.addEventListener('sb-open-conversation', onOpen);
+    const fromWorker = (m: MessageEvent) => {
+      if (m.data?.type === 'open-conversation') window.dispatchEvent(new CustomEvent('sb-open-conversation', { detail: m.data.conversation_id }));
+    };
+    navigator.serviceWorker?.addEventListener('message', fromWorker);
+    // The service worker words pushes with the app's strings, in the agent's language.
+    leaveStringsForPush().catch(() => undefined);
+    window.addEventListener('sb-lang', leaveStrings);
     // Tell the server the agent is at the keyboard (it turns idle agents "away").
     let lastActivity = 0;
     const activity = () => {
@@ -123,7 +124,11 @@ function Shell({ onLogout }: { onLogout: () => void }) {
     window.addEventListener('pointerdown', activity);
     return () => {
       offStatus();
+      offWork();
       offEvents();
+      window.removeEventListener('sb-open-conversation', onOpen);
+      navigator.serviceWorker?.removeEventListener('message', fromWorker);
+      window.removeEventListener('sb-lang', leaveStrings);
       realtime.stop();
       window.removeEventListener('keydown', activity);
       window.removeEventListener('pointerdown', activity);
@@ -140,11 +145,12 @@ function Shell({ onLogout }: { onLogout: () => void }) {
     }
   };
 
-  const push = (text: string) => {
+  const push = (text: string, undo?: () => void) => {
     const id = Date.now() + Math.random();
-    setToasts((ts) => [...ts, { id, text }]);
-    window.setTimeout(() => setToasts((ts) => ts.filter((x) => x.id !== id)), 6000);
+    setToasts((ts) => [...ts, { id, text, undo }]);
+    window.setTimeout(() => setToasts((ts) => ts.filter((x) => x.id !== id)), undo ? 10000 : 6000);
   };
+  toastSink.push = push;
 
   const logout = async () => {
     try {
@@ -164,14 +170,32 @@ function Shell({ onLogout }: { onLogout: () => void }) {
     ['faq', t('nav.faq'), canSupervise()],
     ['reports', t('nav.reports'), canSupervise()],
   ];
+  const [menu, setMenu] = useState(false);
+  const narrow = useNarrow();
+  const [settings, setSettings] = useState(false);
+  const choose = (p: PageName) => {
+    setPage(p);
+    setMenu(false);
+  };
   return (
-    <div class="shell">
-      <nav class="sidebar">
+    <div class={menu ? 'shell menu-open' : 'shell'}>
+      {narrow && (
+      <header class="topbar">
+        <button class="icon" aria-label={t('nav.menu')} aria-expanded={menu} onClick={() => setMenu(!menu)} data-testid="menu">
+          <MenuIcon />
+        </button>
+        <span class="brand">{nav.find(([p]) => p === page)?.[1]}</span>
+        <span class={connected ? 'conn ok' : 'conn down'}>{connected ? '' : t('status.reconnecting')}</span>
+        <SoundToggle />
+      </header>
+      )}
+      {menu && <div class="scrim" onClick={() => setMenu(false)} />}
+      <nav class="sidebar" aria-label={t('nav.main')}>
         <div class="brand">{t('app.name')}</div>
         {nav
           .filter(([, , show]) => show)
           .map(([p, label]) => (
-            <button key={p} class={page === p ? 'nav active' : 'nav'} data-testid={`nav-${p}`} onClick={() => setPage(p)}>
+            <button key={p} class={page === p ? 'nav active' : 'nav'} aria-current={page === p ? 'page' : undefined} data-testid={`nav-${p}`} onClick={() => choose(p)}>
               {label}
             </button>
           ))}
@@ -191,10 +215,16 @@ function Shell({ onLogout }: { onLogout: () => void }) {
             ))}
         </div>
         <div class="me" data-testid="me-name">{s.me?.name}</div>
-        <select class="presence-pick" value={presence === 'offline' ? 'online' : presence} onChange={(e) => choosePresence(e.currentTarget.value as Presence)} data-testid="presence">
+        <select class="presence-pick" aria-label={t('presence.mine')} value={presence === 'offline' ? 'online' : presence} onChange={(e) => choosePresence(e.currentTarget.value as Presence)} data-testid="presence">
           <option value="online">● {t('presence.online')}</option>
           <option value="away">◐ {t('presence.away')}</option>
         </select>
+        <div class="row">
+          <button class="link" onClick={() => setSettings(true)} data-testid="notification-settings">
+            {t('settings.notifications')}
+          </button>
+          {!narrow && <SoundToggle />}
+        </div>
         <LangSwitch />
         <button class="link" onClick={logout}>{t('nav.logout')}</button>
       </nav>
@@ -208,30 +238,83 @@ function Shell({ onLogout }: { onLogout: () => void }) {
         {page === 'faq' && <FaqPage />}
         {page === 'reports' && <ReportsPage />}
       </main>
+      {settings && <NotificationSettings onClose={() => setSettings(false)} />}
       <div class="toasts" aria-live="polite">
         {toasts.map((x) => (
-          <div class="toast" key={x.id} data-testid="toast">{x.text}</div>
+          <div class="toast" key={x.id} data-testid="toast">
+            <span>{x.text}</span>
+            {x.undo && (
+              <button
+                class="link"
+                data-testid="undo"
+                onClick={() => {
+                  x.undo?.();
+                  setToasts((ts) => ts.filter((y) => y.id !== x.id));
+                }}
+              >
+                {t('toast.undo')}
+              </button>
+            )}
+          </div>
         ))}
       </div>
     </div>
   );
 }
 
+function MenuIcon() {
+  return (
+    <svg width="22" height="22" viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" aria-hidden="true">
+      <path d="M3 6h18M3 12h18M3 18h18" />
+    </svg>
+  );
+}
+
+function Offline({ onRetry }: { onRetry: () => void }) {
+  useEffect(() => {
+    window.addEventListener('online', onRetry);
+    return () => window.removeEventListener('online', onRetry);
+  }, []);
+  return (
+    <div class="login">
+      <div class="card offline" role="status" data-testid="offline">
+        <h1>{t('offline.title')}</h1>
+        <p>{t('offline.body')}</p>
+        <button class="primary" onClick={onRetry}>
+          {t('offline.retry')}
+        </button>
+        <LangSwitch />
+      </div>
+    </div>
+  );
+}
+
 function App() {
-  const [state, setState] = useState<'loading' | 'login' | 'in'>('loading');
+  const [state, setState] = useState<'loading' | 'login' | 'in' | 'offline'>('loading');
   const [, force] = useState(0);
+  const start = () => {
+    setState('loading');
+    api<Me>('GET', '/me')
+      .then(() => loadWorkspace().then(() => setState('in')))
+      .catch((e) => setState(e instanceof ApiError && e.status === 0 ? 'offline' : 'login'));
+  };
   useEffect(() => {
     const onLang = () => force((n) => n + 1);
     window.addEventListener('sb-lang', onLang);
     document.documentElement.lang = lang();
-    api<Me>('GET', '/me')
-      .then(() => loadWorkspace().then(() => setState('in')))
-      .catch(() => setState('login'));
+    start();
     return () => window.removeEventListener('sb-lang', onLang);
   }, []);
   if (state === 'loading') return <div class="loading" />;
+  if (state === 'offline') return <Offline onRetry={start} />;
   if (state === 'login') return <Login onDone={() => loadWorkspace().then(() => setState('in'))} />;
   return <Shell onLogout={() => setState('login')} />;
 }
 
+fitToVisualViewport();
 render(<App />, document.getElementById('app')!);
+
+// The installable app: a service worker keeps the app's shell for when the network is gone.
+if ('serviceWorker' in navigator && window.isSecureContext) {
+  navigator.serviceWorker.register('/sw.js').catch(() => undefined);
+}

@@ -2,7 +2,8 @@
 
 import { useEffect, useState } from 'preact/hooks';
 import { api, ApiError, Usage } from './api';
-import { errorText, t } from './i18n';
+import { errorText, lang, t } from './i18n';
+import { formatMoney } from './money';
 import { useShared } from './store';
 
 function thisMonth(): string {
@@ -28,6 +29,8 @@ export function ReportsPage() {
         if (e instanceof ApiError) setError(errorText(e.code, e.message));
       });
   }, [month, inbox]);
+  const locale = lang() === 'vi' ? 'vi-VN' : 'en-US';
+  const money = (x: string) => (usage ? formatMoney(x, usage.currency, locale) : x);
   const most = Math.max(1, ...(usage?.categories ?? []).map((c) => c.messages + c.conversations));
   return (
     <div class="admin" data-testid="reports">
@@ -53,7 +56,7 @@ export function ReportsPage() {
       {usage && (
         <>
           <p>
-            <b>{t('report.total')}:</b> <span data-testid="report-total">{usage.total_cost}</span> {usage.currency} · {t('report.windows')}: {usage.windows_opened} ·{' '}
+            <b>{t('report.total')}:</b> <span data-testid="report-total">{money(usage.total_cost)}</span> · {t('report.windows')}: {usage.windows_opened} ·{' '}
             {t('report.model')}: {usage.models.join(', ') || '—'}
           </p>
           {usage.unpriced > 0 && <p class="error">{t('report.unpriced', { n: usage.unpriced })}</p>}
@@ -65,9 +68,7 @@ export function ReportsPage() {
                   <div class="billable" style={{ width: `${(c.billable / most) * 100}%` }} title={t('report.billable')} />
                   <div class="free" style={{ width: `${(c.free / most) * 100}%` }} title={t('report.free')} />
                 </div>
-                <span>
-                  {c.cost} {usage.currency}
-                </span>
+                <span>{money(c.cost)}</span>
               </div>
             ))}
           </div>
@@ -90,9 +91,7 @@ export function ReportsPage() {
                   <td>{c.messages}</td>
                   <td>{c.billable}</td>
                   <td>{c.free}</td>
-                  <td>
-                    {c.cost} {usage.currency}
-                  </td>
+                  <td data-testid="report-cost">{money(c.cost)}</td>
                 </tr>
               ))}
             </tbody>

@@ -12,11 +12,25 @@ import { AutomationPanel } from './flows';
 
 type Tab = 'contact' | 'history' | 'media' | 'conversations';
 
-export function SidePanel(props: { conversation: Conversation; onChanged: (c: Conversation) => void; onFilterContact: (contactId: string) => void; onOpen: (id: string) => void }) {
+export function SidePanel(props: {
+  conversation: Conversation;
+  onChanged: (c: Conversation) => void;
+  onFilterContact: (contactId: string) => void;
+  onOpen: (id: string) => void;
+  onBack: () => void;
+}) {
   const [tab, setTab] = useState<Tab>('contact');
   const c = props.conversation;
   return (
-    <aside class="side" data-testid="side-panel">
+    <aside class="side" data-testid="side-panel" aria-label={t('side.contact')}>
+      <div class="side-head mobile-only">
+        <button class="icon back" aria-label={t('nav.back_to_chat')} onClick={props.onBack} data-testid="side-back">
+          <svg width="22" height="22" viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" aria-hidden="true">
+            <path d="M15 18l-6-6 6-6" />
+          </svg>
+        </button>
+        <b>{t('side.contact')}</b>
+      </div>
       <div class="tabs small">
         {(['contact', 'history', 'media', 'conversations'] as Tab[]).map((x) => (
           <button key={x} class={tab === x ? 'tab active' : 'tab'} onClick={() => setTab(x)} data-testid={`side-${x}`}>
@@ -83,7 +97,7 @@ function ContactForm({ contactId }: { contactId: string }) {
     <form class="contact" onSubmit={save}>
       <label>
         {t('side.name')}
-        <input value={contact.name ?? ''} readOnly disabled />
+        <input value={contact.name ?? ''} readOnly data-testid="contact-name" />
       </label>
       {field('phone', t('side.phone'))}
       {field('email', t('side.email'))}
@@ -120,7 +134,7 @@ function Tags({ c, onChanged }: { c: Conversation; onChanged: (c: Conversation) 
         {c.tags.map((tag) => (
           <span class="chip" key={tag} data-testid="tag-chip">
             {tag}
-            <button class="link" aria-label="×" onClick={() => change('DELETE', tag)}>
+            <button class="link" aria-label={t('side.remove_tag', { tag })} onClick={() => change('DELETE', tag)}>
               ×
             </button>
           </span>
@@ -132,7 +146,7 @@ function Tags({ c, onChanged }: { c: Conversation; onChanged: (c: Conversation) 
           if (name.trim()) change('POST', name);
         }}
       >
-        <input list="tag-options" placeholder={t('side.add_tag')} value={name} onInput={(e) => setName(e.currentTarget.value)} data-testid="tag-input" />
+        <input list="tag-options" aria-label={t('side.add_tag')} placeholder={t('side.add_tag')} value={name} onInput={(e) => setName(e.currentTarget.value)} data-testid="tag-input" />
         <datalist id="tag-options">
           {s.tags.map((tg) => (
             <option value={tg.name} key={tg.id} />

@@ -22,6 +22,8 @@ const STR = {
     open: 'Open chat',
     close: 'Close chat',
     error: 'Something went wrong. Please try again.',
+    prechat: 'Before we start, tell us who you are.',
+    unread: '{n} new',
   },
   vi: {
     title: 'Trò chuyện với chúng tôi',
@@ -37,34 +39,40 @@ const STR = {
     open: 'Mở khung chat',
     close: 'Đóng khung chat',
     error: 'Có lỗi xảy ra. Vui lòng thử lại.',
+    prechat: 'Trước khi bắt đầu, bạn cho shop biết vài thông tin nhé.',
+    unread: '{n} tin mới',
   },
 };
 
 const CSS = `
 :host{all:initial}
+[hidden]{display:none!important}
 *{box-sizing:border-box;font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;font-size:14px}
-.bubble{position:fixed;right:20px;bottom:20px;width:56px;height:56px;border-radius:50%;border:0;background:#1f6feb;color:#fff;display:grid;place-items:center;cursor:pointer;box-shadow:0 6px 20px rgba(0,0,0,.25);z-index:2147483646}
+.bubble{position:fixed;right:20px;bottom:20px;width:56px;height:56px;border-radius:50%;border:0;background:#1a5fd0;color:#fff;display:grid;place-items:center;cursor:pointer;box-shadow:0 6px 20px rgba(0,0,0,.25);z-index:2147483646}
+.badge{position:absolute;top:-4px;right:-4px;min-width:22px;height:22px;padding:0 6px;border-radius:11px;background:#c62828;color:#fff;font-size:12px;font-weight:700;line-height:22px;text-align:center;border:2px solid #fff}
 .panel{position:fixed;right:20px;bottom:88px;width:340px;max-width:calc(100vw - 40px);height:480px;max-height:calc(100vh - 120px);background:#fff;border-radius:14px;box-shadow:0 10px 40px rgba(0,0,0,.25);display:flex;flex-direction:column;overflow:hidden;z-index:2147483647;color:#1c2530}
-.panel[hidden]{display:none}
-.head{background:#1f6feb;color:#fff;padding:12px 14px}
+.head{background:#1a5fd0;color:#fff;padding:12px 14px}
 .head b{display:block;font-size:15px}
-.head small{opacity:.85}
-.status{background:#fff4e5;color:#8a5300;padding:4px 12px;font-size:12px}
-.status[hidden]{display:none}
+.head small{color:#fff}
+.status{background:#fff4e5;color:#7a4900;padding:4px 12px;font-size:12px}
 .msgs{flex:1;overflow-y:auto;padding:12px;display:flex;flex-direction:column;gap:6px;background:#f4f6f9}
 .m{max-width:80%;padding:7px 11px;border-radius:12px;white-space:pre-wrap;word-wrap:break-word}
-.m.customer{align-self:flex-end;background:#1f6feb;color:#fff}
+.m.customer{align-self:flex-end;background:#1a5fd0;color:#fff}
 .m.agent{align-self:flex-start;background:#fff;border:1px solid #e2e6ec}
 .m.failed{opacity:.6;cursor:pointer}
 .m img{max-width:220px;border-radius:8px;display:block}
 .m a{color:inherit}
-.typing{color:#6b7685;font-style:italic;font-size:12px;padding:0 12px 4px;background:#f4f6f9}
-.typing[hidden]{display:none}
+.typing{color:#5b6573;font-style:italic;font-size:12px;padding:0 12px 4px;background:#f4f6f9}
 form.compose{display:flex;gap:6px;padding:8px;border-top:1px solid #e2e6ec}
-textarea{flex:1;resize:none;border:1px solid #e2e6ec;border-radius:8px;padding:7px;height:40px}
-button.send{background:#1f6feb;color:#fff;border:0;border-radius:8px;padding:0 12px;cursor:pointer}
-form.pre{padding:14px;display:flex;flex-direction:column;gap:8px}
-form.pre input{border:1px solid #e2e6ec;border-radius:8px;padding:8px}
+textarea{flex:1;resize:none;border:1px solid #8a94a3;border-radius:8px;padding:7px;height:44px;color:#1c2530}
+button.send{flex:none;min-width:64px;min-height:44px;background:#1a5fd0;color:#fff;border:0;border-radius:8px;padding:0 14px;cursor:pointer;font-weight:600}
+form.pre{padding:4px 2px;display:flex;flex-direction:column;gap:10px}
+form.pre p{margin:0;color:#1c2530}
+form.pre label{display:flex;flex-direction:column;gap:4px;color:#414b59;font-size:12px}
+form.pre input{border:1px solid #8a94a3;border-radius:8px;padding:10px;min-height:44px;color:#1c2530;background:#fff}
+form.pre button.send{width:100%;padding:10px 14px}
+.err{color:#b3261e}
+@media (max-width:480px){.panel{right:0;bottom:0;width:100vw;max-width:100vw;height:100%;max-height:100%;border-radius:0}.bubble{right:14px;bottom:14px}}
 `;
 
 interface Msg {
@@ -113,9 +121,15 @@ function start(script: HTMLScriptElement) {
   // A static SVG (no emoji font needed).
   bubble.innerHTML = '<svg width="26" height="26" viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" aria-hidden="true"><path d="M21 15a2 2 0 0 1-2 2H7l-4 4V5a2 2 0 0 1 2-2h14a2 2 0 0 1 2 2z"/></svg>';
   bubble.setAttribute('aria-label', s.open);
+  bubble.setAttribute('aria-expanded', 'false');
+  const badge = el('span', 'badge');
+  badge.hidden = true;
+  badge.setAttribute('aria-hidden', 'true');
+  bubble.appendChild(badge);
   const panel = el('div', 'panel');
   panel.hidden = true;
   panel.setAttribute('role', 'dialog');
+  panel.setAttribute('aria-label', s.title);
   const head = el('div', 'head');
   const title = el('b', undefined, s.title);
   const sub = el('small');
@@ -132,6 +146,8 @@ function start(script: HTMLScriptElement) {
   const send = el('button', 'send', s.send);
   send.type = 'submit';
   compose.append(input, send);
+  // Nothing can be written until the inbox's settings say whether a pre-chat form comes first.
+  compose.hidden = true;
   panel.append(head, status, msgs, typing, compose);
   root.append(panel, bubble);
   document.body.appendChild(host);
@@ -145,6 +161,42 @@ function start(script: HTMLScriptElement) {
     const j = await r.json().catch(() => null);
     if (!r.ok) throw Object.assign(new Error(j?.error?.message ?? 'error'), { status: r.status, code: j?.error?.code });
     return j;
+  };
+
+  // Replies that came while the panel was closed: a count on the bubble and a short chime.
+  let unreadCount = 0;
+  const unread = (n: number) => {
+    unreadCount = n === 0 ? 0 : unreadCount + n;
+    badge.hidden = unreadCount === 0;
+    badge.textContent = String(unreadCount);
+    bubble.setAttribute('aria-label', unreadCount ? `${s.open} (${s.unread.replace('{n}', String(unreadCount))})` : panel.hidden ? s.open : s.close);
+    if (n > 0) chime();
+  };
+  let audio: AudioContext | null = null;
+  const chime = () => {
+    try {
+      audio ??= new AudioContext();
+      const ctx = audio;
+      ctx
+        .resume()
+        .then(() => {
+          if (ctx.state !== 'running') return;
+          const osc = ctx.createOscillator();
+          const gain = ctx.createGain();
+          const t0 = ctx.currentTime;
+          osc.frequency.value = 988;
+          gain.gain.setValueAtTime(0.0001, t0);
+          gain.gain.exponentialRampToValueAtTime(0.15, t0 + 0.02);
+          gain.gain.exponentialRampToValueAtTime(0.0001, t0 + 0.25);
+          osc.connect(gain).connect(ctx.destination);
+          osc.start(t0);
+          osc.stop(t0 + 0.3);
+          host.dispatchEvent(new CustomEvent('switchboard:sound', { bubbles: true }));
+        })
+        .catch(() => undefined);
+    } catch {
+      /* no audio here */
+    }
   };
 
   const scrollDown = () => {
@@ -218,6 +270,7 @@ function start(script: HTMLScriptElement) {
       typing.hidden = true;
       if ((m as { kind?: string }).kind === 'media') loadThread().catch(() => undefined);
       else render(m);
+      if (m.sender_kind !== 'customer' && panel.hidden) unread(1);
     };
     sock.onclose = () => {
       ws = null;
@@ -284,42 +337,73 @@ function start(script: HTMLScriptElement) {
     deliver(text, uuid(), node);
   });
 
+  // The pre-chat form comes first: the composer stays hidden until the session exists with the
+  // visitor's answers (so the contact carries their name from the first message). What they type
+  // is kept in this browser until then, even across a reload.
+  const prechatKey = `${storeKey}_prechat`;
   const prechat = (fields: string[]) => {
     const form = el('form', 'pre');
+    form.noValidate = false;
+    form.appendChild(el('p', undefined, s.prechat));
+    let saved: Record<string, string> = {};
+    try {
+      saved = JSON.parse(localStorage.getItem(prechatKey) ?? '{}');
+    } catch {
+      saved = {};
+    }
     const inputs: Record<string, HTMLInputElement> = {};
     for (const f of fields) {
+      const label = el('label', undefined, (s as Record<string, string>)[f] ?? f);
       const i = el('input');
       i.name = f;
-      i.placeholder = (s as Record<string, string>)[f] ?? f;
       i.required = f === 'name';
+      i.autocomplete = f === 'name' ? 'name' : f === 'email' ? 'email' : f === 'phone' ? 'tel' : 'on';
       if (f === 'email') i.type = 'email';
+      if (f === 'phone') i.type = 'tel';
+      i.value = saved[f] ?? '';
+      i.addEventListener('input', () => {
+        saved[f] = i.value;
+        localStorage.setItem(prechatKey, JSON.stringify(saved));
+      });
       inputs[f] = i;
-      form.appendChild(i);
+      label.appendChild(i);
+      form.appendChild(label);
     }
     const go = el('button', 'send', s.start);
     go.type = 'submit';
     form.appendChild(go);
+    const err = el('div', 'err');
+    err.setAttribute('role', 'alert');
+    form.appendChild(err);
     compose.hidden = true;
     msgs.appendChild(form);
     form.addEventListener('submit', async (e) => {
       e.preventDefault();
+      err.textContent = '';
       const values: Record<string, string> = {};
       for (const [k, i] of Object.entries(inputs)) if (i.value.trim()) values[k] = i.value.trim();
+      go.disabled = true;
       try {
         await ensureSession(values);
+        localStorage.removeItem(prechatKey);
         form.remove();
         compose.hidden = false;
         await loadThread();
         input.focus();
       } catch {
-        form.appendChild(el('div', undefined, s.error));
+        err.textContent = s.error;
+      } finally {
+        go.disabled = false;
       }
     });
+    (Object.values(inputs)[0] ?? go).focus();
   };
 
   let opened = false;
   bubble.addEventListener('click', async () => {
     panel.hidden = !panel.hidden;
+    bubble.setAttribute('aria-expanded', String(!panel.hidden));
+    if (!panel.hidden) unread(0);
     bubble.setAttribute('aria-label', panel.hidden ? s.open : s.close);
     if (panel.hidden || opened) return;
     opened = true;
@@ -337,12 +421,18 @@ function start(script: HTMLScriptElement) {
         connect();
       }
       if (!token && config && config.prechat_fields.length) prechat(config.prechat_fields);
-      else if (!token && config?.greeting) msgs.appendChild(el('div', 'm agent', config.greeting));
-      input.focus();
+      else {
+        if (!token && config?.greeting) msgs.appendChild(el('div', 'm agent', config.greeting));
+        compose.hidden = false;
+        input.focus();
+      }
     } catch {
       msgs.appendChild(el('div', 'm agent', s.error));
     }
   });
+
+  // A returning visitor hears the shop's replies even with the panel closed.
+  if (token) connect();
 }
 
 const current = document.currentScript as HTMLScriptElement | null;

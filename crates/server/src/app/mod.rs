@@ -12,6 +12,7 @@ pub mod flow_tools;
 pub mod flows;
 pub mod inbox;
 pub mod media;
+pub mod push;
 pub mod quick_replies;
 pub mod reports;
 pub mod send;

@@ -9,6 +9,7 @@ pub mod flows;
 pub mod inboxes;
 pub mod media;
 pub mod provider_send;
+pub mod push;
 pub mod quick_replies;
 pub mod reports;
 pub mod routing;
@@ -73,6 +74,21 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
         "Your presence: online, away or offline",
     ),
     ("put", "/api/v1/me/presence", "Choose away or online"),
+    (
+        "get",
+        "/api/v1/push/key",
+        "The server's Web Push (VAPID) public key, for PushManager.subscribe",
+    ),
+    (
+        "post",
+        "/api/v1/me/push-subscriptions",
+        "Save this browser's Web Push subscription (PushSubscription.toJSON()) for you",
+    ),
+    (
+        "delete",
+        "/api/v1/me/push-subscriptions",
+        "Forget one of your Web Push subscriptions (?endpoint=)",
+    ),
     (
         "get",
         "/api/v1/conversations",
@@ -392,6 +408,11 @@ pub fn router(st: AppState) -> Router {
         .route(
             "/me/presence",
             get(routing::my_presence).put(routing::set_presence),
+        )
+        .route("/push/key", get(push::key))
+        .route(
+            "/me/push-subscriptions",
+            post(push::subscribe).delete(push::unsubscribe),
         )
         .route("/conversations", get(c::list))
         .route("/conversations/{id}", get(c::get))

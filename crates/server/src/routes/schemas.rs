@@ -158,6 +158,15 @@ pub fn request(method: &str, path: &str) -> Value {
             &["status"],
             json!({"status": {"type": "string", "enum": ["away", "online"]}}),
         ))}),
+        ("post", "/api/v1/me/push-subscriptions") => json!({"requestBody": json_body(object(
+            &["endpoint", "keys"],
+            json!({"endpoint": string(),
+                "keys": object(&["p256dh", "auth"], json!({"p256dh": string(), "auth": string()})),
+                "expirationTime": nullable("number")}),
+        ))}),
+        ("delete", "/api/v1/me/push-subscriptions") => {
+            json!({"parameters": [query("endpoint", string(), true)]})
+        }
         ("get", "/api/v1/conversations") => json!({"parameters": [
             query("status", json!({"type": "string", "enum": ["bot", "pending", "open", "resolved"]}), false),
             query("inbox_id", uuid(), false),

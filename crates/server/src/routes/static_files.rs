@@ -23,6 +23,7 @@ fn content_type(path: &str) -> &'static str {
         "png" => "image/png",
         "ico" => "image/x-icon",
         "json" | "map" => "application/json",
+        "webmanifest" => "application/manifest+json",
         "woff2" => "font/woff2",
         "txt" => "text/plain; charset=utf-8",
         _ => "application/octet-stream",
@@ -98,6 +99,12 @@ pub async fn app(uri: Uri) -> Response {
     if let Some(resp) = path
         .strip_prefix("assets/")
         .and_then(|_| asset(path, "public, max-age=31536000, immutable"))
+    {
+        return resp;
+    }
+    // The service worker and the manifest are checked for updates on every visit.
+    if matches!(path, "sw.js" | "manifest.webmanifest")
+        && let Some(resp) = asset(path, "no-cache")
     {
         return resp;
     }

@@ -1,0 +1,63 @@
+// The widget on a customer's phone: the pre-chat form first, its answers kept, the start button
+// full size, and an unread badge with a chime for replies while the panel is closed.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { agentPage, browser, DESKTOP, ids, newInbox, pageUrl, PHONE, shots, useWorld } from './support.mjs';
+
+useWorld();
+
+test('the widget: the pre-chat form comes first, its answers are kept and name the customer; replies while closed show a badge and chime', async () => {
+  const inbox = await newInbox('Pre-chat first', [ids.lan], { greeting: 'Chào bạn!', prechat_fields: ['name', 'phone'] });
+  const ctx = await browser.newContext({ locale: 'vi-VN', ...PHONE });
+  await ctx.addInitScript(() => {
+    window.__chimes = 0;
+    document.addEventListener('switchboard:sound', () => window.__chimes++);
+  });
+  const visitor = await ctx.newPage();
+  await visitor.goto(`${pageUrl}?inbox=${inbox}`);
+  await visitor.locator('.bubble').click();
+  const form = visitor.locator('form.pre');
+  await form.waitFor();
+  assert.equal(await visitor.locator('.compose textarea').isVisible(), false, 'nothing can be written before the form');
+  const start = await form.locator('button').boundingBox();
+  assert.ok(start.height >= 44 && start.width >= 200, `the start button is full size (${start.width}×${start.height})`);
+  await visitor.screenshot({ path: path.join(shots, 'widget-1-prechat-first.png') });
+
+  // Typed, then the page reloads: the answers are still there.
+  await form.getByLabel('Your name').fill('Chị Hoa');
+  await visitor.reload();
+  await visitor.locator('.bubble').click();
+  assert.equal(await visitor.locator('form.pre').getByLabel('Your name').inputValue(), 'Chị Hoa');
+  await visitor.locator('form.pre').getByLabel('Phone').fill('0912 345 678');
+  await visitor.locator('form.pre button').click();
+  await visitor.locator('.m.agent', { hasText: 'Chào bạn!' }).waitFor();
+  await visitor.locator('.compose textarea').fill('Cho mình hỏi giá áo khoác');
+  await visitor.locator('.compose textarea').press('Enter');
+  await visitor.locator('.m.customer[data-id]', { hasText: 'áo khoác' }).waitFor();
+
+  // The agent sees the customer by name from the first message on.
+  const lan = await agentPage('lan@shop.vn', 'en-US', DESKTOP);
+  const row = lan.getByTestId('conversation-row').filter({ hasText: 'Chị Hoa' });
+  await row.filter({ hasText: 'áo khoác' }).waitFor();
+  await row.click();
+  assert.equal(await lan.getByTestId('contact-name').inputValue(), 'Chị Hoa');
+  await lan.getByTestId('claim').click();
+
+  // The visitor closes the panel; the shop answers: a badge on the bubble, and a chime.
+  await visitor.locator('.bubble').click();
+  await visitor.locator('.panel').waitFor({ state: 'hidden' });
+  const input = lan.getByTestId('composer-input');
+  await input.fill('Dạ áo khoác giá 450.000đ ạ');
+  await input.press('Enter');
+  await visitor.locator('.badge', { hasText: '1' }).waitFor();
+  await visitor.waitForFunction(() => window.__chimes === 1);
+  assert.match(await visitor.locator('.bubble').getAttribute('aria-label'), /Open chat \(1 new\)/);
+  await visitor.screenshot({ path: path.join(shots, 'widget-2-unread-badge.png') });
+  await visitor.locator('.bubble').click();
+  await visitor.locator('.m.agent', { hasText: '450.000đ' }).waitFor();
+  await visitor.locator('.badge').waitFor({ state: 'hidden' });
+  await ctx.close();
+  await lan.context().close();
+});
