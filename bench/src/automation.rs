@@ -22,6 +22,8 @@ pub struct Report {
     pub bot: ingest::LoadResult,
     pub reply: Samples,
     pub replies: usize,
+    /// Bot replies per second, from the first to the last one seen.
+    pub replies_per_sec: f64,
     pub flow_count: usize,
 }
 
@@ -94,7 +96,7 @@ async fn one(
     label: &str,
     prepare: impl AsyncFnOnce(&Server) -> anyhow::Result<()>,
     watch_replies: bool,
-) -> anyhow::Result<(ingest::LoadResult, Samples, usize)> {
+) -> anyhow::Result<(ingest::LoadResult, Samples, usize, f64)> {
     let dir = crate::temp_dir()?;
     let target = crate::db::Target::fresh(database_url, dir.path()).await?;
     let server = Server::start(bin, dir.path(), &target, true).await?;
@@ -169,12 +171,19 @@ async fn one(
         reader.abort();
         let mut reply = Samples::default();
         let replies = std::mem::take(&mut seen.lock().await.1);
+        let rate = match (
+            replies.iter().map(|r| r.1).min(),
+            replies.iter().map(|r| r.1).max(),
+        ) {
+            (Some(a), Some(b)) if b > a => replies.len() as f64 / (b - a).as_secs_f64(),
+            _ => 0.0,
+        };
         for (seq, at) in &replies {
             if let Some(t0) = load.sent_at.get(seq) {
                 reply.push(at.duration_since(*t0));
             }
         }
-        anyhow::Ok((load, reply, replies.len()))
+        anyhow::Ok((load, reply, replies.len(), rate))
     }
     .await;
     server.stop().await;
@@ -188,8 +197,8 @@ pub async fn run(
     o: &Opts,
     flows: usize,
 ) -> anyhow::Result<Report> {
-    let (none, _, _) = one(bin, database_url, o, "no flows", async |_| Ok(()), false).await?;
-    let (with_flows, _, _) = one(
+    let (none, _, _, _) = one(bin, database_url, o, "no flows", async |_| Ok(()), false).await?;
+    let (with_flows, _, _, _) = one(
         bin,
         database_url,
         o,
@@ -204,7 +213,7 @@ pub async fn run(
         dup_pct: 0.0,
         ..o.clone()
     };
-    let (bot, reply, replies) = one(
+    let (bot, reply, replies, replies_per_sec) = one(
         bin,
         database_url,
         &half,
@@ -219,6 +228,7 @@ pub async fn run(
         bot,
         reply,
         replies,
+        replies_per_sec,
         flow_count: flows,
     })
 }
@@ -246,8 +256,9 @@ pub fn print(r: &Report) {
         r.flows.msgs_per_sec() / r.none.msgs_per_sec()
     );
     println!(
-        "customer message → bot reply queued: {} replies, p50 {:.1} ms, p99 {:.1} ms (at {:.0} msg/s)",
+        "customer message → bot reply queued: {} replies ({:.0}/s), p50 {:.1} ms, p99 {:.1} ms (offered {:.0} msg/s)",
         r.replies,
+        r.replies_per_sec,
         r.reply.pct(50.0),
         r.reply.pct(99.0),
         r.bot.msgs_per_sec()
