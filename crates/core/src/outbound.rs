@@ -511,6 +511,35 @@ impl ButtonLimits {
     }
 }
 
+/// What an automatic sender (a flow's bot) sends for `content` on `channel`: nobody is there to
+/// shorten buttons the channel refuses, so reply buttons that do not fit become a list where the
+/// channel has one that fits (WhatsApp: 4–10 choices, or titles up to 24), else the numbered list.
+/// Anything else is left as it is (the send command's checks still apply).
+pub fn for_automation(channel: ChannelKind, content: Content, list_button: &str) -> Content {
+    let Content::Interactive(i) = &content else {
+        return content;
+    };
+    if !matches!(fit(channel, &content), Err(_)) {
+        return content;
+    }
+    if let Choices::Buttons(rows) = &i.choices {
+        let list = Content::Interactive(Interactive {
+            choices: Choices::List {
+                button: list_button.to_owned(),
+                sections: vec![Section {
+                    title: None,
+                    rows: rows.clone(),
+                }],
+            },
+            ..i.clone()
+        });
+        if matches!(fit(channel, &list), Ok(Fit::AsIs)) {
+            return list;
+        }
+    }
+    Content::Text(i.numbered_text())
+}
+
 /// Whether `content` fits `channel` (the capability table), and in what form.
 pub fn fit(channel: ChannelKind, content: &Content) -> Result<Fit, Unfit> {
     let caps = capabilities(channel);
@@ -1115,5 +1144,51 @@ mod tests {
             "[image] mẫu"
         );
         assert_eq!(m(link, None, None).thread_text(), "[image]");
+    }
+
+    #[test]
+    fn a_bots_buttons_that_whatsapp_refuses_become_a_list_or_a_numbered_list() {
+        let choices = |n: usize, title: &str| {
+            Content::Interactive(Interactive {
+                header: None,
+                body: "Chọn size".into(),
+                footer: None,
+                choices: Choices::Buttons(
+                    (0..n)
+                        .map(|k| Choice {
+                            id: format!("c{k}"),
+                            title: format!("{title} {k}"),
+                            description: None,
+                        })
+                        .collect(),
+                ),
+            })
+        };
+        let wa = ChannelKind::Whatsapp;
+        // Three fit as buttons: unchanged.
+        assert_eq!(
+            for_automation(wa, choices(3, "Size"), "Chọn"),
+            choices(3, "Size")
+        );
+        // Five: a list of five rows behind a "Chọn" button.
+        let Content::Interactive(five) = for_automation(wa, choices(5, "Size"), "Chọn") else {
+            panic!("a list")
+        };
+        assert!(
+            matches!(&five.choices, Choices::List { button, sections } if button == "Chọn" && sections[0].rows.len() == 5)
+        );
+        assert_eq!(fit(wa, &Content::Interactive(five)), Ok(Fit::AsIs));
+        // Eleven, or titles over a list row's 24 characters: the numbered list.
+        assert!(
+            matches!(for_automation(wa, choices(11, "Size"), "Chọn"), Content::Text(t) if t.contains("11. Size 10"))
+        );
+        let long = "Áo thun cổ tròn tay ngắn màu";
+        assert!(matches!(
+            for_automation(wa, choices(2, long), "Chọn"),
+            Content::Text(_)
+        ));
+        // Other content is never touched.
+        let text = Content::Text("x".repeat(5000));
+        assert_eq!(for_automation(wa, text.clone(), "Chọn"), text);
     }
 }

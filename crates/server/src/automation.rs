@@ -39,6 +39,8 @@ const ATTEMPTS: usize = 5;
 const CLAIM_BATCH: u32 = 100;
 /// The most an HTTP step reads of an answer.
 const HTTP_BODY_MAX: usize = 1 << 20;
+/// The button that opens a bot's list (WhatsApp shows it under the message).
+const LIST_BUTTON: &str = "Chọn";
 /// A scheduled flow whose conversation another flow holds is tried again this much later.
 const RETRY_SECS: i64 = 60;
 /// Local time for scheduled sends' hours where the inbox has no business hours (Vietnam).
@@ -825,6 +827,12 @@ impl Automation {
     }
 
     async fn send(&self, conversation: ConversationId, content: Content) {
+        // Buttons the channel refuses are reshaped (a list, or the numbered list): a bot has nobody
+        // to shorten them.
+        let content = match self.channel_of(conversation).await {
+            Some(ch) => switchboard_core::outbound::for_automation(ch, content, LIST_BUTTON),
+            None => content,
+        };
         let req = SendRequest {
             purpose: Purpose::Flow,
             ..SendRequest::new(conversation, Author::Bot, content)
@@ -832,6 +840,11 @@ impl Automation {
         if let Err(e) = self.outgoing.send(req).await {
             tracing::warn!(conversation_id = %conversation, code = e.code, "a flow's message could not be written");
         }
+    }
+
+    async fn channel_of(&self, conversation: ConversationId) -> Option<ChannelKind> {
+        let c = self.store.conversation(conversation).await.ok()??;
+        Some(self.store.inbox(c.inbox_id).await.ok()??.channel)
     }
 
     async fn save_field(
