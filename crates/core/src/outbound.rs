@@ -519,7 +519,7 @@ pub fn for_automation(channel: ChannelKind, content: Content, list_button: &str)
     let Content::Interactive(i) = &content else {
         return content;
     };
-    if !matches!(fit(channel, &content), Err(_)) {
+    if fit(channel, &content).is_ok() {
         return content;
     }
     if let Choices::Buttons(rows) = &i.choices {
