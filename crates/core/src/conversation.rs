@@ -441,37 +441,36 @@ pub fn reopen(
 
 /// Add a tag (already normalised). Adding a tag that is there already changes nothing.
 pub fn tag(c: &Conversation, actor: Actor, name: &str) -> Transition {
-    if c.tags.iter().any(|t| t == name) {
-        return Transition::unchanged(c);
-    }
-    let mut n = c.clone();
-    n.tags.push(name.to_owned());
-    n.tags.sort();
-    Transition::changed(
-        n,
-        vec![action(
-            ActionKind::Tagged,
-            Some(actor.agent_id),
-            serde_json::json!({"tag": name}),
-        )],
-    )
+    retag(c, Some(actor.agent_id), name, true)
 }
 
 /// Remove a tag. Removing a tag that is not there changes nothing.
 pub fn untag(c: &Conversation, actor: Actor, name: &str) -> Transition {
-    if !c.tags.iter().any(|t| t == name) {
+    retag(c, Some(actor.agent_id), name, false)
+}
+
+/// Adds (`add`) or removes a tag, by an agent or (`None`) a flow.
+fn retag(c: &Conversation, by: Option<AgentId>, name: &str, add: bool) -> Transition {
+    if c.tags.iter().any(|t| t == name) == add {
         return Transition::unchanged(c);
     }
     let mut n = c.clone();
-    n.tags.retain(|t| t != name);
-    Transition::changed(
-        n,
-        vec![action(
-            ActionKind::Untagged,
-            Some(actor.agent_id),
-            serde_json::json!({"tag": name}),
-        )],
-    )
+    if add {
+        n.tags.push(name.to_owned());
+        n.tags.sort();
+    } else {
+        n.tags.retain(|t| t != name);
+    }
+    let kind = if add {
+        ActionKind::Tagged
+    } else {
+        ActionKind::Untagged
+    };
+    let detail = match by {
+        Some(_) => serde_json::json!({ "tag": name }),
+        None => serde_json::json!({ "tag": name, "by": "flow" }),
+    };
+    Transition::changed(n, vec![action(kind, by, detail)])
 }
 
 /// A flow starts and holds the conversation: status `bot`, out of the agents' pool, nobody
@@ -614,30 +613,7 @@ pub fn bot_resolves(c: &Conversation, now: Timestamp) -> Transition {
 
 /// A flow tags (`add`) or untags the conversation.
 pub fn bot_tag(c: &Conversation, name: &str, add: bool) -> Transition {
-    let has = c.tags.iter().any(|t| t == name);
-    if has == add {
-        return Transition::unchanged(c);
-    }
-    let mut n = c.clone();
-    if add {
-        n.tags.push(name.to_owned());
-        n.tags.sort();
-    } else {
-        n.tags.retain(|t| t != name);
-    }
-    let kind = if add {
-        ActionKind::Tagged
-    } else {
-        ActionKind::Untagged
-    };
-    Transition::changed(
-        n,
-        vec![action(
-            kind,
-            None,
-            serde_json::json!({"tag": name, "by": "flow"}),
-        )],
-    )
+    retag(c, None, name, add)
 }
 
 #[cfg(test)]

@@ -1535,17 +1535,8 @@ fn short(e: &reqwest::Error) -> String {
 /// Runs [`Automation::run_due`] every `poll_ms` until aborted; `None` when turned off.
 pub fn spawn_runner(automation: Automation, clock: Arc<dyn Clock>) -> Option<JoinHandle<()>> {
     let every = automation.poll_ms;
-    if every == 0 {
-        return None;
-    }
-    Some(tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(every));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            if let Err(e) = automation.run_due(clock.now()).await {
-                tracing::warn!(error = %e, "automation tick failed");
-            }
-        }
-    }))
+    crate::timers::spawn_every(every, "automation tick failed", move || {
+        let (automation, clock) = (automation.clone(), clock.clone());
+        async move { automation.run_due(clock.now()).await.map(|_| ()) }
+    })
 }

@@ -249,16 +249,29 @@ fn change(
 /// Runs [`Routing::run_due_timers`] every `timer_poll_ms` until aborted; `None` when turned off.
 pub fn spawn_runner(routing: Routing, clock: Arc<dyn Clock>) -> Option<JoinHandle<()>> {
     let every = routing.config.timer_poll_ms;
-    if every == 0 {
+    spawn_every(every, "timer tick failed", move || {
+        let (routing, clock) = (routing.clone(), clock.clone());
+        async move { routing.run_due_timers(clock.now()).await.map(|_| ()) }
+    })
+}
+
+/// Runs `tick` every `every_ms` milliseconds until aborted (a tick that overruns delays the
+/// next); a failure is logged with `what`. `None` when `every_ms` is 0 (tests tick by hand).
+pub fn spawn_every<F, Fut>(every_ms: u64, what: &'static str, tick: F) -> Option<JoinHandle<()>>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), StoreError>> + Send,
+{
+    if every_ms == 0 {
         return None;
     }
     Some(tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(every));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut interval = tokio::time::interval(Duration::from_millis(every_ms));
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
-            if let Err(e) = routing.run_due_timers(clock.now()).await {
-                tracing::warn!(error = %e, "timer tick failed");
+            interval.tick().await;
+            if let Err(e) = tick().await {
+                tracing::warn!(error = %e, "{what}");
             }
         }
     }))
