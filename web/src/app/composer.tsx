@@ -13,10 +13,27 @@ type Mode = 'reply' | 'note' | 'agent_to_agent';
 const EMOJI = ['😀', '😊', '😍', '🙏', '👍', '👌', '🎉', '❤️', '😢', '😅', '🤔', '👋', '✅', '📦', '🚚', '💰', '🎁', '⭐', '🔥', '😉'];
 const DEFAULT_LIMIT = 20 * 1024 * 1024;
 
-export function Composer({ c, enabled, extra = {}, onRefused }: { c: Conversation; enabled: boolean; extra?: Record<string, unknown>; onRefused?: () => void }) {
+/**
+ * `enabled`: a reply to the customer may be written now (the agent holds the conversation and the
+ * channel's window allows it). Notes and messages to colleagues need neither (`privateEnabled`).
+ */
+export function Composer({
+  c,
+  enabled: replyEnabled,
+  privateEnabled = true,
+  extra = {},
+  onRefused,
+}: {
+  c: Conversation;
+  enabled: boolean;
+  privateEnabled?: boolean;
+  extra?: Record<string, unknown>;
+  onRefused?: () => void;
+}) {
   const s = useShared();
   const [text, setText] = useState('');
   const [mode, setMode] = useState<Mode>('reply');
+  const enabled = mode === 'reply' ? replyEnabled : privateEnabled;
   const [error, setError] = useState('');
   const [busy, setBusy] = useState('');
   const [emoji, setEmoji] = useState(false);
@@ -137,7 +154,7 @@ export function Composer({ c, enabled, extra = {}, onRefused }: { c: Conversatio
       class={`composer mode-${mode}${dropping ? ' dropping' : ''}`}
       data-testid="composer"
       onDragOver={(e) => {
-        if (enabled && e.dataTransfer?.types.includes('Files')) {
+        if (replyEnabled && e.dataTransfer?.types.includes('Files')) {
           e.preventDefault();
           setDropping(true);
         }
@@ -145,7 +162,7 @@ export function Composer({ c, enabled, extra = {}, onRefused }: { c: Conversatio
       onDragLeave={() => setDropping(false)}
       onDrop={(e) => {
         setDropping(false);
-        if (enabled && e.dataTransfer?.files.length) {
+        if (replyEnabled && e.dataTransfer?.files.length) {
           e.preventDefault();
           sendFiles(e.dataTransfer.files);
         }
@@ -173,7 +190,7 @@ export function Composer({ c, enabled, extra = {}, onRefused }: { c: Conversatio
       )}
       <div class="modes">
         {(['reply', 'note', 'agent_to_agent'] as Mode[]).map((m) => (
-          <button key={m} class={mode === m ? 'mode active' : 'mode'} onClick={() => setMode(m)} disabled={!enabled} data-testid={`mode-${m}`}>
+          <button key={m} class={mode === m ? 'mode active' : 'mode'} onClick={() => setMode(m)} disabled={m === 'reply' ? !replyEnabled : !privateEnabled} data-testid={`mode-${m}`}>
             {m === 'reply' ? t('composer.reply') : m === 'note' ? t('composer.note') : t('composer.a2a')}
           </button>
         ))}
@@ -195,7 +212,7 @@ export function Composer({ c, enabled, extra = {}, onRefused }: { c: Conversatio
           <button title={t('composer.emoji')} aria-label={t('composer.emoji')} disabled={!enabled} onClick={() => setEmoji(!emoji)}>
             <Smile />
           </button>
-          <button title={t('composer.attach')} aria-label={t('composer.attach')} disabled={!enabled} onClick={() => fileInput.current?.click()}>
+          <button title={t('composer.attach')} aria-label={t('composer.attach')} disabled={!enabled || mode !== 'reply'} onClick={() => fileInput.current?.click()}>
             <Clip />
           </button>
           <button class="primary" disabled={!enabled || !text.trim()} onClick={send} data-testid="send">
