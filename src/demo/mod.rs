@@ -149,6 +149,7 @@ pub async fn prepare(st: &AppState, url: &str) -> anyhow::Result<String> {
         })
         .await
         .context("seeding the first conversation")?;
+    flows(st, now).await.context("seeding the demo flows")?;
 
     let _ = writeln!(
         out,
@@ -186,4 +187,52 @@ pub async fn prepare(st: &AppState, url: &str) -> anyhow::Result<String> {
         "  curl -s {url}/api/v1/conversations -H 'authorization: Bearer TOKEN'"
     );
     Ok(out)
+}
+
+/// The demo's automation, none of it starting by itself (the tour's first customer waits for an
+/// agent): an FAQ, a FAQ bot to switch on, and a reminder to start from a conversation or schedule.
+async fn flows(st: &AppState, now: switchboard_core::Timestamp) -> anyhow::Result<()> {
+    use switchboard_core::flow::{FaqList, Flow};
+    let faq: FaqList = serde_json::from_value(serde_json::json!({"entries": [
+        {"phrasings": ["giá bao nhiêu", "bao nhiêu tiền", "giá áo"], "answer": "Dạ áo sơ mi 349.000đ, áo thun 199.000đ ạ."},
+        {"phrasings": ["ship mấy ngày", "giao hàng bao lâu", "phí ship"], "answer": "Dạ shop giao 2–4 ngày, miễn phí từ 300.000đ ạ."},
+        {"phrasings": ["đổi trả", "đổi size"], "answer": "Dạ shop đổi size trong 7 ngày nếu còn tem mác ạ."}
+    ]}))?;
+    st.store
+        .save_faq(
+            st.workspace_id,
+            &switchboard_store::FaqSettings {
+                faq,
+                handoff_phrases: None,
+                updated_at: now,
+            },
+        )
+        .await?;
+    let bot = serde_json::json!({
+        "name": "Trả lời câu hỏi (FAQ)", "version": 1,
+        "triggers": [{"type": "new_conversation"}, {"type": "agent_start"}],
+        "start": "hi",
+        "steps": [
+            {"id": "hi", "do": {"type": "send_message", "variants": [{"text": "Chào {{contact.name | anh/chị}} ạ! Anh/chị cần hỏi gì ạ?"}], "next": "faq"}},
+            {"id": "faq", "do": {"type": "faq_bot", "fallback": "Dạ câu này em chưa rõ, anh/chị nhắn \"gặp nhân viên\" để được tư vấn nhé.", "max_misses": 2}}
+        ]
+    });
+    let remind = serde_json::json!({
+        "name": "Nhắc khách quay lại", "version": 1,
+        "triggers": [{"type": "scheduled_due"}, {"type": "agent_start"}],
+        "start": "ask",
+        "steps": [
+            {"id": "ask", "do": {"type": "ask", "question": {"text": "Anh/chị còn quan tâm mẫu áo hôm trước không ạ?"},
+                "answer": {"type": "choice", "choices": [{"title": "Còn ạ", "value": "yes", "next": "human"}, {"title": "Không ạ", "value": "no"}]},
+                "save_to": "interested"}},
+            {"id": "human", "do": {"type": "handoff", "note": "Khách còn quan tâm mẫu áo"}}
+        ]
+    });
+    for (flow, active) in [(bot, false), (remind, true)] {
+        let flow = Flow::import(&flow.to_string()).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        st.store
+            .create_flow(st.workspace_id, FlowId(new_uuid()), &flow, active, now)
+            .await?;
+    }
+    Ok(())
 }
