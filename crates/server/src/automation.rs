@@ -682,7 +682,7 @@ impl Automation {
                 Err(StoreError::VersionConflict) => continue,
                 Err(e) => return Err(e),
             }
-            return Ok(self.carry_out(&c, &run, effects, after).await);
+            return Ok(self.carry_out(&c, effects, after).await);
         }
         Err(StoreError::VersionConflict)
     }
@@ -756,7 +756,6 @@ impl Automation {
     async fn carry_out(
         &self,
         c: &Conversation,
-        run: &FlowRun,
         effects: Vec<Effect>,
         after: After,
     ) -> Option<(FlowId, u32)> {
@@ -816,7 +815,6 @@ impl Automation {
         if after == After::Route {
             self.routed(c.id).await;
         }
-        let _ = run;
         next
     }
 
