@@ -182,10 +182,6 @@ impl std::ops::Deref for Automation {
     }
 }
 
-fn fresh_id() -> uuid::Uuid {
-    uuid::Uuid::now_v7()
-}
-
 impl Automation {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -205,7 +201,7 @@ impl Automation {
             routing,
             http,
             signing_key,
-            node: fresh_id().to_string(),
+            node: crate::random::new_uuid().to_string(),
             lease_secs: lease_secs.max(1),
             poll_ms,
             compiled: RwLock::new(None),
@@ -612,7 +608,7 @@ impl Automation {
             }
             let change = change_of(&c, tr, Vec::new(), now);
             let run = FlowRun {
-                id: FlowRunId(fresh_id()),
+                id: FlowRunId(crate::random::new_uuid()),
                 workspace_id: c.workspace_id,
                 flow_id,
                 conversation_id: c.id,
@@ -682,7 +678,7 @@ impl Automation {
                 Err(StoreError::VersionConflict) => continue,
                 Err(e) => return Err(e),
             }
-            return Ok(self.carry_out(&c, effects, after).await);
+            return Ok(self.carry_out(&c, facts.channel, effects, after).await);
         }
         Err(StoreError::VersionConflict)
     }
@@ -694,11 +690,9 @@ impl Automation {
         c: &Conversation,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let mut state = run.state.clone();
-        state.ended = Some(EndReason::MissingStep {
+        let state = run.state.ended_by(EndReason::MissingStep {
             step: String::new(),
         });
-        state.waiting = flow::Waiting::Nothing;
         let tr = conv::hand_off(c, "flow_missing", None, now);
         let change = change_of(c, tr, Vec::new(), now);
         self.store
@@ -756,6 +750,7 @@ impl Automation {
     async fn carry_out(
         &self,
         c: &Conversation,
+        channel: ChannelKind,
         effects: Vec<Effect>,
         after: After,
     ) -> Option<(FlowId, u32)> {
@@ -763,7 +758,7 @@ impl Automation {
         let now = self.clock.now();
         for e in effects {
             match e {
-                Effect::Send(content) => self.send(c.id, content).await,
+                Effect::Send(content) => self.send(c.id, channel, content).await,
                 Effect::SaveField { field, value } => {
                     if let Err(e) = self.save_field(c.contact_id, &field, &value, now).await {
                         tracing::warn!(error = %e, "a flow could not save a contact field");
@@ -776,7 +771,7 @@ impl Automation {
                 } => next = Some((flow, carried_steps)),
                 Effect::ScheduleFlow { flow, send_at } => {
                     let s = ScheduledFlow {
-                        id: ScheduledFlowId(fresh_id()),
+                        id: ScheduledFlowId(crate::random::new_uuid()),
                         workspace_id: c.workspace_id,
                         contact_id: c.contact_id,
                         conversation_id: c.id,
@@ -824,13 +819,10 @@ impl Automation {
         }
     }
 
-    async fn send(&self, conversation: ConversationId, content: Content) {
+    async fn send(&self, conversation: ConversationId, channel: ChannelKind, content: Content) {
         // Buttons the channel refuses are reshaped (a list, or the numbered list): a bot has nobody
         // to shorten them.
-        let content = match self.channel_of(conversation).await {
-            Some(ch) => switchboard_core::outbound::for_automation(ch, content, LIST_BUTTON),
-            None => content,
-        };
+        let content = switchboard_core::outbound::for_automation(channel, content, LIST_BUTTON);
         let req = SendRequest {
             purpose: Purpose::Flow,
             ..SendRequest::new(conversation, Author::Bot, content)
@@ -838,11 +830,6 @@ impl Automation {
         if let Err(e) = self.outgoing.send(req).await {
             tracing::warn!(conversation_id = %conversation, code = e.code, "a flow's message could not be written");
         }
-    }
-
-    async fn channel_of(&self, conversation: ConversationId) -> Option<ChannelKind> {
-        let c = self.store.conversation(conversation).await.ok()??;
-        Some(self.store.inbox(c.inbox_id).await.ok()??.channel)
     }
 
     async fn save_field(
@@ -978,9 +965,7 @@ impl Automation {
                     Err(e) => return Err(e.into()),
                 }
             };
-            let mut state = run.state.clone();
-            state.ended = Some(EndReason::TakenOver);
-            state.waiting = flow::Waiting::Nothing;
+            let state = run.state.ended_by(EndReason::TakenOver);
             let ended = conv::Action {
                 kind: ActionKind::FlowEnded,
                 actor: Some(actor.agent_id),
@@ -1045,9 +1030,7 @@ impl Automation {
                 .await?
                 .ok_or(StoreError::NotFound)?;
             let now = self.clock.now();
-            let mut state = run.state.clone();
-            state.ended = Some(EndReason::Stopped);
-            state.waiting = flow::Waiting::Nothing;
+            let state = run.state.ended_by(EndReason::Stopped);
             let tr = conv::hand_off(&c, reason, None, now);
             let handed = tr.changed;
             let change = change_of(&c, tr, Vec::new(), now);
@@ -1174,14 +1157,7 @@ impl Automation {
             .await?
             .ok_or(StoreError::NotFound)?;
         let facts = window_facts(self.store.as_ref(), inbox.channel, &c).await?;
-        let decision = policy::decide(
-            &policy::rules_for(inbox.channel),
-            facts,
-            now,
-            Sender::Automation,
-            policy::Content::Reply,
-            Requested::default(),
-        );
+        let decision = bot_decision(inbox.channel, facts, now);
         if let Decision::Refused { reason, .. } = &decision {
             let code = refusal_code(*reason);
             let status = self
@@ -1462,8 +1438,21 @@ fn history_changed(c: &Conversation) -> EventDraft {
     }
 }
 
-/// Whether automation may send a free-form message in the conversation at `at` (the policy's
-/// answer for the bot, with what the store knows now).
+/// The messaging-window policy's answer for a bot's free-form message at `at` (automation:
+/// never `HUMAN_AGENT`).
+pub fn bot_decision(channel: ChannelKind, facts: policy::Facts, at: Timestamp) -> Decision {
+    policy::decide(
+        &policy::rules_for(channel),
+        facts,
+        at,
+        Sender::Automation,
+        policy::Content::Reply,
+        Requested::default(),
+    )
+}
+
+/// Whether automation may send a free-form message in the conversation at `at` (with what the
+/// store knows now).
 pub async fn automation_may_send(
     store: &dyn Store,
     channel: ChannelKind,
@@ -1472,14 +1461,7 @@ pub async fn automation_may_send(
 ) -> Result<bool, StoreError> {
     let facts = window_facts(store, channel, c).await?;
     Ok(matches!(
-        policy::decide(
-            &policy::rules_for(channel),
-            facts,
-            at,
-            Sender::Automation,
-            policy::Content::Reply,
-            Requested::default(),
-        ),
+        bot_decision(channel, facts, at),
         Decision::Allowed { .. }
     ))
 }

@@ -226,6 +226,15 @@ impl RunState {
         }
     }
 
+    /// The run ended from outside the engine (an agent took over, auto-reply was switched off).
+    pub fn ended_by(&self, reason: EndReason) -> Self {
+        Self {
+            waiting: Waiting::Nothing,
+            ended: Some(reason),
+            ..self.clone()
+        }
+    }
+
     pub fn is_ended(&self) -> bool {
         self.ended.is_some()
     }

@@ -17,7 +17,7 @@ use switchboard_core::flow::{
     TriggerEvent,
 };
 use switchboard_core::outbound::{self, Content, Fit, Unfit};
-use switchboard_core::policy::{self, Decision, Facts, Requested, Sender};
+use switchboard_core::policy::{Decision, Facts};
 use switchboard_core::*;
 
 /// At most this many inputs in one simulation, and conversations in one dry run.
@@ -86,14 +86,7 @@ const fn unfit_code(u: Unfit) -> &'static str {
 
 /// The window's answer for the bot at `now`.
 fn window(channel: ChannelKind, last_customer: Option<Timestamp>, now: Timestamp) -> Value {
-    match policy::decide(
-        &policy::rules_for(channel),
-        Facts::since(last_customer),
-        now,
-        Sender::Automation,
-        policy::Content::Reply,
-        Requested::default(),
-    ) {
+    match crate::automation::bot_decision(channel, Facts::since(last_customer), now) {
         Decision::Allowed { .. } => json!({"allowed": true}),
         Decision::Refused { reason, .. } => {
             json!({"allowed": false, "reason": crate::automation::refusal_code(reason)})

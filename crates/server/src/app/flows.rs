@@ -7,14 +7,14 @@
 use crate::app::contacts::{latest_conversation, visible_contact};
 use crate::app::conversation::visible;
 use crate::auth::CurrentAgent;
-use crate::automation::{NotStarted, TakeOverError, automation_may_send, refusal_code};
+use crate::automation::{NotStarted, TakeOverError, bot_decision, refusal_code};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use switchboard_core::conversation::Actor;
 use switchboard_core::flow::{self, Flow, FlowError, ImportError};
-use switchboard_core::policy::{self, Decision, Requested, Sender};
+use switchboard_core::policy::{self, Decision};
 use switchboard_core::*;
 use switchboard_store::{FaqSettings, ScheduledFlow, ScheduledStatus, StoreError, StoredFlow};
 
@@ -481,17 +481,9 @@ async fn forecast(st: &AppState, c: &Conversation, at: Timestamp) -> ApiResult<s
         .inbox(c.inbox_id)
         .await?
         .ok_or_else(|| ApiError::not_found("inbox"))?;
-    let open = automation_may_send(st.store.as_ref(), inbox.channel, c, at).await?;
     let facts = crate::app::send::window_facts(st.store.as_ref(), inbox.channel, c).await?;
-    let rules = policy::rules_for(inbox.channel);
-    let decision = policy::decide(
-        &rules,
-        facts,
-        at,
-        Sender::Automation,
-        policy::Content::Reply,
-        Requested::default(),
-    );
+    let decision = bot_decision(inbox.channel, facts, at);
+    let open = matches!(decision, Decision::Allowed { .. });
     let (allowed, reason) = match &decision {
         Decision::Allowed { .. } => ("open", None),
         Decision::Refused { reason, .. } => (
@@ -504,7 +496,7 @@ async fn forecast(st: &AppState, c: &Conversation, at: Timestamp) -> ApiResult<s
         ),
         Decision::NeedsConfirmation { .. } => ("not_allowed", Some("window_closed")),
     };
-    let summary = policy::summarize(&rules, facts, st.clock.now());
+    let summary = policy::summarize(&policy::rules_for(inbox.channel), facts, st.clock.now());
     Ok(serde_json::json!({
         "at": at, "allowed": allowed, "open": open, "reason": reason,
         "window_ends_at": summary.window_ends_at, "channel": inbox.channel,
