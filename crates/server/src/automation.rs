@@ -172,8 +172,13 @@ pub struct Inner {
 }
 
 /// Workers taking customer messages, and how many each may have waiting (then ingest waits).
-const WORKERS: usize = 4;
-const QUEUE_PER_WORKER: usize = 4096;
+/// A conversation always goes to the same worker (its messages in order); many workers let the
+/// steps of different conversations share the store's group commits instead of queueing behind
+/// one another's fsyncs.
+/// A step waits for a commit or two (a few ms each on a quiet disk, far more on a busy one), so
+/// throughput is about `WORKERS / (2 × commit latency)`.
+const WORKERS: usize = 128;
+const QUEUE_PER_WORKER: usize = 128;
 
 impl std::ops::Deref for Automation {
     type Target = Inner;

@@ -578,7 +578,6 @@ impl<D: Db> AutomationStore for D {
         node: &str,
         limit: u32,
     ) -> Result<Vec<FlowRun>> {
-        let mut conn = self.write().await?;
         // As the routing timers: rows another runner leases are skipped, not waited for.
         let mut runs = q(
             "UPDATE flow_runs SET locked_by = $1, locked_until = $2 WHERE id IN ( \
@@ -592,7 +591,7 @@ impl<D: Db> AutomationStore for D {
         .bind(lease_until.millis())
         .bind(now.millis())
         .bind(i64::from(limit))
-        .all(&mut *conn, run_row)
+        .write_all(self, run_row)
         .await?;
         runs.sort_by_key(|r| (r.state.wakes_at(), r.id));
         Ok(runs)
@@ -701,7 +700,6 @@ impl<D: Db> AutomationStore for D {
         node: &str,
         limit: u32,
     ) -> Result<Vec<ScheduledFlow>> {
-        let mut conn = self.write().await?;
         let mut due = q(
             "UPDATE scheduled_flows SET locked_by = $1, locked_until = $2 WHERE id IN ( \
                SELECT id FROM scheduled_flows WHERE status = 'scheduled' AND send_at <= $3 \
@@ -714,7 +712,7 @@ impl<D: Db> AutomationStore for D {
         .bind(lease_until.millis())
         .bind(now.millis())
         .bind(i64::from(limit))
-        .all(&mut *conn, scheduled_row)
+        .write_all(self, scheduled_row)
         .await?;
         due.sort_by_key(|s| (s.send_at, s.id));
         Ok(due)

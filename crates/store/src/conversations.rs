@@ -83,17 +83,19 @@ impl<D: Db> Store for D {
 
     #[instrument(skip_all)]
     async fn setting_init(&self, key: &str, value: &str) -> Result<String> {
-        let mut conn = self.write().await?;
+        let mut tx = self.begin().await?;
         q("INSERT INTO server_settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
             .bind(key)
             .bind(value)
-            .execute(&mut *conn)
+            .execute(&mut *tx)
             .await?;
-        Ok(q("SELECT value FROM server_settings WHERE key = $1")
+        let stored = q("SELECT value FROM server_settings WHERE key = $1")
             .bind(key)
-            .fetch_one(&mut *conn)
+            .fetch_one(&mut *tx)
             .await?
-            .try_get(0)?)
+            .try_get(0)?;
+        commit(self, tx, &mut []).await?;
+        Ok(stored)
     }
 
     #[instrument(skip_all)]

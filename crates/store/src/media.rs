@@ -52,7 +52,7 @@ impl<D: Db> MediaStore for D {
         .bind(&a.content_type)
         .bind(a.size_bytes)
         .bind(a.created_at.millis())
-        .execute(&mut *self.write().await?)
+        .write(self)
         .await?;
         Ok(())
     }
@@ -94,7 +94,7 @@ impl<D: Db> MediaStore for D {
 
     #[instrument(skip_all)]
     async fn create_tag(&self, ws: WorkspaceId, name: &str, now: Timestamp) -> Result<Tag> {
-        let mut conn = self.write().await?;
+        let mut tx = self.begin().await?;
         q(
             "INSERT INTO tags (id, workspace_id, name, created_at) VALUES ($1, $2, $3, $4) \
            ON CONFLICT (workspace_id, name) DO NOTHING",
@@ -103,17 +103,19 @@ impl<D: Db> MediaStore for D {
         .bind(ws.to_string())
         .bind(name)
         .bind(now.millis())
-        .execute(&mut *conn)
+        .execute(&mut *tx)
         .await?;
         let r = q("SELECT id, name FROM tags WHERE workspace_id = $1 AND name = $2")
             .bind(ws.to_string())
             .bind(name)
-            .fetch_one(&mut *conn)
+            .fetch_one(&mut *tx)
             .await?;
-        Ok(Tag {
+        let tag = Tag {
             id: TagId(uuid_of(&r, "id")?),
             name: crate::sql::RowRead::try_get(&r, "name")?,
-        })
+        };
+        crate::sql::commit(self, tx, &mut []).await?;
+        Ok(tag)
     }
 
     #[instrument(skip_all)]

@@ -950,10 +950,9 @@ impl<D: Db> OutboxStore for D {
         lease_until: Timestamp,
         limit: u32,
     ) -> Result<Vec<OutboxRow>> {
-        let mut conn = self.write().await?;
         // A row still `sending` belonged to a worker that died mid-send: marked
         // OUTBOX_INTERRUPTED (its request may have reached the provider).
-        let rows = q(
+        let mut out = q(
             "UPDATE outbox SET last_error = CASE WHEN state = 'sending' THEN 'interrupted' ELSE last_error END, state = 'sending', lease_until = $1, attempts = attempts + 1, updated_at = $2 \
              WHERE message_id IN (SELECT message_id FROM outbox WHERE (state = 'queued' AND next_attempt_at <= $3) \
                OR (state = 'sending' AND next_attempt_at <= $4 AND lease_until <= $5) \
@@ -967,9 +966,8 @@ impl<D: Db> OutboxStore for D {
         .bind(now.millis())
         .bind(now.millis())
         .bind(i64::from(limit))
-        .fetch_all(&mut *conn)
+        .write_all(self, outbox_row)
         .await?;
-        let mut out = rows.iter().map(outbox_row).collect::<Result<Vec<_>>>()?;
         out.sort_by_key(|r| (r.next_attempt_at, r.message_id));
         Ok(out)
     }

@@ -239,7 +239,7 @@ impl<D: Db> ProviderStore for D {
         .bind(inbox.to_string())
         .bind(key)
         .bind(stored.to_owned())
-        .execute(&mut *self.write().await?)
+        .write(self)
         .await?;
         forget_accounts(self);
         Ok(done.rows_affected() == 1)
@@ -261,14 +261,14 @@ impl<D: Db> ProviderStore for D {
                     .bind(external_id)
                     .bind(r)
                     .bind(now.millis())
-                    .execute(&mut *self.write().await?)
+                    .write(self)
                     .await?;
             }
             None => {
                 q("DELETE FROM channel_reachability WHERE inbox_id = $1 AND external_id = $2")
                     .bind(inbox.to_string())
                     .bind(external_id)
-                    .execute(&mut *self.write().await?)
+                    .write(self)
                     .await?;
             }
         }
@@ -352,7 +352,7 @@ impl<D: Db> ProviderStore for D {
             .bind(u.template_id.as_deref())
             .bind(u.name.as_deref())
             .bind(u.language.as_deref())
-            .execute(&mut *self.write().await?)
+            .write(self)
             .await?;
             n += usize::try_from(done.rows_affected()).unwrap_or(0);
         }

@@ -295,7 +295,6 @@ impl<D: Db> RoutingStore for D {
         node: &str,
         limit: u32,
     ) -> Result<Vec<Timer>> {
-        let mut conn = self.write().await?;
         // Rows another runner is leasing right now are skipped, not waited for; a row leased and
         // committed meanwhile fails the re-checked lease condition. Either way one runner per row.
         let mut timers = q(
@@ -310,19 +309,18 @@ impl<D: Db> RoutingStore for D {
         .bind(now.millis())
         .bind(now.millis())
         .bind(i64::from(limit))
-        .all(&mut *conn, timer_row)
-            .await?;
+        .write_all(self, timer_row)
+        .await?;
         timers.sort_by_key(|t| (t.due_at, t.id));
         Ok(timers)
     }
 
     #[instrument(skip_all)]
     async fn discard_timer(&self, id: TimerId, generation: i64) -> Result<bool> {
-        let mut conn = self.write().await?;
         Ok(q("DELETE FROM timers WHERE id = $1 AND generation = $2")
             .bind(id.to_string())
             .bind(generation)
-            .execute(&mut *conn)
+            .write(self)
             .await?
             .rows_affected()
             > 0)

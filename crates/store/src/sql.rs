@@ -116,9 +116,30 @@ impl Q {
         Ok(c.rows(self).await?.into_iter().next())
     }
 
-    /// Runs on a connection of `d` that may write (outside a transaction).
+    /// Runs alone, committed before it returns.
     pub async fn write<D: Db>(self, d: &D) -> Result<Done> {
-        self.execute(&mut *d.write().await?).await
+        if let Some(mut conn) = d.autocommit().await? {
+            return self.execute(&mut *conn).await;
+        }
+        let mut tx = d.begin().await?;
+        let done = self.execute(&mut *tx).await?;
+        d.end(tx, &[]).await?;
+        Ok(done)
+    }
+
+    /// [`Q::all`] for a statement that writes (`UPDATE … RETURNING`), committed before it returns.
+    pub async fn write_all<D: Db, T>(
+        self,
+        d: &D,
+        f: impl Fn(&<D::Conn as Conn>::Row) -> Result<T> + Send,
+    ) -> Result<Vec<T>> {
+        if let Some(mut conn) = d.autocommit().await? {
+            return self.all(&mut *conn, f).await;
+        }
+        let mut tx = d.begin().await?;
+        let rows = self.all(&mut *tx, f).await?;
+        d.end(tx, &[]).await?;
+        Ok(rows)
     }
 
     /// The rows, each read by `f`.
@@ -258,8 +279,9 @@ pub(crate) trait Db: SearchBackend + Send + Sync + 'static {
     /// Commits, then hands the (numbered) events to the commit hook, in commit order.
     async fn end(&self, tx: Self::Tx, events: &[Event]) -> Result<()>;
     async fn read(&self) -> Result<Self::Pooled>;
-    /// A connection for a single write outside a transaction.
-    async fn write(&self) -> Result<Self::Pooled>;
+    /// A connection where each statement commits alone, where the backend has one; `None`: a
+    /// write is a transaction of its own (SQLite, whose writes share group commits).
+    async fn autocommit(&self) -> Result<Option<Self::Pooled>>;
     fn hook(&self) -> &RwLock<Option<CommitHook>>;
     /// The key(s) provider secrets are sealed with, once configured.
     fn secrets(&self) -> &RwLock<Option<Arc<crate::secrets::SecretBox>>>;

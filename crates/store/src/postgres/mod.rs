@@ -96,8 +96,8 @@ impl Db for PgStore {
         Ok(self.pool.acquire().await?)
     }
 
-    async fn write(&self) -> Result<Self::Pooled> {
-        Ok(self.pool.acquire().await?)
+    async fn autocommit(&self) -> Result<Option<Self::Pooled>> {
+        Ok(Some(self.pool.acquire().await?))
     }
 
     fn hook(&self) -> &RwLock<Option<CommitHook>> {

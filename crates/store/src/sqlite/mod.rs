@@ -2,47 +2,160 @@
 //! events are published in commit order) and a small pool of readers. The store's logic is
 //! written once above [`crate::sql`]; this backend is its connections, its migrations, its SQL
 //! spelling (`conn.rs`) and its text index (`search.rs`).
+//!
+//! **Group commit.** Every write transaction is a savepoint inside a group transaction on the one
+//! writer connection. A transaction that ends releases its savepoint and waits; the group commits
+//! (one fsync) as soon as nobody is inside it, so writers that queued while a commit was on disk
+//! share the next one. Each still learns only when its own work is durable, and one that fails or
+//! is dropped is rolled back to its savepoint alone; a failed commit fails every member of its
+//! group (none of them was written).
 
 use crate::sql::{Db, commit};
 use crate::*;
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::{Connection, SqliteConnection};
 use std::path::Path;
 use std::sync::RwLock;
 use std::time::Duration;
 use switchboard_core::event::Event;
+use tokio::sync::{Mutex, OwnedMutexGuard, oneshot};
 
 mod conn;
 mod search;
 
 pub struct SqliteStore {
-    write: SqlitePool,
-    read: SqlitePool,
-    hook: RwLock<Option<CommitHook>>,
+    writer: Arc<Writer>,
+    read: sqlx::SqlitePool,
     secrets: RwLock<Option<Arc<crate::secrets::SecretBox>>>,
     accounts: crate::cache::AccountCache,
-    /// Held from a write transaction's start until its events are published, so they reach the
-    /// commit hook in `seq` order (the writer connection goes back to its pool at commit).
-    turn: Arc<tokio::sync::Mutex<()>>,
 }
 
-/// A write transaction on the writer connection, holding the turn (see [`SqliteStore`]).
+/// The writer connection and the commit hook (a group's events are published at its commit).
+struct Writer {
+    group: Arc<Mutex<Group>>,
+    hook: RwLock<Option<CommitHook>>,
+}
+
+/// The state of the writer connection; its lock is the turn to write.
+struct Group {
+    conn: SqliteConnection,
+    /// `BEGIN` was issued and the group is not committed yet.
+    open: bool,
+    /// The last member was dropped before it ended: its savepoint is still to be rolled back.
+    abandoned: bool,
+    /// Members that ended, in order, waiting for the group's commit.
+    waiting: Vec<Member>,
+}
+
+struct Member {
+    events: Vec<Event>,
+    done: oneshot::Sender<Result<()>>,
+}
+
+const SAVEPOINT: &str = "SAVEPOINT member";
+const RELEASE: &str = "RELEASE member";
+const ROLLBACK_MEMBER: &str = "ROLLBACK TO member";
+
+async fn exec(conn: &mut SqliteConnection, sql: &'static str) -> Result<()> {
+    sqlx::raw_sql(sql).execute(conn).await?;
+    Ok(())
+}
+
+impl Group {
+    /// Rolls back a dropped member's work (its savepoint) before anyone else writes.
+    async fn settle(&mut self) {
+        if !std::mem::take(&mut self.abandoned) {
+            return;
+        }
+        let rolled_back = match exec(&mut self.conn, ROLLBACK_MEMBER).await {
+            Ok(()) => exec(&mut self.conn, RELEASE).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = rolled_back {
+            // SQLite gave up the whole transaction (an I/O error, a full disk): so does the group.
+            self.fail(&e.to_string()).await;
+        }
+    }
+
+    /// Abandons the open group: its members learn that nothing of theirs was written.
+    async fn fail(&mut self, why: &str) {
+        if self.open {
+            let _ = exec(&mut self.conn, "ROLLBACK").await;
+        }
+        self.open = false;
+        for m in self.waiting.drain(..) {
+            let _ = m.done.send(Err(group_failed(why)));
+        }
+    }
+
+    /// Commits the group (when it has members that ended) and tells each member, in order.
+    async fn commit(&mut self, hook: &RwLock<Option<CommitHook>>) {
+        self.settle().await;
+        if !self.open {
+            return;
+        }
+        if let Err(e) = exec(&mut self.conn, "COMMIT").await {
+            self.fail(&e.to_string()).await;
+            return;
+        }
+        self.open = false;
+        let members = std::mem::take(&mut self.waiting);
+        let events: Vec<Event> = members
+            .iter()
+            .flat_map(|m| m.events.iter().cloned())
+            .collect();
+        crate::sql::publish(hook, &events);
+        for m in members {
+            let _ = m.done.send(Ok(()));
+        }
+    }
+}
+
+fn group_failed(why: &str) -> StoreError {
+    StoreError::Db(sqlx::Error::Protocol(format!(
+        "the write was rolled back with its commit group: {why}"
+    )))
+}
+
+/// A write transaction: a savepoint in the writer's open group, holding the turn.
 pub(crate) struct SqliteTx {
-    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
-    _turn: tokio::sync::OwnedMutexGuard<()>,
+    turn: OwnedMutexGuard<Group>,
+    ended: bool,
 }
 
 impl std::ops::Deref for SqliteTx {
     type Target = SqliteConnection;
     fn deref(&self) -> &SqliteConnection {
-        &self.tx
+        &self.turn.conn
     }
 }
 
 impl std::ops::DerefMut for SqliteTx {
     fn deref_mut(&mut self) -> &mut SqliteConnection {
-        &mut self.tx
+        &mut self.turn.conn
+    }
+}
+
+impl Drop for SqliteTx {
+    /// Dropped before it ended (an error, a cancelled caller): its work is rolled back by the next
+    /// holder of the turn — or right away, so an idle writer does not keep the group open.
+    fn drop(&mut self) {
+        if self.ended {
+            return;
+        }
+        self.turn.abandoned = true;
+        let group = OwnedMutexGuard::mutex(&self.turn).clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let mut g = group.lock().await;
+                g.settle().await;
+                if g.open && g.waiting.is_empty() {
+                    g.open = false;
+                    let _ = exec(&mut g.conn, "ROLLBACK").await;
+                }
+            });
+        }
     }
 }
 
@@ -64,22 +177,26 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             .pragma("cache_size", "-65536")
             .pragma("temp_store", "memory");
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .connect_with(base.clone().pragma("wal_autocheckpoint", "10000"))
-            .await?;
+        let conn =
+            SqliteConnection::connect_with(&base.clone().pragma("wal_autocheckpoint", "10000"))
+                .await?;
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(base.read_only(false))
             .await?;
         let store = Self {
-            write,
+            writer: Arc::new(Writer {
+                group: Arc::new(Mutex::new(Group {
+                    conn,
+                    open: false,
+                    abandoned: false,
+                    waiting: Vec::new(),
+                })),
+                hook: RwLock::new(None),
+            }),
             read,
-            hook: RwLock::new(None),
             secrets: RwLock::new(None),
             accounts: Default::default(),
-            turn: Default::default(),
         };
         let mut tx = store.begin().await?;
         crate::migrate::apply(&mut *tx, crate::migrate::SQLITE).await?;
@@ -95,30 +212,54 @@ impl Db for SqliteStore {
     type Pooled = sqlx::pool::PoolConnection<sqlx::Sqlite>;
 
     async fn begin(&self) -> Result<SqliteTx> {
-        let turn = self.turn.clone().lock_owned().await;
+        let mut g = self.writer.group.clone().lock_owned().await;
+        g.settle().await;
+        if !g.open {
+            exec(&mut g.conn, "BEGIN").await?;
+            g.open = true;
+        }
+        exec(&mut g.conn, SAVEPOINT).await?;
         Ok(SqliteTx {
-            tx: self.write.begin().await?,
-            _turn: turn,
+            turn: g,
+            ended: false,
         })
     }
 
-    async fn end(&self, tx: SqliteTx, events: &[Event]) -> Result<()> {
-        tx.tx.commit().await?;
-        crate::sql::publish(&self.hook, events);
-        Ok(())
+    /// Releases the savepoint, then waits for the group's commit: the first member to find the
+    /// turn free commits everyone that ended before it (in a task of its own, so a caller that
+    /// stops waiting does not leave the group open).
+    async fn end(&self, mut tx: SqliteTx, events: &[Event]) -> Result<()> {
+        exec(&mut tx, RELEASE).await?;
+        let (done, committed) = oneshot::channel();
+        tx.turn.waiting.push(Member {
+            events: events.to_vec(),
+            done,
+        });
+        tx.ended = true;
+        drop(tx);
+        let writer = self.writer.clone();
+        tokio::spawn(async move {
+            let mut g = writer.group.lock().await;
+            if !g.waiting.is_empty() {
+                g.commit(&writer.hook).await;
+            }
+        });
+        committed
+            .await
+            .unwrap_or_else(|_| Err(group_failed("the writer stopped")))
     }
 
     async fn read(&self) -> Result<Self::Pooled> {
         Ok(self.read.acquire().await?)
     }
 
-    /// The single writer connection: every write goes through it, so writes never contend.
-    async fn write(&self) -> Result<Self::Pooled> {
-        Ok(self.write.acquire().await?)
+    /// None: every write goes through the writer's group commits.
+    async fn autocommit(&self) -> Result<Option<Self::Pooled>> {
+        Ok(None)
     }
 
     fn hook(&self) -> &RwLock<Option<CommitHook>> {
-        &self.hook
+        &self.writer.hook
     }
 
     fn secrets(&self) -> &RwLock<Option<Arc<crate::secrets::SecretBox>>> {
@@ -127,5 +268,134 @@ impl Db for SqliteStore {
 
     fn accounts(&self) -> Option<&crate::cache::AccountCache> {
         Some(&self.accounts)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::sql::{Db, RowRead, q};
+    use std::sync::Mutex as StdMutex;
+
+    async fn store() -> (tempfile::TempDir, Arc<SqliteStore>) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
+        (dir, Arc::new(s))
+    }
+
+    async fn keys(s: &SqliteStore) -> Vec<String> {
+        q("SELECT key FROM server_settings WHERE key LIKE 'k%' ORDER BY key")
+            .read_all(s, |r| Ok(r.try_get(0)?))
+            .await
+            .unwrap()
+    }
+
+    /// Writers that arrive together share commits; the ones that fail or are dropped leave no
+    /// trace, and the others are all there — on disk when each one's `end` returns.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writers_share_commits_and_a_dropped_one_takes_only_its_own_work() {
+        let (_dir, s) = store().await;
+        let mut tasks = Vec::new();
+        for i in 0..60 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut tx = s.begin().await.unwrap();
+                q("INSERT INTO server_settings (key, value) VALUES ($1, 'v')")
+                    .bind(format!("k{i:02}"))
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+                if i % 3 == 0 {
+                    drop(tx); // abandoned: an error on the way, or a caller that went away
+                    return false;
+                }
+                s.end(tx, &[]).await.unwrap();
+                // Committed: a reader on another connection sees it at once.
+                let seen = q("SELECT COUNT(*) FROM server_settings WHERE key = $1")
+                    .bind(format!("k{i:02}"))
+                    .read_opt(&*s, |r| Ok(r.try_get::<i64, _>(0)?))
+                    .await
+                    .unwrap();
+                assert_eq!(seen, Some(1), "k{i:02} is readable once its end returned");
+                true
+            }));
+        }
+        let mut expected = Vec::new();
+        for (i, t) in tasks.into_iter().enumerate() {
+            if t.await.unwrap() {
+                expected.push(format!("k{i:02}"));
+            }
+        }
+        // The dropped ones' rollback runs in the background: the next write settles it first.
+        q("INSERT INTO server_settings (key, value) VALUES ('z', 'v')")
+            .write(&*s)
+            .await
+            .unwrap();
+        assert_eq!(keys(&s).await, expected);
+    }
+
+    /// A statement that fails inside a transaction (here a duplicate key) fails only its caller;
+    /// a write that ends is still committed with the group.
+    #[tokio::test]
+    async fn a_failed_statement_fails_only_its_own_transaction() {
+        let (_dir, s) = store().await;
+        q("INSERT INTO server_settings (key, value) VALUES ('k1', 'v')")
+            .write(&*s)
+            .await
+            .unwrap();
+        let mut bad = s.begin().await.unwrap();
+        q("INSERT INTO server_settings (key, value) VALUES ('k2', 'v')")
+            .execute(&mut *bad)
+            .await
+            .unwrap();
+        let clash = q("INSERT INTO server_settings (key, value) VALUES ('k1', 'again')")
+            .execute(&mut *bad)
+            .await;
+        assert!(clash.is_err());
+        drop(bad);
+        q("INSERT INTO server_settings (key, value) VALUES ('k3', 'v')")
+            .write(&*s)
+            .await
+            .unwrap();
+        assert_eq!(keys(&s).await, ["k1", "k3"]);
+    }
+
+    /// Events reach the commit hook once, in `seq` order, however the commits were grouped.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn events_are_published_in_seq_order_across_groups() {
+        let (_dir, s) = store().await;
+        let seen = Arc::new(StdMutex::new(Vec::new()));
+        let sink = seen.clone();
+        *s.hook().write().unwrap() = Some(Arc::new(move |events: &[Event]| {
+            sink.lock().unwrap().extend(events.iter().map(|e| e.seq));
+        }));
+        let ws = switchboard_core::WorkspaceId(uuid::Uuid::now_v7());
+        let mut tasks = Vec::new();
+        for _ in 0..40 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                let tx = s.begin().await.unwrap();
+                let mut events = vec![Event {
+                    seq: 0,
+                    workspace_id: ws,
+                    inbox_id: None,
+                    conversation_id: None,
+                    kind: switchboard_core::event::EventKind::Presence,
+                    payload: serde_json::json!({}),
+                    created_at: switchboard_core::Timestamp::from_millis(1),
+                }];
+                commit(&*s, tx, &mut events).await.unwrap();
+                events[0].seq
+            }));
+        }
+        let mut mine = Vec::new();
+        for t in tasks {
+            mine.push(t.await.unwrap());
+        }
+        mine.sort_unstable();
+        let published = seen.lock().unwrap().clone();
+        assert_eq!(published, (1..=40).collect::<Vec<i64>>());
+        assert_eq!(mine, published);
     }
 }
