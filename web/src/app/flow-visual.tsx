@@ -171,21 +171,20 @@ function LinesField(props: { label: string; values: string[]; onChange: (v: stri
 function DurationField(props: { label: string; value: number | undefined; onChange: (v: number | undefined) => void; optional?: boolean; problems?: FlowProblem[]; testid?: string; hint?: string }) {
   const [unit, setUnit] = useState(props.value ? splitDuration(props.value)[1] : 3600);
   const [num, setNum] = useState(props.value !== undefined ? String(props.value / unit) : '');
+  const secs = (n: string, u: number) => (n === '' ? (props.optional ? undefined : 0) : Math.max(0, Math.round(Number(n) * u)));
   useEffect(() => {
-    const mine = num === '' ? undefined : Math.round(Number(num) * unit);
-    if (mine !== props.value) {
-      if (props.value === undefined) setNum('');
-      else {
-        const [n, u] = splitDuration(props.value);
-        setNum(String(n));
-        setUnit(u);
-      }
+    if (secs(num, unit) === props.value) return;
+    if (props.value === undefined) setNum('');
+    else {
+      const [n, u] = splitDuration(props.value);
+      setNum(String(n));
+      setUnit(u);
     }
   }, [props.value]);
   const push = (n: string, u: number) => {
     setNum(n);
     setUnit(u);
-    props.onChange(n === '' ? (props.optional ? undefined : 0) : Math.max(0, Math.round(Number(n) * u)));
+    props.onChange(secs(n, u));
   };
   const unitLabel = `${props.label}: ${t('fe.unit')}`;
   return (

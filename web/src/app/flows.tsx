@@ -218,6 +218,7 @@ function FlowEditor({ flow, onDone }: { flow: StoredFlow | null; onDone: () => v
   // In the editor every change is checked by the server too, a moment after typing stops.
   useEffect(() => {
     if (tab !== 'visual') return;
+    seq.current++; // an answer about an older version is not shown
     const timer = setTimeout(() => runCheck(draft), 400);
     return () => clearTimeout(timer);
   }, [draft, tab]);
@@ -289,7 +290,7 @@ function FlowEditor({ flow, onDone }: { flow: StoredFlow | null; onDone: () => v
           )}
           <div id="flow-tab-panel" role="tabpanel" aria-labelledby={`flow-tab-${tab}`}>
             {tab === 'visual' ? (
-              <VisualEditor flow={draft} onChange={setDraft} problems={problems} flows={others.filter((f) => f.id !== saved?.id)} example={STARTER} />
+              <VisualEditor flow={draft} onChange={setDraft} problems={problems} flows={others} example={STARTER} />
             ) : (
               <>
                 <p class="hint">{t('fe.json_hint')}</p>

@@ -1,0 +1,210 @@
+// Browser tests of the visual flow editor: an admin builds a flow from scratch (a keyword trigger,
+// a message with buttons, a question for the phone number, a handoff) without touching JSON, sees
+// the editor's and the server's problems beside the step they concern, saves, reloads and finds
+// the same steps, then tries it in the simulator; the JSON tab and the editor share one flow, and
+// broken JSON keeps you in the JSON tab; on a phone the editor fits the screen and passes axe.
+// The real binary, Chromium driven by playwright-core; screenshots in test-artifacts/screenshots/.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { admin, agentPage, axeAudit, call, DESKTOP, noSidewaysScroll, PHONE, shots, useWorld } from './support.mjs';
+
+useWorld();
+
+const step = (page, id) => page.locator(`[data-testid="flow-step"][data-step-id="${id}"]`);
+const problem = (scope, text) => scope.getByTestId('flow-problem').filter({ hasText: text });
+
+/** Renames the step at `index` (the input commits on Enter). */
+async function rename(page, index, id) {
+  const input = page.getByTestId('flow-step').nth(index).getByTestId('step-id');
+  await input.fill(id);
+  await input.press('Enter');
+  await step(page, id).waitFor();
+}
+
+/** No problem shown in `scope` (the server's check may take a moment). */
+async function noProblems(scope) {
+  for (let i = 0; ; i++) {
+    const n = await scope.getByTestId('flow-problem').count();
+    if (n === 0) return;
+    if (i > 100) assert.fail(`still ${n} problem(s): ${await scope.getByTestId('flow-problem').allTextContents()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function addStep(page, kind) {
+  await page.getByTestId('step-new-kind').selectOption(kind);
+  await page.getByTestId('step-add').click();
+}
+
+test('an admin builds a flow in the visual editor, saves it, reloads it and tries it in the simulator', async () => {
+  const page = await agentPage('admin@shop.vn', 'en-US', { ...DESKTOP, bypassCSP: true });
+  await page.getByTestId('nav-flows').click();
+  await page.getByTestId('flow-new').click();
+  await page.getByTestId('flow-visual').waitFor();
+  // From scratch: the editor says at once what is missing.
+  await problem(page, 'Give the flow a name').waitFor();
+  await problem(page, 'Add at least one trigger').waitFor();
+  await page.getByTestId('flow-name').fill('Tư vấn áo');
+
+  // Starts when the customer writes a keyword.
+  await page.getByTestId('trigger-new-kind').selectOption('keyword');
+  await page.getByTestId('trigger-add').click();
+  const trigger = page.getByTestId('flow-trigger').first();
+  await problem(trigger, 'Write at least one keyword').waitFor();
+  await trigger.getByTestId('trigger-match').selectOption('whole_word');
+  await trigger.getByTestId('trigger-keywords').fill('tư vấn\náo thun');
+  await noProblems(trigger);
+
+  // 1. A greeting with two buttons; the payloads are made from the titles.
+  await addStep(page, 'send_message');
+  await rename(page, 0, 'greet');
+  const greet = step(page, 'greet');
+  await greet.getByTestId('step-is-start').waitFor();
+  await problem(greet, 'Write the text').waitFor();
+  await greet.getByTestId('variant-text').fill('Chào {{contact.name | anh/chị}}! Shop tư vấn mẫu nào ạ?');
+  await greet.getByTestId('button-add').click();
+  await greet.getByTestId('button-title').nth(0).fill('Áo thun');
+  await greet.getByTestId('button-add').click();
+  await greet.getByTestId('button-title').nth(1).fill('Gặp nhân viên');
+  assert.equal(await greet.getByTestId('button-payload').nth(1).inputValue(), 'GAP_NHAN_VIEN');
+  await noProblems(greet);
+
+  // 2. Ask for the phone number: a new step continues from the last one.
+  await addStep(page, 'ask');
+  await rename(page, 1, 'ask_phone');
+  assert.equal(await greet.getByTestId('step-next').inputValue(), 'ask_phone', 'the greeting leads to the question, renamed with it');
+  const ask = step(page, 'ask_phone');
+  await ask.getByTestId('ask-question-text').fill('Anh/chị cho shop xin số điện thoại nhé?');
+  await ask.getByTestId('ask-type').selectOption('phone');
+  await ask.getByTestId('ask-save-to').fill('phone');
+  await ask.getByTestId('ask-retry-text').fill('Số điện thoại chưa đúng ạ, ví dụ 0912 345 678.');
+
+  // 3. Hand off to a person.
+  await addStep(page, 'handoff');
+  await step(page, 'handoff_1').getByTestId('handoff-note').fill('Khách {{contact.phone}} cần tư vấn');
+  assert.equal(await ask.getByTestId('step-next').inputValue(), 'handoff_1');
+  // The server's check agrees: nothing to fix.
+  await page.getByTestId('flow-valid').waitFor();
+
+  // A step nothing leads to: the server's check says so under that step.
+  await addStep(page, 'stop');
+  await problem(step(page, 'stop_1'), 'cannot be reached').waitFor();
+  // Chosen as where an unanswered question goes, it is reached.
+  await ask.getByTestId('ask-timeout-next').selectOption('stop_1');
+  await noProblems(step(page, 'stop_1'));
+  // Deleting a step others lead to flags them.
+  await step(page, 'stop_1').getByTestId('step-delete').click();
+  await problem(ask, 'Step "stop_1" no longer exists').waitFor();
+  await page.screenshot({ path: path.join(shots, 'flow-editor-01-problems.png'), fullPage: true });
+  await ask.getByTestId('ask-timeout-next').selectOption('');
+  await noProblems(ask);
+  // Renaming a step renames what leads to it.
+  await rename(page, 2, 'human');
+  assert.equal(await ask.getByTestId('step-next').inputValue(), 'human');
+  await page.getByTestId('flow-valid').waitFor();
+  await page.screenshot({ path: path.join(shots, 'flow-editor-02-built.png'), fullPage: true });
+
+  await page.getByTestId('flow-save').click();
+  await page.locator('h2', { hasText: 'Tư vấn áo · v1' }).waitFor();
+  const stored = (await call('GET', '/api/v1/flows', await admin())).items.find((f) => f.name === 'Tư vấn áo');
+  assert.deepEqual(stored.flow.triggers, [{ type: 'keyword', match: 'whole_word', keywords: ['tư vấn', 'áo thun'] }]);
+  assert.equal(stored.flow.start, 'greet');
+  assert.deepEqual(
+    stored.flow.steps.map((s) => [s.id, s.do.type, s.do.next ?? null]),
+    [
+      ['greet', 'send_message', 'ask_phone'],
+      ['ask_phone', 'ask', 'human'],
+      ['human', 'handoff', null],
+    ],
+  );
+  assert.deepEqual(stored.flow.steps[0].do.variants[0].buttons, [
+    { payload: 'AO_THUN', title: 'Áo thun' },
+    { payload: 'GAP_NHAN_VIEN', title: 'Gặp nhân viên' },
+  ]);
+  assert.deepEqual(stored.flow.steps[1].do.answer, { type: 'phone' });
+  assert.equal(stored.flow.steps[1].do.save_to, 'phone');
+
+  // Reloaded, the editor shows the same flow.
+  await page.reload();
+  await page.getByTestId('nav-flows').click();
+  await page.getByTestId('flow-row').filter({ hasText: 'Tư vấn áo' }).getByTestId('flow-edit').click();
+  await page.getByTestId('flow-visual').waitFor();
+  assert.equal(await page.getByTestId('flow-name').inputValue(), 'Tư vấn áo');
+  assert.deepEqual(await page.getByTestId('flow-step').evaluateAll((els) => els.map((e) => e.dataset.stepId)), ['greet', 'ask_phone', 'human']);
+  assert.equal(await page.getByTestId('trigger-keywords').inputValue(), 'tư vấn\náo thun');
+  assert.equal(await step(page, 'greet').getByTestId('button-title').nth(1).inputValue(), 'Gặp nhân viên');
+  assert.equal(await step(page, 'ask_phone').getByTestId('ask-type').inputValue(), 'phone');
+  assert.equal(await step(page, 'ask_phone').getByTestId('step-next').inputValue(), 'human');
+
+  // Tried in the simulator on Messenger: the buttons go out as buttons, a wrong number is asked
+  // again, a right one is saved in E.164 and the customer is handed to a person.
+  await page.getByTestId('sim-channel').selectOption('messenger');
+  await page.getByTestId('sim-start').click();
+  const bot = page.getByTestId('sim-bot');
+  const hello = bot.filter({ hasText: 'Chào anh/chị! Shop tư vấn mẫu nào ạ?' });
+  await hello.filter({ hasText: 'buttons' }).waitFor();
+  await hello.getByRole('button', { name: 'Gặp nhân viên' }).waitFor();
+  await bot.filter({ hasText: 'cho shop xin số điện thoại' }).waitFor();
+  await page.getByTestId('sim-input').fill('abc');
+  await page.getByTestId('sim-send').click();
+  await bot.filter({ hasText: 'Số điện thoại chưa đúng ạ' }).waitFor();
+  await page.getByTestId('sim-input').fill('0912 345 678');
+  await page.getByTestId('sim-send').click();
+  await page.getByTestId('sim-fields').filter({ hasText: 'phone: +84912345678' }).waitFor();
+  await page.getByTestId('sim-system').filter({ hasText: 'handoff' }).first().waitFor();
+  await page.screenshot({ path: path.join(shots, 'flow-editor-03-simulator.png'), fullPage: true });
+  await axeAudit(page, 'flow editor');
+  await page.context().close();
+});
+
+test('the JSON tab and the editor share one flow; broken JSON keeps you in the JSON tab', async () => {
+  const page = await agentPage('admin@shop.vn', 'en-US', DESKTOP);
+  await page.getByTestId('nav-flows').click();
+  await page.getByTestId('flow-new').click();
+  await page.getByTestId('flow-example').click();
+  await page.getByTestId('flow-name').fill('Mẫu');
+  await page.getByTestId('flow-tab-json').click();
+  const json = JSON.parse(await page.getByTestId('flow-json').inputValue());
+  assert.equal(json.name, 'Mẫu');
+  assert.deepEqual(json.steps.map((s) => s.id), ['greet', 'faq']);
+
+  await page.getByTestId('flow-json').fill('{ "name": "Mẫu", ');
+  await page.getByTestId('flow-tab-visual').click();
+  await page.getByTestId('flow-tab-error').filter({ hasText: 'Fix the JSON' }).waitFor();
+  assert.equal(await page.getByTestId('flow-json').count(), 1, 'still in the JSON tab');
+  await page.getByTestId('flow-json').fill(JSON.stringify({ ...json, steps: 'none' }));
+  await page.getByTestId('flow-tab-visual').click();
+  await page.getByTestId('flow-tab-error').filter({ hasText: '"steps" must be a list' }).waitFor();
+
+  json.name = 'Mẫu đã sửa';
+  json.triggers.push({ type: 'keyword', match: 'contains', keywords: ['giá'] });
+  await page.getByTestId('flow-json').fill(JSON.stringify(json, null, 2));
+  await page.getByTestId('flow-tab-visual').click();
+  await page.getByTestId('flow-visual').waitFor();
+  assert.equal(await page.getByTestId('flow-tab-error').count(), 0);
+  assert.equal(await page.getByTestId('flow-name').inputValue(), 'Mẫu đã sửa');
+  assert.equal(await page.getByTestId('flow-trigger').nth(1).getByTestId('trigger-keywords').inputValue(), 'giá');
+  await page.getByTestId('flow-valid').waitFor();
+  await page.context().close();
+});
+
+test('on a phone the flow editor fits the screen, in Vietnamese, with no accessibility problem', async () => {
+  const page = await agentPage('admin@shop.vn', 'vi-VN', { ...PHONE, bypassCSP: true });
+  await page.getByTestId('menu').tap();
+  await page.getByTestId('nav-flows').click();
+  await page.getByTestId('flow-row').filter({ hasText: 'Tư vấn áo' }).getByTestId('flow-edit').click();
+  await page.getByTestId('flow-visual').waitFor();
+  await step(page, 'ask_phone').getByTestId('ask-type').waitFor();
+  await page.getByTestId('flow-valid').filter({ hasText: 'Không có lỗi' }).waitFor();
+  await page.getByRole('tab', { name: 'Soạn thảo' }).waitFor();
+  await noSidewaysScroll(page, 'the flow editor on a phone');
+  await page.screenshot({ path: path.join(shots, 'flow-editor-04-phone.png'), fullPage: true });
+  await axeAudit(page, 'flow editor on a phone');
+  // A problem in Vietnamese, beside its field.
+  await step(page, 'greet').getByTestId('variant-text').fill('');
+  await problem(step(page, 'greet'), 'Hãy nhập nội dung').waitFor();
+  await noSidewaysScroll(page, 'the flow editor on a phone, with a problem');
+  await page.context().close();
+});
