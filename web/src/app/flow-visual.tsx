@@ -1078,6 +1078,7 @@ export function VisualEditor({ flow, onChange, problems, flows, example }: { flo
     </section>
   );
 
+  // With no steps yet, "no step has the id" for the start says nothing more than "add a step".
   const startProblems = take('start');
   const stepsCount = take('steps');
   const general = claims.rest();
@@ -1134,7 +1135,6 @@ export function VisualEditor({ flow, onChange, problems, flows, example }: { flo
             />
           ))}
         </ol>
-        {flow.steps.length === 0 && <Problems list={startProblems} />}
         <Problems list={stepsCount} />
         {flow.steps.length < LIMITS.steps && (
           <div class="row wrap fe-add">
