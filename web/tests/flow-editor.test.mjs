@@ -159,6 +159,73 @@ test('an admin builds a flow in the visual editor, saves it, reloads it and trie
   await page.context().close();
 });
 
+test('every kind of step and trigger made in the editor is what the server accepts', async () => {
+  const page = await agentPage('admin@shop.vn', 'en-US', DESKTOP);
+  await page.getByTestId('nav-flows').click();
+  await page.getByTestId('flow-new').click();
+  await page.getByTestId('flow-name').fill('Mọi loại bước');
+  for (const kind of ['new_conversation', 'keyword', 'has_phone', 'has_email', 'payload', 'referral', 'outside_business_hours', 'resolved', 'tag_added', 'field_changed', 'agent_start', 'started_by_flow', 'scheduled_due']) {
+    await page.getByTestId('trigger-new-kind').selectOption(kind);
+    await page.getByTestId('trigger-add').click();
+  }
+  const trig = (i) => page.getByTestId('flow-trigger').nth(i);
+  await trig(1).getByTestId('trigger-keywords').fill('giá');
+  await trig(4).getByTestId('trigger-values').fill('GET_STARTED');
+  await trig(5).getByTestId('trigger-values').fill('quang-cao');
+  await trig(8).getByTestId('trigger-values').fill('vip');
+  await trig(9).getByTestId('trigger-values').fill('size');
+  await page.getByTestId('guard-max-steps').fill('80');
+  await page.getByTestId('guard-retrigger').fill('2');
+  await page.getByTestId('guard-once').check();
+
+  // The ones with one way on are chained as they are added; the others are linked below.
+  const kinds = ['send_message', 'ask', 'add_tag', 'remove_tag', 'set_field', 'wait', 'http', 'schedule_flow', 'cancel_scheduled_flow', 'branch', 'split', 'faq_bot', 'handoff', 'resolve', 'start_flow', 'stop'];
+  for (const kind of kinds) await addStep(page, kind);
+  await step(page, 'send_1').getByTestId('variant-text').fill('Chào {{contact.name | bạn}}');
+  const ask = step(page, 'ask_1');
+  await ask.getByTestId('ask-question-text').fill('Size nào ạ?');
+  await ask.getByTestId('ask-type').selectOption('choice');
+  await ask.getByTestId('choice-title').nth(0).fill('S');
+  await ask.getByTestId('choice-title').nth(1).fill('M');
+  await ask.getByTestId('ask-save-to').fill('size');
+  await ask.getByTestId('ask-timeout').fill('30');
+  await ask.getByTestId('ask-timeout-unit').selectOption({ label: 'minutes' });
+  await ask.getByTestId('ask-timeout-next').selectOption('resolve_1');
+  await step(page, 'add_tag_1').getByTestId('step-tag').fill('vip');
+  await step(page, 'remove_tag_1').getByTestId('step-tag').fill('mới');
+  await step(page, 'set_field_1').getByTestId('step-field').fill('source');
+  await step(page, 'set_field_1').getByTestId('step-value').fill('bot {{contact.size}}');
+  await step(page, 'wait_1').getByTestId('wait-hours').check();
+  await step(page, 'http_1').getByTestId('http-url').fill('https://shop.example.vn/api/{{contact.size}}');
+  await step(page, 'http_1').getByTestId('http-body').fill('{"size": "{{contact.size}}"}');
+  await step(page, 'http_1').getByTestId('http-on-failure').selectOption('handoff_1');
+  for (const id of ['schedule_1', 'cancel_scheduled_1', 'start_1']) await step(page, id).getByTestId('step-flow').selectOption({ label: 'Tư vấn áo' });
+  const branch = step(page, 'branch_1');
+  await branch.getByTestId('cond-field').fill('size');
+  await branch.getByTestId('cond-value').fill('M');
+  await branch.getByTestId('path-next').selectOption('split_1');
+  await branch.getByTestId('branch-otherwise').selectOption('faq_bot_1');
+  await step(page, 'split_1').getByTestId('path-next').nth(0).selectOption('start_1');
+  await step(page, 'split_1').getByTestId('path-next').nth(1).selectOption('stop_1');
+  await step(page, 'faq_bot_1').getByTestId('faq-fallback').fill('Dạ shop chưa rõ ạ');
+  await noProblems(page.getByTestId('flow-visual'));
+  await page.getByTestId('flow-valid').waitFor();
+  await page.getByTestId('flow-save').click();
+  await page.locator('h2', { hasText: 'Mọi loại bước · v1' }).waitFor();
+
+  const stored = (await call('GET', '/api/v1/flows', await admin())).items.find((f) => f.name === 'Mọi loại bước').flow;
+  assert.deepEqual(stored.steps.map((s) => s.do.type), kinds);
+  assert.equal(stored.triggers.length, 13);
+  assert.deepEqual(stored.guards, { max_steps: 80, retrigger_after_secs: 7200, once_per_contact: true });
+  const byId = Object.fromEntries(stored.steps.map((s) => [s.id, s.do]));
+  assert.deepEqual(byId.ask_1.answer.choices, [{ title: 'S', value: 'S' }, { title: 'M', value: 'M' }]);
+  assert.equal(byId.ask_1.timeout_secs, 1800);
+  assert.deepEqual(byId.wait_1, { type: 'wait', until_business_hours: true, next: 'http_1' });
+  assert.deepEqual(byId.http_1.body, { size: '{{contact.size}}' });
+  assert.deepEqual(byId.branch_1.paths, [{ when: { type: 'field', field: 'size', op: 'eq', value: 'M' }, next: 'split_1' }]);
+  await page.context().close();
+});
+
 test('the JSON tab and the editor share one flow; broken JSON keeps you in the JSON tab', async () => {
   const page = await agentPage('admin@shop.vn', 'en-US', DESKTOP);
   await page.getByTestId('nav-flows').click();
@@ -206,5 +273,7 @@ test('on a phone the flow editor fits the screen, in Vietnamese, with no accessi
   await step(page, 'greet').getByTestId('variant-text').fill('');
   await problem(step(page, 'greet'), 'Hãy nhập nội dung').waitFor();
   await noSidewaysScroll(page, 'the flow editor on a phone, with a problem');
+  await step(page, 'greet').screenshot({ path: path.join(shots, 'flow-editor-05-phone-step.png') });
+  await axeAudit(page, 'flow editor on a phone, with a problem');
   await page.context().close();
 });
