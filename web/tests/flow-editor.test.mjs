@@ -232,6 +232,13 @@ test('the JSON tab and the editor share one flow; broken JSON keeps you in the J
   await page.getByTestId('flow-new').click();
   await page.getByTestId('flow-example').click();
   await page.getByTestId('flow-name').fill('Mẫu');
+  // Moving a step changes the order, not the start.
+  const order = () => page.getByTestId('flow-step').evaluateAll((els) => els.map((e) => e.dataset.stepId));
+  await step(page, 'greet').getByTestId('step-down').click();
+  assert.deepEqual(await order(), ['faq', 'greet']);
+  await step(page, 'greet').getByTestId('step-is-start').waitFor();
+  await step(page, 'greet').getByTestId('step-up').click();
+  assert.deepEqual(await order(), ['greet', 'faq']);
   await page.getByTestId('flow-tab-json').click();
   const json = JSON.parse(await page.getByTestId('flow-json').inputValue());
   assert.equal(json.name, 'Mẫu');
@@ -257,11 +264,24 @@ test('the JSON tab and the editor share one flow; broken JSON keeps you in the J
   await page.context().close();
 });
 
+const PHONE_FLOW = {
+  name: 'Xin số điện thoại',
+  version: 1,
+  triggers: [{ type: 'keyword', match: 'contains', keywords: ['sđt'] }],
+  start: 'greet',
+  steps: [
+    { id: 'greet', do: { type: 'send_message', variants: [{ text: 'Chào anh/chị', buttons: [{ payload: 'GAP_NV', title: 'Gặp nhân viên' }] }], next: 'ask_phone' } },
+    { id: 'ask_phone', do: { type: 'ask', question: { text: 'Số điện thoại của anh/chị?' }, answer: { type: 'phone' }, save_to: 'phone', timeout_secs: 3600, next: 'human' } },
+    { id: 'human', do: { type: 'handoff' } },
+  ],
+};
+
 test('on a phone the flow editor fits the screen, in Vietnamese, with no accessibility problem', async () => {
+  await call('POST', '/api/v1/flows', await admin(), { active: false, flow: PHONE_FLOW });
   const page = await agentPage('admin@shop.vn', 'vi-VN', { ...PHONE, bypassCSP: true });
   await page.getByTestId('menu').tap();
   await page.getByTestId('nav-flows').click();
-  await page.getByTestId('flow-row').filter({ hasText: 'Tư vấn áo' }).getByTestId('flow-edit').click();
+  await page.getByTestId('flow-row').filter({ hasText: PHONE_FLOW.name }).getByTestId('flow-edit').click();
   await page.getByTestId('flow-visual').waitFor();
   await step(page, 'ask_phone').getByTestId('ask-type').waitFor();
   await page.getByTestId('flow-valid').filter({ hasText: 'Không có lỗi' }).waitFor();

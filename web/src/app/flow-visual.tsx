@@ -634,16 +634,17 @@ function StepCard(p: StepProps) {
             {t('fe.make_start')}
           </button>
         )}
-        <span class="grow" />
-        <button type="button" class="icon-small" onClick={() => p.move(-1)} disabled={p.index === 0} aria-label={t('fe.move_up', { id: step.id })} data-testid="step-up">
-          ↑
-        </button>
-        <button type="button" class="icon-small" onClick={() => p.move(1)} disabled={p.index === p.count - 1} aria-label={t('fe.move_down', { id: step.id })} data-testid="step-down">
-          ↓
-        </button>
-        <button type="button" class="icon-small danger-text" onClick={p.remove} aria-label={t('fe.delete_step', { id: step.id })} data-testid="step-delete">
-          ✕
-        </button>
+        <span class="fe-step-tools">
+          <button type="button" class="icon-small" onClick={() => p.move(-1)} disabled={p.index === 0} aria-label={t('fe.move_up', { id: step.id })} data-testid="step-up">
+            ↑
+          </button>
+          <button type="button" class="icon-small" onClick={() => p.move(1)} disabled={p.index === p.count - 1} aria-label={t('fe.move_down', { id: step.id })} data-testid="step-down">
+            ↓
+          </button>
+          <button type="button" class="icon-small danger-text" onClick={p.remove} aria-label={t('fe.delete_step', { id: step.id })} data-testid="step-delete">
+            ✕
+          </button>
+        </span>
       </div>
       <IdField id={step.id} onRename={p.rename} problems={idProblems} />
       {p.from.length > 0 && <p class="hint">{t('fe.reached_from', { ids: p.from.join(', ') })}</p>}
