@@ -261,6 +261,15 @@ test('the JSON tab and the editor share one flow; broken JSON keeps you in the J
   assert.equal(await page.getByTestId('flow-name').inputValue(), 'Mẫu đã sửa');
   assert.equal(await page.getByTestId('flow-trigger').nth(1).getByTestId('trigger-keywords').inputValue(), 'giá');
   await page.getByTestId('flow-valid').waitFor();
+  // Leaving with unsaved changes asks first.
+  let asked = '';
+  page.once('dialog', (d) => ((asked = d.message()), d.dismiss()));
+  await page.getByTestId('flow-back').click();
+  assert.match(asked, /without saving/);
+  assert.equal(await page.getByTestId('flow-editor').count(), 1, 'still editing');
+  page.once('dialog', (d) => d.accept());
+  await page.getByTestId('flow-back').click();
+  await page.getByTestId('flows-page').waitFor();
   await page.context().close();
 });
 

@@ -184,6 +184,8 @@ function FlowEditor({ flow, onDone }: { flow: StoredFlow | null; onDone: () => v
   const [saved, setSaved] = useState<StoredFlow | null>(flow);
   const [others, setOthers] = useState<FlowRef[]>([]);
   const seq = useRef(0);
+  // What was last loaded or saved: leaving with anything else asks first.
+  const [pristine, setPristine] = useState(() => JSON.stringify(flow ? normalize(flow.flow) : emptyFlow()));
   useEffect(() => {
     listFlows()
       .then((all) => setOthers(all.map((f) => ({ id: f.id, name: f.name }))))
@@ -255,6 +257,7 @@ function FlowEditor({ flow, onDone }: { flow: StoredFlow | null; onDone: () => v
       const r = saved ? await api<StoredFlow>('PUT', `/flows/${saved.id}`, body) : await api<StoredFlow>('POST', '/flows', body);
       setSaved(r);
       setDraft(normalize(r.flow));
+      setPristine(JSON.stringify(normalize(r.flow)));
       setText(JSON.stringify(r.flow, null, 2));
       setServerProblems([]);
       setChecked('ok');
@@ -265,6 +268,11 @@ function FlowEditor({ flow, onDone }: { flow: StoredFlow | null; onDone: () => v
       } else setError(message(e));
     }
   };
+  const leave = () => {
+    const now = tab === 'visual' ? JSON.stringify(draft) : text === JSON.stringify(draft, null, 2) ? JSON.stringify(draft) : text;
+    if (now !== pristine && !window.confirm(t('fe.discard'))) return;
+    onDone();
+  };
   const problems = tab === 'visual' ? mergeProblems(localProblems(draft), serverProblems) : serverProblems;
   const tabButton = (which: 'visual' | 'json', label: string, go: () => void) => (
     <button type="button" role="tab" id={`flow-tab-${which}`} aria-selected={tab === which} aria-controls="flow-tab-panel" class={tab === which ? 'tab active' : 'tab'} onClick={() => tab !== which && go()} data-testid={`flow-tab-${which}`}>
@@ -273,7 +281,7 @@ function FlowEditor({ flow, onDone }: { flow: StoredFlow | null; onDone: () => v
   );
   return (
     <div class="admin flow-editor" data-testid="flow-editor">
-      <button class="link" onClick={onDone}>
+      <button class="link" onClick={leave} data-testid="flow-back">
         ← {t('nav.flows')}
       </button>
       <h2>{saved ? `${saved.name} · v${saved.version}` : t('flows.new')}</h2>
