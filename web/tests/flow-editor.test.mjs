@@ -304,5 +304,8 @@ test('on a phone the flow editor fits the screen, in Vietnamese, with no accessi
   await noSidewaysScroll(page, 'the flow editor on a phone, with a problem');
   await step(page, 'greet').screenshot({ path: path.join(shots, 'flow-editor-05-phone-step.png') });
   await axeAudit(page, 'flow editor on a phone, with a problem');
+  // The server's check, in Vietnamese too.
+  await step(page, 'greet').getByTestId('variant-text').fill('Chào {{ten}}');
+  await problem(step(page, 'greet'), '{{ten}} không phải là biến').waitFor();
   await page.context().close();
 });

@@ -341,6 +341,13 @@ export function serverMessage(m: string): string {
   if (lang() !== 'vi') return m;
   const rules: [RegExp, (x: RegExpMatchArray) => string][] = [
     [/^must not be empty$/, () => 'không được để trống'],
+    [/^has a '\{\{' without its '\}\}'$/, () => "có '{{' mà thiếu '}}'"],
+    [/^\{\{(.*)\}\} is not a variable/, (x) => `{{${x[1]}}} không phải là biến (viết {{contact.<trường>}})`],
+    [/^\{\{(.*)\}\}: "(.*)" is not a field name$/, (x) => `{{${x[1]}}}: "${x[2]}" không phải tên trường`],
+    [/^is not a valid regular expression/, () => 'không phải biểu thức chính quy hợp lệ'],
+    [/^must contain a letter or a digit$/, () => 'cần có chữ cái hoặc chữ số'],
+    [/^is not a valid header name$/, () => 'tên header không hợp lệ'],
+    [/^needs exactly one of seconds and until_business_hours$/, () => 'chọn chờ một khoảng thời gian hoặc chờ đến giờ làm việc'],
     [/^no step has the id "(.*)"$/, (x) => `không có bước nào mang mã "${x[1]}"`],
     [/^cannot be reached from the start step$/, () => 'không có bước nào dẫn tới bước này từ bước bắt đầu'],
     [/^a step cannot lead straight back to itself$/, () => 'một bước không được dẫn thẳng về chính nó'],
