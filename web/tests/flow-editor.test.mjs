@@ -188,6 +188,10 @@ test('every kind of step and trigger made in the editor is what the server accep
   await ask.getByTestId('choice-title').nth(0).fill('S');
   await ask.getByTestId('choice-title').nth(1).fill('M');
   await ask.getByTestId('ask-save-to').fill('size');
+  // A number the server could not even read is flagged beside its field.
+  await ask.getByTestId('ask-retries').fill('300');
+  await problem(ask, 'whole number from 0 to 10').waitFor();
+  await ask.getByTestId('ask-retries').fill('3');
   await ask.getByTestId('ask-timeout').fill('30');
   await ask.getByTestId('ask-timeout-unit').selectOption({ label: 'minutes' });
   await ask.getByTestId('ask-timeout-next').selectOption('resolve_1');
@@ -220,6 +224,7 @@ test('every kind of step and trigger made in the editor is what the server accep
   const byId = Object.fromEntries(stored.steps.map((s) => [s.id, s.do]));
   assert.deepEqual(byId.ask_1.answer.choices, [{ title: 'S', value: 'S' }, { title: 'M', value: 'M' }]);
   assert.equal(byId.ask_1.timeout_secs, 1800);
+  assert.equal(byId.ask_1.retries, 3);
   assert.deepEqual(byId.wait_1, { type: 'wait', until_business_hours: true, next: 'http_1' });
   assert.deepEqual(byId.http_1.body, { size: '{{contact.size}}' });
   assert.deepEqual(byId.branch_1.paths, [{ when: { type: 'field', field: 'size', op: 'eq', value: 'M' }, next: 'split_1' }]);

@@ -216,6 +216,11 @@ export function localProblems(flow: FlowJson): FlowProblem[] {
   if (blank(flow.name)) add('name', 'fe.p.name');
   if (flow.triggers.length === 0) add('triggers', 'fe.p.no_triggers');
   if (flow.steps.length === 0) add('steps', 'fe.p.no_steps');
+  // Numbers out of range: beyond some of them the server cannot even read the flow (a u8).
+  const range = (path: string, v: unknown, min: number, max: number) => {
+    if (v !== undefined && !(typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max)) add(path, 'fe.p.range', { min, max });
+  };
+  range('guards.max_steps', flow.guards?.max_steps, 1, LIMITS.maxSteps);
   const ids = new Set(flow.steps.map((s) => s.id));
   if (flow.steps.length > 0 && !ids.has(flow.start)) add('start', flow.start ? 'fe.p.start_missing' : 'fe.p.start_none', { id: flow.start });
   flow.triggers.forEach((tr, i) => {
@@ -254,6 +259,7 @@ export function localProblems(flow: FlowJson): FlowProblem[] {
       case 'ask':
         message(a.question, `${at}.question`, true);
         field('save_to', a.save_to);
+        range(`${at}.retries`, a.retries, 0, LIMITS.retries);
         if (a.answer?.type === 'choice') {
           const cs: Obj[] = a.answer.choices ?? [];
           if (cs.length < 2) add(`${at}.answer.choices`, 'fe.p.choices');
@@ -274,11 +280,15 @@ export function localProblems(flow: FlowJson): FlowProblem[] {
         if (!(a.paths?.length > 0)) add(`${at}.paths`, 'fe.p.paths');
         (a.paths ?? []).forEach((p: Obj, i: number) => condition(p.when, `${at}.paths[${i}].when`, add, field));
         break;
+      case 'split':
+        (a.paths ?? []).forEach((p: Obj, i: number) => range(`${at}.paths[${i}].weight`, p.weight, 1, 1000));
+        break;
       case 'wait':
         if (!a.until_business_hours && !(a.seconds > 0)) add(`${at}.seconds`, 'fe.p.duration');
         break;
       case 'http':
         if (!/^https?:\/\/\S+/.test(a.url ?? '')) add(`${at}.url`, 'fe.p.url');
+        range(`${at}.timeout_secs`, a.timeout_secs, 1, LIMITS.httpTimeout);
         (a.save ?? []).forEach((s: Obj, i: number) => {
           if (blank(s.path)) add(`${at}.save[${i}].path`, 'fe.p.json_path');
           field(`save[${i}].field`, s.field);
@@ -286,6 +296,7 @@ export function localProblems(flow: FlowJson): FlowProblem[] {
         break;
       case 'faq_bot':
         if (blank(a.fallback)) add(`${at}.fallback`, 'fe.p.text');
+        range(`${at}.max_misses`, a.max_misses, 1, LIMITS.retries);
         break;
       case 'start_flow':
       case 'schedule_flow':
