@@ -244,10 +244,15 @@ test('the JSON tab and the editor share one flow; broken JSON keeps you in the J
   await step(page, 'greet').getByTestId('step-is-start').waitFor();
   await step(page, 'greet').getByTestId('step-up').click();
   assert.deepEqual(await order(), ['greet', 'faq']);
+  // Another kind for a step: asked first, its fields start afresh.
+  page.once('dialog', (d) => d.accept());
+  await step(page, 'faq').getByTestId('step-kind').selectOption('handoff');
+  await step(page, 'faq').getByTestId('handoff-note').fill('Khách cần người thật');
   await page.getByTestId('flow-tab-json').click();
   const json = JSON.parse(await page.getByTestId('flow-json').inputValue());
   assert.equal(json.name, 'Mẫu');
   assert.deepEqual(json.steps.map((s) => s.id), ['greet', 'faq']);
+  assert.deepEqual(json.steps[1].do, { type: 'handoff', note: 'Khách cần người thật' });
 
   await page.getByTestId('flow-json').fill('{ "name": "Mẫu", ');
   await page.getByTestId('flow-tab-visual').click();

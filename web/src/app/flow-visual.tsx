@@ -646,12 +646,37 @@ function StepCard(p: StepProps) {
           </button>
         </span>
       </div>
-      <IdField id={step.id} onRename={p.rename} problems={idProblems} />
+      <div class="fe-row">
+        <IdField id={step.id} onRename={p.rename} problems={idProblems} />
+        <label>
+          {t('fe.step_kind')}
+          <select value={a.type} onChange={(e) => changeKind(e.currentTarget, a, p.set)} data-testid="step-kind">
+            {STEP_KINDS.map((k) => (
+              <option key={k} value={k}>
+                {t(`fe.kind.${k}` as Key)}
+              </option>
+            ))}
+            {!(STEP_KINDS as readonly string[]).includes(a.type) && <option value={a.type}>{a.type}</option>}
+          </select>
+        </label>
+      </div>
       {p.from.length > 0 && <p class="hint">{t('fe.reached_from', { ids: p.from.join(', ') })}</p>}
       {body}
       <Problems list={rest} strip={at} />
     </li>
   );
+}
+
+/** Another kind for a step: its fields start afresh (asked first when it had some), its way on is kept. */
+function changeKind(select: HTMLSelectElement, a: Obj, set: (a: Obj) => void) {
+  const kind = select.value;
+  const { next, ...rest } = a;
+  if (JSON.stringify(rest) !== JSON.stringify(newAction(a.type)) && !window.confirm(t('fe.change_kind_confirm'))) {
+    select.value = a.type;
+    return;
+  }
+  const fresh = newAction(kind);
+  set(hasNext(kind) && typeof next === 'string' ? { ...fresh, next } : fresh);
 }
 
 function stepBody(a: Obj, setDo: (patch: Obj) => void, at: string, take: Take, target: (field: string, label: string, opts?: { optional?: boolean; emptyLabel?: string; testid?: string }) => JSX.Element, p: StepProps) {
