@@ -105,6 +105,7 @@ test('an admin builds a flow in the visual editor, saves it, reloads it and trie
   assert.equal(await ask.getByTestId('step-next').inputValue(), 'human');
   await page.getByTestId('flow-valid').waitFor();
   await page.screenshot({ path: path.join(shots, 'flow-editor-02-built.png'), fullPage: true });
+  await step(page, 'greet').screenshot({ path: path.join(shots, 'flow-editor-02b-step.png') });
 
   await page.getByTestId('flow-save').click();
   await page.locator('h2', { hasText: 'Tư vấn áo · v1' }).waitFor();
