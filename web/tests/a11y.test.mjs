@@ -33,7 +33,7 @@ test('accessibility (axe-core): no critical or serious problem on the login page
   await phone.context().close();
 
   const ui = await agentPage('admin@shop.vn', 'vi-VN', AXE);
-  for (const page of ['agents', 'inboxes', 'quick_replies', 'tags', 'reports']) {
+  for (const page of ['agents', 'inboxes', 'quick_replies', 'tags', 'reports', 'flows', 'faq']) {
     await ui.getByTestId(`nav-${page}`).click();
     await ui.locator('.admin h2').first().waitFor();
     await axeAudit(ui, `admin: ${page}`);

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import path from 'node:path';
-import { agentPage, base, bin, browser, call, freePort, ids, pageUrl, PASSWORD, SHIPFREE, shots, useWorld } from './support.mjs';
+import { agentPage, base, bin, browser, call, freePort, ids, pageUrl, PASSWORD, serverEnv, SHIPFREE, shots, useWorld } from './support.mjs';
 
 useWorld();
 
@@ -250,7 +250,7 @@ test('WhatsApp after 24 hours: only a template, picked and filled in the compose
   // The channel sandbox stands in for WhatsApp's Cloud API (templates, sends, statuses).
   const port = await freePort();
   const sandbox = spawn(bin, ['sandbox', '--channels', '--bind', `127.0.0.1:${port}`, '--webhook-url', `${base}/webhooks/meta`], {
-    env: { ...process.env, SWITCHBOARD_LOG: 'warn' },
+    env: serverEnv({ SWITCHBOARD_LOG: 'warn' }),
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   try {

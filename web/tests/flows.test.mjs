@@ -1,4 +1,4 @@
-// Browser tests of automation: an admin builds a flow in the editor, fixes what the check
+// Browser tests of automation: an admin pastes a flow in the editor's JSON tab, fixes what the check
 // finds, tries it in the simulator, and a customer's message is answered by the bot; an agent
 // takes over from the bot; a scheduled flow is attached in the side panel and its status moves.
 // The real binary, Chromium driven by playwright-core; screenshots in test-artifacts/screenshots/.
@@ -42,6 +42,8 @@ test('an admin builds a flow, fixes what the check finds and tries it in the sim
   const page = await agentPage('admin@shop.vn', 'en-US', { viewport: { width: 1400, height: 900 } });
   await page.getByTestId('nav-flows').click();
   await page.getByTestId('flow-new').click();
+  // Pasted in the Advanced (JSON) tab (the visual editor has its own tests: flow-editor.test.mjs).
+  await page.getByTestId('flow-tab-json').click();
   // A step pointing nowhere: the check names the step and the field.
   await page.getByTestId('flow-json').fill(JSON.stringify(SIZE_FLOW, null, 2));
   await page.getByTestId('flow-check').click();

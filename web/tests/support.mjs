@@ -15,6 +15,11 @@ import { chromium } from 'playwright-core';
 
 const root = path.resolve(import.meta.dirname, '../..');
 export const bin = process.env.SWITCHBOARD_BIN ?? path.join(root, 'target/debug/switchboard');
+/** The environment for the binary: ours, less SWITCHBOARD_BIN (the server refuses unknown SWITCHBOARD_* settings). */
+export function serverEnv(extra = {}) {
+  const { SWITCHBOARD_BIN: _, ...env } = process.env;
+  return { ...env, ...extra };
+}
 export const shots = path.join(root, 'test-artifacts/screenshots');
 const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 export const PASSWORD = 'correct horse battery';
@@ -65,7 +70,7 @@ before(async () => {
   mkdirSync(shots, { recursive: true });
   dataDir = mkdtempSync(path.join(os.tmpdir(), 'sb-browser-'));
   // Many sign-ins from one address in a few seconds: lift the per-minute login limit for the test.
-  const env = { ...process.env, SWITCHBOARD_DATA_DIR: dataDir, SWITCHBOARD_LOG: 'warn', SWITCHBOARD_LIMITS__LOGIN_PER_MINUTE: '1000' };
+  const env = serverEnv({ SWITCHBOARD_DATA_DIR: dataDir, SWITCHBOARD_LOG: 'warn', SWITCHBOARD_LIMITS__LOGIN_PER_MINUTE: '1000' });
   const add = spawnSync(bin, ['user', 'add', '--email', 'admin@shop.vn', '--name', 'Admin', '--role', 'admin', '--password-stdin'], { input: PASSWORD, env });
   assert.equal(add.status, 0, `user add failed: ${add.stderr}`);
   const port = await freePort();

@@ -3,8 +3,10 @@
 // the FAQ editor, and in a conversation the bot banner with "take over", the auto-reply switch,
 // the fields the bot captured and the customer's scheduled flows.
 
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, ApiError, Conversation } from './api';
+import { emptyFlow, FlowJson, FlowProblem, localProblems, mergeProblems, normalize, Obj, shapeError } from './flow-model';
+import { FlowRef, VisualEditor } from './flow-visual';
 import { errorText, formatTime, Key, t } from './i18n';
 import { canSupervise } from './store';
 
@@ -17,18 +19,6 @@ export interface StoredFlow {
   updated_at: number;
 }
 
-interface FlowJson {
-  name: string;
-  triggers: { type: string }[];
-  start: string;
-  steps: { id: string; do: { type: string; next?: string } & Record<string, unknown> }[];
-  [k: string]: unknown;
-}
-
-interface FlowProblem {
-  path: string;
-  message: string;
-}
 
 export interface Scheduled {
   id: string;
@@ -53,7 +43,7 @@ function message(e: unknown): string {
   return String(e);
 }
 
-const STARTER = {
+const STARTER: FlowJson = {
   name: 'Chào khách',
   version: 1,
   triggers: [{ type: 'new_conversation' }],
@@ -182,68 +172,167 @@ function Outline({ json, problems }: { json: FlowJson | null; problems: FlowProb
 }
 
 function FlowEditor({ flow, onDone }: { flow: StoredFlow | null; onDone: () => void }) {
-  const [text, setText] = useState(JSON.stringify(flow ? flow.flow : STARTER, null, 2));
-  const [problems, setProblems] = useState<FlowProblem[]>([]);
-  const [checked, setChecked] = useState<'' | 'ok' | 'bad'>('');
+  // One flow object for both tabs: the visual editor changes it; the JSON tab edits its text and
+  // hands it back only when the text is a flow the editor can show.
+  const [draft, setDraft] = useState<FlowJson>(flow ? normalize(flow.flow) : emptyFlow());
+  const [tab, setTab] = useState<'visual' | 'json'>('visual');
+  const [text, setText] = useState('');
+  const [tabError, setTabError] = useState('');
+  const [serverProblems, setServerProblems] = useState<FlowProblem[]>([]);
+  const [checked, setChecked] = useState<'' | 'ok' | 'bad' | 'checking'>('');
   const [error, setError] = useState('');
   const [saved, setSaved] = useState<StoredFlow | null>(flow);
+  const [others, setOthers] = useState<FlowRef[]>([]);
+  const seq = useRef(0);
+  // What was last loaded or saved: leaving with anything else asks first.
+  const [pristine, setPristine] = useState(() => JSON.stringify(flow ? normalize(flow.flow) : emptyFlow()));
+  useEffect(() => {
+    listFlows()
+      .then((all) => setOthers(all.map((f) => ({ id: f.id, name: f.name }))))
+      .catch(() => setOthers([]));
+  }, []);
+
   let parsed: FlowJson | null = null;
   let parseError = '';
-  try {
-    parsed = JSON.parse(text);
-  } catch (e) {
-    parseError = String(e);
-  }
+  if (tab === 'json') {
+    try {
+      parsed = JSON.parse(text);
+    } catch (e) {
+      parseError = String(e);
+    }
+  } else parsed = draft;
+
+  const runCheck = async (f: unknown) => {
+    const n = ++seq.current;
+    setChecked('checking');
+    try {
+      const r = await api<{ valid: boolean; errors: FlowProblem[] }>('POST', '/flows/check', { flow: f });
+      if (n !== seq.current) return;
+      setServerProblems(r.errors);
+      setChecked(r.valid ? 'ok' : 'bad');
+    } catch (e) {
+      if (n === seq.current) {
+        setChecked('');
+        setError(message(e));
+      }
+    }
+  };
+  // In the editor every change is checked by the server too, a moment after typing stops.
+  useEffect(() => {
+    if (tab !== 'visual') return;
+    seq.current++; // an answer about an older version is not shown
+    const timer = setTimeout(() => runCheck(draft), 400);
+    return () => clearTimeout(timer);
+  }, [draft, tab]);
+
+  const toJson = () => {
+    setText(JSON.stringify(draft, null, 2));
+    setTabError('');
+    setTab('json');
+  };
+  const toVisual = () => {
+    let v: unknown;
+    try {
+      v = JSON.parse(text);
+    } catch (e) {
+      return setTabError(t('fe.json_blocked', { reason: String(e) }));
+    }
+    const why = shapeError(v);
+    if (why) return setTabError(t('fe.json_blocked', { reason: why }));
+    setTabError('');
+    setDraft(normalize(v as Obj));
+    setTab('visual');
+  };
   const check = async () => {
     setError('');
-    if (!parsed) return setProblems([{ path: 'flow', message: parseError }]);
-    const r = await api<{ valid: boolean; errors: FlowProblem[] }>('POST', '/flows/check', { flow: parsed });
-    setProblems(r.errors);
-    setChecked(r.valid ? 'ok' : 'bad');
+    if (!parsed) return setServerProblems([{ path: 'flow', message: parseError }]);
+    await runCheck(parsed);
   };
   const save = async () => {
     setError('');
-    if (!parsed) return setProblems([{ path: 'flow', message: parseError }]);
+    if (!parsed) return setServerProblems([{ path: 'flow', message: parseError }]);
+    seq.current++;
     try {
       const body = { flow: parsed, active: saved?.active ?? true, version: saved?.version };
       const r = saved ? await api<StoredFlow>('PUT', `/flows/${saved.id}`, body) : await api<StoredFlow>('POST', '/flows', body);
       setSaved(r);
+      setDraft(normalize(r.flow));
+      setPristine(JSON.stringify(normalize(r.flow)));
       setText(JSON.stringify(r.flow, null, 2));
-      setProblems([]);
+      setServerProblems([]);
       setChecked('ok');
     } catch (e) {
       if (e instanceof ApiError && e.code === 'invalid_flow') {
-        setProblems((e.extra?.errors as FlowProblem[]) ?? []);
+        setServerProblems((e.extra?.errors as FlowProblem[]) ?? []);
         setChecked('bad');
       } else setError(message(e));
     }
   };
+  const leave = () => {
+    const now = tab === 'visual' ? JSON.stringify(draft) : text === JSON.stringify(draft, null, 2) ? JSON.stringify(draft) : text;
+    if (now !== pristine && !window.confirm(t('fe.discard'))) return;
+    onDone();
+  };
+  const problems = tab === 'visual' ? mergeProblems(localProblems(draft), serverProblems) : serverProblems;
+  const tabButton = (which: 'visual' | 'json', label: string, go: () => void) => (
+    <button type="button" role="tab" id={`flow-tab-${which}`} aria-selected={tab === which} aria-controls="flow-tab-panel" class={tab === which ? 'tab active' : 'tab'} onClick={() => tab !== which && go()} data-testid={`flow-tab-${which}`}>
+      {label}
+    </button>
+  );
   return (
     <div class="admin flow-editor" data-testid="flow-editor">
-      <button class="link" onClick={onDone}>
+      <button class="link" onClick={leave} data-testid="flow-back">
         ← {t('nav.flows')}
       </button>
-      <h2>
-        {saved ? `${saved.name} · v${saved.version}` : t('flows.new')}
-      </h2>
+      <h2>{saved ? `${saved.name} · v${saved.version}` : t('flows.new')}</h2>
       <div class="editor-cols">
         <div>
-          <label>
-            {t('flows.definition')}
-            <textarea class="code" rows={22} value={text} onInput={(e) => setText(e.currentTarget.value)} data-testid="flow-json" spellcheck={false} />
-          </label>
-          <div class="row">
+          <div class="tabs fe-tabs" role="tablist" aria-label={t('fe.tabs')}>
+            {tabButton('visual', t('fe.tab_visual'), toVisual)}
+            {tabButton('json', t('fe.tab_json'), toJson)}
+          </div>
+          {tabError && (
+            <p class="error" role="alert" data-testid="flow-tab-error">
+              {tabError}
+            </p>
+          )}
+          <div id="flow-tab-panel" role="tabpanel" aria-labelledby={`flow-tab-${tab}`}>
+            {tab === 'visual' ? (
+              <VisualEditor flow={draft} onChange={setDraft} problems={problems} flows={others} example={STARTER} />
+            ) : (
+              <>
+                <p class="hint">{t('fe.json_hint')}</p>
+                <label>
+                  {t('flows.definition')}
+                  <textarea class="code" rows={22} value={text} onInput={(e) => setText(e.currentTarget.value)} data-testid="flow-json" spellcheck={false} />
+                </label>
+                {parseError && <p class="field-error">{t('flows.not_json')}</p>}
+              </>
+            )}
+          </div>
+          <div class="row wrap fe-actions">
             <button onClick={check} data-testid="flow-check">
               {t('flows.check')}
             </button>
             <button class="primary" onClick={save} data-testid="flow-save">
               {t('admin.save')}
             </button>
-            {checked === 'ok' && <span class="ok" data-testid="flow-valid">{t('flows.valid')}</span>}
+            <span aria-live="polite">
+              {checked === 'ok' && problems.length === 0 && (
+                <span class="ok" data-testid="flow-valid">
+                  {t('flows.valid')}
+                </span>
+              )}
+              {checked === 'checking' && <span class="muted">{t('fe.checking')}</span>}
+              {checked !== 'checking' && problems.length > 0 && (
+                <span class="warn" data-testid="flow-problem-count">
+                  {t('fe.problem_count', { n: problems.length })}
+                </span>
+              )}
+            </span>
           </div>
-          {parseError && <p class="field-error">{t('flows.not_json')}</p>}
           {error && <p class="error">{error}</p>}
-          <Outline json={parsed} problems={problems} />
+          {tab === 'json' && <Outline json={parsed} problems={problems} />}
         </div>
         <div>
           {parsed && <Simulator flow={parsed} />}
