@@ -4,7 +4,11 @@
 //!    cost of matching every message against them);
 //! 3. a FAQ bot answering every customer message, at half the rate the first server reached:
 //!    the time from a customer's webhook being sent to the bot's reply being queued (its
-//!    `message.created` on an agent socket).
+//!    `message.created` on an agent socket);
+//! 4. the same bot as fast as the load generator can send: the most messages per second the
+//!    server answers with it (the lower of ingest and replies);
+//! 5. the same bot at half of that rate: the reply latency at half the server's own maximum with
+//!    a bot on every message.
 
 use crate::ingest::{self, Opts, seq_of};
 use crate::server::Server;
@@ -19,12 +23,28 @@ use tokio::sync::Mutex;
 pub struct Report {
     pub none: ingest::LoadResult,
     pub flows: ingest::LoadResult,
-    pub bot: ingest::LoadResult,
+    /// At half the rate of `none`.
+    pub bot: BotRun,
+    /// As fast as answered.
+    pub bot_max: BotRun,
+    /// At half the rate `bot_max` sustained.
+    pub bot_half_max: BotRun,
+    pub flow_count: usize,
+}
+
+pub struct BotRun {
+    pub load: ingest::LoadResult,
     pub reply: Samples,
     pub replies: usize,
     /// Bot replies per second, from the first to the last one seen.
     pub replies_per_sec: f64,
-    pub flow_count: usize,
+}
+
+impl BotRun {
+    /// Messages per second the server took and answered.
+    fn sustained(&self) -> f64 {
+        self.load.msgs_per_sec().min(self.replies_per_sec)
+    }
 }
 
 /// `n` keyword flows of every match mode, none of whose keywords the bench messages contain.
@@ -207,28 +227,35 @@ pub async fn run(
         false,
     )
     .await?;
-    // Half the rate the server without flows reached, in webhooks per second.
-    let half = Opts {
-        rate: Some(((none.reqs_per_sec() / 2.0) as u64).max(1)),
-        dup_pct: 0.0,
-        ..o.clone()
+    let bot_at = async |rate: Option<u64>, label: &str| {
+        let o = Opts {
+            rate,
+            dup_pct: 0.0,
+            ..o.clone()
+        };
+        let (load, reply, replies, replies_per_sec) =
+            one(bin, database_url, &o, label, async |s| faq_bot(s).await, true).await?;
+        anyhow::Ok(BotRun {
+            load,
+            reply,
+            replies,
+            replies_per_sec,
+        })
     };
-    let (bot, reply, replies, replies_per_sec) = one(
-        bin,
-        database_url,
-        &half,
-        "FAQ bot",
-        async |s| faq_bot(s).await,
-        true,
-    )
-    .await?;
+    // Half the rate the server without flows reached, in webhooks per second.
+    let half = ((none.reqs_per_sec() / 2.0) as u64).max(1);
+    let bot = bot_at(Some(half), "FAQ bot, half of no-flow max").await?;
+    let bot_max = bot_at(None, "FAQ bot, max").await?;
+    // Webhooks per second for half the messages per second the bot sustained.
+    let per_req = none.messages as f64 / none.requests.max(1) as f64;
+    let half_bot = ((bot_max.sustained() / per_req / 2.0) as u64).max(1);
+    let bot_half_max = bot_at(Some(half_bot), "FAQ bot, half of its max").await?;
     Ok(Report {
         none,
         flows: with_flows,
         bot,
-        reply,
-        replies,
-        replies_per_sec,
+        bot_max,
+        bot_half_max,
         flow_count: flows,
     })
 }
@@ -239,7 +266,9 @@ pub fn print(r: &Report) {
     for (name, l) in [
         ("no flows".to_owned(), &r.none),
         (format!("{} keyword flows", r.flow_count), &r.flows),
-        ("FAQ bot, half rate".to_owned(), &r.bot),
+        ("FAQ bot, half of no-flow max".to_owned(), &r.bot.load),
+        ("FAQ bot, max".to_owned(), &r.bot_max.load),
+        ("FAQ bot, half of its max".to_owned(), &r.bot_half_max.load),
     ] {
         println!(
             "| {name} | {} | {} | {:.0} | {:.2} ms | {:.2} ms |",
@@ -256,11 +285,23 @@ pub fn print(r: &Report) {
         r.flows.msgs_per_sec() / r.none.msgs_per_sec()
     );
     println!(
-        "customer message → bot reply queued: {} replies ({:.0}/s), p50 {:.1} ms, p99 {:.1} ms (offered {:.0} msg/s)",
-        r.replies,
-        r.replies_per_sec,
-        r.reply.pct(50.0),
-        r.reply.pct(99.0),
-        r.bot.msgs_per_sec()
+        "FAQ bot sustains {:.0} messages/s answered ({:.0} ingested/s, {:.0} replies/s)",
+        r.bot_max.sustained(),
+        r.bot_max.load.msgs_per_sec(),
+        r.bot_max.replies_per_sec
     );
+    for (name, b) in [
+        ("half of no-flow max", &r.bot),
+        ("half of its own max", &r.bot_half_max),
+    ] {
+        println!(
+            "customer message → bot reply queued, {name}: {} of {} answered ({:.0}/s), p50 {:.1} ms, p99 {:.1} ms (offered {:.0} msg/s)",
+            b.replies,
+            b.load.messages,
+            b.replies_per_sec,
+            b.reply.pct(50.0),
+            b.reply.pct(99.0),
+            b.load.msgs_per_sec()
+        );
+    }
 }

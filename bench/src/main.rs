@@ -208,7 +208,11 @@ async fn main() -> anyhow::Result<()> {
             };
             let r = automation::run(&cli.bin, cli.database_url.as_deref(), &o, flows).await?;
             automation::print(&r);
-            let errors = r.none.errors + r.flows.errors + r.bot.errors;
+            let errors = r.none.errors
+                + r.flows.errors
+                + r.bot.load.errors
+                + r.bot_max.load.errors
+                + r.bot_half_max.load.errors;
             if errors > 0 {
                 bail!("{errors} webhooks were not acknowledged");
             }
