@@ -233,8 +233,15 @@ pub async fn run(
             dup_pct: 0.0,
             ..o.clone()
         };
-        let (load, reply, replies, replies_per_sec) =
-            one(bin, database_url, &o, label, async |s| faq_bot(s).await, true).await?;
+        let (load, reply, replies, replies_per_sec) = one(
+            bin,
+            database_url,
+            &o,
+            label,
+            async |s| faq_bot(s).await,
+            true,
+        )
+        .await?;
         anyhow::Ok(BotRun {
             load,
             reply,

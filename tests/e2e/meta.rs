@@ -707,6 +707,122 @@ async fn comment_private_reply_and_dm_answer_land_in_one_contact() {
     assert_eq!(m.run().await, RunReport::default());
 }
 
+/// #22 defect: a private reply to a customer who had written to the Page before merged the
+/// comment the agent holds into the customer's other, unassigned conversation — back to the pool,
+/// the agent's reply left "waiting to send". Now the held conversation goes on, the other one's
+/// messages join it, the history says so, and the agents' lists are told at once.
+#[tokio::test]
+async fn a_private_reply_to_a_known_customer_keeps_the_holder_and_the_conversation() {
+    let m = Meta::start().await;
+    m.sb.customer_message(PAGE, PSID, "chào shop")
+        .await
+        .unwrap();
+    m.sb.customer_comment(PAGE, PSID, "111_555", "giá bao nhiêu?")
+        .await
+        .unwrap();
+    let list = m
+        .app
+        .conversations(&m.agent, &format!("?inbox_id={}", m.inbox))
+        .await;
+    assert_eq!(
+        list.len(),
+        2,
+        "a DM and a comment, not linked yet: {list:?}"
+    );
+    let mut comment_conv = String::new();
+    let mut dm_conv = String::new();
+    for c in &list {
+        let id = c["id"].as_str().unwrap().to_owned();
+        if m.thread(&id).await[0]["kind"] == "comment" {
+            comment_conv = id;
+        } else {
+            dm_conv = id;
+        }
+    }
+    m.app
+        .ok(
+            Method::POST,
+            &format!("/api/v1/conversations/{comment_conv}/claim"),
+            &m.agent,
+            None,
+        )
+        .await;
+    let mut ws = m.app.ws(&format!("/api/v1/ws?token={}", m.agent)).await;
+    let comment = m.thread(&comment_conv).await[0].clone();
+    let (s, v) = m
+        .app
+        .post(
+            &format!(
+                "/api/v1/messages/{}/comment-actions",
+                comment["id"].as_str().unwrap()
+            ),
+            &m.agent,
+            json!({"action": "private_reply", "text": "Em inbox anh giá nhé"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    // The Send API answers with the PSID, which belongs to the customer's DM contact: a merge.
+    let r = m.run().await;
+    assert_eq!(r.sent, 1, "{r:?}");
+
+    let c = m
+        .app
+        .ok(
+            Method::GET,
+            &format!("/api/v1/conversations/{comment_conv}"),
+            &m.agent,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (c["status"].as_str(), c["assignee_id"].as_str()),
+        (Some("open"), Some(m.agent_id.as_str())),
+        "the agent still holds the conversation: {c}"
+    );
+    let (s, _) = m
+        .app
+        .get(&format!("/api/v1/conversations/{dm_conv}"), &m.agent)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "the DM conversation was absorbed");
+    let list = m
+        .app
+        .conversations(&m.agent, &format!("?inbox_id={}", m.inbox))
+        .await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    let thread = m.thread(&comment_conv).await;
+    let texts: Vec<&str> = thread.iter().map(|x| x["text"].as_str().unwrap()).collect();
+    assert_eq!(
+        texts,
+        ["chào shop", "giá bao nhiêu?", "Em inbox anh giá nhé"],
+        "one thread, in time order"
+    );
+    assert_eq!(
+        thread[2]["delivery_status"], "sent",
+        "the reply is not left waiting"
+    );
+    let merged: Vec<Value> = m
+        .app
+        .history(&comment_conv)
+        .await
+        .into_iter()
+        .filter(|a| a["kind"] == "merged")
+        .collect();
+    assert_eq!(merged.len(), 1);
+    assert_eq!(merged[0]["detail"]["reason"], "private_reply");
+    assert_eq!(
+        merged[0]["detail"]["absorbed_conversation_id"],
+        dm_conv.as_str()
+    );
+    // Pushed live: the agents' lists learn which conversation went away.
+    let e = loop {
+        let e = ws.next().await;
+        if e["merged_conversation_id"] == dm_conv.as_str() {
+            break e;
+        }
+    };
+    assert_eq!(e["conversation_id"], comment_conv.as_str());
+}
+
 #[tokio::test]
 async fn manual_merge_is_undoable() {
     let m = Meta::start().await;

@@ -98,6 +98,9 @@ pub enum ActionKind {
     TakenOver,
     /// The per-conversation auto-reply switch was turned off or on (`detail.on`).
     AutoReplySwitched,
+    /// Two conversations of one customer became this one (`detail.absorbed_conversation_id`,
+    /// `detail.reason`: `private_reply`, `manual`, …).
+    Merged,
 }
 
 impl ActionKind {
@@ -125,6 +128,7 @@ impl ActionKind {
             Self::HandedOff => "handed_off",
             Self::TakenOver => "taken_over",
             Self::AutoReplySwitched => "auto_reply_switched",
+            Self::Merged => "merged",
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::sql::{
 use crate::writes::*;
 use crate::*;
 use std::collections::HashMap;
-use switchboard_core::conversation::Transition;
+use switchboard_core::conversation::{Action, ActionKind, Transition};
 use switchboard_core::event::{self, Event, EventDraft};
 use switchboard_core::ingest::batch::{is_empty_meta, preview};
 use switchboard_core::ingest::{self, MetaEdit};
@@ -661,7 +661,7 @@ async fn merge_in<C: Conn>(
                 .bind(a.inbox_id.to_string())
                 .opt(&mut *conn, conversation_row)
                 .await?;
-        let Some(b) = target else {
+        let Some(into_conv) = target else {
             q("UPDATE conversations SET contact_id = $1 WHERE id = $2")
                 .bind(into.to_string())
                 .bind(a.id.to_string())
@@ -677,7 +677,22 @@ async fn merge_in<C: Conn>(
             ));
             continue;
         };
+        // The one that goes on keeps its id, holder and place; the other's rows move into it.
+        let keeps_from = ingest::merge_keeps_from(&a, &into_conv);
+        let (a, b) = if keeps_from {
+            let mut kept = a;
+            kept.contact_id = into;
+            (into_conv, kept)
+        } else {
+            (a, into_conv)
+        };
         let aid = a.id.to_string();
+        let (preview, unread_count): (Option<String>, i64) =
+            q("SELECT last_message_preview, unread_count FROM conversations WHERE id = $1")
+                .bind(&aid)
+                .fetch_one(&mut *conn)
+                .await
+                .and_then(|r| Ok((r.try_get(0)?, r.try_get(1)?)))?;
         let ids = q(
             "SELECT 'messages', id FROM messages WHERE conversation_id = $1 \
              UNION ALL SELECT 'actions', id FROM action_log WHERE conversation_id = $1 \
@@ -692,8 +707,8 @@ async fn merge_in<C: Conn>(
         };
         let absorbed = Absorbed {
             conversation: a.clone(),
-            preview: r.try_get("last_message_preview")?,
-            unread_count: r.try_get("unread_count")?,
+            preview,
+            unread_count,
             into: b.id.to_string(),
             messages: of("messages"),
             actions: of("actions"),
@@ -724,6 +739,15 @@ async fn merge_in<C: Conn>(
             .bind(&aid)
             .execute(&mut *conn)
             .await?;
+        if keeps_from {
+            // `b` was the merged-away contact's: it becomes the survivor's (an undo gives it back).
+            q("UPDATE conversations SET contact_id = $1 WHERE id = $2")
+                .bind(into.to_string())
+                .bind(b.id.to_string())
+                .execute(&mut *conn)
+                .await?;
+            undo.repointed.push(b.id.to_string());
+        }
         let after = ingest::absorb(&a, &b);
         update_conversation(conn, &after, b.version).await?;
         crate::pool::after_write(conn, Some(&b), &after, now).await?;
@@ -732,6 +756,17 @@ async fn merge_in<C: Conn>(
             .bind(b.id.to_string())
             .execute(&mut *conn)
             .await?;
+        insert_actions(
+            conn,
+            b.id,
+            &[Action {
+                kind: ActionKind::Merged,
+                actor,
+                detail: serde_json::json!({"absorbed_conversation_id": a.id, "reason": reason}),
+            }],
+            now,
+        )
+        .await?;
         drafts.extend(conversation_event(
             Some(&b),
             &after,

@@ -119,6 +119,13 @@ export function ConversationsPage() {
     const off = realtime.on((e) => {
       if (!e.conversation_id || (!e.type.startsWith('conversation.') && !e.type.startsWith('message.'))) return;
       pending.add(e.conversation_id);
+      // Two conversations of one customer became one: the absorbed one leaves the list, and an
+      // agent looking at it is taken to the one that goes on.
+      const merged = e.merged_conversation_id;
+      if (typeof merged === 'string') {
+        pending.add(merged);
+        if (merged === selectedRef.current) openRef.current(e.conversation_id);
+      }
       window.clearTimeout(timer);
       timer = window.setTimeout(flush, 60);
     });

@@ -209,6 +209,8 @@ function historyLine(h: HistoryEntry): string {
       return t('history.auto_assigned', { to: agentName(d.to) });
     case 'returned_to_pool':
       return t('history.returned_to_pool');
+    case 'merged':
+      return t(d.reason === 'private_reply' ? 'history.merged_private_reply' : 'history.merged');
     case 'reply_deadline_lapsed':
       return t('history.reply_deadline_lapsed', { agent: agentName(d.agent_id) });
     case 'auto_resolved':

@@ -176,6 +176,15 @@ pub fn page_message(
     (created, message)
 }
 
+/// Which of two conversations of one customer on one inbox goes on when their contacts merge:
+/// `true` keeps `from`. The one a person holds wins over one nobody holds, so a merge never takes
+/// a customer away from the agent talking to them (a private reply whose customer turns out to
+/// have written before); otherwise `into`, the surviving contact's.
+pub fn merge_keeps_from(from: &Conversation, into: &Conversation) -> bool {
+    let held = |c: &Conversation| c.assignee_id.is_some() && c.status == ConversationStatus::Open;
+    held(from) && !held(into)
+}
+
 /// `into` after absorbing `from` (two contacts merged, each with a conversation on the inbox): the
 /// later customer message and activity of the two, one version on.
 pub fn absorb(from: &Conversation, into: &Conversation) -> Conversation {
@@ -397,5 +406,34 @@ mod tests {
         }
         let back = unabsorb(&conv(8), t(30));
         assert_eq!((back.last_customer_message_at, back.version), (t(30), 1));
+    }
+
+    #[test]
+    fn a_merge_keeps_the_conversation_a_person_holds() {
+        let agent = AgentId(Uuid::from_u128(99));
+        let held = |mut c: Conversation| {
+            c.status = ConversationStatus::Open;
+            c.assignee_id = Some(agent);
+            c
+        };
+        let resolved = |mut c: Conversation| {
+            c.status = ConversationStatus::Resolved;
+            c.last_assignee_id = Some(agent);
+            c
+        };
+        // (from, into, from goes on)
+        for (from, into, keeps_from) in [
+            (held(conv(7)), conv(8), true),
+            (conv(7), held(conv(8)), false),
+            (held(conv(7)), held(conv(8)), false),
+            (conv(7), conv(8), false),
+            (resolved(conv(7)), conv(8), false),
+        ] {
+            assert_eq!(
+                merge_keeps_from(&from, &into),
+                keeps_from,
+                "{from:?} / {into:?}"
+            );
+        }
     }
 }
