@@ -4,6 +4,7 @@
 
 mod automation;
 mod baseline;
+mod comments;
 mod db;
 mod fanout;
 mod ingest;
@@ -73,6 +74,18 @@ enum Command {
         customers: usize,
         #[arg(long, default_value_t = 20_000)]
         messages: usize,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+    },
+    /// Comment rules on a livestream's comments: ingest without rules and with rules that hide
+    /// every comment with a phone number (the same-run ratio), and comment → hide latency.
+    Comments {
+        #[arg(long, default_value_t = 4)]
+        pages: usize,
+        #[arg(long, default_value_t = 2000)]
+        customers: usize,
+        #[arg(long, default_value_t = 20_000)]
+        comments: usize,
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
     },
@@ -211,6 +224,39 @@ async fn main() -> anyhow::Result<()> {
             let errors = r.none.errors + r.flows.errors + r.bot.errors;
             if errors > 0 {
                 bail!("{errors} webhooks were not acknowledged");
+            }
+            Ok(())
+        }
+        Command::Comments {
+            pages,
+            customers,
+            comments: n,
+            concurrency,
+        } => {
+            let o = ingest::Opts {
+                pages,
+                numbers: 0,
+                customers,
+                messages: n,
+                concurrency,
+                rate: None,
+                agents: 0,
+                dup_pct: 0.0,
+                batch_pct: 0.2,
+                whatsapp_pct: 0.0,
+            };
+            let r = comments::run(&cli.bin, cli.database_url.as_deref(), &o).await?;
+            comments::print(&r);
+            if r.without.errors + r.with.errors > 0 {
+                bail!("some webhooks were not acknowledged");
+            }
+            if r.hidden != r.phone_comments || r.hide_calls != r.hidden {
+                bail!(
+                    "{} of {} phone comments hidden with {} calls",
+                    r.hidden,
+                    r.phone_comments,
+                    r.hide_calls
+                );
             }
             Ok(())
         }

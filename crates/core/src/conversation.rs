@@ -98,6 +98,9 @@ pub enum ActionKind {
     TakenOver,
     /// The per-conversation auto-reply switch was turned off or on (`detail.on`).
     AutoReplySwitched,
+    /// A comment rule acted on a customer's comment (`detail.action`, `detail.rule`,
+    /// `detail.because`, `detail.result`).
+    CommentRule,
 }
 
 impl ActionKind {
@@ -125,6 +128,7 @@ impl ActionKind {
             Self::HandedOff => "handed_off",
             Self::TakenOver => "taken_over",
             Self::AutoReplySwitched => "auto_reply_switched",
+            Self::CommentRule => "comment_rule",
         }
     }
 }
@@ -280,6 +284,21 @@ pub fn assign(
         n,
         vec![action(ActionKind::Assigned, Some(actor.agent_id), detail)],
     ))
+}
+
+/// Automation (a flow's or a comment rule's `assign` step) gives the conversation to `target`
+/// when nobody holds it; a conversation someone holds, or a resolved one, is left as it is.
+pub fn automation_assigns(c: &Conversation, target: AgentId, by: &str) -> Transition {
+    if c.status == S::Resolved || c.assignee_id.is_some() {
+        return Transition::unchanged(c);
+    }
+    let mut n = c.clone();
+    n.status = S::Open;
+    n.assignee_id = Some(target);
+    n.last_assignee_id = Some(target);
+    n.participants.retain(|p| *p != target);
+    let detail = serde_json::json!({"from": null, "to": target, "by": by});
+    Transition::changed(n, vec![action(ActionKind::Assigned, None, detail)])
 }
 
 /// The holder (or a supervisor) hands the conversation to `target`, with a message for them.

@@ -804,7 +804,11 @@ impl Automation {
                 | Effect::RemoveTag(_)
                 | Effect::Handoff { .. }
                 | Effect::Resolve
+                | Effect::Assign(_)
                 | Effect::Ended(_) => {}
+                // Only comment rules have a comment to act on (validation refuses these steps
+                // elsewhere).
+                Effect::Comment(_) => {}
             }
         }
         if after == After::Route {
@@ -1310,6 +1314,11 @@ fn plan(
             }
             Effect::Resolve => apply(
                 conv::bot_resolves(&current, now),
+                &mut current,
+                &mut actions,
+            ),
+            Effect::Assign(agent) => apply(
+                conv::automation_assigns(&current, *agent, "flow"),
                 &mut current,
                 &mut actions,
             ),
