@@ -10,7 +10,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
-use switchboard_sandbox::meta::{Sandbox, UserSpec};
+use switchboard_sandbox::meta::{PageSpec, Sandbox, UserSpec};
 
 const PAGE: &str = "111";
 const IG: &str = "17841400000000001";
@@ -379,9 +379,10 @@ async fn a_burst_of_2000_comments_with_429s_and_a_restart_gets_every_action_exac
         ]}})),
     )
     .await;
+    const N: usize = 2000;
     // Meta's limit for the Page: 150 comment operations a second.
     sb.set_comment_rate_limit(PAGE, 150, 1_000);
-    let burst: Vec<(String, String)> = (0..2000)
+    let burst: Vec<(String, String)> = (0..N)
         .map(|i| {
             let user = format!("u{}", i % 400);
             let text = if i % 2 == 0 {
@@ -394,7 +395,7 @@ async fn a_burst_of_2000_comments_with_429s_and_a_restart_gets_every_action_exac
         .collect();
     // The first half, then the node stops in the middle of carrying the actions out.
     let (first, statuses) = sb
-        .comment_burst(PAGE, "111_900", &burst[..1000], 25, 7)
+        .comment_burst(PAGE, "111_900", &burst[..N / 2], 25, 7)
         .await
         .unwrap();
     assert!(statuses.iter().all(|s| *s == 200));
@@ -407,23 +408,37 @@ async fn a_burst_of_2000_comments_with_429s_and_a_restart_gets_every_action_exac
     app.stop().await;
 
     let app = TestApp::start_in(dir.path(), clock.clone(), false).await;
+    // Meta calls the node at its new address.
+    sb.add_page(PageSpec {
+        id: PAGE.into(),
+        object: switchboard_channels::meta::Object::Page,
+        token: format!("token-{PAGE}"),
+        app_secret: META_APP_SECRET.into(),
+        webhook_url: app.url("/webhooks/meta"),
+        echoes: true,
+        private_reply_recipient_id: true,
+        auto_delivery: false,
+    });
     let (second, statuses) = sb
-        .comment_burst(PAGE, "111_900", &burst[1000..], 25, 7)
+        .comment_burst(PAGE, "111_900", &burst[N / 2..], 25, 7)
         .await
         .unwrap();
     assert!(statuses.iter().all(|s| *s == 200));
     app.state.comment_rules.idle().await;
-    // Leases of the stopped node run out; 429s are waited out on the clock.
-    for _ in 0..200 {
+    // Leases of the stopped node run out; 429s are waited out on the clock, until nothing is
+    // left to do in the comment outbox or the message outbox.
+    let store = app.state.store.clone();
+    for _ in 0..500 {
         clock.advance_millis(61_000);
-        let t = app
-            .state
+        app.state
             .comment_rules
             .run_due(clock.now_ts())
             .await
             .unwrap();
-        let r = app.state.outbox.run_due(clock.now_ts()).await;
-        if t.done + t.retried + t.failed + t.swept == 0 && r.sent + r.retried == 0 {
+        app.state.outbox.run_due(clock.now_ts()).await;
+        let pending = store.next_comment_action_due().await.unwrap();
+        let queued = store.next_due().await.unwrap();
+        if pending.is_none() && queued.is_none() {
             break;
         }
     }

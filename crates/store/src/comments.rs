@@ -143,6 +143,8 @@ pub trait CommentStore {
         node: &str,
         limit: u32,
     ) -> Result<Vec<CommentAction>>;
+    /// When the earliest pending action is due (`None`: nothing is pending).
+    async fn next_comment_action_due(&self) -> Result<Option<Timestamp>>;
     /// Puts a pending action back for later (a 429, a transient failure), counting the attempt.
     async fn retry_comment_action(
         &self,
@@ -496,6 +498,13 @@ impl<D: Db> CommentStore for D {
             (a.due_at, a.message_id, &a.action).cmp(&(b.due_at, b.message_id, &b.action))
         });
         Ok(due)
+    }
+
+    #[instrument(skip_all)]
+    async fn next_comment_action_due(&self) -> Result<Option<Timestamp>> {
+        q("SELECT due_at FROM comment_actions WHERE status = 'pending' ORDER BY due_at, message_id LIMIT 1")
+            .read_opt(self, |r| ts(r, "due_at"))
+            .await
     }
 
     #[instrument(skip_all)]
