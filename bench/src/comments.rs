@@ -86,7 +86,7 @@ fn build(run: &str, o: &Opts, now_secs: i64) -> Vec<Webhook> {
                 break;
             }
             let customer = (seq as usize * 7919) % o.customers.max(1);
-            let text = if seq % 2 == 0 {
+            let text = if seq.is_multiple_of(2) {
                 format!(
                     "bench {seq} 0912.{:03}.{:03} tư vấn em",
                     customer % 1000,

@@ -84,13 +84,16 @@ struct InboxRules {
     posts: HashMap<String, CommentRuleSet>,
 }
 
+/// An inbox, and the post whose own rules apply (`None`: the Page's alone).
+type RulesKey = (InboxId, Option<String>);
+
 struct Loaded {
     inboxes: HashMap<InboxId, InboxRules>,
     /// Some rule starts a flow when a private reply is answered (then each customer message of
     /// a Meta inbox looks for one).
     answer_flows: bool,
     /// Compiled per (inbox, post with an override or `None`).
-    compiled: Mutex<HashMap<(InboxId, Option<String>), Arc<CompiledRules>>>,
+    compiled: Mutex<HashMap<RulesKey, Arc<CompiledRules>>>,
     at: Timestamp,
 }
 

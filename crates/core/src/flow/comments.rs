@@ -463,19 +463,20 @@ pub fn offers(text: &str, phone: Option<&str>, email: Option<&str>) -> Vec<Offer
             });
         }
     }
-    if let Some(e) = answer::find_email(text) {
-        if !email.is_some_and(|c| c.eq_ignore_ascii_case(&e)) {
-            out.push(Offer {
-                field: "email",
-                fill: empty(email),
-                value: e,
-            });
-        }
+    if let Some(e) = answer::find_email(text)
+        && !email.is_some_and(|c| c.eq_ignore_ascii_case(&e))
+    {
+        out.push(Offer {
+            field: "email",
+            fill: empty(email),
+            value: e,
+        });
     }
     out
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::flow::engine::{CommentEffect, Context, Effect, Input, RunState, step};
