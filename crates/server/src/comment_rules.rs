@@ -48,6 +48,8 @@ const WORKERS: usize = 4;
 const QUEUE_PER_WORKER: usize = 8192;
 /// How far back the sweep looks for comments left undecided.
 const SWEEP_BACK_MS: i64 = 24 * 3600 * 1000;
+/// How often a node sweeps (the sweep reads the day's comments' index).
+const SWEEP_EVERY_MS: i64 = 60_000;
 /// Local time for active hours where the inbox has no business hours (Vietnam).
 const DEFAULT_UTC_OFFSET_MINUTES: i32 = 420;
 /// The longest comment text the rules read (a longer one is judged on its beginning).
@@ -117,6 +119,8 @@ pub struct Inner {
     pending: AtomicUsize,
     settled: Notify,
     wake: Notify,
+    /// When this node last swept (ms).
+    swept_at: std::sync::atomic::AtomicI64,
 }
 
 impl std::ops::Deref for CommentRules {
@@ -174,6 +178,7 @@ impl CommentRules {
             pending: AtomicUsize::new(0),
             settled: Notify::new(),
             wake: Notify::new(),
+            swept_at: std::sync::atomic::AtomicI64::new(i64::MIN),
         }))
     }
 
@@ -535,11 +540,19 @@ impl CommentRules {
     pub async fn run_due(&self, now: Timestamp) -> Result<CommentTick, StoreError> {
         use futures_util::StreamExt;
         let mut tick = CommentTick::default();
-        for m in self
-            .store
-            .undecided_comments(now.plus_millis(-SWEEP_BACK_MS), 500)
-            .await?
-        {
+        let last = self.swept_at.load(Ordering::Acquire);
+        let sweep = now.millis().saturating_sub(last) >= SWEEP_EVERY_MS;
+        if sweep {
+            self.swept_at.store(now.millis(), Ordering::Release);
+        }
+        let undecided = if sweep {
+            self.store
+                .undecided_comments(now.plus_millis(-SWEEP_BACK_MS), 500)
+                .await?
+        } else {
+            Vec::new()
+        };
+        for m in undecided {
             // Still in a worker's queue, probably: only the old ones are the sweep's.
             if now.millis() - m.created_at.millis() < LEASE_MS {
                 continue;
