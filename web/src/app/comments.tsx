@@ -241,9 +241,9 @@ export function CommentRulesPage() {
       setError(message(e));
     }
   };
-  if (!pages.length) return <div class="page"><p class="muted">{t('rules.no_pages')}</p></div>;
+  if (!pages.length) return <div class="admin"><p class="muted">{t('rules.no_pages')}</p></div>;
   return (
-    <div class="page comment-rules" data-testid="comment-rules">
+    <div class="admin comment-rules" data-testid="comment-rules">
       <h2>{t('rules.title')}</h2>
       <label>
         {t('rules.page')}
