@@ -489,3 +489,66 @@ async fn a_burst_of_2000_comments_with_429s_and_a_restart_gets_every_action_exac
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_customer_answering_a_private_reply_starts_the_rules_flow() {
+    let app = TestApp::start().await;
+    let sb = sandbox(&app).await;
+    let (agent_id, agent) = app.agent("lan@shop.vn", "Lan", "agent").await;
+    let inbox = create_page(&app, &sb, PAGE, "messenger", &[&agent_id]).await;
+    sb.add_user(
+        PAGE,
+        UserSpec {
+            id: PSID.into(),
+            first_name: "Hà".into(),
+            last_name: "Nguyễn".into(),
+            profile_pic: None,
+            commenter_id: Some(COMMENTER.into()),
+        },
+    );
+    let flow = app
+        .ok(
+            Method::POST,
+            "/api/v1/flows",
+            &app.admin,
+            Some(json!({"flow": {"name": "Tư vấn size", "version": 1, "triggers": [{"type": "agent_start"}],
+                "start": "ask", "steps": [{"id": "ask", "do": {"type": "send_message", "variants": [{"text": "Anh/chị mặc size nào ạ?"}]}}]}})),
+        )
+        .await;
+    let flow_id = flow["id"].as_str().unwrap();
+    app.ok(
+        Method::PUT,
+        &format!("/api/v1/inboxes/{inbox}/comment-rules"),
+        &app.admin,
+        Some(
+            json!({"rules": {"rules": [{"name": "sđt", "when": [{"type": "has_phone"}],
+            "do": [{"type": "private_reply", "text": "Shop inbox ạ", "then_flow": flow_id}]}]}}),
+        ),
+    )
+    .await;
+    sb.customer_comment(PAGE, PSID, "111_555", "0912 345 678")
+        .await
+        .unwrap();
+    settle(&app).await;
+    sb.flush().await;
+    assert_eq!(
+        sb.sent()
+            .iter()
+            .map(|s| s.text.as_str())
+            .collect::<Vec<_>>(),
+        ["Shop inbox ạ"]
+    );
+    // The customer answers in Messenger: the flow starts there (once).
+    sb.customer_message(PAGE, PSID, "dạ em cần tư vấn")
+        .await
+        .unwrap();
+    app.state.automation.idle().await;
+    app.state.outbox.run_due(app.clock.now_ts()).await;
+    sb.customer_message(PAGE, PSID, "size M").await.unwrap();
+    app.state.automation.idle().await;
+    app.state.outbox.run_due(app.clock.now_ts()).await;
+    let texts: Vec<String> = sb.sent().iter().map(|s| s.text.clone()).collect();
+    assert_eq!(texts, ["Shop inbox ạ", "Anh/chị mặc size nào ạ?"]);
+    let list = app.conversations(&agent, "").await;
+    assert_eq!(list.len(), 1);
+}

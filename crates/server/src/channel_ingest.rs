@@ -117,22 +117,6 @@ impl ChannelIngest {
                             at: s.at,
                         })
                         .await;
-                } else if self.comments.may_await_answers() {
-                    // The answer to a private reply whose rule starts a flow.
-                    let (comments, automation, conv) = (
-                        self.comments.clone(),
-                        self.automation.clone(),
-                        done.conversation_id,
-                    );
-                    tokio::spawn(async move {
-                        if let Some(flow) = comments.answer_flow(conv).await
-                            && let Err(e) = automation
-                                .start(conv, flow, None, "comment_answer", 0)
-                                .await
-                        {
-                            tracing::info!(error = %e, "the flow after a private reply did not start");
-                        }
-                    });
                 }
                 if s.kind != MessageKind::Comment
                     && s.text.bytes().any(|b| b.is_ascii_digit() || b == b'@')
@@ -145,6 +129,9 @@ impl ChannelIngest {
                     });
                 }
             }
+            let is_comment = said
+                .as_ref()
+                .is_some_and(|s| s.kind == MessageKind::Comment);
             if let Some(Said {
                 workspace_id,
                 inbox_id,
@@ -161,6 +148,7 @@ impl ChannelIngest {
                     meta,
                     entered_pool: done.entered_pool,
                     held_by_bot: done.held_by_bot,
+                    answer_flow_possible: !is_comment && self.comments.may_await_answers(),
                 };
                 if self.automation.wants(&m).await {
                     self.automation.enqueue(m).await;

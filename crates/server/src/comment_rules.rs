@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 use switchboard_channels::meta::{self as meta_wire, CommentOp};
 use switchboard_core::conversation::{self as conv, Transition};
-use switchboard_core::event::{self, EventDraft};
+use switchboard_core::event;
 use switchboard_core::flow::comments::{
     self as rules, CommentFacts, CommentRuleSet, CompiledRules, Decision,
 };
@@ -32,7 +32,8 @@ use switchboard_core::outbound::{Author, CommentReply, Content};
 use switchboard_core::retry::{self, RetryPolicy};
 use switchboard_core::*;
 use switchboard_store::{
-    Change, CommentAction, CommentActionStatus, SeenComment, Store, StoreError, StoredCommentRules,
+    Change, CommentAction, CommentActionStatus, Finish, SeenComment, Store, StoreError,
+    StoredCommentRules,
 };
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
@@ -45,6 +46,8 @@ const CLAIM_BATCH: u32 = 200;
 /// Actions carried out at once (Meta's per-Page limits stay in sight).
 const CONCURRENCY: usize = 8;
 const WORKERS: usize = 4;
+/// Comments a worker decides together, their decisions written in one transaction.
+const DECIDE_BATCH: usize = 128;
 const QUEUE_PER_WORKER: usize = 8192;
 /// How far back the sweep looks for comments left undecided.
 const SWEEP_BACK_MS: i64 = 24 * 3600 * 1000;
@@ -195,12 +198,15 @@ impl CommentRules {
             senders.push(tx);
             let me = self.clone();
             tokio::spawn(async move {
-                while let Some(c) = rx.recv().await {
-                    if let Err(e) = me.decide(&c).await {
-                        // The sweep decides it again later.
-                        tracing::warn!(error = %e, "comment rules: deciding a comment failed");
+                let mut batch = Vec::with_capacity(DECIDE_BATCH);
+                while rx.recv_many(&mut batch, DECIDE_BATCH).await > 0 {
+                    if let Err(e) = me.decide_all(&batch).await {
+                        // The sweep decides them again later.
+                        tracing::warn!(error = %e, "comment rules: deciding comments failed");
                     }
-                    if me.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    let n = batch.len();
+                    batch.clear();
+                    if me.pending.fetch_sub(n, Ordering::AcqRel) == n {
                         me.settled.notify_waiters();
                     }
                 }
@@ -237,11 +243,20 @@ impl CommentRules {
         }
     }
 
-    /// Rules changed on this node: read them again on next use.
+    /// Rules changed on this node: read them again now.
     pub fn forget(&self) {
         if let Ok(mut l) = self.loaded.write() {
             *l = None;
         }
+        let me = self.clone();
+        tokio::spawn(async move {
+            let _ = me.preload().await;
+        });
+    }
+
+    /// Reads and compiles every inbox's rules (at start-up, after a change).
+    pub async fn preload(&self) -> Result<(), StoreError> {
+        self.loaded(self.clock.now()).await.map(|_| ())
     }
 
     async fn loaded(&self, now: Timestamp) -> Result<Arc<Loaded>, StoreError> {
@@ -317,34 +332,52 @@ impl CommentRules {
 
     /// Decides one comment and records the decision with its actions.
     pub async fn decide(&self, c: &CommentArrived) -> Result<(), StoreError> {
+        self.decide_all(std::slice::from_ref(c)).await
+    }
+
+    /// Decides comments (in order) and records every decision with its actions in one
+    /// transaction.
+    pub async fn decide_all(&self, comments: &[CommentArrived]) -> Result<(), StoreError> {
         let now = self.clock.now();
-        let post = c.comment["post_id"]
-            .as_str()
-            .or_else(|| c.comment["media_id"].as_str())
-            .unwrap_or_default()
-            .to_owned();
-        let comment_id = c.comment["id"].as_str().unwrap_or_default().to_owned();
-        let seen = SeenComment {
-            message_id: c.message_id,
-            workspace_id: c.workspace_id,
-            inbox_id: c.inbox_id,
-            post_id: post.clone(),
-            post_link: c.comment["post_link"].as_str().map(str::to_owned),
-            person: c.person.clone(),
-            at: c.at,
-        };
-        self.offer(c.contact_id, &c.text, now).await;
         let loaded = self.loaded(now).await?;
-        let Some(compiled) = Self::compiled(&loaded, c.inbox_id, &post) else {
-            self.store.record_comment(&seen, &[]).await?;
-            return Ok(());
+        let mut items = Vec::with_capacity(comments.len());
+        // Who already commented on a post in this batch (not yet recorded).
+        let mut in_batch: std::collections::HashSet<(InboxId, String, String)> =
+            std::collections::HashSet::new();
+        for c in comments {
+            let seen = seen_of(c);
+            self.offer(c.contact_id, &c.text, now).await;
+            let rows = match Self::compiled(&loaded, c.inbox_id, &seen.post_id) {
+                None => Vec::new(),
+                Some(compiled) => {
+                    let key = (c.inbox_id, seen.post_id.clone(), seen.person.clone());
+                    let first =
+                        !in_batch.contains(&key) && self.store.first_comment_on_post(&seen).await?;
+                    in_batch.insert(key);
+                    self.rows_for(c, &compiled, &seen, first, now).await?
+                }
+            };
+            items.push((seen, rows));
+        }
+        let planned = self.store.record_comments(&items).await?;
+        if planned.iter().flatten().any(|n| *n) {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// The actions the rules decide for one comment.
+    async fn rows_for(
+        &self,
+        c: &CommentArrived,
+        compiled: &CompiledRules,
+        seen: &SeenComment,
+        first: bool,
+        now: Timestamp,
+    ) -> Result<Vec<CommentAction>, StoreError> {
+        let Some(inbox) = self.store.inbox(c.inbox_id).await? else {
+            return Ok(Vec::new());
         };
-        let first = self.store.first_comment_on_post(&seen).await?;
-        let inbox = self
-            .store
-            .inbox(c.inbox_id)
-            .await?
-            .ok_or(StoreError::NotFound)?;
         let hours = self
             .store
             .routing_state(c.inbox_id)
@@ -354,24 +387,17 @@ impl CommentRules {
         let utc_offset = hours
             .as_ref()
             .map_or(DEFAULT_UTC_OFFSET_MINUTES, |h| h.utc_offset_minutes);
-        let text = cut(&c.text, MAX_TEXT_BYTES);
         let facts = CommentFacts {
-            text,
+            text: cut(&c.text, MAX_TEXT_BYTES),
             first_on_post: first,
             utc_offset_minutes: utc_offset,
         };
         let Some(decision) = compiled.decide(&facts, now) else {
-            self.store.record_comment(&seen, &[]).await?;
-            return Ok(());
+            return Ok(Vec::new());
         };
-        let rows = self
-            .plan(c, &decision, inbox.channel, &post, &comment_id, now)
-            .await?;
-        let planned = self.store.record_comment(&seen, &rows).await?;
-        if planned.iter().any(|n| *n) {
-            self.wake.notify_one();
-        }
-        Ok(())
+        let comment_id = c.comment["id"].as_str().unwrap_or_default();
+        self.plan(c, &decision, inbox.channel, &seen.post_id, comment_id, now)
+            .await
     }
 
     /// The decision's actions as ledger rows: the rule's steps run by the engine.
@@ -484,16 +510,6 @@ impl CommentRules {
             .unwrap_or(true)
     }
 
-    /// The flow waiting for the customer's answer to a private reply in this conversation, taken
-    /// (once, across nodes). Only looked for when some rule has one.
-    pub async fn answer_flow(&self, conv: ConversationId) -> Option<FlowId> {
-        let now = self.clock.now();
-        if !self.loaded(now).await.is_ok_and(|l| l.answer_flows) {
-            return None;
-        }
-        self.store.take_answer_flow(conv).await.ok().flatten()
-    }
-
     /// A phone number or email the customer wrote: filled in when the contact has none,
     /// otherwise kept as a suggestion (`suggested_phone`, `suggested_email`) the agent accepts
     /// with one click.
@@ -571,18 +587,23 @@ impl CommentRules {
                 break;
             }
             let n = due.len();
-            let outcomes: Vec<Outcome> = futures_util::stream::iter(due)
+            let outcomes: Vec<Option<Finish>> = futures_util::stream::iter(due)
                 .map(|a| async move { self.carry_out(a, now).await })
                 .buffer_unordered(CONCURRENCY)
                 .collect()
                 .await;
-            for o in outcomes {
-                match o {
-                    Outcome::Done => tick.done += 1,
-                    Outcome::Retried => tick.retried += 1,
-                    Outcome::Failed => tick.failed += 1,
+            // Every finished action of the batch, with its counters, card and history line,
+            // in one transaction.
+            let finishes: Vec<Finish> = outcomes.into_iter().flatten().collect();
+            tick.retried += n - finishes.len();
+            for f in &finishes {
+                if f.status == CommentActionStatus::Done {
+                    tick.done += 1;
+                } else {
+                    tick.failed += 1;
                 }
             }
+            self.store.finish_comment_actions(&finishes, now).await?;
             if n < CLAIM_BATCH as usize {
                 break;
             }
@@ -634,7 +655,8 @@ impl CommentRules {
         }
     }
 
-    async fn carry_out(&self, a: CommentAction, now: Timestamp) -> Outcome {
+    /// Carries one action out: `None` if it was put back for later, else how it ended.
+    async fn carry_out(&self, a: CommentAction, now: Timestamp) -> Option<Finish> {
         let result = match self.act(&a, now).await {
             Ok(r) => r,
             Err(e) => {
@@ -659,32 +681,35 @@ impl CommentRules {
                     jitter,
                 ) {
                     Some(at) => {
-                        let _ = self
+                        if let Err(e) = self
                             .store
                             .retry_comment_action(a.message_id, &a.action, at, &reason)
-                            .await;
-                        return Outcome::Retried;
+                            .await
+                        {
+                            tracing::warn!(error = %e, "comment rules: putting an action back failed");
+                        }
+                        return None;
                     }
                     None => (CommentActionStatus::Failed, Some(reason)),
                 }
             }
         };
-        match self
-            .store
-            .finish_comment_action(a.message_id, &a.action, status, reason.as_deref(), now)
-            .await
-        {
-            Ok(true) => {
-                self.history(&a, status, reason.as_deref(), now).await;
-            }
-            Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e, "comment rules: finishing an action failed"),
-        }
-        if status == CommentActionStatus::Done {
-            Outcome::Done
-        } else {
-            Outcome::Failed
-        }
+        let history = serde_json::json!({
+            "action": a.action.split(':').next().unwrap_or_default(),
+            "tag": a.payload["tag"],
+            "rule": a.payload["rule"],
+            "because": a.payload["because"],
+            "status": status.as_str(),
+            "result": reason,
+            "comment_message_id": a.message_id,
+        });
+        Some(Finish {
+            message: a.message_id,
+            action: a.action,
+            status,
+            result: reason,
+            history: Some(history),
+        })
     }
 
     async fn act(&self, a: &CommentAction, now: Timestamp) -> Result<Act, StoreError> {
@@ -902,52 +927,6 @@ impl CommentRules {
         Err(StoreError::VersionConflict)
     }
 
-    /// The action in the conversation's history.
-    async fn history(
-        &self,
-        a: &CommentAction,
-        status: CommentActionStatus,
-        reason: Option<&str>,
-        now: Timestamp,
-    ) {
-        let line = conv::Action {
-            kind: ActionKind::CommentRule,
-            actor: None,
-            detail: serde_json::json!({
-                "action": a.action.split(':').next().unwrap_or_default(),
-                "tag": a.payload["tag"],
-                "rule": a.payload["rule"],
-                "because": a.payload["because"],
-                "status": status.as_str(),
-                "result": reason,
-                "comment_message_id": a.message_id,
-            }),
-        };
-        for _ in 0..5 {
-            let Ok(Some(c)) = self.store.conversation(a.conversation_id).await else {
-                return;
-            };
-            let change = Change {
-                expected_version: c.version,
-                conversation_id: c.id,
-                workspace_id: c.workspace_id,
-                actions: vec![line.clone()],
-                conversation: None,
-                message: None,
-                events: vec![history_changed(&c)],
-                now,
-            };
-            match self.store.apply(change).await {
-                Err(StoreError::VersionConflict) => continue,
-                Err(e) => {
-                    tracing::warn!(error = %e, "comment rules: writing the history failed");
-                    return;
-                }
-                Ok(_) => return,
-            }
-        }
-    }
-
     pub fn node(&self) -> &str {
         &self.node
     }
@@ -957,15 +936,20 @@ impl CommentRules {
     }
 }
 
-fn history_changed(c: &Conversation) -> EventDraft {
-    EventDraft {
-        inbox_id: Some(c.inbox_id),
-        conversation_id: Some(c.id),
-        kind: event::EventKind::ConversationUpdated,
-        payload: serde_json::json!({
-            "conversation": event::conversation_json(c),
-            "reason": "history",
-        }),
+/// The comment as the ledger's `comment_seen` row records it.
+fn seen_of(c: &CommentArrived) -> SeenComment {
+    SeenComment {
+        message_id: c.message_id,
+        workspace_id: c.workspace_id,
+        inbox_id: c.inbox_id,
+        post_id: c.comment["post_id"]
+            .as_str()
+            .or_else(|| c.comment["media_id"].as_str())
+            .unwrap_or_default()
+            .to_owned(),
+        post_link: c.comment["post_link"].as_str().map(str::to_owned),
+        person: c.person.clone(),
+        at: c.at,
     }
 }
 
@@ -985,12 +969,6 @@ enum Act {
         reason: String,
         hint_ms: Option<i64>,
     },
-}
-
-enum Outcome {
-    Done,
-    Retried,
-    Failed,
 }
 
 /// The longest prefix of `s` within `max` bytes, on a character boundary.

@@ -159,6 +159,7 @@ impl Application {
             },
         );
         comment_rules.start_workers();
+        comment_rules.preload().await?;
         // One group-commit writer for every channel's inbound traffic.
         let channel_ingest = channel_ingest::ChannelIngest::start(
             store.clone(),

@@ -95,6 +95,17 @@ pub struct CommentPost {
     pub last_at: Timestamp,
 }
 
+/// An action ending, with the line for the conversation's history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finish {
+    pub message: MessageId,
+    pub action: String,
+    pub status: CommentActionStatus,
+    pub result: Option<String>,
+    /// The action log's detail (kind `comment_rule`); `None`: no line.
+    pub history: Option<serde_json::Value>,
+}
+
 /// A comment seen by the rules.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeenComment {
@@ -131,7 +142,15 @@ pub trait CommentStore {
     /// Records the decision on a comment in one transaction: the comment as decided (counted on
     /// its post the first time) and its actions, each inserted only if that comment has no such
     /// action yet. Returns, per action, whether it was new.
-    async fn record_comment(&self, c: &SeenComment, rows: &[CommentAction]) -> Result<Vec<bool>>;
+    async fn record_comment(&self, c: &SeenComment, rows: &[CommentAction]) -> Result<Vec<bool>> {
+        let mut out = self.record_comments(&[(c.clone(), rows.to_vec())]).await?;
+        Ok(out.pop().unwrap_or_default())
+    }
+    /// Many decisions in one transaction (a worker's batch: one fsync for all).
+    async fn record_comments(
+        &self,
+        items: &[(SeenComment, Vec<CommentAction>)],
+    ) -> Result<Vec<Vec<bool>>>;
     /// Customers' comments stored at or after `since` that no decision was recorded for (a node
     /// stopped between the commit and the decision), oldest first.
     async fn undecided_comments(&self, since: Timestamp, limit: u32) -> Result<Vec<Message>>;
@@ -162,7 +181,23 @@ pub trait CommentStore {
         status: CommentActionStatus,
         result: Option<&str>,
         now: Timestamp,
-    ) -> Result<bool>;
+    ) -> Result<bool> {
+        let f = Finish {
+            message,
+            action: action.to_owned(),
+            status,
+            result: result.map(str::to_owned),
+            history: None,
+        };
+        Ok(self
+            .finish_comment_actions(&[f], now)
+            .await?
+            .pop()
+            .unwrap_or(false))
+    }
+    /// Many finishes in one transaction; each also writes its history line (`history`: the
+    /// action log's detail) when it wins.
+    async fn finish_comment_actions(&self, items: &[Finish], now: Timestamp) -> Result<Vec<bool>>;
     /// How many `action` rows were planned on a post (the public replies' rotation resumes there).
     async fn comment_actions_planned(
         &self,
@@ -298,6 +333,64 @@ async fn mark_card<C: Conn>(
     Ok(())
 }
 
+/// One decision inside the caller's transaction.
+async fn record_in<C: Conn>(
+    tx: &mut C,
+    c: &SeenComment,
+    rows: &[CommentAction],
+) -> Result<Vec<bool>> {
+    let new = q("INSERT INTO comment_seen (message_id, inbox_id, post_id, person, at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (message_id) DO NOTHING")
+            .bind(c.message_id.to_string())
+            .bind(c.inbox_id.to_string())
+            .bind(&c.post_id)
+            .bind(&c.person)
+            .bind(c.at.millis())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            > 0;
+    if new {
+        q("INSERT INTO comment_posts (inbox_id, post_id, workspace_id, post_link, comments, hidden, replied, private_replied, liked, first_at, last_at) \
+               VALUES ($1, $2, $3, $4, 1, 0, 0, 0, 0, $5, $5) \
+               ON CONFLICT (inbox_id, post_id) DO UPDATE SET comments = comment_posts.comments + 1, \
+               last_at = GREATEST(comment_posts.last_at, excluded.last_at), \
+               post_link = COALESCE(comment_posts.post_link, excluded.post_link)")
+                .bind(c.inbox_id.to_string())
+                .bind(&c.post_id)
+                .bind(c.workspace_id.to_string())
+                .bind(c.post_link.clone())
+                .bind(c.at.millis())
+                .execute(&mut *tx)
+                .await?;
+    }
+    let mut out = Vec::with_capacity(rows.len());
+    for a in rows {
+        let n = q("INSERT INTO comment_actions (message_id, action, workspace_id, inbox_id, conversation_id, post_id, comment_id, \
+                       payload, status, attempts, due_at, result, created_at, done_at) \
+                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+                       ON CONFLICT (message_id, action) DO NOTHING")
+                .bind(a.message_id.to_string())
+                .bind(&a.action)
+                .bind(a.workspace_id.to_string())
+                .bind(a.inbox_id.to_string())
+                .bind(a.conversation_id.to_string())
+                .bind(&a.post_id)
+                .bind(&a.comment_id)
+                .bind(json_text(&a.payload))
+                .bind(a.status.as_str())
+                .bind(i64::from(a.attempts))
+                .bind(a.due_at.millis())
+                .bind(a.result.clone())
+                .bind(a.created_at.millis())
+                .bind(a.done_at.map(Timestamp::millis))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        out.push(n > 0);
+    }
+    Ok(out)
+}
+
 #[async_trait]
 impl<D: Db> CommentStore for D {
     #[instrument(skip_all)]
@@ -403,61 +496,22 @@ impl<D: Db> CommentStore for D {
     }
 
     #[instrument(skip_all)]
-    async fn record_comment(&self, c: &SeenComment, rows: &[CommentAction]) -> Result<Vec<bool>> {
-        let mut tx = self.begin().await?;
-        let new = q("INSERT INTO comment_seen (message_id, inbox_id, post_id, person, at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (message_id) DO NOTHING")
-            .bind(c.message_id.to_string())
-            .bind(c.inbox_id.to_string())
-            .bind(&c.post_id)
-            .bind(&c.person)
-            .bind(c.at.millis())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-            > 0;
-        if new {
-            q("INSERT INTO comment_posts (inbox_id, post_id, workspace_id, post_link, comments, hidden, replied, private_replied, liked, first_at, last_at) \
-               VALUES ($1, $2, $3, $4, 1, 0, 0, 0, 0, $5, $5) \
-               ON CONFLICT (inbox_id, post_id) DO UPDATE SET comments = comment_posts.comments + 1, \
-               last_at = GREATEST(comment_posts.last_at, excluded.last_at), \
-               post_link = COALESCE(comment_posts.post_link, excluded.post_link)")
-                .bind(c.inbox_id.to_string())
-                .bind(&c.post_id)
-                .bind(c.workspace_id.to_string())
-                .bind(c.post_link.clone())
-                .bind(c.at.millis())
-                .execute(&mut *tx)
-                .await?;
+    async fn record_comments(
+        &self,
+        items: &[(SeenComment, Vec<CommentAction>)],
+    ) -> Result<Vec<Vec<bool>>> {
+        if items.is_empty() {
+            return Ok(Vec::new());
         }
-        let mut out = Vec::with_capacity(rows.len());
-        for a in rows {
-            let n = q("INSERT INTO comment_actions (message_id, action, workspace_id, inbox_id, conversation_id, post_id, comment_id, \
-                       payload, status, attempts, due_at, result, created_at, done_at) \
-                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-                       ON CONFLICT (message_id, action) DO NOTHING")
-                .bind(a.message_id.to_string())
-                .bind(&a.action)
-                .bind(a.workspace_id.to_string())
-                .bind(a.inbox_id.to_string())
-                .bind(a.conversation_id.to_string())
-                .bind(&a.post_id)
-                .bind(&a.comment_id)
-                .bind(json_text(&a.payload))
-                .bind(a.status.as_str())
-                .bind(i64::from(a.attempts))
-                .bind(a.due_at.millis())
-                .bind(a.result.clone())
-                .bind(a.created_at.millis())
-                .bind(a.done_at.map(Timestamp::millis))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            out.push(n > 0);
+        let mut tx = self.begin().await?;
+        let mut all = Vec::with_capacity(items.len());
+        for (c, rows) in items {
+            all.push(record_in(&mut *tx, c, rows).await?);
         }
         commit(self, tx, &mut [])
             .await
             .map_err(crate::sql::conflict_on_deadlock)?;
-        Ok(out)
+        Ok(all)
     }
 
     #[instrument(skip_all)]
@@ -528,47 +582,70 @@ impl<D: Db> CommentStore for D {
     }
 
     #[instrument(skip_all)]
-    async fn finish_comment_action(
-        &self,
-        message: MessageId,
-        action: &str,
-        status: CommentActionStatus,
-        result: Option<&str>,
-        now: Timestamp,
-    ) -> Result<bool> {
-        let mut tx = self.begin().await?;
-        let row = q("UPDATE comment_actions SET status = $1, result = $2, done_at = $3, locked_by = NULL, locked_until = NULL \
-                     WHERE message_id = $4 AND action = $5 AND status = 'pending' RETURNING *")
-            .bind(status.as_str())
-            .bind(result)
-            .bind(now.millis())
-            .bind(message.to_string())
-            .bind(action)
-            .opt(&mut *tx, action_row)
-            .await?;
-        let Some(a) = row else {
-            return Ok(false);
-        };
-        let mut events = Vec::new();
-        if status == CommentActionStatus::Done
-            && let Some(col) = counter_of(action)
-        {
-            q(match col {
-                "hidden" => "UPDATE comment_posts SET hidden = hidden + 1 WHERE inbox_id = $1 AND post_id = $2",
-                "replied" => "UPDATE comment_posts SET replied = replied + 1 WHERE inbox_id = $1 AND post_id = $2",
-                "private_replied" => "UPDATE comment_posts SET private_replied = private_replied + 1 WHERE inbox_id = $1 AND post_id = $2",
-                _ => "UPDATE comment_posts SET liked = liked + 1 WHERE inbox_id = $1 AND post_id = $2",
-            })
-            .bind(a.inbox_id.to_string())
-            .bind(&a.post_id)
-            .execute(&mut *tx)
-            .await?;
+    async fn finish_comment_actions(&self, items: &[Finish], now: Timestamp) -> Result<Vec<bool>> {
+        if items.is_empty() {
+            return Ok(Vec::new());
         }
-        mark_card(&mut *tx, &a, status, result, now, &mut events).await?;
+        let mut tx = self.begin().await?;
+        let mut events = Vec::new();
+        let mut history = Vec::new();
+        let mut out = Vec::with_capacity(items.len());
+        for f in items {
+            let row = q("UPDATE comment_actions SET status = $1, result = $2, done_at = $3, locked_by = NULL, locked_until = NULL \
+                         WHERE message_id = $4 AND action = $5 AND status = 'pending' RETURNING *")
+                .bind(f.status.as_str())
+                .bind(f.result.clone())
+                .bind(now.millis())
+                .bind(f.message.to_string())
+                .bind(&f.action)
+                .opt(&mut *tx, action_row)
+                .await?;
+            let Some(a) = row else {
+                out.push(false);
+                continue;
+            };
+            if f.status == CommentActionStatus::Done
+                && let Some(col) = counter_of(&f.action)
+            {
+                q(match col {
+                    "hidden" => "UPDATE comment_posts SET hidden = hidden + 1 WHERE inbox_id = $1 AND post_id = $2",
+                    "replied" => "UPDATE comment_posts SET replied = replied + 1 WHERE inbox_id = $1 AND post_id = $2",
+                    "private_replied" => "UPDATE comment_posts SET private_replied = private_replied + 1 WHERE inbox_id = $1 AND post_id = $2",
+                    _ => "UPDATE comment_posts SET liked = liked + 1 WHERE inbox_id = $1 AND post_id = $2",
+                })
+                .bind(a.inbox_id.to_string())
+                .bind(&a.post_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            mark_card(
+                &mut *tx,
+                &a,
+                f.status,
+                f.result.as_deref(),
+                now,
+                &mut events,
+            )
+            .await?;
+            if let Some(detail) = &f.history {
+                history.push(switchboard_core::ingest::batch::ActionRow {
+                    id: uuid::Uuid::now_v7(),
+                    conversation_id: a.conversation_id,
+                    kind: switchboard_core::conversation::ActionKind::CommentRule.as_str(),
+                    actor: None,
+                    detail: json_text(detail),
+                    at: now,
+                });
+            }
+            out.push(true);
+        }
+        if !history.is_empty() {
+            crate::writes::write_actions(&mut *tx, &history).await?;
+        }
         commit(self, tx, &mut events)
             .await
             .map_err(crate::sql::conflict_on_deadlock)?;
-        Ok(true)
+        Ok(out)
     }
 
     #[instrument(skip_all)]
