@@ -88,6 +88,9 @@ enum Command {
         comments: usize,
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
+        /// Webhook requests per second (default: as fast as answered).
+        #[arg(long)]
+        rate: Option<u64>,
     },
     /// A few seconds of ingest asserting only correctness (nothing lost, nothing duplicated).
     Smoke,
@@ -232,6 +235,7 @@ async fn main() -> anyhow::Result<()> {
             customers,
             comments: n,
             concurrency,
+            rate,
         } => {
             let o = ingest::Opts {
                 pages,
@@ -239,7 +243,7 @@ async fn main() -> anyhow::Result<()> {
                 customers,
                 messages: n,
                 concurrency,
-                rate: None,
+                rate,
                 agents: 0,
                 dup_pct: 0.0,
                 batch_pct: 0.2,

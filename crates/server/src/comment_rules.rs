@@ -42,12 +42,12 @@ use tokio::task::JoinHandle;
 pub const RELOAD_SECS: i64 = 10;
 /// How long a leased action is reserved for the node that took it.
 const LEASE_MS: i64 = 60_000;
-const CLAIM_BATCH: u32 = 200;
+const CLAIM_BATCH: u32 = 500;
 /// Actions carried out at once (Meta's per-Page limits stay in sight).
 const CONCURRENCY: usize = 8;
 const WORKERS: usize = 4;
 /// Comments a worker decides together, their decisions written in one transaction.
-const DECIDE_BATCH: usize = 128;
+const DECIDE_BATCH: usize = 512;
 const QUEUE_PER_WORKER: usize = 8192;
 /// How far back the sweep looks for comments left undecided.
 const SWEEP_BACK_MS: i64 = 24 * 3600 * 1000;
@@ -411,11 +411,11 @@ impl CommentRules {
         now: Timestamp,
     ) -> Result<Vec<CommentAction>, StoreError> {
         let mut fields = BTreeMap::new();
-        let name = c.comment["from_name"].as_str().map(str::to_owned).or(self
-            .store
-            .contact(c.contact_id)
-            .await?
-            .and_then(|k| k.name));
+        // The name Meta gave with the comment; the contact's only when it gave none.
+        let name = match c.comment["from_name"].as_str() {
+            Some(n) => Some(n.to_owned()),
+            None => self.store.contact(c.contact_id).await?.and_then(|k| k.name),
+        };
         if let Some(n) = name.filter(|n| !n.trim().is_empty()) {
             fields.insert("name".to_owned(), n);
         }
