@@ -4,6 +4,7 @@
 
 mod automation;
 mod baseline;
+mod comments;
 mod db;
 mod fanout;
 mod ingest;
@@ -75,6 +76,21 @@ enum Command {
         messages: usize,
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
+    },
+    /// Comment rules on a livestream's comments: ingest without rules and with rules that hide
+    /// every comment with a phone number (the same-run ratio), and comment → hide latency.
+    Comments {
+        #[arg(long, default_value_t = 4)]
+        pages: usize,
+        #[arg(long, default_value_t = 2000)]
+        customers: usize,
+        #[arg(long, default_value_t = 20_000)]
+        comments: usize,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Webhook requests per second (default: as fast as answered).
+        #[arg(long)]
+        rate: Option<u64>,
     },
     /// A few seconds of ingest asserting only correctness (nothing lost, nothing duplicated).
     Smoke,
@@ -215,6 +231,40 @@ async fn main() -> anyhow::Result<()> {
                 + r.bot_half_max.load.errors;
             if errors > 0 {
                 bail!("{errors} webhooks were not acknowledged");
+            }
+            Ok(())
+        }
+        Command::Comments {
+            pages,
+            customers,
+            comments: n,
+            concurrency,
+            rate,
+        } => {
+            let o = ingest::Opts {
+                pages,
+                numbers: 0,
+                customers,
+                messages: n,
+                concurrency,
+                rate,
+                agents: 0,
+                dup_pct: 0.0,
+                batch_pct: 0.2,
+                whatsapp_pct: 0.0,
+            };
+            let r = comments::run(&cli.bin, cli.database_url.as_deref(), &o).await?;
+            comments::print(&r);
+            if r.without.errors + r.with.errors > 0 {
+                bail!("some webhooks were not acknowledged");
+            }
+            if r.hidden != r.phone_comments || r.hide_calls != r.hidden {
+                bail!(
+                    "{} of {} phone comments hidden with {} calls",
+                    r.hidden,
+                    r.phone_comments,
+                    r.hide_calls
+                );
             }
             Ok(())
         }

@@ -5,6 +5,7 @@
 mod support;
 
 mod api;
+mod comment_rules;
 mod flows;
 mod meta;
 mod multinode;

@@ -101,6 +101,9 @@ pub enum ActionKind {
     /// Two conversations of one customer became this one (`detail.absorbed_conversation_id`,
     /// `detail.reason`: `private_reply`, `manual`, …).
     Merged,
+    /// A comment rule acted on a customer's comment (`detail.action`, `detail.rule`,
+    /// `detail.because`, `detail.result`).
+    CommentRule,
 }
 
 impl ActionKind {
@@ -129,6 +132,7 @@ impl ActionKind {
             Self::TakenOver => "taken_over",
             Self::AutoReplySwitched => "auto_reply_switched",
             Self::Merged => "merged",
+            Self::CommentRule => "comment_rule",
         }
     }
 }
@@ -284,6 +288,21 @@ pub fn assign(
         n,
         vec![action(ActionKind::Assigned, Some(actor.agent_id), detail)],
     ))
+}
+
+/// Automation (a flow's or a comment rule's `assign` step) gives the conversation to `target`
+/// when nobody holds it; a conversation someone holds, or a resolved one, is left as it is.
+pub fn automation_assigns(c: &Conversation, target: AgentId, by: &str) -> Transition {
+    if c.status == S::Resolved || c.assignee_id.is_some() {
+        return Transition::unchanged(c);
+    }
+    let mut n = c.clone();
+    n.status = S::Open;
+    n.assignee_id = Some(target);
+    n.last_assignee_id = Some(target);
+    n.participants.retain(|p| *p != target);
+    let detail = serde_json::json!({"from": null, "to": target, "by": by});
+    Transition::changed(n, vec![action(ActionKind::Assigned, None, detail)])
 }
 
 /// The holder (or a supervisor) hands the conversation to `target`, with a message for them.

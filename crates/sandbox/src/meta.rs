@@ -144,6 +144,10 @@ struct World {
     users: HashMap<(String, String), (UserSpec, Option<Timestamp>)>,
     comments: HashMap<String, Comment>,
     faults: HashMap<String, VecDeque<Fault>>,
+    /// Per page: at most this many comment operations per window (ms); more get 429.
+    rate_limits: HashMap<String, (u32, i64)>,
+    /// Per page: (window start, calls in it).
+    rate_used: HashMap<String, (i64, u32)>,
     sent: Vec<Sent>,
     ops: Vec<Op>,
     seq: u64,
@@ -240,6 +244,84 @@ impl Sandbox {
             .entry(page_id.to_owned())
             .or_default()
             .push_back(fault);
+    }
+
+    /// Answers a page's comment operations (reply, like, hide, delete) with 429 and
+    /// `Retry-After` beyond `calls` per `window_ms` of the sandbox's clock, as Meta's rate limits
+    /// do (code 4 / 613 are retried by the caller after the hint).
+    pub fn set_comment_rate_limit(&self, page_id: &str, calls: u32, window_ms: i64) {
+        self.shared
+            .world()
+            .rate_limits
+            .insert(page_id.to_owned(), (calls.max(1), window_ms.max(1)));
+    }
+
+    /// Replays a burst of comments on one post as Meta delivers them: several changes per
+    /// webhook (`per_webhook`), every `duplicate_every`-th webhook delivered twice (boosted posts
+    /// can send duplicates). Returns the comment ids, in order, and the webhooks' statuses.
+    pub async fn comment_burst(
+        &self,
+        page_id: &str,
+        post_id: &str,
+        comments: &[(String, String)],
+        per_webhook: usize,
+        duplicate_every: usize,
+    ) -> anyhow::Result<(Vec<String>, Vec<u16>)> {
+        let mut ids = Vec::with_capacity(comments.len());
+        let mut statuses = Vec::new();
+        for (n, chunk) in comments.chunks(per_webhook.max(1)).enumerate() {
+            let now = self.shared.clock.now();
+            let secs = now.millis() / 1000;
+            let mut changes = Vec::with_capacity(chunk.len());
+            let mut object = Object::Page;
+            for (user_id, text) in chunk {
+                object = self.touch(page_id, user_id, now)?;
+                let comment_id = self.next_id(&format!("{post_id}_c"));
+                let (from_id, name) = self.commenter(page_id, user_id);
+                self.shared.world().comments.insert(
+                    comment_id.clone(),
+                    Comment {
+                        page_id: page_id.to_owned(),
+                        from_id: from_id.clone(),
+                        at: now,
+                        private_replied: false,
+                    },
+                );
+                changes.push(comment_change(
+                    object,
+                    &comment_id,
+                    post_id,
+                    &from_id,
+                    &name,
+                    text,
+                    secs,
+                ));
+                ids.push(comment_id);
+            }
+            let body = serde_json::json!({"object": object_name(object), "entry": [{"id": page_id, "time": secs, "changes": changes}]});
+            let body = meta_json(&body);
+            statuses.push(deliver(&self.shared, page_id, body.clone()).await?);
+            if duplicate_every > 0 && (n + 1) % duplicate_every == 0 {
+                statuses.push(deliver(&self.shared, page_id, body).await?);
+            }
+        }
+        Ok((ids, statuses))
+    }
+
+    /// A commenter's feed id and display name.
+    fn commenter(&self, page_id: &str, user_id: &str) -> (String, String) {
+        let w = self.shared.world();
+        let u = w.users.get(&(page_id.to_owned(), user_id.to_owned()));
+        (
+            u.and_then(|(u, _)| u.commenter_id.clone())
+                .unwrap_or_else(|| user_id.to_owned()),
+            u.map(|(u, _)| {
+                format!("{} {}", u.first_name, u.last_name)
+                    .trim()
+                    .to_owned()
+            })
+            .unwrap_or_default(),
+        )
     }
 
     pub fn sent(&self) -> Vec<Sent> {
@@ -349,20 +431,7 @@ impl Sandbox {
     ) -> anyhow::Result<(u16, String)> {
         let now = self.shared.clock.now();
         let object = self.touch(page_id, user_id, now)?;
-        let (from_id, name) = {
-            let w = self.shared.world();
-            let u = w.users.get(&(page_id.to_owned(), user_id.to_owned()));
-            (
-                u.and_then(|(u, _)| u.commenter_id.clone())
-                    .unwrap_or_else(|| user_id.to_owned()),
-                u.map(|(u, _)| {
-                    format!("{} {}", u.first_name, u.last_name)
-                        .trim()
-                        .to_owned()
-                })
-                .unwrap_or_default(),
-            )
-        };
+        let (from_id, name) = self.commenter(page_id, user_id);
         let comment_id = self.next_id(&format!("{post_id}_c"));
         self.shared.world().comments.insert(
             comment_id.clone(),
@@ -374,19 +443,8 @@ impl Sandbox {
             },
         );
         let secs = now.millis() / 1000;
-        let body = match object {
-            Object::Page => {
-                serde_json::json!({"object": "page", "entry": [{"id": page_id, "time": secs, "changes": [{"field": "feed", "value": {
-                "item": "comment", "verb": "add", "comment_id": comment_id, "post_id": post_id, "parent_id": post_id,
-                "from": {"id": from_id, "name": name}, "message": text, "created_time": secs,
-                "post": {"id": post_id, "status_type": "mobile_status_update", "is_published": true}}}]}]})
-            }
-            Object::Instagram => {
-                serde_json::json!({"object": "instagram", "entry": [{"id": page_id, "time": secs, "changes": [{"field": "comments", "value": {
-                "id": comment_id, "text": text, "from": {"id": from_id, "username": name.to_lowercase().replace(' ', "")},
-                "media": {"id": post_id, "media_product_type": "FEED"}}}]}]})
-            }
-        };
+        let change = comment_change(object, &comment_id, post_id, &from_id, &name, text, secs);
+        let body = serde_json::json!({"object": object_name(object), "entry": [{"id": page_id, "time": secs, "changes": [change]}]});
         Ok((
             deliver(&self.shared, page_id, meta_json(&body)).await?,
             comment_id,
@@ -436,6 +494,55 @@ impl Sandbox {
         entry.1 = Some(now);
         Ok(object)
     }
+}
+
+/// One comment as the `feed` (Facebook) or `comments` (Instagram) webhook field carries it.
+fn comment_change(
+    object: Object,
+    comment_id: &str,
+    post_id: &str,
+    from_id: &str,
+    name: &str,
+    text: &str,
+    secs: i64,
+) -> serde_json::Value {
+    match object {
+        Object::Page => serde_json::json!({"field": "feed", "value": {
+            "item": "comment", "verb": "add", "comment_id": comment_id, "post_id": post_id, "parent_id": post_id,
+            "from": {"id": from_id, "name": name}, "message": text, "created_time": secs,
+            "post": {"id": post_id, "status_type": "mobile_status_update", "is_published": true}}}),
+        Object::Instagram => serde_json::json!({"field": "comments", "value": {
+            "id": comment_id, "text": text, "from": {"id": from_id, "username": name.to_lowercase().replace(' ', "")},
+            "media": {"id": post_id, "media_product_type": "FEED"}}}),
+    }
+}
+
+/// A comment operation over the page's rate limit: 429 with `Retry-After` (seconds to the
+/// window's end, at least 1).
+fn over_rate_limit(shared: &Shared, page_id: &str) -> Option<Response> {
+    let now = shared.clock.now().millis();
+    let mut w = shared.world();
+    let (calls, window) = *w.rate_limits.get(page_id)?;
+    let start = now - now.rem_euclid(window);
+    let used = w.rate_used.entry(page_id.to_owned()).or_insert((start, 0));
+    if used.0 != start {
+        *used = (start, 0);
+    }
+    if used.1 >= calls {
+        let secs = ((start + window - now) + 999) / 1000;
+        let mut r = graph_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            613,
+            None,
+            "(#613) Calls to this api have exceeded the rate limit.",
+        );
+        if let Ok(v) = secs.max(1).to_string().parse() {
+            r.headers_mut().insert("retry-after", v);
+        }
+        return Some(r);
+    }
+    used.1 += 1;
+    None
 }
 
 fn object_name(o: Object) -> &'static str {
@@ -898,6 +1005,9 @@ async fn comment_reply(
     if let Err(r) = take_fault(&shared, &page.id).await {
         return r;
     }
+    if let Some(r) = over_rate_limit(&shared, &page.id) {
+        return r;
+    }
     let b = body_json(&headers, &body);
     let Some(text) = b["message"]
         .as_str()
@@ -943,6 +1053,18 @@ async fn like(
     if let Err(r) = take_fault(&shared, &page.id).await {
         return r;
     }
+    if let Some(r) = over_rate_limit(&shared, &page.id) {
+        return r;
+    }
+    // Instagram's comment API has no like (channels.md §2: reply, hide, delete).
+    if page.object == Object::Instagram {
+        return graph_error(
+            StatusCode::BAD_REQUEST,
+            100,
+            None,
+            "(#100) Unsupported post request: liking an Instagram comment is not supported",
+        );
+    }
     let mut w = shared.world();
     if !w.comments.contains_key(&id) {
         return graph_error(
@@ -978,6 +1100,9 @@ async fn moderate(
         return invalid_token();
     };
     if let Err(r) = take_fault(&shared, &page.id).await {
+        return r;
+    }
+    if let Some(r) = over_rate_limit(&shared, &page.id) {
         return r;
     }
     let b = body_json(&headers, &body);

@@ -82,6 +82,9 @@ pub struct CustomerMessage {
     pub entered_pool: bool,
     /// A flow holds the conversation.
     pub held_by_bot: bool,
+    /// A comment rule may have left a flow to start when the customer answers its private reply
+    /// (`comment_rules`): looked for first, off the webhook's path.
+    pub answer_flow_possible: bool,
 }
 
 /// A change to a conversation that flows may start on.
@@ -246,7 +249,7 @@ impl Automation {
     /// may start one): then it goes to [`Self::enqueue`] and routing waits for its answer.
     /// In memory, but for inbox hours when a flow starts outside them.
     pub async fn wants(&self, m: &CustomerMessage) -> bool {
-        if m.held_by_bot {
+        if m.held_by_bot || m.answer_flow_possible {
             return true;
         }
         match self.candidates(m).await {
@@ -367,6 +370,24 @@ impl Automation {
     /// A customer message was stored. Returns true when automation holds the conversation (a
     /// running flow took the message, or a trigger started one): routing must leave it alone.
     pub async fn on_customer_message(&self, m: &CustomerMessage) -> bool {
+        // The answer to a comment rule's private reply starts the rule's flow (taken once).
+        if m.answer_flow_possible && !m.held_by_bot {
+            match self.store.take_answer_flow(m.conversation_id).await {
+                Ok(Some(flow)) => {
+                    match self
+                        .start(m.conversation_id, flow, None, "comment_answer", 0)
+                        .await
+                    {
+                        Ok(()) => return true,
+                        Err(e) => {
+                            tracing::info!(error = %e, "the flow after a private reply did not start");
+                        }
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "automation: reading a waiting flow failed"),
+            }
+        }
         match self.customer_message(m).await {
             Ok(held) => held,
             Err(e) => {
@@ -809,7 +830,11 @@ impl Automation {
                 | Effect::RemoveTag(_)
                 | Effect::Handoff { .. }
                 | Effect::Resolve
+                | Effect::Assign(_)
                 | Effect::Ended(_) => {}
+                // Only comment rules have a comment to act on (validation refuses these steps
+                // elsewhere).
+                Effect::Comment(_) => {}
             }
         }
         if after == After::Route {
@@ -1315,6 +1340,11 @@ fn plan(
             }
             Effect::Resolve => apply(
                 conv::bot_resolves(&current, now),
+                &mut current,
+                &mut actions,
+            ),
+            Effect::Assign(agent) => apply(
+                conv::automation_assigns(&current, *agent, "flow"),
                 &mut current,
                 &mut actions,
             ),

@@ -5,10 +5,11 @@
 
 use crate::automation::{Automation, CustomerMessage};
 use crate::clock::Clock;
+use crate::comment_rules::{CommentArrived, CommentRules};
 use crate::routing::Routing;
 use std::future::Future;
 use std::sync::Arc;
-use switchboard_core::{ContactId, ConversationId, InboxId, MessageId, WorkspaceId};
+use switchboard_core::{ContactId, ConversationId, InboxId, MessageId, MessageKind, WorkspaceId};
 use switchboard_store::{
     ChannelOutcome, InboundEvent, IngestError, NewIds, Stamped, Store, StoreError,
 };
@@ -48,6 +49,7 @@ pub struct ChannelIngest {
     tx: mpsc::Sender<(Vec<Stamped>, Reply)>,
     routing: Routing,
     automation: Automation,
+    comments: CommentRules,
 }
 
 impl ChannelIngest {
@@ -58,6 +60,7 @@ impl ChannelIngest {
         batch_max: usize,
         routing: Routing,
         automation: Automation,
+        comments: CommentRules,
     ) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel(batch_max.max(1) * 8);
         crate::writer_thread::spawn("sb-ingest", run(store, clock, rx, batch_max.max(1)))?;
@@ -65,6 +68,7 @@ impl ChannelIngest {
             tx,
             routing,
             automation,
+            comments,
         })
     }
 
@@ -96,7 +100,46 @@ impl ChannelIngest {
             if done.duplicate {
                 continue;
             }
-            if let Some((workspace_id, inbox_id, text, meta)) = said {
+            // Comment rules decide off this path (their workers); a phone or email in a message
+            // is offered on the profile (no read at all for a message without digits or `@`).
+            if let Some(s) = &said {
+                if s.kind == MessageKind::Comment {
+                    self.comments
+                        .enqueue(CommentArrived {
+                            workspace_id: s.workspace_id,
+                            inbox_id: s.inbox_id,
+                            conversation_id: done.conversation_id,
+                            contact_id: done.contact_id,
+                            message_id: done.message_id,
+                            text: s.text.clone(),
+                            comment: s.meta["comment"].clone(),
+                            person: s.person.clone(),
+                            at: s.at,
+                        })
+                        .await;
+                }
+                if s.kind != MessageKind::Comment
+                    && s.text.bytes().any(|b| b.is_ascii_digit() || b == b'@')
+                {
+                    let (comments, contact, text) =
+                        (self.comments.clone(), done.contact_id, s.text.clone());
+                    tokio::spawn(async move {
+                        let now = comments.now();
+                        comments.offer(contact, &text, now).await;
+                    });
+                }
+            }
+            let is_comment = said
+                .as_ref()
+                .is_some_and(|s| s.kind == MessageKind::Comment);
+            if let Some(Said {
+                workspace_id,
+                inbox_id,
+                text,
+                meta,
+                ..
+            }) = said
+            {
                 let m = CustomerMessage {
                     workspace_id,
                     inbox_id,
@@ -105,6 +148,7 @@ impl ChannelIngest {
                     meta,
                     entered_pool: done.entered_pool,
                     held_by_bot: done.held_by_bot,
+                    answer_flow_possible: !is_comment && self.comments.may_await_answers(),
                 };
                 if self.automation.wants(&m).await {
                     self.automation.enqueue(m).await;
@@ -121,16 +165,31 @@ impl ChannelIngest {
     }
 }
 
-/// What automation needs of each customer message, beside the items (which go to the writer).
-type Said = Option<(WorkspaceId, InboxId, String, serde_json::Value)>;
+/// What automation and comment rules need of each customer message, beside the items (which
+/// go to the writer).
+struct Said {
+    workspace_id: WorkspaceId,
+    inbox_id: InboxId,
+    text: String,
+    meta: serde_json::Value,
+    kind: MessageKind,
+    person: String,
+    at: switchboard_core::Timestamp,
+}
 
-fn split_customer(items: Vec<Stamped>) -> (Vec<Stamped>, Vec<Said>) {
+fn split_customer(items: Vec<Stamped>) -> (Vec<Stamped>, Vec<Option<Said>>) {
     let said = items
         .iter()
         .map(|i| match &i.event {
-            InboundEvent::Customer(s) => {
-                Some((i.workspace_id, i.inbox_id, s.text.clone(), s.meta.clone()))
-            }
+            InboundEvent::Customer(s) => Some(Said {
+                workspace_id: i.workspace_id,
+                inbox_id: i.inbox_id,
+                text: s.text.clone(),
+                meta: s.meta.clone(),
+                kind: s.kind,
+                person: i.event.customer().unwrap_or_default().to_owned(),
+                at: s.at,
+            }),
             _ => None,
         })
         .collect();

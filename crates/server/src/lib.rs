@@ -10,6 +10,7 @@ pub mod channel_ingest;
 pub mod client;
 pub mod clock;
 pub mod cluster;
+pub mod comment_rules;
 pub mod config;
 pub mod error;
 pub mod http;
@@ -143,6 +144,22 @@ impl Application {
             config.routing.timer_poll_ms,
         );
         automation.start_workers();
+        // Comment rules: decided after the commit by their own workers; their actions are the
+        // comment outbox (hide and like at Meta, replies through `send`).
+        let ms = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let comment_rules = comment_rules::CommentRules::new(
+            store.clone(),
+            clock.clone(),
+            outgoing.clone(),
+            routing.clone(),
+            switchboard_core::retry::RetryPolicy {
+                base_ms: ms(config.outbox.retry_base_ms),
+                max_ms: ms(config.outbox.retry_max_ms),
+                give_up_after_ms: ms(config.outbox.give_up_after_secs).saturating_mul(1000),
+            },
+        );
+        comment_rules.start_workers();
+        comment_rules.preload().await?;
         // One group-commit writer for every channel's inbound traffic.
         let channel_ingest = channel_ingest::ChannelIngest::start(
             store.clone(),
@@ -150,6 +167,7 @@ impl Application {
             config.limits.ingest_batch_max,
             routing.clone(),
             automation.clone(),
+            comment_rules.clone(),
         )?;
         let ingest = ingest::Ingest::new(channel_ingest.clone());
         let tariff = config
@@ -186,6 +204,7 @@ impl Application {
             clock.clone(),
             config.public_url(),
         ));
+        comment_rules.set_providers(providers.clone());
         let outbox = Arc::new(outbox::Outbox::new(
             &config.outbox,
             store.clone(),
@@ -203,6 +222,7 @@ impl Application {
             presence,
             routing,
             automation,
+            comment_rules,
             channel_ingest,
             meter,
             outbox,
@@ -247,10 +267,17 @@ impl Application {
         let runner = timers::spawn_runner(self.state.routing.clone(), self.state.clock.clone());
         let flows =
             automation::spawn_runner(self.state.automation.clone(), self.state.clock.clone());
+        let comments = self.state.config.outbox.worker.then(|| {
+            comment_rules::spawn_runner(
+                self.state.comment_rules.clone(),
+                self.state.clock.clone(),
+                self.state.config.routing.timer_poll_ms,
+            )
+        });
         http::serve(self.listener, app, &self.state.config.http, shutdown).await;
         let served = Ok(());
         // A stopped server fires no more timers; another node (or the next start) will.
-        for r in [runner, flows].into_iter().flatten() {
+        for r in [runner, flows, comments].into_iter().flatten() {
             r.abort();
         }
         served

@@ -213,10 +213,12 @@ impl Outbox {
             .await
             .ok()?;
         let mut until: Option<Timestamp> = None;
+        // Earlier by (time, id): messages queued in the same millisecond (a burst of automatic
+        // replies) are ordered too, so two rows never wait for each other.
         for m in recent.items.iter().filter(|m| {
             m.direction == Direction::Outbound
                 && m.delivery_status == DeliveryStatus::Queued
-                && m.created_at <= first.queued_at
+                && (m.created_at, m.id) < (first.queued_at, first.message_id)
                 && !ours.contains(&m.id)
         }) {
             let at = match self.store.outbox_row(m.id).await {

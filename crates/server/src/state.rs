@@ -28,6 +28,8 @@ pub struct Inner {
     pub routing: Routing,
     /// Flows: bots, handoff, scheduled flows.
     pub automation: crate::automation::Automation,
+    /// Comment rules: deciding comments, the comment outbox.
+    pub comment_rules: crate::comment_rules::CommentRules,
     /// Provider events (Messenger, Instagram) through their own group-commit writer.
     pub channel_ingest: crate::channel_ingest::ChannelIngest,
     /// WhatsApp cost metering, group-committed like ingest.

@@ -1673,6 +1673,8 @@ async fn provider_secrets_are_sealed_at_rest_and_keys_rotate() {
 
 #[path = "conformance_automation.rs"]
 mod automation;
+#[path = "conformance_comments.rs"]
+mod comments;
 #[tokio::test]
 async fn push_subscriptions_per_agent_one_row_per_endpoint() {
     for b in backends().await {

@@ -8,6 +8,7 @@
 mod automation;
 mod cache;
 mod channel;
+mod comments;
 #[cfg(test)]
 mod conformance;
 mod conversations;
@@ -32,6 +33,7 @@ mod writes;
 
 pub use automation::*;
 pub use channel::*;
+pub use comments::*;
 pub use media::{Attachment, MediaStore};
 pub use provider::*;
 pub use push::{PushStore, PushSubscription};
@@ -76,6 +78,7 @@ pub trait Store:
     + ProviderStore
     + BillingStore
     + AutomationStore
+    + CommentStore
     + PushStore
     + Send
     + Sync

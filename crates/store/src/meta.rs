@@ -44,7 +44,7 @@ pub(crate) async fn load_meta<C: Conn>(conn: &mut C, id: MessageId) -> Result<Op
         .await
 }
 
-async fn save_meta<C: Conn>(
+pub(crate) async fn save_meta<C: Conn>(
     conn: &mut C,
     id: MessageId,
     meta: &MessageMeta,

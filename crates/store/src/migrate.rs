@@ -37,6 +37,7 @@ macro_rules! all_migrations {
             9 "reply_deadline" "0009_reply_deadline",
             10 "automation" "0010_automation",
             11 "push_subscriptions" "0011_push_subscriptions",
+            12 "comment_rules" "0012_comment_rules",
         )
     };
 }

@@ -114,6 +114,8 @@ export interface MessageMeta {
     liked?: boolean;
     hidden?: boolean;
     removed?: boolean;
+    /** What comment rules did, by action: status, the rule, why. */
+    auto?: Record<string, { status: string; rule?: string; because?: string[]; result?: string | null; at?: number }>;
   };
   reactions?: Record<string, string>;
   edited?: boolean;
@@ -174,6 +176,8 @@ export interface Contact {
   phone: string | null;
   email: string | null;
   notes: string | null;
+  /** A phone or email the customer wrote that differs from these (one click to use). */
+  suggested?: { phone?: string; email?: string };
 }
 
 export interface QuickReply {

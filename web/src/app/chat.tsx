@@ -8,6 +8,7 @@ import { realtime } from './realtime';
 import { agentName, canSupervise, displayName, DRAG_TYPE, selfActions, shared, threadCache, useShared } from './store';
 import { Composer } from './composer';
 import { BotBanner } from './flows';
+import { AutoActions } from './comments';
 import { isImage, isVideo } from '../shared/media';
 import { Confirm } from './confirm';
 import { refreshCounts, setOnScreen } from './notify';
@@ -607,6 +608,7 @@ function Bubble({ m }: { m: Message }) {
           )}
           {meta.comment?.hidden && <span class="tagline"> · {t('comment.hidden')}</span>}
           {meta.comment?.removed && <span class="tagline"> · {t('comment.removed')}</span>}
+          <AutoActions auto={meta.comment?.auto} />
         </div>
       )}
       {who && <div class="who">{who}</div>}

@@ -17,9 +17,10 @@ import { fitToVisualViewport, useNarrow } from './mobile';
 import { ConversationsPage } from './conversations';
 import { AgentsPage, InboxesPage, QuickRepliesPage, TagsPage } from './admin';
 import { FaqPage, FlowsPage } from './flows';
+import { CommentRulesPage } from './comments';
 import { ReportsPage } from './reports';
 
-type PageName = 'conversations' | 'agents' | 'inboxes' | 'quick_replies' | 'tags' | 'flows' | 'faq' | 'reports';
+type PageName = 'conversations' | 'agents' | 'inboxes' | 'quick_replies' | 'tags' | 'flows' | 'faq' | 'comment_rules' | 'reports';
 
 interface Toast {
   id: number;
@@ -168,6 +169,7 @@ function Shell({ onLogout }: { onLogout: () => void }) {
     ['tags', t('nav.tags'), canSupervise()],
     ['flows', t('nav.flows'), canSupervise()],
     ['faq', t('nav.faq'), canSupervise()],
+    ['comment_rules', t('nav.comment_rules'), canSupervise()],
     ['reports', t('nav.reports'), canSupervise()],
   ];
   const [menu, setMenu] = useState(false);
@@ -236,6 +238,7 @@ function Shell({ onLogout }: { onLogout: () => void }) {
         {page === 'tags' && <TagsPage />}
         {page === 'flows' && <FlowsPage />}
         {page === 'faq' && <FaqPage />}
+        {page === 'comment_rules' && <CommentRulesPage />}
         {page === 'reports' && <ReportsPage />}
       </main>
       {settings && <NotificationSettings onClose={() => setSettings(false)} />}

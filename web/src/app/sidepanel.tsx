@@ -4,7 +4,8 @@
 
 import { useEffect, useState } from 'preact/hooks';
 import { api, ApiError, Attachment, Contact, Conversation, HistoryEntry, Page, query } from './api';
-import { formatBytes, formatTime, reasonText, t } from './i18n';
+import { formatBytes, formatTime, Key, reasonText, t } from './i18n';
+import { becauseText } from './comments';
 import { realtime } from './realtime';
 import { agentName, refreshTags, useShared } from './store';
 import { isImage } from '../shared/media';
@@ -50,6 +51,19 @@ export function SidePanel(props: {
       {tab === 'media' && <Media c={c} />}
       {tab === 'conversations' && <CustomerConversations c={c} onOpen={props.onOpen} onFilter={() => props.onFilterContact(c.contact_id)} />}
     </aside>
+  );
+}
+
+/** A phone or email found in the customer's messages, different from the profile's: one click fills it in. */
+function Suggested({ value, onAccept, testid }: { value?: string; onAccept: (v: string) => void; testid: string }) {
+  if (!value) return null;
+  return (
+    <div class="suggested" data-testid={testid}>
+      {t('side.suggested', { value })}{' '}
+      <button type="button" class="link" onClick={() => onAccept(value)}>
+        {t('side.accept')}
+      </button>
+    </div>
   );
 }
 
@@ -100,7 +114,9 @@ function ContactForm({ contactId }: { contactId: string }) {
         <input value={contact.name ?? ''} readOnly data-testid="contact-name" />
       </label>
       {field('phone', t('side.phone'))}
+      <Suggested value={contact.suggested?.phone} onAccept={(v) => setForm({ ...form, phone: v })} testid="suggested-phone" />
       {field('email', t('side.email'))}
+      <Suggested value={contact.suggested?.email} onAccept={(v) => setForm({ ...form, email: v })} testid="suggested-email" />
       {field('notes', t('side.notes'), true)}
       {errors._ && <span class="field-error">{errors._}</span>}
       <div class="row">
@@ -185,6 +201,12 @@ function historyLine(h: HistoryEntry): string {
       return t('history.handed_off', { reason: [d.reason, d.note].filter(Boolean).join(' · ') });
     case 'taken_over':
       return t('history.taken_over', { actor });
+    case 'comment_rule':
+      return t('history.comment_rule', {
+        rule: d.rule ?? '',
+        action: t(`auto.${d.action}` as Key),
+        because: becauseText((h.detail as Record<string, unknown> | null)?.because),
+      });
     case 'auto_reply_switched':
       return t((h.detail as Record<string, unknown> | null)?.on ? 'history.auto_reply_on' : 'history.auto_reply_off', { actor });
     case 'reopened':

@@ -234,6 +234,19 @@ impl Checker {
         for (i, t) in f.triggers.iter().enumerate() {
             self.trigger(&format!("triggers[{i}]"), t);
         }
+        // A comment step acts on the comment that started the run: only a comment trigger has one.
+        let on_comment = f
+            .triggers
+            .iter()
+            .all(|t| matches!(t, Trigger::Comment { .. }));
+        for s in &f.steps {
+            if s.action.is_comment_step() && !on_comment {
+                self.err(
+                    format!("steps[{}]", s.id),
+                    "acts on a comment: only a flow started by a comment (a comment rule) has one",
+                );
+            }
+        }
         if !(1..=MAX_MAX_STEPS).contains(&f.guards.max_steps) {
             self.err(
                 "guards.max_steps",
@@ -359,6 +372,48 @@ impl Checker {
             | Trigger::AgentStart {}
             | Trigger::StartedByFlow {}
             | Trigger::ScheduledDue {} => {}
+            Trigger::Comment { when } => {
+                self.count(&format!("{at}.when"), when.len(), 0, MAX_TRIGGERS);
+                for (i, c) in when.iter().enumerate() {
+                    self.comment_condition(&format!("{at}.when[{i}]"), c);
+                }
+            }
+        }
+    }
+
+    fn comment_condition(&mut self, at: &str, c: &CommentCondition) {
+        match c {
+            CommentCondition::Keywords { mode, keywords, .. } => {
+                self.count(&format!("{at}.keywords"), keywords.len(), 1, MAX_KEYWORDS);
+                for (i, k) in keywords.iter().enumerate() {
+                    let path = format!("{at}.keywords[{i}]");
+                    if *mode == KeywordMode::Regex {
+                        self.text(&path, k, MAX_REGEX_CHARS);
+                        if let Err(e) = super::matching::compile_regex(k) {
+                            self.err(&path, format!("is not a valid regular expression: {e}"));
+                        }
+                    } else {
+                        self.text(&path, k, MAX_KEYWORD_CHARS);
+                        if !k.trim().is_empty() && crate::text::words(k).is_empty() {
+                            self.err(&path, "must contain a letter or a digit");
+                        }
+                    }
+                }
+            }
+            CommentCondition::ActiveHours { from, to, days } => {
+                for (name, v) in [("from", from), ("to", to)] {
+                    if Range::parse_time(v).is_none() {
+                        self.err(format!("{at}.{name}"), "must be a time HH:MM (00:00–24:00)");
+                    }
+                }
+                if days.iter().any(|d| !(1..=7).contains(d)) {
+                    self.err(format!("{at}.days"), "days are 1 (Monday) to 7 (Sunday)");
+                }
+            }
+            CommentCondition::HasPhone {}
+            | CommentCondition::HasEmail {}
+            | CommentCondition::Any {}
+            | CommentCondition::FirstComment {} => {}
         }
     }
 
@@ -574,6 +629,16 @@ impl Checker {
                     }
                 }
             }
+            Action::ReplyComment { variants, .. } => {
+                self.count(&format!("{at}.variants"), variants.len(), 1, MAX_VARIANTS);
+                for (i, v) in variants.iter().enumerate() {
+                    self.template(&format!("{at}.variants[{i}]"), v, MAX_TEXT_CHARS);
+                }
+            }
+            Action::PrivateReply { text, .. } => {
+                self.template(&format!("{at}.text"), text, MAX_TEXT_CHARS)
+            }
+            Action::HideComment { .. } | Action::LikeComment { .. } | Action::Assign { .. } => {}
             Action::Resolve {}
             | Action::StartFlow { .. }
             | Action::CancelScheduledFlow { .. }

@@ -12,7 +12,7 @@ use super::faq::{Faq, HandoffPhrases};
 use super::model::*;
 use super::template;
 use crate::business_hours::{self, BusinessHours, Range};
-use crate::ids::FlowId;
+use crate::ids::{AgentId, FlowId};
 use crate::model::ChannelKind;
 use crate::outbound::{Choice, Choices, Content, Interactive, Media, MediaSource};
 use crate::text;
@@ -210,6 +210,26 @@ pub enum Effect {
     /// The run ended (always the last effect).
     Ended(EndReason),
     Log(FlowLog),
+    /// Act on the comment that started the run (a comment rule's step).
+    Comment(CommentEffect),
+    /// Assign the conversation to this agent.
+    Assign(AgentId),
+}
+
+/// What a comment step asks of the comment that started the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommentEffect {
+    Hide,
+    Like,
+    /// A public reply: one of these (rendered) variants, in rotation (`comments::rotate`).
+    Reply {
+        variants: Vec<String>,
+    },
+    /// The private reply; `then_flow` starts when the customer answers it.
+    PrivateReply {
+        text: String,
+        then_flow: Option<FlowId>,
+    },
 }
 
 impl RunState {
@@ -615,6 +635,44 @@ impl<'r> Run<'r, '_> {
                 let note = note.as_deref().map(|n| self.render(n));
                 self.handoff(HandoffReason::Step, note);
                 Then::Ended
+            }
+            Action::HideComment { next } => {
+                self.effects.push(Effect::Comment(CommentEffect::Hide));
+                Then::Go(next.clone())
+            }
+            Action::LikeComment { next } => {
+                if self.ctx.channel == ChannelKind::Instagram {
+                    // Instagram has no like for comments: never attempted there.
+                    self.log(Some(id), "comment.like_not_supported", None);
+                } else {
+                    self.effects.push(Effect::Comment(CommentEffect::Like));
+                }
+                Then::Go(next.clone())
+            }
+            Action::ReplyComment { variants, next } => {
+                let variants: Vec<String> = variants.iter().map(|v| self.render(v)).collect();
+                if !variants.is_empty() {
+                    self.effects
+                        .push(Effect::Comment(CommentEffect::Reply { variants }));
+                }
+                Then::Go(next.clone())
+            }
+            Action::PrivateReply {
+                text,
+                then_flow,
+                next,
+            } => {
+                let text = self.render(text);
+                self.effects
+                    .push(Effect::Comment(CommentEffect::PrivateReply {
+                        text,
+                        then_flow: *then_flow,
+                    }));
+                Then::Go(next.clone())
+            }
+            Action::Assign { agent, next } => {
+                self.effects.push(Effect::Assign(*agent));
+                Then::Go(next.clone())
             }
             Action::Resolve {} => {
                 self.effects.push(Effect::Resolve);

@@ -4,6 +4,7 @@
 //! [`may_start`] applies the guards (once per contact, no re-trigger within a time).
 
 use super::answer;
+use super::comments;
 use super::model::{Flow, KeywordMode, Trigger};
 use crate::business_hours::BusinessHours;
 use crate::ids::InboxId;
@@ -31,6 +32,8 @@ pub enum TriggerEvent<'a, K> {
     StartedByFlow(&'a K),
     /// A scheduled run of this flow came due.
     ScheduledDue(&'a K),
+    /// A customer's comment on a post.
+    Comment(&'a comments::CommentFacts<'a>),
 }
 
 /// Where the event happened.
@@ -59,7 +62,7 @@ pub fn compile_regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
         .build()
 }
 
-enum Keyword {
+pub(super) enum Keyword {
     /// Words (folded or lower-cased), and the same joined by single spaces.
     Words {
         words: Vec<String>,
@@ -86,6 +89,7 @@ enum Compiled {
     AgentStart,
     StartedByFlow,
     ScheduledDue,
+    Comment(comments::Conditions),
 }
 
 struct Entry<K> {
@@ -100,7 +104,7 @@ pub struct FlowMatcher<K> {
 }
 
 /// A message cut once into what every keyword mode compares.
-struct Prepared {
+pub(super) struct Prepared {
     folded: Vec<String>,
     folded_joined: String,
     lower: Vec<String>,
@@ -109,7 +113,7 @@ struct Prepared {
 }
 
 impl Prepared {
-    fn new(message: &str) -> Self {
+    pub(super) fn new(message: &str) -> Self {
         let folded = text::words(message);
         let lower = text::lower_words(message);
         Self {
@@ -127,7 +131,7 @@ fn contains_run(haystack: &[String], needle: &[String]) -> bool {
 }
 
 impl Keyword {
-    fn matches(&self, mode: KeywordMode, fold: bool, raw: &str, m: &Prepared) -> bool {
+    pub(super) fn matches(&self, mode: KeywordMode, fold: bool, raw: &str, m: &Prepared) -> bool {
         match self {
             Keyword::Regex(re) => re.is_match(raw) || re.is_match(&m.folded_full),
             Keyword::Words { words, joined } => {
@@ -149,6 +153,29 @@ impl Keyword {
     }
 }
 
+/// Keywords compiled for a mode: words folded (or lower-cased), or regexes.
+pub(super) fn compile_keywords(mode: KeywordMode, fold: bool, keywords: &[String]) -> Vec<Keyword> {
+    keywords
+        .iter()
+        .filter_map(|k| {
+            if mode == KeywordMode::Regex {
+                // An invalid regex never matches (validation refuses it on save).
+                compile_regex(k).ok().map(Keyword::Regex)
+            } else {
+                let words = if fold {
+                    text::words(k)
+                } else {
+                    text::lower_words(k)
+                };
+                (!words.is_empty()).then(|| Keyword::Words {
+                    joined: words.join(" "),
+                    words,
+                })
+            }
+        })
+        .collect()
+}
+
 fn compile_trigger(t: &Trigger) -> Compiled {
     match t {
         Trigger::Keyword {
@@ -158,25 +185,7 @@ fn compile_trigger(t: &Trigger) -> Compiled {
         } => Compiled::Keyword {
             mode: *mode,
             fold: *ignore_diacritics,
-            keywords: keywords
-                .iter()
-                .filter_map(|k| {
-                    if *mode == KeywordMode::Regex {
-                        // An invalid regex never matches (validation refuses it on save).
-                        compile_regex(k).ok().map(Keyword::Regex)
-                    } else {
-                        let words = if *ignore_diacritics {
-                            text::words(k)
-                        } else {
-                            text::lower_words(k)
-                        };
-                        (!words.is_empty()).then(|| Keyword::Words {
-                            joined: words.join(" "),
-                            words,
-                        })
-                    }
-                })
-                .collect(),
+            keywords: compile_keywords(*mode, *ignore_diacritics, keywords),
         },
         Trigger::NewConversation {} => Compiled::NewConversation,
         Trigger::HasPhone {} => Compiled::HasPhone,
@@ -192,6 +201,7 @@ fn compile_trigger(t: &Trigger) -> Compiled {
         Trigger::AgentStart {} => Compiled::AgentStart,
         Trigger::StartedByFlow {} => Compiled::StartedByFlow,
         Trigger::ScheduledDue {} => Compiled::ScheduledDue,
+        Trigger::Comment { when } => Compiled::Comment(comments::Conditions::compile(when)),
     }
 }
 
@@ -273,6 +283,9 @@ impl<K: PartialEq> FlowMatcher<K> {
                 (Compiled::AgentStart, TriggerEvent::AgentStart(k))
                 | (Compiled::StartedByFlow, TriggerEvent::StartedByFlow(k))
                 | (Compiled::ScheduledDue, TriggerEvent::ScheduledDue(k)) => entry.key == **k,
+                (Compiled::Comment(when), TriggerEvent::Comment(facts)) => {
+                    when.first_unmet(facts, ctx.now).is_none()
+                }
                 _ => false,
             });
             if let Some(trigger) = hit {

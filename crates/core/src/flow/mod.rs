@@ -6,6 +6,7 @@
 
 pub mod answer;
 pub mod check;
+pub mod comments;
 pub mod engine;
 pub mod faq;
 pub mod matching;
@@ -14,15 +15,15 @@ pub mod template;
 
 pub use check::{FlowError, ImportError};
 pub use engine::{
-    Context, Effect, EndReason, FlowLog, HandoffReason, HttpCall, HttpOutcome, Input, RunState,
-    Waiting, step,
+    CommentEffect, Context, Effect, EndReason, FlowLog, HandoffReason, HttpCall, HttpOutcome,
+    Input, RunState, Waiting, step,
 };
 pub use faq::{Faq, FaqEntry, FaqList, HandoffPhrases};
 pub use matching::{
     ContactRuns, FlowMatcher, MatchContext, Matched, NotStarted, Tapped, TriggerEvent, may_start,
     tapped,
 };
-pub use model::{Action, Flow, Guards, Step, Trigger};
+pub use model::{Action, CommentCondition, Flow, Guards, Step, Trigger};
 
 #[cfg(test)]
 mod tests;

@@ -2,7 +2,7 @@
 //! the triggers that start it, scoped to inboxes. JSON with unknown fields refused; [`Flow::import`]
 //! parses and validates, naming the step and field of every problem.
 
-use crate::ids::{FlowId, InboxId};
+use crate::ids::{AgentId, FlowId, InboxId};
 use crate::model::ChannelKind;
 use crate::outbound::MediaKind;
 use serde::{Deserialize, Serialize};
@@ -72,6 +72,59 @@ pub enum Trigger {
     StartedByFlow {},
     /// It may be attached to a customer as a scheduled flow and run when due.
     ScheduledDue {},
+    /// A customer's comment on a Page post or an Instagram media, when every condition holds
+    /// (none: any comment). Comment rules are flows with this trigger (`flow::comments`).
+    Comment {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        when: Vec<CommentCondition>,
+    },
+}
+
+/// A condition on a customer's comment (all of a trigger's must hold).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum CommentCondition {
+    /// A phone number (Vietnamese formats: `0912 345 678`, `0912.345.678`, `+84 912…`, `84912…`).
+    HasPhone {},
+    HasEmail {},
+    /// Keywords (or regular expressions with `"match": "regex"`), compared as in a keyword trigger.
+    Keywords {
+        #[serde(rename = "match", default = "contains")]
+        mode: KeywordMode,
+        keywords: Vec<String>,
+        #[serde(default = "yes", skip_serializing_if = "is_true")]
+        ignore_diacritics: bool,
+    },
+    /// Any comment.
+    Any {},
+    /// The person's first comment on this post.
+    FirstComment {},
+    /// The local time (the inbox's offset) is within `from`–`to` (`22:00`–`06:00` crosses
+    /// midnight); `days`: 1 = Monday … 7 = Sunday, empty: every day.
+    ActiveHours {
+        from: String,
+        to: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        days: Vec<u8>,
+    },
+}
+
+impl CommentCondition {
+    /// The condition's kind as the JSON names it (the reason shown for an automatic action).
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Self::HasPhone {} => "has_phone",
+            Self::HasEmail {} => "has_email",
+            Self::Keywords { .. } => "keywords",
+            Self::Any {} => "any",
+            Self::FirstComment {} => "first_comment",
+            Self::ActiveHours { .. } => "active_hours",
+        }
+    }
+}
+
+fn contains() -> KeywordMode {
+    KeywordMode::Contains
 }
 
 /// How a keyword is compared with a message (both folded first).
@@ -236,6 +289,38 @@ pub enum Action {
     },
     /// Ends the run.
     Stop {},
+    /// Hides the comment that started the run (it stays in the thread, marked why).
+    HideComment {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next: Option<String>,
+    },
+    /// Likes the comment (Facebook only: Instagram has no like, the step is skipped there).
+    LikeComment {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next: Option<String>,
+    },
+    /// Replies publicly under the comment with the variants in rotation (identical replies get a
+    /// Page comment-locked). `{{name}}` is the commenter's name.
+    ReplyComment {
+        variants: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next: Option<String>,
+    },
+    /// The one private message Meta allows per comment (within 7 days); `then_flow` starts when
+    /// the customer answers it.
+    PrivateReply {
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        then_flow: Option<FlowId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next: Option<String>,
+    },
+    /// Assigns the conversation to an agent of the inbox.
+    Assign {
+        agent: AgentId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next: Option<String>,
+    },
 }
 
 pub const DEFAULT_RETRIES: u8 = 2;
@@ -445,7 +530,12 @@ impl Action {
             | Self::SetField { next, .. }
             | Self::Wait { next, .. }
             | Self::ScheduleFlow { next, .. }
-            | Self::CancelScheduledFlow { next, .. } => opt(&mut out, "next", next),
+            | Self::CancelScheduledFlow { next, .. }
+            | Self::HideComment { next }
+            | Self::LikeComment { next }
+            | Self::ReplyComment { next, .. }
+            | Self::PrivateReply { next, .. }
+            | Self::Assign { next, .. } => opt(&mut out, "next", next),
             Self::Ask {
                 answer,
                 next,
@@ -503,7 +593,43 @@ impl Action {
             Self::ScheduleFlow { .. } => "schedule_flow",
             Self::CancelScheduledFlow { .. } => "cancel_scheduled_flow",
             Self::Stop {} => "stop",
+            Self::HideComment { .. } => "hide_comment",
+            Self::LikeComment { .. } => "like_comment",
+            Self::ReplyComment { .. } => "reply_comment",
+            Self::PrivateReply { .. } => "private_reply",
+            Self::Assign { .. } => "assign",
         }
+    }
+
+    /// Whether the step acts on the comment that started the run (only comment flows have one).
+    pub const fn is_comment_step(&self) -> bool {
+        matches!(
+            self,
+            Self::HideComment { .. }
+                | Self::LikeComment { .. }
+                | Self::ReplyComment { .. }
+                | Self::PrivateReply { .. }
+        )
+    }
+
+    /// The same step leading to `to` (steps that end a run or choose their own path are
+    /// returned as they are).
+    pub fn with_next(mut self, to: Option<String>) -> Self {
+        match &mut self {
+            Self::SendMessage { next, .. }
+            | Self::AddTag { next, .. }
+            | Self::RemoveTag { next, .. }
+            | Self::SetField { next, .. }
+            | Self::ScheduleFlow { next, .. }
+            | Self::CancelScheduledFlow { next, .. }
+            | Self::HideComment { next }
+            | Self::LikeComment { next }
+            | Self::ReplyComment { next, .. }
+            | Self::PrivateReply { next, .. }
+            | Self::Assign { next, .. } => *next = to,
+            _ => {}
+        }
+        self
     }
 }
 

@@ -167,3 +167,18 @@ pub async fn merges(
     visible_contact(st, me, survivor).await?;
     Ok(items)
 }
+
+/// A phone number or email the customer wrote that differs from the profile's (comment rules
+/// keep them as `suggested_phone` / `suggested_email`): the agent accepts one with a click.
+pub async fn suggestions(st: &AppState, c: &Contact) -> ApiResult<serde_json::Value> {
+    let fields = st.store.contact_fields(c.id).await?;
+    let mut out = serde_json::Map::new();
+    for (field, current) in [("phone", c.phone.as_deref()), ("email", c.email.as_deref())] {
+        if let Some(v) = fields.get(&format!("suggested_{field}"))
+            && !current.is_some_and(|x| x.eq_ignore_ascii_case(v))
+        {
+            out.insert(field.into(), serde_json::json!(v));
+        }
+    }
+    Ok(serde_json::Value::Object(out))
+}

@@ -178,6 +178,8 @@ impl Sim<'_> {
                 Effect::Log(l) => self.transcript.push(json!({"from": "system", "event": l.event, "step": l.step, "detail": l.detail})),
                 Effect::Ended(r) => self.transcript.push(json!({"from": "system", "event": "ended", "reason": r})),
                 Effect::WakeAt(t) => self.transcript.push(json!({"from": "system", "event": "waits_until", "at": t})),
+                Effect::Assign(a) => self.transcript.push(json!({"from": "system", "event": "assign", "agent_id": a})),
+                Effect::Comment(c) => self.transcript.push(json!({"from": "system", "event": "comment", "action": format!("{c:?}")})),
             }
         }
         if let Some(call) = http {

@@ -4,6 +4,7 @@
 
 pub mod agents;
 pub mod auth;
+pub mod comment_rules;
 pub mod comments;
 pub mod contacts;
 pub mod conversation;

@@ -78,6 +78,8 @@ pub enum Purpose {
     ClosingMessage,
     /// A flow's message (a bot, a scheduled flow).
     Flow,
+    /// A comment rule's public or private reply.
+    CommentRule,
 }
 
 impl Purpose {
@@ -87,6 +89,7 @@ impl Purpose {
             Self::OutsideBusinessHours => "outside_business_hours",
             Self::ClosingMessage => "closing_message",
             Self::Flow => "flow",
+            Self::CommentRule => "comment_rule",
         }
     }
 }

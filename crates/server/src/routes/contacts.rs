@@ -34,6 +34,7 @@ pub async fn get(
             "avatar_url".into(),
             serde_json::json!(st.store.contact_avatar(id).await?),
         );
+        o.insert("suggested".into(), contacts::suggestions(&st, &c).await?);
     }
     Ok(ApiJson(v))
 }

@@ -3,6 +3,7 @@
 pub mod agents;
 pub mod auth;
 pub mod channel_actions;
+pub mod comment_rules;
 pub mod contacts;
 pub mod conversations;
 pub mod flows;
@@ -329,6 +330,36 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
         "/api/v1/scheduled-flows/{id}/cancel",
         "Cancel a scheduled flow",
     ),
+    (
+        "get",
+        "/api/v1/inboxes/{id}/comment-rules",
+        "A Page's (Instagram account's) comment rules and its posts' overrides",
+    ),
+    (
+        "put",
+        "/api/v1/inboxes/{id}/comment-rules",
+        "Save the Page's comment rules (supervisors)",
+    ),
+    (
+        "get",
+        "/api/v1/inboxes/{id}/posts",
+        "Recent posts with comment counters (hidden, replied, privately replied) and overrides",
+    ),
+    (
+        "put",
+        "/api/v1/inboxes/{id}/posts/{post_id}/comment-rules",
+        "Save a post's own rules: replace or extend the Page's (supervisors)",
+    ),
+    (
+        "delete",
+        "/api/v1/inboxes/{id}/posts/{post_id}/comment-rules",
+        "Remove a post's own rules (supervisors)",
+    ),
+    (
+        "get",
+        "/api/v1/messages/{id}/rule-actions",
+        "What comment rules did (or will do) to a comment",
+    ),
     ("get", "/api/v1/openapi.json", "This document"),
     (
         "post",
@@ -483,6 +514,19 @@ pub fn router(st: AppState) -> Router {
             "/quick-replies/{id}",
             patch(quick_replies::update).delete(quick_replies::delete),
         )
+        .route(
+            "/inboxes/{id}/comment-rules",
+            get(comment_rules::get).put(comment_rules::save),
+        )
+        .route("/inboxes/{id}/posts", get(comment_rules::posts))
+        .route(
+            "/inboxes/{id}/posts/{post_id}/comment-rules",
+            put(comment_rules::save_post).delete(comment_rules::delete_post),
+        )
+        .route(
+            "/messages/{id}/rule-actions",
+            get(comment_rules::of_comment),
+        )
         .route("/flows", get(flows::list).post(flows::create))
         .route("/flows/check", post(flows::check))
         .route("/flows/simulate", post(flows::simulate))
@@ -596,6 +640,9 @@ pub fn openapi_document() -> serde_json::Value {
         let mut parameters = Vec::new();
         if path.contains("{id}") {
             parameters.push(serde_json::json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}}));
+        }
+        if path.contains("{post_id}") {
+            parameters.push(serde_json::json!({"name": "post_id", "in": "path", "required": true, "schema": {"type": "string", "maxLength": 128, "pattern": "^[A-Za-z0-9_-]+$"}}));
         }
         let extra = schemas::request(method, path);
         if let Some(q) = extra["parameters"].as_array() {

@@ -261,6 +261,14 @@ pub fn request(method: &str, path: &str) -> Value {
                 json!({"flow": {"type": "object"}, "active": {"type": "boolean"}, "version": {"type": ["integer", "null"], "minimum": 0, "maximum": 4_294_967_295u64}}),
             ))})
         }
+        ("put", "/api/v1/inboxes/{id}/comment-rules")
+        | ("put", "/api/v1/inboxes/{id}/posts/{post_id}/comment-rules") => {
+            json!({"requestBody": json_body(object(
+                &["rules"],
+                json!({"rules": {"type": "object", "description": "rules, default, mode (replace | extend): docs/comment-rules.md"},
+                       "version": {"type": ["integer", "null"], "minimum": 0, "maximum": 4_294_967_295u64}}),
+            ))})
+        }
         ("post", "/api/v1/flows/check") => {
             json!({"requestBody": json_body(object(&["flow"], json!({"flow": {"type": "object"}})))})
         }
