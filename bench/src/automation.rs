@@ -268,24 +268,16 @@ pub async fn run(
 }
 
 pub fn print(r: &Report) {
-    println!("\n| run | messages | errors | msg/s | ack p50 | ack p99 |");
-    println!("|---|---|---|---|---|---|");
-    for (name, l) in [
-        ("no flows".to_owned(), &r.none),
-        (format!("{} keyword flows", r.flow_count), &r.flows),
-        ("FAQ bot, half of no-flow max".to_owned(), &r.bot.load),
-        ("FAQ bot, max".to_owned(), &r.bot_max.load),
-        ("FAQ bot, half of its max".to_owned(), &r.bot_half_max.load),
-    ] {
-        println!(
-            "| {name} | {} | {} | {:.0} | {:.2} ms | {:.2} ms |",
-            l.messages,
-            l.errors,
-            l.msgs_per_sec(),
-            l.ack.pct(50.0),
-            l.ack.pct(99.0)
-        );
-    }
+    ingest::print_loads(
+        ("messages", "msg/s"),
+        &[
+            ("no flows", &r.none),
+            (&format!("{} keyword flows", r.flow_count), &r.flows),
+            ("FAQ bot, half of no-flow max", &r.bot.load),
+            ("FAQ bot, max", &r.bot_max.load),
+            ("FAQ bot, half of its max", &r.bot_half_max.load),
+        ],
+    );
     println!(
         "\nwith {} keyword flows / without = {:.2} (messages/s)",
         r.flow_count,

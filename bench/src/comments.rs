@@ -225,18 +225,10 @@ pub async fn run(
 }
 
 pub fn print(r: &Report) {
-    println!("\n| run | comments | errors | comments/s | ack p50 | ack p99 |");
-    println!("|---|---|---|---|---|---|");
-    for (name, l) in [("no comment rules", &r.without), ("comment rules", &r.with)] {
-        println!(
-            "| {name} | {} | {} | {:.0} | {:.2} ms | {:.2} ms |",
-            l.messages,
-            l.errors,
-            l.msgs_per_sec(),
-            l.ack.pct(50.0),
-            l.ack.pct(99.0)
-        );
-    }
+    ingest::print_loads(
+        ("comments", "comments/s"),
+        &[("no comment rules", &r.without), ("comment rules", &r.with)],
+    );
     println!(
         "\nwith rules / without = {:.2} (comments/s)",
         r.with.msgs_per_sec() / r.without.msgs_per_sec()

@@ -209,6 +209,26 @@ impl LoadResult {
     }
 }
 
+/// One table row per load run: what was sent, errors, the rate and the ack latency. `unit` names
+/// the things counted and their rate (`("messages", "msg/s")`).
+pub fn print_loads(unit: (&str, &str), rows: &[(&str, &LoadResult)]) {
+    println!(
+        "\n| run | {} | errors | {} | ack p50 | ack p99 |",
+        unit.0, unit.1
+    );
+    println!("|---|---|---|---|---|---|");
+    for (name, l) in rows {
+        println!(
+            "| {name} | {} | {} | {:.0} | {:.2} ms | {:.2} ms |",
+            l.messages,
+            l.errors,
+            l.msgs_per_sec(),
+            l.ack.pct(50.0),
+            l.ack.pct(99.0)
+        );
+    }
+}
+
 /// Sends the webhooks to `base` + their path with at most `concurrency` in flight (and at `rate`
 /// requests/s).
 pub async fn load(
