@@ -12,6 +12,7 @@ mod multinode;
 mod push;
 mod realtime;
 mod routing;
+mod setup;
 mod shopee;
 mod telegram;
 mod web;

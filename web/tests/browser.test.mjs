@@ -4,10 +4,9 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import path from 'node:path';
-import { agentPage, base, bin, browser, call, freePort, ids, pageUrl, PASSWORD, serverEnv, SHIPFREE, shots, useWorld } from './support.mjs';
+import { agentPage, base, browser, call, channelSandbox, ids, pageUrl, PASSWORD, SHIPFREE, shots, useWorld } from './support.mjs';
 
 useWorld();
 
@@ -248,24 +247,8 @@ test('pre-chat fields: the visitor gives a name and phone before chatting, and t
 test('WhatsApp after 24 hours: only a template, picked and filled in the composer; the usage report shows it', async () => {
   const admin = (await call('POST', '/api/v1/auth/login', null, { email: 'admin@shop.vn', password: PASSWORD })).token;
   // The channel sandbox stands in for WhatsApp's Cloud API (templates, sends, statuses).
-  const port = await freePort();
-  const sandbox = spawn(bin, ['sandbox', '--channels', '--bind', `127.0.0.1:${port}`, '--webhook-url', `${base}/webhooks/meta`], {
-    env: serverEnv({ SWITCHBOARD_LOG: 'warn' }),
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const { proc: sandbox, settings } = await channelSandbox();
   try {
-    let out = '';
-    const settings = await new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no sandbox settings in: ${out}`)), 20000);
-      sandbox.stdout.on('data', (d) => {
-        out += d;
-        const m = out.match(/-d '(\{"channel":"whatsapp".*?\})'\n/);
-        if (m) {
-          clearTimeout(timer);
-          resolve(JSON.parse(m[1]).settings);
-        }
-      });
-    });
     const inbox = (await call('POST', '/api/v1/inboxes', admin, { name: 'WhatsApp shop', channel: 'whatsapp', settings })).id;
     await call('PUT', `/api/v1/inboxes/${inbox}/members`, admin, { agent_ids: [ids.lan] });
     const secs = Math.floor(Date.now() / 1000) - 25 * 3600;

@@ -215,3 +215,25 @@ export async function visitorSays(inbox, text, token) {
 
 export const sounds = (page) => page.evaluate(() => window.__sounds);
 export const notes = (page) => page.evaluate(() => window.__notes);
+
+/** `switchboard sandbox --channels` next to the server: its process and the settings it prints for `channel`. */
+export async function channelSandbox(channel = 'whatsapp') {
+  const port = await freePort();
+  const proc = spawn(bin, ['sandbox', '--channels', '--bind', `127.0.0.1:${port}`, '--webhook-url', `${base}/webhooks/meta`], {
+    env: serverEnv({ SWITCHBOARD_LOG: 'warn' }),
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  const settings = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no sandbox settings in: ${out}`)), 20000);
+    proc.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(new RegExp(`-d '(\\{"channel":"${channel}".*?\\})'\\n`));
+      if (m) {
+        clearTimeout(timer);
+        resolve(JSON.parse(m[1]).settings);
+      }
+    });
+  });
+  return { proc, settings };
+}

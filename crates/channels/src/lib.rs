@@ -2,6 +2,7 @@
 //! core's terms, and builds its outbound requests; `settings` checks each channel's inbox settings.
 //! This crate does no I/O of its own.
 
+pub mod check;
 mod lenient;
 pub mod livechat;
 pub mod meta;

@@ -1052,6 +1052,16 @@ impl Provider for Meta {
     fn profile(&self, answer: &ApiAnswer<'_>) -> Option<Profile> {
         answer.ok().then(|| parse_profile(&answer.json()))
     }
+    fn check_call(&self, inbox: &Inbox, _: Timestamp) -> Option<ApiCall> {
+        crate::check::graph_call(inbox)
+    }
+    fn checked(
+        &self,
+        inbox: &Inbox,
+        answer: &ApiAnswer<'_>,
+    ) -> Result<crate::provider::Account, crate::provider::CheckFailure> {
+        crate::check::graph_checked(inbox, answer)
+    }
     fn refused(&self) -> &'static str {
         "bad or missing X-Hub-Signature-256"
     }

@@ -234,6 +234,14 @@ pub enum ApiBody {
 }
 
 impl ApiCall {
+    pub fn get(url: String) -> Self {
+        Self {
+            method: "GET",
+            url,
+            headers: Vec::new(),
+            body: ApiBody::None,
+        }
+    }
     pub fn post(url: String, body: Value) -> Self {
         Self {
             method: "POST",
@@ -312,6 +320,34 @@ pub enum NotSent {
     Failed(Failure),
     /// The access token expired: refresh it and try once more (providers with refresh tokens).
     TokenExpired,
+}
+
+/// What a connection check found: the account as the provider names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// The Page's, bot's, OA's, number's or shop's own name (none when the provider gives none).
+    pub name: Option<String>,
+}
+
+/// Why a connection check failed, as a stable code the workspace translates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckFailure {
+    /// The provider refused the token or the signature (wrong, expired or revoked).
+    CredentialsRefused,
+    /// The credentials work but do not belong to the account this inbox names.
+    AccountMismatch,
+    /// Any other answer.
+    ProviderError,
+}
+
+impl CheckFailure {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::CredentialsRefused => "credentials_refused",
+            Self::AccountMismatch => "account_mismatch",
+            Self::ProviderError => "provider_error",
+        }
+    }
 }
 
 /// A failure decided before any call (nothing reached the provider).
@@ -425,6 +461,28 @@ pub trait Provider: Send + Sync {
     fn profile(&self, _answer: &ApiAnswer<'_>) -> Option<Profile> {
         None
     }
+
+    /// A read-only call that proves the inbox's account and credentials work (the setup's
+    /// connection test); `None` when the settings lack what it needs.
+    fn check_call(&self, _inbox: &Inbox, _now: Timestamp) -> Option<ApiCall> {
+        None
+    }
+    /// What the provider's answer to [`Provider::check_call`] says.
+    fn checked(&self, _inbox: &Inbox, _answer: &ApiAnswer<'_>) -> Result<Account, CheckFailure> {
+        Err(CheckFailure::ProviderError)
+    }
+}
+
+/// A name from a provider's answer: trimmed, without control characters, at most 200 characters.
+pub fn account_name(v: &Value) -> Option<String> {
+    let s: String = v
+        .as_str()?
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect();
+    let s = s.trim();
+    (!s.is_empty()).then(|| s.to_owned())
 }
 
 /// The inbox's API base URL setting, or the provider's default.

@@ -268,6 +268,16 @@ pub fn callback_url(public_url: &str, inbox: &Inbox) -> String {
 }
 
 impl Provider for Shopee {
+    fn check_call(&self, inbox: &Inbox, now: Timestamp) -> Option<ApiCall> {
+        crate::check::shopee_call(inbox, now)
+    }
+    fn checked(
+        &self,
+        _: &Inbox,
+        answer: &ApiAnswer<'_>,
+    ) -> Result<crate::provider::Account, crate::provider::CheckFailure> {
+        crate::check::shopee_checked(answer)
+    }
     fn name(&self) -> &'static str {
         "shopee"
     }

@@ -371,6 +371,16 @@ pub struct Telegram;
 const CHANNELS: [ChannelKind; 1] = [ChannelKind::Telegram];
 
 impl Provider for Telegram {
+    fn check_call(&self, inbox: &Inbox, _: Timestamp) -> Option<ApiCall> {
+        crate::check::telegram_call(inbox)
+    }
+    fn checked(
+        &self,
+        _: &Inbox,
+        answer: &ApiAnswer<'_>,
+    ) -> Result<crate::provider::Account, crate::provider::CheckFailure> {
+        crate::check::telegram_checked(answer)
+    }
     fn name(&self) -> &'static str {
         "telegram"
     }

@@ -1131,6 +1131,16 @@ pub fn ours(s: &StatusUpdate) -> Option<switchboard_core::MessageId> {
 const CHANNELS: [ChannelKind; 1] = [ChannelKind::Whatsapp];
 
 impl Provider for WhatsApp {
+    fn check_call(&self, inbox: &Inbox, _: Timestamp) -> Option<ApiCall> {
+        crate::check::graph_call(inbox)
+    }
+    fn checked(
+        &self,
+        inbox: &Inbox,
+        answer: &ApiAnswer<'_>,
+    ) -> Result<crate::provider::Account, crate::provider::CheckFailure> {
+        crate::check::graph_checked(inbox, answer)
+    }
     fn name(&self) -> &'static str {
         "whatsapp"
     }

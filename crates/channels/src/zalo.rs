@@ -433,6 +433,16 @@ fn attachments_json(a: &[Attachment]) -> Value {
 }
 
 impl Provider for Zalo {
+    fn check_call(&self, inbox: &Inbox, _: Timestamp) -> Option<ApiCall> {
+        crate::check::zalo_call(inbox)
+    }
+    fn checked(
+        &self,
+        inbox: &Inbox,
+        answer: &ApiAnswer<'_>,
+    ) -> Result<crate::provider::Account, crate::provider::CheckFailure> {
+        crate::check::zalo_checked(inbox, answer)
+    }
     fn name(&self) -> &'static str {
         "zalo"
     }

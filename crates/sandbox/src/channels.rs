@@ -1187,6 +1187,75 @@ async fn zalo_deliver(
 }
 
 /// `POST /v3.0/oa/message/{cs|transaction|promotion}` (§4.2, §4.3).
+/// `GET /{version}/{phone_number_id}`: the number itself (the setup's connection check).
+async fn wa_number(
+    State(shared): State<Arc<Shared>>,
+    Path((_v, pnid)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let w = shared.world();
+    let token = bearer(&headers);
+    if !w
+        .wa
+        .values()
+        .any(|n| Some(n.token.as_str()) == token.as_deref())
+    {
+        return graph_error(
+            StatusCode::UNAUTHORIZED,
+            190,
+            "Error validating access token: Session has expired",
+        );
+    }
+    match w.wa.get(&pnid) {
+        Some(n) if Some(n.token.as_str()) == token.as_deref() => json(
+            StatusCode::OK,
+            serde_json::json!({"id": n.phone_number_id, "display_phone_number": n.display_phone_number, "verified_name": format!("Sandbox {}", n.display_phone_number)}),
+        ),
+        _ => graph_error(
+            StatusCode::BAD_REQUEST,
+            100,
+            "Unsupported get request. Object does not exist or cannot be loaded due to missing permissions",
+        ),
+    }
+}
+
+/// `GET /v2.0/oa/getoa`: the OA of the access token.
+async fn zalo_getoa(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let token = headers
+        .get("access_token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let w = shared.world();
+    match w.zalo.values().find(|o| o.access_token == token) {
+        Some(oa) => json(
+            StatusCode::OK,
+            serde_json::json!({"error": 0, "message": "Success", "data": {"oa_id": oa.oa_id, "name": format!("Sandbox OA {}", oa.oa_id), "is_verified": false}}),
+        ),
+        None => json(
+            StatusCode::OK,
+            serde_json::json!({"error": -216, "message": "Access token is invalid"}),
+        ),
+    }
+}
+
+/// `GET /api/v2/shop/get_shop_info`, signed like every v2 shop call.
+async fn shopee_shop_info(
+    State(shared): State<Arc<Shared>>,
+    Query(q): Query<ShopeeQuery>,
+) -> Response {
+    match shopee_shop(
+        &shared,
+        &q,
+        switchboard_channels::check::SHOPEE_SHOP_INFO_PATH,
+    ) {
+        Ok(shop) => json(
+            StatusCode::OK,
+            serde_json::json!({"request_id": "sbreq", "error": "", "message": "", "shop_name": format!("Sandbox shop {}", shop.shop_id), "region": "VN", "status": "NORMAL"}),
+        ),
+        Err(r) => r,
+    }
+}
+
 async fn zalo_send(
     State(shared): State<Arc<Shared>>,
     Path(kind): Path<String>,
@@ -1459,6 +1528,15 @@ async fn tg_method(
                 serde_json::json!({"ok": true, "result": true, "description": "Webhook was set"}),
             )
         }
+        "getMe" => {
+            let id: i64 = token
+                .split_once(':')
+                .and_then(|(id, _)| id.parse().ok())
+                .unwrap_or(0);
+            ok(
+                serde_json::json!({"id": id, "is_bot": true, "first_name": "Sandbox bot", "username": format!("sandbox_{id}_bot"), "can_join_groups": true}),
+            )
+        }
         "deleteWebhook" => {
             if let Some(b) = shared.world().tg.get_mut(&token) {
                 b.webhook = None;
@@ -1569,48 +1647,64 @@ struct ShopeeQuery {
     sign: Option<String>,
 }
 
+fn shopee_error(status: StatusCode, e: &str, m: &str) -> Response {
+    json(
+        status,
+        serde_json::json!({"request_id": "sbreq", "error": e, "message": m}),
+    )
+}
+
+/// The shop a v2 shop call is for, once its partner, signature (over `path`) and access token
+/// check out; else Shopee's refusal.
+fn shopee_shop(shared: &Shared, q: &ShopeeQuery, path: &str) -> Result<ShopeeShopSpec, Response> {
+    let shop = q
+        .shop_id
+        .as_ref()
+        .and_then(|s| shared.world().shopee.get(s).cloned());
+    let Some(shop) = shop.filter(|s| q.partner_id.as_deref() == Some(s.partner_id.as_str())) else {
+        return Err(shopee_error(
+            StatusCode::FORBIDDEN,
+            "error_param",
+            "Invalid partner_id or shop_id.",
+        ));
+    };
+    let want = shopee::api_sign(
+        &shop.partner_key,
+        &shop.partner_id,
+        path,
+        q.timestamp.unwrap_or(0),
+        q.access_token.as_deref().unwrap_or(""),
+        &shop.shop_id,
+    );
+    if q.sign.as_deref() != Some(want.as_str()) {
+        return Err(shopee_error(
+            StatusCode::FORBIDDEN,
+            "error_sign",
+            "Wrong sign.",
+        ));
+    }
+    if q.access_token.as_deref() != Some(shop.access_token.as_str()) {
+        return Err(shopee_error(
+            StatusCode::FORBIDDEN,
+            "invalid_access_token",
+            "Invalid access_token.",
+        ));
+    }
+    Ok(shop)
+}
+
 /// `POST /api/v2/sellerchat/send_message` with the v2 signature (§6).
 async fn shopee_send(
     State(shared): State<Arc<Shared>>,
     Query(q): Query<ShopeeQuery>,
     body: Bytes,
 ) -> Response {
-    let err = |status, e: &str, m: &str| {
-        json(
-            status,
-            serde_json::json!({"request_id": "sbreq", "error": e, "message": m}),
-        )
-    };
-    let shop = q
-        .shop_id
-        .as_ref()
-        .and_then(|s| shared.world().shopee.get(s).cloned());
-    let Some(shop) = shop.filter(|s| q.partner_id.as_deref() == Some(s.partner_id.as_str())) else {
-        return err(
-            StatusCode::FORBIDDEN,
-            "error_param",
-            "Invalid partner_id or shop_id.",
-        );
+    let err = shopee_error;
+    let shop = match shopee_shop(&shared, &q, shopee::SEND_MESSAGE_PATH) {
+        Ok(s) => s,
+        Err(r) => return r,
     };
     let ts = q.timestamp.unwrap_or(0);
-    let want = shopee::api_sign(
-        &shop.partner_key,
-        &shop.partner_id,
-        shopee::SEND_MESSAGE_PATH,
-        ts,
-        q.access_token.as_deref().unwrap_or(""),
-        &shop.shop_id,
-    );
-    if q.sign.as_deref() != Some(want.as_str()) {
-        return err(StatusCode::FORBIDDEN, "error_sign", "Wrong sign.");
-    }
-    if q.access_token.as_deref() != Some(shop.access_token.as_str()) {
-        return err(
-            StatusCode::FORBIDDEN,
-            "invalid_access_token",
-            "Invalid access_token.",
-        );
-    }
     if (shared.now().millis() / 1000 - ts).abs() > 300 {
         return err(
             StatusCode::FORBIDDEN,
@@ -1733,7 +1827,9 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v2/sellerchat/send_message", post(shopee_send))
         .route("/_sandbox/messages", post(control_message))
         .route("/_sandbox/sent", get(control_sent))
-        .route("/{bot}/{method}", post(tg_method))
+        .route("/v2.0/oa/getoa", get(zalo_getoa))
+        .route("/api/v2/shop/get_shop_info", get(shopee_shop_info))
+        .route("/{bot}/{method}", post(tg_method).get(wa_number))
         .with_state(shared)
 }
 

@@ -1170,6 +1170,18 @@ async fn profile(
     let Some(page) = page_by_token(&w, &headers, &q) else {
         return invalid_token();
     };
+    if id == page.id {
+        // The Page (or Instagram account) itself: what the setup's connection check reads.
+        let v = match page.object {
+            Object::Page => {
+                serde_json::json!({"id": page.id, "name": format!("Sandbox Page {}", page.id)})
+            }
+            Object::Instagram => {
+                serde_json::json!({"id": page.id, "username": format!("sandbox_{}", page.id)})
+            }
+        };
+        return axum::Json(v).into_response();
+    }
     let Some((u, _)) = w.users.get(&(page.id.clone(), id.clone())) else {
         return graph_error(
             StatusCode::BAD_REQUEST,

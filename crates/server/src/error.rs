@@ -90,6 +90,11 @@ impl IntoResponse for ApiError {
         {
             obj.extend(extra);
         }
+        if self.code == "invalid_input"
+            && let Some(obj) = err.as_object_mut()
+        {
+            name_the_field(obj, &self.message);
+        }
         let mut resp = (self.status, Json(serde_json::json!({ "error": err }))).into_response();
         if let Some(secs) = self.retry_after_secs
             && let Ok(v) = HeaderValue::from_str(&secs.to_string())
@@ -119,6 +124,49 @@ impl From<StoreError> for ApiError {
                 Self::internal()
             }
         }
+    }
+}
+
+/// A 422 names the field it is about (`field`: as given, or the `field: …` its message starts
+/// with) and why (`reason`: `required`, `unknown`, `too_long`, `too_short`, `not_member`, `overlap`,
+/// `order`, `format` or `invalid`), so a form shows it beside that field, in the agent's language.
+fn name_the_field(obj: &mut serde_json::Map<String, serde_json::Value>, message: &str) {
+    if !obj.contains_key("field")
+        && let Some((head, _)) = message.split_once(": ")
+        && !head.is_empty()
+        && head
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.'))
+    {
+        obj.insert("field".into(), serde_json::json!(head));
+    }
+    if obj.contains_key("field") && !obj.contains_key("reason") {
+        obj.insert("reason".into(), serde_json::json!(reason_of(message)));
+    }
+}
+
+/// Why a field was refused, from our own validation messages (their wording is ours and stable).
+pub fn reason_of(message: &str) -> &'static str {
+    let m = message.to_ascii_lowercase();
+    let has = |w: &str| m.contains(w);
+    if has("is required") || has("must not be empty") || has("required") {
+        "required"
+    } else if has("unknown") {
+        "unknown"
+    } else if has("at most") || has("too long") || has(" 1 to ") {
+        "too_long"
+    } else if has("at least") || has("too short") {
+        "too_short"
+    } else if has("not a member") || has("must be a member") {
+        "not_member"
+    } else if has("overlap") {
+        "overlap"
+    } else if has("before") || has("after") {
+        "order"
+    } else if has("must look like") || has("not a valid") {
+        "format"
+    } else {
+        "invalid"
     }
 }
 
@@ -256,3 +304,58 @@ impl From<axum::extract::rejection::PathRejection> for ApiError {
 #[derive(Debug, Clone, Copy, Default, axum::extract::FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
 pub struct ApiPath<T>(pub T);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(e: ApiError) -> serde_json::Value {
+        let mut obj = serde_json::json!({ "code": e.code, "message": e.message });
+        if let (Some(serde_json::Value::Object(extra)), Some(o)) = (e.extra, obj.as_object_mut()) {
+            o.extend(extra);
+        }
+        if let Some(o) = obj.as_object_mut() {
+            name_the_field(o, &e.message.clone());
+        }
+        obj
+    }
+
+    #[test]
+    fn a_refused_value_names_its_field_and_why_so_the_form_can_say_it_beside_the_field() {
+        let e = body(ApiError::from(ValidationError::new(
+            "name",
+            "must not be empty",
+        )));
+        assert_eq!(
+            (e["field"].as_str(), e["reason"].as_str()),
+            (Some("name"), Some("required"))
+        );
+        let e = body(ApiError::invalid(
+            "send_at: must be between now and a year from now",
+        ));
+        assert_eq!(
+            (e["field"].as_str(), e["reason"].as_str()),
+            (Some("send_at"), Some("invalid"))
+        );
+        let e = body(ApiError::invalid(
+            "business_hours.days.sat: start must be before end",
+        ));
+        assert_eq!(
+            (e["field"].as_str(), e["reason"].as_str()),
+            (Some("business_hours.days.sat"), Some("order"))
+        );
+        let e = body(ApiError::from(
+            switchboard_channels::settings::SettingsError::Invalid {
+                message: "settings: `app_id` is required".into(),
+                field: Some("app_id".into()),
+            },
+        ));
+        assert_eq!(
+            (e["field"].as_str(), e["reason"].as_str()),
+            (Some("app_id"), Some("required"))
+        );
+        // A sentence that names no field stays a message for the whole form.
+        let e = body(ApiError::invalid("the file is empty"));
+        assert!(e.get("field").is_none() && e.get("reason").is_none(), "{e}");
+    }
+}

@@ -44,10 +44,16 @@ pub fn settings(
 ) -> ApiResult<serde_json::Value> {
     let p = switchboard_channels::for_channel(channel).ok_or_else(ApiError::internal)?;
     let mut s = p.check_settings(channel, raw, previous)?;
-    if channel == ChannelKind::Telegram
-        && let Some(obj) = s.as_object_mut()
-    {
-        obj.entry("secret_token")
+    let generated = match channel {
+        ChannelKind::Telegram => Some("secret_token"),
+        // What the admin pastes into the app's webhook setup (shown to them in `setup`).
+        ChannelKind::Messenger | ChannelKind::Instagram | ChannelKind::Whatsapp => {
+            Some("verify_token")
+        }
+        _ => None,
+    };
+    if let (Some(key), Some(obj)) = (generated, s.as_object_mut()) {
+        obj.entry(key)
             .or_insert_with(|| serde_json::json!(crate::random::random_token(32)));
     }
     Ok(s)

@@ -36,6 +36,18 @@ pub struct Providers {
     token_locks: Mutex<HashMap<InboxId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
+/// What the setup's connection test found (`POST /inboxes/{id}/check`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConnectionCheck {
+    pub ok: bool,
+    /// The account as the provider names it (the Page, the bot, the OA, the number, the shop).
+    pub account_name: Option<String>,
+    /// Why not: `credentials_refused`, `account_mismatch`, `credentials_missing`,
+    /// `provider_unreachable`, `provider_error`, `not_supported`.
+    pub reason: Option<&'static str>,
+    pub checked_at: Timestamp,
+}
+
 /// A request body.
 enum Body<'a> {
     None,
@@ -409,6 +421,49 @@ impl Providers {
         let r = self.call_api(&call).await?;
         p.profile(&r.answer())
             .ok_or_else(|| meta::classify_error(r.status, &r.body, r.retry_after.as_deref(), None))
+    }
+
+    /// The setup's connection test: one read-only call that proves the inbox's account and
+    /// credentials work (a Zalo token that has expired is refreshed first, as a send would).
+    pub async fn check(&self, inbox: &Inbox) -> ConnectionCheck {
+        let checked_at = self.clock.now();
+        let failed = |reason: &'static str| ConnectionCheck {
+            ok: false,
+            account_name: None,
+            reason: Some(reason),
+            checked_at,
+        };
+        let Some(p) = switchboard_channels::for_channel(inbox.channel) else {
+            return failed("not_supported");
+        };
+        let inbox = if p.refreshes_tokens() {
+            match self.fresh_token(p, inbox.id, None, checked_at).await {
+                Ok(i) => i,
+                Err(f) if f.reason == "token_expired" => return failed("credentials_refused"),
+                Err(_) => return failed("provider_unreachable"),
+            }
+        } else {
+            inbox.clone()
+        };
+        let Some(call) = p.check_call(&inbox, checked_at) else {
+            return failed("credentials_missing");
+        };
+        let r = match self.call_api(&call).await {
+            Ok(r) => r,
+            Err(_) => return failed("provider_unreachable"),
+        };
+        match p.checked(&inbox, &r.answer()) {
+            Ok(account) => ConnectionCheck {
+                ok: true,
+                account_name: account.name,
+                reason: None,
+                checked_at,
+            },
+            Err(why) => {
+                tracing::info!(inbox_id = %inbox.id, status = r.status, reason = why.code(), "connection check failed");
+                failed(why.code())
+            }
+        }
     }
 
     /// Telegram `setWebhook` with our URL for this inbox and its secret token (§5).

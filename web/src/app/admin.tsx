@@ -4,7 +4,8 @@ import { useEffect, useState } from 'preact/hooks';
 import { api, ApiError, Agent, Conversation, Inbox, Page, Role, RoutingRules, Tag } from './api';
 import { Confirm } from './confirm';
 import { showToast } from './toast';
-import { errorText, t } from './i18n';
+import { errorText, fieldErrorText, fieldLabel, t } from './i18n';
+import { FieldError, FormErrors, useFormErrors } from './form';
 import { refreshAgents, refreshInboxes, refreshQuickReplies, refreshTags, useShared } from './store';
 
 function useError(): [string, (e: unknown) => void, () => void] {
@@ -12,7 +13,7 @@ function useError(): [string, (e: unknown) => void, () => void] {
   return [
     error,
     (e: unknown) => {
-      if (e instanceof ApiError) setError(e.field ? e.message : errorText(e.code, e.message));
+      if (e instanceof ApiError) setError(e.field ? `${fieldLabel(e.field)}: ${fieldErrorText(e)}` : errorText(e.code, e.message));
     },
     () => setError(''),
   ];
@@ -24,15 +25,16 @@ export function AgentsPage() {
   const s = useShared();
   const [form, setForm] = useState({ email: '', name: '', role: 'agent' as Role, password: '', capacity: '' });
   const [error, fail, clear] = useError();
+  const errs = useFormErrors(['name', 'email', 'password', 'role', 'capacity']);
   const create = async (e: Event) => {
     e.preventDefault();
-    clear();
+    errs.clear();
     try {
       await api('POST', '/agents', { ...form, capacity: form.capacity ? Number(form.capacity) : null });
       setForm({ email: '', name: '', role: 'agent', password: '', capacity: '' });
       await refreshAgents();
     } catch (err) {
-      fail(err);
+      errs.fail(err);
     }
   };
   const patch = async (a: Agent, body: Record<string, unknown>) => {
@@ -92,9 +94,18 @@ export function AgentsPage() {
       </table>
       <form class="card inline" onSubmit={create}>
         <h3>{t('admin.new_agent')}</h3>
-        <input aria-label={t('admin.name')} placeholder={t('admin.name')} value={form.name} onInput={(e) => setForm({ ...form, name: e.currentTarget.value })} required />
-        <input aria-label={t('admin.email')} placeholder={t('admin.email')} type="email" value={form.email} onInput={(e) => setForm({ ...form, email: e.currentTarget.value })} required />
-        <input aria-label={t('admin.password')} placeholder={t('admin.password')} type="password" value={form.password} onInput={(e) => setForm({ ...form, password: e.currentTarget.value })} required minLength={8} />
+        <span class="field">
+          <input aria-label={t('admin.name')} placeholder={t('admin.name')} value={form.name} onInput={(e) => setForm({ ...form, name: e.currentTarget.value })} required aria-invalid={!!errs.of('name')} />
+          <FieldError text={errs.of('name')} />
+        </span>
+        <span class="field">
+          <input aria-label={t('admin.email')} placeholder={t('admin.email')} type="email" value={form.email} onInput={(e) => setForm({ ...form, email: e.currentTarget.value })} required aria-invalid={!!errs.of('email')} />
+          <FieldError text={errs.of('email')} />
+        </span>
+        <span class="field">
+          <input aria-label={t('admin.password')} placeholder={t('admin.password')} type="password" value={form.password} onInput={(e) => setForm({ ...form, password: e.currentTarget.value })} required minLength={8} aria-invalid={!!errs.of('password')} />
+          <FieldError text={errs.of('password')} />
+        </span>
         <select aria-label={t('admin.role')} value={form.role} onChange={(e) => setForm({ ...form, role: e.currentTarget.value as Role })}>
           {ROLES.map((r) => (
             <option value={r} key={r}>
@@ -102,12 +113,16 @@ export function AgentsPage() {
             </option>
           ))}
         </select>
-        <input aria-label={t('admin.capacity')} placeholder={t('admin.capacity')} type="number" min={0} class="narrow" value={form.capacity} onInput={(e) => setForm({ ...form, capacity: e.currentTarget.value })} />
+        <span class="field">
+          <input aria-label={t('admin.capacity')} placeholder={t('admin.capacity')} type="number" min={0} class="narrow" value={form.capacity} onInput={(e) => setForm({ ...form, capacity: e.currentTarget.value })} aria-invalid={!!errs.of('capacity')} />
+          <FieldError text={errs.of('capacity') || errs.of('role')} />
+        </span>
         <button class="primary" type="submit">
           {t('admin.create')}
         </button>
-        {error && <p class="error">{error}</p>}
+        {errs.general && <p class="error">{errs.general}</p>}
       </form>
+      {error && <p class="error">{error}</p>}
     </div>
   );
 }
@@ -123,24 +138,28 @@ const CHANNEL_FIELDS: Record<string, string[]> = {
   shopee: ['shop_id', 'partner_id', 'partner_key', 'access_token'],
 };
 const SECRET_FIELDS = ['page_access_token', 'app_secret', 'verify_token', 'access_token', 'oa_secret_key', 'refresh_token', 'bot_token', 'partner_key'];
+/** Generated by the server when left empty. */
+const OPTIONAL_FIELDS = ['verify_token'];
 
 export function InboxesPage() {
   const s = useShared();
   const [name, setName] = useState('');
   const [channel, setChannel] = useState('livechat');
   const [settings, setSettings] = useState<Record<string, string>>({});
-  const [error, fail, clear] = useError();
+  const [created, setCreated] = useState<string | null>(null);
+  const errs = useFormErrors(['name', 'channel', 'settings', ...CHANNEL_FIELDS[channel]]);
   const create = async (e: Event) => {
     e.preventDefault();
-    clear();
+    errs.clear();
     try {
       const given = Object.fromEntries(Object.entries(settings).filter(([k, v]) => v.trim() && CHANNEL_FIELDS[channel].includes(k)));
-      await api('POST', '/inboxes', { name, channel, ...(channel === 'livechat' ? {} : { settings: given }) });
+      const inbox = await api<Inbox>('POST', '/inboxes', { name, channel, ...(channel === 'livechat' ? {} : { settings: given }) });
       setName('');
       setSettings({});
+      setCreated(inbox.id);
       await refreshInboxes();
     } catch (err) {
-      fail(err);
+      errs.fail(err);
     }
   };
   return (
@@ -148,11 +167,14 @@ export function InboxesPage() {
       <h2>{t('nav.inboxes')}</h2>
       {s.inboxes.length === 0 && <p class="empty">{t('admin.none')}</p>}
       {s.inboxes.map((i) => (
-        <InboxCard inbox={i} key={i.id} />
+        <InboxCard inbox={i} key={i.id} justCreated={i.id === created} />
       ))}
       <form class="card inline" onSubmit={create} data-testid="new-inbox">
         <h3>{t('admin.new_inbox')}</h3>
-        <input aria-label={t('admin.name')} placeholder={t('admin.name')} value={name} onInput={(e) => setName(e.currentTarget.value)} required />
+        <span class="field">
+          <input aria-label={t('admin.name')} placeholder={t('admin.name')} value={name} onInput={(e) => setName(e.currentTarget.value)} required aria-invalid={!!errs.of('name')} />
+          <FieldError text={errs.of('name')} />
+        </span>
         <select aria-label={t('admin.channel')} value={channel} onChange={(e) => setChannel(e.currentTarget.value)} data-testid="new-inbox-channel">
           {Object.keys(CHANNEL_FIELDS).map((c) => (
             <option value={c} key={c}>
@@ -160,40 +182,180 @@ export function InboxesPage() {
             </option>
           ))}
         </select>
-        {CHANNEL_FIELDS[channel].map((k) =>
-          SECRET_FIELDS.includes(k) ? (
-            <input
-              key={k}
-              aria-label={t(`field.${k}` as 'field.page_id')}
-              placeholder={t(`field.${k}` as 'field.page_id')}
-              type="password"
-              autocomplete="off"
-              value={settings[k] ?? ''}
-              onInput={(e) => setSettings({ ...settings, [k]: e.currentTarget.value })}
-              required
-            />
-          ) : (
-            <input
-              key={k}
-              aria-label={t(`field.${k}` as 'field.page_id')}
-              placeholder={t(`field.${k}` as 'field.page_id')}
-              autocomplete="off"
-              value={settings[k] ?? ''}
-              onInput={(e) => setSettings({ ...settings, [k]: e.currentTarget.value })}
-              required
-            />
-          ),
-        )}
+        <SettingsFields channel={channel} values={settings} onChange={setSettings} errs={errs} />
         <button class="primary" type="submit">
           {t('admin.create')}
         </button>
-        {error && <p class="error">{error}</p>}
+        {errs.general && <p class="error">{errs.general}</p>}
       </form>
     </div>
   );
 }
 
-function InboxCard({ inbox }: { inbox: Inbox }) {
+/** A channel's settings inputs; `existing`: editing an inbox (secrets left empty are kept). */
+function SettingsFields(props: { channel: string; values: Record<string, string>; onChange: (v: Record<string, string>) => void; errs: FormErrors; existing?: boolean }) {
+  const { channel, values, onChange, errs, existing } = props;
+  return (
+    <>
+      {CHANNEL_FIELDS[channel].map((k) => {
+        const secret = SECRET_FIELDS.includes(k);
+        const label = t(`field.${k}` as 'field.page_id');
+        const common = {
+          'aria-label': label,
+          placeholder: existing && secret ? `${label} (${t('setup.keep_secret')})` : label,
+          autocomplete: 'off',
+          value: values[k] ?? '',
+          onInput: (e: Event) => onChange({ ...values, [k]: (e.currentTarget as HTMLInputElement).value }),
+          required: !existing && !OPTIONAL_FIELDS.includes(k),
+          'aria-invalid': !!errs.of(k),
+          'data-testid': `setting-${k}`,
+        };
+        return (
+          <span class="field" key={k}>
+            {secret ? <input type="password" {...common} /> : <input {...common} />}
+            <FieldError text={errs.of(k)} />
+          </span>
+        );
+      })}
+    </>
+  );
+}
+
+interface Check {
+  ok: boolean;
+  account_name: string | null;
+  reason: string | null;
+}
+
+/** The provider's side of an inbox: what to paste there, and the connection test. */
+function Setup({ inbox, autoCheck, saves }: { inbox: Inbox; autoCheck: boolean; saves: number }) {
+  const [check, setCheck] = useState<Check | null>(null);
+  const [testing, setTesting] = useState(false);
+  const [copied, setCopied] = useState('');
+  const [error, fail, clear] = useError();
+  const run = async () => {
+    clear();
+    setTesting(true);
+    try {
+      setCheck(await api<Check>('POST', `/inboxes/${inbox.id}/check`));
+    } catch (err) {
+      fail(err);
+    } finally {
+      setTesting(false);
+    }
+  };
+  // Right after the inbox is created, and again after each save of its settings.
+  useEffect(() => {
+    if (autoCheck || saves > 0) void run();
+  }, [autoCheck, saves]);
+  const setup = inbox.setup;
+  if (!setup) return null;
+  const copy = (what: string, v: string) => {
+    navigator.clipboard?.writeText(v);
+    setCopied(what);
+  };
+  return (
+    <div class="setup" data-testid="inbox-setup">
+      <h4>{t('setup.title')}</h4>
+      <p class="hint">{setup.automatic ? t('setup.automatic') : t('setup.paste')}</p>
+      <div class="snippet">
+        <label>{t('setup.webhook_url')}</label>
+        <code data-testid="setup-webhook-url">{setup.webhook_url}</code>
+        {!setup.automatic && <button onClick={() => copy('url', setup.webhook_url)}>{copied === 'url' ? t('admin.copied') : t('admin.copy')}</button>}
+      </div>
+      {setup.verify_token && (
+        <div class="snippet">
+          <label>{t('setup.verify_token')}</label>
+          <code data-testid="setup-verify-token">{setup.verify_token}</code>
+          <button onClick={() => copy('token', setup.verify_token ?? '')}>{copied === 'token' ? t('admin.copied') : t('admin.copy')}</button>
+        </div>
+      )}
+      <p class="hint">
+        {t('setup.events')}: <code>{setup.events.join(', ')}</code>
+      </p>
+      <div class="row wrap">
+        <button onClick={run} disabled={testing} data-testid="setup-test">
+          {testing ? t('setup.testing') : t('setup.test')}
+        </button>
+        {check && (
+          <span role="status" class={check.ok ? 'ok' : 'error'} data-testid="setup-result">
+            {check.ok
+              ? check.account_name
+                ? t('setup.ok', { name: check.account_name })
+                : t('setup.ok_unnamed')
+              : t('setup.failed', { reason: setupReason(check.reason) })}
+          </span>
+        )}
+      </div>
+      {error && <p class="error">{error}</p>}
+    </div>
+  );
+}
+
+function setupReason(reason: string | null): string {
+  const key = `setup.reason.${reason ?? 'provider_error'}`;
+  return t((key in SETUP_REASONS ? key : 'setup.reason.provider_error') as 'setup.reason.provider_error');
+}
+const SETUP_REASONS = Object.fromEntries(
+  ['credentials_refused', 'account_mismatch', 'credentials_missing', 'provider_unreachable', 'provider_error', 'not_supported'].map((r) => [`setup.reason.${r}`, true]),
+);
+
+/** Editing an inbox: its name and settings (tokens rotated by pasting new ones). */
+function EditInbox({ inbox, onSaved }: { inbox: Inbox; onSaved: () => void }) {
+  const shown = () => {
+    const v: Record<string, string> = {};
+    for (const k of CHANNEL_FIELDS[inbox.channel] ?? []) {
+      const x = inbox.settings[k];
+      if (!SECRET_FIELDS.includes(k) && typeof x === 'string') v[k] = x;
+    }
+    return v;
+  };
+  const [name, setName] = useState(inbox.name);
+  const [values, setValues] = useState<Record<string, string>>(shown);
+  const [saved, setSaved] = useState(false);
+  const errs = useFormErrors(['name', ...(CHANNEL_FIELDS[inbox.channel] ?? [])]);
+  useEffect(() => {
+    setValues(shown());
+    setName(inbox.name);
+  }, [inbox.id]);
+  const save = async (e: Event) => {
+    e.preventDefault();
+    errs.clear();
+    setSaved(false);
+    const changed = Object.fromEntries(Object.entries(values).filter(([k, v]) => v.trim() && v !== inbox.settings[k]));
+    try {
+      await api('PATCH', `/inboxes/${inbox.id}`, { name, ...(Object.keys(changed).length ? { settings: changed } : {}) });
+      setSaved(true);
+      // Secrets are never shown back: the inputs empty again (empty = keep).
+      setValues((v) => Object.fromEntries(Object.entries(v).filter(([k]) => !SECRET_FIELDS.includes(k))));
+      await refreshInboxes();
+      onSaved();
+    } catch (err) {
+      errs.fail(err);
+    }
+  };
+  if (inbox.channel === 'livechat') return null;
+  return (
+    <details class="edit-inbox">
+      <summary data-testid="inbox-edit">{t('setup.edit')}</summary>
+      <form class="inline" onSubmit={save} data-testid="inbox-edit-form">
+        <span class="field">
+          <input aria-label={t('admin.name')} value={name} onInput={(e) => setName(e.currentTarget.value)} required aria-invalid={!!errs.of('name')} />
+          <FieldError text={errs.of('name')} />
+        </span>
+        <SettingsFields channel={inbox.channel} values={values} onChange={setValues} errs={errs} existing />
+        <button class="primary" type="submit" data-testid="inbox-save">
+          {t('admin.save')}
+        </button>
+        {saved && <span class="ok">{t('setup.saved')}</span>}
+        {errs.general && <p class="error">{errs.general}</p>}
+      </form>
+    </details>
+  );
+}
+
+function InboxCard({ inbox, justCreated }: { inbox: Inbox; justCreated: boolean }) {
+  const [saves, setSaves] = useState(0);
   const s = useShared();
   const [members, setMembers] = useState<string[]>([]);
   const [copied, setCopied] = useState(false);
@@ -233,6 +395,8 @@ function InboxCard({ inbox }: { inbox: Inbox }) {
           </a>
         </div>
       )}
+      <Setup inbox={inbox} autoCheck={justCreated} saves={saves} />
+      <EditInbox inbox={inbox} onSaved={() => setSaves((n) => n + 1)} />
       <h4>{t('admin.members')}</h4>
       <div class="members">
         {s.agents.map((a) => (
@@ -260,7 +424,8 @@ function RoutingEditor({ inbox, members }: { inbox: Inbox; members: string[] }) 
   const [days, setDays] = useState<Record<string, string>>({});
   const [holidays, setHolidays] = useState('');
   const [saved, setSaved] = useState(false);
-  const [error, fail, clear] = useError();
+  const errs = useFormErrors(['strategy', 'agent_ids', 'default_capacity', 'reply_sla_minutes', 'auto_close', 'offline_release_minutes', 'business_hours']);
+  const { clear, fail } = errs;
   useEffect(() => {
     api<RoutingRules>('GET', `/inboxes/${inbox.id}/routing`).then((r) => {
       setRules(r);
@@ -317,6 +482,7 @@ function RoutingEditor({ inbox, members }: { inbox: Inbox; members: string[] }) 
           <option value="round_robin">{t('routing.round_robin')}</option>
           <option value="least_busy">{t('routing.least_busy')}</option>
         </select>
+        <FieldError text={errs.of('strategy')} />
       </label>
       <label class="check">
         <input type="checkbox" checked={rules.include_offline} onChange={(e) => set({ include_offline: e.currentTarget.checked })} />
@@ -340,31 +506,38 @@ function RoutingEditor({ inbox, members }: { inbox: Inbox; members: string[] }) 
             </label>
           ))}
         </div>
+        <FieldError text={errs.of('agent_ids')} />
       </div>
       <div class="grid2">
         <label>
           {t('routing.default_capacity')}
-          <input type="number" min={1} value={minutesText(rules.default_capacity)} onInput={(e) => set({ default_capacity: minutesValue(e.currentTarget.value) })} />
+          <input type="number" min={1} value={minutesText(rules.default_capacity)} onInput={(e) => set({ default_capacity: minutesValue(e.currentTarget.value) })} aria-invalid={!!errs.of('default_capacity')} />
+          <FieldError text={errs.of('default_capacity')} />
         </label>
         <label>
           {t('routing.reply_sla')}
-          <input type="number" min={1} value={minutesText(rules.reply_sla_minutes)} onInput={(e) => set({ reply_sla_minutes: minutesValue(e.currentTarget.value) })} data-testid="routing-sla" />
+          <input type="number" min={1} value={minutesText(rules.reply_sla_minutes)} onInput={(e) => set({ reply_sla_minutes: minutesValue(e.currentTarget.value) })} data-testid="routing-sla" aria-invalid={!!errs.of('reply_sla_minutes')} />
+          <FieldError text={errs.of('reply_sla_minutes')} />
         </label>
         <label>
           {t('routing.customer_silence')}
           <input type="number" min={1} value={minutesText(autoClose.customer_silence_minutes)} onInput={(e) => set({ auto_close: { ...autoClose, customer_silence_minutes: minutesValue(e.currentTarget.value) } })} />
+          <FieldError text={errs.of('auto_close.customer_silence_minutes')} />
         </label>
         <label>
           {t('routing.agent_silence')}
           <input type="number" min={1} value={minutesText(autoClose.agent_silence_minutes)} onInput={(e) => set({ auto_close: { ...autoClose, agent_silence_minutes: minutesValue(e.currentTarget.value) } })} />
+          <FieldError text={errs.of('auto_close.agent_silence_minutes')} />
         </label>
         <label>
           {t('routing.closing_message')}
           <input value={autoClose.closing_message ?? ''} onInput={(e) => set({ auto_close: { ...autoClose, closing_message: e.currentTarget.value || null } })} />
+          <FieldError text={errs.of('auto_close.closing_message')} />
         </label>
         <label>
           {t('routing.offline_release')}
           <input type="number" min={1} value={minutesText(rules.offline_release_minutes)} onInput={(e) => set({ offline_release_minutes: minutesValue(e.currentTarget.value) })} />
+          <FieldError text={errs.of('offline_release_minutes')} />
         </label>
       </div>
       <label class="check">
@@ -376,16 +549,19 @@ function RoutingEditor({ inbox, members }: { inbox: Inbox; members: string[] }) 
           <label>
             {t('routing.utc_offset')}
             <input type="number" step="0.5" value={hours.utc_offset_minutes / 60} onInput={(e) => set({ business_hours: { ...hours, utc_offset_minutes: Math.round(Number(e.currentTarget.value) * 60) } })} />
+            <FieldError text={errs.of('business_hours.utc_offset_minutes')} />
           </label>
           {DAYS.map((day) => (
             <label key={day} class="day">
               <span>{t(`day.${day}`)}</span>
-              <input aria-label={t('routing.day_ranges')} placeholder={t('routing.day_ranges')} value={days[day] ?? ''} onInput={(e) => setDays({ ...days, [day]: e.currentTarget.value })} />
+              <input aria-label={`${t(`day.${day}`)}: ${t('routing.day_ranges')}`} placeholder={t('routing.day_ranges')} value={days[day] ?? ''} onInput={(e) => setDays({ ...days, [day]: e.currentTarget.value })} aria-invalid={!!errs.of(`business_hours.days.${day}`)} data-testid={`routing-day-${day}`} />
+              <FieldError text={errs.of(`business_hours.days.${day}`)} />
             </label>
           ))}
           <label>
             {t('routing.holidays')}
-            <input value={holidays} onInput={(e) => setHolidays(e.currentTarget.value)} />
+            <input value={holidays} onInput={(e) => setHolidays(e.currentTarget.value)} aria-invalid={!!errs.of('business_hours.holidays')} />
+            <FieldError text={errs.of('business_hours.holidays')} />
           </label>
           <label class="check">
             <input type="checkbox" checked={hours.pause_routing} onChange={(e) => set({ business_hours: { ...hours, pause_routing: e.currentTarget.checked } })} />
@@ -394,6 +570,7 @@ function RoutingEditor({ inbox, members }: { inbox: Inbox; members: string[] }) 
           <label>
             {t('routing.auto_reply')}
             <input value={hours.auto_reply ?? ''} onInput={(e) => set({ business_hours: { ...hours, auto_reply: e.currentTarget.value || null } })} />
+            <FieldError text={errs.of('business_hours.auto_reply')} />
           </label>
         </div>
       )}
@@ -403,7 +580,7 @@ function RoutingEditor({ inbox, members }: { inbox: Inbox; members: string[] }) 
         </button>
         {saved && <span class="ok">{t('routing.saved')}</span>}
       </div>
-      {error && <p class="error">{error}</p>}
+      {errs.general && <p class="error">{errs.general}</p>}
     </form>
   );
 }
@@ -412,7 +589,8 @@ export function QuickRepliesPage() {
   const s = useShared();
   const [form, setForm] = useState({ code: '', text: '' });
   const [editing, setEditing] = useState<string | null>(null);
-  const [error, fail, clear] = useError();
+  const errs = useFormErrors(['code', 'text']);
+  const { fail, clear } = errs;
   const save = async (e: Event) => {
     e.preventDefault();
     clear();
@@ -463,12 +641,18 @@ export function QuickRepliesPage() {
       </table>
       <form class="card inline" onSubmit={save}>
         <h3>{editing ? t('admin.edit') : t('admin.new_quick_reply')}</h3>
-        <input aria-label={t('admin.code')} placeholder={t('admin.code')} value={form.code} onInput={(e) => setForm({ ...form, code: e.currentTarget.value })} required />
-        <textarea aria-label={t('admin.text')} placeholder={t('admin.text')} value={form.text} onInput={(e) => setForm({ ...form, text: e.currentTarget.value })} required rows={2} />
+        <span class="field">
+          <input aria-label={t('admin.code')} placeholder={t('admin.code')} value={form.code} onInput={(e) => setForm({ ...form, code: e.currentTarget.value })} required aria-invalid={!!errs.of('code')} />
+          <FieldError text={errs.of('code')} />
+        </span>
+        <span class="field grow">
+          <textarea aria-label={t('admin.text')} placeholder={t('admin.text')} value={form.text} onInput={(e) => setForm({ ...form, text: e.currentTarget.value })} required rows={2} aria-invalid={!!errs.of('text')} />
+          <FieldError text={errs.of('text')} />
+        </span>
         <button class="primary" type="submit">
           {editing ? t('admin.save') : t('admin.create')}
         </button>
-        {error && <p class="error">{error}</p>}
+        {errs.general && <p class="error">{errs.general}</p>}
       </form>
     </div>
   );
@@ -477,7 +661,8 @@ export function QuickRepliesPage() {
 export function TagsPage() {
   const s = useShared();
   const [name, setName] = useState('');
-  const [error, fail, clear] = useError();
+  const errs = useFormErrors(['name']);
+  const { fail, clear } = errs;
   const create = async (e: Event) => {
     e.preventDefault();
     clear();
@@ -544,11 +729,14 @@ export function TagsPage() {
       )}
       <form class="card inline" onSubmit={create}>
         <h3>{t('admin.new_tag')}</h3>
-        <input aria-label={t('admin.name')} placeholder={t('admin.name')} value={name} onInput={(e) => setName(e.currentTarget.value)} required />
+        <span class="field">
+          <input aria-label={t('admin.name')} placeholder={t('admin.name')} value={name} onInput={(e) => setName(e.currentTarget.value)} required aria-invalid={!!errs.of('name')} />
+          <FieldError text={errs.of('name')} />
+        </span>
         <button class="primary" type="submit">
           {t('admin.create')}
         </button>
-        {error && <p class="error">{error}</p>}
+        {errs.general && <p class="error">{errs.general}</p>}
       </form>
     </div>
   );

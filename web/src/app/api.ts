@@ -57,6 +57,8 @@ export interface Inbox {
   channel: string;
   settings: Record<string, unknown>;
   widget_snippet?: string;
+  /** Admins: what to paste at the provider. */
+  setup?: { webhook_url: string; verify_token?: string; events: string[]; automatic: boolean };
 }
 
 export interface Conversation {

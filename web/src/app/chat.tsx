@@ -347,7 +347,7 @@ function TemplatePicker({ c }: { c: Conversation }) {
       setSent(true);
       setValues({});
     } catch (err) {
-      if (err instanceof ApiError) setError(errorText(err.code, err.message) + (err.extra.expects ? ` (${JSON.stringify(err.extra.expects)})` : ''));
+      if (err instanceof ApiError) setError(errorText(err.code, err.message));
     }
   };
   return (

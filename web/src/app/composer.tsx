@@ -3,7 +3,7 @@
 
 import { useRef, useState } from 'preact/hooks';
 import { api, ApiError, Conversation, upload } from './api';
-import { errorText, formatBytes, t } from './i18n';
+import { errorText, fieldErrorText, formatBytes, t } from './i18n';
 import { realtime } from './realtime';
 import { useShared } from './store';
 import { Clip, Smile } from './icons';
@@ -64,7 +64,7 @@ export function Composer({
     } catch (e) {
       setText((now) => (now === '' ? sent : now));
       if (e instanceof ApiError) {
-        setError(e.field === 'text' ? e.message : errorText(e.code, e.message));
+        setError(e.field === 'text' ? fieldErrorText(e) : errorText(e.code, e.message));
         if (e.code === 'window_closed' || e.code === 'human_agent_confirmation_required') onRefused?.();
       }
     }

@@ -7,7 +7,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, ApiError, Conversation } from './api';
 import { emptyFlow, FlowJson, FlowProblem, localProblems, mergeProblems, normalize, Obj, shapeError } from './flow-model';
 import { FlowRef, VisualEditor } from './flow-visual';
-import { errorText, formatTime, Key, t } from './i18n';
+import { errorText, fieldErrorText, fieldLabel, formatTime, Key, t } from './i18n';
 import { canSupervise } from './store';
 
 export interface StoredFlow {
@@ -39,7 +39,7 @@ interface AutomationState {
 }
 
 function message(e: unknown): string {
-  if (e instanceof ApiError) return e.field ? e.message : errorText(e.code, e.message);
+  if (e instanceof ApiError) return e.field ? `${fieldLabel(e.field)}: ${fieldErrorText(e)}` : errorText(e.code, e.message);
   return String(e);
 }
 

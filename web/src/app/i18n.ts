@@ -1,3 +1,4 @@
+import type { ApiError } from './api';
 // Every user-facing string of the agent app, in English and Vietnamese. The `vi` table must have
 // every key of `en` (the type checker enforces it), so no string can be left untranslated.
 
@@ -240,11 +241,45 @@ const en = {
   'channel.zalo': 'Zalo OA',
   'channel.telegram': 'Telegram bot',
   'channel.shopee': 'Shopee chat',
+  'invalid.required': 'Required.',
+  'invalid.unknown': 'Not something this form takes.',
+  'invalid.too_long': 'Too long.',
+  'invalid.too_short': 'Too short.',
+  'invalid.not_member': 'Must be a member of this inbox.',
+  'invalid.overlap': 'Put the ranges in order, without overlaps.',
+  'invalid.order': 'The start must come before the end.',
+  'invalid.format': 'Not in the expected format.',
+  'invalid.invalid': 'Check this value.',
+  'invalid.email.format': 'Not a valid email address.',
+  'invalid.phone.invalid': 'Use 8 to 15 digits, e.g. 0912 345 678.',
+  'invalid.password.too_short': 'At least 8 characters.',
+  'invalid.code.too_long': '1 to 32 characters.',
+  'invalid.name.invalid': 'No commas or hidden characters, at most 50 characters.',
+  'setup.title': 'Connect it at the provider',
+  'setup.webhook_url': 'Webhook (callback) URL',
+  'setup.verify_token': 'Verify token',
+  'setup.events': 'Subscribe to',
+  'setup.automatic': 'Switchboard registered this webhook with the provider itself.',
+  'setup.paste': 'Paste these into the provider’s developer console.',
+  'setup.test': 'Test connection',
+  'setup.testing': 'Testing…',
+  'setup.ok': 'Connected: {name}',
+  'setup.ok_unnamed': 'Connected.',
+  'setup.failed': 'Not connected: {reason}',
+  'setup.reason.credentials_refused': 'the provider refused the token or key — paste a new one',
+  'setup.reason.account_mismatch': 'the token belongs to another account than the ID entered',
+  'setup.reason.credentials_missing': 'a token or key is missing',
+  'setup.reason.provider_unreachable': 'the provider could not be reached',
+  'setup.reason.provider_error': 'the provider answered with an error; try again later',
+  'setup.reason.not_supported': 'this channel has nothing to test',
+  'setup.edit': 'Edit settings',
+  'setup.keep_secret': 'set — leave empty to keep',
+  'setup.saved': 'Saved.',
   'field.page_id': 'Page ID',
   'field.ig_account_id': 'Instagram account ID',
   'field.page_access_token': 'Page access token',
   'field.app_secret': 'App secret',
-  'field.verify_token': 'Webhook verify token (choose one)',
+  'field.verify_token': 'Webhook verify token (empty: one is made for you)',
   'field.phone_number_id': 'Phone number ID',
   'field.waba_id': 'WhatsApp Business account ID',
   'field.access_token': 'Access token',
@@ -972,11 +1007,45 @@ const vi: Record<Key, string> = {
   'channel.zalo': 'Zalo OA',
   'channel.telegram': 'Bot Telegram',
   'channel.shopee': 'Chat Shopee',
+  'invalid.required': 'Bắt buộc.',
+  'invalid.unknown': 'Biểu mẫu này không nhận mục này.',
+  'invalid.too_long': 'Quá dài.',
+  'invalid.too_short': 'Quá ngắn.',
+  'invalid.not_member': 'Phải là thành viên của kênh này.',
+  'invalid.overlap': 'Xếp các khung giờ theo thứ tự, không chồng nhau.',
+  'invalid.order': 'Giờ bắt đầu phải trước giờ kết thúc.',
+  'invalid.format': 'Chưa đúng định dạng.',
+  'invalid.invalid': 'Hãy kiểm tra lại giá trị này.',
+  'invalid.email.format': 'Email không hợp lệ.',
+  'invalid.phone.invalid': 'Dùng 8 đến 15 chữ số, ví dụ 0912 345 678.',
+  'invalid.password.too_short': 'Ít nhất 8 ký tự.',
+  'invalid.code.too_long': 'Từ 1 đến 32 ký tự.',
+  'invalid.name.invalid': 'Không dùng dấu phẩy hay ký tự ẩn, tối đa 50 ký tự.',
+  'setup.title': 'Kết nối ở phía nền tảng',
+  'setup.webhook_url': 'URL webhook (callback)',
+  'setup.verify_token': 'Mã xác minh',
+  'setup.events': 'Đăng ký các sự kiện',
+  'setup.automatic': 'Switchboard đã tự đăng ký webhook này với nền tảng.',
+  'setup.paste': 'Dán các giá trị này vào trang cấu hình dành cho nhà phát triển của nền tảng.',
+  'setup.test': 'Kiểm tra kết nối',
+  'setup.testing': 'Đang kiểm tra…',
+  'setup.ok': 'Đã kết nối: {name}',
+  'setup.ok_unnamed': 'Đã kết nối.',
+  'setup.failed': 'Chưa kết nối được: {reason}',
+  'setup.reason.credentials_refused': 'nền tảng từ chối mã truy cập hoặc khoá — hãy dán mã mới',
+  'setup.reason.account_mismatch': 'mã truy cập thuộc về tài khoản khác với ID đã nhập',
+  'setup.reason.credentials_missing': 'còn thiếu mã truy cập hoặc khoá',
+  'setup.reason.provider_unreachable': 'không liên lạc được với nền tảng',
+  'setup.reason.provider_error': 'nền tảng báo lỗi; hãy thử lại sau',
+  'setup.reason.not_supported': 'kênh này không có gì để kiểm tra',
+  'setup.edit': 'Sửa cấu hình',
+  'setup.keep_secret': 'đã đặt — để trống nếu giữ nguyên',
+  'setup.saved': 'Đã lưu.',
   'field.page_id': 'ID trang',
   'field.ig_account_id': 'ID tài khoản Instagram',
   'field.page_access_token': 'Mã truy cập trang',
   'field.app_secret': 'Khoá bí mật ứng dụng',
-  'field.verify_token': 'Mã xác minh webhook (tự đặt)',
+  'field.verify_token': 'Mã xác minh webhook (để trống: hệ thống tự tạo)',
   'field.phone_number_id': 'ID số điện thoại',
   'field.waba_id': 'ID tài khoản WhatsApp Business',
   'field.access_token': 'Mã truy cập',
@@ -1617,6 +1686,21 @@ const serverErrors: Record<Lang, Record<string, string>> = {
 
 export function errorText(code: string, fallback: string): string {
   return serverErrors[current][code] ?? t('error.generic', { message: fallback });
+}
+
+/** A refused field's reason in words: the field's own wording where there is one. */
+export function fieldErrorText(e: ApiError): string {
+  const reason = typeof e.extra.reason === 'string' ? e.extra.reason : 'invalid';
+  const field = (e.field ?? '').split('.').pop() ?? '';
+  for (const key of [`invalid.${field}.${reason}`, `invalid.${reason}`]) if (key in en) return t(key as Key);
+  return t('invalid.invalid');
+}
+
+/** A field's label for a message about it ("business_hours.days.sat" → its last part's label). */
+export function fieldLabel(field: string): string {
+  const last = field.split('.').pop() ?? field;
+  for (const key of [`field.${last}`, `admin.${last}`, `day.${last}`]) if (key in en) return t(key as Key);
+  return last;
 }
 
 export function formatBytes(n: number): string {

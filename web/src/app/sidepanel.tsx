@@ -4,7 +4,7 @@
 
 import { useEffect, useState } from 'preact/hooks';
 import { api, ApiError, Attachment, Contact, Conversation, HistoryEntry, Page, query } from './api';
-import { formatBytes, formatTime, Key, reasonText, t } from './i18n';
+import { errorText, fieldErrorText, formatBytes, formatTime, Key, reasonText, t } from './i18n';
 import { becauseText } from './comments';
 import { realtime } from './realtime';
 import { agentName, refreshTags, useShared } from './store';
@@ -89,7 +89,7 @@ function ContactForm({ contactId }: { contactId: string }) {
       setForm({ phone: k.phone ?? '', email: k.email ?? '', notes: k.notes ?? '' });
       setSaved(true);
     } catch (err) {
-      if (err instanceof ApiError) setErrors({ [err.field ?? '_']: err.message });
+      if (err instanceof ApiError) setErrors({ [err.field ?? '_']: err.field ? fieldErrorText(err) : errorText(err.code, err.message) });
     }
   };
   const field = (name: 'phone' | 'email' | 'notes', label: string, multiline = false) => (

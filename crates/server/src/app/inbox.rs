@@ -94,8 +94,104 @@ pub async fn create(
         created_at: st.clock.now(),
     };
     st.store.create_inbox(&inbox).await?;
+    // Whoever connects a channel sees its customers from the first message on.
+    store_members(st, inbox.id, &[me.agent.id]).await?;
     after_create(st, &inbox).await;
     Ok(inbox)
+}
+
+/// The setup's connection test (admin): one read-only call to the provider with the inbox's
+/// settings (`POST /inboxes/{id}/check`).
+pub async fn check_connection(
+    st: &AppState,
+    me: &CurrentAgent,
+    id: InboxId,
+) -> ApiResult<crate::provider_api::ConnectionCheck> {
+    let inbox = admin_inbox(st, me, id).await?;
+    if !inbox_settings::is_provider(inbox.channel) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_supported",
+            "a live-chat inbox has no provider to test",
+        ));
+    }
+    Ok(st.providers.check(&inbox).await)
+}
+
+/// What an admin pastes into the provider's console to connect this inbox: the webhook URL,
+/// the verify token of Meta's handshake, the events to subscribe to; `None` for the live chat
+/// (its snippet says it all).
+pub fn setup(st: &AppState, inbox: &Inbox) -> Option<serde_json::Value> {
+    let p = switchboard_channels::for_channel(inbox.channel)?;
+    let base = st.config.public_url();
+    let url = match inbox.channel {
+        ChannelKind::Shopee => inbox_settings::setting(inbox, "push_callback_url")
+            .map_or_else(|| format!("{base}/webhooks/shopee"), str::to_owned),
+        _ if p.per_inbox_url() => format!("{base}/webhooks/{}/{}", p.name(), inbox.id),
+        _ => format!("{base}/webhooks/{}", p.name()),
+    };
+    let (events, automatic): (&[&str], bool) = match inbox.channel {
+        // As docs/channels/messenger-instagram.md and whatsapp.md list them.
+        ChannelKind::Messenger => (
+            &[
+                "messages",
+                "messaging_postbacks",
+                "message_reads",
+                "message_deliveries",
+                "message_echoes",
+                "message_reactions",
+                "message_edits",
+                "messaging_referrals",
+                "standby",
+                "feed",
+            ],
+            false,
+        ),
+        ChannelKind::Instagram => (
+            &[
+                "messages",
+                "messaging_seen",
+                "messaging_postbacks",
+                "message_reactions",
+                "comments",
+            ],
+            false,
+        ),
+        ChannelKind::Whatsapp => (
+            &[
+                "messages",
+                "message_template_status_update",
+                "template_category_update",
+            ],
+            false,
+        ),
+        ChannelKind::Zalo => (
+            &[
+                "user_send_text",
+                "user_send_image",
+                "user_send_file",
+                "follow",
+                "unfollow",
+                "oa_send_text",
+            ],
+            false,
+        ),
+        ChannelKind::Telegram => (switchboard_channels::telegram::ALLOWED_UPDATES, true),
+        ChannelKind::Shopee => (&["webchat_push (10)"], false),
+        ChannelKind::Livechat => return None,
+    };
+    let mut v = serde_json::json!({
+        "webhook_url": url,
+        "events": events,
+        // Telegram's webhook is registered by Switchboard itself (setWebhook).
+        "automatic": automatic,
+    });
+    if let Some(token) = inbox_settings::setting(inbox, "verify_token")
+        && let Some(o) = v.as_object_mut()
+    {
+        o.insert("verify_token".into(), serde_json::json!(token));
+    }
+    Some(v)
 }
 
 /// Renames an inbox and/or replaces its settings (admin; secrets not sent are kept).
@@ -158,12 +254,18 @@ pub async fn set_members(
             return Err(ApiError::invalid(format!("agent_ids: no agent {a}")));
         }
     }
+    store_members(st, id, agent_ids).await?;
+    Ok(st.store.inbox_members(id).await?)
+}
+
+/// Stores who belongs to an inbox; every node reloads who may see what.
+async fn store_members(st: &AppState, id: InboxId, agent_ids: &[AgentId]) -> ApiResult<()> {
     st.store.set_inbox_members(id, agent_ids).await?;
     st.access.reload(st.store.as_ref()).await?;
     if let Some(link) = st.bus.cluster() {
         link.memberships_changed();
     }
-    Ok(st.store.inbox_members(id).await?)
+    Ok(())
 }
 
 /// Replaces an inbox's routing rules (admin). Missing keys take their defaults; the eligible agents

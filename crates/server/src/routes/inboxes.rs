@@ -1,4 +1,5 @@
-//! `GET/POST /inboxes`, `GET/PATCH /inboxes/{id}`, `GET/PUT /inboxes/{id}/members`.
+//! `GET/POST /inboxes`, `GET/PATCH /inboxes/{id}`, `GET/PUT /inboxes/{id}/members`,
+//! `POST /inboxes/{id}/check`.
 
 use crate::app;
 use crate::app::inbox::visible_inbox;
@@ -38,6 +39,10 @@ pub fn inbox_json(st: &AppState, i: &Inbox, reveal_secrets: bool) -> serde_json:
         "settings": settings,
         "created_at": i.created_at,
     });
+    if reveal_secrets && let (Some(setup), Some(o)) = (app::inbox::setup(st, i), v.as_object_mut())
+    {
+        o.insert("setup".into(), setup);
+    }
     if i.channel == ChannelKind::Livechat
         && let Some(o) = v.as_object_mut()
     {
@@ -136,4 +141,13 @@ pub async fn set_members(
 ) -> ApiResult<ApiJson<serde_json::Value>> {
     let agent_ids = app::inbox::set_members(&st, &me, id, &b.agent_ids).await?;
     Ok(ApiJson(serde_json::json!({ "agent_ids": agent_ids })))
+}
+
+/// `POST /inboxes/{id}/check` (admin): the connection test.
+pub async fn check(
+    State(st): State<AppState>,
+    me: CurrentAgent,
+    Path(id): Path<InboxId>,
+) -> ApiResult<ApiJson<crate::provider_api::ConnectionCheck>> {
+    Ok(ApiJson(app::inbox::check_connection(&st, &me, id).await?))
 }

@@ -55,6 +55,11 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("patch", "/api/v1/inboxes/{id}", "Change an inbox (admin)"),
     ("get", "/api/v1/inboxes/{id}/members", "An inbox's members"),
     (
+        "post",
+        "/api/v1/inboxes/{id}/check",
+        "Test an inbox's connection through its provider (admin): ok, the account's name, or why not",
+    ),
+    (
         "put",
         "/api/v1/inboxes/{id}/members",
         "Set an inbox's members (admin)",
@@ -435,6 +440,7 @@ pub fn router(st: AppState) -> Router {
             "/inboxes/{id}/members",
             get(inboxes::members).put(inboxes::set_members),
         )
+        .route("/inboxes/{id}/check", post(inboxes::check))
         .route("/inboxes/{id}/routing", get(routing::get).put(routing::put))
         .route(
             "/me/presence",

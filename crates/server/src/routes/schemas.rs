@@ -355,6 +355,7 @@ mod tests {
         "/api/v1/conversations/{id}/read",
         "/api/v1/conversations/{id}/typing",
         "/api/v1/inboxes/{id}/templates/sync",
+        "/api/v1/inboxes/{id}/check",
         "/api/v1/contact-merges/{id}/undo",
         "/api/v1/conversations/{id}/take-over",
         "/api/v1/scheduled-flows/{id}/send-now",
