@@ -1252,7 +1252,7 @@ async fn shopee_shop_info(
             StatusCode::OK,
             serde_json::json!({"request_id": "sbreq", "error": "", "message": "", "shop_name": format!("Sandbox shop {}", shop.shop_id), "region": "VN", "status": "NORMAL"}),
         ),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
@@ -1656,17 +1656,21 @@ fn shopee_error(status: StatusCode, e: &str, m: &str) -> Response {
 
 /// The shop a v2 shop call is for, once its partner, signature (over `path`) and access token
 /// check out; else Shopee's refusal.
-fn shopee_shop(shared: &Shared, q: &ShopeeQuery, path: &str) -> Result<ShopeeShopSpec, Response> {
+fn shopee_shop(
+    shared: &Shared,
+    q: &ShopeeQuery,
+    path: &str,
+) -> Result<ShopeeShopSpec, Box<Response>> {
     let shop = q
         .shop_id
         .as_ref()
         .and_then(|s| shared.world().shopee.get(s).cloned());
     let Some(shop) = shop.filter(|s| q.partner_id.as_deref() == Some(s.partner_id.as_str())) else {
-        return Err(shopee_error(
+        return Err(Box::new(shopee_error(
             StatusCode::FORBIDDEN,
             "error_param",
             "Invalid partner_id or shop_id.",
-        ));
+        )));
     };
     let want = shopee::api_sign(
         &shop.partner_key,
@@ -1677,18 +1681,18 @@ fn shopee_shop(shared: &Shared, q: &ShopeeQuery, path: &str) -> Result<ShopeeSho
         &shop.shop_id,
     );
     if q.sign.as_deref() != Some(want.as_str()) {
-        return Err(shopee_error(
+        return Err(Box::new(shopee_error(
             StatusCode::FORBIDDEN,
             "error_sign",
             "Wrong sign.",
-        ));
+        )));
     }
     if q.access_token.as_deref() != Some(shop.access_token.as_str()) {
-        return Err(shopee_error(
+        return Err(Box::new(shopee_error(
             StatusCode::FORBIDDEN,
             "invalid_access_token",
             "Invalid access_token.",
-        ));
+        )));
     }
     Ok(shop)
 }
@@ -1702,7 +1706,7 @@ async fn shopee_send(
     let err = shopee_error;
     let shop = match shopee_shop(&shared, &q, shopee::SEND_MESSAGE_PATH) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let ts = q.timestamp.unwrap_or(0);
     if (shared.now().millis() / 1000 - ts).abs() > 300 {
