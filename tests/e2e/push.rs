@@ -328,3 +328,94 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+#[tokio::test]
+async fn an_agent_who_turned_a_kind_off_gets_no_push_of_it_on_any_device() {
+    let app = TestApp::start_configured(|c| c.push.allow_http_endpoints = true).await;
+    let (lan, lan_token) = app.agent("lan@shop.vn", "Lan", "agent").await;
+    let (minh, _) = app.agent("minh@shop.vn", "Minh", "agent").await;
+    let inbox = app.inbox("Web", &[&lan, &minh]).await;
+    let (service, mut pushes) = push_service(vec![201]).await;
+    let b = browser();
+    let keys = json!({"p256dh": B64.encode(&b.public), "auth": B64.encode(b.auth)});
+    app.ok(
+        Method::POST,
+        "/api/v1/me/push-subscriptions",
+        &lan_token,
+        Some(json!({"endpoint": format!("{service}/push/lan"), "keys": keys})),
+    )
+    .await;
+
+    // Everything is on until she chooses; then her choice is what every device reads.
+    let prefs = app
+        .ok(
+            Method::GET,
+            "/api/v1/me/notification-preferences",
+            &lan_token,
+            None,
+        )
+        .await;
+    assert_eq!(
+        prefs,
+        json!({"sound": true, "kinds": {"assigned": true, "transferred": true, "waiting": true, "answered": true}})
+    );
+    let quiet = json!({"sound": false, "kinds": {"assigned": false, "transferred": true, "waiting": true, "answered": true}});
+    app.ok(
+        Method::PUT,
+        "/api/v1/me/notification-preferences",
+        &lan_token,
+        Some(quiet.clone()),
+    )
+    .await;
+    assert_eq!(
+        app.ok(
+            Method::GET,
+            "/api/v1/me/notification-preferences",
+            &lan_token,
+            None
+        )
+        .await,
+        quiet
+    );
+    let (s, v) = app
+        .call(
+            Method::PUT,
+            "/api/v1/me/notification-preferences",
+            Some(&lan_token),
+            Some(json!({"sound": true, "kinds": {"assigned": true}})),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "every kind is named: {v}"
+    );
+
+    // Assigned to her: no push. Handed over from Minh: pushed (the first and only one).
+    let (_, first) = app.new_customer(&inbox, "Chào shop").await;
+    let assign = |conv: String, to: String| {
+        let app = &app;
+        async move {
+            app.ok(
+                Method::POST,
+                &format!("/api/v1/conversations/{conv}/assign"),
+                &app.admin,
+                Some(json!({"agent_id": to})),
+            )
+            .await
+        }
+    };
+    assign(first.clone(), lan.clone()).await;
+    let (_, second) = app.new_customer(&inbox, "Còn size M không?").await;
+    assign(second.clone(), minh.clone()).await;
+    assign(second.clone(), lan.clone()).await;
+    let push = next_push(&mut pushes).await;
+    let payload: Value = serde_json::from_slice(&decrypt(&b, &push.body)).unwrap();
+    assert_eq!(
+        (
+            payload["kind"].as_str(),
+            payload["conversation_id"].as_str()
+        ),
+        (Some("transferred"), Some(second.as_str()))
+    );
+}

@@ -15,6 +15,7 @@ pub mod ids;
 pub mod ingest;
 pub mod media;
 pub mod model;
+pub mod notifications;
 pub mod outbound;
 pub mod policy;
 pub mod presence;

@@ -120,7 +120,13 @@ impl Sender {
 
     async fn push(&self, job: &Job) -> anyhow::Result<()> {
         let subs = self.store.push_subscriptions(job.agent).await?;
-        if subs.is_empty() {
+        if subs.is_empty()
+            || !self
+                .store
+                .notification_prefs(job.agent)
+                .await?
+                .wants(job.kind)
+        {
             return Ok(());
         }
         // What the agent did themselves (taking a customer, reopening) needs no push.

@@ -1676,6 +1676,54 @@ mod automation;
 #[path = "conformance_comments.rs"]
 mod comments;
 #[tokio::test]
+async fn notification_preferences_are_the_agents_own_and_default_to_everything_on() {
+    use switchboard_core::notifications::NotificationPrefs;
+    for b in backends().await {
+        let f = fixture(b.store.clone()).await;
+        let s = &f.store;
+        let other = agent(f.ws, "prefs-b@shop.vn", "B");
+        s.create_agent(&other, "x").await.unwrap();
+        assert_eq!(
+            s.notification_prefs(f.agent.id).await.unwrap(),
+            NotificationPrefs::default()
+        );
+        let d = NotificationPrefs::default();
+        let mut quiet = NotificationPrefs {
+            sound: false,
+            kinds: switchboard_core::notifications::Kinds {
+                waiting: false,
+                ..d.kinds
+            },
+        };
+        s.set_notification_prefs(f.agent.id, &quiet, T0)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.notification_prefs(f.agent.id).await.unwrap(),
+            quiet,
+            "{}",
+            b.name
+        );
+        assert_eq!(
+            s.notification_prefs(other.id).await.unwrap(),
+            NotificationPrefs::default(),
+            "another agent's are untouched"
+        );
+        quiet.kinds.waiting = true;
+        s.set_notification_prefs(f.agent.id, &quiet, Timestamp(T0.0 + 1))
+            .await
+            .unwrap();
+        assert!(
+            s.notification_prefs(f.agent.id)
+                .await
+                .unwrap()
+                .kinds
+                .waiting
+        );
+    }
+}
+
+#[tokio::test]
 async fn push_subscriptions_per_agent_one_row_per_endpoint() {
     for b in backends().await {
         let f = fixture(b.store.clone()).await;

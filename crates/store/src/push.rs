@@ -1,5 +1,5 @@
 //! Agents' Web Push subscriptions: where each of an agent's browsers can be reached while the app
-//! is closed. One row per endpoint (a browser's subscription is its endpoint); an endpoint that
+//! is closed; and what each agent wants to be notified of. One row per endpoint (a browser's subscription is its endpoint); an endpoint that
 //! subscribes again — the same browser, another agent signed in — moves to that agent.
 
 use crate::Result;
@@ -31,6 +31,17 @@ pub trait PushStore {
         endpoint: &str,
         agent: Option<AgentId>,
     ) -> Result<bool>;
+    /// What the agent wants to be notified of (the default until they chose).
+    async fn notification_prefs(
+        &self,
+        agent: AgentId,
+    ) -> Result<switchboard_core::notifications::NotificationPrefs>;
+    async fn set_notification_prefs(
+        &self,
+        agent: AgentId,
+        prefs: &switchboard_core::notifications::NotificationPrefs,
+        now: Timestamp,
+    ) -> Result<()>;
 }
 
 fn row(r: &impl RowRead) -> Result<PushSubscription> {
@@ -45,6 +56,37 @@ fn row(r: &impl RowRead) -> Result<PushSubscription> {
 
 #[async_trait]
 impl<D: Db> PushStore for D {
+    #[instrument(skip_all)]
+    async fn notification_prefs(
+        &self,
+        agent: AgentId,
+    ) -> Result<switchboard_core::notifications::NotificationPrefs> {
+        let stored: Option<String> =
+            q("SELECT notifications FROM agent_preferences WHERE agent_id = $1")
+                .bind(agent.to_string())
+                .read_opt(self, |r| Ok(r.try_get("notifications")?))
+                .await?;
+        Ok(switchboard_core::notifications::NotificationPrefs::from_stored(stored.as_deref()))
+    }
+
+    #[instrument(skip_all)]
+    async fn set_notification_prefs(
+        &self,
+        agent: AgentId,
+        prefs: &switchboard_core::notifications::NotificationPrefs,
+        now: Timestamp,
+    ) -> Result<()> {
+        let json = serde_json::to_string(prefs).unwrap_or_default();
+        q("INSERT INTO agent_preferences (agent_id, notifications, updated_at) VALUES ($1, $2, $3) \
+           ON CONFLICT (agent_id) DO UPDATE SET notifications = excluded.notifications, updated_at = excluded.updated_at")
+            .bind(agent.to_string())
+            .bind(json)
+            .bind(now.millis())
+            .write(self)
+            .await?;
+        Ok(())
+    }
+
     #[instrument(skip_all)]
     async fn save_push_subscription(&self, s: &PushSubscription) -> Result<()> {
         q("INSERT INTO push_subscriptions (endpoint, agent_id, p256dh, auth, created_at) VALUES ($1, $2, $3, $4, $5) \

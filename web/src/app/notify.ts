@@ -1,6 +1,7 @@
 // New work must not be missed: counts on the "Mine"/"Unassigned" tabs and in the tab title, a
 // short sound, and browser notifications while the tab is hidden. What notifies is each agent's
-// choice, remembered in this browser (per agent).
+// choice, kept with the agent on the server (`/me/notification-preferences`), so every browser
+// and Web Push follow it.
 //
 // New work is: a conversation assigned to you, transferred to you, a new waiting customer in your
 // inboxes, a customer answering a conversation you hold.
@@ -20,23 +21,35 @@ export interface Prefs {
 }
 
 const DEFAULT_PREFS: Prefs = { sound: true, kinds: { assigned: true, transferred: true, waiting: true, answered: true } };
-
-function prefsKey(): string {
-  return `sb_notify_${shared().me?.id ?? 'anyone'}`;
-}
+let current: Prefs = DEFAULT_PREFS;
 
 export function prefs(): Prefs {
+  return current;
+}
+
+/** The agent's choices from the server (at sign-in; everything on until they arrive). */
+export async function loadPrefs(): Promise<void> {
   try {
-    const saved = JSON.parse(localStorage.getItem(prefsKey()) ?? 'null') as Partial<Prefs> | null;
-    return { sound: saved?.sound ?? true, kinds: { ...DEFAULT_PREFS.kinds, ...(saved?.kinds ?? {}) } };
+    current = await api<Prefs>('GET', '/me/notification-preferences');
+    changed();
   } catch {
-    return DEFAULT_PREFS;
+    /* offline: keep what we have */
   }
 }
 
-export function savePrefs(p: Prefs) {
-  localStorage.setItem(prefsKey(), JSON.stringify(p));
+/** Saves a choice for every device of this agent; shown at once, put back if the server refuses. */
+export async function savePrefs(p: Prefs): Promise<void> {
+  const before = current;
+  current = p;
   changed();
+  try {
+    current = await api<Prefs>('PUT', '/me/notification-preferences', p);
+  } catch (e) {
+    current = before;
+    throw e;
+  } finally {
+    changed();
+  }
 }
 
 // ---- counts -------------------------------------------------------------------------------
@@ -196,6 +209,7 @@ function newWork(kind: Kind, c: Pick<Conversation, 'id' | 'contact_name' | 'cont
 /** Watch the live events for new work; `push` shows a toast. Returns a stop function. */
 export function watchNewWork(push: (text: string) => void): () => void {
   toast = push;
+  void loadPrefs();
   let timer: number | undefined;
   const soon = () => {
     window.clearTimeout(timer);

@@ -1,5 +1,5 @@
-// The agent's own notification choices: sound on/off, which kinds of new work notify, and the
-// browser's permission for notifications (asked from the click on "Allow", as browsers require).
+// The agent's own notification choices (kept on the server, for every device): sound on/off,
+// which kinds of new work notify, and the browser's permission for notifications (asked from the click on "Allow", as browsers require).
 
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { t } from './i18n';
@@ -11,7 +11,7 @@ export function SoundToggle() {
   const on = prefs().sound;
   const label = on ? t('settings.mute') : t('settings.unmute');
   return (
-    <button class="icon sound-toggle" aria-pressed={!on} aria-label={label} title={label} data-testid="sound-toggle" onClick={() => savePrefs({ ...prefs(), sound: !on })}>
+    <button class="icon sound-toggle" aria-pressed={!on} aria-label={label} title={label} data-testid="sound-toggle" onClick={() => savePrefs({ ...prefs(), sound: !on }).catch(() => undefined)}>
       {on ? <Bell /> : <BellOff />}
     </button>
   );
@@ -20,6 +20,11 @@ export function SoundToggle() {
 export function NotificationSettings({ onClose }: { onClose: () => void }) {
   useCounts();
   const p = prefs();
+  const [saveError, setSaveError] = useState('');
+  const save = (next: typeof p) => {
+    setSaveError('');
+    savePrefs(next).catch(() => setSaveError(t('settings.save_failed')));
+  };
   const [permission, setPermission] = useState<NotificationPermission | 'unsupported'>(notificationsSupported() ? Notification.permission : 'unsupported');
   const first = useRef<HTMLInputElement>(null);
   useEffect(() => {
@@ -39,7 +44,7 @@ export function NotificationSettings({ onClose }: { onClose: () => void }) {
       <div class="modal" role="dialog" aria-modal="true" aria-labelledby="settings-title" data-testid="settings-dialog">
         <h2 id="settings-title">{t('settings.notifications')}</h2>
         <label class="check">
-          <input ref={first} type="checkbox" checked={p.sound} onChange={(e) => savePrefs({ ...p, sound: e.currentTarget.checked })} data-testid="pref-sound" />
+          <input ref={first} type="checkbox" checked={p.sound} onChange={(e) => save({ ...p, sound: e.currentTarget.checked })} data-testid="pref-sound" />
           {t('settings.sound')}
         </label>
         <button class="small-inline" onClick={() => playSound('test')}>
@@ -49,11 +54,16 @@ export function NotificationSettings({ onClose }: { onClose: () => void }) {
           <legend>{t('settings.kinds')}</legend>
           {KINDS.map((k) => (
             <label class="check" key={k}>
-              <input type="checkbox" checked={p.kinds[k]} onChange={(e) => savePrefs({ ...p, kinds: { ...p.kinds, [k]: e.currentTarget.checked } })} data-testid={`pref-${k}`} />
+              <input type="checkbox" checked={p.kinds[k]} onChange={(e) => save({ ...p, kinds: { ...p.kinds, [k]: e.currentTarget.checked } })} data-testid={`pref-${k}`} />
               {kindLabel[k]}
             </label>
           ))}
         </fieldset>
+        {saveError && (
+          <p class="error" role="alert">
+            {saveError}
+          </p>
+        )}
         <p class="hint" data-testid="permission">
           {permission === 'granted'
             ? t('settings.permission_granted')

@@ -97,6 +97,16 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ),
     (
         "get",
+        "/api/v1/me/notification-preferences",
+        "What you are notified of (sound; assigned, transferred, waiting, answered), on every device",
+    ),
+    (
+        "put",
+        "/api/v1/me/notification-preferences",
+        "Choose what you are notified of, in the app, in the browser and by Web Push",
+    ),
+    (
+        "get",
         "/api/v1/conversations",
         "List conversations: status, inbox_id, assignee (me|unassigned|id), tag, q, contact_id, cursor, limit",
     ),
@@ -450,6 +460,10 @@ pub fn router(st: AppState) -> Router {
         .route(
             "/me/push-subscriptions",
             post(push::subscribe).delete(push::unsubscribe),
+        )
+        .route(
+            "/me/notification-preferences",
+            get(push::preferences).put(push::set_preferences),
         )
         .route("/conversations", get(c::list))
         .route("/conversations/{id}", get(c::get))

@@ -1,4 +1,5 @@
-//! `GET /push/key`, `POST/DELETE /me/push-subscriptions`: Web Push for agents' browsers.
+//! `GET /push/key`, `POST/DELETE /me/push-subscriptions`: Web Push for agents' browsers;
+//! `GET/PUT /me/notification-preferences`: what each agent is notified of.
 
 use crate::app::push;
 use crate::auth::CurrentAgent;
@@ -8,6 +9,7 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::response::Response;
 use serde::Deserialize;
+use switchboard_core::notifications::NotificationPrefs;
 
 /// The server's VAPID public key: what browsers subscribe with (`applicationServerKey`).
 pub async fn key(
@@ -58,4 +60,23 @@ pub async fn unsubscribe(
 ) -> ApiResult<ApiJson<serde_json::Value>> {
     let removed = push::unsubscribe(&st, &me, &w.endpoint).await?;
     Ok(ApiJson(serde_json::json!({ "removed": removed })))
+}
+
+pub async fn preferences(
+    State(st): State<AppState>,
+    me: CurrentAgent,
+) -> ApiResult<ApiJson<NotificationPrefs>> {
+    Ok(ApiJson(st.store.notification_prefs(me.agent.id).await?))
+}
+
+/// Replaces the agent's choices (the whole object: every kind is named).
+pub async fn set_preferences(
+    State(st): State<AppState>,
+    me: CurrentAgent,
+    ApiJson(p): ApiJson<NotificationPrefs>,
+) -> ApiResult<ApiJson<NotificationPrefs>> {
+    st.store
+        .set_notification_prefs(me.agent.id, &p, st.clock.now())
+        .await?;
+    Ok(ApiJson(p))
 }

@@ -164,6 +164,16 @@ pub fn request(method: &str, path: &str) -> Value {
                 "keys": object(&["p256dh", "auth"], json!({"p256dh": string(), "auth": string()})),
                 "expirationTime": nullable("number")}),
         ))}),
+        ("put", "/api/v1/me/notification-preferences") => {
+            let on = json!({"type": "boolean"});
+            json!({"requestBody": json_body(object(
+                &["sound", "kinds"],
+                json!({"sound": on, "kinds": object(
+                    &["assigned", "transferred", "waiting", "answered"],
+                    json!({"assigned": on, "transferred": on, "waiting": on, "answered": on}),
+                )}),
+            ))})
+        }
         ("delete", "/api/v1/me/push-subscriptions") => {
             json!({"parameters": [query("endpoint", string(), true)]})
         }
