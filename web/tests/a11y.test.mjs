@@ -3,7 +3,7 @@
 // the widget (open and closed).
 
 import { test } from 'node:test';
-import { agentPage, axeAudit, base, browser, DESKTOP, ids, newInbox, pageUrl, PHONE, useWorld, visitorSays } from './support.mjs';
+import { agentPage, axeAudit, base, browser, call, DESKTOP, ids, newInbox, pageUrl, PASSWORD, PHONE, useWorld, visitorSays } from './support.mjs';
 
 useWorld();
 
@@ -32,12 +32,29 @@ test('accessibility (axe-core): no critical or serious problem on the login page
   await axeAudit(phone, 'conversation list on a phone');
   await phone.context().close();
 
+  // A provider inbox: its setup (what to paste, the connection test) and its settings form with a
+  // refused value beside its field.
+  const admin = (await call('POST', '/api/v1/auth/login', null, { email: 'admin@shop.vn', password: PASSWORD })).token;
+  await call('POST', '/api/v1/inboxes', admin, {
+    name: 'Axe WhatsApp',
+    channel: 'whatsapp',
+    settings: { phone_number_id: '1065', waba_id: '1022', access_token: 't', app_secret: 's', api_base_url: 'http://127.0.0.1:9' },
+  });
   const ui = await agentPage('admin@shop.vn', 'vi-VN', AXE);
   for (const page of ['agents', 'inboxes', 'quick_replies', 'tags', 'reports', 'flows', 'faq']) {
     await ui.getByTestId(`nav-${page}`).click();
     await ui.locator('.admin h2').first().waitFor();
     await axeAudit(ui, `admin: ${page}`);
   }
+  await ui.getByTestId('nav-inboxes').click();
+  const card = ui.locator('.card', { hasText: 'Axe WhatsApp' });
+  await card.getByTestId('setup-test').click();
+  await card.getByTestId('setup-result').waitFor();
+  await card.getByTestId('inbox-edit').click();
+  await card.getByTestId('setting-waba_id').fill('không phải số');
+  await card.getByTestId('inbox-save').click();
+  await card.getByTestId('field-error').waitFor();
+  await axeAudit(ui, 'admin: inbox setup and a field error');
   await ui.context().close();
 
   const vctx = await browser.newContext({ locale: 'vi-VN', bypassCSP: true });
