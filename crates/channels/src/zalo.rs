@@ -27,9 +27,7 @@ fn text(v: &Value) -> Option<String> {
 
 /// Zalo times are strings of milliseconds.
 fn ms(v: &Value) -> Option<Timestamp> {
-    v.as_i64()
-        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-        .map(Timestamp)
+    crate::wire::millis(v)
 }
 
 /// The header value Zalo sends: `mac=<hex SHA-256(app_id + body + timestamp + OA secret key)>`.
