@@ -962,6 +962,46 @@ mod tests {
         assert!(parse(b"{}").is_err());
     }
 
+    /// `setWebhook` asks for exactly what `parse` handles: every kind asked for becomes an event,
+    /// and a kind not asked for would be ignored anyway.
+    #[test]
+    fn allowed_updates_are_exactly_the_updates_we_handle() {
+        let chat = json!({"id": 5, "type": "private", "first_name": "B"});
+        let message = json!({"message_id": 1, "date": 1_790_000_000, "chat": chat, "text": "hi"});
+        let sample = |kind: &str| match kind {
+            "callback_query" => json!({"id": "1", "from": {"id": 5}, "data": "x",
+                "message": {"message_id": 1, "date": 1, "chat": chat}}),
+            "my_chat_member" => json!({"chat": chat, "from": {"id": 5}, "date": 1,
+                "old_chat_member": {"status": "member"}, "new_chat_member": {"status": "kicked"}}),
+            "message_reaction" => json!({"chat": chat, "message_id": 1, "date": 1,
+                "old_reaction": [], "new_reaction": [{"type": "emoji", "emoji": "👍"}]}),
+            _ => message.clone(),
+        };
+        for kind in ALLOWED_UPDATES {
+            let body = json!({"update_id": 1, *kind: sample(kind)}).to_string();
+            let u = parse(body.as_bytes()).unwrap_or_else(|e| panic!("{kind}: {e}"));
+            assert!(
+                !matches!(u.event, TgEvent::Ignored { .. }),
+                "{kind} is asked for but not handled"
+            );
+        }
+        for kind in [
+            "inline_query",
+            "poll_answer",
+            "chat_member",
+            "business_message",
+        ] {
+            assert!(!ALLOWED_UPDATES.contains(&kind));
+            let body = json!({"update_id": 1, kind: sample(kind)}).to_string();
+            let u = parse(body.as_bytes()).unwrap_or_else(|e| panic!("{kind}: {e}"));
+            assert!(matches!(u.event, TgEvent::Ignored { .. }), "{kind}");
+        }
+        assert_eq!(
+            set_webhook_body("https://x/y", "s")["allowed_updates"],
+            json!(ALLOWED_UPDATES)
+        );
+    }
+
     #[test]
     fn answers() {
         assert_eq!(
