@@ -583,6 +583,10 @@ async fn the_sandbox_refuses_callback_data_telegram_refuses() {
     );
 }
 
+async fn unread(t: &Tg) -> Value {
+    t.app.conversations(&t.agent, "").await[0]["unread_count"].clone()
+}
+
 /// Telegram kinds carry their meaning into the thread; service messages are not the customer
 /// writing (nothing stored, nothing unread); reactions to our messages arrive because the webhook
 /// asks for them.
@@ -606,22 +610,25 @@ async fn dice_forwards_service_messages_and_reactions() {
     };
     for u in [
         msg(201, json!({"dice": {"emoji": "🎲", "value": 4}})),
-        msg(202, json!({"text": "giá?", "forward_origin": {"type": "user", "date": 1789999000,
-            "sender_user": {"id": 9, "is_bot": false, "first_name": "Bảo", "last_name": "Lê"}}})),
+        msg(
+            202,
+            json!({"text": "giá?", "forward_origin": {"type": "user", "date": 1789999000,
+            "sender_user": {"id": 9, "is_bot": false, "first_name": "Bảo", "last_name": "Lê"}}}),
+        ),
     ] {
         assert_eq!(t.sb.telegram_update(BOT, u).await.unwrap().0, 200);
     }
     let conv = t.claimed().await;
-    let unread = |t: &Tg| {
-        let (app, agent) = (&t.app, t.agent.clone());
-        async move { app.conversations(&agent, "").await[0]["unread_count"].clone() }
-    };
     let before = unread(&t).await;
     assert!(before.is_number(), "{before}");
     // A service message: acknowledged, not stored, not unread.
-    let pinned = msg(203, json!({"pinned_message": {"message_id": 201, "date": 1, "chat": {"id": CHAT, "type": "private"}}}));
+    let pinned = msg(
+        203,
+        json!({"pinned_message": {"message_id": 201, "date": 1, "chat": {"id": CHAT, "type": "private"}}}),
+    );
     assert_eq!(t.sb.telegram_update(BOT, pinned).await.unwrap().0, 200);
-    // Our reply, then the customer's reaction to it.
+    assert_eq!(unread(&t).await, before);
+    // Our reply (read: nothing unread), then the customer's reaction to it (still nothing unread).
     assert_eq!(t.reply(&conv, "Dạ 4 điểm ạ").await.0, StatusCode::CREATED);
     assert_eq!(t.run().await.sent, 1);
     let ours = t.sb.telegram_sent().last().unwrap().message_id;
@@ -635,5 +642,5 @@ async fn dice_forwards_service_messages_and_reactions() {
     assert_eq!(thread[1]["meta"]["dice"]["value"], 4);
     assert_eq!(thread[2]["meta"]["forwarded_from"], "Bảo Lê");
     assert_eq!(thread[3]["meta"]["reactions"]["customer"]["emoji"], "👍");
-    assert_eq!(unread(&t).await, before);
+    assert_eq!(unread(&t).await, 0);
 }

@@ -1127,6 +1127,15 @@ async fn an_automatic_message_after_24_hours_is_stored_refused_on_whatsapp() {
     assert_eq!(texts, [json!(OUT_OF_HOURS), json!("Dạ shop đây ạ")]);
 }
 
+/// The inbox's first conversation's unread count, and how many conversations it has.
+async fn summary(w: &Wa) -> (Value, usize) {
+    let list = w
+        .app
+        .conversations(&w.agent, &format!("?inbox_id={}", w.inbox))
+        .await;
+    (list[0]["unread_count"].clone(), list.len())
+}
+
 /// A WhatsApp edit or delete (`type: edit` / `revoke`) changes the original message, live, and
 /// is never a new "[unsupported message]": no unread, no window moved. One for a message we do not
 /// have is acknowledged and stores nothing.
@@ -1139,15 +1148,6 @@ async fn an_edit_or_a_delete_changes_the_original_never_a_new_message() {
         .says(json!({"type": "image", "image": {"id": "M1", "mime_type": "image/jpeg", "sha256": "x", "caption": "mẫu này"}}))
         .await;
     let conv = w.claimed().await;
-    let summary = |w: &Wa| {
-        let (app, agent, inbox) = (&w.app, w.agent.clone(), w.inbox.clone());
-        async move {
-            let list = app
-                .conversations(&agent, &format!("?inbox_id={inbox}"))
-                .await;
-            (list[0]["unread_count"].clone(), list.len())
-        }
-    };
     let before = summary(&w).await;
     assert!(before.0.is_number(), "{before:?}");
     let window = w.policy(&conv).await["window_ends_at"].clone();
@@ -1163,12 +1163,17 @@ async fn an_edit_or_a_delete_changes_the_original_never_a_new_message() {
         .await;
     let live = ws.next_of("message.updated").await;
     assert_eq!(
-        (&live["message"]["text"], &live["message"]["meta"]["deleted"]),
+        (
+            &live["message"]["text"],
+            &live["message"]["meta"]["deleted"]
+        ),
         (&json!(""), &json!(true))
     );
-    w.says(json!({"type": "edit", "edit": {"original_message_id": "wamid.unknown",
-        "message": {"type": "text", "text": {"body": "?"}}}}))
-        .await;
+    w.says(
+        json!({"type": "edit", "edit": {"original_message_id": "wamid.unknown",
+        "message": {"type": "text", "text": {"body": "?"}}}}),
+    )
+    .await;
     let thread = w.thread(&conv).await;
     let texts: Vec<&str> = thread.iter().map(|m| m["text"].as_str().unwrap()).collect();
     assert_eq!(texts, ["", "[image] mẫu này, màu đỏ"]);
