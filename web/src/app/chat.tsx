@@ -559,11 +559,13 @@ function Thread({ c }: { c: Conversation }) {
     }
   };
 
+  // A quote of a message the customer has since deleted is not shown either.
+  const unsent = new Set(items.filter((m) => m.meta?.deleted).map((m) => m.id));
   return (
     <div class="thread" ref={ref} onScroll={onScroll} data-testid="thread">
       {loadingOlder && <p class="older">{t('chat.load_older')}</p>}
       {items.map((m) => (
-        <Bubble key={m.id} m={m} />
+        <Bubble key={m.id} m={m} unsent={unsent} />
       ))}
       {typing && (
         <p class="typing" data-testid="typing">
@@ -574,7 +576,7 @@ function Thread({ c }: { c: Conversation }) {
   );
 }
 
-function Bubble({ m }: { m: Message }) {
+function Bubble({ m, unsent }: { m: Message; unsent: Set<string> }) {
   const me = shared().me?.id;
   const cls =
     m.kind === 'note'
@@ -612,7 +614,7 @@ function Bubble({ m }: { m: Message }) {
         </div>
       )}
       {who && <div class="who">{who}</div>}
-      <Context meta={meta} />
+      <Context meta={meta} quoteGone={!!meta.reply_to_message_id && unsent.has(meta.reply_to_message_id)} />
       {m.attachments && m.attachments.length > 0 ? (
         <div class="attachments">
           {m.attachments.map((a) =>
@@ -694,7 +696,7 @@ function mapLink(l: MessageMeta['location']): string | undefined {
 
 /** What a message is in answer to or carries along: a forward's origin, the message it replies
  * to (a link to it when we have it), the story it answers or mentions. */
-function Context({ meta }: { meta: MessageMeta }) {
+function Context({ meta, quoteGone }: { meta: MessageMeta; quoteGone: boolean }) {
   const forwarded = meta.forwarded_from
     ? t('message.forwarded_from', { who: meta.forwarded_from })
     : meta.context?.forwarded || meta.context?.frequently_forwarded
@@ -720,7 +722,7 @@ function Context({ meta }: { meta: MessageMeta }) {
       {replying && (
         <div class="context reply-to" data-testid="reply-to">
           {meta.reply_to_message_id ? <a href={`#msg-${meta.reply_to_message_id}`}>{t('message.reply_to')}</a> : t(meta.reply_to_text ? 'message.reply_to' : 'message.reply_to_unknown')}
-          {meta.reply_to_text && <q>{meta.reply_to_text}</q>}
+          {meta.reply_to_text && !quoteGone && <q>{meta.reply_to_text}</q>}
         </div>
       )}
       {story && (
