@@ -49,6 +49,8 @@ test('edits, unsends, replies and story replies are shown as what they are, live
     // The customer edits the answer and unsends the first message: the thread changes live.
     await hook('page', pageId, { ...from('psid-1', pageId), message_edit: { mid: 'm_answer', text: 'còn size L không?', num_edit: 1 } });
     await lan.getByTestId('message').filter({ hasText: 'còn size L không?' }).filter({ hasText: 'đã sửa' }).waitFor();
+    // The edited message is the latest: the conversation list's preview follows.
+    await lan.getByTestId('conversation-row').filter({ hasText: 'còn size L không?' }).waitFor();
     await hook('page', pageId, { ...from('psid-1', pageId), message: { mid: 'm_first', is_deleted: true } });
     await lan.getByTestId('message').filter({ hasText: 'Tin nhắn này đã bị xoá.' }).waitFor();
     assert.equal(await lan.getByTestId('message').filter({ hasText: 'Áo sơ mi trắng' }).count(), 0, 'the deleted text is not shown, not even quoted');

@@ -633,7 +633,7 @@ function Bubble({ m, unsent }: { m: Message; unsent: Set<string> }) {
           {m.text !== m.attachments[0]?.filename && <div class="text">{m.text}</div>}
         </div>
       ) : (
-        <div class={meta.deleted ? 'text deleted' : 'text'}>{meta.deleted && !m.text ? t('message.deleted_text') : m.text}</div>
+        <div class={meta.deleted ? (m.text ? 'text deleted' : 'text deleted-note') : 'text'}>{meta.deleted && !m.text ? t('message.deleted_text') : m.text}</div>
       )}
       {mapLink(meta.location) && (
         <a class="map" href={mapLink(meta.location)} target="_blank" rel="noopener noreferrer" data-testid="map">
