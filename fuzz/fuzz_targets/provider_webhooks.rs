@@ -50,7 +50,10 @@ fuzz_target!(|body: &[u8]| {
             };
             verified.add(c.clone(), inbox(id, ch));
         }
-        let Ok(arrivals) = p.parse(&req, &verified, Timestamp(1_700_000_000_000)) else {
+        // The path the server takes: parsed, with plausible times, in provider time order.
+        let Ok(arrivals) =
+            switchboard_channels::provider::arrivals(p, &req, &verified, Timestamp(1_700_000_000_000))
+        else {
             continue;
         };
         for a in &arrivals {
@@ -59,6 +62,9 @@ fuzz_target!(|body: &[u8]| {
                 "{}: an event for an inbox that did not verify",
                 p.name()
             );
+            // No time a provider wrote survives implausible (1970, far ahead of our clock).
+            let now = Timestamp(1_700_000_000_000);
+            assert_eq!(switchboard_core::ingest::plausible_time(a.at, now), a.at);
         }
         let _ = p.ack(&arrivals);
     }

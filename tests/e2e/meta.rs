@@ -1728,3 +1728,29 @@ async fn the_sandbox_refuses_quick_replies_meta_refuses() {
             .is_err()
     );
 }
+
+/// Meta's dashboard test message writes `"timestamp":"1700000000"` (a string of seconds where
+/// milliseconds are due): read as 1970 it closed the window. An implausible time is the time it
+/// was received.
+#[tokio::test]
+async fn a_test_message_with_a_string_timestamp_opens_the_window_now() {
+    let m = Meta::start().await;
+    let body = json!({"object": "page", "entry": [{"id": PAGE, "time": "1700000000",
+        "messaging": [{"sender": {"id": PSID}, "recipient": {"id": PAGE}, "timestamp": "1700000000",
+                       "message": {"mid": "m_dash", "text": "test message"}}]}]})
+    .to_string();
+    let sig = signature_header(SECRET, body.as_bytes());
+    assert_eq!(m.webhook(&body, Some(sig)).await.0, StatusCode::OK);
+    let conv = m.claimed_conversation().await;
+    let p = m.policy(&conv).await;
+    assert_eq!(p["mode"], "open", "{p}");
+    assert_eq!(p["window_ends_at"], m.app.clock.now_ts().millis() + DAY);
+    // An echo naming our Page's customer but sent by someone else is not ours: not stored.
+    let fake = json!({"object": "page", "entry": [{"id": PAGE, "time": 1,
+        "messaging": [{"sender": {"id": "333"}, "recipient": {"id": PSID}, "timestamp": T0.millis(),
+                       "message": {"mid": "m_fake", "is_echo": true, "text": "not from the page"}}]}]})
+    .to_string();
+    let sig = signature_header(SECRET, fake.as_bytes());
+    assert_eq!(m.webhook(&fake, Some(sig)).await.0, StatusCode::OK);
+    assert_eq!(m.thread(&conv).await.len(), 1);
+}

@@ -582,3 +582,65 @@ async fn the_sandbox_refuses_callback_data_telegram_refuses() {
         64
     );
 }
+
+async fn unread(t: &Tg) -> Value {
+    t.app.conversations(&t.agent, "").await[0]["unread_count"].clone()
+}
+
+/// Telegram kinds carry their meaning into the thread; service messages are not the customer
+/// writing (nothing stored, nothing unread); reactions to our messages arrive because the webhook
+/// asks for them.
+#[tokio::test]
+async fn dice_forwards_service_messages_and_reactions() {
+    let t = Tg::start().await;
+    let allowed = t.sb.telegram_allowed_updates(BOT).unwrap();
+    for kind in ["channel_post", "edited_channel_post", "message_reaction"] {
+        assert!(allowed.iter().any(|a| a == kind), "{allowed:?}");
+    }
+    t.sb.telegram_user_text(BOT, CHAT, "An", "chào shop")
+        .await
+        .unwrap();
+    let msg = |id: i64, extra: Value| {
+        let mut m = json!({"message_id": id, "date": 1790000000 + id - 100, "from": {"id": CHAT, "first_name": "An"},
+            "chat": {"id": CHAT, "type": "private", "first_name": "An"}});
+        for (k, v) in extra.as_object().unwrap() {
+            m[k] = v.clone();
+        }
+        json!({"message": m})
+    };
+    for u in [
+        msg(201, json!({"dice": {"emoji": "🎲", "value": 4}})),
+        msg(
+            202,
+            json!({"text": "giá?", "forward_origin": {"type": "user", "date": 1789999000,
+            "sender_user": {"id": 9, "is_bot": false, "first_name": "Bảo", "last_name": "Lê"}}}),
+        ),
+    ] {
+        assert_eq!(t.sb.telegram_update(BOT, u).await.unwrap().0, 200);
+    }
+    let conv = t.claimed().await;
+    let before = unread(&t).await;
+    assert!(before.is_number(), "{before}");
+    // A service message: acknowledged, not stored, not unread.
+    let pinned = msg(
+        203,
+        json!({"pinned_message": {"message_id": 201, "date": 1, "chat": {"id": CHAT, "type": "private"}}}),
+    );
+    assert_eq!(t.sb.telegram_update(BOT, pinned).await.unwrap().0, 200);
+    assert_eq!(unread(&t).await, before);
+    // Our reply (read: nothing unread), then the customer's reaction to it (still nothing unread).
+    assert_eq!(t.reply(&conv, "Dạ 4 điểm ạ").await.0, StatusCode::CREATED);
+    assert_eq!(t.run().await.sent, 1);
+    let ours = t.sb.telegram_sent().last().unwrap().message_id;
+    let reaction = json!({"message_reaction": {"chat": {"id": CHAT, "type": "private"}, "message_id": ours,
+        "user": {"id": CHAT, "first_name": "An"}, "date": 1790000100, "old_reaction": [],
+        "new_reaction": [{"type": "emoji", "emoji": "👍"}]}});
+    assert_eq!(t.sb.telegram_update(BOT, reaction).await.unwrap().0, 200);
+    let thread = t.thread(&conv).await;
+    let texts: Vec<&str> = thread.iter().map(|m| m["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["chào shop", "[dice] 🎲 4", "giá?", "Dạ 4 điểm ạ"]);
+    assert_eq!(thread[1]["meta"]["dice"]["value"], 4);
+    assert_eq!(thread[2]["meta"]["forwarded_from"], "Bảo Lê");
+    assert_eq!(thread[3]["meta"]["reactions"]["customer"]["emoji"], "👍");
+    assert_eq!(unread(&t).await, 0);
+}

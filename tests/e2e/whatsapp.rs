@@ -1126,3 +1126,59 @@ async fn an_automatic_message_after_24_hours_is_stored_refused_on_whatsapp() {
             .collect();
     assert_eq!(texts, [json!(OUT_OF_HOURS), json!("Dạ shop đây ạ")]);
 }
+
+/// The inbox's first conversation's unread count, and how many conversations it has.
+async fn summary(w: &Wa) -> (Value, usize) {
+    let list = w
+        .app
+        .conversations(&w.agent, &format!("?inbox_id={}", w.inbox))
+        .await;
+    (list[0]["unread_count"].clone(), list.len())
+}
+
+/// A WhatsApp edit or delete (`type: edit` / `revoke`) changes the original message, live, and
+/// is never a new "[unsupported message]": no unread, no window moved. One for a message we do not
+/// have is acknowledged and stores nothing.
+#[tokio::test]
+async fn an_edit_or_a_delete_changes_the_original_never_a_new_message() {
+    let w = Wa::start().await;
+    let text = w.text("còn size M không?").await;
+    w.advance(SEC);
+    let photo = w
+        .says(json!({"type": "image", "image": {"id": "M1", "mime_type": "image/jpeg", "sha256": "x", "caption": "mẫu này"}}))
+        .await;
+    let conv = w.claimed().await;
+    let before = summary(&w).await;
+    assert!(before.0.is_number(), "{before:?}");
+    let window = w.policy(&conv).await["window_ends_at"].clone();
+    let mut ws = w.app.online(&w.agent).await;
+    w.advance(HOUR);
+    w.says(json!({"type": "edit", "edit": {"original_message_id": photo,
+        "message": {"type": "image", "image": {"id": "M1", "mime_type": "image/jpeg", "caption": "mẫu này, màu đỏ"}}}}))
+        .await;
+    let live = ws.next_of("message.updated").await;
+    assert_eq!(live["message"]["text"], "[image] mẫu này, màu đỏ");
+    assert_eq!(live["message"]["meta"]["edited"], 1);
+    w.says(json!({"type": "revoke", "revoke": {"original_message_id": text}}))
+        .await;
+    let live = ws.next_of("message.updated").await;
+    assert_eq!(
+        (
+            &live["message"]["text"],
+            &live["message"]["meta"]["deleted"]
+        ),
+        (&json!(""), &json!(true))
+    );
+    w.says(
+        json!({"type": "edit", "edit": {"original_message_id": "wamid.unknown",
+        "message": {"type": "text", "text": {"body": "?"}}}}),
+    )
+    .await;
+    let thread = w.thread(&conv).await;
+    let texts: Vec<&str> = thread.iter().map(|m| m["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["", "[image] mẫu này, màu đỏ"]);
+    assert_eq!(thread[0]["meta"]["deleted"], true);
+    assert_eq!(thread[1]["meta"]["edited"], 1);
+    assert_eq!(summary(&w).await, before, "no unread, no new conversation");
+    assert_eq!(w.policy(&conv).await["window_ends_at"], window);
+}

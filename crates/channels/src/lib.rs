@@ -13,6 +13,7 @@ pub mod signing;
 pub mod telegram;
 pub mod webpush;
 pub mod whatsapp;
+pub mod wire;
 pub mod zalo;
 
 use provider::Provider;

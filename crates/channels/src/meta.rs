@@ -198,6 +198,8 @@ pub enum MetaEvent {
         attachments: Vec<Attachment>,
         quick_reply_payload: Option<String>,
         reply_to_mid: Option<String>,
+        /// Instagram: the story this message answers (`reply_to.story: {url, id}`).
+        reply_to_story: Option<Value>,
         referral: Option<Value>,
         /// Instagram: content we cannot show (`is_unsupported`).
         unsupported: bool,
@@ -210,8 +212,10 @@ pub enum MetaEvent {
         mid: String,
         at: Timestamp,
     },
-    /// A message the page itself sent (from Meta's apps or from us); `to` is the customer.
+    /// A message the page itself sent (from Meta's apps or from us); `to` is the customer, `from`
+    /// who Meta says sent it (ours only when it is our own Page or account).
     Echo {
+        from: String,
         to: String,
         mid: String,
         text: Option<String>,
@@ -330,14 +334,20 @@ fn text(v: &Value) -> Option<String> {
     })
 }
 
+/// Messaging times are milliseconds (numbers, or numeric strings in Meta's dashboard tests).
 fn ms(v: &Value) -> Option<Timestamp> {
-    v.as_i64().map(Timestamp)
+    crate::wire::millis(v)
 }
 
+/// `changes` (feed, comments) times are seconds.
 fn secs(v: &Value) -> Option<Timestamp> {
-    v.as_i64()
-        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-        .map(|s| Timestamp(s.saturating_mul(1000)))
+    crate::wire::seconds(v)
+}
+
+/// A story as a message keeps it: its id and URL (the URL is a CDN link that expires).
+fn story(v: &Value) -> Option<Value> {
+    let (id, url) = (id_str(&v["id"]), text(&v["url"]));
+    (id.is_some() || url.is_some()).then(|| json!({"id": id, "url": url}))
 }
 
 fn attachments(v: &Value) -> Vec<Attachment> {
@@ -367,7 +377,8 @@ pub fn parse(raw_body: &[u8]) -> Result<Webhook, ParseError> {
     let mut out = Vec::with_capacity(entries.len());
     for e in entries {
         let Some(id) = id_str(&e["id"]) else { continue };
-        let entry_time = e["time"].as_i64();
+        // Seconds for `changes`, milliseconds for `messaging` (channels.md, "Timestamps").
+        let entry_time = secs(&e["time"]).map(Timestamp::millis);
         let mut events = Vec::new();
         for (key, standby) in [("messaging", false), ("standby", true)] {
             for m in e[key].as_array().into_iter().flatten() {
@@ -398,6 +409,7 @@ fn parse_messaging(m: &Value, standby: bool) -> MetaEvent {
         };
         if msg["is_echo"].as_bool() == Some(true) {
             return MetaEvent::Echo {
+                from,
                 to,
                 mid,
                 text: text(&msg["text"]),
@@ -417,6 +429,7 @@ fn parse_messaging(m: &Value, standby: bool) -> MetaEvent {
             attachments: attachments(&msg["attachments"]),
             quick_reply_payload: text(&msg["quick_reply"]["payload"]),
             reply_to_mid: id_str(&msg["reply_to"]["mid"]),
+            reply_to_story: story(&msg["reply_to"]["story"]),
             referral: msg.get("referral").cloned(),
             unsupported: msg["is_unsupported"].as_bool() == Some(true),
             standby,
@@ -481,7 +494,12 @@ fn parse_messaging(m: &Value, standby: bool) -> MetaEvent {
             from,
             mid,
             text: t,
-            num_edit: ed["num_edit"].as_i64().unwrap_or(1),
+            // A count, sometimes a numeric string in Meta's examples; else one more than before.
+            num_edit: ed["num_edit"]
+                .as_i64()
+                .or_else(|| ed["num_edit"].as_str().and_then(|s| s.trim().parse().ok()))
+                .filter(|n| *n > 0)
+                .unwrap_or(0),
             at,
         };
     }
@@ -514,7 +532,7 @@ fn parse_change(object: Object, c: &Value, entry_time: Option<i64>) -> MetaEvent
             };
             // Feed times are in seconds (channels.md, "Timestamps").
             let at = secs(&v["created_time"])
-                .or_else(|| entry_time.map(|t| Timestamp(t.saturating_mul(1000))))
+                .or_else(|| entry_time.map(Timestamp))
                 .unwrap_or(Timestamp(0));
             MetaEvent::Comment {
                 comment_id,
@@ -541,9 +559,7 @@ fn parse_change(object: Object, c: &Value, entry_time: Option<i64>) -> MetaEvent
                 from_name: text(&v["from"]["username"]),
                 text: text(&v["text"]),
                 verb: CommentVerb::Add,
-                at: entry_time
-                    .map(|t| Timestamp(t.saturating_mul(1000)))
-                    .unwrap_or(Timestamp(0)),
+                at: entry_time.map(Timestamp).unwrap_or(Timestamp(0)),
             }
         }
         _ => MetaEvent::Ignored {
@@ -1121,6 +1137,7 @@ fn arrival(inbox: &Inbox, ev: MetaEvent, now: Timestamp) -> Option<Arrival> {
             attachments,
             quick_reply_payload,
             reply_to_mid,
+            reply_to_story,
             referral,
             unsupported,
             standby,
@@ -1129,6 +1146,11 @@ fn arrival(inbox: &Inbox, ev: MetaEvent, now: Timestamp) -> Option<Arrival> {
             if from.is_empty() {
                 return None;
             }
+            // A story mention carries the story in its attachment's URL.
+            let mentioned = attachments
+                .iter()
+                .find(|a| a.kind == "story_mention")
+                .map(|a| json!({"url": a.url, "mention": true}));
             let kind = if text.is_none() && !attachments.is_empty() {
                 MessageKind::Media
             } else {
@@ -1149,6 +1171,9 @@ fn arrival(inbox: &Inbox, ev: MetaEvent, now: Timestamp) -> Option<Arrival> {
             }
             if let Some(r) = &reply_to_mid {
                 m.insert("reply_to".into(), json!(r));
+            }
+            if let Some(s) = reply_to_story.or(mentioned) {
+                m.insert("story".into(), s);
             }
             if let Some(r) = referral {
                 m.insert("referral".into(), r);
@@ -1250,6 +1275,7 @@ fn arrival(inbox: &Inbox, ev: MetaEvent, now: Timestamp) -> Option<Arrival> {
             return Some(said(inbox, at, external, m, !messenger));
         }
         MetaEvent::Echo {
+            from,
             to,
             mid,
             text,
@@ -1258,6 +1284,14 @@ fn arrival(inbox: &Inbox, ev: MetaEvent, now: Timestamp) -> Option<Arrival> {
             metadata,
             at,
         } => {
+            // An echo is ours only when Meta says our own Page or account sent it: anything else
+            // claiming to be one is not stored (as ours or at all).
+            if from.is_empty()
+                || (Some(from.as_str()) != account_id(inbox)
+                    && Some(from.as_str()) != sender_id(inbox))
+            {
+                return None;
+            }
             let ours = metadata
                 .as_deref()
                 .and_then(|m| m.strip_prefix(METADATA_PREFIX))

@@ -200,6 +200,40 @@ impl Arrival {
     }
 }
 
+impl Arrival {
+    /// Replaces every implausible provider time (a missing timestamp read as 0, a far-future
+    /// one) by the receive time `now`: in the ordering time, the event and the metering
+    /// (`core::ingest::plausible_time`). The server does this to every parsed arrival.
+    pub fn settle_times(&mut self, now: Timestamp) {
+        use switchboard_core::ingest::plausible_time;
+        self.at = plausible_time(self.at, now);
+        if let Some(e) = &mut self.event {
+            e.settle_times(now);
+        }
+        for e in &mut self.effects {
+            if let Effect::Usage(Usage::Customer { at, .. } | Usage::Status { at, .. }) = e {
+                *at = plausible_time(*at, now);
+            }
+        }
+    }
+}
+
+/// A verified webhook's arrivals as ingest takes them: parsed by `p`, with plausible times, in
+/// provider time order (providers do not guarantee one, §1.3).
+pub fn arrivals(
+    p: &dyn Provider,
+    req: &WebhookRequest<'_>,
+    inboxes: &Verified,
+    now: Timestamp,
+) -> Result<Vec<Arrival>, BadWebhook> {
+    let mut out = p.parse(req, inboxes, now)?;
+    for a in &mut out {
+        a.settle_times(now);
+    }
+    out.sort_by_key(|a| a.at);
+    Ok(out)
+}
+
 /// How a stored webhook is answered.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Ack {

@@ -98,9 +98,8 @@ pub fn parse_push(raw_body: &[u8]) -> Result<Push, ParseError> {
     let v: Value = serde_json::from_slice(raw_body).map_err(|_| ParseError::NotJson)?;
     let shop_id = id_str(&v["shop_id"]).ok_or(ParseError::NoShop)?;
     let code = v["code"].as_i64().unwrap_or(0);
-    let push_time = v["timestamp"]
-        .as_i64()
-        .map(|s| Timestamp(s.saturating_mul(1000)));
+    // Shopee times are seconds (numbers or numeric strings).
+    let push_time = crate::wire::seconds(&v["timestamp"]);
     let data = &v["data"];
     let kind = data["type"].as_str().unwrap_or("");
     if code != WEBCHAT_PUSH || kind != "message" {
@@ -139,9 +138,7 @@ pub fn parse_push(raw_body: &[u8]) -> Result<Push, ParseError> {
         "text" => text(&inner["text"]).unwrap_or_else(|| "[message]".into()),
         other => text(&inner["text"]).unwrap_or_else(|| format!("[{other}]")),
     };
-    let at = content["created_timestamp"]
-        .as_i64()
-        .map(|s| Timestamp(s.saturating_mul(1000)))
+    let at = crate::wire::seconds(&content["created_timestamp"])
         .or(push_time)
         .unwrap_or(Timestamp(0));
     let message_id = id_str(&content["message_id"]).unwrap_or_else(|| {

@@ -10,13 +10,71 @@ use switchboard_core::Timestamp;
 pub use crate::settings::{
     TELEGRAM_API_BASE_URL as DEFAULT_API_BASE_URL, valid_bot_token, valid_secret_token,
 };
-/// The updates we ask Telegram for.
+/// The updates we ask Telegram for: exactly those [`parse`] handles (a test holds the two
+/// together).
 pub const ALLOWED_UPDATES: &[&str] = &[
     "message",
     "edited_message",
+    "channel_post",
+    "edited_channel_post",
+    "message_reaction",
     "callback_query",
     "my_chat_member",
 ];
+
+/// Service messages (channels.md §5: members joining or leaving, a title or photo changed, a
+/// message pinned, ...): not the customer writing. Acknowledged and not stored, so they never
+/// count unread or move anything.
+const SERVICE_KEYS: &[&str] = &[
+    "new_chat_members",
+    "left_chat_member",
+    "new_chat_title",
+    "new_chat_photo",
+    "delete_chat_photo",
+    "group_chat_created",
+    "supergroup_chat_created",
+    "channel_chat_created",
+    "message_auto_delete_timer_changed",
+    "migrate_to_chat_id",
+    "migrate_from_chat_id",
+    "pinned_message",
+    "successful_payment",
+    "refunded_payment",
+    "users_shared",
+    "chat_shared",
+    "gift",
+    "unique_gift",
+    "connected_website",
+    "write_access_allowed",
+    "passport_data",
+    "proximity_alert_triggered",
+    "boost_added",
+    "chat_background_set",
+    "checklist_tasks_done",
+    "checklist_tasks_added",
+    "direct_message_price_changed",
+    "paid_message_price_changed",
+    "forum_topic_created",
+    "forum_topic_edited",
+    "forum_topic_closed",
+    "forum_topic_reopened",
+    "general_forum_topic_hidden",
+    "general_forum_topic_unhidden",
+    "giveaway_created",
+    "giveaway_winners",
+    "giveaway_completed",
+    "video_chat_scheduled",
+    "video_chat_started",
+    "video_chat_ended",
+    "video_chat_participants_invited",
+];
+
+/// Whether a message is a service message ([`SERVICE_KEYS`]).
+pub fn is_service(m: &Value) -> bool {
+    SERVICE_KEYS
+        .iter()
+        .any(|k| m.get(*k).is_some_and(|v| !v.is_null()))
+}
 
 fn id_str(v: &Value) -> Option<String> {
     match v {
@@ -30,8 +88,9 @@ fn text(v: &Value) -> Option<String> {
     v.as_str().filter(|s| !s.is_empty()).map(str::to_owned)
 }
 
+/// Telegram times are integer seconds (numeric strings accepted too).
 fn secs(v: &Value) -> Option<Timestamp> {
-    v.as_i64().map(|s| Timestamp(s.saturating_mul(1000)))
+    crate::wire::seconds(v)
 }
 
 /// `https://api.telegram.org/bot<token>/<method>`.
@@ -71,6 +130,16 @@ pub enum TgEvent {
         attachments: Vec<Attachment>,
         reply_to: Option<String>,
         chat_type: String,
+        /// What the message carries beside its text ([`extras`]): dice, poll, location, venue,
+        /// contact, story, where it was forwarded from, what it answers.
+        extras: Value,
+        at: Timestamp,
+    },
+    /// `message_reaction`: the user's reactions to a message now (`emoji: None`: all taken back).
+    Reaction {
+        chat_id: String,
+        message_id: String,
+        emoji: Option<String>,
         at: Timestamp,
     },
     /// `edited_message` / `edited_channel_post`.
@@ -167,7 +236,111 @@ fn attachments(m: &Value) -> Vec<Attachment> {
     out
 }
 
-/// A one-line text for the thread.
+fn full_name(who: &Value) -> Option<String> {
+    let n = [text(&who["first_name"]), text(&who["last_name"])]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+    (!n.is_empty())
+        .then_some(n)
+        .or_else(|| text(&who["username"]).map(|u| format!("@{u}")))
+}
+
+/// Who a forwarded message came from: `forward_origin` (Bot API 7.0+: a user, a hidden user, a
+/// chat or a channel) or the older `forward_from` / `forward_sender_name` / `forward_from_chat`.
+fn forwarded_from(m: &Value) -> Option<String> {
+    let o = &m["forward_origin"];
+    if o.is_object() {
+        return match o["type"].as_str() {
+            Some("user") => full_name(&o["sender_user"]),
+            Some("hidden_user") => text(&o["sender_user_name"]),
+            Some("chat") => text(&o["sender_chat"]["title"]),
+            Some("channel") => text(&o["chat"]["title"]),
+            _ => None,
+        }
+        .or_else(|| Some("?".into()));
+    }
+    full_name(&m["forward_from"])
+        .or_else(|| text(&m["forward_sender_name"]))
+        .or_else(|| text(&m["forward_from_chat"]["title"]))
+}
+
+/// At most `n` characters of a text (for quotes and previews of what a message answers).
+fn cut(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+/// What a message carries beside its text, kept in the message's extras for the thread: a dice
+/// roll, a poll, a location or venue, a contact, a forwarded story, where it was forwarded
+/// from, and the message it answers (`reply_to_text`: a short quote).
+pub fn extras(m: &Value) -> Value {
+    let mut x = serde_json::Map::new();
+    let d = &m["dice"];
+    if d.is_object() {
+        x.insert(
+            "dice".into(),
+            json!({"emoji": text(&d["emoji"]).unwrap_or_else(|| "🎲".into()), "value": d["value"].as_i64()}),
+        );
+    }
+    let p = &m["poll"];
+    if p.is_object() {
+        let options: Vec<String> = p["options"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .take(12)
+            .filter_map(|o| text(&o["text"]))
+            .map(|o| cut(&o, 100))
+            .collect();
+        x.insert(
+            "poll".into(),
+            json!({"question": text(&p["question"]).map(|q| cut(&q, 300)), "options": options}),
+        );
+    }
+    let v = &m["venue"];
+    let l = if v.is_object() {
+        &v["location"]
+    } else {
+        &m["location"]
+    };
+    if l.is_object() {
+        let mut loc =
+            json!({"latitude": l["latitude"].as_f64(), "longitude": l["longitude"].as_f64()});
+        if v.is_object() {
+            loc["name"] = json!(text(&v["title"]));
+            loc["address"] = json!(text(&v["address"]));
+        }
+        x.insert("location".into(), loc);
+    }
+    let c = &m["contact"];
+    if c.is_object() {
+        x.insert(
+            "contact".into(),
+            json!({"name": full_name(c), "phone": text(&c["phone_number"]), "user_id": c["user_id"].as_i64()}),
+        );
+    }
+    let s = &m["story"];
+    if s.is_object() {
+        x.insert(
+            "story".into(),
+            json!({"id": s["id"].as_i64(), "chat": text(&s["chat"]["title"]).or_else(|| text(&s["chat"]["username"]).map(|u| format!("@{u}")))}),
+        );
+    }
+    if let Some(f) = forwarded_from(m) {
+        x.insert("forwarded_from".into(), json!(cut(&f, 200)));
+    }
+    let r = &m["reply_to_message"];
+    if r.is_object()
+        && let Some(t) = text(&r["text"]).or_else(|| text(&r["caption"]))
+    {
+        x.insert("reply_to_text".into(), json!(cut(&t, 140)));
+    }
+    Value::Object(x)
+}
+
+/// A one-line text for the thread (what each kind means, never only "[message]" for a kind
+/// Telegram documents).
 pub fn describe(m: &Value, attachments: &[Attachment]) -> String {
     let mut parts: Vec<String> = Vec::new();
     for a in attachments {
@@ -181,15 +354,80 @@ pub fn describe(m: &Value, attachments: &[Attachment]) -> String {
             _ => format!("[{}]", a.kind),
         });
     }
-    if let Some(l) = m.get("location").filter(|l| l.is_object()) {
-        parts.push(format!("[location] {}, {}", l["latitude"], l["longitude"]));
-    }
-    if let Some(c) = m.get("contact").filter(|c| c.is_object()) {
+    let x = extras(m);
+    if let Some(d) = x.get("dice") {
+        let value = d["value"]
+            .as_i64()
+            .map(|v| format!(" {v}"))
+            .unwrap_or_default();
         parts.push(format!(
-            "[contact] {} {}",
-            c["first_name"].as_str().unwrap_or(""),
-            c["phone_number"].as_str().unwrap_or("")
+            "[dice] {}{value}",
+            d["emoji"].as_str().unwrap_or("🎲")
         ));
+    }
+    if let Some(p) = x.get("poll") {
+        let options: Vec<&str> = p["options"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        parts.push(format!(
+            "[poll] {} ({})",
+            p["question"].as_str().unwrap_or(""),
+            options.join(" / ")
+        ));
+    }
+    if let Some(l) = x.get("location") {
+        let coords = format!(
+            "{}, {}",
+            l["latitude"].as_f64().unwrap_or(0.0),
+            l["longitude"].as_f64().unwrap_or(0.0)
+        );
+        let place = [l["name"].as_str(), l["address"].as_str()]
+            .into_iter()
+            .flatten()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(", ");
+        parts.push(if place.is_empty() {
+            format!("[location] {coords}")
+        } else {
+            format!("[venue] {place} ({coords})")
+        });
+    }
+    if let Some(c) = x.get("contact") {
+        let who = [c["name"].as_str(), c["phone"].as_str()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        parts.push(format!("[contact] {who}").trim().to_owned());
+    }
+    if let Some(s) = x.get("story") {
+        parts.push(match s["chat"].as_str() {
+            Some(c) => format!("[story] {c}"),
+            None => "[story]".into(),
+        });
+    }
+    for (key, label) in [
+        ("game", "game"),
+        ("invoice", "invoice"),
+        ("checklist", "checklist"),
+    ] {
+        if m[key].is_object() {
+            let title = text(&m[key]["title"]).unwrap_or_default();
+            parts.push(format!("[{label}] {title}").trim().to_owned());
+        }
+    }
+    if m["paid_media"].is_object() {
+        parts.push("[paid media]".into());
+    }
+    if m["giveaway"].is_object() {
+        parts.push("[giveaway]".into());
+    }
+    if let Some(d) = text(&m["web_app_data"]["data"]) {
+        parts.push(format!("[web app] {}", cut(&d, 500)));
     }
     if let Some(t) = text(&m["text"]).or_else(|| text(&m["caption"])) {
         parts.push(t);
@@ -210,6 +448,9 @@ pub fn parse(raw_body: &[u8]) -> Result<Update, ParseError> {
         .find_map(|k| v.get(*k).filter(|x| x.is_object()))
     {
         match (id_str(&m["chat"]["id"]), id_str(&m["message_id"])) {
+            (Some(_), Some(_)) if is_service(m) => TgEvent::Ignored {
+                what: "service message".into(),
+            },
             (Some(chat_id), Some(message_id)) => {
                 let atts = attachments(m);
                 TgEvent::Message {
@@ -220,6 +461,7 @@ pub fn parse(raw_body: &[u8]) -> Result<Update, ParseError> {
                     attachments: atts,
                     reply_to: id_str(&m["reply_to_message"]["message_id"]),
                     chat_type: text(&m["chat"]["type"]).unwrap_or_else(|| "private".into()),
+                    extras: extras(m),
                     at: secs(&m["date"]).unwrap_or(Timestamp(0)),
                 }
             }
@@ -242,6 +484,26 @@ pub fn parse(raw_body: &[u8]) -> Result<Update, ParseError> {
             },
             _ => TgEvent::Ignored {
                 what: "edit without chat or id".into(),
+            },
+        }
+    } else if let Some(r) = v.get("message_reaction").filter(|x| x.is_object()) {
+        match (id_str(&r["chat"]["id"]), id_str(&r["message_id"])) {
+            (Some(chat_id), Some(message_id)) => TgEvent::Reaction {
+                chat_id,
+                message_id,
+                // The reactions now: the first emoji (a custom emoji or a paid star is shown as
+                // such); none left means the reaction was taken back.
+                emoji: r["new_reaction"].as_array().and_then(|a| a.first()).map(
+                    |x| match x["type"].as_str() {
+                        Some("emoji") => text(&x["emoji"]).unwrap_or_else(|| "?".into()),
+                        Some("paid") => "⭐".into(),
+                        _ => "★".into(),
+                    },
+                ),
+                at: secs(&r["date"]).unwrap_or(Timestamp(0)),
+            },
+            _ => TgEvent::Ignored {
+                what: "reaction without chat or message".into(),
             },
         }
     } else if let Some(c) = v.get("callback_query").filter(|x| x.is_object()) {
@@ -483,6 +745,7 @@ fn arrival(inbox: &Inbox, update: Update, now: Timestamp) -> Option<Arrival> {
             attachments,
             reply_to,
             chat_type,
+            extras,
             at,
         } => {
             let kind = if attachments.is_empty() {
@@ -497,6 +760,9 @@ fn arrival(inbox: &Inbox, update: Update, now: Timestamp) -> Option<Arrival> {
             let mut meta = json!({"chat_type": chat_type, "update_id": update.update_id});
             if !atts.is_empty() {
                 meta["attachments"] = json!(atts);
+            }
+            if let (Some(m), Value::Object(x)) = (meta.as_object_mut(), extras) {
+                m.extend(x);
             }
             let replying = reply_to.map(|r| format!("{chat_id}:{r}"));
             if let Some(r) = &replying {
@@ -528,7 +794,23 @@ fn arrival(inbox: &Inbox, update: Update, now: Timestamp) -> Option<Arrival> {
             InboundEvent::Edit {
                 provider_message_id: format!("{chat_id}:{message_id}"),
                 text,
-                num_edit: 1,
+                // Telegram counts no edits: one more than before.
+                num_edit: 0,
+            },
+        ),
+        TgEvent::Reaction {
+            chat_id,
+            message_id,
+            emoji,
+            at,
+        } => Arrival::event(
+            inbox,
+            at,
+            InboundEvent::Reaction {
+                customer: chat_id.clone(),
+                target_provider_id: format!("{chat_id}:{message_id}"),
+                reaction: emoji.map(|e| json!({"emoji": e, "at": at.clamp_to(now)})),
+                at,
             },
         ),
         TgEvent::Callback {
@@ -617,6 +899,7 @@ mod tests {
                 attachments: vec![],
                 reply_to: None,
                 chat_type: "private".into(),
+                extras: json!({}),
                 at: Timestamp(1_700_000_000_000),
             }
         );
@@ -687,6 +970,46 @@ mod tests {
             }
         ));
         assert!(parse(b"{}").is_err());
+    }
+
+    /// `setWebhook` asks for exactly what `parse` handles: every kind asked for becomes an event,
+    /// and a kind not asked for would be ignored anyway.
+    #[test]
+    fn allowed_updates_are_exactly_the_updates_we_handle() {
+        let chat = json!({"id": 5, "type": "private", "first_name": "B"});
+        let message = json!({"message_id": 1, "date": 1_790_000_000, "chat": chat, "text": "hi"});
+        let sample = |kind: &str| match kind {
+            "callback_query" => json!({"id": "1", "from": {"id": 5}, "data": "x",
+                "message": {"message_id": 1, "date": 1, "chat": chat}}),
+            "my_chat_member" => json!({"chat": chat, "from": {"id": 5}, "date": 1,
+                "old_chat_member": {"status": "member"}, "new_chat_member": {"status": "kicked"}}),
+            "message_reaction" => json!({"chat": chat, "message_id": 1, "date": 1,
+                "old_reaction": [], "new_reaction": [{"type": "emoji", "emoji": "👍"}]}),
+            _ => message.clone(),
+        };
+        for kind in ALLOWED_UPDATES {
+            let body = json!({"update_id": 1, *kind: sample(kind)}).to_string();
+            let u = parse(body.as_bytes()).unwrap_or_else(|e| panic!("{kind}: {e}"));
+            assert!(
+                !matches!(u.event, TgEvent::Ignored { .. }),
+                "{kind} is asked for but not handled"
+            );
+        }
+        for kind in [
+            "inline_query",
+            "poll_answer",
+            "chat_member",
+            "business_message",
+        ] {
+            assert!(!ALLOWED_UPDATES.contains(&kind));
+            let body = json!({"update_id": 1, kind: sample(kind)}).to_string();
+            let u = parse(body.as_bytes()).unwrap_or_else(|e| panic!("{kind}: {e}"));
+            assert!(matches!(u.event, TgEvent::Ignored { .. }), "{kind}");
+        }
+        assert_eq!(
+            set_webhook_body("https://x/y", "s")["allowed_updates"],
+            json!(ALLOWED_UPDATES)
+        );
     }
 
     #[test]

@@ -31,9 +31,7 @@ fn text(v: &Value) -> Option<String> {
 
 /// WhatsApp times are strings of seconds.
 fn secs(v: &Value) -> Option<Timestamp> {
-    v.as_i64()
-        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-        .map(|s| Timestamp(s.saturating_mul(1000)))
+    crate::wire::seconds(v)
 }
 
 /// Reads only the routing ids of an unverified body: `metadata.phone_number_id` of each change,
@@ -225,6 +223,20 @@ pub enum WaEvent {
         emoji: Option<String>,
         at: Timestamp,
     },
+    /// The customer edited a message of theirs (`type: edit`): `text` is the new text or caption,
+    /// shown as the thread shows such a message.
+    Edit {
+        from: Customer,
+        target: String,
+        text: String,
+        at: Timestamp,
+    },
+    /// The customer deleted a message of theirs for everyone (`type: revoke`).
+    Revoke {
+        from: Customer,
+        target: String,
+        at: Timestamp,
+    },
     Status(StatusUpdate),
     /// `message_template_status_update`.
     TemplateStatus {
@@ -250,7 +262,7 @@ impl WaEvent {
     pub fn at(&self) -> Timestamp {
         match self {
             Self::Message(m) => m.at,
-            Self::Reaction { at, .. } => *at,
+            Self::Reaction { at, .. } | Self::Edit { at, .. } | Self::Revoke { at, .. } => *at,
             Self::Status(s) => s.at,
             _ => Timestamp(0),
         }
@@ -394,6 +406,9 @@ fn parse_message(m: &Value, from: Customer) -> WaEvent {
             at,
         };
     }
+    if kind == "edit" || kind == "revoke" {
+        return change_of(m, &kind, from, at);
+    }
     let body = &m[kind.as_str()];
     let mut meta = serde_json::Map::new();
     let mut opens_window = true;
@@ -511,6 +526,41 @@ fn parse_message(m: &Value, from: Customer) -> WaEvent {
         from_ad,
         opens_window,
     })
+}
+
+/// An `edit` or a `revoke` of an earlier message (`<type>.original_message_id`). The edit carries
+/// the new message (`edit.message`, a text or a media with its caption), shown as that message
+/// would be shown.
+fn change_of(m: &Value, kind: &str, from: Customer, at: Timestamp) -> WaEvent {
+    let Some(target) = id_str(&m[kind]["original_message_id"]) else {
+        return WaEvent::Ignored {
+            what: format!("{kind} without original_message_id"),
+        };
+    };
+    if kind == "revoke" {
+        return WaEvent::Revoke { from, target, at };
+    }
+    let new = &m["edit"]["message"];
+    let new_kind = new["type"].as_str().unwrap_or("text");
+    if !new.is_object() || new_kind == "edit" || new_kind == "revoke" {
+        return WaEvent::Ignored {
+            what: "edit without a message".into(),
+        };
+    }
+    let mut shown = new.clone();
+    shown["id"] = json!(target);
+    shown["type"] = json!(new_kind);
+    match parse_message(&shown, from.clone()) {
+        WaEvent::Message(n) => WaEvent::Edit {
+            from,
+            target,
+            text: n.text,
+            at,
+        },
+        _ => WaEvent::Ignored {
+            what: "edit of an unreadable message".into(),
+        },
+    }
 }
 
 // ------------------------------------------------------------------ Send API
@@ -1296,6 +1346,7 @@ fn template(inbox: &Inbox, ev: &WaEvent) -> Option<Arrival> {
 
 /// One event of a verified change → what to store, and what to meter afterwards.
 fn arrival(inbox: &Inbox, ev: WaEvent, now: Timestamp) -> Option<Arrival> {
+    let ev_at = ev.at();
     match ev {
         WaEvent::Message(m) => {
             let user = m.from.key()?.to_owned();
@@ -1354,6 +1405,24 @@ fn arrival(inbox: &Inbox, ev: WaEvent, now: Timestamp) -> Option<Arrival> {
             };
             Some(Arrival::event(inbox, at, event).with(Effect::Usage(usage)))
         }
+        // Edits and deletes change the original (never a new message), count for nothing and
+        // move no window: they are not the customer writing.
+        WaEvent::Edit { target, text, .. } => Some(Arrival::event(
+            inbox,
+            ev_at,
+            InboundEvent::Edit {
+                provider_message_id: target,
+                text,
+                num_edit: 0,
+            },
+        )),
+        WaEvent::Revoke { target, .. } => Some(Arrival::event(
+            inbox,
+            ev_at,
+            InboundEvent::Unsent {
+                provider_message_id: target,
+            },
+        )),
         WaEvent::Status(s) => {
             let status = match s.status.as_str() {
                 "sent" => DeliveryStatus::Sent,

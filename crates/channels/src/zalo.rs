@@ -27,9 +27,7 @@ fn text(v: &Value) -> Option<String> {
 
 /// Zalo times are strings of milliseconds.
 fn ms(v: &Value) -> Option<Timestamp> {
-    v.as_i64()
-        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-        .map(Timestamp)
+    crate::wire::millis(v)
 }
 
 /// The header value Zalo sends: `mac=<hex SHA-256(app_id + body + timestamp + OA secret key)>`.
@@ -196,6 +194,11 @@ pub fn describe(text: Option<&str>, attachments: &[Attachment]) -> String {
     for a in attachments {
         match (&a.kind[..], &a.coordinates, &a.name) {
             ("location", Some((lat, lon)), _) => parts.push(format!("[location] {lat}, {lon}")),
+            ("business_card", _, n) => parts.push(
+                format!("[business card] {}", n.as_deref().unwrap_or(""))
+                    .trim_end()
+                    .to_owned(),
+            ),
             (_, _, Some(n)) => parts.push(format!("[{}] {n}", a.kind)),
             _ => parts.push(format!("[{}]", a.kind)),
         }
@@ -234,6 +237,8 @@ pub fn parse(raw_body: &[u8]) -> Result<Webhook, ParseError> {
         };
         let shown = if kind == "submit_info" {
             format!("[submitted info] {}", v["info"])
+        } else if kind == "business_card" && atts.iter().any(|a| a.kind == "business_card") {
+            describe(text(&msg["text"]).as_deref(), &atts)
         } else if kind == "business_card" {
             describe(
                 text(&msg["text"]).as_deref().or(Some("[business card]")),

@@ -186,6 +186,8 @@ pub struct TgButton {
 #[derive(Debug, Clone, Default)]
 struct TgBot {
     webhook: Option<(String, String)>,
+    /// `allowed_updates` as given to `setWebhook` (`None`: Telegram's default).
+    allowed_updates: Option<Vec<String>>,
     started: HashSet<String>,
     blocked: HashSet<String>,
     next_update: i64,
@@ -540,7 +542,19 @@ impl ChannelSandbox {
             .and_then(|b| b.webhook.clone())
     }
 
+    /// The `allowed_updates` the bot asked for with `setWebhook` (`None`: never said).
+    pub fn telegram_allowed_updates(&self, token: &str) -> Option<Vec<String>> {
+        self.shared
+            .world()
+            .tg
+            .get(token)
+            .and_then(|b| b.allowed_updates.clone())
+    }
+
     /// Posts an update (its `update_id` is assigned if missing) with the bot's secret token.
+    /// Telegram delivers only the kinds the bot asked for (by default every kind but
+    /// `chat_member`, `message_reaction` and `message_reaction_count`): another kind is an error
+    /// here, so a test cannot rely on an update the real Telegram would never send.
     /// Returns (status, update_id, response body).
     pub async fn telegram_update(
         &self,
@@ -556,6 +570,20 @@ impl ChannelSandbox {
                 .webhook
                 .clone()
                 .ok_or_else(|| anyhow::anyhow!("the bot has no webhook"))?;
+            let kind = update
+                .as_object()
+                .and_then(|o| o.keys().find(|k| *k != "update_id").cloned())
+                .unwrap_or_default();
+            let asked = match &bot.allowed_updates {
+                Some(list) => list.contains(&kind),
+                None => !matches!(
+                    kind.as_str(),
+                    "chat_member" | "message_reaction" | "message_reaction_count"
+                ),
+            };
+            if !asked {
+                anyhow::bail!("the bot did not ask for `{kind}` updates (allowed_updates)");
+            }
             let id = match update["update_id"].as_i64() {
                 Some(id) => id,
                 None => {
@@ -1520,8 +1548,20 @@ async fn tg_method(
                     "Bad Request: bad webhook: HTTPS url must be provided for webhook",
                 );
             }
+            // An empty or missing list keeps the previous setting, as Telegram does.
+            let allowed: Option<Vec<String>> = b["allowed_updates"]
+                .as_array()
+                .filter(|l| !l.is_empty())
+                .map(|l| {
+                    l.iter()
+                        .filter_map(|u| u.as_str().map(str::to_owned))
+                        .collect()
+                });
             if let Some(b) = shared.world().tg.get_mut(&token) {
                 b.webhook = Some((url.to_owned(), secret.to_owned()));
+                if allowed.is_some() {
+                    b.allowed_updates = allowed;
+                }
             }
             json(
                 StatusCode::OK,

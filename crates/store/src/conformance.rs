@@ -1810,3 +1810,189 @@ async fn push_subscriptions_per_agent_one_row_per_endpoint() {
         );
     }
 }
+
+/// A customer's edit or unsend changes the original message (its text, the mark, the preview when
+/// it is the latest), publishes `message.updated`, and nothing else: no new row, no unread, no
+/// window. An edit of a message we do not have, or of one of ours, changes nothing.
+#[tokio::test]
+async fn an_edit_or_unsend_changes_the_original_and_counts_for_nothing() {
+    use serde_json::json;
+    use switchboard_core::event::EventKind;
+    use switchboard_core::ingest::Echoed;
+    for b in backends().await {
+        let f = fixture(b.store.clone()).await;
+        let t = T0.plus_minutes(1);
+        let mut reply = stamped(&f, "84901", "m2", "ok", t.plus_secs(5), json!({}), None);
+        if let InboundEvent::Customer(s) = &mut reply.event {
+            s.replying_to = Some("m1".into());
+        }
+        let out = f
+            .store
+            .ingest_channel(
+                &[
+                    stamped(&f, "84901", "m1", "còn size M?", t, json!({}), None),
+                    reply,
+                ],
+                t.plus_secs(10),
+            )
+            .await
+            .unwrap();
+        let Ok(ChannelOutcome::Message(first)) = &out[0] else {
+            panic!("{out:?}");
+        };
+        let conv = first.conversation_id;
+        // Our own message, as the page's echo stores it.
+        let echo = Stamped {
+            event: InboundEvent::Echo(Echoed {
+                customer: "84901".into(),
+                provider_message_id: "ours-1".into(),
+                ours: None,
+                text: "Dạ còn ạ".into(),
+                meta: json!({}),
+                at: t.plus_secs(6),
+            }),
+            ..stamped(&f, "84901", "x", "x", t, json!({}), None)
+        };
+        f.store
+            .ingest_channel(&[echo], t.plus_secs(10))
+            .await
+            .unwrap();
+        let state = |store: Arc<dyn Store>| async move {
+            let c = store.conversation(conv).await.unwrap().unwrap();
+            let sum = store.conversation_summary(conv).await.unwrap().unwrap();
+            let msgs = store.messages(conv, None, 100, false).await.unwrap().items;
+            let metas = store
+                .message_meta(&msgs.iter().map(|m| m.id).collect::<Vec<_>>())
+                .await
+                .unwrap();
+            let shown: Vec<(String, serde_json::Value)> = msgs
+                .iter()
+                .map(|m| {
+                    let meta = metas.get(&m.id).map(|x| x.meta.clone()).unwrap_or_default();
+                    (m.text.clone(), meta)
+                })
+                .collect();
+            (
+                c.last_customer_message_at,
+                sum.unread_count,
+                sum.last_message_preview,
+                shown,
+            )
+        };
+        let (window, unread, _, before) = state(f.store.clone()).await;
+        assert_eq!(before.len(), 3, "{}: {before:?}", b.name);
+        assert_eq!(
+            before[1].1["reply_to_message_id"],
+            json!(first.message_id),
+            "{}: a reply links to what it answers",
+            b.name
+        );
+        assert_eq!(before[1].1["reply_to_text"], "còn size M?", "{}", b.name);
+        let seq = f.store.last_event_seq().await.unwrap();
+        let change = |event: InboundEvent| Stamped {
+            event,
+            ..stamped(&f, "84901", "x", "x", t, json!({}), None)
+        };
+        let later = t.plus_hours(30);
+        let out = f
+            .store
+            .ingest_channel(
+                &[
+                    change(InboundEvent::Edit {
+                        provider_message_id: "m1".into(),
+                        text: "còn size L?".into(),
+                        num_edit: 0,
+                    }),
+                    change(InboundEvent::Edit {
+                        provider_message_id: "m1".into(),
+                        text: "còn size XL?".into(),
+                        num_edit: 0,
+                    }),
+                    change(InboundEvent::Unsent {
+                        provider_message_id: "m2".into(),
+                    }),
+                    change(InboundEvent::Edit {
+                        provider_message_id: "unknown".into(),
+                        text: "?".into(),
+                        num_edit: 0,
+                    }),
+                    change(InboundEvent::Edit {
+                        provider_message_id: "ours-1".into(),
+                        text: "hijacked".into(),
+                        num_edit: 0,
+                    }),
+                    change(InboundEvent::Unsent {
+                        provider_message_id: "ours-1".into(),
+                    }),
+                ],
+                later,
+            )
+            .await
+            .unwrap();
+        let shown: Vec<String> = out.iter().map(|o| format!("{o:?}")).collect();
+        assert_eq!(
+            shown,
+            [
+                "Ok(Updated(1))",
+                "Ok(Updated(1))",
+                "Ok(Updated(1))",
+                "Ok(Nothing)",
+                "Ok(Nothing)",
+                "Ok(Nothing)"
+            ],
+            "{}",
+            b.name
+        );
+        let (window_after, unread_after, preview, after) = state(f.store.clone()).await;
+        assert_eq!(after.len(), 3, "{}: no new message", b.name);
+        assert_eq!(after[0].0, "còn size XL?", "{}", b.name);
+        assert_eq!(after[0].1["edited"], 2, "{}", b.name);
+        assert_eq!(after[1].0, "", "{}: an unsent text is gone", b.name);
+        assert_eq!(after[1].1["deleted"], true, "{}", b.name);
+        assert_eq!(after[2].0, "Dạ còn ạ", "{}: ours untouched", b.name);
+        assert!(after[2].1.get("edited").is_none(), "{}", b.name);
+        assert_eq!(
+            (window_after, unread_after),
+            (window, unread),
+            "{}: no window, no unread",
+            b.name
+        );
+        assert_eq!(preview.as_deref(), Some("Dạ còn ạ"), "{}", b.name);
+        let kinds: Vec<EventKind> = f
+            .store
+            .events_since(seq, Some(&[f.inbox]), 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(kinds, [EventKind::MessageUpdated; 3], "{}", b.name);
+        // The latest message edited: the conversation's preview follows.
+        let out = f
+            .store
+            .ingest_channel(
+                &[stamped(&f, "84901", "m3", "thôi", later, json!({}), None)],
+                later,
+            )
+            .await
+            .unwrap();
+        assert!(
+            matches!(out[0], Ok(ChannelOutcome::Message(_))),
+            "{}",
+            b.name
+        );
+        f.store
+            .ingest_channel(
+                &[change(InboundEvent::Edit {
+                    provider_message_id: "m3".into(),
+                    text: "thôi, lấy size M".into(),
+                    num_edit: 1,
+                })],
+                later,
+            )
+            .await
+            .unwrap();
+        let (_, _, preview, _) = state(f.store.clone()).await;
+        assert_eq!(preview.as_deref(), Some("thôi, lấy size M"), "{}", b.name);
+    }
+}

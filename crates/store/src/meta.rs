@@ -252,10 +252,17 @@ async fn ingest_item<C: Conn>(
                 link_messaging_id(conn, inbox, external_id, ours.conversation_id, now, events)
                     .await?;
             }
+            // A reply links to the message it answers when we have it (the thread shows it).
+            let mut meta = said.meta.clone();
+            if let Some(reply_to) = &said.replying_to
+                && let Some(original) = message_by_provider(conn, inbox, reply_to).await?
+            {
+                ingest::link_reply(&mut meta, original.id, &original.text);
+            }
             match crate::ingest::ingest_batch(
                 conn,
                 &[&inbound],
-                &[&said.meta],
+                &[&meta],
                 &[said.alias.as_deref()],
                 now,
                 events,
@@ -482,13 +489,14 @@ async fn ingest_item<C: Conn>(
         } => {
             let target = (*inbox_id, provider_message_id.as_str());
             let edit = MetaEdit::Edited(*num_edit);
-            edited(edit_message(conn, target, Some(text), edit, now, &mut drafts).await?)
+            edited(change_customer_message(conn, target, text, edit, now, &mut drafts).await?)
         }
         InboundEvent::Unsent {
             provider_message_id,
         } => {
             let target = (*inbox_id, provider_message_id.as_str());
-            edited(edit_message(conn, target, Some(""), MetaEdit::Unsent, now, &mut drafts).await?)
+            let edit = MetaEdit::Unsent;
+            edited(change_customer_message(conn, target, "", edit, now, &mut drafts).await?)
         }
         InboundEvent::CommentChange {
             provider_message_id,
@@ -510,6 +518,37 @@ fn edited(m: Option<Message>) -> ChannelOutcome {
         Some(_) => ChannelOutcome::Updated(1),
         None => ChannelOutcome::Nothing,
     }
+}
+
+/// A customer's edit or unsend: the original message (found by its provider id) takes the new
+/// text (empty once unsent) and the mark, and the conversation's preview follows when it is the
+/// latest message. Nothing else: no unread count, no window, no new row. `None` when there is no
+/// such message of the customer's (an unknown original is acknowledged and ignored).
+async fn change_customer_message<C: Conn>(
+    conn: &mut C,
+    target: (InboxId, &str),
+    text: &str,
+    edit: MetaEdit,
+    now: Timestamp,
+    drafts: &mut Vec<EventDraft>,
+) -> Result<Option<Message>> {
+    match message_by_provider(conn, target.0, target.1).await? {
+        Some(m) if ingest::customer_may_change(&m) => {}
+        _ => return Ok(None),
+    }
+    let Some(m) = edit_message(conn, target, Some(text), edit, now, drafts).await? else {
+        return Ok(None);
+    };
+    q(
+        "UPDATE conversations SET last_message_preview = $1 WHERE id = $2 AND NOT EXISTS \
+       (SELECT 1 FROM messages n WHERE n.conversation_id = $2 AND n.created_at > $3)",
+    )
+    .bind(preview(&m.text))
+    .bind(m.conversation_id.to_string())
+    .bind(m.created_at.millis())
+    .execute(&mut *conn)
+    .await?;
+    Ok(Some(m))
 }
 
 /// An echo of a message we know (our own send, or a redelivery): mark it sent and link the

@@ -119,9 +119,22 @@ export interface MessageMeta {
     /** What comment rules did, by action: status, the rule, why. */
     auto?: Record<string, { status: string; rule?: string; because?: string[]; result?: string | null; at?: number }>;
   };
-  reactions?: Record<string, string>;
-  edited?: boolean;
+  /** By who reacted: an emoji (older rows) or `{emoji, reaction, at}`. */
+  reactions?: Record<string, string | { emoji?: string | null; reaction?: string | null }>;
+  /** How many times the customer edited it (older rows: `true`). */
+  edited?: boolean | number;
   deleted?: boolean;
+  /** Where a forwarded message came from (Telegram), or WhatsApp's `context.forwarded`. */
+  forwarded_from?: string;
+  context?: { forwarded?: boolean; frequently_forwarded?: boolean };
+  /** The message this one answers: ours when we have it, and a short quote of it. */
+  reply_to?: string;
+  reply_to_message_id?: string;
+  reply_to_text?: string;
+  /** A story it answers, mentions or shares (Instagram, Telegram). */
+  story?: { id?: string | number | null; url?: string | null; mention?: boolean; chat?: string | null };
+  /** A shared location or venue. */
+  location?: { latitude?: number | null; longitude?: number | null; name?: string | null; address?: string | null };
   quick_reply?: { payload?: string };
   postback?: { title?: string; payload?: string };
 }

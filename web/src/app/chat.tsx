@@ -2,7 +2,7 @@
 // cached), and the composer. Agents drop a conversation here to open it.
 
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
-import { api, ApiError, Conversation, Message, Page, Policy, query, Template, Timer } from './api';
+import { api, ApiError, Conversation, Message, MessageMeta, Page, Policy, query, Template, Timer } from './api';
 import { errorText, formatBytes, formatCountdown, formatTime, reasonText, t } from './i18n';
 import { realtime } from './realtime';
 import { agentName, canSupervise, displayName, DRAG_TYPE, selfActions, shared, threadCache, useShared } from './store';
@@ -559,11 +559,13 @@ function Thread({ c }: { c: Conversation }) {
     }
   };
 
+  // A quote of a message the customer has since deleted is not shown either.
+  const unsent = new Set(items.filter((m) => m.meta?.deleted).map((m) => m.id));
   return (
     <div class="thread" ref={ref} onScroll={onScroll} data-testid="thread">
       {loadingOlder && <p class="older">{t('chat.load_older')}</p>}
       {items.map((m) => (
-        <Bubble key={m.id} m={m} />
+        <Bubble key={m.id} m={m} unsent={unsent} />
       ))}
       {typing && (
         <p class="typing" data-testid="typing">
@@ -574,7 +576,7 @@ function Thread({ c }: { c: Conversation }) {
   );
 }
 
-function Bubble({ m }: { m: Message }) {
+function Bubble({ m, unsent }: { m: Message; unsent: Set<string> }) {
   const me = shared().me?.id;
   const cls =
     m.kind === 'note'
@@ -593,7 +595,7 @@ function Bubble({ m }: { m: Message }) {
   const meta = m.meta ?? {};
   const providerFiles = (meta.attachments ?? []).filter((a) => a.url);
   return (
-    <div class={`bubble ${cls}${m.kind === 'comment' ? ' comment' : ''}`} data-testid="message" data-kind={m.kind}>
+    <div class={`bubble ${cls}${m.kind === 'comment' ? ' comment' : ''}`} id={`msg-${m.id}`} data-testid="message" data-kind={m.kind}>
       {(m.kind === 'note' || m.kind === 'agent_to_agent') && <div class="label">{m.kind === 'note' ? t('chat.private_note') : t('chat.to_colleague')}</div>}
       {m.kind === 'comment' && (
         <div class="label">
@@ -612,6 +614,7 @@ function Bubble({ m }: { m: Message }) {
         </div>
       )}
       {who && <div class="who">{who}</div>}
+      <Context meta={meta} quoteGone={!!meta.reply_to_message_id && unsent.has(meta.reply_to_message_id)} />
       {m.attachments && m.attachments.length > 0 ? (
         <div class="attachments">
           {m.attachments.map((a) =>
@@ -630,7 +633,12 @@ function Bubble({ m }: { m: Message }) {
           {m.text !== m.attachments[0]?.filename && <div class="text">{m.text}</div>}
         </div>
       ) : (
-        <div class={meta.deleted ? 'text deleted' : 'text'}>{m.text}</div>
+        <div class={meta.deleted ? (m.text ? 'text deleted' : 'text deleted-note') : 'text'}>{meta.deleted && !m.text ? t('message.deleted_text') : m.text}</div>
+      )}
+      {mapLink(meta.location) && (
+        <a class="map" href={mapLink(meta.location)} target="_blank" rel="noopener noreferrer" data-testid="map">
+          {t('message.open_map')}
+        </a>
       )}
       {providerFiles.length > 0 && (
         <div class="attachments">
@@ -649,7 +657,13 @@ function Bubble({ m }: { m: Message }) {
           )}
         </div>
       )}
-      {meta.reactions && Object.keys(meta.reactions).length > 0 && <div class="reactions">{Object.values(meta.reactions).join(' ')}</div>}
+      {meta.reactions && Object.keys(meta.reactions).length > 0 && (
+        <div class="reactions">
+          {Object.values(meta.reactions)
+            .map((r) => (typeof r === 'string' ? r : (r?.emoji ?? r?.reaction ?? '')))
+            .join(' ')}
+        </div>
+      )}
       {m.kind === 'comment' && m.sender_kind === 'customer' && !meta.comment?.removed && <CommentActions m={m} />}
       <div class="foot">
         {formatTime(m.created_at)}
@@ -664,6 +678,67 @@ function Bubble({ m }: { m: Message }) {
         )}
       </div>
     </div>
+  );
+}
+
+/** Only web links are followed (a provider's URL is customer-controlled data). */
+function webUrl(u: string | null | undefined): string | undefined {
+  return u && /^https:\/\//i.test(u) ? u : undefined;
+}
+
+/** A map for a shared location, when it has coordinates. */
+function mapLink(l: MessageMeta['location']): string | undefined {
+  const lat = Number(l?.latitude);
+  const lon = Number(l?.longitude);
+  if (!l || !Number.isFinite(lat) || !Number.isFinite(lon) || Math.abs(lat) > 90 || Math.abs(lon) > 180) return undefined;
+  return `https://www.openstreetmap.org/?mlat=${lat}&mlon=${lon}#map=16/${lat}/${lon}`;
+}
+
+/** What a message is in answer to or carries along: a forward's origin, the message it replies
+ * to (a link to it when we have it), the story it answers or mentions. */
+function Context({ meta, quoteGone }: { meta: MessageMeta; quoteGone: boolean }) {
+  const forwarded = meta.forwarded_from
+    ? t('message.forwarded_from', { who: meta.forwarded_from })
+    : meta.context?.forwarded || meta.context?.frequently_forwarded
+      ? t('message.forwarded')
+      : '';
+  const replying = meta.reply_to_message_id || meta.reply_to_text || meta.reply_to;
+  const story = meta.story;
+  const storyLabel = story
+    ? story.mention
+      ? t('message.story_mention')
+      : story.chat
+        ? t('message.story_forwarded')
+        : t('message.story_reply')
+    : '';
+  if (!forwarded && !replying && !story) return null;
+  return (
+    <>
+      {forwarded && (
+        <div class="context forwarded" data-testid="forwarded">
+          {forwarded}
+        </div>
+      )}
+      {replying && (
+        <div class="context reply-to" data-testid="reply-to">
+          {meta.reply_to_message_id ? <a href={`#msg-${meta.reply_to_message_id}`}>{t('message.reply_to')}</a> : t(meta.reply_to_text ? 'message.reply_to' : 'message.reply_to_unknown')}
+          {meta.reply_to_text && !quoteGone && <q>{meta.reply_to_text}</q>}
+        </div>
+      )}
+      {story && (
+        <div class="context story" data-testid="story">
+          {storyLabel}
+          {webUrl(story.url) && (
+            <>
+              {' · '}
+              <a href={webUrl(story.url)} target="_blank" rel="noopener noreferrer">
+                {t('message.view_story')}
+              </a>
+            </>
+          )}
+        </div>
+      )}
+    </>
   );
 }
 

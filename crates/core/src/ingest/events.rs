@@ -39,7 +39,8 @@ pub fn status_moves(current: DeliveryStatus, to: DeliveryStatus) -> bool {
 pub enum MetaEdit {
     /// The customer's reaction (`None`: taken back).
     Reaction(Option<Value>),
-    /// The customer edited the message (the provider's count of edits).
+    /// The customer edited the message: the provider's count of edits, or — a provider that
+    /// counts none (`0`) — one more than before.
     Edited(i64),
     /// The customer unsent the message: it stays, marked deleted, without its attachments.
     Unsent,
@@ -81,6 +82,8 @@ impl MetaEdit {
                 }
             }
             MetaEdit::Edited(n) => {
+                let before = o.get("edited").and_then(Value::as_i64).unwrap_or(0);
+                let n = if n > 0 { n } else { before.saturating_add(1) };
                 o.insert("edited".into(), json!(n));
             }
             MetaEdit::Unsent => {
@@ -100,6 +103,29 @@ impl MetaEdit {
                 o.insert("provider_error".into(), detail);
             }
             MetaEdit::Merge(patch) => o.extend(patch),
+        }
+    }
+}
+
+/// Whether a customer's edit or unsend may change a stored message: only a message the customer
+/// sent (an edit naming one of ours, or an agent's note, changes nothing).
+pub fn customer_may_change(m: &Message) -> bool {
+    m.direction == Direction::Inbound
+        && m.sender_kind == SenderKind::Customer
+        && !m.kind.is_private()
+}
+
+/// Links a reply to the message it answers (`reply_to_message_id`), with a short quote of it
+/// (`reply_to_text`) unless the provider gave one.
+pub fn link_reply(meta: &mut Value, original: MessageId, original_text: &str) {
+    if !meta.is_object() {
+        *meta = json!({});
+    }
+    if let Some(o) = meta.as_object_mut() {
+        o.insert("reply_to_message_id".into(), json!(original));
+        if !o.contains_key("reply_to_text") && !original_text.is_empty() {
+            let quote: String = original_text.chars().take(140).collect();
+            o.insert("reply_to_text".into(), json!(quote));
         }
     }
 }
@@ -274,6 +300,17 @@ mod tests {
                 json!({"reactions": {"page": "👍"}}),
             ),
             (json!({}), MetaEdit::Edited(2), json!({"edited": 2})),
+            (json!({}), MetaEdit::Edited(0), json!({"edited": 1})),
+            (
+                json!({"edited": 1}),
+                MetaEdit::Edited(0),
+                json!({"edited": 2}),
+            ),
+            (
+                json!({"edited": "x"}),
+                MetaEdit::Edited(0),
+                json!({"edited": 1}),
+            ),
             (
                 json!({"attachments": [1], "x": 1}),
                 MetaEdit::Unsent,

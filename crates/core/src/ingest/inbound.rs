@@ -187,6 +187,54 @@ impl InboundEvent {
     }
 }
 
+/// The earliest time a provider can mean (2010-01-01): anything older is a misread field (a
+/// missing timestamp read as 0, seconds read as milliseconds).
+pub const EARLIEST_PROVIDER_TIME: Timestamp = Timestamp(1_262_304_000_000);
+/// How far ahead of our clock a provider's time may run (clock skew); further is a misread field.
+pub const MAX_PROVIDER_SKEW_MS: i64 = 24 * 3_600_000;
+
+/// A provider's time as ingest uses it: the provider's own when it is plausible, else the time we
+/// received the event (`now`). A timestamp of 0 (missing) or far in the future must never close or
+/// stretch a messaging window.
+pub fn plausible_time(at: Timestamp, now: Timestamp) -> Timestamp {
+    if at < EARLIEST_PROVIDER_TIME || at > now.plus_millis(MAX_PROVIDER_SKEW_MS) {
+        now
+    } else {
+        at
+    }
+}
+
+impl InboundEvent {
+    /// Replaces every implausible provider time of the event by the receive time
+    /// ([`plausible_time`]).
+    pub fn settle_times(&mut self, now: Timestamp) {
+        let fix = |t: &mut Timestamp| *t = plausible_time(*t, now);
+        match self {
+            Self::Customer(m) => fix(&mut m.at),
+            Self::Echo(e) => fix(&mut e.at),
+            Self::Reaction { at, reaction, .. } => {
+                fix(at);
+                // The time shown with the reaction, when the provider's was implausible.
+                if let Some(Value::Object(o)) = reaction
+                    && let Some(shown) = o.get_mut("at")
+                    && let Some(t) = shown.as_i64()
+                {
+                    *shown = Value::from(plausible_time(Timestamp(t), now).millis());
+                }
+            }
+            Self::Receipt { watermark, .. } => {
+                if let Some(w) = watermark {
+                    fix(w);
+                }
+            }
+            Self::Edit { .. }
+            | Self::Unsent { .. }
+            | Self::Status { .. }
+            | Self::CommentChange { .. } => {}
+        }
+    }
+}
+
 /// Pre-generated ids for the rows an event may create, used only if they are new.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NewIds {
@@ -259,6 +307,43 @@ mod tests {
         assert_eq!(m.meta, serde_json::json!({"a": ["x"]}));
         assert_eq!(m.replying_to.as_deref(), Some("r"));
         assert_eq!(m.alias.as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn implausible_provider_times_fall_back_to_the_receive_time() {
+        let now = Timestamp(1_790_000_000_000);
+        for (at, want) in [
+            (Timestamp(0), now),
+            (Timestamp(1_700_000_000), now), // seconds read as ms: 1970
+            (Timestamp(EARLIEST_PROVIDER_TIME.0 - 1), now),
+            (EARLIEST_PROVIDER_TIME, EARLIEST_PROVIDER_TIME),
+            (Timestamp(1_700_000_000_000), Timestamp(1_700_000_000_000)),
+            (now, now),
+            (
+                now.plus_millis(MAX_PROVIDER_SKEW_MS),
+                now.plus_millis(MAX_PROVIDER_SKEW_MS),
+            ),
+            (now.plus_millis(MAX_PROVIDER_SKEW_MS + 1), now),
+            (Timestamp(i64::MAX), now),
+            (Timestamp(i64::MIN), now),
+        ] {
+            assert_eq!(plausible_time(at, now), want, "{at:?}");
+        }
+        let mut e = InboundEvent::Reaction {
+            customer: "c".into(),
+            target_provider_id: "m".into(),
+            reaction: Some(serde_json::json!({"emoji": "❤", "at": 0})),
+            at: Timestamp(0),
+        };
+        e.settle_times(now);
+        let InboundEvent::Reaction { at, reaction, .. } = e else {
+            panic!("{e:?}");
+        };
+        assert_eq!(at, now);
+        assert_eq!(
+            reaction,
+            Some(serde_json::json!({"emoji": "❤", "at": now.millis()}))
+        );
     }
 
     #[test]

@@ -136,11 +136,9 @@ async fn verified(
 pub async fn receive(st: &AppState, p: &dyn Provider, req: &WebhookRequest<'_>) -> ApiResult<Ack> {
     let inboxes = verified(st, p, req).await?;
     let now = st.clock.now();
-    let mut arrivals = p
-        .parse(req, &inboxes, now)
+    // Parsed, with plausible times, in provider time order (providers guarantee none, §1.3).
+    let mut arrivals = switchboard_channels::provider::arrivals(p, req, &inboxes, now)
         .map_err(|e| ApiError::bad_request("bad_webhook", e.0))?;
-    // Providers do not guarantee order (§1.3): apply in provider time order.
-    arrivals.sort_by_key(|a| a.at);
     for a in &mut arrivals {
         match_echo_by_text(st, a).await?;
     }
