@@ -9,6 +9,13 @@
 //! share the next one. Each still learns only when its own work is durable, and one that fails or
 //! is dropped is rolled back to its savepoint alone; a failed commit fails every member of its
 //! group (none of them was written).
+//!
+//! **Checkpoints in the background.** The WAL is copied back into the database by a connection of
+//! its own, woken every [`CHECKPOINT_EVERY`] commits (`PRAGMA wal_checkpoint(PASSIVE)`, which
+//! never blocks the writer), instead of by the commit that happens to cross SQLite's threshold —
+//! that commit, and every writer queued behind it, used to wait for tens of megabytes to be copied
+//! and synced. SQLite's own threshold stays as a backstop, far above what the checkpointer lets
+//! the WAL reach.
 
 use crate::sql::{Db, commit};
 use crate::*;
@@ -17,9 +24,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Connection, SqliteConnection};
 use std::path::Path;
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use switchboard_core::event::Event;
-use tokio::sync::{Mutex, OwnedMutexGuard, oneshot};
+use tokio::sync::{Mutex, Notify, OwnedMutexGuard, oneshot};
 
 mod conn;
 mod search;
@@ -35,7 +43,24 @@ pub struct SqliteStore {
 struct Writer {
     group: Arc<Mutex<Group>>,
     hook: RwLock<Option<CommitHook>>,
+    /// Group commits so far; every [`CHECKPOINT_EVERY`]th wakes the checkpointer.
+    commits: AtomicU64,
+    checkpoint: Arc<Notify>,
+    /// Checkpoint passes done (what the tests watch).
+    checkpoints: Arc<AtomicU64>,
 }
+
+impl Drop for Writer {
+    /// The checkpointer wakes, finds the store gone and stops.
+    fn drop(&mut self) {
+        self.checkpoint.notify_one();
+    }
+}
+
+/// Commits between two background checkpoint passes.
+const CHECKPOINT_EVERY: u64 = 128;
+/// SQLite's own checkpoint threshold (pages), a backstop should the checkpointer fall behind.
+const WAL_BACKSTOP_PAGES: &str = "100000";
 
 /// The state of the writer connection; its lock is the turn to write.
 struct Group {
@@ -90,7 +115,8 @@ impl Group {
     }
 
     /// Commits the group (when it has members that ended) and tells each member, in order.
-    async fn commit(&mut self, hook: &RwLock<Option<CommitHook>>) {
+    async fn commit(&mut self, w: &Writer) {
+        let hook = &w.hook;
         self.settle().await;
         if !self.open {
             return;
@@ -98,6 +124,9 @@ impl Group {
         if let Err(e) = exec(&mut self.conn, "COMMIT").await {
             self.fail(&e.to_string()).await;
             return;
+        }
+        if w.commits.fetch_add(1, Ordering::Relaxed) % CHECKPOINT_EVERY == CHECKPOINT_EVERY - 1 {
+            w.checkpoint.notify_one();
         }
         self.open = false;
         let members = std::mem::take(&mut self.waiting);
@@ -177,9 +206,13 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             .pragma("cache_size", "-65536")
             .pragma("temp_store", "memory");
-        let conn =
-            SqliteConnection::connect_with(&base.clone().pragma("wal_autocheckpoint", "10000"))
-                .await?;
+        let conn = SqliteConnection::connect_with(
+            &base
+                .clone()
+                .pragma("wal_autocheckpoint", WAL_BACKSTOP_PAGES),
+        )
+        .await?;
+        let checkpointer = SqliteConnection::connect_with(&base).await?;
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(base.read_only(false))
@@ -193,16 +226,46 @@ impl SqliteStore {
                     waiting: Vec::new(),
                 })),
                 hook: RwLock::new(None),
+                commits: AtomicU64::new(0),
+                checkpoint: Arc::new(Notify::new()),
+                checkpoints: Arc::new(AtomicU64::new(0)),
             }),
             read,
             secrets: RwLock::new(None),
             accounts: Default::default(),
         };
+        spawn_checkpointer(checkpointer, &store.writer);
         let mut tx = store.begin().await?;
         crate::migrate::apply(&mut *tx, crate::migrate::SQLITE).await?;
         commit(&store, tx, &mut []).await?;
         Ok(store)
     }
+}
+
+/// Runs `PRAGMA wal_checkpoint(PASSIVE)` on its own connection each time the writer wakes it, until
+/// the store is dropped.
+fn spawn_checkpointer(mut conn: SqliteConnection, writer: &Arc<Writer>) {
+    let wake = writer.checkpoint.clone();
+    let done = writer.checkpoints.clone();
+    let alive = Arc::downgrade(writer);
+    tokio::spawn(async move {
+        loop {
+            wake.notified().await;
+            if alive.strong_count() == 0 {
+                break;
+            }
+            match sqlx::raw_sql("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&mut conn)
+                .await
+            {
+                Ok(_) => {
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+            }
+        }
+        let _ = conn.close().await;
+    });
 }
 
 #[async_trait]
@@ -241,7 +304,7 @@ impl Db for SqliteStore {
         tokio::spawn(async move {
             let mut g = writer.group.lock().await;
             if !g.waiting.is_empty() {
-                g.commit(&writer.hook).await;
+                g.commit(&writer).await;
             }
         });
         committed
@@ -289,6 +352,40 @@ mod tests {
             .read_all(s, |r| Ok(r.try_get(0)?))
             .await
             .unwrap()
+    }
+
+    /// The WAL is checkpointed by the background connection as commits go by (not by the commit
+    /// that crosses a threshold), and the checkpointer stops with the store.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_wal_is_checkpointed_in_the_background_every_so_many_commits() {
+        let (_dir, s) = store().await;
+        for i in 0..(3 * CHECKPOINT_EVERY) {
+            let mut tx = s.begin().await.unwrap();
+            q("INSERT INTO server_settings (key, value) VALUES ($1, 'v')")
+                .bind(format!("k{i:04}"))
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            s.end(tx, &[]).await.unwrap();
+        }
+        let passes = s.writer.checkpoints.clone();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while passes.load(Ordering::Relaxed) < 1 {
+            assert!(std::time::Instant::now() < deadline, "no checkpoint pass");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Everything is still there, and the writer still writes.
+        assert_eq!(keys(&s).await.len() as u64, 3 * CHECKPOINT_EVERY);
+        let wake = s.writer.checkpoint.clone();
+        drop(s);
+        // The writer is gone: the checkpointer wakes, finds nothing to do and lets go.
+        while Arc::strong_count(&wake) > 1 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the checkpointer outlived its store"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Writers that arrive together share commits; the ones that fail or are dropped leave no
