@@ -30,6 +30,12 @@ test('the widget: the pre-chat form comes first, its answers are kept and name t
   await visitor.reload();
   await visitor.locator('.bubble').click();
   assert.equal(await visitor.locator('form.pre').getByLabel('Your name').inputValue(), 'Chị Hoa');
+  // A phone number the shop cannot use is said beside the phone field, not as "something went wrong".
+  await visitor.locator('form.pre').getByLabel('Phone').fill('09 12');
+  await visitor.locator('form.pre button').click();
+  const beside = visitor.locator('form.pre label:has(input[name=phone]) + .err');
+  await beside.filter({ hasText: 'Please check your phone number' }).waitFor();
+  assert.equal(await visitor.locator('form.pre input[name=phone]').getAttribute('aria-invalid'), 'true');
   await visitor.locator('form.pre').getByLabel('Phone').fill('0912 345 678');
   await visitor.locator('form.pre button').click();
   await visitor.locator('.m.agent', { hasText: 'Chào bạn!' }).waitFor();

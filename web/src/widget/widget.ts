@@ -22,6 +22,9 @@ const STR = {
     open: 'Open chat',
     close: 'Close chat',
     error: 'Something went wrong. Please try again.',
+    bad_name: 'Please check your name.',
+    bad_email: 'Please check your email address.',
+    bad_phone: 'Please check your phone number (8 to 15 digits).',
     prechat: 'Before we start, tell us who you are.',
     unread: '{n} new',
   },
@@ -39,6 +42,9 @@ const STR = {
     open: 'Mở khung chat',
     close: 'Đóng khung chat',
     error: 'Có lỗi xảy ra. Vui lòng thử lại.',
+    bad_name: 'Bạn kiểm tra lại tên giúp shop nhé.',
+    bad_email: 'Bạn kiểm tra lại địa chỉ email giúp shop nhé.',
+    bad_phone: 'Bạn kiểm tra lại số điện thoại (8 đến 15 chữ số) nhé.',
     prechat: 'Trước khi bắt đầu, bạn cho shop biết vài thông tin nhé.',
     unread: '{n} tin mới',
   },
@@ -159,7 +165,7 @@ function start(script: HTMLScriptElement) {
     // keepalive: a message sent just before the visitor navigates away still arrives.
     const r = await fetch(base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), keepalive: method === 'POST' });
     const j = await r.json().catch(() => null);
-    if (!r.ok) throw Object.assign(new Error(j?.error?.message ?? 'error'), { status: r.status, code: j?.error?.code });
+    if (!r.ok) throw Object.assign(new Error(j?.error?.message ?? 'error'), { status: r.status, code: j?.error?.code, field: j?.error?.field });
     return j;
   };
 
@@ -380,6 +386,7 @@ function start(script: HTMLScriptElement) {
     form.addEventListener('submit', async (e) => {
       e.preventDefault();
       err.textContent = '';
+      for (const i of Object.values(inputs)) i.removeAttribute('aria-invalid');
       const values: Record<string, string> = {};
       for (const [k, i] of Object.entries(inputs)) if (i.value.trim()) values[k] = i.value.trim();
       go.disabled = true;
@@ -390,8 +397,16 @@ function start(script: HTMLScriptElement) {
         compose.hidden = false;
         await loadThread();
         input.focus();
-      } catch {
-        err.textContent = s.error;
+      } catch (e) {
+        // A refused value is said beside its field.
+        const f = (e as { field?: string }).field ?? '';
+        const bad = inputs[f];
+        err.textContent = (bad && (s as Record<string, string>)[`bad_${f}`]) || s.error;
+        if (bad) {
+          bad.setAttribute('aria-invalid', 'true');
+          bad.parentElement?.after(err);
+          bad.focus();
+        }
       } finally {
         go.disabled = false;
       }
