@@ -699,6 +699,33 @@ impl Automation {
                 state,
                 now,
             };
+            // A step that only answers (a FAQ hit, a message step) is written with its reply: one
+            // commit on the way from the customer's message to the bot's answer.
+            let history_only = change.as_ref().is_none_or(|ch| ch.conversation.is_none());
+            if after == After::Nothing
+                && history_only
+                && let Some(content) = lone_send(&effects)
+            {
+                let rider = crate::app::send::RunRider {
+                    save: save.clone(),
+                    change: change.clone(),
+                };
+                match self
+                    .send_with(c.id, facts.channel, content, Some(rider))
+                    .await
+                {
+                    Ok(()) => return Ok(None),
+                    Err(crate::app::send::StepError::StaleRun) => continue,
+                    // Nothing could be written for the message: the step still moves on (a
+                    // conflict here means it was saved already).
+                    Err(crate::app::send::StepError::Api(_)) => {
+                        return match self.store.save_run(save, change).await {
+                            Ok(()) | Err(StoreError::VersionConflict) => Ok(None),
+                            Err(e) => Err(e),
+                        };
+                    }
+                }
+            }
             match self.store.save_run(save, change).await {
                 Ok(()) => {}
                 Err(StoreError::VersionConflict) => continue,
@@ -850,15 +877,35 @@ impl Automation {
     }
 
     async fn send(&self, conversation: ConversationId, channel: ChannelKind, content: Content) {
+        let _ = self.send_with(conversation, channel, content, None).await;
+    }
+
+    /// A flow's message through the send command; with `rider`, the step that sends it is saved
+    /// with it. Failures other than a stale run are logged here.
+    async fn send_with(
+        &self,
+        conversation: ConversationId,
+        channel: ChannelKind,
+        content: Content,
+        rider: Option<crate::app::send::RunRider>,
+    ) -> Result<(), crate::app::send::StepError> {
         // Buttons the channel refuses are reshaped (a list, or the numbered list): a bot has nobody
         // to shorten them.
         let content = switchboard_core::outbound::for_automation(channel, content, LIST_BUTTON);
         let req = SendRequest {
             purpose: Purpose::Flow,
+            run: rider,
             ..SendRequest::new(conversation, Author::Bot, content)
         };
-        if let Err(e) = self.outgoing.send(req).await {
-            tracing::warn!(conversation_id = %conversation, code = e.code, "a flow's message could not be written");
+        match self.outgoing.send_step(req).await {
+            Ok(_) => Ok(()),
+            Err(crate::app::send::StepError::StaleRun) => {
+                Err(crate::app::send::StepError::StaleRun)
+            }
+            Err(crate::app::send::StepError::Api(e)) => {
+                tracing::warn!(conversation_id = %conversation, code = e.code, "a flow's message could not be written");
+                Err(crate::app::send::StepError::Api(e))
+            }
         }
     }
 
@@ -1414,6 +1461,20 @@ fn plan(
         }),
         after,
     )
+}
+
+/// The one message a step sends when sending is all it does outside its run and history (its
+/// other effects are history lines and its next wake-up).
+fn lone_send(effects: &[Effect]) -> Option<Content> {
+    let mut sent = None;
+    for e in effects {
+        match e {
+            Effect::Send(c) if sent.is_none() => sent = Some(c.clone()),
+            Effect::Log(_) | Effect::WakeAt(_) => {}
+            _ => return None,
+        }
+    }
+    sent
 }
 
 fn merge(into: &mut serde_json::Value, from: &serde_json::Value) {

@@ -111,6 +111,27 @@ pub struct RunSave {
     pub now: Timestamp,
 }
 
+/// Saves a run's step if nobody saved one since it was read ([`crate::StoreError::StaleRun`]
+/// otherwise): inside the caller's transaction, so a step can be written with what it sends.
+pub(crate) async fn write_run<C: Conn>(conn: &mut C, save: &RunSave) -> Result<()> {
+    let ended = save.state.is_ended();
+    q(
+        "UPDATE flow_runs SET state = $1, revision = revision + 1, wakes_at = $2, \
+         ended_at = $3, end_reason = $4, locked_by = NULL, locked_until = NULL \
+       WHERE id = $5 AND revision = $6 AND ended_at IS NULL",
+    )
+    .bind(json_text(&save.state))
+    .bind(wakes_of(&save.state))
+    .bind(ended.then_some(save.now.millis()))
+    .bind(end_reason_of(&save.state))
+    .bind(save.id.to_string())
+    .bind(save.expected_revision)
+    .execute(&mut *conn)
+    .await
+    .map_err(conflict_on_deadlock)?
+    .or(crate::StoreError::StaleRun)
+}
+
 #[async_trait]
 pub trait AutomationStore {
     // --- flows
@@ -510,22 +531,10 @@ impl<D: Db> AutomationStore for D {
     #[instrument(skip_all)]
     async fn save_run(&self, save: RunSave, change: Option<crate::Change>) -> Result<()> {
         let mut tx = self.begin().await?;
-        let ended = save.state.is_ended();
-        q(
-            "UPDATE flow_runs SET state = $1, revision = revision + 1, wakes_at = $2, \
-             ended_at = $3, end_reason = $4, locked_by = NULL, locked_until = NULL \
-           WHERE id = $5 AND revision = $6 AND ended_at IS NULL",
-        )
-        .bind(json_text(&save.state))
-        .bind(wakes_of(&save.state))
-        .bind(ended.then_some(save.now.millis()))
-        .bind(end_reason_of(&save.state))
-        .bind(save.id.to_string())
-        .bind(save.expected_revision)
-        .execute(&mut *tx)
-        .await
-        .map_err(conflict_on_deadlock)?
-        .or(crate::StoreError::VersionConflict)?;
+        write_run(&mut *tx, &save).await.map_err(|e| match e {
+            crate::StoreError::StaleRun => crate::StoreError::VersionConflict,
+            e => e,
+        })?;
         let mut events = apply_change(&mut *tx, change)
             .await
             .map_err(conflict_on_deadlock)?;

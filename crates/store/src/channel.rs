@@ -61,6 +61,9 @@ pub struct Outbound {
     pub meta: MessageMeta,
     /// For a private reply: the comment it answers (at most one per comment, enforced here).
     pub private_reply_to: Option<String>,
+    /// A bot's step that sends this message: saved in the same transaction (one commit for the
+    /// step and its reply); a step saved by someone else first fails it all with `StaleRun`.
+    pub run: Option<crate::automation::RunSave>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -856,6 +856,7 @@ async fn the_outbox_hands_each_row_to_one_worker() {
                 } else {
                     None
                 },
+                run: None,
             };
             s.queue_outbound(out).await.unwrap().unwrap();
         }

@@ -94,18 +94,25 @@ async fn flows_are_versioned_and_a_run_keeps_its_version() {
     }
 }
 
+/// A customer's new conversation, held by a run of a new active flow named `name`.
+async fn bot_holds(f: &Fixture, name: &str) -> (Flow, FlowId, Conversation, FlowRun) {
+    let s = &f.store;
+    let fl = flow(name, "Xin chào");
+    let fid = FlowId(Uuid::now_v7());
+    s.create_flow(f.ws, fid, &fl, true, T0).await.unwrap();
+    let ing = customer_writes(f, ContactId(Uuid::now_v7()), T0).await;
+    let c = s.conversation(ing.conversation_id).await.unwrap().unwrap();
+    let run = new_run(f, fid, &fl, &c, T0);
+    s.start_run(&run, Some(takes(f, &c, T0))).await.unwrap();
+    (fl, fid, c, run)
+}
+
 #[tokio::test]
 async fn one_run_goes_per_conversation_and_saves_compare_and_set() {
     for b in backends().await {
         let f = fixture(b.store.clone()).await;
         let s = &f.store;
-        let fl = flow("Chào", "Xin chào");
-        let fid = FlowId(Uuid::now_v7());
-        s.create_flow(f.ws, fid, &fl, true, T0).await.unwrap();
-        let ing = customer_writes(&f, ContactId(Uuid::now_v7()), T0).await;
-        let c = s.conversation(ing.conversation_id).await.unwrap().unwrap();
-        let run = new_run(&f, fid, &fl, &c, T0);
-        s.start_run(&run, Some(takes(&f, &c, T0))).await.unwrap();
+        let (fl, fid, c, run) = bot_holds(&f, "Chào").await;
         let held = s.conversation(c.id).await.unwrap().unwrap();
         assert_eq!(held.status, ConversationStatus::Bot, "{}", b.name);
         let history = s.history(c.id).await.unwrap();
@@ -322,5 +329,86 @@ async fn faq_contact_fields_and_the_auto_reply_switch() {
         assert!(s.auto_reply_off(conv).await.unwrap());
         assert!(s.set_auto_reply(conv, true, None, T0).await.unwrap());
         assert!(!s.auto_reply_off(conv).await.unwrap());
+    }
+}
+
+/// A bot's step and the reply it sends are one write: both or neither. A step someone else saved
+/// first (a stale revision) leaves no message and no outbox row behind.
+#[tokio::test]
+async fn a_step_and_its_reply_are_written_together_or_not_at_all() {
+    for b in backends().await {
+        let f = fixture(b.store.clone()).await;
+        let s = &f.store;
+        let (_, _, c, run) = bot_holds(&f, "Hỏi đáp").await;
+        let reply = |text: &str, revision: i64, c: &Conversation| {
+            let m = Message {
+                id: MessageId(Uuid::now_v7()),
+                conversation_id: c.id,
+                inbox_id: f.inbox,
+                direction: Direction::Outbound,
+                sender_kind: SenderKind::Bot,
+                sender_agent_id: None,
+                kind: MessageKind::Text,
+                text: text.into(),
+                provider_message_id: None,
+                delivery_status: DeliveryStatus::Queued,
+                failure_reason: None,
+                created_at: T0.plus_secs(1),
+            };
+            let mut state = run.state.clone();
+            state.waiting = Waiting::Timer {
+                until: T0.plus_secs(60),
+            };
+            Outbound {
+                change: Change {
+                    events: vec![switchboard_core::event::message_created(&m)],
+                    conversation: None,
+                    expected_version: c.version,
+                    conversation_id: c.id,
+                    workspace_id: f.ws,
+                    actions: vec![],
+                    message: Some(m),
+                    now: T0.plus_secs(1),
+                },
+                job: OutboxJob::Send,
+                request: serde_json::json!({"recipient": "psid", "text": text}),
+                meta: MessageMeta::default(),
+                private_reply_to: None,
+                run: Some(RunSave {
+                    id: run.id,
+                    expected_revision: revision,
+                    state,
+                    now: T0.plus_secs(1),
+                }),
+            }
+        };
+        let held = s.conversation(c.id).await.unwrap().unwrap();
+        s.queue_outbound(reply("Shop mở cửa 8h–21h", 0, &held))
+            .await
+            .unwrap()
+            .unwrap();
+        let going = s.running_run(c.id).await.unwrap().unwrap();
+        assert_eq!(going.revision, 1, "{}", b.name);
+        assert!(matches!(going.state.waiting, Waiting::Timer { .. }));
+        let texts = |ms: Vec<Message>| ms.into_iter().map(|m| m.text).collect::<Vec<_>>();
+        let before = texts(s.messages(c.id, None, 50, false).await.unwrap().items);
+        assert!(
+            before.contains(&"Shop mở cửa 8h–21h".to_owned()),
+            "{before:?}"
+        );
+        // The same step again (revision 0 is stale now): nothing of it is written.
+        let held = s.conversation(c.id).await.unwrap().unwrap();
+        assert!(matches!(
+            s.queue_outbound(reply("lần hai", 0, &held)).await,
+            Err(StoreError::StaleRun)
+        ));
+        let after = texts(s.messages(c.id, None, 50, false).await.unwrap().items);
+        assert_eq!(after, before, "{}", b.name);
+        let due = s
+            .claim_due(T0.plus_secs(2), T0.plus_minutes(5), 10)
+            .await
+            .unwrap();
+        assert_eq!(due.len(), 1, "one outbox row: the first reply's");
+        assert_eq!(s.running_run(c.id).await.unwrap().unwrap().revision, 1);
     }
 }

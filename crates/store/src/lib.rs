@@ -59,6 +59,10 @@ pub enum StoreError {
     /// Someone else changed the row since it was read; reload and decide again.
     #[error("changed concurrently")]
     VersionConflict,
+    /// A flow run's step was saved by someone else first: the run is read and stepped again
+    /// (nothing of the write that carried it was stored).
+    #[error("the flow run changed concurrently")]
+    StaleRun,
     #[error("stored data is not readable: {0}")]
     Corrupt(String),
     #[error("{0}")]

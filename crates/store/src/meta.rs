@@ -984,6 +984,9 @@ impl<D: Db> OutboxStore for D {
         };
         let now = out.change.now;
         let mut tx = self.begin().await?;
+        if let Some(run) = &out.run {
+            crate::automation::write_run(&mut *tx, run).await?;
+        }
         let mut events = write_change(&mut *tx, out.change)
             .await
             .map_err(conflict_on_deadlock)?;

@@ -105,6 +105,40 @@ pub struct SendRequest {
     pub content: Content,
     pub policy: PolicyRequest,
     pub purpose: Purpose,
+    /// A bot's step that sends this message: saved with it (see [`RunRider`]).
+    pub run: Option<RunRider>,
+}
+
+/// A flow run's step that sends one message, saved in the same transaction as the message when
+/// it goes to a provider (one commit for the step and its reply), else just before it.
+#[derive(Debug, Clone)]
+pub struct RunRider {
+    pub save: switchboard_store::RunSave,
+    /// The step's history lines (a change of the history only: no conversation state).
+    pub change: Option<Change>,
+}
+
+/// Why [`Outgoing::send_step`] wrote nothing.
+#[derive(Debug)]
+pub enum StepError {
+    /// The run's step was saved by someone else first: read the run and step again.
+    StaleRun,
+    Api(ApiError),
+}
+
+impl From<ApiError> for StepError {
+    fn from(e: ApiError) -> Self {
+        Self::Api(e)
+    }
+}
+
+impl From<StoreError> for StepError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::StaleRun => Self::StaleRun,
+            e => Self::Api(e.into()),
+        }
+    }
 }
 
 impl SendRequest {
@@ -117,6 +151,7 @@ impl SendRequest {
             content,
             policy: PolicyRequest::default(),
             purpose: Purpose::Reply,
+            run: None,
         }
     }
 }
@@ -324,6 +359,16 @@ impl Outgoing {
     /// Sends `req` and returns the message. An automatic message that cannot go out comes back
     /// `failed` with the reason (and is stored so); a person's is an error and nothing is stored.
     pub async fn send(&self, req: SendRequest) -> ApiResult<Sent> {
+        self.send_step(req).await.map_err(|e| match e {
+            StepError::StaleRun => StoreError::VersionConflict.into(),
+            StepError::Api(e) => e,
+        })
+    }
+
+    /// [`Outgoing::send`] with the run's step of `req.run` saved with the message.
+    pub async fn send_step(&self, mut req: SendRequest) -> Result<Sent, StepError> {
+        let rider = req.run.take();
+        let mut rider = rider;
         let c = self.conversation(req.conversation_id).await?;
         let inbox = self
             .store
@@ -334,11 +379,15 @@ impl Outgoing {
         let summary = thread_text(&req.content);
         let fit = match outbound::fit(inbox.channel, &req.content) {
             Ok(f) => f,
-            Err(u) => return self.refuse(&req, &summary, unfit(inbox.channel, u)).await,
+            Err(u) => {
+                return self
+                    .refuse(&req, &summary, unfit(inbox.channel, u), rider)
+                    .await;
+            }
         };
         let prepared = match self.prepare(&inbox, &req.content, fit, purpose).await? {
             Ok(p) => p,
-            Err(r) => return self.refuse(&req, &summary, r).await,
+            Err(r) => return self.refuse(&req, &summary, r, rider).await,
         };
         let Some(route) = self.recipient(&inbox, &c, &req.content).await? else {
             let message = if crate::meta::is_meta(inbox.channel) {
@@ -347,7 +396,7 @@ impl Outgoing {
                 "this customer has no id on this channel to send to"
             };
             let r = Refusal::new("no_messaging_id", message);
-            return self.refuse(&req, &prepared.text, r).await;
+            return self.refuse(&req, &prepared.text, r, rider.take()).await;
         };
         let private_reply_sent = match req.content.private_reply_to() {
             Some(r) => self
@@ -382,12 +431,12 @@ impl Outgoing {
                 Ok(d) => d,
                 Err(r) => {
                     let r = Refusal::new(r.code(), r.to_string());
-                    return self.refuse(&req, &prepared.text, r).await;
+                    return self.refuse(&req, &prepared.text, r, rider.take()).await;
                 }
             };
             // A person must hold the conversation; automation writes beside whoever holds it.
             let transition = match req.author.actor() {
-                Some(actor) => Some(conv::reply(&current, actor, now)?),
+                Some(actor) => Some(conv::reply(&current, actor, now).map_err(ApiError::from)?),
                 None => None,
             };
             if let Some(r) = refusal(
@@ -395,7 +444,7 @@ impl Outgoing {
                 &policy::summarize(&rules, facts, now),
                 inbox.channel,
             ) {
-                return self.refuse(&req, &prepared.text, r).await;
+                return self.refuse(&req, &prepared.text, r, rider.take()).await;
             }
             let Decision::Allowed {
                 messaging_type,
@@ -403,7 +452,7 @@ impl Outgoing {
                 paid,
             } = decision
             else {
-                return Err(ApiError::internal());
+                return Err(ApiError::internal().into());
             };
             let queued = matches!(route, Route::Provider { .. });
             let message = self.message(&current, &req, &prepared.text, now, queued, None);
@@ -426,8 +475,21 @@ impl Outgoing {
                 });
             }
             let written = match &route {
-                Route::Direct => self.store.apply(change).await.map(|_| ()),
+                Route::Direct => {
+                    if let Some(rd) = rider.take() {
+                        self.save_rider(rd).await?;
+                    }
+                    self.store.apply(change).await.map(|_| ())
+                }
                 Route::Provider { to } => {
+                    // The step's history rides with the message; its save too (one commit).
+                    let run = rider.as_ref().map(|rd| {
+                        if let Some(h) = &rd.change {
+                            change.actions.extend(h.actions.iter().cloned());
+                            change.events.extend(h.events.iter().cloned());
+                        }
+                        rd.save.clone()
+                    });
                     let (job, request) =
                         render(inbox.channel, to, &req.content, &prepared, &message, &meta);
                     let out = Outbound {
@@ -439,16 +501,18 @@ impl Outgoing {
                             .content
                             .private_reply_to()
                             .map(|r| r.comment_id.clone()),
+                        run,
                     };
                     match self.store.queue_outbound(out).await {
                         Ok(Ok(_)) => {
+                            rider = None;
                             self.outbox.notify_one();
                             Ok(())
                         }
                         Ok(Err(OutboundError::PrivateReplyExists)) => {
                             let r = policy::PrivateReplyRefusal::AlreadySent;
                             let r = Refusal::new(r.code(), r.to_string());
-                            return self.refuse(&req, &prepared.text, r).await;
+                            return self.refuse(&req, &prepared.text, r, rider.take()).await;
                         }
                         Err(e) => Err(e),
                     }
@@ -466,11 +530,30 @@ impl Outgoing {
         Err(StoreError::VersionConflict.into())
     }
 
+    /// Saves a run's step on its own (before a message that does not go through the outbox);
+    /// a conflict on the run or on the conversation's history is a stale run: step again.
+    async fn save_rider(&self, rd: RunRider) -> Result<(), StepError> {
+        match self.store.save_run(rd.save, rd.change).await {
+            Ok(()) => Ok(()),
+            Err(StoreError::VersionConflict | StoreError::StaleRun) => Err(StepError::StaleRun),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The one refusal mapping: a person is told; an automatic message is stored `failed` with
     /// the reason and the refusal is logged in the history.
-    async fn refuse(&self, req: &SendRequest, text: &str, r: Refusal) -> ApiResult<Sent> {
+    async fn refuse(
+        &self,
+        req: &SendRequest,
+        text: &str,
+        r: Refusal,
+        rider: Option<RunRider>,
+    ) -> Result<Sent, StepError> {
         if req.author.actor().is_some() {
-            return Err(r.into());
+            return Err(ApiError::from(r).into());
+        }
+        if let Some(rd) = rider {
+            self.save_rider(rd).await?;
         }
         tracing::info!(conversation_id = %req.conversation_id, purpose = req.purpose.as_str(), reason = r.code, "automatic message refused");
         for _ in 0..5 {
