@@ -29,7 +29,7 @@ pub async fn visible_contact(
     Ok((contact, identities))
 }
 
-/// Edits phone, email and notes (absent keys stay as they are; `null` or `""` clears a field).
+/// Edits name, phone, email and notes (absent keys stay as they are; `null` or `""` clears a field).
 pub async fn edit(
     st: &AppState,
     me: &CurrentAgent,
@@ -40,6 +40,14 @@ pub async fn edit(
     let before = c.clone();
     contact::edit(&mut c, patch, st.clock.now()).map_err(edit_error)?;
     st.store.update_contact(&c).await?;
+    if before.name != c.name {
+        // A typed name is the agent's: a synced one never replaces it unless they ask; a cleared
+        // one may be filled by the channel again.
+        let source = c.name.as_ref().map(|_| contact::NameSource::Agent);
+        st.store
+            .set_contact_name(c.id, c.name.as_deref(), source, c.updated_at)
+            .await?;
+    }
     // A changed field may start a flow in the customer's latest conversation.
     let changed: Vec<&str> = [
         ("phone", before.phone != c.phone),
@@ -61,6 +69,53 @@ pub async fn edit(
                 .await;
         }
     }
+    Ok((c, ids))
+}
+
+/// "Sync from channel": fetches the contact's name and picture from each channel it has an
+/// identity on that the agent may see, now. The channel's name replaces even a typed one (the
+/// agent asked). 404 when the agent sees none of the contact's conversations; 422
+/// `profile_unavailable` when no channel of theirs could give a profile.
+pub async fn sync_profile(
+    st: &AppState,
+    me: &CurrentAgent,
+    id: ContactId,
+) -> ApiResult<(Contact, Vec<Identity>)> {
+    let (_, ids) = visible_contact(st, me, id).await?;
+    let mut synced = false;
+    let mut reason = "not_supported";
+    for i in ids
+        .iter()
+        .filter(|i| st.access.can_see(&me.agent, i.inbox_id))
+    {
+        if i.external_id
+            .starts_with(switchboard_store::COMMENTER_PREFIX)
+        {
+            continue;
+        }
+        let job = crate::profiles::ProfileJob {
+            inbox_id: i.inbox_id,
+            contact_id: id,
+            external_id: i.external_id.clone(),
+            name: None,
+            forced: true,
+        };
+        match st.outbox.sync_profile_now(&job).await {
+            Ok(_) => synced = true,
+            Err(f) => {
+                tracing::info!(reason = f.reason, "sync from channel failed");
+                reason = f.reason;
+            }
+        }
+    }
+    if !synced {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "profile_unavailable",
+            format!("the channel gave no profile ({reason})"),
+        ));
+    }
+    let (c, ids) = visible_contact(st, me, id).await?;
     Ok((c, ids))
 }
 
@@ -89,10 +144,6 @@ pub async fn latest_conversation(
 
 fn edit_error(e: EditError) -> ApiError {
     match e {
-        EditError::ReadOnly(field) => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "read_only", e.to_string())
-                .with_extra(serde_json::json!({ "field": field }))
-        }
         EditError::UnknownField(_) => ApiError::invalid(e.to_string()),
         EditError::Invalid(v) => v.into(),
     }
