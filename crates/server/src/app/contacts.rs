@@ -40,9 +40,9 @@ pub async fn edit(
     let before = c.clone();
     contact::edit(&mut c, patch, st.clock.now()).map_err(edit_error)?;
     st.store.update_contact(&c).await?;
-    if before.name != c.name {
-        // A typed name is the agent's: a synced one never replaces it unless they ask; a cleared
-        // one may be filled by the channel again.
+    if patch.contains_key("name") {
+        // A typed name (even the one it was) is the agent's: a synced one never replaces it
+        // unless they ask; a cleared one may be filled by the channel again.
         let source = c.name.as_ref().map(|_| contact::NameSource::Agent);
         st.store
             .set_contact_name(c.id, c.name.as_deref(), source, c.updated_at)
@@ -117,6 +117,45 @@ pub async fn sync_profile(
     }
     let (c, ids) = visible_contact(st, me, id).await?;
     Ok((c, ids))
+}
+
+/// Our copy of the contact's picture, served as inert as any file of ours (a type from its bytes,
+/// `nosniff`, a sandboxing CSP); 404 when there is none or the agent may not see the contact.
+pub async fn avatar(
+    st: &AppState,
+    me: &CurrentAgent,
+    id: ContactId,
+) -> ApiResult<axum::response::Response> {
+    use axum::http::{HeaderValue, header};
+    use axum::response::IntoResponse;
+    visible_contact(st, me, id).await?;
+    let p = st.store.contact_profile(id).await?.unwrap_or_default();
+    let path = p
+        .avatar_file
+        .as_deref()
+        .and_then(|f| st.outbox.avatar_path(f))
+        .ok_or_else(|| ApiError::not_found("picture"))?;
+    let bytes = tokio::fs::read(path)
+        .await
+        .map_err(|_| ApiError::not_found("picture"))?;
+    let served = switchboard_core::media::served_type(p.avatar_type.as_deref().unwrap_or(""));
+    let mut resp = (StatusCode::OK, bytes).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(served));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox; default-src 'none'"),
+    );
+    // The URL names the picture (`?v=<file>`): a new picture has a new URL.
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=86400"),
+    );
+    Ok(resp)
 }
 
 /// The contact's most recently active conversation (among those `me` may see, when given).

@@ -4,15 +4,13 @@
 
 use crate::app::contacts;
 use crate::auth::CurrentAgent;
-use crate::error::ApiError;
 use crate::error::ApiPath as Path;
 use crate::error::{ApiJson, ApiResult};
 use crate::state::AppState;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+
+use axum::response::Response;
 use switchboard_core::contact::NameSource;
-use switchboard_core::media;
 use switchboard_core::{Contact, ContactId};
 
 /// The contact with its identities, its picture and where its name came from.
@@ -79,39 +77,11 @@ pub async fn sync_profile(
     Ok(ApiJson(contact_json(&st, &c, &ids).await?))
 }
 
-/// `GET /contacts/{id}/avatar`: our copy of the customer's picture (an image by its bytes),
-/// served as inert as any file of ours.
+/// `GET /contacts/{id}/avatar`: our copy of the customer's picture.
 pub async fn avatar(
     State(st): State<AppState>,
     me: CurrentAgent,
     Path(id): Path<ContactId>,
 ) -> ApiResult<Response> {
-    contacts::visible_contact(&st, &me, id).await?;
-    let p = st.store.contact_profile(id).await?.unwrap_or_default();
-    let path = p
-        .avatar_file
-        .as_deref()
-        .and_then(|f| st.outbox.avatar_path(f))
-        .ok_or_else(|| ApiError::not_found("picture"))?;
-    let bytes = tokio::fs::read(path)
-        .await
-        .map_err(|_| ApiError::not_found("picture"))?;
-    let served = media::served_type(p.avatar_type.as_deref().unwrap_or(""));
-    let mut resp = (StatusCode::OK, bytes).into_response();
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(served));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("sandbox; default-src 'none'"),
-    );
-    // The URL names the picture (`?v=<file>`): a new picture has a new URL.
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, max-age=86400"),
-    );
-    Ok(resp)
+    contacts::avatar(&st, &me, id).await
 }
