@@ -66,16 +66,19 @@ mod tests {
     use super::*;
     use ChannelKind::*;
 
+    /// (channel, account, customer, username) → the link.
+    type Case = (
+        ChannelKind,
+        Option<&'static str>,
+        &'static str,
+        Option<&'static str>,
+        Option<String>,
+    );
+
     #[test]
     fn each_platform_links_where_it_offers_a_link() {
         let bs = Some("https://business.facebook.com/latest/inbox/all?asset_id=111".to_owned());
-        let cases: &[(
-            ChannelKind,
-            Option<&str>,
-            &str,
-            Option<&str>,
-            Option<String>,
-        )] = &[
+        let cases: &[Case] = &[
             (Messenger, Some("111"), "psid", None, bs.clone()),
             (Messenger, None, "psid", None, None),
             (Messenger, Some("111&x=<script>"), "psid", None, None),

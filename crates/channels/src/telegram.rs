@@ -1176,6 +1176,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::unwrap_used)]
     fn profiles_and_their_photo() {
         assert_eq!(profile_body("1111111"), Some(json!({"chat_id": 1_111_111})));
         assert_eq!(profile_body("-100123"), Some(json!({"chat_id": -100_123})));

@@ -929,6 +929,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::unwrap_used)]
     fn user_profiles() {
         assert_eq!(
             profile_url("https://openapi.zalo.me/", "246845883529197922").as_deref(),

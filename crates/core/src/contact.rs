@@ -328,13 +328,15 @@ mod tests {
     #[test]
     fn a_channel_name_fills_an_empty_or_channel_name_never_a_typed_one_unless_asked() {
         use NameSource::*;
-        let cases: &[(
-            Option<&str>,
+        // (current, source, offered, forced) → the name written
+        type Case = (
+            Option<&'static str>,
             Option<NameSource>,
-            Option<&str>,
+            Option<&'static str>,
             bool,
-            Option<&str>,
-        )] = &[
+            Option<&'static str>,
+        );
+        let cases: &[Case] = &[
             // (current, source, offered, forced) → the name written
             (None, None, Some("Hà"), false, Some("Hà")),
             (None, Some(Agent), Some("Hà"), false, Some("Hà")), // cleared by the agent: filled again
