@@ -1079,7 +1079,7 @@ async fn an_admin_changes_an_agent_and_the_agent_notices() {
 }
 
 #[tokio::test]
-async fn contacts_name_is_read_only_and_fields_are_validated() {
+async fn contacts_name_is_the_agents_to_type_and_fields_are_validated() {
     let app = TestApp::start().await;
     let (lan, lan_t) = app.agent("lan@shop.vn", "Lan", "agent").await;
     let inbox = app.inbox("Web", &[&lan]).await;
@@ -1105,12 +1105,24 @@ async fn contacts_name_is_read_only_and_fields_are_validated() {
             Method::PATCH,
             &path,
             Some(&lan_t),
-            Some(json!({"name": "Hacked"})),
+            Some(json!({"name": "  Khách "})),
         )
         .await;
     assert_eq!(
-        (s, b["error"]["code"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("read_only"))
+        (s, b["name"].as_str(), b["name_source"].as_str()),
+        (StatusCode::OK, Some("Khách"), Some("agent"))
+    );
+    let (s, b) = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&lan_t),
+            Some(json!({"name": "x".repeat(201)})),
+        )
+        .await;
+    assert_eq!(
+        (s, b["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("name"))
     );
     let (s, b) = app
         .call(

@@ -9,6 +9,7 @@ mod comment_rules;
 mod flows;
 mod meta;
 mod multinode;
+mod profiles;
 mod push;
 mod realtime;
 mod routing;

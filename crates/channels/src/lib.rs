@@ -4,6 +4,7 @@
 
 pub mod check;
 mod lenient;
+pub mod links;
 pub mod livechat;
 pub mod meta;
 pub mod provider;

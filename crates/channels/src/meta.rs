@@ -710,9 +710,12 @@ pub fn profile_url(object: Object, base: &str, user_id: &str) -> String {
     format!("{}/{user_id}?fields={fields}", base.trim_end_matches('/'))
 }
 
-pub use crate::provider::Profile;
+pub use crate::provider::{Picture, PictureSource, Profile};
 
-pub fn parse_profile(v: &Value) -> Profile {
+/// A Messenger or Instagram profile answer. Instagram's picture is a CDN URL whose bytes must not
+/// be kept (channels.md §2 says so of Instagram's media; we hold its profile pictures to the same
+/// rule): it is shown from the URL.
+pub fn parse_profile(object: Object, v: &Value) -> Profile {
     let first_last = [text(&v["first_name"]), text(&v["last_name"])]
         .into_iter()
         .flatten()
@@ -723,9 +726,20 @@ pub fn parse_profile(v: &Value) -> Profile {
         .filter(|s| !s.trim().is_empty())
         .or_else(|| (!first_last.is_empty()).then_some(first_last))
         .or_else(|| text(&v["username"]));
+    let picture = text(&v["profile_pic"])
+        .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+        .map(|url| Picture {
+            key: url.clone(),
+            source: PictureSource::Url(url),
+            storable: object == Object::Page,
+        });
     Profile {
-        name,
-        avatar_url: text(&v["profile_pic"]),
+        name: name.and_then(|n| crate::provider::account_name(&Value::String(n))),
+        username: match object {
+            Object::Instagram => text(&v["username"]).filter(|u| crate::links::is_handle(u)),
+            Object::Page => None,
+        },
+        picture,
     }
 }
 
@@ -1065,8 +1079,10 @@ impl Provider for Meta {
             body: ApiBody::None,
         })
     }
-    fn profile(&self, answer: &ApiAnswer<'_>) -> Option<Profile> {
-        answer.ok().then(|| parse_profile(&answer.json()))
+    fn profile(&self, inbox: &Inbox, answer: &ApiAnswer<'_>) -> Option<Profile> {
+        answer
+            .ok()
+            .then(|| parse_profile(object_of(inbox.channel), &answer.json()))
     }
     fn check_call(&self, inbox: &Inbox, _: Timestamp) -> Option<ApiCall> {
         crate::check::graph_call(inbox)
@@ -1098,7 +1114,10 @@ fn attachments_json(a: &[Attachment]) -> Value {
 fn said(inbox: &Inbox, at: Timestamp, customer: String, m: Said, profile: bool) -> Arrival {
     let a = Arrival::event(inbox, at, InboundEvent::Customer(m));
     if profile {
-        a.with(Effect::FetchProfile { customer })
+        a.with(Effect::FetchProfile {
+            customer,
+            name: None,
+        })
     } else {
         a
     }
@@ -1617,13 +1636,27 @@ mod tests {
                 .map(|r| r.1),
             Some(format!("{base}C/replies"))
         );
+        let v = json!({"first_name":"Jo","last_name":"Le","profile_pic":"https://p"});
         assert_eq!(
-            parse_profile(&json!({"first_name":"Jo","last_name":"Le","profile_pic":"https://p"})),
+            parse_profile(Object::Page, &v),
             Profile {
                 name: Some("Jo Le".into()),
-                avatar_url: Some("https://p".into())
+                username: None,
+                picture: Some(Picture {
+                    key: "https://p".into(),
+                    source: PictureSource::Url("https://p".into()),
+                    storable: true,
+                }),
             }
         );
+        // Instagram: the handle is kept; the picture is shown from its URL, never copied.
+        let v = json!({"name":"Jo Le","username":"jo.le","profile_pic":"https://p"});
+        let ig = parse_profile(Object::Instagram, &v);
+        assert_eq!(ig.username.as_deref(), Some("jo.le"));
+        assert_eq!(ig.picture.map(|p| p.storable), Some(false));
+        let hostile = json!({"name":"\u{0}","username":"../x","profile_pic":"javascript:alert(1)"});
+        let hostile = parse_profile(Object::Instagram, &hostile);
+        assert_eq!((hostile.username, hostile.picture), (None, None));
     }
 
     fn buttons(header: Option<&str>) -> Interactive {

@@ -28,11 +28,36 @@ pub struct Failure {
 }
 
 /// A customer's name and picture, from a provider's profile API.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Profile {
     pub name: Option<String>,
-    pub avatar_url: Option<String>,
+    /// The customer's public handle (Instagram, Telegram): their profile's link.
+    pub username: Option<String>,
+    pub picture: Option<Picture>,
 }
+
+/// A customer's picture as the provider names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Picture {
+    /// What identifies the picture at the provider (Telegram's `file_unique_id`, else its URL): a
+    /// picture we copied under the same key is not downloaded again.
+    pub key: String,
+    pub source: PictureSource,
+    /// Whether the provider's policy lets us keep the bytes (Instagram's does not: its URL is
+    /// shown as is).
+    pub storable: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PictureSource {
+    /// Download it from here.
+    Url(String),
+    /// A file id: [`Provider::picture_call`] asks where to download it (Telegram's `getFile`).
+    File(String),
+}
+
+/// The largest customer picture we copy (bytes); a provider's profile picture is far smaller.
+pub const MAX_PICTURE_BYTES: usize = 5 * 1024 * 1024;
 
 /// What a webhook event adds to conversation metering (WhatsApp's pricing).
 #[derive(Debug, Clone, PartialEq)]
@@ -143,8 +168,13 @@ impl Verified {
 /// What has to happen around storing an event, beside the event itself.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    /// Fetch the customer's name and picture after their first message (Meta's profile API).
-    FetchProfile { customer: String },
+    /// The customer's name and picture after their first message: the provider's profile API
+    /// where it has one, else (and beside it) `name`, the name the event itself carries
+    /// (WhatsApp's `contacts[].profile.name`, Telegram's `from`, Shopee's `from_user_name`).
+    FetchProfile {
+        customer: String,
+        name: Option<String>,
+    },
     /// The customer can be messaged again (`None`: they wrote, followed, unblocked) or cannot
     /// (the reason: `unfollowed`, `user_blocked`).
     Reachable {
@@ -492,7 +522,16 @@ pub trait Provider: Send + Sync {
     fn profile_call(&self, _inbox: &Inbox, _customer: &str) -> Option<ApiCall> {
         None
     }
-    fn profile(&self, _answer: &ApiAnswer<'_>) -> Option<Profile> {
+    fn profile(&self, _inbox: &Inbox, _answer: &ApiAnswer<'_>) -> Option<Profile> {
+        None
+    }
+    /// The call that says where a picture named by a file id is downloaded from.
+    fn picture_call(&self, _inbox: &Inbox, _file_id: &str) -> Option<ApiCall> {
+        None
+    }
+    /// The download URL in the answer to [`Provider::picture_call`] (it may carry the token: it is
+    /// never logged).
+    fn picture_url(&self, _inbox: &Inbox, _answer: &ApiAnswer<'_>) -> Option<String> {
         None
     }
 

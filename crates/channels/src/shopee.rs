@@ -242,8 +242,8 @@ pub fn classify(status: u16, body: &[u8]) -> Result<String, Failure> {
 // ------------------------------------------------------------------ the provider
 
 use crate::provider::{
-    Ack, ApiAnswer, ApiCall, Arrival, BadWebhook, Claim, Claims, NotSent, Outgoing, Provider,
-    Rendering, Sent, Verified, WebhookRequest, base_url, refused, setting,
+    Ack, ApiAnswer, ApiCall, Arrival, BadWebhook, Claim, Claims, Effect, NotSent, Outgoing,
+    Provider, Rendering, Sent, Verified, WebhookRequest, base_url, refused, setting,
 };
 use switchboard_core::ingest::{InboundEvent, InboundSender, Said};
 use switchboard_core::outbound::OutboxJob;
@@ -334,6 +334,11 @@ impl Provider for Shopee {
         if Some(from_id.as_str()) == setting(inbox, "shop_id") {
             return Ok(Vec::new());
         }
+        // Shopee has no buyer profile API: `from_user_name` is the name (no picture).
+        let profile = Effect::FetchProfile {
+            customer: from_id.clone(),
+            name: from_name.clone(),
+        };
         let said = Said {
             from: InboundSender::identity(from_id.as_str(), from_name.as_deref()),
             provider_message_id: message_id,
@@ -348,11 +353,9 @@ impl Provider for Shopee {
             replying_to: None,
             alias: None,
         };
-        Ok(vec![Arrival::event(
-            inbox,
-            at,
-            InboundEvent::Customer(said),
-        )])
+        Ok(vec![
+            Arrival::event(inbox, at, InboundEvent::Customer(said)).with(profile),
+        ])
     }
     fn ack(&self, _: &[Arrival]) -> Ack {
         Ack::Empty

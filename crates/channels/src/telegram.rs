@@ -98,6 +98,71 @@ pub fn method_url(base: &str, bot_token: &str, method: &str) -> String {
     format!("{}/bot{bot_token}/{method}", base.trim_end_matches('/'))
 }
 
+/// A chat's name, handle and photo: `getChat` (Bot API; not in channels.md). One call gives the
+/// current name (a sync follows renames), the username (the `t.me` link) and the profile photo
+/// (`photo.big_file_id`, 640×640), which `getUserProfilePhotos` would give without the rest.
+pub fn profile_body(chat_id: &str) -> Option<Value> {
+    let id: i64 = chat_id.parse().ok()?;
+    Some(json!({ "chat_id": id }))
+}
+
+/// The `getChat` answer `{"ok":true,"result":{"first_name","last_name","username","photo":{
+/// "big_file_id","big_file_unique_id",…}}}`.
+pub fn parse_profile(v: &Value) -> Option<crate::provider::Profile> {
+    use crate::provider::{Picture, PictureSource, Profile, account_name};
+    if v["ok"] != Value::Bool(true) {
+        return None;
+    }
+    let r = &v["result"];
+    let first_last = [text(&r["first_name"]), text(&r["last_name"])]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let name = account_name(&r["title"]).or_else(|| account_name(&Value::String(first_last)));
+    let file_id = text(&r["photo"]["big_file_id"]).filter(|f| is_file_id(f));
+    let key = text(&r["photo"]["big_file_unique_id"]).filter(|f| is_file_id(f));
+    Some(Profile {
+        name,
+        username: text(&r["username"]).filter(|u| crate::links::is_handle(u)),
+        picture: file_id.zip(key).map(|(file_id, key)| Picture {
+            key,
+            source: PictureSource::File(file_id),
+            storable: true,
+        }),
+    })
+}
+
+/// File ids are URL-safe base64: nothing else is sent back to Telegram.
+fn is_file_id(s: &str) -> bool {
+    (1..=256).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Where `getFile`'s answer says the file is: `<api>/file/bot<token>/<file_path>` (the path
+/// checked: no way out of the bot's files; a file larger than a picture may be is not fetched).
+pub fn file_url(base: &str, bot_token: &str, v: &Value) -> Option<String> {
+    if v["ok"] != Value::Bool(true) {
+        return None;
+    }
+    let r = &v["result"];
+    if r["file_size"]
+        .as_u64()
+        .is_some_and(|n| n > crate::provider::MAX_PICTURE_BYTES as u64)
+    {
+        return None;
+    }
+    let path = r["file_path"].as_str()?;
+    let plain = (1..=256).contains(&path.len())
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
+        && !path.starts_with('/')
+        && !path.contains("..");
+    plain.then(|| format!("{}/file/bot{bot_token}/{path}", base.trim_end_matches('/')))
+}
+
 pub fn set_webhook_body(url: &str, secret_token: &str) -> Value {
     json!({"url": url, "secret_token": secret_token, "allowed_updates": ALLOWED_UPDATES, "max_connections": 40})
 }
@@ -697,6 +762,23 @@ impl Provider for Telegram {
         };
         (OutboxJob::Send, json!({ "body": body }))
     }
+    fn profile_call(&self, inbox: &Inbox, customer: &str) -> Option<ApiCall> {
+        let token = setting(inbox, "bot_token")?;
+        let url = method_url(base_url(inbox, DEFAULT_API_BASE_URL), token, "getChat");
+        Some(ApiCall::post(url, profile_body(customer)?))
+    }
+    fn profile(&self, _: &Inbox, answer: &ApiAnswer<'_>) -> Option<crate::provider::Profile> {
+        parse_profile(&answer.json())
+    }
+    fn picture_call(&self, inbox: &Inbox, file_id: &str) -> Option<ApiCall> {
+        let token = setting(inbox, "bot_token")?;
+        let url = method_url(base_url(inbox, DEFAULT_API_BASE_URL), token, "getFile");
+        is_file_id(file_id).then(|| ApiCall::post(url, json!({ "file_id": file_id })))
+    }
+    fn picture_url(&self, inbox: &Inbox, answer: &ApiAnswer<'_>) -> Option<String> {
+        let token = setting(inbox, "bot_token")?;
+        file_url(base_url(inbox, DEFAULT_API_BASE_URL), token, &answer.json())
+    }
     fn send_call(
         &self,
         inbox: &Inbox,
@@ -728,11 +810,22 @@ impl Provider for Telegram {
 }
 
 /// A chat's message or button tap; the chat can be reached again.
+/// The chat's name in the update fills the contact; its photo (and a renamed chat's new name)
+/// come from `getChat` once.
 fn said(inbox: &Inbox, customer: String, m: Said) -> Arrival {
-    Arrival::event(inbox, m.at, InboundEvent::Customer(m)).with(Effect::Reachable {
-        customer,
-        unreachable: None,
-    })
+    let name = match &m.from {
+        InboundSender::Identity { name, .. } => name.clone(),
+        InboundSender::Contact(_) => None,
+    };
+    Arrival::event(inbox, m.at, InboundEvent::Customer(m))
+        .with(Effect::FetchProfile {
+            customer: customer.clone(),
+            name,
+        })
+        .with(Effect::Reachable {
+            customer,
+            unreachable: None,
+        })
 }
 
 fn arrival(inbox: &Inbox, update: Update, now: Timestamp) -> Option<Arrival> {
@@ -1080,5 +1173,57 @@ mod tests {
             ..r
         });
         assert_eq!(request, json!({"body": {"chat_id": 1111111, "text": "hi"}}));
+    }
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn profiles_and_their_photo() {
+        assert_eq!(profile_body("1111111"), Some(json!({"chat_id": 1_111_111})));
+        assert_eq!(profile_body("-100123"), Some(json!({"chat_id": -100_123})));
+        assert_eq!(profile_body("@x"), None);
+        let p = parse_profile(&json!({"ok":true,"result":{"id":1111111,"type":"private","first_name":"An","last_name":"Lê","username":"an_le",
+            "photo":{"small_file_id":"AQADs","small_file_unique_id":"AQADsu","big_file_id":"AQADb","big_file_unique_id":"AQADbu"}}}))
+        .unwrap();
+        assert_eq!(p.name.as_deref(), Some("An Lê"));
+        assert_eq!(p.username.as_deref(), Some("an_le"));
+        let pic = p.picture.unwrap();
+        assert_eq!(
+            (pic.key.as_str(), pic.source),
+            (
+                "AQADbu",
+                crate::provider::PictureSource::File("AQADb".into())
+            )
+        );
+        // No photo (privacy settings, or none set): the name alone.
+        let bare =
+            parse_profile(&json!({"ok":true,"result":{"id":5,"type":"private","first_name":"B"}}))
+                .unwrap();
+        assert_eq!((bare.name.as_deref(), bare.picture), (Some("B"), None));
+        assert_eq!(
+            parse_profile(
+                &json!({"ok":false,"error_code":400,"description":"Bad Request: chat not found"})
+            ),
+            None
+        );
+
+        let base = "https://api.telegram.org";
+        let file = |path: &str, size: u64| json!({"ok":true,"result":{"file_id":"AQADb","file_unique_id":"AQADbu","file_size":size,"file_path":path}});
+        assert_eq!(
+            file_url(base, "123:ABC", &file("photos/file_0.jpg", 9000)).as_deref(),
+            Some("https://api.telegram.org/file/bot123:ABC/photos/file_0.jpg")
+        );
+        for hostile in [
+            "../../etc/passwd",
+            "/photos/x.jpg",
+            "photos/x.jpg?a=b",
+            "photos/x y.jpg",
+            "",
+        ] {
+            assert_eq!(file_url(base, "t", &file(hostile, 9000)), None, "{hostile}");
+        }
+        assert_eq!(
+            file_url(base, "t", &file("photos/big.jpg", 50_000_000)),
+            None
+        );
     }
 }

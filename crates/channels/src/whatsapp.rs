@@ -1357,6 +1357,11 @@ fn arrival(inbox: &Inbox, ev: WaEvent, now: Timestamp) -> Option<Arrival> {
             }
             // The business-scoped id next to the phone number is linked with the message.
             let alias = m.from.user_id.clone().filter(|_| m.from.wa_id.is_some());
+            // WhatsApp has no profile API: the webhook's `contacts[].profile.name` is the name.
+            let profile = Effect::FetchProfile {
+                customer: user.clone(),
+                name: m.from.name.clone(),
+            };
             let said = Said {
                 from: InboundSender::identity(user.as_str(), m.from.name.as_deref()),
                 provider_message_id: m.id.clone(),
@@ -1379,6 +1384,7 @@ fn arrival(inbox: &Inbox, ev: WaEvent, now: Timestamp) -> Option<Arrival> {
             };
             Some(
                 Arrival::event(inbox, m.at, InboundEvent::Customer(said))
+                    .with(profile)
                     .with(Effect::Usage(usage)),
             )
         }

@@ -384,6 +384,44 @@ pub fn classify(status: u16, body: &[u8]) -> Answer {
     }
 }
 
+/// The OA's user profile API (not in channels.md; Zalo's OA API v3 "user detail"):
+/// `GET <api>/v3.0/oa/user/detail?data={"user_id":"…"}` with the `access_token` header. Zalo user
+/// ids are digits: anything else gets no call.
+pub fn profile_url(base: &str, user_id: &str) -> Option<String> {
+    if user_id.is_empty() || user_id.len() > 32 || !user_id.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // `{"user_id":"<digits>"}`, percent-encoded.
+    Some(format!(
+        "{}/v3.0/oa/user/detail?data=%7B%22user_id%22%3A%22{user_id}%22%7D",
+        base.trim_end_matches('/')
+    ))
+}
+
+/// The user detail answer `{"error":0,"data":{"user_id","display_name","avatar","avatars":{"120",
+/// "240"}}}` (errors come back as HTTP 200 with `error` ≠ 0): the name, and the larger picture.
+pub fn parse_profile(v: &Value) -> Option<crate::provider::Profile> {
+    use crate::provider::{Picture, PictureSource, Profile};
+    if v["error"].as_i64() != Some(0) {
+        return None;
+    }
+    let d = &v["data"];
+    let url = [&d["avatars"]["240"], &d["avatar"], &d["avatars"]["120"]]
+        .into_iter()
+        .filter_map(|u| u.as_str())
+        .find(|u| u.starts_with("https://") || u.starts_with("http://"))
+        .map(str::to_owned);
+    Some(Profile {
+        name: crate::provider::account_name(&d["display_name"]),
+        username: None,
+        picture: url.map(|url| Picture {
+            key: url.clone(),
+            source: PictureSource::Url(url),
+            storable: true,
+        }),
+    })
+}
+
 /// The token refresh call: `POST <oauth>/v4/oa/access_token` with form fields and the app
 /// secret in the `secret_key` header (§4.2).
 pub fn refresh_url(oauth_base: &str) -> String {
@@ -532,6 +570,14 @@ impl Provider for Zalo {
     fn access_token<'a>(&self, inbox: &'a Inbox) -> Option<&'a str> {
         setting(inbox, "access_token")
     }
+    fn profile_call(&self, inbox: &Inbox, customer: &str) -> Option<ApiCall> {
+        let token = setting(inbox, "access_token")?;
+        let url = profile_url(base_url(inbox, DEFAULT_API_BASE_URL), customer)?;
+        Some(ApiCall::get(url).header("access_token", token))
+    }
+    fn profile(&self, _: &Inbox, answer: &ApiAnswer<'_>) -> Option<crate::provider::Profile> {
+        answer.ok().then(|| parse_profile(&answer.json())).flatten()
+    }
     fn token_expired(&self, inbox: &Inbox, now: Timestamp) -> bool {
         inbox.settings["access_token_expires_at"]
             .as_i64()
@@ -619,8 +665,18 @@ fn arrival(inbox: &Inbox, hook: Webhook, now: Timestamp) -> Option<Arrival> {
                 replying_to: quote_msg_id,
                 alias: None,
             };
-            // The customer wrote: they can be reached again.
-            Arrival::event(inbox, at, InboundEvent::Customer(said)).with(Effect::Reachable {
+            // The customer wrote: they can be reached again. Their name and picture come from
+            // the user profile API (an anonymous user has none to ask for).
+            let a = Arrival::event(inbox, at, InboundEvent::Customer(said));
+            let a = if anonymous {
+                a
+            } else {
+                a.with(Effect::FetchProfile {
+                    customer: user_id.clone(),
+                    name: None,
+                })
+            };
+            a.with(Effect::Reachable {
                 customer: user_id,
                 unreachable: None,
             })
@@ -870,5 +926,33 @@ mod tests {
             Some(("a2".into(), "r2".into(), 90_000))
         );
         assert_eq!(parse_refresh(&json!({"error":-14003})), None);
+    }
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn user_profiles() {
+        assert_eq!(
+            profile_url("https://openapi.zalo.me/", "246845883529197922").as_deref(),
+            Some(
+                "https://openapi.zalo.me/v3.0/oa/user/detail?data=%7B%22user_id%22%3A%22246845883529197922%22%7D"
+            )
+        );
+        assert_eq!(profile_url("https://x", "12\"}&a=b"), None);
+        assert_eq!(profile_url("https://x", ""), None);
+        let p = parse_profile(&json!({"error":0,"message":"Success","data":{"user_id":"1","display_name":" Lan Anh ",
+            "avatar":"https://s120-ava-talk.zadn.vn/a.jpg","avatars":{"120":"https://s120-ava-talk.zadn.vn/a.jpg","240":"https://s240-ava-talk.zadn.vn/a.jpg"}}}))
+        .unwrap();
+        assert_eq!(p.name.as_deref(), Some("Lan Anh"));
+        let pic = p.picture.unwrap();
+        assert_eq!(pic.key, "https://s240-ava-talk.zadn.vn/a.jpg");
+        assert!(pic.storable);
+        assert_eq!(
+            parse_profile(&json!({"error":-216,"message":"Access token is invalid"})),
+            None
+        );
+        let odd =
+            parse_profile(&json!({"error":0,"data":{"display_name":42,"avatar":"javascript:x"}}))
+                .unwrap();
+        assert_eq!((odd.name, odd.picture), (None, None));
     }
 }

@@ -164,6 +164,18 @@ pub struct ZaloSent {
 struct ZaloUser {
     last_interaction: Option<Timestamp>,
     sent_since: u32,
+    /// The user's Zalo name (`None`: `Zalo <id>`).
+    display_name: Option<String>,
+}
+
+/// A Telegram user's profile as `getChat` answers it.
+#[derive(Debug, Clone, Default)]
+struct TgProfile {
+    first_name: String,
+    last_name: Option<String>,
+    username: Option<String>,
+    /// The profile photo's version (`None`: no photo, or hidden by the user's privacy settings).
+    photo: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -194,6 +206,8 @@ struct TgBot {
     next_message: i64,
     /// Callback queries posted, by id: answered yet (`answerCallbackQuery`)?
     callbacks: HashMap<String, bool>,
+    /// Users' profiles, by chat id.
+    profiles: HashMap<String, TgProfile>,
 }
 
 #[derive(Debug, Clone)]
@@ -230,6 +244,8 @@ struct World {
     shopee_sent: Vec<ShopeeSent>,
     faults: HashMap<String, VecDeque<ChannelFault>>,
     seq: u64,
+    /// Profile pictures downloaded (Zalo's avatar URLs, Telegram's file downloads).
+    picture_downloads: u32,
 }
 
 impl World {
@@ -492,6 +508,21 @@ impl ChannelSandbox {
             .map(|o| (o.access_token.clone(), o.refresh_token.clone()))
     }
 
+    /// Sets a follower's Zalo name (what the user detail API answers).
+    pub fn zalo_set_profile(&self, oa_id: &str, user_id: &str, display_name: &str) {
+        self.shared
+            .world()
+            .zalo_users
+            .entry((oa_id.to_owned(), user_id.to_owned()))
+            .or_default()
+            .display_name = Some(display_name.to_owned());
+    }
+
+    /// How many profile pictures were downloaded (Zalo avatars, Telegram photo files).
+    pub fn picture_downloads(&self) -> u32 {
+        self.shared.world().picture_downloads
+    }
+
     /// Signs and posts a Zalo event (its `app_id` and `timestamp` are filled in if missing).
     pub async fn zalo_event(&self, oa_id: &str, event: serde_json::Value) -> anyhow::Result<u16> {
         zalo_deliver(&self.shared, oa_id, event).await
@@ -607,6 +638,32 @@ impl ChannelSandbox {
         Ok((status, id, resp.text().await.unwrap_or_default()))
     }
 
+    /// Sets a user's Telegram profile (`getChat`): their name, public username and whether they
+    /// have a profile photo (a changed photo gets a new file).
+    pub fn telegram_set_profile(
+        &self,
+        token: &str,
+        chat_id: i64,
+        first_name: &str,
+        last_name: Option<&str>,
+        username: Option<&str>,
+        photo: bool,
+    ) {
+        let mut w = self.shared.world();
+        let seq = u32::try_from(w.next()).unwrap_or(0);
+        if let Some(bot) = w.tg.get_mut(token) {
+            let p = bot.profiles.entry(chat_id.to_string()).or_default();
+            p.first_name = first_name.to_owned();
+            p.last_name = last_name.map(str::to_owned);
+            p.username = username.map(str::to_owned);
+            p.photo = match (photo, p.photo) {
+                (false, _) => None,
+                (true, Some(v)) => Some(v),
+                (true, None) => Some(seq),
+            };
+        }
+    }
+
     /// A user writes to the bot (and so has started it). Returns (status, update_id, message_id).
     pub async fn telegram_user_text(
         &self,
@@ -623,12 +680,28 @@ impl ChannelSandbox {
             bot.started.insert(chat_id.to_string());
             bot.blocked.remove(&chat_id.to_string());
             bot.next_message += 1;
-            bot.next_message
+            let profile = bot.profiles.entry(chat_id.to_string()).or_default();
+            if profile.first_name.is_empty() {
+                profile.first_name = first_name.to_owned();
+            }
+            (bot.next_message, profile.clone())
         };
+        let (message_id, profile) = message_id;
         let now = self.shared.now().millis() / 1000;
+        // The update carries the user as they are now (a username only when they have one).
+        let mut from = serde_json::json!({"id": chat_id, "is_bot": false, "first_name": first_name, "language_code": "vi"});
+        let mut chat =
+            serde_json::json!({"id": chat_id, "type": "private", "first_name": first_name});
+        for v in [&mut from, &mut chat] {
+            if let Some(l) = &profile.last_name {
+                v["last_name"] = serde_json::json!(l);
+            }
+            if let Some(u) = &profile.username {
+                v["username"] = serde_json::json!(u);
+            }
+        }
         let update = serde_json::json!({"message": {"message_id": message_id, "date": now,
-            "from": {"id": chat_id, "is_bot": false, "first_name": first_name, "language_code": "vi"},
-            "chat": {"id": chat_id, "type": "private", "first_name": first_name}, "text": text}});
+            "from": from, "chat": chat, "text": text}});
         let (status, id, _) = self.telegram_update(token, update).await?;
         Ok((status, id, message_id))
     }
@@ -1247,6 +1320,86 @@ async fn wa_number(
     }
 }
 
+/// `GET /v3.0/oa/user/detail?data={"user_id":"…"}`: a follower's profile (Zalo's OA API v3; not
+/// in channels.md). Errors come back as HTTP 200 with `error` ≠ 0, as every Zalo answer.
+async fn zalo_user_detail(
+    State(shared): State<Arc<Shared>>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let token = headers
+        .get("access_token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let base = shared
+        .base
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let w = shared.world();
+    let Some(oa) = w.zalo.values().find(|o| o.access_token == token) else {
+        return json(
+            StatusCode::OK,
+            serde_json::json!({"error": -216, "message": "Access token is invalid"}),
+        );
+    };
+    let data: serde_json::Value = q
+        .get("data")
+        .and_then(|d| serde_json::from_str(d).ok())
+        .unwrap_or_default();
+    let Some(user_id) = data["user_id"].as_str() else {
+        return json(
+            StatusCode::OK,
+            serde_json::json!({"error": -201, "message": "Parameters are invalid"}),
+        );
+    };
+    let Some(u) = w.zalo_users.get(&(oa.oa_id.clone(), user_id.to_owned())) else {
+        return json(
+            StatusCode::OK,
+            serde_json::json!({"error": -213, "message": "User has not followed OA"}),
+        );
+    };
+    let name = u
+        .display_name
+        .clone()
+        .unwrap_or_else(|| format!("Zalo {user_id}"));
+    let avatar = |size: u32| format!("{base}/_sandbox/pictures/zalo-{size}-{user_id}.jpg");
+    json(
+        StatusCode::OK,
+        serde_json::json!({"error": 0, "message": "Success", "data": {
+            "user_id": user_id, "user_id_by_app": format!("app{user_id}"), "display_name": name,
+            "user_alias": "", "is_sensitive": false, "user_is_follower": true,
+            "avatar": avatar(120), "avatars": {"120": avatar(120), "240": avatar(240)}}}),
+    )
+}
+
+/// A profile picture on the provider's CDN.
+async fn sandbox_picture(State(shared): State<Arc<Shared>>) -> Response {
+    shared.world().picture_downloads += 1;
+    crate::picture()
+}
+
+/// `GET /file/bot<token>/<file_path>`: a file `getFile` pointed at (only profile photos here).
+async fn tg_file(
+    State(shared): State<Arc<Shared>>,
+    Path((bot, path)): Path<(String, String)>,
+) -> Response {
+    let mut w = shared.world();
+    let Some(bot) = bot.strip_prefix("bot").and_then(|t| w.tg.get(t)) else {
+        return tg(StatusCode::UNAUTHORIZED, "Unauthorized");
+    };
+    let known = bot
+        .profiles
+        .values()
+        .filter_map(|p| p.photo)
+        .any(|v| path == format!("profile_photos/file_{v}.jpg"));
+    if !known {
+        return tg(StatusCode::NOT_FOUND, "Not Found");
+    }
+    w.picture_downloads += 1;
+    crate::picture()
+}
+
 /// `GET /v2.0/oa/getoa`: the OA of the access token.
 async fn zalo_getoa(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     let token = headers
@@ -1594,6 +1747,49 @@ async fn tg_method(
                 serde_json::json!({"url": url, "has_custom_certificate": false, "pending_update_count": 0}),
             )
         }
+        // The user's profile (Bot API `getChat`): name, username, the photo's file ids.
+        "getChat" => {
+            let chat = match &b["chat_id"] {
+                serde_json::Value::Number(n) => n.to_string(),
+                serde_json::Value::String(s) => s.clone(),
+                _ => String::new(),
+            };
+            let w = shared.world();
+            let Some(p) = w.tg.get(&token).and_then(|bot| bot.profiles.get(&chat)) else {
+                return tg(StatusCode::BAD_REQUEST, "Bad Request: chat not found");
+            };
+            let id: i64 = chat.parse().unwrap_or(0);
+            let mut r = serde_json::json!({"id": id, "type": "private", "first_name": p.first_name,
+                "accent_color_id": 0, "max_reaction_count": 11});
+            if let Some(l) = &p.last_name {
+                r["last_name"] = serde_json::json!(l);
+            }
+            if let Some(u) = &p.username {
+                r["username"] = serde_json::json!(u);
+            }
+            if let Some(v) = p.photo {
+                r["photo"] = serde_json::json!({"small_file_id": format!("AQADsmall{v}"), "small_file_unique_id": format!("AQADsu{v}"),
+                    "big_file_id": format!("AQADbig{v}"), "big_file_unique_id": format!("AQADbu{v}")});
+            }
+            ok(r)
+        }
+        // Where a file is (`getFile`): only profile photos exist here.
+        "getFile" => {
+            let file_id = b["file_id"].as_str().unwrap_or("");
+            let w = shared.world();
+            let photo = w.tg.get(&token).and_then(|bot| {
+                bot.profiles.values().filter_map(|p| p.photo).find(|v| {
+                    file_id == format!("AQADbig{v}") || file_id == format!("AQADsmall{v}")
+                })
+            });
+            match photo {
+                Some(v) => ok(
+                    serde_json::json!({"file_id": file_id, "file_unique_id": format!("AQADbu{v}"),
+                    "file_size": crate::PICTURE_PNG.len(), "file_path": format!("profile_photos/file_{v}.jpg")}),
+                ),
+                None => tg(StatusCode::BAD_REQUEST, "Bad Request: invalid file_id"),
+            }
+        }
         "getUpdates" => {
             let hooked = shared
                 .world()
@@ -1864,6 +2060,9 @@ async fn control_sent(State(shared): State<Arc<Shared>>) -> Response {
 
 fn router(shared: Arc<Shared>) -> Router {
     Router::new()
+        .route("/v3.0/oa/user/detail", get(zalo_user_detail))
+        .route("/_sandbox/pictures/{name}", get(sandbox_picture))
+        .route("/file/{bot}/{*path}", get(tg_file))
         .route("/{version}/{id}/messages", post(wa_send))
         .route("/{version}/{id}/message_templates", get(wa_templates))
         .route("/v3.0/oa/message/{kind}", post(zalo_send))

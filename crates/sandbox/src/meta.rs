@@ -151,6 +151,8 @@ struct World {
     sent: Vec<Sent>,
     ops: Vec<Op>,
     seq: u64,
+    /// Profile pictures downloaded from `/_sandbox/pictures/…`.
+    picture_downloads: u32,
 }
 
 struct Shared {
@@ -224,6 +226,30 @@ impl Sandbox {
     /// What an inbox's `api_base_url` should be to talk to this sandbox.
     pub fn base_url(&self) -> String {
         format!("http://{}/{VERSION}", self.addr)
+    }
+
+    /// A profile picture URL this sandbox serves (a PNG), for a [`UserSpec`]'s `profile_pic`
+    /// (the CDN's URL, without a version path).
+    pub fn picture_url(&self, name: &str) -> String {
+        format!("http://{}/_sandbox/pictures/{name}.png", self.addr)
+    }
+
+    /// How many times a profile picture was downloaded.
+    pub fn picture_downloads(&self) -> u32 {
+        self.shared.world().picture_downloads
+    }
+
+    /// Changes a user's profile (what the next profile call answers).
+    pub fn rename_user(&self, page_id: &str, user_id: &str, first_name: &str, last_name: &str) {
+        if let Some((u, _)) = self
+            .shared
+            .world()
+            .users
+            .get_mut(&(page_id.to_owned(), user_id.to_owned()))
+        {
+            u.first_name = first_name.to_owned();
+            u.last_name = last_name.to_owned();
+        }
     }
 
     pub fn add_page(&self, page: PageSpec) {
@@ -585,6 +611,7 @@ fn router(shared: Arc<Shared>) -> Router {
             get(profile).post(moderate).delete(moderate),
         )
         .route("/_sandbox/messages", post(control_message))
+        .route("/_sandbox/pictures/{name}", get(sandbox_picture))
         .route("/_sandbox/comments", post(control_comment))
         .route("/_sandbox/faults", post(control_fault))
         .route("/_sandbox/sent", get(control_sent))
@@ -1200,6 +1227,12 @@ async fn profile(
             "profile_pic": u.profile_pic, "id": u.id}),
     };
     axum::Json(v).into_response()
+}
+
+/// A profile picture on the "CDN" (the URL a profile answer names).
+async fn sandbox_picture(State(shared): State<Arc<Shared>>) -> Response {
+    shared.world().picture_downloads += 1;
+    crate::picture()
 }
 
 // ------------------------------------------------------------------ control API (standalone)

@@ -23,6 +23,7 @@ pub mod meta;
 pub mod metering;
 pub mod outbox;
 pub mod presence;
+pub mod profiles;
 pub mod provider_api;
 pub mod push;
 pub mod random;
@@ -211,6 +212,12 @@ impl Application {
             clock.clone(),
             providers.clone(),
             outbox_wake,
+            Arc::new(profiles::ProfileSync::new(
+                store.clone(),
+                providers.clone(),
+                clock.clone(),
+                &config.data_dir,
+            )),
         ));
         let state = AppState::new(Inner {
             config,

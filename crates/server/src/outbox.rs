@@ -14,9 +14,7 @@ use futures_util::StreamExt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use switchboard_core::retry::{self, RetryPolicy};
-use switchboard_core::{
-    ContactId, ConversationId, DeliveryStatus, Direction, InboxId, MessageId, Timestamp,
-};
+use switchboard_core::{ConversationId, DeliveryStatus, Direction, InboxId, MessageId, Timestamp};
 use switchboard_store::{OutboxRow, Store};
 use tokio::sync::Notify;
 
@@ -35,12 +33,7 @@ const HOLD_FOR_ECHO_MS: i64 = 10 * 60 * 1000;
 /// The note on a row held behind an earlier message of its conversation.
 const WAITING_FOR_EARLIER: &str = "waiting_for_earlier";
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProfileJob {
-    pub inbox_id: InboxId,
-    pub contact_id: ContactId,
-    pub external_id: String,
-}
+pub use crate::profiles::ProfileJob;
 
 /// What one `run_due` did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +51,7 @@ pub struct Outbox {
     notify: Arc<Notify>,
     retry: RetryPolicy,
     profiles: Mutex<Vec<ProfileJob>>,
+    profile_sync: Arc<crate::profiles::ProfileSync>,
     worker: bool,
 }
 
@@ -106,6 +100,7 @@ impl Outbox {
         clock: Arc<dyn Clock>,
         providers: Arc<Providers>,
         notify: Arc<Notify>,
+        profile_sync: Arc<crate::profiles::ProfileSync>,
     ) -> Self {
         let ms = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         Self {
@@ -119,6 +114,7 @@ impl Outbox {
                 give_up_after_ms: ms(cfg.give_up_after_secs).saturating_mul(1000),
             },
             profiles: Mutex::new(Vec::new()),
+            profile_sync,
             worker: cfg.worker,
         }
     }
@@ -338,25 +334,26 @@ impl Outbox {
     }
 
     async fn sync_profile(&self, job: &ProfileJob) -> bool {
-        let Ok(Some(inbox)) = self.store.inbox(job.inbox_id).await else {
-            return false;
-        };
-        match self.providers.profile(&inbox, &job.external_id).await {
-            Ok(p) => self
-                .store
-                .set_contact_profile(
-                    job.contact_id,
-                    p.name.as_deref(),
-                    p.avatar_url.as_deref(),
-                    self.clock.now(),
-                )
-                .await
-                .is_ok(),
+        match self.profile_sync.run(job).await {
+            Ok(_) => true,
             Err(f) => {
                 tracing::warn!(reason = f.reason, "profile sync failed");
                 false
             }
         }
+    }
+
+    /// Syncs one profile now (the agent's "sync from channel").
+    pub async fn sync_profile_now(
+        &self,
+        job: &ProfileJob,
+    ) -> Result<crate::profiles::Synced, switchboard_channels::meta::Failure> {
+        self.profile_sync.run(job).await
+    }
+
+    /// Where our copy of a contact's picture is kept.
+    pub fn avatar_path(&self, file: &str) -> Option<std::path::PathBuf> {
+        self.profile_sync.path(file)
     }
 
     /// The production loop: start a run of what is due (up to [`RUNS`] at once, so a run stuck

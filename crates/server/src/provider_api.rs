@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use switchboard_channels::meta::{self, Failure, Profile, network_failure};
 use switchboard_channels::provider::{
-    ApiAnswer, ApiBody, ApiCall, NotSent, Outgoing, Provider, Sent,
+    ApiAnswer, ApiBody, ApiCall, NotSent, Outgoing, PictureSource, Provider, Sent,
 };
 use switchboard_channels::{telegram, whatsapp};
 use switchboard_core::billing::Tariff;
@@ -411,16 +411,87 @@ impl Providers {
             .ok_or_else(|| fail("inbox_missing"))
     }
 
-    /// A customer's name and picture from the provider's profile API.
+    /// A customer's name and picture from the provider's profile API (a Zalo token that has
+    /// expired is refreshed first, as a send would).
     pub async fn profile(&self, inbox: &Inbox, customer: &str) -> Result<Profile, Failure> {
         let p = switchboard_channels::for_channel(inbox.channel)
             .ok_or_else(|| fail("not_supported"))?;
+        let inbox = if p.refreshes_tokens() {
+            self.fresh_token(p, inbox.id, None, self.clock.now())
+                .await?
+        } else {
+            inbox.clone()
+        };
         let call = p
-            .profile_call(inbox, customer)
+            .profile_call(&inbox, customer)
             .ok_or_else(|| fail("not_supported"))?;
         let r = self.call_api(&call).await?;
-        p.profile(&r.answer())
+        p.profile(&inbox, &r.answer())
             .ok_or_else(|| meta::classify_error(r.status, &r.body, r.retry_after.as_deref(), None))
+    }
+
+    /// Where a customer's picture is downloaded from (Telegram: `getFile` first). The URL may
+    /// carry a token: never logged.
+    pub async fn picture_url(
+        &self,
+        inbox: &Inbox,
+        source: &PictureSource,
+    ) -> Result<String, Failure> {
+        match source {
+            PictureSource::Url(u) => Ok(u.clone()),
+            PictureSource::File(id) => {
+                let p = switchboard_channels::for_channel(inbox.channel)
+                    .ok_or_else(|| fail("not_supported"))?;
+                let call = p
+                    .picture_call(inbox, id)
+                    .ok_or_else(|| fail("not_supported"))?;
+                let r = self.call_api(&call).await?;
+                p.picture_url(inbox, &r.answer())
+                    .ok_or_else(|| fail("picture_unavailable"))
+            }
+        }
+    }
+
+    /// Downloads a picture: `http(s)` only, at most `max` bytes (read chunk by chunk, never
+    /// more), and an image by its own bytes (PNG, JPEG, GIF, WebP) whatever the server claimed.
+    pub async fn download_picture(
+        &self,
+        url: &str,
+        max: usize,
+    ) -> Result<(Vec<u8>, &'static str), Failure> {
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(fail("picture_unavailable"));
+        }
+        let mut resp = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| transport_failure(&e))?;
+        if !resp.status().is_success() {
+            return Err(fail("picture_unavailable"));
+        }
+        if resp
+            .content_length()
+            .is_some_and(|n| n > u64::try_from(max).unwrap_or(u64::MAX))
+        {
+            return Err(fail("picture_too_large"));
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| transport_failure(&e))? {
+            if bytes.len() + chunk.len() > max {
+                return Err(fail("picture_too_large"));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        let content_type = switchboard_core::media::sniff(&bytes);
+        if !matches!(
+            content_type,
+            "image/png" | "image/jpeg" | "image/gif" | "image/webp"
+        ) {
+            return Err(fail("not_a_picture"));
+        }
+        Ok((bytes, content_type))
     }
 
     /// The setup's connection test: one read-only call that proves the inbox's account and

@@ -28,6 +28,52 @@ pub enum ChannelOutcome {
 }
 
 pub(crate) use switchboard_core::event::updated_event;
+
+/// A contact's name and picture as profile syncs see them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ContactProfile {
+    pub name: Option<String>,
+    pub name_source: Option<contact::NameSource>,
+    /// The provider's URL of the picture (shown as is only where its bytes may not be kept).
+    pub avatar_url: Option<String>,
+    /// Our copy: `<data_dir>/media/avatars/<avatar_file>`.
+    pub avatar_file: Option<String>,
+    /// The copy's type, derived from its bytes.
+    pub avatar_type: Option<String>,
+    /// The provider's identity of the picture the copy (or URL) is of.
+    pub avatar_key: Option<String>,
+    pub synced_at: Option<Timestamp>,
+}
+
+impl ContactProfile {
+    /// Where agents load the picture (`core::contact::avatar_url`).
+    pub fn avatar_shown(&self, id: ContactId) -> Option<String> {
+        contact::avatar_url(id, self.avatar_file.as_deref(), self.avatar_url.as_deref())
+    }
+}
+
+/// What a profile sync writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileWrite {
+    /// A name from the channel (`None`: the name stays).
+    pub name: Option<String>,
+    /// A new picture (`None`: the picture stays).
+    pub avatar: Option<AvatarWrite>,
+    pub synced_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AvatarWrite {
+    /// Copied into our media store.
+    Copied {
+        file: String,
+        content_type: String,
+        key: String,
+        url: Option<String>,
+    },
+    /// The provider's URL only (its bytes may not be kept, or the copy failed).
+    Linked { url: String, key: String },
+}
 pub use switchboard_core::event::{MessageMeta, message_with_meta};
 
 pub use switchboard_core::outbound::OutboxJob;
@@ -100,15 +146,27 @@ pub trait ChannelStore: Send + Sync {
     async fn messaging_id(&self, contact: ContactId, inbox: InboxId) -> Result<Option<String>>;
     async fn private_reply_of(&self, inbox: InboxId, comment_id: &str)
     -> Result<Option<MessageId>>;
-    /// Sets the channel-given name and avatar; publishes nothing (the next read shows them).
-    async fn set_contact_profile(
+    /// What profile syncs read of a contact (its name and where that came from, its picture).
+    async fn contact_profile(&self, contact: ContactId) -> Result<Option<ContactProfile>>;
+    /// Writes what a profile sync decided (`core::contact`); publishes nothing (the next read
+    /// shows it).
+    async fn set_contact_profile(&self, contact: ContactId, w: &ProfileWrite) -> Result<()>;
+    /// Sets the name and where it came from (an agent typed it, or cleared it).
+    async fn set_contact_name(
         &self,
         contact: ContactId,
         name: Option<&str>,
-        avatar_url: Option<&str>,
+        source: Option<contact::NameSource>,
         now: Timestamp,
     ) -> Result<()>;
-    async fn contact_avatar(&self, contact: ContactId) -> Result<Option<String>>;
+    /// The customer's public handle on a channel (Telegram, Instagram), when the profile gave one.
+    async fn set_identity_username(
+        &self,
+        inbox: InboxId,
+        external_id: &str,
+        username: Option<&str>,
+    ) -> Result<()>;
+    async fn identity_username(&self, inbox: InboxId, external_id: &str) -> Result<Option<String>>;
     /// Moves everything of `from` to `into` (identities, conversations, messages); undoable.
     async fn merge_contacts(
         &self,

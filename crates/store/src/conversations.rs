@@ -366,7 +366,7 @@ impl<D: Db> Store for D {
         id: ConversationId,
     ) -> Result<Option<ConversationSummary>> {
         let sql = format!(
-            "SELECT {CONVERSATION_COLUMNS}, {REPLY_DUE_AT}, ct.name AS contact_name, i.channel AS channel, i.name AS inbox_name \
+            "SELECT {CONVERSATION_COLUMNS}, {REPLY_DUE_AT}, ct.name AS contact_name, ct.avatar_file AS contact_avatar_file, ct.avatar_url AS contact_avatar_src, i.channel AS channel, i.name AS inbox_name \
              FROM conversations c JOIN contacts ct ON ct.id = c.contact_id JOIN inboxes i ON i.id = c.inbox_id WHERE c.id = $1"
         );
         q_owned(sql)

@@ -1195,30 +1195,98 @@ impl<D: Db> ChannelStore for D {
     }
 
     #[instrument(skip_all)]
-    async fn set_contact_profile(
+    async fn contact_profile(&self, contact: ContactId) -> Result<Option<ContactProfile>> {
+        q("SELECT name, name_source, avatar_url, avatar_file, avatar_type, avatar_key, profile_synced_at FROM contacts WHERE id = $1")
+            .bind(contact.to_string())
+            .read_opt(self, contact_profile_row)
+            .await
+    }
+
+    #[instrument(skip_all)]
+    async fn set_contact_profile(&self, contact: ContactId, w: &ProfileWrite) -> Result<()> {
+        let (picture, url, key, file, content_type) = match &w.avatar {
+            None => (0_i64, None, None, None, None),
+            Some(AvatarWrite::Copied {
+                file,
+                content_type,
+                key,
+                url,
+            }) => (
+                1,
+                url.as_deref(),
+                Some(key.as_str()),
+                Some(file.as_str()),
+                Some(content_type.as_str()),
+            ),
+            Some(AvatarWrite::Linked { url, key }) => {
+                (1, Some(url.as_str()), Some(key.as_str()), None, None)
+            }
+        };
+        q("UPDATE contacts SET name = COALESCE($1, name), \
+             name_source = CASE WHEN $1 IS NULL THEN name_source ELSE 'channel' END, \
+             avatar_url = CASE WHEN $2 = 1 THEN $3 ELSE avatar_url END, \
+             avatar_key = CASE WHEN $2 = 1 THEN $4 ELSE avatar_key END, \
+             avatar_file = CASE WHEN $2 = 1 THEN $5 ELSE avatar_file END, \
+             avatar_type = CASE WHEN $2 = 1 THEN $6 ELSE avatar_type END, \
+             profile_synced_at = $7, updated_at = $7 WHERE id = $8")
+        .bind(w.name.as_deref())
+        .bind(picture)
+        .bind(url)
+        .bind(key)
+        .bind(file)
+        .bind(content_type)
+        .bind(w.synced_at.millis())
+        .bind(contact.to_string())
+        .write(self)
+        .await?;
+        Ok(())
+    }
+
+    #[instrument(skip_all)]
+    async fn set_contact_name(
         &self,
         contact: ContactId,
         name: Option<&str>,
-        avatar_url: Option<&str>,
+        source: Option<contact::NameSource>,
         now: Timestamp,
     ) -> Result<()> {
-        q("UPDATE contacts SET name = COALESCE($1, name), avatar_url = COALESCE($2, avatar_url), updated_at = $3 WHERE id = $4")
-            .bind(name)
-            .bind(avatar_url)
-            .bind(now.millis())
-            .bind(contact.to_string())
+        let done =
+            q("UPDATE contacts SET name = $1, name_source = $2, updated_at = $3 WHERE id = $4")
+                .bind(name)
+                .bind(source.map(contact::NameSource::as_str))
+                .bind(now.millis())
+                .bind(contact.to_string())
+                .write(self)
+                .await?;
+        done.or(StoreError::NotFound)
+    }
+
+    #[instrument(skip_all)]
+    async fn set_identity_username(
+        &self,
+        inbox: InboxId,
+        external_id: &str,
+        username: Option<&str>,
+    ) -> Result<()> {
+        q("UPDATE contact_identities SET username = $1 WHERE inbox_id = $2 AND external_id = $3")
+            .bind(username)
+            .bind(inbox.to_string())
+            .bind(external_id)
             .write(self)
             .await?;
         Ok(())
     }
 
     #[instrument(skip_all)]
-    async fn contact_avatar(&self, contact: ContactId) -> Result<Option<String>> {
-        Ok(q("SELECT avatar_url FROM contacts WHERE id = $1")
-            .bind(contact.to_string())
-            .read_opt(self, first::<Option<String>, _>)
-            .await?
-            .flatten())
+    async fn identity_username(&self, inbox: InboxId, external_id: &str) -> Result<Option<String>> {
+        Ok(
+            q("SELECT username FROM contact_identities WHERE inbox_id = $1 AND external_id = $2")
+                .bind(inbox.to_string())
+                .bind(external_id)
+                .read_opt(self, first::<Option<String>, _>)
+                .await?
+                .flatten(),
+        )
     }
 
     #[instrument(skip_all)]

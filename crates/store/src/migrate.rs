@@ -39,6 +39,7 @@ macro_rules! all_migrations {
             11 "push_subscriptions" "0011_push_subscriptions",
             12 "comment_rules" "0012_comment_rules",
             13 "agent_preferences" "0013_agent_preferences",
+            14 "contact_profiles" "0014_contact_profiles",
         )
     };
 }

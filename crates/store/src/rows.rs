@@ -79,6 +79,21 @@ pub(crate) fn contact_row(r: &impl RowRead) -> Result<Contact> {
     })
 }
 
+pub(crate) fn contact_profile_row(r: &impl RowRead) -> Result<crate::ContactProfile> {
+    let source: Option<String> = r.try_get("name_source")?;
+    Ok(crate::ContactProfile {
+        name: r.try_get("name")?,
+        name_source: source
+            .as_deref()
+            .and_then(switchboard_core::contact::NameSource::parse),
+        avatar_url: r.try_get("avatar_url")?,
+        avatar_file: r.try_get("avatar_file")?,
+        avatar_type: r.try_get("avatar_type")?,
+        avatar_key: r.try_get("avatar_key")?,
+        synced_at: opt_ts(r, "profile_synced_at")?,
+    })
+}
+
 pub(crate) fn conversation_row(r: &impl RowRead) -> Result<Conversation> {
     Ok(Conversation {
         id: ConversationId(uuid_of(r, "id")?),
@@ -103,6 +118,15 @@ pub(crate) fn summary_row(r: &impl RowRead) -> Result<ConversationSummary> {
     Ok(ConversationSummary {
         conversation: conversation_row(r)?,
         contact_name: r.try_get("contact_name")?,
+        contact_avatar_url: {
+            let file: Option<String> = r.try_get("contact_avatar_file")?;
+            let url: Option<String> = r.try_get("contact_avatar_src")?;
+            switchboard_core::contact::avatar_url(
+                ContactId(uuid_of(r, "contact_id")?),
+                file.as_deref(),
+                url.as_deref(),
+            )
+        },
         channel: enum_of(r, "channel", ChannelKind::parse)?,
         inbox_name: r.try_get("inbox_name")?,
         last_message_preview: r.try_get("last_message_preview")?,

@@ -121,7 +121,7 @@ pub(crate) async fn rows<D: Db>(
 ) -> Result<Vec<ConversationSummary>> {
     let (filters, mut binds) = list_filters(q);
     let mut sql = format!(
-        "SELECT {CONVERSATION_COLUMNS}, {REPLY_DUE_AT}, ct.name AS contact_name, i.channel AS channel, i.name AS inbox_name \
+        "SELECT {CONVERSATION_COLUMNS}, {REPLY_DUE_AT}, ct.name AS contact_name, ct.avatar_file AS contact_avatar_file, ct.avatar_url AS contact_avatar_src, i.channel AS channel, i.name AS inbox_name \
          FROM conversations c JOIN contacts ct ON ct.id = c.contact_id JOIN inboxes i ON i.id = c.inbox_id \
          WHERE {filters}"
     );

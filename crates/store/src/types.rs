@@ -24,6 +24,8 @@ pub struct ConversationSummary {
     #[serde(flatten)]
     pub conversation: Conversation,
     pub contact_name: Option<String>,
+    /// Where agents load the customer's picture (`core::contact::avatar_url`).
+    pub contact_avatar_url: Option<String>,
     pub channel: ChannelKind,
     pub inbox_name: String,
     pub last_message_preview: Option<String>,

@@ -73,6 +73,8 @@ export interface Conversation {
   last_activity_at: number;
   last_customer_message_at: number | null;
   contact_name: string | null;
+  /** The customer's picture: our copy (`/api/v1/contacts/…/avatar?v=…`) or the provider's https URL. */
+  contact_avatar_url?: string | null;
   channel: string;
   inbox_name: string;
   last_message_preview: string | null;
@@ -191,6 +193,9 @@ export interface Contact {
   phone: string | null;
   email: string | null;
   notes: string | null;
+  avatar_url?: string | null;
+  /** `agent`: typed by an agent (a synced name never replaces it); `channel`: from the channel. */
+  name_source?: 'agent' | 'channel' | null;
   /** A phone or email the customer wrote that differs from these (one click to use). */
   suggested?: { phone?: string; email?: string };
 }

@@ -11,6 +11,7 @@ import { BotBanner } from './flows';
 import { AutoActions } from './comments';
 import { isImage, isVideo } from '../shared/media';
 import { Confirm } from './confirm';
+import { Avatar } from './icons';
 import { refreshCounts, setOnScreen } from './notify';
 
 type Dialog = null | 'transfer' | 'assign' | 'participant';
@@ -106,8 +107,16 @@ function Chat({ c, onChanged, onBack, onCustomer }: { c: Conversation; onChanged
         <button class="icon back mobile-only" aria-label={t('nav.back_to_list')} onClick={onBack} data-testid="back">
           <Arrow />
         </button>
+        <Avatar url={c.contact_avatar_url} size={36} testid="chat-avatar" />
         <div class="who-box">
-          <div class="title">{displayName(c)}</div>
+          <div class="title" data-testid="chat-title">
+            {displayName(c)}
+            {policy?.open_in_provider_app_url && (
+              <a href={policy.open_in_provider_app_url} target="_blank" rel="noopener noreferrer" class="open-app" data-testid="open-in-app">
+                {t('chat.open_in_app')}
+              </a>
+            )}
+          </div>
           <div class="sub">
             {c.inbox_name} · <span class={`status ${c.status}`}>{t(`conv.${c.status}`)}</span>
             {holder && (

@@ -6,7 +6,7 @@ import { api, Conversation, Page, query } from './api';
 import { formatTime, t } from './i18n';
 import { realtime } from './realtime';
 import { agentName, displayName, DRAG_TYPE, useShared } from './store';
-import { ChannelIcon } from './icons';
+import { Avatar, ChannelIcon } from './icons';
 import { ChatPane } from './chat';
 import { SidePanel } from './sidepanel';
 import { useViewHistory } from './mobile';
@@ -301,6 +301,7 @@ function ListRow({ c, top, selected, onOpen }: { c: Conversation; top: number; s
       data-id={c.id}
     >
       <ChannelIcon channel={c.channel} />
+      <Avatar url={c.contact_avatar_url} size={28} testid="row-avatar" />
       <div class="body">
         <div class="top">
           <span class="name">{displayName(c)}</span>

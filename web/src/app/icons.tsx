@@ -25,3 +25,7 @@ export const ChannelIcon = ({ channel }: { channel: string }) => {
     </span>
   );
 };
+
+/** The customer's picture from the channel (decorative beside their name), or nothing. */
+export const Avatar = ({ url, size = 32, testid }: { url?: string | null; size?: number; testid?: string }) =>
+  url ? <img class="avatar" src={url} width={size} height={size} alt="" loading="lazy" referrerpolicy="no-referrer" data-testid={testid} /> : null;

@@ -1,5 +1,5 @@
-// The customer side panel: profile (name read-only; phone, email, notes editable with the
-// server's validation shown inline), tags, participants, history, files, the customer's other
+// The customer side panel: profile (picture and name from the channel, "sync from channel"; name,
+// phone, email, notes editable with the server's validation shown inline), tags, participants, history, files, the customer's other
 // conversations.
 
 import { useEffect, useState } from 'preact/hooks';
@@ -10,6 +10,7 @@ import { realtime } from './realtime';
 import { agentName, refreshTags, useShared } from './store';
 import { isImage } from '../shared/media';
 import { AutomationPanel } from './flows';
+import { Avatar } from './icons';
 
 type Tab = 'contact' | 'history' | 'media' | 'conversations';
 
@@ -41,7 +42,7 @@ export function SidePanel(props: {
       </div>
       {tab === 'contact' && (
         <>
-          <ContactForm contactId={c.contact_id} />
+          <ContactForm contactId={c.contact_id} onProfileChanged={() => api<Conversation>('GET', `/conversations/${c.id}`).then(props.onChanged).catch(() => {})} />
           <Tags c={c} onChanged={props.onChanged} />
           <People c={c} />
           <AutomationPanel c={c} />
@@ -67,27 +68,51 @@ function Suggested({ value, onAccept, testid }: { value?: string; onAccept: (v: 
   );
 }
 
-function ContactForm({ contactId }: { contactId: string }) {
+function ContactForm({ contactId, onProfileChanged }: { contactId: string; onProfileChanged: () => void }) {
   const [contact, setContact] = useState<Contact | null>(null);
-  const [form, setForm] = useState({ phone: '', email: '', notes: '' });
+  const [form, setForm] = useState({ name: '', phone: '', email: '', notes: '' });
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [saved, setSaved] = useState(false);
+  const [syncing, setSyncing] = useState(false);
+  const [synced, setSynced] = useState(false);
+  const fill = (k: Contact) => setForm({ name: k.name ?? '', phone: k.phone ?? '', email: k.email ?? '', notes: k.notes ?? '' });
   useEffect(() => {
     api<Contact>('GET', `/contacts/${contactId}`).then((k) => {
       setContact(k);
-      setForm({ phone: k.phone ?? '', email: k.email ?? '', notes: k.notes ?? '' });
+      fill(k);
     });
   }, [contactId]);
   if (!contact) return null;
+  // The name and picture from the channel now (a typed name is replaced: the agent asked).
+  const sync = async () => {
+    setErrors({});
+    setSaved(false);
+    setSynced(false);
+    setSyncing(true);
+    try {
+      const k = await api<Contact>('POST', `/contacts/${contactId}/sync-profile`);
+      setContact(k);
+      fill(k);
+      setSynced(true);
+      onProfileChanged();
+    } catch (err) {
+      if (err instanceof ApiError) setErrors({ _: errorText(err.code, err.message) });
+    } finally {
+      setSyncing(false);
+    }
+  };
   const save = async (e: Event) => {
     e.preventDefault();
     setErrors({});
     setSaved(false);
     try {
-      const k = await api<Contact>('PATCH', `/contacts/${contactId}`, form);
+      // The name is sent only when changed: sending it makes it the agent's.
+      const { name, ...rest } = form;
+      const k = await api<Contact>('PATCH', `/contacts/${contactId}`, name === (contact.name ?? '') ? rest : form);
       setContact(k);
-      setForm({ phone: k.phone ?? '', email: k.email ?? '', notes: k.notes ?? '' });
+      fill(k);
       setSaved(true);
+      if (name !== (contact.name ?? '')) onProfileChanged();
     } catch (err) {
       if (err instanceof ApiError) setErrors({ [err.field ?? '_']: err.field ? fieldErrorText(err) : errorText(err.code, err.message) });
     }
@@ -109,9 +134,30 @@ function ContactForm({ contactId }: { contactId: string }) {
   );
   return (
     <form class="contact" onSubmit={save}>
+      <div class="profile-head">
+        <Avatar url={contact.avatar_url} size={48} testid="contact-avatar" />
+        <button type="button" class="small" onClick={sync} disabled={syncing} data-testid="sync-profile">
+          {syncing ? t('side.syncing') : t('side.sync_profile')}
+        </button>
+      </div>
+      {synced && (
+        <span class="ok" role="status" data-testid="synced">
+          {t('side.synced')}
+        </span>
+      )}
       <label>
         {t('side.name')}
-        <input value={contact.name ?? ''} readOnly data-testid="contact-name" />
+        <input value={form.name} onInput={(e) => setForm({ ...form, name: e.currentTarget.value })} data-testid="contact-name" aria-invalid={!!errors.name} />
+        {contact.name && (
+          <span class="hint" data-testid="name-source">
+            {contact.name_source === 'agent' ? t('side.name_typed') : t('side.name_from_channel')}
+          </span>
+        )}
+        {errors.name && (
+          <span class="field-error" data-testid="contact-name-error">
+            {errors.name}
+          </span>
+        )}
       </label>
       {field('phone', t('side.phone'))}
       <Suggested value={contact.suggested?.phone} onAccept={(v) => setForm({ ...form, phone: v })} testid="suggested-phone" />

@@ -29,7 +29,7 @@ pub async fn visible_contact(
     Ok((contact, identities))
 }
 
-/// Edits phone, email and notes (absent keys stay as they are; `null` or `""` clears a field).
+/// Edits name, phone, email and notes (absent keys stay as they are; `null` or `""` clears a field).
 pub async fn edit(
     st: &AppState,
     me: &CurrentAgent,
@@ -40,6 +40,14 @@ pub async fn edit(
     let before = c.clone();
     contact::edit(&mut c, patch, st.clock.now()).map_err(edit_error)?;
     st.store.update_contact(&c).await?;
+    if patch.contains_key("name") {
+        // A typed name (even the one it was) is the agent's: a synced one never replaces it
+        // unless they ask; a cleared one may be filled by the channel again.
+        let source = c.name.as_ref().map(|_| contact::NameSource::Agent);
+        st.store
+            .set_contact_name(c.id, c.name.as_deref(), source, c.updated_at)
+            .await?;
+    }
     // A changed field may start a flow in the customer's latest conversation.
     let changed: Vec<&str> = [
         ("phone", before.phone != c.phone),
@@ -62,6 +70,92 @@ pub async fn edit(
         }
     }
     Ok((c, ids))
+}
+
+/// "Sync from channel": fetches the contact's name and picture from each channel it has an
+/// identity on that the agent may see, now. The channel's name replaces even a typed one (the
+/// agent asked). 404 when the agent sees none of the contact's conversations; 422
+/// `profile_unavailable` when no channel of theirs could give a profile.
+pub async fn sync_profile(
+    st: &AppState,
+    me: &CurrentAgent,
+    id: ContactId,
+) -> ApiResult<(Contact, Vec<Identity>)> {
+    let (_, ids) = visible_contact(st, me, id).await?;
+    let mut synced = false;
+    let mut reason = "not_supported";
+    for i in ids
+        .iter()
+        .filter(|i| st.access.can_see(&me.agent, i.inbox_id))
+    {
+        if i.external_id
+            .starts_with(switchboard_store::COMMENTER_PREFIX)
+        {
+            continue;
+        }
+        let job = crate::profiles::ProfileJob {
+            inbox_id: i.inbox_id,
+            contact_id: id,
+            external_id: i.external_id.clone(),
+            name: None,
+            forced: true,
+        };
+        match st.outbox.sync_profile_now(&job).await {
+            Ok(_) => synced = true,
+            Err(f) => {
+                tracing::info!(reason = f.reason, "sync from channel failed");
+                reason = f.reason;
+            }
+        }
+    }
+    if !synced {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "profile_unavailable",
+            format!("the channel gave no profile ({reason})"),
+        ));
+    }
+    let (c, ids) = visible_contact(st, me, id).await?;
+    Ok((c, ids))
+}
+
+/// Our copy of the contact's picture, served as inert as any file of ours (a type from its bytes,
+/// `nosniff`, a sandboxing CSP); 404 when there is none or the agent may not see the contact.
+pub async fn avatar(
+    st: &AppState,
+    me: &CurrentAgent,
+    id: ContactId,
+) -> ApiResult<axum::response::Response> {
+    use axum::http::{HeaderValue, header};
+    use axum::response::IntoResponse;
+    visible_contact(st, me, id).await?;
+    let p = st.store.contact_profile(id).await?.unwrap_or_default();
+    let path = p
+        .avatar_file
+        .as_deref()
+        .and_then(|f| st.outbox.avatar_path(f))
+        .ok_or_else(|| ApiError::not_found("picture"))?;
+    let bytes = tokio::fs::read(path)
+        .await
+        .map_err(|_| ApiError::not_found("picture"))?;
+    let served = switchboard_core::media::served_type(p.avatar_type.as_deref().unwrap_or(""));
+    let mut resp = (StatusCode::OK, bytes).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(served));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox; default-src 'none'"),
+    );
+    // The URL names the picture (`?v=<file>`): a new picture has a new URL.
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=86400"),
+    );
+    Ok(resp)
 }
 
 /// The contact's most recently active conversation (among those `me` may see, when given).
@@ -89,10 +183,6 @@ pub async fn latest_conversation(
 
 fn edit_error(e: EditError) -> ApiError {
     match e {
-        EditError::ReadOnly(field) => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "read_only", e.to_string())
-                .with_extra(serde_json::json!({ "field": field }))
-        }
         EditError::UnknownField(_) => ApiError::invalid(e.to_string()),
         EditError::Invalid(v) => v.into(),
     }

@@ -315,6 +315,38 @@ async fn recipient(st: &AppState, inbox: &Inbox, c: &Conversation) -> ApiResult<
         .cloned())
 }
 
+/// The conversation's thread or customer profile in the provider's app, where the platform offers
+/// a link (`switchboard_channels::links`): always offered, whatever the window.
+async fn open_in_app(
+    st: &AppState,
+    inbox: &Inbox,
+    c: &Conversation,
+    messaging_id: Option<&str>,
+) -> ApiResult<Option<String>> {
+    let customer = match messaging_id {
+        Some(id) => Some(id.to_owned()),
+        None if inbox_settings::is_provider(inbox.channel) => recipient(st, inbox, c).await?,
+        None => None,
+    };
+    let username = match &customer {
+        Some(id)
+            if matches!(
+                inbox.channel,
+                ChannelKind::Instagram | ChannelKind::Telegram
+            ) =>
+        {
+            st.store.identity_username(inbox.id, id).await?
+        }
+        _ => None,
+    };
+    Ok(switchboard_channels::links::open_in_app(
+        inbox.channel,
+        crate::meta::account_id(inbox),
+        customer.as_deref().unwrap_or(""),
+        username.as_deref(),
+    ))
+}
+
 /// What the composer may do now on `c` (`GET /conversations/{id}/policy`): the window for a
 /// person, what automation may send, whether the customer can be reached, and the channel's
 /// extras (Meta's inbox link, WhatsApp's templates).
@@ -355,14 +387,10 @@ pub async fn policy_answer(st: &AppState, c: &Conversation) -> ApiResult<serde_j
             "can_message".into(),
             serde_json::json!(!is_meta || messaging_id.is_some()),
         );
-        if is_meta {
-            o.insert(
-                "open_in_provider_app_url".into(),
-                serde_json::json!(crate::meta::account_id(&inbox).map(|p| format!(
-                    "https://business.facebook.com/latest/inbox/all?asset_id={p}"
-                ))),
-            );
-        }
+        o.insert(
+            "open_in_provider_app_url".into(),
+            serde_json::json!(open_in_app(st, &inbox, c, messaging_id.as_deref()).await?),
+        );
         policy_extras(st, &inbox, c, o).await?;
     }
     Ok(v)

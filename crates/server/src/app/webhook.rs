@@ -212,21 +212,25 @@ async fn effect(
     now: Timestamp,
 ) -> ApiResult<()> {
     match e {
-        Effect::FetchProfile { customer } => {
+        Effect::FetchProfile { customer, name } => {
+            // Once per customer (and again when the channel renames them), only for a new
+            // message: a redelivery fetches nothing.
             if let Some(m) = new_message(outcome)
                 && st.config.webhooks.profile_sync
-                && st
-                    .store
-                    .contact(m.contact_id)
-                    .await
-                    .ok()
-                    .flatten()
-                    .is_some_and(|c| c.name.is_none())
+                && let Some(p) = st.store.contact_profile(m.contact_id).await?
+                && contact::wants_profile(
+                    p.synced_at.is_some(),
+                    p.name.as_deref(),
+                    p.name_source,
+                    name.as_deref(),
+                )
             {
                 st.outbox.want_profile(ProfileJob {
                     inbox_id: inbox.id,
                     contact_id: m.contact_id,
                     external_id: customer.clone(),
+                    name: name.clone(),
+                    forced: false,
                 });
             }
         }

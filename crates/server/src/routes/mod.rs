@@ -228,7 +228,21 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
         "/api/v1/contacts/{id}",
         "A contact with its channel identities",
     ),
-    ("patch", "/api/v1/contacts/{id}", "Edit phone, email, notes"),
+    (
+        "patch",
+        "/api/v1/contacts/{id}",
+        "Edit name, phone, email, notes",
+    ),
+    (
+        "get",
+        "/api/v1/contacts/{id}/avatar",
+        "The customer's picture (our copy of the channel's)",
+    ),
+    (
+        "post",
+        "/api/v1/contacts/{id}/sync-profile",
+        "Sync name and picture from the channel now (replaces a typed name)",
+    ),
     ("get", "/api/v1/tags", "All tags"),
     ("post", "/api/v1/tags", "Create a tag (supervisor/admin)"),
     (
@@ -514,6 +528,8 @@ pub fn router(st: AppState) -> Router {
             post(channel_actions::undo_merge),
         )
         .route("/contacts/{id}", get(contacts::get).patch(contacts::update))
+        .route("/contacts/{id}/avatar", get(contacts::avatar))
+        .route("/contacts/{id}/sync-profile", post(contacts::sync_profile))
         .route(
             "/tags",
             get(quick_replies::tags).post(quick_replies::create_tag),

@@ -231,10 +231,10 @@ pub fn request(method: &str, path: &str) -> Value {
             &["into_contact_id"],
             json!({"into_contact_id": uuid()}),
         ))}),
-        // `name` is in the contact but read-only: sending it is a 422.
+        // A typed name is the agent's (a synced one never replaces it until "sync from channel").
         ("patch", "/api/v1/contacts/{id}") => json!({"requestBody": json_body(object(
             &[],
-            json!({"phone": nullable("string"), "email": nullable("string"), "notes": nullable("string")}),
+            json!({"name": nullable("string"), "phone": nullable("string"), "email": nullable("string"), "notes": nullable("string")}),
         ))}),
         ("post", "/api/v1/conversations/{id}/attachments") => json!({
             "parameters": [query("filename", string(), true), query("caption", string(), false)],
@@ -367,6 +367,7 @@ mod tests {
         "/api/v1/inboxes/{id}/templates/sync",
         "/api/v1/inboxes/{id}/check",
         "/api/v1/contact-merges/{id}/undo",
+        "/api/v1/contacts/{id}/sync-profile",
         "/api/v1/conversations/{id}/take-over",
         "/api/v1/scheduled-flows/{id}/send-now",
         "/api/v1/scheduled-flows/{id}/cancel",
