@@ -68,3 +68,26 @@ pub fn unavailable(_: crate::ingest::IngestFailure) -> ApiError {
 pub fn created(v: serde_json::Value) -> Response {
     (StatusCode::CREATED, ApiJson(v)).into_response()
 }
+
+/// A stored file's bytes as `served` (a type of our allowlist): never sniffed, sandboxed by `csp`
+/// (so even a file a browser opens by itself cannot run script on our origin), cached privately
+/// for a day (each file's URL names it).
+pub fn stored_file(bytes: Vec<u8>, served: &'static str, csp: &'static str) -> Response {
+    use axum::http::{HeaderValue, header};
+    let mut resp = (StatusCode::OK, bytes).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(served));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(csp),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=86400"),
+    );
+    resp
+}

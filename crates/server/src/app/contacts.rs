@@ -126,8 +126,6 @@ pub async fn avatar(
     me: &CurrentAgent,
     id: ContactId,
 ) -> ApiResult<axum::response::Response> {
-    use axum::http::{HeaderValue, header};
-    use axum::response::IntoResponse;
     visible_contact(st, me, id).await?;
     let p = st.store.contact_profile(id).await?.unwrap_or_default();
     let path = p
@@ -139,23 +137,12 @@ pub async fn avatar(
         .await
         .map_err(|_| ApiError::not_found("picture"))?;
     let served = switchboard_core::media::served_type(p.avatar_type.as_deref().unwrap_or(""));
-    let mut resp = (StatusCode::OK, bytes).into_response();
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(served));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("sandbox; default-src 'none'"),
-    );
     // The URL names the picture (`?v=<file>`): a new picture has a new URL.
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, max-age=86400"),
-    );
-    Ok(resp)
+    Ok(crate::responses::stored_file(
+        bytes,
+        served,
+        "sandbox; default-src 'none'",
+    ))
 }
 
 /// The contact's most recently active conversation (among those `me` may see, when given).

@@ -11,8 +11,8 @@ use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
 use serde::Deserialize;
 use switchboard_core::media;
 use switchboard_core::*;
@@ -104,23 +104,13 @@ async fn serve(st: &AppState, a: &Attachment) -> ApiResult<Response> {
         .map_err(|_| ApiError::not_found("file"))?;
     let served = media::served_type(&a.content_type);
     let disposition = content_disposition(media::shows_inline(served), &a.filename);
-    let mut resp = (StatusCode::OK, bytes).into_response();
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(served));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("sandbox; default-src 'none'; img-src 'self'; media-src 'self'"),
-    );
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, max-age=86400"),
+    let mut resp = crate::responses::stored_file(
+        bytes,
+        served,
+        "sandbox; default-src 'none'; img-src 'self'; media-src 'self'",
     );
     if let Ok(v) = HeaderValue::from_str(&disposition) {
-        h.insert(header::CONTENT_DISPOSITION, v);
+        resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(resp)
 }

@@ -347,6 +347,17 @@ mod tests {
         (dir, Arc::new(s))
     }
 
+    /// Whether `done` comes true within 20 s (work of a background task).
+    async fn until(done: impl Fn() -> bool) -> bool {
+        tokio::time::timeout(Duration::from_secs(20), async {
+            while !done() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .is_ok()
+    }
+
     async fn keys(s: &SqliteStore) -> Vec<String> {
         q("SELECT key FROM server_settings WHERE key LIKE 'k%' ORDER BY key")
             .read_all(s, |r| Ok(r.try_get(0)?))
@@ -369,23 +380,19 @@ mod tests {
             s.end(tx, &[]).await.unwrap();
         }
         let passes = s.writer.checkpoints.clone();
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while passes.load(Ordering::Relaxed) < 1 {
-            assert!(std::time::Instant::now() < deadline, "no checkpoint pass");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        assert!(
+            until(|| passes.load(Ordering::Relaxed) >= 1).await,
+            "a checkpoint pass"
+        );
         // Everything is still there, and the writer still writes.
         assert_eq!(keys(&s).await.len() as u64, 3 * CHECKPOINT_EVERY);
         let wake = s.writer.checkpoint.clone();
         drop(s);
         // The writer is gone: the checkpointer wakes, finds nothing to do and lets go.
-        while Arc::strong_count(&wake) > 1 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the checkpointer outlived its store"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        assert!(
+            until(|| Arc::strong_count(&wake) == 1).await,
+            "the checkpointer let go of the store"
+        );
     }
 
     /// Writers that arrive together share commits; the ones that fail or are dropped leave no
