@@ -81,7 +81,27 @@ test('an admin creates a comment rule and the agent sees a comment hidden with i
     await boss.getByTestId('nav-conversations').click();
     await boss.getByTestId('nav-comment_rules').click();
     await boss.getByTestId('rules-inbox').selectOption(inbox);
-    await boss.getByTestId('post-row').filter({ hasText: `${pageId}_1` }).getByTestId('post-hidden').filter({ hasText: '1' }).waitFor();
+    const row = boss.getByTestId('post-row').filter({ hasText: `${pageId}_1` });
+    await row.getByTestId('post-hidden').filter({ hasText: '1' }).waitFor();
+
+    // This livestream post gets its own rule, which replaces the Page's there.
+    await row.getByTestId('post-edit').click();
+    const own = row.getByTestId('post-rules');
+    await own.getByTestId('rule-name').fill('Báo giá livestream');
+    await own.getByTestId('rule-when').selectOption('keywords');
+    await own.getByTestId('rule-keywords').fill('giá, bao nhiêu');
+    await own.getByTestId('rule-hide').uncheck();
+    await own.getByTestId('rule-reply').fill('Shop inbox giá cho {{name}} nhé');
+    await own.getByTestId('rule-save').click();
+    await own.getByTestId('rule').filter({ hasText: 'Báo giá livestream' }).waitFor();
+    await own.getByTestId('post-mode').selectOption('replace');
+    await row.filter({ hasText: 'quy tắc riêng (1) thay quy tắc của Trang' }).waitFor();
+    await boss.screenshot({ path: path.join(shots, 'comment-rules-3-post-override.png') });
+    const rules = await call('GET', `/api/v1/inboxes/${inbox}/comment-rules`, await admin());
+    const post = rules.posts.find((p) => p.post_id === `${pageId}_1`);
+    assert.equal(post.rules.mode, 'replace');
+    assert.deepEqual(post.rules.rules[0].when, [{ type: 'keywords', keywords: ['giá', 'bao nhiêu'], match: 'contains' }]);
+    assert.deepEqual(post.rules.rules[0].do, [{ type: 'reply_comment', variants: ['Shop inbox giá cho {{name}} nhé'] }]);
     await boss.context().close();
     await lan.context().close();
   } finally {

@@ -172,13 +172,64 @@ function RuleForm({ onAdd }: { onAdd: (r: Rule) => Promise<void> }) {
   );
 }
 
-function Posts({ inbox }: { inbox: string }) {
+/** A rule set as a list, with "remove" for supervisors. */
+function RuleList({ set, onSave }: { set: RuleSet; onSave: (next: RuleSet) => void }) {
+  return (
+    <ol class="rules" data-testid="rules-list">
+      {set.rules.map((r, i) => (
+        <li key={`${r.name}-${i}`} data-testid="rule">
+          <b>{r.name}</b> — {(r.when ?? [{ type: 'any' }]).map(conditionText).join(' + ')} → {r.do.map(stepText).join(', ')}
+          {canSupervise() && (
+            <button class="link danger" onClick={() => onSave({ ...set, rules: set.rules.filter((_, j) => j !== i) })}>
+              {t('rules.remove')}
+            </button>
+          )}
+        </li>
+      ))}
+      {set.rules.length === 0 && <li class="muted">{t('rules.none')}</li>}
+    </ol>
+  );
+}
+
+/** A post's own rules: replacing or coming before the Page's; removing them goes back to the Page's. */
+function PostRules({ inbox, post, stored, onChanged }: { inbox: string; post: string; stored: Stored | null; onChanged: () => void }) {
+  const [error, setError] = useState('');
+  const set: RuleSet = stored?.rules ?? { rules: [], mode: 'extend' };
+  const url = `/inboxes/${inbox}/posts/${encodeURIComponent(post)}/comment-rules`;
+  const save = async (next: RuleSet) => {
+    setError('');
+    try {
+      if (next.rules.length === 0 && !next.default?.length) await api('DELETE', url);
+      else await api('PUT', url, { rules: next, version: stored?.version ?? 0 });
+      onChanged();
+    } catch (e) {
+      setError(message(e));
+    }
+  };
+  return (
+    <div class="post-rules" data-testid="post-rules">
+      <label>
+        {t('posts.mode')}
+        <select value={set.mode ?? 'extend'} onChange={(e) => save({ ...set, mode: e.currentTarget.value as RuleSet['mode'] })} disabled={!canSupervise() || set.rules.length === 0} data-testid="post-mode">
+          <option value="extend">{t('posts.mode_extend')}</option>
+          <option value="replace">{t('posts.mode_replace')}</option>
+        </select>
+      </label>
+      {error && <p class="field-error" role="alert">{error}</p>}
+      <RuleList set={set} onSave={save} />
+      {canSupervise() && <RuleForm onAdd={(r) => save({ ...set, mode: set.mode ?? 'extend', rules: [...set.rules, r] })} />}
+    </div>
+  );
+}
+
+function Posts({ inbox, overrides, version, onChanged }: { inbox: string; overrides: Stored[]; version: number; onChanged: () => void }) {
   const [posts, setPosts] = useState<Post[] | null>(null);
+  const [open, setOpen] = useState<string | null>(null);
   useEffect(() => {
     api<{ posts: Post[] }>('GET', `/inboxes/${inbox}/posts`)
       .then((v) => setPosts(v.posts))
       .catch(() => setPosts([]));
-  }, [inbox]);
+  }, [inbox, version]);
   if (!posts) return null;
   return (
     <section class="posts" data-testid="posts">
@@ -205,7 +256,13 @@ function Posts({ inbox }: { inbox: string }) {
                 <td data-testid="post-hidden">{p.hidden}</td>
                 <td>{p.replied}</td>
                 <td>{p.private_replied}</td>
-                <td>{p.override ? t(p.override.mode === 'extend' ? 'posts.extends' : 'posts.replaces', { n: String(p.override.rules) }) : t('posts.page_rules')}</td>
+                <td>
+                  {p.override ? t(p.override.mode === 'extend' ? 'posts.extends' : 'posts.replaces', { n: String(p.override.rules) }) : t('posts.page_rules')}{' '}
+                  <button class="link" aria-expanded={open === p.post_id} onClick={() => setOpen(open === p.post_id ? null : p.post_id)} data-testid="post-edit">
+                    {t('posts.edit')}
+                  </button>
+                  {open === p.post_id && <PostRules inbox={inbox} post={p.post_id} stored={overrides.find((o) => o.post_id === p.post_id) ?? null} onChanged={onChanged} />}
+                </td>
               </tr>
             ))}
           </tbody>
@@ -220,6 +277,7 @@ export function CommentRulesPage() {
   const pages = s.inboxes.filter((i) => i.channel === 'messenger' || i.channel === 'instagram');
   const [inbox, setInbox] = useState<string>(pages[0]?.id ?? '');
   const [page, setPage] = useState<Stored | null>(null);
+  const [overrides, setOverrides] = useState<Stored[]>([]);
   const [error, setError] = useState('');
   const [saved, setSaved] = useState(0);
   useEffect(() => {
@@ -227,8 +285,11 @@ export function CommentRulesPage() {
   }, [pages.length]);
   useEffect(() => {
     if (!inbox) return;
-    api<{ page: Stored | null }>('GET', `/inboxes/${inbox}/comment-rules`)
-      .then((v) => setPage(v.page))
+    api<{ page: Stored | null; posts: Stored[] }>('GET', `/inboxes/${inbox}/comment-rules`)
+      .then((v) => {
+        setPage(v.page);
+        setOverrides(v.posts ?? []);
+      })
       .catch((e) => setError(message(e)));
   }, [inbox, saved]);
   const set: RuleSet = page?.rules ?? { rules: [] };
@@ -257,21 +318,9 @@ export function CommentRulesPage() {
       </label>
       <p class="muted">{t('rules.hint')}</p>
       {error && <p class="field-error" data-testid="rules-error">{error}</p>}
-      <ol class="rules" data-testid="rules-list">
-        {set.rules.map((r, i) => (
-          <li key={`${r.name}-${i}`} data-testid="rule">
-            <b>{r.name}</b> — {(r.when ?? [{ type: 'any' }]).map(conditionText).join(' + ')} → {r.do.map(stepText).join(', ')}
-            {canSupervise() && (
-              <button class="link danger" onClick={() => save({ ...set, rules: set.rules.filter((_, j) => j !== i) })}>
-                {t('rules.remove')}
-              </button>
-            )}
-          </li>
-        ))}
-        {set.rules.length === 0 && <li class="muted">{t('rules.none')}</li>}
-      </ol>
+      <RuleList set={set} onSave={save} />
       {canSupervise() && <RuleForm onAdd={(r) => save({ ...set, rules: [...set.rules, r] })} />}
-      {inbox && <Posts inbox={inbox} key={`${inbox}-${saved}`} />}
+      {inbox && <Posts inbox={inbox} overrides={overrides} version={saved} onChanged={() => setSaved((n) => n + 1)} key={inbox} />}
     </div>
   );
 }
