@@ -112,14 +112,7 @@ impl Meta {
     }
 
     async fn policy(&self, conv: &str) -> Value {
-        self.app
-            .ok(
-                Method::GET,
-                &format!("/api/v1/conversations/{conv}/policy"),
-                &self.agent,
-                None,
-            )
-            .await
+        self.app.policy(&self.agent, conv).await
     }
 
     /// The test Page's app, not subscribed to message echoes (nothing settles a lost answer).

@@ -128,14 +128,7 @@ impl World {
     }
 
     async fn policy(&self, conv: &str) -> Value {
-        self.app
-            .ok(
-                Method::GET,
-                &format!("/api/v1/conversations/{conv}/policy"),
-                &self.agent,
-                None,
-            )
-            .await
+        self.app.policy(&self.agent, conv).await
     }
 
     /// The bytes and type an agent's browser gets for this picture URL of ours.

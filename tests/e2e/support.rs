@@ -366,6 +366,17 @@ impl TestApp {
         )
     }
 
+    /// What the composer may do now on `conv` (`GET /conversations/{id}/policy`), as `token`.
+    pub async fn policy(&self, token: &str, conv: &str) -> Value {
+        self.ok(
+            Method::GET,
+            &format!("/api/v1/conversations/{conv}/policy"),
+            token,
+            None,
+        )
+        .await
+    }
+
     pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
         self.call(Method::GET, path, Some(token), None).await
     }

@@ -181,14 +181,7 @@ impl Wa {
     }
 
     pub async fn policy(&self, conv: &str) -> Value {
-        self.app
-            .ok(
-                Method::GET,
-                &format!("/api/v1/conversations/{conv}/policy"),
-                &self.agent,
-                None,
-            )
-            .await
+        self.app.policy(&self.agent, conv).await
     }
 
     async fn webhook(&self, body: &str, signature: Option<String>) -> StatusCode {

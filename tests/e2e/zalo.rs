@@ -125,14 +125,7 @@ impl Zalo {
     }
 
     async fn policy(&self, conv: &str) -> Value {
-        self.app
-            .ok(
-                Method::GET,
-                &format!("/api/v1/conversations/{conv}/policy"),
-                &self.agent,
-                None,
-            )
-            .await
+        self.app.policy(&self.agent, conv).await
     }
 
     async fn raw(&self, body: &str, mac: Option<&str>) -> StatusCode {
