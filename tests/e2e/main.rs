@@ -9,6 +9,7 @@ mod comment_rules;
 mod flows;
 mod meta;
 mod multinode;
+mod object_storage;
 mod profiles;
 mod push;
 mod realtime;

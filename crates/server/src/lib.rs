@@ -19,6 +19,7 @@ pub mod ingest;
 pub mod keys;
 #[cfg(test)]
 mod layout;
+pub mod media_store;
 pub mod meta;
 pub mod metering;
 pub mod outbox;
@@ -198,6 +199,8 @@ impl Application {
         if config.public_url.is_none() && config.bind.port() == 0 {
             config.public_url = Some(format!("http://{}", listener.local_addr()?));
         }
+        let media = media_store::MediaStore::open(&config.media, &config.data_dir)?;
+        tracing::info!(store = ?media, "media");
         let providers = Arc::new(provider_api::Providers::new(
             tariff,
             provider_api::http_client(config.outbox.http_timeout_ms)?,
@@ -216,12 +219,13 @@ impl Application {
                 store.clone(),
                 providers.clone(),
                 clock.clone(),
-                &config.data_dir,
+                media.clone(),
             )),
         ));
         let state = AppState::new(Inner {
             config,
             store,
+            media,
             clock,
             bus,
             access,
