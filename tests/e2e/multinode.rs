@@ -107,6 +107,19 @@ impl Cluster {
         }
     }
 
+    /// `migrate` on PostgreSQL, then the first admin, as an operator would.
+    async fn migrate_and_seed(&self) {
+        let migrated = self
+            .command("migrate")
+            .arg("migrate")
+            .stdout(Stdio::null())
+            .status()
+            .await
+            .unwrap();
+        assert!(migrated.success());
+        seed_admin(self).await;
+    }
+
     /// Moves both nodes' clocks forward.
     fn advance_minutes(&self, m: i64) {
         let now: i64 = std::fs::read_to_string(&self.clock_file)
@@ -307,15 +320,7 @@ async fn two_nodes_serve_each_others_files_from_one_bucket() {
     .iter()
     .map(|(k, v)| (format!("SWITCHBOARD_MEDIA__S3__{k}"), (*v).to_owned()))
     .collect();
-    let migrated = cluster
-        .command("migrate")
-        .arg("migrate")
-        .stdout(Stdio::null())
-        .status()
-        .await
-        .unwrap();
-    assert!(migrated.success());
-    seed_admin(&cluster).await;
+    cluster.migrate_and_seed().await;
     let a = cluster.start("a").await;
     let b = cluster.start("b").await;
     let admin_a = a.login("admin@shop.vn").await;
@@ -411,16 +416,7 @@ async fn two_nodes_act_as_one_service() {
         return;
     };
     let cluster = Cluster::new(&db, &nats).await;
-    // `migrate` on PostgreSQL, then the first admin, as an operator would.
-    let migrated = cluster
-        .command("migrate")
-        .arg("migrate")
-        .stdout(Stdio::null())
-        .status()
-        .await
-        .unwrap();
-    assert!(migrated.success());
-    seed_admin(&cluster).await;
+    cluster.migrate_and_seed().await;
     let mut a = cluster.start("a").await;
     let b = cluster.start("b").await;
     let admin_a = a.login("admin@shop.vn").await;
