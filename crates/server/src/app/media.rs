@@ -13,7 +13,9 @@ use switchboard_core::outbound::{self, Author, Content, Media, MediaKind, MediaS
 use switchboard_core::*;
 use switchboard_store::Attachment;
 
-fn clean_filename(raw: &str) -> String {
+/// A file's name as we keep it: its last path segment, no control characters or quotes, at most
+/// 120 characters (`file` when nothing is left).
+pub fn clean_filename(raw: &str) -> String {
     let name: String = raw
         .rsplit(['/', '\\'])
         .next()
@@ -112,6 +114,14 @@ pub async fn upload(
     )
     .await?;
     Ok(json.into_iter().next().unwrap_or_default())
+}
+
+/// Keeps a file's bytes in the media store under its attachment id.
+pub async fn store_bytes(st: &AppState, id: uuid::Uuid, body: axum::body::Bytes) -> ApiResult<()> {
+    st.media.put(&id.to_string(), body).await.map_err(|e| {
+        tracing::error!(error = %e, "could not store an attachment");
+        ApiError::internal()
+    })
 }
 
 /// JSON for an attachment, with the URL the given audience downloads it from.
