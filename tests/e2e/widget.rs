@@ -447,7 +447,7 @@ async fn a_visitor_sends_a_picture_and_the_agent_sees_it() {
     let other = app.visitor(&inbox).await;
     let r = app
         .http
-        .get(app.url(&att["url"].as_str().unwrap().to_owned()))
+        .get(app.url(att["url"].as_str().unwrap()))
         .bearer_auth(&other)
         .send()
         .await
