@@ -7,6 +7,7 @@ mod support;
 mod api;
 mod comment_rules;
 mod flows;
+mod library;
 mod meta;
 mod multinode;
 mod object_storage;
