@@ -552,3 +552,101 @@ async fn the_customer_answering_a_private_reply_starts_the_rules_flow() {
     let list = app.conversations(&agent, "").await;
     assert_eq!(list.len(), 1);
 }
+
+/// Meta takes 750 private replies an hour from a Page: the 751st waits for the hour (counted
+/// ahead, never sent to be refused), visible with its reason, and goes out when the hour frees a
+/// place; each comment still gets exactly one.
+#[tokio::test]
+async fn private_replies_past_the_hourly_budget_wait_for_the_hour() {
+    let app = TestApp::start().await;
+    let sb = sandbox(&app).await;
+    let inbox = create_page(&app, &sb, PAGE, "messenger", &[]).await;
+    app.ok(
+        Method::PUT,
+        &format!("/api/v1/inboxes/{inbox}/comment-rules"),
+        &app.admin,
+        Some(json!({"rules": {"rules": [
+            {"name": "inbox", "when": [{"type": "any"}], "do": [{"type": "private_reply", "text": "Shop đã inbox ạ"}]}
+        ]}})),
+    )
+    .await;
+    const N: usize = 760;
+    let burst: Vec<(String, String)> = (0..N)
+        .map(|i| (format!("u{i}"), format!("còn hàng không #{i}")))
+        .collect();
+    let (ids, statuses) = sb
+        .comment_burst(PAGE, "111_760", &burst, 40, 0)
+        .await
+        .unwrap();
+    assert!(statuses.iter().all(|s| *s == 200));
+    app.state.comment_rules.idle().await;
+    let private_sent = |sb: &Sandbox| {
+        sb.sent()
+            .into_iter()
+            .filter(|s| s.comment_id.is_some())
+            .count()
+    };
+    let drain = |app: &TestApp| {
+        let (rules, outbox, clock) = (
+            app.state.comment_rules.clone(),
+            app.state.outbox.clone(),
+            app.clock.clone(),
+        );
+        async move {
+            let mut deferred = 0;
+            loop {
+                let t = rules.run_due(clock.now_ts()).await.unwrap();
+                deferred += t.deferred;
+                outbox.run_due(clock.now_ts()).await;
+                if t.done + t.retried + t.failed == 0 {
+                    return deferred;
+                }
+            }
+        }
+    };
+    let deferred = drain(&app).await;
+    assert_eq!(private_sent(&sb), 750, "the hour's budget, no more");
+    assert_eq!(deferred, N - 750);
+    // The ones that wait say why.
+    let store = app.state.store.clone();
+    let inbox_id = serde_json::from_value(json!(inbox)).unwrap();
+    let mut waiting = Vec::new();
+    for id in &ids {
+        let m = store
+            .message_by_provider_id(inbox_id, &format!("comment:{id}"))
+            .await
+            .unwrap()
+            .expect("every comment is stored");
+        waiting.extend(
+            store
+                .comment_actions_of(m.id)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|a| a.status == switchboard_store::CommentActionStatus::Pending),
+        );
+    }
+    assert_eq!(waiting.len(), N - 750);
+    assert!(
+        waiting
+            .iter()
+            .all(|a| a.result.as_deref() == Some("hourly_limit") && a.attempts == 0),
+        "{:?}",
+        waiting[0]
+    );
+    // Within the hour nothing more goes; once the first replies leave it, the rest go.
+    app.clock.advance_millis(30 * 60_000);
+    drain(&app).await;
+    assert_eq!(private_sent(&sb), 750);
+    app.clock.advance_millis(31 * 60_000);
+    drain(&app).await;
+    assert_eq!(private_sent(&sb), N);
+    let mut per_comment: HashMap<String, usize> = HashMap::new();
+    for s in sb.sent() {
+        if let Some(c) = s.comment_id {
+            *per_comment.entry(c).or_default() += 1;
+        }
+    }
+    assert_eq!(per_comment.len(), N);
+    assert!(per_comment.values().all(|n| *n == 1));
+}

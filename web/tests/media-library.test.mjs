@@ -1,12 +1,15 @@
-// Browser test of the saved-media library and of files in the composer: a supervisor adds the
+// Browser tests of the saved-media library and of files in the composer: a supervisor adds the
 // price list to the library and to the quick reply "/banggia"; an agent picks it from the library
 // into a reply, then sends the quick reply, which brings the picture with its text. Files wait in
-// the composer's tray with their previews until Send. Screenshots in test-artifacts/screenshots/.
+// the composer's tray with their previews until Send. A screenshot pasted into the composer goes
+// to a Messenger customer as an image attachment. Screenshots in test-artifacts/screenshots/.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import path from 'node:path';
-import { agentPage, DESKTOP, ids, newInbox, shots, useWorld, visitorSays } from './support.mjs';
+import { createHmac } from 'node:crypto';
+import { admin, agentPage, base, call, DESKTOP, freePort, ids, newInbox, shots, useWorld, visitorSays } from './support.mjs';
 
 useWorld();
 
@@ -73,4 +76,59 @@ test('the library: a supervisor keeps it, an agent sends from it and from a quic
   assert.equal(await tray.count(), 0);
   await boss.context().close();
   await lan.context().close();
+});
+
+test('a picture pasted into the composer goes to a Messenger customer', async () => {
+  // Meta's Graph API stands in: the profile answers a name, the Send API takes the attachment.
+  const sends = [];
+  const graph = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      if (req.method === 'POST' && req.url.includes('/messages')) {
+        sends.push(JSON.parse(body || '{}'));
+        res.end(JSON.stringify({ recipient_id: 'psid-paste', message_id: `m_sent_${sends.length}` }));
+      } else res.end('{"name":"Phạm Thu"}');
+    });
+  });
+  const graphPort = await freePort();
+  await new Promise((r) => graph.listen(graphPort, '127.0.0.1', r));
+  try {
+    const secret = 'app-secret-for-the-paste-test';
+    const pageId = '777000555';
+    const settings = { page_id: pageId, page_access_token: 'token', app_secret: secret, verify_token: 'verify-me-please', api_base_url: `http://127.0.0.1:${graphPort}/v26.0` };
+    const inbox = (await call('POST', '/api/v1/inboxes', await admin(), { name: 'Fanpage dán ảnh', channel: 'messenger', settings })).id;
+    await call('PUT', `/api/v1/inboxes/${inbox}/members`, await admin(), { agent_ids: [ids.lan] });
+    const body = JSON.stringify({ object: 'page', entry: [{ id: pageId, time: Date.now(), messaging: [{ sender: { id: 'psid-paste' }, recipient: { id: pageId }, timestamp: Date.now(), message: { mid: 'm_paste_1', text: 'Gửi mình ảnh mẫu với' } }] }] });
+    const sig = 'sha256=' + createHmac('sha256', secret).update(body).digest('hex');
+    const r = await fetch(base + '/webhooks/meta', { method: 'POST', headers: { 'content-type': 'application/json', 'x-hub-signature-256': sig }, body });
+    assert.equal(r.status, 200);
+
+    const lan = await agentPage('lan@shop.vn', 'vi-VN', DESKTOP);
+    await lan.getByTestId('conversation-row').filter({ hasText: 'ảnh mẫu' }).click();
+    await lan.getByTestId('claim').click();
+    // The clipboard holds a screenshot: pasting puts it in the tray, named for what it is.
+    await lan.getByTestId('composer-input').evaluate((el, b64) => {
+      const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const dt = new DataTransfer();
+      dt.items.add(new File([bytes], 'image.png', { type: 'image/png' }));
+      el.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+    }, PNG.toString('base64'));
+    const item = lan.getByTestId('tray-item').filter({ hasText: 'ảnh dán' });
+    await item.waitFor();
+    assert.equal(await item.locator('img').count(), 1, 'a preview before sending');
+    await lan.screenshot({ path: path.join(shots, 'paste-1-tray.png') });
+    await lan.getByTestId('send').click();
+    await lan.getByTestId('message').locator('img[alt^="ảnh dán"]').waitFor();
+    // Meta received an image attachment (by a URL it fetches from us), not a text.
+    for (let i = 0; i < 100 && sends.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(sends.length, 1, JSON.stringify(sends));
+    assert.equal(sends[0].message?.attachment?.type, 'image', JSON.stringify(sends[0]));
+    assert.equal(sends[0].recipient?.id, 'psid-paste');
+    await lan.screenshot({ path: path.join(shots, 'paste-2-sent.png') });
+    await lan.context().close();
+  } finally {
+    graph.close();
+  }
 });

@@ -82,6 +82,8 @@ pub struct CommentTick {
     pub failed: usize,
     /// Comments decided by the sweep (left undecided by a stopped node).
     pub swept: usize,
+    /// Private replies put off because the Page's hour was spent.
+    pub deferred: usize,
 }
 
 struct InboxRules {
@@ -586,6 +588,9 @@ impl CommentRules {
             if due.is_empty() {
                 break;
             }
+            let claimed = due.len();
+            let due = self.within_reply_budget(due, now).await?;
+            tick.deferred += claimed - due.len();
             let n = due.len();
             let outcomes: Vec<Option<Finish>> = futures_util::stream::iter(due)
                 .map(|a| async move { self.carry_out(a, now).await })
@@ -604,11 +609,68 @@ impl CommentRules {
                 }
             }
             self.store.finish_comment_actions(&finishes, now).await?;
-            if n < CLAIM_BATCH as usize {
+            if claimed < CLAIM_BATCH as usize {
                 break;
             }
         }
         Ok(tick)
+    }
+
+    /// Private replies beyond a Page's hourly budget wait until the hour frees a place, counted
+    /// ahead: the ones done in the last hour and the ones of this batch (Meta's 750 an hour, on
+    /// the store so every node counts the same replies; two nodes claiming at the same instant may
+    /// overshoot by one batch).
+    async fn within_reply_budget(
+        &self,
+        due: Vec<CommentAction>,
+        now: Timestamp,
+    ) -> Result<Vec<CommentAction>, StoreError> {
+        use switchboard_core::flow::comments::{HOUR_MS, private_reply_budget};
+        let mut waiting: HashMap<InboxId, u64> = HashMap::new();
+        for a in due.iter().filter(|a| a.action == "private_reply") {
+            *waiting.entry(a.inbox_id).or_default() += 1;
+        }
+        if waiting.is_empty() {
+            return Ok(due);
+        }
+        let mut budget = HashMap::new();
+        for (inbox, n) in waiting {
+            let (sent, oldest) = self
+                .store
+                .private_replies_since(inbox, now.plus_millis(-HOUR_MS))
+                .await?;
+            budget.insert(inbox, private_reply_budget(n, sent, oldest, now));
+        }
+        let mut keep = Vec::with_capacity(due.len());
+        let mut wait: HashMap<InboxId, Vec<(MessageId, String)>> = HashMap::new();
+        for a in due {
+            match budget.get_mut(&a.inbox_id) {
+                Some(b) if a.action == "private_reply" && b.now == 0 => {
+                    wait.entry(a.inbox_id)
+                        .or_default()
+                        .push((a.message_id, a.action));
+                }
+                Some(b) if a.action == "private_reply" => {
+                    b.now -= 1;
+                    keep.push(a);
+                }
+                _ => keep.push(a),
+            }
+        }
+        for (inbox, items) in wait {
+            let until = budget
+                .get(&inbox)
+                .and_then(|b| b.later)
+                .unwrap_or_else(|| now.plus_millis(60_000));
+            tracing::info!(
+                waiting = items.len(),
+                "comment rules: the Page's private replies for this hour are spent; the rest wait"
+            );
+            self.store
+                .defer_comment_actions(&items, until, "hourly_limit")
+                .await?;
+        }
+        Ok(keep)
     }
 
     /// A stored comment message as it arrived (for the sweep).

@@ -164,6 +164,20 @@ pub trait CommentStore {
     ) -> Result<Vec<CommentAction>>;
     /// When the earliest pending action is due (`None`: nothing is pending).
     async fn next_comment_action_due(&self) -> Result<Option<Timestamp>>;
+    /// Puts pending actions back until `due_at` without counting an attempt (an hourly budget
+    /// spent: they have not been tried).
+    async fn defer_comment_actions(
+        &self,
+        items: &[(MessageId, String)],
+        due_at: Timestamp,
+        reason: &str,
+    ) -> Result<()>;
+    /// The private replies of an inbox done at or after `since`: how many, and the oldest's time.
+    async fn private_replies_since(
+        &self,
+        inbox: InboxId,
+        since: Timestamp,
+    ) -> Result<(u64, Option<Timestamp>)>;
     /// Puts a pending action back for later (a 429, a transient failure), counting the attempt.
     async fn retry_comment_action(
         &self,
@@ -558,6 +572,50 @@ impl<D: Db> CommentStore for D {
         q("SELECT due_at FROM comment_actions WHERE status = 'pending' ORDER BY due_at, message_id LIMIT 1")
             .read_opt(self, |r| ts(r, "due_at"))
             .await
+    }
+
+    #[instrument(skip_all)]
+    async fn defer_comment_actions(
+        &self,
+        items: &[(MessageId, String)],
+        due_at: Timestamp,
+        reason: &str,
+    ) -> Result<()> {
+        for (message, action) in items {
+            q("UPDATE comment_actions SET due_at = $1, result = $2, locked_by = NULL, locked_until = NULL \
+               WHERE message_id = $3 AND action = $4 AND status = 'pending'")
+            .bind(due_at.millis())
+            .bind(reason)
+            .bind(message.to_string())
+            .bind(action.as_str())
+            .write(self)
+            .await?;
+        }
+        Ok(())
+    }
+
+    #[instrument(skip_all)]
+    async fn private_replies_since(
+        &self,
+        inbox: InboxId,
+        since: Timestamp,
+    ) -> Result<(u64, Option<Timestamp>)> {
+        q(
+            "SELECT COUNT(*) AS n, MIN(done_at) AS oldest FROM comment_actions \
+           WHERE inbox_id = $1 AND action = 'private_reply' AND status = 'done' AND done_at >= $2",
+        )
+        .bind(inbox.to_string())
+        .bind(since.millis())
+        .read_opt(self, |r| {
+            let n: i64 = r.try_get("n")?;
+            let oldest: Option<i64> = r.try_get("oldest")?;
+            Ok((
+                u64::try_from(n).unwrap_or(0),
+                oldest.map(Timestamp::from_millis),
+            ))
+        })
+        .await
+        .map(Option::unwrap_or_default)
     }
 
     #[instrument(skip_all)]

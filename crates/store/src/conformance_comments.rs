@@ -258,3 +258,98 @@ async fn a_flow_waits_for_the_answer_to_a_private_reply_once() {
         );
     }
 }
+
+/// Private replies done in the last hour are counted per Page (Meta's 750 an hour); one deferred
+/// for the budget waits without an attempt counted.
+#[tokio::test]
+async fn private_replies_are_counted_per_hour_and_deferred_without_an_attempt() {
+    for b in backends().await {
+        let f = fixture(b.store.clone()).await;
+        let s = &f.store;
+        let mut ms = Vec::new();
+        for i in 0..4 {
+            let m = comment(&f, &format!("p:{i}"), &format!("pc{i}"), "1_4", T0).await;
+            let seen = SeenComment {
+                message_id: m.message_id,
+                workspace_id: f.ws,
+                inbox_id: f.inbox,
+                post_id: "1_4".into(),
+                post_link: None,
+                person: format!("p:{i}"),
+                at: T0,
+            };
+            s.record_comment(&seen, &[action(&f, &m, "private_reply", "1_4", T0)])
+                .await
+                .unwrap();
+            ms.push(m);
+        }
+        let done = |m: &Ingested, at: Timestamp| {
+            s.finish_comment_action(
+                m.message_id,
+                "private_reply",
+                CommentActionStatus::Done,
+                None,
+                at,
+            )
+        };
+        assert!(done(&ms[0], T0.plus_secs(10)).await.unwrap());
+        assert!(done(&ms[1], T0.plus_secs(20)).await.unwrap());
+        assert!(
+            s.finish_comment_action(
+                ms[2].message_id,
+                "private_reply",
+                CommentActionStatus::Failed,
+                Some("x"),
+                T0.plus_secs(30)
+            )
+            .await
+            .unwrap()
+        );
+        assert_eq!(
+            s.private_replies_since(f.inbox, T0).await.unwrap(),
+            (2, Some(T0.plus_secs(10))),
+            "{}",
+            b.name
+        );
+        assert_eq!(
+            s.private_replies_since(f.inbox, T0.plus_secs(15))
+                .await
+                .unwrap(),
+            (1, Some(T0.plus_secs(20)))
+        );
+        assert_eq!(
+            s.private_replies_since(InboxId(Uuid::now_v7()), T0)
+                .await
+                .unwrap(),
+            (0, None)
+        );
+        // The fourth waits for the budget: not claimable before then, no attempt counted.
+        let got = s
+            .claim_due_comment_actions(T0.plus_secs(40), T0.plus_secs(100), "n1", 10)
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 1, "{}", b.name);
+        s.defer_comment_actions(
+            &[(ms[3].message_id, "private_reply".into())],
+            T0.plus_secs(3_600),
+            "hourly_limit",
+        )
+        .await
+        .unwrap();
+        assert!(
+            s.claim_due_comment_actions(T0.plus_secs(200), T0.plus_secs(260), "n2", 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let later = s
+            .claim_due_comment_actions(T0.plus_secs(3_600), T0.plus_secs(3_660), "n2", 10)
+            .await
+            .unwrap();
+        assert_eq!(later.len(), 1);
+        assert_eq!(
+            (later[0].attempts, later[0].result.as_deref()),
+            (0, Some("hourly_limit"))
+        );
+    }
+}

@@ -438,6 +438,40 @@ pub fn rotate(variants: usize, replied: u64) -> usize {
     (replied % variants as u64) as usize
 }
 
+/// Private replies Meta takes from one Page or Instagram account in an hour (channels.md: "Private
+/// replies: 750/h"; Instagram Live's 100/s is far above it).
+pub const PRIVATE_REPLIES_PER_HOUR: u64 = 750;
+/// The hour of [`PRIVATE_REPLIES_PER_HOUR`], in milliseconds.
+pub const HOUR_MS: i64 = 3_600_000;
+
+/// How many of `waiting` private replies may go now, counted ahead: `sent` went out in the last
+/// hour, the oldest of them at `oldest`. The rest wait until the oldest leaves the hour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplyBudget {
+    pub now: u64,
+    /// When the ones that must wait may try again (`None`: none waits).
+    pub later: Option<Timestamp>,
+}
+
+pub fn private_reply_budget(
+    waiting: u64,
+    sent: u64,
+    oldest: Option<Timestamp>,
+    now: Timestamp,
+) -> ReplyBudget {
+    let room = PRIVATE_REPLIES_PER_HOUR.saturating_sub(sent);
+    let go = waiting.min(room);
+    let later = (go < waiting).then(|| {
+        // The hour frees a place when its oldest reply leaves it; with nothing on record (a
+        // budget spent by this very batch) the next try is a minute away.
+        oldest
+            .map(|o| o.plus_millis(HOUR_MS))
+            .filter(|t| *t > now)
+            .unwrap_or_else(|| now.plus_millis(60_000))
+    });
+    ReplyBudget { now: go, later }
+}
+
 /// A contact field a message's text offers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Offer {
@@ -478,6 +512,35 @@ pub fn offers(text: &str, phone: Option<&str>, email: Option<&str>) -> Vec<Offer
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+
+    #[test]
+    fn private_replies_are_counted_ahead_within_the_hour() {
+        let now = Timestamp::from_millis(10 * HOUR_MS);
+        let oldest = Some(now.plus_millis(-HOUR_MS + 5_000));
+        for (waiting, sent, want_now, want_later) in [
+            (10, 0, 10, None),
+            (10, 740, 10, None),
+            (11, 740, 10, oldest.map(|o| o.plus_millis(HOUR_MS))),
+            (1, 750, 0, oldest.map(|o| o.plus_millis(HOUR_MS))),
+            (5, 900, 0, oldest.map(|o| o.plus_millis(HOUR_MS))),
+            (0, 750, 0, None),
+        ] {
+            assert_eq!(
+                private_reply_budget(waiting, sent, oldest, now),
+                ReplyBudget {
+                    now: want_now,
+                    later: want_later
+                },
+                "{waiting} waiting, {sent} sent"
+            );
+        }
+        // Spent with nothing on record to wait for: a minute.
+        assert_eq!(
+            private_reply_budget(3, 750, None, now).later,
+            Some(now.plus_millis(60_000))
+        );
+    }
+
     use super::*;
     use crate::flow::engine::{CommentEffect, Context, Effect, Input, RunState, step};
     use crate::flow::faq::HandoffPhrases;
