@@ -244,7 +244,23 @@ pub fn request(method: &str, path: &str) -> Value {
             json!({"parameters": [query("prefix", string(), false)]})
         }
         ("post", "/api/v1/quick-replies") | ("patch", "/api/v1/quick-replies/{id}") => {
-            json!({"requestBody": json_body(object(&[], json!({"code": nullable("string"), "text": nullable("string")})))})
+            json!({"requestBody": json_body(object(&[], json!({"code": nullable("string"), "text": nullable("string"),
+                "media": {"type": ["array", "null"], "items": uuid(), "maxItems": 10}})))})
+        }
+        ("get", "/api/v1/library") => json!({"parameters": [query("q", string(), false)]}),
+        ("post", "/api/v1/library") => json!({
+            "parameters": [query("filename", string(), true), query("name", string(), false), query("tags", string(), false)],
+            "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+        }),
+        ("patch", "/api/v1/library/{id}") => json!({"requestBody": json_body(object(
+            &[],
+            json!({"name": nullable("string"), "tags": {"type": ["array", "null"], "items": string(), "maxItems": 20}}),
+        ))}),
+        ("post", "/api/v1/conversations/{id}/attachments/library") => {
+            json!({"requestBody": json_body(object(
+                &["library_id"],
+                json!({"library_id": uuid(), "caption": nullable("string")}),
+            ))})
         }
         ("get", "/api/v1/ws") => json!({"parameters": [
             query("token", string(), false),
@@ -258,6 +274,10 @@ pub fn request(method: &str, path: &str) -> Value {
                     "name": nullable("string"), "email": nullable("string"), "phone": nullable("string")}),
             ))})
         }
+        ("post", "/widget/v1/attachments") => json!({
+            "parameters": [query("filename", string(), true), query("client_message_id", string(), false)],
+            "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+        }),
         ("post", "/widget/v1/messages") => json!({"requestBody": json_body(object(
             &["text"],
             json!({"text": string(), "client_message_id": nullable("string")}),
