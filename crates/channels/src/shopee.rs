@@ -301,8 +301,8 @@ pub fn classify(status: u16, body: &[u8]) -> Result<String, Failure> {
 // ------------------------------------------------------------------ the provider
 
 use crate::provider::{
-    Ack, ApiAnswer, ApiBody, ApiCall, Arrival, BadWebhook, Claim, Claims, Effect, NotSent, Outgoing,
-    Provider, Rendering, Sent, Verified, WebhookRequest, base_url, refused, setting,
+    Ack, ApiAnswer, ApiBody, ApiCall, Arrival, BadWebhook, Claim, Claims, Effect, NotSent,
+    Outgoing, Provider, Rendering, Sent, Verified, WebhookRequest, base_url, refused, setting,
 };
 use switchboard_core::ingest::{InboundEvent, InboundSender, Said};
 use switchboard_core::outbound::OutboxJob;

@@ -198,10 +198,9 @@ impl MediaUnfit {
     pub fn describe(&self, channel: ChannelKind) -> String {
         match self {
             Self::KindNotSupported { reason, .. } => (*reason).to_owned(),
-            Self::TypeNotSupported { kind, allowed } => format!(
-                "{kind} files on {channel} must be {}",
-                allowed.join(", ")
-            ),
+            Self::TypeNotSupported { kind, allowed } => {
+                format!("{kind} files on {channel} must be {}", allowed.join(", "))
+            }
             Self::TooLarge { kind, max_bytes } => {
                 format!(
                     "at most {} for {kind} files on {channel}",
@@ -288,7 +287,11 @@ mod tests {
     fn sizes_at_their_boundaries() {
         for &(channel, ty, max, words) in SIZES {
             let kind = kind_of(ty);
-            assert_eq!(check(channel, OURS, ty, max, None), Ok(kind), "{channel} {ty}");
+            assert_eq!(
+                check(channel, OURS, ty, max, None),
+                Ok(kind),
+                "{channel} {ty}"
+            );
             let over = check(channel, OURS, ty, max + 1, None).unwrap_err();
             assert_eq!(
                 over,

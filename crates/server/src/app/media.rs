@@ -9,7 +9,8 @@ use crate::state::AppState;
 use axum::http::StatusCode;
 use switchboard_core::conversation as conv;
 use switchboard_core::media;
-use switchboard_core::outbound::{self, Author, Content, Media, MediaKind, MediaSource};
+use switchboard_core::media_limits::{self, MediaUnfit};
+use switchboard_core::outbound::{Author, Content, Media, MediaSource};
 use switchboard_core::*;
 use switchboard_store::Attachment;
 
@@ -29,19 +30,39 @@ fn clean_filename(raw: &str) -> String {
     }
 }
 
-/// What kind of media a stored file is, from the type derived from its bytes.
-fn media_kind(content_type: &str) -> MediaKind {
-    match content_type.split('/').next() {
-        Some("image") => MediaKind::Image,
-        Some("video") => MediaKind::Video,
-        Some("audio") => MediaKind::Audio,
-        _ => MediaKind::Document,
+/// A file the channel cannot send: 422 naming the limit (`field: file`, the `reason` and the
+/// limit itself, so the composer can say it in the agent's language).
+fn unfit_file(channel: ChannelKind, u: &MediaUnfit) -> ApiError {
+    let mut extra = serde_json::json!({"field": "file", "reason": u.code(), "channel": channel});
+    match u {
+        MediaUnfit::TooLarge { kind, max_bytes } => {
+            extra["kind"] = serde_json::json!(kind);
+            extra["max_bytes"] = serde_json::json!(max_bytes);
+        }
+        MediaUnfit::TypeNotSupported { kind, allowed } => {
+            extra["kind"] = serde_json::json!(kind);
+            extra["allowed"] = serde_json::json!(allowed);
+        }
+        MediaUnfit::KindNotSupported { kind, .. } => extra["kind"] = serde_json::json!(kind),
+        MediaUnfit::CaptionTooLong { max } => {
+            extra["field"] = serde_json::json!("caption");
+            extra["max"] = serde_json::json!(max);
+        }
     }
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        u.code(),
+        format!("file: {}", u.describe(channel)),
+    )
+    .with_extra(extra)
 }
 
-/// An agent sends a file (with an optional caption) to the customer: checked before anything is
-/// written (the channel carries uploads; the agent may reply), stored under `<data_dir>/media`,
-/// then sent as media through `send`. Returns the message with its attachment.
+/// An agent sends a file (with an optional caption) to the customer. Everything is decided
+/// before anything is written: the type from the bytes, the channel's limits for it
+/// (`core::media_limits`), that the agent may reply, and the messaging window. Then the file is
+/// stored (the request body is its one copy in memory) and sent as media through `send`; where
+/// the channel's file message has no caption, the caption follows as a text message. Returns
+/// the file's message with its attachment.
 pub async fn upload(
     st: &AppState,
     me: &CurrentAgent,
@@ -55,13 +76,6 @@ pub async fn upload(
         return Err(ApiError::invalid("the file is empty"));
     }
     let channel = crate::app::inbox::channel_of(st, &c).await?;
-    if !outbound::capabilities(channel).uploaded_files {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "attachments_not_supported",
-            "sending files on this channel is not supported yet; send a link instead",
-        ));
-    }
     // Decide before writing anything: only the holder (or a participant) may send to the customer.
     conv::reply(&c, me.actor(), st.clock.now())?;
     let filename = clean_filename(filename);
@@ -72,6 +86,40 @@ pub async fn upload(
         .filter(|c| !c.is_empty())
         .map(|c| validate::MessageText::parse(c).map(validate::MessageText::into_inner))
         .transpose()?;
+    let ours = u64::try_from(st.config.limits.max_upload_bytes).unwrap_or(u64::MAX);
+    let size = u64::try_from(body.len()).unwrap_or(u64::MAX);
+    let kind = media_limits::check(channel, ours, &content_type, size, caption.as_deref())
+        .map_err(|u| unfit_file(channel, &u))?;
+    // Where the file carries no caption, the caption goes as a text right after: it must fit.
+    let (file_caption, caption_text) = match media_limits::limits(channel, ours).caption {
+        Some(_) => (caption, None),
+        None => (None, caption),
+    };
+    let author = Author::Agent {
+        actor: me.actor(),
+        automated: false,
+    };
+    let content = |source| {
+        Content::Media(Media {
+            kind,
+            source,
+            caption: file_caption.clone(),
+            filename: Some(filename.clone()),
+        })
+    };
+    // The window and the channel, asked before the file is stored (nothing written if refused).
+    st.outgoing
+        .preflight(&SendRequest::new(
+            id,
+            author,
+            content(MediaSource::Uploaded(uuid::Uuid::nil())),
+        ))
+        .await?;
+    if let Some(t) = &caption_text {
+        st.outgoing
+            .preflight(&SendRequest::new(id, author, Content::Text(t.clone())))
+            .await?;
+    }
     let att = Attachment {
         id: uuid::Uuid::now_v7(),
         conversation_id: id,
@@ -81,7 +129,41 @@ pub async fn upload(
         size_bytes: i64::try_from(body.len()).unwrap_or(i64::MAX),
         created_at: st.clock.now(),
     };
-    let path = media_path(st, att.id);
+    write_file(&st.config.data_dir.join("media"), att.id, body).await?;
+    st.store.create_attachment(&att).await?;
+    let req = SendRequest {
+        id: att.message_id,
+        ..SendRequest::new(id, author, content(MediaSource::Uploaded(att.id)))
+    };
+    let sent = match st.outgoing.send(req).await {
+        Ok(s) => s,
+        Err(e) => return Err(crate::app::conversation::name_holder(st, e).await),
+    };
+    if let Some(t) = caption_text
+        && let Err(e) = st
+            .outgoing
+            .send(SendRequest::new(id, author, Content::Text(t)))
+            .await
+    {
+        tracing::warn!(code = e.code, "a file's caption could not follow it");
+    }
+    let json = with_attachments(
+        st,
+        std::slice::from_ref(&sent.message),
+        false,
+        vec![sent.json],
+    )
+    .await?;
+    Ok(json.into_iter().next().unwrap_or_default())
+}
+
+/// Stores a file's bytes (the one place files are written; the media store replaces it).
+async fn write_file(
+    dir: &std::path::Path,
+    id: uuid::Uuid,
+    body: axum::body::Bytes,
+) -> ApiResult<()> {
+    let path = dir.join(id.to_string());
     tokio::task::spawn_blocking(move || -> std::io::Result<()> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
@@ -95,34 +177,45 @@ pub async fn upload(
     .map_err(|e| {
         tracing::error!(error = %e, "could not store an attachment");
         ApiError::internal()
-    })?;
-    st.store.create_attachment(&att).await?;
-    let content = Content::Media(Media {
-        kind: media_kind(&att.content_type),
-        source: MediaSource::Uploaded(att.id),
-        caption,
-        filename: Some(filename),
-    });
-    let author = Author::Agent {
-        actor: me.actor(),
-        automated: false,
-    };
-    let req = SendRequest {
-        id: att.message_id,
-        ..SendRequest::new(id, author, content)
-    };
-    let sent = match st.outgoing.send(req).await {
-        Ok(s) => s,
-        Err(e) => return Err(crate::app::conversation::name_holder(st, e).await),
-    };
-    let json = with_attachments(
-        st,
-        std::slice::from_ref(&sent.message),
-        false,
-        vec![sent.json],
-    )
-    .await?;
-    Ok(json.into_iter().next().unwrap_or_default())
+    })
+}
+
+/// Appends a stored file's bytes to `buf` (read once, straight into the caller's buffer).
+pub async fn read_into(
+    dir: &std::path::Path,
+    id: uuid::Uuid,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    use tokio::io::AsyncReadExt;
+    let mut f = tokio::fs::File::open(dir.join(id.to_string())).await?;
+    f.read_to_end(buf).await.map(|_| ())
+}
+
+/// The file a signed link names, if the link is genuine and unexpired: 403 `link_invalid` for a
+/// bad signature, 404 `link_expired` once it has expired, 404 when the file is gone.
+pub async fn by_link(st: &AppState, id: uuid::Uuid, exp: i64, sig: &str) -> ApiResult<Attachment> {
+    use crate::media_links::LinkRefusal;
+    match st.providers.links.verify(id, exp, sig, st.clock.now()) {
+        Ok(()) => {}
+        Err(LinkRefusal::BadSignature) => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "link_invalid",
+                "this link is not signed by this server",
+            ));
+        }
+        Err(LinkRefusal::Expired) => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "link_expired",
+                "this link has expired",
+            ));
+        }
+    }
+    st.store
+        .attachment(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("file"))
 }
 
 pub fn media_path(st: &AppState, id: uuid::Uuid) -> std::path::PathBuf {

@@ -74,6 +74,24 @@ pub async fn download(
     serve(&st, &a).await
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkParams {
+    exp: i64,
+    sig: String,
+}
+
+/// `GET /media/s/{id}?exp=…&sig=…`: a file by its signed link (a provider fetching what we
+/// send); no session.
+pub async fn signed_download(
+    State(st): State<AppState>,
+    Path(id): Path<uuid::Uuid>,
+    ApiQuery(p): ApiQuery<LinkParams>,
+) -> ApiResult<Response> {
+    let a = crate::app::media::by_link(&st, id, p.exp, &p.sig).await?;
+    serve(&st, &a).await
+}
+
 pub async fn visitor_download(
     State(st): State<AppState>,
     Visitor(v): Visitor,
