@@ -273,3 +273,93 @@ async fn buttons_reach_shopee_as_a_numbered_list() {
         ("456", numbered)
     );
 }
+
+#[tokio::test]
+async fn images_are_uploaded_then_sent_and_other_files_are_refused_with_the_reason() {
+    use crate::media_out::{MB, mp4, pdf, png, refused, sent};
+    let (app, sb, agent, inbox) = start().await;
+    sb.add_shopee_shop(ShopeeShopSpec {
+        shop_id: SHOP.into(),
+        partner_id: "1001".into(),
+        partner_key: KEY.into(),
+        access_token: "shp-token".into(),
+        push_url: app.url("/webhooks/shopee"),
+    });
+    app.ok(
+        Method::PATCH,
+        &format!("/api/v1/inboxes/{inbox}"),
+        &app.admin,
+        Some(json!({"settings": {"push_callback_url": app.url("/webhooks/shopee")}})),
+    )
+    .await;
+    sb.shopee_buyer_text(SHOP, 456, "buyer", "có ảnh thật không shop?")
+        .await
+        .unwrap();
+    let conv = app.conversations(&agent, "").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.ok(
+        Method::POST,
+        &format!("/api/v1/conversations/{conv}/claim"),
+        &agent,
+        None,
+    )
+    .await;
+    sent(
+        &app,
+        &agent,
+        &conv,
+        "ao.png",
+        png(10 * MB),
+        Some("Ảnh thật"),
+    )
+    .await;
+    let report = app.state.outbox.run_due(app.clock.now()).await;
+    assert_eq!(report.sent, 2, "{report:?}");
+    let got: Vec<_> = sb
+        .shopee_sent()
+        .into_iter()
+        .map(|s| match s.image {
+            Some(f) => ("image".to_owned(), f.content_type, f.size),
+            None => ("text".to_owned(), s.text, 0),
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("image".into(), "image/png".into(), 10 * MB),
+            ("text".into(), "Ảnh thật".into(), 0),
+        ]
+    );
+    refused(
+        &app,
+        &agent,
+        &conv,
+        "ao.png",
+        png(10 * MB + 1),
+        "file_too_large",
+        "at most 10 MB for image files on shopee",
+    )
+    .await;
+    refused(
+        &app,
+        &agent,
+        &conv,
+        "clip.mp4",
+        mp4(100),
+        "file_kind_not_supported",
+        "documents images only",
+    )
+    .await;
+    refused(
+        &app,
+        &agent,
+        &conv,
+        "gia.pdf",
+        pdf(100),
+        "file_kind_not_supported",
+        "documents images only",
+    )
+    .await;
+}
