@@ -3,7 +3,7 @@
 
 import { useRef, useState } from 'preact/hooks';
 import { api, ApiError, Conversation, upload } from './api';
-import { errorText, fieldErrorText, formatBytes, t } from './i18n';
+import { errorText, fieldErrorText, fileRefusalText, formatBytes, t } from './i18n';
 import { realtime } from './realtime';
 import { useShared } from './store';
 import { Clip, Smile } from './icons';
@@ -12,6 +12,16 @@ type Mode = 'reply' | 'note' | 'agent_to_agent';
 
 const EMOJI = ['😀', '😊', '😍', '🙏', '👍', '👌', '🎉', '❤️', '😢', '😅', '🤔', '👋', '✅', '📦', '🚚', '💰', '🎁', '⭐', '🔥', '😉'];
 const DEFAULT_LIMIT = 20 * 1024 * 1024;
+
+const KINDS = ['image', 'video', 'audio', 'document'] as const;
+
+/** The channel's file limits in words ("Images ≤ 5 MB · Video ≤ 16 MB …"), or ours alone. */
+function attachHint(media: Record<string, number | null> | undefined, limit: number): string {
+  if (!media) return t('composer.attach_limit', { size: formatBytes(limit) });
+  return KINDS.filter((k) => media[k] != null)
+    .map((k) => `${t(`composer.kind_${k}`)} ≤ ${formatBytes(media[k]!)}`)
+    .join(' · ');
+}
 
 /**
  * `enabled`: a reply to the customer may be written now (the agent holds the conversation and the
@@ -140,7 +150,7 @@ export function Composer({
       try {
         await upload(c.id, f);
       } catch (e) {
-        if (e instanceof ApiError) setError(errorText(e.code, e.message));
+        if (e instanceof ApiError) setError(fileRefusalText(f.name, e.code, e.message, e.extra));
       } finally {
         setBusy('');
       }
@@ -195,7 +205,7 @@ export function Composer({
           </button>
         ))}
         <span class="grow" />
-        <span class="hint">{t('composer.attach_limit', { size: formatBytes(limit) })}</span>
+        <span class="hint" data-testid="attach-limits">{attachHint(s.me?.limits?.media?.[c.channel], limit)}</span>
       </div>
       <div class="input-row">
         <textarea

@@ -79,6 +79,13 @@ const en = {
   'composer.emoji': 'Emoji',
   'composer.attach': 'Attach a file',
   'composer.attach_limit': 'Images, video or files up to {size}',
+  'composer.kind_image': 'Images',
+  'composer.kind_video': 'Video',
+  'composer.kind_audio': 'Audio',
+  'composer.kind_document': 'Files',
+  'composer.file_too_large': '{name}: this channel takes {kind} files up to {size}.',
+  'composer.file_type': '{name}: this channel takes only {types} for this kind of file.',
+  'composer.caption_too_long': 'Captions on this channel are at most {max} characters.',
   'composer.too_big': '{name} is larger than {size}.',
   'composer.uploading': 'Uploading {name}…',
   'composer.drop': 'Drop files to send them',
@@ -867,6 +874,13 @@ const vi: Record<Key, string> = {
   'composer.emoji': 'Biểu tượng cảm xúc',
   'composer.attach': 'Đính kèm tệp',
   'composer.attach_limit': 'Ảnh, video hoặc tệp tối đa {size}',
+  'composer.kind_image': 'Ảnh',
+  'composer.kind_video': 'Video',
+  'composer.kind_audio': 'Âm thanh',
+  'composer.kind_document': 'Tệp',
+  'composer.file_too_large': '{name}: kênh này chỉ nhận {kind} tối đa {size}.',
+  'composer.file_type': '{name}: kênh này chỉ nhận {types} cho loại tệp này.',
+  'composer.caption_too_long': 'Chú thích trên kênh này tối đa {max} ký tự.',
   'composer.too_big': '{name} lớn hơn {size}.',
   'composer.uploading': 'Đang tải lên {name}…',
   'composer.drop': 'Thả tệp để gửi',
@@ -1619,6 +1633,11 @@ const serverErrors: Record<Lang, Record<string, string>> = {
     private_reply_already_sent: 'This comment already has its private reply.',
     private_reply_expired: 'Private replies are possible only within 7 days of the comment.',
     attachments_not_supported: 'Files cannot be sent on this channel yet.',
+    file_kind_not_supported: 'This channel does not send this kind of file.',
+    file_type_not_supported: 'This channel does not send files of this type.',
+    caption_too_long: 'The caption is too long for this channel.',
+    link_invalid: 'This file link is not valid.',
+    link_expired: 'This file link has expired.',
     template_required: 'Only an approved template can be sent now.',
     template_parameters_invalid: 'The template needs other values.',
     template_not_found: 'That template is not available.',
@@ -1680,6 +1699,11 @@ const serverErrors: Record<Lang, Record<string, string>> = {
     private_reply_already_sent: 'Bình luận này đã được nhắn riêng.',
     private_reply_expired: 'Chỉ nhắn riêng được trong 7 ngày kể từ khi bình luận.',
     attachments_not_supported: 'Kênh này chưa hỗ trợ gửi tệp.',
+    file_kind_not_supported: 'Kênh này không gửi được loại tệp này.',
+    file_type_not_supported: 'Kênh này không gửi được tệp định dạng này.',
+    caption_too_long: 'Chú thích quá dài cho kênh này.',
+    link_invalid: 'Liên kết tệp không hợp lệ.',
+    link_expired: 'Liên kết tệp đã hết hạn.',
     template_required: 'Lúc này chỉ gửi được mẫu tin đã duyệt.',
     template_parameters_invalid: 'Mẫu tin cần giá trị khác.',
     template_not_found: 'Mẫu tin này không dùng được.',
@@ -1732,6 +1756,15 @@ const serverErrors: Record<Lang, Record<string, string>> = {
 
 export function errorText(code: string, fallback: string): string {
   return serverErrors[current][code] ?? t('error.generic', { message: fallback });
+}
+
+/** Why a file was refused, naming the channel's limit where the server gave it. */
+export function fileRefusalText(name: string, code: string, fallback: string, extra: Record<string, unknown>): string {
+  const kind = typeof extra.kind === 'string' && ['image', 'video', 'audio', 'document'].includes(extra.kind) ? t(`composer.kind_${extra.kind}` as Key).toLowerCase() : '';
+  if (code === 'file_too_large' && typeof extra.max_bytes === 'number' && kind) return t('composer.file_too_large', { name, kind, size: formatBytes(extra.max_bytes) });
+  if (code === 'file_type_not_supported' && Array.isArray(extra.allowed)) return t('composer.file_type', { name, types: extra.allowed.join(', ') });
+  if (code === 'caption_too_long' && typeof extra.max === 'number') return t('composer.caption_too_long', { max: extra.max });
+  return errorText(code, fallback);
 }
 
 /** A refused field's reason in words: the field's own wording where there is one. */

@@ -191,6 +191,28 @@ pub async fn read_into(
     f.read_to_end(buf).await.map(|_| ())
 }
 
+/// What each channel sends, for the composer: per kind the largest file (within our own upload
+/// limit) or `null` where the channel does not send that kind, and the longest caption (`null`:
+/// the caption goes as a text after the file).
+pub fn limits_json(ours: usize) -> serde_json::Value {
+    use media_limits::KindRule;
+    let ours = u64::try_from(ours).unwrap_or(u64::MAX);
+    let max = |r: KindRule| match r {
+        KindRule::Sends { max_bytes, .. } => serde_json::json!(max_bytes.min(ours)),
+        KindRule::Refused { .. } => serde_json::Value::Null,
+    };
+    let mut out = serde_json::Map::new();
+    for &channel in ChannelKind::ALL {
+        let l = media_limits::limits(channel, ours);
+        out.insert(
+            channel.as_str().into(),
+            serde_json::json!({"image": max(l.image), "video": max(l.video), "audio": max(l.audio),
+                "document": max(l.document), "caption": l.caption}),
+        );
+    }
+    serde_json::Value::Object(out)
+}
+
 /// The file a signed link names, if the link is genuine and unexpired: 403 `link_invalid` for a
 /// bad signature, 404 `link_expired` once it has expired, 404 when the file is gone.
 pub async fn by_link(st: &AppState, id: uuid::Uuid, exp: i64, sig: &str) -> ApiResult<Attachment> {
