@@ -47,6 +47,39 @@ async fn start() -> (TestApp, ChannelSandbox, String, String) {
     (app, sb, agent, inbox)
 }
 
+/// The shop connected (pushes signed for our own address), a buyer who wrote `text`, and their
+/// conversation claimed by the agent.
+async fn buyer_wrote(text: &str) -> (TestApp, ChannelSandbox, String, String) {
+    let (app, sb, agent, inbox) = start().await;
+    sb.add_shopee_shop(ShopeeShopSpec {
+        shop_id: SHOP.into(),
+        partner_id: "1001".into(),
+        partner_key: KEY.into(),
+        access_token: "shp-token".into(),
+        push_url: app.url("/webhooks/shopee"),
+    });
+    app.ok(
+        Method::PATCH,
+        &format!("/api/v1/inboxes/{inbox}"),
+        &app.admin,
+        Some(json!({"settings": {"push_callback_url": app.url("/webhooks/shopee")}})),
+    )
+    .await;
+    sb.shopee_buyer_text(SHOP, 456, "buyer", text).await.unwrap();
+    let conv = app.conversations(&agent, "").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.ok(
+        Method::POST,
+        &format!("/api/v1/conversations/{conv}/claim"),
+        &agent,
+        None,
+    )
+    .await;
+    (app, sb, agent, conv)
+}
+
 async fn push(app: &TestApp, body: &str, auth: Option<&str>) -> (StatusCode, String) {
     let mut req = app
         .http
@@ -222,35 +255,7 @@ async fn buyer_messages_and_signed_replies_with_no_window() {
 /// answer by typing, and the thread shows that text.
 #[tokio::test]
 async fn buttons_reach_shopee_as_a_numbered_list() {
-    let (app, sb, agent, inbox) = start().await;
-    sb.add_shopee_shop(ShopeeShopSpec {
-        shop_id: SHOP.into(),
-        partner_id: "1001".into(),
-        partner_key: KEY.into(),
-        access_token: "shp-token".into(),
-        push_url: app.url("/webhooks/shopee"),
-    });
-    app.ok(
-        Method::PATCH,
-        &format!("/api/v1/inboxes/{inbox}"),
-        &app.admin,
-        Some(json!({"settings": {"push_callback_url": app.url("/webhooks/shopee")}})),
-    )
-    .await;
-    sb.shopee_buyer_text(SHOP, 456, "buyer", "còn size M không?")
-        .await
-        .unwrap();
-    let conv = app.conversations(&agent, "").await[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    app.ok(
-        Method::POST,
-        &format!("/api/v1/conversations/{conv}/claim"),
-        &agent,
-        None,
-    )
-    .await;
+    let (app, sb, agent, conv) = buyer_wrote("còn size M không?").await;
     let (s, v) = app
         .post(
             &format!("/api/v1/conversations/{conv}/messages"),
@@ -277,35 +282,7 @@ async fn buttons_reach_shopee_as_a_numbered_list() {
 #[tokio::test]
 async fn images_are_uploaded_then_sent_and_other_files_are_refused_with_the_reason() {
     use crate::media_out::{MB, mp4, pdf, png, refused, sent};
-    let (app, sb, agent, inbox) = start().await;
-    sb.add_shopee_shop(ShopeeShopSpec {
-        shop_id: SHOP.into(),
-        partner_id: "1001".into(),
-        partner_key: KEY.into(),
-        access_token: "shp-token".into(),
-        push_url: app.url("/webhooks/shopee"),
-    });
-    app.ok(
-        Method::PATCH,
-        &format!("/api/v1/inboxes/{inbox}"),
-        &app.admin,
-        Some(json!({"settings": {"push_callback_url": app.url("/webhooks/shopee")}})),
-    )
-    .await;
-    sb.shopee_buyer_text(SHOP, 456, "buyer", "có ảnh thật không shop?")
-        .await
-        .unwrap();
-    let conv = app.conversations(&agent, "").await[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    app.ok(
-        Method::POST,
-        &format!("/api/v1/conversations/{conv}/claim"),
-        &agent,
-        None,
-    )
-    .await;
+    let (app, sb, agent, conv) = buyer_wrote("có ảnh thật không shop?").await;
     sent(
         &app,
         &agent,

@@ -1503,6 +1503,17 @@ async fn shopee_shop_info(
     }
 }
 
+/// The OA whose access token the `access_token` header carries.
+fn zalo_oa(shared: &Shared, headers: &HeaderMap) -> Option<ZaloOaSpec> {
+    let token = headers.get("access_token")?.to_str().ok()?;
+    shared
+        .world()
+        .zalo
+        .values()
+        .find(|o| o.access_token == token)
+        .cloned()
+}
+
 async fn zalo_send(
     State(shared): State<Arc<Shared>>,
     Path(kind): Path<String>,
@@ -1510,18 +1521,7 @@ async fn zalo_send(
     body: Bytes,
 ) -> Response {
     let ok = |v| json(StatusCode::OK, v);
-    let token = headers
-        .get("access_token")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let oa = shared
-        .world()
-        .zalo
-        .values()
-        .find(|o| o.access_token == token)
-        .cloned();
-    let Some(oa) = oa else {
+    let Some(oa) = zalo_oa(&shared, &headers) else {
         return ok(serde_json::json!({"error": -216, "message": "Access token is invalid"}));
     };
     if let Some(r) = take_fault(&shared, &oa.oa_id).await {
@@ -1631,16 +1631,7 @@ async fn zalo_upload(
 ) -> Response {
     use crate::media::MB;
     let ok = |v| json(StatusCode::OK, v);
-    let token = headers
-        .get("access_token")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !shared
-        .world()
-        .zalo
-        .values()
-        .any(|o| o.access_token == token)
-    {
+    if zalo_oa(&shared, &headers).is_none() {
         return ok(serde_json::json!({"error": -216, "message": "Access token is invalid"}));
     }
     let ct = headers
