@@ -189,6 +189,27 @@ async fn messenger_sends_an_image_a_video_and_a_pdf_by_signed_link_and_the_capti
             ("file".into(), "application/pdf".into(), 2000),
         ]
     );
+    // Meta's echoes (with our marker) are matched to our messages, not stored again.
+    sb.flush().await;
+    let thread = app
+        .ok(
+            Method::GET,
+            &format!("/api/v1/conversations/{conv}/messages?limit=200"),
+            &agent,
+            None,
+        )
+        .await;
+    let outbound: Vec<(&str, &str)> = thread["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["direction"] == "outbound")
+        .map(|m| (m["kind"].as_str().unwrap(), m["delivery_status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        outbound,
+        [("media", "sent"), ("text", "sent"), ("media", "sent"), ("media", "sent")]
+    );
     let url = sb.sent()[0].attachment.clone().unwrap().1.url;
     assert!(url.starts_with(&app.url("/media/s/")), "{url}");
     assert!(url.contains("exp=") && url.contains("&sig="), "{url}");
