@@ -10,6 +10,7 @@ mod flows;
 mod media_out;
 mod meta;
 mod multinode;
+mod object_storage;
 mod profiles;
 mod push;
 mod realtime;

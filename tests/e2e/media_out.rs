@@ -204,11 +204,21 @@ async fn messenger_sends_an_image_a_video_and_a_pdf_by_signed_link_and_the_capti
         .unwrap()
         .iter()
         .filter(|m| m["direction"] == "outbound")
-        .map(|m| (m["kind"].as_str().unwrap(), m["delivery_status"].as_str().unwrap()))
+        .map(|m| {
+            (
+                m["kind"].as_str().unwrap(),
+                m["delivery_status"].as_str().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         outbound,
-        [("media", "sent"), ("text", "sent"), ("media", "sent"), ("media", "sent")]
+        [
+            ("media", "sent"),
+            ("text", "sent"),
+            ("media", "sent"),
+            ("media", "sent")
+        ]
     );
     let url = sb.sent()[0].attachment.clone().unwrap().1.url;
     assert!(url.starts_with(&app.url("/media/s/")), "{url}");

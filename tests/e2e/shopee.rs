@@ -65,7 +65,9 @@ async fn buyer_wrote(text: &str) -> (TestApp, ChannelSandbox, String, String) {
         Some(json!({"settings": {"push_callback_url": app.url("/webhooks/shopee")}})),
     )
     .await;
-    sb.shopee_buyer_text(SHOP, 456, "buyer", text).await.unwrap();
+    sb.shopee_buyer_text(SHOP, 456, "buyer", text)
+        .await
+        .unwrap();
     let conv = app.conversations(&agent, "").await[0]["id"]
         .as_str()
         .unwrap()

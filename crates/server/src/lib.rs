@@ -20,6 +20,7 @@ pub mod keys;
 #[cfg(test)]
 mod layout;
 pub mod media_links;
+pub mod media_store;
 pub mod meta;
 pub mod metering;
 pub mod outbox;
@@ -199,6 +200,8 @@ impl Application {
         if config.public_url.is_none() && config.bind.port() == 0 {
             config.public_url = Some(format!("http://{}", listener.local_addr()?));
         }
+        let media = media_store::MediaStore::open(&config.media, &config.data_dir)?;
+        tracing::info!(store = ?media, "media");
         let providers = Arc::new(provider_api::Providers::new(
             tariff,
             provider_api::http_client(config.outbox.http_timeout_ms)?,
@@ -206,7 +209,7 @@ impl Application {
             clock.clone(),
             config.public_url(),
             media_links::MediaLinks::new(key.as_bytes(), &config.public_url()),
-            config.data_dir.join("media"),
+            media.clone(),
         ));
         comment_rules.set_providers(providers.clone());
         let outbox = Arc::new(outbox::Outbox::new(
@@ -219,12 +222,13 @@ impl Application {
                 store.clone(),
                 providers.clone(),
                 clock.clone(),
-                &config.data_dir,
+                media.clone(),
             )),
         ));
         let state = AppState::new(Inner {
             config,
             store,
+            media,
             clock,
             bus,
             access,

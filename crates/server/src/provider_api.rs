@@ -11,6 +11,7 @@ use crate::clock::Clock;
 use crate::error::{ApiError, ApiResult};
 use crate::inbox_settings::{api_base_url, setting};
 use axum::http::StatusCode;
+use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -34,8 +35,8 @@ pub struct Providers {
     public_url: String,
     /// Signed links to our files, for providers that fetch what we send.
     pub links: crate::media_links::MediaLinks,
-    /// Where stored files are (`<data_dir>/media`).
-    media_dir: std::path::PathBuf,
+    /// The stored files (uploads to providers read them from here).
+    media: crate::media_store::MediaStore,
     /// One token refresh at a time per inbox (refresh tokens are single use).
     token_locks: Mutex<HashMap<InboxId, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -118,7 +119,7 @@ fn origin(url: &str) -> &str {
 }
 
 /// Installs rustls' ring provider once (reqwest is built without a default provider).
-fn tls_provider() {
+pub fn tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
@@ -165,7 +166,7 @@ impl Providers {
         clock: Arc<dyn Clock>,
         public_url: String,
         links: crate::media_links::MediaLinks,
-        media_dir: std::path::PathBuf,
+        media: crate::media_store::MediaStore,
     ) -> Self {
         Self {
             tariff,
@@ -174,7 +175,7 @@ impl Providers {
             clock,
             public_url,
             links,
-            media_dir,
+            media,
             token_locks: Mutex::new(HashMap::new()),
         }
     }
@@ -309,8 +310,8 @@ impl Providers {
         self.call(method, &c.url, &headers, body).await
     }
 
-    /// A multipart body with the stored file read once, straight into it (the file is never
-    /// held twice).
+    /// A multipart body with the stored file streamed from the media store straight into it
+    /// (the file is in memory once, never twice).
     async fn multipart(
         &self,
         fields: &[(&'static str, String)],
@@ -335,12 +336,17 @@ impl Providers {
             file.content_type
         ));
         let tail = format!("\r\n--{boundary}--\r\n");
-        let size = usize::try_from(file.size).unwrap_or(0);
-        let mut body = Vec::with_capacity(head.len() + size + tail.len());
-        body.extend_from_slice(head.as_bytes());
-        crate::app::media::read_into(&self.media_dir, id, &mut body)
+        let mut stored = self
+            .media
+            .get(&id.to_string())
             .await
             .map_err(|_| fail("file_missing"))?;
+        let size = usize::try_from(stored.size).unwrap_or(0);
+        let mut body = Vec::with_capacity(head.len() + size + tail.len());
+        body.extend_from_slice(head.as_bytes());
+        while let Some(chunk) = stored.stream.next().await {
+            body.extend_from_slice(&chunk.map_err(|_| network_failure())?);
+        }
         body.extend_from_slice(tail.as_bytes());
         Ok(body)
     }

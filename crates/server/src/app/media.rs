@@ -60,7 +60,7 @@ fn unfit_file(channel: ChannelKind, u: &MediaUnfit) -> ApiError {
 /// An agent sends a file (with an optional caption) to the customer. Everything is decided
 /// before anything is written: the type from the bytes, the channel's limits for it
 /// (`core::media_limits`), that the agent may reply, and the messaging window. Then the file is
-/// stored (the request body is its one copy in memory) and sent as media through `send`; where
+/// kept in the media store (the request body is its one copy in memory) and sent as media through `send`; where
 /// the channel's file message has no caption, the caption follows as a text message. Returns
 /// the file's message with its attachment.
 pub async fn upload(
@@ -129,7 +129,10 @@ pub async fn upload(
         size_bytes: i64::try_from(body.len()).unwrap_or(i64::MAX),
         created_at: st.clock.now(),
     };
-    write_file(&st.config.data_dir.join("media"), att.id, body).await?;
+    st.media.put(&att.id.to_string(), body).await.map_err(|e| {
+        tracing::error!(error = %e, "could not store an attachment");
+        ApiError::internal()
+    })?;
     st.store.create_attachment(&att).await?;
     let req = SendRequest {
         id: att.message_id,
@@ -155,40 +158,6 @@ pub async fn upload(
     )
     .await?;
     Ok(json.into_iter().next().unwrap_or_default())
-}
-
-/// Stores a file's bytes (the one place files are written; the media store replaces it).
-async fn write_file(
-    dir: &std::path::Path,
-    id: uuid::Uuid,
-    body: axum::body::Bytes,
-) -> ApiResult<()> {
-    let path = dir.join(id.to_string());
-    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let mut f = std::fs::File::create(&path)?;
-        std::io::Write::write_all(&mut f, &body)?;
-        f.sync_all()
-    })
-    .await
-    .map_err(|_| ApiError::internal())?
-    .map_err(|e| {
-        tracing::error!(error = %e, "could not store an attachment");
-        ApiError::internal()
-    })
-}
-
-/// Appends a stored file's bytes to `buf` (read once, straight into the caller's buffer).
-pub async fn read_into(
-    dir: &std::path::Path,
-    id: uuid::Uuid,
-    buf: &mut Vec<u8>,
-) -> std::io::Result<()> {
-    use tokio::io::AsyncReadExt;
-    let mut f = tokio::fs::File::open(dir.join(id.to_string())).await?;
-    f.read_to_end(buf).await.map(|_| ())
 }
 
 /// What each channel sends, for the composer: per kind the largest file (within our own upload
@@ -238,10 +207,6 @@ pub async fn by_link(st: &AppState, id: uuid::Uuid, exp: i64, sig: &str) -> ApiR
         .attachment(id)
         .await?
         .ok_or_else(|| ApiError::not_found("file"))
-}
-
-pub fn media_path(st: &AppState, id: uuid::Uuid) -> std::path::PathBuf {
-    st.config.data_dir.join("media").join(id.to_string())
 }
 
 /// JSON for an attachment, with the URL the given audience downloads it from.
