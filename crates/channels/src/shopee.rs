@@ -253,10 +253,11 @@ pub fn send_message(
 /// `send_message` of type `image` carries.
 pub fn parse_upload(status: u16, body: &[u8]) -> Result<Value, Failure> {
     let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    if (200..300).contains(&status) && v["error"].as_str().unwrap_or("").is_empty() {
-        if let Some(url) = v["response"]["url"].as_str().filter(|u| !u.is_empty()) {
-            return Ok(json!({ "image_url": url }));
-        }
+    if (200..300).contains(&status)
+        && v["error"].as_str().unwrap_or("").is_empty()
+        && let Some(url) = v["response"]["url"].as_str().filter(|u| !u.is_empty())
+    {
+        return Ok(json!({ "image_url": url }));
     }
     // Errors read as for sends (no message id in an error answer).
     match classify(status, body) {

@@ -216,7 +216,7 @@ impl MediaUnfit {
 
 /// Bytes in words: whole MB where exact, else bytes.
 pub fn human_size(bytes: u64) -> String {
-    if bytes % MB == 0 {
+    if bytes.is_multiple_of(MB) {
         format!("{} MB", bytes / MB)
     } else {
         format!("{bytes} bytes")
@@ -256,6 +256,7 @@ pub fn check(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use ChannelKind as C;
 
