@@ -14,7 +14,9 @@ use switchboard_core::outbound::{Author, Content, Media, MediaSource};
 use switchboard_core::*;
 use switchboard_store::Attachment;
 
-fn clean_filename(raw: &str) -> String {
+/// A file's name as we keep it: its last path segment, no control characters or quotes, at most
+/// 120 characters (`file` when nothing is left).
+pub fn clean_filename(raw: &str) -> String {
     let name: String = raw
         .rsplit(['/', '\\'])
         .next()
@@ -129,10 +131,7 @@ pub async fn upload(
         size_bytes: i64::try_from(body.len()).unwrap_or(i64::MAX),
         created_at: st.clock.now(),
     };
-    st.media.put(&att.id.to_string(), body).await.map_err(|e| {
-        tracing::error!(error = %e, "could not store an attachment");
-        ApiError::internal()
-    })?;
+    store_bytes(st, att.id, body).await?;
     st.store.create_attachment(&att).await?;
     let req = SendRequest {
         id: att.message_id,
@@ -207,6 +206,14 @@ pub async fn by_link(st: &AppState, id: uuid::Uuid, exp: i64, sig: &str) -> ApiR
         .attachment(id)
         .await?
         .ok_or_else(|| ApiError::not_found("file"))
+}
+
+/// Keeps a file's bytes in the media store under its attachment id.
+pub async fn store_bytes(st: &AppState, id: uuid::Uuid, body: axum::body::Bytes) -> ApiResult<()> {
+    st.media.put(&id.to_string(), body).await.map_err(|e| {
+        tracing::error!(error = %e, "could not store an attachment");
+        ApiError::internal()
+    })
 }
 
 /// JSON for an attachment, with the URL the given audience downloads it from.

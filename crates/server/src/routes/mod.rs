@@ -402,6 +402,11 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ),
     ("post", "/widget/v1/messages", "The visitor writes"),
     (
+        "post",
+        "/widget/v1/attachments",
+        "The visitor sends a file (raw body; filename=, client_message_id=): pictures, video, sound, PDF",
+    ),
+    (
         "get",
         "/widget/v1/ws",
         "WebSocket of replies and typing for the visitor (token=)",
@@ -596,6 +601,10 @@ pub fn router(st: AppState) -> Router {
         .route("/ws", get(widget::visitor_ws))
         .route("/inboxes/{id}", get(widget::inbox_config))
         .route("/media/{id}", get(media::visitor_download))
+        .route(
+            "/attachments",
+            post(widget::upload).layer(DefaultBodyLimit::max(st.config.limits.max_upload_bytes)),
+        )
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(middleware::from_fn(widget_cors));
