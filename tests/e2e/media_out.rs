@@ -387,3 +387,32 @@ async fn a_signed_link_works_until_it_expires_and_only_as_signed() {
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["error"]["code"], "link_expired");
 }
+
+#[tokio::test]
+async fn a_file_the_provider_cannot_fetch_fails_with_the_reason() {
+    let (app, sb, agent, conv) = meta("messenger").await;
+    let v = sent(&app, &agent, &conv, "ao.png", png(100), None).await;
+    // The stored file is gone by the time the outbox sends: Meta's fetch of the link fails.
+    let id = v["attachments"][0]["id"].as_str().unwrap();
+    app.state.media.delete(id).await.unwrap();
+    let report = app.state.outbox.run_due(app.clock.now()).await;
+    assert_eq!(report.failed, 1, "{report:?}");
+    assert!(sb.sent().is_empty());
+    let thread = app
+        .ok(
+            Method::GET,
+            &format!("/api/v1/conversations/{conv}/messages?limit=200"),
+            &agent,
+            None,
+        )
+        .await;
+    let m = thread["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["kind"] == "media")
+        .unwrap()
+        .clone();
+    assert_eq!(m["delivery_status"], "failed");
+    assert_eq!(m["failure_reason"], "media_error");
+}

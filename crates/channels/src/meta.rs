@@ -786,6 +786,8 @@ pub fn classify_error(
         (Some(100), Some(2_534_025)) => (false, "comment_invalid_for_private_reply"),
         (Some(100), Some(2_534_037)) | (Some(2_018_300), _) => (false, "not_thread_owner"),
         (Some(100), Some(2_018_001 | 2_534_014)) => (false, "user_not_found"),
+        // Meta could not fetch an attachment's URL (our signed link).
+        (Some(100), Some(2_018_008)) => (false, "media_error"),
         (Some(100), _) => (false, "invalid_request"),
         (Some(190), _) => (false, "token_expired"),
         (Some(4 | 17 | 32 | 613 | 80_001 | 80_006), _) => (true, "rate_limited"),
