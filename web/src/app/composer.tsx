@@ -146,6 +146,14 @@ export function Composer({
         setError(t('composer.too_big', { name: f.name, size: formatBytes(limit) }));
         continue;
       }
+      // The channel's own limit for this kind of file, told before uploading (the server decides
+      // from the bytes; the browser's type is only a hint here).
+      const kind = KINDS.find((k) => f.type.startsWith(`${k}/`)) ?? 'document';
+      const max = s.me?.limits?.media?.[c.channel]?.[kind];
+      if (typeof max === 'number' && f.size > max) {
+        setError(fileRefusalText(f.name, 'file_too_large', '', { kind, max_bytes: max }));
+        continue;
+      }
       setBusy(t('composer.uploading', { name: f.name }));
       try {
         await upload(c.id, f);
