@@ -13,6 +13,7 @@ mod comments;
 mod conformance;
 mod conversations;
 mod ingest;
+pub mod library;
 pub mod media;
 mod meta;
 mod metering;
@@ -34,6 +35,7 @@ mod writes;
 pub use automation::*;
 pub use channel::*;
 pub use comments::*;
+pub use library::{LibraryStore, SavedMedia};
 pub use media::{Attachment, MediaStore};
 pub use provider::*;
 pub use push::{PushStore, PushSubscription};
@@ -76,6 +78,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 #[async_trait]
 pub trait Store:
     MediaStore
+    + LibraryStore
     + RoutingStore
     + ChannelStore
     + OutboxStore

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use switchboard_core::conversation as conv;
 use switchboard_core::media;
 use switchboard_core::media_limits::{self, MediaUnfit};
-use switchboard_core::outbound::{Author, Content, Media, MediaSource};
+use switchboard_core::outbound::{Author, Content, Media, MediaKind, MediaSource};
 use switchboard_core::*;
 use switchboard_store::Attachment;
 
@@ -59,12 +59,18 @@ fn unfit_file(channel: ChannelKind, u: &MediaUnfit) -> ApiError {
     .with_extra(extra)
 }
 
+/// What a file checked for a conversation goes out as: its kind, the caption sent with it, and
+/// the caption sent as a text right after it (where the channel's file message has none).
+pub struct FilePlan {
+    kind: MediaKind,
+    caption: Option<String>,
+    caption_after: Option<String>,
+}
+
 /// An agent sends a file (with an optional caption) to the customer. Everything is decided
-/// before anything is written: the type from the bytes, the channel's limits for it
-/// (`core::media_limits`), that the agent may reply, and the messaging window. Then the file is
-/// kept in the media store (the request body is its one copy in memory) and sent as media through `send`; where
-/// the channel's file message has no caption, the caption follows as a text message. Returns
-/// the file's message with its attachment.
+/// before anything is written ([`may_send_file`]); then the file is kept in the media store (the
+/// request body is its one copy in memory) and sent as media through `send`. Returns the file's
+/// message with its attachment.
 pub async fn upload(
     st: &AppState,
     me: &CurrentAgent,
@@ -77,77 +83,118 @@ pub async fn upload(
     if body.is_empty() {
         return Err(ApiError::invalid("the file is empty"));
     }
-    let channel = crate::app::inbox::channel_of(st, &c).await?;
-    // Decide before writing anything: only the holder (or a participant) may send to the customer.
-    conv::reply(&c, me.actor(), st.clock.now())?;
-    let filename = clean_filename(filename);
+    let caption = parse_caption(caption)?;
     // What the file is comes from its bytes; the Content-Type the uploader sent is ignored.
     let content_type = media::sniff(&body).to_owned();
-    let caption = caption
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-        .map(|c| validate::MessageText::parse(c).map(validate::MessageText::into_inner))
-        .transpose()?;
-    let ours = u64::try_from(st.config.limits.max_upload_bytes).unwrap_or(u64::MAX);
     let size = u64::try_from(body.len()).unwrap_or(u64::MAX);
-    let kind = media_limits::check(channel, ours, &content_type, size, caption.as_deref())
-        .map_err(|u| unfit_file(channel, &u))?;
-    // Where the file carries no caption, the caption goes as a text right after: it must fit.
-    let (file_caption, caption_text) = match media_limits::limits(channel, ours).caption {
-        Some(_) => (caption, None),
-        None => (None, caption),
-    };
-    let author = Author::Agent {
-        actor: me.actor(),
-        automated: false,
-    };
-    let content = |source| {
-        Content::Media(Media {
-            kind,
-            source,
-            caption: file_caption.clone(),
-            filename: Some(filename.clone()),
-        })
-    };
-    // The window and the channel, asked before the file is stored (nothing written if refused).
-    st.outgoing
-        .preflight(&SendRequest::new(
-            id,
-            author,
-            content(MediaSource::Uploaded(uuid::Uuid::nil())),
-        ))
-        .await?;
-    if let Some(t) = &caption_text {
-        st.outgoing
-            .preflight(&SendRequest::new(id, author, Content::Text(t.clone())))
-            .await?;
-    }
+    let plan = may_send_file(st, me, &c, &content_type, size, caption).await?;
     let att = Attachment {
         id: uuid::Uuid::now_v7(),
         conversation_id: id,
         message_id: MessageId(uuid::Uuid::now_v7()),
-        filename: filename.clone(),
+        filename: clean_filename(filename),
         content_type,
         size_bytes: i64::try_from(body.len()).unwrap_or(i64::MAX),
         created_at: st.clock.now(),
     };
     store_bytes(st, att.id, body).await?;
+    send_attachment(st, me, att, plan).await
+}
+
+/// Whether `me` may send this file (its type derived from its bytes, its size, its caption) on
+/// this conversation now, decided before anything is written: the channel's limits for it
+/// (`core::media_limits`, 422 naming the limit), that only the holder (or a participant) sends
+/// to the customer, and the messaging window (refused as a text is).
+pub async fn may_send_file(
+    st: &AppState,
+    me: &CurrentAgent,
+    c: &switchboard_core::Conversation,
+    content_type: &str,
+    size: u64,
+    caption: Option<String>,
+) -> ApiResult<FilePlan> {
+    let channel = crate::app::inbox::channel_of(st, c).await?;
+    conv::reply(c, me.actor(), st.clock.now())?;
+    let ours = u64::try_from(st.config.limits.max_upload_bytes).unwrap_or(u64::MAX);
+    let kind = media_limits::check(channel, ours, content_type, size, caption.as_deref())
+        .map_err(|u| unfit_file(channel, &u))?;
+    // Where the file carries no caption, the caption goes as a text right after: it must fit.
+    let plan = match media_limits::limits(channel, ours).caption {
+        Some(_) => FilePlan {
+            kind,
+            caption,
+            caption_after: None,
+        },
+        None => FilePlan {
+            kind,
+            caption: None,
+            caption_after: caption,
+        },
+    };
+    let author = agent(me);
+    let file = plan.content(MediaSource::Uploaded(uuid::Uuid::nil()), None);
+    st.outgoing
+        .preflight(&SendRequest::new(c.id, author, file))
+        .await?;
+    if let Some(t) = &plan.caption_after {
+        st.outgoing
+            .preflight(&SendRequest::new(c.id, author, Content::Text(t.clone())))
+            .await?;
+    }
+    Ok(plan)
+}
+
+impl FilePlan {
+    fn content(&self, source: MediaSource, filename: Option<String>) -> Content {
+        Content::Media(Media {
+            kind: self.kind,
+            source,
+            caption: self.caption.clone(),
+            filename,
+        })
+    }
+}
+
+fn agent(me: &CurrentAgent) -> Author {
+    Author::Agent {
+        actor: me.actor(),
+        automated: false,
+    }
+}
+
+/// A caption as sent: trimmed, empty is none, checked like any message text.
+pub fn parse_caption(caption: Option<&str>) -> ApiResult<Option<String>> {
+    Ok(caption
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(|c| validate::MessageText::parse(c).map(validate::MessageText::into_inner))
+        .transpose()?)
+}
+
+/// Records a stored file as the attachment of a new message and sends that message through the
+/// one `send` command, then its caption where it goes after the file. Returns the file's message
+/// with its attachment.
+pub async fn send_attachment(
+    st: &AppState,
+    me: &CurrentAgent,
+    att: Attachment,
+    plan: FilePlan,
+) -> ApiResult<serde_json::Value> {
     st.store.create_attachment(&att).await?;
+    let content = plan.content(MediaSource::Uploaded(att.id), Some(att.filename.clone()));
     let req = SendRequest {
         id: att.message_id,
-        ..SendRequest::new(id, author, content(MediaSource::Uploaded(att.id)))
+        ..SendRequest::new(att.conversation_id, agent(me), content)
     };
     let sent = match st.outgoing.send(req).await {
         Ok(s) => s,
         Err(e) => return Err(crate::app::conversation::name_holder(st, e).await),
     };
-    if let Some(t) = caption_text
-        && let Err(e) = st
-            .outgoing
-            .send(SendRequest::new(id, author, Content::Text(t)))
-            .await
-    {
-        tracing::warn!(code = e.code, "a file's caption could not follow it");
+    if let Some(t) = plan.caption_after {
+        let text = SendRequest::new(att.conversation_id, agent(me), Content::Text(t));
+        if let Err(e) = st.outgoing.send(text).await {
+            tracing::warn!(code = e.code, "a file's caption could not follow it");
+        }
     }
     let json = with_attachments(
         st,
@@ -157,6 +204,14 @@ pub async fn upload(
     )
     .await?;
     Ok(json.into_iter().next().unwrap_or_default())
+}
+
+/// Keeps a file's bytes in the media store under its attachment id.
+pub async fn store_bytes(st: &AppState, id: uuid::Uuid, body: axum::body::Bytes) -> ApiResult<()> {
+    st.media.put(&id.to_string(), body).await.map_err(|e| {
+        tracing::error!(error = %e, "could not store an attachment");
+        ApiError::internal()
+    })
 }
 
 /// What each channel sends, for the composer: per kind the largest file (within our own upload
@@ -206,14 +261,6 @@ pub async fn by_link(st: &AppState, id: uuid::Uuid, exp: i64, sig: &str) -> ApiR
         .attachment(id)
         .await?
         .ok_or_else(|| ApiError::not_found("file"))
-}
-
-/// Keeps a file's bytes in the media store under its attachment id.
-pub async fn store_bytes(st: &AppState, id: uuid::Uuid, body: axum::body::Bytes) -> ApiResult<()> {
-    st.media.put(&id.to_string(), body).await.map_err(|e| {
-        tracing::error!(error = %e, "could not store an attachment");
-        ApiError::internal()
-    })
 }
 
 /// JSON for an attachment, with the URL the given audience downloads it from.

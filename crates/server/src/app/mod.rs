@@ -12,6 +12,7 @@ pub mod conversation_list;
 pub mod flow_tools;
 pub mod flows;
 pub mod inbox;
+pub mod library;
 pub mod media;
 pub mod push;
 pub mod quick_replies;

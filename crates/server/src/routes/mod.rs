@@ -8,6 +8,7 @@ pub mod contacts;
 pub mod conversations;
 pub mod flows;
 pub mod inboxes;
+pub mod library;
 pub mod media;
 pub mod provider_send;
 pub mod push;
@@ -261,6 +262,32 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
         "The conversation's files, newest first",
     ),
     ("get", "/api/v1/media/{id}", "Download a file"),
+    (
+        "get",
+        "/api/v1/library",
+        "The saved-media library, newest first (q= searches names, tags and file names)",
+    ),
+    (
+        "post",
+        "/api/v1/library",
+        "Add a file to the library (raw body; filename=, name=, tags=a,b) (supervisors)",
+    ),
+    (
+        "patch",
+        "/api/v1/library/{id}",
+        "Rename or retag a library file (supervisors)",
+    ),
+    (
+        "delete",
+        "/api/v1/library/{id}",
+        "Remove a file from the library (supervisors)",
+    ),
+    ("get", "/api/v1/library/{id}/file", "A library file's bytes"),
+    (
+        "post",
+        "/api/v1/conversations/{id}/attachments/library",
+        "Send a library file to the customer ({library_id, caption?})",
+    ),
     (
         "get",
         "/api/v1/quick-replies",
@@ -546,6 +573,21 @@ pub fn router(st: AppState) -> Router {
                 .layer(DefaultBodyLimit::max(st.config.limits.max_upload_bytes))
                 .get(media::gallery),
         )
+        .route(
+            "/conversations/{id}/attachments/library",
+            post(library::send),
+        )
+        .route(
+            "/library",
+            get(library::list)
+                .post(library::add)
+                .layer(DefaultBodyLimit::max(st.config.limits.max_upload_bytes)),
+        )
+        .route(
+            "/library/{id}",
+            patch(library::update).delete(library::remove),
+        )
+        .route("/library/{id}/file", get(library::file))
         .route("/media/{id}", get(media::download))
         .route(
             "/quick-replies",
