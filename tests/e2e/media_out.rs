@@ -416,3 +416,42 @@ async fn a_file_the_provider_cannot_fetch_fails_with_the_reason() {
     assert_eq!(m["delivery_status"], "failed");
     assert_eq!(m["failure_reason"], "media_error");
 }
+
+#[tokio::test]
+async fn a_library_file_is_held_to_the_channel_s_limits_as_an_upload_is() {
+    let (app, sb, agent, conv) = meta("instagram").await;
+    let add = |name: &str, body: Vec<u8>| {
+        let url = app.url(&format!("/api/v1/library?filename={name}"));
+        let req = app.http.post(url).bearer_auth(&app.admin).body(body);
+        async move {
+            let v: Value = req.send().await.unwrap().json().await.unwrap();
+            v["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let price = add("gia.pdf", pdf(300)).await;
+    let photo = add("ao.png", png(300)).await;
+    let path = format!("/api/v1/conversations/{conv}/attachments/library");
+    let send = |id: String| {
+        app.post(
+            &path,
+            &agent,
+            json!({"library_id": id, "caption": "Dạ mẫu ạ"}),
+        )
+    };
+    // Instagram sends no files: refused, nothing queued.
+    let (s, v) = send(price).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["error"]["code"], "file_kind_not_supported");
+    // A picture goes, fetched by Instagram from our signed link, its caption after it.
+    let (s, v) = send(photo).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let report = app.state.outbox.run_due(app.clock.now()).await;
+    assert_eq!(report.sent, 2, "{report:?}");
+    assert_eq!(
+        received(&sb),
+        vec![
+            ("image".into(), "image/png".into(), 300),
+            ("text".into(), "Dạ mẫu ạ".into(), 0),
+        ]
+    );
+}
