@@ -303,6 +303,37 @@ async fn a_closed_window_refuses_a_file_as_it_refuses_text() {
 }
 
 #[tokio::test]
+async fn after_24_hours_a_file_goes_as_a_confirmed_human_agent_reply() {
+    let (app, sb, agent, conv) = meta("messenger").await;
+    app.clock.advance_millis(25 * 3_600_000);
+    refused(
+        &app,
+        &agent,
+        &conv,
+        "ao.png",
+        png(100),
+        "human_agent_confirmation_required",
+        "confirm",
+    )
+    .await;
+    sent(
+        &app,
+        &agent,
+        &conv,
+        "ao.png&human_agent_confirmed=true",
+        png(100),
+        None,
+    )
+    .await;
+    let report = app.state.outbox.run_due(app.clock.now()).await;
+    assert_eq!(report.sent, 1, "{report:?}");
+    let s = &sb.sent()[0];
+    assert_eq!(s.messaging_type.as_deref(), Some("MESSAGE_TAG"));
+    assert_eq!(s.tag.as_deref(), Some("HUMAN_AGENT"));
+    assert_eq!(s.attachment.as_ref().unwrap().0, "image");
+}
+
+#[tokio::test]
 async fn live_chat_sends_every_kind_up_to_our_own_limit() {
     let app = TestApp::start_configured(|c| c.limits.max_upload_bytes = MB).await;
     let (agent_id, agent) = app.agent("lan@shop.vn", "Lan", "agent").await;

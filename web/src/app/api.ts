@@ -272,9 +272,10 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
   return parse<T>(resp);
 }
 
-export async function upload(conversationId: string, file: File, caption?: string): Promise<Message> {
+export async function upload(conversationId: string, file: File, caption?: string, humanAgentConfirmed = false): Promise<Message> {
   const q = new URLSearchParams({ filename: file.name });
   if (caption) q.set('caption', caption);
+  if (humanAgentConfirmed) q.set('human_agent_confirmed', 'true');
   const resp = await fetch(`/api/v1/conversations/${conversationId}/attachments?${q}`, {
     method: 'POST',
     credentials: 'same-origin',

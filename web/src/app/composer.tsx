@@ -156,7 +156,9 @@ export function Composer({
       }
       setBusy(t('composer.uploading', { name: f.name }));
       try {
-        await upload(c.id, f);
+        // The reply's policy confirmation (HUMAN_AGENT) covers files too.
+        const confirmed = (extra.policy as { human_agent_confirmed?: boolean } | undefined)?.human_agent_confirmed === true;
+        await upload(c.id, f, undefined, confirmed);
       } catch (e) {
         if (e instanceof ApiError) setError(fileRefusalText(f.name, e.code, e.message, e.extra));
       } finally {

@@ -191,7 +191,8 @@ pub async fn send(
     let m = get(st, id).await?;
     let caption = parse_caption(caption)?;
     let size = u64::try_from(m.size_bytes).unwrap_or(u64::MAX);
-    let plan = may_send_file(st, me, &c, &m.content_type, size, caption).await?;
+    let file = (m.content_type.as_str(), size);
+    let plan = may_send_file(st, me, &c, file, caption, Default::default()).await?;
     let att = Attachment {
         id: uuid::Uuid::now_v7(),
         conversation_id: conv,

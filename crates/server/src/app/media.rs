@@ -1,7 +1,7 @@
 //! Files on messages: sending one (stored, then sent through the one `send` command), where they
 //! live and how the API shows them.
 
-use crate::app::send::SendRequest;
+use crate::app::send::{PolicyRequest, SendRequest};
 use crate::app::visible;
 use crate::auth::CurrentAgent;
 use crate::error::{ApiError, ApiResult};
@@ -65,6 +65,8 @@ pub struct FilePlan {
     kind: MediaKind,
     caption: Option<String>,
     caption_after: Option<String>,
+    /// What the sender asks of the window policy (a confirmed `HUMAN_AGENT` reply).
+    policy: PolicyRequest,
 }
 
 /// An agent sends a file (with an optional caption) to the customer. Everything is decided
@@ -75,8 +77,7 @@ pub async fn upload(
     st: &AppState,
     me: &CurrentAgent,
     id: ConversationId,
-    filename: &str,
-    caption: Option<&str>,
+    (filename, caption, policy): (&str, Option<&str>, PolicyRequest),
     body: axum::body::Bytes,
 ) -> ApiResult<serde_json::Value> {
     let c = visible(st, me, id).await?;
@@ -87,7 +88,7 @@ pub async fn upload(
     // What the file is comes from its bytes; the Content-Type the uploader sent is ignored.
     let content_type = media::sniff(&body).to_owned();
     let size = u64::try_from(body.len()).unwrap_or(u64::MAX);
-    let plan = may_send_file(st, me, &c, &content_type, size, caption).await?;
+    let plan = may_send_file(st, me, &c, (&content_type, size), caption, policy).await?;
     let att = Attachment {
         id: uuid::Uuid::now_v7(),
         conversation_id: id,
@@ -109,9 +110,9 @@ pub async fn may_send_file(
     st: &AppState,
     me: &CurrentAgent,
     c: &switchboard_core::Conversation,
-    content_type: &str,
-    size: u64,
+    (content_type, size): (&str, u64),
     caption: Option<String>,
+    policy: PolicyRequest,
 ) -> ApiResult<FilePlan> {
     let channel = crate::app::inbox::channel_of(st, c).await?;
     conv::reply(c, me.actor(), st.clock.now())?;
@@ -124,27 +125,33 @@ pub async fn may_send_file(
             kind,
             caption,
             caption_after: None,
+            policy,
         },
         None => FilePlan {
             kind,
             caption: None,
             caption_after: caption,
+            policy,
         },
     };
-    let author = agent(me);
     let file = plan.content(MediaSource::Uploaded(uuid::Uuid::nil()), None);
-    st.outgoing
-        .preflight(&SendRequest::new(c.id, author, file))
-        .await?;
+    st.outgoing.preflight(&plan.request(c.id, me, file)).await?;
     if let Some(t) = &plan.caption_after {
-        st.outgoing
-            .preflight(&SendRequest::new(c.id, author, Content::Text(t.clone())))
-            .await?;
+        let text = plan.request(c.id, me, Content::Text(t.clone()));
+        st.outgoing.preflight(&text).await?;
     }
     Ok(plan)
 }
 
 impl FilePlan {
+    /// The agent's send of `content` on conversation `id`, with the plan's policy request.
+    fn request(&self, id: ConversationId, me: &CurrentAgent, content: Content) -> SendRequest {
+        SendRequest {
+            policy: self.policy.clone(),
+            ..SendRequest::new(id, agent(me), content)
+        }
+    }
+
     fn content(&self, source: MediaSource, filename: Option<String>) -> Content {
         Content::Media(Media {
             kind: self.kind,
@@ -184,14 +191,14 @@ pub async fn send_attachment(
     let content = plan.content(MediaSource::Uploaded(att.id), Some(att.filename.clone()));
     let req = SendRequest {
         id: att.message_id,
-        ..SendRequest::new(att.conversation_id, agent(me), content)
+        ..plan.request(att.conversation_id, me, content)
     };
     let sent = match st.outgoing.send(req).await {
         Ok(s) => s,
         Err(e) => return Err(crate::app::conversation::name_holder(st, e).await),
     };
-    if let Some(t) = plan.caption_after {
-        let text = SendRequest::new(att.conversation_id, agent(me), Content::Text(t));
+    if let Some(t) = plan.caption_after.clone() {
+        let text = plan.request(att.conversation_id, me, Content::Text(t));
         if let Err(e) = st.outgoing.send(text).await {
             tracing::warn!(code = e.code, "a file's caption could not follow it");
         }

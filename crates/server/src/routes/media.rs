@@ -23,9 +23,13 @@ use switchboard_store::Attachment;
 pub struct UploadParams {
     filename: String,
     caption: Option<String>,
+    /// "I am only replying; nothing promotional" (Messenger's and Instagram's `HUMAN_AGENT`).
+    #[serde(default)]
+    human_agent_confirmed: bool,
 }
 
-/// `POST /conversations/{id}/attachments?filename=…&caption=…` with the file as the raw body.
+/// `POST /conversations/{id}/attachments?filename=…&caption=…[&human_agent_confirmed=true]` with
+/// the file as the raw body.
 pub async fn upload(
     State(st): State<AppState>,
     me: CurrentAgent,
@@ -35,8 +39,12 @@ pub async fn upload(
 ) -> ApiResult<Response> {
     let limit = st.config.limits.max_upload_bytes;
     let body = body_within(body, "file_too_large", "files", limit)?;
-    let caption = p.caption.as_deref();
-    let sent = crate::app::media::upload(&st, &me, id, &p.filename, caption, body).await?;
+    let policy = crate::app::send::PolicyRequest {
+        human_agent_confirmed: p.human_agent_confirmed,
+        ..Default::default()
+    };
+    let file = (p.filename.as_str(), p.caption.as_deref(), policy);
+    let sent = crate::app::media::upload(&st, &me, id, file, body).await?;
     Ok(created(sent))
 }
 
