@@ -64,7 +64,8 @@ pub async fn upload(
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-async fn thread_len(app: &TestApp, token: &str, conv: &str) -> usize {
+/// The conversation's messages, oldest first.
+async fn thread(app: &TestApp, token: &str, conv: &str) -> Vec<Value> {
     app.ok(
         Method::GET,
         &format!("/api/v1/conversations/{conv}/messages?limit=200"),
@@ -74,7 +75,11 @@ async fn thread_len(app: &TestApp, token: &str, conv: &str) -> usize {
     .await["items"]
         .as_array()
         .unwrap()
-        .len()
+        .clone()
+}
+
+async fn thread_len(app: &TestApp, token: &str, conv: &str) -> usize {
+    thread(app, token, conv).await.len()
 }
 
 /// The file is refused with 422 `code`, the message naming the limit (`words`), and nothing is
@@ -191,17 +196,8 @@ async fn messenger_sends_an_image_a_video_and_a_pdf_by_signed_link_and_the_capti
     );
     // Meta's echoes (with our marker) are matched to our messages, not stored again.
     sb.flush().await;
-    let thread = app
-        .ok(
-            Method::GET,
-            &format!("/api/v1/conversations/{conv}/messages?limit=200"),
-            &agent,
-            None,
-        )
-        .await;
-    let outbound: Vec<(&str, &str)> = thread["items"]
-        .as_array()
-        .unwrap()
+    let messages = thread(&app, &agent, &conv).await;
+    let outbound: Vec<(&str, &str)> = messages
         .iter()
         .filter(|m| m["direction"] == "outbound")
         .map(|m| {
@@ -429,21 +425,8 @@ async fn a_file_the_provider_cannot_fetch_fails_with_the_reason() {
     let report = app.state.outbox.run_due(app.clock.now()).await;
     assert_eq!(report.failed, 1, "{report:?}");
     assert!(sb.sent().is_empty());
-    let thread = app
-        .ok(
-            Method::GET,
-            &format!("/api/v1/conversations/{conv}/messages?limit=200"),
-            &agent,
-            None,
-        )
-        .await;
-    let m = thread["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["kind"] == "media")
-        .unwrap()
-        .clone();
+    let messages = thread(&app, &agent, &conv).await;
+    let m = messages.iter().find(|m| m["kind"] == "media").unwrap();
     assert_eq!(m["delivery_status"], "failed");
     assert_eq!(m["failure_reason"], "media_error");
 }
