@@ -96,3 +96,11 @@ test('a visitor sends a picture from the widget and the agent sees it in the thr
   await ctx.close();
   await lan.context().close();
 });
+
+test('the widget stays within its size budget (10 kB gzipped)', async () => {
+  const { gzipSync } = await import('node:zlib');
+  const { readFileSync } = await import('node:fs');
+  const js = readFileSync(path.join(import.meta.dirname, '../dist/widget.js'));
+  const size = gzipSync(js, { level: 9 }).length;
+  assert.ok(size <= 10 * 1024, `widget.js is ${size} bytes gzipped`);
+});
