@@ -321,12 +321,41 @@ async fn after_24_hours_a_file_goes_as_a_confirmed_human_agent_reply() {
         None,
     )
     .await;
+    // A library file, confirmed the same way.
+    let added: Value = app
+        .http
+        .post(app.url("/api/v1/library?filename=gia.pdf"))
+        .bearer_auth(&app.admin)
+        .body(pdf(300))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/conversations/{conv}/attachments/library"),
+            &agent,
+            json!({"library_id": added["id"], "policy": {"human_agent_confirmed": true}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
     let report = app.state.outbox.run_due(app.clock.now()).await;
-    assert_eq!(report.sent, 1, "{report:?}");
-    let s = &sb.sent()[0];
-    assert_eq!(s.messaging_type.as_deref(), Some("MESSAGE_TAG"));
-    assert_eq!(s.tag.as_deref(), Some("HUMAN_AGENT"));
-    assert_eq!(s.attachment.as_ref().unwrap().0, "image");
+    assert_eq!(report.sent, 2, "{report:?}");
+    let got: Vec<_> = sb
+        .sent()
+        .into_iter()
+        .map(|s| (s.messaging_type, s.tag, s.attachment.unwrap().0))
+        .collect();
+    let human = |kind: &str| {
+        (
+            Some("MESSAGE_TAG".to_owned()),
+            Some("HUMAN_AGENT".to_owned()),
+            kind.to_owned(),
+        )
+    };
+    assert_eq!(got, vec![human("image"), human("file")]);
 }
 
 #[tokio::test]

@@ -118,7 +118,7 @@ export function Composer({
         if ((extra.policy as { human_agent_confirmed?: boolean } | undefined)?.human_agent_confirmed) q.set('human_agent_confirmed', 'true');
         await sendFile(`/conversations/${c.id}/attachments?${q}`, p.file, (done) => update(p.key, { progress: done }));
       } else if (p.item) {
-        await api('POST', `/conversations/${c.id}/attachments/library`, { library_id: p.item.id, caption });
+        await api('POST', `/conversations/${c.id}/attachments/library`, { library_id: p.item.id, caption, ...(extra.policy ? { policy: extra.policy } : {}) });
       }
       drop(p.key);
       return true;
