@@ -47,6 +47,44 @@ async fn start() -> (TestApp, ChannelSandbox, String, String) {
     (app, sb, agent, inbox)
 }
 
+/// The shop connected (pushes signed for our own address), a buyer who wrote `text`, and their
+/// conversation claimed by the agent.
+async fn buyer_wrote(text: &str) -> (TestApp, ChannelSandbox, String, String, String) {
+    let (app, sb, agent, inbox) = start().await;
+    sb.add_shopee_shop(ShopeeShopSpec {
+        shop_id: SHOP.into(),
+        partner_id: "1001".into(),
+        partner_key: KEY.into(),
+        access_token: "shp-token".into(),
+        push_url: app.url("/webhooks/shopee"),
+    });
+    // The sandbox pushes to our own address: tell the inbox that is the callback URL.
+    app.ok(
+        Method::PATCH,
+        &format!("/api/v1/inboxes/{inbox}"),
+        &app.admin,
+        Some(json!({"settings": {"push_callback_url": app.url("/webhooks/shopee")}})),
+    )
+    .await;
+    let (s, _) = sb
+        .shopee_buyer_text(SHOP, 456, "buyer", text)
+        .await
+        .unwrap();
+    assert_eq!(s, 200);
+    let conv = app.conversations(&agent, "").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.ok(
+        Method::POST,
+        &format!("/api/v1/conversations/{conv}/claim"),
+        &agent,
+        None,
+    )
+    .await;
+    (app, sb, agent, inbox, conv)
+}
+
 async fn push(app: &TestApp, body: &str, auth: Option<&str>) -> (StatusCode, String) {
     let mut req = app
         .http
@@ -115,38 +153,7 @@ async fn push_authorization_vector_and_exact_callback_url() {
 
 #[tokio::test]
 async fn buyer_messages_and_signed_replies_with_no_window() {
-    let (app, sb, agent, inbox) = start().await;
-    sb.add_shopee_shop(ShopeeShopSpec {
-        shop_id: SHOP.into(),
-        partner_id: "1001".into(),
-        partner_key: KEY.into(),
-        access_token: "shp-token".into(),
-        push_url: app.url("/webhooks/shopee"),
-    });
-    // The sandbox pushes to our own address: tell the inbox that is the callback URL.
-    app.ok(
-        Method::PATCH,
-        &format!("/api/v1/inboxes/{inbox}"),
-        &app.admin,
-        Some(json!({"settings": {"push_callback_url": app.url("/webhooks/shopee")}})),
-    )
-    .await;
-    let (s, _) = sb
-        .shopee_buyer_text(SHOP, 456, "buyer", "còn hàng không shop?")
-        .await
-        .unwrap();
-    assert_eq!(s, 200);
-    let conv = app.conversations(&agent, "").await[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    app.ok(
-        Method::POST,
-        &format!("/api/v1/conversations/{conv}/claim"),
-        &agent,
-        None,
-    )
-    .await;
+    let (app, sb, agent, inbox, conv) = buyer_wrote("còn hàng không shop?").await;
     // Shopee publishes no window: a reply 20 days later is sent.
     app.clock.advance_millis(20 * DAY);
     let p = app
@@ -222,35 +229,7 @@ async fn buyer_messages_and_signed_replies_with_no_window() {
 /// answer by typing, and the thread shows that text.
 #[tokio::test]
 async fn buttons_reach_shopee_as_a_numbered_list() {
-    let (app, sb, agent, inbox) = start().await;
-    sb.add_shopee_shop(ShopeeShopSpec {
-        shop_id: SHOP.into(),
-        partner_id: "1001".into(),
-        partner_key: KEY.into(),
-        access_token: "shp-token".into(),
-        push_url: app.url("/webhooks/shopee"),
-    });
-    app.ok(
-        Method::PATCH,
-        &format!("/api/v1/inboxes/{inbox}"),
-        &app.admin,
-        Some(json!({"settings": {"push_callback_url": app.url("/webhooks/shopee")}})),
-    )
-    .await;
-    sb.shopee_buyer_text(SHOP, 456, "buyer", "còn size M không?")
-        .await
-        .unwrap();
-    let conv = app.conversations(&agent, "").await[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    app.ok(
-        Method::POST,
-        &format!("/api/v1/conversations/{conv}/claim"),
-        &agent,
-        None,
-    )
-    .await;
+    let (app, sb, agent, _, conv) = buyer_wrote("còn size M không?").await;
     let (s, v) = app
         .post(
             &format!("/api/v1/conversations/{conv}/messages"),
@@ -272,4 +251,66 @@ async fn buttons_reach_shopee_as_a_numbered_list() {
         (sent[0].to_id.as_str(), sent[0].text.as_str()),
         ("456", numbered)
     );
+}
+
+#[tokio::test]
+async fn images_are_uploaded_then_sent_and_other_files_are_refused_with_the_reason() {
+    use crate::media_out::{MB, mp4, pdf, png, refused, sent};
+    let (app, sb, agent, _, conv) = buyer_wrote("có ảnh thật không shop?").await;
+    sent(
+        &app,
+        &agent,
+        &conv,
+        "ao.png",
+        png(10 * MB),
+        Some("Ảnh thật"),
+    )
+    .await;
+    let report = app.state.outbox.run_due(app.clock.now()).await;
+    assert_eq!(report.sent, 2, "{report:?}");
+    let got: Vec<_> = sb
+        .shopee_sent()
+        .into_iter()
+        .map(|s| match s.image {
+            Some(f) => ("image".to_owned(), f.content_type, f.size),
+            None => ("text".to_owned(), s.text, 0),
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("image".into(), "image/png".into(), 10 * MB),
+            ("text".into(), "Ảnh thật".into(), 0),
+        ]
+    );
+    refused(
+        &app,
+        &agent,
+        &conv,
+        "ao.png",
+        png(10 * MB + 1),
+        "file_too_large",
+        "at most 10 MB for image files on shopee",
+    )
+    .await;
+    refused(
+        &app,
+        &agent,
+        &conv,
+        "clip.mp4",
+        mp4(100),
+        "file_kind_not_supported",
+        "documents images only",
+    )
+    .await;
+    refused(
+        &app,
+        &agent,
+        &conv,
+        "gia.pdf",
+        pdf(100),
+        "file_kind_not_supported",
+        "documents images only",
+    )
+    .await;
 }

@@ -644,3 +644,71 @@ async fn dice_forwards_service_messages_and_reactions() {
     assert_eq!(thread[3]["meta"]["reactions"]["customer"]["emoji"], "👍");
     assert_eq!(unread(&t).await, 0);
 }
+
+#[tokio::test]
+async fn photos_videos_and_pdfs_go_by_signed_link_with_their_captions() {
+    use crate::media_out::{MB, gif, mp4, pdf, png, refused, sent};
+    let t = Tg::start().await;
+    t.sb.telegram_user_text(BOT, CHAT, "An", "cho xem ảnh")
+        .await
+        .unwrap();
+    let conv = t.claimed().await;
+    let (app, agent) = (&t.app, t.agent.as_str());
+    sent(app, agent, &conv, "ao.png", png(5 * MB), Some("Mẫu mới")).await;
+    sent(app, agent, &conv, "clip.mp4", mp4(20 * MB), None).await;
+    sent(app, agent, &conv, "gia.pdf", pdf(300), Some("Bảng giá")).await;
+    assert_eq!(t.run().await.sent, 3);
+    let got: Vec<_> =
+        t.sb.telegram_sent()
+            .into_iter()
+            .map(|s| {
+                let (method, f) = s.file.unwrap();
+                assert!(f.url.starts_with(&app.url("/media/s/")));
+                (method, f.content_type, f.size, s.text)
+            })
+            .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "sendPhoto".into(),
+                "image/png".into(),
+                5 * MB,
+                "Mẫu mới".into()
+            ),
+            (
+                "sendVideo".into(),
+                "video/mp4".into(),
+                20 * MB,
+                String::new()
+            ),
+            (
+                "sendDocument".into(),
+                "application/pdf".into(),
+                300,
+                "Bảng giá".into()
+            ),
+        ]
+    );
+    // Telegram fetches at most 5 MB for a photo, 20 MB for other files, by URL.
+    refused(
+        app,
+        agent,
+        &conv,
+        "ao.png",
+        png(5 * MB + 1),
+        "file_too_large",
+        "at most 5 MB for image files on telegram",
+    )
+    .await;
+    refused(
+        app,
+        agent,
+        &conv,
+        "dong.gif",
+        gif(100),
+        "file_type_not_supported",
+        "image/png",
+    )
+    .await;
+}

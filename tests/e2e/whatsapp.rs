@@ -1175,3 +1175,126 @@ async fn an_edit_or_a_delete_changes_the_original_never_a_new_message() {
     assert_eq!(summary(&w).await, before, "no unread, no new conversation");
     assert_eq!(w.policy(&conv).await["window_ends_at"], window);
 }
+
+#[tokio::test]
+async fn an_image_a_video_and_a_pdf_go_by_signed_link_with_their_captions() {
+    use crate::media_out::{MB, mp4, pdf, png, refused, sent};
+    let wa = Wa::start_with(|c| c.limits.max_upload_bytes = 30 * MB, false).await;
+    wa.text("cho xem mẫu").await;
+    let conv = wa.claimed().await;
+    let (app, agent) = (&wa.app, wa.agent.as_str());
+    sent(app, agent, &conv, "ao.png", png(5 * MB), Some("Mẫu mới")).await;
+    sent(app, agent, &conv, "clip.mp4", mp4(16 * MB), None).await;
+    sent(
+        app,
+        agent,
+        &conv,
+        "bang-gia.pdf",
+        pdf(2000),
+        Some("Bảng giá"),
+    )
+    .await;
+    assert_eq!(wa.run().await.sent, 3);
+    let got: Vec<_> = wa
+        .sb
+        .whatsapp_sent()
+        .into_iter()
+        .map(|s| {
+            let f = s.file.unwrap();
+            let o = &s.body[s.kind.as_str()];
+            assert!(
+                o["link"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&app.url("/media/s/"))
+            );
+            (
+                s.kind.clone(),
+                f.content_type,
+                f.size,
+                o["caption"].clone(),
+                o["filename"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "image".into(),
+                "image/png".into(),
+                5 * MB,
+                json!("Mẫu mới"),
+                Value::Null
+            ),
+            (
+                "video".into(),
+                "video/mp4".into(),
+                16 * MB,
+                Value::Null,
+                Value::Null
+            ),
+            (
+                "document".into(),
+                "application/pdf".into(),
+                2000,
+                json!("Bảng giá"),
+                json!("bang-gia.pdf")
+            ),
+        ]
+    );
+    refused(
+        app,
+        agent,
+        &conv,
+        "ao.png",
+        png(5 * MB + 1),
+        "file_too_large",
+        "at most 5 MB for image files on whatsapp",
+    )
+    .await;
+    refused(
+        app,
+        agent,
+        &conv,
+        "clip.mp4",
+        mp4(16 * MB + 1),
+        "file_too_large",
+        "at most 16 MB for video files on whatsapp",
+    )
+    .await;
+    refused(
+        app,
+        agent,
+        &conv,
+        "clip.webm",
+        b"\x1a\x45\xdf\xa3....".to_vec(),
+        "file_type_not_supported",
+        "video/mp4",
+    )
+    .await;
+    let (s, v) = crate::media_out::upload(
+        app,
+        agent,
+        &conv,
+        "ao.png",
+        png(10),
+        Some(&"a".repeat(1025)),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["error"]["code"], "caption_too_long");
+    assert_eq!(v["error"]["field"], "caption");
+    // Outside the 24 hours only templates go: a file is refused as a text is.
+    wa.advance(25 * HOUR);
+    refused(
+        app,
+        agent,
+        &conv,
+        "ao.png",
+        png(100),
+        "template_required",
+        "only an approved template",
+    )
+    .await;
+}

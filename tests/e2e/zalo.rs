@@ -492,3 +492,89 @@ async fn automatic_messages_reach_zalo() {
         "{auto:?}"
     );
 }
+
+#[tokio::test]
+async fn images_and_pdfs_are_uploaded_then_sent_and_video_is_refused_with_the_reason() {
+    use crate::media_out::{MB, mp4, pdf, png, refused, sent};
+    let z = Zalo::start().await;
+    z.sb.zalo_user_text(OA, USER, "cho xem mẫu").await.unwrap();
+    let conv = z.claimed().await;
+    let (app, agent) = (&z.app, z.agent.as_str());
+    sent(app, agent, &conv, "ao.png", png(MB), Some("Mẫu mới")).await;
+    sent(app, agent, &conv, "gia.pdf", pdf(5 * MB), None).await;
+    assert_eq!(z.run().await.sent, 3);
+    // The image as the media template with its attachment_id, its caption as a text right
+    // after (Zalo's media message has no caption), the PDF as a file with its token.
+    let got: Vec<_> =
+        z.sb.zalo_sent()
+            .into_iter()
+            .map(|s| match s.file {
+                Some((kind, f)) => (kind, f.content_type, f.size, f.filename),
+                None => ("text".into(), s.text, 0, String::new()),
+            })
+            .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("image".into(), "image/png".into(), MB, "ao.png".into()),
+            ("text".into(), "Mẫu mới".into(), 0, String::new()),
+            (
+                "file".into(),
+                "application/pdf".into(),
+                5 * MB,
+                "gia.pdf".into()
+            ),
+        ]
+    );
+    refused(
+        app,
+        agent,
+        &conv,
+        "ao.png",
+        png(MB + 1),
+        "file_too_large",
+        "at most 1 MB for image files on zalo",
+    )
+    .await;
+    refused(
+        app,
+        agent,
+        &conv,
+        "gia.pdf",
+        pdf(5 * MB + 1),
+        "file_too_large",
+        "at most 5 MB for document files on zalo",
+    )
+    .await;
+    refused(
+        app,
+        agent,
+        &conv,
+        "clip.mp4",
+        mp4(100),
+        "file_kind_not_supported",
+        "no video",
+    )
+    .await;
+    refused(
+        app,
+        agent,
+        &conv,
+        "ghi-chu.txt",
+        b"hello".to_vec(),
+        "file_type_not_supported",
+        "application/pdf",
+    )
+    .await;
+    // An expired token on the upload: one refresh, then the upload and the send.
+    z.sb.zalo_expire_token(OA);
+    sent(app, agent, &conv, "ao2.png", png(100), None).await;
+    assert_eq!(z.run().await.sent, 1);
+    assert_eq!(z.sb.zalo_refreshes(OA), 1);
+    // Seven days after the last interaction a file is refused before sending, as a text is.
+    z.advance(7 * DAY + SEC);
+    let (s, text) = z.reply(&conv, "chào").await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{text}");
+    let code = text["error"]["code"].as_str().unwrap();
+    refused(app, agent, &conv, "ao.png", png(100), code, "").await;
+}

@@ -270,6 +270,8 @@ test('WhatsApp after 24 hours: only a template, picked and filled in the compose
     await lan.getByTestId('claim').click();
     await lan.getByTestId('policy').filter({ hasText: 'only an approved template' }).waitFor();
     assert.equal(await lan.getByTestId('composer-input').isDisabled(), true, 'free-form text is locked');
+    // The attach hint names WhatsApp's own file limits (documents within our 20 MB upload limit).
+    await lan.getByTestId('attach-limits').filter({ hasText: 'Images ≤ 5 MB · Video ≤ 16 MB · Audio ≤ 16 MB · Files ≤ 20 MB' }).waitFor();
     await lan.getByTestId('template-select').selectOption('order_update|vi');
     await lan.getByTestId('tpl-b0').fill('Tuấn');
     await lan.getByTestId('tpl-b1').fill('#A123');

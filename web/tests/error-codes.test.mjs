@@ -25,7 +25,7 @@ function serverCodes() {
     }
   }
   // The core's typed errors: their `code()` tables.
-  for (const f of ['crates/core/src/conversation.rs', 'crates/core/src/policy.rs']) {
+  for (const f of ['crates/core/src/conversation.rs', 'crates/core/src/policy.rs', 'crates/core/src/media_limits.rs']) {
     const src = readFileSync(path.join(root, f), 'utf8');
     for (const block of src.matchAll(/pub const fn code\(&self\)[\s\S]*?\n {4}\}/g)) {
       for (const m of block[0].matchAll(/=> "([a-z_0-9]+)"/g)) codes.add(m[1]);

@@ -625,6 +625,25 @@ pub fn send_body(
     body
 }
 
+/// A file instead of the text (§1.5): `message.attachment{type, payload{url, is_reusable}}`,
+/// the URL one Meta fetches (our signed link). The Send API has no caption field: a caption goes
+/// as its own text message right after (the send command queues it).
+pub fn attach(body: &mut Value, kind: MediaKind, url: &str) {
+    let kind = match kind {
+        MediaKind::Image | MediaKind::Sticker => "image",
+        MediaKind::Video => "video",
+        MediaKind::Audio => "audio",
+        MediaKind::Document => "file",
+    };
+    if let Some(m) = body["message"].as_object_mut() {
+        m.remove("text");
+        m.insert(
+            "attachment".into(),
+            json!({"type": kind, "payload": {"url": url, "is_reusable": false}}),
+        );
+    }
+}
+
 /// Buttons as Messenger's and Instagram's quick replies (§1.5): one `text` quick reply per
 /// choice, its id as the payload a tap sends back (`message.quick_reply.payload`). The capability
 /// table has checked the count and the titles.
@@ -767,6 +786,8 @@ pub fn classify_error(
         (Some(100), Some(2_534_025)) => (false, "comment_invalid_for_private_reply"),
         (Some(100), Some(2_534_037)) | (Some(2_018_300), _) => (false, "not_thread_owner"),
         (Some(100), Some(2_018_001 | 2_534_014)) => (false, "user_not_found"),
+        // Meta could not fetch an attachment's URL (our signed link).
+        (Some(100), Some(2_018_008)) => (false, "media_error"),
         (Some(100), _) => (false, "invalid_request"),
         (Some(190), _) => (false, "token_expired"),
         (Some(4 | 17 | 32 | 613 | 80_001 | 80_006), _) => (true, "rate_limited"),
@@ -896,7 +917,7 @@ use crate::provider::{
     Ack, ApiAnswer, ApiBody, ApiCall, Arrival, BadWebhook, Claim, Claims, Effect, NotSent,
     Outgoing, Provider, Rendering, Sent, Verified, WebhookRequest, base_url, refused, setting,
 };
-use switchboard_core::outbound::{Content, Interactive, OutboxJob};
+use switchboard_core::outbound::{Content, Interactive, MediaKind, OutboxJob};
 
 /// The Graph API object of an inbox's channel.
 pub fn object_of(channel: ChannelKind) -> Object {
@@ -1008,6 +1029,9 @@ impl Provider for Meta {
             request["text"] = json!(i.text_without_choices());
             request["quick_replies"] = quick_replies(i);
         }
+        if let Some(file) = crate::provider::file_request(r.content) {
+            request["file"] = file;
+        }
         (OutboxJob::Send, request)
     }
     fn send_call(
@@ -1033,6 +1057,9 @@ impl Provider for Meta {
                 let mut body = send_body(&recipient, kind, tag, text, Some(&marker));
                 if r["quick_replies"].is_array() {
                     body["message"]["quick_replies"] = r["quick_replies"].clone();
+                }
+                if let (Some(file), Some(kind)) = (out.file, crate::provider::file_kind(r)) {
+                    attach(&mut body, kind, &file.url);
                 }
                 ApiCall::post(messages_url(base, sender_id(inbox).unwrap_or("me")), body)
             }
@@ -1701,6 +1728,8 @@ mod tests {
             job,
             request: &request,
             message_id,
+            file: None,
+            uploaded: None,
         };
         let call = Meta
             .send_call(&inbox, &out, Timestamp(0))

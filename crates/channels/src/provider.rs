@@ -295,6 +295,12 @@ pub enum ApiBody {
     None,
     Json(Value),
     Form(Vec<(&'static str, String)>),
+    /// `multipart/form-data`: these fields, then the outbox row's file (its bytes are read by
+    /// the server, once, straight into the body) under `file_field`.
+    Multipart {
+        fields: Vec<(&'static str, String)>,
+        file_field: &'static str,
+    },
 }
 
 impl ApiCall {
@@ -366,6 +372,43 @@ pub struct Outgoing<'a> {
     pub request: &'a Value,
     /// Our message: carried as a marker where the provider echoes one back.
     pub message_id: MessageId,
+    /// The file the row sends, when it sends one uploaded to Switchboard.
+    pub file: Option<&'a OutFile>,
+    /// What the provider's upload answered ([`Provider::uploaded`]): its handle for the file.
+    pub uploaded: Option<&'a Value>,
+}
+
+/// A file of ours an outbox row sends: a signed link to it (made at send time, so it is fresh
+/// on every attempt) and what it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutFile {
+    pub url: String,
+    pub filename: String,
+    /// Derived from its bytes (`core::media::sniff`).
+    pub content_type: String,
+    pub size: u64,
+}
+
+/// What a rendered request records of a file uploaded to Switchboard (`file` in the outbox
+/// row): the server finds the stored file by its attachment id when the row is sent.
+pub fn file_request(content: &Content) -> Option<Value> {
+    let Content::Media(m) = content else {
+        return None;
+    };
+    let switchboard_core::outbound::MediaSource::Uploaded(id) = &m.source else {
+        return None;
+    };
+    Some(serde_json::json!({
+        "attachment_id": id,
+        "kind": m.kind,
+        "caption": m.caption,
+        "filename": m.filename,
+    }))
+}
+
+/// The kind of a row's file (`image`, `video`, `audio`, `document`).
+pub fn file_kind(request: &Value) -> Option<switchboard_core::outbound::MediaKind> {
+    switchboard_core::outbound::MediaKind::parse(request["file"]["kind"].as_str()?)
 }
 
 /// The provider took the message.
@@ -495,6 +538,20 @@ pub trait Provider: Send + Sync {
     ) -> Result<ApiCall, Failure>;
     /// What the provider's answer to [`Provider::send_call`] means.
     fn sent(&self, out: &Outgoing<'_>, answer: &ApiAnswer<'_>) -> Result<Sent, NotSent>;
+    /// The upload a row's file needs before [`Provider::send_call`] (providers that take files
+    /// by upload rather than fetching a link: Zalo, Shopee); `None`: no upload.
+    fn upload_call(
+        &self,
+        _inbox: &Inbox,
+        _out: &Outgoing<'_>,
+        _now: Timestamp,
+    ) -> Option<Result<ApiCall, Failure>> {
+        None
+    }
+    /// The provider's handle for the uploaded file, from its answer to [`Provider::upload_call`].
+    fn uploaded(&self, _answer: &ApiAnswer<'_>) -> Result<Value, NotSent> {
+        Err(NotSent::Failed(refused("not_supported")))
+    }
 
     /// Whether the inbox's access token expires and is refreshed with a single-use refresh token
     /// (kept in the `refresh_token` setting).

@@ -186,30 +186,90 @@ pub struct SendRequest<'a> {
     pub timestamp: i64,
 }
 
-pub fn send_text(r: &SendRequest<'_>, to_id: &str, text: &str) -> (String, Value) {
+/// The seller chat API's path for uploading an image before sending it (§6 `upload_image`).
+pub const UPLOAD_IMAGE_PATH: &str = "/api/v2/sellerchat/upload_image";
+
+/// A v2 API URL for `path`, signed (`partner_id+path+timestamp+access_token+shop_id`).
+pub fn signed_url(r: &SendRequest<'_>, path: &str) -> String {
     let sign = api_sign(
         r.partner_key,
         r.partner_id,
-        SEND_MESSAGE_PATH,
+        path,
         r.timestamp,
         r.access_token,
         r.shop_id,
     );
-    let url = format!(
-        "{}{SEND_MESSAGE_PATH}?partner_id={}&timestamp={}&access_token={}&shop_id={}&sign={sign}",
+    format!(
+        "{}{path}?partner_id={}&timestamp={}&access_token={}&shop_id={}&sign={sign}",
         r.base.trim_end_matches('/'),
         r.partner_id,
         r.timestamp,
         r.access_token,
         r.shop_id
-    );
+    )
+}
+
+/// The signing inputs of an inbox's API calls at `now`.
+fn signed_request(inbox: &Inbox, now: Timestamp) -> Result<SendRequest<'_>, Failure> {
+    let (Some(partner_id), Some(partner_key), Some(shop_id), Some(token)) = (
+        setting(inbox, "partner_id"),
+        setting(inbox, "partner_key"),
+        setting(inbox, "shop_id"),
+        setting(inbox, "access_token"),
+    ) else {
+        return Err(refused("token_expired"));
+    };
+    Ok(SendRequest {
+        base: base_url(inbox, DEFAULT_API_BASE_URL),
+        partner_id,
+        partner_key,
+        shop_id,
+        access_token: token,
+        timestamp: now.millis() / 1000,
+    })
+}
+
+pub fn send_text(r: &SendRequest<'_>, to_id: &str, text: &str) -> (String, Value) {
+    send_message(r, to_id, "text", json!({ "text": text }))
+}
+
+/// `send_message` of any type: `{to_id, message_type, content}`.
+pub fn send_message(
+    r: &SendRequest<'_>,
+    to_id: &str,
+    message_type: &str,
+    content: Value,
+) -> (String, Value) {
     let to: Value = to_id
         .parse::<i64>()
         .map_or_else(|_| json!(to_id), |n| json!(n));
     (
-        url,
-        json!({"to_id": to, "message_type": "text", "content": {"text": text}}),
+        signed_url(r, SEND_MESSAGE_PATH),
+        json!({"to_id": to, "message_type": message_type, "content": content}),
     )
+}
+
+/// The `upload_image` answer: `{"response":{"url":…},"error":""}`; the URL is what
+/// `send_message` of type `image` carries.
+pub fn parse_upload(status: u16, body: &[u8]) -> Result<Value, Failure> {
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    if (200..300).contains(&status)
+        && v["error"].as_str().unwrap_or("").is_empty()
+        && let Some(url) = v["response"]["url"].as_str().filter(|u| !u.is_empty())
+    {
+        return Ok(json!({ "image_url": url }));
+    }
+    // Errors read as for sends (no message id in an error answer).
+    match classify(status, body) {
+        Err(f) => Err(f),
+        Ok(_) => Err(Failure {
+            retry: false,
+            reason: "provider_error",
+            retry_after_ms: None,
+            code: None,
+            subcode: None,
+        }),
+    }
 }
 
 /// A v2 answer: `{"error": "", "message": "", "response": {...}}` [U for `response.message_id`].
@@ -242,8 +302,8 @@ pub fn classify(status: u16, body: &[u8]) -> Result<String, Failure> {
 // ------------------------------------------------------------------ the provider
 
 use crate::provider::{
-    Ack, ApiAnswer, ApiCall, Arrival, BadWebhook, Claim, Claims, Effect, NotSent, Outgoing,
-    Provider, Rendering, Sent, Verified, WebhookRequest, base_url, refused, setting,
+    Ack, ApiAnswer, ApiBody, ApiCall, Arrival, BadWebhook, Claim, Claims, Effect, NotSent,
+    Outgoing, Provider, Rendering, Sent, Verified, WebhookRequest, base_url, refused, setting,
 };
 use switchboard_core::ingest::{InboundEvent, InboundSender, Said};
 use switchboard_core::outbound::OutboxJob;
@@ -361,7 +421,32 @@ impl Provider for Shopee {
         Ack::Empty
     }
     fn render(&self, r: &Rendering<'_>) -> (OutboxJob, Value) {
-        (OutboxJob::Send, json!({ "to_id": r.to, "text": r.text }))
+        let mut request = json!({ "to_id": r.to, "text": r.text });
+        if let Some(file) = crate::provider::file_request(r.content) {
+            request["file"] = file;
+        }
+        (OutboxJob::Send, request)
+    }
+    fn upload_call(
+        &self,
+        inbox: &Inbox,
+        out: &Outgoing<'_>,
+        now: Timestamp,
+    ) -> Option<Result<ApiCall, Failure>> {
+        out.file?;
+        let call = signed_request(inbox, now).map(|req| ApiCall {
+            method: "POST",
+            url: signed_url(&req, UPLOAD_IMAGE_PATH),
+            headers: Vec::new(),
+            body: ApiBody::Multipart {
+                fields: Vec::new(),
+                file_field: "file",
+            },
+        });
+        Some(call)
+    }
+    fn uploaded(&self, answer: &ApiAnswer<'_>) -> Result<Value, NotSent> {
+        parse_upload(answer.status, answer.body).map_err(NotSent::Failed)
     }
     fn send_call(
         &self,
@@ -369,24 +454,13 @@ impl Provider for Shopee {
         out: &Outgoing<'_>,
         now: Timestamp,
     ) -> Result<ApiCall, Failure> {
-        let (Some(partner_id), Some(partner_key), Some(shop_id), Some(token)) = (
-            setting(inbox, "partner_id"),
-            setting(inbox, "partner_key"),
-            setting(inbox, "shop_id"),
-            setting(inbox, "access_token"),
-        ) else {
-            return Err(refused("token_expired"));
-        };
-        let req = SendRequest {
-            base: base_url(inbox, DEFAULT_API_BASE_URL),
-            partner_id,
-            partner_key,
-            shop_id,
-            access_token: token,
-            timestamp: now.millis() / 1000,
-        };
+        let req = signed_request(inbox, now)?;
         let field = |k: &str| out.request[k].as_str().unwrap_or("");
-        let (url, body) = send_text(&req, field("to_id"), field("text"));
+        let (url, body) = match out.uploaded {
+            // Shopee documents images only (the capability table refuses other files).
+            Some(image) => send_message(&req, field("to_id"), "image", image.clone()),
+            None => send_text(&req, field("to_id"), field("text")),
+        };
         Ok(ApiCall::post(url, body))
     }
     fn sent(&self, _: &Outgoing<'_>, answer: &ApiAnswer<'_>) -> Result<Sent, NotSent> {

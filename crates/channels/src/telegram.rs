@@ -633,6 +633,17 @@ pub fn send_message_body(chat_id: &str, text: &str, reply_to: Option<&str>) -> V
     b
 }
 
+/// The Bot API method that sends a file of this kind, and the field naming the file (here the
+/// signed URL Telegram fetches).
+pub const fn file_method(kind: MediaKind) -> (&'static str, &'static str) {
+    match kind {
+        MediaKind::Image | MediaKind::Sticker => ("sendPhoto", "photo"),
+        MediaKind::Video => ("sendVideo", "video"),
+        MediaKind::Audio => ("sendAudio", "audio"),
+        MediaKind::Document => ("sendDocument", "document"),
+    }
+}
+
 /// Buttons as an inline keyboard (§5 `reply_markup`), one button per row so titles are not cut:
 /// a tap comes back as a `callback_query` with the choice's id as its `data`. The capability
 /// table has checked that every id is 1-64 bytes, as `callback_data` must be.
@@ -688,7 +699,7 @@ use crate::provider::{
     Provider, Rendering, Sent, Verified, WebhookRequest, base_url, refused, setting,
 };
 use switchboard_core::ingest::{InboundEvent, InboundSender, Said};
-use switchboard_core::outbound::{Content, Interactive, OutboxJob};
+use switchboard_core::outbound::{Content, Interactive, MediaKind, OutboxJob};
 use switchboard_core::{ChannelKind, Inbox, MessageKind};
 
 /// Telegram bots: one webhook URL per bot (`/webhooks/telegram/{inbox}`), registered with
@@ -760,7 +771,19 @@ impl Provider for Telegram {
             }
             _ => send_message_body(r.to, r.text, None),
         };
-        (OutboxJob::Send, json!({ "body": body }))
+        match crate::provider::file_request(r.content) {
+            Some(file) => {
+                let mut body = send_message_body(r.to, "", None);
+                if let Some(o) = body.as_object_mut() {
+                    o.remove("text");
+                    if let Some(c) = file["caption"].as_str() {
+                        o.insert("caption".into(), json!(c));
+                    }
+                }
+                (OutboxJob::Send, json!({ "body": body, "file": file }))
+            }
+            None => (OutboxJob::Send, json!({ "body": body })),
+        }
     }
     fn profile_call(&self, inbox: &Inbox, customer: &str) -> Option<ApiCall> {
         let token = setting(inbox, "bot_token")?;
@@ -786,8 +809,17 @@ impl Provider for Telegram {
         _: Timestamp,
     ) -> Result<ApiCall, Failure> {
         let token = setting(inbox, "bot_token").ok_or_else(|| refused("token_invalid"))?;
-        let url = method_url(base_url(inbox, DEFAULT_API_BASE_URL), token, "sendMessage");
-        Ok(ApiCall::post(url, out.request["body"].clone()))
+        let mut body = out.request["body"].clone();
+        let method = match (out.file, crate::provider::file_kind(out.request)) {
+            (Some(file), Some(kind)) => {
+                let (method, field) = file_method(kind);
+                body[field] = json!(file.url);
+                method
+            }
+            _ => "sendMessage",
+        };
+        let url = method_url(base_url(inbox, DEFAULT_API_BASE_URL), token, method);
+        Ok(ApiCall::post(url, body))
     }
     fn sent(&self, out: &Outgoing<'_>, answer: &ApiAnswer<'_>) -> Result<Sent, NotSent> {
         let chat = out.request["body"]["chat_id"].to_string();

@@ -793,8 +793,24 @@ pub fn parse_media(kind: &str, v: &Value) -> Result<Media, String> {
     })
 }
 
-/// The Send API media object (`None`: a file uploaded to Switchboard, which WhatsApp cannot
-/// fetch).
+/// A file uploaded to Switchboard, as the media object WhatsApp fetches (§3.2): `link` (our
+/// signed URL, made at send time), the caption, and the file's name for documents.
+pub fn link_file(body: &mut Value, file: &Value, url: &str) {
+    let Some(kind) = file["kind"].as_str() else {
+        return;
+    };
+    let mut o = json!({ "link": url });
+    if let Some(c) = file["caption"].as_str() {
+        o["caption"] = json!(c);
+    }
+    if let (Some(f), "document") = (file["filename"].as_str(), kind) {
+        o["filename"] = json!(f);
+    }
+    body[kind] = o;
+}
+
+/// The Send API media object (`None`: a file uploaded to Switchboard, linked at send time by
+/// [`link_file`]).
 pub fn media_object(m: &Media) -> Option<Value> {
     let mut o = match &m.source {
         MediaSource::Link(l) => json!({ "link": l }),
@@ -1270,7 +1286,10 @@ impl Provider for WhatsApp {
             Content::Media(m) => rich(m.kind.as_str(), media_object(m).unwrap_or_default()),
             _ => text_body(r.to, r.text, Some(&marker)),
         };
-        (OutboxJob::Send, json!({ "body": body }))
+        match crate::provider::file_request(r.content) {
+            Some(file) => (OutboxJob::Send, json!({ "body": body, "file": file })),
+            None => (OutboxJob::Send, json!({ "body": body })),
+        }
     }
     fn send_call(
         &self,
@@ -1281,8 +1300,11 @@ impl Provider for WhatsApp {
         let token = setting(inbox, "access_token").ok_or_else(|| refused("token_expired"))?;
         let pnid = setting(inbox, "phone_number_id").ok_or_else(|| refused("inbox_missing"))?;
         let url = messages_url(base_url(inbox, DEFAULT_API_BASE_URL), pnid);
-        Ok(ApiCall::post(url, out.request["body"].clone())
-            .header("authorization", format!("Bearer {token}")))
+        let mut body = out.request["body"].clone();
+        if let Some(file) = out.file {
+            link_file(&mut body, &out.request["file"], &file.url);
+        }
+        Ok(ApiCall::post(url, body).header("authorization", format!("Bearer {token}")))
     }
     fn sent(&self, _: &Outgoing<'_>, answer: &ApiAnswer<'_>) -> Result<Sent, NotSent> {
         if !answer.ok() {

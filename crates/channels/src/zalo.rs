@@ -8,6 +8,7 @@ use crate::meta::Failure;
 use crate::signing;
 use serde_json::{Value, json};
 use switchboard_core::Timestamp;
+use switchboard_core::outbound::MediaKind;
 
 pub use crate::settings::{
     ZALO_API_BASE_URL as DEFAULT_API_BASE_URL, ZALO_OAUTH_BASE_URL as DEFAULT_OAUTH_BASE_URL,
@@ -319,6 +320,47 @@ pub fn message_url(base: &str, kind: &str) -> String {
     format!("{}/v3.0/oa/message/{kind}", base.trim_end_matches('/'))
 }
 
+/// Where a file is uploaded before it is sent (§4.2): images to `/v2.0/oa/upload/image`
+/// (answering an `attachment_id`), other files to `/v2.0/oa/upload/file` (answering a `token`).
+pub fn upload_url(base: &str, kind: MediaKind) -> String {
+    let what = if kind == MediaKind::Image {
+        "image"
+    } else {
+        "file"
+    };
+    format!("{}/v2.0/oa/upload/{what}", base.trim_end_matches('/'))
+}
+
+/// The upload's answer: `{"error":0,"data":{"attachment_id"|"token"}}`; errors as for sends.
+pub fn parse_upload(status: u16, body: &[u8]) -> Result<Value, NotSent> {
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    match v["error"].as_i64() {
+        Some(0) => {
+            let handle = |k: &str| id_str(&v["data"][k]).map(|id| json!({ k: id }));
+            handle("attachment_id")
+                .or_else(|| handle("token"))
+                .ok_or(NotSent::Failed(failure(false, "provider_error", Some(0))))
+        }
+        _ => match classify(status, body) {
+            Answer::TokenExpired => Err(NotSent::TokenExpired),
+            Answer::Failed(f) => Err(NotSent::Failed(f)),
+            Answer::Sent(_) => Err(NotSent::Failed(failure(false, "provider_error", None))),
+        },
+    }
+}
+
+/// A consultation message carrying an uploaded file (§4.2): an image as the `media` template
+/// with its `attachment_id`, any other file as `attachment{type:"file",payload:{token}}`. Zalo's
+/// file message has no caption: a caption goes as a text message right after.
+pub fn file_message(kind: MediaKind, handle: &Value) -> Value {
+    if kind == MediaKind::Image {
+        json!({"attachment": {"type": "template", "payload": {"template_type": "media",
+            "elements": [{"media_type": "image", "attachment_id": handle["attachment_id"]}]}}})
+    } else {
+        json!({"attachment": {"type": "file", "payload": {"token": handle["token"]}}})
+    }
+}
+
 /// A consultation text message, quoting the customer's message when given.
 pub fn text_body(user_id: &str, text: &str, quote_message_id: Option<&str>) -> Value {
     let mut b = json!({"recipient": {"user_id": user_id}, "message": {"text": text}});
@@ -536,7 +578,39 @@ impl Provider for Zalo {
     }
     fn render(&self, r: &Rendering<'_>) -> (OutboxJob, Value) {
         let body = text_body(r.to, r.text, None);
-        (OutboxJob::Send, json!({ "endpoint": "cs", "body": body }))
+        match crate::provider::file_request(r.content) {
+            Some(file) => (
+                OutboxJob::Send,
+                json!({ "endpoint": "cs", "body": body, "file": file }),
+            ),
+            None => (OutboxJob::Send, json!({ "endpoint": "cs", "body": body })),
+        }
+    }
+    fn upload_call(
+        &self,
+        inbox: &Inbox,
+        out: &Outgoing<'_>,
+        _: Timestamp,
+    ) -> Option<Result<ApiCall, Failure>> {
+        out.file?;
+        let kind = crate::provider::file_kind(out.request)?;
+        let Some(token) = setting(inbox, "access_token") else {
+            return Some(Err(refused("token_expired")));
+        };
+        let url = upload_url(base_url(inbox, DEFAULT_API_BASE_URL), kind);
+        let call = ApiCall {
+            method: "POST",
+            url,
+            headers: vec![("access_token", token.to_owned())],
+            body: ApiBody::Multipart {
+                fields: Vec::new(),
+                file_field: "file",
+            },
+        };
+        Some(Ok(call))
+    }
+    fn uploaded(&self, answer: &ApiAnswer<'_>) -> Result<Value, NotSent> {
+        parse_upload(answer.status, answer.body)
     }
     fn send_call(
         &self,
@@ -547,7 +621,12 @@ impl Provider for Zalo {
         let token = setting(inbox, "access_token").ok_or_else(|| refused("token_expired"))?;
         let endpoint = out.request["endpoint"].as_str().unwrap_or("cs");
         let url = message_url(base_url(inbox, DEFAULT_API_BASE_URL), endpoint);
-        Ok(ApiCall::post(url, out.request["body"].clone()).header("access_token", token))
+        let mut body = out.request["body"].clone();
+        if let (Some(handle), Some(kind)) = (out.uploaded, crate::provider::file_kind(out.request))
+        {
+            body["message"] = file_message(kind, handle);
+        }
+        Ok(ApiCall::post(url, body).header("access_token", token))
     }
     fn sent(
         &self,

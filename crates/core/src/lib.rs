@@ -14,6 +14,7 @@ pub mod flow;
 pub mod ids;
 pub mod ingest;
 pub mod media;
+pub mod media_limits;
 pub mod model;
 pub mod notifications;
 pub mod outbound;

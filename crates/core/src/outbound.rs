@@ -95,7 +95,8 @@ impl TextLimit {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Capabilities {
     pub text: TextLimit,
-    /// Files uploaded to Switchboard can be sent (live chat: the widget fetches them from us).
+    /// Files uploaded to Switchboard can be sent (which kinds, types and sizes:
+    /// [`crate::media_limits`]).
     pub uploaded_files: bool,
     /// Media by a public link or the provider's own media id (WhatsApp).
     pub linked_media: bool,
@@ -150,17 +151,16 @@ const QUICK_REPLIES: ButtonLimits = ButtonLimits {
 pub const fn capabilities(channel: ChannelKind) -> Capabilities {
     const BASE: Capabilities = Capabilities {
         text: TextLimit::Chars(crate::validate::MAX_TEXT_CHARS),
-        uploaded_files: false,
+        // Every channel sends some files (live chat: the widget fetches them from us; providers
+        // fetch a signed URL of ours or take an upload).
+        uploaded_files: true,
         linked_media: false,
         templates: false,
         comments: false,
         buttons: None,
     };
     match channel {
-        ChannelKind::Livechat => Capabilities {
-            uploaded_files: true,
-            ..BASE
-        },
+        ChannelKind::Livechat => BASE,
         // Buttons go out as quick replies; a tap comes back as `meta.quick_reply_payload`.
         ChannelKind::Messenger => Capabilities {
             text: TextLimit::CharsBelow(2000),
@@ -681,7 +681,7 @@ mod tests {
     #[test]
     fn files_templates_and_comments_where_the_channel_has_them() {
         assert!(capabilities(ChannelKind::Livechat).uploaded_files);
-        assert!(!capabilities(ChannelKind::Messenger).uploaded_files);
+        assert!(capabilities(ChannelKind::Messenger).uploaded_files);
         assert!(capabilities(ChannelKind::Whatsapp).templates);
         assert!(capabilities(ChannelKind::Instagram).comments);
         assert!(!capabilities(ChannelKind::Telegram).comments);
@@ -766,7 +766,7 @@ mod tests {
             ),
             (
                 C::Messenger,
-                Err(Unfit::UploadsNotSupported),
+                Ok(Fit::AsIs),
                 Err(Unfit::NotSupported("media")),
                 Err(Unfit::NotSupported("templates")),
                 Ok(Fit::AsIs),
@@ -774,7 +774,7 @@ mod tests {
             ),
             (
                 C::Instagram,
-                Err(Unfit::UploadsNotSupported),
+                Ok(Fit::AsIs),
                 Err(Unfit::NotSupported("media")),
                 Err(Unfit::NotSupported("templates")),
                 Ok(Fit::AsIs),
@@ -782,7 +782,7 @@ mod tests {
             ),
             (
                 C::Whatsapp,
-                Err(Unfit::UploadsNotSupported),
+                Ok(Fit::AsIs),
                 Ok(Fit::AsIs),
                 Ok(Fit::AsIs),
                 Err(Unfit::NotSupported("comments")),
@@ -790,7 +790,7 @@ mod tests {
             ),
             (
                 C::Zalo,
-                Err(Unfit::UploadsNotSupported),
+                Ok(Fit::AsIs),
                 Err(Unfit::NotSupported("media")),
                 Err(Unfit::NotSupported("templates")),
                 Err(Unfit::NotSupported("comments")),
@@ -798,7 +798,7 @@ mod tests {
             ),
             (
                 C::Telegram,
-                Err(Unfit::UploadsNotSupported),
+                Ok(Fit::AsIs),
                 Err(Unfit::NotSupported("media")),
                 Err(Unfit::NotSupported("templates")),
                 Err(Unfit::NotSupported("comments")),
@@ -806,7 +806,7 @@ mod tests {
             ),
             (
                 C::Shopee,
-                Err(Unfit::UploadsNotSupported),
+                Ok(Fit::AsIs),
                 Err(Unfit::NotSupported("media")),
                 Err(Unfit::NotSupported("templates")),
                 Err(Unfit::NotSupported("comments")),

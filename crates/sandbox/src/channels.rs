@@ -126,6 +126,8 @@ pub struct WaSent {
     pub at: Timestamp,
     /// `false`: accepted, then failed (outside the window).
     pub delivered: bool,
+    /// Media by `link`: what WhatsApp fetched from it.
+    pub file: Option<crate::media::Received>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -158,6 +160,9 @@ pub struct ZaloSent {
     /// `reply` (free) or `purchase_quota` (paid).
     pub quota_type: String,
     pub at: Timestamp,
+    /// An uploaded file instead of a text: `image` (media template) or `file`, with what the
+    /// upload carried.
+    pub file: Option<(String, crate::media::Received)>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -186,6 +191,9 @@ pub struct TgSent {
     pub message_id: i64,
     /// `reply_markup.inline_keyboard`, row by row (empty: none).
     pub inline_keyboard: Vec<Vec<TgButton>>,
+    /// `sendPhoto` / `sendVideo` / `sendAudio` / `sendDocument`: the method, the caption (in
+    /// `text`) and what Telegram fetched from the URL.
+    pub file: Option<(String, crate::media::Received)>,
 }
 
 /// An inline keyboard button with `callback_data`.
@@ -226,6 +234,8 @@ pub struct ShopeeSent {
     pub to_id: String,
     pub text: String,
     pub message_id: String,
+    /// `message_type:"image"`: the uploaded image its `image_url` names.
+    pub image: Option<crate::media::Received>,
 }
 
 #[derive(Default)]
@@ -242,6 +252,8 @@ struct World {
     tg_sent: Vec<TgSent>,
     shopee: HashMap<String, ShopeeShopSpec>,
     shopee_sent: Vec<ShopeeSent>,
+    /// Files uploaded (Zalo's attachment ids and tokens, Shopee's image URLs) by their handle.
+    uploads: HashMap<String, crate::media::Received>,
     faults: HashMap<String, VecDeque<ChannelFault>>,
     seq: u64,
     /// Profile pictures downloaded (Zalo's avatar URLs, Telegram's file downloads).
@@ -1006,6 +1018,52 @@ fn placeholder_count(text: &str) -> usize {
 }
 
 /// `POST /{version}/{phone-number-id}/messages` (§3.2, §3.3, §3.4).
+/// A media object (§3.2; the sizes and types are the Cloud API's documented media limits):
+/// `link` is fetched as WhatsApp does (image jpeg/png ≤5 MB, video mp4 ≤16 MB, audio ≤16 MB,
+/// document ≤100 MB), `id` names media uploaded to WhatsApp; a caption is at most 1024
+/// characters.
+async fn wa_media(
+    http: &reqwest::Client,
+    kind: &str,
+    o: &serde_json::Value,
+) -> Result<Option<crate::media::Received>, Response> {
+    use crate::media::MB;
+    if o["caption"]
+        .as_str()
+        .is_some_and(|c| c.chars().count() > 1024)
+    {
+        return Err(graph_error(
+            StatusCode::BAD_REQUEST,
+            100,
+            "Invalid parameter: caption must be at most 1024 characters",
+        ));
+    }
+    if o["id"].is_string() {
+        return Ok(None);
+    }
+    let Some(link) = o["link"].as_str() else {
+        return Err(graph_error(
+            StatusCode::BAD_REQUEST,
+            131_008,
+            "Required parameter is missing: link or id",
+        ));
+    };
+    let (max, types): (usize, &[&str]) = match kind {
+        "image" => (5 * MB, &["image/png", "image/jpeg"]),
+        "video" => (16 * MB, &["video/mp4"]),
+        "audio" => (16 * MB, &["audio/mpeg", "audio/mp4", "audio/ogg"]),
+        _ => (100 * MB, &[]),
+    };
+    let upload_error = || graph_error(StatusCode::BAD_REQUEST, 131_053, "Media upload error");
+    let f = crate::media::fetch(http, link, max)
+        .await
+        .map_err(|_| upload_error())?;
+    if !types.is_empty() && !types.contains(&f.content_type.as_str()) {
+        return Err(upload_error());
+    }
+    Ok(Some(f))
+}
+
 async fn wa_send(
     State(shared): State<Arc<Shared>>,
     Path((_v, pnid)): Path<(String, String)>,
@@ -1057,6 +1115,13 @@ async fn wa_send(
                 100,
                 "Invalid parameter: text.body must be 1 to 4096 characters",
             );
+        }
+    }
+    let mut file = None;
+    if ["image", "video", "audio", "document"].contains(&kind.as_str()) {
+        match wa_media(&shared.http, &kind, &b[kind.as_str()]).await {
+            Ok(f) => file = f,
+            Err(r) => return r,
         }
     }
     if kind == "template" {
@@ -1166,6 +1231,7 @@ async fn wa_send(
         wamid: wamid.clone(),
         at: now,
         delivered: !outside,
+        file,
     };
     shared.world().wa_sent.push(sent.clone());
     let s2 = shared.clone();
@@ -1437,6 +1503,17 @@ async fn shopee_shop_info(
     }
 }
 
+/// The OA whose access token the `access_token` header carries.
+fn zalo_oa(shared: &Shared, headers: &HeaderMap) -> Option<ZaloOaSpec> {
+    let token = headers.get("access_token")?.to_str().ok()?;
+    shared
+        .world()
+        .zalo
+        .values()
+        .find(|o| o.access_token == token)
+        .cloned()
+}
+
 async fn zalo_send(
     State(shared): State<Arc<Shared>>,
     Path(kind): Path<String>,
@@ -1444,18 +1521,7 @@ async fn zalo_send(
     body: Bytes,
 ) -> Response {
     let ok = |v| json(StatusCode::OK, v);
-    let token = headers
-        .get("access_token")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let oa = shared
-        .world()
-        .zalo
-        .values()
-        .find(|o| o.access_token == token)
-        .cloned();
-    let Some(oa) = oa else {
+    let Some(oa) = zalo_oa(&shared, &headers) else {
         return ok(serde_json::json!({"error": -216, "message": "Access token is invalid"}));
     };
     if let Some(r) = take_fault(&shared, &oa.oa_id).await {
@@ -1467,13 +1533,25 @@ async fn zalo_send(
         );
     }
     let b: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let file = if b["message"]["attachment"].is_object() {
+        let Some(f) = zalo_attachment(&shared.world(), &b["message"]["attachment"]) else {
+            return ok(serde_json::json!({"error": -201, "message": "Attachment is invalid"}));
+        };
+        Some(f)
+    } else {
+        None
+    };
+    let text_or_file = b["message"]["text"]
+        .as_str()
+        .map(str::to_owned)
+        .or_else(|| file.as_ref().map(|_| String::new()));
     let (Some(user), Some(text)) = (
         b["recipient"]["user_id"].as_str().map(str::to_owned),
-        b["message"]["text"].as_str().map(str::to_owned),
+        text_or_file,
     ) else {
         return ok(serde_json::json!({"error": -201, "message": "Parameters are invalid"}));
     };
-    if text.is_empty() || text.chars().count() > 2000 {
+    if file.is_none() && (text.is_empty() || text.chars().count() > 2000) {
         return ok(serde_json::json!({"error": -201, "message": "Text length is invalid"}));
     }
     let now = shared.now();
@@ -1505,8 +1583,9 @@ async fn zalo_send(
         msg_id: msg_id.clone(),
         quota_type: quota_type.clone(),
         at: now,
+        file: file.clone(),
     });
-    if oa.echoes {
+    if oa.echoes && file.is_none() {
         let s2 = shared.clone();
         let echo = serde_json::json!({"event_name": "oa_send_text", "sender": {"id": oa.oa_id}, "recipient": {"id": user},
             "message": {"text": text, "msg_id": msg_id}});
@@ -1522,6 +1601,61 @@ async fn zalo_send(
         serde_json::json!({"error": 0, "message": "Success", "data": {"message_id": msg_id, "user_id": user,
         "quota": {"quota_type": quota_type}}}),
     )
+}
+
+/// A consultation message's file (§4.2): the `media` template with an uploaded image's
+/// `attachment_id`, or `file` with an uploaded file's `token`.
+fn zalo_attachment(w: &World, a: &serde_json::Value) -> Option<(String, crate::media::Received)> {
+    let p = &a["payload"];
+    let (kind, handle) = match a["type"].as_str()? {
+        "template" if p["template_type"] == "media" => {
+            let e = p["elements"].as_array()?.first()?;
+            (e["media_type"] == "image").then_some(())?;
+            ("image", e["attachment_id"].as_str()?)
+        }
+        "file" => ("file", p["token"].as_str()?),
+        _ => return None,
+    };
+    let f = w.uploads.get(&format!("zalo:{kind}:{handle}"))?;
+    Some((kind.to_owned(), f.clone()))
+}
+
+/// `POST /v2.0/oa/upload/{image|file}` (§4.2), multipart with the file in `file`: an image
+/// (jpg/png, at most 1 MB) answers an `attachment_id`, a file (PDF here; Zalo also takes
+/// doc/docx, at most 5 MB) a `token` — Zalo's documented upload limits.
+async fn zalo_upload(
+    State(shared): State<Arc<Shared>>,
+    Path(what): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    use crate::media::MB;
+    let ok = |v| json(StatusCode::OK, v);
+    if zalo_oa(&shared, &headers).is_none() {
+        return ok(serde_json::json!({"error": -216, "message": "Access token is invalid"}));
+    }
+    let ct = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some(f) = crate::media::multipart_file(ct, &body, "file") else {
+        return ok(serde_json::json!({"error": -201, "message": "File is missing"}));
+    };
+    let (max, types, key): (usize, &[&str], &str) = match what.as_str() {
+        "image" => (MB, &["image/png", "image/jpeg"], "attachment_id"),
+        "file" => (5 * MB, &["application/pdf"], "token"),
+        _ => return ok(serde_json::json!({"error": -201, "message": "Unknown upload"})),
+    };
+    if f.size > max {
+        return ok(serde_json::json!({"error": -201, "message": "File size exceeds the limit"}));
+    }
+    if !types.contains(&f.content_type.as_str()) {
+        return ok(serde_json::json!({"error": -201, "message": "File type is not supported"}));
+    }
+    let mut w = shared.world();
+    let handle = format!("z{what}{:08}", w.next());
+    w.uploads.insert(format!("zalo:{what}:{handle}"), f);
+    ok(serde_json::json!({"error": 0, "message": "Success", "data": {key: handle}}))
 }
 
 /// `POST /v4/oa/access_token` (§4.2): form fields, the app secret in `secret_key`, a single-use
@@ -1671,6 +1805,52 @@ fn read_inline_keyboard(v: &serde_json::Value) -> Result<Vec<Vec<TgButton>>, &'s
 }
 
 /// `POST /bot<token>/<method>` (§5).
+/// The file of a `send*` method (Bot API): here a URL, fetched as Telegram does — at most 5 MB
+/// for photos (jpeg/png/webp) and 20 MB for other files; by URL `sendVideo` takes mp4,
+/// `sendAudio` mp3/m4a and `sendDocument` PDF (or ZIP). A caption is 0-1024 characters.
+async fn tg_file_of(
+    http: &reqwest::Client,
+    method: &str,
+    b: &serde_json::Value,
+) -> Result<Option<crate::media::Received>, Response> {
+    use crate::media::MB;
+    let (field, max, types): (&str, usize, &[&str]) = match method {
+        "sendPhoto" => ("photo", 5 * MB, &["image/png", "image/jpeg", "image/webp"]),
+        "sendVideo" => ("video", 20 * MB, &["video/mp4"]),
+        "sendAudio" => ("audio", 20 * MB, &["audio/mpeg", "audio/mp4"]),
+        "sendDocument" => ("document", 20 * MB, &["application/pdf"]),
+        _ => return Ok(None),
+    };
+    if b["caption"]
+        .as_str()
+        .is_some_and(|c| c.chars().count() > 1024)
+    {
+        return Err(tg(
+            StatusCode::BAD_REQUEST,
+            "Bad Request: message caption is too long",
+        ));
+    }
+    let Some(url) = b[field].as_str() else {
+        return Err(tg(
+            StatusCode::BAD_REQUEST,
+            "Bad Request: there is no file in the request",
+        ));
+    };
+    let f = crate::media::fetch(http, url, max).await.map_err(|_| {
+        tg(
+            StatusCode::BAD_REQUEST,
+            "Bad Request: failed to get HTTP URL content",
+        )
+    })?;
+    if !types.contains(&f.content_type.as_str()) {
+        return Err(tg(
+            StatusCode::BAD_REQUEST,
+            "Bad Request: wrong type of the web page content",
+        ));
+    }
+    Ok(Some(f))
+}
+
 async fn tg_method(
     State(shared): State<Arc<Shared>>,
     Path((bot, method)): Path<(String, String)>,
@@ -1814,17 +1994,21 @@ async fn tg_method(
             }
             ok(serde_json::json!(true))
         }
-        "sendMessage" => {
+        "sendMessage" | "sendPhoto" | "sendVideo" | "sendAudio" | "sendDocument" => {
             if let Some(r) = take_fault(&shared, &token).await {
                 return r;
             }
+            let file = match tg_file_of(&shared.http, &method, &b).await {
+                Ok(f) => f,
+                Err(r) => return r,
+            };
             let chat = match &b["chat_id"] {
                 serde_json::Value::Number(n) => n.to_string(),
                 serde_json::Value::String(s) => s.clone(),
                 _ => return tg(StatusCode::BAD_REQUEST, "Bad Request: chat not found"),
             };
             let n = b["text"].as_str().map_or(0, |t| t.chars().count());
-            if n == 0 {
+            if n == 0 && file.is_none() {
                 return tg(
                     StatusCode::BAD_REQUEST,
                     "Bad Request: message text is empty",
@@ -1855,13 +2039,18 @@ async fn tg_method(
             }
             bot.next_message += 1;
             let id = bot.next_message;
-            let text = b["text"].as_str().unwrap_or("").to_owned();
+            let text = b["text"]
+                .as_str()
+                .or(b["caption"].as_str())
+                .unwrap_or("")
+                .to_owned();
             w.tg_sent.push(TgSent {
                 token: token.clone(),
                 chat_id: chat.clone(),
                 text: text.clone(),
                 message_id: id,
                 inline_keyboard,
+                file: file.map(|f| (method.clone(), f)),
             });
             let date = shared.now().millis() / 1000;
             ok(
@@ -1933,6 +2122,44 @@ fn shopee_shop(
     Ok(shop)
 }
 
+/// `POST /api/v2/sellerchat/upload_image` with the v2 signature (§6), multipart with the image
+/// in `file` (png/jpeg, at most 10 MB as integrators report Shopee's limit): answers the URL a
+/// `send_message` of type `image` carries.
+async fn shopee_upload(
+    State(shared): State<Arc<Shared>>,
+    Query(q): Query<ShopeeQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let shop = match shopee_shop(&shared, &q, shopee::UPLOAD_IMAGE_PATH) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let ct = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let bad = |m| shopee_error(StatusCode::BAD_REQUEST, "error_param", m);
+    let Some(f) = crate::media::multipart_file(ct, &body, "file") else {
+        return bad("Missing file.");
+    };
+    if f.size > 10 * crate::media::MB {
+        return bad("Image size exceeds the limit.");
+    }
+    if !["image/png", "image/jpeg"].contains(&f.content_type.as_str()) {
+        return bad("Unsupported image type.");
+    }
+    let mut w = shared.world();
+    let seq = w.next();
+    let url = format!("https://cf.shopee.sandbox/file/{}_{seq}", shop.shop_id);
+    w.uploads.insert(format!("shopee:{url}"), f);
+    json(
+        StatusCode::OK,
+        serde_json::json!({"request_id": format!("sbreq{seq}"), "error": "", "message": "",
+            "response": {"url": url, "thumbnail": url}}),
+    )
+}
+
 /// `POST /api/v2/sellerchat/send_message` with the v2 signature (§6).
 async fn shopee_send(
     State(shared): State<Arc<Shared>>,
@@ -1958,10 +2185,22 @@ async fn shopee_send(
     let b: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     let to = b["to_id"].to_string().trim_matches('"').to_owned();
     let text = b["content"]["text"].as_str().unwrap_or("").to_owned();
-    if b["message_type"] != "text" || text.is_empty() || to == "null" {
+    let mut w = shared.world();
+    let image = match b["message_type"].as_str() {
+        Some("image") => {
+            let url = b["content"]["image_url"].as_str().unwrap_or("");
+            match w.uploads.get(&format!("shopee:{url}")) {
+                Some(f) => Some(f.clone()),
+                None => {
+                    return err(StatusCode::BAD_REQUEST, "error_param", "Invalid image_url.");
+                }
+            }
+        }
+        _ => None,
+    };
+    if (image.is_none() && (b["message_type"] != "text" || text.is_empty())) || to == "null" {
         return err(StatusCode::BAD_REQUEST, "error_param", "Invalid message.");
     }
-    let mut w = shared.world();
     let seq = w.next();
     let message_id = format!("21{seq:016}");
     w.shopee_sent.push(ShopeeSent {
@@ -1969,6 +2208,7 @@ async fn shopee_send(
         to_id: to.clone(),
         text: text.clone(),
         message_id: message_id.clone(),
+        image,
     });
     json(
         StatusCode::OK,
@@ -2068,11 +2308,15 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/v3.0/oa/message/{kind}", post(zalo_send))
         .route("/v4/oa/access_token", post(zalo_refresh))
         .route("/api/v2/sellerchat/send_message", post(shopee_send))
+        .route("/api/v2/sellerchat/upload_image", post(shopee_upload))
+        .route("/v2.0/oa/upload/{what}", post(zalo_upload))
         .route("/_sandbox/messages", post(control_message))
         .route("/_sandbox/sent", get(control_sent))
         .route("/v2.0/oa/getoa", get(zalo_getoa))
         .route("/api/v2/shop/get_shop_info", get(shopee_shop_info))
         .route("/{bot}/{method}", post(tg_method).get(wa_number))
+        // Uploads up to the providers' own limits (axum's default is 2 MB).
+        .layer(axum::extract::DefaultBodyLimit::max(128 * 1024 * 1024))
         .with_state(shared)
 }
 

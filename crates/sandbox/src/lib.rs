@@ -5,6 +5,7 @@
 
 pub mod channels;
 mod http;
+pub mod media;
 pub mod meta;
 
 /// The picture every sandboxed profile has (a 4×4 orange PNG): what a provider's picture URL or

@@ -105,6 +105,8 @@ pub struct Sent {
     pub text: String,
     /// The message's quick replies, in order (empty: none).
     pub quick_replies: Vec<QuickReply>,
+    /// A file instead of a text: its `attachment.type` and what the sandbox fetched from its URL.
+    pub attachment: Option<(String, crate::media::Received)>,
     pub mid: String,
     pub at: Timestamp,
 }
@@ -702,6 +704,52 @@ fn body_json(headers: &HeaderMap, body: &Bytes) -> serde_json::Value {
 }
 
 /// `POST /{version}/{page-id | me}/messages` (channels.md §1.5, §1.6, §1.7, §1.9, §2).
+/// A Send API attachment (§1.5): `{type: image|audio|video|file, payload: {url, is_reusable}}`,
+/// fetched from its URL as Meta does: at most 25 MB; on Instagram (§2) images are png/jpeg up
+/// to 8 MB, audio and video up to 25 MB, and files are not sent.
+async fn fetch_attachment(
+    http: &reqwest::Client,
+    ig: bool,
+    a: &serde_json::Value,
+) -> Result<(String, crate::media::Received), Response> {
+    use crate::media::MB;
+    let bad = |m: &str| graph_error(StatusCode::BAD_REQUEST, 100, None, m);
+    let kind = a["type"].as_str().unwrap_or("");
+    if !["image", "audio", "video", "file"].contains(&kind) || (ig && kind == "file") {
+        return Err(bad("(#100) Invalid attachment type"));
+    }
+    let Some(url) = a["payload"]["url"].as_str().filter(|u| !u.is_empty()) else {
+        return Err(bad(
+            "(#100) param message[attachment][payload][url] must be non-empty",
+        ));
+    };
+    let max = if ig && kind == "image" {
+        8 * MB
+    } else {
+        25 * MB
+    };
+    let fetch_failed = || {
+        graph_error(
+            StatusCode::BAD_REQUEST,
+            100,
+            Some(2_018_008),
+            "(#100) Failed to fetch the file from the url",
+        )
+    };
+    let file = crate::media::fetch(http, url, max)
+        .await
+        .map_err(|_| fetch_failed())?;
+    let typed = match kind {
+        "image" if ig => ["image/png", "image/jpeg"].contains(&file.content_type.as_str()),
+        "image" | "audio" | "video" => file.content_type.starts_with(kind),
+        _ => true,
+    };
+    if !typed {
+        return Err(bad("(#100) The attachment's type does not match its file"));
+    }
+    Ok((kind.to_owned(), file))
+}
+
 async fn send_api(
     State(shared): State<Arc<Shared>>,
     Path((_v, id)): Path<(String, String)>,
@@ -747,7 +795,15 @@ async fn send_api(
             )
         }
     };
-    if text.is_empty() {
+    let attachment = if b["message"]["attachment"].is_object() {
+        match fetch_attachment(&shared.http, ig, &b["message"]["attachment"]).await {
+            Ok(a) => Some(a),
+            Err(r) => return r,
+        }
+    } else {
+        None
+    };
+    if text.is_empty() && attachment.is_none() {
         return graph_error(
             StatusCode::BAD_REQUEST,
             100,
@@ -886,6 +942,7 @@ async fn send_api(
             tag,
             text: text.clone(),
             quick_replies,
+            attachment: attachment.clone(),
             mid: mid.clone(),
             at: now,
         });
@@ -895,6 +952,10 @@ async fn send_api(
         && let Some(to) = recipient_id.clone()
     {
         let mut msg = serde_json::json!({"mid": mid, "is_echo": true, "app_id": SANDBOX_APP_ID, "text": text});
+        if let Some((kind, file)) = &attachment {
+            msg = serde_json::json!({"mid": mid, "is_echo": true, "app_id": SANDBOX_APP_ID,
+                "attachments": [{"type": kind, "payload": {"url": file.url}}]});
+        }
         if let Some(m) = b["message"]["metadata"].as_str() {
             msg["metadata"] = serde_json::json!(m);
         }

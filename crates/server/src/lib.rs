@@ -19,6 +19,7 @@ pub mod ingest;
 pub mod keys;
 #[cfg(test)]
 mod layout;
+pub mod media_links;
 pub mod media_store;
 pub mod meta;
 pub mod metering;
@@ -207,6 +208,8 @@ impl Application {
             store.clone(),
             clock.clone(),
             config.public_url(),
+            media_links::MediaLinks::new(key.as_bytes(), &config.public_url()),
+            media.clone(),
         ));
         comment_rules.set_providers(providers.clone());
         let outbox = Arc::new(outbox::Outbox::new(

@@ -11,6 +11,7 @@ use crate::clock::Clock;
 use crate::error::{ApiError, ApiResult};
 use crate::inbox_settings::{api_base_url, setting};
 use axum::http::StatusCode;
+use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -32,6 +33,10 @@ pub struct Providers {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     public_url: String,
+    /// Signed links to our files, for providers that fetch what we send.
+    pub links: crate::media_links::MediaLinks,
+    /// The stored files (uploads to providers read them from here).
+    media: crate::media_store::MediaStore,
     /// One token refresh at a time per inbox (refresh tokens are single use).
     token_locks: Mutex<HashMap<InboxId, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -53,6 +58,8 @@ enum Body<'a> {
     None,
     Json(&'a serde_json::Value),
     Form(&'a [(&'a str, &'a str)]),
+    /// `multipart/form-data`, already encoded, with its boundary.
+    Multipart(Vec<u8>, &'a str),
 }
 
 /// A provider's HTTP answer.
@@ -158,6 +165,8 @@ impl Providers {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         public_url: String,
+        links: crate::media_links::MediaLinks,
+        media: crate::media_store::MediaStore,
     ) -> Self {
         Self {
             tariff,
@@ -165,6 +174,8 @@ impl Providers {
             store,
             clock,
             public_url,
+            links,
+            media,
             token_locks: Mutex::new(HashMap::new()),
         }
     }
@@ -235,6 +246,12 @@ impl Providers {
             Body::Form(pairs) => req
                 .header("content-type", "application/x-www-form-urlencoded")
                 .body(form_encode(pairs)),
+            Body::Multipart(bytes, boundary) => req
+                .header(
+                    "content-type",
+                    format!("multipart/form-data; boundary={boundary}"),
+                )
+                .body(bytes),
         };
         let resp = req.send().await.map_err(|e| transport_failure(&e))?;
         let status = resp.status().as_u16();
@@ -261,10 +278,20 @@ impl Providers {
     /// Makes one call a provider built (its tokens stay in the headers or, where the provider's
     /// API requires it, the URL; neither is logged).
     async fn call_api(&self, c: &ApiCall) -> Result<Raw, Failure> {
+        self.call_with_file(c, None).await
+    }
+
+    /// [`Providers::call_api`], with the row's file for a multipart body.
+    async fn call_with_file(
+        &self,
+        c: &ApiCall,
+        file: Option<(&switchboard_channels::provider::OutFile, uuid::Uuid)>,
+    ) -> Result<Raw, Failure> {
         let method =
             reqwest::Method::from_bytes(c.method.as_bytes()).unwrap_or(reqwest::Method::POST);
         let headers: Vec<(&str, &str)> = c.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let form: Vec<(&str, &str)>;
+        let boundary = format!("switchboard-{}", uuid::Uuid::now_v7().simple());
         let body = match &c.body {
             ApiBody::None => Body::None,
             ApiBody::Json(v) => Body::Json(v),
@@ -272,8 +299,82 @@ impl Providers {
                 form = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
                 Body::Form(&form)
             }
+            ApiBody::Multipart { fields, file_field } => {
+                let (file, id) = file.ok_or_else(|| fail("file_missing"))?;
+                let bytes = self
+                    .multipart(fields, file_field, file, id, &boundary)
+                    .await?;
+                Body::Multipart(bytes, &boundary)
+            }
         };
         self.call(method, &c.url, &headers, body).await
+    }
+
+    /// A multipart body with the stored file streamed from the media store straight into it
+    /// (the file is in memory once, never twice).
+    async fn multipart(
+        &self,
+        fields: &[(&'static str, String)],
+        file_field: &str,
+        file: &switchboard_channels::provider::OutFile,
+        id: uuid::Uuid,
+        boundary: &str,
+    ) -> Result<Vec<u8>, Failure> {
+        let mut head = String::new();
+        for (k, v) in fields {
+            head.push_str(&format!(
+                "--{boundary}\r\ncontent-disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+            ));
+        }
+        let name: String = file
+            .filename
+            .chars()
+            .map(|c| if c == '"' || c.is_control() { '_' } else { c })
+            .collect();
+        head.push_str(&format!(
+            "--{boundary}\r\ncontent-disposition: form-data; name=\"{file_field}\"; filename=\"{name}\"\r\ncontent-type: {}\r\n\r\n",
+            file.content_type
+        ));
+        let tail = format!("\r\n--{boundary}--\r\n");
+        let mut stored = self
+            .media
+            .get(&id.to_string())
+            .await
+            .map_err(|_| fail("file_missing"))?;
+        let size = usize::try_from(stored.size).unwrap_or(0);
+        let mut body = Vec::with_capacity(head.len() + size + tail.len());
+        body.extend_from_slice(head.as_bytes());
+        while let Some(chunk) = stored.stream.next().await {
+            body.extend_from_slice(&chunk.map_err(|_| network_failure())?);
+        }
+        body.extend_from_slice(tail.as_bytes());
+        Ok(body)
+    }
+
+    /// The file an outbox row sends (an upload to Switchboard), with a fresh signed link.
+    async fn out_file(
+        &self,
+        row: &OutboxRow,
+        now: Timestamp,
+    ) -> Result<Option<(switchboard_channels::provider::OutFile, uuid::Uuid)>, Failure> {
+        let Some(id) = row.request["file"]["attachment_id"]
+            .as_str()
+            .and_then(|s| uuid::Uuid::parse_str(s).ok())
+        else {
+            return Ok(None);
+        };
+        let a = match self.store.attachment(id).await {
+            Ok(Some(a)) => a,
+            Ok(None) => return Err(fail("file_missing")),
+            Err(_) => return Err(network_failure()),
+        };
+        let file = switchboard_channels::provider::OutFile {
+            url: self.links.url(id, now),
+            filename: a.filename,
+            content_type: a.content_type,
+            size: u64::try_from(a.size_bytes).unwrap_or(0),
+        };
+        Ok(Some((file, id)))
     }
 
     /// Sends one outbox row through its inbox's provider: one call, its answer read by the
@@ -287,17 +388,49 @@ impl Providers {
     ) -> Result<Sent, Failure> {
         let p = switchboard_channels::for_channel(inbox.channel)
             .ok_or_else(|| fail("not_supported"))?;
+        let file = self.out_file(row, now).await?;
         let out = Outgoing {
             job: row.job,
             request: &row.request,
             message_id: row.message_id,
+            file: file.as_ref().map(|(f, _)| f),
+            uploaded: None,
         };
         let mut inbox = if p.refreshes_tokens() {
             self.fresh_token(p, inbox.id, None, now).await?
         } else {
             inbox.clone()
         };
+        let mut handle: Option<serde_json::Value> = None;
         for attempt in 0..2 {
+            // Providers that take files by upload: upload first (once), then send with its handle.
+            if handle.is_none()
+                && let Some(call) = p.upload_call(&inbox, &out, now)
+            {
+                let file = file.as_ref().map(|(f, id)| (f, *id));
+                // An upload sends no message: an upload whose answer was lost is safe to retry.
+                let r = self
+                    .call_with_file(&call?, file)
+                    .await
+                    .map_err(|f| match f.reason {
+                        RESPONSE_LOST => network_failure(),
+                        _ => f,
+                    })?;
+                match p.uploaded(&r.answer()) {
+                    Ok(h) => handle = Some(h),
+                    Err(NotSent::TokenExpired) if attempt == 0 && p.refreshes_tokens() => {
+                        let stale = p.access_token(&inbox).map(str::to_owned);
+                        inbox = self.fresh_token(p, inbox.id, stale.as_deref(), now).await?;
+                        continue;
+                    }
+                    Err(NotSent::TokenExpired) => return Err(fail("token_expired")),
+                    Err(NotSent::Failed(f)) => return Err(f),
+                }
+            }
+            let out = Outgoing {
+                uploaded: handle.as_ref(),
+                ..out
+            };
             let call = p.send_call(&inbox, &out, now)?;
             let r = self.call_api(&call).await?;
             match p.sent(&out, &r.answer()) {

@@ -48,7 +48,11 @@ export interface Timer {
 export interface Me extends Agent {
   inbox_ids: string[];
   csrf_token: string;
-  limits?: { max_upload_bytes: number };
+  limits?: {
+    max_upload_bytes: number;
+    /** Per channel: the largest file of each kind it sends (`null`: not that kind), the longest caption. */
+    media?: Record<string, Record<'image' | 'video' | 'audio' | 'document', number | null> & { caption: number | null }>;
+  };
 }
 
 export interface Inbox {

@@ -6,7 +6,7 @@
 
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, ApiError, Conversation, LibraryItem, sendFile } from './api';
-import { errorText, fieldErrorText, formatBytes, t } from './i18n';
+import { errorText, fieldErrorText, fileRefusalText, formatBytes, t } from './i18n';
 import { realtime } from './realtime';
 import { useShared } from './store';
 import { Clip, Images, Smile } from './icons';
@@ -31,6 +31,16 @@ type Mode = 'reply' | 'note' | 'agent_to_agent';
 
 const EMOJI = ['😀', '😊', '😍', '🙏', '👍', '👌', '🎉', '❤️', '😢', '😅', '🤔', '👋', '✅', '📦', '🚚', '💰', '🎁', '⭐', '🔥', '😉'];
 const DEFAULT_LIMIT = 20 * 1024 * 1024;
+
+const KINDS = ['image', 'video', 'audio', 'document'] as const;
+
+/** The channel's file limits in words ("Images ≤ 5 MB · Video ≤ 16 MB …"), or ours alone. */
+function attachHint(media: Record<string, number | null> | undefined, limit: number): string {
+  if (!media) return t('composer.attach_limit', { size: formatBytes(limit) });
+  return KINDS.filter((k) => media[k] != null)
+    .map((k) => `${t(`composer.kind_${k}`)} ≤ ${formatBytes(media[k]!)}`)
+    .join(' · ');
+}
 
 /**
  * `enabled`: a reply to the customer may be written now (the agent holds the conversation and the
@@ -104,14 +114,16 @@ export function Composer({
       if (p.file) {
         const q = new URLSearchParams({ filename: p.name });
         if (caption) q.set('caption', caption);
+        // The reply's policy confirmation (HUMAN_AGENT) covers files too.
+        if ((extra.policy as { human_agent_confirmed?: boolean } | undefined)?.human_agent_confirmed) q.set('human_agent_confirmed', 'true');
         await sendFile(`/conversations/${c.id}/attachments?${q}`, p.file, (done) => update(p.key, { progress: done }));
       } else if (p.item) {
-        await api('POST', `/conversations/${c.id}/attachments/library`, { library_id: p.item.id, caption });
+        await api('POST', `/conversations/${c.id}/attachments/library`, { library_id: p.item.id, caption, ...(extra.policy ? { policy: extra.policy } : {}) });
       }
       drop(p.key);
       return true;
     } catch (e) {
-      const why = e instanceof ApiError ? errorText(e.code, e.message) : String(e);
+      const why = e instanceof ApiError ? fileRefusalText(p.name, e.code, e.message, e.extra) : String(e);
       update(p.key, { progress: undefined, error: why });
       setError(why);
       return false;
@@ -141,9 +153,19 @@ export function Composer({
   const addFiles = (files: File[]) => {
     setError('');
     const fits = files.filter((f) => {
-      if (f.size <= limit) return true;
-      setError(t('composer.too_big', { name: f.name, size: formatBytes(limit) }));
-      return false;
+      if (f.size > limit) {
+        setError(t('composer.too_big', { name: f.name, size: formatBytes(limit) }));
+        return false;
+      }
+      // The channel's own limit for this kind of file, told at once (the server decides from the
+      // bytes; the browser's type is only a hint here).
+      const kind = KINDS.find((k) => f.type.startsWith(`${k}/`)) ?? 'document';
+      const max = s.me?.limits?.media?.[c.channel]?.[kind];
+      if (typeof max === 'number' && f.size > max) {
+        setError(fileRefusalText(f.name, 'file_too_large', '', { kind, max_bytes: max }));
+        return false;
+      }
+      return true;
     });
     setTray((ts) => [
       ...ts,
@@ -272,7 +294,7 @@ export function Composer({
           </button>
         ))}
         <span class="grow" />
-        <span class="hint">{t('composer.attach_limit', { size: formatBytes(limit) })}</span>
+        <span class="hint" data-testid="attach-limits">{attachHint(s.me?.limits?.media?.[c.channel], limit)}</span>
       </div>
       {tray.length > 0 && (
         <ul class="tray" data-testid="tray">

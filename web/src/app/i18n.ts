@@ -79,6 +79,13 @@ const en = {
   'composer.emoji': 'Emoji',
   'composer.attach': 'Attach a file',
   'composer.attach_limit': 'Images, video or files up to {size}',
+  'composer.kind_image': 'Images',
+  'composer.kind_video': 'Video',
+  'composer.kind_audio': 'Audio',
+  'composer.kind_document': 'Files',
+  'composer.file_too_large': '{name}: this channel takes {kind} files up to {size}.',
+  'composer.file_type': '{name}: this channel takes only {types} for this kind of file.',
+  'composer.caption_too_long': 'Captions on this channel are at most {max} characters.',
   'composer.too_big': '{name} is larger than {size}.',
   'composer.uploading': 'Uploading {name}…',
   'composer.drop': 'Drop files to add them',
@@ -250,6 +257,8 @@ const en = {
   'reason.hourly_limit': 'waiting: the Page has sent its 750 private replies for this hour',
   'reason.provider_unavailable': 'the provider did not answer',
   'reason.delivery_unknown': 'the provider never confirmed it — check the chat before sending again',
+  'reason.file_missing': 'the file is no longer stored',
+  'reason.media_error': 'the provider could not fetch or take the file',
   'reason.template_required': 'only an approved template can be sent now',
   'reason.no_messaging_id': 'this customer cannot be messaged on this channel yet',
   'reason.text_too_long': 'too long for this channel',
@@ -881,6 +890,13 @@ const vi: Record<Key, string> = {
   'composer.emoji': 'Biểu tượng cảm xúc',
   'composer.attach': 'Đính kèm tệp',
   'composer.attach_limit': 'Ảnh, video hoặc tệp tối đa {size}',
+  'composer.kind_image': 'Ảnh',
+  'composer.kind_video': 'Video',
+  'composer.kind_audio': 'Âm thanh',
+  'composer.kind_document': 'Tệp',
+  'composer.file_too_large': '{name}: kênh này chỉ nhận {kind} tối đa {size}.',
+  'composer.file_type': '{name}: kênh này chỉ nhận {types} cho loại tệp này.',
+  'composer.caption_too_long': 'Chú thích trên kênh này tối đa {max} ký tự.',
   'composer.too_big': '{name} lớn hơn {size}.',
   'composer.uploading': 'Đang tải lên {name}…',
   'composer.drop': 'Thả tệp để thêm vào',
@@ -1052,6 +1068,8 @@ const vi: Record<Key, string> = {
   'reason.hourly_limit': 'đang chờ: Trang đã gửi đủ 750 tin trả lời riêng trong giờ này',
   'reason.provider_unavailable': 'nền tảng không phản hồi',
   'reason.delivery_unknown': 'nền tảng chưa xác nhận — hãy kiểm tra cuộc trò chuyện trước khi gửi lại',
+  'reason.file_missing': 'tệp không còn được lưu',
+  'reason.media_error': 'nền tảng không tải được tệp',
   'reason.template_required': 'lúc này chỉ gửi được mẫu tin đã duyệt',
   'reason.no_messaging_id': 'chưa nhắn được cho khách này trên kênh này',
   'reason.text_too_long': 'quá dài cho kênh này',
@@ -1647,6 +1665,10 @@ const serverErrors: Record<Lang, Record<string, string>> = {
     private_reply_already_sent: 'This comment already has its private reply.',
     private_reply_expired: 'Private replies are possible only within 7 days of the comment.',
     attachments_not_supported: 'Files cannot be sent on this channel yet.',
+    file_kind_not_supported: 'This channel does not send this kind of file.',
+    caption_too_long: 'The caption is too long for this channel.',
+    link_invalid: 'This file link is not valid.',
+    link_expired: 'This file link has expired.',
     template_required: 'Only an approved template can be sent now.',
     template_parameters_invalid: 'The template needs other values.',
     template_not_found: 'That template is not available.',
@@ -1709,6 +1731,10 @@ const serverErrors: Record<Lang, Record<string, string>> = {
     private_reply_already_sent: 'Bình luận này đã được nhắn riêng.',
     private_reply_expired: 'Chỉ nhắn riêng được trong 7 ngày kể từ khi bình luận.',
     attachments_not_supported: 'Kênh này chưa hỗ trợ gửi tệp.',
+    file_kind_not_supported: 'Kênh này không gửi được loại tệp này.',
+    caption_too_long: 'Chú thích quá dài cho kênh này.',
+    link_invalid: 'Liên kết tệp không hợp lệ.',
+    link_expired: 'Liên kết tệp đã hết hạn.',
     template_required: 'Lúc này chỉ gửi được mẫu tin đã duyệt.',
     template_parameters_invalid: 'Mẫu tin cần giá trị khác.',
     template_not_found: 'Mẫu tin này không dùng được.',
@@ -1762,6 +1788,15 @@ const serverErrors: Record<Lang, Record<string, string>> = {
 
 export function errorText(code: string, fallback: string): string {
   return serverErrors[current][code] ?? t('error.generic', { message: fallback });
+}
+
+/** Why a file was refused, naming the channel's limit where the server gave it. */
+export function fileRefusalText(name: string, code: string, fallback: string, extra: Record<string, unknown>): string {
+  const kind = typeof extra.kind === 'string' && ['image', 'video', 'audio', 'document'].includes(extra.kind) ? t(`composer.kind_${extra.kind}` as Key).toLowerCase() : '';
+  if (code === 'file_too_large' && typeof extra.max_bytes === 'number' && kind) return t('composer.file_too_large', { name, kind, size: formatBytes(extra.max_bytes) });
+  if (code === 'file_type_not_supported' && Array.isArray(extra.allowed)) return t('composer.file_type', { name, types: extra.allowed.join(', ') });
+  if (code === 'caption_too_long' && typeof extra.max === 'number') return t('composer.caption_too_long', { max: extra.max });
+  return errorText(code, fallback);
 }
 
 /** A refused field's reason in words: the field's own wording where there is one. */

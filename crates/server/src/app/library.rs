@@ -184,13 +184,14 @@ pub async fn send(
     st: &AppState,
     me: &CurrentAgent,
     conv: ConversationId,
-    id: uuid::Uuid,
-    caption: Option<&str>,
+    (id, caption, policy): (uuid::Uuid, Option<&str>, crate::app::send::PolicyRequest),
 ) -> ApiResult<serde_json::Value> {
     let c = visible(st, me, conv).await?;
     let m = get(st, id).await?;
-    may_send_file(st, me, &c).await?;
     let caption = parse_caption(caption)?;
+    let size = u64::try_from(m.size_bytes).unwrap_or(u64::MAX);
+    let file = (m.content_type.as_str(), size);
+    let plan = may_send_file(st, me, &c, file, caption, policy).await?;
     let att = Attachment {
         id: uuid::Uuid::now_v7(),
         conversation_id: conv,
@@ -210,7 +211,7 @@ pub async fn send(
                 ApiError::internal()
             }
         })?;
-    send_attachment(st, me, att, caption).await
+    send_attachment(st, me, att, plan).await
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Files on messages: sending one (stored, then sent through the one `send` command), where they
 //! live and how the API shows them.
 
-use crate::app::send::SendRequest;
+use crate::app::send::{PolicyRequest, SendRequest};
 use crate::app::visible;
 use crate::auth::CurrentAgent;
 use crate::error::{ApiError, ApiResult};
@@ -9,7 +9,8 @@ use crate::state::AppState;
 use axum::http::StatusCode;
 use switchboard_core::conversation as conv;
 use switchboard_core::media;
-use switchboard_core::outbound::{self, Author, Content, Media, MediaKind, MediaSource};
+use switchboard_core::media_limits::{self, MediaUnfit};
+use switchboard_core::outbound::{Author, Content, Media, MediaKind, MediaSource};
 use switchboard_core::*;
 use switchboard_store::Attachment;
 
@@ -31,64 +32,141 @@ pub fn clean_filename(raw: &str) -> String {
     }
 }
 
-/// What kind of media a stored file is, from the type derived from its bytes.
-fn media_kind(content_type: &str) -> MediaKind {
-    match content_type.split('/').next() {
-        Some("image") => MediaKind::Image,
-        Some("video") => MediaKind::Video,
-        Some("audio") => MediaKind::Audio,
-        _ => MediaKind::Document,
+/// A file the channel cannot send: 422 naming the limit (`field: file`, the `reason` and the
+/// limit itself, so the composer can say it in the agent's language).
+fn unfit_file(channel: ChannelKind, u: &MediaUnfit) -> ApiError {
+    let mut extra = serde_json::json!({"field": "file", "reason": u.code(), "channel": channel});
+    match u {
+        MediaUnfit::TooLarge { kind, max_bytes } => {
+            extra["kind"] = serde_json::json!(kind);
+            extra["max_bytes"] = serde_json::json!(max_bytes);
+        }
+        MediaUnfit::TypeNotSupported { kind, allowed } => {
+            extra["kind"] = serde_json::json!(kind);
+            extra["allowed"] = serde_json::json!(allowed);
+        }
+        MediaUnfit::KindNotSupported { kind, .. } => extra["kind"] = serde_json::json!(kind),
+        MediaUnfit::CaptionTooLong { max } => {
+            extra["field"] = serde_json::json!("caption");
+            extra["max"] = serde_json::json!(max);
+        }
     }
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        u.code(),
+        format!("file: {}", u.describe(channel)),
+    )
+    .with_extra(extra)
 }
 
-/// An agent sends a file (with an optional caption) to the customer: checked before anything is
-/// written (the channel carries uploads; the agent may reply), kept in the media store,
-/// then sent as media through `send`. Returns the message with its attachment.
+/// What a file checked for a conversation goes out as: its kind, the caption sent with it, and
+/// the caption sent as a text right after it (where the channel's file message has none).
+pub struct FilePlan {
+    kind: MediaKind,
+    caption: Option<String>,
+    caption_after: Option<String>,
+    /// What the sender asks of the window policy (a confirmed `HUMAN_AGENT` reply).
+    policy: PolicyRequest,
+}
+
+/// An agent sends a file (with an optional caption) to the customer. Everything is decided
+/// before anything is written ([`may_send_file`]); then the file is kept in the media store (the
+/// request body is its one copy in memory) and sent as media through `send`. Returns the file's
+/// message with its attachment.
 pub async fn upload(
     st: &AppState,
     me: &CurrentAgent,
     id: ConversationId,
-    filename: &str,
-    caption: Option<&str>,
+    (filename, caption, policy): (&str, Option<&str>, PolicyRequest),
     body: axum::body::Bytes,
 ) -> ApiResult<serde_json::Value> {
     let c = visible(st, me, id).await?;
     if body.is_empty() {
         return Err(ApiError::invalid("the file is empty"));
     }
-    may_send_file(st, me, &c).await?;
     let caption = parse_caption(caption)?;
     // What the file is comes from its bytes; the Content-Type the uploader sent is ignored.
+    let content_type = media::sniff(&body).to_owned();
+    let size = u64::try_from(body.len()).unwrap_or(u64::MAX);
+    let plan = may_send_file(st, me, &c, (&content_type, size), caption, policy).await?;
     let att = Attachment {
         id: uuid::Uuid::now_v7(),
         conversation_id: id,
         message_id: MessageId(uuid::Uuid::now_v7()),
         filename: clean_filename(filename),
-        content_type: media::sniff(&body).to_owned(),
+        content_type,
         size_bytes: i64::try_from(body.len()).unwrap_or(i64::MAX),
         created_at: st.clock.now(),
     };
     store_bytes(st, att.id, body).await?;
-    send_attachment(st, me, att, caption).await
+    send_attachment(st, me, att, plan).await
 }
 
-/// Whether `me` may send a file on this conversation now, decided before anything is written:
-/// the channel carries files, and only the holder (or a participant) may send to the customer.
+/// Whether `me` may send this file (its type derived from its bytes, its size, its caption) on
+/// this conversation now, decided before anything is written: the channel's limits for it
+/// (`core::media_limits`, 422 naming the limit), that only the holder (or a participant) sends
+/// to the customer, and the messaging window (refused as a text is).
 pub async fn may_send_file(
     st: &AppState,
     me: &CurrentAgent,
     c: &switchboard_core::Conversation,
-) -> ApiResult<()> {
+    (content_type, size): (&str, u64),
+    caption: Option<String>,
+    policy: PolicyRequest,
+) -> ApiResult<FilePlan> {
     let channel = crate::app::inbox::channel_of(st, c).await?;
-    if !outbound::capabilities(channel).uploaded_files {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "attachments_not_supported",
-            "sending files on this channel is not supported yet; send a link instead",
-        ));
-    }
     conv::reply(c, me.actor(), st.clock.now())?;
-    Ok(())
+    let ours = u64::try_from(st.config.limits.max_upload_bytes).unwrap_or(u64::MAX);
+    let kind = media_limits::check(channel, ours, content_type, size, caption.as_deref())
+        .map_err(|u| unfit_file(channel, &u))?;
+    // Where the file carries no caption, the caption goes as a text right after: it must fit.
+    let plan = match media_limits::limits(channel, ours).caption {
+        Some(_) => FilePlan {
+            kind,
+            caption,
+            caption_after: None,
+            policy,
+        },
+        None => FilePlan {
+            kind,
+            caption: None,
+            caption_after: caption,
+            policy,
+        },
+    };
+    let file = plan.content(MediaSource::Uploaded(uuid::Uuid::nil()), None);
+    st.outgoing.preflight(&plan.request(c.id, me, file)).await?;
+    if let Some(t) = &plan.caption_after {
+        let text = plan.request(c.id, me, Content::Text(t.clone()));
+        st.outgoing.preflight(&text).await?;
+    }
+    Ok(plan)
+}
+
+impl FilePlan {
+    /// The agent's send of `content` on conversation `id`, with the plan's policy request.
+    fn request(&self, id: ConversationId, me: &CurrentAgent, content: Content) -> SendRequest {
+        SendRequest {
+            policy: self.policy.clone(),
+            ..SendRequest::new(id, agent(me), content)
+        }
+    }
+
+    fn content(&self, source: MediaSource, filename: Option<String>) -> Content {
+        Content::Media(Media {
+            kind: self.kind,
+            source,
+            caption: self.caption.clone(),
+            filename,
+        })
+    }
+}
+
+fn agent(me: &CurrentAgent) -> Author {
+    Author::Agent {
+        actor: me.actor(),
+        automated: false,
+    }
 }
 
 /// A caption as sent: trimmed, empty is none, checked like any message text.
@@ -101,32 +179,30 @@ pub fn parse_caption(caption: Option<&str>) -> ApiResult<Option<String>> {
 }
 
 /// Records a stored file as the attachment of a new message and sends that message through the
-/// one `send` command. Returns the message with its attachment.
+/// one `send` command, then its caption where it goes after the file. Returns the file's message
+/// with its attachment.
 pub async fn send_attachment(
     st: &AppState,
     me: &CurrentAgent,
     att: Attachment,
-    caption: Option<String>,
+    plan: FilePlan,
 ) -> ApiResult<serde_json::Value> {
     st.store.create_attachment(&att).await?;
-    let content = Content::Media(Media {
-        kind: media_kind(&att.content_type),
-        source: MediaSource::Uploaded(att.id),
-        caption,
-        filename: Some(att.filename.clone()),
-    });
-    let author = Author::Agent {
-        actor: me.actor(),
-        automated: false,
-    };
+    let content = plan.content(MediaSource::Uploaded(att.id), Some(att.filename.clone()));
     let req = SendRequest {
         id: att.message_id,
-        ..SendRequest::new(att.conversation_id, author, content)
+        ..plan.request(att.conversation_id, me, content)
     };
     let sent = match st.outgoing.send(req).await {
         Ok(s) => s,
         Err(e) => return Err(crate::app::conversation::name_holder(st, e).await),
     };
+    if let Some(t) = plan.caption_after.clone() {
+        let text = plan.request(att.conversation_id, me, Content::Text(t));
+        if let Err(e) = st.outgoing.send(text).await {
+            tracing::warn!(code = e.code, "a file's caption could not follow it");
+        }
+    }
     let json = with_attachments(
         st,
         std::slice::from_ref(&sent.message),
@@ -143,6 +219,55 @@ pub async fn store_bytes(st: &AppState, id: uuid::Uuid, body: axum::body::Bytes)
         tracing::error!(error = %e, "could not store an attachment");
         ApiError::internal()
     })
+}
+
+/// What each channel sends, for the composer: per kind the largest file (within our own upload
+/// limit) or `null` where the channel does not send that kind, and the longest caption (`null`:
+/// the caption goes as a text after the file).
+pub fn limits_json(ours: usize) -> serde_json::Value {
+    use media_limits::KindRule;
+    let ours = u64::try_from(ours).unwrap_or(u64::MAX);
+    let max = |r: KindRule| match r {
+        KindRule::Sends { max_bytes, .. } => serde_json::json!(max_bytes.min(ours)),
+        KindRule::Refused { .. } => serde_json::Value::Null,
+    };
+    let mut out = serde_json::Map::new();
+    for &channel in ChannelKind::ALL {
+        let l = media_limits::limits(channel, ours);
+        out.insert(
+            channel.as_str().into(),
+            serde_json::json!({"image": max(l.image), "video": max(l.video), "audio": max(l.audio),
+                "document": max(l.document), "caption": l.caption}),
+        );
+    }
+    serde_json::Value::Object(out)
+}
+
+/// The file a signed link names, if the link is genuine and unexpired: 403 `link_invalid` for a
+/// bad signature, 404 `link_expired` once it has expired, 404 when the file is gone.
+pub async fn by_link(st: &AppState, id: uuid::Uuid, exp: i64, sig: &str) -> ApiResult<Attachment> {
+    use crate::media_links::LinkRefusal;
+    match st.providers.links.verify(id, exp, sig, st.clock.now()) {
+        Ok(()) => {}
+        Err(LinkRefusal::BadSignature) => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "link_invalid",
+                "this link is not signed by this server",
+            ));
+        }
+        Err(LinkRefusal::Expired) => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "link_expired",
+                "this link has expired",
+            ));
+        }
+    }
+    st.store
+        .attachment(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("file"))
 }
 
 /// JSON for an attachment, with the URL the given audience downloads it from.

@@ -365,6 +365,41 @@ impl Outgoing {
         })
     }
 
+    /// Whether a person's send would be refused now (what the channel carries, the messaging
+    /// window), without writing anything: a file is checked so before it is stored. The send
+    /// itself decides again.
+    pub async fn preflight(&self, req: &SendRequest) -> ApiResult<()> {
+        let c = self.conversation(req.conversation_id).await?;
+        let inbox = self
+            .store
+            .inbox(c.inbox_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("inbox"))?;
+        let (purpose, requested) = req.policy.parse()?;
+        if let Err(u) = outbound::fit(inbox.channel, &req.content) {
+            return Err(unfit(inbox.channel, u).into());
+        }
+        let rules = policy::rules_for(inbox.channel);
+        let now = self.clock.now();
+        let facts = self.facts(inbox.channel, &c).await?;
+        let decision = outbound::decide(
+            &rules,
+            facts,
+            now,
+            req.author,
+            &req.content,
+            purpose,
+            requested,
+            false,
+        );
+        if let Ok(d) = decision
+            && let Some(r) = refusal(&d, &policy::summarize(&rules, facts, now), inbox.channel)
+        {
+            return Err(r.into());
+        }
+        Ok(())
+    }
+
     /// [`Outgoing::send`] with the run's step of `req.run` saved with the message.
     pub async fn send_step(&self, mut req: SendRequest) -> Result<Sent, StepError> {
         let rider = req.run.take();

@@ -83,7 +83,8 @@ pub async fn me(
         );
         o.insert(
             "limits".into(),
-            serde_json::json!({ "max_upload_bytes": st.config.limits.max_upload_bytes }),
+            serde_json::json!({ "max_upload_bytes": st.config.limits.max_upload_bytes,
+                "media": crate::app::media::limits_json(st.config.limits.max_upload_bytes) }),
         );
     }
     Ok(ApiJson(v))

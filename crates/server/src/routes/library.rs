@@ -103,15 +103,19 @@ pub async fn file(
 pub struct SendBody {
     library_id: uuid::Uuid,
     caption: Option<String>,
+    /// As for a text (`human_agent_confirmed` for Messenger's and Instagram's `HUMAN_AGENT`).
+    #[serde(default)]
+    policy: crate::app::send::PolicyRequest,
 }
 
-/// `POST /conversations/{id}/attachments/library {library_id, caption?}`.
+/// `POST /conversations/{id}/attachments/library {library_id, caption?, policy?}`.
 pub async fn send(
     State(st): State<AppState>,
     me: CurrentAgent,
     Path(id): Path<ConversationId>,
     ApiJson(b): ApiJson<SendBody>,
 ) -> ApiResult<Response> {
-    let sent = library::send(&st, &me, id, b.library_id, b.caption.as_deref()).await?;
+    let file = (b.library_id, b.caption.as_deref(), b.policy);
+    let sent = library::send(&st, &me, id, file).await?;
     Ok(created(sent))
 }

@@ -23,9 +23,13 @@ use switchboard_store::Attachment;
 pub struct UploadParams {
     filename: String,
     caption: Option<String>,
+    /// "I am only replying; nothing promotional" (Messenger's and Instagram's `HUMAN_AGENT`).
+    #[serde(default)]
+    human_agent_confirmed: bool,
 }
 
-/// `POST /conversations/{id}/attachments?filename=…&caption=…` with the file as the raw body.
+/// `POST /conversations/{id}/attachments?filename=…&caption=…[&human_agent_confirmed=true]` with
+/// the file as the raw body.
 pub async fn upload(
     State(st): State<AppState>,
     me: CurrentAgent,
@@ -35,8 +39,12 @@ pub async fn upload(
 ) -> ApiResult<Response> {
     let limit = st.config.limits.max_upload_bytes;
     let body = body_within(body, "file_too_large", "files", limit)?;
-    let caption = p.caption.as_deref();
-    let sent = crate::app::media::upload(&st, &me, id, &p.filename, caption, body).await?;
+    let policy = crate::app::send::PolicyRequest {
+        human_agent_confirmed: p.human_agent_confirmed,
+        ..Default::default()
+    };
+    let file = (p.filename.as_str(), p.caption.as_deref(), policy);
+    let sent = crate::app::media::upload(&st, &me, id, file, body).await?;
     Ok(created(sent))
 }
 
@@ -71,6 +79,24 @@ pub async fn download(
     visible(&st, &me, a.conversation_id)
         .await
         .map_err(|_| ApiError::not_found("file"))?;
+    serve(&st, &a).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkParams {
+    exp: i64,
+    sig: String,
+}
+
+/// `GET /media/s/{id}?exp=…&sig=…`: a file by its signed link (a provider fetching what we
+/// send); no session.
+pub async fn signed_download(
+    State(st): State<AppState>,
+    Path(id): Path<uuid::Uuid>,
+    ApiQuery(p): ApiQuery<LinkParams>,
+) -> ApiResult<Response> {
+    let a = crate::app::media::by_link(&st, id, p.exp, &p.sig).await?;
     serve(&st, &a).await
 }
 

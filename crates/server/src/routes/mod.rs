@@ -664,6 +664,8 @@ pub fn router(st: AppState) -> Router {
         )
         .route("/widget.js", get(static_files::widget_js))
         .route("/widget-preview", get(static_files::widget_preview))
+        // Signed, expiring links providers fetch the files we send from (no session).
+        .route("/media/s/{id}", get(media::signed_download))
         .fallback(static_files::app)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(st.config.limits.max_body_bytes))
