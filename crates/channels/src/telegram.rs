@@ -779,6 +779,21 @@ impl Provider for Telegram {
         let token = setting(inbox, "bot_token")?;
         file_url(base_url(inbox, DEFAULT_API_BASE_URL), token, &answer.json())
     }
+    /// `getFile` refuses files over the Bot API's 20 MB download limit ("file is too big"):
+    /// that one never passes.
+    fn media_download(&self, inbox: &Inbox, answer: &ApiAnswer<'_>) -> Result<ApiCall, Failure> {
+        let v = answer.json();
+        let too_big = v["description"]
+            .as_str()
+            .is_some_and(|d| d.to_ascii_lowercase().contains("file is too big"));
+        if too_big {
+            return Err(refused("file_too_big_for_bot_api"));
+        }
+        match self.picture_url(inbox, answer) {
+            Some(url) => Ok(ApiCall::get(url)),
+            None => Err(crate::provider::media_unavailable(answer)),
+        }
+    }
     fn send_call(
         &self,
         inbox: &Inbox,

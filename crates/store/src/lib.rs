@@ -12,6 +12,7 @@ mod comments;
 #[cfg(test)]
 mod conformance;
 mod conversations;
+mod inbound_media;
 mod ingest;
 pub mod media;
 mod meta;
@@ -34,6 +35,7 @@ mod writes;
 pub use automation::*;
 pub use channel::*;
 pub use comments::*;
+pub use inbound_media::{FileOutcome, InboundFile, InboundMediaStore};
 pub use media::{Attachment, MediaStore};
 pub use provider::*;
 pub use push::{PushStore, PushSubscription};
@@ -76,6 +78,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 #[async_trait]
 pub trait Store:
     MediaStore
+    + InboundMediaStore
     + RoutingStore
     + ChannelStore
     + OutboxStore

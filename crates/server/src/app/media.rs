@@ -80,6 +80,7 @@ pub async fn upload(
         content_type,
         size_bytes: i64::try_from(body.len()).unwrap_or(i64::MAX),
         created_at: st.clock.now(),
+        inbound: None,
     };
     let path = media_path(st, att.id);
     tokio::task::spawn_blocking(move || -> std::io::Result<()> {
