@@ -19,6 +19,7 @@ pub mod ingest;
 pub mod keys;
 #[cfg(test)]
 mod layout;
+pub mod media_fetch;
 pub mod meta;
 pub mod metering;
 pub mod outbox;
@@ -32,6 +33,7 @@ pub mod responses;
 pub mod routes;
 pub mod routing;
 pub mod state;
+mod thumbnails;
 pub mod timers;
 pub mod writer_thread;
 
@@ -219,7 +221,15 @@ impl Application {
                 &config.data_dir,
             )),
         ));
+        let media_fetch = Arc::new(media_fetch::MediaFetcher::new(
+            &config.inbound_media,
+            store.clone(),
+            providers.clone(),
+            clock.clone(),
+            &config.data_dir,
+        )?);
         let state = AppState::new(Inner {
+            media_fetch,
             config,
             store,
             clock,
@@ -242,6 +252,7 @@ impl Application {
             trusted_proxies,
         });
         state.outbox.clone().start();
+        state.media_fetch.clone().start();
         if let Some(url) = state.config.nats_url.clone() {
             cluster::join(&url, state.clone(), sequencer)
                 .await

@@ -6,6 +6,7 @@ pub mod channel_actions;
 pub mod comment_rules;
 pub mod contacts;
 pub mod conversations;
+pub mod files;
 pub mod flows;
 pub mod inboxes;
 pub mod media;
@@ -542,6 +543,8 @@ pub fn router(st: AppState) -> Router {
                 .get(media::gallery),
         )
         .route("/media/{id}", get(media::download))
+        .route("/media/{id}/thumbnail", get(files::thumbnail))
+        .route("/attachments/{id}/retry", post(files::retry))
         .route(
             "/quick-replies",
             get(quick_replies::list).post(quick_replies::create),
