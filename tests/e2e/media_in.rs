@@ -79,7 +79,9 @@ impl Files {
 }
 
 async fn files_of(app: &TestApp, agent: &str, inbox: &str) -> (String, Vec<Value>) {
-    let list = app.conversations(agent, &format!("?inbox_id={inbox}")).await;
+    let list = app
+        .conversations(agent, &format!("?inbox_id={inbox}"))
+        .await;
     assert_eq!(list.len(), 1, "{list:?}");
     let conv = list[0]["id"].as_str().unwrap().to_owned();
     let page = app
@@ -91,7 +93,10 @@ async fn files_of(app: &TestApp, agent: &str, inbox: &str) -> (String, Vec<Value
         )
         .await;
     let last = page["items"].as_array().unwrap().last().cloned().unwrap();
-    (conv, last["attachments"].as_array().cloned().unwrap_or_default())
+    (
+        conv,
+        last["attachments"].as_array().cloned().unwrap_or_default(),
+    )
 }
 
 /// GET with the agent's session: status, content type and bytes.
@@ -180,12 +185,14 @@ async fn a_whatsapp_photo_is_downloaded_once_with_the_token_and_survives_two_fai
     // WhatsApp claims a JPEG; the bytes are a PNG: the bytes win.
     f.sb.add_whatsapp_media("1037543291543636", PICTURE_PNG.to_vec(), "image/jpeg");
     f.sb.fail_media("1037543291543636", 2);
-    let body = meta_json(&json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
+    let body = meta_json(
+        &json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
         "messaging_product": "whatsapp",
         "metadata": {"display_phone_number": "15550783881", "phone_number_id": PNID},
         "contacts": [{"profile": {"name": "Kim"}, "wa_id": "84901234567"}],
         "messages": [{"from": "84901234567", "id": "wamid.photo1", "timestamp": (T0.millis() / 1000).to_string(),
-            "type": "image", "image": {"id": "1037543291543636", "mime_type": "image/jpeg", "sha256": "x", "caption": "mẫu này"}}]}}]}]}));
+            "type": "image", "image": {"id": "1037543291543636", "mime_type": "image/jpeg", "sha256": "x", "caption": "mẫu này"}}]}}]}]}),
+    );
     assert_eq!(f.sb.whatsapp_post(PNID, body.clone()).await.unwrap(), 200);
     fails_twice_then_ready(&f).await;
     let (conv, files) = f.files().await;
@@ -213,7 +220,12 @@ async fn a_telegram_photo_is_fetched_by_get_file_and_a_file_past_the_bot_api_lim
     )
     .await;
     f.sb.add_telegram_file(BOT, "AgADbig", PICTURE_PNG.to_vec(), "image/png");
-    f.sb.add_telegram_file(BOT, "BQADhuge", vec![0_u8; 20 * 1024 * 1024 + 1], "application/pdf");
+    f.sb.add_telegram_file(
+        BOT,
+        "BQADhuge",
+        vec![0_u8; 20 * 1024 * 1024 + 1],
+        "application/pdf",
+    );
     let photo = json!({"message": {"message_id": 7, "date": T0.millis() / 1000,
         "from": {"id": 1_111_111, "is_bot": false, "first_name": "An"},
         "chat": {"id": 1_111_111, "type": "private", "first_name": "An"},
@@ -251,21 +263,37 @@ async fn a_telegram_photo_is_fetched_by_get_file_and_a_file_past_the_bot_api_lim
     let id = failed["id"].as_str().unwrap();
     let retried = f
         .app
-        .ok(Method::POST, &format!("/api/v1/attachments/{id}/retry"), &f.agent, None)
+        .ok(
+            Method::POST,
+            &format!("/api/v1/attachments/{id}/retry"),
+            &f.agent,
+            None,
+        )
         .await;
     assert_eq!(retried["state"], "pending");
     assert_eq!(f.fetch().await.failed, 1);
     assert_eq!(f.files().await.1[0]["state"], "failed");
     let (status, body) = f
         .app
-        .post(&format!("/api/v1/attachments/{photo_id}/retry"), &f.agent, json!({}))
+        .post(
+            &format!("/api/v1/attachments/{photo_id}/retry"),
+            &f.agent,
+            json!({}),
+        )
         .await;
-    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("not_failed")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("not_failed"))
+    );
     // Someone who does not see the conversation does not see the file either.
     let (_, other) = f.app.agent("binh@shop.vn", "Bình", "agent").await;
     let (status, _) = f
         .app
-        .post(&format!("/api/v1/attachments/{id}/retry"), &other, json!({}))
+        .post(
+            &format!("/api/v1/attachments/{id}/retry"),
+            &other,
+            json!({}),
+        )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
@@ -285,14 +313,18 @@ async fn meta_customer_sends(
     let body = json!({"object": object, "entry": [{"id": page, "time": T0.millis(), "messaging": [{
         "sender": {"id": "psid-media"}, "recipient": {"id": page}, "timestamp": T0.millis(),
         "message": {"mid": mid, "attachments": attachments}}]}]});
-    assert_eq!(meta.post_webhook(page, meta_json(&body)).await.unwrap(), 200);
+    assert_eq!(
+        meta.post_webhook(page, meta_json(&body)).await.unwrap(),
+        200
+    );
 }
 
 async fn meta_sandboxes(app: &TestApp) -> (switchboard_sandbox::meta::Sandbox, ChannelSandbox) {
     let clock = Arc::new(app.clock.clone());
-    let meta = switchboard_sandbox::meta::Sandbox::start(clock.clone(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let meta =
+        switchboard_sandbox::meta::Sandbox::start(clock.clone(), "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
     let cdn = ChannelSandbox::start(clock, "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
@@ -312,7 +344,11 @@ async fn a_messenger_photo_is_copied_and_html_posing_as_a_photo_is_only_a_downlo
     meta_customer_sends(&meta, "page", "777000555", "m_photo", &[&photo, &fake]).await;
     let run = || app.state.media_fetch.run_due(app.clock.now());
     let r = run().await;
-    assert_eq!((r.ready, r.retried), (1, 1), "the fake is ready at once, the photo retried");
+    assert_eq!(
+        (r.ready, r.retried),
+        (1, 1),
+        "the fake is ready at once, the photo retried"
+    );
     app.advance_minutes(1);
     assert_eq!(run().await.retried, 1);
     app.advance_minutes(2);
@@ -322,7 +358,10 @@ async fn a_messenger_photo_is_copied_and_html_posing_as_a_photo_is_only_a_downlo
     assert_photo_shown(&app, &agent, &conv, &files[0]).await;
     // The HTML is kept as opaque bytes: a download, never a picture, no thumbnail.
     let f = &files[1];
-    assert_eq!((f["state"].as_str(), f["content_type"].as_str()), (Some("ready"), Some("application/octet-stream")));
+    assert_eq!(
+        (f["state"].as_str(), f["content_type"].as_str()),
+        (Some("ready"), Some("application/octet-stream"))
+    );
     assert!(f.get("thumbnail_url").is_none(), "{f}");
     let r = app
         .http
@@ -333,12 +372,23 @@ async fn a_messenger_photo_is_copied_and_html_posing_as_a_photo_is_only_a_downlo
         .unwrap();
     assert_eq!(r.headers()["content-type"], "application/octet-stream");
     assert_eq!(r.headers()["x-content-type-options"], "nosniff");
-    assert!(r.headers()["content-disposition"].to_str().unwrap().starts_with("attachment"));
+    assert!(
+        r.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
     // Meta redelivers: nothing new.
     meta_customer_sends(&meta, "page", "777000555", "m_photo", &[&photo, &fake]).await;
     app.advance_minutes(10);
     assert_eq!(run().await, FetchReport::default());
-    assert_eq!((cdn.media_downloads("photo.jpg"), cdn.media_downloads("fake.jpg")), (1, 1));
+    assert_eq!(
+        (
+            cdn.media_downloads("photo.jpg"),
+            cdn.media_downloads("fake.jpg")
+        ),
+        (1, 1)
+    );
 }
 
 #[tokio::test]
@@ -349,10 +399,17 @@ async fn an_instagram_photo_is_shown_from_its_url_and_its_bytes_are_never_stored
     let inbox = create_page(&app, &meta, "17841000555", "instagram", &[&agent_id]).await;
     let url = cdn.add_cdn_media("ig.jpg", PICTURE_PNG.to_vec(), "image/jpeg");
     meta_customer_sends(&meta, "instagram", "17841000555", "aWdf_photo", &[&url]).await;
-    assert_eq!(app.state.media_fetch.run_due(app.clock.now()).await, FetchReport::default());
+    assert_eq!(
+        app.state.media_fetch.run_due(app.clock.now()).await,
+        FetchReport::default()
+    );
     let (conv, files) = files_of(&app, &agent, &inbox).await;
     let f = &files[0];
-    assert_eq!((f["state"].as_str(), f["kind"].as_str()), (Some("remote"), Some("image")), "{f}");
+    assert_eq!(
+        (f["state"].as_str(), f["kind"].as_str()),
+        (Some("remote"), Some("image")),
+        "{f}"
+    );
     assert_eq!(f["remote_url"], url.as_str());
     assert!(f["url"].is_null());
     // Nothing of it is in our store, and our media URL serves nothing.
@@ -365,7 +422,12 @@ async fn an_instagram_photo_is_shown_from_its_url_and_its_bytes_are_never_stored
     assert_eq!(status, StatusCode::NOT_FOUND);
     // The gallery lists it (from its URL).
     let gallery = app
-        .ok(Method::GET, &format!("/api/v1/conversations/{conv}/attachments"), &agent, None)
+        .ok(
+            Method::GET,
+            &format!("/api/v1/conversations/{conv}/attachments"),
+            &agent,
+            None,
+        )
         .await;
     assert_eq!(gallery["items"][0]["remote_url"], url.as_str());
 }
@@ -393,8 +455,12 @@ async fn zalo_sends(f: &Files, msg_id: &str, kind: &str, url: &str) {
 
 #[tokio::test]
 async fn a_zalo_photo_is_copied_once_and_an_oversize_file_fails_without_being_kept() {
-    let f = Files::start("zalo", zalo_settings, |c| c.inbound_media.max_bytes = 64 * 1024).await;
-    let url = f.sb.add_cdn_media("zalo.jpg", PICTURE_PNG.to_vec(), "image/jpeg");
+    let f = Files::start("zalo", zalo_settings, |c| {
+        c.inbound_media.max_bytes = 64 * 1024
+    })
+    .await;
+    let url =
+        f.sb.add_cdn_media("zalo.jpg", PICTURE_PNG.to_vec(), "image/jpeg");
     f.sb.fail_media("zalo.jpg", 2);
     zalo_sends(&f, "zimg0001", "image", &url).await;
     fails_twice_then_ready(&f).await;
@@ -406,11 +472,15 @@ async fn a_zalo_photo_is_copied_once_and_an_oversize_file_fails_without_being_ke
     assert_eq!(f.sb.media_downloads("zalo.jpg"), 1);
 
     // Past `inbound_media.max_bytes`: failed with the reason, nothing left in the store.
-    let big = f.sb.add_cdn_media("big.mp4", vec![7_u8; 100 * 1024], "video/mp4");
+    let big =
+        f.sb.add_cdn_media("big.mp4", vec![7_u8; 100 * 1024], "video/mp4");
     zalo_sends(&f, "zvid0002", "video", &big).await;
     assert_eq!(f.fetch().await.failed, 1);
     let (_, files) = f.files().await;
-    assert_eq!((files[0]["state"].as_str(), files[0]["error"].as_str()), (Some("failed"), Some("file_too_large")));
+    assert_eq!(
+        (files[0]["state"].as_str(), files[0]["error"].as_str()),
+        (Some("failed"), Some("file_too_large"))
+    );
     let id = files[0]["id"].as_str().unwrap();
     let media = f.app.state.config.data_dir.join("media");
     assert!(!media.join(id).exists());

@@ -1277,7 +1277,9 @@ impl Provider for WhatsApp {
         let token = setting(inbox, "access_token")?;
         let plain = !id.is_empty()
             && id.len() <= 128
-            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
         plain.then(|| {
             ApiCall::get(format!("{}/{id}", base_url(inbox, DEFAULT_API_BASE_URL)))
                 .header("authorization", format!("Bearer {token}"))
@@ -1286,7 +1288,11 @@ impl Provider for WhatsApp {
     /// The download URL needs the same Bearer token.
     fn media_download(&self, inbox: &Inbox, answer: &ApiAnswer<'_>) -> Result<ApiCall, Failure> {
         if !answer.ok() {
-            return Err(classify_error(answer.status, answer.body, answer.retry_after));
+            return Err(classify_error(
+                answer.status,
+                answer.body,
+                answer.retry_after,
+            ));
         }
         let token = setting(inbox, "access_token").ok_or_else(|| refused("token_expired"))?;
         let url = answer.json()["url"]

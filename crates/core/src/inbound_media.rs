@@ -219,34 +219,62 @@ mod tests {
             // WhatsApp
             (
                 json!({"type": "image", "media_id": "MID", "mime_type": "image/jpeg"}),
-                Some(("image", Source::WhatsAppMedia("MID".into()), FileState::Pending)),
+                Some((
+                    "image",
+                    Source::WhatsAppMedia("MID".into()),
+                    FileState::Pending,
+                )),
             ),
             (
                 json!({"type": "document", "media_id": "D", "filename": "../../hoá đơn.pdf"}),
-                Some(("file", Source::WhatsAppMedia("D".into()), FileState::Pending)),
+                Some((
+                    "file",
+                    Source::WhatsAppMedia("D".into()),
+                    FileState::Pending,
+                )),
             ),
             // Telegram
             (
                 json!({"type": "photo", "file_id": "AgAD"}),
-                Some(("image", Source::TelegramFile("AgAD".into()), FileState::Pending)),
+                Some((
+                    "image",
+                    Source::TelegramFile("AgAD".into()),
+                    FileState::Pending,
+                )),
             ),
             (
                 json!({"type": "voice", "file_id": "V"}),
-                Some(("audio", Source::TelegramFile("V".into()), FileState::Pending)),
+                Some((
+                    "audio",
+                    Source::TelegramFile("V".into()),
+                    FileState::Pending,
+                )),
             ),
             // Messenger, Zalo
             (
                 json!({"type": "video", "url": "https://cdn.example/v.mp4"}),
-                Some(("video", Source::Url("https://cdn.example/v.mp4".into()), FileState::Pending)),
+                Some((
+                    "video",
+                    Source::Url("https://cdn.example/v.mp4".into()),
+                    FileState::Pending,
+                )),
             ),
             (
                 json!({"type": "gif", "url": "https://cdn.example/g.gif"}),
-                Some(("image", Source::Url("https://cdn.example/g.gif".into()), FileState::Pending)),
+                Some((
+                    "image",
+                    Source::Url("https://cdn.example/g.gif".into()),
+                    FileState::Pending,
+                )),
             ),
             // Instagram: linked, never downloaded.
             (
                 json!({"type": "image", "url": "https://lookaside.fbsbx.com/x", "bytes_kept": false}),
-                Some(("image", Source::Url("https://lookaside.fbsbx.com/x".into()), FileState::Remote)),
+                Some((
+                    "image",
+                    Source::Url("https://lookaside.fbsbx.com/x".into()),
+                    FileState::Remote,
+                )),
             ),
             // Nothing to fetch.
             (json!({"type": "location", "url": "https://maps"}), None),

@@ -1389,7 +1389,8 @@ async fn tg_file(
     State(shared): State<Arc<Shared>>,
     Path((bot, path)): Path<(String, String)>,
 ) -> Response {
-    if let (Some(token), Some(file_id)) = (bot.strip_prefix("bot"), path.strip_prefix("documents/")) {
+    if let (Some(token), Some(file_id)) = (bot.strip_prefix("bot"), path.strip_prefix("documents/"))
+    {
         return tg_download(&shared, token, file_id);
     }
     let mut w = shared.world();
@@ -2137,7 +2138,13 @@ impl ChannelSandbox {
     }
 
     /// A Telegram file id of the bot (`getFile`, then `/file/bot<token>/<file_path>`).
-    pub fn add_telegram_file(&self, token: &str, file_id: &str, bytes: Vec<u8>, content_type: &str) {
+    pub fn add_telegram_file(
+        &self,
+        token: &str,
+        file_id: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) {
         let m = SbMedia {
             bytes: bytes.into(),
             content_type: content_type.into(),
@@ -2156,7 +2163,11 @@ impl ChannelSandbox {
 
     /// The file's downloads that succeeded.
     pub fn media_downloads(&self, name: &str) -> u32 {
-        self.shared.world().media.get(name).map_or(0, |m| m.downloads)
+        self.shared
+            .world()
+            .media
+            .get(name)
+            .map_or(0, |m| m.downloads)
     }
 }
 

@@ -175,10 +175,7 @@ impl MediaFetcher {
     }
 
     async fn fetch(&self, a: &Attachment) -> Result<FileOutcome, Failure> {
-        let inbound = a
-            .inbound
-            .as_ref()
-            .ok_or_else(|| refused("not_inbound"))?;
+        let inbound = a.inbound.as_ref().ok_or_else(|| refused("not_inbound"))?;
         let source = Source::parse(&inbound.source_kind, &inbound.source)
             .ok_or_else(|| refused("media_unavailable"))?;
         let inbox = self

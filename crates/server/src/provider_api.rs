@@ -468,7 +468,9 @@ impl Providers {
         };
         let p = switchboard_channels::for_channel(inbox.channel)
             .ok_or_else(|| fail("not_supported"))?;
-        let call = p.media_call(inbox, id).ok_or_else(|| fail("media_unavailable"))?;
+        let call = p
+            .media_call(inbox, id)
+            .ok_or_else(|| fail("media_unavailable"))?;
         let r = self.call_api(&call).await?;
         p.media_download(inbox, &r.answer())
     }

@@ -33,7 +33,8 @@ mod tests {
     use super::*;
 
     fn png(w: u32, h: u32) -> Vec<u8> {
-        let img = DynamicImage::ImageRgb8(image::RgbImage::from_pixel(w, h, image::Rgb([250, 120, 0])));
+        let img =
+            DynamicImage::ImageRgb8(image::RgbImage::from_pixel(w, h, image::Rgb([250, 120, 0])));
         let mut out = Vec::new();
         img.write_to(&mut std::io::Cursor::new(&mut out), ImageFormat::Png)
             .unwrap_or_default();

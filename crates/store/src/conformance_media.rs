@@ -21,13 +21,19 @@ async fn inbound_files_are_written_once_leased_once_and_finish_once() {
             panic!("{first:?}")
         };
         // The same webhook again: nothing new.
-        s.ingest_channel(&[item()], T0.plus_minutes(1)).await.unwrap();
+        s.ingest_channel(&[item()], T0.plus_minutes(1))
+            .await
+            .unwrap();
         let files = s.attachments_for_messages(&[m.message_id]).await.unwrap();
         assert_eq!(files.len(), 2, "{}", b.name);
         let (fetch, linked) = (&files[0], &files[1]);
         let inbound = fetch.inbound.clone().unwrap();
         assert_eq!(
-            (inbound.state.as_str(), inbound.kind.as_str(), inbound.source_kind.as_str()),
+            (
+                inbound.state.as_str(),
+                inbound.kind.as_str(),
+                inbound.source_kind.as_str()
+            ),
             ("pending", "image", "whatsapp_media"),
             "{}",
             b.name
@@ -59,7 +65,10 @@ async fn inbound_files_are_written_once_leased_once_and_finish_once() {
         assert!(s.file_fetched(fetch.id, &failed, T0).await.unwrap());
         let a = s.attachment(fetch.id).await.unwrap().unwrap();
         let i = a.inbound.unwrap();
-        assert_eq!((i.state.as_str(), i.last_error.as_deref()), ("failed", Some("media_unavailable")));
+        assert_eq!(
+            (i.state.as_str(), i.last_error.as_deref()),
+            ("failed", Some("media_unavailable"))
+        );
         let events = s.events_since(seq, None, 10).await.unwrap();
         assert_eq!(events.len(), 1, "{}", b.name);
         assert_eq!(events[0].kind, EventKind::MessageUpdated);
@@ -68,8 +77,14 @@ async fn inbound_files_are_written_once_leased_once_and_finish_once() {
 
         // An agent retries it: pending now, from the first attempt; then it is ready.
         assert!(s.retry_file(fetch.id, T0.plus_minutes(9)).await.unwrap());
-        assert!(!s.retry_file(fetch.id, T0.plus_minutes(9)).await.unwrap(), "only a failed one");
-        let got = s.claim_due_files(T0.plus_minutes(9), lease, 10).await.unwrap();
+        assert!(
+            !s.retry_file(fetch.id, T0.plus_minutes(9)).await.unwrap(),
+            "only a failed one"
+        );
+        let got = s
+            .claim_due_files(T0.plus_minutes(9), lease, 10)
+            .await
+            .unwrap();
         assert_eq!(got[0].inbound.as_ref().unwrap().attempts, 1, "{}", b.name);
         let ready = FileOutcome::Ready {
             content_type: "image/jpeg".into(),
@@ -77,12 +92,21 @@ async fn inbound_files_are_written_once_leased_once_and_finish_once() {
             thumbnail_key: Some(format!("thumbs/{}", fetch.id)),
         };
         assert!(s.file_fetched(fetch.id, &ready, T0).await.unwrap());
-        assert!(!s.file_fetched(fetch.id, &failed, T0).await.unwrap(), "ended once");
+        assert!(
+            !s.file_fetched(fetch.id, &failed, T0).await.unwrap(),
+            "ended once"
+        );
         let a = s.attachment(fetch.id).await.unwrap().unwrap();
-        assert_eq!((a.content_type.as_str(), a.size_bytes), ("image/jpeg", 1234));
+        assert_eq!(
+            (a.content_type.as_str(), a.size_bytes),
+            ("image/jpeg", 1234)
+        );
         assert_eq!(a.inbound.unwrap().state, "ready");
         // The gallery lists both.
-        let gallery = s.conversation_attachments(m.conversation_id, 10).await.unwrap();
+        let gallery = s
+            .conversation_attachments(m.conversation_id, 10)
+            .await
+            .unwrap();
         assert_eq!(gallery.len(), 2, "{}", b.name);
     }
 }

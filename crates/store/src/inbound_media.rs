@@ -60,7 +60,9 @@ pub(crate) fn inbound_row(r: &impl RowRead) -> Result<Option<InboundFile>> {
             .try_get::<Option<String>, _>("media_kind")?
             .unwrap_or_else(|| "file".into()),
         source_kind,
-        source: r.try_get::<Option<String>, _>("source")?.unwrap_or_default(),
+        source: r
+            .try_get::<Option<String>, _>("source")?
+            .unwrap_or_default(),
         inbox_id: InboxId(uuid_of(r, "inbox_id")?),
         attempts: r.try_get("attempts")?,
         next_attempt_at: opt_ts(r, "next_attempt_at")?,
@@ -135,7 +137,12 @@ pub trait InboundMediaStore {
 }
 
 /// Tells the open thread that a message's files changed (clients fetch the message again).
-async fn files_changed<D: Db>(d: &D, mut tx: D::Tx, message: MessageId, now: Timestamp) -> Result<()> {
+async fn files_changed<D: Db>(
+    d: &D,
+    mut tx: D::Tx,
+    message: MessageId,
+    now: Timestamp,
+) -> Result<()> {
     let Some(m) = lock_message(&mut *tx, message).await? else {
         return commit(d, tx, &mut []).await;
     };
@@ -160,10 +167,12 @@ impl<D: Db> InboundMediaStore for D {
         lease_until: Timestamp,
         limit: u32,
     ) -> Result<Vec<Attachment>> {
-        q("UPDATE attachments SET attempts = attempts + 1, next_attempt_at = $1 WHERE id IN ( \
+        q(
+            "UPDATE attachments SET attempts = attempts + 1, next_attempt_at = $1 WHERE id IN ( \
              SELECT id FROM attachments WHERE state = 'pending' AND next_attempt_at <= $2 \
              ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
-           AND state = 'pending' AND next_attempt_at <= $2 RETURNING *")
+           AND state = 'pending' AND next_attempt_at <= $2 RETURNING *",
+        )
         .bind(lease_until.millis())
         .bind(now.millis())
         .bind(i64::from(limit))
@@ -179,9 +188,11 @@ impl<D: Db> InboundMediaStore for D {
                 content_type,
                 size_bytes,
                 thumbnail_key,
-            } => q("UPDATE attachments SET state = 'ready', content_type = $2, size_bytes = $3, \
+            } => q(
+                "UPDATE attachments SET state = 'ready', content_type = $2, size_bytes = $3, \
                    thumbnail_key = $4, next_attempt_at = NULL, last_error = NULL \
-                 WHERE id = $1 AND state = 'pending' RETURNING message_id")
+                 WHERE id = $1 AND state = 'pending' RETURNING message_id",
+            )
             .bind(id.to_string())
             .bind(content_type.as_str())
             .bind(*size_bytes)

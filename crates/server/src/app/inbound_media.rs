@@ -53,7 +53,11 @@ async fn visible_file(st: &AppState, me: &CurrentAgent, id: uuid::Uuid) -> ApiRe
 
 /// An agent who sees the conversation tries a failed download again (now, from the first of its
 /// attempts). Returns the file's JSON.
-pub async fn retry(st: &AppState, me: &CurrentAgent, id: uuid::Uuid) -> ApiResult<serde_json::Value> {
+pub async fn retry(
+    st: &AppState,
+    me: &CurrentAgent,
+    id: uuid::Uuid,
+) -> ApiResult<serde_json::Value> {
     visible_file(st, me, id).await?;
     if !st.store.retry_file(id, st.clock.now()).await? {
         return Err(ApiError::new(

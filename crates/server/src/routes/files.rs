@@ -13,7 +13,9 @@ pub async fn retry(
     me: CurrentAgent,
     Path(id): Path<uuid::Uuid>,
 ) -> ApiResult<ApiJson<serde_json::Value>> {
-    Ok(ApiJson(crate::app::inbound_media::retry(&st, &me, id).await?))
+    Ok(ApiJson(
+        crate::app::inbound_media::retry(&st, &me, id).await?,
+    ))
 }
 
 pub async fn thumbnail(
