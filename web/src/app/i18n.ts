@@ -1628,6 +1628,7 @@ export function t(key: Key, vars?: Record<string, string | number>): string {
 const serverErrors: Record<Lang, Record<string, string>> = {
   en: {
     conversation_claimed: 'Someone else is handling this conversation.',
+    not_failed: 'This file is not waiting for a retry.',
     claim_required: 'Take this conversation before replying.',
     conversation_resolved: 'This conversation is resolved; reopen it first.',
     agent_not_eligible: 'That agent is not a member of this inbox.',
@@ -1689,6 +1690,7 @@ const serverErrors: Record<Lang, Record<string, string>> = {
   },
   vi: {
     conversation_claimed: 'Hội thoại này đã có người khác tiếp nhận.',
+    not_failed: 'Tệp này không cần tải lại.',
     claim_required: 'Hãy tiếp nhận hội thoại trước khi trả lời.',
     conversation_resolved: 'Hội thoại đã kết thúc; hãy mở lại trước.',
     agent_not_eligible: 'Nhân viên này không thuộc kênh này.',
