@@ -10,6 +10,7 @@ mod flows;
 mod media_in;
 mod meta;
 mod multinode;
+mod object_storage;
 mod profiles;
 mod push;
 mod realtime;

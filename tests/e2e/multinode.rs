@@ -35,6 +35,8 @@ struct Cluster {
     nats_url: String,
     dir: tempfile::TempDir,
     clock_file: PathBuf,
+    /// More settings for every node (e.g. a shared media bucket).
+    env: Vec<(String, String)>,
 }
 
 impl Cluster {
@@ -48,6 +50,7 @@ impl Cluster {
             nats_url: nats_url.to_owned(),
             dir,
             clock_file,
+            env: Vec::new(),
         }
     }
 
@@ -69,6 +72,7 @@ impl Cluster {
             .env_remove("SWITCHBOARD_CONFIG")
             .current_dir(self.dir.path())
             .kill_on_drop(true);
+        c.envs(self.env.iter().map(|(k, v)| (k, v)));
         c
     }
 
@@ -101,6 +105,19 @@ impl Cluster {
             child,
             http: switchboard_server::outbox::http_client(30_000).unwrap(),
         }
+    }
+
+    /// `migrate` on PostgreSQL, then the first admin, as an operator would.
+    async fn migrate_and_seed(&self) {
+        let migrated = self
+            .command("migrate")
+            .arg("migrate")
+            .stdout(Stdio::null())
+            .status()
+            .await
+            .unwrap();
+        assert!(migrated.success());
+        seed_admin(self).await;
     }
 
     /// Moves both nodes' clocks forward.
@@ -282,6 +299,94 @@ async fn seed_admin(cluster: &Cluster) {
     assert!(c.wait().await.unwrap().success(), "user add");
 }
 
+/// With one S3-compatible bucket configured on both nodes, a file uploaded through one node is
+/// served by the other (its disk never had it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_serve_each_others_files_from_one_bucket() {
+    let (Some((db, nats)), Some(s3)) = (settings(), crate::support::test_s3_bucket().await) else {
+        eprintln!(
+            "multi-node media test not run: set SWITCHBOARD_TEST_DATABASE_URL, SWITCHBOARD_TEST_NATS_URL and SWITCHBOARD_TEST_S3_URL"
+        );
+        return;
+    };
+    let mut cluster = Cluster::new(&db, &nats).await;
+    cluster.env = [
+        ("BUCKET", s3.bucket.as_str()),
+        ("ENDPOINT", &s3.endpoint),
+        ("ACCESS_KEY_ID", &s3.access_key_id),
+        ("SECRET_ACCESS_KEY", &s3.secret_access_key),
+        ("ALLOW_HTTP", "true"),
+    ]
+    .iter()
+    .map(|(k, v)| (format!("SWITCHBOARD_MEDIA__S3__{k}"), (*v).to_owned()))
+    .collect();
+    cluster.migrate_and_seed().await;
+    let a = cluster.start("a").await;
+    let b = cluster.start("b").await;
+    let admin_a = a.login("admin@shop.vn").await;
+    let admin_b = b.login("admin@shop.vn").await;
+    let inbox = a
+        .ok(
+            Method::POST,
+            "/api/v1/inboxes",
+            &admin_a,
+            Some(json!({"name": "Web", "channel": "livechat"})),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let visitor = a.visitor(&inbox).await;
+    let conv = a.says(&visitor, "cho xem ảnh").await["message"]["conversation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    a.ok(
+        Method::POST,
+        &format!("/api/v1/conversations/{conv}/claim"),
+        &admin_a,
+        None,
+    )
+    .await;
+    let pdf = b"%PDF-1.7\n bang gia thang 12".to_vec();
+    let up = a
+        .http
+        .post(format!(
+            "{}/api/v1/conversations/{conv}/attachments?filename=bang-gia.pdf",
+            a.base
+        ))
+        .bearer_auth(&admin_a)
+        .body(pdf.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(up.status(), StatusCode::CREATED);
+    let id = up.json::<Value>().await.unwrap()["attachments"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Node B serves it (to the agent and to the visitor) although only node A received it.
+    for (path, token) in [
+        (format!("/api/v1/media/{id}"), &admin_b),
+        (format!("/widget/v1/media/{id}"), &visitor),
+    ] {
+        let r = b
+            .http
+            .get(format!("{}{path}", b.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        assert_eq!(r.headers()["content-type"], "application/pdf");
+        assert!(
+            r.bytes().await.unwrap() == pdf,
+            "{path}: other bytes came back"
+        );
+    }
+    assert!(!cluster.dir.path().join("a/media").join(&id).exists());
+}
+
 fn settings() -> Option<(String, String)> {
     let db = std::env::var("SWITCHBOARD_TEST_DATABASE_URL")
         .ok()
@@ -311,16 +416,7 @@ async fn two_nodes_act_as_one_service() {
         return;
     };
     let cluster = Cluster::new(&db, &nats).await;
-    // `migrate` on PostgreSQL, then the first admin, as an operator would.
-    let migrated = cluster
-        .command("migrate")
-        .arg("migrate")
-        .stdout(Stdio::null())
-        .status()
-        .await
-        .unwrap();
-    assert!(migrated.success());
-    seed_admin(&cluster).await;
+    cluster.migrate_and_seed().await;
     let mut a = cluster.start("a").await;
     let b = cluster.start("b").await;
     let admin_a = a.login("admin@shop.vn").await;

@@ -640,3 +640,40 @@ pub async fn create_page(
     });
     id
 }
+
+/// A fresh bucket on the S3-compatible server the test script starts (`SWITCHBOARD_TEST_S3_URL`),
+/// or `None` when no such server is configured.
+pub async fn test_s3_bucket() -> Option<switchboard_server::config::S3Config> {
+    let endpoint = std::env::var("SWITCHBOARD_TEST_S3_URL")
+        .ok()
+        .filter(|s| !s.is_empty())?;
+    let endpoint = endpoint.trim_end_matches('/').to_owned();
+    let bucket = format!("sb-{}", uuid::Uuid::now_v7().simple());
+    switchboard_server::provider_api::tls_provider();
+    // The local server takes an unsigned bucket creation (a real S3 would want the operator to
+    // make the bucket beforehand).
+    let made = reqwest::Client::new()
+        .put(format!("{endpoint}/{bucket}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(made.status().is_success(), "creating {bucket}: {made:?}");
+    Some(switchboard_server::config::S3Config {
+        bucket,
+        endpoint,
+        access_key_id: "test".into(),
+        secret_access_key: "test".into(),
+        allow_http: true,
+        ..Default::default()
+    })
+}
+
+/// The bytes of an object in a test bucket, read from the bucket itself (not through the app).
+pub async fn s3_object(s3: &switchboard_server::config::S3Config, key: &str) -> Option<Vec<u8>> {
+    let bucket = switchboard_server::media_store::MediaStore::s3(s3).unwrap();
+    match bucket.bytes(key, u64::MAX).await {
+        Ok(b) => Some(b.to_vec()),
+        Err(switchboard_server::media_store::MediaError::NotFound) => None,
+        Err(e) => panic!("reading {key} from the bucket: {e}"),
+    }
+}

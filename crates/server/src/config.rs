@@ -49,8 +49,68 @@ pub struct Config {
     pub billing: BillingConfig,
     /// Web Push to agents' browsers.
     pub push: PushConfig,
+    /// Where files live: `<data_dir>/media` by default, an S3-compatible bucket for several nodes.
+    pub media: MediaConfig,
     /// `tracing` filter, e.g. `info` or `switchboard=debug`.
     pub log: String,
+}
+
+/// Where media (attachments, thumbnails, customers' pictures) are kept.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    /// An S3-compatible bucket shared by every node. Unset: files under `<data_dir>/media`
+    /// (one node; several nodes need a shared bucket, or each serves only its own uploads).
+    pub s3: Option<S3Config>,
+}
+
+/// An S3-compatible bucket (AWS S3, MinIO, Garage, Ceph RGW, Cloudflare R2, …).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Config {
+    pub bucket: String,
+    /// The service's URL, e.g. `http://127.0.0.1:9000` for a local MinIO. Empty: AWS S3 in
+    /// `region`.
+    pub endpoint: String,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// Let `endpoint` be plain `http://` (a store on the same private network).
+    pub allow_http: bool,
+    /// Put keys under this prefix (several deployments in one bucket).
+    pub prefix: String,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        Self {
+            bucket: String::new(),
+            endpoint: String::new(),
+            region: "us-east-1".into(),
+            access_key_id: String::new(),
+            secret_access_key: String::new(),
+            allow_http: false,
+            prefix: String::new(),
+        }
+    }
+}
+
+// The secret key never reaches logs.
+impl std::fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("bucket", &self.bucket)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field(
+                "secret_access_key",
+                &(!self.secret_access_key.is_empty()).then_some("***"),
+            )
+            .field("allow_http", &self.allow_http)
+            .field("prefix", &self.prefix)
+            .finish()
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -328,6 +388,7 @@ impl Default for Config {
             inbound_media: InboundMediaConfig::default(),
             billing: BillingConfig::default(),
             push: PushConfig::default(),
+            media: MediaConfig::default(),
             log: "info".into(),
         }
     }
@@ -361,6 +422,7 @@ impl std::fmt::Debug for Config {
             .field("inbound_media", &self.inbound_media)
             .field("billing", &self.billing)
             .field("push", &self.push)
+            .field("media", &self.media)
             .field("log", &self.log)
             .finish()
     }
@@ -499,5 +561,36 @@ mod tests {
         let s = format!("{c:?}");
         assert!(!s.contains("hunter2"), "{s}");
         assert!(s.contains("postgres://***@db/sb"));
+        let c = Config {
+            media: MediaConfig {
+                s3: Some(S3Config {
+                    bucket: "b".into(),
+                    secret_access_key: "wJalrXUtnFEMI".into(),
+                    ..S3Config::default()
+                }),
+            },
+            ..Config::default()
+        };
+        let s = format!("{c:?}");
+        assert!(!s.contains("wJalrXUtnFEMI"), "{s}");
+    }
+
+    #[test]
+    fn an_s3_bucket_is_configured_from_the_environment_shape() {
+        let c: Result<Config, _> = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(
+                "[media.s3]\nbucket = \"sb\"\nendpoint = \"http://127.0.0.1:9000\"\nallow_http = true",
+            ))
+            .extract();
+        let s3 = c.map_err(|e| e.to_string()).map(|c| c.media.s3);
+        let s3 = s3.as_ref().map(|s| {
+            s.as_ref()
+                .map(|s| (s.bucket.as_str(), s.region.as_str(), s.allow_http))
+        });
+        assert_eq!(s3, Ok(Some(("sb", "us-east-1", true))));
+        let bad: Result<Config, _> = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string("[media.s3]\nbuckt = \"sb\""))
+            .extract();
+        assert!(bad.is_err());
     }
 }

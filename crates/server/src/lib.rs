@@ -20,6 +20,7 @@ pub mod keys;
 #[cfg(test)]
 mod layout;
 pub mod media_fetch;
+pub mod media_store;
 pub mod meta;
 pub mod metering;
 pub mod outbox;
@@ -200,6 +201,8 @@ impl Application {
         if config.public_url.is_none() && config.bind.port() == 0 {
             config.public_url = Some(format!("http://{}", listener.local_addr()?));
         }
+        let media = media_store::MediaStore::open(&config.media, &config.data_dir)?;
+        tracing::info!(store = ?media, "media");
         let providers = Arc::new(provider_api::Providers::new(
             tariff,
             provider_api::http_client(config.outbox.http_timeout_ms)?,
@@ -218,7 +221,7 @@ impl Application {
                 store.clone(),
                 providers.clone(),
                 clock.clone(),
-                &config.data_dir,
+                media.clone(),
             )),
         ));
         let media_fetch = Arc::new(media_fetch::MediaFetcher::new(
@@ -226,12 +229,13 @@ impl Application {
             store.clone(),
             providers.clone(),
             clock.clone(),
-            &config.data_dir,
+            media.clone(),
         )?);
         let state = AppState::new(Inner {
             media_fetch,
             config,
             store,
+            media,
             clock,
             bus,
             access,

@@ -9,8 +9,8 @@
 //! the file is `failed` and an agent may retry it. `run_due(now)` is the deterministic entry point
 //! tests drive; `start` runs it in a loop.
 //!
-//! The bytes stream to disk chunk by chunk (never whole in memory), bounded by
-//! `inbound_media.max_bytes` while streaming; the type comes from the first bytes
+//! The bytes stream into the media store (`media_store`: a directory or an S3 bucket) part by
+//! part (never whole in memory), bounded by `inbound_media.max_bytes` while streaming; the type comes from the first bytes
 //! (`core::media::sniff`), never from the provider's claim. Pictures get a small JPEG thumbnail,
 //! decoded with limits (a decompression bomb is refused, not expanded). Videos get none: there is
 //! no video decoder here, and the thread shows the browser's first frame instead.
@@ -18,9 +18,9 @@
 
 use crate::clock::Clock;
 use crate::config::InboundMediaConfig;
+use crate::media_store::{MediaError, MediaStore};
 use crate::provider_api::{Providers, transport_failure};
 use futures_util::StreamExt;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_channels::meta::Failure;
@@ -28,7 +28,6 @@ use switchboard_channels::provider::{ApiCall, refused};
 use switchboard_core::Timestamp;
 use switchboard_core::inbound_media::{self, Source};
 use switchboard_store::{Attachment, FileOutcome, Store};
-use tokio::io::AsyncWriteExt;
 use tokio::sync::Notify;
 
 /// How long a claimed file is reserved for the worker that claimed it.
@@ -40,8 +39,6 @@ const AT_ONCE: usize = 4;
 const THUMB_PX: u32 = 320;
 /// Pictures larger than this (bytes) get no thumbnail (their decode would be too costly).
 const THUMB_MAX_BYTES: u64 = 25 * 1024 * 1024;
-/// Bytes read for the type.
-const HEAD: usize = 32;
 
 /// What one `run_due` did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -56,8 +53,7 @@ pub struct MediaFetcher {
     providers: Arc<Providers>,
     clock: Arc<dyn Clock>,
     http: reqwest::Client,
-    /// `<data_dir>/media`.
-    dir: PathBuf,
+    media: MediaStore,
     cfg: InboundMediaConfig,
     notify: Notify,
 }
@@ -67,11 +63,6 @@ fn failure(reason: &'static str, retry: bool) -> Failure {
         retry,
         ..refused(reason)
     }
-}
-
-/// Where the media store keeps a key (`<id>`, `thumbs/<id>`).
-pub fn media_file(media_dir: &Path, key: &str) -> PathBuf {
-    media_dir.join(key)
 }
 
 /// The key of a file's thumbnail.
@@ -85,14 +76,14 @@ impl MediaFetcher {
         store: Arc<dyn Store>,
         providers: Arc<Providers>,
         clock: Arc<dyn Clock>,
-        data_dir: &Path,
+        media: MediaStore,
     ) -> anyhow::Result<Self> {
         Ok(Self {
             store,
             providers,
             clock,
             http: crate::provider_api::http_client(cfg.download_timeout_ms)?,
-            dir: data_dir.join("media"),
+            media,
             cfg: cfg.clone(),
             notify: Notify::new(),
         })
@@ -206,7 +197,7 @@ impl MediaFetcher {
         for (k, v) in &call.headers {
             req = req.header(*k, v);
         }
-        let mut resp = req.send().await.map_err(|e| transport_failure(&e))?;
+        let resp = req.send().await.map_err(|e| transport_failure(&e))?;
         let status = resp.status().as_u16();
         if !resp.status().is_success() {
             // The CDN's URL expired (403/404/410) or the token was refused: not worth retrying.
@@ -217,61 +208,52 @@ impl MediaFetcher {
         if resp.content_length().is_some_and(|n| n > max) {
             return Err(refused("file_too_large"));
         }
-        let mut sink = self.open(key).await?;
-        let mut head = Vec::with_capacity(HEAD);
-        let mut size: u64 = 0;
-        let result: Result<(), Failure> = async {
-            while let Some(chunk) = resp.chunk().await.map_err(|e| transport_failure(&e))? {
-                size += chunk.len() as u64;
-                if size > max {
-                    return Err(refused("file_too_large"));
-                }
-                if head.len() < HEAD {
-                    let take = (HEAD - head.len()).min(chunk.len());
-                    head.extend_from_slice(&chunk[..take]);
-                }
-                sink.write(&chunk).await?;
+        let chunks = futures_util::stream::unfold(Some(resp), |r| async move {
+            let mut r = r?;
+            match r.chunk().await {
+                Ok(Some(c)) => Some((Ok(c), Some(r))),
+                Ok(None) => None,
+                Err(e) => Some((Err(e), None)),
             }
-            Ok(())
-        }
-        .await;
-        match result {
-            Ok(()) => {
-                sink.finish().await?;
-                Ok((size, switchboard_core::media::sniff(&head)))
-            }
-            Err(f) => {
-                sink.abandon().await;
-                Err(f)
+        });
+        match self.media.put_stream(key, chunks, max).await {
+            Ok(w) => Ok((w.size, switchboard_core::media::sniff(&w.head))),
+            Err(MediaError::TooLarge(_)) => Err(refused("file_too_large")),
+            // Cut short on the way: the next attempt may get it whole.
+            Err(MediaError::Source(_)) => Err(failure("download_interrupted", true)),
+            Err(e) => {
+                tracing::error!(error = %e, "media: storing a download failed");
+                Err(failure("store_failed", true))
             }
         }
-    }
-
-    async fn open(&self, key: &str) -> Result<Sink, Failure> {
-        Sink::create(media_file(&self.dir, key)).await
     }
 
     /// A small JPEG of a stored picture, or none when it cannot be decoded within limits.
     async fn thumbnail(&self, id: uuid::Uuid) -> Option<String> {
-        let src = media_file(&self.dir, &id.to_string());
         let key = thumbnail_key(id);
-        let dst = media_file(&self.dir, &key);
-        let made = tokio::task::spawn_blocking(move || -> Result<(), String> {
-            let bytes = std::fs::read(&src).map_err(|e| e.to_string())?;
-            let jpeg = crate::thumbnails::jpeg_thumbnail(&bytes, THUMB_PX)?;
-            if let Some(dir) = dst.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-            }
-            std::fs::write(&dst, jpeg).map_err(|e| e.to_string())
+        let bytes = self
+            .media
+            .bytes(&id.to_string(), THUMB_MAX_BYTES)
+            .await
+            .ok()?;
+        let made = tokio::task::spawn_blocking(move || {
+            crate::thumbnails::jpeg_thumbnail(&bytes, THUMB_PX)
         })
         .await;
-        match made {
-            Ok(Ok(())) => Some(key),
+        let jpeg = match made {
+            Ok(Ok(j)) => j,
             Ok(Err(e)) => {
                 tracing::info!(attachment = %id, error = %e, "media: no thumbnail");
+                return None;
+            }
+            Err(_) => return None,
+        };
+        match self.media.put(&key, jpeg.into()).await {
+            Ok(()) => Some(key),
+            Err(e) => {
+                tracing::warn!(attachment = %id, error = %e, "media: storing a thumbnail failed");
                 None
             }
-            Err(_) => None,
         }
     }
 
@@ -298,52 +280,5 @@ impl MediaFetcher {
                 }
             }
         });
-    }
-}
-
-/// A file being written: `<path>.part` until it is complete, then renamed into place, so a
-/// reader never sees half a file.
-struct Sink {
-    file: tokio::fs::File,
-    part: PathBuf,
-    path: PathBuf,
-}
-
-fn store_failed(e: &std::io::Error) -> Failure {
-    tracing::error!(error = %e, "media: writing a file failed");
-    failure("store_failed", true)
-}
-
-impl Sink {
-    async fn create(path: PathBuf) -> Result<Self, Failure> {
-        if let Some(dir) = path.parent() {
-            tokio::fs::create_dir_all(dir)
-                .await
-                .map_err(|e| store_failed(&e))?;
-        }
-        let mut part = path.clone().into_os_string();
-        part.push(".part");
-        let part = PathBuf::from(part);
-        let file = tokio::fs::File::create(&part)
-            .await
-            .map_err(|e| store_failed(&e))?;
-        Ok(Self { file, part, path })
-    }
-    async fn write(&mut self, chunk: &[u8]) -> Result<(), Failure> {
-        self.file
-            .write_all(chunk)
-            .await
-            .map_err(|e| store_failed(&e))
-    }
-    async fn finish(mut self) -> Result<(), Failure> {
-        self.file.flush().await.map_err(|e| store_failed(&e))?;
-        self.file.sync_all().await.map_err(|e| store_failed(&e))?;
-        tokio::fs::rename(&self.part, &self.path)
-            .await
-            .map_err(|e| store_failed(&e))
-    }
-    async fn abandon(self) {
-        drop(self.file);
-        let _ = tokio::fs::remove_file(&self.part).await;
     }
 }

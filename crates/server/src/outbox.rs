@@ -351,11 +351,6 @@ impl Outbox {
         self.profile_sync.run(job).await
     }
 
-    /// Where our copy of a contact's picture is kept.
-    pub fn avatar_path(&self, file: &str) -> Option<std::path::PathBuf> {
-        self.profile_sync.path(file)
-    }
-
     /// The production loop: start a run of what is due (up to [`RUNS`] at once, so a run stuck
     /// on a hanging provider leaves room for the next), then wait for a wake-up or the next due
     /// row. Runs never share a row: each claims its own.

@@ -4,13 +4,13 @@
 //! Shopee). Runs off the webhook's hot path (the outbox worker), and at once when an agent
 //! presses "sync from channel".
 //!
-//! Pictures are copied into `<data_dir>/media/avatars/<file>` once per picture (the provider's
+//! Pictures are copied into the media store (`avatars/<file>`) once per picture (the provider's
 //! URLs expire): only images by their bytes, at most [`MAX_PICTURE_BYTES`]. Where the platform's
 //! policy forbids keeping the bytes (Instagram) the provider's URL is kept and shown instead.
 
 use crate::clock::Clock;
+use crate::media_store::MediaStore;
 use crate::provider_api::Providers;
-use std::path::PathBuf;
 use std::sync::Arc;
 use switchboard_channels::meta::Failure;
 use switchboard_channels::provider::{MAX_PICTURE_BYTES, Picture, PictureSource, Profile};
@@ -41,7 +41,7 @@ pub struct ProfileSync {
     store: Arc<dyn Store>,
     providers: Arc<Providers>,
     clock: Arc<dyn Clock>,
-    dir: PathBuf,
+    media: MediaStore,
 }
 
 fn fail(reason: &'static str) -> Failure {
@@ -49,25 +49,18 @@ fn fail(reason: &'static str) -> Failure {
 }
 
 impl ProfileSync {
-    /// `data_dir`: pictures go to its `media/avatars`.
     pub fn new(
         store: Arc<dyn Store>,
         providers: Arc<Providers>,
         clock: Arc<dyn Clock>,
-        data_dir: &std::path::Path,
+        media: MediaStore,
     ) -> Self {
         Self {
             store,
             providers,
             clock,
-            dir: data_dir.join("media").join("avatars"),
+            media,
         }
-    }
-
-    /// Where our copy of a picture is.
-    pub fn path(&self, file: &str) -> Option<PathBuf> {
-        let plain = !file.is_empty() && file.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
-        plain.then(|| self.dir.join(file))
     }
 
     /// Fetches the profile and applies what `core::contact` decides: the name, a new picture
@@ -137,8 +130,8 @@ impl ProfileSync {
             tracing::warn!(error = %e, "profile sync: keeping the username failed");
         }
         // The copy of the previous picture is no longer shown.
-        if let Some(old) = replaced.as_deref().and_then(|f| self.path(f)) {
-            let _ = tokio::fs::remove_file(old).await;
+        if let Some(old) = replaced.as_deref() {
+            let _ = self.media.delete(&avatar_key(old)).await;
         }
         Ok(done)
     }
@@ -207,20 +200,18 @@ impl ProfileSync {
             .download_picture(&url, MAX_PICTURE_BYTES)
             .await?;
         let file = uuid::Uuid::now_v7().to_string();
-        let path = self.path(&file).ok_or_else(|| fail("store_failed"))?;
-        let dir = self.dir.clone();
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            std::fs::create_dir_all(&dir)?;
-            let mut f = std::fs::File::create(&path)?;
-            std::io::Write::write_all(&mut f, &bytes)?;
-            f.sync_all()
-        })
-        .await
-        .map_err(|_| fail("store_failed"))?
-        .map_err(|e| {
-            tracing::error!(error = %e, "could not store a contact's picture");
-            fail("store_failed")
-        })?;
+        self.media
+            .put(&avatar_key(&file), bytes.into())
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "could not store a contact's picture");
+                fail("store_failed")
+            })?;
         Ok((file, content_type))
     }
+}
+
+/// Where our copy of a picture is in the media store.
+pub fn avatar_key(file: &str) -> String {
+    format!("avatars/{file}")
 }

@@ -112,7 +112,7 @@ fn origin(url: &str) -> &str {
 }
 
 /// Installs rustls' ring provider once (reqwest is built without a default provider).
-fn tls_provider() {
+pub fn tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 

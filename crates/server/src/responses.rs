@@ -72,10 +72,17 @@ pub fn created(v: serde_json::Value) -> Response {
 /// A stored file's bytes as `served` (a type of our allowlist): never sniffed, sandboxed by `csp`
 /// (so even a file a browser opens by itself cannot run script on our origin), cached privately
 /// for a day (each file's URL names it).
-pub fn stored_file(bytes: Vec<u8>, served: &'static str, csp: &'static str) -> Response {
+pub fn stored_file(
+    file: crate::media_store::Stored,
+    served: &'static str,
+    csp: &'static str,
+) -> Response {
     use axum::http::{HeaderValue, header};
-    let mut resp = (StatusCode::OK, bytes).into_response();
+    // Streamed from the media store, part by part.
+    let body = axum::body::Body::from_stream(file.stream);
+    let mut resp = (StatusCode::OK, body).into_response();
     let h = resp.headers_mut();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(file.size));
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(served));
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,

@@ -19,6 +19,8 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub config: Config,
     pub store: Arc<dyn Store>,
+    /// Where files live (a directory, or an S3-compatible bucket).
+    pub media: crate::media_store::MediaStore,
     pub clock: Arc<dyn Clock>,
     pub bus: Bus,
     pub access: Access,

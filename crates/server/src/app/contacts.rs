@@ -128,18 +128,20 @@ pub async fn avatar(
 ) -> ApiResult<axum::response::Response> {
     visible_contact(st, me, id).await?;
     let p = st.store.contact_profile(id).await?.unwrap_or_default();
-    let path = p
+    let key = p
         .avatar_file
         .as_deref()
-        .and_then(|f| st.outbox.avatar_path(f))
+        .map(crate::profiles::avatar_key)
         .ok_or_else(|| ApiError::not_found("picture"))?;
-    let bytes = tokio::fs::read(path)
+    let file = st
+        .media
+        .get(&key)
         .await
         .map_err(|_| ApiError::not_found("picture"))?;
     let served = switchboard_core::media::served_type(p.avatar_type.as_deref().unwrap_or(""));
     // The URL names the picture (`?v=<file>`): a new picture has a new URL.
     Ok(crate::responses::stored_file(
-        bytes,
+        file,
         served,
         "sandbox; default-src 'none'",
     ))

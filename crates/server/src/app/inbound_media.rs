@@ -4,7 +4,6 @@
 use crate::app::visible;
 use crate::auth::CurrentAgent;
 use crate::error::{ApiError, ApiResult};
-use crate::media_fetch::media_file;
 use crate::state::AppState;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -78,7 +77,9 @@ pub async fn thumbnail(st: &AppState, me: &CurrentAgent, id: uuid::Uuid) -> ApiR
         .inbound
         .and_then(|i| i.thumbnail_key)
         .ok_or_else(|| ApiError::not_found("thumbnail"))?;
-    let bytes = tokio::fs::read(media_file(&st.config.data_dir.join("media"), &key))
+    let bytes = st
+        .media
+        .get(&key)
         .await
         .map_err(|_| ApiError::not_found("thumbnail"))?;
     Ok(crate::responses::stored_file(

@@ -40,7 +40,7 @@ fn media_kind(content_type: &str) -> MediaKind {
 }
 
 /// An agent sends a file (with an optional caption) to the customer: checked before anything is
-/// written (the channel carries uploads; the agent may reply), stored under `<data_dir>/media`,
+/// written (the channel carries uploads; the agent may reply), kept in the media store,
 /// then sent as media through `send`. Returns the message with its attachment.
 pub async fn upload(
     st: &AppState,
@@ -82,18 +82,7 @@ pub async fn upload(
         created_at: st.clock.now(),
         inbound: None,
     };
-    let path = media_path(st, att.id);
-    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let mut f = std::fs::File::create(&path)?;
-        std::io::Write::write_all(&mut f, &body)?;
-        f.sync_all()
-    })
-    .await
-    .map_err(|_| ApiError::internal())?
-    .map_err(|e| {
+    st.media.put(&att.id.to_string(), body).await.map_err(|e| {
         tracing::error!(error = %e, "could not store an attachment");
         ApiError::internal()
     })?;
@@ -124,10 +113,6 @@ pub async fn upload(
     )
     .await?;
     Ok(json.into_iter().next().unwrap_or_default())
-}
-
-pub fn media_path(st: &AppState, id: uuid::Uuid) -> std::path::PathBuf {
-    st.config.data_dir.join("media").join(id.to_string())
 }
 
 /// JSON for an attachment, with the URL the given audience downloads it from.

@@ -1,7 +1,7 @@
 //! Files on messages: agents upload (`POST /conversations/{id}/attachments`, raw body), agents and
-//! the conversation's own visitor download. Files live under `<data_dir>/media/<id>`.
+//! the conversation's own visitor download. Files live in the media store under their id.
 
-use crate::app::media::{attachment_json, media_path};
+use crate::app::media::attachment_json;
 use crate::app::visible;
 use crate::auth::{CurrentAgent, Visitor};
 use crate::error::ApiPath as Path;
@@ -99,13 +99,15 @@ pub async fn visitor_download(
 /// bytes. Every answer forbids sniffing and sandboxes the document, so even a file a browser
 /// opens by itself cannot run script on our origin.
 async fn serve(st: &AppState, a: &Attachment) -> ApiResult<Response> {
-    let bytes = tokio::fs::read(media_path(st, a.id))
+    let file = st
+        .media
+        .get(&a.id.to_string())
         .await
         .map_err(|_| ApiError::not_found("file"))?;
     let served = media::served_type(&a.content_type);
     let disposition = content_disposition(media::shows_inline(served), &a.filename);
     let mut resp = crate::responses::stored_file(
-        bytes,
+        file,
         served,
         "sandbox; default-src 'none'; img-src 'self'; media-src 'self'",
     );
