@@ -447,9 +447,9 @@ fn zalo_settings(sb: &ChannelSandbox, app: &TestApp) -> Value {
         "access_token": "zat_0", "refresh_token": "zrt_0", "api_base_url": sb.base_url(), "oauth_base_url": sb.base_url()})
 }
 
-async fn zalo_sends(f: &Files, msg_id: &str, kind: &str, url: &str) {
+async fn zalo_sends(f: &Files, msg_id: &str, kind: &str, url: &str, thumbnail: &str) {
     let ev = json!({"event_name": format!("user_send_{kind}"), "sender": {"id": "246845883529197922"}, "recipient": {"id": OA},
-        "user_id_by_app": "app1", "message": {"msg_id": msg_id, "attachments": [{"type": kind, "payload": {"url": url, "thumbnail": url}}]}});
+        "user_id_by_app": "app1", "message": {"msg_id": msg_id, "attachments": [{"type": kind, "payload": {"url": url, "thumbnail": thumbnail}}]}});
     assert_eq!(f.sb.zalo_event(OA, ev).await.unwrap(), 200);
 }
 
@@ -462,11 +462,11 @@ async fn a_zalo_photo_is_copied_once_and_an_oversize_file_fails_without_being_ke
     let url =
         f.sb.add_cdn_media("zalo.jpg", PICTURE_PNG.to_vec(), "image/jpeg");
     f.sb.fail_media("zalo.jpg", 2);
-    zalo_sends(&f, "zimg0001", "image", &url).await;
+    zalo_sends(&f, "zimg0001", "image", &url, &url).await;
     fails_twice_then_ready(&f).await;
     let (conv, files) = f.files().await;
     assert_photo_shown(&f.app, &f.agent, &conv, &files[0]).await;
-    zalo_sends(&f, "zimg0001", "image", &url).await;
+    zalo_sends(&f, "zimg0001", "image", &url, &url).await;
     f.app.advance_minutes(10);
     assert_eq!(f.fetch().await, FetchReport::default());
     assert_eq!(f.sb.media_downloads("zalo.jpg"), 1);
@@ -474,7 +474,7 @@ async fn a_zalo_photo_is_copied_once_and_an_oversize_file_fails_without_being_ke
     // Past `inbound_media.max_bytes`: failed with the reason, nothing left in the store.
     let big =
         f.sb.add_cdn_media("big.mp4", vec![7_u8; 100 * 1024], "video/mp4");
-    zalo_sends(&f, "zvid0002", "video", &big).await;
+    zalo_sends(&f, "zvid0002", "video", &big, &big).await;
     assert_eq!(f.fetch().await.failed, 1);
     let (_, files) = f.files().await;
     assert_eq!(
@@ -485,4 +485,27 @@ async fn a_zalo_photo_is_copied_once_and_an_oversize_file_fails_without_being_ke
     let media = f.app.state.config.data_dir.join("media");
     assert!(!media.join(id).exists());
     assert!(!media.join(format!("{id}.part")).exists());
+
+    // A video: no decoder here, so Zalo's own thumbnail of it becomes ours.
+    let mp4 = b"\0\0\0\x20ftypisom\0\0\x02\0isomiso2mp41".to_vec();
+    let video = f.sb.add_cdn_media("clip.mp4", mp4.clone(), "video/mp4");
+    let poster =
+        f.sb.add_cdn_media("clip.jpg", PICTURE_PNG.to_vec(), "image/jpeg");
+    zalo_sends(&f, "zvid0003", "video", &video, &poster).await;
+    assert_eq!(f.fetch().await.ready, 1);
+    let (_, files) = f.files().await;
+    let v = &files[0];
+    assert_eq!(
+        (
+            v["state"].as_str(),
+            v["kind"].as_str(),
+            v["content_type"].as_str()
+        ),
+        (Some("ready"), Some("video"), Some("video/mp4")),
+        "{v}"
+    );
+    let (status, ct, _) = bytes(&f.app, v["thumbnail_url"].as_str().unwrap(), &f.agent).await;
+    assert_eq!((status, ct.as_str()), (StatusCode::OK, "image/jpeg"));
+    let (_, _, body) = bytes(&f.app, v["url"].as_str().unwrap(), &f.agent).await;
+    assert_eq!(body, mp4);
 }

@@ -181,6 +181,8 @@ pub struct Attachment {
     pub file_id: String,
     pub file_name: Option<String>,
     pub mime_type: Option<String>,
+    /// The file id of the provider's own thumbnail (videos, documents).
+    pub thumbnail: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -278,6 +280,7 @@ fn attachments(m: &Value) -> Vec<Attachment> {
             file_id,
             file_name: None,
             mime_type: None,
+            thumbnail: None,
         });
     }
     for kind in [
@@ -295,6 +298,7 @@ fn attachments(m: &Value) -> Vec<Attachment> {
                 file_id,
                 file_name: text(&m[kind]["file_name"]),
                 mime_type: text(&m[kind]["mime_type"]),
+                thumbnail: text(&m[kind]["thumbnail"]["file_id"]),
             });
         }
     }
@@ -863,7 +867,7 @@ fn arrival(inbox: &Inbox, update: Update, now: Timestamp) -> Option<Arrival> {
             };
             let atts: Vec<_> = attachments
                 .iter()
-                .map(|a| json!({"type": a.kind, "file_id": a.file_id, "file_name": a.file_name, "mime_type": a.mime_type}))
+                .map(|a| json!({"type": a.kind, "file_id": a.file_id, "file_name": a.file_name, "mime_type": a.mime_type, "thumbnail_file_id": a.thumbnail}))
                 .collect();
             let mut meta = json!({"chat_type": chat_type, "update_id": update.update_id});
             if !atts.is_empty() {

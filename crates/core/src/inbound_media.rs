@@ -117,6 +117,9 @@ pub struct InboundFile {
     pub filename: Option<String>,
     /// `Pending` (to download) or `Remote` (the bytes may not be kept).
     pub state: FileState,
+    /// A video's own thumbnail at the provider (Telegram's `thumbnail`, Zalo's `thumbnail`): we
+    /// cannot decode video, so this is the picture we show for it.
+    pub thumbnail: Option<Source>,
 }
 
 fn text(v: &Value, key: &str) -> Option<String> {
@@ -175,6 +178,15 @@ pub fn files_of(meta: &Value) -> Vec<InboundFile> {
             continue;
         };
         let remote = a.get("bytes_kept").and_then(Value::as_bool) == Some(false);
+        let thumbnail = if kind != "video" || remote {
+            None
+        } else if let Some(id) = text(a, "thumbnail_file_id") {
+            Some(Source::TelegramFile(id))
+        } else {
+            text(a, "thumbnail")
+                .filter(|u| is_web_url(u))
+                .map(Source::Url)
+        };
         if remote && !matches!(source, Source::Url(_)) {
             continue;
         }
@@ -188,6 +200,7 @@ pub fn files_of(meta: &Value) -> Vec<InboundFile> {
             } else {
                 FileState::Pending
             },
+            thumbnail,
         });
     }
     out
@@ -325,6 +338,26 @@ mod tests {
         assert_eq!(
             next_attempt(1, now, 0.999).map(|t| t.millis() - now.millis()),
             Some(29_985)
+        );
+    }
+
+    #[test]
+    fn videos_keep_the_providers_own_thumbnail() {
+        let meta = json!({"attachments": [
+            {"type": "video", "file_id": "V", "thumbnail_file_id": "T"},
+            {"type": "video", "url": "https://cdn/v.mp4", "thumbnail": "https://cdn/t.jpg"},
+            {"type": "image", "url": "https://cdn/i.jpg", "thumbnail": "https://cdn/t.jpg"},
+            {"type": "video", "url": "https://cdn/v.mp4", "thumbnail": "javascript:x"},
+        ]});
+        let thumbs: Vec<_> = files_of(&meta).into_iter().map(|f| f.thumbnail).collect();
+        assert_eq!(
+            thumbs,
+            vec![
+                Some(Source::TelegramFile("T".into())),
+                Some(Source::Url("https://cdn/t.jpg".into())),
+                None,
+                None
+            ]
         );
     }
 

@@ -12,8 +12,9 @@
 //! The bytes stream into the media store (`media_store`: a directory or an S3 bucket) part by
 //! part (never whole in memory), bounded by `inbound_media.max_bytes` while streaming; the type comes from the first bytes
 //! (`core::media::sniff`), never from the provider's claim. Pictures get a small JPEG thumbnail,
-//! decoded with limits (a decompression bomb is refused, not expanded). Videos get none: there is
-//! no video decoder here, and the thread shows the browser's first frame instead.
+//! decoded with limits (a decompression bomb is refused, not expanded). There is no video decoder
+//! here: a video gets the provider's own thumbnail where it sends one (Telegram, Zalo), made into
+//! ours the same way; otherwise the thread shows the browser's first frame.
 //! Instagram's files are never here: they stay `remote` (`core::inbound_media`).
 
 use crate::clock::Clock;
@@ -39,6 +40,8 @@ const AT_ONCE: usize = 4;
 const THUMB_PX: u32 = 320;
 /// Pictures larger than this (bytes) get no thumbnail (their decode would be too costly).
 const THUMB_MAX_BYTES: u64 = 25 * 1024 * 1024;
+/// The largest provider thumbnail of a video we read (they are a few KB).
+const PROVIDER_THUMB_MAX: usize = 2 * 1024 * 1024;
 
 /// What one `run_due` did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -178,8 +181,25 @@ impl MediaFetcher {
         let call = self.providers.media_request(&inbox, &source).await?;
         let key = a.id.to_string();
         let (size, content_type) = self.download(&call, &key).await?;
+        let provider_thumbnail = inbound
+            .thumbnail_source
+            .as_deref()
+            .and_then(|s| s.split_once(':'))
+            .and_then(|(k, v)| Source::parse(k, v));
         let thumbnail_key = if content_type.starts_with("image/") && size <= THUMB_MAX_BYTES {
-            self.thumbnail(a.id).await
+            match self.media.bytes(&key, THUMB_MAX_BYTES).await {
+                Ok(bytes) => self.thumbnail(a.id, bytes).await,
+                Err(_) => None,
+            }
+        } else if let Some(src) = provider_thumbnail {
+            // A video: the provider's own picture of it (we cannot decode video).
+            match self.small_download(&inbox, &src).await {
+                Ok(bytes) => self.thumbnail(a.id, bytes).await,
+                Err(f) => {
+                    tracing::info!(attachment = %a.id, reason = f.reason, "media: no provider thumbnail");
+                    None
+                }
+            }
         } else {
             None
         };
@@ -228,14 +248,35 @@ impl MediaFetcher {
         }
     }
 
-    /// A small JPEG of a stored picture, or none when it cannot be decoded within limits.
-    async fn thumbnail(&self, id: uuid::Uuid) -> Option<String> {
+    /// A provider's thumbnail of a video: small, read whole (at most [`PROVIDER_THUMB_MAX`]).
+    async fn small_download(
+        &self,
+        inbox: &switchboard_core::Inbox,
+        src: &Source,
+    ) -> Result<axum::body::Bytes, Failure> {
+        let call = self.providers.media_request(inbox, src).await?;
+        let mut req = self.http.get(&call.url);
+        for (k, v) in &call.headers {
+            req = req.header(*k, v);
+        }
+        let mut resp = req.send().await.map_err(|e| transport_failure(&e))?;
+        if !resp.status().is_success() {
+            return Err(refused("download_failed"));
+        }
+        let mut out = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| transport_failure(&e))? {
+            if out.len() + chunk.len() > PROVIDER_THUMB_MAX {
+                return Err(refused("file_too_large"));
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out.into())
+    }
+
+    /// Our small JPEG of a picture (stored as the file's thumbnail), or none when it cannot be
+    /// decoded within limits.
+    async fn thumbnail(&self, id: uuid::Uuid, bytes: axum::body::Bytes) -> Option<String> {
         let key = thumbnail_key(id);
-        let bytes = self
-            .media
-            .bytes(&id.to_string(), THUMB_MAX_BYTES)
-            .await
-            .ok()?;
         let made = tokio::task::spawn_blocking(move || {
             crate::thumbnails::jpeg_thumbnail(&bytes, THUMB_PX)
         })

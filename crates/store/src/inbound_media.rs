@@ -33,6 +33,8 @@ pub struct InboundFile {
     pub last_error: Option<String>,
     /// Our thumbnail of it, in the media store.
     pub thumbnail_key: Option<String>,
+    /// A video's own thumbnail at the provider, as `<source_kind>:<source>`.
+    pub thumbnail_source: Option<String>,
 }
 
 /// How a download attempt ended.
@@ -68,6 +70,7 @@ pub(crate) fn inbound_row(r: &impl RowRead) -> Result<Option<InboundFile>> {
         next_attempt_at: opt_ts(r, "next_attempt_at")?,
         last_error: r.try_get("last_error")?,
         thumbnail_key: r.try_get("thumbnail_key")?,
+        thumbnail_source: r.try_get("thumbnail_source")?,
     }))
 }
 
@@ -105,12 +108,16 @@ pub(crate) async fn write_inbound_files<C: Conn>(
                 m.inbox_id.to_string().into(),
                 i64::from(f.position).into(),
                 due.into(),
+                f.thumbnail
+                    .map(|t| format!("{}:{}", t.kind(), t.value()))
+                    .into(),
             ]);
         }
     }
     conn.insert_rows(
         "INSERT INTO attachments (id, conversation_id, message_id, filename, content_type, size_bytes, \
-           created_at, state, media_kind, source_kind, source, inbox_id, position, next_attempt_at)",
+           created_at, state, media_kind, source_kind, source, inbox_id, position, next_attempt_at, \
+           thumbnail_source)",
         "ON CONFLICT DO NOTHING",
         rows,
     )

@@ -57,8 +57,8 @@ export function FileView({ a, compact }: { a: Attachment; compact?: boolean }) {
     );
   }
   if (isVideo(f.content_type)) {
-    // No thumbnail of our own for videos: the browser shows the first frame.
-    return <video src={f.url ?? ''} controls preload="metadata" data-testid="file-video" />;
+    // Our copy of the provider's own thumbnail where it sent one, else the browser's first frame.
+    return <video src={f.url ?? ''} poster={f.thumbnail_url} controls preload="metadata" data-testid="file-video" />;
   }
   if (AUDIO.includes(f.content_type) && !compact) {
     return <audio src={f.url ?? ''} controls preload="metadata" data-testid="file-audio" />;

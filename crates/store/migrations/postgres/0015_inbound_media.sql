@@ -16,6 +16,8 @@ ALTER TABLE attachments ADD COLUMN attempts BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE attachments ADD COLUMN next_attempt_at BIGINT;
 ALTER TABLE attachments ADD COLUMN last_error TEXT COLLATE "C";
 ALTER TABLE attachments ADD COLUMN thumbnail_key TEXT COLLATE "C";
+-- a video's own thumbnail at the provider ('<source_kind>:<source>'), made into ours when it is fetched
+ALTER TABLE attachments ADD COLUMN thumbnail_source TEXT COLLATE "C";
 -- one row per file of a message: a redelivered webhook adds (and downloads) nothing
 CREATE UNIQUE INDEX attachments_inbound ON attachments (message_id, position) WHERE position IS NOT NULL;
 -- the download worker's queue
