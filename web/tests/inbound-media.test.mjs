@@ -81,6 +81,26 @@ test('the agent sees a customer photo in the thread, and retries one whose downl
     await lan.getByTestId('side-media').click();
     await lan.locator('.gallery').getByTestId('file-image').nth(1).waitFor();
     assert.equal(await lan.locator('.gallery').getByTestId('file-image').count(), 2);
+
+    // Instagram: never downloaded, shown from its URL; once that is gone, the thread says so.
+    const igId = '17841000666';
+    const ig = (
+      await call('POST', '/api/v1/inboxes', await admin(), {
+        name: 'IG Ảnh',
+        channel: 'instagram',
+        settings: { ig_account_id: igId, page_access_token: 'token', app_secret: secret, verify_token: 'verify-me-please', api_base_url: `http://127.0.0.1:${port}/v26.0` },
+      })
+    ).id;
+    await call('PUT', `/api/v1/inboxes/${ig}/members`, await admin(), { agent_ids: [ids.lan] });
+    const body = JSON.stringify({
+      object: 'instagram',
+      entry: [{ id: igId, time: Date.now(), messaging: [{ sender: { id: 'igsid-photo' }, recipient: { id: igId }, timestamp: Date.now(), message: { mid: 'aWdf_gone', text: 'ảnh cũ', attachments: [{ type: 'image', payload: { url: `http://127.0.0.1:${port}/cdn/gone.jpg` } }] } }] }],
+    });
+    const sig = 'sha256=' + createHmac('sha256', secret).update(body).digest('hex');
+    assert.equal((await fetch(base + '/webhooks/meta', { method: 'POST', headers: { 'content-type': 'application/json', 'x-hub-signature-256': sig }, body })).status, 200);
+    await lan.getByTestId('conversation-row').filter({ hasText: 'ảnh cũ' }).click();
+    await lan.getByTestId('message').filter({ hasText: 'ảnh cũ' }).getByTestId('file-expired').filter({ hasText: 'Tệp này đã hết hạn trên Instagram.' }).waitFor();
+    await lan.screenshot({ path: path.join(shots, 'inbound-media-3-instagram-expired.png') });
   } finally {
     cdn.close();
   }

@@ -120,7 +120,8 @@ export interface Message {
 
 /** What a provider told us about a message (Messenger, Instagram, …). */
 export interface MessageMeta {
-  attachments?: { kind: string; url: string | null }[];
+  /** The provider's own attachments (Zalo's locations carry `coordinates`). */
+  attachments?: { kind?: string; type?: string; url: string | null; coordinates?: { latitude?: string | number; longitude?: string | number } }[];
   comment?: {
     id?: string;
     post_id?: string | null;

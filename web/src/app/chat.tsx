@@ -9,7 +9,7 @@ import { agentName, canSupervise, displayName, DRAG_TYPE, selfActions, shared, t
 import { Composer } from './composer';
 import { BotBanner } from './flows';
 import { AutoActions } from './comments';
-import { FileView, ContactCards } from './files';
+import { attachmentLocation, ContactCards, FileView } from './files';
 import { Confirm } from './confirm';
 import { Avatar } from './icons';
 import { refreshCounts, setOnScreen } from './notify';
@@ -635,27 +635,29 @@ function Bubble({ m, unsent }: { m: Message; unsent: Set<string> }) {
       ) : (
         <div class={meta.deleted ? (m.text ? 'text deleted' : 'text deleted-note') : 'text'}>{meta.deleted && !m.text ? t('message.deleted_text') : m.text}</div>
       )}
-      {mapLink(meta.location) && (
-        <a class="map" href={mapLink(meta.location)} target="_blank" rel="noopener noreferrer" data-testid="map">
+      {mapLink(meta.location ?? attachmentLocation(meta)) && (
+        <a class="map" href={mapLink(meta.location ?? attachmentLocation(meta))} target="_blank" rel="noopener noreferrer" data-testid="map">
           {t('message.open_map')}
         </a>
       )}
       <ContactCards meta={meta} />
       {providerFiles.length > 0 && (
         <div class="attachments">
-          {providerFiles.map((a, i) =>
-            a.kind === 'image' || a.kind === 'sticker' ? (
+          {providerFiles.map((a, i) => {
+            // Providers' attachments name their kind `type`.
+            const kind = a.type ?? a.kind;
+            return kind === 'image' || kind === 'sticker' ? (
               <a href={a.url ?? '#'} target="_blank" rel="noopener noreferrer" key={i}>
-                <img src={a.url ?? ''} alt={a.kind} loading="lazy" referrerpolicy="no-referrer" />
+                <img src={a.url ?? ''} alt={kind} loading="lazy" referrerpolicy="no-referrer" />
               </a>
-            ) : a.kind === 'video' ? (
+            ) : kind === 'video' ? (
               <video src={a.url ?? ''} controls key={i} />
             ) : (
               <a class="file" href={a.url ?? '#'} target="_blank" rel="noopener noreferrer" key={i}>
-                {a.kind}
+                {kind}
               </a>
-            ),
-          )}
+            );
+          })}
         </div>
       )}
       {meta.reactions && Object.keys(meta.reactions).length > 0 && (

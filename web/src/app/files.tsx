@@ -123,3 +123,10 @@ export function ContactCards({ meta }: { meta: MessageMeta }) {
     </div>
   );
 }
+
+/** A location shared as an attachment (Zalo: `{type: "location", coordinates}`), as `meta.location`. */
+export function attachmentLocation(meta: MessageMeta): MessageMeta['location'] {
+  const a = (meta.attachments ?? []).find((x) => x.type === 'location' && x.coordinates);
+  if (!a?.coordinates) return undefined;
+  return { latitude: Number(a.coordinates.latitude), longitude: Number(a.coordinates.longitude) };
+}
