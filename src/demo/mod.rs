@@ -116,6 +116,7 @@ pub async fn prepare(st: &AppState, url: &str) -> anyhow::Result<String> {
             workspace_id: st.workspace_id,
             code: code.into(),
             text: text.into(),
+            media: Vec::new(),
         };
         st.store.save_quick_reply(&qr, now, true).await?;
     }

@@ -7,6 +7,7 @@ mod support;
 mod api;
 mod comment_rules;
 mod flows;
+mod library;
 mod media_in;
 mod meta;
 mod multinode;

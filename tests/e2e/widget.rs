@@ -337,3 +337,120 @@ async fn text_with_a_nul_is_refused_before_anything_is_stored() {
         .await;
     assert!(c["notes"].is_null() || c["notes"] == "", "{c}");
 }
+
+/// A visitor sends a picture from the widget: stored once (a retry with the same id is the same
+/// message), shown to the agent with its file (the open thread is told to fetch it again), and
+/// served back to the visitor; an archive or a script in disguise is refused and nothing is kept.
+#[tokio::test]
+async fn a_visitor_sends_a_picture_and_the_agent_sees_it() {
+    let app = TestApp::start().await;
+    let (lan, lan_t) = app.agent("lan@shop.vn", "Lan", "agent").await;
+    let inbox = app.inbox("Web", &[&lan]).await;
+    let (v, conv) = app
+        .claimed_visitor_conversation(&inbox, &lan_t, "shop ơi")
+        .await;
+    let mut agent_ws = app.online(&lan_t).await;
+    let upload = |name: &'static str, id: &'static str, body: Vec<u8>| {
+        app.http
+            .post(app.url(&format!(
+                "/widget/v1/attachments?filename={name}&client_message_id={id}"
+            )))
+            .bearer_auth(&v)
+            .body(body)
+            .send()
+    };
+    let jpeg = b"\xff\xd8\xff\xe0\0\x10JFIF\0 mau vay do".to_vec();
+    let r = upload("váy đỏ.jpg", "c-1", jpeg.clone()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["duplicate"], false);
+    let att = &body["message"]["attachments"][0];
+    assert_eq!(att["content_type"], "image/jpeg");
+    assert_eq!(att["filename"], "váy đỏ.jpg");
+    let message_id = body["message"]["id"].as_str().unwrap().to_owned();
+    // The agent's open thread hears of the message, then of its file.
+    let seen = agent_ws
+        .collect_until(|e| e["type"] == "message.updated" && e["message"]["id"] == message_id)
+        .await;
+    assert!(
+        seen.iter()
+            .any(|e| e["type"] == "message.created" && e["message"]["id"] == message_id)
+    );
+    let thread = app
+        .ok(
+            Method::GET,
+            &format!("/api/v1/conversations/{conv}/messages"),
+            &lan_t,
+            None,
+        )
+        .await;
+    let m = thread["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == message_id)
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (m["kind"].as_str(), m["sender_kind"].as_str()),
+        (Some("media"), Some("customer"))
+    );
+    let url = m["attachments"][0]["url"].as_str().unwrap().to_owned();
+    let got = app
+        .http
+        .get(app.url(&url))
+        .bearer_auth(&lan_t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.headers()["content-type"], "image/jpeg");
+    assert_eq!(got.bytes().await.unwrap().to_vec(), jpeg);
+    // In the gallery too.
+    let gallery = app
+        .ok(
+            Method::GET,
+            &format!("/api/v1/conversations/{conv}/attachments"),
+            &lan_t,
+            None,
+        )
+        .await;
+    assert_eq!(gallery["items"].as_array().unwrap().len(), 1);
+
+    // The widget retried (the answer was lost): the same message, no second file.
+    let r = upload("váy đỏ.jpg", "c-1", jpeg.clone()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let again: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(again["message"]["id"], message_id.as_str());
+    assert_eq!(again["message"]["attachments"][0]["id"], att["id"]);
+    let files = std::fs::read_dir(app.state.config.data_dir.join("media"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_type().unwrap().is_file())
+        .count();
+    assert_eq!(files, 1, "the retry left a second file behind");
+
+    // What a visitor may not send: refused by its bytes whatever its name, nothing stored.
+    let before = app.count_messages().await;
+    for (name, bytes) in [
+        ("hoa-don.zip", b"PK\x03\x04 archive".to_vec()),
+        ("anh.png", b"<svg onload=alert(1)>".to_vec()),
+        ("trong.png", Vec::new()),
+    ] {
+        let r = upload(name, "c-2", bytes).await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{name}");
+    }
+    let too_big = vec![0xffu8; app.state.config.limits.max_upload_bytes + 1];
+    let r = upload("to.jpg", "c-3", too_big).await.unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(app.count_messages().await, before);
+    // Another visitor's token reaches nothing of this one.
+    let other = app.visitor(&inbox).await;
+    let r = app
+        .http
+        .get(app.url(att["url"].as_str().unwrap()))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}

@@ -67,3 +67,40 @@ test('the widget: the pre-chat form comes first, its answers are kept and name t
   await ctx.close();
   await lan.context().close();
 });
+
+test('a visitor sends a picture from the widget and the agent sees it in the thread; a file the shop cannot take is refused in words', async () => {
+  const inbox = await newInbox('Widget files', [ids.lan]);
+  const ctx = await browser.newContext({ locale: 'vi-VN', ...PHONE });
+  const visitor = await ctx.newPage();
+  await visitor.goto(`${pageUrl}?inbox=${inbox}`);
+  await visitor.locator('.bubble').click();
+  await visitor.locator('.compose textarea').fill('Shop xem giúp mẫu này');
+  await visitor.locator('.compose textarea').press('Enter');
+  await visitor.locator('.m.customer[data-id]', { hasText: 'mẫu này' }).waitFor();
+  // A real 1×1 PNG, put in the clip button's file picker.
+  assert.ok(await visitor.getByRole('button', { name: 'Send a picture or file' }).isVisible());
+  const png = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==', 'base64');
+  await visitor.locator('.compose input[type=file]').setInputFiles({ name: 'mẫu váy.png', mimeType: 'image/png', buffer: png });
+  await visitor.locator('.m.customer[data-id] img').waitFor();
+  // An archive is refused by its bytes, and the visitor is told why.
+  await visitor.locator('.compose input[type=file]').setInputFiles({ name: 'don-hang.zip', mimeType: 'application/zip', buffer: Buffer.from('PK\x03\x04 zip') });
+  await visitor.locator('.m.failed', { hasText: 'Only pictures, videos, sound and PDF' }).waitFor();
+  await visitor.screenshot({ path: path.join(shots, 'widget-3-visitor-file.png') });
+
+  // The agent sees the picture in the thread and in the side panel's media.
+  const lan = await agentPage('lan@shop.vn', 'en-US', DESKTOP);
+  await lan.getByTestId('conversation-row').filter({ hasText: 'mẫu váy.png' }).click();
+  const pic = lan.getByTestId('message').locator('.attachments img[alt="mẫu váy.png"]');
+  await pic.waitFor();
+  await lan.waitForFunction(() => [...document.querySelectorAll('.attachments img')].some((i) => i.complete && i.naturalWidth === 1));
+  await ctx.close();
+  await lan.context().close();
+});
+
+test('the widget stays within its size budget (10 kB gzipped)', async () => {
+  const { gzipSync } = await import('node:zlib');
+  const { readFileSync } = await import('node:fs');
+  const js = readFileSync(path.join(import.meta.dirname, '../dist/widget.js'));
+  const size = gzipSync(js, { level: 9 }).length;
+  assert.ok(size <= 10 * 1024, `widget.js is ${size} bytes gzipped`);
+});

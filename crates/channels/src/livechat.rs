@@ -190,24 +190,22 @@ pub struct WidgetMessage {
     pub client_message_id: Option<String>,
 }
 
+/// The widget's own id of a message (blank: none): at most [`MAX_CLIENT_MESSAGE_ID_BYTES`].
+pub fn client_message_id(raw: Option<&str>) -> Result<Option<String>, ValidationError> {
+    match raw.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(id) if id.len() > MAX_CLIENT_MESSAGE_ID_BYTES => Err(ValidationError::new(
+            "client_message_id",
+            "at most 100 characters",
+        )),
+        id => Ok(id.map(str::to_owned)),
+    }
+}
+
 impl NewWidgetMessage {
     /// Checks the text ([`MessageText`]) and the `client_message_id`.
     pub fn check(&self) -> Result<WidgetMessage, ValidationError> {
         let text = MessageText::parse(&self.text)?;
-        let client_message_id = match self
-            .client_message_id
-            .as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
-            Some(id) if id.len() > MAX_CLIENT_MESSAGE_ID_BYTES => {
-                return Err(ValidationError::new(
-                    "client_message_id",
-                    "at most 100 characters",
-                ));
-            }
-            id => id.map(str::to_owned),
-        };
+        let client_message_id = client_message_id(self.client_message_id.as_deref())?;
         Ok(WidgetMessage {
             text,
             client_message_id,

@@ -236,6 +236,9 @@ pub struct QuickReply {
     pub workspace_id: WorkspaceId,
     pub code: String,
     pub text: String,
+    /// Files of the saved-media library sent with the text, in this order.
+    #[serde(default)]
+    pub media: Vec<uuid::Uuid>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

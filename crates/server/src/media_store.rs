@@ -219,6 +219,13 @@ impl MediaStore {
         Ok(got.bytes().await?)
     }
 
+    /// Copies a stored file to a new key (inside the store: an S3 server-side copy).
+    pub async fn copy(&self, from: &str, to: &str) -> Result<(), MediaError> {
+        let (from, to) = (Self::path(from)?, Self::path(to)?);
+        self.inner.copy(&from, &to).await?;
+        Ok(())
+    }
+
     /// Removes a file; one that is already gone is not an error.
     pub async fn delete(&self, key: &str) -> Result<(), MediaError> {
         let path = Self::path(key)?;
@@ -274,8 +281,11 @@ mod tests {
             s.bytes("thumbs/abc-1", 11).await,
             Err(MediaError::TooLarge(11))
         ));
+        s.copy("abc-1", "library/abc-2").await?;
+        assert_eq!(read_all(&s, "library/abc-2").await?, b"hello");
         s.delete("abc-1").await?;
         s.delete("abc-1").await?;
+        assert_eq!(read_all(&s, "library/abc-2").await?, b"hello");
         assert!(matches!(s.get("abc-1").await, Err(MediaError::NotFound)));
         Ok(())
     }

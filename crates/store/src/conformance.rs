@@ -283,6 +283,7 @@ async fn agents_inboxes_sessions_settings_and_quick_replies() {
             workspace_id: f.ws,
             code: code.into(),
             text: format!("text of {code}"),
+            media: Vec::new(),
         };
         s.save_quick_reply(&qr("Gia"), T0, true).await.unwrap();
         s.save_quick_reply(&qr("giao_hang"), T0, true)
@@ -304,6 +305,76 @@ async fn agents_inboxes_sessions_settings_and_quick_replies() {
         assert_eq!(
             codes(s.list_quick_replies(f.ws, Some("giao_")).await.unwrap()),
             vec!["giao_hang"]
+        );
+    }
+}
+
+/// The saved-media library: files listed newest first per workspace, renamed, retagged and
+/// removed; a quick reply keeps the library files it carries, in order.
+#[tokio::test]
+async fn the_media_library_and_quick_replies_with_files() {
+    for b in backends().await {
+        let f = fixture(b.store.clone()).await;
+        let s = &f.store;
+        let file = |name: &str, at: i64| SavedMedia {
+            id: Uuid::now_v7(),
+            workspace_id: f.ws,
+            name: name.into(),
+            tags: vec!["bảng giá".into(), "tết".into()],
+            filename: format!("{name}.jpg"),
+            content_type: "image/jpeg".into(),
+            size_bytes: 1234,
+            created_by: Some(f.agent.id),
+            created_at: T0.plus_millis(at),
+        };
+        let (price, size) = (file("Bảng giá", 1), file("Bảng size", 2));
+        s.create_saved_media(&price).await.unwrap();
+        s.create_saved_media(&size).await.unwrap();
+        let names = |v: Vec<SavedMedia>| v.into_iter().map(|m| m.name).collect::<Vec<_>>();
+        assert_eq!(
+            names(s.list_saved_media(f.ws, 50).await.unwrap()),
+            vec!["Bảng size", "Bảng giá"],
+            "{}",
+            b.name
+        );
+        assert_eq!(s.saved_media(price.id).await.unwrap(), Some(price.clone()));
+        assert!(
+            s.update_saved_media(price.id, "Giá tháng 12", &["giá".into()])
+                .await
+                .unwrap()
+        );
+        let got = s.saved_media(price.id).await.unwrap().unwrap();
+        assert_eq!(
+            (got.name.as_str(), got.tags.clone()),
+            ("Giá tháng 12", vec!["giá".to_owned()])
+        );
+        assert!(
+            !s.update_saved_media(Uuid::now_v7(), "x", &[])
+                .await
+                .unwrap()
+        );
+
+        let mut qr = QuickReply {
+            id: QuickReplyId(Uuid::now_v7()),
+            workspace_id: f.ws,
+            code: "banggia".into(),
+            text: "Dạ bảng giá đây ạ".into(),
+            media: vec![size.id, price.id],
+        };
+        s.save_quick_reply(&qr, T0, true).await.unwrap();
+        assert_eq!(s.quick_reply(qr.id).await.unwrap(), Some(qr.clone()));
+        qr.media = vec![price.id];
+        s.save_quick_reply(&qr, T0, false).await.unwrap();
+        assert_eq!(
+            s.quick_reply(qr.id).await.unwrap().unwrap().media,
+            vec![price.id]
+        );
+
+        assert!(s.delete_saved_media(size.id).await.unwrap());
+        assert!(!s.delete_saved_media(size.id).await.unwrap());
+        assert_eq!(
+            names(s.list_saved_media(f.ws, 50).await.unwrap()),
+            vec!["Giá tháng 12"]
         );
     }
 }

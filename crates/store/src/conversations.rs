@@ -542,18 +542,20 @@ impl<D: Db> Store for D {
     #[instrument(skip_all)]
     async fn save_quick_reply(&self, qr: &QuickReply, now: Timestamp, create: bool) -> Result<()> {
         let res = if create {
-            q("INSERT INTO quick_replies (id, workspace_id, code, body, created_at) VALUES ($1, $2, $3, $4, $5)")
+            q("INSERT INTO quick_replies (id, workspace_id, code, body, media, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
                 .bind(qr.id.to_string())
                 .bind(qr.workspace_id.to_string())
                 .bind(&qr.code)
                 .bind(&qr.text)
+                .bind(crate::sql::json_text(&qr.media))
                 .bind(now.millis())
                 .write(self)
                 .await
         } else {
-            q("UPDATE quick_replies SET code = $1, body = $2 WHERE id = $3")
+            q("UPDATE quick_replies SET code = $1, body = $2, media = $3 WHERE id = $4")
                 .bind(&qr.code)
                 .bind(&qr.text)
+                .bind(crate::sql::json_text(&qr.media))
                 .bind(qr.id.to_string())
                 .write(self)
                 .await

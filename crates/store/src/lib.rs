@@ -14,6 +14,7 @@ mod conformance;
 mod conversations;
 mod inbound_media;
 mod ingest;
+pub mod library;
 pub mod media;
 mod meta;
 mod metering;
@@ -36,6 +37,7 @@ pub use automation::*;
 pub use channel::*;
 pub use comments::*;
 pub use inbound_media::{FileOutcome, InboundFile, InboundMediaStore};
+pub use library::{LibraryStore, SavedMedia};
 pub use media::{Attachment, MediaStore};
 pub use provider::*;
 pub use push::{PushStore, PushSubscription};
@@ -79,6 +81,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub trait Store:
     MediaStore
     + InboundMediaStore
+    + LibraryStore
     + RoutingStore
     + ChannelStore
     + OutboxStore

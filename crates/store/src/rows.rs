@@ -170,6 +170,7 @@ pub(crate) fn quick_reply_row(r: &impl RowRead) -> Result<QuickReply> {
         workspace_id: WorkspaceId(uuid_of(r, "workspace_id")?),
         code: r.try_get("code")?,
         text: r.try_get("body")?,
+        media: json_of(r, "media")?,
     })
 }
 

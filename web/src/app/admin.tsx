@@ -1,7 +1,8 @@
 // Admin pages: agents, inboxes (live chat + widget snippet + members), quick replies, tags.
 
 import { useEffect, useState } from 'preact/hooks';
-import { api, ApiError, Agent, Conversation, Inbox, Page, Role, RoutingRules, Tag } from './api';
+import { api, ApiError, Agent, Conversation, Inbox, LibraryItem, Page, Role, RoutingRules, Tag } from './api';
+import { LibraryPicker, loadLibrary } from './library';
 import { Confirm } from './confirm';
 import { showToast } from './toast';
 import { errorText, fieldErrorText, fieldLabel, t } from './i18n';
@@ -587,9 +588,18 @@ function RoutingEditor({ inbox, members }: { inbox: Inbox; members: string[] }) 
 
 export function QuickRepliesPage() {
   const s = useShared();
-  const [form, setForm] = useState({ code: '', text: '' });
+  const [form, setForm] = useState<{ code: string; text: string; media: string[] }>({ code: '', text: '', media: [] });
   const [editing, setEditing] = useState<string | null>(null);
-  const errs = useFormErrors(['code', 'text']);
+  const [picking, setPicking] = useState(false);
+  // The library, to show a quick reply's files by name.
+  const [library, setLibrary] = useState<LibraryItem[]>([]);
+  useEffect(() => {
+    loadLibrary()
+      .then(setLibrary)
+      .catch(() => undefined);
+  }, []);
+  const fileName = (id: string) => library.find((m) => m.id === id)?.name ?? '…';
+  const errs = useFormErrors(['code', 'text', 'media']);
   const { fail, clear } = errs;
   const save = async (e: Event) => {
     e.preventDefault();
@@ -597,7 +607,7 @@ export function QuickRepliesPage() {
     try {
       if (editing) await api('PATCH', `/quick-replies/${editing}`, form);
       else await api('POST', '/quick-replies', form);
-      setForm({ code: '', text: '' });
+      setForm({ code: '', text: '', media: [] });
       setEditing(null);
       await refreshQuickReplies();
     } catch (err) {
@@ -623,12 +633,15 @@ export function QuickRepliesPage() {
               <td>
                 <b>/{q.code}</b>
               </td>
-              <td class="wrap">{q.text}</td>
+              <td class="wrap">
+                {q.text}
+                {(q.media ?? []).length > 0 && <small class="files"> · {t('library.files_of_reply')}: {(q.media ?? []).map(fileName).join(', ')}</small>}
+              </td>
               <td>
                 <button
                   onClick={() => {
                     setEditing(q.id);
-                    setForm({ code: q.code, text: q.text });
+                    setForm({ code: q.code, text: q.text, media: q.media ?? [] });
                   }}
                 >
                   {t('admin.edit')}
@@ -648,6 +661,30 @@ export function QuickRepliesPage() {
         <span class="field grow">
           <textarea aria-label={t('admin.text')} placeholder={t('admin.text')} value={form.text} onInput={(e) => setForm({ ...form, text: e.currentTarget.value })} required rows={2} aria-invalid={!!errs.of('text')} />
           <FieldError text={errs.of('text')} />
+        </span>
+        <span class="field qr-files" style={{ position: 'relative' }}>
+          <span>{t('library.files_of_reply')}:</span>
+          {form.media.map((id) => (
+            <span class="chip" key={id}>
+              {fileName(id)}
+              <button type="button" class="link" aria-label={t('composer.remove_file', { name: fileName(id) })} onClick={() => setForm({ ...form, media: form.media.filter((x) => x !== id) })}>
+                ×
+              </button>
+            </span>
+          ))}
+          <button type="button" onClick={() => setPicking(!picking)} data-testid="qr-add-file">
+            + {t('composer.library')}
+          </button>
+          {picking && (
+            <LibraryPicker
+              onPick={(m) => {
+                setLibrary((all) => (all.some((x) => x.id === m.id) ? all : [...all, m]));
+                setForm((f) => ({ ...f, media: f.media.includes(m.id) ? f.media : [...f.media, m.id] }));
+              }}
+              onClose={() => setPicking(false)}
+            />
+          )}
+          <FieldError text={errs.of('media')} />
         </span>
         <button class="primary" type="submit">
           {editing ? t('admin.save') : t('admin.create')}

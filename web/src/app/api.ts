@@ -219,6 +219,19 @@ export interface QuickReply {
   id: string;
   code: string;
   text: string;
+  /** Saved-media library files sent with the text. */
+  media?: string[];
+}
+
+export interface LibraryItem {
+  id: string;
+  name: string;
+  tags: string[];
+  filename: string;
+  content_type: string;
+  size_bytes: number;
+  url: string;
+  created_at: number;
 }
 
 export interface Tag {
@@ -283,16 +296,34 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
   return parse<T>(resp);
 }
 
-export async function upload(conversationId: string, file: File, caption?: string): Promise<Message> {
-  const q = new URLSearchParams({ filename: file.name });
-  if (caption) q.set('caption', caption);
-  const resp = await fetch(`/api/v1/conversations/${conversationId}/attachments?${q}`, {
-    method: 'POST',
-    credentials: 'same-origin',
-    headers: { 'x-csrf-token': csrf(), 'content-type': file.type || 'application/octet-stream' },
-    body: file,
+/**
+ * POSTs a file as the raw body with upload progress (0..1): fetch has no upload progress, so this
+ * one request goes through XMLHttpRequest.
+ */
+export function sendFile<T>(path: string, file: Blob, onProgress?: (done: number) => void): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const x = new XMLHttpRequest();
+    x.open('POST', '/api/v1' + path);
+    x.withCredentials = true;
+    x.setRequestHeader('x-csrf-token', csrf());
+    x.setRequestHeader('content-type', file.type || 'application/octet-stream');
+    x.upload.onprogress = (e) => e.lengthComputable && onProgress?.(e.loaded / e.total);
+    x.onload = () => {
+      let body: { error?: { code?: string; message?: string; field?: string } } | null = null;
+      try {
+        body = x.responseText ? JSON.parse(x.responseText) : null;
+      } catch {
+        body = null;
+      }
+      if (x.status >= 200 && x.status < 300) resolve(body as T);
+      else {
+        const e = body?.error ?? {};
+        reject(new ApiError(x.status, e.code ?? 'http_' + x.status, e.message ?? x.statusText, e.field, e));
+      }
+    };
+    x.onerror = () => reject(new ApiError(0, 'network', 'network error'));
+    x.send(file);
   });
-  return parse<Message>(resp);
 }
 
 export function query(params: Record<string, string | undefined | null>): string {

@@ -1,12 +1,31 @@
 // The composer: Enter sends, Shift+Enter breaks the line; `/code` opens quick replies (↑/↓, Enter,
-// Esc); reply / private note / to-colleagues modes; emoji; files by button or drag-and-drop.
+// Esc); reply / private note / to-colleagues modes; emoji. Files come in by the clip, drag and
+// drop, pasting, the saved-media library or a quick reply that carries them: they wait in a tray
+// with their previews (each can be taken out) and go with Send, one after the other, each with its
+// progress. One file and a text: the text is its caption; several: the text follows them.
 
-import { useRef, useState } from 'preact/hooks';
-import { api, ApiError, Conversation, upload } from './api';
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { api, ApiError, Conversation, LibraryItem, sendFile } from './api';
 import { errorText, fieldErrorText, formatBytes, t } from './i18n';
 import { realtime } from './realtime';
 import { useShared } from './store';
-import { Clip, Smile } from './icons';
+import { Clip, Images, Smile } from './icons';
+import { LibraryPicker, loadLibrary, Thumb } from './library';
+import { isImage } from '../shared/media';
+
+/** A file waiting to be sent: from this computer, or from the library. */
+interface Pending {
+  key: number;
+  name: string;
+  size: number;
+  file?: File;
+  item?: LibraryItem;
+  /** A blob: URL of a picture from this computer, for its preview. */
+  preview?: string;
+  progress?: number;
+  error?: string;
+}
+let nextKey = 1;
 
 type Mode = 'reply' | 'note' | 'agent_to_agent';
 
@@ -35,11 +54,16 @@ export function Composer({
   const [mode, setMode] = useState<Mode>('reply');
   const enabled = mode === 'reply' ? replyEnabled : privateEnabled;
   const [error, setError] = useState('');
-  const [busy, setBusy] = useState('');
   const [emoji, setEmoji] = useState(false);
   const [qrIndex, setQrIndex] = useState(0);
   const [qrClosed, setQrClosed] = useState(false);
   const [dropping, setDropping] = useState(false);
+  const [tray, setTray] = useState<Pending[]>([]);
+  const [picking, setPicking] = useState(false);
+  const trayRef = useRef<Pending[]>([]);
+  trayRef.current = tray;
+  // Previews of files never sent are let go with the composer.
+  useEffect(() => () => trayRef.current.forEach((p) => p.preview && URL.revokeObjectURL(p.preview)), []);
   const area = useRef<HTMLTextAreaElement>(null);
   const fileInput = useRef<HTMLInputElement>(null);
   const lastTyping = useRef(0);
@@ -51,29 +75,100 @@ export function Composer({
   const qrOpen = enabled && !!slash && !qrClosed;
   const matchesQr = qrOpen ? s.quickReplies.filter((q) => q.code.startsWith(slash![1].toLowerCase())) : [];
 
-  const send = async () => {
-    const body = text.trim();
-    if (!body || !enabled) return;
-    setError('');
-    // Clear at once (the message shows up over the socket); put the text back if the send fails.
-    const sent = text;
-    setText('');
-    setQrClosed(false);
+  const sendText = async (sent: string) => {
     try {
       await api('POST', `/conversations/${c.id}/messages`, mode === 'reply' ? { text: sent, kind: mode, ...extra } : { text: sent, kind: mode });
+      return true;
     } catch (e) {
       setText((now) => (now === '' ? sent : now));
       if (e instanceof ApiError) {
         setError(e.field === 'text' ? fieldErrorText(e) : errorText(e.code, e.message));
         if (e.code === 'window_closed' || e.code === 'human_agent_confirmation_required') onRefused?.();
       }
+      return false;
     }
+  };
+
+  const update = (key: number, change: Partial<Pending>) => setTray((ts) => ts.map((p) => (p.key === key ? { ...p, ...change } : p)));
+  const drop = (key: number) =>
+    setTray((ts) => {
+      const gone = ts.find((p) => p.key === key);
+      if (gone?.preview) URL.revokeObjectURL(gone.preview);
+      return ts.filter((p) => p.key !== key);
+    });
+
+  /** Sends one waiting file; false (and the reason beside it) when it was refused. */
+  const sendOne = async (p: Pending, caption?: string) => {
+    update(p.key, { progress: 0, error: undefined });
+    try {
+      if (p.file) {
+        const q = new URLSearchParams({ filename: p.name });
+        if (caption) q.set('caption', caption);
+        await sendFile(`/conversations/${c.id}/attachments?${q}`, p.file, (done) => update(p.key, { progress: done }));
+      } else if (p.item) {
+        await api('POST', `/conversations/${c.id}/attachments/library`, { library_id: p.item.id, caption });
+      }
+      drop(p.key);
+      return true;
+    } catch (e) {
+      const why = e instanceof ApiError ? errorText(e.code, e.message) : String(e);
+      update(p.key, { progress: undefined, error: why });
+      setError(why);
+      return false;
+    }
+  };
+
+  const send = async () => {
+    const body = text.trim();
+    const files = mode === 'reply' ? tray : [];
+    if ((!body && files.length === 0) || !enabled) return;
+    setError('');
+    // Clear at once (the message shows up over the socket); put the text back if the send fails.
+    const sent = text;
+    setText('');
+    setQrClosed(false);
+    // One file: the text is its caption. Several: the files go first, then the text.
+    const caption = files.length === 1 && body ? sent : undefined;
+    for (const p of files) {
+      if (!(await sendOne(p, caption))) {
+        setText((now) => (now === '' ? sent : now));
+        return;
+      }
+    }
+    if (body && !caption) await sendText(sent);
+  };
+
+  const addFiles = (files: File[]) => {
+    setError('');
+    const fits = files.filter((f) => {
+      if (f.size <= limit) return true;
+      setError(t('composer.too_big', { name: f.name, size: formatBytes(limit) }));
+      return false;
+    });
+    setTray((ts) => [
+      ...ts,
+      ...fits.map((f) => ({ key: nextKey++, name: f.name, size: f.size, file: f, preview: isImage(f.type) ? URL.createObjectURL(f) : undefined })),
+    ]);
+  };
+  const addItems = (items: LibraryItem[]) => setTray((ts) => [...ts, ...items.map((m) => ({ key: nextKey++, name: m.filename, size: m.size_bytes, item: m }))]);
+
+  const onPaste = (e: ClipboardEvent) => {
+    const files = Array.from(e.clipboardData?.files ?? []);
+    if (files.length === 0 || !replyEnabled || mode !== 'reply') return;
+    e.preventDefault();
+    // A screenshot pasted from the clipboard is called image.png: name it for what it is.
+    addFiles(files.map((f) => (f.name && f.name !== 'image.png' ? f : new File([f], `${t('composer.pasted')} ${new Date().toISOString().slice(0, 19).replace(/[:T]/g, '-')}.${f.type.split('/')[1] ?? 'png'}`, { type: f.type }))));
   };
 
   const pick = (i: number) => {
     const q = matchesQr[i];
     if (!q) return;
     setText(q.text);
+    // Its files from the library join the message (those removed from the library meanwhile do not).
+    if (q.media?.length && mode === 'reply')
+      loadLibrary()
+        .then((all) => addItems(q.media!.map((id) => all.find((m) => m.id === id)).filter((m): m is LibraryItem => !!m)))
+        .catch(() => undefined);
     setQrIndex(0);
     setQrClosed(true);
     area.current?.focus();
@@ -129,24 +224,6 @@ export function Composer({
     el?.focus();
   };
 
-  const sendFiles = async (files: FileList | File[]) => {
-    setError('');
-    for (const f of Array.from(files)) {
-      if (f.size > limit) {
-        setError(t('composer.too_big', { name: f.name, size: formatBytes(limit) }));
-        continue;
-      }
-      setBusy(t('composer.uploading', { name: f.name }));
-      try {
-        await upload(c.id, f);
-      } catch (e) {
-        if (e instanceof ApiError) setError(errorText(e.code, e.message));
-      } finally {
-        setBusy('');
-      }
-    }
-  };
-
   const placeholder =
     mode === 'reply' ? (touch ? t('composer.placeholder_reply_touch') : t('composer.placeholder_reply')) : mode === 'note' ? t('composer.placeholder_note') : t('composer.placeholder_a2a');
   return (
@@ -164,7 +241,7 @@ export function Composer({
         setDropping(false);
         if (replyEnabled && e.dataTransfer?.files.length) {
           e.preventDefault();
-          sendFiles(e.dataTransfer.files);
+          addFiles(Array.from(e.dataTransfer.files));
         }
       }}
     >
@@ -197,6 +274,23 @@ export function Composer({
         <span class="grow" />
         <span class="hint">{t('composer.attach_limit', { size: formatBytes(limit) })}</span>
       </div>
+      {tray.length > 0 && (
+        <ul class="tray" data-testid="tray">
+          {tray.map((p) => (
+            <li key={p.key} class={p.error ? 'failed' : ''} data-testid="tray-item">
+              {p.preview ? <img src={p.preview} alt="" /> : p.item ? <Thumb item={p.item} /> : <span class="file-icon">{p.name.split('.').pop()?.toUpperCase()}</span>}
+              <span class="name" title={p.name}>
+                {p.name}
+              </span>
+              <small>{p.error ?? formatBytes(p.size)}</small>
+              {p.progress !== undefined && <progress value={p.progress} max={1} aria-label={t('composer.uploading', { name: p.name })} />}
+              <button class="icon" aria-label={t('composer.remove_file', { name: p.name })} title={t('composer.remove_file', { name: p.name })} disabled={p.progress !== undefined} onClick={() => drop(p.key)}>
+                ×
+              </button>
+            </li>
+          ))}
+        </ul>
+      )}
       <div class="input-row">
         <textarea
           ref={area}
@@ -206,6 +300,7 @@ export function Composer({
           disabled={!enabled}
           onInput={onInput}
           onKeyDown={onKeyDown}
+          onPaste={onPaste}
           data-testid="composer-input"
         />
         <div class="tools">
@@ -215,7 +310,10 @@ export function Composer({
           <button title={t('composer.attach')} aria-label={t('composer.attach')} disabled={!enabled || mode !== 'reply'} onClick={() => fileInput.current?.click()}>
             <Clip />
           </button>
-          <button class="primary" disabled={!enabled || !text.trim()} onClick={send} data-testid="send">
+          <button title={t('composer.library')} aria-label={t('composer.library')} disabled={!enabled || mode !== 'reply'} onClick={() => setPicking(!picking)} data-testid="open-library">
+            <Images />
+          </button>
+          <button class="primary" disabled={!enabled || (!text.trim() && (mode !== 'reply' || tray.length === 0))} onClick={send} data-testid="send">
             {t('composer.send')}
           </button>
         </div>
@@ -227,7 +325,7 @@ export function Composer({
           accept="image/*,video/*,audio/*,application/pdf,.doc,.docx,.xls,.xlsx,.zip,.txt"
           onChange={(e) => {
             const files = e.currentTarget.files;
-            if (files) sendFiles(files);
+            if (files) addFiles(Array.from(files));
             e.currentTarget.value = '';
           }}
         />
@@ -241,7 +339,7 @@ export function Composer({
           ))}
         </div>
       )}
-      {busy && <div class="busy">{busy}</div>}
+      {picking && <LibraryPicker onPick={(m) => addItems([m])} onClose={() => setPicking(false)} />}
       {dropping && <div class="drop-hint">{t('composer.drop')}</div>}
       {error && (
         <div class="error" role="alert">

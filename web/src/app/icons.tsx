@@ -17,6 +17,14 @@ export const Clip = () => (
   </svg>
 );
 
+export const Images = () => (
+  <svg {...P} aria-hidden="true">
+    <rect x="3" y="3" width="18" height="18" rx="2" />
+    <circle cx="8.5" cy="8.5" r="1.5" />
+    <path d="M21 15l-5-5L5 21" />
+  </svg>
+);
+
 export const ChannelIcon = ({ channel }: { channel: string }) => {
   const letter: Record<string, string> = { livechat: 'W', messenger: 'M', instagram: 'I', whatsapp: 'WA', zalo: 'Z', telegram: 'T' };
   return (

@@ -16,11 +16,12 @@ import { NotificationSettings, SoundToggle } from './settings';
 import { fitToVisualViewport, useNarrow } from './mobile';
 import { ConversationsPage } from './conversations';
 import { AgentsPage, InboxesPage, QuickRepliesPage, TagsPage } from './admin';
+import { LibraryPage } from './library';
 import { FaqPage, FlowsPage } from './flows';
 import { CommentRulesPage } from './comments';
 import { ReportsPage } from './reports';
 
-type PageName = 'conversations' | 'agents' | 'inboxes' | 'quick_replies' | 'tags' | 'flows' | 'faq' | 'comment_rules' | 'reports';
+type PageName = 'conversations' | 'agents' | 'inboxes' | 'quick_replies' | 'library' | 'tags' | 'flows' | 'faq' | 'comment_rules' | 'reports';
 
 interface Toast {
   id: number;
@@ -166,6 +167,7 @@ function Shell({ onLogout }: { onLogout: () => void }) {
     ['agents', t('nav.agents'), s.me?.role === 'admin'],
     ['inboxes', t('nav.inboxes'), s.me?.role === 'admin'],
     ['quick_replies', t('nav.quick_replies'), canSupervise()],
+    ['library', t('nav.library'), canSupervise()],
     ['tags', t('nav.tags'), canSupervise()],
     ['flows', t('nav.flows'), canSupervise()],
     ['faq', t('nav.faq'), canSupervise()],
@@ -235,6 +237,7 @@ function Shell({ onLogout }: { onLogout: () => void }) {
         {page === 'agents' && <AgentsPage />}
         {page === 'inboxes' && <InboxesPage />}
         {page === 'quick_replies' && <QuickRepliesPage />}
+        {page === 'library' && <LibraryPage />}
         {page === 'tags' && <TagsPage />}
         {page === 'flows' && <FlowsPage />}
         {page === 'faq' && <FaqPage />}

@@ -27,6 +27,10 @@ const STR = {
     bad_phone: 'Please check your phone number (8 to 15 digits).',
     prechat: 'Before we start, tell us who you are.',
     unread: '{n} new',
+    attach: 'Send a picture or file',
+    sending: 'Sending…',
+    file_type: 'Only pictures, videos, sound and PDF files can be sent.',
+    file_big: 'This file is too large.',
   },
   vi: {
     title: 'Trò chuyện với chúng tôi',
@@ -47,6 +51,10 @@ const STR = {
     bad_phone: 'Bạn kiểm tra lại số điện thoại (8 đến 15 chữ số) nhé.',
     prechat: 'Trước khi bắt đầu, bạn cho shop biết vài thông tin nhé.',
     unread: '{n} tin mới',
+    attach: 'Gửi ảnh hoặc tệp',
+    sending: 'Đang gửi…',
+    file_type: 'Chỉ gửi được ảnh, video, âm thanh và tệp PDF.',
+    file_big: 'Tệp này quá lớn.',
   },
 };
 
@@ -71,6 +79,7 @@ const CSS = `
 .typing{color:#5b6573;font-style:italic;font-size:12px;padding:0 12px 4px;background:#f4f6f9}
 form.compose{display:flex;gap:6px;padding:8px;border-top:1px solid #e2e6ec}
 textarea{flex:1;resize:none;border:1px solid #8a94a3;border-radius:8px;padding:7px;height:44px;color:#1c2530}
+button.clip{flex:none;width:44px;min-height:44px;border:1px solid #8a94a3;border-radius:8px;background:#fff;color:#1c2530;cursor:pointer;display:grid;place-items:center}
 button.send{flex:none;min-width:64px;min-height:44px;background:#1a5fd0;color:#fff;border:0;border-radius:8px;padding:0 14px;cursor:pointer;font-weight:600}
 form.pre{padding:4px 2px;display:flex;flex-direction:column;gap:10px}
 form.pre p{margin:0;color:#1c2530}
@@ -151,7 +160,17 @@ function start(script: HTMLScriptElement) {
   input.setAttribute('aria-label', s.placeholder);
   const send = el('button', 'send', s.send);
   send.type = 'submit';
-  compose.append(input, send);
+  const clip = el('button', 'clip');
+  clip.type = 'button';
+  clip.innerHTML = '<svg width="20" height="20" viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" aria-hidden="true"><path d="m21.4 11.1-9.2 9.2a6 6 0 0 1-8.5-8.5l9.2-9.2a4 4 0 0 1 5.7 5.7l-9.2 9.2a2 2 0 0 1-2.8-2.8l8.5-8.5"/></svg>';
+  clip.title = s.attach;
+  clip.setAttribute('aria-label', s.attach);
+  const picker = el('input');
+  picker.type = 'file';
+  picker.multiple = true;
+  picker.hidden = true;
+  picker.accept = 'image/*,video/*,audio/*,application/pdf';
+  compose.append(clip, picker, input, send);
   // Nothing can be written until the inbox's settings say whether a pre-chat form comes first.
   compose.hidden = true;
   panel.append(head, status, msgs, typing, compose);
@@ -319,6 +338,31 @@ function start(script: HTMLScriptElement) {
       inflight.delete(p);
     }
   };
+
+  // Files go up one by one as their raw bytes; the server decides what they are from the bytes.
+  const upload = async (f: File) => {
+    const node = render({ id: '', sender_kind: 'customer', text: `${f.name} · ${s.sending}` });
+    try {
+      await ensureSession();
+      const q = `filename=${encodeURIComponent(f.name)}&client_message_id=${uuid()}`;
+      const r = await fetch(`${base}/widget/v1/attachments?${q}`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: f });
+      const j = await r.json().catch(() => null);
+      if (!r.ok) throw Object.assign(new Error('upload'), { status: r.status, code: j?.error?.code });
+      render(j.message, node);
+    } catch (e) {
+      const { status, code } = e as { status?: number; code?: string };
+      node.classList.add('failed');
+      node.textContent = `${f.name} — ${code === 'file_type_not_supported' ? s.file_type : status === 413 ? s.file_big : s.error}`;
+    }
+  };
+  clip.addEventListener('click', () => picker.click());
+  picker.addEventListener('change', () => {
+    const files = Array.from(picker.files ?? []);
+    picker.value = '';
+    (async () => {
+      for (const f of files) await upload(f);
+    })();
+  });
 
   let lastTyping = 0;
   input.addEventListener('input', () => {

@@ -13,7 +13,9 @@ use switchboard_core::outbound::{self, Author, Content, Media, MediaKind, MediaS
 use switchboard_core::*;
 use switchboard_store::Attachment;
 
-fn clean_filename(raw: &str) -> String {
+/// A file's name as we keep it: its last path segment, no control characters or quotes, at most
+/// 120 characters (`file` when nothing is left).
+pub fn clean_filename(raw: &str) -> String {
     let name: String = raw
         .rsplit(['/', '\\'])
         .next()
@@ -54,7 +56,31 @@ pub async fn upload(
     if body.is_empty() {
         return Err(ApiError::invalid("the file is empty"));
     }
-    let channel = crate::app::inbox::channel_of(st, &c).await?;
+    may_send_file(st, me, &c).await?;
+    let caption = parse_caption(caption)?;
+    // What the file is comes from its bytes; the Content-Type the uploader sent is ignored.
+    let att = Attachment {
+        id: uuid::Uuid::now_v7(),
+        conversation_id: id,
+        message_id: MessageId(uuid::Uuid::now_v7()),
+        filename: clean_filename(filename),
+        content_type: media::sniff(&body).to_owned(),
+        size_bytes: i64::try_from(body.len()).unwrap_or(i64::MAX),
+        created_at: st.clock.now(),
+        inbound: None,
+    };
+    store_bytes(st, att.id, body).await?;
+    send_attachment(st, me, att, caption).await
+}
+
+/// Whether `me` may send a file on this conversation now, decided before anything is written:
+/// the channel carries files, and only the holder (or a participant) may send to the customer.
+pub async fn may_send_file(
+    st: &AppState,
+    me: &CurrentAgent,
+    c: &switchboard_core::Conversation,
+) -> ApiResult<()> {
+    let channel = crate::app::inbox::channel_of(st, c).await?;
     if !outbound::capabilities(channel).uploaded_files {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -62,36 +88,33 @@ pub async fn upload(
             "sending files on this channel is not supported yet; send a link instead",
         ));
     }
-    // Decide before writing anything: only the holder (or a participant) may send to the customer.
-    conv::reply(&c, me.actor(), st.clock.now())?;
-    let filename = clean_filename(filename);
-    // What the file is comes from its bytes; the Content-Type the uploader sent is ignored.
-    let content_type = media::sniff(&body).to_owned();
-    let caption = caption
+    conv::reply(c, me.actor(), st.clock.now())?;
+    Ok(())
+}
+
+/// A caption as sent: trimmed, empty is none, checked like any message text.
+pub fn parse_caption(caption: Option<&str>) -> ApiResult<Option<String>> {
+    Ok(caption
         .map(str::trim)
         .filter(|c| !c.is_empty())
         .map(|c| validate::MessageText::parse(c).map(validate::MessageText::into_inner))
-        .transpose()?;
-    let att = Attachment {
-        id: uuid::Uuid::now_v7(),
-        conversation_id: id,
-        message_id: MessageId(uuid::Uuid::now_v7()),
-        filename: filename.clone(),
-        content_type,
-        size_bytes: i64::try_from(body.len()).unwrap_or(i64::MAX),
-        created_at: st.clock.now(),
-        inbound: None,
-    };
-    st.media.put(&att.id.to_string(), body).await.map_err(|e| {
-        tracing::error!(error = %e, "could not store an attachment");
-        ApiError::internal()
-    })?;
+        .transpose()?)
+}
+
+/// Records a stored file as the attachment of a new message and sends that message through the
+/// one `send` command. Returns the message with its attachment.
+pub async fn send_attachment(
+    st: &AppState,
+    me: &CurrentAgent,
+    att: Attachment,
+    caption: Option<String>,
+) -> ApiResult<serde_json::Value> {
     st.store.create_attachment(&att).await?;
     let content = Content::Media(Media {
         kind: media_kind(&att.content_type),
         source: MediaSource::Uploaded(att.id),
         caption,
-        filename: Some(filename),
+        filename: Some(att.filename.clone()),
     });
     let author = Author::Agent {
         actor: me.actor(),
@@ -99,7 +122,7 @@ pub async fn upload(
     };
     let req = SendRequest {
         id: att.message_id,
-        ..SendRequest::new(id, author, content)
+        ..SendRequest::new(att.conversation_id, author, content)
     };
     let sent = match st.outgoing.send(req).await {
         Ok(s) => s,
@@ -113,6 +136,14 @@ pub async fn upload(
     )
     .await?;
     Ok(json.into_iter().next().unwrap_or_default())
+}
+
+/// Keeps a file's bytes in the media store under its attachment id.
+pub async fn store_bytes(st: &AppState, id: uuid::Uuid, body: axum::body::Bytes) -> ApiResult<()> {
+    st.media.put(&id.to_string(), body).await.map_err(|e| {
+        tracing::error!(error = %e, "could not store an attachment");
+        ApiError::internal()
+    })
 }
 
 /// JSON for an attachment, with the URL the given audience downloads it from.

@@ -13,6 +13,7 @@ pub mod flow_tools;
 pub mod flows;
 pub mod inbound_media;
 pub mod inbox;
+pub mod library;
 pub mod media;
 pub mod push;
 pub mod quick_replies;

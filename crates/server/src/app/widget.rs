@@ -98,6 +98,14 @@ pub async fn write(
     v: &VisitorClaims,
     b: NewWidgetMessage,
 ) -> ApiResult<Written> {
+    rate_limit(st, client, v)?;
+    let checked = b.check()?;
+    let text = checked.text.into_inner();
+    let client_id = checked.client_message_id;
+    ingest(st, v, MessageKind::Text, text, client_id.as_deref()).await
+}
+
+fn rate_limit(st: &AppState, client: IpAddr, v: &VisitorClaims) -> ApiResult<()> {
     st.limits
         .widget_ip
         .check(&client.to_string())
@@ -106,9 +114,104 @@ pub async fn write(
         .widget_visitor
         .check(&v.contact_id.to_string())
         .map_err(ApiError::rate_limited)?;
-    let checked = b.check()?;
-    let text = checked.text.into_inner();
-    let provider_id = match checked.client_message_id {
+    Ok(())
+}
+
+/// What a visitor may send as a file: pictures, video, sound and PDF, by their bytes. Anything
+/// else (an archive, an office document, a script in disguise) is refused rather than handed to
+/// an agent to open.
+fn visitor_may_send(content_type: &str) -> bool {
+    content_type != switchboard_core::media::OPAQUE
+}
+
+/// The visitor sends a file: checked by its bytes, stored, then written as the visitor's media
+/// message through the same ingest path. A retry with the same `client_message_id` stores the
+/// message once, and gives it its file if an earlier try stopped before that.
+pub async fn upload(
+    st: &AppState,
+    client: IpAddr,
+    v: &VisitorClaims,
+    filename: &str,
+    client_message_id: Option<&str>,
+    body: axum::body::Bytes,
+) -> ApiResult<(Written, switchboard_store::Attachment)> {
+    rate_limit(st, client, v)?;
+    if body.is_empty() {
+        return Err(ApiError::invalid("the file is empty"));
+    }
+    let content_type = switchboard_core::media::sniff(&body);
+    if !visitor_may_send(content_type) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "file_type_not_supported",
+            "only pictures, video, sound and PDF files can be sent here",
+        )
+        .with_extra(serde_json::json!({"field": "file", "reason": "type"})));
+    }
+    let client_id = livechat::client_message_id(client_message_id)?;
+    let filename = crate::app::media::clean_filename(filename);
+    let size = i64::try_from(body.len()).unwrap_or(i64::MAX);
+    let file_id = uuid::Uuid::now_v7();
+    // The bytes first: a message is never without the file it names.
+    crate::app::media::store_bytes(st, file_id, body).await?;
+    let written = match ingest(
+        st,
+        v,
+        MessageKind::Media,
+        filename.clone(),
+        client_id.as_deref(),
+    )
+    .await
+    {
+        Ok(w) => w,
+        Err(e) => {
+            let _ = st.media.delete(&file_id.to_string()).await;
+            return Err(e);
+        }
+    };
+    if written.duplicate
+        && let Some(a) = st
+            .store
+            .attachments_for_messages(&[written.message_id])
+            .await?
+            .into_iter()
+            .next()
+    {
+        let _ = st.media.delete(&file_id.to_string()).await;
+        return Ok((written, a));
+    }
+    let att = switchboard_store::Attachment {
+        id: file_id,
+        conversation_id: written.conversation_id,
+        message_id: written.message_id,
+        filename,
+        content_type: content_type.to_owned(),
+        size_bytes: size,
+        created_at: written.created_at,
+        inbound: None,
+    };
+    st.store.create_attachment(&att).await?;
+    // The message went out on the sockets before its file was recorded: `message.updated` makes
+    // every open thread fetch it again, now with the file.
+    st.store
+        .merge_message_meta(
+            written.message_id,
+            serde_json::json!({"uploaded_by": "visitor"}),
+            st.clock.now(),
+        )
+        .await?;
+    Ok((written, att))
+}
+
+/// Hands the visitor's message to the ingest batcher; answered once it is durably stored.
+async fn ingest(
+    st: &AppState,
+    v: &VisitorClaims,
+    kind: MessageKind,
+    text: String,
+    client_id: Option<&str>,
+) -> ApiResult<Written> {
+    let provider_id = match client_id {
         Some(id) => format!("client:{}:{id}", v.contact_id),
         None => format!("server:{}", uuid::Uuid::now_v7()),
     };
@@ -118,7 +221,7 @@ pub async fn write(
         inbox_id: v.inbox_id,
         sender: InboundSender::Contact(v.contact_id),
         provider_message_id: provider_id,
-        kind: MessageKind::Text,
+        kind,
         text: text.clone(),
         sent_at: now,
         message_id: MessageId(uuid::Uuid::now_v7()),

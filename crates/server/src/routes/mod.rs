@@ -9,6 +9,7 @@ pub mod conversations;
 pub mod files;
 pub mod flows;
 pub mod inboxes;
+pub mod library;
 pub mod media;
 pub mod provider_send;
 pub mod push;
@@ -264,6 +265,32 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("get", "/api/v1/media/{id}", "Download a file"),
     (
         "get",
+        "/api/v1/library",
+        "The saved-media library, newest first (q= searches names, tags and file names)",
+    ),
+    (
+        "post",
+        "/api/v1/library",
+        "Add a file to the library (raw body; filename=, name=, tags=a,b) (supervisors)",
+    ),
+    (
+        "patch",
+        "/api/v1/library/{id}",
+        "Rename or retag a library file (supervisors)",
+    ),
+    (
+        "delete",
+        "/api/v1/library/{id}",
+        "Remove a file from the library (supervisors)",
+    ),
+    ("get", "/api/v1/library/{id}/file", "A library file's bytes"),
+    (
+        "post",
+        "/api/v1/conversations/{id}/attachments/library",
+        "Send a library file to the customer ({library_id, caption?})",
+    ),
+    (
+        "get",
         "/api/v1/quick-replies",
         "Quick replies (prefix= filters by code)",
     ),
@@ -402,6 +429,11 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
         "The visitor's thread (public messages only)",
     ),
     ("post", "/widget/v1/messages", "The visitor writes"),
+    (
+        "post",
+        "/widget/v1/attachments",
+        "The visitor sends a file (raw body; filename=, client_message_id=): pictures, video, sound, PDF",
+    ),
     (
         "get",
         "/widget/v1/ws",
@@ -542,6 +574,21 @@ pub fn router(st: AppState) -> Router {
                 .layer(DefaultBodyLimit::max(st.config.limits.max_upload_bytes))
                 .get(media::gallery),
         )
+        .route(
+            "/conversations/{id}/attachments/library",
+            post(library::send),
+        )
+        .route(
+            "/library",
+            get(library::list)
+                .post(library::add)
+                .layer(DefaultBodyLimit::max(st.config.limits.max_upload_bytes)),
+        )
+        .route(
+            "/library/{id}",
+            patch(library::update).delete(library::remove),
+        )
+        .route("/library/{id}/file", get(library::file))
         .route("/media/{id}", get(media::download))
         .route("/media/{id}/thumbnail", get(files::thumbnail))
         .route("/attachments/{id}/retry", post(files::retry))
@@ -599,6 +646,10 @@ pub fn router(st: AppState) -> Router {
         .route("/ws", get(widget::visitor_ws))
         .route("/inboxes/{id}", get(widget::inbox_config))
         .route("/media/{id}", get(media::visitor_download))
+        .route(
+            "/attachments",
+            post(widget::upload).layer(DefaultBodyLimit::max(st.config.limits.max_upload_bytes)),
+        )
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(middleware::from_fn(widget_cors));

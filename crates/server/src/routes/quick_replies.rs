@@ -39,6 +39,8 @@ pub async fn list(
 pub struct Body {
     code: Option<String>,
     text: Option<String>,
+    /// Files of the media library sent with the text.
+    media: Option<Vec<uuid::Uuid>>,
 }
 
 pub async fn create(
@@ -46,7 +48,14 @@ pub async fn create(
     me: CurrentAgent,
     ApiJson(b): ApiJson<Body>,
 ) -> ApiResult<Response> {
-    let qr = quick_replies::create(&st, &me, b.code.as_deref(), b.text.as_deref()).await?;
+    let qr = quick_replies::create(
+        &st,
+        &me,
+        b.code.as_deref(),
+        b.text.as_deref(),
+        b.media.as_deref(),
+    )
+    .await?;
     Ok(created(serde_json::to_value(&qr).unwrap_or_default()))
 }
 
@@ -56,7 +65,15 @@ pub async fn update(
     Path(id): Path<QuickReplyId>,
     ApiJson(b): ApiJson<Body>,
 ) -> ApiResult<ApiJson<QuickReply>> {
-    let qr = quick_replies::update(&st, &me, id, b.code.as_deref(), b.text.as_deref()).await?;
+    let qr = quick_replies::update(
+        &st,
+        &me,
+        id,
+        b.code.as_deref(),
+        b.text.as_deref(),
+        b.media.as_deref(),
+    )
+    .await?;
     Ok(ApiJson(qr))
 }
 

@@ -47,6 +47,32 @@ pub async fn post_message(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct UploadParams {
+    filename: String,
+    client_message_id: Option<String>,
+}
+
+/// `POST /widget/v1/attachments?filename=…&client_message_id=…` with the file as the raw body.
+pub async fn upload(
+    State(st): State<AppState>,
+    ClientIp(client): ClientIp,
+    Visitor(v): Visitor,
+    ApiQuery(p): ApiQuery<UploadParams>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<Response> {
+    let limit = st.config.limits.max_upload_bytes;
+    let body = crate::responses::body_within(body, "file_too_large", "files", limit)?;
+    let id = p.client_message_id.as_deref();
+    let (m, a) = widget::upload(&st, client, &v, &p.filename, id, body).await?;
+    Ok(created(serde_json::json!({
+        "message": { "id": m.message_id, "conversation_id": m.conversation_id, "text": m.text, "kind": "media", "sender_kind": "customer", "created_at": m.created_at,
+                     "attachments": [crate::app::media::attachment_json(&a, true)] },
+        "duplicate": m.duplicate,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ThreadParams {
     before: Option<String>,
     limit: Option<u32>,

@@ -1,0 +1,76 @@
+// Browser test of the saved-media library and of files in the composer: a supervisor adds the
+// price list to the library and to the quick reply "/banggia"; an agent picks it from the library
+// into a reply, then sends the quick reply, which brings the picture with its text. Files wait in
+// the composer's tray with their previews until Send. Screenshots in test-artifacts/screenshots/.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { agentPage, DESKTOP, ids, newInbox, shots, useWorld, visitorSays } from './support.mjs';
+
+useWorld();
+
+// A real 2×2 PNG.
+const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP8z8DAwMDAxMDAwMDAAAANHQEDasKb6QAAAABJRU5ErkJggg==', 'base64');
+
+test('the library: a supervisor keeps it, an agent sends from it and from a quick reply that carries a picture', async () => {
+  const inbox = await newInbox('Library shop', [ids.lan]);
+  const boss = await agentPage('admin@shop.vn', 'vi-VN', DESKTOP);
+  await boss.getByTestId('nav-library').click();
+  const page = boss.getByTestId('library-page');
+  await page.getByTestId('library-file').setInputFiles({ name: 'bang-gia.png', mimeType: 'image/png', buffer: PNG });
+  await page.getByLabel('Tên', { exact: true }).fill('Bảng giá tháng 12');
+  await page.getByLabel('Nhãn, cách nhau bằng dấu phẩy').fill('giá, Tết');
+  await page.getByRole('button', { name: 'Tạo' }).click();
+  const row = page.getByTestId('library-row').filter({ hasText: 'Bảng giá tháng 12' });
+  await row.filter({ hasText: '#tết' }).waitFor();
+  await boss.waitForFunction(() => [...document.querySelectorAll('.library-grid img')].some((i) => i.complete && i.naturalWidth === 2));
+  // Found without diacritics.
+  await page.getByLabel('Tìm theo tên hoặc nhãn').fill('bang gia');
+  await row.waitFor();
+  await boss.screenshot({ path: path.join(shots, 'library-1-page.png') });
+
+  // The quick reply "/banggia" carries the picture.
+  await boss.getByTestId('nav-quick_replies').click();
+  await boss.getByLabel('Mã', { exact: true }).fill('banggia');
+  await boss.getByLabel('Nội dung', { exact: true }).fill('Dạ em gửi bảng giá ạ');
+  await boss.getByTestId('qr-add-file').click();
+  await boss.getByTestId('library-picker').getByLabel('Tìm theo tên hoặc nhãn').fill('tet');
+  await boss.getByTestId('library-item').filter({ hasText: 'Bảng giá tháng 12' }).click();
+  await boss.getByRole('button', { name: 'Tạo' }).click();
+  await boss.locator('tr', { hasText: '/banggia' }).filter({ hasText: 'Bảng giá tháng 12' }).waitFor();
+
+  // An agent answers a customer: the picture from the library, with a caption.
+  await visitorSays(inbox, 'Shop cho xin bảng giá');
+  const lan = await agentPage('lan@shop.vn', 'en-US', DESKTOP);
+  await lan.getByTestId('conversation-row').filter({ hasText: 'bảng giá' }).click();
+  await lan.getByTestId('claim').click();
+  await lan.getByTestId('open-library').click();
+  await lan.getByTestId('library-item').filter({ hasText: 'Bảng giá tháng 12' }).click();
+  const tray = lan.getByTestId('tray-item');
+  await tray.filter({ hasText: 'bang-gia.png' }).waitFor();
+  await lan.getByTestId('composer-input').fill('Giá mới nhất ạ');
+  await lan.screenshot({ path: path.join(shots, 'library-2-tray.png') });
+  await lan.getByTestId('send').click();
+  const sent = lan.getByTestId('message').filter({ hasText: 'Giá mới nhất ạ' });
+  await sent.locator('img[alt="bang-gia.png"]').waitFor();
+  assert.equal(await tray.count(), 0, 'the tray is empty once sent');
+
+  // The quick reply brings its picture into the tray with its text; one Send sends both.
+  await lan.getByTestId('composer-input').fill('/bangg');
+  await lan.getByTestId('quick-reply').filter({ hasText: '/banggia' }).click();
+  await tray.filter({ hasText: 'bang-gia.png' }).waitFor();
+  assert.equal(await lan.getByTestId('composer-input').inputValue(), 'Dạ em gửi bảng giá ạ');
+  await lan.getByTestId('send').click();
+  await lan.getByTestId('message').filter({ hasText: 'Dạ em gửi bảng giá ạ' }).locator('img[alt="bang-gia.png"]').waitFor();
+  await lan.waitForFunction(() => [...document.querySelectorAll('[data-testid=message] img')].filter((i) => i.complete && i.naturalWidth === 2).length === 2);
+  await lan.screenshot({ path: path.join(shots, 'library-3-sent.png') });
+
+  // A file taken out of the tray is not sent.
+  await lan.getByTestId('open-library').click();
+  await lan.getByTestId('library-item').first().click();
+  await lan.getByRole('button', { name: 'Remove bang-gia.png' }).click();
+  assert.equal(await tray.count(), 0);
+  await boss.context().close();
+  await lan.context().close();
+});
