@@ -265,6 +265,16 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("get", "/api/v1/media/{id}", "Download a file"),
     (
         "get",
+        "/api/v1/media/{id}/thumbnail",
+        "A customer's picture (or video) as a small JPEG of ours",
+    ),
+    (
+        "post",
+        "/api/v1/attachments/{id}/retry",
+        "Download a customer's file whose download failed again",
+    ),
+    (
+        "get",
         "/api/v1/library",
         "The saved-media library, newest first (q= searches names, tags and file names)",
     ),
