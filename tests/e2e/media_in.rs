@@ -509,3 +509,27 @@ async fn a_zalo_photo_is_copied_once_and_an_oversize_file_fails_without_being_ke
     let (_, _, body) = bytes(&f.app, v["url"].as_str().unwrap(), &f.agent).await;
     assert_eq!(body, mp4);
 }
+
+#[tokio::test]
+async fn a_20_mb_video_streams_into_the_store_whole() {
+    let f = Files::start("zalo", zalo_settings, |_| {}).await;
+    // 20 MiB of an MP4 (its header, then filler).
+    let mut mp4 = b"\0\0\0\x20ftypisom\0\0\x02\0isomiso2mp41".to_vec();
+    mp4.resize(20 * 1024 * 1024, 0x5a);
+    let url = f.sb.add_cdn_media("long.mp4", mp4.clone(), "video/mp4");
+    zalo_sends(&f, "zvid0020", "video", &url, "").await;
+    assert_eq!(f.fetch().await.ready, 1);
+    let (_, files) = f.files().await;
+    let v = &files[0];
+    assert_eq!(
+        (v["content_type"].as_str(), v["size_bytes"].as_u64()),
+        (Some("video/mp4"), Some(mp4.len() as u64))
+    );
+    assert!(
+        v.get("thumbnail_url").is_none(),
+        "no decoder, no provider thumbnail: {v}"
+    );
+    let (status, _, body) = bytes(&f.app, v["url"].as_str().unwrap(), &f.agent).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body == mp4, "the whole file, byte for byte");
+}
