@@ -8,6 +8,7 @@ mod api;
 mod comment_rules;
 mod flows;
 mod library;
+mod media_in;
 mod media_out;
 mod meta;
 mod multinode;

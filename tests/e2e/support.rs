@@ -88,6 +88,8 @@ pub async fn config_for(dir: &Path) -> Config {
     c.routing.idle_away_minutes = 0;
     // Tests drive the outbox themselves (`Outbox::run_due`) with the manual clock.
     c.outbox.worker = false;
+    // ... and the download of customers' files (`MediaFetcher::run_due`).
+    c.inbound_media.worker = false;
     c
 }
 

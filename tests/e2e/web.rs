@@ -287,6 +287,7 @@ async fn a_file_is_served_with_the_type_its_bytes_have_never_the_uploaders() {
         content_type: "image/png,text/html".into(),
         size_bytes: 3,
         created_at: T0,
+        inbound: None,
     };
     app.state.store.create_attachment(&old).await.unwrap();
     std::fs::write(

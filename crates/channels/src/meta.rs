@@ -1129,10 +1129,20 @@ impl Provider for Meta {
     }
 }
 
-fn attachments_json(a: &[Attachment]) -> Value {
+/// The attachments as the message keeps them. Instagram's policy lets us keep the CDN URL but
+/// not the media bytes (`channels.md` §2): its files say so (`bytes_kept: false`, read by
+/// `core::inbound_media`).
+fn attachments_json(inbox: &Inbox, a: &[Attachment]) -> Value {
+    let kept = inbox.channel != ChannelKind::Instagram;
     json!(
         a.iter()
-            .map(|x| json!({"type": x.kind, "url": x.url, "sticker_id": x.sticker_id}))
+            .map(|x| {
+                let mut v = json!({"type": x.kind, "url": x.url, "sticker_id": x.sticker_id});
+                if !kept {
+                    v["bytes_kept"] = json!(false);
+                }
+                v
+            })
             .collect::<Vec<_>>()
     )
 }
@@ -1209,7 +1219,7 @@ fn arrival(inbox: &Inbox, ev: MetaEvent, now: Timestamp) -> Option<Arrival> {
             };
             let mut m = serde_json::Map::new();
             if !attachments.is_empty() {
-                m.insert("attachments".into(), attachments_json(&attachments));
+                m.insert("attachments".into(), attachments_json(inbox, &attachments));
             }
             let shared = shared_detail(quick_reply_payload.as_ref());
             if let Some(p) = quick_reply_payload {
@@ -1349,7 +1359,7 @@ fn arrival(inbox: &Inbox, ev: MetaEvent, now: Timestamp) -> Option<Arrival> {
                 json!({"app_id": app_id, "from_page_inbox": from_page_inbox}),
             );
             if !attachments.is_empty() {
-                m.insert("attachments".into(), attachments_json(&attachments));
+                m.insert("attachments".into(), attachments_json(inbox, &attachments));
             }
             InboundEvent::Echo(Echoed {
                 customer: to,

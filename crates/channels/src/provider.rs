@@ -457,6 +457,21 @@ impl CheckFailure {
     }
 }
 
+/// A provider would not say where a file is: a server error or a throttle may pass, anything
+/// else (an unknown or expired id) will not.
+pub fn media_unavailable(answer: &ApiAnswer<'_>) -> Failure {
+    Failure {
+        retry: answer.status == 429 || answer.status >= 500,
+        reason: "media_unavailable",
+        retry_after_ms: None,
+        code: Some(i64::from(answer.status)),
+        subcode: None,
+    }
+}
+
+/// The largest customer file we download (the Bot API's own download limit is lower).
+pub const MAX_MEDIA_BYTES: u64 = 100 * 1024 * 1024;
+
 /// A failure decided before any call (nothing reached the provider).
 pub fn refused(reason: &'static str) -> Failure {
     Failure {
@@ -590,6 +605,20 @@ pub trait Provider: Send + Sync {
     /// never logged).
     fn picture_url(&self, _inbox: &Inbox, _answer: &ApiAnswer<'_>) -> Option<String> {
         None
+    }
+
+    /// The call that says where a customer's file named by a provider id is (WhatsApp's
+    /// `GET /{media-id}`, Telegram's `getFile`); by default the picture's.
+    fn media_call(&self, inbox: &Inbox, id: &str) -> Option<ApiCall> {
+        self.picture_call(inbox, id)
+    }
+    /// The download of a customer's file, from the answer to [`Provider::media_call`] (its URL
+    /// or headers may carry the token: never logged). A failure says whether to try again.
+    fn media_download(&self, inbox: &Inbox, answer: &ApiAnswer<'_>) -> Result<ApiCall, Failure> {
+        match self.picture_url(inbox, answer) {
+            Some(url) => Ok(ApiCall::get(url)),
+            None => Err(media_unavailable(answer)),
+        }
     }
 
     /// A read-only call that proves the inbox's account and credentials work (the setup's

@@ -181,6 +181,8 @@ pub struct Attachment {
     pub file_id: String,
     pub file_name: Option<String>,
     pub mime_type: Option<String>,
+    /// The file id of the provider's own thumbnail (videos, documents).
+    pub thumbnail: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -278,6 +280,7 @@ fn attachments(m: &Value) -> Vec<Attachment> {
             file_id,
             file_name: None,
             mime_type: None,
+            thumbnail: None,
         });
     }
     for kind in [
@@ -295,6 +298,7 @@ fn attachments(m: &Value) -> Vec<Attachment> {
                 file_id,
                 file_name: text(&m[kind]["file_name"]),
                 mime_type: text(&m[kind]["mime_type"]),
+                thumbnail: text(&m[kind]["thumbnail"]["file_id"]),
             });
         }
     }
@@ -802,6 +806,21 @@ impl Provider for Telegram {
         let token = setting(inbox, "bot_token")?;
         file_url(base_url(inbox, DEFAULT_API_BASE_URL), token, &answer.json())
     }
+    /// `getFile` refuses files over the Bot API's 20 MB download limit ("file is too big"):
+    /// that one never passes.
+    fn media_download(&self, inbox: &Inbox, answer: &ApiAnswer<'_>) -> Result<ApiCall, Failure> {
+        let v = answer.json();
+        let too_big = v["description"]
+            .as_str()
+            .is_some_and(|d| d.to_ascii_lowercase().contains("file is too big"));
+        if too_big {
+            return Err(refused("file_too_big_for_bot_api"));
+        }
+        match self.picture_url(inbox, answer) {
+            Some(url) => Ok(ApiCall::get(url)),
+            None => Err(crate::provider::media_unavailable(answer)),
+        }
+    }
     fn send_call(
         &self,
         inbox: &Inbox,
@@ -880,7 +899,7 @@ fn arrival(inbox: &Inbox, update: Update, now: Timestamp) -> Option<Arrival> {
             };
             let atts: Vec<_> = attachments
                 .iter()
-                .map(|a| json!({"type": a.kind, "file_id": a.file_id, "file_name": a.file_name, "mime_type": a.mime_type}))
+                .map(|a| json!({"type": a.kind, "file_id": a.file_id, "file_name": a.file_name, "mime_type": a.mime_type, "thumbnail_file_id": a.thumbnail}))
                 .collect();
             let mut meta = json!({"chat_type": chat_type, "update_id": update.update_id});
             if !atts.is_empty() {

@@ -1291,6 +1291,36 @@ impl Provider for WhatsApp {
             None => (OutboxJob::Send, json!({ "body": body })),
         }
     }
+    /// `GET /{media-id}` with the Bearer token: the media's (short-lived) download URL (§3.1).
+    fn media_call(&self, inbox: &Inbox, id: &str) -> Option<ApiCall> {
+        let token = setting(inbox, "access_token")?;
+        let plain = !id.is_empty()
+            && id.len() <= 128
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
+        plain.then(|| {
+            ApiCall::get(format!("{}/{id}", base_url(inbox, DEFAULT_API_BASE_URL)))
+                .header("authorization", format!("Bearer {token}"))
+        })
+    }
+    /// The download URL needs the same Bearer token.
+    fn media_download(&self, inbox: &Inbox, answer: &ApiAnswer<'_>) -> Result<ApiCall, Failure> {
+        if !answer.ok() {
+            return Err(classify_error(
+                answer.status,
+                answer.body,
+                answer.retry_after,
+            ));
+        }
+        let token = setting(inbox, "access_token").ok_or_else(|| refused("token_expired"))?;
+        let url = answer.json()["url"]
+            .as_str()
+            .filter(|u| switchboard_core::inbound_media::is_web_url(u))
+            .map(str::to_owned)
+            .ok_or_else(|| refused("media_unavailable"))?;
+        Ok(ApiCall::get(url).header("authorization", format!("Bearer {token}")))
+    }
     fn send_call(
         &self,
         inbox: &Inbox,

@@ -12,6 +12,7 @@ pub mod conversation;
 pub mod event;
 pub mod flow;
 pub mod ids;
+pub mod inbound_media;
 pub mod ingest;
 pub mod media;
 pub mod media_limits;

@@ -258,6 +258,8 @@ struct World {
     seq: u64,
     /// Profile pictures downloaded (Zalo's avatar URLs, Telegram's file downloads).
     picture_downloads: u32,
+    /// Files customers sent, by name (a CDN name, a WhatsApp media id, a Telegram file id).
+    media: HashMap<String, SbMedia>,
 }
 
 impl World {
@@ -1373,6 +1375,9 @@ async fn wa_number(
             "Error validating access token: Session has expired",
         );
     }
+    if let Some(m) = w.media.get(&pnid).filter(|m| m.whatsapp) {
+        return wa_media_info(&shared, &pnid, m);
+    }
     match w.wa.get(&pnid) {
         Some(n) if Some(n.token.as_str()) == token.as_deref() => json(
             StatusCode::OK,
@@ -1450,6 +1455,10 @@ async fn tg_file(
     State(shared): State<Arc<Shared>>,
     Path((bot, path)): Path<(String, String)>,
 ) -> Response {
+    if let (Some(token), Some(file_id)) = (bot.strip_prefix("bot"), path.strip_prefix("documents/"))
+    {
+        return tg_download(&shared, token, file_id);
+    }
     let mut w = shared.world();
     let Some(bot) = bot.strip_prefix("bot").and_then(|t| w.tg.get(t)) else {
         return tg(StatusCode::UNAUTHORIZED, "Unauthorized");
@@ -1956,6 +1965,9 @@ async fn tg_method(
         // Where a file is (`getFile`): only profile photos exist here.
         "getFile" => {
             let file_id = b["file_id"].as_str().unwrap_or("");
+            if let Some(r) = tg_get_file(&shared, &token, file_id) {
+                return r;
+            }
             let w = shared.world();
             let photo = w.tg.get(&token).and_then(|bot| {
                 bot.profiles.values().filter_map(|p| p.photo).find(|v| {
@@ -2302,6 +2314,8 @@ fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/v3.0/oa/user/detail", get(zalo_user_detail))
         .route("/_sandbox/pictures/{name}", get(sandbox_picture))
+        .route("/_sandbox/cdn/{name}", get(cdn_media))
+        .route("/_sandbox/wa-media/{id}", get(wa_media_download))
         .route("/file/{bot}/{*path}", get(tg_file))
         .route("/{version}/{id}/messages", post(wa_send))
         .route("/{version}/{id}/message_templates", get(wa_templates))
@@ -2318,6 +2332,168 @@ fn router(shared: Arc<Shared>) -> Router {
         // Uploads up to the providers' own limits (axum's default is 2 MB).
         .layer(axum::extract::DefaultBodyLimit::max(128 * 1024 * 1024))
         .with_state(shared)
+}
+
+// -------------------------------------------------------------- customers' files
+
+/// The Bot API's download limit: `getFile` refuses larger files.
+const TG_DOWNLOAD_LIMIT: usize = 20 * 1024 * 1024;
+
+/// A file a customer sent, as the provider holds it.
+#[derive(Debug, Clone, Default)]
+struct SbMedia {
+    bytes: Bytes,
+    content_type: String,
+    /// A WhatsApp media id: `GET /{media-id}` with a number's token says where it is, and its
+    /// download needs that token too.
+    whatsapp: bool,
+    /// A Telegram file id of this bot: `getFile` says where it is.
+    telegram_bot: Option<String>,
+    /// Downloads still to fail (500) before one succeeds.
+    fail: u32,
+    downloads: u32,
+}
+
+impl ChannelSandbox {
+    fn add_media(&self, name: &str, m: SbMedia) {
+        self.shared.world().media.insert(name.to_owned(), m);
+    }
+
+    /// A file on the provider's CDN (Messenger, Instagram, Zalo): its URL.
+    pub fn add_cdn_media(&self, name: &str, bytes: Vec<u8>, content_type: &str) -> String {
+        let m = SbMedia {
+            bytes: bytes.into(),
+            content_type: content_type.into(),
+            ..SbMedia::default()
+        };
+        self.add_media(name, m);
+        format!("{}/_sandbox/cdn/{name}", self.base_url())
+    }
+
+    /// A WhatsApp media id (§3.1: `GET /{media-id}`, then a download with the Bearer token).
+    pub fn add_whatsapp_media(&self, media_id: &str, bytes: Vec<u8>, content_type: &str) {
+        let m = SbMedia {
+            bytes: bytes.into(),
+            content_type: content_type.into(),
+            whatsapp: true,
+            ..SbMedia::default()
+        };
+        self.add_media(media_id, m);
+    }
+
+    /// A Telegram file id of the bot (`getFile`, then `/file/bot<token>/<file_path>`).
+    pub fn add_telegram_file(
+        &self,
+        token: &str,
+        file_id: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) {
+        let m = SbMedia {
+            bytes: bytes.into(),
+            content_type: content_type.into(),
+            telegram_bot: Some(token.into()),
+            ..SbMedia::default()
+        };
+        self.add_media(file_id, m);
+    }
+
+    /// The next `times` downloads of the file fail with a 500.
+    pub fn fail_media(&self, name: &str, times: u32) {
+        if let Some(m) = self.shared.world().media.get_mut(name) {
+            m.fail = times;
+        }
+    }
+
+    /// The file's downloads that succeeded.
+    pub fn media_downloads(&self, name: &str) -> u32 {
+        self.shared
+            .world()
+            .media
+            .get(name)
+            .map_or(0, |m| m.downloads)
+    }
+}
+
+/// The file's bytes, or a 500 while it is set to fail.
+fn serve_media(shared: &Shared, name: &str) -> Response {
+    let mut w = shared.world();
+    let Some(m) = w.media.get_mut(name) else {
+        return (StatusCode::NOT_FOUND, "not found").into_response();
+    };
+    if m.fail > 0 {
+        m.fail -= 1;
+        return (StatusCode::INTERNAL_SERVER_ERROR, "temporarily unavailable").into_response();
+    }
+    m.downloads += 1;
+    ([("content-type", m.content_type.clone())], m.bytes.clone()).into_response()
+}
+
+/// `GET /_sandbox/cdn/{name}`: a CDN URL (no token).
+async fn cdn_media(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
+    serve_media(&shared, &name)
+}
+
+/// `GET /{version}/{media-id}` (the token was checked): where the media is.
+fn wa_media_info(shared: &Shared, id: &str, m: &SbMedia) -> Response {
+    let base = shared
+        .base
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    json(
+        StatusCode::OK,
+        serde_json::json!({"messaging_product": "whatsapp", "url": format!("{base}/_sandbox/wa-media/{id}"),
+            "mime_type": m.content_type, "sha256": "", "file_size": m.bytes.len(), "id": id}),
+    )
+}
+
+/// The WhatsApp media download: only with a number's Bearer token.
+async fn wa_media_download(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let token = bearer(&headers);
+    let known = shared
+        .world()
+        .wa
+        .values()
+        .any(|n| Some(n.token.as_str()) == token.as_deref());
+    if !known {
+        return graph_error(StatusCode::UNAUTHORIZED, 190, "Invalid OAuth access token");
+    }
+    serve_media(&shared, &id)
+}
+
+/// `getFile` of a customer's file: its path, or "file is too big" past the Bot API's limit.
+fn tg_get_file(shared: &Shared, token: &str, file_id: &str) -> Option<Response> {
+    let w = shared.world();
+    let m = w
+        .media
+        .get(file_id)
+        .filter(|m| m.telegram_bot.as_deref() == Some(token))?;
+    if m.bytes.len() > TG_DOWNLOAD_LIMIT {
+        return Some(tg(StatusCode::BAD_REQUEST, "Bad Request: file is too big"));
+    }
+    Some(json(
+        StatusCode::OK,
+        serde_json::json!({"ok": true, "result": {"file_id": file_id, "file_unique_id": format!("u{file_id}"),
+            "file_size": m.bytes.len(), "file_path": format!("documents/{file_id}")}}),
+    ))
+}
+
+/// `GET /file/bot<token>/documents/<file>`.
+fn tg_download(shared: &Shared, token: &str, file_id: &str) -> Response {
+    let mine = shared
+        .world()
+        .media
+        .get(file_id)
+        .is_some_and(|m| m.telegram_bot.as_deref() == Some(token));
+    if !mine {
+        return tg(StatusCode::NOT_FOUND, "Not Found");
+    }
+    serve_media(shared, file_id)
 }
 
 #[cfg(test)]

@@ -43,6 +43,8 @@ pub struct Config {
     pub webhooks: Webhooks,
     /// The outbound queue to providers.
     pub outbox: OutboxConfig,
+    /// Downloading the files customers send.
+    pub inbound_media: InboundMediaConfig,
     /// WhatsApp cost metering: currency and prices.
     pub billing: BillingConfig,
     /// Web Push to agents' browsers.
@@ -108,6 +110,28 @@ impl std::fmt::Debug for S3Config {
             .field("allow_http", &self.allow_http)
             .field("prefix", &self.prefix)
             .finish()
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InboundMediaConfig {
+    /// Run the background downloader. (Tests switch it off and drive
+    /// `MediaFetcher::run_due` themselves.)
+    pub worker: bool,
+    /// The largest customer file we download; a larger one is `failed` (`file_too_large`).
+    pub max_bytes: u64,
+    /// How long one download (the whole file) may take before the attempt counts as failed.
+    pub download_timeout_ms: u64,
+}
+
+impl Default for InboundMediaConfig {
+    fn default() -> Self {
+        Self {
+            worker: true,
+            max_bytes: switchboard_channels::provider::MAX_MEDIA_BYTES,
+            download_timeout_ms: 120_000,
+        }
     }
 }
 
@@ -361,6 +385,7 @@ impl Default for Config {
             routing: RoutingConfig::default(),
             webhooks: Webhooks::default(),
             outbox: OutboxConfig::default(),
+            inbound_media: InboundMediaConfig::default(),
             billing: BillingConfig::default(),
             push: PushConfig::default(),
             media: MediaConfig::default(),
@@ -394,6 +419,7 @@ impl std::fmt::Debug for Config {
             .field("routing", &self.routing)
             .field("webhooks", &self.webhooks)
             .field("outbox", &self.outbox)
+            .field("inbound_media", &self.inbound_media)
             .field("billing", &self.billing)
             .field("push", &self.push)
             .field("media", &self.media)

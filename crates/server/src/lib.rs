@@ -19,6 +19,7 @@ pub mod ingest;
 pub mod keys;
 #[cfg(test)]
 mod layout;
+pub mod media_fetch;
 pub mod media_links;
 pub mod media_store;
 pub mod meta;
@@ -34,6 +35,7 @@ pub mod responses;
 pub mod routes;
 pub mod routing;
 pub mod state;
+mod thumbnails;
 pub mod timers;
 pub mod writer_thread;
 
@@ -225,7 +227,15 @@ impl Application {
                 media.clone(),
             )),
         ));
+        let media_fetch = Arc::new(media_fetch::MediaFetcher::new(
+            &config.inbound_media,
+            store.clone(),
+            providers.clone(),
+            clock.clone(),
+            media.clone(),
+        )?);
         let state = AppState::new(Inner {
+            media_fetch,
             config,
             store,
             media,
@@ -249,6 +259,7 @@ impl Application {
             trusted_proxies,
         });
         state.outbox.clone().start();
+        state.media_fetch.clone().start();
         if let Some(url) = state.config.nats_url.clone() {
             cluster::join(&url, state.clone(), sequencer)
                 .await

@@ -585,6 +585,29 @@ impl Providers {
         }
     }
 
+    /// The request that downloads a customer's file: its CDN URL as is, or (WhatsApp media ids,
+    /// Telegram file ids) what the provider's lookup answers (its URL and headers may carry the
+    /// token: never logged).
+    pub async fn media_request(
+        &self,
+        inbox: &Inbox,
+        source: &switchboard_core::inbound_media::Source,
+    ) -> Result<ApiCall, Failure> {
+        use switchboard_core::inbound_media::{Source, is_web_url};
+        let id = match source {
+            Source::Url(u) if is_web_url(u) => return Ok(ApiCall::get(u.clone())),
+            Source::Url(_) => return Err(fail("media_unavailable")),
+            Source::WhatsAppMedia(id) | Source::TelegramFile(id) => id,
+        };
+        let p = switchboard_channels::for_channel(inbox.channel)
+            .ok_or_else(|| fail("not_supported"))?;
+        let call = p
+            .media_call(inbox, id)
+            .ok_or_else(|| fail("media_unavailable"))?;
+        let r = self.call_api(&call).await?;
+        p.media_download(inbox, &r.answer())
+    }
+
     /// Downloads a picture: `http(s)` only, at most `max` bytes (read chunk by chunk, never
     /// more), and an image by its own bytes (PNG, JPEG, GIF, WebP) whatever the server claimed.
     pub async fn download_picture(

@@ -38,6 +38,8 @@ pub struct Inner {
     pub meter: crate::metering::MeterWriter,
     /// Outbound provider messages.
     pub outbox: Arc<crate::outbox::Outbox>,
+    /// Downloads the files customers send.
+    pub media_fetch: Arc<crate::media_fetch::MediaFetcher>,
     /// The one `send` command.
     pub outgoing: crate::app::send::Outgoing,
     /// WhatsApp, Zalo, Telegram and Shopee clients (and the WhatsApp price list).

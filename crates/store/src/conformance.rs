@@ -593,6 +593,7 @@ async fn tags_and_attachments() {
             content_type: "image/png".into(),
             size_bytes: 42,
             created_at: T0,
+            inbound: None,
         };
         s.create_attachment(&a).await.unwrap();
         assert_eq!(s.attachment(a.id).await.unwrap(), Some(a.clone()));
@@ -1747,6 +1748,8 @@ async fn provider_secrets_are_sealed_at_rest_and_keys_rotate() {
 mod automation;
 #[path = "conformance_comments.rs"]
 mod comments;
+#[path = "conformance_media.rs"]
+mod inbound_media;
 #[tokio::test]
 async fn notification_preferences_are_the_agents_own_and_default_to_everything_on() {
     use switchboard_core::notifications::NotificationPrefs;

@@ -193,6 +193,8 @@ pub(crate) async fn ingest_batch<C: Conn>(
             .collect(),
     )
     .await?;
+    // The files of new customer messages, to download (one statement, only when there are any).
+    crate::inbound_media::write_inbound_files(conn, &plan.messages, &plan.metas, now).await?;
     events.append(&mut plan.events);
     Ok(plan.out)
 }

@@ -12,6 +12,7 @@ mod comments;
 #[cfg(test)]
 mod conformance;
 mod conversations;
+mod inbound_media;
 mod ingest;
 pub mod library;
 pub mod media;
@@ -35,6 +36,7 @@ mod writes;
 pub use automation::*;
 pub use channel::*;
 pub use comments::*;
+pub use inbound_media::{FileOutcome, InboundFile, InboundMediaStore};
 pub use library::{LibraryStore, SavedMedia};
 pub use media::{Attachment, MediaStore};
 pub use provider::*;
@@ -78,6 +80,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 #[async_trait]
 pub trait Store:
     MediaStore
+    + InboundMediaStore
     + LibraryStore
     + RoutingStore
     + ChannelStore

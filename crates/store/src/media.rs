@@ -14,6 +14,9 @@ pub struct Attachment {
     pub content_type: String,
     pub size_bytes: i64,
     pub created_at: Timestamp,
+    /// A file a customer sent: where it comes from and how its download goes (`None`: a file we
+    /// stored ourselves).
+    pub inbound: Option<crate::inbound_media::InboundFile>,
 }
 
 #[async_trait]

@@ -40,6 +40,7 @@ macro_rules! all_migrations {
             12 "comment_rules" "0012_comment_rules",
             13 "agent_preferences" "0013_agent_preferences",
             14 "contact_profiles" "0014_contact_profiles",
+            15 "inbound_media" "0015_inbound_media",
             17 "media_library" "0017_media_library",
             18 "private_reply_budget" "0018_private_reply_budget",
         )

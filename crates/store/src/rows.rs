@@ -273,6 +273,7 @@ pub(crate) fn attachment_row(r: &impl RowRead) -> Result<Attachment> {
         content_type: r.try_get("content_type")?,
         size_bytes: r.try_get("size_bytes")?,
         created_at: ts(r, "created_at")?,
+        inbound: crate::inbound_media::inbound_row(r)?,
     })
 }
 

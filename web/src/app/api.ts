@@ -91,7 +91,17 @@ export interface Attachment {
   filename: string;
   content_type: string;
   size_bytes: number;
-  url: string;
+  /** Our copy (none while a customer's file is not downloaded). */
+  url: string | null;
+  /** A customer's file: `pending` (downloading), `ready`, `failed` (retry), `remote` (Instagram). */
+  state?: 'pending' | 'ready' | 'failed' | 'remote';
+  /** A customer's file: image, sticker, video, audio or file. */
+  kind?: string;
+  thumbnail_url?: string;
+  /** Instagram: the provider's URL (it expires; the bytes are never kept). */
+  remote_url?: string;
+  /** Why the download failed. */
+  error?: string | null;
 }
 
 export interface Message {
@@ -114,7 +124,8 @@ export interface Message {
 
 /** What a provider told us about a message (Messenger, Instagram, …). */
 export interface MessageMeta {
-  attachments?: { kind: string; url: string | null }[];
+  /** The provider's own attachments (Zalo's locations carry `coordinates`). */
+  attachments?: { kind?: string; type?: string; url: string | null; coordinates?: { latitude?: string | number; longitude?: string | number } }[];
   comment?: {
     id?: string;
     post_id?: string | null;
@@ -141,6 +152,10 @@ export interface MessageMeta {
   story?: { id?: string | number | null; url?: string | null; mention?: boolean; chat?: string | null };
   /** A shared location or venue. */
   location?: { latitude?: number | null; longitude?: number | null; name?: string | null; address?: string | null };
+  /** Contact cards (WhatsApp). */
+  contacts?: { name?: { formatted_name?: string }; phones?: { phone?: string }[] }[];
+  /** A contact card (Telegram). */
+  contact?: { name?: string | null; phone?: string | null };
   quick_reply?: { payload?: string };
   postback?: { title?: string; payload?: string };
 }

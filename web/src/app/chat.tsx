@@ -3,13 +3,13 @@
 
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { api, ApiError, Conversation, Message, MessageMeta, Page, Policy, query, Template, Timer } from './api';
-import { errorText, formatBytes, formatCountdown, formatTime, reasonText, t } from './i18n';
+import { errorText, formatCountdown, formatTime, reasonText, t } from './i18n';
 import { realtime } from './realtime';
 import { agentName, canSupervise, displayName, DRAG_TYPE, selfActions, shared, threadCache, useShared } from './store';
 import { Composer } from './composer';
 import { BotBanner } from './flows';
 import { AutoActions } from './comments';
-import { isImage, isVideo } from '../shared/media';
+import { attachmentLocation, ContactCards, FileView } from './files';
 import { Confirm } from './confirm';
 import { Avatar } from './icons';
 import { refreshCounts, setOnScreen } from './notify';
@@ -498,7 +498,7 @@ function Thread({ c }: { c: Conversation }) {
         const m = e.message as Message;
         const add = async () => {
           let full = m;
-          if (m.kind === 'media') {
+          if (m.kind === 'media' || e.attachments_changed) {
             const page = await api<Page<Message>>('GET', `/conversations/${c.id}/messages?limit=20`);
             full = page.items.find((x) => x.id === m.id) ?? m;
           }
@@ -602,7 +602,8 @@ function Bubble({ m, unsent }: { m: Message; unsent: Set<string> }) {
   const who =
     m.sender_kind === 'customer' ? '' : m.sender_kind === 'bot' ? t('chat.bot') : m.sender_agent_id === me ? t('chat.you') : agentName(m.sender_agent_id);
   const meta = m.meta ?? {};
-  const providerFiles = (meta.attachments ?? []).filter((a) => a.url);
+  // Messages stored before customers' files were downloaded show the provider's links.
+  const providerFiles = m.attachments && m.attachments.length > 0 ? [] : (meta.attachments ?? []).filter((a) => a.url);
   return (
     <div class={`bubble ${cls}${m.kind === 'comment' ? ' comment' : ''}`} id={`msg-${m.id}`} data-testid="message" data-kind={m.kind}>
       {(m.kind === 'note' || m.kind === 'agent_to_agent') && <div class="label">{m.kind === 'note' ? t('chat.private_note') : t('chat.to_colleague')}</div>}
@@ -626,44 +627,37 @@ function Bubble({ m, unsent }: { m: Message; unsent: Set<string> }) {
       <Context meta={meta} quoteGone={!!meta.reply_to_message_id && unsent.has(meta.reply_to_message_id)} />
       {m.attachments && m.attachments.length > 0 ? (
         <div class="attachments">
-          {m.attachments.map((a) =>
-            isImage(a.content_type) ? (
-              <a href={a.url} target="_blank" rel="noopener" key={a.id}>
-                <img src={a.url} alt={a.filename} loading="lazy" />
-              </a>
-            ) : isVideo(a.content_type) ? (
-              <video src={a.url} controls key={a.id} />
-            ) : (
-              <a class="file" href={a.url} key={a.id}>
-                {a.filename} ({formatBytes(a.size_bytes)})
-              </a>
-            ),
-          )}
+          {m.attachments.map((a) => (
+            <FileView a={a} key={a.id} />
+          ))}
           {m.text !== m.attachments[0]?.filename && <div class="text">{m.text}</div>}
         </div>
       ) : (
         <div class={meta.deleted ? (m.text ? 'text deleted' : 'text deleted-note') : 'text'}>{meta.deleted && !m.text ? t('message.deleted_text') : m.text}</div>
       )}
-      {mapLink(meta.location) && (
-        <a class="map" href={mapLink(meta.location)} target="_blank" rel="noopener noreferrer" data-testid="map">
+      {mapLink(meta.location ?? attachmentLocation(meta)) && (
+        <a class="map" href={mapLink(meta.location ?? attachmentLocation(meta))} target="_blank" rel="noopener noreferrer" data-testid="map">
           {t('message.open_map')}
         </a>
       )}
+      <ContactCards meta={meta} />
       {providerFiles.length > 0 && (
         <div class="attachments">
-          {providerFiles.map((a, i) =>
-            a.kind === 'image' || a.kind === 'sticker' ? (
+          {providerFiles.map((a, i) => {
+            // Providers' attachments name their kind `type`.
+            const kind = a.type ?? a.kind;
+            return kind === 'image' || kind === 'sticker' ? (
               <a href={a.url ?? '#'} target="_blank" rel="noopener noreferrer" key={i}>
-                <img src={a.url ?? ''} alt={a.kind} loading="lazy" referrerpolicy="no-referrer" />
+                <img src={a.url ?? ''} alt={kind} loading="lazy" referrerpolicy="no-referrer" />
               </a>
-            ) : a.kind === 'video' ? (
+            ) : kind === 'video' ? (
               <video src={a.url ?? ''} controls key={i} />
             ) : (
               <a class="file" href={a.url ?? '#'} target="_blank" rel="noopener noreferrer" key={i}>
-                {a.kind}
+                {kind}
               </a>
-            ),
-          )}
+            );
+          })}
         </div>
       )}
       {meta.reactions && Object.keys(meta.reactions).length > 0 && (

@@ -4,11 +4,11 @@
 
 import { useEffect, useState } from 'preact/hooks';
 import { api, ApiError, Attachment, Contact, Conversation, HistoryEntry, Page, query } from './api';
-import { errorText, fieldErrorText, formatBytes, formatTime, Key, reasonText, t } from './i18n';
+import { errorText, fieldErrorText, formatTime, Key, reasonText, t } from './i18n';
 import { becauseText } from './comments';
 import { realtime } from './realtime';
 import { agentName, refreshTags, useShared } from './store';
-import { isImage } from '../shared/media';
+import { FileView } from './files';
 import { AutomationPanel } from './flows';
 import { Avatar } from './icons';
 
@@ -323,17 +323,9 @@ function Media({ c }: { c: Conversation }) {
   if (items.length === 0) return <p class="empty">{t('side.no_media')}</p>;
   return (
     <div class="gallery">
-      {items.map((a) =>
-        isImage(a.content_type) ? (
-          <a href={a.url} target="_blank" rel="noopener" key={a.id}>
-            <img src={a.url} alt={a.filename} loading="lazy" />
-          </a>
-        ) : (
-          <a class="file" href={a.url} key={a.id}>
-            📎 {a.filename} ({formatBytes(a.size_bytes)})
-          </a>
-        ),
-      )}
+      {items.map((a) => (
+        <FileView a={a} key={a.id} compact />
+      ))}
     </div>
   );
 }

@@ -200,6 +200,7 @@ pub async fn send(
         content_type: m.content_type.clone(),
         size_bytes: m.size_bytes,
         created_at: st.clock.now(),
+        inbound: None,
     };
     st.media
         .copy(&key(m.id), &att.id.to_string())

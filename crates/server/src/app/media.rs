@@ -97,6 +97,7 @@ pub async fn upload(
         content_type,
         size_bytes: i64::try_from(body.len()).unwrap_or(i64::MAX),
         created_at: st.clock.now(),
+        inbound: None,
     };
     store_bytes(st, att.id, body).await?;
     send_attachment(st, me, att, plan).await
@@ -280,7 +281,9 @@ pub fn attachment_json(a: &Attachment, for_visitor: bool) -> serde_json::Value {
     // The type we serve it with, never the uploader's string (files stored before types were
     // derived may carry one).
     let content_type = media::served_type(&a.content_type);
-    serde_json::json!({ "id": a.id, "filename": a.filename, "content_type": content_type, "size_bytes": a.size_bytes, "url": url })
+    let mut v = serde_json::json!({ "id": a.id, "filename": a.filename, "content_type": content_type, "size_bytes": a.size_bytes, "url": url });
+    crate::app::inbound_media::add_inbound_fields(&mut v, a, for_visitor);
+    v
 }
 
 /// Adds each message's attachments to its JSON.
@@ -290,11 +293,8 @@ pub async fn with_attachments(
     for_visitor: bool,
     mut json: Vec<serde_json::Value>,
 ) -> ApiResult<Vec<serde_json::Value>> {
-    let ids: Vec<MessageId> = messages
-        .iter()
-        .filter(|m| m.kind == MessageKind::Media)
-        .map(|m| m.id)
-        .collect();
+    // Any message may carry files (a customer's text with a photo is a text message).
+    let ids: Vec<MessageId> = messages.iter().map(|m| m.id).collect();
     let all = st.store.attachments_for_messages(&ids).await?;
     for (m, j) in messages.iter().zip(json.iter_mut()) {
         let mine: Vec<_> = all

@@ -11,6 +11,7 @@ pub mod conversation;
 pub mod conversation_list;
 pub mod flow_tools;
 pub mod flows;
+pub mod inbound_media;
 pub mod inbox;
 pub mod library;
 pub mod media;

@@ -188,6 +188,7 @@ pub async fn upload(
         content_type: content_type.to_owned(),
         size_bytes: size,
         created_at: written.created_at,
+        inbound: None,
     };
     st.store.create_attachment(&att).await?;
     // The message went out on the sockets before its file was recorded: `message.updated` makes

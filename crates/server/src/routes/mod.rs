@@ -6,6 +6,7 @@ pub mod channel_actions;
 pub mod comment_rules;
 pub mod contacts;
 pub mod conversations;
+pub mod files;
 pub mod flows;
 pub mod inboxes;
 pub mod library;
@@ -262,6 +263,16 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
         "The conversation's files, newest first",
     ),
     ("get", "/api/v1/media/{id}", "Download a file"),
+    (
+        "get",
+        "/api/v1/media/{id}/thumbnail",
+        "A customer's picture (or video) as a small JPEG of ours",
+    ),
+    (
+        "post",
+        "/api/v1/attachments/{id}/retry",
+        "Download a customer's file whose download failed again",
+    ),
     (
         "get",
         "/api/v1/library",
@@ -589,6 +600,8 @@ pub fn router(st: AppState) -> Router {
         )
         .route("/library/{id}/file", get(library::file))
         .route("/media/{id}", get(media::download))
+        .route("/media/{id}/thumbnail", get(files::thumbnail))
+        .route("/attachments/{id}/retry", post(files::retry))
         .route(
             "/quick-replies",
             get(quick_replies::list).post(quick_replies::create),

@@ -391,6 +391,7 @@ mod tests {
         "/api/v1/conversations/{id}/take-over",
         "/api/v1/scheduled-flows/{id}/send-now",
         "/api/v1/scheduled-flows/{id}/cancel",
+        "/api/v1/attachments/{id}/retry",
     ];
 
     #[test]
