@@ -41,8 +41,8 @@ macro_rules! all_migrations {
             13 "agent_preferences" "0013_agent_preferences",
             14 "contact_profiles" "0014_contact_profiles",
             15 "inbound_media" "0015_inbound_media",
-            17 "media_library" "0017_media_library",
-            18 "private_reply_budget" "0018_private_reply_budget",
+            16 "media_library" "0016_media_library",
+            17 "private_reply_budget" "0017_private_reply_budget",
         )
     };
 }
