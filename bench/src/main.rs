@@ -8,6 +8,7 @@ mod comments;
 mod db;
 mod fanout;
 mod ingest;
+mod media;
 mod queries;
 mod server;
 mod soak;
@@ -94,6 +95,9 @@ enum Command {
     },
     /// A few seconds of ingest asserting only correctness (nothing lost, nothing duplicated).
     Smoke,
+    /// Large files: the server's memory while a 20 MiB file is uploaded, served and downloaded
+    /// from a provider (each held whole at most once), and its idle memory after (within 10 %).
+    Media,
     /// Crash soak: sustained signed ingest and queued replies while the server is `kill -9`ed at
     /// random moments and restarted; then every acknowledged message must be stored exactly once
     /// and every queued reply delivered once or failed with a reason.
@@ -233,6 +237,11 @@ async fn main() -> anyhow::Result<()> {
                 bail!("{errors} webhooks were not acknowledged");
             }
             Ok(())
+        }
+        Command::Media => {
+            let r = media::run(&cli.bin, cli.database_url.as_deref()).await?;
+            media::print(&r);
+            media::check(&r)
         }
         Command::Comments {
             pages,

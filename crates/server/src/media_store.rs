@@ -15,9 +15,11 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 
-/// How much of a streamed file is buffered before it goes out as one part of a multipart upload
-/// (S3's smallest part is 5 MiB).
-const PART_BYTES: usize = 8 * 1024 * 1024;
+/// How much of a streamed file is buffered before it goes out as one part: 1 MiB to a directory,
+/// 5 MiB (S3's smallest part) to a bucket. One part is written at a time: a fast sender waits for
+/// the store, so a file never piles up in memory (at most about two parts of it are).
+const DIR_PART_BYTES: usize = 1024 * 1024;
+const S3_PART_BYTES: usize = 5 * 1024 * 1024;
 
 /// How many of a file's first bytes are kept while streaming it, to tell its type.
 const HEAD_BYTES: usize = 512;
@@ -62,6 +64,7 @@ pub struct MediaStore {
     inner: Arc<dyn ObjectStore>,
     /// For logs and the start-up line: `dir:<path>` or `s3:<bucket>`.
     describe: String,
+    part_bytes: usize,
 }
 
 impl std::fmt::Debug for MediaStore {
@@ -89,6 +92,7 @@ impl MediaStore {
         Ok(Self {
             inner: Arc::new(local),
             describe: format!("dir:{}", dir.display()),
+            part_bytes: DIR_PART_BYTES,
         })
     }
 
@@ -119,6 +123,7 @@ impl MediaStore {
         Ok(Self {
             inner,
             describe: format!("s3:{}", c.bucket),
+            part_bytes: S3_PART_BYTES,
         })
     }
 
@@ -159,7 +164,8 @@ impl MediaStore {
         E: std::fmt::Display,
     {
         let path = Self::path(key)?;
-        let mut w = BufWriter::with_capacity(self.inner.clone(), path, PART_BYTES);
+        let mut w = BufWriter::with_capacity(self.inner.clone(), path, self.part_bytes)
+            .with_max_concurrency(1);
         let mut written = Written {
             size: 0,
             head: Vec::new(),

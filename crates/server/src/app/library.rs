@@ -105,28 +105,26 @@ pub async fn add(
     filename: &str,
     name: Option<&str>,
     tags: &[String],
-    body: axum::body::Bytes,
+    file: crate::responses::UploadedFile,
 ) -> ApiResult<SavedMedia> {
     require_supervisor(me)?;
-    if body.is_empty() {
+    if file.is_empty() {
         return Err(ApiError::invalid("the file is empty"));
     }
     let filename = clean_filename(filename);
-    let m = SavedMedia {
+    let mut m = SavedMedia {
         id: uuid::Uuid::now_v7(),
         workspace_id: st.workspace_id,
         name: parse_name(name.unwrap_or(&filename))?,
         tags: parse_tags(tags)?,
-        content_type: media::sniff(&body).to_owned(),
-        size_bytes: i64::try_from(body.len()).unwrap_or(i64::MAX),
+        content_type: file.content_type().to_owned(),
+        size_bytes: 0,
         filename,
         created_by: Some(me.agent.id),
         created_at: st.clock.now(),
     };
-    st.media.put(&key(m.id), body).await.map_err(|e| {
-        tracing::error!(error = %e, "could not store a library file");
-        ApiError::internal()
-    })?;
+    let size = file.store(&st.media, &key(m.id)).await?;
+    m.size_bytes = i64::try_from(size).unwrap_or(i64::MAX);
     st.store.create_saved_media(&m).await?;
     Ok(m)
 }

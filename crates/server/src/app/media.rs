@@ -5,6 +5,7 @@ use crate::app::send::{PolicyRequest, SendRequest};
 use crate::app::visible;
 use crate::auth::CurrentAgent;
 use crate::error::{ApiError, ApiResult};
+use crate::responses::UploadedFile;
 use crate::state::AppState;
 use axum::http::StatusCode;
 use switchboard_core::conversation as conv;
@@ -78,28 +79,46 @@ pub async fn upload(
     me: &CurrentAgent,
     id: ConversationId,
     (filename, caption, policy): (&str, Option<&str>, PolicyRequest),
-    body: axum::body::Bytes,
+    file: UploadedFile,
 ) -> ApiResult<serde_json::Value> {
     let c = visible(st, me, id).await?;
-    if body.is_empty() {
+    if file.is_empty() {
         return Err(ApiError::invalid("the file is empty"));
     }
     let caption = parse_caption(caption)?;
     // What the file is comes from its bytes; the Content-Type the uploader sent is ignored.
-    let content_type = media::sniff(&body).to_owned();
-    let size = u64::try_from(body.len()).unwrap_or(u64::MAX);
-    let plan = may_send_file(st, me, &c, (&content_type, size), caption, policy).await?;
+    let content_type = file.content_type().to_owned();
+    let att_id = uuid::Uuid::now_v7();
+    let key = att_id.to_string();
+    // Decided before anything is kept when the size is announced (browsers and HTTP clients
+    // announce it); otherwise kept (streamed, within the upload limit), decided, and removed if
+    // refused.
+    let (plan, size) = match file.known_size() {
+        Some(size) => {
+            let plan = may_send_file(st, me, &c, (&content_type, size), caption, policy).await?;
+            (plan, file.store(&st.media, &key).await?)
+        }
+        None => {
+            let size = file.store(&st.media, &key).await?;
+            match may_send_file(st, me, &c, (&content_type, size), caption, policy).await {
+                Ok(plan) => (plan, size),
+                Err(e) => {
+                    let _ = st.media.delete(&key).await;
+                    return Err(e);
+                }
+            }
+        }
+    };
     let att = Attachment {
-        id: uuid::Uuid::now_v7(),
+        id: att_id,
         conversation_id: id,
         message_id: MessageId(uuid::Uuid::now_v7()),
         filename: clean_filename(filename),
         content_type,
-        size_bytes: i64::try_from(body.len()).unwrap_or(i64::MAX),
+        size_bytes: i64::try_from(size).unwrap_or(i64::MAX),
         created_at: st.clock.now(),
         inbound: None,
     };
-    store_bytes(st, att.id, body).await?;
     send_attachment(st, me, att, plan).await
 }
 
@@ -212,14 +231,6 @@ pub async fn send_attachment(
     )
     .await?;
     Ok(json.into_iter().next().unwrap_or_default())
-}
-
-/// Keeps a file's bytes in the media store under its attachment id.
-pub async fn store_bytes(st: &AppState, id: uuid::Uuid, body: axum::body::Bytes) -> ApiResult<()> {
-    st.media.put(&id.to_string(), body).await.map_err(|e| {
-        tracing::error!(error = %e, "could not store an attachment");
-        ApiError::internal()
-    })
 }
 
 /// What each channel sends, for the composer: per kind the largest file (within our own upload

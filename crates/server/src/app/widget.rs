@@ -133,13 +133,13 @@ pub async fn upload(
     v: &VisitorClaims,
     filename: &str,
     client_message_id: Option<&str>,
-    body: axum::body::Bytes,
+    file: crate::responses::UploadedFile,
 ) -> ApiResult<(Written, switchboard_store::Attachment)> {
     rate_limit(st, client, v)?;
-    if body.is_empty() {
+    if file.is_empty() {
         return Err(ApiError::invalid("the file is empty"));
     }
-    let content_type = switchboard_core::media::sniff(&body);
+    let content_type = file.content_type();
     if !visitor_may_send(content_type) {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -150,10 +150,10 @@ pub async fn upload(
     }
     let client_id = livechat::client_message_id(client_message_id)?;
     let filename = crate::app::media::clean_filename(filename);
-    let size = i64::try_from(body.len()).unwrap_or(i64::MAX);
     let file_id = uuid::Uuid::now_v7();
     // The bytes first: a message is never without the file it names.
-    crate::app::media::store_bytes(st, file_id, body).await?;
+    let size = file.store(&st.media, &file_id.to_string()).await?;
+    let size = i64::try_from(size).unwrap_or(i64::MAX);
     let written = match ingest(
         st,
         v,

@@ -5,11 +5,9 @@ use crate::app::library;
 use crate::auth::CurrentAgent;
 use crate::error::ApiPath as Path;
 use crate::error::{ApiJson, ApiQuery, ApiResult};
-use crate::responses::{body_within, created};
+use crate::responses::created;
 use crate::state::AppState;
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
 use axum::response::Response;
 use serde::Deserialize;
 use switchboard_core::ConversationId;
@@ -49,10 +47,8 @@ pub async fn add(
     State(st): State<AppState>,
     me: CurrentAgent,
     ApiQuery(p): ApiQuery<AddParams>,
-    body: Result<Bytes, BytesRejection>,
+    body: crate::responses::UploadedFile,
 ) -> ApiResult<Response> {
-    let limit = st.config.limits.max_upload_bytes;
-    let body = body_within(body, "file_too_large", "files", limit)?;
     let tags: Vec<String> = p
         .tags
         .as_deref()

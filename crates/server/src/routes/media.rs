@@ -6,11 +6,9 @@ use crate::app::visible;
 use crate::auth::{CurrentAgent, Visitor};
 use crate::error::ApiPath as Path;
 use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
-use crate::responses::{body_within, created};
+use crate::responses::created;
 use crate::state::AppState;
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use serde::Deserialize;
@@ -35,10 +33,8 @@ pub async fn upload(
     me: CurrentAgent,
     Path(id): Path<ConversationId>,
     ApiQuery(p): ApiQuery<UploadParams>,
-    body: Result<Bytes, BytesRejection>,
+    body: crate::responses::UploadedFile,
 ) -> ApiResult<Response> {
-    let limit = st.config.limits.max_upload_bytes;
-    let body = body_within(body, "file_too_large", "files", limit)?;
     let policy = crate::app::send::PolicyRequest {
         human_agent_confirmed: p.human_agent_confirmed,
         ..Default::default()

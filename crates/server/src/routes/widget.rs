@@ -58,10 +58,8 @@ pub async fn upload(
     ClientIp(client): ClientIp,
     Visitor(v): Visitor,
     ApiQuery(p): ApiQuery<UploadParams>,
-    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+    body: crate::responses::UploadedFile,
 ) -> ApiResult<Response> {
-    let limit = st.config.limits.max_upload_bytes;
-    let body = crate::responses::body_within(body, "file_too_large", "files", limit)?;
     let id = p.client_message_id.as_deref();
     let (m, a) = widget::upload(&st, client, &v, &p.filename, id, body).await?;
     Ok(created(serde_json::json!({
