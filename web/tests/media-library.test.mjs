@@ -108,7 +108,13 @@ test('a picture pasted into the composer goes to a Messenger customer', async ()
     const lan = await agentPage('lan@shop.vn', 'vi-VN', DESKTOP);
     await lan.getByTestId('conversation-row').filter({ hasText: 'ảnh mẫu' }).click();
     await lan.getByTestId('claim').click();
-    // The clipboard holds a screenshot: pasting puts it in the tray, named for what it is.
+    // Once the reply may be written (the claim answered, the window read)...
+    await lan.waitForFunction(() => {
+      const box = document.querySelector('[data-testid=composer-input]');
+      const reply = document.querySelector('[data-testid=mode-reply]');
+      return box && !box.disabled && reply && !reply.disabled;
+    });
+    // ...the clipboard holds a screenshot: pasting puts it in the tray, named for what it is.
     await lan.getByTestId('composer-input').evaluate((el, b64) => {
       const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
       const dt = new DataTransfer();
