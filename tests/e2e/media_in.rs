@@ -43,22 +43,9 @@ impl Files {
             .unwrap();
         let settings = settings(&sb, &app);
         let (agent_id, agent) = app.agent("lan@shop.vn", "Lan", "agent").await;
-        let v = app
-            .ok(
-                Method::POST,
-                "/api/v1/inboxes",
-                &app.admin,
-                Some(json!({"name": "Shop", "channel": channel, "settings": settings})),
-            )
+        let inbox = app
+            .channel_inbox("Shop", channel, settings, &[&agent_id])
             .await;
-        let inbox = v["id"].as_str().unwrap().to_owned();
-        app.ok(
-            Method::PUT,
-            &format!("/api/v1/inboxes/{inbox}/members"),
-            &app.admin,
-            Some(json!({"agent_ids": [agent_id]})),
-        )
-        .await;
         Self {
             app,
             sb,

@@ -424,12 +424,24 @@ impl TestApp {
 
     /// Creates a live-chat inbox with these members; returns its id.
     pub async fn inbox(&self, name: &str, members: &[&str]) -> String {
+        self.channel_inbox(name, "livechat", json!({}), members)
+            .await
+    }
+
+    /// An inbox of `channel` with these settings and members; returns its id.
+    pub async fn channel_inbox(
+        &self,
+        name: &str,
+        channel: &str,
+        settings: Value,
+        members: &[&str],
+    ) -> String {
         let v = self
             .ok(
                 Method::POST,
                 "/api/v1/inboxes",
                 &self.admin,
-                Some(json!({"name": name, "channel": "livechat"})),
+                Some(json!({"name": name, "channel": channel, "settings": settings})),
             )
             .await;
         let id = v["id"].as_str().unwrap().to_owned();

@@ -33,23 +33,14 @@ impl Tg {
             .unwrap();
         sb.add_telegram_bot(BOT);
         let (agent_id, agent) = app.agent("lan@shop.vn", "Lan", "agent").await;
-        let v = app
-            .ok(
-                Method::POST,
-                "/api/v1/inboxes",
-                &app.admin,
-                Some(json!({"name": "Shop bot", "channel": "telegram",
-                    "settings": {"bot_token": BOT, "api_base_url": sb.base_url()}})),
+        let inbox = app
+            .channel_inbox(
+                "Shop bot",
+                "telegram",
+                json!({"bot_token": BOT, "api_base_url": sb.base_url()}),
+                &[&agent_id],
             )
             .await;
-        let inbox = v["id"].as_str().unwrap().to_owned();
-        app.ok(
-            Method::PUT,
-            &format!("/api/v1/inboxes/{inbox}/members"),
-            &app.admin,
-            Some(json!({"agent_ids": [agent_id]})),
-        )
-        .await;
         Self {
             app,
             sb,

@@ -46,25 +46,12 @@ impl Zalo {
             echoes: true,
         });
         let (agent_id, agent) = app.agent("lan@shop.vn", "Lan", "agent").await;
-        let v = app
-            .ok(
-                Method::POST,
-                "/api/v1/inboxes",
-                &app.admin,
-                Some(json!({"name": "Zalo OA", "channel": "zalo", "settings": {
+        let inbox = app
+            .channel_inbox("Zalo OA", "zalo", json!({
                     "oa_id": OA, "app_id": APP, "app_secret": "zalo_app_secret", "oa_secret_key": KEY,
                     "access_token": "zat_0", "refresh_token": "zrt_0",
-                    "api_base_url": sb.base_url(), "oauth_base_url": sb.base_url()}})),
-            )
+                    "api_base_url": sb.base_url(), "oauth_base_url": sb.base_url()}), &[&agent_id])
             .await;
-        let inbox = v["id"].as_str().unwrap().to_owned();
-        app.ok(
-            Method::PUT,
-            &format!("/api/v1/inboxes/{inbox}/members"),
-            &app.admin,
-            Some(json!({"agent_ids": [agent_id]})),
-        )
-        .await;
         Self {
             app,
             sb,

@@ -95,9 +95,6 @@ impl TextLimit {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Capabilities {
     pub text: TextLimit,
-    /// Files uploaded to Switchboard can be sent (which kinds, types and sizes:
-    /// [`crate::media_limits`]).
-    pub uploaded_files: bool,
     /// Media by a public link or the provider's own media id (WhatsApp).
     pub linked_media: bool,
     /// Approved templates outside the window (WhatsApp).
@@ -151,9 +148,6 @@ const QUICK_REPLIES: ButtonLimits = ButtonLimits {
 pub const fn capabilities(channel: ChannelKind) -> Capabilities {
     const BASE: Capabilities = Capabilities {
         text: TextLimit::Chars(crate::validate::MAX_TEXT_CHARS),
-        // Every channel sends some files (live chat: the widget fetches them from us; providers
-        // fetch a signed URL of ours or take an upload).
-        uploaded_files: true,
         linked_media: false,
         templates: false,
         comments: false,
@@ -457,8 +451,6 @@ impl Content {
 pub enum Unfit {
     /// The text (or the fallback's text) is longer than the channel takes.
     TextTooLong(TextLimit),
-    /// The channel does not carry files uploaded to Switchboard.
-    UploadsNotSupported,
     /// The channel does not carry this kind of content at all (`what`: templates, media, comments).
     NotSupported(&'static str),
     /// More choices than the channel's buttons or list take.
@@ -553,8 +545,10 @@ pub fn fit(channel: ChannelKind, content: &Content) -> Result<Fit, Unfit> {
     match content {
         Content::Text(t) => text_fits(t).map(|()| Fit::AsIs),
         Content::Media(m) => match m.source {
-            MediaSource::Uploaded(_) if caps.uploaded_files => Ok(Fit::AsIs),
-            MediaSource::Uploaded(_) => Err(Unfit::UploadsNotSupported),
+            // Every channel sends files uploaded to us (live chat: the widget fetches them;
+            // providers fetch a signed link of ours or take an upload); which kinds and sizes is
+            // `media_limits`' table.
+            MediaSource::Uploaded(_) => Ok(Fit::AsIs),
             _ if caps.linked_media => Ok(Fit::AsIs),
             _ => Err(Unfit::NotSupported("media")),
         },
@@ -679,9 +673,7 @@ mod tests {
     }
 
     #[test]
-    fn files_templates_and_comments_where_the_channel_has_them() {
-        assert!(capabilities(ChannelKind::Livechat).uploaded_files);
-        assert!(capabilities(ChannelKind::Messenger).uploaded_files);
+    fn templates_and_comments_where_the_channel_has_them() {
         assert!(capabilities(ChannelKind::Whatsapp).templates);
         assert!(capabilities(ChannelKind::Instagram).comments);
         assert!(!capabilities(ChannelKind::Telegram).comments);

@@ -32,13 +32,7 @@ async fn meta_inbox(st: &AppState, me: &CurrentAgent, id: InboxId) -> ApiResult<
 }
 
 fn require_supervisor(me: &CurrentAgent) -> ApiResult<()> {
-    if me.agent.role.supervises() {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden(
-            "only a supervisor or admin may change comment rules",
-        ))
-    }
+    super::require_supervisor(me, "comment rules")
 }
 
 fn post_id(raw: &str) -> ApiResult<&str> {

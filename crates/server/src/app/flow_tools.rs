@@ -76,7 +76,6 @@ fn rendering(channel: ChannelKind, content: &Content) -> Value {
 const fn unfit_code(u: Unfit) -> &'static str {
     match u {
         Unfit::TextTooLong(_) => "text_too_long",
-        Unfit::UploadsNotSupported => "attachments_not_supported",
         Unfit::NotSupported(_) => "not_supported",
         Unfit::TooManyChoices { .. } => "too_many_choices",
         Unfit::ChoiceTitleTooLong { .. } => "choice_title_too_long",

@@ -19,13 +19,7 @@ use switchboard_core::*;
 use switchboard_store::{FaqSettings, ScheduledFlow, ScheduledStatus, StoreError, StoredFlow};
 
 fn require_supervisor(me: &CurrentAgent) -> ApiResult<()> {
-    if me.agent.role.supervises() {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden(
-            "only a supervisor or admin may change flows and the FAQ",
-        ))
-    }
+    super::require_supervisor(me, "flows and the FAQ")
 }
 
 /// The secret HTTP steps sign their requests with (admins only: it verifies them).

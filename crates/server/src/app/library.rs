@@ -18,13 +18,7 @@ const MAX_FILES: u32 = 1000;
 const MAX_TAGS: usize = 20;
 
 fn require_supervisor(me: &CurrentAgent) -> ApiResult<()> {
-    if me.agent.role.supervises() {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden(
-            "only a supervisor or admin may change the media library",
-        ))
-    }
+    super::require_supervisor(me, "the media library")
 }
 
 /// Where a library file's bytes are in the media store.

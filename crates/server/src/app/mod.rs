@@ -25,3 +25,18 @@ pub mod webhook;
 pub mod widget;
 
 pub use conversation::{publish_agent_typing, visible};
+
+/// Supervisors and admins change what the whole team uses (flows, rules, quick replies, the
+/// library); `what` names it in the refusal.
+pub fn require_supervisor(
+    me: &crate::auth::CurrentAgent,
+    what: &str,
+) -> crate::error::ApiResult<()> {
+    if me.agent.role.supervises() {
+        Ok(())
+    } else {
+        Err(crate::error::ApiError::forbidden(&format!(
+            "only a supervisor or admin may change {what}"
+        )))
+    }
+}

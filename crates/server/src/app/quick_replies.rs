@@ -8,13 +8,7 @@ use switchboard_core::validate::{MessageText, QuickReplyCode, TagName, Validatio
 use switchboard_core::{QuickReply, QuickReplyId, Tag, TagId};
 
 fn require_supervisor(me: &CurrentAgent) -> ApiResult<()> {
-    if me.agent.role.supervises() {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden(
-            "only a supervisor or admin may change quick replies",
-        ))
-    }
+    super::require_supervisor(me, "quick replies")
 }
 
 /// The most library files one quick reply carries.

@@ -209,10 +209,6 @@ fn unfit(channel: ChannelKind, u: Unfit) -> Refusal {
         )
         .with_extra(serde_json::json!({"field": "text"}))
         .told_as_invalid_input(),
-        Unfit::UploadsNotSupported => Refusal::new(
-            "attachments_not_supported",
-            "sending files on this channel is not supported yet; send a link instead",
-        ),
         Unfit::NotSupported(what) => {
             Refusal::new("not_supported", format!("{channel} does not carry {what}"))
         }
@@ -250,7 +246,7 @@ fn numbered_because(u: &Unfit) -> serde_json::Value {
             serde_json::json!({"reason": "choice_id_too_long", "max": max})
         }
         Unfit::NotSupported(what) => serde_json::json!({"reason": "not_supported", "what": what}),
-        Unfit::TextTooLong(_) | Unfit::UploadsNotSupported => {
+        Unfit::TextTooLong(_) => {
             serde_json::json!({"reason": "unfit"})
         }
     }
